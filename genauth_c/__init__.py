@@ -1,0 +1,35 @@
+"""genauth_c: a client for GenAuth's V3 management API with a C engine.
+
+    from genauth_c import ManagementClient
+    with ManagementClient("ACCESS_KEY_ID", "ACCESS_KEY_SECRET") as client:
+        envelope = client.trigger_webhook("6229ffaxxxxxxxxcade3e3d9")
+"""
+from genauth_c._core import (
+    APIError,
+    AuthError,
+    ClientClosedError,
+    DecodeError,
+    GenAuthError,
+    ManagementClient,
+    TimeoutError,
+    TransportError,
+    __version__,
+    curl_version,
+    MAX_DEPTH,
+    DEFAULT_MAX_RESPONSE_BYTES,
+)
+
+__all__ = [
+    "APIError",
+    "AuthError",
+    "ClientClosedError",
+    "DecodeError",
+    "GenAuthError",
+    "ManagementClient",
+    "TimeoutError",
+    "TransportError",
+    "__version__",
+    "curl_version",
+    "MAX_DEPTH",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+]

@@ -1,0 +1,60 @@
+"""Build genauth_c._core: the C core (src/core) and its binding (src/binding).
+
+libcurl, cJSON and libcrypto are found with pkg-config. Strictness comes from
+the environment: GENAUTH_WERROR=1 turns warnings into errors, and
+GENAUTH_SANITIZE=address,undefined builds with those sanitizers.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from glob import glob
+
+from setuptools import Extension, setup
+
+PACKAGES = {"libcurl": "libcurl4-openssl-dev", "libcjson": "libcjson-dev",
+            "libcrypto": "libssl-dev"}
+
+
+def pkg_config(*args):
+    return subprocess.run(["pkg-config", *args], check=True, text=True,
+                          capture_output=True).stdout.split()
+
+
+def dependency_flags():
+    if not shutil.which("pkg-config"):
+        sys.exit("genauth_c: pkg-config is missing; install the Debian "
+                 "packages: pkg-config " + " ".join(PACKAGES.values()))
+    missing = [deb for pc, deb in PACKAGES.items()
+               if subprocess.run(["pkg-config", "--exists", pc]).returncode]
+    if missing:
+        sys.exit("genauth_c: the C libraries are missing; install the Debian "
+                 "packages: " + " ".join(missing)
+                 + " (for example: apt-get install -y " + " ".join(missing)
+                 + ")")
+    return pkg_config("--cflags", *PACKAGES), pkg_config("--libs", *PACKAGES)
+
+
+cflags, libs = dependency_flags()
+warnings = ["-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
+            "-Wmissing-prototypes", "-Wformat=2", "-Wno-missing-field-initializers"]
+extra_compile = ["-std=c11", "-D_GNU_SOURCE", "-O2", *warnings, *cflags]
+extra_link = list(libs)
+if os.environ.get("GENAUTH_WERROR") == "1":
+    extra_compile.append("-Werror")
+sanitize = os.environ.get("GENAUTH_SANITIZE")
+if sanitize:
+    extra_compile += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer",
+                      "-fno-sanitize-recover=undefined", "-O1", "-g"]
+    extra_link.append(f"-fsanitize={sanitize}")
+
+core = Extension(
+    "genauth_c._core",
+    sources=sorted(glob("src/core/*.c")) + sorted(glob("src/binding/*.c")),
+    include_dirs=["src/core", "src/binding"],
+    depends=glob("src/core/*.h") + glob("src/binding/*.h"),
+    extra_compile_args=extra_compile,
+    extra_link_args=extra_link,
+)
+
+setup(ext_modules=[core])

@@ -1,0 +1,103 @@
+/* genauth_c._core: multi-phase init, all state in the module (no C
+ * globals), so the module can be reloaded and isolated. */
+#include "binding.h"
+#include "convert.h"
+
+static int
+core_exec(PyObject *module)
+{
+    genauth_module_state *st = PyModule_GetState(module);
+    genauth_error err;
+
+    genauth_error_init(&err);
+    if (genauth_global_init(&err) != GENAUTH_OK) {
+        PyErr_Format(PyExc_ImportError, "genauth_c: %s", err.message);
+        genauth_error_clear(&err);
+        return -1;
+    }
+    st->str_statusCode = PyUnicode_InternFromString("statusCode");
+    st->str_apiCode = PyUnicode_InternFromString("apiCode");
+    st->str_message = PyUnicode_InternFromString("message");
+    st->str_requestId = PyUnicode_InternFromString("requestId");
+    if (!st->str_statusCode || !st->str_apiCode || !st->str_message ||
+        !st->str_requestId)
+        return -1;
+    if (genauth_errors_init(module, st) < 0)
+        return -1;
+    if (genauth_client_type_add(module, st) < 0)
+        return -1;
+    if (PyModule_AddStringConstant(module, "__version__", GENAUTH_VERSION) <
+            0 ||
+        PyModule_AddStringConstant(module, "curl_version",
+                                   genauth_curl_version()) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_DEPTH", GENAUTH_MAX_DEPTH) < 0 ||
+        PyModule_AddIntConstant(module, "DEFAULT_MAX_RESPONSE_BYTES",
+                                (long)GENAUTH_DEFAULT_MAX_RESPONSE_BYTES) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    genauth_module_state *st = PyModule_GetState(module);
+    if (!st)
+        return 0;
+    Py_VISIT(st->client_type);
+    return genauth_errors_traverse(st, visit, arg);
+}
+
+static int
+core_clear(PyObject *module)
+{
+    genauth_module_state *st = PyModule_GetState(module);
+    if (!st)
+        return 0;
+    Py_CLEAR(st->client_type);
+    genauth_errors_clear(st);
+    Py_CLEAR(st->str_statusCode);
+    Py_CLEAR(st->str_apiCode);
+    Py_CLEAR(st->str_message);
+    Py_CLEAR(st->str_requestId);
+    return 0;
+}
+
+static void
+core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+    {0, NULL},
+};
+
+PyDoc_STRVAR(core_doc, "The C engine of genauth_c: GenAuth's V3 management "
+                       "API over libcurl.");
+
+PyModuleDef genauth_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "genauth_c._core",
+    .m_doc = core_doc,
+    .m_size = sizeof(genauth_module_state),
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+genauth_module_state *
+genauth_state_from_type(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModuleByDef(type, &genauth_module_def);
+    return module ? PyModule_GetState(module) : NULL;
+}
+
+PyMODINIT_FUNC PyInit__core(void);
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&genauth_module_def);
+}

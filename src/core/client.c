@@ -1,0 +1,425 @@
+/* The client: options validated and copied once, everything a call needs
+ * built once (URLs, header lists, the token request), and a pool of
+ * connections shared by the threads that use it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "json.h"
+
+/* Bumped in the child after fork(): pooled connections made before it
+ * belong to the parent and must not be used or closed by the child. */
+static volatile unsigned long fork_generation;
+
+static void
+after_fork_in_child(void)
+{
+    fork_generation++;
+}
+
+double
+genauth_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+genauth_status
+genauth_global_init(genauth_error *err)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    /* The headers a build used say nothing of the library loaded at run
+     * time; curl_multi_poll needs 7.66 and more. */
+    if (!info || info->version_num < 0x074200)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "libcurl %s is too old: genauth-c needs "
+                                 "7.66.0 or newer",
+                                 info ? info->version : "(unknown)");
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK)
+        return genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                                 "curl_global_init failed: %s",
+                                 curl_easy_strerror(rc));
+    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0)
+        return genauth_error_set(err, GENAUTH_E_NOMEM,
+                                 "pthread_atfork failed");
+    return GENAUTH_OK;
+}
+
+const char *
+genauth_curl_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version;
+}
+
+void
+genauth_client_options_init(genauth_client_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->timeout = GENAUTH_DEFAULT_TIMEOUT;
+    opts->brand = GENAUTH_BRAND_GENAUTH;
+    opts->auth = GENAUTH_AUTH_TOKEN;
+}
+
+/* ---- the share handle's locks ------------------------------------------ */
+
+static void
+share_lock(CURL *handle, curl_lock_data data, curl_lock_access access,
+           void *userptr)
+{
+    (void)handle;
+    (void)access;
+    genauth_client *client = userptr;
+    pthread_mutex_lock(&client->share_mu[data]);
+}
+
+static void
+share_unlock(CURL *handle, curl_lock_data data, void *userptr)
+{
+    (void)handle;
+    genauth_client *client = userptr;
+    pthread_mutex_unlock(&client->share_mu[data]);
+}
+
+static CURLSH *
+share_new(genauth_client *client)
+{
+    CURLSH *share = curl_share_init();
+    if (!share)
+        return NULL;
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(share, CURLSHOPT_USERDATA, client);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return share;
+}
+
+/* ---- option checks ------------------------------------------------------- */
+
+/* Anything that becomes a header value must not be able to end the header. */
+static genauth_status
+check_header_value(const char *name, const char *value, int allow_empty,
+                   genauth_error *err)
+{
+    if (!allow_empty && !value[0])
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "%s: must not be empty", name);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\r' || *p == '\n')
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "%s: must not contain CR or LF", name);
+    }
+    return GENAUTH_OK;
+}
+
+static char *
+dup_or_null(const char *s, int *nomem)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *nomem = 1;
+    return d;
+}
+
+/* Appends the header line a + b + c (any may be ""). */
+static struct curl_slist *
+append_header(struct curl_slist *list, int *nomem, const char *a,
+              const char *b, const char *c)
+{
+    if (*nomem)
+        return list;
+    genauth_buf line;
+    genauth_buf_init(&line);
+    struct curl_slist *grown = NULL;
+    if (genauth_buf_append_str(&line, a) == 0 &&
+        genauth_buf_append_str(&line, b) == 0 &&
+        genauth_buf_append_str(&line, c) == 0)
+        grown = curl_slist_append(list, line.data);
+    genauth_buf_clear(&line);
+    if (!grown) {
+        *nomem = 1;
+        return list;
+    }
+    return grown;
+}
+
+/* The headers every request carries, after content-type (and, on API calls,
+ * the authorization and user pool headers the token cache adds). */
+static struct curl_slist *
+append_common_headers(genauth_client *c, struct curl_slist *list, int *nomem)
+{
+    const char *pfx = c->header_prefix;
+    list = append_header(list, nomem, pfx, "sdk-version: ",
+                         GENAUTH_SDK_NAME ":" GENAUTH_VERSION);
+    if (c->lang)
+        list = append_header(list, nomem, pfx, "lang: ", c->lang);
+    if (c->tenant_id)
+        list = append_header(list, nomem, pfx, "app-id: ", c->tenant_id);
+    /* libcurl would otherwise wait for 100-continue on larger bodies. */
+    list = append_header(list, nomem, "Expect:", "", "");
+    return list;
+}
+
+static char *
+join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+static char *
+token_request_body(const char *ak, const char *sk, size_t *len)
+{
+    genauth_buf b;
+    genauth_buf_init(&b);
+    if (genauth_buf_append_str(&b, "{\"accessKeyId\":") < 0 ||
+        genauth_json_write_string(ak, strlen(ak), &b) < 0 ||
+        genauth_buf_append_str(&b, ",\"accessKeySecret\":") < 0 ||
+        genauth_json_write_string(sk, strlen(sk), &b) < 0 ||
+        genauth_buf_append_char(&b, '}') < 0) {
+        genauth_buf_clear(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.data;
+}
+
+genauth_status
+genauth_client_new(const genauth_client_options *opts, genauth_client **out,
+                   genauth_error *err)
+{
+    genauth_client *c = NULL;
+    int nomem = 0;
+
+    *out = NULL;
+    if (!opts->access_key_id || !opts->access_key_id[0])
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "access_key_id: must not be empty");
+    if (!opts->access_key_secret || !opts->access_key_secret[0])
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "access_key_secret: must not be empty");
+    if (check_header_value("access_key_id", opts->access_key_id, 0, err) ||
+        (opts->lang && check_header_value("lang", opts->lang, 0, err)) ||
+        (opts->tenant_id &&
+         check_header_value("tenant_id", opts->tenant_id, 0, err)))
+        return err->status;
+    if (!(opts->timeout > 0) || !isfinite(opts->timeout))
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "timeout: must be a finite number of "
+                                 "seconds greater than 0");
+    if (opts->brand != GENAUTH_BRAND_GENAUTH &&
+        opts->brand != GENAUTH_BRAND_AUTHING)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "brand: unknown");
+    if (opts->auth != GENAUTH_AUTH_TOKEN && opts->auth != GENAUTH_AUTH_SIGNATURE)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "auth: unknown");
+    if (opts->ca_bundle && access(opts->ca_bundle, R_OK) != 0)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "ca_bundle: cannot read the file");
+
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    pthread_mutex_init(&c->pool_mu, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->share_mu[i], NULL);
+    genauth_token_cache_init(&c->tokens);
+    c->fork_generation = fork_generation;
+
+    if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
+        goto fail;
+    c->timeout = opts->timeout;
+    c->use_unverified_ssl = opts->use_unverified_ssl;
+    c->brand = opts->brand;
+    c->auth = opts->auth;
+    c->max_response_bytes = opts->max_response_bytes
+                                ? opts->max_response_bytes
+                                : GENAUTH_DEFAULT_MAX_RESPONSE_BYTES;
+    c->header_prefix =
+        c->brand == GENAUTH_BRAND_AUTHING ? "x-authing-" : "x-genauth-";
+    c->access_key_id = dup_or_null(opts->access_key_id, &nomem);
+    c->access_key_secret = dup_or_null(opts->access_key_secret, &nomem);
+    c->lang = dup_or_null(opts->lang, &nomem);
+    c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
+    c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
+    c->token_url = join(c->base_url, "/api/v3/get-management-token");
+    c->trigger_webhook_url = join(c->base_url, "/api/v3/trigger-webhook");
+    c->token_request_body = token_request_body(
+        opts->access_key_id, opts->access_key_secret, &c->token_request_len);
+    if (nomem || !c->token_url || !c->trigger_webhook_url ||
+        !c->token_request_body)
+        goto nomem;
+
+    c->token_headers = append_header(NULL, &nomem,
+                                     "Content-Type: application/json", "", "");
+    c->token_headers = append_common_headers(c, c->token_headers, &nomem);
+    c->base_headers = append_common_headers(c, NULL, &nomem);
+    if (nomem)
+        goto nomem;
+    c->share = share_new(c);
+    if (!c->share)
+        goto nomem;
+    *out = c;
+    return GENAUTH_OK;
+nomem:
+    genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+fail:
+    genauth_client_free(c);
+    return err->status;
+}
+
+static void
+free_pool(genauth_conn *conn)
+{
+    while (conn) {
+        genauth_conn *next = conn->next;
+        genauth_conn_free(conn);
+        conn = next;
+    }
+}
+
+void
+genauth_client_free(genauth_client *c)
+{
+    if (!c)
+        return;
+    if (c->fork_generation == fork_generation) {
+        free_pool(c->idle);
+        if (c->share)
+            curl_share_cleanup(c->share);
+    }
+    curl_slist_free_all(c->token_headers);
+    curl_slist_free_all(c->base_headers);
+    genauth_token_cache_clear(&c->tokens);
+    if (c->access_key_secret) {
+        /* The secret should not outlive the client in freed memory. */
+        volatile char *p = c->access_key_secret;
+        while (*p)
+            *p++ = 0;
+    }
+    if (c->token_request_body) {
+        volatile char *p = c->token_request_body;
+        for (size_t i = 0; i < c->token_request_len; i++)
+            p[i] = 0;
+    }
+    free(c->access_key_id);
+    free(c->access_key_secret);
+    free(c->base_url);
+    free(c->lang);
+    free(c->tenant_id);
+    free(c->ca_bundle);
+    free(c->token_url);
+    free(c->trigger_webhook_url);
+    free(c->token_request_body);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&c->share_mu[i]);
+    pthread_mutex_destroy(&c->pool_mu);
+    free(c);
+}
+
+void
+genauth_client_close(genauth_client *c)
+{
+    pthread_mutex_lock(&c->pool_mu);
+    genauth_conn *idle = c->idle;
+    c->idle = NULL;
+    c->closed = 1;
+    pthread_mutex_unlock(&c->pool_mu);
+    free_pool(idle);
+}
+
+int
+genauth_client_is_closed(const genauth_client *c)
+{
+    return c->closed;
+}
+
+void
+genauth_client_set_interrupt(genauth_client *c, genauth_interrupt_fn fn,
+                             void *userdata)
+{
+    c->interrupt = fn;
+    c->interrupt_data = userdata;
+}
+
+const char *
+genauth_client_base_url(const genauth_client *c)
+{
+    return c->base_url;
+}
+
+unsigned long
+genauth_client_token_fetches(const genauth_client *c)
+{
+    return c->tokens.fetches;
+}
+
+/* In a child after fork(): forget every connection and the share handle
+ * inherited from the parent, and start afresh. Called with pool_mu held. */
+static void
+adopt_after_fork(genauth_client *c)
+{
+    for (genauth_conn *conn = c->idle; conn;) {
+        genauth_conn *next = conn->next;
+        genauth_conn_abandon(conn);
+        conn = next;
+    }
+    c->idle = NULL;
+    c->share = share_new(c);
+    c->fork_generation = fork_generation;
+}
+
+genauth_conn *
+genauth_client_acquire(genauth_client *c, genauth_error *err)
+{
+    genauth_conn *conn = NULL;
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->pool_mu);
+        genauth_error_set(err, GENAUTH_E_CLOSED, "the client is closed");
+        return NULL;
+    }
+    if (c->fork_generation != fork_generation)
+        adopt_after_fork(c);
+    conn = c->idle;
+    if (conn)
+        c->idle = conn->next;
+    pthread_mutex_unlock(&c->pool_mu);
+    if (!conn) {
+        if (!c->share) {
+            genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+            return NULL;
+        }
+        conn = genauth_conn_new(c, err);
+    }
+    return conn;
+}
+
+void
+genauth_client_release(genauth_client *c, genauth_conn *conn)
+{
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->closed || c->fork_generation != fork_generation) {
+        pthread_mutex_unlock(&c->pool_mu);
+        if (c->fork_generation == fork_generation)
+            genauth_conn_free(conn);
+        else
+            genauth_conn_abandon(conn);
+        return;
+    }
+    conn->next = c->idle;
+    c->idle = conn;
+    pthread_mutex_unlock(&c->pool_mu);
+}

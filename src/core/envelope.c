@@ -1,0 +1,101 @@
+/* Response envelopes: {statusCode, message, apiCode?, requestId?, data}.
+ * The whole body is kept exactly; the fields the client acts on are read
+ * once here. */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+#include "json.h"
+
+void
+genauth_envelope_init(genauth_envelope *env)
+{
+    memset(env, 0, sizeof(*env));
+}
+
+void
+genauth_envelope_clear(genauth_envelope *env)
+{
+    genauth_json_doc_free(env->doc);
+    genauth_envelope_init(env);
+}
+
+/* An integral JSON number as a long; 0 when it is not one. */
+static int
+read_integer(const cJSON *item, long *out)
+{
+    if (!cJSON_IsNumber(item))
+        return 0;
+    double v = item->valuedouble;
+    if (!isfinite(v) || v != floor(v) || fabs(v) > 1e15)
+        return 0;
+    *out = (long)v;
+    return 1;
+}
+
+static void
+set_excerpt(genauth_error *err, const genauth_buf *body)
+{
+    size_t n = body->len < sizeof(err->excerpt) ? body->len
+                                                : sizeof(err->excerpt);
+    if (n)
+        memcpy(err->excerpt, body->data, n);
+    err->excerpt_len = n;
+}
+
+genauth_status
+genauth_envelope_parse(const genauth_buf *body, long http_status, int quiet,
+                       genauth_envelope *env, genauth_error *err)
+{
+    genauth_json_doc *doc = NULL;
+    const cJSON *root, *item;
+
+    env->http_status = http_status;
+    if (body->len == 0) {
+        genauth_error_set(err, GENAUTH_E_DECODE,
+                          "the server answered HTTP %ld with an empty body",
+                          http_status);
+        goto decode_fail;
+    }
+    if (genauth_json_doc_parse(body->data, body->len, &doc, err) != GENAUTH_OK) {
+        char reason[GENAUTH_ERRMSG_SIZE];
+        memcpy(reason, err->message, sizeof(reason));
+        genauth_error_set(err, GENAUTH_E_DECODE,
+                          "the server answered HTTP %ld with a body that is "
+                          "not JSON: %s",
+                          http_status, reason);
+        goto decode_fail;
+    }
+    root = genauth_json_doc_root(doc);
+    if (!cJSON_IsObject(root)) {
+        genauth_error_set(err, GENAUTH_E_DECODE,
+                          "the server answered HTTP %ld with JSON that is "
+                          "not an object",
+                          http_status);
+        goto decode_fail;
+    }
+    env->doc = doc;
+    env->has_status_code =
+        read_integer(cJSON_GetObjectItemCaseSensitive(root, "statusCode"),
+                     &env->status_code);
+    env->has_api_code =
+        read_integer(cJSON_GetObjectItemCaseSensitive(root, "apiCode"),
+                     &env->api_code);
+    item = cJSON_GetObjectItemCaseSensitive(root, "message");
+    env->message = cJSON_IsString(item) ? item->valuestring : NULL;
+    item = cJSON_GetObjectItemCaseSensitive(root, "requestId");
+    env->request_id = cJSON_IsString(item) ? item->valuestring : NULL;
+    env->data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    env->response = cJSON_IsObject(env->data)
+                        ? cJSON_GetObjectItemCaseSensitive(env->data,
+                                                           "response")
+                        : NULL;
+    return GENAUTH_OK;
+
+decode_fail:
+    genauth_json_doc_free(doc);
+    err->http_status = http_status;
+    if (!quiet)
+        set_excerpt(err, body);
+    return err->status;
+}

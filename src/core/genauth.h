@@ -1,0 +1,178 @@
+/* genauth-c core: a C client for GenAuth's V3 management API.
+ *
+ * This header is the whole public surface of the core. It never includes
+ * Python.h: a C program can link the core alone. Every object is an opaque
+ * handle with a matched new/free pair; every fallible call returns a
+ * genauth_status and fills a caller-owned genauth_error (no global state). */
+#ifndef GENAUTH_H
+#define GENAUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cJSON.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GENAUTH_VERSION "0.1.0"
+#define GENAUTH_SDK_NAME "genauth-c"
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef enum {
+    GENAUTH_OK = 0,
+    GENAUTH_E_INVALID,     /* a bad argument; nothing was sent */
+    GENAUTH_E_NOMEM,       /* out of memory */
+    GENAUTH_E_TRANSPORT,   /* connection, DNS, TLS, response over the size cap */
+    GENAUTH_E_TIMEOUT,     /* the call's total time limit ran out */
+    GENAUTH_E_DECODE,      /* the body is not a JSON object */
+    GENAUTH_E_AUTH,        /* the token endpoint gave no usable token */
+    GENAUTH_E_INTERRUPTED, /* the interrupt check asked the call to stop */
+    GENAUTH_E_CLOSED,      /* the client was closed */
+} genauth_status;
+
+#define GENAUTH_ERRMSG_SIZE 512
+#define GENAUTH_EXCERPT_SIZE 200
+
+/* Caller-owned. Zero it (or genauth_error_init) before use; release what a
+ * failed call attached with genauth_error_clear. */
+typedef struct {
+    genauth_status status;
+    char message[GENAUTH_ERRMSG_SIZE]; /* never holds the secret or a token */
+    long curl_code;                    /* TRANSPORT / TIMEOUT: CURLcode, else 0 */
+    long http_status;                  /* DECODE / AUTH: HTTP status, else 0 */
+    char excerpt[GENAUTH_EXCERPT_SIZE]; /* DECODE: start of the body (bytes) */
+    size_t excerpt_len;
+    /* AUTH: the token endpoint's envelope when it refused (it then holds no
+     * token), else NULL. Owned by the error; freed by genauth_error_clear. */
+    struct genauth_json_doc *auth_envelope;
+} genauth_error;
+
+void genauth_error_init(genauth_error *err);
+void genauth_error_clear(genauth_error *err);
+/* Sets status and a printf-style message, truncated to fit. Returns status. */
+genauth_status genauth_error_set(genauth_error *err, genauth_status status,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *genauth_status_name(genauth_status status);
+
+/* ---- process-wide ------------------------------------------------------ */
+
+/* Call once per process before any client (initialises libcurl), from one
+ * thread. Fails when the runtime libcurl is older than the build needs. */
+genauth_status genauth_global_init(genauth_error *err);
+/* The runtime libcurl version string, for diagnostics. */
+const char *genauth_curl_version(void);
+
+/* ---- the client -------------------------------------------------------- */
+
+typedef enum {
+    GENAUTH_BRAND_GENAUTH = 0, /* https://api.genauth.ai, x-genauth-* */
+    GENAUTH_BRAND_AUTHING = 1, /* https://api.authing.cn, x-authing-* */
+} genauth_brand;
+
+typedef enum {
+    GENAUTH_AUTH_TOKEN = 0,     /* management token, Bearer */
+    GENAUTH_AUTH_SIGNATURE = 1, /* AK/SK HMAC-SHA1 request signing */
+} genauth_auth_mode;
+
+#define GENAUTH_DEFAULT_TIMEOUT 10.0
+#define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
+
+typedef struct {
+    const char *access_key_id;     /* required, non-empty */
+    const char *access_key_secret; /* required, non-empty */
+    const char *host;              /* NULL: the brand's default host */
+    double timeout;                /* seconds, finite, > 0; total per call */
+    const char *lang;              /* NULL: no lang header */
+    const char *tenant_id;         /* NULL: no app-id header */
+    const char *ca_bundle;         /* NULL: the system's CA store */
+    int use_unverified_ssl;        /* nonzero: no TLS verification */
+    genauth_brand brand;
+    genauth_auth_mode auth;
+    size_t max_response_bytes; /* 0: GENAUTH_DEFAULT_MAX_RESPONSE_BYTES */
+} genauth_client_options;
+
+/* Fills the defaults (timeout 10 s, genauth brand, token auth). */
+void genauth_client_options_init(genauth_client_options *opts);
+
+typedef struct genauth_client genauth_client;
+
+/* Returns nonzero to abort the call in progress with GENAUTH_E_INTERRUPTED.
+ * Called about every 100 ms while a call waits on the network, from the
+ * calling thread. */
+typedef int (*genauth_interrupt_fn)(void *userdata);
+
+/* Validates the options (a bad one is GENAUTH_E_INVALID naming it), copies
+ * them, opens nothing yet. The caller frees *out with genauth_client_free. */
+genauth_status genauth_client_new(const genauth_client_options *opts,
+                                  genauth_client **out, genauth_error *err);
+/* Not thread-safe against calls in flight: free only an idle client. */
+void genauth_client_free(genauth_client *client);
+/* Releases the connections; later calls fail with GENAUTH_E_CLOSED.
+ * Safe while other threads are inside a call. Idempotent. */
+void genauth_client_close(genauth_client *client);
+int genauth_client_is_closed(const genauth_client *client);
+void genauth_client_set_interrupt(genauth_client *client,
+                                  genauth_interrupt_fn fn, void *userdata);
+/* The normalised base URL (no trailing slash). Owned by the client. */
+const char *genauth_client_base_url(const genauth_client *client);
+/* How many token fetches this client has made (for tests and stats). */
+unsigned long genauth_client_token_fetches(const genauth_client *client);
+
+/* ---- exact JSON documents ---------------------------------------------- */
+
+/* (declared in the error struct above) A parsed JSON document that loses nothing: cJSON keeps numbers as doubles
+ * and stops strings at U+0000, so the document also keeps, in document order,
+ * the text of every number literal and of every string that holds \u0000. */
+typedef struct genauth_json_doc genauth_json_doc;
+
+/* ---- trigger-webhook --------------------------------------------------- */
+
+/* TriggerWebhookDto. Borrowed pointers; the caller keeps them alive. */
+typedef struct {
+    const char *webhook_id;   /* UTF-8, webhook_id_len bytes */
+    size_t webhook_id_len;
+    const cJSON *request_headers; /* an object, or NULL to leave it out */
+    const cJSON *request_body;    /* an object, or NULL to leave it out */
+} genauth_trigger_webhook_req;
+
+/* A response envelope, {statusCode, message, apiCode?, requestId?, data}, as
+ * the server sent it, plus the fields the client reads from it (pointing into
+ * `doc`). TriggerWebhookRespDto is this envelope with data.response. */
+typedef struct {
+    genauth_json_doc *doc; /* owned: the whole envelope, exact */
+    long http_status;
+    int has_status_code;
+    long status_code;
+    int has_api_code;
+    long api_code;
+    const char *message;    /* NULL when absent */
+    const char *request_id; /* NULL when absent */
+    const cJSON *data;      /* NULL when absent */
+    const cJSON *response;  /* data.response (trigger-webhook), or NULL */
+} genauth_envelope;
+
+void genauth_envelope_init(genauth_envelope *env);
+void genauth_envelope_clear(genauth_envelope *env);
+/* The whole envelope, exact (numbers and U+0000 kept). Owned by `env`. */
+static inline const genauth_json_doc *
+genauth_envelope_doc(const genauth_envelope *env)
+{
+    return env->doc;
+}
+
+typedef genauth_envelope genauth_trigger_webhook_resp;
+
+/* POST /api/v3/trigger-webhook. On GENAUTH_OK, *resp holds the envelope
+ * (whatever its statusCode); the caller clears it. Thread-safe: many threads
+ * may call on one client. */
+genauth_status genauth_client_trigger_webhook(
+    genauth_client *client, const genauth_trigger_webhook_req *req,
+    genauth_envelope *resp, genauth_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,153 @@
+/* What the core's files share with each other but not with users: the
+ * client's layout, pooled connections, the token cache and small helpers. */
+#ifndef GENAUTH_INTERNAL_H
+#define GENAUTH_INTERNAL_H
+
+#include <pthread.h>
+#include <curl/curl.h>
+
+#include "genauth.h"
+#include "buf.h"
+
+/* ---- clock -------------------------------------------------------------- */
+
+/* Seconds on the monotonic clock. */
+double genauth_now(void);
+
+/* ---- host URL (url.c) ------------------------------------------------- */
+
+/* The base URL for `host` (NULL: the brand's default) with the scheme
+ * lower-cased and trailing slashes dropped. The caller frees *out. */
+genauth_status genauth_url_normalize(const char *host, genauth_brand brand,
+                                     char **out, genauth_error *err);
+
+/* ---- JWT (jwt.c) -------------------------------------------------------- */
+
+/* The `scoped_userpool_id` claim of a JWT, its payload decoded as base64url.
+ * The caller frees *out. GENAUTH_E_AUTH when absent or malformed. */
+genauth_status genauth_jwt_userpool_id(const char *token, char **out,
+                                       genauth_error *err);
+
+/* ---- connections (transport.c) ------------------------------------------ */
+
+/* One libcurl easy handle with its buffers, used by one call at a time and
+ * kept in the client's pool between calls so its connection stays alive. */
+typedef struct genauth_conn {
+    CURL *easy;
+    CURLM *multi; /* drives `easy` so a waiting call can be interrupted */
+    genauth_buf request;  /* the body being sent */
+    genauth_buf response; /* the body received */
+    size_t max_response_bytes;
+    int over_cap; /* the body outgrew max_response_bytes */
+    /* This handle's copy of the authenticated header list, built for the
+     * token generation `api_headers_gen` (0: none yet). */
+    struct curl_slist *api_headers;
+    unsigned long api_headers_gen;
+    /* What is set on `easy` now, to skip setopt calls that change nothing. */
+    const struct curl_slist *cur_headers;
+    const char *cur_url;
+    char errbuf[CURL_ERROR_SIZE];
+    struct genauth_conn *next; /* in the idle pool */
+} genauth_conn;
+
+/* A new handle configured for `client`. NULL: out of memory (err set). */
+genauth_conn *genauth_conn_new(genauth_client *client, genauth_error *err);
+/* Frees the handle and closes its connection. */
+void genauth_conn_free(genauth_conn *conn);
+/* Drops the handle without closing its socket or freeing what libcurl
+ * holds: after fork() the connection belongs to the parent. */
+void genauth_conn_abandon(genauth_conn *conn);
+
+/* POSTs conn->request to `url` with `headers`, collecting the body into
+ * conn->response, bounded by the monotonic `deadline`. Sets *http_status. */
+genauth_status genauth_conn_post(genauth_client *client, genauth_conn *conn,
+                                 const char *url,
+                                 const struct curl_slist *headers,
+                                 double deadline, long *http_status,
+                                 genauth_error *err);
+
+/* ---- the client (client.c) ---------------------------------------------- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t changed;
+    int refreshing;        /* one thread is fetching; the others wait */
+    char *token;           /* secret: never printed */
+    char *userpool_id;
+    double expires_at;     /* monotonic seconds */
+    double refresh_at;     /* expires_at less the refresh margin */
+    unsigned long generation; /* bumped on every new token and on invalidation */
+    unsigned long fetches;
+} genauth_token_cache;
+
+struct genauth_client {
+    /* Options, copied. */
+    char *access_key_id;
+    char *access_key_secret;
+    char *base_url;
+    char *lang, *tenant_id, *ca_bundle;
+    double timeout;
+    int use_unverified_ssl;
+    genauth_brand brand;
+    genauth_auth_mode auth;
+    size_t max_response_bytes;
+    const char *header_prefix; /* "x-genauth-" / "x-authing-" */
+
+    /* Built once per client. */
+    char *token_url;
+    char *trigger_webhook_url;
+    char *token_request_body; /* {"accessKeyId":..,"accessKeySecret":..} */
+    size_t token_request_len;
+    struct curl_slist *token_headers; /* read-only once built */
+    struct curl_slist *base_headers;  /* what every API call carries */
+
+    genauth_token_cache tokens;
+
+    /* The pool of idle connections, and the share handle they use for DNS
+     * and TLS sessions. */
+    pthread_mutex_t pool_mu;
+    genauth_conn *idle;
+    CURLSH *share;
+    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+    unsigned long fork_generation;
+    int closed;
+
+    genauth_interrupt_fn interrupt;
+    void *interrupt_data;
+};
+
+/* A connection from the pool, or a new one. NULL with err set (closed, or no
+ * memory). Give it back with genauth_client_release. */
+genauth_conn *genauth_client_acquire(genauth_client *client,
+                                     genauth_error *err);
+/* Back into the pool; freed instead when the client was closed meanwhile.
+ * (A transfer cut short has already had its connection closed by libcurl.) */
+void genauth_client_release(genauth_client *client, genauth_conn *conn);
+
+/* ---- tokens (token.c) --------------------------------------------------- */
+
+/* Makes conn->api_headers carry a valid token, fetching one when the cache
+ * has none or it is about to expire (at most one fetch in flight). Sets
+ * *generation to the token's generation, for genauth_token_invalidate. */
+genauth_status genauth_token_prepare(genauth_client *client,
+                                     genauth_conn *conn, double deadline,
+                                     unsigned long *generation,
+                                     genauth_error *err);
+/* The server refused the token of `generation`: forget it, unless another
+ * thread has already replaced it. */
+void genauth_token_invalidate(genauth_client *client,
+                              unsigned long generation);
+void genauth_token_cache_init(genauth_token_cache *cache);
+void genauth_token_cache_clear(genauth_token_cache *cache);
+
+/* ---- responses (envelope.c) -------------------------------------------- */
+
+/* Parses conn->response into `env` (fields read from the envelope).
+ * GENAUTH_E_DECODE, with the HTTP status and an excerpt, when the body is not
+ * a JSON object; the excerpt is left out when `quiet` (the token endpoint). */
+genauth_status genauth_envelope_parse(const genauth_buf *body,
+                                      long http_status, int quiet,
+                                      genauth_envelope *env,
+                                      genauth_error *err);
+
+#endif

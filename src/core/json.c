@@ -1,0 +1,811 @@
+/* Exact JSON on top of cJSON: a compact printer that understands raw number
+ * literals and escaped keys, and a parser that keeps what cJSON drops
+ * (number literals, strings holding U+0000). See json.h. */
+#include "json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- shared tables ------------------------------------------------------ */
+
+/* For each byte: 0 when a JSON string may hold it as is; otherwise the
+ * character that follows the backslash when printing it ('u' meaning
+ * \u00xx). The same table tells the parser's scan which bytes inside a string
+ * need a closer look ('"', '\\' and the control characters). */
+static const unsigned char genauth_json_escape[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    ['"'] = '"',
+    ['\\'] = '\\',
+};
+
+static const char genauth_json_hex[] = "0123456789abcdef";
+
+/* ---- building (out) ----------------------------------------------------- */
+
+/* A bare node of `type` whose valuestring is a cJSON-owned copy of `len`
+ * bytes. Memory comes from cJSON_malloc so that cJSON_Delete, which the
+ * caller uses to free the node, releases it with the matching allocator. */
+static cJSON *
+genauth_json_node_with_text(int type, const char *s, size_t len)
+{
+    cJSON *node = NULL;
+    char *copy = NULL;
+
+    if (len == (size_t)-1)
+        goto fail;
+    copy = cJSON_malloc(len + 1);
+    if (copy == NULL)
+        goto fail;
+    if (len)
+        memcpy(copy, s, len);
+    copy[len] = '\0';
+    node = cJSON_CreateNull();
+    if (node == NULL)
+        goto fail;
+    node->type = type;
+    node->valuestring = copy;
+    return node;
+
+fail:
+    cJSON_free(copy);
+    return NULL;
+}
+
+cJSON *
+genauth_json_string_new(const char *s, size_t len)
+{
+    genauth_buf lit;
+    cJSON *node = NULL;
+
+    /* Without NUL, cJSON's own string node holds the text exactly. */
+    if (len == 0 || memchr(s, '\0', len) == NULL)
+        return genauth_json_node_with_text(cJSON_String, len ? s : "", len);
+
+    /* cJSON strings end at NUL, so keep the escaped literal instead. */
+    genauth_buf_init(&lit);
+    if (genauth_json_write_string(s, len, &lit) < 0)
+        goto done;
+    node = genauth_json_node_with_text(cJSON_Raw, lit.data, lit.len);
+
+done:
+    genauth_buf_clear(&lit);
+    return node;
+}
+
+cJSON *
+genauth_json_number_new(const char *literal, size_t len)
+{
+    return genauth_json_node_with_text(cJSON_Raw, literal, len);
+}
+
+int
+genauth_json_object_add(cJSON *object, const char *key, size_t len,
+                        cJSON *item)
+{
+    genauth_buf lit;
+    char *copy = NULL;
+    int escaped;
+    int rc = -1;
+
+    genauth_buf_init(&lit);
+    if (object == NULL || item == NULL || object == item
+        || len == (size_t)-1)
+        goto done;
+    escaped = len > 0 && memchr(key, '\0', len) != NULL;
+    if (escaped) {
+        /* cJSON keys end at NUL: store the escaped body, without quotes,
+         * and flag it so the printer copies it verbatim. */
+        if (genauth_json_write_string(key, len, &lit) < 0)
+            goto done;
+        key = lit.data + 1;
+        len = lit.len - 2;
+    }
+    copy = cJSON_malloc(len + 1);
+    if (copy == NULL)
+        goto done;
+    if (len)
+        memcpy(copy, key, len);
+    copy[len] = '\0';
+
+    if (item->string != NULL && !(item->type & cJSON_StringIsConst))
+        cJSON_free(item->string);
+    item->string = copy;
+    copy = NULL;
+    item->type &= ~(cJSON_StringIsConst | GENAUTH_JSON_KEY_ESCAPED);
+    if (escaped)
+        item->type |= GENAUTH_JSON_KEY_ESCAPED;
+    /* cJSON_AddItemToArray appends in O(1) through child->prev and, unlike
+     * cJSON_AddItemToObject, does not copy the key a second time. It can
+     * only fail on the arguments checked above. */
+    if (!cJSON_AddItemToArray(object, item))
+        goto done;
+    rc = 0;
+
+done:
+    cJSON_free(copy);
+    genauth_buf_clear(&lit);
+    return rc;
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+/* Deeper trees could not be parsed back by cJSON, and the printer recurses. */
+#define GENAUTH_JSON_WRITE_MAX_DEPTH CJSON_NESTING_LIMIT
+
+int
+genauth_json_write_string(const char *s, size_t len, genauth_buf *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + len;
+    const unsigned char *run;
+    char *w;
+
+    /* The common case (nothing to escape) then needs no further growth. */
+    if (len > (size_t)-1 - 2 || genauth_buf_reserve(out, len + 2) < 0)
+        return -1;
+    out->data[out->len++] = '"';
+    while (p < end) {
+        unsigned char esc;
+
+        run = p;
+        while (p < end && genauth_json_escape[*p] == 0)
+            p++;
+        if (p > run) {
+            memcpy(out->data + out->len, run, (size_t)(p - run));
+            out->len += (size_t)(p - run);
+        }
+        if (p == end)
+            break;
+        /* An escape takes up to 6 bytes for 1: keep room for the rest. */
+        if (genauth_buf_reserve(out, 6 + (size_t)(end - p) + 1) < 0)
+            return -1;
+        esc = genauth_json_escape[*p];
+        w = out->data + out->len;
+        w[0] = '\\';
+        if (esc == 'u') {
+            w[1] = 'u';
+            w[2] = '0';
+            w[3] = '0';
+            w[4] = genauth_json_hex[*p >> 4];
+            w[5] = genauth_json_hex[*p & 0xF];
+            out->len += 6;
+        }
+        else {
+            w[1] = (char)esc;
+            out->len += 2;
+        }
+        p++;
+    }
+    out->data[out->len++] = '"';
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+/* cJSON_Number nodes: integers exactly, other values in the fewest of
+ * 15/16/17 significant digits that read back as the same double. */
+static int
+genauth_json_write_double(double d, genauth_buf *out)
+{
+    char tmp[40];
+    int n = 0;
+    int prec;
+    int i;
+
+    if (!isfinite(d))
+        return genauth_buf_append(out, "null", 4);
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+        n = snprintf(tmp, sizeof(tmp), "%.0f", d);
+    }
+    else {
+        for (prec = 15; prec <= 17; prec++) {
+            n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+            if (n > 0 && (size_t)n < sizeof(tmp) && strtod(tmp, NULL) == d)
+                break;
+        }
+    }
+    if (n <= 0 || (size_t)n >= sizeof(tmp))
+        return -1;
+    /* A locale may print a decimal comma; JSON wants a point. */
+    for (i = 0; i < n; i++) {
+        char c = tmp[i];
+        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e'
+              || c == 'E'))
+            tmp[i] = '.';
+    }
+    return genauth_buf_append(out, tmp, (size_t)n);
+}
+
+static int
+genauth_json_write_node(const cJSON *node, genauth_buf *out, int depth)
+{
+    const cJSON *child;
+
+    switch (node->type & 0xFF) {
+    case cJSON_NULL:
+        return genauth_buf_append(out, "null", 4);
+    case cJSON_False:
+        return genauth_buf_append(out, "false", 5);
+    case cJSON_True:
+        return genauth_buf_append(out, "true", 4);
+    case cJSON_Number:
+        return genauth_json_write_double(node->valuedouble, out);
+    case cJSON_Raw:
+        if (node->valuestring == NULL)
+            return -1;
+        return genauth_buf_append_str(out, node->valuestring);
+    case cJSON_String:
+        if (node->valuestring == NULL)
+            return genauth_buf_append(out, "\"\"", 2);
+        return genauth_json_write_string(
+            node->valuestring, strlen(node->valuestring), out);
+    case cJSON_Array:
+        if (depth >= GENAUTH_JSON_WRITE_MAX_DEPTH
+            || genauth_buf_append_char(out, '[') < 0)
+            return -1;
+        for (child = node->child; child != NULL; child = child->next) {
+            if (child != node->child && genauth_buf_append_char(out, ',') < 0)
+                return -1;
+            if (genauth_json_write_node(child, out, depth + 1) < 0)
+                return -1;
+        }
+        return genauth_buf_append_char(out, ']');
+    case cJSON_Object:
+        if (depth >= GENAUTH_JSON_WRITE_MAX_DEPTH
+            || genauth_buf_append_char(out, '{') < 0)
+            return -1;
+        for (child = node->child; child != NULL; child = child->next) {
+            const char *key = child->string ? child->string : "";
+            size_t klen = strlen(key);
+
+            if (child != node->child && genauth_buf_append_char(out, ',') < 0)
+                return -1;
+            if (child->type & GENAUTH_JSON_KEY_ESCAPED) {
+                if (genauth_buf_reserve(out, klen + 3) < 0)
+                    return -1;
+                out->data[out->len++] = '"';
+                memcpy(out->data + out->len, key, klen);
+                out->len += klen;
+                out->data[out->len++] = '"';
+                out->data[out->len] = '\0';
+            }
+            else if (genauth_json_write_string(key, klen, out) < 0) {
+                return -1;
+            }
+            if (genauth_buf_append_char(out, ':') < 0
+                || genauth_json_write_node(child, out, depth + 1) < 0)
+                return -1;
+        }
+        return genauth_buf_append_char(out, '}');
+    default:
+        return -1;
+    }
+}
+
+int
+genauth_json_write(const cJSON *node, genauth_buf *out)
+{
+    size_t start = out->len;
+
+    if (node == NULL || genauth_buf_reserve(out, 64) < 0)
+        return -1;
+    if (genauth_json_write_node(node, out, 0) < 0) {
+        /* Leave the buffer as the caller gave it. */
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- parsing (in) ------------------------------------------------------- */
+
+/* One entry per number literal and per U+0000-bearing string, in document
+ * order; the text lives in the doc's pool, each entry NUL-terminated. */
+#define GENAUTH_JSON_SPAN_NUMBER ((size_t)-1)
+
+typedef struct {
+    size_t off;     /* into pool */
+    size_t len;
+    size_t ordinal; /* the string's ordinal, or GENAUTH_JSON_SPAN_NUMBER */
+} genauth_json_span;
+
+struct genauth_json_doc {
+    cJSON *root;
+    genauth_json_span *spans; /* one growable table: numbers and strings */
+    size_t nspans;
+    size_t spans_cap;
+    size_t nspecial; /* how many spans are strings (the rest: numbers) */
+    genauth_buf pool;
+};
+
+void
+genauth_json_doc_free(genauth_json_doc *doc)
+{
+    if (doc == NULL)
+        return;
+    genauth_buf_clear(&doc->pool);
+    free(doc->spans);
+    cJSON_Delete(doc->root);
+    free(doc);
+}
+
+const cJSON *
+genauth_json_doc_root(const genauth_json_doc *doc)
+{
+    return doc ? doc->root : NULL;
+}
+
+/* Reserves a span and `bytes` + 1 bytes of pool; returns the span (its off
+ * set to the pool's end), or NULL when out of memory. */
+static genauth_json_span *
+genauth_json_doc_add_span(genauth_json_doc *doc, size_t bytes, size_t ordinal)
+{
+    genauth_json_span *span;
+
+    if (doc->nspans == doc->spans_cap) {
+        size_t cap = doc->spans_cap ? doc->spans_cap * 2 : 16;
+        genauth_json_span *grown;
+
+        if (cap > (size_t)-1 / sizeof(*grown))
+            return NULL;
+        grown = realloc(doc->spans, cap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        doc->spans = grown;
+        doc->spans_cap = cap;
+    }
+    if (genauth_buf_reserve(&doc->pool, bytes + 1) < 0)
+        return NULL;
+    span = &doc->spans[doc->nspans++];
+    span->off = doc->pool.len;
+    span->len = 0;
+    span->ordinal = ordinal;
+    return span;
+}
+
+static int
+genauth_json_hex4(const unsigned char *p, unsigned *out)
+{
+    unsigned v = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Decodes the body of a string literal already checked by the scan (and by
+ * cJSON) into the pool. Decoding never grows the text, so `e - s` bytes
+ * suffice. */
+static int
+genauth_json_record_string(genauth_json_doc *doc, const unsigned char *s,
+                           const unsigned char *e, size_t ordinal)
+{
+    genauth_json_span *span;
+    unsigned char *w;
+    unsigned char *w0;
+
+    span = genauth_json_doc_add_span(doc, (size_t)(e - s), ordinal);
+    if (span == NULL)
+        return -1;
+    w0 = w = (unsigned char *)doc->pool.data + span->off;
+    while (s < e) {
+        unsigned cp;
+
+        if (*s != '\\') {
+            *w++ = *s++;
+            continue;
+        }
+        switch (s[1]) {
+        case 'b':
+            *w++ = '\b';
+            break;
+        case 'f':
+            *w++ = '\f';
+            break;
+        case 'n':
+            *w++ = '\n';
+            break;
+        case 'r':
+            *w++ = '\r';
+            break;
+        case 't':
+            *w++ = '\t';
+            break;
+        case 'u':
+            break;
+        default: /* '"', '\\', '/' */
+            *w++ = s[1];
+            break;
+        }
+        if (s[1] != 'u') {
+            s += 2;
+            continue;
+        }
+        (void)genauth_json_hex4(s + 2, &cp);
+        s += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF && e - s >= 6 && s[0] == '\\'
+            && s[1] == 'u') {
+            unsigned lo;
+            if (genauth_json_hex4(s + 2, &lo) == 0 && lo >= 0xDC00
+                && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                s += 6;
+            }
+        }
+        if (cp < 0x80) {
+            *w++ = (unsigned char)cp;
+        }
+        else if (cp < 0x800) {
+            *w++ = (unsigned char)(0xC0 | (cp >> 6));
+            *w++ = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        else if (cp < 0x10000) {
+            *w++ = (unsigned char)(0xE0 | (cp >> 12));
+            *w++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+            *w++ = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        else {
+            *w++ = (unsigned char)(0xF0 | (cp >> 18));
+            *w++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+            *w++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+            *w++ = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+    }
+    *w = '\0';
+    span->len = (size_t)(w - w0);
+    doc->pool.len += span->len + 1;
+    doc->nspecial++;
+    return 0;
+}
+
+static int
+genauth_json_record_number(genauth_json_doc *doc, const unsigned char *s,
+                           size_t len)
+{
+    genauth_json_span *span;
+
+    span = genauth_json_doc_add_span(doc, len, GENAUTH_JSON_SPAN_NUMBER);
+    if (span == NULL)
+        return -1;
+    memcpy(doc->pool.data + span->off, s, len);
+    doc->pool.data[span->off + len] = '\0';
+    span->len = len;
+    doc->pool.len += len + 1;
+    return 0;
+}
+
+static int
+genauth_json_is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The end of the number literal at p under JSON's grammar, or NULL. cJSON
+ * takes any run of [0-9+-.eE] strtod accepts ("01", "1.", "-.5"); Python's
+ * json, like the RFC, does not. */
+static const unsigned char *
+genauth_json_scan_number(const unsigned char *p, const unsigned char *end)
+{
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (p < end && *p >= '1' && *p <= '9')
+        while (p < end && genauth_json_is_digit(*p))
+            p++;
+    else
+        return NULL;
+    if (p < end && *p == '.') {
+        p++;
+        if (p == end || !genauth_json_is_digit(*p))
+            return NULL;
+        while (p < end && genauth_json_is_digit(*p))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p == end || !genauth_json_is_digit(*p))
+            return NULL;
+        while (p < end && genauth_json_is_digit(*p))
+            p++;
+    }
+    if (p < end
+        && (genauth_json_is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E'
+            || *p == '+' || *p == '-'))
+        return NULL;
+    return p;
+}
+
+/* The end of the string literal whose opening quote is at p (pointing at the
+ * closing quote), or NULL when it holds an unescaped control character or a
+ * bad escape (cJSON reads "\u00zz" as U+0000). *has_nul tells whether an
+ * escape decodes to U+0000. */
+static const unsigned char *
+genauth_json_scan_string(const unsigned char *p, const unsigned char *end,
+                         int *has_nul)
+{
+    unsigned cp;
+
+    *has_nul = 0;
+    p++;
+    for (;;) {
+        while (p < end && genauth_json_escape[*p] == 0)
+            p++;
+        if (p == end || *p < 0x20)
+            return NULL;
+        if (*p == '"')
+            return p;
+        /* a backslash */
+        if (end - p < 2)
+            return NULL;
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            p += 2;
+            break;
+        case 'u':
+            if (end - p < 6 || genauth_json_hex4(p + 2, &cp) < 0)
+                return NULL;
+            if (cp == 0)
+                *has_nul = 1;
+            p += 6;
+            break;
+        default:
+            return NULL;
+        }
+    }
+}
+
+static int
+genauth_json_is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The one linear pass over a text cJSON accepted (len: up to where cJSON
+ * stopped): refuses what cJSON lets through but JSON does not, and records
+ * the number literals and the U+0000-bearing strings. Returns the offset of
+ * the first offending byte, len when all is well, or (size_t)-1 when out of
+ * memory. */
+static size_t
+genauth_json_scan(genauth_json_doc *doc, const unsigned char *text,
+                  size_t len)
+{
+    const unsigned char *p = text;
+    const unsigned char *end = text + len;
+    const unsigned char *q;
+    size_t ordinal = 0;
+    int has_nul;
+
+    if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
+        p += 3; /* cJSON skips a UTF-8 BOM, as json.loads(bytes) does */
+    while (p < end) {
+        switch (*p) {
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+        case ',':
+        case ':':
+        case '[':
+        case ']':
+        case '{':
+        case '}':
+            p++;
+            break;
+        case '"':
+            q = genauth_json_scan_string(p, end, &has_nul);
+            if (q == NULL)
+                goto bad;
+            if (has_nul
+                && genauth_json_record_string(doc, p + 1, q, ordinal) < 0)
+                return (size_t)-1;
+            ordinal++;
+            p = q + 1;
+            break;
+        case 't':
+        case 'n':
+            if (end - p < 4)
+                goto bad;
+            p += 4;
+            break;
+        case 'f':
+            if (end - p < 5)
+                goto bad;
+            p += 5;
+            break;
+        default:
+            q = genauth_json_scan_number(p, end);
+            if (q == NULL)
+                goto bad;
+            if (genauth_json_record_number(doc, p, (size_t)(q - p)) < 0)
+                return (size_t)-1;
+            p = q;
+            break;
+        }
+    }
+    return len;
+
+bad:
+    return (size_t)(p - text);
+}
+
+/* After cJSON refused the text: whether it did so at an opening bracket
+ * nested deeper than its limit. Brackets inside strings do not count. */
+static int
+genauth_json_too_deep(const unsigned char *text, size_t len, size_t err_at)
+{
+    size_t i;
+    size_t depth = 0;
+
+    for (i = 0; i < len && i <= err_at; i++) {
+        unsigned char c = text[i];
+
+        if (c == '"') {
+            for (i++; i < len && text[i] != '"'; i++)
+                if (text[i] == '\\')
+                    i++;
+        }
+        else if (c == '[' || c == '{') {
+            if (++depth > CJSON_NESTING_LIMIT)
+                return i == err_at;
+        }
+        else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+genauth_status
+genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
+                       genauth_error *err)
+{
+    genauth_json_doc *doc = NULL;
+    const char *parse_end = NULL;
+    const unsigned char *u = (const unsigned char *)text;
+    size_t stop, at, i;
+    genauth_status status;
+
+    *out = NULL;
+    if (len == 0) {
+        status = genauth_error_set(err, GENAUTH_E_DECODE,
+                                   "invalid JSON: empty body");
+        goto fail;
+    }
+    if (text == NULL) {
+        status = genauth_error_set(err, GENAUTH_E_INVALID,
+                                   "JSON text is NULL");
+        goto fail;
+    }
+    doc = calloc(1, sizeof(*doc));
+    if (doc == NULL)
+        goto nomem;
+    genauth_buf_init(&doc->pool);
+
+    /* With an explicit length cJSON reads no further than len, so the text
+     * needs no NUL-terminated copy; the trailing bytes are checked below. */
+    doc->root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
+    if (doc->root == NULL) {
+        at = parse_end ? (size_t)(parse_end - text) : 0;
+        if (genauth_json_too_deep(u, len, at))
+            status = genauth_error_set(err, GENAUTH_E_DECODE,
+                                       "JSON nested deeper than %d levels",
+                                       CJSON_NESTING_LIMIT);
+        else
+            status = genauth_error_set(err, GENAUTH_E_DECODE,
+                                       "invalid JSON at byte %zu", at);
+        goto fail;
+    }
+    stop = (size_t)(parse_end - text);
+    at = genauth_json_scan(doc, u, stop);
+    if (at == (size_t)-1)
+        goto nomem;
+    if (at == stop) {
+        /* cJSON skips any byte <= ' ' as white space, JSON only four. */
+        for (i = stop; i < len && genauth_json_is_space(u[i]); i++)
+            ;
+        at = i;
+    }
+    if (at != len) {
+        status = genauth_error_set(err, GENAUTH_E_DECODE,
+                                   "invalid JSON at byte %zu", at);
+        goto fail;
+    }
+    *out = doc;
+    return GENAUTH_OK;
+
+nomem:
+    status = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+fail:
+    genauth_json_doc_free(doc);
+    return status;
+}
+
+/* ---- the cursor --------------------------------------------------------- */
+
+void
+genauth_json_cursor_init(genauth_json_cursor *c, const genauth_json_doc *doc)
+{
+    c->doc = doc;
+    c->next_number = 0;
+    c->next_string = 0;
+    c->next_special = 0;
+}
+
+void
+genauth_json_cursor_number(genauth_json_cursor *c, const char **lit,
+                           size_t *len)
+{
+    const genauth_json_doc *doc = c->doc;
+    size_t i = c->next_number;
+
+    /* Both indexes only move forward over the one table, so a whole walk
+     * costs O(spans). */
+    while (i < doc->nspans && doc->spans[i].ordinal != GENAUTH_JSON_SPAN_NUMBER)
+        i++;
+    if (i == doc->nspans) {
+        /* More number nodes than literals: the caller walked another tree. */
+        c->next_number = i;
+        *lit = NULL;
+        *len = 0;
+        return;
+    }
+    *lit = doc->pool.data + doc->spans[i].off;
+    *len = doc->spans[i].len;
+    c->next_number = i + 1;
+}
+
+void
+genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
+                           const char **s, size_t *len)
+{
+    const genauth_json_doc *doc = c->doc;
+    size_t ordinal = c->next_string++;
+    size_t i;
+
+    if (doc->nspecial > 0) {
+        i = c->next_special;
+        while (i < doc->nspans
+               && (doc->spans[i].ordinal == GENAUTH_JSON_SPAN_NUMBER
+                   || doc->spans[i].ordinal < ordinal))
+            i++;
+        c->next_special = i;
+        if (i < doc->nspans && doc->spans[i].ordinal == ordinal) {
+            *s = doc->pool.data + doc->spans[i].off;
+            *len = doc->spans[i].len;
+            c->next_special = i + 1;
+            return;
+        }
+    }
+    if (cjson_str == NULL)
+        cjson_str = "";
+    *s = cjson_str;
+    *len = strlen(cjson_str);
+}

@@ -1,0 +1,86 @@
+/* Exact JSON on top of cJSON.
+ *
+ * cJSON keeps numbers only as doubles and cuts strings at U+0000. genauth-c
+ * loses nothing either way:
+ *  - Out (requests): numbers are cJSON_Raw nodes holding their literal text;
+ *    a string holding U+0000 is a cJSON_Raw node holding its whole escaped
+ *    literal (quotes included); an object key holding U+0000 is stored
+ *    escaped (no quotes) and flagged GENAUTH_JSON_KEY_ESCAPED in item->type.
+ *    genauth_json_write prints such trees compactly.
+ *  - In (responses): genauth_json_doc keeps, beside the cJSON tree, the text
+ *    of every number literal and the exact bytes of every string that holds
+ *    U+0000, in document order; a genauth_json_cursor walking the tree in
+ *    document order (pre-order, each object key before its value) gets them
+ *    back. */
+#ifndef GENAUTH_JSON_H
+#define GENAUTH_JSON_H
+
+#include "genauth.h"
+#include "buf.h"
+
+/* On an object member: item->string is escaped JSON (without quotes). */
+#define GENAUTH_JSON_KEY_ESCAPED (1 << 12)
+
+/* ---- building (out) ---- */
+
+/* A string node for `len` bytes of UTF-8 that may hold NUL. NULL: no memory. */
+cJSON *genauth_json_string_new(const char *s, size_t len);
+/* A raw number node holding a copy of `literal` (already valid JSON). */
+cJSON *genauth_json_number_new(const char *literal, size_t len);
+/* Adds `item` to `object` under the key (`len` bytes, may hold NUL); the
+ * object takes ownership of item. Returns 0, or -1 on no memory (item is then
+ * still the caller's). */
+int genauth_json_object_add(cJSON *object, const char *key, size_t len,
+                            cJSON *item);
+
+/* Appends `node` as compact JSON: separators "," and ":", non-ASCII and '/'
+ * as they are, control characters and '"' '\\' escaped as JavaScript's
+ * JSON.stringify does. Raw nodes verbatim; cJSON_Number nodes as exact
+ * integers or round-tripping decimals (NaN and infinities as null). Returns
+ * 0, or -1 on no memory, an invalid node or nesting deeper than
+ * CJSON_NESTING_LIMIT (which cJSON could not read back); `out` is then left
+ * as it was. */
+int genauth_json_write(const cJSON *node, genauth_buf *out);
+/* Appends the JSON string literal (quotes included) for `len` bytes. */
+int genauth_json_write_string(const char *s, size_t len, genauth_buf *out);
+
+/* ---- parsing (in) ---- */
+
+/* Parses exactly `len` bytes (text[len] need not be NUL; the text is not
+ * kept). Invalid JSON is GENAUTH_E_DECODE: what cJSON refuses, plus what it
+ * lets through but Python's json refuses (unescaped control characters in
+ * strings, bad \u escapes, numbers such as 01 or 1., white space other than
+ * the four JSON allows, trailing data), and nesting beyond cJSON's limit
+ * ("JSON nested deeper than 1000 levels"). The message never quotes the text.
+ * Known limit: cJSON releases after 1.7.15 refuse number literals longer
+ * than 63 characters.
+ * The caller frees *out with genauth_json_doc_free. */
+genauth_status genauth_json_doc_parse(const char *text, size_t len,
+                                      genauth_json_doc **out,
+                                      genauth_error *err);
+void genauth_json_doc_free(genauth_json_doc *doc); /* NULL: no-op */
+const cJSON *genauth_json_doc_root(const genauth_json_doc *doc);
+
+/* Cheap to make: one per walk, on the stack. The doc keeps numbers and
+ * U+0000-bearing strings in one table; both indexes only move forward. */
+typedef struct {
+    const genauth_json_doc *doc;
+    size_t next_number;  /* table position to look for the next number from */
+    size_t next_string;  /* ordinal of the next string (keys included) */
+    size_t next_special; /* table position to look for the next string from */
+} genauth_json_cursor;
+
+void genauth_json_cursor_init(genauth_json_cursor *c,
+                              const genauth_json_doc *doc);
+/* Call for each number node in document order: the literal's text,
+ * NUL-terminated, borrowed from the doc. *lit is NULL (and *len 0) when the
+ * walk has more number nodes than the doc has literals (a caller bug). */
+void genauth_json_cursor_number(genauth_json_cursor *c, const char **lit,
+                                size_t *len);
+/* Call for each string in document order, keys included, passing cJSON's
+ * (possibly cut) string: its exact bytes and length. Borrowed from the doc
+ * (or `cjson_str` itself when it was not cut); NUL-terminated. */
+void genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
+                                const char **s, size_t *len);
+
+#endif

@@ -1,0 +1,108 @@
+/* The user pool id travels inside the management token: a JWT whose payload
+ * is base64url (RFC 7515), not base64, so '-' and '_' must decode. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int
+b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-' || c == '+') /* '+' and '/' tolerated from lax issuers */
+        return 62;
+    if (c == '_' || c == '/')
+        return 63;
+    return -1;
+}
+
+/* Decodes `len` base64url characters (padding optional) into a new
+ * NUL-terminated buffer the caller frees. NULL when malformed or no memory. */
+static char *
+b64url_decode(const char *s, size_t len, size_t *out_len)
+{
+    while (len && s[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return NULL;
+    char *out = malloc(len / 4 * 3 + 3 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)s[i]);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+genauth_status
+genauth_jwt_userpool_id(const char *token, char **out, genauth_error *err)
+{
+    char *payload = NULL;
+    cJSON *claims = NULL;
+    size_t payload_len = 0;
+
+    *out = NULL;
+    const char *dot1 = strchr(token, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    if (!dot2) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the management token is not a JWT");
+        goto fail;
+    }
+    payload = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
+    if (!payload) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the management token's payload is not base64url");
+        goto fail;
+    }
+    claims = cJSON_ParseWithLength(payload, payload_len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(claims,
+                                                       "scoped_userpool_id");
+    if (!cJSON_IsString(id) || !id->valuestring[0]) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the management token has no scoped_userpool_id "
+                          "claim");
+        goto fail;
+    }
+    for (const char *p = id->valuestring; *p; p++) {
+        /* It becomes a header value. */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            genauth_error_set(err, GENAUTH_E_AUTH,
+                              "the management token's scoped_userpool_id "
+                              "holds control characters");
+            goto fail;
+        }
+    }
+    *out = strdup(id->valuestring);
+    if (!*out) {
+        genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    cJSON_Delete(claims);
+    free(payload);
+    return GENAUTH_OK;
+fail:
+    cJSON_Delete(claims);
+    free(payload);
+    return err->status;
+}

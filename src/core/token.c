@@ -1,0 +1,274 @@
+/* Management-token authentication: one token per client, fetched lazily,
+ * refreshed ahead of expiry, with at most one fetch in flight however many
+ * threads need it, and forgotten when the server refuses it. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "json.h"
+
+/* A waiting thread wakes this often to honour its own deadline and the
+ * interrupt check while another thread fetches. */
+#define WAIT_SLICE 0.1
+
+void
+genauth_token_cache_init(genauth_token_cache *t)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->mu, NULL);
+    /* Timed waits use the monotonic clock, like every deadline here. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->changed, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void
+wipe_free(char *s)
+{
+    if (!s)
+        return;
+    volatile char *p = s;
+    while (*p)
+        *p++ = 0;
+    free(s);
+}
+
+void
+genauth_token_cache_clear(genauth_token_cache *t)
+{
+    wipe_free(t->token);
+    free(t->userpool_id);
+    t->token = NULL;
+    t->userpool_id = NULL;
+    pthread_cond_destroy(&t->changed);
+    pthread_mutex_destroy(&t->mu);
+}
+
+/* Builds conn's authenticated header list from the cached token. Called with
+ * the cache locked, so the strings cannot change underneath. */
+static genauth_status
+build_api_headers(genauth_client *c, genauth_conn *conn, genauth_error *err)
+{
+    genauth_buf line;
+    struct curl_slist *list = NULL, *grown;
+    genauth_buf_init(&line);
+
+    grown = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!grown)
+        goto nomem;
+    list = grown;
+    genauth_buf_reset(&line);
+    if (genauth_buf_printf(&line, "Authorization: Bearer %s",
+                           c->tokens.token) < 0 ||
+        !(grown = curl_slist_append(list, line.data)))
+        goto nomem;
+    genauth_buf_reset(&line);
+    if (genauth_buf_printf(&line, "%suserpool-id: %s", c->header_prefix,
+                           c->tokens.userpool_id) < 0 ||
+        !(grown = curl_slist_append(list, line.data)))
+        goto nomem;
+    for (const struct curl_slist *h = c->base_headers; h; h = h->next) {
+        if (!(grown = curl_slist_append(list, h->data)))
+            goto nomem;
+    }
+    /* The line held the token. */
+    if (line.data) {
+        volatile char *p = line.data;
+        for (size_t i = 0; i < line.cap; i++)
+            p[i] = 0;
+    }
+    genauth_buf_clear(&line);
+    curl_slist_free_all(conn->api_headers);
+    conn->api_headers = list;
+    conn->cur_headers = NULL; /* the old list is gone: set the new one */
+    conn->api_headers_gen = c->tokens.generation;
+    return GENAUTH_OK;
+nomem:
+    genauth_buf_clear(&line);
+    curl_slist_free_all(list);
+    return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+}
+
+/* Reads the token endpoint's answer. On success *token and *userpool_id are
+ * new strings the caller frees, *lifetime is expires_in. */
+static genauth_status
+read_token_answer(genauth_conn *conn, long http_status, char **token,
+                  char **userpool_id, double *lifetime, genauth_error *err)
+{
+    genauth_envelope env;
+    genauth_envelope_init(&env);
+    *token = NULL;
+    *userpool_id = NULL;
+
+    /* quiet: an excerpt of this body could hold a token. */
+    if (genauth_envelope_parse(&conn->response, http_status, 1, &env, err))
+        goto fail;
+    if (!env.has_status_code || env.status_code != 200) {
+        genauth_error_set(
+            err, GENAUTH_E_AUTH, "the token endpoint refused: %s%s(HTTP %ld)",
+            env.message ? env.message : "no message", env.message ? " " : " ",
+            http_status);
+        err->http_status = http_status;
+        err->auth_envelope = env.doc; /* a refusal carries no token */
+        env.doc = NULL;
+        goto fail;
+    }
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(env.data,
+                                                        "access_token");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(env.data,
+                                                        "expires_in");
+    if (!cJSON_IsString(tok) || !tok->valuestring[0]) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the token endpoint answered without an "
+                          "access_token");
+        err->http_status = http_status;
+        goto fail;
+    }
+    for (const char *p = tok->valuestring; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            genauth_error_set(err, GENAUTH_E_AUTH,
+                              "the token endpoint answered with a token "
+                              "holding control characters");
+            err->http_status = http_status;
+            goto fail;
+        }
+    }
+    if (!cJSON_IsNumber(exp) || !(exp->valuedouble > 0) ||
+        !isfinite(exp->valuedouble)) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the token endpoint answered without a positive "
+                          "expires_in");
+        err->http_status = http_status;
+        goto fail;
+    }
+    if (genauth_jwt_userpool_id(tok->valuestring, userpool_id, err))
+        goto fail;
+    *token = strdup(tok->valuestring);
+    if (!*token) {
+        genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    *lifetime = exp->valuedouble;
+    genauth_envelope_clear(&env);
+    return GENAUTH_OK;
+fail:
+    free(*userpool_id);
+    *userpool_id = NULL;
+    genauth_envelope_clear(&env);
+    return err->status;
+}
+
+static genauth_status
+fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
+            char **token, char **userpool_id, double *lifetime,
+            genauth_error *err)
+{
+    long http_status = 0;
+    genauth_status st;
+
+    genauth_buf_reset(&conn->request);
+    if (genauth_buf_append(&conn->request, c->token_request_body,
+                           c->token_request_len) < 0)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
+                           &http_status, err);
+    /* The request buffer held the secret. */
+    memset(conn->request.data, 0, conn->request.len);
+    genauth_buf_reset(&conn->request);
+    if (st != GENAUTH_OK)
+        return st;
+    return read_token_answer(conn, http_status, token, userpool_id, lifetime,
+                             err);
+}
+
+static void
+wait_until(genauth_token_cache *t, double until)
+{
+    double secs = floor(until);
+    struct timespec ts = {(time_t)secs, (long)((until - secs) * 1e9)};
+    pthread_cond_timedwait(&t->changed, &t->mu, &ts);
+}
+
+genauth_status
+genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
+                      unsigned long *generation, genauth_error *err)
+{
+    genauth_token_cache *t = &c->tokens;
+    genauth_status st = GENAUTH_OK;
+
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        double now = genauth_now();
+        if (t->token && now < t->refresh_at)
+            break;
+        if (!t->refreshing) {
+            char *token = NULL, *userpool_id = NULL;
+            double lifetime = 0;
+            t->refreshing = 1;
+            pthread_mutex_unlock(&t->mu);
+            st = fetch_token(c, conn, deadline, &token, &userpool_id,
+                             &lifetime, err);
+            double fetched_at = genauth_now();
+            pthread_mutex_lock(&t->mu);
+            t->refreshing = 0;
+            t->fetches++;
+            pthread_cond_broadcast(&t->changed);
+            if (st != GENAUTH_OK)
+                goto done;
+            wipe_free(t->token);
+            free(t->userpool_id);
+            t->token = token;
+            t->userpool_id = userpool_id;
+            /* Refresh when less than min(60 s, a tenth of the lifetime)
+             * remains, so a token does not expire in flight. */
+            double margin = fmin(60.0, lifetime / 10.0);
+            t->expires_at = fetched_at + lifetime;
+            t->refresh_at = t->expires_at - margin;
+            t->generation++;
+            break;
+        }
+        /* Another thread is fetching: wait for it, within our deadline. */
+        if (now >= deadline) {
+            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
+                                   "the call timed out waiting for a "
+                                   "management token");
+            goto done;
+        }
+        wait_until(t, fmin(deadline, now + WAIT_SLICE));
+        if (c->interrupt && t->refreshing) {
+            pthread_mutex_unlock(&t->mu);
+            int stop = c->interrupt(c->interrupt_data);
+            pthread_mutex_lock(&t->mu);
+            if (stop) {
+                st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
+                                       "the call was interrupted");
+                goto done;
+            }
+        }
+    }
+    if (conn->api_headers_gen != t->generation || !conn->api_headers)
+        st = build_api_headers(c, conn, err);
+    *generation = t->generation;
+done:
+    pthread_mutex_unlock(&t->mu);
+    return st;
+}
+
+void
+genauth_token_invalidate(genauth_client *c, unsigned long generation)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    if (t->generation == generation && t->token) {
+        wipe_free(t->token);
+        t->token = NULL;
+        t->refresh_at = 0;
+        t->generation++;
+    }
+    pthread_mutex_unlock(&t->mu);
+}

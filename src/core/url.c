@@ -1,0 +1,108 @@
+/* The host option: validated once per client, so every call can use the
+ * URLs built from it without looking at it again. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *
+brand_default_host(genauth_brand brand)
+{
+    return brand == GENAUTH_BRAND_AUTHING ? "https://api.authing.cn"
+                                          : "https://api.genauth.ai";
+}
+
+/* Port digits between `p` and `end`: 1..65535. */
+static int
+valid_port(const char *p, const char *end)
+{
+    long v = 0;
+    if (p == end || end - p > 5)
+        return 0;
+    for (; p < end; p++) {
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+genauth_status
+genauth_url_normalize(const char *host, genauth_brand brand, char **out,
+                      genauth_error *err)
+{
+    char *copy = NULL;
+    const char *rest;
+    size_t scheme_len;
+
+    *out = NULL;
+    if (!host)
+        host = brand_default_host(brand);
+    for (const char *p = host; *p; p++) {
+        /* A control character or space would end up in a request line. */
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return genauth_error_set(
+                err, GENAUTH_E_INVALID,
+                "host: must not contain spaces or control characters");
+    }
+    if (strncasecmp(host, "https://", 8) == 0)
+        scheme_len = 8;
+    else if (strncasecmp(host, "http://", 7) == 0)
+        scheme_len = 7;
+    else
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "host: must be an http:// or https:// URL");
+    rest = host + scheme_len;
+
+    /* The authority runs to the first '/'; nothing may follow the path. */
+    const char *slash = strchr(rest, '/');
+    const char *auth_end = slash ? slash : rest + strlen(rest);
+    if (auth_end == rest)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "host: the URL has no host name");
+    if (strpbrk(host, "?#"))
+        return genauth_error_set(
+            err, GENAUTH_E_INVALID,
+            "host: must not contain a query or fragment (only scheme, host, "
+            "port and path prefix)");
+    if (memchr(rest, '@', (size_t)(auth_end - rest)))
+        return genauth_error_set(
+            err, GENAUTH_E_INVALID,
+            "host: must not contain user credentials");
+    const char *name_end = auth_end;
+    if (*rest == '[') {
+        const char *close = memchr(rest, ']', (size_t)(auth_end - rest));
+        if (!close || close == rest + 1)
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "host: malformed IPv6 address");
+        if (close + 1 < auth_end) {
+            if (close[1] != ':' || !valid_port(close + 2, auth_end))
+                return genauth_error_set(err, GENAUTH_E_INVALID,
+                                         "host: invalid port");
+        }
+    } else {
+        const char *colon = memchr(rest, ':', (size_t)(auth_end - rest));
+        if (colon) {
+            name_end = colon;
+            if (!valid_port(colon + 1, auth_end))
+                return genauth_error_set(err, GENAUTH_E_INVALID,
+                                         "host: invalid port");
+        }
+        if (name_end == rest)
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "host: the URL has no host name");
+    }
+
+    copy = strdup(host);
+    if (!copy)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < scheme_len; i++)
+        copy[i] = (char)tolower((unsigned char)copy[i]);
+    /* "https://x/" and "https://x" mean the same base. */
+    size_t len = strlen(copy);
+    while (len > scheme_len && copy[len - 1] == '/')
+        copy[--len] = '\0';
+    *out = copy;
+    return GENAUTH_OK;
+}

@@ -1,0 +1,241 @@
+"""A small HTTP/1.1 server on raw sockets, for tests that need to see the exact
+bytes a client sends or to misbehave in ways HTTP libraries refuse to.
+
+Each request is parsed just enough (request line, headers, Content-Length
+body) and handed to `handler(request) -> Response`. Connections are kept
+alive; `connections` counts accepted sockets.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]  # wire order, original case
+    body: bytes
+    raw: bytes  # the request exactly as received
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    delay: float = 0.0  # before anything is sent
+    close: bool = False  # close the connection without answering
+    trickle: float = 0.0  # send the body a byte at a time, this far apart
+    raw: bytes | None = None  # send exactly these bytes instead
+
+    @classmethod
+    def json(cls, obj, status: int = 200, **kw) -> "Response":
+        return cls(status=status, body=json.dumps(obj).encode(), **kw)
+
+
+def make_jwt(claims: dict) -> str:
+    def b64(obj) -> str:
+        raw = json.dumps(obj, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}.c2lnbmF0dXJl"
+
+
+REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 302: "Found",
+           500: "Internal Server Error", 502: "Bad Gateway",
+           503: "Service Unavailable"}
+
+
+class RawServer:
+    def __init__(self, handler: Callable[[Request], Response],
+                 tls: "ssl.SSLContext | None" = None):
+        self.handler = handler
+        self.tls = tls
+        self.requests: list[Request] = []
+        self.connections = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._clients: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def __enter__(self) -> "RawServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            # shutdown() wakes the thread blocked in accept(); close() alone
+            # does not on Linux.
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            for c in self._clients:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                except OSError:
+                    pass
+        self._thread.join(timeout=5)
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                self._clients.append(conn)
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def _read_request(self, conn: socket.socket, buf: bytearray):
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+        head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = [tuple(part.strip() for part in ln.split(":", 1))
+                   for ln in lines[1:]]
+        length = 0
+        for k, v in headers:
+            if k.lower() == "content-length":
+                length = int(v)
+        body = bytearray(rest)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            body += chunk
+        del buf[:]
+        buf += body[length:]
+        raw = head + b"\r\n\r\n" + bytes(body[:length])
+        return Request(method, path, headers, bytes(body[:length]), raw)
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = bytearray()
+        try:
+            if self.tls:
+                conn.settimeout(5)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(None)
+            while not self._stop.is_set():
+                req = self._read_request(conn, buf)
+                if req is None:
+                    return
+                with self._lock:
+                    self.requests.append(req)
+                resp = self.handler(req)
+                if resp.delay:
+                    if self._stop.wait(resp.delay):
+                        return
+                if resp.close:
+                    return
+                if resp.raw is not None:
+                    conn.sendall(resp.raw)
+                    continue
+                head = [f"HTTP/1.1 {resp.status} "
+                        f"{REASONS.get(resp.status, 'Status')}"]
+                names = {k.lower() for k, _ in resp.headers}
+                if "content-type" not in names:
+                    head.append("Content-Type: application/json")
+                if "content-length" not in names:
+                    head.append(f"Content-Length: {len(resp.body)}")
+                head += [f"{k}: {v}" for k, v in resp.headers]
+                data = ("\r\n".join(head) + "\r\n\r\n").encode()
+                if resp.trickle:
+                    conn.sendall(data)
+                    for i in range(len(resp.body)):
+                        if self._stop.wait(resp.trickle):
+                            return
+                        conn.sendall(resp.body[i:i + 1])
+                else:
+                    conn.sendall(data + resp.body)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+USERPOOL_ID = "pool-id_with-url?safe>chars"
+
+
+def token_response(lifetime: float = 7200, userpool_id: str = USERPOOL_ID,
+                   token_tag: str = "1") -> Response:
+    token = make_jwt({"scoped_userpool_id": userpool_id, "tag": token_tag,
+                      "exp": int(time.time() + lifetime)})
+    return Response.json({"statusCode": 200, "message": "",
+                          "data": {"access_token": token,
+                                   "expires_in": lifetime}})
+
+
+class FakeGenAuth:
+    """A RawServer handler for the two endpoints, with simple knobs. The
+    token endpoint answers a fresh JWT each time; trigger-webhook answers
+    `envelope` (or `response` when set)."""
+
+    def __init__(self, lifetime: float = 7200):
+        self.lifetime = lifetime
+        self.token_fetches = 0
+        self.envelope = {"statusCode": 200, "message": "Operation successful",
+                         "requestId": "934108e5-9fbf-4d24-8da1-c330328abd6c",
+                         "data": {"response": {}}}
+        self.response: Response | None = None
+        self.token_answer: Response | None = None
+        self.valid_tokens: set[str] = set()
+        self.reject_tokens = False
+
+    def __call__(self, req: Request) -> Response:
+        if req.path.endswith("/api/v3/get-management-token"):
+            self.token_fetches += 1
+            if self.token_answer is not None:
+                return self.token_answer
+            resp = token_response(self.lifetime, token_tag=str(self.token_fetches))
+            self.valid_tokens.add(json.loads(resp.body)["data"]["access_token"])
+            return resp
+        auth = req.header("authorization") or ""
+        if self.reject_tokens or auth[len("Bearer "):] not in self.valid_tokens:
+            return Response.json({"statusCode": 401, "message": "token expired",
+                                  "apiCode": 2020, "requestId": "r-401"},
+                                 status=401)
+        if self.response is not None:
+            return self.response
+        return Response.json(self.envelope)

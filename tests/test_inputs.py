@@ -1,0 +1,201 @@
+"""Bad input fails before anything is sent; good input survives the round
+trip exactly; secrets never show."""
+import collections
+import enum
+import json
+import math
+import traceback
+
+import pytest
+
+from conftest import AK, SK
+from rawserver import Response
+
+import genauth_c
+from genauth_c import ManagementClient
+
+
+@pytest.fixture
+def echo(fake):
+    """trigger-webhook answers data.response = the requestBody it parsed."""
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            got = json.loads(req.body)
+            return Response(body=json.dumps(
+                {"statusCode": 200, "message": "ok",
+                 "data": {"response": got.get("requestBody")}},
+                ensure_ascii=False).encode())
+        return fake(req)
+
+    fake.server.handler = handler
+    return fake
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class FloatSub(float):
+    pass
+
+
+class MyMapping(collections.abc.Mapping):
+    def __init__(self, d):
+        self._d = d
+
+    def __getitem__(self, k):
+        return self._d[k]
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self):
+        return len(self._d)
+
+
+ROUND_TRIPS = [
+    {"big": 2**64 + 1, "neg": -(10**40), "zero": 0, "i53": 2**53 + 1},
+    {"floats": [0.1, 1.0, -0.0, 1e-7, 1e16, 1.7976931348623157e308, 5e-324, 123.456]},
+    {"nul": "a\x00b", "key\x00nul": 1, "\x00": "\x00"},
+    {"astral": "𝄞😀", "cjk": "中文", "escapes": "\"\\/\b\f\n\r\t\x01\x1f\x7f"},
+    {"nested": {"a": [[], {}, [{"b": [None, True, False]}]]}},
+    {"order": {"z": 1, "a": 2, "10": 3, "2": 4}},
+    {"u2028": "\u2028\u2029", "bom": "\ufeff"},
+]
+
+
+@pytest.mark.parametrize("body", ROUND_TRIPS)
+def test_json_round_trip_is_exact(echo, client_for, body):
+    client = client_for(echo.server.url)
+    got = client.trigger_webhook("wh1", request_body=body)["data"]["response"]
+    assert got == body
+    assert json.dumps(got) == json.dumps(body)  # same key order, same floats
+    for k in body:
+        if isinstance(body[k], float):
+            assert math.copysign(1, got[k]) == math.copysign(1, body[k])
+
+
+def test_python_types_follow_json_dumps(echo, client_for):
+    client = client_for(echo.server.url)
+    body = {"tuple": (1, 2), "enum": Color.RED, "fsub": FloatSub(1.5),
+            1: "int key", 2.5: "float key", True: "bool key", None: "none key",
+            "mapping": MyMapping({"x": 1}), "od": collections.OrderedDict(b=1, a=2)}
+    got = client.trigger_webhook("wh1", request_body=body)["data"]["response"]
+    assert got == json.loads(json.dumps(body, default=dict))
+    assert client.trigger_webhook("wh1", request_body=MyMapping({"m": 1}))[
+        "data"]["response"] == {"m": 1}
+
+
+def test_response_numbers_exact(fake, client_for):
+    fake.response = Response(body=b'{"statusCode":200,"data":{"response":'
+                             b'{"big":123456789012345678901234567890,"f":1.0,'
+                             b'"e":1E+2,"neg":-0,"inf":1e400,"s":"\\u0000x"}}}')
+    client = client_for(fake.server.url)
+    got = client.trigger_webhook("wh1")["data"]["response"]
+    want = json.loads(fake.response.body)["data"]["response"]
+    assert got == want
+    assert type(got["f"]) is float and type(got["big"]) is int
+    assert got["s"] == "\x00x" and got["inf"] == math.inf
+
+
+circular = {"a": 1}
+circular["self"] = circular
+deep = {}
+node = deep
+for _ in range(genauth_c.MAX_DEPTH + 5):
+    node["n"] = {}
+    node = node["n"]
+
+BAD_CALLS = [
+    # (args, kwargs, exception, text the message must name)
+    ((), {}, TypeError, "webhook_id"),
+    ((None,), {}, TypeError, "webhook_id"),
+    ((123,), {}, TypeError, "webhook_id"),
+    (("",), {}, ValueError, "webhook_id"),
+    (("\ud800",), {}, ValueError, "webhook_id"),
+    (("wh", [1]), {}, TypeError, "request_headers"),
+    (("wh", None, "body"), {}, TypeError, "request_body"),
+    (("wh",), {"request_body": {"x": float("nan")}}, ValueError, "request_body['x']"),
+    (("wh",), {"request_body": {"x": [1, float("inf")]}}, ValueError, "request_body['x'][1]"),
+    (("wh",), {"request_body": {"x": {1, 2}}}, TypeError, "request_body['x']"),
+    (("wh",), {"request_body": {"x": b"bytes"}}, TypeError, "request_body['x']"),
+    (("wh",), {"request_body": {(1, 2): 1}}, TypeError, "request_body"),
+    (("wh",), {"request_body": {"s": "\udc00"}}, ValueError, "request_body['s']"),
+    (("wh",), {"request_body": circular}, ValueError, "circular"),
+    (("wh",), {"request_body": deep}, ValueError, "request_body"),
+    (("wh",), {"bogus": 1}, TypeError, "bogus"),
+    (("wh", None, None, None), {}, TypeError, "at most 3"),
+]
+
+
+@pytest.mark.parametrize("args,kwargs,exc,text", BAD_CALLS)
+def test_bad_call_input_fails_before_sending(fake, client_for, args, kwargs, exc, text):
+    client = client_for(fake.server.url)
+    with pytest.raises(exc) as info:
+        client.trigger_webhook(*args, **kwargs)
+    assert text in str(info.value)
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+BAD_OPTIONS = [
+    (("", SK), {}, ValueError, "access_key_id"),
+    ((AK, ""), {}, ValueError, "access_key_secret"),
+    ((None, SK), {}, TypeError, "access_key_id"),
+    (("AK\r\nX-Evil: 1", SK), {}, ValueError, "access_key_id"),
+    (("AK\x00", SK), {}, ValueError, "access_key_id"),
+    ((AK, SK), {"lang": "zh\nCN"}, ValueError, "lang"),
+    ((AK, SK), {"tenant_id": "t\r"}, ValueError, "tenant_id"),
+    ((AK, SK), {"host": "ftp://example.com"}, ValueError, "host"),
+    ((AK, SK), {"host": "example.com"}, ValueError, "host"),
+    ((AK, SK), {"host": "https://a.example\r\n/x"}, ValueError, "host"),
+    ((AK, SK), {"host": "https://user:pw@a.example"}, ValueError, "host"),
+    ((AK, SK), {"host": "https://a.example:99999"}, ValueError, "host"),
+    ((AK, SK), {"host": "https://a.example/?q=1"}, ValueError, "host"),
+    ((AK, SK), {"host": "https://"}, ValueError, "host"),
+    ((AK, SK), {"timeout": 0}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": -1}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": float("inf")}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": float("nan")}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": "10"}, TypeError, "timeout"),
+    ((AK, SK), {"brand": "other"}, ValueError, "brand"),
+    ((AK, SK), {"ca_bundle": "/nonexistent/ca.pem"}, ValueError, "ca_bundle"),
+    ((AK, SK), {"max_response_bytes": 0}, ValueError, "max_response_bytes"),
+]
+
+
+@pytest.mark.parametrize("args,kwargs,exc,text", BAD_OPTIONS)
+def test_bad_client_options(args, kwargs, exc, text):
+    with pytest.raises(exc) as info:
+        ManagementClient(*args, **kwargs)
+    assert text in str(info.value)
+
+
+def test_positional_order_matches_the_official_sdk(fake):
+    client = ManagementClient(AK, SK, fake.server.url, 5.0, "zh-CN", False)
+    client.trigger_webhook("wh1")
+    assert client.timeout == 5.0
+    assert fake.server.requests[-1].header("x-genauth-lang") == "zh-CN"
+    client.close()
+
+
+def test_default_host_per_brand():
+    assert ManagementClient(AK, SK).host == "https://api.genauth.ai"
+    assert ManagementClient(AK, SK, brand="authing").host == "https://api.authing.cn"
+
+
+def test_secret_and_token_never_shown(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1")
+    token = next(iter(fake.valid_tokens))
+    shown = [repr(client), str(client)]
+    assert "host=" in shown[0] and AK not in shown[0] and AK[-4:] in shown[0]
+    fake.token_answer = Response.json({"statusCode": 401, "message": "no"})
+    fake.valid_tokens.clear()
+    for call in (lambda: client.trigger_webhook("wh1"),
+                 lambda: client.trigger_webhook("wh1", request_body={"x": float("nan")})):
+        try:
+            call()
+        except Exception as e:  # noqa: BLE001 - everything shown is checked
+            text = "".join(traceback.format_exception(e)) + repr(vars(e))
+            assert SK not in text and token not in text

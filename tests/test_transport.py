@@ -1,0 +1,211 @@
+"""Connections, time limits, faults, TLS, threads and the client's life."""
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import AK, SK
+from rawserver import FakeGenAuth, RawServer, Response
+
+import genauth_c
+from genauth_c import ManagementClient
+
+
+def test_sequential_calls_reuse_one_connection(fake, client_for):
+    client = client_for(fake.server.url)
+    for _ in range(50):
+        client.trigger_webhook("wh1")
+    assert fake.server.connections == 1
+
+
+def test_threads_share_a_few_connections(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1")
+
+    def work():
+        for _ in range(25):
+            assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # At most one connection per thread, not one per call.
+    assert fake.server.connections <= 4
+    assert len(fake.server.requests) == 102
+
+
+def test_gil_released_during_a_slow_call(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1")
+    fake.response = Response.json(fake.envelope, delay=0.5)
+    ticks = 0
+    done = threading.Event()
+
+    def call():
+        client.trigger_webhook("wh1")
+        done.set()
+
+    t = threading.Thread(target=call)
+    t.start()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.01)
+    t.join()
+    assert ticks >= 20  # the main thread kept running during the 0.5 s call
+
+
+def test_timeout_is_a_total_limit(fake, client_for):
+    fake.response = Response.json(fake.envelope, trickle=0.05)  # ~5 s of body
+    client = client_for(fake.server.url, timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(genauth_c.TimeoutError) as info:
+        client.trigger_webhook("wh1")
+    elapsed = time.monotonic() - start
+    assert 0.45 <= elapsed < 1.0
+    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value, genauth_c.TransportError)
+    assert info.value.curl_code == 28
+
+
+def test_timeout_covers_the_token_fetch(fake, client_for):
+    def handler(req):
+        resp = fake(req)
+        if "get-management-token" in req.path:
+            resp.delay = 0.4
+        else:
+            resp.delay = 0.4
+        return resp
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, timeout=0.6)
+    start = time.monotonic()
+    with pytest.raises(genauth_c.TimeoutError):
+        client.trigger_webhook("wh1")
+    assert time.monotonic() - start < 1.0
+
+
+def test_headers_that_never_come_time_out(fake, client_for):
+    fake.response = Response(delay=30)
+    client = client_for(fake.server.url, timeout=0.3)
+    start = time.monotonic()
+    with pytest.raises(genauth_c.TimeoutError):
+        client.trigger_webhook("wh1")
+    assert time.monotonic() - start < 0.8
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_connection_refused(client_for):
+    client = client_for(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.curl_code == 7
+    assert not isinstance(info.value, genauth_c.TimeoutError)
+
+
+def test_dropped_connection(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1")
+    fake.response = Response(close=True)
+    with pytest.raises(genauth_c.TransportError):
+        client.trigger_webhook("wh1")
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_redirect_is_not_followed(fake, client_for):
+    with RawServer(FakeGenAuth()) as elsewhere:
+        fake.response = Response(status=302, body=b"",
+                                 headers=[("Location", elsewhere.url + "/api/v3/trigger-webhook")])
+        client = client_for(fake.server.url)
+        with pytest.raises(genauth_c.DecodeError) as info:
+            client.trigger_webhook("wh1")
+        assert info.value.http_status == 302
+        assert elsewhere.requests == []
+
+
+def test_close_and_context_manager(fake):
+    with ManagementClient(AK, SK, host=fake.server.url) as client:
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        assert not client.closed
+    assert client.closed
+    with pytest.raises(genauth_c.ClientClosedError, match="closed"):
+        client.trigger_webhook("wh1")
+    client.close()  # idempotent
+    with pytest.raises(genauth_c.ClientClosedError):
+        with client:
+            pass
+
+
+def test_ctrl_c_interrupts_a_call_and_the_client_survives(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1")
+    fake.response = Response.json(fake.envelope, delay=30)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        client.trigger_webhook("wh1")
+    assert time.monotonic() - start < 1.0
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+# ---- TLS -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_fake(certificate):
+    cert, key = certificate
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    handler = FakeGenAuth()
+    with RawServer(handler, tls=ctx) as server:
+        handler.server = server
+        yield handler
+
+
+def test_tls_self_signed_is_rejected_by_default(tls_fake, client_for):
+    client = client_for(tls_fake.server.url)
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.curl_code in (60, 35)  # peer certificate not trusted
+    assert tls_fake.token_fetches == 0  # the secret never went out
+
+
+def test_tls_ca_bundle_trusts_a_private_ca(tls_fake, certificate, client_for):
+    client = client_for(tls_fake.server.url, ca_bundle=str(certificate[0]))
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    assert tls_fake.server.connections == 1
+
+
+def test_tls_unverified_when_asked(tls_fake, client_for):
+    client = client_for(tls_fake.server.url, use_unverified_ssl=True)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
