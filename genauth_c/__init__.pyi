@@ -1,8 +1,8 @@
 import builtins
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 __version__: str
 curl_version: str
@@ -38,6 +38,11 @@ class APIError(GenAuthError):
 
 class ClientClosedError(GenAuthError, RuntimeError): ...
 
+class TriggerWebhookCall(TypedDict):
+    webhook_id: str
+    request_headers: NotRequired[Mapping[str, Any] | None]
+    request_body: NotRequired[Mapping[str, Any] | None]
+
 class ManagementClient:
     def __init__(
         self,
@@ -53,6 +58,7 @@ class ManagementClient:
         ca_bundle: str | os.PathLike[str] | None = None,
         raise_for_status: bool = False,
         max_response_bytes: int = 16777216,
+        auth: Literal["token", "signature"] = "token",
     ) -> None: ...
     @property
     def host(self) -> str: ...
@@ -68,6 +74,12 @@ class ManagementClient:
         request_headers: Mapping[str, Any] | None = None,
         request_body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]: ...
+    def trigger_webhooks(
+        self,
+        calls: Iterable[TriggerWebhookCall],
+        *,
+        concurrency: int = 16,
+    ) -> list[dict[str, Any] | GenAuthError]: ...
     def close(self) -> None: ...
     def __enter__(self) -> ManagementClient: ...
     def __exit__(

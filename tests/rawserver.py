@@ -11,10 +11,11 @@ import base64
 import json
 import socket
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 
 @dataclass
@@ -44,6 +45,13 @@ class Response:
     close: bool = False  # close the connection without answering
     trickle: float = 0.0  # send the body a byte at a time, this far apart
     raw: bytes | None = None  # send exactly these bytes instead
+    # Sent after the head instead of `body`, chunk by chunk as the iterable
+    # yields them (a huge body never sits in memory). No Content-Length is
+    # added: give one in `headers`, or Transfer-Encoding: chunked (the chunks
+    # are then framed here), or none (the connection closes after the body).
+    stream: "Iterable[bytes] | None" = None
+    close_after: bool = False  # FIN once the answer (raw or not) is sent
+    reset: bool = False  # RST (SO_LINGER 0) instead, once the answer is sent
 
     @classmethod
     def json(cls, obj, status: int = 200, **kw) -> "Response":
@@ -65,14 +73,16 @@ REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 302: "Found",
 
 class RawServer:
     def __init__(self, handler: Callable[[Request], Response],
-                 tls: "ssl.SSLContext | None" = None):
+                 tls: "ssl.SSLContext | None" = None, port: int = 0,
+                 record: bool = True):
         self.handler = handler
         self.tls = tls
+        self.record = record  # False: keep no requests (long runs)
         self.requests: list[Request] = []
         self.connections = 0
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self._sock.listen(64)
         self.port = self._sock.getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -117,6 +127,7 @@ class RawServer:
                 return
             with self._lock:
                 self.connections += 1
+                self._clients = [c for c in self._clients if c.fileno() != -1]
                 self._clients.append(conn)
             threading.Thread(target=self._serve, args=(conn,),
                              daemon=True).start()
@@ -147,6 +158,31 @@ class RawServer:
         raw = head + b"\r\n\r\n" + bytes(body[:length])
         return Request(method, path, headers, bytes(body[:length]), raw)
 
+    def _send_stream(self, conn, resp: Response, names: set) -> bool:
+        """Sends resp.stream; False when the connection must end after it."""
+        chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower()
+                      for k, v in resp.headers)
+        for piece in resp.stream:
+            if self._stop.is_set():
+                return False
+            if chunked:
+                piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+            conn.sendall(piece)
+        if chunked:
+            conn.sendall(b"0\r\n\r\n")
+        # Without a length or chunking, the close marks the body's end.
+        return chunked or "content-length" in names
+
+    @staticmethod
+    def _end(conn, resp: Response) -> bool:
+        """Ends the connection as resp asks; True when it did."""
+        if resp.reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
+            conn.close()
+            return True
+        return resp.close_after
+
     def _serve(self, conn: socket.socket) -> None:
         buf = bytearray()
         try:
@@ -158,8 +194,9 @@ class RawServer:
                 req = self._read_request(conn, buf)
                 if req is None:
                     return
-                with self._lock:
-                    self.requests.append(req)
+                if self.record:
+                    with self._lock:
+                        self.requests.append(req)
                 resp = self.handler(req)
                 if resp.delay:
                     if self._stop.wait(resp.delay):
@@ -168,17 +205,23 @@ class RawServer:
                     return
                 if resp.raw is not None:
                     conn.sendall(resp.raw)
+                    if self._end(conn, resp):
+                        return
                     continue
                 head = [f"HTTP/1.1 {resp.status} "
                         f"{REASONS.get(resp.status, 'Status')}"]
                 names = {k.lower() for k, _ in resp.headers}
                 if "content-type" not in names:
                     head.append("Content-Type: application/json")
-                if "content-length" not in names:
+                if "content-length" not in names and resp.stream is None:
                     head.append(f"Content-Length: {len(resp.body)}")
                 head += [f"{k}: {v}" for k, v in resp.headers]
                 data = ("\r\n".join(head) + "\r\n\r\n").encode()
-                if resp.trickle:
+                if resp.stream is not None:
+                    conn.sendall(data)
+                    if not self._send_stream(conn, resp, names):
+                        return
+                elif resp.trickle:
                     conn.sendall(data)
                     for i in range(len(resp.body)):
                         if self._stop.wait(resp.trickle):
@@ -186,6 +229,8 @@ class RawServer:
                         conn.sendall(resp.body[i:i + 1])
                 else:
                     conn.sendall(data + resp.body)
+                if self._end(conn, resp):
+                    return
         except (OSError, ssl.SSLError):
             pass
         finally:

@@ -36,6 +36,14 @@ int genauth_errors_traverse(genauth_module_state *st, visitproc visit,
 void genauth_errors_clear(genauth_module_state *st);
 /* Raises the exception for a failed core call and returns NULL. */
 PyObject *genauth_raise(genauth_module_state *st, const genauth_error *err);
+/* The exception object for a failed core call (new reference), or NULL
+ * with an exception set. */
+PyObject *genauth_exception_new(genauth_module_state *st,
+                                const genauth_error *err);
+/* An APIError for an envelope whose statusCode is not 200; steals
+ * `envelope`. New reference, or NULL with an exception set. */
+PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
+                                long http_status);
 /* Raises APIError for an envelope whose statusCode is not 200; steals
  * `envelope`. Returns NULL. */
 PyObject *genauth_raise_api_error(genauth_module_state *st,

@@ -93,10 +93,12 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"access_key_id", "access_key_secret", "host",
                              "timeout", "lang", "use_unverified_ssl",
                              "tenant_id", "brand", "ca_bundle",
-                             "raise_for_status", "max_response_bytes", NULL};
+                             "raise_for_status", "max_response_bytes", "auth",
+                             NULL};
     PyObject *ak_obj, *sk_obj, *host_obj = Py_None, *timeout_obj = NULL;
     PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
     PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
+    PyObject *auth_obj = NULL;
     PyObject *ca_bytes = NULL;
     int unverified = 0, raise_for_status = 0;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
@@ -110,9 +112,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     if (!st)
         return -1;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOp$OOOpO:ManagementClient", kwlist, &ak_obj,
+            args, kwargs, "OO|OOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
             &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
-            &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj))
+            &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
+            &auth_obj))
         return -1;
     if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
         required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
@@ -146,6 +149,21 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                      "brand: expected 'genauth' or 'authing', got %R",
                      brand_obj);
         return -1;
+    }
+    if (auth_obj && auth_obj != Py_None) {
+        const char *auth = NULL;
+        if (optional_str(auth_obj, "auth", &auth) < 0)
+            return -1;
+        if (strcmp(auth, "token") == 0)
+            opts.auth = GENAUTH_AUTH_TOKEN;
+        else if (strcmp(auth, "signature") == 0)
+            opts.auth = GENAUTH_AUTH_SIGNATURE;
+        else {
+            PyErr_Format(PyExc_ValueError,
+                         "auth: expected 'token' or 'signature', got %R",
+                         auth_obj);
+            return -1;
+        }
     }
     if (ca_obj != Py_None) {
         if (!PyUnicode_FSConverter(ca_obj, &ca_bytes))
@@ -245,11 +263,12 @@ live_client(ClientObject *self, genauth_module_state *st)
 
 /* webhook_id as UTF-8 bytes borrowed from the str. */
 static int
-webhook_id_arg(PyObject *obj, const char **s, Py_ssize_t *len)
+webhook_id_arg(PyObject *obj, const char *name, const char **s,
+               Py_ssize_t *len)
 {
     if (!PyUnicode_Check(obj)) {
         PyErr_Format(PyExc_TypeError,
-                     "webhook_id: expected a non-empty str, got %.100s",
+                     "%s: expected a non-empty str, got %.100s", name,
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
@@ -257,15 +276,16 @@ webhook_id_arg(PyObject *obj, const char **s, Py_ssize_t *len)
     if (!*s) {
         if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
             PyErr_Clear();
-            PyErr_SetString(PyExc_ValueError,
-                            "webhook_id: holds a lone surrogate, which "
-                            "cannot be encoded as UTF-8");
+            PyErr_Format(PyExc_ValueError,
+                         "%s: holds a lone surrogate, which cannot be "
+                         "encoded as UTF-8",
+                         name);
         }
         return -1;
     }
     if (*len == 0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "webhook_id: expected a non-empty str, got ''");
+        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty str, got ''",
+                     name);
         return -1;
     }
     return 0;
@@ -288,6 +308,72 @@ envelope_to_dict(genauth_module_state *st, const genauth_envelope *env)
                       env->http_status);
     err.http_status = env->http_status;
     return genauth_raise(st, &err);
+}
+
+/* Converts one call's arguments (webhook_id, request_headers, request_body)
+ * into `req`, whose trees the caller frees with cJSON_Delete. `where` (NULL
+ * for a single call) prefixes argument names, e.g. "calls[3]". */
+static int
+call_args(PyObject *const values[3], const char *where,
+          genauth_trigger_webhook_req *req)
+{
+    char name[3][96];
+    static const char *const names[] = {"webhook_id", "request_headers",
+                                        "request_body"};
+    cJSON *headers = NULL, *body = NULL;
+    Py_ssize_t id_len = 0;
+
+    for (int i = 0; i < 3; i++) {
+        if (where)
+            snprintf(name[i], sizeof(name[i]), "%s['%s']", where, names[i]);
+        else
+            snprintf(name[i], sizeof(name[i]), "%s", names[i]);
+    }
+    if (webhook_id_arg(values[0], name[0], &req->webhook_id, &id_len) < 0)
+        return -1;
+    req->webhook_id_len = (size_t)id_len;
+    if (values[1] != Py_None &&
+        !(headers = genauth_py_to_json_object(values[1], name[1])))
+        return -1;
+    if (values[2] != Py_None &&
+        !(body = genauth_py_to_json_object(values[2], name[2]))) {
+        cJSON_Delete(headers);
+        return -1;
+    }
+    req->request_headers = headers;
+    req->request_body = body;
+    return 0;
+}
+
+/* The current exception as an object (new reference), cleared. */
+static PyObject *
+take_exception(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+/* One call's outcome: the envelope dict, or an exception object (APIError
+ * with raise_for_status, DecodeError for undecodable text). New reference,
+ * or NULL with an exception set. */
+static PyObject *
+envelope_result(ClientObject *self, genauth_module_state *st,
+                const genauth_envelope *env)
+{
+    PyObject *result = envelope_to_dict(st, env);
+    if (!result)
+        return PyErr_ExceptionMatches(st->DecodeError) ? take_exception()
+                                                       : NULL;
+    if (self->raise_for_status &&
+        !(env->has_status_code && env->status_code == 200))
+        return genauth_api_error_new(st, result, env->http_status);
+    return result;
 }
 
 PyDoc_STRVAR(trigger_webhook_doc,
@@ -317,7 +403,6 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
     genauth_error err;
     cJSON *headers = NULL, *body = NULL;
     PyObject *result = NULL;
-    Py_ssize_t id_len = 0;
     genauth_status status;
 
     if (!st)
@@ -365,19 +450,10 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
     genauth_client *client = live_client(self, st);
     if (!client)
         return NULL;
-    if (webhook_id_arg(values[0], &req.webhook_id, &id_len) < 0)
+    if (call_args(values, NULL, &req) < 0)
         return NULL;
-    req.webhook_id_len = (size_t)id_len;
-    if (values[1] != Py_None &&
-        !(headers = genauth_py_to_json_object(values[1], "request_headers")))
-        return NULL;
-    if (values[2] != Py_None &&
-        !(body = genauth_py_to_json_object(values[2], "request_body"))) {
-        cJSON_Delete(headers);
-        return NULL;
-    }
-    req.request_headers = headers;
-    req.request_body = body;
+    headers = (cJSON *)req.request_headers;
+    body = (cJSON *)req.request_body;
 
     genauth_envelope_init(&env);
     genauth_error_init(&err);
@@ -393,15 +469,187 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
         genauth_raise(st, &err);
         goto done;
     }
-    result = envelope_to_dict(st, &env);
-    if (result && self->raise_for_status &&
-        !(env.has_status_code && env.status_code == 200)) {
-        genauth_raise_api_error(st, result, env.http_status);
-        result = NULL;
+    result = envelope_result(self, st, &env);
+    if (result && !PyDict_Check(result)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(result), result);
+        Py_CLEAR(result);
     }
 done:
     genauth_envelope_clear(&env);
     genauth_error_clear(&err);
+    return result;
+}
+
+
+PyDoc_STRVAR(trigger_webhooks_doc,
+"trigger_webhooks($self, calls, *, concurrency=16)\n"
+"--\n\n"
+"Trigger many webhooks concurrently.\n\n"
+"calls: an iterable of dicts with the keys of trigger_webhook\n"
+"('webhook_id', and optionally 'request_headers', 'request_body').\n"
+"At most `concurrency` calls are in flight at once, sharing the client's\n"
+"token and connections; each is bounded by the client's timeout.\n\n"
+"Returns a list in input order: each call's envelope dict, or, for a call\n"
+"that failed, its exception object (not raised), so one failure loses\n"
+"none of the other results. Every call is validated before anything is\n"
+"sent: bad input raises TypeError/ValueError naming calls[i].");
+
+static PyObject *
+Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const keys[] = {"webhook_id", "request_headers",
+                                       "request_body"};
+    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    PyObject *calls = nargs > 0 ? args[0] : NULL, *seq = NULL;
+    PyObject *result = NULL, **ids = NULL;
+    genauth_batch_item *items = NULL;
+    Py_ssize_t n = 0, converted = 0;
+    long long concurrency = 16;
+    genauth_error err;
+    genauth_status status;
+
+    genauth_error_init(&err);
+    if (!st)
+        return NULL;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "trigger_webhooks() takes 1 positional argument");
+        return NULL;
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        PyObject *value = args[nargs + k];
+        if (PyUnicode_CompareWithASCIIString(key, "calls") == 0 && !calls) {
+            calls = value;
+        } else if (PyUnicode_CompareWithASCIIString(key, "concurrency") ==
+                   0) {
+            if (PyBool_Check(value) || !PyLong_Check(value)) {
+                PyErr_SetString(PyExc_TypeError,
+                                "concurrency: expected an int");
+                return NULL;
+            }
+            concurrency = PyLong_AsLongLong(value);
+            if (concurrency == -1 && PyErr_Occurred())
+                return NULL;
+            if (concurrency < 1 || concurrency > 1024) {
+                PyErr_SetString(PyExc_ValueError,
+                                "concurrency: must be between 1 and 1024");
+                return NULL;
+            }
+        } else {
+            PyErr_Format(PyExc_TypeError,
+                         "trigger_webhooks() got an unexpected keyword "
+                         "argument %R",
+                         key);
+            return NULL;
+        }
+    }
+    if (!calls) {
+        PyErr_SetString(PyExc_TypeError,
+                        "trigger_webhooks() missing required argument "
+                        "'calls'");
+        return NULL;
+    }
+    genauth_client *client = live_client(self, st);
+    if (!client)
+        return NULL;
+    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
+        PyDict_Check(calls)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calls: expected an iterable of dicts, got %.100s",
+                     Py_TYPE(calls)->tp_name);
+        return NULL;
+    }
+    seq = PySequence_Fast(calls, "calls: expected an iterable of dicts");
+    if (!seq)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
+    /* The webhook ids' UTF-8 bytes are used without the GIL: hold the str
+     * objects, whatever happens to the caller's containers meanwhile. */
+    ids = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*ids));
+    if (!items || !ids) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *call = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *values[3] = {NULL, Py_None, Py_None};
+        char where[32];
+        snprintf(where, sizeof(where), "calls[%zd]", i);
+        if (!PyDict_Check(call)) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s: expected a dict with the keys of "
+                         "trigger_webhook, got %.100s",
+                         where, Py_TYPE(call)->tp_name);
+            goto done;
+        }
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(call, &pos, &key, &value)) {
+            int slot = -1;
+            for (int j = 0; j < 3 && PyUnicode_Check(key); j++) {
+                if (PyUnicode_CompareWithASCIIString(key, keys[j]) == 0)
+                    slot = j;
+            }
+            if (slot < 0) {
+                PyErr_Format(PyExc_TypeError, "%s: unexpected key %R", where,
+                             key);
+                goto done;
+            }
+            values[slot] = value;
+        }
+        if (!values[0]) {
+            PyErr_Format(PyExc_TypeError, "%s: missing key 'webhook_id'",
+                         where);
+            goto done;
+        }
+        if (call_args(values, where, &items[i].req) < 0)
+            goto done;
+        ids[i] = Py_NewRef(values[0]);
+        converted = i + 1;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    status = genauth_client_trigger_webhooks(client, items, (size_t)n,
+                                             (size_t)concurrency, &err);
+    Py_END_ALLOW_THREADS
+
+    if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
+        status == GENAUTH_E_NOMEM) {
+        genauth_raise(st, &err);
+        goto done;
+    }
+    result = PyList_New(n);
+    if (!result)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *outcome =
+            items[i].status == GENAUTH_OK
+                ? envelope_result(self, st, &items[i].resp)
+                : genauth_exception_new(st, &items[i].err);
+        if (!outcome) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, outcome);
+    }
+done:
+    for (Py_ssize_t i = 0; items && i < n; i++) {
+        if (i < converted) {
+            cJSON_Delete((cJSON *)items[i].req.request_headers);
+            cJSON_Delete((cJSON *)items[i].req.request_body);
+        }
+        genauth_envelope_clear(&items[i].resp);
+        genauth_error_clear(&items[i].err);
+        Py_XDECREF(ids ? ids[i] : NULL);
+    }
+    PyMem_Free(items);
+    PyMem_Free(ids);
+    genauth_error_clear(&err);
+    Py_XDECREF(seq);
     return result;
 }
 
@@ -487,6 +735,8 @@ Client_get_token_fetches(ClientObject *self, void *closure)
 static PyMethodDef Client_methods[] = {
     {"trigger_webhook", (PyCFunction)(void (*)(void))Client_trigger_webhook,
      METH_FASTCALL | METH_KEYWORDS, trigger_webhook_doc},
+    {"trigger_webhooks", (PyCFunction)(void (*)(void))Client_trigger_webhooks,
+     METH_FASTCALL | METH_KEYWORDS, trigger_webhooks_doc},
     {"close", (PyCFunction)Client_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Client_exit, METH_FASTCALL,
@@ -510,7 +760,7 @@ PyDoc_STRVAR(Client_doc,
 "ManagementClient(access_key_id, access_key_secret, host=None, timeout=10.0,\n"
 "                 lang=None, use_unverified_ssl=False, *, tenant_id=None,\n"
 "                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216)\n"
+"                 max_response_bytes=16777216, auth='token')\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
@@ -519,7 +769,10 @@ PyDoc_STRVAR(Client_doc,
 "included). TLS certificates are verified unless use_unverified_ssl=True;\n"
 "ca_bundle trusts a private CA. One client may be shared by many threads;\n"
 "it keeps its connections alive. Use it as a context manager or call\n"
-"close().");
+"close().\n\n"
+"auth='token' (default) authenticates with a management token fetched\n"
+"with the key pair; auth='signature' signs every request with the key\n"
+"pair (HMAC-SHA1) instead, as the official Node SDK does.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},

@@ -168,6 +168,17 @@ make_exception(PyObject *type, const char *message)
 PyObject *
 genauth_raise(genauth_module_state *st, const genauth_error *err)
 {
+    PyObject *exc = genauth_exception_new(st, err);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+PyObject *
+genauth_exception_new(genauth_module_state *st, const genauth_error *err)
+{
     PyObject *type, *exc = NULL, *envelope = NULL;
 
     switch (err->status) {
@@ -175,7 +186,8 @@ genauth_raise(genauth_module_state *st, const genauth_error *err)
         type = PyExc_ValueError;
         break;
     case GENAUTH_E_NOMEM:
-        return PyErr_NoMemory();
+        type = PyExc_MemoryError;
+        break;
     case GENAUTH_E_TIMEOUT:
         type = st->TimeoutError;
         break;
@@ -190,9 +202,17 @@ genauth_raise(genauth_module_state *st, const genauth_error *err)
         break;
     case GENAUTH_E_INTERRUPTED:
         /* The interrupt check left KeyboardInterrupt (or whatever the signal
-         * handler raised) set. */
-        if (PyErr_Occurred())
-            return NULL;
+         * handler raised) set: hand that exception over. */
+        if (PyErr_Occurred()) {
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            PyErr_NormalizeException(&t, &v, &tb);
+            if (tb)
+                PyException_SetTraceback(v, tb);
+            Py_XDECREF(t);
+            Py_XDECREF(tb);
+            return v;
+        }
         type = PyExc_KeyboardInterrupt;
         break;
     default:
@@ -230,9 +250,7 @@ genauth_raise(genauth_module_state *st, const genauth_error *err)
         break;
     }
     Py_XDECREF(envelope);
-    PyErr_SetObject(type, exc);
-    Py_DECREF(exc);
-    return NULL;
+    return exc;
 fail:
     Py_XDECREF(envelope);
     Py_DECREF(exc);
@@ -242,6 +260,18 @@ fail:
 PyObject *
 genauth_raise_api_error(genauth_module_state *st, PyObject *envelope,
                         long http_status)
+{
+    PyObject *exc = genauth_api_error_new(st, envelope, http_status);
+    if (exc) {
+        PyErr_SetObject(st->APIError, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+PyObject *
+genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
+                      long http_status)
 {
     PyObject *exc = NULL, *msg = NULL, *code = NULL, *text = NULL;
 
@@ -259,11 +289,9 @@ genauth_raise_api_error(genauth_module_state *st, PyObject *envelope,
     if (!exc)
         goto done;
     if (set_envelope_attrs(st, exc, envelope, http_status) < 0)
-        goto done;
-    PyErr_SetObject(st->APIError, exc);
+        Py_CLEAR(exc);
 done:
-    Py_XDECREF(exc);
     Py_XDECREF(msg);
     Py_DECREF(envelope);
-    return NULL;
+    return exc;
 }

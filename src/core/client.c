@@ -97,6 +97,9 @@ share_new(genauth_client *client)
     curl_share_setopt(share, CURLSHOPT_USERDATA, client);
     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    /* One connection cache for the client: single calls (each on its own
+     * multi handle) and batches (on another) reuse the same connections. */
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     return share;
 }
 
@@ -352,6 +355,18 @@ genauth_client_set_interrupt(genauth_client *c, genauth_interrupt_fn fn,
 {
     c->interrupt = fn;
     c->interrupt_data = userdata;
+}
+
+int
+genauth_client_should_stop(genauth_client *c, double *next_check)
+{
+    if (!c->interrupt)
+        return 0;
+    double now = genauth_now();
+    if (now < *next_check)
+        return 0;
+    *next_check = now + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
+    return c->interrupt(c->interrupt_data) != 0;
 }
 
 const char *

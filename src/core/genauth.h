@@ -172,6 +172,29 @@ genauth_status genauth_client_trigger_webhook(
     genauth_client *client, const genauth_trigger_webhook_req *req,
     genauth_envelope *resp, genauth_error *err);
 
+/* ---- batches ---------------------------------------------------------- */
+
+/* One call of a batch: the request in, and either the envelope (status
+ * GENAUTH_OK) or the error out. Caller-owned; clear resp and err after. */
+typedef struct {
+    genauth_trigger_webhook_req req;
+    genauth_status status;
+    genauth_envelope resp;
+    genauth_error err;
+} genauth_batch_item;
+
+/* Runs the calls of `items` concurrently over libcurl's multi interface, at
+ * most `concurrency` in flight, sharing the client's token and connections;
+ * each call is bounded by the client's timeout from when it starts. Every
+ * item gets its own outcome. Returns GENAUTH_OK when the batch ran, even if
+ * calls failed; an error only when the whole batch stopped (closed client,
+ * interrupted, out of memory): then items not finished carry that error. */
+genauth_status genauth_client_trigger_webhooks(genauth_client *client,
+                                               genauth_batch_item *items,
+                                               size_t count,
+                                               size_t concurrency,
+                                               genauth_error *err);
+
 #ifdef __cplusplus
 }
 #endif

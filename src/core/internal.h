@@ -8,6 +8,10 @@
 
 #include "genauth.h"
 #include "buf.h"
+#include "sign.h"
+
+/* How often a call waiting on the network asks the interrupt check. */
+#define GENAUTH_INTERRUPT_POLL_MS 100
 
 /* ---- clock -------------------------------------------------------------- */
 
@@ -46,6 +50,10 @@ typedef struct genauth_conn {
     /* What is set on `easy` now, to skip setopt calls that change nothing. */
     const struct curl_slist *cur_headers;
     const char *cur_url;
+    /* Signature mode: this handle's signature and header list, rebuilt for
+     * every request. */
+    genauth_signature signature;
+    struct curl_slist *signed_headers;
     char errbuf[CURL_ERROR_SIZE];
     struct genauth_conn *next; /* in the idle pool */
 } genauth_conn;
@@ -57,6 +65,15 @@ void genauth_conn_free(genauth_conn *conn);
 /* Drops the handle without closing its socket or freeing what libcurl
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);
+
+/* Sets `conn` up to POST conn->request to `url` with `headers` within the
+ * monotonic `deadline`, for genauth_conn_post or a batch's multi handle. */
+genauth_status genauth_conn_setup(genauth_conn *conn, const char *url,
+                                  const struct curl_slist *headers,
+                                  double deadline, genauth_error *err);
+/* After the transfer ended with `result`: the error, or *http_status. */
+genauth_status genauth_conn_finish(genauth_conn *conn, CURLcode result,
+                                   long *http_status, genauth_error *err);
 
 /* POSTs conn->request to `url` with `headers`, collecting the body into
  * conn->response, bounded by the monotonic `deadline`. Sets *http_status. */
@@ -124,6 +141,10 @@ genauth_conn *genauth_client_acquire(genauth_client *client,
  * (A transfer cut short has already had its connection closed by libcurl.) */
 void genauth_client_release(genauth_client *client, genauth_conn *conn);
 
+/* Asks the interrupt check, at most every GENAUTH_INTERRUPT_POLL_MS
+ * (*next_check is when it may ask next), whether to stop. */
+int genauth_client_should_stop(genauth_client *client, double *next_check);
+
 /* ---- tokens (token.c) --------------------------------------------------- */
 
 /* Makes conn->api_headers carry a valid token, fetching one when the cache
@@ -139,6 +160,22 @@ void genauth_token_invalidate(genauth_client *client,
                               unsigned long generation);
 void genauth_token_cache_init(genauth_token_cache *cache);
 void genauth_token_cache_clear(genauth_token_cache *cache);
+
+/* ---- one call's steps (trigger_webhook.c, shared with batch.c) ---------- */
+
+/* Authenticates and encodes `req` onto `conn`: *headers is the header list
+ * to send, *generation the token's (for genauth_token_invalidate). */
+genauth_status genauth_call_prepare(genauth_client *client,
+                                    genauth_conn *conn,
+                                    const genauth_trigger_webhook_req *req,
+                                    double deadline,
+                                    unsigned long *generation,
+                                    const struct curl_slist **headers,
+                                    genauth_error *err);
+/* Whether an answer means "token refused, try once more with a new one".
+ * `env` is NULL when the body was not an envelope. */
+int genauth_call_should_retry(genauth_client *client, int attempt,
+                              long http_status, const genauth_envelope *env);
 
 /* ---- responses (envelope.c) -------------------------------------------- */
 

@@ -407,7 +407,7 @@ genauth_json_record_string(genauth_json_doc *doc, const unsigned char *s,
         return -1;
     w0 = w = (unsigned char *)doc->pool.data + span->off;
     while (s < e) {
-        unsigned cp;
+        unsigned cp = 0;
 
         if (*s != '\\') {
             *w++ = *s++;

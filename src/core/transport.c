@@ -6,8 +6,6 @@
 
 #include "internal.h"
 
-/* How often a waiting call asks the interrupt check whether to stop. */
-#define INTERRUPT_POLL_MS 100
 
 static size_t
 collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -29,8 +27,11 @@ genauth_conn *
 genauth_conn_new(genauth_client *client, genauth_error *err)
 {
     genauth_conn *conn = calloc(1, sizeof(*conn));
-    if (!conn)
-        goto nomem;
+    if (!conn) {
+        genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    genauth_signature_init(&conn->signature);
     conn->easy = curl_easy_init();
     conn->multi = curl_multi_init();
     if (!conn->easy || !conn->multi)
@@ -91,6 +92,8 @@ genauth_conn_free(genauth_conn *conn)
     if (conn->easy)
         curl_easy_cleanup(conn->easy);
     curl_slist_free_all(conn->api_headers);
+    curl_slist_free_all(conn->signed_headers);
+    genauth_signature_clear(&conn->signature);
     genauth_buf_clear(&conn->request);
     genauth_buf_clear(&conn->response);
     free(conn);
@@ -129,16 +132,13 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 }
 
 genauth_status
-genauth_conn_post(genauth_client *client, genauth_conn *conn,
-                  const char *url, const struct curl_slist *headers,
-                  double deadline, long *http_status, genauth_error *err)
+genauth_conn_setup(genauth_conn *conn, const char *url,
+                   const struct curl_slist *headers, double deadline,
+                   genauth_error *err)
 {
     CURL *e = conn->easy;
     CURLcode rc = CURLE_OK;
-    genauth_status st = GENAUTH_OK;
-    int running = 0;
 
-    *http_status = 0;
     double left = deadline - genauth_now();
     if (left <= 0)
         return genauth_error_set(err, GENAUTH_E_TIMEOUT,
@@ -169,13 +169,42 @@ genauth_conn_post(genauth_client *client, genauth_conn *conn,
     genauth_buf_reset(&conn->response);
     conn->over_cap = 0;
     conn->errbuf[0] = '\0';
+    return GENAUTH_OK;
+}
 
+genauth_status
+genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
+                    genauth_error *err)
+{
+    *http_status = 0;
+    if (result != CURLE_OK)
+        return transport_error(conn, result, err);
+    curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, http_status);
+    return GENAUTH_OK;
+}
+
+genauth_status
+genauth_conn_post(genauth_client *client, genauth_conn *conn,
+                  const char *url, const struct curl_slist *headers,
+                  double deadline, long *http_status, genauth_error *err)
+{
+    CURL *e = conn->easy;
+    genauth_status st;
+    int running = 0;
+
+    *http_status = 0;
+    st = genauth_conn_setup(conn, url, headers, deadline, err);
+    if (st != GENAUTH_OK)
+        return st;
     if (curl_multi_add_handle(conn->multi, e) != CURLM_OK)
         return genauth_error_set(err, GENAUTH_E_NOMEM,
                                  "could not start the transfer");
-    double next_check = genauth_now() + INTERRUPT_POLL_MS / 1000.0;
+    double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {
         CURLMcode mc = curl_multi_perform(conn->multi, &running);
+        if (mc == CURLM_OK && running)
+            mc = curl_multi_poll(conn->multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS,
+                                 NULL);
         if (mc != CURLM_OK) {
             st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "libcurl: %s",
                                    curl_multi_strerror(mc));
@@ -183,36 +212,21 @@ genauth_conn_post(genauth_client *client, genauth_conn *conn,
         }
         if (!running)
             break;
-        mc = curl_multi_poll(conn->multi, NULL, 0, INTERRUPT_POLL_MS, NULL);
-        if (mc != CURLM_OK) {
-            st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "libcurl: %s",
-                                   curl_multi_strerror(mc));
+        if (genauth_client_should_stop(client, &next_check)) {
+            st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
+                                   "the call was interrupted");
             break;
-        }
-        if (client->interrupt) {
-            double now = genauth_now();
-            if (now >= next_check) {
-                next_check = now + INTERRUPT_POLL_MS / 1000.0;
-                if (client->interrupt(client->interrupt_data)) {
-                    st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
-                                           "the call was interrupted");
-                    break;
-                }
-            }
         }
     }
     if (st == GENAUTH_OK) {
         int left_msgs = 0;
         CURLMsg *msg;
-        rc = CURLE_OK;
+        CURLcode rc = CURLE_OK;
         while ((msg = curl_multi_info_read(conn->multi, &left_msgs))) {
             if (msg->msg == CURLMSG_DONE && msg->easy_handle == e)
                 rc = msg->data.result;
         }
-        if (rc != CURLE_OK)
-            st = transport_error(conn, rc, err);
-        else
-            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, http_status);
+        st = genauth_conn_finish(conn, rc, http_status, err);
     }
     /* Removing a transfer that did not finish closes its connection, so an
      * interrupted handle is safe to pool again. */

@@ -1,9 +1,11 @@
 /* POST /api/v3/trigger-webhook: the TriggerWebhookDto on the wire, and the
- * call's life: token, send, one retry when the token is refused. */
+ * call's life: authenticate, send, one retry when a token is refused. The
+ * steps are shared with batches (batch.c). */
 #include <string.h>
 
 #include "internal.h"
 #include "json.h"
+#include "jsform.h"
 
 /* Writes {"webhookId":..,"requestHeaders":..,"requestBody":..} (absent
  * members left out, as the official SDKs do) into `out`. */
@@ -31,12 +33,108 @@ nomem:
     return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
 }
 
-/* HTTP 401, or an envelope saying 401: the token was refused. */
-static int
-token_refused(long http_status, const genauth_envelope *env)
+/* Signature mode: the body in JavaScript's form, so that what the server
+ * parses and the string it rebuilds to check the signature are exactly what
+ * was signed; then the signature headers. */
+static genauth_status
+prepare_signed(genauth_client *c, genauth_conn *conn,
+               const genauth_trigger_webhook_req *req, genauth_error *err)
 {
+    cJSON *params = cJSON_CreateObject();
+    cJSON *id = genauth_json_string_new(req->webhook_id, req->webhook_id_len);
+    struct curl_slist *list = NULL, *grown;
+    genauth_status st = GENAUTH_OK;
+
+    if (!params || !id) {
+        cJSON_Delete(id);
+        goto nomem;
+    }
+    cJSON_AddItemToObject(params, "webhookId", id);
+    /* References: the caller's trees are not copied (nor freed here). */
+    if ((req->request_headers &&
+         !cJSON_AddItemReferenceToObject(params, "requestHeaders",
+                                         (cJSON *)req->request_headers)) ||
+        (req->request_body &&
+         !cJSON_AddItemReferenceToObject(params, "requestBody",
+                                         (cJSON *)req->request_body)))
+        goto nomem;
+    genauth_buf_reset(&conn->request);
+    st = genauth_jsform_write(params, &conn->request, err);
+    if (st != GENAUTH_OK)
+        goto done;
+
+    genauth_sign_input in = {
+        .method = "POST",
+        .path = "/api/v3/trigger-webhook",
+        .params = params,
+        .header_prefix = c->header_prefix,
+        .scheme = c->brand == GENAUTH_BRAND_AUTHING ? "authing" : "GenAuth",
+        .access_key_id = c->access_key_id,
+        .access_key_secret = c->access_key_secret,
+        .sdk_version = GENAUTH_SDK_NAME ":" GENAUTH_VERSION,
+        .lang = c->lang,
+        .tenant_id = c->tenant_id,
+    };
+    st = genauth_sign(&in, &conn->signature, err);
+    if (st != GENAUTH_OK)
+        goto done;
+    if (!(list = curl_slist_append(NULL, "Content-Type: application/json")))
+        goto nomem;
+    for (const char *h = genauth_signature_header(&conn->signature, NULL); h;
+         h = genauth_signature_header(&conn->signature, h)) {
+        if (!(grown = curl_slist_append(list, h)))
+            goto nomem;
+    }
+    if (!(grown = curl_slist_append(list, "Expect:")))
+        goto nomem;
+    curl_slist_free_all(conn->signed_headers);
+    conn->signed_headers = list;
+    conn->cur_headers = NULL; /* a new list every request */
+    list = NULL;
+    goto done;
+nomem:
+    st = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+done:
+    curl_slist_free_all(list);
+    cJSON_Delete(params);
+    return st;
+}
+
+genauth_status
+genauth_call_prepare(genauth_client *c, genauth_conn *conn,
+                     const genauth_trigger_webhook_req *req, double deadline,
+                     unsigned long *generation,
+                     const struct curl_slist **headers, genauth_error *err)
+{
+    genauth_status st;
+
+    if (!req->webhook_id || req->webhook_id_len == 0)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "webhook_id: must be a non-empty string");
+    if (c->auth == GENAUTH_AUTH_SIGNATURE) {
+        *generation = 0;
+        st = prepare_signed(c, conn, req, err);
+        *headers = conn->signed_headers;
+        return st;
+    }
+    /* Before encoding: a token fetch uses conn->request too. */
+    st = genauth_token_prepare(c, conn, deadline, generation, err);
+    if (st == GENAUTH_OK)
+        st = encode_request(req, &conn->request, err);
+    *headers = conn->api_headers;
+    return st;
+}
+
+int
+genauth_call_should_retry(genauth_client *c, int attempt, long http_status,
+                          const genauth_envelope *env)
+{
+    /* A refused token (expired, revoked): one retry with a new one. A
+     * refused signature would be refused again. */
+    if (c->auth != GENAUTH_AUTH_TOKEN || attempt > 0)
+        return 0;
     return http_status == 401 ||
-           (env->has_status_code && env->status_code == 401);
+           (env && env->has_status_code && env->status_code == 401);
 }
 
 genauth_status
@@ -45,45 +143,30 @@ genauth_client_trigger_webhook(genauth_client *c,
                                genauth_envelope *resp, genauth_error *err)
 {
     genauth_conn *conn = NULL;
-    genauth_status st;
+    genauth_status st = GENAUTH_OK;
     double deadline = genauth_now() + c->timeout;
 
-    if (!req->webhook_id || req->webhook_id_len == 0)
-        return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "webhook_id: must be a non-empty string");
     conn = genauth_client_acquire(c, err);
     if (!conn)
         return err->status;
-    st = encode_request(req, &conn->request, err);
-    for (int attempt = 0; st == GENAUTH_OK; attempt++) {
+    for (int attempt = 0;; attempt++) {
         unsigned long generation = 0;
         long http_status = 0;
-        st = genauth_token_prepare(c, conn, deadline, &generation, err);
-        if (st != GENAUTH_OK)
-            break;
-        /* The token fetch reused conn->request: encode again if so. */
-        if (conn->request.len == 0)
-            st = encode_request(req, &conn->request, err);
+        const struct curl_slist *headers = NULL;
+        st = genauth_call_prepare(c, conn, req, deadline, &generation,
+                                  &headers, err);
         if (st == GENAUTH_OK)
-            st = genauth_conn_post(c, conn, c->trigger_webhook_url,
-                                   conn->api_headers, deadline, &http_status,
-                                   err);
-        if (st != GENAUTH_OK)
-            break;
-        st = genauth_envelope_parse(&conn->response, http_status, 0, resp,
-                                    err);
-        if (st == GENAUTH_OK && attempt == 0 &&
-            token_refused(http_status, resp)) {
-            /* The token expired or was revoked: one retry with a new one. */
+            st = genauth_conn_post(c, conn, c->trigger_webhook_url, headers,
+                                   deadline, &http_status, err);
+        if (st == GENAUTH_OK)
+            st = genauth_envelope_parse(&conn->response, http_status, 0,
+                                        resp, err);
+        if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
+            genauth_call_should_retry(c, attempt, http_status,
+                                      st == GENAUTH_OK ? resp : NULL)) {
             genauth_envelope_clear(resp);
-            genauth_token_invalidate(c, generation);
-            continue;
-        }
-        if (st != GENAUTH_OK && attempt == 0 && http_status == 401) {
-            /* A 401 with a body that is not an envelope: same story. */
             genauth_error_clear(err);
             genauth_token_invalidate(c, generation);
-            st = GENAUTH_OK;
             continue;
         }
         break;

@@ -336,10 +336,10 @@ test_write_numbers(void)
     n = cJSON_CreateNumber(9007199254740991.0);
     EXPECT_WRITTEN(n, "9007199254740991");
     cJSON_Delete(n);
-    n = cJSON_CreateNumber(NAN);
+    n = cJSON_CreateNumber((double)NAN);
     EXPECT_WRITTEN(n, "null");
     cJSON_Delete(n);
-    n = cJSON_CreateNumber(-INFINITY);
+    n = cJSON_CreateNumber(-(double)INFINITY);
     EXPECT_WRITTEN(n, "null");
     cJSON_Delete(n);
 }

@@ -1,0 +1,327 @@
+/* The limit genauth_c is measured against: the same trigger-webhook work in
+ * plain C with libcurl and cJSON and nothing else.
+ *
+ * Per call, like genauth_c: build the request body as JSON (webhookId,
+ * requestHeaders, requestBody, as in the API page's example), POST it with the
+ * same headers on a kept-alive handle, parse the answer and read statusCode.
+ * The header list is built once, as genauth_c builds it once per token.
+ *
+ *   c_loop seq   N URL TOKEN USERPOOL_ID      N calls one after another
+ *   c_loop multi N URL TOKEN USERPOOL_ID K    N calls, K in flight (curl multi)
+ *   c_loop rss   N URL TOKEN USERPOOL_ID      N calls, then memory figures
+ *
+ * URL is the trigger-webhook URL. Prints one JSON line on stdout. Exits non-zero
+ * if any call fails, so a broken server cannot pass for a fast one.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#define MAX_INFLIGHT 256
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} buf;
+
+typedef struct {
+    CURL *easy;
+    char *body; /* the request body in flight; owned, freed after the call */
+    buf resp;
+    char errbuf[CURL_ERROR_SIZE];
+} slot;
+
+static struct curl_slist *headers;
+static long connects; /* connections opened, summed over calls */
+
+static double
+now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what, const char *detail)
+{
+    fprintf(stderr, "c_loop: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+static size_t
+collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    buf *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown)
+            return 0; /* libcurl turns this into CURLE_WRITE_ERROR */
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    return n;
+}
+
+/* The caller's {"eventName":"test","data":{...}}: built fresh each call, as a
+ * caller's dicts are converted fresh by genauth_c on each call. */
+static cJSON *
+event_object(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *data = cJSON_CreateObject();
+    if (!o || !data || !cJSON_AddStringToObject(o, "eventName", "test") ||
+        !cJSON_AddStringToObject(data, "description", "A test from authing")) {
+        cJSON_Delete(data);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON_AddItemToObject(o, "data", data);
+    return o;
+}
+
+/* Returns the body as a malloc'd string; the caller frees it. */
+static char *
+build_body(void)
+{
+    char *out = NULL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *h = event_object(), *b = event_object();
+    if (root && h && b &&
+        cJSON_AddStringToObject(root, "webhookId", "6229ffaxxxxxxxxcade3e3d9")) {
+        cJSON_AddItemToObject(root, "requestHeaders", h);
+        cJSON_AddItemToObject(root, "requestBody", b);
+        h = b = NULL;
+        out = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(h);
+    cJSON_Delete(b);
+    cJSON_Delete(root);
+    if (!out)
+        die("build_body", "out of memory");
+    return out;
+}
+
+static void
+slot_init(slot *s, const char *url)
+{
+    memset(s, 0, sizeof(*s));
+    s->easy = curl_easy_init();
+    if (!s->easy)
+        die("curl_easy_init", NULL);
+    /* The options genauth_c's transport sets that matter on the wire. */
+    curl_easy_setopt(s->easy, CURLOPT_URL, url);
+    curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, &s->resp);
+    curl_easy_setopt(s->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s);
+}
+
+/* Hands the next body to the slot's handle; the slot owns it until done. */
+static void
+slot_arm(slot *s)
+{
+    free(s->body);
+    s->body = build_body();
+    s->resp.len = 0;
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)strlen(s->body));
+}
+
+/* After a transfer: parse the envelope and insist on statusCode 200. */
+static void
+slot_finish(slot *s, CURLcode rc)
+{
+    long http = 0, n = 0;
+    if (rc != CURLE_OK)
+        die("transfer", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &n);
+    connects += n;
+    cJSON *env = cJSON_ParseWithLength(s->resp.data, s->resp.len);
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(env, "statusCode");
+    if (http != 200 || !cJSON_IsNumber(code) || code->valueint != 200)
+        die("answer", "not a statusCode 200 envelope");
+    cJSON_Delete(env);
+    free(s->body);
+    s->body = NULL;
+}
+
+static void
+slot_clear(slot *s)
+{
+    curl_easy_cleanup(s->easy);
+    free(s->body);
+    free(s->resp.data);
+}
+
+static void
+one_call(slot *s)
+{
+    slot_arm(s);
+    slot_finish(s, curl_easy_perform(s->easy));
+}
+
+/* Resident set in bytes, from /proc/self/statm (pages). */
+static long
+rss_bytes(void)
+{
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &size, &resident) != 2)
+        die("statm", NULL);
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static void
+run_seq(long n, const char *url, int rss)
+{
+    slot s;
+    long rss_half = 0;
+    double t0 = now();
+    slot_init(&s, url);
+    one_call(&s); /* a fresh handle's first call: connect included */
+    double first = now() - t0;
+    /* Warm-up outside the timed part, as the Python runners do. */
+    for (int i = 0; i < 20; i++)
+        one_call(&s);
+    connects = 0;
+    double start = now();
+    for (long i = 1; i <= n; i++) {
+        one_call(&s);
+        if (rss && i == n / 2)
+            rss_half = rss_bytes();
+    }
+    double elapsed = now() - start;
+    long rss_end = rss ? rss_bytes() : 0;
+    slot_clear(&s);
+    if (rss) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("{\"calls\": %ld, \"maxrss_kib\": %ld, \"growth_bytes\": %ld}\n",
+               n, ru.ru_maxrss, rss_end - rss_half);
+    } else {
+        printf("{\"calls\": %ld, \"elapsed\": %.6f, \"first_call_s\": %.6f, "
+               "\"connects\": %ld}\n",
+               n, elapsed, first, connects);
+    }
+}
+
+static void
+run_multi(long n, const char *url, int inflight)
+{
+    static slot slots[MAX_INFLIGHT];
+    CURLM *multi = curl_multi_init();
+    long started = 0, done = 0;
+    if (!multi)
+        die("curl_multi_init", NULL);
+    for (int i = 0; i < inflight; i++)
+        slot_init(&slots[i], url);
+
+    /* Two passes: a warm-up that opens the connections, then the timed one. */
+    double start = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        long total = pass == 0 ? inflight * 2L : n;
+        started = done = 0;
+        connects = 0;
+        start = now();
+        for (int i = 0; i < inflight && started < total; i++, started++) {
+            slot_arm(&slots[i]);
+            curl_multi_add_handle(multi, slots[i].easy);
+        }
+        while (done < total) {
+            int running = 0, queued = 0;
+            if (curl_multi_perform(multi, &running) != CURLM_OK)
+                die("curl_multi_perform", NULL);
+            CURLMsg *m;
+            while ((m = curl_multi_info_read(multi, &queued))) {
+                if (m->msg != CURLMSG_DONE)
+                    continue;
+                CURL *e = m->easy_handle;
+                CURLcode rc = m->data.result;
+                slot *s = NULL;
+                curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&s);
+                curl_multi_remove_handle(multi, e);
+                slot_finish(s, rc);
+                done++;
+                if (started < total) {
+                    slot_arm(s);
+                    curl_multi_add_handle(multi, e);
+                    started++;
+                }
+            }
+            if (done < total &&
+                curl_multi_poll(multi, NULL, 0, 1000, NULL) != CURLM_OK)
+                die("curl_multi_poll", NULL);
+        }
+    }
+    double elapsed = now() - start;
+    for (int i = 0; i < inflight; i++)
+        slot_clear(&slots[i]);
+    curl_multi_cleanup(multi);
+    printf("{\"calls\": %ld, \"elapsed\": %.6f, \"connects\": %ld}\n", n,
+           elapsed, connects);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 6) {
+        fprintf(stderr,
+                "usage: c_loop seq|multi|rss N URL TOKEN USERPOOL_ID [K]\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    long n = atol(argv[2]);
+    const char *url = argv[3];
+    int inflight = argc > 6 ? atoi(argv[6]) : 16;
+    if (n < 2 || inflight < 1 || inflight > MAX_INFLIGHT)
+        die("arguments", "N >= 2 and 1 <= K <= 256");
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        die("curl_global_init", NULL);
+    /* The headers genauth_c sends (see src/core/token.c and client.c). */
+    char line[4096];
+    snprintf(line, sizeof line, "Authorization: Bearer %s", argv[4]);
+    headers = curl_slist_append(NULL, "Content-Type: application/json");
+    headers = curl_slist_append(headers, line);
+    snprintf(line, sizeof line, "x-genauth-userpool-id: %s", argv[5]);
+    headers = curl_slist_append(headers, line);
+    headers = curl_slist_append(headers, "x-genauth-sdk-version: genauth-c:0.1.0");
+    headers = curl_slist_append(headers, "Expect:");
+    if (!headers)
+        die("curl_slist_append", "out of memory");
+
+    if (strcmp(mode, "seq") == 0)
+        run_seq(n, url, 0);
+    else if (strcmp(mode, "rss") == 0)
+        run_seq(n, url, 1);
+    else if (strcmp(mode, "multi") == 0)
+        run_multi(n, url, inflight);
+    else
+        die("unknown mode", mode);
+
+    curl_slist_free_all(headers);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,244 @@
+"""One measurement of one Python client, in a fresh process (run.py starts it).
+
+    python workers.py CLIENT MODE N HOST [K]
+
+CLIENT is genauth_c, pycurl, requests or genauth (the official SDK); MODE is
+one of:
+
+    seq      N calls one after another; also times the first call of a fresh
+             client (construction, connect, token fetch where the client
+             fetches one)
+    threads  N calls spread over K threads (shared client where the library
+             allows it, see CLIENTS)
+    batch    one trigger_webhooks() of N calls with concurrency=K (genauth_c)
+    rss      N calls, then peak RSS and the RSS growth from call N/2 to N
+    loop     N calls and nothing else (run under callgrind)
+
+Prints one JSON line. A fresh process per measurement keeps one client's
+heap, threads and connections from colouring the next one's figures, and
+makes the first-call and memory figures mean what they say. Only the module
+of the client measured is imported: the memory figure is that client's.
+"""
+import os
+import sys
+import time
+
+AK, SK = "bench-access-key-id", "bench-access-key-secret"
+PATH = "/api/v3/trigger-webhook"
+WEBHOOK_ID = "6229ffaxxxxxxxxcade3e3d9"
+# The example from the API page, as both request headers and request body.
+EVENT = {"eventName": "test", "data": {"description": "A test from authing"}}
+# Clients with no token logic of their own (pycurl, requests) send the token
+# run.py serves, as an application using them would after fetching it once.
+TOKEN = os.environ.get("BENCH_TOKEN", "")
+USERPOOL_ID = os.environ.get("BENCH_USERPOOL_ID", "")
+WARMUP = 20
+
+
+class GenauthC:
+    """genauth_c: one client is meant to be shared by threads."""
+
+    shared = True
+
+    def __init__(self, host):
+        from genauth_c import ManagementClient
+
+        self.client = ManagementClient(AK, SK, host=host)
+
+    def run(self, n):
+        c, r = self.client, None
+        for _ in range(n):
+            r = c.trigger_webhook(WEBHOOK_ID, EVENT, EVENT)
+        return r
+
+
+class Pycurl:
+    """pycurl as a careful user writes it: one kept-alive handle, reused; the
+    body from json.dumps, the answer through json.loads. A handle is not for
+    two threads at once, so each thread gets its own."""
+
+    shared = False
+
+    def __init__(self, host):
+        import json
+        from io import BytesIO
+
+        import pycurl
+
+        self.json, self.BytesIO, self.pycurl = json, BytesIO, pycurl
+        h = self.handle = pycurl.Curl()
+        h.setopt(pycurl.URL, host + PATH)
+        h.setopt(pycurl.NOSIGNAL, 1)
+        h.setopt(pycurl.TIMEOUT_MS, 10000)
+        h.setopt(pycurl.POST, 1)
+        h.setopt(pycurl.HTTPHEADER, [
+            "Content-Type: application/json",
+            "Authorization: Bearer " + TOKEN,
+            "x-genauth-userpool-id: " + USERPOOL_ID,
+            "Expect:",
+        ])
+
+    def run(self, n):
+        h, dumps, loads, BytesIO = self.handle, self.json.dumps, self.json.loads, self.BytesIO
+        WRITEDATA, POSTFIELDS = self.pycurl.WRITEDATA, self.pycurl.POSTFIELDS
+        r = None
+        for _ in range(n):
+            body = dumps({"webhookId": WEBHOOK_ID, "requestHeaders": EVENT,
+                          "requestBody": EVENT}, separators=(",", ":"))
+            out = BytesIO()
+            h.setopt(POSTFIELDS, body)
+            h.setopt(WRITEDATA, out)
+            h.perform()
+            r = loads(out.getvalue())
+        return r
+
+
+class Requests:
+    """requests.Session: its connection pool is thread-safe, and sharing one
+    session is how it is commonly used from threads."""
+
+    shared = True
+
+    def __init__(self, host):
+        import requests
+
+        self.url = host + PATH
+        self.session = requests.Session()
+        self.session.headers.update({
+            "Authorization": "Bearer " + TOKEN,
+            "x-genauth-userpool-id": USERPOOL_ID,
+        })
+
+    def run(self, n):
+        post, url, r = self.session.post, self.url, None
+        for _ in range(n):
+            r = post(url, json={"webhookId": WEBHOOK_ID, "requestHeaders": EVENT,
+                                "requestBody": EVENT}, timeout=10).json()
+        return r
+
+
+class OfficialSDK:
+    """The official SDK (PyPI genauth 5.1.0): it fetches its token from the
+    token endpoint, then uses requests.request(), a new connection per call."""
+
+    shared = True
+
+    def __init__(self, host):
+        from genauth import ManagementClient
+
+        self.client = ManagementClient(AK, SK, host=host)
+
+    def run(self, n):
+        c, r = self.client, None
+        for _ in range(n):
+            r = c.trigger_webhook(WEBHOOK_ID, EVENT, EVENT)
+        return r
+
+
+CLIENTS = {"genauth_c": GenauthC, "pycurl": Pycurl, "requests": Requests,
+           "genauth": OfficialSDK}
+
+
+def check(envelope):
+    if not isinstance(envelope, dict) or envelope.get("statusCode") != 200:
+        raise SystemExit("unexpected answer: %r" % (envelope,))
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGESIZE")
+
+
+def mode_seq(cls, host, n, _k):
+    t0 = time.perf_counter()
+    client = cls(host)
+    check(client.run(1))
+    first = time.perf_counter() - t0
+    client.run(WARMUP)
+    t0 = time.perf_counter()
+    check(client.run(n))
+    return {"calls": n, "elapsed": time.perf_counter() - t0, "first_call_s": first}
+
+
+def mode_threads(cls, host, n, k):
+    import threading
+
+    shared = cls(host) if cls.shared else None
+    barrier = threading.Barrier(k + 1)
+    per_thread = n // k
+    failures = []
+
+    def work():
+        try:
+            client = shared or cls(host)
+            client.run(WARMUP)  # opens this thread's connection before timing
+            barrier.wait()
+            check(client.run(per_thread))
+        except BaseException as e:  # reported below; a thread cannot raise
+            failures.append(e)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work) for _ in range(k)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if failures:
+        raise SystemExit("thread failed: %r" % failures[0])
+    return {"calls": per_thread * k, "elapsed": elapsed}
+
+
+def mode_batch(cls, host, n, k):
+    client = cls(host)
+    tw = client.client.trigger_webhooks
+    call = {"webhook_id": WEBHOOK_ID, "request_headers": EVENT, "request_body": EVENT}
+    tw([dict(call) for _ in range(2 * k)], concurrency=k)  # opens k connections
+    calls = [dict(call) for _ in range(n)]  # built before the clock: input, not work
+    t0 = time.perf_counter()
+    results = tw(calls, concurrency=k)
+    elapsed = time.perf_counter() - t0
+    if len(results) != n:
+        raise SystemExit("trigger_webhooks returned %d results for %d calls" % (len(results), n))
+    for r in results:
+        check(r)
+    return {"calls": n, "elapsed": elapsed}
+
+
+def mode_rss(cls, host, n, _k):
+    import resource
+
+    client = cls(host)
+    client.run(n // 2)
+    half = rss_bytes()
+    check(client.run(n - n // 2))
+    end = rss_bytes()
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"calls": n, "maxrss_kib": maxrss, "growth_bytes": end - half}
+
+
+def mode_loop(cls, host, n, _k):
+    client = cls(host)
+    check(client.run(n))
+    return {"calls": n}
+
+
+MODES = {"seq": mode_seq, "threads": mode_threads, "batch": mode_batch,
+         "rss": mode_rss, "loop": mode_loop}
+
+
+def main(argv):
+    client, mode, n, host = argv[1], argv[2], int(argv[3]), argv[4]
+    k = int(argv[5]) if len(argv) > 5 else 1
+    if not host.startswith("http://127.0.0.1:"):
+        raise SystemExit("the benchmark talks to 127.0.0.1 only, not %r" % host)
+    out = MODES[mode](CLIENTS[client], host, n, k)
+    import json  # after the measurement: not part of any client's figures
+
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,138 @@
+"""trigger_webhooks: many calls in flight, results in input order."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from rawserver import Response
+
+import genauth_c
+
+
+def calls(n, **extra):
+    return [{"webhook_id": f"wh{i}", "request_body": {"i": i}, **extra}
+            for i in range(n)]
+
+
+def echo_handler(fake):
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            body = req.json()
+            auth = req.header("authorization") or ""
+            if auth[7:] not in fake.valid_tokens:
+                return Response.json({"statusCode": 401, "message": "expired"},
+                                     status=401)
+            if body["webhookId"] == "boom":
+                return Response(status=502, body=b"<html>bad gateway</html>")
+            return Response.json({"statusCode": 200, "message": "ok",
+                                  "data": {"response": body}},
+                                 delay=0.05 if body["webhookId"] == "slow" else 0)
+        return fake(req)
+    return handler
+
+
+def test_results_in_input_order(fake, client_for):
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    results = client.trigger_webhooks(calls(100), concurrency=16)
+    assert [r["data"]["response"]["requestBody"]["i"] for r in results] == list(range(100))
+    assert fake.token_fetches == 1
+    assert fake.server.connections <= 16
+
+
+def test_a_failure_keeps_the_others(fake, client_for):
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    batch = calls(5)
+    batch[2] = {"webhook_id": "boom"}
+    results = client.trigger_webhooks(iter(batch))
+    assert isinstance(results[2], genauth_c.DecodeError)
+    assert results[2].http_status == 502
+    assert [r["statusCode"] for i, r in enumerate(results) if i != 2] == [200] * 4
+
+
+def test_batch_runs_concurrently(fake, client_for):
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    client.trigger_webhook("warm")
+    start = time.monotonic()
+    results = client.trigger_webhooks([{"webhook_id": "slow"}] * 16, concurrency=16)
+    assert time.monotonic() - start < 0.05 * 16 / 2
+    assert all(r["statusCode"] == 200 for r in results)
+
+
+def test_batch_retries_a_refused_token(fake, client_for):
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    client.trigger_webhook("warm")
+    fake.valid_tokens.clear()
+    results = client.trigger_webhooks(calls(8), concurrency=4)
+    assert all(r["statusCode"] == 200 for r in results)
+
+
+def test_batch_input_validated_before_sending(fake, client_for):
+    client = client_for(fake.server.url)
+    for bad, exc, text in [
+        ([{"webhook_id": "a"}, {"request_body": {}}], TypeError, "calls[1]: missing key 'webhook_id'"),
+        ([{"webhook_id": "a", "extra": 1}], TypeError, "calls[0]: unexpected key 'extra'"),
+        ([{"webhook_id": "a", "request_body": {"x": float("nan")}}], ValueError,
+         "calls[0]['request_body']['x']"),
+        ([["not", "a", "dict"]], TypeError, "calls[0]"),
+        ("string", TypeError, "calls"),
+        (5, TypeError, "calls"),
+    ]:
+        with pytest.raises(exc) as info:
+            client.trigger_webhooks(bad)
+        assert text in str(info.value)
+    with pytest.raises(ValueError, match="concurrency"):
+        client.trigger_webhooks([], concurrency=0)
+    assert fake.server.requests == []
+    assert client.trigger_webhooks([]) == []
+
+
+def test_batch_each_call_bounded_by_timeout(fake, client_for):
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url, timeout=0.5)
+    client.trigger_webhook("warm")
+    orig = fake.server.handler
+
+    def handler(req):
+        if b'"hang"' in req.body:
+            return Response(delay=30)
+        return orig(req)
+
+    fake.server.handler = handler
+    start = time.monotonic()
+    results = client.trigger_webhooks([{"webhook_id": "hang"}, {"webhook_id": "ok"}])
+    assert time.monotonic() - start < 1.0
+    assert isinstance(results[0], genauth_c.TimeoutError)
+    assert results[1]["statusCode"] == 200
+
+
+def test_raise_for_status_gives_api_error_objects(fake, client_for):
+    fake.envelope = {"statusCode": 404, "message": "nope", "requestId": "r"}
+    client = client_for(fake.server.url, raise_for_status=True)
+    (res,) = client.trigger_webhooks([{"webhook_id": "x"}])
+    assert isinstance(res, genauth_c.APIError) and res.status_code == 404
+
+
+def test_ctrl_c_interrupts_a_batch(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("warm")
+    fake.response = Response.json(fake.envelope, delay=30)
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        client.trigger_webhooks(calls(8))
+    assert time.monotonic() - start < 1.0
+    fake.response = None
+    assert client.trigger_webhook("again")["statusCode"] == 200
+
+
+def test_batch_on_closed_client(fake, client_for):
+    client = client_for(fake.server.url)
+    client.close()
+    with pytest.raises(genauth_c.ClientClosedError):
+        client.trigger_webhooks(calls(2))

@@ -1,0 +1,342 @@
+"""What a network and a hostile server can do to a call, for trigger_webhook
+and for the token request: each fault gives one defined exception (or an
+envelope), never a crash, never a hang past the timeout plus half a second,
+and the same client works normally on the next call.
+
+The faults come from tests/rawserver.py (raw sockets: a server that resets,
+trickles, lies about lengths or streams hundreds of megabytes)."""
+import itertools
+import json
+import socket
+import time
+
+import pytest
+
+from rawserver import FakeGenAuth, RawServer, Response, token_response
+
+import genauth_c
+from genauth_c import ManagementClient
+from genauth_c.emulator import Emulator, WebhookReceiver
+
+TIMEOUT = 1.0
+SLACK = 0.5  # a call never outlives its timeout by more than this
+CAP = genauth_c.DEFAULT_MAX_RESPONSE_BYTES
+HUGE = 300 * 1024 * 1024  # what the hostile server offers: 300 MiB
+
+
+def huge_stream(total=HUGE, prefix=b'{"statusCode":200,"data":"'):
+    """`total` bytes in 64 KiB pieces, made as they are sent."""
+    piece = b"x" * 65536
+    yield prefix
+    yield from itertools.repeat(piece, (total - len(prefix)) // len(piece))
+
+
+def head(status=200, length=None, extra=b""):
+    line = b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n" % status
+    if length is not None:
+        line += b"Content-Length: %d\r\n" % length
+    return line + extra + b"\r\n"
+
+
+HTML = b"<html><head><title>Bad Gateway</title></head><body>nginx</body></html>"
+DEEP = b'{"statusCode":200,"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+# name -> (a fresh Response, the exception, what its message or attributes
+# must show). Each applies both to the trigger-webhook answer and to the
+# token endpoint's.
+FAULTS = {
+    "reset_before_status_line": (
+        lambda: Response(raw=b"", reset=True), genauth_c.TransportError, None),
+    "reset_mid_body": (
+        lambda: Response(raw=head(length=200) + b'{"statusCode":200,"da',
+                         reset=True),
+        genauth_c.TransportError, None),
+    "close_mid_body": (
+        lambda: Response(raw=head(length=200) + b'{"statusCode":200,"da',
+                         close_after=True),
+        genauth_c.TransportError, {"curl_code": 18}),
+    "headers_never_come": (
+        lambda: Response(delay=60), genauth_c.TimeoutError, {"curl_code": 28}),
+    "body_trickles_past_timeout": (
+        lambda: Response(body=b'{"statusCode":200,"data":"' + b"x" * 200
+                         + b'"}', trickle=0.02),
+        genauth_c.TimeoutError, {"curl_code": 28}),
+    "html_502": (
+        lambda: Response(status=502, body=HTML,
+                         headers=[("Content-Type", "text/html")]),
+        genauth_c.DecodeError, {"http_status": 502}),
+    "html_503": (
+        lambda: Response(status=503, body=HTML,
+                         headers=[("Content-Type", "text/html")]),
+        genauth_c.DecodeError, {"http_status": 503}),
+    "truncated_json": (
+        lambda: Response(body=b'{"statusCode":200,"data":{"response":{"a":'),
+        genauth_c.DecodeError, {"http_status": 200}),
+    "json_array": (
+        lambda: Response(body=b'[{"statusCode":200}]'),
+        genauth_c.DecodeError, {"http_status": 200}),
+    "json_string": (
+        lambda: Response(body=b'"statusCode"'),
+        genauth_c.DecodeError, {"http_status": 200}),
+    "nesting_100000_deep": (
+        lambda: Response(body=DEEP), genauth_c.DecodeError,
+        {"message": "nested deeper"}),
+    "huge_with_content_length": (
+        lambda: Response(stream=huge_stream(),
+                         headers=[("Content-Length", str(HUGE))]),
+        genauth_c.TransportError, {"message": "max_response_bytes"}),
+    "huge_chunked": (
+        lambda: Response(stream=huge_stream(),
+                         headers=[("Transfer-Encoding", "chunked")]),
+        genauth_c.TransportError, {"message": "max_response_bytes"}),
+    "huge_close_delimited": (
+        lambda: Response(stream=huge_stream(),
+                         headers=[("Connection", "close")]),
+        genauth_c.TransportError, {"message": "max_response_bytes"}),
+}
+
+
+def check(exc, expected_type, attrs):
+    assert type(exc) is expected_type, repr(exc)
+    for name, want in (attrs or {}).items():
+        got = str(exc) if name == "message" else getattr(exc, name)
+        if name == "message":
+            assert want in got, got
+        else:
+            assert got == want, (name, got)
+
+
+def timed_call(client, *args, **kw):
+    start = time.monotonic()
+    try:
+        return client.trigger_webhook(*args, **kw), None, time.monotonic() - start
+    except genauth_c.GenAuthError as e:
+        return None, e, time.monotonic() - start
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_trigger_webhook_fault(fake, client_for, name):
+    make, expected, attrs = FAULTS[name]
+    client = client_for(fake.server.url, timeout=TIMEOUT)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200  # pooled conn
+    fake.response = make()
+    _, exc, elapsed = timed_call(client, "wh1")
+    check(exc, expected, attrs)
+    assert elapsed < TIMEOUT + SLACK
+    if expected is genauth_c.DecodeError:
+        assert exc.excerpt  # the caller sees what came
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    assert client.token_fetches == 1  # a fault is not taken for a bad token
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_token_request_fault(fake, client_for, name):
+    make, expected, attrs = FAULTS[name]
+    client = client_for(fake.server.url, timeout=TIMEOUT)
+    fake.token_answer = make()
+    _, exc, elapsed = timed_call(client, "wh1")
+    check(exc, expected, attrs)
+    assert elapsed < TIMEOUT + SLACK
+    # An excerpt of the token endpoint's body could hold a token: none.
+    assert getattr(exc, "excerpt", None) in (None, b"")
+    assert [r.path for r in fake.server.requests
+            if "trigger-webhook" in r.path] == []
+    fake.token_answer = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_huge_body_capped_early_without_content_length(fake, client_for):
+    """The cap stops a length-less body while it arrives: little more than
+    max_response_bytes is read, and a smaller cap is honoured."""
+    sent = []
+
+    def counting(total):
+        for piece in huge_stream(total):
+            sent.append(len(piece))
+            yield piece
+
+    client = client_for(fake.server.url, timeout=5, max_response_bytes=100_000)
+    client.trigger_webhook("wh1")
+    fake.response = Response(stream=counting(HUGE),
+                             headers=[("Transfer-Encoding", "chunked")])
+    with pytest.raises(genauth_c.TransportError,
+                       match=r"max_response_bytes \(100000 bytes\)"):
+        client.trigger_webhook("wh1")
+    # The server could push what the socket buffers hold, no more.
+    assert sum(sent) < 100_000 + 16 * 1024 * 1024
+    # A body at the cap exactly is fine.
+    body = json.dumps({"statusCode": 200, "data": "y" * 1000}).encode()
+    fake.response = Response(body=body + b" " * (100_000 - len(body)))
+    assert client.trigger_webhook("wh1")["data"] == "y" * 1000
+    fake.response = Response(body=body + b" " * (100_001 - len(body)))
+    with pytest.raises(genauth_c.TransportError, match="max_response_bytes"):
+        client.trigger_webhook("wh1")
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+@pytest.mark.parametrize("target", ["api", "token"])
+def test_invalid_utf8(fake, client_for, target):
+    client = client_for(fake.server.url, timeout=TIMEOUT)
+    bad = Response(body=b'{"statusCode":200,"message":"\xff\xfe\xc0\xaf",'
+                        b'"data":{"response":"\xed\xa0\x80"}}')
+    if target == "api":
+        client.trigger_webhook("wh1")
+        fake.response = bad
+        with pytest.raises(genauth_c.DecodeError, match="UTF-8") as info:
+            client.trigger_webhook("wh1")
+        assert info.value.http_status == 200
+        fake.response = None
+    else:
+        # A token holding bytes that are not UTF-8 is no usable token; a
+        # refusal whose message is not UTF-8 is still a refusal.
+        fake.token_answer = Response(
+            body=b'{"statusCode":200,"data":{"access_token":"ey\xff.\xfe.x",'
+                 b'"expires_in":7200}}')
+        with pytest.raises(genauth_c.AuthError):
+            client.trigger_webhook("wh1")
+        fake.token_answer = Response(
+            body=b'{"statusCode":401,"message":"bad \xff key","apiCode":1}')
+        with pytest.raises(genauth_c.AuthError, match="bad") as info:
+            client.trigger_webhook("wh1")
+        assert info.value.http_status == 200
+        fake.token_answer = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_connection_refused_then_server_back(client_for):
+    """Token request refused (fresh client), then the API call refused
+    (token cached, pooled connection dead): TransportError, curl_code 7."""
+    port = free_port()
+    handler = FakeGenAuth()
+    client = client_for(f"http://127.0.0.1:{port}", timeout=TIMEOUT)
+    _, exc, elapsed = timed_call(client, "wh1")
+    check(exc, genauth_c.TransportError, {"curl_code": 7})
+    assert elapsed < TIMEOUT + SLACK
+    with RawServer(handler, port=port):
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+    _, exc, elapsed = timed_call(client, "wh1")  # the server is gone again
+    check(exc, genauth_c.TransportError, {"curl_code": 7})
+    assert elapsed < TIMEOUT + SLACK
+    with RawServer(handler, port=port) as again:
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        assert again.requests[0].path == "/api/v3/trigger-webhook"
+    assert client.token_fetches == 2  # the refused one counts as a fetch
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("target", ["api", "token"])
+def test_redirect_to_another_host_not_followed(fake, client_for, status,
+                                               target):
+    with RawServer(FakeGenAuth()) as elsewhere:
+        redirect = Response(status=status, headers=[
+            ("Location", elsewhere.url + "/api/v3/get-management-token")])
+        client = client_for(fake.server.url, timeout=TIMEOUT)
+        if target == "api":
+            client.trigger_webhook("wh1")
+            fake.response = redirect
+        else:
+            fake.token_answer = redirect
+        with pytest.raises(genauth_c.DecodeError) as info:
+            client.trigger_webhook("wh1")
+        assert info.value.http_status == status
+        assert elsewhere.requests == [] and elsewhere.connections == 0
+        fake.response = fake.token_answer = None
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+# ---- the token endpoint's own refusals ----------------------------------
+
+@pytest.mark.parametrize("answer,http_status,status_code", [
+    (Response.json({"statusCode": 401, "message": "bad key", "apiCode": 1310,
+                    "requestId": "r1"}), 200, 401),
+    (Response.json({"statusCode": 401, "message": "bad key"}, status=401),
+     401, 401),
+    (Response.json({"statusCode": 500, "message": "down", "requestId": "r2"},
+                   status=500), 500, 500),
+    (Response.json({"statusCode": 500, "message": "down"}), 200, 500),
+])
+def test_token_endpoint_refuses(fake, client_for, answer, http_status,
+                                status_code):
+    client = client_for(fake.server.url, timeout=TIMEOUT)
+    fake.token_answer = answer
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    e = info.value
+    assert (e.http_status, e.status_code) == (http_status, status_code)
+    assert e.response["statusCode"] == status_code
+    fake.token_answer = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_token_endpoint_down_for_a_cached_token_refresh(fake, client_for):
+    """The token expires while the token endpoint is down: the call fails
+    with the endpoint's error; when it is back, calls work again."""
+    client = client_for(fake.server.url, timeout=TIMEOUT)
+    client.trigger_webhook("wh1")
+    fake.valid_tokens.clear()
+    fake.token_answer = Response(status=503, body=HTML)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.http_status == 503 and info.value.excerpt == b""
+    fake.token_answer = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+# ---- expiry and refusal against the emulator ----------------------------
+
+@pytest.fixture
+def emu_rx():
+    with Emulator("AKID", "SECRET") as emu, WebhookReceiver() as rx:
+        emu.add_webhook("wh1", rx.url + "/hook")
+        yield emu, rx
+
+
+def test_token_expiring_mid_run(emu_rx):
+    emu, _ = emu_rx
+    emu.token_lifetime = 0.5
+    with ManagementClient("AKID", "SECRET", host=emu.url, timeout=2) as client:
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < 2.0:
+            env = client.trigger_webhook(
+                "wh1", request_body={"eventName": f"e{n}"})
+            assert env["statusCode"] == 200, env
+            assert env["data"]["response"]["eventName"] == f"e{n}"
+            n += 1
+        # A server-side expiry the client could not foresee: one retry.
+        emu.expire_tokens()
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        elapsed = time.monotonic() - start
+    refused = [r for r in emu.requests if r.auth_error]
+    assert len(refused) == 1
+    # Refreshed ahead of expiry (margin 0.05 s), never more than needed.
+    assert 4 <= client.token_fetches <= elapsed / 0.45 + 2
+    assert emu.token_fetches == client.token_fetches
+
+
+def test_server_answering_401_always(emu_rx):
+    emu, _ = emu_rx
+    with ManagementClient("AKID", "SECRET", host=emu.url, timeout=2) as client:
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        emu.reset_records()
+        emu.fail_next_calls_with_401 = True
+        start = time.monotonic()
+        env = client.trigger_webhook("wh1")
+        assert time.monotonic() - start < 2 + SLACK
+        assert env["statusCode"] == 401 and env["apiCode"] == 1022
+        paths = [r.path for r in emu.requests]
+        assert paths == ["/api/v3/trigger-webhook",
+                         "/api/v3/get-management-token",
+                         "/api/v3/trigger-webhook"]
+        emu.fail_next_calls_with_401 = 0
+        assert client.trigger_webhook("wh1")["statusCode"] == 200

@@ -1,0 +1,8 @@
+"""Each line is a mistake the stubs must catch (mypy must report errors)."""
+from genauth_c import ManagementClient
+
+client = ManagementClient("AK", "SK")
+client.trigger_webhook(123)
+client.trigger_webhook("wh", request_body="not a mapping")
+ManagementClient("AK", "SK", brand="other")
+client.trigger_webhooks([{"webhook": "x"}])
