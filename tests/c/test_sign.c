@@ -536,7 +536,7 @@ test_resource(void)
     genauth_buf_init(&want);
     genauth_buf_append_str(&want, "/p");
     for (int i = 0; i < 40; i++) {
-        snprintf(key, sizeof key, "k%02d", 39 - i);
+        snprintf(key, sizeof key, "k%02u", (unsigned)(39 - i) % 100u);
         add(many, key, num("1"));
     }
     for (int i = 0; i < 40; i++)

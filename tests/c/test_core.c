@@ -1,0 +1,193 @@
+/* Unit tests of the core's client-side pieces that need no network: the host
+ * URL, the JWT's user pool claim, option checks and envelopes. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "internal.h"
+#include "json.h"
+
+static void
+test_url(void)
+{
+    struct {
+        const char *in;
+        const char *want; /* NULL: must fail */
+    } cases[] = {
+        {NULL, "https://api.genauth.ai"},
+        {"https://x.example", "https://x.example"},
+        {"HTTPS://x.example/", "https://x.example"},
+        {"http://127.0.0.1:8080/genauth//", "http://127.0.0.1:8080/genauth"},
+        {"https://[::1]:443/p", "https://[::1]:443/p"},
+        {"ftp://x", NULL},
+        {"x.example", NULL},
+        {"https://", NULL},
+        {"https://:80", NULL},
+        {"https://x:0", NULL},
+        {"https://x:65536", NULL},
+        {"https://x:8a", NULL},
+        {"https://u:p@x", NULL},
+        {"https://x/?q", NULL},
+        {"https://x/#f", NULL},
+        {"https://x y", NULL},
+        {"https://x\r\n", NULL},
+        {"https://[::1", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        genauth_error err;
+        char *out = NULL;
+        genauth_error_init(&err);
+        genauth_status st = genauth_url_normalize(
+            cases[i].in, GENAUTH_BRAND_GENAUTH, &out, &err);
+        if (cases[i].want) {
+            CHECK(st == GENAUTH_OK);
+            CHECK_STR(out, cases[i].want);
+        } else {
+            CHECK(st == GENAUTH_E_INVALID);
+            CHECK(out == NULL);
+            CHECK(strncmp(err.message, "host:", 5) == 0);
+        }
+        free(out);
+    }
+    char *out = NULL;
+    genauth_error err;
+    genauth_error_init(&err);
+    CHECK(genauth_url_normalize(NULL, GENAUTH_BRAND_AUTHING, &out, &err) ==
+          GENAUTH_OK);
+    CHECK_STR(out, "https://api.authing.cn");
+    free(out);
+}
+
+static void
+test_jwt(void)
+{
+    genauth_error err;
+    char *id = NULL;
+    /* Payload {"scoped_userpool_id":"p?>~~~"}: its base64url has '-'/'_'. */
+    const char *tok = "eyJhbGciOiJIUzI1NiJ9."
+                      "eyJzY29wZWRfdXNlcnBvb2xfaWQiOiJwPz5-fn4ifQ.sig";
+    genauth_error_init(&err);
+    CHECK(genauth_jwt_userpool_id(tok, &id, &err) == GENAUTH_OK);
+    CHECK_STR(id, "p?>~~~");
+    free(id);
+    id = NULL;
+    const char *bad[] = {"nodots", "a.!!!.c", "a.e30.c" /* {} */, "a..c"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        genauth_error_init(&err);
+        CHECK(genauth_jwt_userpool_id(bad[i], &id, &err) == GENAUTH_E_AUTH);
+        CHECK(id == NULL);
+    }
+}
+
+static void
+test_client_options(void)
+{
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_error err;
+
+    genauth_client_options_init(&o);
+    o.access_key_id = "AK";
+    o.access_key_secret = "SK";
+    o.host = "http://127.0.0.1:1";
+    genauth_error_init(&err);
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
+    CHECK_STR(genauth_client_base_url(c), "http://127.0.0.1:1");
+    CHECK(!genauth_client_is_closed(c));
+    genauth_client_close(c);
+    genauth_client_close(c);
+    CHECK(genauth_client_is_closed(c));
+    genauth_trigger_webhook_req req = {"wh", 2, NULL, NULL};
+    genauth_envelope env;
+    genauth_envelope_init(&env);
+    CHECK(genauth_client_trigger_webhook(c, &req, &env, &err) ==
+          GENAUTH_E_CLOSED);
+    genauth_client_free(c);
+
+    struct {
+        const char *field;
+        genauth_client_options o;
+    } bad[] = {
+        {"access_key_id", {.access_key_id = "", .access_key_secret = "S",
+                           .timeout = 1}},
+        {"access_key_secret", {.access_key_id = "A", .access_key_secret = "",
+                               .timeout = 1}},
+        {"access_key_id", {.access_key_id = "A\r\n", .access_key_secret = "S",
+                           .timeout = 1}},
+        {"lang", {.access_key_id = "A", .access_key_secret = "S",
+                  .lang = "x\n", .timeout = 1}},
+        {"tenant_id", {.access_key_id = "A", .access_key_secret = "S",
+                       .tenant_id = "\r", .timeout = 1}},
+        {"timeout", {.access_key_id = "A", .access_key_secret = "S",
+                     .timeout = 0}},
+        {"timeout", {.access_key_id = "A", .access_key_secret = "S",
+                     .timeout = 1.0 / 0.0}},
+        {"host", {.access_key_id = "A", .access_key_secret = "S",
+                  .host = "nope", .timeout = 1}},
+        {"ca_bundle", {.access_key_id = "A", .access_key_secret = "S",
+                       .ca_bundle = "/nonexistent", .timeout = 1}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = NULL;
+        genauth_error_init(&err);
+        CHECK(genauth_client_new(&bad[i].o, &c, &err) == GENAUTH_E_INVALID);
+        CHECK(c == NULL);
+        CHECK(strncmp(err.message, bad[i].field, strlen(bad[i].field)) == 0);
+        /* The secret is never part of a message. */
+        CHECK(strstr(err.message, "S\"") == NULL);
+    }
+}
+
+static void
+test_envelope(void)
+{
+    genauth_envelope env;
+    genauth_error err;
+    genauth_buf body;
+    const char *text = "{\"statusCode\":404,\"message\":\"nope\",\"apiCode\":2404,"
+                       "\"requestId\":\"r1\",\"data\":{\"response\":[1]}}";
+    genauth_buf_init(&body);
+    genauth_buf_append_str(&body, text);
+    genauth_envelope_init(&env);
+    genauth_error_init(&err);
+    CHECK(genauth_envelope_parse(&body, 200, 0, &env, &err) == GENAUTH_OK);
+    CHECK(env.has_status_code && env.status_code == 404);
+    CHECK(env.has_api_code && env.api_code == 2404);
+    CHECK_STR(env.message, "nope");
+    CHECK_STR(env.request_id, "r1");
+    CHECK(cJSON_IsArray(env.response));
+    genauth_envelope_clear(&env);
+
+    const char *bad[] = {"[1]", "\"s\"", "<html>", "{\"a\":", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        genauth_buf_reset(&body);
+        genauth_buf_append_str(&body, bad[i]);
+        genauth_error_init(&err);
+        CHECK(genauth_envelope_parse(&body, 502, 0, &env, &err) ==
+              GENAUTH_E_DECODE);
+        CHECK(err.http_status == 502);
+        CHECK(err.excerpt_len == strlen(bad[i]));
+        genauth_error_init(&err);
+        CHECK(genauth_envelope_parse(&body, 502, 1, &env, &err) ==
+              GENAUTH_E_DECODE);
+        CHECK(err.excerpt_len == 0); /* quiet: the token endpoint */
+        CHECK(env.doc == NULL);
+    }
+    genauth_buf_clear(&body);
+}
+
+int
+main(void)
+{
+    genauth_error err;
+    genauth_error_init(&err);
+    if (genauth_global_init(&err) != GENAUTH_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    test_url();
+    test_jwt();
+    test_client_options();
+    test_envelope();
+    curl_global_cleanup();
+    return check_summary("test_core");
+}
