@@ -42,11 +42,17 @@ static struct curl_slist *headers;
 static long connects; /* connections opened, summed over calls */
 
 static double
-now(void)
+clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
+now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 static void
@@ -206,6 +212,7 @@ run_seq(long n, const char *url, int rss)
     for (int i = 0; i < 20; i++)
         one_call(&s);
     connects = 0;
+    double cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     double start = now();
     for (long i = 1; i <= n; i++) {
         one_call(&s);
@@ -213,6 +220,7 @@ run_seq(long n, const char *url, int rss)
             rss_half = rss_bytes();
     }
     double elapsed = now() - start;
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     long rss_end = rss ? rss_bytes() : 0;
     slot_clear(&s);
     if (rss) {
@@ -221,9 +229,9 @@ run_seq(long n, const char *url, int rss)
         printf("{\"calls\": %ld, \"maxrss_kib\": %ld, \"growth_bytes\": %ld}\n",
                n, ru.ru_maxrss, rss_end - rss_half);
     } else {
-        printf("{\"calls\": %ld, \"elapsed\": %.6f, \"first_call_s\": %.6f, "
-               "\"connects\": %ld}\n",
-               n, elapsed, first, connects);
+        printf("{\"calls\": %ld, \"elapsed\": %.6f, \"cpu_s\": %.6f, "
+               "\"first_call_s\": %.6f, \"connects\": %ld}\n",
+               n, elapsed, cpu, first, connects);
     }
 }
 

@@ -299,13 +299,17 @@ FN_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*?)\s*$")
 def per_function(out_file):
     """Self Ir per function ("file:function [object]") from callgrind_annotate."""
     p = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no",
-                        out_file], capture_output=True, text=True, check=True)
+                        "--auto=no", out_file], capture_output=True, text=True, check=True)
     fns, started = {}, False
     for line in p.stdout.splitlines():
         if "file:function" in line:
             started = True
             continue
-        if not started or not line.strip() or line.startswith("-"):
+        if not started or line.startswith("-"):
+            continue
+        if not line.strip():
+            if fns:
+                break  # the end of the function table
             continue
         m = FN_LINE.match(line)
         if m:

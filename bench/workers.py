@@ -155,9 +155,10 @@ def mode_seq(cls, host, n, _k):
     check(client.run(1))
     first = time.perf_counter() - t0
     client.run(WARMUP)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     check(client.run(n))
-    return {"calls": n, "elapsed": time.perf_counter() - t0, "first_call_s": first}
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"calls": n, "elapsed": elapsed, "cpu_s": cpu, "first_call_s": first}
 
 
 def mode_threads(cls, host, n, k):

@@ -55,6 +55,7 @@ class MyMapping(collections.abc.Mapping):
 
 ROUND_TRIPS = [
     {"big": 2**64 + 1, "neg": -(10**40), "zero": 0, "i53": 2**53 + 1},
+    {"huge": 10**100 + 7, "neg_huge": -(7**300), "list": [10**70, -(10**64)]},
     {"floats": [0.1, 1.0, -0.0, 1e-7, 1e16, 1.7976931348623157e308, 5e-324, 123.456]},
     {"nul": "a\x00b", "key\x00nul": 1, "\x00": "\x00"},
     {"astral": "𝄞😀", "cjk": "中文", "escapes": "\"\\/\b\f\n\r\t\x01\x1f\x7f"},

@@ -683,6 +683,53 @@ genauth_json_too_deep(const unsigned char *text, size_t len, size_t err_at)
     return 0;
 }
 
+/* cJSON releases after 1.7.15 refuse number literals longer than 63
+ * characters, which Python's json reads. A copy of the text with each such
+ * literal blanked to "0" and spaces has the same shape at the same offsets;
+ * the scan then reads the exact literals from the original text. Returns the
+ * copy (the caller frees it), or NULL when no literal is that long or memory
+ * ran out. */
+static char *
+genauth_json_blank_long_numbers(const unsigned char *u, size_t len)
+{
+    char *copy = NULL;
+    int in_string = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = u[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = 0;
+            continue;
+        }
+        if (ch == '"') {
+            in_string = 1;
+            continue;
+        }
+        if (ch != '-' && (ch < '0' || ch > '9'))
+            continue;
+        size_t end = i;
+        while (end < len && ((u[end] >= '0' && u[end] <= '9') ||
+                             u[end] == '-' || u[end] == '+' ||
+                             u[end] == '.' || u[end] == 'e' || u[end] == 'E'))
+            end++;
+        if (end - i > 63) {
+            if (!copy) {
+                copy = malloc(len);
+                if (!copy)
+                    return NULL;
+                memcpy(copy, u, len);
+            }
+            copy[i] = '0';
+            memset(copy + i + 1, ' ', end - i - 1);
+        }
+        i = end - 1;
+    }
+    return copy;
+}
+
 genauth_status
 genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
                        genauth_error *err)
@@ -712,6 +759,14 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
     /* With an explicit length cJSON reads no further than len, so the text
      * needs no NUL-terminated copy; the trailing bytes are checked below. */
     doc->root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
+    if (doc->root == NULL) {
+        char *blanked = genauth_json_blank_long_numbers(u, len);
+        if (blanked) {
+            doc->root = cJSON_ParseWithLengthOpts(blanked, len, &parse_end, 0);
+            parse_end = parse_end ? text + (parse_end - blanked) : NULL;
+            free(blanked);
+        }
+    }
     if (doc->root == NULL) {
         at = parse_end ? (size_t)(parse_end - text) : 0;
         if (genauth_json_too_deep(u, len, at))

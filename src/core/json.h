@@ -52,8 +52,9 @@ int genauth_json_write_string(const char *s, size_t len, genauth_buf *out);
  * strings, bad \u escapes, numbers such as 01 or 1., white space other than
  * the four JSON allows, trailing data), and nesting beyond cJSON's limit
  * ("JSON nested deeper than 1000 levels"). The message never quotes the text.
- * Known limit: cJSON releases after 1.7.15 refuse number literals longer
- * than 63 characters.
+ * cJSON releases after 1.7.15 refuse number literals longer than 63
+ * characters; such a text is parsed again with those literals blanked (their
+ * exact text comes from the scan), so every cJSON version reads it.
  * The caller frees *out with genauth_json_doc_free. */
 genauth_status genauth_json_doc_parse(const char *text, size_t len,
                                       genauth_json_doc **out,

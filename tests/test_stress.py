@@ -1,0 +1,227 @@
+"""Long runs: a leak loop mixing successes and every kind of failure, 16
+threads on one client across token expiries, and fork().
+
+GENAUTH_TEST_SCALE=small (set by `make sanitize`) scales the loops down and
+skips the memory-growth bounds, which mean nothing under ASan."""
+import gc
+import os
+import resource
+import ssl
+import subprocess
+import threading
+import time
+import tracemalloc
+
+import pytest
+
+from conftest import AK, SK
+from rawserver import FakeGenAuth, RawServer
+from serve import spawn
+
+import genauth_c
+from genauth_c import ManagementClient
+
+SMALL = os.environ.get("GENAUTH_TEST_SCALE") == "small"
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+# ---- the leak loop --------------------------------------------------------
+
+# One cycle of 100 calls: mostly successes (with values that take every
+# conversion path), and each failure kind once. (webhook id, request body,
+# the exception expected or None; a str is the statusCode returned.)
+BODY = {"n": [0, -1, 2**70, 1.5, -0.0, 1e300], "s": "中文\x00𝄞",
+        "k\x00": None, "t": True, "nested": {"a": [{"b": []}]}}
+FAILURES = [
+    ("drop", None, genauth_c.TransportError),
+    ("reset", None, genauth_c.TransportError),
+    ("html", None, genauth_c.DecodeError),
+    ("trunc", None, genauth_c.DecodeError),
+    ("array", None, genauth_c.DecodeError),
+    ("utf8", None, genauth_c.DecodeError),
+    ("deep", None, genauth_c.DecodeError),
+    ("huge", None, genauth_c.TransportError),
+    ("e401", None, 401),  # retried once, then the envelope
+    ("business", None, 404),
+    ("tokfail", None, genauth_c.AuthError),  # refused, then refetch fails
+    ("ok", {"x": float("nan")}, ValueError),  # refused before sending
+    ("ok", {"x": object()}, TypeError),
+    ("ok", {"deep": [[[[[[]]]]]] * 1}, 200),
+]
+CYCLE = [("ok", BODY, 200)] * (100 - len(FAILURES)) + FAILURES
+
+
+def one_call(client, wid, body, expected):
+    try:
+        env = client.trigger_webhook(wid, request_body=body)
+    except (genauth_c.GenAuthError, ValueError, TypeError) as e:
+        assert isinstance(expected, type) and isinstance(e, expected), (
+            wid, repr(e))
+        return
+    assert env["statusCode"] == expected, (wid, env)
+    if expected == 200 and wid == "ok":
+        assert env["data"]["response"] == body
+
+
+def test_leak_loop():
+    total = 3_000 if SMALL else 100_000
+    port, stop = spawn("mixed")
+    try:
+        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
+                                  timeout=0.25, max_response_bytes=256 * 1024)
+        # A timeout costs the whole 0.25 s: one per 5,000 calls.
+        slow = ("slow", None, genauth_c.TimeoutError)
+
+        def run(start, stop_at):
+            for i in range(start, stop_at):
+                if i % 5000 == 4999:
+                    one_call(client, *slow)
+                else:
+                    one_call(client, *CYCLE[i % len(CYCLE)])
+
+        warm = total // 10
+        run(0, warm)  # pools, caches, free lists settle
+        gc.collect()
+        tracemalloc.start()
+        traced0 = tracemalloc.get_traced_memory()[0]
+        rss0 = rss_bytes()
+        run(warm, total)
+        gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] - traced0
+        tracemalloc.stop()
+        rss = rss_bytes() - rss0
+        assert client.trigger_webhook("ok")["statusCode"] == 200
+        client.close()
+    finally:
+        stop()
+    print(f"\nleak loop: {total} calls, traced +{traced} B, "
+          f"RSS +{rss // 1024} KiB")
+    if not SMALL:
+        # 90,000 calls: 64 KiB of Python objects is under a byte per call;
+        # 8 MiB of RSS is under 100 bytes per call.
+        assert traced < 64 * 1024
+        assert rss < 8 * 1024 * 1024
+
+
+# ---- 16 threads, one client, token expiries -------------------------------
+
+def test_threads_across_token_expiries():
+    threads, calls = (16, 100) if SMALL else (16, 2000)
+    lifetime = 1.0
+    port, stop = spawn("mixed", "--lifetime", str(lifetime))
+    errors = []
+    try:
+        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
+                                  timeout=10)
+        barrier = threading.Barrier(threads)
+
+        def work(tid):
+            barrier.wait()
+            try:
+                for i in range(calls):
+                    body = {"thread": tid, "call": i, "pad": "p" * (i % 300)}
+                    env = client.trigger_webhook(f"t{tid}", request_body=body)
+                    if env["statusCode"] != 200 or \
+                            env["data"]["response"] != body or \
+                            env["requestId"] != f"t{tid}":
+                        errors.append(env)
+                        return
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        start = time.monotonic()
+        pool = [threading.Thread(target=work, args=(t,))
+                for t in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        elapsed = time.monotonic() - start
+        fetches = client.token_fetches
+        client.close()
+    finally:
+        stop()
+    assert errors == []
+    # A token is refreshed when a tenth of its lifetime is left: the run saw
+    # elapsed / 0.9 s refresh points; one fetch each, plus the first.
+    expiries = elapsed / (lifetime * 0.9)
+    print(f"\n{threads * calls} calls in {elapsed:.1f} s, "
+          f"{fetches} token fetches, {expiries:.1f} expiries")
+    assert fetches <= expiries + 1
+    if not SMALL:
+        assert expiries >= 3  # the run did cross several expiries
+
+
+# ---- fork -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "2", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+         str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_fork_child_uses_the_client_parent_unaffected(certificate, tls):
+    """Over TLS a child that closed the parent's connection would send a
+    close_notify on it; the server would then drop it and the parent would
+    have to reconnect: the connection count shows it."""
+    ctx = None
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*certificate)
+    fake = FakeGenAuth()
+    with RawServer(fake, tls=ctx) as server:
+        client = ManagementClient(AK, SK, host=server.url, timeout=5,
+                                  ca_bundle=str(certificate[0]))
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        assert server.connections == 1
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 1
+            try:
+                for _ in range(3):
+                    assert client.trigger_webhook("wh1")["statusCode"] == 200
+                client.close()  # must not touch the parent's connection
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert server.connections == 2  # the child opened its own
+        for _ in range(3):
+            assert client.trigger_webhook("wh1")["statusCode"] == 200
+        assert server.connections == 2  # the parent's still works
+        assert client.token_fetches == 1
+        client.close()
+
+
+def test_fork_with_a_fresh_client_in_the_child():
+    """A child that inherits a client with no connection yet, and one that
+    makes its own client, both work; the parent's pool is untouched."""
+    fake = FakeGenAuth()
+    with RawServer(fake) as server:
+        client = ManagementClient(AK, SK, host=server.url, timeout=5)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                assert client.trigger_webhook("wh1")["statusCode"] == 200
+                with ManagementClient(AK, SK, host=server.url) as other:
+                    assert other.trigger_webhook("wh1")["statusCode"] == 200
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        client.close()
