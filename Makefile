@@ -55,8 +55,50 @@ ctest-valgrind: $(C_TESTS)
 	  valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 	    --error-exitcode=1 $$t || exit 1; done
 
+# From inside tests/, so that the installed package is the one tested, not
+# the source folder genauth_c/ (which has no compiled extension).
 pytest:
-	$(PYTHON) -m pytest -q tests
+	cd tests && $(PYTHON) -m pytest -q .
 
 clean:
 	rm -rf build *.egg-info genauth_c/*.so
+
+# --- bench (issue 4) ---------------------------------------------------------
+# `make bench`: installs what is missing (Debian packages; a venv bench/.venv
+# with the benchmark-only PyPI packages, never dependencies of genauth_c),
+# installs this tree into that venv, then runs bench/run.py, which writes
+# bench/results/results.md and bench/results/chart.png.
+BENCH_VENV := bench/.venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_PIP := $(BENCH_PY) -m pip --disable-pip-version-check
+BENCH_DEB := nginx wrk valgrind libcurl4-openssl-dev libcjson-dev libssl-dev \
+	pkg-config gcc
+# websockets: the official SDK imports it without declaring it. pycurl is
+# built from source against the Debian libcurl genauth_c uses: the PyPI wheel
+# bundles a libcurl of its own, which would not be a like-for-like match.
+BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib
+BENCH_ARGS ?=
+
+.PHONY: bench bench-deps
+
+bench-deps:
+	@missing=""; for p in $(BENCH_DEB); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq $$missing || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }; \
+	fi
+	@[ -x $(BENCH_PY) ] || $(PYTHON) -m venv $(BENCH_VENV)
+	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib" 2>/dev/null || \
+	  $(BENCH_PIP) install --quiet $(BENCH_PYPI)
+	@$(BENCH_PY) -c "import pycurl, sys; sys.exit('libcurl/$$(pkg-config --modversion libcurl) ' not in pycurl.version + ' ')" \
+	  2>/dev/null || $(BENCH_PIP) install --quiet --force-reinstall --no-binary pycurl \
+	  --no-cache-dir pycurl
+	$(BENCH_PIP) install --quiet --force-reinstall --no-deps .
+
+bench: bench-deps
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS)

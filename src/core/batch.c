@@ -116,6 +116,9 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
     /* Each connection carries one request at a time: no pipelining, and
      * HTTP/2 streams only where the server offers them. */
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
+    /* See genauth_conn_new: keep the shared cache from being trimmed. */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
+                      (long)GENAUTH_MAX_CONNECTIONS);
 
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {

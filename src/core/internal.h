@@ -13,6 +13,9 @@
 /* How often a call waiting on the network asks the interrupt check. */
 #define GENAUTH_INTERRUPT_POLL_MS 100
 
+/* How many idle connections a client keeps open at most. */
+#define GENAUTH_MAX_CONNECTIONS 256
+
 /* ---- clock -------------------------------------------------------------- */
 
 /* Seconds on the monotonic clock. */

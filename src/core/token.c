@@ -97,7 +97,8 @@ nomem:
 /* Reads the token endpoint's answer. On success *token and *userpool_id are
  * new strings the caller frees, *lifetime is expires_in. */
 static genauth_status
-read_token_answer(genauth_conn *conn, long http_status, char **token,
+read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
+                  char **token,
                   char **userpool_id, double *lifetime, genauth_error *err)
 {
     genauth_envelope env;
@@ -109,11 +110,21 @@ read_token_answer(genauth_conn *conn, long http_status, char **token,
     if (genauth_envelope_parse(&conn->response, http_status, 1, &env, err))
         goto fail;
     if (!env.has_status_code || env.status_code != 200) {
-        genauth_error_set(
-            err, GENAUTH_E_AUTH, "the token endpoint refused: %s%s(HTTP %ld)",
-            env.message ? env.message : "no message", env.message ? " " : " ",
-            http_status);
         err->http_status = http_status;
+        if (memmem(conn->response.data, conn->response.len,
+                   c->access_key_secret, strlen(c->access_key_secret))) {
+            /* An endpoint that echoes the request (validation errors often
+             * do) would put the secret into the exception: show nothing of
+             * that answer. */
+            genauth_error_set(err, GENAUTH_E_AUTH,
+                              "the token endpoint refused (HTTP %ld; its "
+                              "answer quoted the secret, so it is not shown)",
+                              http_status);
+            goto fail;
+        }
+        genauth_error_set(
+            err, GENAUTH_E_AUTH, "the token endpoint refused: %s (HTTP %ld)",
+            env.message ? env.message : "no message", http_status);
         err->auth_envelope = env.doc; /* a refusal carries no token */
         env.doc = NULL;
         goto fail;
@@ -182,8 +193,8 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     genauth_buf_reset(&conn->request);
     if (st != GENAUTH_OK)
         return st;
-    return read_token_answer(conn, http_status, token, userpool_id, lifetime,
-                             err);
+    return read_token_answer(c, conn, http_status, token, userpool_id,
+                             lifetime, err);
 }
 
 static void
