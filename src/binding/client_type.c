@@ -291,21 +291,24 @@ webhook_id_arg(PyObject *obj, const char *name, const char **s,
     return 0;
 }
 
-/* Turns the envelope into a dict, or raises DecodeError when it holds
- * what Python cannot decode (invalid UTF-8). */
+/* Turns the envelope into a dict, or raises DecodeError when it holds what
+ * Python cannot take: invalid UTF-8, an integer longer than
+ * sys.get_int_max_str_digits() (both ValueErrors from the conversion). */
 static PyObject *
 envelope_to_dict(genauth_module_state *st, const genauth_envelope *env)
 {
     PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env));
-    if (dict || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+    if (dict || !PyErr_ExceptionMatches(PyExc_ValueError))
         return dict;
+    int utf8 = PyErr_ExceptionMatches(PyExc_UnicodeDecodeError);
     PyErr_Clear();
     genauth_error err;
     genauth_error_init(&err);
     genauth_error_set(&err, GENAUTH_E_DECODE,
-                      "the server answered HTTP %ld with JSON holding "
-                      "invalid UTF-8",
-                      env->http_status);
+                      "the server answered HTTP %ld with JSON %s",
+                      env->http_status,
+                      utf8 ? "holding invalid UTF-8"
+                           : "holding a number Python cannot convert");
     err.http_status = env->http_status;
     return genauth_raise(st, &err);
 }

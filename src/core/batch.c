@@ -1,6 +1,7 @@
 /* Batches: many trigger-webhook calls in flight at once on one multi handle,
- * with the same steps as a single call (trigger_webhook.c), the client's
- * token and its shared connection cache. */
+ * with the same steps as a single call (trigger_webhook.c) and the client's
+ * token. The multi handle is the client's, kept between batches, so a batch
+ * reuses the connections the previous one opened. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,7 +91,7 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
     slot *slots = NULL;
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
-    int running = 0;
+    int running = 0, holds_client_multi = 0;
 
     for (size_t i = 0; i < count; i++) {
         items[i].status = GENAUTH_OK;
@@ -107,16 +108,24 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
     if (genauth_client_is_closed(c))
         return genauth_error_set(err, GENAUTH_E_CLOSED,
                                  "the client is closed");
-    multi = curl_multi_init();
+    genauth_client_adopt_if_forked(c);
+    if (pthread_mutex_trylock(&c->batch_mu) == 0) {
+        holds_client_multi = 1;
+        if (!c->batch_multi)
+            c->batch_multi = curl_multi_init();
+        multi = c->batch_multi;
+    } else {
+        multi = curl_multi_init();
+    }
     slots = calloc(count, sizeof(*slots));
     if (!multi || !slots) {
         st = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
         goto done;
     }
-    /* Each connection carries one request at a time: no pipelining, and
-     * HTTP/2 streams only where the server offers them. */
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
-    /* See genauth_conn_new: keep the shared cache from being trimmed. */
+    /* libcurl trims a multi handle's idle connections to 4 x the transfers
+     * it holds, which falls to 4 as the batch drains: keep them all for the
+     * next batch. */
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                       (long)GENAUTH_MAX_CONNECTIONS);
 
@@ -182,7 +191,9 @@ done:
         items[i].err.auth_envelope = NULL; /* owned by err */
     }
     free(slots);
-    if (multi)
+    if (holds_client_multi)
+        pthread_mutex_unlock(&c->batch_mu);
+    else if (multi)
         curl_multi_cleanup(multi);
     return st;
 }

@@ -97,9 +97,9 @@ share_new(genauth_client *client)
     curl_share_setopt(share, CURLSHOPT_USERDATA, client);
     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    /* One connection cache for the client: single calls (each on its own
-     * multi handle) and batches (on another) reuse the same connections. */
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    /* Not CURL_LOCK_DATA_CONNECT: libcurl does not support sharing
+     * connections between concurrent threads. Each pooled handle keeps its
+     * own connection instead, and batches keep theirs (batch.c). */
     return share;
 }
 
@@ -236,6 +236,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     if (!c)
         return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
     pthread_mutex_init(&c->pool_mu, NULL);
+    pthread_mutex_init(&c->batch_mu, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     genauth_token_cache_init(&c->tokens);
@@ -300,6 +301,8 @@ genauth_client_free(genauth_client *c)
         return;
     if (c->fork_generation == fork_generation) {
         free_pool(c->idle);
+        if (c->batch_multi)
+            curl_multi_cleanup(c->batch_multi);
         if (c->share)
             curl_share_cleanup(c->share);
     }
@@ -329,6 +332,7 @@ genauth_client_free(genauth_client *c)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_mu[i]);
     pthread_mutex_destroy(&c->pool_mu);
+    pthread_mutex_destroy(&c->batch_mu);
     free(c);
 }
 
@@ -341,6 +345,14 @@ genauth_client_close(genauth_client *c)
     c->closed = 1;
     pthread_mutex_unlock(&c->pool_mu);
     free_pool(idle);
+    /* A batch in progress keeps its multi handle; client_free takes it. */
+    if (pthread_mutex_trylock(&c->batch_mu) == 0) {
+        if (c->batch_multi && c->fork_generation == fork_generation) {
+            curl_multi_cleanup(c->batch_multi);
+            c->batch_multi = NULL;
+        }
+        pthread_mutex_unlock(&c->batch_mu);
+    }
 }
 
 int
@@ -392,8 +404,18 @@ adopt_after_fork(genauth_client *c)
         conn = next;
     }
     c->idle = NULL;
+    c->batch_multi = NULL; /* its connections are the parent's too */
     c->share = share_new(c);
     c->fork_generation = fork_generation;
+}
+
+void
+genauth_client_adopt_if_forked(genauth_client *c)
+{
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->fork_generation != fork_generation)
+        adopt_after_fork(c);
+    pthread_mutex_unlock(&c->pool_mu);
 }
 
 genauth_conn *

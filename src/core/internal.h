@@ -13,7 +13,7 @@
 /* How often a call waiting on the network asks the interrupt check. */
 #define GENAUTH_INTERRUPT_POLL_MS 100
 
-/* How many idle connections a client keeps open at most. */
+/* How many idle connections a batch's multi handle keeps open at most. */
 #define GENAUTH_MAX_CONNECTIONS 256
 
 /* ---- clock -------------------------------------------------------------- */
@@ -123,6 +123,12 @@ struct genauth_client {
 
     genauth_token_cache tokens;
 
+    /* The multi handle batches run on, kept between batches so that its
+     * connections are reused; one batch at a time holds batch_mu (a batch
+     * that finds it taken runs on a multi handle of its own). */
+    pthread_mutex_t batch_mu;
+    CURLM *batch_multi;
+
     /* The pool of idle connections, and the share handle they use for DNS
      * and TLS sessions. */
     pthread_mutex_t pool_mu;
@@ -140,6 +146,9 @@ struct genauth_client {
  * memory). Give it back with genauth_client_release. */
 genauth_conn *genauth_client_acquire(genauth_client *client,
                                      genauth_error *err);
+/* In a child after fork(): drop what the parent's connections live in
+ * (acquire does this too; a batch needs it before it takes batch_multi). */
+void genauth_client_adopt_if_forked(genauth_client *client);
 /* Back into the pool; freed instead when the client was closed meanwhile.
  * (A transfer cut short has already had its connection closed by libcurl.) */
 void genauth_client_release(genauth_client *client, genauth_conn *conn);

@@ -37,12 +37,6 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     if (!conn->easy || !conn->multi)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
-    /* The client's connections live in one shared cache, which libcurl
-     * trims to the limit of whichever multi handle hands a connection back
-     * (by default 4 x its easy handles: 4 here). Without this every call
-     * beyond 4 concurrent ones would close a connection. */
-    curl_multi_setopt(conn->multi, CURLMOPT_MAXCONNECTS,
-                      (long)GENAUTH_MAX_CONNECTIONS);
 
     CURL *e = conn->easy;
     CURLcode rc = CURLE_OK;
