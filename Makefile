@@ -3,8 +3,9 @@
 # work on a fresh machine.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
-DEB_PACKAGES := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make valgrind
-PY_TEST_TOOLS := pytest mypy hypothesis
+DEB_PACKAGES := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make valgrind \
+	clang libclang-rt-dev openssl
+PY_TEST_TOOLS := pytest mypy hypothesis atheris
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-missing-field-initializers
@@ -14,7 +15,8 @@ CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(CFLAGS_WARN) -Werror -Isrc/core \
 CORE_LIBS = $(shell pkg-config --libs libcurl libcjson libcrypto) -lpthread -lm
 C_TESTS := $(patsubst tests/c/%.c,build/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps install demo test test-deps ctest ctest-valgrind pytest typecheck clean
+.PHONY: all deps install demo test test-deps ctest ctest-valgrind pytest typecheck clean \
+	sanitize fuzz-short fuzz fuzz-build
 
 all: install
 
@@ -41,7 +43,7 @@ test-deps: deps
 	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
 
 # Every test: the core's C unit tests (also under valgrind), then pytest.
-test: install test-deps ctest ctest-valgrind pytest
+test: install test-deps ctest ctest-valgrind pytest sanitize fuzz-short
 
 build/tests/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
 	@mkdir -p build/tests
@@ -102,3 +104,49 @@ bench-deps:
 
 bench: bench-deps
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# --- reliability: sanitizers and fuzzing (issue 5) ----------------------------
+# `make sanitize`: the extension built with ASan+UBSan (clang) into build/asan,
+# then the whole pytest suite against it, the ASan runtime preloaded; the
+# stress tests scale down (GENAUTH_TEST_SCALE=small) and skip memory bounds.
+# `make fuzz-short` (CI): each fuzz target FUZZ_SHORT_SECONDS; `make fuzz`:
+# FUZZ_SECONDS each. Both print executions and crashes, and fail on a crash.
+# clang, not clang-14: Debian 13 has another version; its runtime is found
+# with -print-file-name, and libclang-rt-dev (in DEB_PACKAGES) provides it.
+SAN_CC ?= clang
+SAN_RT = $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
+SAN_PKG := build/asan/pkg
+SAN_ENV = PYTHONPATH=$(abspath $(SAN_PKG)) LD_PRELOAD=$(SAN_RT) \
+	PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 GENAUTH_TEST_SCALE=small
+FUZZ_SECONDS ?= 600
+FUZZ_SHORT_SECONDS ?= 25
+FUZZ_BINS := build/fuzz/fuzz_response build/fuzz/fuzz_request
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Isrc/core \
+	$(shell pkg-config --cflags libcurl libcjson libcrypto)
+
+sanitize: deps test-deps
+	rm -rf build/asan
+	CC=$(SAN_CC) GENAUTH_SANITIZE=address,undefined $(PYTHON) setup.py -q \
+	  build_ext -b $(SAN_PKG) -t build/asan/tmp
+	cp genauth_c/*.py genauth_c/*.pyi genauth_c/py.typed $(SAN_PKG)/genauth_c/
+	@test -f "$(SAN_RT)" || { echo "no ASan runtime at $(SAN_RT)"; exit 1; }
+	@cd tests && $(SAN_ENV) $(PYTHON) -c "import genauth_c._core as m, sys; \
+	  sys.exit(0 if '/build/asan/' in m.__file__ else 'not the ASan build: ' + m.__file__)"
+	cd tests && $(SAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(CORE_SRC) \
+		$(wildcard src/core/*.h)
+	@mkdir -p build/fuzz
+	$(SAN_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(CORE_LIBS)
+
+fuzz-build: deps $(FUZZ_BINS)
+	@$(PYTHON) -c "import atheris" 2>/dev/null || \
+	  $(PIP) install --quiet --disable-pip-version-check atheris
+
+fuzz-short: install fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_SHORT_SECONDS)
+
+fuzz: install fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)

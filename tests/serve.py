@@ -35,7 +35,7 @@ def _chunks(total, piece=b"z" * 65536):
         yield piece
 
 
-# webhookId -> the answer (a function of the parsed request body).
+# webhookId -> the answer.
 MIXED = {
     "drop": lambda b: Response(close=True),
     "reset": lambda b: Response(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 90"
@@ -80,25 +80,27 @@ class Mixed:
             with self.lock:
                 self.tokens[token] = time.monotonic() + self.lifetime
             return resp
-        if req.path == "/stats":
-            return Response.json({"token_fetches": self.fetches})
-        body = json.loads(req.body)
-        wid = body["webhookId"]
+        # The client writes {"webhookId":"..","requestBody":..} compactly:
+        # slicing it (no parsing) keeps the server fast enough for 16
+        # threads of clients.
+        wid, _, rest = req.body[len(b'{"webhookId":"'):].partition(b'"')
+        wid = wid.decode()
         if wid == "tokfail":  # refuse the token, then fail the next fetch
             with self.lock:
                 self.fail_next_token = True
-            return MIXED["e401"](body)
+            return MIXED["e401"](None)
         if wid in MIXED:
-            return MIXED[wid](body)
+            return MIXED[wid](None)
         token = (req.header("authorization") or "")[len("Bearer "):]
         with self.lock:
             expiry = self.tokens.get(token)
         if expiry is None or time.monotonic() >= expiry:
-            return MIXED["e401"](body)
-        return Response(body=json.dumps(
-            {"statusCode": 200, "message": "ok", "requestId": wid,
-             "data": {"response": body.get("requestBody")}},
-            ensure_ascii=False).encode())
+            return MIXED["e401"](None)
+        echo = rest[len(b',"requestBody":'):-1] if rest.startswith(
+            b',"requestBody":') else b"null"
+        return Response(body=b'{"statusCode":200,"message":"ok","requestId":"'
+                        + wid.encode() + b'","data":{"response":' + echo
+                        + b"}}")
 
 
 def emulator_module():
@@ -116,6 +118,8 @@ def emulator_module():
 
 def main():
     mode = sys.argv[1]
+    if os.environ.get("SERVE_SWI"):
+        sys.setswitchinterval(float(os.environ["SERVE_SWI"]))
     lifetime = 7200.0
     if "--lifetime" in sys.argv:
         lifetime = float(sys.argv[sys.argv.index("--lifetime") + 1])

@@ -111,7 +111,7 @@ def test_leak_loop():
 
 def test_threads_across_token_expiries():
     threads, calls = (16, 100) if SMALL else (16, 2000)
-    lifetime = 1.0
+    lifetime = 0.8
     port, stop = spawn("mixed", "--lifetime", str(lifetime))
     errors = []
     try:
@@ -154,6 +154,28 @@ def test_threads_across_token_expiries():
     assert fetches <= expiries + 1
     if not SMALL:
         assert expiries >= 3  # the run did cross several expiries
+
+
+def test_sixteen_threads_keep_their_connections():
+    """16 threads on one client: a connection per thread, kept alive, not
+    one per call (a connection cache trimmed to 4 once did that)."""
+    threads, calls = 16, 50
+    with RawServer(FakeGenAuth(), record=False) as server:
+        client = ManagementClient(AK, SK, host=server.url, timeout=10)
+        client.trigger_webhook("wh1")
+
+        def work():
+            for _ in range(calls):
+                client.trigger_webhook("wh1")
+
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        client.close()
+        # One connection per thread at most, not one per call.
+        assert server.connections <= threads
 
 
 # ---- fork -------------------------------------------------------------------

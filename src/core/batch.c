@@ -61,8 +61,7 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result)
     curl_multi_remove_handle(multi, s->conn->easy);
     st = genauth_conn_finish(s->conn, result, &http_status, &it->err);
     if (st == GENAUTH_OK)
-        st = genauth_envelope_parse(&s->conn->response, http_status, 0,
-                                    &it->resp, &it->err);
+        st = genauth_call_read(c, s->conn, http_status, &it->resp, &it->err);
     if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
         genauth_call_should_retry(c, s->attempt, http_status,
                                   st == GENAUTH_OK ? &it->resp : NULL)) {

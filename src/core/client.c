@@ -114,9 +114,11 @@ check_header_value(const char *name, const char *value, int allow_empty,
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "%s: must not be empty", name);
     for (const char *p = value; *p; p++) {
-        if (*p == '\r' || *p == '\n')
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return genauth_error_set(err, GENAUTH_E_INVALID,
-                                     "%s: must not contain CR or LF", name);
+                                     "%s: must not contain CR, LF or other "
+                                     "control characters",
+                                     name);
     }
     return GENAUTH_OK;
 }

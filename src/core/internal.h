@@ -184,6 +184,11 @@ genauth_status genauth_call_prepare(genauth_client *client,
                                     unsigned long *generation,
                                     const struct curl_slist **headers,
                                     genauth_error *err);
+/* Reads the answer on `conn` into `resp`; a DecodeError's excerpt has the
+ * token and the secret masked. */
+genauth_status genauth_call_read(genauth_client *client, genauth_conn *conn,
+                                 long http_status, genauth_envelope *resp,
+                                 genauth_error *err);
 /* Whether an answer means "token refused, try once more with a new one".
  * `env` is NULL when the body was not an envelope. */
 int genauth_call_should_retry(genauth_client *client, int attempt,

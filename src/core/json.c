@@ -864,3 +864,48 @@ genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
     *s = cjson_str;
     *len = strlen(cjson_str);
 }
+
+/* ---- searching ---------------------------------------------------------- */
+
+static int
+genauth_json_node_contains(const cJSON *node, genauth_json_cursor *c,
+                           const char *needle, size_t len)
+{
+    const char *s;
+    size_t n;
+
+    for (; node; node = node->next) {
+        if (node->string) {
+            genauth_json_cursor_string(c, node->string, &s, &n);
+            if (memmem(s, n, needle, len))
+                return 1;
+        }
+        if (cJSON_IsString(node)) {
+            genauth_json_cursor_string(c, node->valuestring, &s, &n);
+            if (memmem(s, n, needle, len))
+                return 1;
+        } else if (cJSON_IsObject(node) || cJSON_IsArray(node)) {
+            if (genauth_json_node_contains(node->child, c, needle, len))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+int
+genauth_json_doc_contains(const genauth_json_doc *doc, const char *needle,
+                          size_t len)
+{
+    genauth_json_cursor c;
+    const cJSON *root = genauth_json_doc_root(doc);
+
+    genauth_json_cursor_init(&c, doc);
+    if (cJSON_IsString(root)) {
+        const char *s;
+        size_t n;
+        genauth_json_cursor_string(&c, root->valuestring, &s, &n);
+        return memmem(s, n, needle, len) != NULL;
+    }
+    return genauth_json_node_contains(root ? root->child : NULL, &c, needle,
+                                      len);
+}

@@ -84,4 +84,9 @@ void genauth_json_cursor_number(genauth_json_cursor *c, const char **lit,
 void genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
                                 const char **s, size_t *len);
 
+/* Whether any string of the document (keys included), decoded, holds the
+ * `len` bytes at `needle`. */
+int genauth_json_doc_contains(const genauth_json_doc *doc, const char *needle,
+                              size_t len);
+
 #endif

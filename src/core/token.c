@@ -111,8 +111,11 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         goto fail;
     if (!env.has_status_code || env.status_code != 200) {
         err->http_status = http_status;
+        size_t sk_len = strlen(c->access_key_secret);
         if (memmem(conn->response.data, conn->response.len,
-                   c->access_key_secret, strlen(c->access_key_secret))) {
+                   c->access_key_secret, sk_len) ||
+            genauth_json_doc_contains(env.doc, c->access_key_secret,
+                                      sk_len)) {
             /* An endpoint that echoes the request (validation errors often
              * do) would put the secret into the exception: show nothing of
              * that answer. */

@@ -55,6 +55,11 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
 #endif
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)client->max_response_bytes);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* libcurl sends a request again when a reused connection turns out to
+     * have died before any answer, so a POST could reach the server twice.
+     * Not reusing connections idle for longer than common server keep-alive
+     * timeouts (nginx 75 s, cloud load balancers 60 s) makes that rare. */
+    SET(CURLOPT_MAXAGE_CONN, 50L);
     SET(CURLOPT_SHARE, client->share);
     SET(CURLOPT_POST, 1L);
     if (client->use_unverified_ssl) {

@@ -125,6 +125,42 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     return st;
 }
 
+/* Overwrites with '*' every occurrence of `secret` in buf, and a piece of it
+ * (8 bytes or more) cut off at the end of buf. */
+static void
+mask(char *buf, size_t len, const char *secret)
+{
+    size_t slen = strlen(secret);
+    if (slen == 0)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = len - i < slen ? len - i : slen;
+        if ((n == slen || n >= 8) && memcmp(buf + i, secret, n) == 0)
+            memset(buf + i, '*', n);
+    }
+}
+
+genauth_status
+genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
+                  genauth_envelope *resp, genauth_error *err)
+{
+    genauth_status st = genauth_envelope_parse(&conn->response, http_status,
+                                               0, resp, err);
+    if (st == GENAUTH_E_DECODE && err->excerpt_len) {
+        /* An error page that echoes the request would show the token (or,
+         * were it ever sent, the secret) in the excerpt. */
+        static const char bearer[] = "Authorization: Bearer ";
+        const struct curl_slist *h = conn->api_headers;
+        for (; h && c->auth == GENAUTH_AUTH_TOKEN; h = h->next) {
+            if (strncmp(h->data, bearer, sizeof(bearer) - 1) == 0)
+                mask(err->excerpt, err->excerpt_len,
+                     h->data + sizeof(bearer) - 1);
+        }
+        mask(err->excerpt, err->excerpt_len, c->access_key_secret);
+    }
+    return st;
+}
+
 int
 genauth_call_should_retry(genauth_client *c, int attempt, long http_status,
                           const genauth_envelope *env)
@@ -159,8 +195,7 @@ genauth_client_trigger_webhook(genauth_client *c,
             st = genauth_conn_post(c, conn, c->trigger_webhook_url, headers,
                                    deadline, &http_status, err);
         if (st == GENAUTH_OK)
-            st = genauth_envelope_parse(&conn->response, http_status, 0,
-                                        resp, err);
+            st = genauth_call_read(c, conn, http_status, resp, err);
         if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
             genauth_call_should_retry(c, attempt, http_status,
                                       st == GENAUTH_OK ? resp : NULL)) {

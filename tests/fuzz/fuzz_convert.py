@@ -1,0 +1,133 @@
+"""atheris target: bytes a server answers -> the real client -> Python objects
+(genauth_json_doc_to_py in src/binding/convert.c), checked against
+json.loads on the same bytes.
+
+Each input is served by a tiny in-process server as the body of a
+trigger-webhook answer, and the public ManagementClient fetches it. The
+client must give what json.loads gives (equal, same types, -0.0 kept), or
+DecodeError where json.loads fails or gives no object. Allowed differences,
+documented: an unpaired UTF-16 surrogate escape (json.loads makes a lone
+surrogate str; the client refuses) and nesting past 1000 levels. An integer
+over Python's int_max_str_digits is a ValueError from json.loads and a
+DecodeError (a ValueError) from the client.
+
+    python3 tests/fuzz/fuzz_convert.py -max_total_time=20 CORPUS_DIR...
+"""
+import json
+import math
+import os
+import sys
+
+import atheris
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/, for rawserver
+
+with atheris.instrument_imports():
+    from rawserver import RawServer, Response, token_response
+
+import genauth_c  # noqa: E402  (C: not instrumented)
+
+CURRENT = [b"{}"]
+
+
+def handler(req):
+    if req.path.endswith("/get-management-token"):
+        return token_response()
+    return Response(body=CURRENT[0])
+
+
+class Skip(Exception):
+    pass
+
+
+def reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def expected(data):
+    """What json.loads makes of the body: a dict, or DecodeError."""
+    text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    try:
+        value = json.loads(text.decode("utf-8"),
+                           parse_constant=reject_constant)
+    except RecursionError:
+        raise Skip
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
+        if "integer string conversion" in str(e):
+            return ValueError
+        return genauth_c.DecodeError
+    return value if isinstance(value, dict) else genauth_c.DecodeError
+
+
+def has_lone_surrogate(v):
+    if isinstance(v, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in v)
+    if isinstance(v, list):
+        return any(has_lone_surrogate(x) for x in v)
+    if isinstance(v, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(x)
+                   for k, x in v.items())
+    return False
+
+
+def same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        if math.isnan(a):
+            return math.isnan(b)
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def check(client, data):
+    try:
+        want = expected(data)
+    except Skip:
+        want = None
+    CURRENT[0] = data
+    try:
+        got = client.trigger_webhook("wh1")
+    except genauth_c.DecodeError as e:
+        if want is None or want in (genauth_c.DecodeError, ValueError):
+            return
+        if isinstance(want, dict) and (has_lone_surrogate(want)
+                                       or b"[" * 500 in data
+                                       or b"{" * 500 in data):
+            return
+        raise AssertionError(f"DecodeError ({e}) where json.loads gave "
+                             f"{want!r:.200}")
+    except ValueError:
+        if want is ValueError:
+            return
+        raise
+    if want is None:
+        return
+    if not isinstance(want, dict) or not same(got, want):
+        raise AssertionError(f"client gave {got!r:.200}, json.loads "
+                             f"{want!r:.200}")
+
+
+def main():
+    # The C code is not instrumented; the Python around it (json's decoder,
+    # the oracle's walk over the result) gives the fuzzer its feedback.
+    atheris.instrument_all()
+    server = RawServer(handler, record=False)
+    server.__enter__()
+    client = genauth_c.ManagementClient("AKIDexample1234", "SECRET",
+                                        host=server.url, timeout=5)
+
+    def one_input(data):
+        check(client, data)
+
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+"""Security: TLS verified by default, secrets never shown, nothing injected
+into headers, no redirects, credentials only to the configured host or the
+proxy the environment names."""
+import json
+import logging
+import os
+import pickle
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import traceback
+import warnings
+
+import pytest
+
+from conftest import AK, SK
+from rawserver import FakeGenAuth, RawServer, Response, make_jwt
+
+import genauth_c
+from genauth_c import ManagementClient
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "2", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+         str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_fake(certificate):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*certificate)
+    handler = FakeGenAuth()
+    with RawServer(handler, tls=ctx) as server:
+        handler.server = server
+        yield handler
+
+
+# ---- TLS ---------------------------------------------------------------------
+
+def test_tls_verified_by_default_nothing_sent(tls_fake, client_for):
+    client = client_for(tls_fake.server.url)  # no ca_bundle, no opt-out
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.curl_code == 60  # peer certificate not trusted
+    assert tls_fake.server.requests == []  # the secret never went out
+
+
+def test_tls_hostname_checked_even_with_a_trusted_ca(tls_fake, certificate,
+                                                     client_for):
+    # The certificate names 127.0.0.1, not localhost.
+    client = client_for(f"https://localhost:{tls_fake.server.port}",
+                        ca_bundle=str(certificate[0]))
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.curl_code == 60
+    assert tls_fake.server.requests == []
+
+
+# ---- secrets never shown ----------------------------------------------------
+
+def exception_text(e):
+    """Everything a user (or a logger, or a crash reporter) could see."""
+    parts = ["".join(traceback.format_exception(e)), repr(e), str(e),
+             repr(e.args), repr(getattr(e, "__notes__", None))]
+    parts += [repr(v) for v in vars(e).values()]
+    for name in ("curl_code", "http_status", "excerpt", "response", "message",
+                 "status_code", "api_code", "request_id"):
+        parts.append(repr(getattr(e, name, None)))
+    # The strings themselves, unescaped, wherever they sit in attributes.
+    stack = list(vars(e).values()) + list(e.args)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (str, bytes)):
+            parts.append(v if isinstance(v, str)
+                         else v.decode("utf-8", "replace"))
+        elif isinstance(v, dict):
+            stack += list(v.keys()) + list(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack += list(v)
+    chained = e.__cause__ or e.__context__
+    if chained is not None:
+        parts.append(exception_text(chained))
+    return "\n".join(parts)
+
+
+def test_secret_and_token_never_shown(fake, client_for, caplog, capfd):
+    """Every way a call can fail, with logging at DEBUG and all warnings
+    on: neither the secret nor a token shows anywhere."""
+    leaks = []
+    token_body = {}
+
+    def echoing(req):
+        # Hostile: the token endpoint's error pages quote what it got.
+        if "get-management-token" in req.path and fake.token_answer == "echo":
+            return Response(status=503, body=b"<html>" + req.body)
+        if "get-management-token" in req.path and fake.token_answer == "half":
+            return Response(body=req.body[:-3])
+        return fake(req)
+
+    fake.server.handler = echoing
+    client = client_for(fake.server.url, timeout=0.5, use_unverified_ssl=False)
+    logging.getLogger().setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client.trigger_webhook("wh1")
+        token = next(iter(fake.valid_tokens))
+        token_body["t"] = token
+        failures = [
+            ("token refused", lambda: setattr(fake, "token_answer",
+                                              Response.json({"statusCode": 401,
+                                                             "message": "no"}))),
+            ("token page echoes the request", lambda: setattr(
+                fake, "token_answer", "echo")),
+            ("token answer cut", lambda: setattr(fake, "token_answer", "half")),
+            ("token endpoint times out", lambda: setattr(
+                fake, "token_answer", Response(delay=5))),
+            ("api answers garbage", lambda: setattr(
+                fake, "response", Response(body=b"<html>"))),
+        ]
+        for what, arrange in failures:
+            fake.valid_tokens.clear()  # every call needs a new token
+            fake.token_answer = fake.response = None
+            arrange()
+            try:
+                client.trigger_webhook("wh1")
+            except genauth_c.GenAuthError as e:
+                text = exception_text(e)
+                if SK in text or token in text:
+                    leaks.append((what, text))
+            else:
+                pytest.fail(f"{what}: no exception")
+        fake.token_answer = fake.response = None
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        for bad in ({"x": float("nan")}, {"x": object()}, {1j: 1}):
+            try:
+                client.trigger_webhook("wh1", request_body=bad)
+            except (TypeError, ValueError) as e:
+                text = exception_text(e)
+                if SK in text:
+                    leaks.append(("bad input", text))
+    out, err = capfd.readouterr()
+    shown = [repr(client), str(client), out, err, caplog.text]
+    shown += [str(w.message) for w in caught]
+    for s in shown:
+        for t in [SK, *fake.valid_tokens, token]:
+            if t in s:
+                leaks.append(("shown", s))
+    assert leaks == []
+    with pytest.raises(TypeError) as info:
+        pickle.dumps(client)
+    assert SK not in str(info.value)
+
+
+@pytest.mark.parametrize("answer", [
+    lambda req: Response(status=400, body=req.body),  # echoes the JSON
+    lambda req: Response.json({"statusCode": 400, "message":
+                               "invalid body: " + req.body.decode()}),
+])
+def test_token_refusal_quoting_the_secret_does_not_leak_it(fake, client_for,
+                                                           answer):
+    """Validation errors often quote the request: the secret must not ride
+    along into AuthError's message or .response."""
+    def handler(req):
+        if "get-management-token" in req.path:
+            return answer(req)
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    assert SK not in exception_text(info.value)
+
+
+# ---- nothing becomes a header that could end a header -----------------------
+
+BAD_BYTES = ["\r", "\n", "\r\n", "\x00", "a\r\nX-Injected: 1"]
+
+
+@pytest.mark.parametrize("bad", BAD_BYTES)
+@pytest.mark.parametrize("option", ["access_key_id", "lang", "tenant_id",
+                                    "host"])
+def test_header_bound_options_refuse_crlf_nul(fake, option, bad):
+    kw = {"access_key_id": AK, "access_key_secret": SK,
+          "host": fake.server.url}
+    if option == "host":
+        kw["host"] = fake.server.url + bad
+    elif option == "access_key_id":
+        kw["access_key_id"] = AK + bad
+    else:
+        kw[option] = "v" + bad
+    with pytest.raises(ValueError, match=option):
+        ManagementClient(**kw)
+    assert fake.server.connections == 0
+
+
+@pytest.mark.parametrize("bad", ["\x00", "a\x00b"])
+def test_secret_with_nul_refused(bad):
+    with pytest.raises(ValueError, match="access_key_secret"):
+        ManagementClient(AK, bad)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_secret_with_crlf_never_reaches_a_header(fake, client_for, auth):
+    """The secret goes into a JSON body (token) or an HMAC key (signature):
+    a CR/LF in it is escaped or hashed, never a header line."""
+    secret = "s\r\nX-Injected: 1"
+    client = client_for(fake.server.url, access_key_secret=secret, auth=auth)
+    try:
+        client.trigger_webhook("wh1")
+    except genauth_c.GenAuthError:
+        pass
+    for r in fake.server.requests:
+        assert r.header("X-Injected") is None
+        assert b"\r\nX-Injected" not in r.raw.split(b"\r\n\r\n")[0]
+
+
+@pytest.mark.parametrize("token", [
+    "eyJ.a\r\nX-Injected: 1.c", "eyJ.a\nX-Injected: 1.c", "eyJ.a\x7f.c",
+])
+def test_token_with_control_characters_refused(fake, client_for, token):
+    fake.token_answer = Response.json({"statusCode": 200, "data": {
+        "access_token": token, "expires_in": 7200}})
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.AuthError, match="control characters"):
+        client.trigger_webhook("wh1")
+    assert [r for r in fake.server.requests if "trigger" in r.path] == []
+
+
+@pytest.mark.parametrize("pool", ["p\r\nX-Injected: 1", "p\nx", "p\x01"])
+def test_userpool_claim_with_control_characters_refused(fake, client_for,
+                                                        pool):
+    fake.token_answer = Response.json({"statusCode": 200, "data": {
+        "access_token": make_jwt({"scoped_userpool_id": pool}),
+        "expires_in": 7200}})
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.AuthError, match="control characters"):
+        client.trigger_webhook("wh1")
+    assert [r for r in fake.server.requests if "trigger" in r.path] == []
+
+
+def test_request_headers_values_stay_in_the_json_body(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1", request_headers={"X-A": "b\r\nX-Injected: 1",
+                                                   "X-\r\nB": "\x00"})
+    (req,) = [r for r in fake.server.requests if "trigger" in r.path]
+    assert req.header("X-Injected") is None
+    assert req.json()["requestHeaders"] == {"X-A": "b\r\nX-Injected: 1",
+                                            "X-\r\nB": "\x00"}
+
+
+# ---- credentials only to the configured host ---------------------------------
+
+def test_only_the_configured_host_is_contacted(fake, client_for):
+    """A redirect of the token request (307 keeps the POST body, and so the
+    secret) to another host is not followed."""
+    with RawServer(FakeGenAuth()) as elsewhere:
+        fake.token_answer = Response(status=307, headers=[
+            ("Location", elsewhere.url + "/api/v3/get-management-token")])
+        client = client_for(fake.server.url)
+        with pytest.raises(genauth_c.DecodeError):
+            client.trigger_webhook("wh1")
+        assert elsewhere.connections == 0
+    for r in fake.server.requests:
+        assert r.header("host") == f"127.0.0.1:{fake.server.port}"
+
+
+# ---- proxies from the environment ---------------------------------------------
+
+PROXY_CHILD = textwrap.dedent("""
+    import json, sys
+    import genauth_c
+    out = {}
+    client = genauth_c.ManagementClient(%r, %r, host=sys.argv[1], timeout=3)
+    try:
+        out["status"] = client.trigger_webhook("wh1")["statusCode"]
+    except genauth_c.GenAuthError as e:
+        out["error"] = type(e).__name__
+        out["curl_code"] = getattr(e, "curl_code", None)
+    print(json.dumps(out))
+""") % (AK, SK)
+
+
+def run_child(host, env_extra):
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy",
+                                "no_proxy")}
+    env.update(env_extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    proc = subprocess.run([sys.executable, "-c", PROXY_CHILD, host], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def proxy():
+    """A forward proxy that answers itself: it sees absolute-form targets
+    (http://host/path) and CONNECT lines, and serves GenAuth's answers."""
+    handler = FakeGenAuth()
+
+    def proxying(req):
+        if req.method == "CONNECT":
+            return Response(status=403, body=b"")
+        return handler(req)
+
+    with RawServer(proxying) as server:
+        yield server
+
+
+def test_http_proxy_from_the_environment(fake, proxy):
+    got = run_child(fake.server.url, {"http_proxy": proxy.url})
+    assert got == {"status": 200}
+    assert fake.server.requests == []  # everything went through the proxy
+    targets = [r.path for r in proxy.requests]
+    assert targets == [fake.server.url + "/api/v3/get-management-token",
+                       fake.server.url + "/api/v3/trigger-webhook"]
+
+
+def test_no_proxy_honoured(fake, proxy):
+    got = run_child(fake.server.url, {"http_proxy": proxy.url,
+                                      "no_proxy": "127.0.0.1"})
+    assert got == {"status": 200}
+    assert proxy.requests == []
+    assert len(fake.server.requests) == 2
+
+
+def test_https_proxy_tunnels_and_sees_no_secret(tls_fake, proxy):
+    """https goes through the proxy as a CONNECT tunnel: the proxy learns
+    the host and port only. (This proxy refuses the tunnel.)"""
+    got = run_child(tls_fake.server.url, {"https_proxy": proxy.url})
+    assert got["error"] == "TransportError"
+    assert [r.method for r in proxy.requests] == ["CONNECT"]
+    assert proxy.requests[0].path == f"127.0.0.1:{tls_fake.server.port}"
+    assert SK.encode() not in proxy.requests[0].raw
+    assert tls_fake.server.requests == []
+
+
+@pytest.mark.parametrize("secret", ['SECRET-with-"quote"-9f8e', "SECRET-ü-中-9f8e",
+                                    "SECRET/with\\backslash-9f8e"])
+def test_token_refusal_quoting_an_escaped_secret_does_not_leak_it(
+        fake, client_for, secret):
+    """The echo is JSON: a secret with characters JSON escapes (or that an
+    ensure_ascii server writes as \\uXXXX) is not its raw bytes in the body,
+    but is again once parsed."""
+    def handler(req):
+        if "get-management-token" in req.path:
+            got = json.loads(req.body)
+            return Response.json({"statusCode": 400,
+                                  "message": f"bad body: {got}",
+                                  "data": got})  # ensure_ascii, escaped
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, access_key_secret=secret)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    assert secret not in exception_text(info.value)
+
+
+def test_decode_error_excerpt_masks_the_token(fake, client_for):
+    """An error page that echoes the request headers must not hand the
+    Bearer token to whoever logs the exception."""
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            return Response(status=400, body=b"<html>bad request: " +
+                            req.raw[:400] + b"</html>",
+                            headers=[("Content-Type", "text/html")])
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        client.trigger_webhook("wh1")
+    token = next(iter(fake.valid_tokens))
+    excerpt = info.value.excerpt
+    assert b"Bearer ***" in excerpt
+    assert token.encode() not in excerpt and token[:8].encode() not in excerpt
+
+
+@pytest.mark.parametrize("value", ["zh\tCN", "zh\x01", "zh\x7f"])
+def test_control_characters_refused_in_header_options(value):
+    with pytest.raises(ValueError, match="control"):
+        genauth_c.ManagementClient("AK", "SK", lang=value)
+    with pytest.raises(ValueError, match="control"):
+        genauth_c.ManagementClient("AK", "SK", tenant_id=value)
