@@ -136,3 +136,15 @@ def test_token_expiry_refreshes_against_the_emulator(emulator):
             import time
             time.sleep(0.5)
         assert client.token_fetches == 3
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_batch_end_to_end(emulator, auth):
+    with ManagementClient(AK, SK, host=emulator.url, auth=auth) as client:
+        results = client.trigger_webhooks(
+            [{"webhook_id": WEBHOOK, "request_body": {"i": i}} for i in range(24)]
+            + [{"webhook_id": "missing"}], concurrency=8)
+    assert [r["statusCode"] for r in results] == [200] * 24 + [404]
+    assert [r["data"]["response"]["i"] for r in results[:24]] == list(range(24))
+    signed = [r for r in emulator.requests if r.auth == "signature"]
+    assert len(signed) == (25 if auth == "signature" else 0)
