@@ -39,10 +39,11 @@ demo: install
 	$(PYTHON) -m genauth_c.demo
 
 test-deps: deps
-	@$(PYTHON) -c "import pytest, mypy, hypothesis" 2>/dev/null || \
+	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris" 2>/dev/null || \
 	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
 
-# Every test: the core's C unit tests (also under valgrind), then pytest.
+# Every test: the core's C unit tests (also under valgrind), pytest, pytest
+# again on an ASan+UBSan build, and a short fuzzing run.
 test: install test-deps ctest ctest-valgrind pytest sanitize fuzz-short
 
 build/tests/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
