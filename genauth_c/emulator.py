@@ -442,6 +442,9 @@ class _TrackingServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() must not wait for a slow handler
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when many
+    # clients (or many webhook deliveries) connect at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type, owner: Any) -> None:
         self.owner = owner
