@@ -136,6 +136,8 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
             s->deadline = genauth_now() + c->timeout;
             if (start_call(c, multi, s))
                 active++;
+            else if (s->item->status == GENAUTH_E_INTERRUPTED)
+                goto interrupted; /* Ctrl-C while it waited for a token */
         }
         if (active == 0 && next == count)
             break;
@@ -157,6 +159,8 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
             if (!finish_call(c, multi, s, result)) {
                 active--;
                 finished = 1;
+                if (s->item->status == GENAUTH_E_INTERRUPTED)
+                    goto interrupted;
             }
         }
         if (finished)
@@ -167,12 +171,13 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
                                    curl_multi_strerror(mc));
             goto done;
         }
-        if (genauth_client_should_stop(c, &next_check)) {
-            st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
-                                   "the batch was interrupted");
-            goto done;
-        }
+        if (genauth_client_should_stop(c, &next_check))
+            goto interrupted;
     }
+    goto done;
+interrupted:
+    st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
+                           "the batch was interrupted");
 done:
     /* Calls still in flight, or never started, take the batch's error. */
     for (size_t i = 0; slots && i < count; i++) {
