@@ -313,39 +313,67 @@ envelope_to_dict(genauth_module_state *st, const genauth_envelope *env)
     return genauth_raise(st, &err);
 }
 
+/* The error just raised about argument `name` now names it as
+ * calls[index]['name'] instead: batches build that text only on failure, so
+ * a call that converts costs nothing for it. */
+static void
+name_batch_error(Py_ssize_t index, const char *name)
+{
+    PyObject *type, *value, *tb, *text = NULL, *rest = NULL;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    text = value ? PyObject_Str(value) : NULL;
+    Py_ssize_t skip = (Py_ssize_t)strlen(name);
+    if (text && PyUnicode_GET_LENGTH(text) >= skip)
+        rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
+    if (rest) {
+        PyErr_Format(type, "calls[%zd]['%s']%U", index, name, rest);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    } else {
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(rest);
+}
+
 /* Converts one call's arguments (webhook_id, request_headers, request_body)
- * into `req`, whose trees the caller frees with cJSON_Delete. `where` (NULL
- * for a single call) prefixes argument names, e.g. "calls[3]". */
+ * into `req`, whose trees the caller frees with cJSON_Delete. `index` is the
+ * call's place in a batch, or -1 for a single call. */
 static int
-call_args(PyObject *const values[3], const char *where,
+call_args(PyObject *const values[3], Py_ssize_t index,
           genauth_trigger_webhook_req *req)
 {
-    char name[3][96];
-    static const char *const names[] = {"webhook_id", "request_headers",
-                                        "request_body"};
     cJSON *headers = NULL, *body = NULL;
     Py_ssize_t id_len = 0;
+    const char *failed = NULL;
 
-    for (int i = 0; i < 3; i++) {
-        if (where)
-            snprintf(name[i], sizeof(name[i]), "%s['%s']", where, names[i]);
-        else
-            snprintf(name[i], sizeof(name[i]), "%s", names[i]);
+    if (webhook_id_arg(values[0], "webhook_id", &req->webhook_id, &id_len) <
+        0) {
+        failed = "webhook_id";
+        goto fail;
     }
-    if (webhook_id_arg(values[0], name[0], &req->webhook_id, &id_len) < 0)
-        return -1;
     req->webhook_id_len = (size_t)id_len;
     if (values[1] != Py_None &&
-        !(headers = genauth_py_to_json_object(values[1], name[1])))
-        return -1;
+        !(headers = genauth_py_to_json_object(values[1], "request_headers"))) {
+        failed = "request_headers";
+        goto fail;
+    }
     if (values[2] != Py_None &&
-        !(body = genauth_py_to_json_object(values[2], name[2]))) {
-        cJSON_Delete(headers);
-        return -1;
+        !(body = genauth_py_to_json_object(values[2], "request_body"))) {
+        failed = "request_body";
+        goto fail;
     }
     req->request_headers = headers;
     req->request_body = body;
     return 0;
+fail:
+    cJSON_Delete(headers);
+    if (index >= 0 && (PyErr_ExceptionMatches(PyExc_TypeError) ||
+                       PyErr_ExceptionMatches(PyExc_ValueError)))
+        name_batch_error(index, failed);
+    return -1;
 }
 
 /* The current exception as an object (new reference), cleared. */
@@ -453,7 +481,7 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
     genauth_client *client = live_client(self, st);
     if (!client)
         return NULL;
-    if (call_args(values, NULL, &req) < 0)
+    if (call_args(values, -1, &req) < 0)
         return NULL;
     headers = (cJSON *)req.request_headers;
     body = (cJSON *)req.request_body;
@@ -580,13 +608,11 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *call = PySequence_Fast_GET_ITEM(seq, i);
         PyObject *values[3] = {NULL, Py_None, Py_None};
-        char where[32];
-        snprintf(where, sizeof(where), "calls[%zd]", i);
         if (!PyDict_Check(call)) {
             PyErr_Format(PyExc_TypeError,
-                         "%s: expected a dict with the keys of "
+                         "calls[%zd]: expected a dict with the keys of "
                          "trigger_webhook, got %.100s",
-                         where, Py_TYPE(call)->tp_name);
+                         i, Py_TYPE(call)->tp_name);
             goto done;
         }
         PyObject *key, *value;
@@ -598,18 +624,18 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
                     slot = j;
             }
             if (slot < 0) {
-                PyErr_Format(PyExc_TypeError, "%s: unexpected key %R", where,
-                             key);
+                PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
+                             i, key);
                 goto done;
             }
             values[slot] = value;
         }
         if (!values[0]) {
-            PyErr_Format(PyExc_TypeError, "%s: missing key 'webhook_id'",
-                         where);
+            PyErr_Format(PyExc_TypeError,
+                         "calls[%zd]: missing key 'webhook_id'", i);
             goto done;
         }
-        if (call_args(values, where, &items[i].req) < 0)
+        if (call_args(values, i, &items[i].req) < 0)
             goto done;
         ids[i] = Py_NewRef(values[0]);
         converted = i + 1;
