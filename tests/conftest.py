@@ -1,4 +1,7 @@
 import os
+import socket
+import ssl
+import subprocess
 import sys
 
 import pytest
@@ -36,3 +39,36 @@ def client_for():
     yield make
     for c in made:
         c.close()
+
+
+def free_port():
+    """A loopback port nothing listens on (for refused connections)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (cert.pem, key.pem)."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "2", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+         str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_fake(certificate):
+    """FakeGenAuth over HTTPS with the self-signed certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*certificate)
+    handler = FakeGenAuth()
+    with RawServer(handler, tls=ctx) as server:
+        handler.server = server
+        yield handler

@@ -7,12 +7,13 @@ The faults come from tests/rawserver.py (raw sockets: a server that resets,
 trickles, lies about lengths or streams hundreds of megabytes)."""
 import itertools
 import json
-import socket
 import time
 
 import pytest
 
-from rawserver import FakeGenAuth, RawServer, Response, token_response
+from rawserver import FakeGenAuth, RawServer, Response
+
+from conftest import free_port
 
 import genauth_c
 from genauth_c import ManagementClient
@@ -203,14 +204,6 @@ def test_invalid_utf8(fake, client_for, target):
         assert info.value.http_status == 200
         fake.token_answer = None
     assert client.trigger_webhook("wh1")["statusCode"] == 200
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_connection_refused_then_server_back(client_for):

@@ -79,7 +79,7 @@ def test_json_round_trip_is_exact(echo, client_for, body):
 def test_python_types_follow_json_dumps(echo, client_for):
     client = client_for(echo.server.url)
     body = {"tuple": (1, 2), "enum": Color.RED, "fsub": FloatSub(1.5),
-            1: "int key", 2.5: "float key", True: "bool key", None: "none key",
+            1: "int key", 2.5: "float key", False: "bool key", None: "none key",
             "mapping": MyMapping({"x": 1}), "od": collections.OrderedDict(b=1, a=2)}
     got = client.trigger_webhook("wh1", request_body=body)["data"]["response"]
     assert got == json.loads(json.dumps(body, default=dict))

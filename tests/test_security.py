@@ -5,8 +5,6 @@ import json
 import logging
 import os
 import pickle
-import socket
-import ssl
 import subprocess
 import sys
 import textwrap
@@ -22,28 +20,6 @@ import genauth_c
 from genauth_c import ManagementClient
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-         "2", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
-         str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
-@pytest.fixture
-def tls_fake(certificate):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(*certificate)
-    handler = FakeGenAuth()
-    with RawServer(handler, tls=ctx) as server:
-        handler.server = server
-        yield handler
 
 
 # ---- TLS ---------------------------------------------------------------------

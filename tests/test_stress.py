@@ -7,7 +7,6 @@ import gc
 import os
 import resource
 import ssl
-import subprocess
 import threading
 import time
 import tracemalloc
@@ -180,16 +179,6 @@ def test_sixteen_threads_keep_their_connections():
 
 # ---- fork -------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-         "2", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
-         str(cert)], check=True, capture_output=True)
-    return cert, key
 
 
 @pytest.mark.parametrize("tls", [False, True])

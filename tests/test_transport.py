@@ -1,15 +1,13 @@
 """Connections, time limits, faults, TLS, threads and the client's life."""
 import os
 import signal
-import socket
-import ssl
-import subprocess
 import threading
 import time
 
 import pytest
 
 from conftest import AK, SK
+from conftest import free_port
 from rawserver import FakeGenAuth, RawServer, Response
 
 import genauth_c
@@ -102,14 +100,6 @@ def test_headers_that_never_come_time_out(fake, client_for):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_connection_refused(client_for):
     client = client_for(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(genauth_c.TransportError) as info:
@@ -167,29 +157,6 @@ def test_ctrl_c_interrupts_a_call_and_the_client_survives(fake, client_for):
 
 
 # ---- TLS -----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
-    return cert, key
-
-
-@pytest.fixture
-def tls_fake(certificate):
-    cert, key = certificate
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    handler = FakeGenAuth()
-    with RawServer(handler, tls=ctx) as server:
-        handler.server = server
-        yield handler
-
 
 def test_tls_self_signed_is_rejected_by_default(tls_fake, client_for):
     client = client_for(tls_fake.server.url)
