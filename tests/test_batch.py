@@ -1,4 +1,5 @@
 """trigger_webhooks: many calls in flight, results in input order."""
+import collections.abc
 import os
 import signal
 import threading
@@ -139,3 +140,58 @@ def test_batch_on_closed_client(fake, client_for):
     client.close()
     with pytest.raises(genauth_c.ClientClosedError):
         client.trigger_webhooks(calls(2))
+
+
+class Sabotage(collections.abc.Mapping):
+    """A payload whose conversion runs code that empties the caller's
+    containers: the batch must have taken what it needs beforehand."""
+
+    def __init__(self, victim):
+        self.victim = victim
+
+    def __getitem__(self, key):
+        return {"k": 1}[key]
+
+    def __iter__(self):
+        return iter(["k"])
+
+    def __len__(self):
+        return 1
+
+    def items(self):
+        self.victim.clear()
+        return [("k", 1)]
+
+
+def test_batch_survives_callers_containers_changing(fake, client_for):
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    batch = []
+    batch.extend([{"webhook_id": "a" * 40, "request_body": Sabotage(batch)},
+                  {"webhook_id": "b"}])
+    results = client.trigger_webhooks(batch)
+    assert [r["statusCode"] for r in results] == [200, 200]
+    call = {"webhook_id": "c" * 40}
+    call["request_body"] = Sabotage(call)
+    (res,) = client.trigger_webhooks([call])
+    assert res["data"]["response"]["webhookId"] == "c" * 40
+
+
+class Broken(collections.abc.Mapping):
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter([])
+
+    def __len__(self):
+        return 0
+
+    def items(self):
+        raise ValueError("the caller's own problem")
+
+
+def test_batch_passes_callers_own_errors_through(fake, client_for):
+    client = client_for(fake.server.url)
+    with pytest.raises(ValueError, match="^the caller's own problem$"):
+        client.trigger_webhooks([{"webhook_id": "a", "request_body": Broken()}])

@@ -176,3 +176,24 @@ def test_tls_ca_bundle_trusts_a_private_ca(tls_fake, certificate, client_for):
 def test_tls_unverified_when_asked(tls_fake, client_for):
     client = client_for(tls_fake.server.url, use_unverified_ssl=True)
     assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_init_twice_is_refused(fake):
+    client = ManagementClient(AK, SK, host=fake.server.url)
+    with pytest.raises(RuntimeError, match="already"):
+        client.__init__(AK, SK, host=fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    client.close()
+
+
+def test_close_in_a_forked_child_leaves_the_parents_tls_connection(
+        tls_fake, certificate, client_for):
+    client = client_for(tls_fake.server.url, ca_bundle=str(certificate[0]))
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    pid = os.fork()
+    if pid == 0:  # the child closes without having made a call
+        client.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    assert tls_fake.server.connections == 1

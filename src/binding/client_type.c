@@ -111,6 +111,13 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     genauth_client_options_init(&opts);
     if (!st)
         return -1;
+    if (self->client) {
+        /* Another thread may be inside a call on the current client. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ManagementClient is already initialised; make a "
+                        "new one");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs, "OO|OOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
             &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
@@ -202,9 +209,6 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         genauth_client_free(client);
         goto fail;
     }
-    /* __init__ may run twice; the old client is idle by then. */
-    if (self->client)
-        genauth_client_free(self->client);
     self->client = client;
     Py_XSETREF(self->host, host);
     Py_XSETREF(self->masked_key, masked);
@@ -324,8 +328,13 @@ name_batch_error(Py_ssize_t index, const char *name)
     PyErr_NormalizeException(&type, &value, &tb);
     text = value ? PyObject_Str(value) : NULL;
     Py_ssize_t skip = (Py_ssize_t)strlen(name);
-    if (text && PyUnicode_GET_LENGTH(text) >= skip)
+    PyObject *prefix = text ? PyUnicode_FromString(name) : NULL;
+    /* Only our own messages start with the argument's name; an error raised
+     * by the caller's objects is passed on untouched. */
+    if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
         rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
+    Py_XDECREF(prefix);
+    PyErr_Clear();
     if (rest) {
         PyErr_Format(type, "calls[%zd]['%s']%U", index, name, rest);
         Py_XDECREF(type);
@@ -533,7 +542,7 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
                                        "request_body"};
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
     PyObject *calls = nargs > 0 ? args[0] : NULL, *seq = NULL;
-    PyObject *result = NULL, **ids = NULL;
+    PyObject *result = NULL, **held = NULL;
     genauth_batch_item *items = NULL;
     Py_ssize_t n = 0, converted = 0;
     long long concurrency = 16;
@@ -593,20 +602,30 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
                      Py_TYPE(calls)->tp_name);
         return NULL;
     }
-    seq = PySequence_Fast(calls, "calls: expected an iterable of dicts");
-    if (!seq)
+    /* A tuple of our own: converting a payload may run the caller's code,
+     * which could otherwise change the list under us. */
+    seq = PySequence_Tuple(calls);
+    if (!seq) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "calls: expected an iterable of dicts, got %.100s",
+                         Py_TYPE(calls)->tp_name);
+        }
         return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
+    }
+    n = PyTuple_GET_SIZE(seq);
     items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
-    /* The webhook ids' UTF-8 bytes are used without the GIL: hold the str
-     * objects, whatever happens to the caller's containers meanwhile. */
-    ids = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*ids));
-    if (!items || !ids) {
+    /* Each call's three values, held: converting one may run the caller's
+     * code, which could empty the dict; and the webhook ids' UTF-8 bytes are
+     * used without the GIL. */
+    held = PyMem_Calloc(n ? 3 * (size_t)n : 1, sizeof(*held));
+    if (!items || !held) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *call = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *call = PyTuple_GET_ITEM(seq, i);
         PyObject *values[3] = {NULL, Py_None, Py_None};
         if (!PyDict_Check(call)) {
             PyErr_Format(PyExc_TypeError,
@@ -635,9 +654,10 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
                          "calls[%zd]: missing key 'webhook_id'", i);
             goto done;
         }
-        if (call_args(values, i, &items[i].req) < 0)
+        for (int j = 0; j < 3; j++)
+            held[3 * i + j] = Py_NewRef(values[j]);
+        if (call_args(&held[3 * i], i, &items[i].req) < 0)
             goto done;
-        ids[i] = Py_NewRef(values[0]);
         converted = i + 1;
     }
 
@@ -673,10 +693,11 @@ done:
         }
         genauth_envelope_clear(&items[i].resp);
         genauth_error_clear(&items[i].err);
-        Py_XDECREF(ids ? ids[i] : NULL);
     }
+    for (Py_ssize_t i = 0; held && i < 3 * n; i++)
+        Py_XDECREF(held[i]);
     PyMem_Free(items);
-    PyMem_Free(ids);
+    PyMem_Free(held);
     genauth_error_clear(&err);
     Py_XDECREF(seq);
     return result;

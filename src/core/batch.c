@@ -104,9 +104,10 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
                                  "concurrency: must be at least 1");
     if (concurrency > count)
         concurrency = count;
-    if (genauth_client_is_closed(c))
-        return genauth_error_set(err, GENAUTH_E_CLOSED,
-                                 "the client is closed");
+    if (genauth_client_is_closed(c)) {
+        st = genauth_error_set(err, GENAUTH_E_CLOSED, "the client is closed");
+        goto done;
+    }
     genauth_client_adopt_if_forked(c);
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         holds_client_multi = 1;
@@ -193,6 +194,11 @@ done:
         items[i].status = st;
         items[i].err = *err;
         items[i].err.auth_envelope = NULL; /* owned by err */
+    }
+    for (size_t i = 0; !slots && st != GENAUTH_OK && i < count; i++) {
+        items[i].status = st; /* stopped before any call started */
+        items[i].err = *err;
+        items[i].err.auth_envelope = NULL;
     }
     free(slots);
     if (holds_client_multi)

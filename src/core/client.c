@@ -338,10 +338,37 @@ genauth_client_free(genauth_client *c)
     free(c);
 }
 
+/* In a child after fork(): forget every connection and the share handle
+ * inherited from the parent, and start afresh. Called with pool_mu held. */
+static void
+adopt_after_fork(genauth_client *c)
+{
+    for (genauth_conn *conn = c->idle; conn;) {
+        genauth_conn *next = conn->next;
+        genauth_conn_abandon(conn);
+        conn = next;
+    }
+    c->idle = NULL;
+    c->batch_multi = NULL; /* its connections are the parent's too */
+    /* No other thread of the child can be inside this client yet (every
+     * call adopts first), and a thread of the parent that held a lock or
+     * was fetching a token does not exist here: start those afresh. */
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->share_mu[i], NULL);
+    pthread_mutex_init(&c->batch_mu, NULL);
+    pthread_mutex_init(&c->tokens.mu, NULL);
+    c->tokens.refreshing = 0;
+    c->share = share_new(c);
+    c->fork_generation = fork_generation;
+}
+
 void
 genauth_client_close(genauth_client *c)
 {
     pthread_mutex_lock(&c->pool_mu);
+    /* In a child after fork(), the pool's connections are the parent's. */
+    if (c->fork_generation != fork_generation)
+        adopt_after_fork(c);
     genauth_conn *idle = c->idle;
     c->idle = NULL;
     c->closed = 1;
@@ -393,22 +420,6 @@ unsigned long
 genauth_client_token_fetches(const genauth_client *c)
 {
     return c->tokens.fetches;
-}
-
-/* In a child after fork(): forget every connection and the share handle
- * inherited from the parent, and start afresh. Called with pool_mu held. */
-static void
-adopt_after_fork(genauth_client *c)
-{
-    for (genauth_conn *conn = c->idle; conn;) {
-        genauth_conn *next = conn->next;
-        genauth_conn_abandon(conn);
-        conn = next;
-    }
-    c->idle = NULL;
-    c->batch_multi = NULL; /* its connections are the parent's too */
-    c->share = share_new(c);
-    c->fork_generation = fork_generation;
 }
 
 void

@@ -171,6 +171,8 @@ genauth_status genauth_token_prepare(genauth_client *client,
 void genauth_token_invalidate(genauth_client *client,
                               unsigned long generation);
 void genauth_token_cache_init(genauth_token_cache *cache);
+/* Frees a header list after overwriting its text (it may hold a token). */
+void genauth_headers_wipe_free(struct curl_slist *list);
 void genauth_token_cache_clear(genauth_token_cache *cache);
 
 /* ---- one call's steps (trigger_webhook.c, shared with batch.c) ---------- */

@@ -39,6 +39,17 @@ wipe_free(char *s)
 }
 
 void
+genauth_headers_wipe_free(struct curl_slist *list)
+{
+    for (struct curl_slist *h = list; h; h = h->next) {
+        volatile char *p = h->data;
+        while (*p)
+            *p++ = 0;
+    }
+    curl_slist_free_all(list);
+}
+
+void
 genauth_token_cache_clear(genauth_token_cache *t)
 {
     wipe_free(t->token);
@@ -83,14 +94,16 @@ build_api_headers(genauth_client *c, genauth_conn *conn, genauth_error *err)
             p[i] = 0;
     }
     genauth_buf_clear(&line);
-    curl_slist_free_all(conn->api_headers);
+    genauth_headers_wipe_free(conn->api_headers);
     conn->api_headers = list;
     conn->cur_headers = NULL; /* the old list is gone: set the new one */
     conn->api_headers_gen = c->tokens.generation;
     return GENAUTH_OK;
 nomem:
+    if (line.data)
+        memset(line.data, 0, line.cap);
     genauth_buf_clear(&line);
-    curl_slist_free_all(list);
+    genauth_headers_wipe_free(list);
     return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
 }
 
@@ -196,8 +209,13 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     genauth_buf_reset(&conn->request);
     if (st != GENAUTH_OK)
         return st;
-    return read_token_answer(c, conn, http_status, token, userpool_id,
-                             lifetime, err);
+    st = read_token_answer(c, conn, http_status, token, userpool_id,
+                           lifetime, err);
+    /* The body held the token. */
+    if (conn->response.data)
+        memset(conn->response.data, 0, conn->response.len);
+    genauth_buf_reset(&conn->response);
+    return st;
 }
 
 static void

@@ -96,7 +96,7 @@ genauth_conn_free(genauth_conn *conn)
         curl_multi_cleanup(conn->multi);
     if (conn->easy)
         curl_easy_cleanup(conn->easy);
-    curl_slist_free_all(conn->api_headers);
+    genauth_headers_wipe_free(conn->api_headers);
     curl_slist_free_all(conn->signed_headers);
     genauth_signature_clear(&conn->signature);
     genauth_buf_clear(&conn->request);

@@ -49,7 +49,10 @@ prepare_signed(genauth_client *c, genauth_conn *conn,
         cJSON_Delete(id);
         goto nomem;
     }
-    cJSON_AddItemToObject(params, "webhookId", id);
+    if (!cJSON_AddItemToObject(params, "webhookId", id)) {
+        cJSON_Delete(id);
+        goto nomem;
+    }
     /* References: the caller's trees are not copied (nor freed here). */
     if ((req->request_headers &&
          !cJSON_AddItemReferenceToObject(params, "requestHeaders",
