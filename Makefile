@@ -3,8 +3,11 @@
 # work on a fresh machine.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
-DEB_PACKAGES := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make valgrind \
-	clang libclang-rt-dev openssl
+# What building needs, and what only the tests need (valgrind, the sanitizer
+# and fuzzer runtimes, openssl for test certificates): `make demo` installs
+# just the first.
+BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
+TEST_DEB := valgrind clang libclang-rt-dev openssl
 PY_TEST_TOOLS := pytest mypy hypothesis atheris
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -20,9 +23,10 @@ C_TESTS := $(patsubst tests/c/%.c,build/tests/%,$(wildcard tests/c/test_*.c))
 
 all: install
 
-# Debian packages, only those missing (apt-get update once, then install).
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages of $(1) that are missing (apt-get update once,
+# then install).
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -30,6 +34,10 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(BUILD_DEB))
 
 install: deps
 	$(PIP) install --quiet --disable-pip-version-check .
@@ -39,6 +47,7 @@ demo: install
 	$(PYTHON) -m genauth_c.demo
 
 test-deps: deps
+	$(call apt_install,$(TEST_DEB))
 	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris" 2>/dev/null || \
 	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
 
@@ -113,7 +122,7 @@ bench: bench-deps
 # `make fuzz-short` (CI): each fuzz target FUZZ_SHORT_SECONDS; `make fuzz`:
 # FUZZ_SECONDS each. Both print executions and crashes, and fail on a crash.
 # clang, not clang-14: Debian 13 has another version; its runtime is found
-# with -print-file-name, and libclang-rt-dev (in DEB_PACKAGES) provides it.
+# with -print-file-name, and libclang-rt-dev (in TEST_DEB) provides it.
 SAN_CC ?= clang
 SAN_RT = $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
 SAN_PKG := build/asan/pkg
