@@ -39,8 +39,12 @@ endef
 deps:
 	$(call apt_install,$(BUILD_DEB))
 
+# pip install . is the product; the in-place build beside it lets scripts run
+# from this folder too (Python puts the script's folder, or the current one,
+# first on sys.path, so there `import genauth_c` finds this source folder).
 install: deps
 	$(PIP) install --quiet --disable-pip-version-check .
+	$(PYTHON) setup.py --quiet build_ext --inplace
 
 # The main job: the emulator, a local webhook receiver, one trigger_webhook.
 demo: install

@@ -4,6 +4,13 @@
     with ManagementClient("ACCESS_KEY_ID", "ACCESS_KEY_SECRET") as client:
         envelope = client.trigger_webhook("6229ffaxxxxxxxxcade3e3d9")
 """
+try:
+    from genauth_c import _core  # noqa: F401  (the C engine)
+except ImportError as e:  # pragma: no cover - depends on how it was installed
+    raise ImportError(
+        "genauth_c's C extension is not built in " + __path__[0] + ": install the "
+        "package (pip install .) and import it from outside its source folder, or "
+        "build it here with `make install`") from e
 from genauth_c._core import (
     APIError,
     AuthError,
