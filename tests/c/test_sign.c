@@ -815,6 +815,30 @@ test_comma_locale(void)
 
 /* ---- the request path, end to end --------------------------------------- */
 
+/* A client with its own connection for encoding tests; NULL *conn on
+ * failure (checked). Free both with free_encoder. */
+static genauth_client *
+encoder_new(const genauth_client_options *o, genauth_conn **conn)
+{
+    genauth_client *c = NULL;
+    genauth_error err;
+    genauth_error_init(&err);
+    *conn = NULL;
+    CHECK(genauth_client_new(o, &c, &err) == GENAUTH_OK);
+    if (c)
+        *conn = genauth_conn_new(c, &err);
+    CHECK(*conn != NULL);
+    genauth_error_clear(&err);
+    return c;
+}
+
+static void
+free_encoder(genauth_client *c, genauth_conn *conn)
+{
+    genauth_conn_free(conn);
+    genauth_client_free(c);
+}
+
 /* Encodes `req` on a signature-mode client with the vectors' fixed values
  * and checks the URL, body and authorization header it would send. */
 static void
@@ -837,11 +861,9 @@ check_encoded(const genauth_request *req, const char *nonce,
     o.host = "http://127.0.0.1:1";
     o.brand = GENAUTH_BRAND_AUTHING;
     o.auth = GENAUTH_AUTH_SIGNATURE;
-    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
-    conn = c ? genauth_conn_new(c, &err) : NULL;
-    CHECK(conn != NULL);
+    c = encoder_new(&o, &conn);
     if (!conn) {
-        genauth_client_free(c);
+        free_encoder(c, conn);
         return;
     }
     genauth_sign_fixture fix = {nonce, DATE, "authing-node-sdk:4.0.1"};
@@ -859,8 +881,7 @@ check_encoded(const genauth_request *req, const char *nonce,
                 strncasecmp(h->data, "content-type", 12) == 0));
     }
     CHECK_STR(auth, want_auth);
-    genauth_conn_free(conn);
-    genauth_client_free(c);
+    free_encoder(c, conn);
     genauth_error_clear(&err);
 }
 
@@ -933,8 +954,11 @@ test_query_encoding(void)
     o.access_key_id = "AK";
     o.access_key_secret = "SK";
     o.host = "http://h";
-    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
-    conn = genauth_conn_new(c, &err);
+    c = encoder_new(&o, &conn);
+    if (!conn) {
+        free_encoder(c, conn);
+        return;
+    }
     cJSON *p = cJSON_CreateObject();
     add(p, "webhookId", str("a/b c&d=e+\xe4\xb8\xad~_.-"));
     genauth_request req = {GENAUTH_OP_GET_WEBHOOK, p};
@@ -981,8 +1005,7 @@ test_query_encoding(void)
     CHECK_STR(conn->request.data, "{\"webhookId\":\"w\",\"limit\":5}");
     CHECK(!plan.is_get);
     cJSON_Delete(params);
-    genauth_conn_free(conn);
-    genauth_client_free(c);
+    free_encoder(c, conn);
     genauth_error_clear(&err);
 }
 
