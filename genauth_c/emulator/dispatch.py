@@ -225,7 +225,7 @@ class ApiHandler(BaseHandler):
 
     def _paging(self, args: dict[str, Any]) -> tuple[int, int] | None:
         try:
-            return parse_paging(args.get("page"), args.get("limit"))
+            return parse_paging(args.get("page"), args.get("limit"), query=self.command == "GET")
         except ValueError as exc:
             self.invalid(str(exc))
             return None

@@ -103,8 +103,8 @@ def check_webhook_fields(body: Mapping[str, Any], creating: bool) -> str | None:
     return None
 
 
-def parse_paging(page: object, limit: object) -> tuple[int, int]:
-    """(page, limit) from a JSON body's numbers or a query string's digits.
+def parse_paging(page: object, limit: object, *, query: bool) -> tuple[int, int]:
+    """(page, limit) from a JSON body's integers, or a query string's digits (``query``).
 
     Absent (None) means page 1, limit 10. Raises ValueError with the message
     for a 400 envelope: page from 1, limit from 1 to 50.
@@ -113,9 +113,9 @@ def parse_paging(page: object, limit: object) -> tuple[int, int]:
     for name, value, default in (("page", page, 1), ("limit", limit, DEFAULT_PAGE_LIMIT)):
         if value is None:
             values.append(default)
-        elif _is_int(value):
+        elif not query and _is_int(value):
             values.append(value)
-        elif isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        elif query and isinstance(value, str) and _DIGITS_RE.fullmatch(value):
             values.append(int(value))
         else:
             raise ValueError(f"{name} must be an integer")
