@@ -118,3 +118,18 @@ def test_client_disconnects_are_not_tracebacks():
         rc, stderr = served.stop()
     assert rc == 0
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
+
+
+def _readme_emulator_examples():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "genauth_c.emulator" in b]
+
+
+@pytest.mark.parametrize("code", _readme_emulator_examples())
+def test_readme_examples_print_nothing_on_stderr(code):
+    # The errors example times a call out while the emulator still holds its
+    # answer: the emulator must not print the client's disconnect.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
