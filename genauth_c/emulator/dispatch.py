@@ -83,19 +83,13 @@ class ApiHandler(BaseHandler):
 
     # -- answering ---------------------------------------------------------
 
-    def write(
-        self,
-        status: int,
-        data: bytes,
-        content_type: str = "application/json; charset=utf-8",
-        extra_headers: list[tuple[str, str]] | None = None,
-    ) -> None:
+    def answering(self, status: int) -> bool:
         if self._reset_instead:  # the request was carried out; its answer is lost
             self.reset()
-            return
+            return False
         if getattr(self, "_record", None) is not None:
             self._record.status = status
-        super().write(status, data, content_type, extra_headers)
+        return True
 
     def send_json(self, http_status: int, payload: Any, extra_headers: list[tuple[str, str]] | None = None) -> None:
         self.write(http_status, dumps(payload), extra_headers=extra_headers)

@@ -127,17 +127,11 @@ def js_string(value: Any) -> str:
     Objects and arrays are given their ``JSON.stringify`` form, which is how
     the signing scheme serialises them (not JavaScript's own ``String()``).
     """
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return js_number(value)
-    return js_stringify(value)
+    return js_stringify(value)  # null, true, false, objects and arrays
 
 
 def utf16_key(s: str) -> bytes:

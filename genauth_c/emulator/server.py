@@ -260,6 +260,8 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         content_type: str = "application/json; charset=utf-8",
         extra_headers: list[tuple[str, str]] | None = None,
     ) -> None:
+        if not self.answering(status):
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -271,6 +273,10 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
+
+    def answering(self, status: int) -> bool:
+        """Called before an answer is written; False: do not write it."""
+        return True
 
     def drop(self) -> None:
         """Close the connection without a single byte of answer (a FIN)."""
