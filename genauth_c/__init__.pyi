@@ -2,7 +2,25 @@ import builtins
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, final
+
+from genauth_c._types import TriggerWebhookCall as TriggerWebhookCall
+
+__all__ = [
+    "APIError",
+    "AuthError",
+    "ClientClosedError",
+    "DecodeError",
+    "GenAuthError",
+    "ManagementClient",
+    "TimeoutError",
+    "TransportError",
+    "__version__",
+    "curl_version",
+    "MAX_DEPTH",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
+]
 
 __version__: str
 curl_version: str
@@ -38,18 +56,15 @@ class APIError(GenAuthError):
 
 class ClientClosedError(GenAuthError, RuntimeError): ...
 
-class TriggerWebhookCall(TypedDict):
-    webhook_id: str
-    request_headers: NotRequired[Mapping[str, Any] | None]
-    request_body: NotRequired[Mapping[str, Any] | None]
-
+# A C type without Py_TPFLAGS_BASETYPE: it cannot be subclassed.
+@final
 class ManagementClient:
     def __init__(
         self,
         access_key_id: str,
         access_key_secret: str,
         host: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         lang: str | None = None,
         use_unverified_ssl: bool = False,
         *,
