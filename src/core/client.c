@@ -260,6 +260,17 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
+    if (!opts->ca_bundle && !opts->use_unverified_ssl) {
+        genauth_ca_store store;
+        if (genauth_ca_store_find(&store)) {
+            c->ca_store_file = dup_or_null(store.file, &nomem);
+            c->ca_store_dir = dup_or_null(store.dir, &nomem);
+        } else if (opts->ca_fallback) {
+            c->ca_store_file = dup_or_null(opts->ca_fallback, &nomem);
+        } else {
+            c->no_ca_store = 1;
+        }
+    }
     c->token_url = join(c->base_url, "/api/v3/get-management-token");
     c->trigger_webhook_url = join(c->base_url, "/api/v3/trigger-webhook");
     c->token_request_body = token_request_body(
@@ -328,6 +339,8 @@ genauth_client_free(genauth_client *c)
     free(c->lang);
     free(c->tenant_id);
     free(c->ca_bundle);
+    free(c->ca_store_file);
+    free(c->ca_store_dir);
     free(c->token_url);
     free(c->trigger_webhook_url);
     free(c->token_request_body);
