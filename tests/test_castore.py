@@ -41,10 +41,11 @@ needs_namespace = pytest.mark.skipif(
     not can_unshare(), reason="needs unshare -m and mount (root)")
 
 
-def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None):
-    """Runs CALL in a child that sees /etc/ssl holding only `etc_ssl`
-    ({name: source file}) and a certifi module whose where() is `certifi`
-    (None: certifi cannot be imported). Returns the child's JSON line."""
+def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
+                   python=sys.executable):
+    """Runs CALL with `python` in a child that sees /etc/ssl holding only
+    `etc_ssl` ({name: source file}) and a certifi module whose where() is
+    `certifi` (None: certifi cannot be imported). Returns its JSON line."""
     fake = tmp_path / "fake-certifi"
     fake.mkdir(exist_ok=True)
     (fake / "certifi.py").write_text(
@@ -60,7 +61,7 @@ def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None):
     r = subprocess.run(
         ["unshare", "-m", "sh", "-c",
          f"mount -t tmpfs none /etc/ssl{copies} && "
-         f'exec "$0" "$1" "$2"', sys.executable, str(script), url],
+         f'exec "$0" "$1" "$2"', python, str(script), url],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
