@@ -89,6 +89,7 @@ build/tests/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(CORE_SRC) $(CORE_LIBS)
 
 ctest: $(C_TESTS)
+	@[ -n "$(C_TESTS)" ] || { echo "no C unit tests in tests/c"; exit 1; }
 	@for t in $(C_TESTS); do $$t || exit 1; done
 
 ctest-valgrind: $(C_TESTS)
