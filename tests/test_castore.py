@@ -55,7 +55,10 @@ def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
     script.write_text(CALL)
     copies = "".join(f" && cp {src} /etc/ssl/{name}"
                      for name, src in (etc_ssl or {}).items())
-    env = dict(os.environ, PYTHONPATH=str(fake))
+    # The fake certifi first; the rest of PYTHONPATH kept (make sanitize
+    # points it at the ASan build).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(fake), os.environ.get("PYTHONPATH")) if p))
     for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
         env.pop(name, None)
     r = subprocess.run(
