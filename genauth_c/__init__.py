@@ -39,4 +39,23 @@ __all__ = [
     "curl_version",
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
 ]
+
+# Names served from other modules on first use (PEP 562), so that importing
+# genauth_c stays cheap: genauth_c._types imports typing.
+_LAZY = {"TriggerWebhookCall": "genauth_c._types"}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genauth_c' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -2,7 +2,25 @@ import builtins
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, final
+
+from genauth_c._types import TriggerWebhookCall as TriggerWebhookCall
+
+__all__ = [
+    "APIError",
+    "AuthError",
+    "ClientClosedError",
+    "DecodeError",
+    "GenAuthError",
+    "ManagementClient",
+    "TimeoutError",
+    "TransportError",
+    "__version__",
+    "curl_version",
+    "MAX_DEPTH",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
+]
 
 __version__: str
 curl_version: str
@@ -37,11 +55,6 @@ class APIError(GenAuthError):
     http_status: int | None
 
 class ClientClosedError(GenAuthError, RuntimeError): ...
-
-class TriggerWebhookCall(TypedDict):
-    webhook_id: str
-    request_headers: NotRequired[Mapping[str, Any] | None]
-    request_body: NotRequired[Mapping[str, Any] | None]
 
 ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
 
@@ -81,13 +94,15 @@ class WebhookLogDto(TypedDict):
     success: bool
     errorMessage: NotRequired[str]
 
+# A C type without Py_TPFLAGS_BASETYPE: it cannot be subclassed.
+@final
 class ManagementClient:
     def __init__(
         self,
         access_key_id: str,
         access_key_secret: str,
         host: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         lang: str | None = None,
         use_unverified_ssl: bool = False,
         websocket_host: str | None = None,
