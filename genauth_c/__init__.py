@@ -40,11 +40,16 @@ __all__ = [
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "TriggerWebhookCall",
+    "ContentType",
+    "RetryConfig",
+    "WebhookDto",
+    "WebhookLogDto",
 ]
 
 # Names served from other modules on first use (PEP 562), so that importing
 # genauth_c stays cheap: genauth_c._types imports typing.
-_LAZY = {"TriggerWebhookCall": "genauth_c._types"}
+_LAZY = {name: "genauth_c._types" for name in (
+    "TriggerWebhookCall", "ContentType", "RetryConfig", "WebhookDto", "WebhookLogDto")}
 
 
 def __getattr__(name):

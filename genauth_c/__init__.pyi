@@ -2,9 +2,13 @@ import builtins
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, NotRequired, TypedDict, final
+from typing import Any, Literal, final
 
+from genauth_c._types import ContentType as ContentType
+from genauth_c._types import RetryConfig as RetryConfig
 from genauth_c._types import TriggerWebhookCall as TriggerWebhookCall
+from genauth_c._types import WebhookDto as WebhookDto
+from genauth_c._types import WebhookLogDto as WebhookLogDto
 
 __all__ = [
     "APIError",
@@ -20,6 +24,10 @@ __all__ = [
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "TriggerWebhookCall",
+    "ContentType",
+    "RetryConfig",
+    "WebhookDto",
+    "WebhookLogDto",
 ]
 
 __version__: str
@@ -55,44 +63,6 @@ class APIError(GenAuthError):
     http_status: int | None
 
 class ClientClosedError(GenAuthError, RuntimeError): ...
-
-ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
-
-class RetryConfig(TypedDict, total=False):
-    """retryConfig of create_webhook / update_webhook."""
-
-    enabled: bool
-    count: int
-    delay: int
-    delayUnit: Literal["Second", "Minute", "Hour", "Day"]
-
-class WebhookDto(TypedDict):
-    """The ``data`` of create/get/update_webhook and the items of list_webhooks."""
-
-    webhookId: str
-    createdAt: str
-    updatedAt: str
-    name: str
-    url: str
-    contentType: str
-    enabled: bool
-    events: NotRequired[list[str]]
-    secret: NotRequired[str]
-    retryConfig: NotRequired[RetryConfig]
-
-class WebhookLogDto(TypedDict):
-    """The items of get_webhook_logs' ``data.list``."""
-
-    webhookId: str
-    eventName: str
-    requestBody: Any
-    requestHeaders: Any
-    responseStatusCode: int
-    responseHeaders: Any
-    responseBody: Any
-    timestamp: str
-    success: bool
-    errorMessage: NotRequired[str]
 
 # A C type without Py_TPFLAGS_BASETYPE: it cannot be subclassed.
 @final
