@@ -802,7 +802,8 @@ static PyGetSetDef Client_getset[] = {
     {"closed", (getter)Client_get_closed, NULL,
      "True once close() was called.", NULL},
     {"token_fetches", (getter)Client_get_token_fetches, NULL,
-     "How many management tokens this client has fetched (int).", NULL},
+     "How many management tokens this client has fetched (int); attempts\n"
+     "that brought no token are not counted.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

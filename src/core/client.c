@@ -371,7 +371,7 @@ genauth_client_close(genauth_client *c)
         adopt_after_fork(c);
     genauth_conn *idle = c->idle;
     c->idle = NULL;
-    c->closed = 1;
+    atomic_store(&c->closed, 1);
     pthread_mutex_unlock(&c->pool_mu);
     free_pool(idle);
     /* A batch in progress keeps its multi handle; client_free takes it. */
@@ -387,7 +387,7 @@ genauth_client_close(genauth_client *c)
 int
 genauth_client_is_closed(const genauth_client *c)
 {
-    return c->closed;
+    return atomic_load(&c->closed);
 }
 
 void
@@ -419,7 +419,13 @@ genauth_client_base_url(const genauth_client *c)
 unsigned long
 genauth_client_token_fetches(const genauth_client *c)
 {
-    return c->tokens.fetches;
+    return atomic_load(&c->tokens.fetches);
+}
+
+unsigned long
+genauth_client_token_fetch_failures(const genauth_client *c)
+{
+    return atomic_load(&c->tokens.failures);
 }
 
 void

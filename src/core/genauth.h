@@ -118,8 +118,11 @@ void genauth_client_set_interrupt(genauth_client *client,
                                   genauth_interrupt_fn fn, void *userdata);
 /* The normalised base URL (no trailing slash). Owned by the client. */
 const char *genauth_client_base_url(const genauth_client *client);
-/* How many token fetches this client has made (for tests and stats). */
+/* How many management tokens this client has fetched (successful fetches;
+ * for tests and stats). */
 unsigned long genauth_client_token_fetches(const genauth_client *client);
+/* How many token fetches brought no token (refused, unreachable...). */
+unsigned long genauth_client_token_fetch_failures(const genauth_client *client);
 
 /* ---- exact JSON documents ---------------------------------------------- */
 

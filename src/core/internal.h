@@ -4,6 +4,7 @@
 #define GENAUTH_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <curl/curl.h>
 
 #include "genauth.h"
@@ -12,6 +13,11 @@
 
 /* How often a call waiting on the network asks the interrupt check. */
 #define GENAUTH_INTERRUPT_POLL_MS 100
+
+/* After an early token refresh failed (the cached token still valid), the
+ * next attempt waits this many seconds: a failing token endpoint is asked
+ * at most every 5 s while calls go on with the cached token. */
+#define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
 
 /* How many idle connections a batch's multi handle keeps open at most. */
 #define GENAUTH_MAX_CONNECTIONS 256
@@ -96,8 +102,20 @@ typedef struct {
     char *userpool_id;
     double expires_at;     /* monotonic seconds */
     double refresh_at;     /* expires_at less the refresh margin */
+    /* After an early refresh failed (the token still valid): no new attempt
+     * before this time. */
+    double retry_at;
     unsigned long generation; /* bumped on every new token and on invalidation */
-    unsigned long fetches;
+    /* Fetches completed (either way), so that a thread that waited for one
+     * knows it ended; and how the last one failed, for those waiters, when
+     * the failure was the endpoint's (not the fetching call's own deadline
+     * or interrupt). The copy holds no envelope. */
+    unsigned long completed;
+    int last_failed;
+    genauth_error last_failure;
+    /* Read without the lock by genauth_client_token_fetches. */
+    atomic_ulong fetches;  /* tokens fetched */
+    atomic_ulong failures; /* fetch attempts that brought no token */
 } genauth_token_cache;
 
 struct genauth_client {
@@ -136,7 +154,7 @@ struct genauth_client {
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned long fork_generation;
-    int closed;
+    atomic_int closed; /* read without pool_mu by is_closed */
 
     genauth_interrupt_fn interrupt;
     void *interrupt_data;
