@@ -50,15 +50,23 @@ failed:
 }
 
 /* A transfer ended: parse, maybe retry; returns 1 while it is in flight
- * again, 0 once the item is finished. */
+ * again, 0 once the item is finished, -1 when it could not get a socket
+ * (EMFILE) and was sent nothing: it is to start again once another call
+ * has freed one (only when `can_wait`: other calls are in flight). */
 static int
-finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result)
+finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
+            int can_wait)
 {
     genauth_batch_item *it = s->item;
     long http_status = 0;
     genauth_status st;
 
     curl_multi_remove_handle(multi, s->conn->easy);
+    if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
+        genauth_client_release(c, s->conn);
+        s->conn = NULL;
+        return -1;
+    }
     st = genauth_conn_finish(s->conn, result, &http_status, &it->err);
     if (st == GENAUTH_OK)
         st = genauth_call_read(c, s->conn, http_status, &it->resp, &it->err);
@@ -88,8 +96,12 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
 {
     CURLM *multi = NULL;
     slot *slots = NULL;
+    /* Calls that found no free file descriptor, to start again. */
+    slot **waiting = NULL;
+    size_t n_waiting = 0;
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
+    size_t limit; /* in flight at most: concurrency, less when out of fds */
     int running = 0, holds_client_multi = 0;
 
     for (size_t i = 0; i < count; i++) {
@@ -118,29 +130,40 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
         multi = curl_multi_init();
     }
     slots = calloc(count, sizeof(*slots));
-    if (!multi || !slots) {
+    waiting = calloc(count, sizeof(*waiting));
+    if (!multi || !slots || !waiting) {
         st = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
         goto done;
     }
+    limit = concurrency;
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
-    /* libcurl trims a multi handle's idle connections to 4 x the transfers
-     * it holds, which falls to 4 as the batch drains: keep them all for the
-     * next batch. */
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
-                      (long)GENAUTH_MAX_CONNECTIONS);
+    /* While calls remain to start, a finished call's connection waits for
+     * the next one; once the last has started, the cache shrinks to
+     * GENAUTH_IDLE_CONNECTIONS as calls end (see internal.h). */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)concurrency);
 
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {
-        while (active < concurrency && next < count) {
-            slot *s = &slots[next];
-            s->item = &items[next++];
+        while (active < limit && (n_waiting > 0 || next < count)) {
+            slot *s;
+            if (n_waiting > 0) {
+                s = waiting[--n_waiting];
+            } else {
+                s = &slots[next];
+                s->item = &items[next++];
+            }
+            /* A call's time starts when it starts (again, after EMFILE:
+             * it sent nothing). */
             s->deadline = genauth_now() + c->timeout;
             if (start_call(c, multi, s))
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
                 goto interrupted; /* Ctrl-C while it waited for a token */
+            if (next == count && n_waiting == 0)
+                curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
+                                  (long)GENAUTH_IDLE_CONNECTIONS);
         }
-        if (active == 0 && next == count)
+        if (active == 0 && next == count && n_waiting == 0)
             break;
         CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK) {
@@ -157,9 +180,19 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
             slot *s = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             CURLcode result = msg->data.result;
-            if (!finish_call(c, multi, s, result)) {
+            int again = finish_call(c, multi, s, result, active > 1);
+            if (again == -1) {
+                /* Out of file descriptors: fewer in flight, this call
+                 * waits for one of them to end; the limit grows back by
+                 * one per call that ends well. */
+                active--;
+                waiting[n_waiting++] = s;
+                limit = active;
+            } else if (!again) {
                 active--;
                 finished = 1;
+                if (s->item->status == GENAUTH_OK && limit < concurrency)
+                    limit++;
                 if (s->item->status == GENAUTH_E_INTERRUPTED)
                     goto interrupted;
             }
@@ -180,6 +213,12 @@ interrupted:
     st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
                            "the batch was interrupted");
 done:
+    /* Calls waiting for a file descriptor take the batch's error too. */
+    for (size_t k = 0; k < n_waiting; k++) {
+        waiting[k]->item->status = st;
+        waiting[k]->item->err = *err;
+        waiting[k]->item->err.auth_envelope = NULL; /* owned by err */
+    }
     /* Calls still in flight, or never started, take the batch's error. */
     for (size_t i = 0; slots && i < count; i++) {
         slot *s = &slots[i];
@@ -201,6 +240,7 @@ done:
         items[i].err.auth_envelope = NULL;
     }
     free(slots);
+    free(waiting);
     if (holds_client_multi)
         pthread_mutex_unlock(&c->batch_mu);
     else if (multi)

@@ -242,6 +242,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     genauth_token_cache_init(&c->tokens);
+    genauth_calls_init(&c->calls);
     c->fork_generation = fork_generation;
 
     if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
@@ -303,6 +304,7 @@ genauth_client_free(genauth_client *c)
         return;
     if (c->fork_generation == fork_generation) {
         free_pool(c->idle);
+        genauth_calls_clear(&c->calls);
         if (c->batch_multi)
             curl_multi_cleanup(c->batch_multi);
         if (c->share)
@@ -349,6 +351,7 @@ adopt_after_fork(genauth_client *c)
         conn = next;
     }
     c->idle = NULL;
+    genauth_calls_abandon(&c->calls);
     c->batch_multi = NULL; /* its connections are the parent's too */
     /* No other thread of the child can be inside this client yet (every
      * call adopts first), and a thread of the parent that held a lock or
@@ -374,6 +377,9 @@ genauth_client_close(genauth_client *c)
     atomic_store(&c->closed, 1);
     pthread_mutex_unlock(&c->pool_mu);
     free_pool(idle);
+    /* Closes the idle connections now, or, with calls in flight, when the
+     * last of them ends (run_shared). */
+    genauth_calls_close(&c->calls);
     /* A batch in progress keeps its multi handle; client_free takes it. */
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         if (c->batch_multi && c->fork_generation == fork_generation) {
@@ -437,22 +443,43 @@ genauth_client_adopt_if_forked(genauth_client *c)
     pthread_mutex_unlock(&c->pool_mu);
 }
 
+/* Unlinks from the idle pool the handles beyond GENAUTH_IDLE_CONNECTIONS
+ * and those idle for over GENAUTH_MAX_IDLE_SECONDS (the pool is in order of
+ * last use, so they are its tail), for the caller to free outside the lock.
+ * Called with pool_mu held. */
+static genauth_conn *
+trim_pool(genauth_client *c, double now)
+{
+    genauth_conn **link = &c->idle;
+    size_t kept = 0;
+    while (*link && kept < GENAUTH_IDLE_CONNECTIONS &&
+           now - (*link)->idle_since <= GENAUTH_MAX_IDLE_SECONDS) {
+        link = &(*link)->next;
+        kept++;
+    }
+    genauth_conn *cut = *link;
+    *link = NULL;
+    return cut;
+}
+
 genauth_conn *
 genauth_client_acquire(genauth_client *c, genauth_error *err)
 {
-    genauth_conn *conn = NULL;
+    genauth_conn *conn = NULL, *stale = NULL;
     pthread_mutex_lock(&c->pool_mu);
-    if (c->closed) {
+    if (atomic_load(&c->closed)) {
         pthread_mutex_unlock(&c->pool_mu);
         genauth_error_set(err, GENAUTH_E_CLOSED, "the client is closed");
         return NULL;
     }
     if (c->fork_generation != fork_generation)
         adopt_after_fork(c);
+    stale = trim_pool(c, genauth_now());
     conn = c->idle;
     if (conn)
         c->idle = conn->next;
     pthread_mutex_unlock(&c->pool_mu);
+    free_pool(stale);
     if (!conn) {
         if (!c->share) {
             genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
@@ -466,8 +493,9 @@ genauth_client_acquire(genauth_client *c, genauth_error *err)
 void
 genauth_client_release(genauth_client *c, genauth_conn *conn)
 {
+    genauth_conn *stale = NULL;
     pthread_mutex_lock(&c->pool_mu);
-    if (c->closed || c->fork_generation != fork_generation) {
+    if (atomic_load(&c->closed) || c->fork_generation != fork_generation) {
         pthread_mutex_unlock(&c->pool_mu);
         if (c->fork_generation == fork_generation)
             genauth_conn_free(conn);
@@ -475,7 +503,10 @@ genauth_client_release(genauth_client *c, genauth_conn *conn)
             genauth_conn_abandon(conn);
         return;
     }
+    conn->idle_since = genauth_now();
     conn->next = c->idle;
     c->idle = conn;
+    stale = trim_pool(c, conn->idle_since);
     pthread_mutex_unlock(&c->pool_mu);
+    free_pool(stale);
 }

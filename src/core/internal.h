@@ -19,8 +19,17 @@
  * at most every 5 s while calls go on with the cached token. */
 #define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
 
-/* How many idle connections a batch's multi handle keeps open at most. */
-#define GENAUTH_MAX_CONNECTIONS 256
+/* Idle resources are bounded. Connections live in libcurl's connection
+ * cache of a multi handle: the client has one for single calls and one for
+ * batches, each costing 2 fds of its own (libcurl's wakeup socket pair).
+ * Each keeps at most GENAUTH_IDLE_CONNECTIONS idle connections once a burst
+ * is over (libcurl closes the oldest beyond that as transfers end), and a
+ * connection idle for over GENAUTH_MAX_IDLE_SECONDS is never reused and is
+ * closed by the next call. Idle connection handles (genauth_conn, no fd of
+ * their own) are kept up to the same number and freed after the same idle
+ * time. */
+#define GENAUTH_IDLE_CONNECTIONS 8
+#define GENAUTH_MAX_IDLE_SECONDS 50
 
 /* ---- clock -------------------------------------------------------------- */
 
@@ -47,7 +56,6 @@ genauth_status genauth_jwt_userpool_id(const char *token, char **out,
  * kept in the client's pool between calls so its connection stays alive. */
 typedef struct genauth_conn {
     CURL *easy;
-    CURLM *multi; /* drives `easy` so a waiting call can be interrupted */
     genauth_buf request;  /* the body being sent */
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
@@ -64,8 +72,46 @@ typedef struct genauth_conn {
     genauth_signature signature;
     struct curl_slist *signed_headers;
     char errbuf[CURL_ERROR_SIZE];
+    /* How many times libcurl was about to send this request (its prereq
+     * callback): 0 means nothing was sent; a second send is refused. */
+    int sends;
+    /* On the client's shared multi handle (see genauth_calls), guarded by
+     * its mutex. */
+    int state; /* GENAUTH_CONN_IDLE ... */
+    int cancel;
+    CURLcode result;
+    struct genauth_conn *queue_next;
+    double idle_since; /* in the idle pool, monotonic seconds */
     struct genauth_conn *next; /* in the idle pool */
 } genauth_conn;
+
+enum { GENAUTH_CONN_IDLE, GENAUTH_CONN_QUEUED, GENAUTH_CONN_RUNNING,
+       GENAUTH_CONN_DONE };
+
+/* The multi handle single calls share, so that their idle connections sit
+ * in one connection cache (a multi handle per connection would cost two
+ * more fds each). libcurl lets one thread at a time drive a multi handle:
+ * the calling thread that finds no driver drives everyone's transfers
+ * (leader/followers) until its own ends, then hands over; the others wait
+ * for their transfer to end, checking their interrupt every
+ * GENAUTH_INTERRUPT_POLL_MS. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* a transfer ended, or the driver left */
+    CURLM *multi;           /* made by the first call */
+    int driving;            /* a thread drives `multi` */
+    genauth_conn *queued;   /* to add to `multi`, by queue_next */
+    genauth_conn *cancels;  /* to take off `multi`, by queue_next */
+    size_t transfers;       /* queued or on `multi` */
+} genauth_calls;
+
+void genauth_calls_init(genauth_calls *calls);
+/* Frees the multi handle (closing its connections) when no transfer is on
+ * it. Called with no lock held. */
+void genauth_calls_close(genauth_calls *calls);
+void genauth_calls_clear(genauth_calls *calls);
+/* In a child after fork(): the multi handle is the parent's: forget it. */
+void genauth_calls_abandon(genauth_calls *calls);
 
 /* A new handle configured for `client`. NULL: out of memory (err set). */
 genauth_conn *genauth_conn_new(genauth_client *client, genauth_error *err);
@@ -74,6 +120,13 @@ void genauth_conn_free(genauth_conn *conn);
 /* Drops the handle without closing its socket or freeing what libcurl
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);
+
+/* Whether the transfer that ended on `conn` with `result` never sent a
+ * byte of its request (refused, DNS, TLS handshake...): it is then safe to
+ * send again. */
+int genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result);
+/* Whether it failed for want of file descriptors (EMFILE/ENFILE). */
+int genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result);
 
 /* Sets `conn` up to POST conn->request to `url` with `headers` within the
  * monotonic `deadline`, for genauth_conn_post or a batch's multi handle. */
@@ -141,6 +194,8 @@ struct genauth_client {
 
     genauth_token_cache tokens;
 
+    genauth_calls calls;
+
     /* The multi handle batches run on, kept between batches so that its
      * connections are reused; one batch at a time holds batch_mu (a batch
      * that finds it taken runs on a multi handle of its own). */
@@ -150,7 +205,7 @@ struct genauth_client {
     /* The pool of idle connections, and the share handle they use for DNS
      * and TLS sessions. */
     pthread_mutex_t pool_mu;
-    genauth_conn *idle;
+    genauth_conn *idle; /* the most recently used first */
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned long fork_generation;
