@@ -21,13 +21,16 @@
 
 /* Idle resources are bounded. Connections live in libcurl's connection
  * cache of a multi handle: the client has one for single calls and one for
- * batches, each costing 2 fds of its own (libcurl's wakeup socket pair).
- * Each keeps at most GENAUTH_IDLE_CONNECTIONS idle connections once a burst
- * is over (libcurl closes the oldest beyond that as transfers end), and a
- * connection idle for over GENAUTH_MAX_IDLE_SECONDS is never reused and is
- * closed by the next call. Idle connection handles (genauth_conn, no fd of
- * their own) are kept up to the same number and freed after the same idle
- * time. */
+ * batches, each costing 2 fds of its own (libcurl's wakeup socket pair),
+ * then one fd per connection. Single calls keep the connections in use and
+ * GENAUTH_IDLE_CONNECTIONS idle ones beyond them: as calls end, libcurl
+ * closes the oldest idle connection over that (so after a burst, each later
+ * call closes one of its extra connections). A batch keeps
+ * GENAUTH_IDLE_CONNECTIONS once its last call has started. A connection
+ * idle for over GENAUTH_MAX_IDLE_SECONDS is never reused: the next call
+ * closes it. Idle connection handles (genauth_conn: no fd of their own)
+ * are kept up to GENAUTH_IDLE_CONNECTIONS, none idle for over
+ * GENAUTH_MAX_IDLE_SECONDS. */
 #define GENAUTH_IDLE_CONNECTIONS 8
 #define GENAUTH_MAX_IDLE_SECONDS 50
 
@@ -75,6 +78,7 @@ typedef struct genauth_conn {
     /* How many times libcurl was about to send this request (its prereq
      * callback): 0 means nothing was sent; a second send is refused. */
     int sends;
+    int socket_errno; /* why socket() failed, for this request */
     /* On the client's shared multi handle (see genauth_calls), guarded by
      * its mutex. */
     int state; /* GENAUTH_CONN_IDLE ... */

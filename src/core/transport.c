@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "internal.h"
@@ -31,6 +32,22 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
     return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
+
+/* libcurl's own socket() failure leaves no errno to read: this one keeps
+ * it, so that a call out of file descriptors is told from a refused one. */
+static curl_socket_t
+open_socket(void *userdata, curlsocktype purpose,
+            struct curl_sockaddr *address)
+{
+    (void)purpose;
+    genauth_conn *conn = userdata;
+    curl_socket_t fd = socket(address->family,
+                              address->socktype | SOCK_CLOEXEC,
+                              address->protocol);
+    if (fd == CURL_SOCKET_BAD)
+        conn->socket_errno = errno;
+    return fd;
+}
 
 static size_t
 collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -74,6 +91,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_PREREQFUNCTION, before_send);
     SET(CURLOPT_PREREQDATA, conn);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, conn);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -203,6 +222,7 @@ genauth_conn_setup(genauth_conn *conn, const char *url,
     genauth_buf_reset(&conn->response);
     conn->over_cap = 0;
     conn->sends = 0;
+    conn->socket_errno = 0;
     conn->errbuf[0] = '\0';
     return GENAUTH_OK;
 }
@@ -218,11 +238,8 @@ genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result)
 int
 genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result)
 {
-    long os_errno = 0;
-    if (result != CURLE_COULDNT_CONNECT || conn->sends != 0)
-        return 0;
-    curl_easy_getinfo(conn->easy, CURLINFO_OS_ERRNO, &os_errno);
-    return os_errno == EMFILE || os_errno == ENFILE;
+    return result == CURLE_COULDNT_CONNECT && conn->sends == 0 &&
+           (conn->socket_errno == EMFILE || conn->socket_errno == ENFILE);
 }
 
 genauth_status
