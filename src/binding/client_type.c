@@ -94,11 +94,11 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "timeout", "lang", "use_unverified_ssl",
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
-                             NULL};
+                             "max_retries", NULL};
     PyObject *ak_obj, *sk_obj, *host_obj = Py_None, *timeout_obj = NULL;
     PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
     PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
-    PyObject *auth_obj = NULL;
+    PyObject *auth_obj = NULL, *retries_obj = NULL;
     PyObject *ca_bytes = NULL;
     int unverified = 0, raise_for_status = 0;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
@@ -119,10 +119,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
+            args, kwargs, "OO|OOOp$OOOpOOO:ManagementClient", kwlist, &ak_obj,
             &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
             &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
-            &auth_obj))
+            &auth_obj, &retries_obj))
         return -1;
     if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
         required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
@@ -192,6 +192,21 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             goto fail;
         }
         opts.max_response_bytes = (size_t)v;
+    }
+    if (retries_obj && retries_obj != Py_None) {
+        if (PyBool_Check(retries_obj) || !PyLong_Check(retries_obj)) {
+            PyErr_SetString(PyExc_TypeError, "max_retries: expected an int");
+            goto fail;
+        }
+        long v = PyLong_AsLong(retries_obj);
+        if (v == -1 && PyErr_Occurred())
+            goto fail;
+        if (v < 0 || v > 100) {
+            PyErr_SetString(PyExc_ValueError,
+                            "max_retries: must be from 0 to 100");
+            goto fail;
+        }
+        opts.max_retries = (int)v;
     }
     opts.use_unverified_ssl = unverified;
 
@@ -811,7 +826,7 @@ PyDoc_STRVAR(Client_doc,
 "ManagementClient(access_key_id, access_key_secret, host=None, timeout=10.0,\n"
 "                 lang=None, use_unverified_ssl=False, *, tenant_id=None,\n"
 "                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216, auth='token')\n"
+"                 max_response_bytes=16777216, auth='token', max_retries=2)\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
@@ -823,7 +838,11 @@ PyDoc_STRVAR(Client_doc,
 "close().\n\n"
 "auth='token' (default) authenticates with a management token fetched\n"
 "with the key pair; auth='signature' signs every request with the key\n"
-"pair (HMAC-SHA1) instead, as the official Node SDK does.");
+"pair (HMAC-SHA1) instead, as the official Node SDK does.\n\n"
+"max_retries: how many times a call is sent again when it never reached\n"
+"the server (refused, DNS, TLS handshake) or was throttled (429), with\n"
+"backoff, within timeout; 0 turns retries off. A call that may have\n"
+"reached the server is never sent again.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},

@@ -13,6 +13,8 @@ typedef struct {
     double deadline;
     unsigned long generation;
     int attempt;
+    int retries;       /* retry.c's */
+    double not_before; /* a retry waits until then */
 } slot;
 
 /* Starts (or restarts, for a retry) `s`'s call on `multi`. On failure the
@@ -52,7 +54,8 @@ failed:
 /* A transfer ended: parse, maybe retry; returns 1 while it is in flight
  * again, 0 once the item is finished, -1 when it could not get a socket
  * (EMFILE) and was sent nothing: it is to start again once another call
- * has freed one (only when `can_wait`: other calls are in flight). */
+ * has freed one (only when `can_wait`: other calls are in flight), or a
+ * retry (retry.c) waits for its time. */
 static int
 finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
             int can_wait)
@@ -63,6 +66,7 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
 
     curl_multi_remove_handle(multi, s->conn->easy);
     if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
+        s->not_before = 0;
         genauth_client_release(c, s->conn);
         s->conn = NULL;
         return -1;
@@ -70,6 +74,21 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
     st = genauth_conn_finish(s->conn, result, &http_status, &it->err);
     if (st == GENAUTH_OK)
         st = genauth_call_read(c, s->conn, http_status, &it->resp, &it->err);
+    /* retry.c: sent nothing, or throttled: back to the waiting calls,
+     * to start again (signed anew) once its wait is over. */
+    double until = 0;
+    genauth_retry_kind kind = genauth_retry_classify(
+        s->conn, st, &it->err, http_status, st == GENAUTH_OK ? &it->resp : NULL);
+    if (genauth_retry_plan(c, s->conn, kind, s->retries, s->deadline,
+                           &until)) {
+        genauth_envelope_clear(&it->resp);
+        genauth_error_clear(&it->err);
+        s->retries++;
+        s->not_before = until;
+        genauth_client_release(c, s->conn);
+        s->conn = NULL;
+        return -1;
+    }
     if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
         genauth_call_should_retry(c, s->attempt, http_status,
                                   st == GENAUTH_OK ? &it->resp : NULL)) {
@@ -144,17 +163,29 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
 
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {
-        while (active < limit && (n_waiting > 0 || next < count)) {
-            slot *s;
-            if (n_waiting > 0) {
-                s = waiting[--n_waiting];
-            } else {
+        for (;;) {
+            slot *s = NULL;
+            if (active >= limit)
+                break;
+            double now = genauth_now();
+            for (size_t k = 0; k < n_waiting; k++) {
+                if (waiting[k]->not_before <= now) {
+                    s = waiting[k];
+                    waiting[k] = waiting[--n_waiting];
+                    break;
+                }
+            }
+            if (!s && next < count) {
                 s = &slots[next];
                 s->item = &items[next++];
+                /* A call's time starts when it starts (and again after
+                 * EMFILE: it sent nothing); a retry keeps its deadline. */
+                s->deadline = now + c->timeout;
+            } else if (!s) {
+                break;
+            } else if (s->not_before == 0) {
+                s->deadline = now + c->timeout;
             }
-            /* A call's time starts when it starts (again, after EMFILE:
-             * it sent nothing). */
-            s->deadline = genauth_now() + c->timeout;
             if (start_call(c, multi, s))
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
@@ -182,12 +213,14 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
             CURLcode result = msg->data.result;
             int again = finish_call(c, multi, s, result, active > 1);
             if (again == -1) {
+                active--;
+                waiting[n_waiting++] = s;
                 /* Out of file descriptors: fewer in flight, this call
                  * waits for one of them to end; the limit grows back by
                  * one per call that ends well. */
-                active--;
-                waiting[n_waiting++] = s;
-                limit = active;
+                if (s->not_before == 0)
+                    limit = active;
+                finished = 1;
             } else if (!again) {
                 active--;
                 finished = 1;

@@ -62,6 +62,7 @@ genauth_client_options_init(genauth_client_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
     opts->timeout = GENAUTH_DEFAULT_TIMEOUT;
+    opts->max_retries = GENAUTH_DEFAULT_MAX_RETRIES;
     opts->brand = GENAUTH_BRAND_GENAUTH;
     opts->auth = GENAUTH_AUTH_TOKEN;
 }
@@ -225,6 +226,9 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "timeout: must be a finite number of "
                                  "seconds greater than 0");
+    if (opts->max_retries < 0)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "max_retries: must be 0 or more");
     if (opts->brand != GENAUTH_BRAND_GENAUTH &&
         opts->brand != GENAUTH_BRAND_AUTHING)
         return genauth_error_set(err, GENAUTH_E_INVALID, "brand: unknown");
@@ -248,6 +252,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
         goto fail;
     c->timeout = opts->timeout;
+    c->max_retries = opts->max_retries;
     c->use_unverified_ssl = opts->use_unverified_ssl;
     c->brand = opts->brand;
     c->auth = opts->auth;

@@ -78,6 +78,7 @@ typedef enum {
 } genauth_auth_mode;
 
 #define GENAUTH_DEFAULT_TIMEOUT 10.0
+#define GENAUTH_DEFAULT_MAX_RETRIES 2
 #define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
 typedef struct {
@@ -92,9 +93,12 @@ typedef struct {
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes; /* 0: GENAUTH_DEFAULT_MAX_RESPONSE_BYTES */
+    /* Retries of a request that never reached the server or was throttled
+     * (429), within the call's timeout; 0: none. */
+    int max_retries;
 } genauth_client_options;
 
-/* Fills the defaults (timeout 10 s, genauth brand, token auth). */
+/* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */
 void genauth_client_options_init(genauth_client_options *opts);
 
 typedef struct genauth_client genauth_client;

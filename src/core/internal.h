@@ -186,6 +186,7 @@ struct genauth_client {
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes;
+    int max_retries; /* retries of a request that is safe to send again */
     const char *header_prefix; /* "x-genauth-" / "x-authing-" */
 
     /* Built once per client. */
@@ -272,6 +273,33 @@ genauth_status genauth_call_read(genauth_client *client, genauth_conn *conn,
  * `env` is NULL when the body was not an envelope. */
 int genauth_call_should_retry(genauth_client *client, int attempt,
                               long http_status, const genauth_envelope *env);
+
+/* ---- retries (retry.c) ---------------------------------------------- */
+
+typedef enum {
+    GENAUTH_RETRY_NO,        /* final: it may have reached the server */
+    GENAUTH_RETRY_NOT_SENT,  /* nothing of the request left */
+    GENAUTH_RETRY_THROTTLED, /* 429: the server did not act on it */
+} genauth_retry_kind;
+
+/* What the attempt that ended on `conn` with `st`/`err` (and, when
+ * answered, `http_status` and the envelope `env`, NULL when not parsed)
+ * allows. */
+genauth_retry_kind genauth_retry_classify(genauth_conn *conn,
+                                          genauth_status st,
+                                          const genauth_error *err,
+                                          long http_status,
+                                          const genauth_envelope *env);
+/* Whether to send again after `retries_done` retries: 1 with *until (the
+ * monotonic time to send at) when max_retries allows and the wait ends
+ * before `deadline`. Reads Retry-After from conn's answer. */
+int genauth_retry_plan(genauth_client *client, genauth_conn *conn,
+                       genauth_retry_kind kind, int retries_done,
+                       double deadline, double *until);
+/* Sleeps until `until`, asking the interrupt check every
+ * GENAUTH_INTERRUPT_POLL_MS. GENAUTH_E_INTERRUPTED when it says stop. */
+genauth_status genauth_retry_sleep(genauth_client *client, double until,
+                                   genauth_error *err);
 
 /* ---- responses (envelope.c) -------------------------------------------- */
 
