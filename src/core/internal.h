@@ -38,6 +38,9 @@
 
 /* Seconds on the monotonic clock. */
 double genauth_now(void);
+/* A condition variable whose timed waits use the monotonic clock, like
+ * every deadline here. */
+void genauth_cond_init_monotonic(pthread_cond_t *cond);
 
 /* ---- host URL (url.c) ------------------------------------------------- */
 

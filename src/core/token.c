@@ -29,12 +29,7 @@ genauth_token_cache_init(genauth_token_cache *t)
     atomic_init(&t->fetches, 0);
     atomic_init(&t->failures, 0);
     pthread_mutex_init(&t->mu, NULL);
-    /* Timed waits use the monotonic clock, like every deadline here. */
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    genauth_cond_init_monotonic(&t->changed);
 }
 
 static void
