@@ -152,12 +152,12 @@ clean:
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_PIP := $(BENCH_PY) -m pip --disable-pip-version-check
-BENCH_DEB := nginx wrk valgrind libcurl4-openssl-dev libcjson-dev libssl-dev \
+BENCH_DEB := nginx wrk valgrind openssl libcurl4-openssl-dev libcjson-dev libssl-dev \
 	pkg-config gcc
 # websockets: the official SDK imports it without declaring it. pycurl is
 # built from source against the Debian libcurl genauth_c uses: the PyPI wheel
 # bundles a libcurl of its own, which would not be a like-for-like match.
-BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib
+BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib aiohttp
 BENCH_ARGS ?=
 
 .PHONY: bench bench-deps
@@ -174,7 +174,7 @@ bench-deps:
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }; \
 	fi
 	@[ -x $(BENCH_PY) ] || $(PYTHON) -m venv $(BENCH_VENV)
-	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib" 2>/dev/null || \
+	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib, aiohttp" 2>/dev/null || \
 	  $(BENCH_PIP) install --quiet $(BENCH_PYPI)
 	@$(BENCH_PY) -c "import pycurl, sys; sys.exit('libcurl/$$(pkg-config --modversion libcurl) ' not in pycurl.version + ' ')" \
 	  2>/dev/null || $(BENCH_PIP) install --quiet --force-reinstall --no-binary pycurl \
