@@ -78,15 +78,19 @@ typedef enum {
 } genauth_auth_mode;
 
 #define GENAUTH_DEFAULT_TIMEOUT 10.0
+/* The largest timeout accepted, in seconds (about 31 years): far beyond any
+ * real call, and small enough that every deadline and millisecond count
+ * derived from it stays exact and in range. */
+#define GENAUTH_MAX_TIMEOUT 1e9
 #define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
 typedef struct {
     const char *access_key_id;     /* required, non-empty */
     const char *access_key_secret; /* required, non-empty */
     const char *host;              /* NULL: the brand's default host */
-    double timeout;                /* seconds, finite, > 0; total per call */
-    const char *lang;              /* NULL: no lang header */
-    const char *tenant_id;         /* NULL: no app-id header */
+    double timeout; /* seconds, > 0 and <= GENAUTH_MAX_TIMEOUT; total per call */
+    const char *lang;              /* NULL: no lang header; printable ASCII */
+    const char *tenant_id;         /* NULL: no app-id header; printable ASCII */
     const char *ca_bundle;         /* NULL: the system's CA store */
     int use_unverified_ssl;        /* nonzero: no TLS verification */
     genauth_brand brand;

@@ -1,6 +1,7 @@
 /* HTTP over libcurl: pooled easy handles, each driven through its own multi
  * handle so that a call waiting on the network can be interrupted (Ctrl-C)
  * without giving up libcurl's timeouts. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,9 +150,12 @@ genauth_conn_setup(genauth_conn *conn, const char *url,
         return genauth_error_set(err, GENAUTH_E_TIMEOUT,
                                  "the call timed out before the request "
                                  "was sent");
-    long left_ms = (long)(left * 1000.0);
-    if (left_ms < 1)
-        left_ms = 1;
+    /* Converted only when in range (a timeout is at most
+     * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits). */
+    double ms = left * 1000.0;
+    long left_ms = ms >= (double)LONG_MAX ? LONG_MAX
+                   : ms < 1.0             ? 1
+                                          : (long)ms;
 
     if (conn->cur_url != url) {
         rc = curl_easy_setopt(e, CURLOPT_URL, url);
