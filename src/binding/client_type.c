@@ -14,22 +14,8 @@ typedef struct {
     PyObject *masked_key; /* str: the key id with all but its end hidden */
     double timeout;
     int raise_for_status;
+    int sign_payloads; /* auth='signature': payloads are checked for it */
 } ClientObject;
-
-/* ---- Ctrl-C ------------------------------------------------------------- */
-
-/* Called by the core about every 100 ms while a call waits on the network,
- * without the GIL. Takes the GIL just long enough to run pending signal
- * handlers: KeyboardInterrupt then stays set for the binding to raise. */
-static int
-check_signals(void *userdata)
-{
-    (void)userdata;
-    PyGILState_STATE g = PyGILState_Ensure();
-    int stop = PyErr_CheckSignals() < 0;
-    PyGILState_Release(g);
-    return stop;
-}
 
 /* ---- construction ----------------------------------------------------- */
 
@@ -87,6 +73,35 @@ mask_key(const char *key)
     return PyUnicode_FromString(buf);
 }
 
+/* timeout in seconds, from an int or a float by its value (a subclass's
+ * __float__ is not consulted: no caller code runs). None keeps *out. The
+ * core refuses what is not finite, > 0 and at most GENAUTH_MAX_TIMEOUT. */
+static int
+timeout_arg(PyObject *obj, double *out)
+{
+    if (obj == Py_None)
+        return 0;
+    if (PyFloat_Check(obj)) {
+        *out = PyFloat_AS_DOUBLE(obj);
+        return 0;
+    }
+    if (PyBool_Check(obj) || !PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError,
+                     "timeout: expected a number of seconds, got %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsDouble(obj);
+    if (*out == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        /* Beyond a double: certainly beyond the limit; say which. */
+        PyErr_Clear();
+        *out = HUGE_VAL;
+    }
+    return 0;
+}
+
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -95,12 +110,15 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
                              NULL};
-    PyObject *ak_obj, *sk_obj, *host_obj = Py_None, *timeout_obj = NULL;
-    PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
-    PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
-    PyObject *auth_obj = NULL;
+    enum { AK, SK, HOST, TIMEOUT, LANG, UNVERIFIED, TENANT, BRAND, CA,
+           RAISE, MAX, AUTH, NARGS };
+    /* Every argument, held from parsing to the end: converting one runs
+     * the caller's code (__bool__, __fspath__), which must not free what
+     * the others borrow. */
+    PyObject *a[NARGS] = {NULL};
     PyObject *ca_bytes = NULL;
-    int unverified = 0, raise_for_status = 0;
+    PyObject *host = NULL, *masked = NULL;
+    int unverified = 0, raise_for_status = 0, rc = -1;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
     genauth_client_options opts;
     genauth_client *client = NULL;
@@ -118,33 +136,27 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                         "new one");
         return -1;
     }
+    /* "O" throughout: parsing runs no caller code; conversions come next,
+     * with every argument held. */
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
-            &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
-            &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
-            &auth_obj))
+            args, kwargs, "OO|OOOO$OOOOOO:ManagementClient", kwlist, &a[AK],
+            &a[SK], &a[HOST], &a[TIMEOUT], &a[LANG], &a[UNVERIFIED],
+            &a[TENANT], &a[BRAND], &a[CA], &a[RAISE], &a[MAX], &a[AUTH]))
         return -1;
-    if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
-        required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
+    for (int i = 0; i < NARGS; i++)
+        a[i] = Py_NewRef(a[i] ? a[i] : Py_None);
+
+    /* 1. Every argument into C, with the caller's code (if any) run. */
+    if (required_str(a[AK], "access_key_id", &opts.access_key_id) < 0 ||
+        required_str(a[SK], "access_key_secret", &opts.access_key_secret) <
             0 ||
-        optional_str(host_obj, "host", &opts.host) < 0 ||
-        optional_str(lang_obj, "lang", &opts.lang) < 0 ||
-        optional_str(tenant_obj, "tenant_id", &opts.tenant_id) < 0)
-        return -1;
-    if (timeout_obj && timeout_obj != Py_None) {
-        if (PyBool_Check(timeout_obj) ||
-            !(PyFloat_Check(timeout_obj) || PyLong_Check(timeout_obj))) {
-            PyErr_Format(PyExc_TypeError,
-                         "timeout: expected a number of seconds, got %.100s",
-                         Py_TYPE(timeout_obj)->tp_name);
-            return -1;
-        }
-        opts.timeout = PyFloat_AsDouble(timeout_obj);
-        if (opts.timeout == -1.0 && PyErr_Occurred())
-            return -1;
-    }
-    if (brand_obj && optional_str(brand_obj, "brand", &brand) < 0)
-        return -1;
+        optional_str(a[HOST], "host", &opts.host) < 0 ||
+        optional_str(a[LANG], "lang", &opts.lang) < 0 ||
+        optional_str(a[TENANT], "tenant_id", &opts.tenant_id) < 0 ||
+        timeout_arg(a[TIMEOUT], &opts.timeout) < 0)
+        goto done;
+    if (optional_str(a[BRAND], "brand", &brand) < 0)
+        goto done;
     if (!brand)
         brand = "genauth";
     if (strcmp(brand, "genauth") == 0)
@@ -154,13 +166,13 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     else {
         PyErr_Format(PyExc_ValueError,
                      "brand: expected 'genauth' or 'authing', got %R",
-                     brand_obj);
-        return -1;
+                     a[BRAND]);
+        goto done;
     }
-    if (auth_obj && auth_obj != Py_None) {
+    if (a[AUTH] != Py_None) {
         const char *auth = NULL;
-        if (optional_str(auth_obj, "auth", &auth) < 0)
-            return -1;
+        if (optional_str(a[AUTH], "auth", &auth) < 0)
+            goto done;
         if (strcmp(auth, "token") == 0)
             opts.auth = GENAUTH_AUTH_TOKEN;
         else if (strcmp(auth, "signature") == 0)
@@ -168,57 +180,75 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         else {
             PyErr_Format(PyExc_ValueError,
                          "auth: expected 'token' or 'signature', got %R",
-                         auth_obj);
-            return -1;
+                         a[AUTH]);
+            goto done;
         }
     }
-    if (ca_obj != Py_None) {
-        if (!PyUnicode_FSConverter(ca_obj, &ca_bytes))
-            return -1;
+    if (a[CA] != Py_None) {
+        if (!PyUnicode_FSConverter(a[CA], &ca_bytes))
+            goto done;
         opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
     }
-    if (max_obj && max_obj != Py_None) {
-        if (PyBool_Check(max_obj) || !PyLong_Check(max_obj)) {
+    if (a[MAX] != Py_None) {
+        if (PyBool_Check(a[MAX]) || !PyLong_Check(a[MAX])) {
             PyErr_SetString(PyExc_TypeError,
                             "max_response_bytes: expected an int");
-            goto fail;
+            goto done;
         }
-        long long v = PyLong_AsLongLong(max_obj);
+        long long v = PyLong_AsLongLong(a[MAX]); /* the value: no __index__ */
         if (v == -1 && PyErr_Occurred())
-            goto fail;
+            goto done;
         if (v <= 0) {
             PyErr_SetString(PyExc_ValueError,
                             "max_response_bytes: must be greater than 0");
-            goto fail;
+            goto done;
         }
         opts.max_response_bytes = (size_t)v;
     }
+    if ((unverified = PyObject_IsTrue(a[UNVERIFIED])) < 0 ||
+        (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
+        goto done;
     opts.use_unverified_ssl = unverified;
 
+    /* 2. The core client and the Python values describing it. */
     if (genauth_client_new(&opts, &client, &err) != GENAUTH_OK) {
         genauth_raise(st, &err);
-        genauth_error_clear(&err);
-        goto fail;
+        goto done;
     }
-    genauth_client_set_interrupt(client, check_signals, NULL);
+    genauth_client_set_interrupt(client, genauth_check_signals, NULL);
+    host = PyUnicode_FromString(genauth_client_base_url(client));
+    if (!host || !(masked = mask_key(opts.access_key_id)))
+        goto done;
 
-    PyObject *host = PyUnicode_FromString(genauth_client_base_url(client));
-    PyObject *masked = host ? mask_key(opts.access_key_id) : NULL;
-    if (!masked) {
-        Py_XDECREF(host);
-        genauth_client_free(client);
-        goto fail;
+    /* 3. The caller's code above (or a finalizer run by an allocation) may
+     * have re-entered __init__: check again, then assign with nothing that
+     * can run Python code in between. */
+    if (self->client) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ManagementClient is already initialised; make a "
+                        "new one");
+        goto done;
     }
     self->client = client;
-    Py_XSETREF(self->host, host);
-    Py_XSETREF(self->masked_key, masked);
+    client = NULL;
     self->timeout = opts.timeout;
     self->raise_for_status = raise_for_status;
+    self->sign_payloads = opts.auth == GENAUTH_AUTH_SIGNATURE;
+    Py_XSETREF(self->host, host);
+    Py_XSETREF(self->masked_key, masked);
+    host = masked = NULL;
+    rc = 0;
+
+done:
+    if (client)
+        genauth_client_free(client); /* never used: no call can be inside */
+    Py_XDECREF(masked);
+    Py_XDECREF(host);
     Py_XDECREF(ca_bytes);
-    return 0;
-fail:
-    Py_XDECREF(ca_bytes);
-    return -1;
+    for (int i = 0; i < NARGS; i++)
+        Py_XDECREF(a[i]);
+    genauth_error_clear(&err);
+    return rc;
 }
 
 static int
@@ -265,31 +295,48 @@ live_client(ClientObject *self, genauth_module_state *st)
     return self->client;
 }
 
-/* webhook_id as UTF-8 bytes borrowed from the str. */
+/* Raises `type` with "argname: what", the argument named as
+ * genauth_argname(index, name) says. */
+static void
+arg_error(PyObject *type, Py_ssize_t index, const char *name,
+          const char *what)
+{
+    PyObject *argname = genauth_argname(index, name);
+
+    if (argname) {
+        PyErr_Format(type, "%U: %s", argname, what);
+        Py_DECREF(argname);
+    }
+}
+
+/* webhook_id as UTF-8 bytes borrowed from the str. `index`: as in
+ * genauth_argname. */
 static int
-webhook_id_arg(PyObject *obj, const char *name, const char **s,
+webhook_id_arg(PyObject *obj, Py_ssize_t index, const char **s,
                Py_ssize_t *len)
 {
+    char what[160];
+
     if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s: expected a non-empty str, got %.100s", name,
-                     Py_TYPE(obj)->tp_name);
+        PyOS_snprintf(what, sizeof(what),
+                      "expected a non-empty str, got %.100s",
+                      Py_TYPE(obj)->tp_name);
+        arg_error(PyExc_TypeError, index, "webhook_id", what);
         return -1;
     }
     *s = PyUnicode_AsUTF8AndSize(obj, len);
     if (!*s) {
         if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
             PyErr_Clear();
-            PyErr_Format(PyExc_ValueError,
-                         "%s: holds a lone surrogate, which cannot be "
-                         "encoded as UTF-8",
-                         name);
+            arg_error(PyExc_ValueError, index, "webhook_id",
+                      "holds a lone surrogate, which cannot be encoded as "
+                      "UTF-8");
         }
         return -1;
     }
     if (*len == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty str, got ''",
-                     name);
+        arg_error(PyExc_ValueError, index, "webhook_id",
+                  "expected a non-empty str, got ''");
         return -1;
     }
     return 0;
@@ -317,71 +364,36 @@ envelope_to_dict(genauth_module_state *st, const genauth_envelope *env)
     return genauth_raise(st, &err);
 }
 
-/* The error just raised about argument `name` now names it as
- * calls[index]['name'] instead: batches build that text only on failure, so
- * a call that converts costs nothing for it. */
-static void
-name_batch_error(Py_ssize_t index, const char *name)
-{
-    PyObject *type, *value, *tb, *text = NULL, *rest = NULL;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    text = value ? PyObject_Str(value) : NULL;
-    Py_ssize_t skip = (Py_ssize_t)strlen(name);
-    PyObject *prefix = text ? PyUnicode_FromString(name) : NULL;
-    /* Only our own messages start with the argument's name; an error raised
-     * by the caller's objects is passed on untouched. */
-    if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
-        rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
-    Py_XDECREF(prefix);
-    PyErr_Clear();
-    if (rest) {
-        PyErr_Format(type, "calls[%zd]['%s']%U", index, name, rest);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
-    } else {
-        PyErr_Restore(type, value, tb);
-    }
-    Py_XDECREF(text);
-    Py_XDECREF(rest);
-}
-
 /* Converts one call's arguments (webhook_id, request_headers, request_body)
  * into `req`, whose trees the caller frees with cJSON_Delete. `index` is the
- * call's place in a batch, or -1 for a single call. */
+ * call's place in a batch, or -1 for a single call. Errors name the
+ * argument (calls[index]['request_body'][...] in a batch); an exception
+ * raised by the caller's objects comes out unchanged. */
 static int
-call_args(PyObject *const values[3], Py_ssize_t index,
+call_args(ClientObject *self, PyObject *const values[3], Py_ssize_t index,
           genauth_trigger_webhook_req *req)
 {
+    genauth_conv_options headers_opts = {"request_headers", index,
+                                         self->sign_payloads};
+    genauth_conv_options body_opts = {"request_body", index,
+                                      self->sign_payloads};
     cJSON *headers = NULL, *body = NULL;
     Py_ssize_t id_len = 0;
-    const char *failed = NULL;
 
-    if (webhook_id_arg(values[0], "webhook_id", &req->webhook_id, &id_len) <
-        0) {
-        failed = "webhook_id";
+    if (webhook_id_arg(values[0], index, &req->webhook_id, &id_len) < 0)
         goto fail;
-    }
     req->webhook_id_len = (size_t)id_len;
     if (values[1] != Py_None &&
-        !(headers = genauth_py_to_json_object(values[1], "request_headers"))) {
-        failed = "request_headers";
+        !(headers = genauth_py_to_json_object_ex(values[1], &headers_opts)))
         goto fail;
-    }
     if (values[2] != Py_None &&
-        !(body = genauth_py_to_json_object(values[2], "request_body"))) {
-        failed = "request_body";
+        !(body = genauth_py_to_json_object_ex(values[2], &body_opts)))
         goto fail;
-    }
     req->request_headers = headers;
     req->request_body = body;
     return 0;
 fail:
     cJSON_Delete(headers);
-    if (index >= 0 && (PyErr_ExceptionMatches(PyExc_TypeError) ||
-                       PyErr_ExceptionMatches(PyExc_ValueError)))
-        name_batch_error(index, failed);
     return -1;
 }
 
@@ -490,7 +502,7 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
     genauth_client *client = live_client(self, st);
     if (!client)
         return NULL;
-    if (call_args(values, -1, &req) < 0)
+    if (call_args(self, values, -1, &req) < 0)
         return NULL;
     headers = (cJSON *)req.request_headers;
     body = (cJSON *)req.request_body;
@@ -499,11 +511,11 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
     genauth_error_init(&err);
     /* webhook_id's bytes belong to values[0], which the caller's frame keeps
      * alive; nothing below touches a Python object until the GIL is back. */
-    Py_BEGIN_ALLOW_THREADS
+    GENAUTH_BEGIN_WAIT(st)
     status = genauth_client_trigger_webhook(client, &req, &env, &err);
     cJSON_Delete(headers);
     cJSON_Delete(body);
-    Py_END_ALLOW_THREADS
+    GENAUTH_END_WAIT
 
     if (status != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -656,15 +668,15 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
         }
         for (int j = 0; j < 3; j++)
             held[3 * i + j] = Py_NewRef(values[j]);
-        if (call_args(&held[3 * i], i, &items[i].req) < 0)
+        if (call_args(self, &held[3 * i], i, &items[i].req) < 0)
             goto done;
         converted = i + 1;
     }
 
-    Py_BEGIN_ALLOW_THREADS
+    GENAUTH_BEGIN_WAIT(st)
     status = genauth_client_trigger_webhooks(client, items, (size_t)n,
                                              (size_t)concurrency, &err);
-    Py_END_ALLOW_THREADS
+    GENAUTH_END_WAIT
 
     if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
         status == GENAUTH_E_NOMEM) {
