@@ -105,6 +105,34 @@ timeout_arg(PyObject *obj, double *out)
     return 0;
 }
 
+/* certifi's CA bundle as a filesystem path in *out (new reference), or
+ * *out NULL when certifi is not installed. -1 with an exception set on any
+ * other failure. */
+static int
+certifi_where(PyObject **out)
+{
+    PyObject *certifi = NULL, *where = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    certifi = PyImport_ImportModule("certifi");
+    if (!certifi) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            goto done;
+        PyErr_Clear();
+        rc = 0;
+        goto done;
+    }
+    where = PyObject_CallMethod(certifi, "where", NULL);
+    if (!where || !PyUnicode_FSConverter(where, out))
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(where);
+    Py_XDECREF(certifi);
+    return rc;
+}
+
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -116,9 +144,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "websocket_host", "websocket_endpoint",
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
-                             NULL};
+                             "max_retries", NULL};
     enum { AK, SK, HOST, TIMEOUT, LANG, UNVERIFIED, WS_HOST, WS_ENDPOINT,
-           TENANT, BRAND, CA, RAISE, MAX, AUTH, NARGS };
+           TENANT, BRAND, CA, RAISE, MAX, AUTH, RETRIES,
+           NARGS };
     /* Every argument, held from parsing to the end: converting one runs
      * the caller's code (__bool__, __fspath__), which must not free what
      * the others borrow. */
@@ -147,10 +176,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     /* "O" throughout: parsing runs no caller code; conversions come next,
      * with every argument held. */
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOOOO$OOOOOO:ManagementClient", kwlist,
+            args, kwargs, "OO|OOOOOO$OOOOOOO:ManagementClient", kwlist,
             &a[AK], &a[SK], &a[HOST], &a[TIMEOUT], &a[LANG], &a[UNVERIFIED],
             &a[WS_HOST], &a[WS_ENDPOINT], &a[TENANT], &a[BRAND], &a[CA],
-            &a[RAISE], &a[MAX], &a[AUTH]))
+            &a[RAISE], &a[MAX], &a[AUTH], &a[RETRIES]))
         return -1;
     for (int i = 0; i < NARGS; i++)
         a[i] = Py_NewRef(a[i] ? a[i] : Py_None);
@@ -195,10 +224,22 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             goto done;
         }
     }
+    if ((unverified = PyObject_IsTrue(a[UNVERIFIED])) < 0 ||
+        (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
+        goto done;
     if (a[CA] != Py_None) {
         if (!PyUnicode_FSConverter(a[CA], &ca_bytes))
             goto done;
         opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
+    } else if (!unverified) {
+        /* Only on a machine without a CA store the core would find. */
+        genauth_ca_store store;
+        if (!genauth_ca_store_find(&store)) {
+            if (certifi_where(&ca_bytes) < 0)
+                goto done;
+            if (ca_bytes)
+                opts.ca_fallback = PyBytes_AS_STRING(ca_bytes);
+        }
     }
     if (a[MAX] != Py_None) {
         if (PyBool_Check(a[MAX]) || !PyLong_Check(a[MAX])) {
@@ -216,9 +257,21 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         }
         opts.max_response_bytes = (size_t)v;
     }
-    if ((unverified = PyObject_IsTrue(a[UNVERIFIED])) < 0 ||
-        (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
-        goto done;
+    if (a[RETRIES] != Py_None) {
+        if (PyBool_Check(a[RETRIES]) || !PyLong_Check(a[RETRIES])) {
+            PyErr_SetString(PyExc_TypeError, "max_retries: expected an int");
+            goto done;
+        }
+        long v = PyLong_AsLong(a[RETRIES]);
+        if (v == -1 && PyErr_Occurred())
+            goto done;
+        if (v < 0 || v > 100) {
+            PyErr_SetString(PyExc_ValueError,
+                            "max_retries: must be from 0 to 100");
+            goto done;
+        }
+        opts.max_retries = (int)v;
+    }
     opts.use_unverified_ssl = unverified;
 
     /* 2. The core client and the Python values describing it. */
@@ -385,7 +438,8 @@ static PyGetSetDef Client_getset[] = {
     {"closed", (getter)Client_get_closed, NULL,
      "True once close() was called.", NULL},
     {"token_fetches", (getter)Client_get_token_fetches, NULL,
-     "How many management tokens this client has fetched (int).", NULL},
+     "How many management tokens this client has fetched (int); attempts\n"
+     "that brought no token are not counted.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -394,7 +448,7 @@ PyDoc_STRVAR(Client_doc,
 "                 lang=None, use_unverified_ssl=False, websocket_host=None,\n"
 "                 websocket_endpoint=None, *, tenant_id=None,\n"
 "                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216, auth='token')\n"
+"                 max_response_bytes=16777216, auth='token', max_retries=2)\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
@@ -411,7 +465,11 @@ PyDoc_STRVAR(Client_doc,
 "pair (HMAC-SHA1) instead, as the official Node SDK does.\n\n"
 "websocket_host and websocket_endpoint are accepted (str or None) so that\n"
 "positional calls written for the official SDK work; the event-subscription\n"
-"API they serve is not part of this package.");
+"API they serve is not part of this package.\n\n"
+"max_retries: how many times a call is sent again when it never reached\n"
+"the server (refused, DNS, TLS handshake) or was throttled (429), with\n"
+"backoff, within timeout; 0 turns retries off. A call that may have\n"
+"reached the server is never sent again.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},
