@@ -10,6 +10,7 @@
 typedef struct {
     genauth_batch_item *item;
     genauth_conn *conn; /* while in flight */
+    double started;
     double deadline;
     unsigned long generation;
     int attempt;
@@ -42,6 +43,8 @@ start_call(genauth_client *c, CURLM *multi, slot *s)
     return 1;
 failed:
     it->status = it->err.status;
+    genauth_call_record(&it->resp, &it->err, s->started,
+                        (unsigned)s->attempt);
     if (s->conn) {
         genauth_client_release(c, s->conn);
         s->conn = NULL;
@@ -76,6 +79,8 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result)
         return 0;
     }
     it->status = st;
+    genauth_call_record(&it->resp, &it->err, s->started,
+                        (unsigned)s->attempt);
     genauth_client_release(c, s->conn);
     s->conn = NULL;
     return 0;
@@ -134,7 +139,8 @@ genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
         while (active < concurrency && next < count) {
             slot *s = &slots[next];
             s->item = &items[next++];
-            s->deadline = genauth_now() + c->timeout;
+            s->started = genauth_now();
+            s->deadline = s->started + c->timeout;
             if (start_call(c, multi, s))
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)

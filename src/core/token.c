@@ -197,6 +197,7 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
 {
     long http_status = 0;
     genauth_status st;
+    double started = genauth_now();
 
     genauth_buf_reset(&conn->request);
     if (genauth_buf_append(&conn->request, c->token_request_body,
@@ -207,14 +208,21 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     /* The request buffer held the secret. */
     memset(conn->request.data, 0, conn->request.len);
     genauth_buf_reset(&conn->request);
-    if (st != GENAUTH_OK)
-        return st;
-    st = read_token_answer(c, conn, http_status, token, userpool_id,
-                           lifetime, err);
-    /* The body held the token. */
-    if (conn->response.data)
-        memset(conn->response.data, 0, conn->response.len);
-    genauth_buf_reset(&conn->response);
+    if (st == GENAUTH_OK) {
+        st = read_token_answer(c, conn, http_status, token, userpool_id,
+                               lifetime, err);
+        /* The body held the token. */
+        if (conn->response.data)
+            memset(conn->response.data, 0, conn->response.len);
+        genauth_buf_reset(&conn->response);
+    }
+    if (c->event_hook) {
+        /* err->message never holds the secret or a token. */
+        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
+                            genauth_now() - started,
+                            st == GENAUTH_OK ? "" : err->message};
+        c->event_hook(&ev, c->event_data);
+    }
     return st;
 }
 

@@ -176,6 +176,15 @@ genauth_call_should_retry(genauth_client *c, int attempt, long http_status,
            (env && env->has_status_code && env->status_code == 401);
 }
 
+void
+genauth_call_record(genauth_envelope *resp, genauth_error *err,
+                    double started, unsigned retries)
+{
+    genauth_call_stats stats = {genauth_now() - started, retries};
+    resp->stats = stats;
+    err->stats = stats;
+}
+
 genauth_status
 genauth_client_trigger_webhook(genauth_client *c,
                                const genauth_trigger_webhook_req *req,
@@ -183,12 +192,16 @@ genauth_client_trigger_webhook(genauth_client *c,
 {
     genauth_conn *conn = NULL;
     genauth_status st = GENAUTH_OK;
-    double deadline = genauth_now() + c->timeout;
+    double started = genauth_now();
+    double deadline = started + c->timeout;
+    int attempt = 0;
 
     conn = genauth_client_acquire(c, err);
-    if (!conn)
+    if (!conn) {
+        genauth_call_record(resp, err, started, 0);
         return err->status;
-    for (int attempt = 0;; attempt++) {
+    }
+    for (;; attempt++) {
         unsigned long generation = 0;
         long http_status = 0;
         const struct curl_slist *headers = NULL;
@@ -210,5 +223,6 @@ genauth_client_trigger_webhook(genauth_client *c,
         break;
     }
     genauth_client_release(c, conn);
+    genauth_call_record(resp, err, started, (unsigned)attempt);
     return st;
 }
