@@ -14,6 +14,7 @@ typedef struct {
     PyObject *masked_key; /* str: the key id with all but its end hidden */
     double timeout;
     int raise_for_status;
+    PyObject *options; /* dict: the keyword arguments that make this client */
 } ClientObject;
 
 /* ---- Ctrl-C ------------------------------------------------------------- */
@@ -95,7 +96,8 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
                              NULL};
-    PyObject *ak_obj, *sk_obj, *host_obj = Py_None, *timeout_obj = NULL;
+    PyObject *ak_obj = NULL, *sk_obj = NULL, *host_obj = NULL;
+    PyObject *timeout_obj = NULL, *timeout_float = NULL, *options = NULL;
     PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
     PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
     PyObject *auth_obj = NULL;
@@ -119,30 +121,11 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
+            args, kwargs, "|OOOOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
             &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
             &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
             &auth_obj))
         return -1;
-    if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
-        required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
-            0 ||
-        optional_str(host_obj, "host", &opts.host) < 0 ||
-        optional_str(lang_obj, "lang", &opts.lang) < 0 ||
-        optional_str(tenant_obj, "tenant_id", &opts.tenant_id) < 0)
-        return -1;
-    if (timeout_obj && timeout_obj != Py_None) {
-        if (PyBool_Check(timeout_obj) ||
-            !(PyFloat_Check(timeout_obj) || PyLong_Check(timeout_obj))) {
-            PyErr_Format(PyExc_TypeError,
-                         "timeout: expected a number of seconds, got %.100s",
-                         Py_TYPE(timeout_obj)->tp_name);
-            return -1;
-        }
-        opts.timeout = PyFloat_AsDouble(timeout_obj);
-        if (opts.timeout == -1.0 && PyErr_Occurred())
-            return -1;
-    }
     if (brand_obj && optional_str(brand_obj, "brand", &brand) < 0)
         return -1;
     if (!brand)
@@ -157,10 +140,33 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                      brand_obj);
         return -1;
     }
+    /* From here on the three are owned (released at fail). */
+    if (genauth_credentials_from_env("ManagementClient", brand, &ak_obj,
+                                     &sk_obj, &host_obj) < 0)
+        return -1;
+    if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
+        required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
+            0 ||
+        optional_str(host_obj, "host", &opts.host) < 0 ||
+        optional_str(lang_obj, "lang", &opts.lang) < 0 ||
+        optional_str(tenant_obj, "tenant_id", &opts.tenant_id) < 0)
+        goto fail;
+    if (timeout_obj && timeout_obj != Py_None) {
+        if (PyBool_Check(timeout_obj) ||
+            !(PyFloat_Check(timeout_obj) || PyLong_Check(timeout_obj))) {
+            PyErr_Format(PyExc_TypeError,
+                         "timeout: expected a number of seconds, got %.100s",
+                         Py_TYPE(timeout_obj)->tp_name);
+            goto fail;
+        }
+        opts.timeout = PyFloat_AsDouble(timeout_obj);
+        if (opts.timeout == -1.0 && PyErr_Occurred())
+            goto fail;
+    }
     if (auth_obj && auth_obj != Py_None) {
         const char *auth = NULL;
         if (optional_str(auth_obj, "auth", &auth) < 0)
-            return -1;
+            goto fail;
         if (strcmp(auth, "token") == 0)
             opts.auth = GENAUTH_AUTH_TOKEN;
         else if (strcmp(auth, "signature") == 0)
@@ -169,12 +175,12 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             PyErr_Format(PyExc_ValueError,
                          "auth: expected 'token' or 'signature', got %R",
                          auth_obj);
-            return -1;
+            goto fail;
         }
     }
     if (ca_obj != Py_None) {
         if (!PyUnicode_FSConverter(ca_obj, &ca_bytes))
-            return -1;
+            goto fail;
         opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
     }
     if (max_obj && max_obj != Py_None) {
@@ -194,6 +200,19 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         opts.max_response_bytes = (size_t)v;
     }
     opts.use_unverified_ssl = unverified;
+    /* What pickling and copying make a new client from (pickle.c). */
+    timeout_float = PyFloat_FromDouble(opts.timeout);
+    if (!timeout_float)
+        goto fail;
+    PyObject *const option_values[] = {
+        ak_obj, sk_obj, host_obj, timeout_float, lang_obj,
+        unverified ? Py_True : Py_False, tenant_obj, brand_obj, ca_obj,
+        raise_for_status ? Py_True : Py_False, max_obj, auth_obj};
+    options = genauth_options_pack((const char *const *)kwlist,
+                                   option_values,
+                                   Py_ARRAY_LENGTH(option_values));
+    if (!options)
+        goto fail;
 
     if (genauth_client_new(&opts, &client, &err) != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -201,6 +220,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         goto fail;
     }
     genauth_client_set_interrupt(client, check_signals, NULL);
+    genauth_client_set_event_hook(client, genauth_log_event, st);
 
     PyObject *host = PyUnicode_FromString(genauth_client_base_url(client));
     PyObject *masked = host ? mask_key(opts.access_key_id) : NULL;
@@ -214,10 +234,23 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->masked_key, masked);
     self->timeout = opts.timeout;
     self->raise_for_status = raise_for_status;
+    Py_XSETREF(self->options, options);
+    options = NULL;
+    if (unverified)
+        genauth_log_unverified(st, self->host);
     Py_XDECREF(ca_bytes);
+    Py_DECREF(timeout_float);
+    Py_DECREF(ak_obj);
+    Py_DECREF(sk_obj);
+    Py_DECREF(host_obj);
     return 0;
 fail:
+    Py_XDECREF(options);
+    Py_XDECREF(timeout_float);
     Py_XDECREF(ca_bytes);
+    Py_XDECREF(ak_obj);
+    Py_XDECREF(sk_obj);
+    Py_XDECREF(host_obj);
     return -1;
 }
 
@@ -225,6 +258,7 @@ static int
 Client_traverse(ClientObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->options);
     return 0;
 }
 
@@ -243,6 +277,7 @@ Client_dealloc(ClientObject *self)
     }
     Py_CLEAR(self->host);
     Py_CLEAR(self->masked_key);
+    Py_CLEAR(self->options);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -504,6 +539,8 @@ Client_trigger_webhook(ClientObject *self, PyObject *const *args,
     cJSON_Delete(headers);
     cJSON_Delete(body);
     Py_END_ALLOW_THREADS
+    genauth_log_request(st, "POST", "/api/v3/trigger-webhook", status, &env,
+                        &err);
 
     if (status != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -675,6 +712,8 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
     if (!result)
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
+        genauth_log_request(st, "POST", "/api/v3/trigger-webhook",
+                            items[i].status, &items[i].resp, &items[i].err);
         PyObject *outcome =
             items[i].status == GENAUTH_OK
                 ? envelope_result(self, st, &items[i].resp)
@@ -741,6 +780,12 @@ Client_exit(ClientObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+Client_reduce(ClientObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return genauth_reduce((PyObject *)self, self->options);
+}
+
+static PyObject *
 Client_repr(ClientObject *self)
 {
     if (!self->client)
@@ -791,6 +836,7 @@ static PyMethodDef Client_methods[] = {
     {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Client_exit, METH_FASTCALL,
      NULL},
+    {"__reduce__", (PyCFunction)Client_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
