@@ -120,7 +120,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(_fail(EXIT_USAGE, f"error: {message}"))
 
 
-def _connection_options() -> argparse.ArgumentParser:
+def _connection_options() -> _Parser:
     """The options every API command takes, accepted before or after it."""
     p = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     g = p.add_argument_group("connection")
@@ -153,7 +153,7 @@ def _webhook_fields(p: argparse.ArgumentParser, creating: bool) -> None:
                    help='e.g. {"enabled": true, "count": 3}')
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     common = _connection_options()
     parser = _Parser(
         prog=PROG, parents=[common],
@@ -303,8 +303,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if extra:
         # Named, never echoed: a value typed by mistake may be a secret
         # (--access-key-secret SECRET).
-        options = sorted({a.split("=", 1)[0] for a in extra if a.startswith("-")})
-        parser.error("unrecognized arguments" + (": " + " ".join(options) if options else ""))
+        names = sorted({a.split("=", 1)[0] for a in extra if a.startswith("-")})
+        parser.error("unrecognized arguments" + (": " + " ".join(names) if names else ""))
 
     import genauth_c  # the C extension: only for the commands that need it
 
