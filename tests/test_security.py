@@ -85,7 +85,6 @@ def test_secret_and_token_never_shown(fake, client_for, caplog, capfd):
 
     fake.server.handler = echoing
     client = client_for(fake.server.url, timeout=0.5, use_unverified_ssl=False)
-    logging.getLogger().setLevel(logging.DEBUG)
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
