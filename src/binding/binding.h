@@ -95,5 +95,14 @@ extern PyMethodDef genauth_pickle_functions[];
 
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
+/* The core client of a ManagementClient (borrowed; NULL before __init__),
+ * and its raise_for_status option when `raise_for_status` is not NULL. */
+genauth_client *genauth_client_of(PyObject *self, int *raise_for_status);
+/* ManagementClient.__reduce__ (pickle.c does the work). */
+PyObject *genauth_client_reduce(PyObject *self, PyObject *ignored);
+
+/* methods.c: ManagementClient's methods (the API methods, batches, close
+ * and the context manager). */
+extern PyMethodDef genauth_client_methods[];
 
 #endif
