@@ -159,3 +159,14 @@ def test_a_failing_handler_does_not_fail_the_call(emulator, monkeypatch):
         logger.setLevel(old)
     # Reported as the logging module reports its own failures, not raised.
     assert [str(u.exc_value) for u in reported] == ["handler broke"] * 2
+
+
+def test_every_method_logs_its_own_method_and_path(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.list_webhooks(page=1, limit=10)
+        client.get_webhook("wh1")
+        client.delete_webhook(["nope"])
+    requests = [line.split(" http=")[0] for line in lines(debug_log)
+                if not line.startswith("token")]
+    assert requests == ["GET /api/v3/list-webhooks", "GET /api/v3/get-webhook",
+                        "POST /api/v3/delete-webhook"]
