@@ -91,6 +91,34 @@ mask_key(const char *key)
     return PyUnicode_FromString(buf);
 }
 
+/* certifi's CA bundle as a filesystem path in *out (new reference), or
+ * *out NULL when certifi is not installed. -1 with an exception set on any
+ * other failure. */
+static int
+certifi_where(PyObject **out)
+{
+    PyObject *certifi = NULL, *where = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    certifi = PyImport_ImportModule("certifi");
+    if (!certifi) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            goto done;
+        PyErr_Clear();
+        rc = 0;
+        goto done;
+    }
+    where = PyObject_CallMethod(certifi, "where", NULL);
+    if (!where || !PyUnicode_FSConverter(where, out))
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(where);
+    Py_XDECREF(certifi);
+    return rc;
+}
+
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -193,6 +221,15 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         if (!PyUnicode_FSConverter(ca_obj, &ca_bytes))
             goto fail;
         opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
+    } else if (!unverified) {
+        /* Only on a machine without a CA store the core would find. */
+        genauth_ca_store store;
+        if (!genauth_ca_store_find(&store)) {
+            if (certifi_where(&ca_bytes) < 0)
+                return -1;
+            if (ca_bytes)
+                opts.ca_fallback = PyBytes_AS_STRING(ca_bytes);
+        }
     }
     if (max_obj && max_obj != Py_None) {
         if (PyBool_Check(max_obj) || !PyLong_Check(max_obj)) {

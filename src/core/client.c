@@ -260,6 +260,17 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
+    if (!opts->ca_bundle && !opts->use_unverified_ssl) {
+        genauth_ca_store store;
+        if (genauth_ca_store_find(&store)) {
+            c->ca_store_file = dup_or_null(store.file, &nomem);
+            c->ca_store_dir = dup_or_null(store.dir, &nomem);
+        } else if (opts->ca_fallback) {
+            c->ca_store_file = dup_or_null(opts->ca_fallback, &nomem);
+        } else {
+            c->no_ca_store = 1;
+        }
+    }
     c->token_url = join(c->base_url, "/api/v3/get-management-token");
     for (int op = 0; op < GENAUTH_OP_COUNT; op++) {
         c->op_urls[op] = join(c->base_url, genauth_op_path((genauth_op)op));
@@ -324,6 +335,8 @@ genauth_client_free(genauth_client *c)
     free(c->lang);
     free(c->tenant_id);
     free(c->ca_bundle);
+    free(c->ca_store_file);
+    free(c->ca_store_dir);
     free(c->token_url);
     for (int op = 0; op < GENAUTH_OP_COUNT; op++)
         free(c->op_urls[op]);

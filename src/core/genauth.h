@@ -98,11 +98,27 @@ typedef struct {
     const char *lang;              /* NULL: no lang header */
     const char *tenant_id;         /* NULL: no app-id header */
     const char *ca_bundle;         /* NULL: the system's CA store */
+    /* A PEM file of CAs used when ca_bundle is NULL and no system store is
+     * found (genauth_ca_store_find); NULL: none. */
+    const char *ca_fallback;
     int use_unverified_ssl;        /* nonzero: no TLS verification */
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes; /* 0: GENAUTH_DEFAULT_MAX_RESPONSE_BYTES */
 } genauth_client_options;
+
+/* The system's CA store, for clients given no ca_bundle: $SSL_CERT_FILE,
+ * $SSL_CERT_DIR, then the usual file of each major Linux distribution.
+ * Returns 1 with one of store->file or store->dir set (pointing into the
+ * environment or at static strings: copy them), 0 when none is found. */
+typedef struct {
+    const char *file;
+    const char *dir;
+} genauth_ca_store;
+int genauth_ca_store_find(genauth_ca_store *store);
+/* The same, with `files` (NULL-terminated) in place of the usual files. */
+int genauth_ca_store_find_in(const char *const *files,
+                             genauth_ca_store *store);
 
 /* Fills the defaults (timeout 10 s, genauth brand, token auth). */
 void genauth_client_options_init(genauth_client_options *opts);

@@ -48,6 +48,7 @@ typedef struct genauth_conn {
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
     int over_cap; /* the body outgrew max_response_bytes */
+    int no_ca_store; /* the client's: TLS errors then say what to do */
     /* This handle's copy of the authenticated header list, built for the
      * token generation `api_headers_gen` (0: none yet). */
     struct curl_slist *api_headers;
@@ -131,6 +132,11 @@ struct genauth_client {
     char *access_key_secret;
     char *base_url;
     char *lang, *tenant_id, *ca_bundle;
+    /* Without a ca_bundle: the CA store found on this machine (a file or a
+     * directory), or none (no_ca_store: libcurl's built-in paths stay, and
+     * TLS errors say how to name one). */
+    char *ca_store_file, *ca_store_dir;
+    int no_ca_store;
     double timeout;
     int use_unverified_ssl;
     genauth_brand brand;

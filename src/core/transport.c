@@ -37,6 +37,7 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     if (!conn->easy || !conn->multi)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
+    conn->no_ca_store = client->no_ca_store;
 
     CURL *e = conn->easy;
     CURLcode rc = CURLE_OK;
@@ -69,8 +70,18 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         SET(CURLOPT_SSL_VERIFYPEER, 1L);
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
     }
-    if (client->ca_bundle)
+    /* A store found on this machine replaces libcurl's built-in paths
+     * entirely: those may not exist here, and a missing one fails every
+     * TLS handshake. */
+    if (client->ca_bundle) {
         SET(CURLOPT_CAINFO, client->ca_bundle);
+    } else if (client->ca_store_file) {
+        SET(CURLOPT_CAINFO, client->ca_store_file);
+        SET(CURLOPT_CAPATH, (char *)NULL);
+    } else if (client->ca_store_dir) {
+        SET(CURLOPT_CAINFO, (char *)NULL);
+        SET(CURLOPT_CAPATH, client->ca_store_dir);
+    }
 #undef SET
     if (rc != CURLE_OK) {
         genauth_error_set(err, GENAUTH_E_TRANSPORT,
@@ -127,6 +138,16 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the response is larger than "
                                "max_response_bytes (%zu bytes)",
                                conn->max_response_bytes);
+    } else if (conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
+                                     rc == CURLE_SSL_CACERT_BADFILE)) {
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "%s (%s); no CA store was found on this "
+                               "machine: pass ca_bundle=, a PEM file of the "
+                               "CAs to trust (or install certifi, or set "
+                               "SSL_CERT_FILE)",
+                               conn->errbuf[0] ? conn->errbuf
+                                               : curl_easy_strerror(rc),
+                               curl_easy_strerror(rc));
     } else {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s (%s)",
                                conn->errbuf[0] ? conn->errbuf
