@@ -6,10 +6,9 @@ ManagementClient the first time it needs one and reuses it for every later
 task: one token and one set of kept-alive connections per worker, not per
 task.
 
-    from dask.distributed import Client
     import dask_triggers
 
-    with Client("tcp://scheduler:8786") as dask_client:   # or Client() for a local cluster
+    with dask_triggers.connect("tcp://scheduler:8786") as dask_client:  # connect(): a local cluster
         results = dask_triggers.fan_out(dask_client, calls, options={})
 
 ``options`` are ManagementClient's keyword arguments. Leave the keys out
@@ -57,6 +56,22 @@ def trigger_batch(options: Mapping[str, Any],
             for r in results]
 
 
+def connect(address: str | None = None, n_workers: int = 2) -> Any:
+    """A dask.distributed Client of the cluster whose scheduler is at
+    `address` ("tcp://host:8786"), or, with None, of a new local cluster of
+    `n_workers` processes (closed with the client). This module is uploaded
+    to the workers, which import it by name."""
+    from dask.distributed import Client
+
+    if address is None:
+        client = Client(n_workers=n_workers, processes=True,  # type: ignore[no-untyped-call]
+                        threads_per_worker=2, host="127.0.0.1", dashboard_address=None)
+    else:
+        client = Client(address)  # type: ignore[no-untyped-call]
+    client.upload_file(__file__)
+    return client
+
+
 def fan_out(dask_client: Any, calls: Sequence[TriggerWebhookCall],
             options: Mapping[str, Any], batch_size: int = 50) -> list[dict[str, Any]]:
     """Trigger every call in `calls` once over the cluster behind
@@ -71,8 +86,6 @@ def fan_out(dask_client: Any, calls: Sequence[TriggerWebhookCall],
 def main() -> int:
     """The example end to end on this machine: the emulator, a webhook
     receiver, a local cluster of 2 worker processes, 200 triggers."""
-    from dask.distributed import Client, LocalCluster
-
     from genauth_c.emulator import Emulator, WebhookReceiver
 
     with WebhookReceiver() as receiver, Emulator("AK", "SK") as emu:
@@ -83,11 +96,7 @@ def main() -> int:
             {"webhook_id": ids[i % len(ids)], "request_body": {"eventName": "test", "n": i}}
             for i in range(200)]
         options = {"access_key_id": "AK", "access_key_secret": "SK", "host": emu.url}
-        with LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
-                          host="127.0.0.1", dashboard_address=None) as cluster, \
-                Client(cluster) as dask_client:
-            # The workers import this file by name: send it to them.
-            dask_client.upload_file(__file__)
+        with connect(n_workers=2) as dask_client:
             results = fan_out(dask_client, calls, options, batch_size=25)
         ok = sum(1 for r in results if r.get("statusCode") == 200)
         print(f"{ok} of {len(calls)} calls answered statusCode 200; "

@@ -34,10 +34,9 @@ def test_fan_out_delivers_every_webhook_exactly_once():
         calls = [{"webhook_id": ids[i % len(ids)], "request_body": {"n": i}}
                  for i in range(CALLS)]
         options = {"access_key_id": AK, "access_key_secret": SK, "host": emu.url}
-        with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
-                                      host="127.0.0.1", dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as client:
-            client.upload_file(dask_triggers.__file__)
+        # A LocalCluster of 2 worker processes, the module uploaded to them.
+        with dask_triggers.connect(n_workers=2) as client:
+            assert isinstance(client.cluster, distributed.LocalCluster)
             results = dask_triggers.fan_out(client, calls, options, batch_size=10)
             # Later tasks find the client their worker made for the first.
             identities = client.gather(client.map(

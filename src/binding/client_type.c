@@ -433,13 +433,18 @@ static PyGetSetDef Client_getset[] = {
 };
 
 PyDoc_STRVAR(Client_doc,
-"ManagementClient(access_key_id, access_key_secret, host=None, timeout=10.0,\n"
-"                 lang=None, use_unverified_ssl=False, websocket_host=None,\n"
-"                 websocket_endpoint=None, *, tenant_id=None,\n"
-"                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216, auth='token')\n"
+"ManagementClient(access_key_id=None, access_key_secret=None, host=None,\n"
+"                 timeout=10.0, lang=None, use_unverified_ssl=False,\n"
+"                 websocket_host=None, websocket_endpoint=None, *,\n"
+"                 tenant_id=None, brand='genauth', ca_bundle=None,\n"
+"                 raise_for_status=False, max_response_bytes=16777216,\n"
+"                 auth='token')\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
+"Keys not given are read from the environment: GENAUTH_ACCESS_KEY_ID,\n"
+"GENAUTH_ACCESS_KEY_SECRET and, for host, GENAUTH_HOST (AUTHING_* with\n"
+"brand='authing'). A client pickles and copies by its options, the key\n"
+"secret included.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
 "brand='authing'); an http(s) URL with optional port and path prefix.\n"
 "timeout: the limit, in seconds, for a whole call (token fetch and retry\n"
