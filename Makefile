@@ -36,8 +36,8 @@ CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(CFLAGS_WARN) -Werror -Isrc/core \
 CORE_LIBS = $(shell pkg-config --libs libcurl libcjson libcrypto) -lpthread -lm
 C_TESTS := $(patsubst tests/c/%.c,build/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps venv install demo test test-deps ctest ctest-valgrind pytest typecheck \
-	clean wheel wheel-deps sanitize fuzz-short fuzz fuzz-build
+.PHONY: all deps venv install demo test test-deps ctest ctest-valgrind ctest-tsan pytest \
+	typecheck clean wheel wheel-deps sanitize fuzz-short fuzz fuzz-build
 
 all: install
 
@@ -83,10 +83,10 @@ test-deps: venv
 	@$(VENV_PY) -c "import $(PY_TEST_IMPORTS)" 2>/dev/null || \
 	  $(VENV_PIP) install --quiet $(PY_TEST_TOOLS)
 
-# Every test: the core's C unit tests (also under valgrind), the stubs
-# against the module, pytest, pytest again on an ASan+UBSan build, and a
-# short fuzzing run.
-test: install test-deps wheel-deps ctest ctest-valgrind typecheck pytest sanitize fuzz-short
+# Every test: the core's C unit tests (also under valgrind and
+# ThreadSanitizer), the stubs against the module, pytest, pytest again on an
+# ASan+UBSan build, and a short fuzzing run.
+test: install test-deps wheel-deps ctest ctest-valgrind ctest-tsan typecheck pytest sanitize fuzz-short
 
 build/tests/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
 	@mkdir -p build/tests
@@ -100,6 +100,20 @@ ctest-valgrind: $(C_TESTS)
 	@for t in $(C_TESTS); do \
 	  valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 	    --error-exitcode=1 $$t || exit 1; done
+
+# The C tests built with ThreadSanitizer (gcc's libtsan, which comes with
+# gcc on Debian 12 and 13; TSAN_CC=clang works as well): test_threads runs
+# many threads through token refreshes and a close().
+TSAN_CC ?= $(CC)
+TSAN_TESTS := $(patsubst tests/c/%.c,build/tsan/%,$(wildcard tests/c/test_*.c))
+
+build/tsan/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
+	@mkdir -p build/tsan
+	$(TSAN_CC) $(CORE_CFLAGS) -fsanitize=thread -o $@ $< $(CORE_SRC) $(CORE_LIBS)
+
+ctest-tsan: $(TSAN_TESTS)
+	@for t in $(TSAN_TESTS); do \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $$t || exit 1; done
 
 # From inside tests/, so that the installed package is the one tested, not
 # the source folder genauth_c/ (which has no compiled extension).
@@ -140,12 +154,12 @@ clean:
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_PIP := $(BENCH_PY) -m pip --disable-pip-version-check
-BENCH_DEB := nginx wrk valgrind libcurl4-openssl-dev libcjson-dev libssl-dev \
+BENCH_DEB := nginx wrk valgrind openssl libcurl4-openssl-dev libcjson-dev libssl-dev \
 	pkg-config gcc
 # websockets: the official SDK imports it without declaring it. pycurl is
 # built from source against the Debian libcurl genauth_c uses: the PyPI wheel
 # bundles a libcurl of its own, which would not be a like-for-like match.
-BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib
+BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib aiohttp
 BENCH_ARGS ?=
 
 .PHONY: bench bench-deps
@@ -162,7 +176,7 @@ bench-deps:
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }; \
 	fi
 	@[ -x $(BENCH_PY) ] || $(PYTHON) -m venv $(BENCH_VENV)
-	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib" 2>/dev/null || \
+	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib, aiohttp" 2>/dev/null || \
 	  $(BENCH_PIP) install --quiet $(BENCH_PYPI)
 	@$(BENCH_PY) -c "import pycurl, sys; sys.exit('libcurl/$$(pkg-config --modversion libcurl) ' not in pycurl.version + ' ')" \
 	  2>/dev/null || $(BENCH_PIP) install --quiet --force-reinstall --no-binary pycurl \

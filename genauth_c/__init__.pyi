@@ -84,6 +84,7 @@ class ManagementClient:
         raise_for_status: bool = False,
         max_response_bytes: int = 16777216,
         auth: Literal["token", "signature"] = "token",
+        max_retries: int = 2,
     ) -> None: ...
     @property
     def host(self) -> str: ...

@@ -29,7 +29,7 @@ def emulator(receiver):
 
 
 def every_option(url):
-    return dict(access_key_id=AK, access_key_secret=SK, host=url, timeout=7.5,
+    return dict(access_key_id=AK, access_key_secret=SK, host=url, timeout=7.5, max_retries=0,
                 lang="zh-CN", use_unverified_ssl=False, tenant_id="TENANT1",
                 brand="authing", ca_bundle=None, raise_for_status=True,
                 max_response_bytes=4096, auth="signature")

@@ -130,12 +130,12 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "websocket_host", "websocket_endpoint",
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
-                             NULL};
+                             "max_retries", NULL};
     PyObject *ak_obj = NULL, *sk_obj = NULL, *host_obj = NULL;
     PyObject *timeout_obj = NULL, *timeout_float = NULL, *options = NULL;
     PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
     PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
-    PyObject *auth_obj = NULL;
+    PyObject *auth_obj = NULL, *retries_obj = NULL;
     PyObject *ws_host_obj = Py_None, *ws_endpoint_obj = Py_None;
     const char *ws_unused = NULL;
     PyObject *ca_bytes = NULL;
@@ -158,10 +158,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "|OOOOOpOO$OOOpOO:ManagementClient", kwlist,
+            args, kwargs, "|OOOOOpOO$OOOpOOO:ManagementClient", kwlist,
             &ak_obj, &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
             &ws_host_obj, &ws_endpoint_obj, &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
-            &auth_obj))
+            &auth_obj, &retries_obj))
         return -1;
     if (brand_obj && optional_str(brand_obj, "brand", &brand) < 0)
         return -1;
@@ -226,7 +226,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         genauth_ca_store store;
         if (!genauth_ca_store_find(&store)) {
             if (certifi_where(&ca_bytes) < 0)
-                return -1;
+                goto fail;
             if (ca_bytes)
                 opts.ca_fallback = PyBytes_AS_STRING(ca_bytes);
         }
@@ -247,6 +247,21 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         }
         opts.max_response_bytes = (size_t)v;
     }
+    if (retries_obj && retries_obj != Py_None) {
+        if (PyBool_Check(retries_obj) || !PyLong_Check(retries_obj)) {
+            PyErr_SetString(PyExc_TypeError, "max_retries: expected an int");
+            goto fail;
+        }
+        long v = PyLong_AsLong(retries_obj);
+        if (v == -1 && PyErr_Occurred())
+            goto fail;
+        if (v < 0 || v > 100) {
+            PyErr_SetString(PyExc_ValueError,
+                            "max_retries: must be from 0 to 100");
+            goto fail;
+        }
+        opts.max_retries = (int)v;
+    }
     opts.use_unverified_ssl = unverified;
     /* What pickling and copying make a new client from (pickle.c). */
     timeout_float = PyFloat_FromDouble(opts.timeout);
@@ -256,7 +271,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         ak_obj, sk_obj, host_obj, timeout_float, lang_obj,
         unverified ? Py_True : Py_False, ws_host_obj, ws_endpoint_obj,
         tenant_obj, brand_obj, ca_obj, raise_for_status ? Py_True : Py_False,
-        max_obj, auth_obj};
+        max_obj, auth_obj, retries_obj};
     options = genauth_options_pack((const char *const *)kwlist,
                                    option_values,
                                    Py_ARRAY_LENGTH(option_values));
@@ -428,7 +443,8 @@ static PyGetSetDef Client_getset[] = {
     {"closed", (getter)Client_get_closed, NULL,
      "True once close() was called.", NULL},
     {"token_fetches", (getter)Client_get_token_fetches, NULL,
-     "How many management tokens this client has fetched (int).", NULL},
+     "How many management tokens this client has fetched (int); attempts\n"
+     "that brought no token are not counted.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -438,7 +454,7 @@ PyDoc_STRVAR(Client_doc,
 "                 websocket_host=None, websocket_endpoint=None, *,\n"
 "                 tenant_id=None, brand='genauth', ca_bundle=None,\n"
 "                 raise_for_status=False, max_response_bytes=16777216,\n"
-"                 auth='token')\n"
+"                 auth='token', max_retries=2)\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
 "Keys not given are read from the environment: GENAUTH_ACCESS_KEY_ID,\n"
@@ -457,7 +473,11 @@ PyDoc_STRVAR(Client_doc,
 "pair (HMAC-SHA1) instead, as the official Node SDK does.\n\n"
 "websocket_host and websocket_endpoint are accepted (str or None) so that\n"
 "positional calls written for the official SDK work; the event-subscription\n"
-"API they serve is not part of this package.");
+"API they serve is not part of this package.\n\n"
+"max_retries: how many times a call is sent again when it never reached\n"
+"the server (refused, DNS, TLS handshake) or was throttled (429), with\n"
+"backoff, within timeout; 0 turns retries off. A call that may have\n"
+"reached the server is never sent again.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},

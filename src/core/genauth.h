@@ -88,6 +88,7 @@ typedef enum {
 } genauth_auth_mode;
 
 #define GENAUTH_DEFAULT_TIMEOUT 10.0
+#define GENAUTH_DEFAULT_MAX_RETRIES 2
 #define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
 typedef struct {
@@ -105,6 +106,9 @@ typedef struct {
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes; /* 0: GENAUTH_DEFAULT_MAX_RESPONSE_BYTES */
+    /* Retries of a request that never reached the server or was throttled
+     * (429), within the call's timeout; 0: none. */
+    int max_retries;
 } genauth_client_options;
 
 /* The system's CA store, for clients given no ca_bundle: $SSL_CERT_FILE,
@@ -120,7 +124,7 @@ int genauth_ca_store_find(genauth_ca_store *store);
 int genauth_ca_store_find_in(const char *const *files,
                              genauth_ca_store *store);
 
-/* Fills the defaults (timeout 10 s, genauth brand, token auth). */
+/* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */
 void genauth_client_options_init(genauth_client_options *opts);
 
 typedef struct genauth_client genauth_client;
@@ -166,8 +170,11 @@ void genauth_client_set_event_hook(genauth_client *client,
 
 /* The normalised base URL (no trailing slash). Owned by the client. */
 const char *genauth_client_base_url(const genauth_client *client);
-/* How many token fetches this client has made (for tests and stats). */
+/* How many management tokens this client has fetched (successful fetches;
+ * for tests and stats). */
 unsigned long genauth_client_token_fetches(const genauth_client *client);
+/* How many token fetches brought no token (refused, unreachable...). */
+unsigned long genauth_client_token_fetch_failures(const genauth_client *client);
 
 /* ---- exact JSON documents ---------------------------------------------- */
 
