@@ -60,6 +60,17 @@ def test_a_retry_after_a_refused_token_is_counted(emulator, debug_log):
     assert sum(line.startswith("token fetch") for line in got) == 2
 
 
+def test_transport_retries_are_counted(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.trigger_webhook("wh1")
+        emulator.throttle_next_calls = 1  # a 429: sent again (max_retries=2)
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        emulator.throttle_next_calls = 1
+        assert client.trigger_webhooks([{"webhook_id": "wh1"}])[0]["statusCode"] == 200
+    got = [REQUEST_LINE.match(line) for line in lines(debug_log) if line.startswith("POST")]
+    assert [m.group(6) for m in got] == ["0", "1", "1"], lines(debug_log)
+
+
 def test_batches_log_every_call(emulator, debug_log):
     with ManagementClient(AK, SK, host=emulator.url) as client:
         client.trigger_webhooks([{"webhook_id": "wh1"}] * 3 + [{"webhook_id": "no"}])
@@ -73,7 +84,7 @@ def test_failures_are_logged(debug_log):
     with Emulator(AK, SK) as emu:
         url = emu.url
     # Nothing listens on the port any more.
-    with ManagementClient(AK, SK, host=url, timeout=5) as client:
+    with ManagementClient(AK, SK, host=url, timeout=5, max_retries=0) as client:
         with pytest.raises(Exception):
             client.trigger_webhook("wh1")
     got = lines(debug_log)
