@@ -89,7 +89,8 @@ void genauth_log_clear(genauth_module_state *st);
 /* One DEBUG line for a finished request (when DEBUG is enabled; otherwise
  * it costs one isEnabledFor call): method, path, HTTP status, statusCode,
  * apiCode, requestId, duration and retries from `env` (status GENAUTH_OK)
- * or `err`. Call it with the GIL held and no exception set. */
+ * or `err`. Call it with the GIL held; an exception already set (an
+ * interrupted call's) is kept aside while it runs and left as it was. */
 void genauth_log_request(genauth_module_state *st, const char *method,
                          const char *path, genauth_status status,
                          const genauth_envelope *env,

@@ -94,10 +94,29 @@ printable(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
+static void log_request(genauth_module_state *st, const char *method,
+                        const char *path, genauth_status status,
+                        const genauth_envelope *env,
+                        const genauth_error *err);
+
 void
 genauth_log_request(genauth_module_state *st, const char *method,
                     const char *path, genauth_status status,
                     const genauth_envelope *env, const genauth_error *err)
+{
+    /* An interrupted call arrives with the signal handler's exception set
+     * (KeyboardInterrupt): logging runs Python code, so it is set aside
+     * meanwhile and handed back unchanged. */
+    PyObject *pending_type, *pending_value, *pending_tb;
+    PyErr_Fetch(&pending_type, &pending_value, &pending_tb);
+    log_request(st, method, path, status, env, err);
+    PyErr_Restore(pending_type, pending_value, pending_tb);
+}
+
+static void
+log_request(genauth_module_state *st, const char *method, const char *path,
+            genauth_status status, const genauth_envelope *env,
+            const genauth_error *err)
 {
     int enabled = debug_enabled(st);
     if (enabled <= 0) {
