@@ -6,8 +6,12 @@
  *    leaving the buffer as it was) or prints JSON that parses back, and
  *    whose exact tree prints the same bytes again (a fixed point); every
  *    double comes back as the same double;
- *  - genauth_jsform_write (AK/SK signing) and genauth_jsform_string either
- *    refuse with GENAUTH_E_INVALID or print; the JSON form parses.
+ *  - the JavaScript form (GENAUTH_JSON_JS, AK/SK signing) and
+ *    genauth_jsform_string either refuse with GENAUTH_E_INVALID or print;
+ *    the JavaScript form parses;
+ *  - both forms escape every string alike (one escaper): where the
+ *    JavaScript form prints a string node, the exact form prints the same
+ *    bytes.
  *
  * Build and run: make fuzz-short, or make fuzz (FUZZ_SECONDS=600). */
 #include <math.h>
@@ -111,7 +115,7 @@ check_double_nodes(const cJSON *orig, const cJSON *parsed)
 static void
 check_scalars(const cJSON *node)
 {
-    genauth_buf out;
+    genauth_buf out, exact;
     genauth_error err;
     for (; node; node = node->next) {
         int t = node->type & 0xFF;
@@ -120,10 +124,24 @@ check_scalars(const cJSON *node)
             continue;
         }
         genauth_buf_init(&out);
+        genauth_buf_init(&exact);
         genauth_error_init(&err);
         genauth_status st = genauth_jsform_string(node, &out, &err);
         FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
+        if (t == cJSON_String
+            || (t == cJSON_Raw && node->valuestring[0] == '"')) {
+            /* One escaper: where the JavaScript form prints the string,
+             * the exact form prints the same bytes. */
+            genauth_buf_reset(&out);
+            st = genauth_json_write_form(node, GENAUTH_JSON_JS, &out, &err);
+            FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
+            FUZZ_CHECK(genauth_json_write(node, &exact) == 0);
+            if (st == GENAUTH_OK)
+                FUZZ_CHECK(out.len == exact.len
+                           && memcmp(out.data, exact.data, out.len) == 0);
+        }
         genauth_buf_clear(&out);
+        genauth_buf_clear(&exact);
         genauth_error_clear(&err);
     }
 }
@@ -220,7 +238,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             cJSON_Delete(parsed);
         }
     }
-    genauth_status st = genauth_jsform_write(stack[0], &js, &err);
+    genauth_status st =
+        genauth_json_write_form(stack[0], GENAUTH_JSON_JS, &js, &err);
     FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
     if (st == GENAUTH_OK) {
         genauth_json_doc *doc = NULL;
