@@ -3,7 +3,8 @@
  * arbitrary bytes, NUL and invalid UTF-8 included; raw number literals;
  * cJSON doubles; nesting past the limit), then:
  *  - genauth_json_write either refuses (nesting past CJSON_NESTING_LIMIT,
- *    leaving the buffer as it was) or prints JSON that parses back, and
+ *    leaving the buffer as it was) or prints JSON that parses back when
+ *    every string is UTF-8 (and is refused by the reader otherwise), and
  *    whose exact tree prints the same bytes again (a fixed point); every
  *    double comes back as the same double;
  *  - the JavaScript form (GENAUTH_JSON_JS, AK/SK signing) and
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #include "jsform.h"
+#include "jsontext.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -73,6 +75,23 @@ next_literal(reader *r, char *buf, size_t cap)
     }
     buf[n] = '\0';
     return n;
+}
+
+/* Whether the bytes are UTF-8 as the response parser reads it (encoded
+ * surrogates pass, as in json.loads(bytes)). */
+static int
+is_utf8(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+    uint32_t cp;
+    size_t k;
+
+    while (p < end) {
+        if ((k = genauth_utf8_decode(p, end, &cp)) == 0)
+            return 0;
+        p += k;
+    }
+    return 1;
 }
 
 static double
@@ -152,6 +171,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reader r = {data, data + size};
     cJSON *stack[MAX_STACK];
     size_t depth = 1, max_depth = 1;
+    int all_utf8 = 1; /* every string and key built is UTF-8 */
     char lit[256];
     const uint8_t *bytes;
     size_t n;
@@ -166,6 +186,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op) {
         case 0:
             n = next_bytes(&r, 40, &bytes);
+            all_utf8 &= is_utf8(bytes, n);
             item = genauth_json_string_new((const char *)bytes, n);
             break;
         case 1:
@@ -207,6 +228,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cJSON *parent = stack[depth - 1];
         if (cJSON_IsObject(parent)) {
             n = next_bytes(&r, 16, &bytes);
+            all_utf8 &= is_utf8(bytes, n);
             FUZZ_CHECK(genauth_json_object_add(parent, (const char *)bytes,
                                                n, item) == 0);
         } else {
@@ -229,6 +251,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Only nesting past the limit is refused; the buffer is as it was. */
         FUZZ_CHECK(max_depth > CJSON_NESTING_LIMIT);
         FUZZ_CHECK(out.len == 1 && out.data[0] == 'x' && out.data[1] == '\0');
+    } else if (!all_utf8) {
+        /* The exact form sends string bytes as they are (the binding only
+         * ever gives it UTF-8); the reader refuses what is not UTF-8, as
+         * json.loads does. */
+        genauth_json_doc *doc = NULL;
+        FUZZ_CHECK(genauth_json_doc_parse(out.data + 1, out.len - 1, &doc,
+                                          &err) == GENAUTH_E_DECODE);
+        genauth_error_clear(&err);
     } else {
         genauth_buf text = {out.data + 1, out.len - 1, out.cap - 1};
         fuzz_check_fixed_point(&text);
