@@ -39,4 +39,28 @@ __all__ = [
     "curl_version",
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
+    "ContentType",
+    "RetryConfig",
+    "WebhookDto",
+    "WebhookLogDto",
 ]
+
+# Names served from other modules on first use (PEP 562), so that importing
+# genauth_c stays cheap: genauth_c._types imports typing.
+_LAZY = {name: "genauth_c._types" for name in (
+    "TriggerWebhookCall", "ContentType", "RetryConfig", "WebhookDto", "WebhookLogDto")}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genauth_c' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

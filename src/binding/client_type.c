@@ -90,6 +90,34 @@ mask_key(const char *key)
     return PyUnicode_FromString(buf);
 }
 
+/* certifi's CA bundle as a filesystem path in *out (new reference), or
+ * *out NULL when certifi is not installed. -1 with an exception set on any
+ * other failure. */
+static int
+certifi_where(PyObject **out)
+{
+    PyObject *certifi = NULL, *where = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    certifi = PyImport_ImportModule("certifi");
+    if (!certifi) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            goto done;
+        PyErr_Clear();
+        rc = 0;
+        goto done;
+    }
+    where = PyObject_CallMethod(certifi, "where", NULL);
+    if (!where || !PyUnicode_FSConverter(where, out))
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(where);
+    Py_XDECREF(certifi);
+    return rc;
+}
+
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -101,11 +129,11 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "websocket_host", "websocket_endpoint",
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
-                             NULL};
+                             "max_retries", NULL};
     PyObject *ak_obj, *sk_obj, *host_obj = Py_None, *timeout_obj = NULL;
     PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
     PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
-    PyObject *auth_obj = NULL;
+    PyObject *auth_obj = NULL, *retries_obj = NULL;
     PyObject *ws_host_obj = Py_None, *ws_endpoint_obj = Py_None;
     const char *ws_unused = NULL;
     PyObject *ca_bytes = NULL;
@@ -128,10 +156,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOpOO$OOOpOO:ManagementClient", kwlist,
+            args, kwargs, "OO|OOOpOO$OOOpOOO:ManagementClient", kwlist,
             &ak_obj, &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
             &ws_host_obj, &ws_endpoint_obj, &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
-            &auth_obj))
+            &auth_obj, &retries_obj))
         return -1;
     if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
         required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
@@ -187,6 +215,15 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         if (!PyUnicode_FSConverter(ca_obj, &ca_bytes))
             return -1;
         opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
+    } else if (!unverified) {
+        /* Only on a machine without a CA store the core would find. */
+        genauth_ca_store store;
+        if (!genauth_ca_store_find(&store)) {
+            if (certifi_where(&ca_bytes) < 0)
+                return -1;
+            if (ca_bytes)
+                opts.ca_fallback = PyBytes_AS_STRING(ca_bytes);
+        }
     }
     if (max_obj && max_obj != Py_None) {
         if (PyBool_Check(max_obj) || !PyLong_Check(max_obj)) {
@@ -203,6 +240,21 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             goto fail;
         }
         opts.max_response_bytes = (size_t)v;
+    }
+    if (retries_obj && retries_obj != Py_None) {
+        if (PyBool_Check(retries_obj) || !PyLong_Check(retries_obj)) {
+            PyErr_SetString(PyExc_TypeError, "max_retries: expected an int");
+            goto fail;
+        }
+        long v = PyLong_AsLong(retries_obj);
+        if (v == -1 && PyErr_Occurred())
+            goto fail;
+        if (v < 0 || v > 100) {
+            PyErr_SetString(PyExc_ValueError,
+                            "max_retries: must be from 0 to 100");
+            goto fail;
+        }
+        opts.max_retries = (int)v;
     }
     opts.use_unverified_ssl = unverified;
 
@@ -349,7 +401,8 @@ static PyGetSetDef Client_getset[] = {
     {"closed", (getter)Client_get_closed, NULL,
      "True once close() was called.", NULL},
     {"token_fetches", (getter)Client_get_token_fetches, NULL,
-     "How many management tokens this client has fetched (int).", NULL},
+     "How many management tokens this client has fetched (int); attempts\n"
+     "that brought no token are not counted.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -358,7 +411,7 @@ PyDoc_STRVAR(Client_doc,
 "                 lang=None, use_unverified_ssl=False, websocket_host=None,\n"
 "                 websocket_endpoint=None, *, tenant_id=None,\n"
 "                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216, auth='token')\n"
+"                 max_response_bytes=16777216, auth='token', max_retries=2)\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
@@ -373,7 +426,11 @@ PyDoc_STRVAR(Client_doc,
 "pair (HMAC-SHA1) instead, as the official Node SDK does.\n\n"
 "websocket_host and websocket_endpoint are accepted (str or None) so that\n"
 "positional calls written for the official SDK work; the event-subscription\n"
-"API they serve is not part of this package.");
+"API they serve is not part of this package.\n\n"
+"max_retries: how many times a call is sent again when it never reached\n"
+"the server (refused, DNS, TLS handshake) or was throttled (429), with\n"
+"backoff, within timeout; 0 turns retries off. A call that may have\n"
+"reached the server is never sent again.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},
