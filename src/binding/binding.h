@@ -22,6 +22,10 @@ typedef struct {
     PyObject *str_apiCode;
     PyObject *str_message;
     PyObject *str_requestId;
+    /* The thread Python runs signal handlers in (threading.main_thread()),
+     * and the process that was true in (refreshed after fork). */
+    unsigned long main_thread_ident;
+    long main_thread_pid;
 } genauth_module_state;
 
 extern PyModuleDef genauth_module_def;
@@ -49,11 +53,40 @@ PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
 PyObject *genauth_raise_api_error(genauth_module_state *st,
                                   PyObject *envelope, long http_status);
 
+/* signals.c: a core call waiting with the GIL released. Use
+ * GENAUTH_BEGIN_WAIT(st) ... GENAUTH_END_WAIT instead of
+ * Py_BEGIN_ALLOW_THREADS ... Py_END_ALLOW_THREADS around a core call that
+ * may wait on the network: Ctrl-C then interrupts it on the main thread,
+ * and other threads wait without ever taking the GIL. */
+typedef struct genauth_wait {
+    PyThreadState *tstate;      /* saved when the GIL was released */
+    struct genauth_wait *outer; /* the wait a signal handler's call is in */
+} genauth_wait;
+
+/* Records the main thread in `st` (at module exec). -1 with an exception. */
+int genauth_main_thread_init(genauth_module_state *st);
+void genauth_wait_begin(genauth_module_state *st, genauth_wait *w);
+void genauth_wait_end(genauth_wait *w);
+/* The core's interrupt callback (genauth_client_set_interrupt, userdata
+ * unused): runs pending signal handlers when the waiting call may. */
+int genauth_check_signals(void *userdata);
+
+#define GENAUTH_BEGIN_WAIT(st)                                               \
+    {                                                                        \
+        genauth_wait genauth_wait_;                                          \
+        genauth_wait_begin((st), &genauth_wait_);
+#define GENAUTH_END_WAIT                                                     \
+        genauth_wait_end(&genauth_wait_);                                    \
+    }
+
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
 /* The core client of a ManagementClient (borrowed; NULL before __init__),
  * and its raise_for_status option when `raise_for_status` is not NULL. */
 genauth_client *genauth_client_of(PyObject *self, int *raise_for_status);
+/* Whether the client signs its requests (auth='signature'): its payloads
+ * must then hold only JavaScript-safe integers. */
+int genauth_client_signs_payloads(PyObject *self);
 
 /* methods.c: ManagementClient's methods (the API methods, batches, close
  * and the context manager). */

@@ -80,6 +80,10 @@ typedef enum {
 } genauth_auth_mode;
 
 #define GENAUTH_DEFAULT_TIMEOUT 10.0
+/* The largest timeout accepted, in seconds (about 31 years): far beyond any
+ * real call, and small enough that every deadline and millisecond count
+ * derived from it stays exact and in range. */
+#define GENAUTH_MAX_TIMEOUT 1e9
 #define GENAUTH_DEFAULT_MAX_RETRIES 2
 #define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
@@ -87,9 +91,9 @@ typedef struct {
     const char *access_key_id;     /* required, non-empty */
     const char *access_key_secret; /* required, non-empty */
     const char *host;              /* NULL: the brand's default host */
-    double timeout;                /* seconds, finite, > 0; total per call */
-    const char *lang;              /* NULL: no lang header */
-    const char *tenant_id;         /* NULL: no app-id header */
+    double timeout; /* seconds, > 0 and <= GENAUTH_MAX_TIMEOUT; total per call */
+    const char *lang;              /* NULL: no lang header; printable ASCII */
+    const char *tenant_id;         /* NULL: no app-id header; printable ASCII */
     const char *ca_bundle;         /* NULL: the system's CA store */
     /* A PEM file of CAs used when ca_bundle is NULL and no system store is
      * found (genauth_ca_store_find); NULL: none. */
