@@ -7,6 +7,34 @@
 
 #include "internal.h"
 
+/* Connection handles between calls: a call that ends hands its handle to
+ * the next one to start, rather than to the client's pool (which keeps
+ * GENAUTH_IDLE_CONNECTIONS: with more in flight, handles would be freed
+ * and made again, curl_easy_init and every setopt, all batch long). */
+typedef struct {
+    genauth_conn **conns;
+    size_t n, cap;
+} spares;
+
+/* Keeps `conn` for the next call, or gives it back to the pool. */
+static void
+put_spare(genauth_client *c, spares *sp, genauth_conn *conn)
+{
+    if (sp->n < sp->cap)
+        sp->conns[sp->n++] = conn;
+    else
+        genauth_client_release(c, conn);
+}
+
+/* A kept handle, or one from the pool (NULL with err set). */
+static genauth_conn *
+take_spare(genauth_client *c, spares *sp, genauth_error *err)
+{
+    if (sp->n > 0 && !genauth_client_is_closed(c))
+        return sp->conns[--sp->n];
+    return genauth_client_acquire(c, err);
+}
+
 typedef struct {
     genauth_batch_item *item;
     genauth_conn *conn; /* while in flight */
@@ -20,13 +48,13 @@ typedef struct {
 /* Starts (or restarts, for a retry) `s`'s call on `multi`. On failure the
  * item is finished with the error and its connection released. */
 static int
-start_call(genauth_client *c, CURLM *multi, slot *s)
+start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s)
 {
     genauth_batch_item *it = s->item;
     genauth_call_plan plan;
     genauth_status st;
 
-    if (!s->conn && !(s->conn = genauth_client_acquire(c, &it->err)))
+    if (!s->conn && !(s->conn = take_spare(c, sp, &it->err)))
         goto failed;
     st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, &plan,
                               &it->err);
@@ -45,7 +73,7 @@ start_call(genauth_client *c, CURLM *multi, slot *s)
 failed:
     it->status = it->err.status;
     if (s->conn) {
-        genauth_client_release(c, s->conn);
+        put_spare(c, sp, s->conn);
         s->conn = NULL;
     }
     return 0;
@@ -57,8 +85,8 @@ failed:
  * has freed one (only when `can_wait`: other calls are in flight), or a
  * retry (retry.c) waits for its time. */
 static int
-finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
-            int can_wait)
+finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
+            CURLcode result, int can_wait)
 {
     genauth_batch_item *it = s->item;
     long http_status = 0;
@@ -67,7 +95,7 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
     curl_multi_remove_handle(multi, s->conn->easy);
     if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
         s->not_before = 0;
-        genauth_client_release(c, s->conn);
+        put_spare(c, sp, s->conn);
         s->conn = NULL;
         return -1;
     }
@@ -85,7 +113,7 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
         genauth_error_clear(&it->err);
         s->retries++;
         s->not_before = until;
-        genauth_client_release(c, s->conn);
+        put_spare(c, sp, s->conn);
         s->conn = NULL;
         return -1;
     }
@@ -98,12 +126,12 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
         s->attempt++;
         /* The token fetch this may cause holds up the batch briefly: the
          * other calls need the new token as well. */
-        if (start_call(c, multi, s))
+        if (start_call(c, multi, sp, s))
             return 1;
         return 0;
     }
     it->status = st;
-    genauth_client_release(c, s->conn);
+    put_spare(c, sp, s->conn);
     s->conn = NULL;
     return 0;
 }
@@ -117,6 +145,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     /* Calls that found no free file descriptor, to start again. */
     slot **waiting = NULL;
     size_t n_waiting = 0;
+    spares sp = {NULL, 0, 0};
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
     size_t limit; /* in flight at most: concurrency, less when out of fds */
@@ -149,7 +178,9 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     }
     slots = calloc(count, sizeof(*slots));
     waiting = calloc(count, sizeof(*waiting));
-    if (!multi || !slots || !waiting) {
+    sp.conns = calloc(concurrency, sizeof(*sp.conns));
+    sp.cap = concurrency;
+    if (!multi || !slots || !waiting || !sp.conns) {
         st = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
         goto done;
     }
@@ -185,7 +216,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             } else if (s->not_before == 0) {
                 s->deadline = now + c->timeout;
             }
-            if (start_call(c, multi, s))
+            if (start_call(c, multi, &sp, s))
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
                 goto interrupted; /* Ctrl-C while it waited for a token */
@@ -210,7 +241,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             slot *s = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             CURLcode result = msg->data.result;
-            int again = finish_call(c, multi, s, result, active > 1);
+            int again = finish_call(c, multi, &sp, s, result, active > 1);
             if (again == -1) {
                 active--;
                 waiting[n_waiting++] = s;
@@ -271,6 +302,9 @@ done:
         items[i].err = *err;
         items[i].err.auth_envelope = NULL;
     }
+    while (sp.n > 0)
+        genauth_client_release(c, sp.conns[--sp.n]);
+    free(sp.conns);
     free(slots);
     free(waiting);
     if (holds_client_multi)
