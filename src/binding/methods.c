@@ -436,7 +436,7 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         PyObject *outcome =
             items[i].status == GENAUTH_OK
                 ? envelope_result(st, &items[i].resp, raise_for_status)
-                : genauth_exception_new(st, &items[i].err);
+                : genauth_exception_new(st, items[i].err);
         if (!outcome) {
             Py_CLEAR(result);
             goto done;
@@ -447,8 +447,7 @@ done:
     for (Py_ssize_t i = 0; items && i < n; i++) {
         if (i < converted)
             cJSON_Delete((cJSON *)items[i].req.params);
-        genauth_envelope_clear(&items[i].resp);
-        genauth_error_clear(&items[i].err);
+        genauth_batch_item_clear(&items[i]);
     }
     for (Py_ssize_t i = 0; held && i < width * n; i++)
         Py_XDECREF(held[i]);
