@@ -87,6 +87,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def proc_stats():
+    """(pid, fields) of every process, fields being /proc/PID/stat after
+    "pid (comm)": state is [0], session id [3], utime [11], stime [12]."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                yield int(pid), f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+
+
 class Nginx:
     """Debian's nginx in the foreground (daemon off) in its own process group,
     from a config generated into a temporary directory."""
@@ -145,19 +158,9 @@ class Nginx:
     def cpu_seconds(self):
         """User + system CPU of nginx's processes so far (its session's), so
         the server's cost per call can be stated, not guessed."""
-        total, tick = 0, os.sysconf("SC_CLK_TCK")
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % pid) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # After "pid (comm)": state is [0], session id [3], utime [11], stime [12].
-            if int(fields[3]) == self.proc.pid:
-                total += int(fields[11]) + int(fields[12])
-        return total / tick
+        ticks = sum(int(f[11]) + int(f[12]) for _, f in proc_stats()
+                    if int(f[3]) == self.proc.pid)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def error_log(self):
         try:
@@ -334,18 +337,9 @@ def own_cpu_seconds(nginx):
 
 def running_others():
     """Processes in state R that are not this benchmark's (its session)."""
-    me, n = os.getsid(0), 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == "R" and int(fields[3]) != me and int(pid) != os.getpid():
-            n += 1
-    return n
+    me = os.getsid(0)
+    return sum(1 for pid, f in proc_stats()
+               if f[0] == "R" and int(f[3]) != me and pid != os.getpid())
 
 
 class LoadProbe:

@@ -88,6 +88,7 @@ genauth_batch_item_clear(genauth_batch_item *it)
 typedef struct {
     genauth_batch_item *item;
     genauth_conn *conn; /* while in flight */
+    double started;
     double deadline;
     unsigned long generation;
     int attempt;
@@ -121,6 +122,8 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     }
     return 1;
 failed:
+    genauth_call_record(&it->resp, e, s->started,
+                        (unsigned)(s->attempt + s->retries));
     fail_item(it, e, 1);
     if (s->conn) {
         put_spare(c, sp, s->conn);
@@ -180,6 +183,8 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
             return 1;
         return 0;
     }
+    genauth_call_record(&it->resp, e, s->started,
+                        (unsigned)(s->attempt + s->retries));
     if (st == GENAUTH_OK)
         it->status = GENAUTH_OK;
     else
@@ -265,10 +270,12 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 s->item = &items[next++];
                 /* A call's time starts when it starts (and again after
                  * EMFILE: it sent nothing); a retry keeps its deadline. */
+                s->started = now;
                 s->deadline = now + c->timeout;
             } else if (!s) {
                 break;
             } else if (s->not_before == 0) {
+                s->started = now;
                 s->deadline = now + c->timeout;
             }
             if (start_call(c, multi, &sp, s, &scratch))

@@ -116,10 +116,12 @@ share_new(genauth_client *client)
 
 /* ---- option checks ------------------------------------------------------- */
 
-/* Anything that becomes a header value must not be able to end the header. */
+/* Anything that becomes a header value must not be able to end the header.
+ * `ascii`: it must also be ASCII (it always goes in a header, which HTTP
+ * carries as Latin-1 at best and a signature needs as ASCII, sign.c). */
 static genauth_status
 check_header_value(const char *name, const char *value, int allow_empty,
-                   genauth_error *err)
+                   int ascii, genauth_error *err)
 {
     if (!allow_empty && !value[0])
         return genauth_error_set(err, GENAUTH_E_INVALID,
@@ -129,6 +131,12 @@ check_header_value(const char *name, const char *value, int allow_empty,
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "%s: must not contain CR, LF or other "
                                      "control characters",
+                                     name);
+        /* Refused here, rather than by every signed call. */
+        if (ascii && (unsigned char)*p >= 0x80)
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "%s: must be ASCII (it is sent in an "
+                                     "HTTP header)",
                                      name);
     }
     return GENAUTH_OK;
@@ -227,15 +235,20 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     if (!opts->access_key_secret || !opts->access_key_secret[0])
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "access_key_secret: must not be empty");
-    if (check_header_value("access_key_id", opts->access_key_id, 0, err) ||
-        (opts->lang && check_header_value("lang", opts->lang, 0, err)) ||
+    /* The key id is a header only when signing (else it is in the token
+     * request's JSON body). */
+    if (check_header_value("access_key_id", opts->access_key_id, 0,
+                           opts->auth == GENAUTH_AUTH_SIGNATURE, err) ||
+        (opts->lang && check_header_value("lang", opts->lang, 0, 1, err)) ||
         (opts->tenant_id &&
-         check_header_value("tenant_id", opts->tenant_id, 0, err)))
+         check_header_value("tenant_id", opts->tenant_id, 0, 1, err)))
         return err->status;
-    if (!(opts->timeout > 0) || !isfinite(opts->timeout))
+    /* Written so that NaN fails too. */
+    if (!(opts->timeout > 0 && opts->timeout <= GENAUTH_MAX_TIMEOUT))
         return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "timeout: must be a finite number of "
-                                 "seconds greater than 0");
+                                 "timeout: must be a number of seconds "
+                                 "greater than 0 and at most %.0f, got %g",
+                                 GENAUTH_MAX_TIMEOUT, opts->timeout);
     if (opts->max_retries < 0)
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "max_retries: must be 0 or more");
@@ -431,6 +444,14 @@ genauth_client_set_interrupt(genauth_client *c, genauth_interrupt_fn fn,
 {
     c->interrupt = fn;
     c->interrupt_data = userdata;
+}
+
+void
+genauth_client_set_event_hook(genauth_client *c, genauth_event_fn fn,
+                              void *userdata)
+{
+    c->event_hook = fn;
+    c->event_data = userdata;
 }
 
 int

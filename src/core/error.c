@@ -20,6 +20,8 @@ genauth_error_init(genauth_error *err)
     err->excerpt[0] = '\0';
     err->excerpt_len = 0;
     err->auth_envelope = NULL;
+    err->stats.duration = 0;
+    err->stats.retries = 0;
 }
 
 void

@@ -172,6 +172,7 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
 {
     long http_status = 0;
     genauth_status st;
+    double started = genauth_now();
 
     genauth_buf_reset(&conn->request);
     if (genauth_buf_append(&conn->request, c->token_request_body,
@@ -180,11 +181,18 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
                            &http_status, err);
     genauth_buf_wipe_reset(&conn->request); /* it held the secret */
-    if (st != GENAUTH_OK)
-        return st;
-    st = read_token_answer(c, conn, http_status, token, userpool_id,
-                           lifetime, err);
-    genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    if (st == GENAUTH_OK) {
+        st = read_token_answer(c, conn, http_status, token, userpool_id,
+                               lifetime, err);
+        genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    }
+    if (c->event_hook) {
+        /* err->message never holds the secret or a token. */
+        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
+                            genauth_now() - started,
+                            st == GENAUTH_OK ? "" : err->message};
+        c->event_hook(&ev, c->event_data);
+    }
     return st;
 }
 

@@ -3,6 +3,7 @@
  * can be interrupted (Ctrl-C) without giving up libcurl's timeouts, and
  * idle connections cost one fd each. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,9 +222,12 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
         return genauth_error_set(err, GENAUTH_E_TIMEOUT,
                                  "the call timed out before the request "
                                  "was sent");
-    long left_ms = (long)(left * 1000.0);
-    if (left_ms < 1)
-        left_ms = 1;
+    /* Converted only when in range (a timeout is at most
+     * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits). */
+    double ms = left * 1000.0;
+    long left_ms = ms >= (double)LONG_MAX ? LONG_MAX
+                   : ms < 1.0             ? 1
+                                          : (long)ms;
 
     if (plan->url_changes || conn->cur_url != plan->url) {
         rc = curl_easy_setopt(e, CURLOPT_URL, plan->url);
