@@ -71,3 +71,33 @@ def test_excerpt_of_an_undecodable_body_masks_the_token(fake, client_for):
     token = next(iter(fake.valid_tokens))
     assert b"Bearer ***" in info.value.excerpt
     assert token[:8].encode() not in info.value.excerpt
+
+
+# Keys of answers' dicts are kept between calls (a small fixed cache of short
+# ASCII keys): keys that look alike to it (same length, same first, middle
+# and last byte), escaped forms, U+0000, non-ASCII, keys at and past its
+# length limit and more distinct keys than it holds still decode exactly,
+# call after call.
+LOOKALIKE_KEYS = [
+    "aXbYc", "aZbWc", "aXbYc", "a\u0000b\u0000c", "a\u0001b\u0001c",
+    "st\\u0061tusCode", "statusCode", "", "\u00e9t\u00e9", "\U0001F600",
+    "k" * 24, "k" * 25, "k" * 23 + "j", "data", "DATA",
+] + ["key%d" % i for i in range(200)]
+
+
+def test_result_keys_decode_exactly_call_after_call(fake, client_for):
+    client = client_for(fake.server.url)
+    for rnd in range(2):
+        for start in range(0, len(LOOKALIKE_KEYS), 20):
+            keys = LOOKALIKE_KEYS[start:start + 20]
+            obj = "{%s}" % ",".join(
+                '"%s":%d' % (k.replace("\u0000", "\\u0000")
+                             .replace("\u0001", "\\u0001"), i)
+                for i, k in enumerate(keys))
+            body = ENVELOPE % obj.encode()
+            answer_with(fake, body)
+            result = client.trigger_webhook("wh1")
+            expected = json.loads(body)
+            assert result == expected, (rnd, start)
+            assert list(result["data"]["response"]) == \
+                list(expected["data"]["response"])

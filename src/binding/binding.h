@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "convert.h"
 #include "genauth.h"
 
 typedef struct {
@@ -22,6 +23,7 @@ typedef struct {
     PyObject *str_apiCode;
     PyObject *str_message;
     PyObject *str_requestId;
+    genauth_key_cache result_keys; /* keys of answers' dicts (convert.h) */
     /* The thread Python runs signal handlers in (threading.main_thread()),
      * and the process that was true in (refreshed after fork). */
     unsigned long main_thread_ident;

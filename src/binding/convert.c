@@ -848,8 +848,55 @@ genauth_number_to_py(const char *lit, size_t len)
     return PyLong_FromLongLong(neg ? -v : v);
 }
 
+void
+genauth_key_cache_clear(genauth_key_cache *kc)
+{
+    size_t i;
+
+    for (i = 0; i < GENAUTH_KEY_CACHE_SLOTS; i++) {
+        Py_CLEAR(kc->slot[i].str);
+        kc->slot[i].len = 0;
+    }
+}
+
+/* The str for object key `s` (UTF-8, `len` bytes): from the cache when it
+ * is there, else decoded (and cached when short and ASCII, where the bytes
+ * are the str's exact text). The slot is chosen from a few bytes and the
+ * length, so a hit costs one memcmp; a cached entry is always ASCII, so a
+ * match proves `s` is. New reference, or NULL with an exception set. */
 static PyObject *
-genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur)
+genauth_key_to_py(genauth_key_cache *kc, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    genauth_key_cache_slot *slot;
+    PyObject *key;
+    uint32_t h;
+    size_t i;
+
+    if (kc == NULL || len == 0 || len > GENAUTH_KEY_CACHE_MAX_LEN)
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
+    h = ((u[0] * 31u + u[len / 2]) * 31u + u[len - 1]) * 31u + (uint32_t)len;
+    h *= 2654435761u; /* Knuth's multiplicative mix; the top bits index */
+    slot = &kc->slot[(h >> 20) & (GENAUTH_KEY_CACHE_SLOTS - 1)];
+    if (slot->str != NULL && slot->len == len &&
+        memcmp(slot->bytes, s, len) == 0)
+        return Py_NewRef(slot->str);
+    key = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
+    if (key == NULL)
+        return NULL;
+    for (i = 0; i < len && u[i] < 0x80; i++)
+        ;
+    if (i == len) {
+        Py_XSETREF(slot->str, Py_NewRef(key));
+        slot->len = len;
+        memcpy(slot->bytes, s, len);
+    }
+    return key;
+}
+
+static PyObject *
+genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur,
+                       genauth_key_cache *kc)
 {
     const cJSON *child;
     PyObject *out = NULL;
@@ -881,7 +928,7 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur)
             goto fail;
         for (i = 0, child = node->child; child != NULL;
              i++, child = child->next) {
-            value = genauth_doc_node_to_py(child, cur);
+            value = genauth_doc_node_to_py(child, cur, kc);
             if (value == NULL)
                 goto fail; /* the list's unset slots are NULL: safe */
             PyList_SET_ITEM(out, i, value); /* steals */
@@ -894,10 +941,10 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur)
             goto fail;
         for (child = node->child; child != NULL; child = child->next) {
             genauth_json_cursor_string(cur, child->string, &s, &len);
-            key = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
+            key = genauth_key_to_py(kc, s, len);
             if (key == NULL)
                 goto fail;
-            value = genauth_doc_node_to_py(child, cur);
+            value = genauth_doc_node_to_py(child, cur, kc);
             if (value == NULL)
                 goto fail;
             /* In document order: a repeated key keeps its first place and
@@ -922,7 +969,7 @@ fail:
 }
 
 PyObject *
-genauth_json_doc_to_py(const genauth_json_doc *doc)
+genauth_json_doc_to_py(const genauth_json_doc *doc, genauth_key_cache *keys)
 {
     genauth_json_cursor cur;
     const cJSON *root = genauth_json_doc_root(doc);
@@ -933,5 +980,5 @@ genauth_json_doc_to_py(const genauth_json_doc *doc)
     }
     /* The recursion below is bounded by cJSON's nesting limit (1000). */
     genauth_json_cursor_init(&cur, doc);
-    return genauth_doc_node_to_py(root, &cur);
+    return genauth_doc_node_to_py(root, &cur, keys);
 }

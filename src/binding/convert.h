@@ -53,10 +53,32 @@ cJSON *genauth_py_to_json_object_ex(PyObject *obj,
  * set. */
 PyObject *genauth_argname(Py_ssize_t index, const char *name);
 
+/* Short ASCII object keys seen in answers, kept as str objects: the same
+ * few keys (statusCode, message, requestId, data, ...) come in every answer,
+ * and a cached str is neither decoded again nor hashed again (a str caches
+ * its hash) when the result dict takes it. Direct-mapped, so an answer with
+ * many distinct keys only replaces entries: its size stays fixed. Lives in
+ * the module state (one per interpreter); used with the GIL held. */
+#define GENAUTH_KEY_CACHE_SLOTS 64   /* a power of two */
+#define GENAUTH_KEY_CACHE_MAX_LEN 24 /* longer keys are not cached */
+typedef struct {
+    PyObject *str; /* owned, or NULL */
+    size_t len;
+    char bytes[GENAUTH_KEY_CACHE_MAX_LEN];
+} genauth_key_cache_slot;
+typedef struct {
+    genauth_key_cache_slot slot[GENAUTH_KEY_CACHE_SLOTS];
+} genauth_key_cache;
+
+/* Drops every cached str (module clear). */
+void genauth_key_cache_clear(genauth_key_cache *kc);
+
 /* The Python value for a whole parsed doc (dict/list/str/int/float/bool/
  * None), as json.loads gives it: numbers and strings exact through the
- * cursor, duplicate keys last-wins. A new reference, or NULL with an
- * exception set (UnicodeDecodeError for invalid UTF-8; the caller maps it). */
-PyObject *genauth_json_doc_to_py(const genauth_json_doc *doc);
+ * cursor, duplicate keys last-wins. Object keys come from `keys` when it
+ * holds them (NULL: no cache). A new reference, or NULL with an exception
+ * set (UnicodeDecodeError for invalid UTF-8; the caller maps it). */
+PyObject *genauth_json_doc_to_py(const genauth_json_doc *doc,
+                                 genauth_key_cache *keys);
 
 #endif

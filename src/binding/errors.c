@@ -244,7 +244,8 @@ genauth_exception_new(genauth_module_state *st, const genauth_error *err)
         break;
     case GENAUTH_E_AUTH:
         if (err->auth_envelope) {
-            envelope = genauth_json_doc_to_py(err->auth_envelope);
+            envelope = genauth_json_doc_to_py(err->auth_envelope,
+                                              &st->result_keys);
             if (!envelope)
                 PyErr_Clear(); /* the refusal matters more than its body */
         }

@@ -136,7 +136,8 @@ static PyObject *
 envelope_result(genauth_module_state *st, const genauth_envelope *env,
                 int raise_for_status)
 {
-    PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env));
+    PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env),
+                                            &st->result_keys);
     if (!dict) {
         if (!PyErr_ExceptionMatches(PyExc_ValueError))
             return NULL;

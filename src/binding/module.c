@@ -65,6 +65,7 @@ core_clear(PyObject *module)
     Py_CLEAR(st->str_apiCode);
     Py_CLEAR(st->str_message);
     Py_CLEAR(st->str_requestId);
+    genauth_key_cache_clear(&st->result_keys);
     return 0;
 }
 
