@@ -190,6 +190,17 @@ fail:
     return err->status;
 }
 
+genauth_status
+genauth_token_request_load(genauth_client *c, genauth_conn *conn,
+                           genauth_error *err)
+{
+    genauth_buf_reset(&conn->request);
+    if (genauth_buf_append(&conn->request, c->token_request_body,
+                           c->token_request_len) < 0)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    return GENAUTH_OK;
+}
+
 static genauth_status
 fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
             char **token, char **userpool_id, double *lifetime,
@@ -198,10 +209,8 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     long http_status = 0;
     genauth_status st;
 
-    genauth_buf_reset(&conn->request);
-    if (genauth_buf_append(&conn->request, c->token_request_body,
-                           c->token_request_len) < 0)
-        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    if (genauth_token_request_load(c, conn, err) != GENAUTH_OK)
+        return err->status;
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
                            &http_status, err);
     /* The request buffer held the secret. */
@@ -224,6 +233,24 @@ wait_until(genauth_token_cache *t, double until)
     double secs = floor(until);
     struct timespec ts = {(time_t)secs, (long)((until - secs) * 1e9)};
     pthread_cond_timedwait(&t->changed, &t->mu, &ts);
+}
+
+/* Puts a new token in the cache (which takes the strings). Called with the
+ * cache locked. */
+static void
+store_token(genauth_token_cache *t, char *token, char *userpool_id,
+            double lifetime, double fetched_at)
+{
+    wipe_free(t->token);
+    free(t->userpool_id);
+    t->token = token;
+    t->userpool_id = userpool_id;
+    /* Refresh when less than min(60 s, a tenth of the lifetime) remains, so
+     * a token does not expire in flight. */
+    double margin = fmin(60.0, lifetime / 10.0);
+    t->expires_at = fetched_at + lifetime;
+    t->refresh_at = t->expires_at - margin;
+    t->generation++;
 }
 
 genauth_status
@@ -252,16 +279,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             pthread_cond_broadcast(&t->changed);
             if (st != GENAUTH_OK)
                 goto done;
-            wipe_free(t->token);
-            free(t->userpool_id);
-            t->token = token;
-            t->userpool_id = userpool_id;
-            /* Refresh when less than min(60 s, a tenth of the lifetime)
-             * remains, so a token does not expire in flight. */
-            double margin = fmin(60.0, lifetime / 10.0);
-            t->expires_at = fetched_at + lifetime;
-            t->refresh_at = t->expires_at - margin;
-            t->generation++;
+            store_token(t, token, userpool_id, lifetime, fetched_at);
             break;
         }
         /* Another thread is fetching: wait for it, within our deadline. */
@@ -303,4 +321,46 @@ genauth_token_invalidate(genauth_client *c, unsigned long generation)
         t->generation++;
     }
     pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- a fetch driven from outside (evloop.c) ----------------------------- */
+
+int
+genauth_token_fresh(genauth_client *c, double slack)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    int fresh = t->token && genauth_now() + slack < t->refresh_at;
+    pthread_mutex_unlock(&t->mu);
+    return fresh;
+}
+
+genauth_status
+genauth_token_accept(genauth_client *c, genauth_conn *conn,
+                     genauth_status transfer, long http_status,
+                     genauth_error *err)
+{
+    genauth_token_cache *t = &c->tokens;
+    char *token = NULL, *userpool_id = NULL;
+    double lifetime = 0;
+    genauth_status st = transfer;
+
+    /* The request buffer held the secret. */
+    if (conn->request.data)
+        memset(conn->request.data, 0, conn->request.len);
+    genauth_buf_reset(&conn->request);
+    if (st == GENAUTH_OK)
+        st = read_token_answer(c, conn, http_status, &token, &userpool_id,
+                               &lifetime, err);
+    /* The body held the token. */
+    if (conn->response.data)
+        memset(conn->response.data, 0, conn->response.len);
+    genauth_buf_reset(&conn->response);
+    double fetched_at = genauth_now();
+    pthread_mutex_lock(&t->mu);
+    t->fetches++;
+    if (st == GENAUTH_OK)
+        store_token(t, token, userpool_id, lifetime, fetched_at);
+    pthread_mutex_unlock(&t->mu);
+    return st;
 }
