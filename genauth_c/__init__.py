@@ -25,9 +25,11 @@ from genauth_c._core import (
     MAX_DEPTH,
     DEFAULT_MAX_RESPONSE_BYTES,
 )
+from genauth_c._aio import AsyncManagementClient
 
 __all__ = [
     "APIError",
+    "AsyncManagementClient",
     "AuthError",
     "ClientClosedError",
     "DecodeError",

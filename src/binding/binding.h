@@ -11,6 +11,8 @@
 
 typedef struct {
     PyTypeObject *client_type;
+    PyTypeObject *async_engine_type; /* async_client.c */
+    PyTypeObject *async_call_type;
     PyObject *GenAuthError;
     PyObject *TransportError;
     PyObject *TimeoutError;
@@ -51,5 +53,32 @@ PyObject *genauth_raise_api_error(genauth_module_state *st,
 
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
+/* What async_client.c shares with ManagementClient (client_type.c): */
+/* The live core client of a ManagementClient `obj` (borrowed: `obj` owns
+ * it), and its raise_for_status; NULL with an exception set. */
+genauth_client *genauth_client_from_object(genauth_module_state *st,
+                                           PyObject *obj,
+                                           int *raise_for_status);
+/* trigger_webhook's (webhook_id, request_headers, request_body) as `req`,
+ * whose trees the caller frees with cJSON_Delete; webhook_id's bytes are
+ * borrowed from values[0]. `index`: the call's place in a batch, or -1. */
+int genauth_trigger_webhook_args(PyObject *const values[3], Py_ssize_t index,
+                                 genauth_trigger_webhook_req *req);
+/* One call's outcome: the envelope dict, or an exception object (APIError
+ * with raise_for_status, DecodeError). New reference, or NULL with an
+ * exception set. */
+PyObject *genauth_envelope_outcome(genauth_module_state *st,
+                                   int raise_for_status,
+                                   const genauth_envelope *env);
+/* trigger_webhooks' `concurrency` (an int in 1..1024), its `calls` as a
+ * tuple of our own (new reference), and calls[i]'s three values (borrowed
+ * from the dict); -1 / NULL with TypeError/ValueError set. */
+int genauth_concurrency_arg(PyObject *value, long long *out);
+PyObject *genauth_batch_calls(PyObject *calls);
+int genauth_batch_call_values(PyObject *call, Py_ssize_t i,
+                              PyObject *values[3]);
+
+/* async_client.c */
+int genauth_async_types_add(PyObject *module, genauth_module_state *st);
 
 #endif

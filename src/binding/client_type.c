@@ -402,18 +402,25 @@ take_exception(void)
 /* One call's outcome: the envelope dict, or an exception object (APIError
  * with raise_for_status, DecodeError for undecodable text). New reference,
  * or NULL with an exception set. */
-static PyObject *
-envelope_result(ClientObject *self, genauth_module_state *st,
-                const genauth_envelope *env)
+PyObject *
+genauth_envelope_outcome(genauth_module_state *st, int raise_for_status,
+                         const genauth_envelope *env)
 {
     PyObject *result = envelope_to_dict(st, env);
     if (!result)
         return PyErr_ExceptionMatches(st->DecodeError) ? take_exception()
                                                        : NULL;
-    if (self->raise_for_status &&
+    if (raise_for_status &&
         !(env->has_status_code && env->status_code == 200))
         return genauth_api_error_new(st, result, env->http_status);
     return result;
+}
+
+static PyObject *
+envelope_result(ClientObject *self, genauth_module_state *st,
+                const genauth_envelope *env)
+{
+    return genauth_envelope_outcome(st, self->raise_for_status, env);
 }
 
 PyDoc_STRVAR(trigger_webhook_doc,
@@ -521,6 +528,85 @@ done:
 }
 
 
+/* ---- trigger_webhooks' arguments (shared with async_client.c) ---------- */
+
+int
+genauth_concurrency_arg(PyObject *value, long long *out)
+{
+    if (PyBool_Check(value) || !PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "concurrency: expected an int");
+        return -1;
+    }
+    *out = PyLong_AsLongLong(value);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (*out < 1 || *out > 1024) {
+        PyErr_SetString(PyExc_ValueError,
+                        "concurrency: must be between 1 and 1024");
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+genauth_batch_calls(PyObject *calls)
+{
+    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
+        PyDict_Check(calls)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calls: expected an iterable of dicts, got %.100s",
+                     Py_TYPE(calls)->tp_name);
+        return NULL;
+    }
+    /* A tuple of our own: converting a payload may run the caller's code,
+     * which could otherwise change the list under us. */
+    PyObject *seq = PySequence_Tuple(calls);
+    if (!seq && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "calls: expected an iterable of dicts, got %.100s",
+                     Py_TYPE(calls)->tp_name);
+    }
+    return seq;
+}
+
+int
+genauth_batch_call_values(PyObject *call, Py_ssize_t i, PyObject *values[3])
+{
+    static const char *const keys[] = {"webhook_id", "request_headers",
+                                       "request_body"};
+    values[0] = NULL;
+    values[1] = values[2] = Py_None;
+    if (!PyDict_Check(call)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calls[%zd]: expected a dict with the keys of "
+                     "trigger_webhook, got %.100s",
+                     i, Py_TYPE(call)->tp_name);
+        return -1;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(call, &pos, &key, &value)) {
+        int slot = -1;
+        for (int j = 0; j < 3 && PyUnicode_Check(key); j++) {
+            if (PyUnicode_CompareWithASCIIString(key, keys[j]) == 0)
+                slot = j;
+        }
+        if (slot < 0) {
+            PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R", i,
+                         key);
+            return -1;
+        }
+        values[slot] = value;
+    }
+    if (!values[0]) {
+        PyErr_Format(PyExc_TypeError, "calls[%zd]: missing key 'webhook_id'",
+                     i);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(trigger_webhooks_doc,
 "trigger_webhooks($self, calls, *, concurrency=16)\n"
 "--\n\n"
@@ -538,8 +624,6 @@ static PyObject *
 Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
                         Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const keys[] = {"webhook_id", "request_headers",
-                                       "request_body"};
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
     PyObject *calls = nargs > 0 ? args[0] : NULL, *seq = NULL;
     PyObject *result = NULL, **held = NULL;
@@ -565,19 +649,8 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
             calls = value;
         } else if (PyUnicode_CompareWithASCIIString(key, "concurrency") ==
                    0) {
-            if (PyBool_Check(value) || !PyLong_Check(value)) {
-                PyErr_SetString(PyExc_TypeError,
-                                "concurrency: expected an int");
+            if (genauth_concurrency_arg(value, &concurrency) < 0)
                 return NULL;
-            }
-            concurrency = PyLong_AsLongLong(value);
-            if (concurrency == -1 && PyErr_Occurred())
-                return NULL;
-            if (concurrency < 1 || concurrency > 1024) {
-                PyErr_SetString(PyExc_ValueError,
-                                "concurrency: must be between 1 and 1024");
-                return NULL;
-            }
         } else {
             PyErr_Format(PyExc_TypeError,
                          "trigger_webhooks() got an unexpected keyword "
@@ -595,25 +668,9 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
     genauth_client *client = live_client(self, st);
     if (!client)
         return NULL;
-    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
-        PyDict_Check(calls)) {
-        PyErr_Format(PyExc_TypeError,
-                     "calls: expected an iterable of dicts, got %.100s",
-                     Py_TYPE(calls)->tp_name);
+    seq = genauth_batch_calls(calls);
+    if (!seq)
         return NULL;
-    }
-    /* A tuple of our own: converting a payload may run the caller's code,
-     * which could otherwise change the list under us. */
-    seq = PySequence_Tuple(calls);
-    if (!seq) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "calls: expected an iterable of dicts, got %.100s",
-                         Py_TYPE(calls)->tp_name);
-        }
-        return NULL;
-    }
     n = PyTuple_GET_SIZE(seq);
     items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
     /* Each call's three values, held: converting one may run the caller's
@@ -625,35 +682,10 @@ Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *call = PyTuple_GET_ITEM(seq, i);
-        PyObject *values[3] = {NULL, Py_None, Py_None};
-        if (!PyDict_Check(call)) {
-            PyErr_Format(PyExc_TypeError,
-                         "calls[%zd]: expected a dict with the keys of "
-                         "trigger_webhook, got %.100s",
-                         i, Py_TYPE(call)->tp_name);
+        PyObject *values[3];
+        if (genauth_batch_call_values(PyTuple_GET_ITEM(seq, i), i, values) <
+            0)
             goto done;
-        }
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(call, &pos, &key, &value)) {
-            int slot = -1;
-            for (int j = 0; j < 3 && PyUnicode_Check(key); j++) {
-                if (PyUnicode_CompareWithASCIIString(key, keys[j]) == 0)
-                    slot = j;
-            }
-            if (slot < 0) {
-                PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
-                             i, key);
-                goto done;
-            }
-            values[slot] = value;
-        }
-        if (!values[0]) {
-            PyErr_Format(PyExc_TypeError,
-                         "calls[%zd]: missing key 'webhook_id'", i);
-            goto done;
-        }
         for (int j = 0; j < 3; j++)
             held[3 * i + j] = Py_NewRef(values[j]);
         if (call_args(&held[3 * i], i, &items[i].req) < 0)
@@ -852,4 +884,27 @@ genauth_client_type_add(PyObject *module, genauth_module_state *st)
     if (!st->client_type)
         return -1;
     return PyModule_AddType(module, st->client_type);
+}
+
+/* ---- shared with the asyncio client (async_client.c) ------------------ */
+
+genauth_client *
+genauth_client_from_object(genauth_module_state *st, PyObject *obj,
+                           int *raise_for_status)
+{
+    if (!PyObject_TypeCheck(obj, st->client_type)) {
+        PyErr_Format(PyExc_TypeError, "expected a ManagementClient, got %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    ClientObject *self = (ClientObject *)obj;
+    *raise_for_status = self->raise_for_status;
+    return live_client(self, st);
+}
+
+int
+genauth_trigger_webhook_args(PyObject *const values[3], Py_ssize_t index,
+                             genauth_trigger_webhook_req *req)
+{
+    return call_args(values, index, req);
 }
