@@ -97,6 +97,7 @@ class AsyncManagementClient:
             max_response_bytes=max_response_bytes, auth=auth)
         self._engine = None
         self._loop = None
+        self._driver_for_tests = None
 
     # ---- the loop ----------------------------------------------------------
 
@@ -108,8 +109,10 @@ class AsyncManagementClient:
             if self._client.closed:
                 raise ClientClosedError(
                     "the client is closed; make a new AsyncManagementClient")
-            engine = _AsyncEngine(self._client, _Driver(loop))
+            driver = _Driver(loop)
+            engine = _AsyncEngine(self._client, driver)
             self._engine, self._loop = engine, loop
+            self._driver_for_tests = driver
         elif loop is not self._loop:
             raise RuntimeError(
                 "this AsyncManagementClient belongs to the event loop it was "

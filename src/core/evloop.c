@@ -142,7 +142,7 @@ static void
 settle(genauth_evloop *ev)
 {
     int running = 0;
-    if (ev->transfers == 0)
+    if (ev->transfers == 0 && ev->multi)
         curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 }
 
@@ -478,7 +478,9 @@ genauth_evloop_close(genauth_evloop *ev)
         ev->idle = next;
     }
     ev->idle_count = 0;
-    settle(ev);
+    /* Closes the cached connections (telling the watch hook first). */
+    curl_multi_cleanup(ev->multi);
+    ev->multi = NULL;
     genauth_error_clear(&err);
 }
 
@@ -488,8 +490,6 @@ genauth_evloop_free(genauth_evloop *ev)
     if (!ev)
         return;
     genauth_evloop_close(ev);
-    /* Closes the cached connections (telling the watch hook first). */
-    curl_multi_cleanup(ev->multi);
     free(ev);
 }
 
