@@ -8,7 +8,7 @@ PIP := $(PYTHON) -m pip
 # just the first.
 BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
 TEST_DEB := valgrind clang libclang-rt-dev openssl
-PY_TEST_TOOLS := pytest mypy hypothesis atheris
+PY_TEST_TOOLS := pytest mypy hypothesis atheris uvloop nbclient ipykernel
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-missing-field-initializers
@@ -52,7 +52,7 @@ demo: install
 
 test-deps: deps
 	$(call apt_install,$(TEST_DEB))
-	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris" 2>/dev/null || \
+	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris, uvloop, nbclient, ipykernel" 2>/dev/null || \
 	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
 
 # Every test: the core's C unit tests (also under valgrind), pytest, pytest

@@ -1,0 +1,7 @@
+"""Each line is a mistake the stubs must catch (mypy must report errors)."""
+from genauth_c import AsyncManagementClient
+
+client = AsyncManagementClient("AK", "SK")
+result: dict[str, object] = client.trigger_webhook("wh")
+client.trigger_webhooks([{"webhook": "x"}])
+AsyncManagementClient("AK", "SK", auth="other")
