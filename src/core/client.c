@@ -311,17 +311,10 @@ genauth_client_free(genauth_client *c)
     curl_slist_free_all(c->token_headers);
     curl_slist_free_all(c->base_headers);
     genauth_token_cache_clear(&c->tokens);
-    if (c->access_key_secret) {
-        /* The secret should not outlive the client in freed memory. */
-        volatile char *p = c->access_key_secret;
-        while (*p)
-            *p++ = 0;
-    }
-    if (c->token_request_body) {
-        volatile char *p = c->token_request_body;
-        for (size_t i = 0; i < c->token_request_len; i++)
-            p[i] = 0;
-    }
+    /* The secret should not outlive the client in freed memory. */
+    genauth_wipe(c->access_key_secret,
+                 c->access_key_secret ? strlen(c->access_key_secret) : 0);
+    genauth_wipe(c->token_request_body, c->token_request_len);
     free(c->access_key_id);
     free(c->access_key_secret);
     free(c->base_url);

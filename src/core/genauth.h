@@ -30,6 +30,8 @@ typedef enum {
     GENAUTH_E_AUTH,        /* the token endpoint gave no usable token */
     GENAUTH_E_INTERRUPTED, /* the interrupt check asked the call to stop */
     GENAUTH_E_CLOSED,      /* the client was closed */
+    GENAUTH_E_CRYPTO,      /* libcrypto failed (random bytes, HMAC): not the
+                              caller's fault; nothing was sent */
 } genauth_status;
 
 #define GENAUTH_ERRMSG_SIZE 512

@@ -9,6 +9,7 @@
 #include "genauth.h"
 #include "buf.h"
 #include "sign.h"
+#include "wipe.h"
 
 /* How often a call waiting on the network asks the interrupt check. */
 #define GENAUTH_INTERRUPT_POLL_MS 100
@@ -186,8 +187,6 @@ genauth_status genauth_token_accept(genauth_client *client,
                                     genauth_status transfer,
                                     long http_status, genauth_error *err);
 void genauth_token_cache_init(genauth_token_cache *cache);
-/* Frees a header list after overwriting its text (it may hold a token). */
-void genauth_headers_wipe_free(struct curl_slist *list);
 void genauth_token_cache_clear(genauth_token_cache *cache);
 
 /* ---- one call's steps (trigger_webhook.c, shared with batch.c) ---------- */
@@ -212,6 +211,10 @@ int genauth_call_should_retry(genauth_client *client, int attempt,
                               long http_status, const genauth_envelope *env);
 
 /* ---- responses (envelope.c) -------------------------------------------- */
+
+/* genauth_envelope_clear for an envelope that held a secret (the token
+ * endpoint's answer): every string of the document is wiped first. */
+void genauth_envelope_wipe_clear(genauth_envelope *env);
 
 /* Parses conn->response into `env` (fields read from the envelope).
  * GENAUTH_E_DECODE, with the HTTP status and an excerpt, when the body is not
