@@ -9,12 +9,14 @@ is ready or the timer is due. There is no thread and no polling: an idle
 client has nothing registered with the loop.
 """
 import asyncio
+import inspect
+import types
 import warnings
 
 from genauth_c._core import (
-    DEFAULT_MAX_RESPONSE_BYTES,
     ClientClosedError,
     ManagementClient,
+    _API_METHODS,
     _AsyncEngine,
 )
 
@@ -73,28 +75,10 @@ class AsyncManagementClient:
     ``async with`` or call ``await client.aclose()``.
     """
 
-    def __init__(
-        self,
-        access_key_id,
-        access_key_secret,
-        host=None,
-        timeout=10.0,
-        lang=None,
-        use_unverified_ssl=False,
-        *,
-        tenant_id=None,
-        brand="genauth",
-        ca_bundle=None,
-        raise_for_status=False,
-        max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES,
-        auth="token",
-    ):
-        # The options are ManagementClient's: it checks and holds them.
-        self._client = ManagementClient(
-            access_key_id, access_key_secret, host, timeout, lang,
-            use_unverified_ssl, tenant_id=tenant_id, brand=brand,
-            ca_bundle=ca_bundle, raise_for_status=raise_for_status,
-            max_response_bytes=max_response_bytes, auth=auth)
+    def __init__(self, /, *args, **kwargs):
+        # ManagementClient's constructor (signature set below): it checks
+        # and holds the options.
+        self._client = ManagementClient(*args, **kwargs)
         self._engine = None
         self._loop = None
         self._driver_for_tests = None
@@ -121,29 +105,14 @@ class AsyncManagementClient:
         return engine, loop
 
     # ---- calls ---------------------------------------------------------------
-
-    async def trigger_webhook(self, webhook_id, request_headers=None,
-                              request_body=None):
-        """Trigger a webhook once (POST /api/v3/trigger-webhook): as
-        ManagementClient.trigger_webhook, awaited."""
-        engine, loop = self._engine_for_running_loop()
-        call = engine.prepare(webhook_id, request_headers, request_body)
-        future = loop.create_future()
-        call.start(future)
-        try:
-            return await future
-        except BaseException:
-            # Cancelled (or the task was stopped otherwise): the transfer
-            # leaves libcurl now. A call that ended has nothing to cancel.
-            call.cancel()
-            raise
+    # The API methods (create_webhook, ..., trigger_webhook) are made below
+    # from ManagementClient's method table, _API_METHODS.
 
     async def trigger_webhooks(self, calls, *, concurrency=16):
-        """Trigger many webhooks concurrently: as
-        ManagementClient.trigger_webhooks, awaited. Returns a list in input
-        order: each call's envelope dict, or its exception object."""
+        # (The docstring is ManagementClient.trigger_webhooks', set below.)
         engine, loop = self._engine_for_running_loop()
-        prepared = engine.prepare_batch(calls, concurrency)
+        prepared, concurrency = engine.prepare_batch(
+            calls, concurrency=concurrency)
         n = len(prepared)
         results = [None] * n
         if n == 0:
@@ -227,22 +196,58 @@ class AsyncManagementClient:
     def __repr__(self):
         return "<Async" + repr(self._client)[1:]
 
-    @property
-    def host(self):
-        """The base URL calls go to (str)."""
-        return self._client.host
 
-    @property
-    def timeout(self):
-        """The total time limit of one call, in seconds (float)."""
-        return self._client.timeout
+def _async_doc(name):
+    return (f"Coroutine: ManagementClient.{name}, awaited.\n\n"
+            f"{getattr(ManagementClient, name).__doc__}")
 
-    @property
-    def closed(self):
-        """True once aclose() was called."""
-        return self._client.closed
 
-    @property
-    def token_fetches(self):
-        """How many management tokens this client has fetched (int)."""
-        return self._client.token_fetches
+def _api_method(name, op):
+    """The coroutine for ManagementClient method `name` (table row `op`):
+    the same signature, arguments checked by the same parser in C, and the
+    same results and exceptions."""
+    sync = getattr(ManagementClient, name)
+
+    async def method(self, /, *args, **kwargs):
+        engine, loop = self._engine_for_running_loop()
+        call = engine.prepare(op, *args, **kwargs)
+        future = loop.create_future()
+        call.start(future)
+        try:
+            return await future
+        except BaseException:
+            # Cancelled (or the task was stopped otherwise): the transfer
+            # leaves libcurl now. A call that ended has nothing to cancel.
+            call.cancel()
+            raise
+
+    method.__name__ = name
+    method.__qualname__ = f"AsyncManagementClient.{name}"
+    method.__module__ = AsyncManagementClient.__module__
+    method.__doc__ = _async_doc(name)
+    # help() and inspect show the real parameters, read from the C method's
+    # text signature.
+    method.__signature__ = inspect.signature(sync)
+    return method
+
+
+def _forwarded_property(name, getset):
+    return property(lambda self: getattr(self._client, name),
+                    doc=getset.__doc__)
+
+
+# What ManagementClient has, AsyncManagementClient has: the constructor's
+# signature, the read-only properties (host, timeout, closed, ...) and, as
+# coroutines, the API methods.
+_options = inspect.signature(ManagementClient)
+AsyncManagementClient.__init__.__signature__ = _options.replace(parameters=[
+    inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY),
+    *_options.parameters.values()])
+for _name, _attr in vars(ManagementClient).items():
+    if isinstance(_attr, types.GetSetDescriptorType):
+        setattr(AsyncManagementClient, _name,
+                _forwarded_property(_name, _attr))
+for _name, _op in _API_METHODS:
+    setattr(AsyncManagementClient, _name, _api_method(_name, _op))
+AsyncManagementClient.trigger_webhooks.__doc__ = _async_doc("trigger_webhooks")
+del _name, _attr, _op, _options

@@ -3,8 +3,10 @@
  * (evloop.c) for one ManagementClient's core client, and tells a driver
  * (the Python object that talks to the event loop) which sockets to watch
  * and when to wake it; _AsyncCall is one call's request, converted to C
- * before anything is sent, and the future its outcome goes to. Everything
- * here runs on the event loop's thread with the GIL held: no call blocks. */
+ * before anything is sent, and the future its outcome goes to. The
+ * arguments are parsed and the envelopes turned into results by the same
+ * table and functions as ManagementClient's (methods.c). Everything here
+ * runs on the event loop's thread with the GIL held: no call blocks. */
 #include "binding.h"
 
 typedef struct {
@@ -23,9 +25,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     EngineObject *engine;  /* strong */
-    PyObject *webhook_id;  /* str: req.webhook_id's bytes are its UTF-8 */
-    genauth_trigger_webhook_req req; /* trees owned */
-    genauth_evcall *evcall; /* while in flight */
+    genauth_request req;   /* req.params owned (cJSON_Delete) */
+    genauth_evcall *evcall; /* while in flight: the engine holds a reference */
     PyObject *future;      /* while in flight */
     int outcome;           /* a batch's call: failures become results */
     int started;
@@ -114,7 +115,7 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
         goto done;
     }
     if (status == GENAUTH_OK) {
-        value = genauth_envelope_outcome(st, engine->raise_for_status, resp);
+        value = genauth_envelope_result(st, resp, engine->raise_for_status);
         /* A single call raises what a batch returns. */
         is_exception = value && !PyDict_Check(value) && !call->outcome;
     } else {
@@ -158,10 +159,23 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self = (EngineObject *)type->tp_alloc(type, 0);
     if (!self)
         return NULL;
-    self->core = genauth_client_from_object(st, client,
-                                            &self->raise_for_status);
-    if (!self->core)
+    if (!PyObject_TypeCheck(client, st->client_type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_AsyncEngine: expected a ManagementClient");
         goto fail;
+    }
+    self->core = genauth_client_of(client, &self->raise_for_status);
+    if (!self->core) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ManagementClient.__init__ was not called");
+        goto fail;
+    }
+    if (genauth_client_is_closed(self->core)) {
+        PyErr_SetString(st->ClientClosedError,
+                        "the client is closed; make a new "
+                        "AsyncManagementClient");
+        goto fail;
+    }
     self->client = Py_NewRef(client);
     self->driver = Py_NewRef(driver);
     self->str_watch = PyUnicode_InternFromString("watch");
@@ -182,13 +196,30 @@ fail:
     return NULL;
 }
 
+typedef struct {
+    visitproc visit;
+    void *arg;
+} visit_ctx;
+
+static int
+visit_call(void *userdata, void *ctx_)
+{
+    visit_ctx *ctx = ctx_;
+    return ctx->visit((PyObject *)userdata, ctx->arg);
+}
+
+/* The calls in flight are visited too: the engine holds them (as the
+ * userdata of its core calls), and a task awaiting one holds, through its
+ * coroutine, the client and so the engine. Without this edge a client
+ * whose loop was closed with tasks pending could never be collected. */
 static int
 Engine_traverse(EngineObject *self, visitproc visit, void *arg)
 {
+    visit_ctx ctx = {visit, arg};
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->client);
     Py_VISIT(self->driver);
-    return 0;
+    return self->ev ? genauth_evloop_each(self->ev, visit_call, &ctx) : 0;
 }
 
 static int
@@ -257,92 +288,96 @@ Engine_timer_fired(EngineObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* A call object for `values` (webhook_id, request_headers, request_body),
- * converted; `index` as for genauth_trigger_webhook_args. */
+/* A call object of `op` that owns `params` (even on failure: NULL, with
+ * an exception set). */
 static CallObject *
-call_new(EngineObject *self, genauth_module_state *st,
-         PyObject *const values[3], Py_ssize_t index)
+call_new(EngineObject *self, genauth_module_state *st, genauth_op op,
+         cJSON *params)
 {
     CallObject *call = PyObject_GC_New(CallObject, st->async_call_type);
-    if (!call)
+    if (!call) {
+        cJSON_Delete(params);
         return NULL;
+    }
     call->engine = (EngineObject *)Py_NewRef(self);
-    call->webhook_id = NULL;
-    memset(&call->req, 0, sizeof(call->req));
+    call->req.op = op;
+    call->req.params = params;
     call->evcall = NULL;
     call->future = NULL;
     call->outcome = 0;
     call->started = 0;
     PyObject_GC_Track(call);
-    if (genauth_trigger_webhook_args(values, index, &call->req) < 0) {
-        Py_DECREF(call);
-        return NULL;
-    }
-    /* req.webhook_id points into this str's UTF-8. */
-    call->webhook_id = Py_NewRef(values[0]);
     return call;
 }
 
-/* prepare(webhook_id, request_headers, request_body) -> call */
+/* prepare(op, /, *args, **kwargs) -> call: the arguments of API method
+ * `op` (an index of _API_METHODS), parsed and converted by ManagementClient's
+ * own parser, before anything is sent. */
 static PyObject *
-Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
+Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargsf,
+               PyObject *kwnames)
 {
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    long op;
+
     if (!st)
         return NULL;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "prepare() takes 3 arguments");
+    if (nargs < 1 || !PyLong_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "prepare() takes the method's op first");
+        return NULL;
+    }
+    op = PyLong_AsLong(args[0]);
+    if (op < 0 || op >= GENAUTH_OP_COUNT) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "prepare(): unknown op");
         return NULL;
     }
     if (!engine_live(self, st))
         return NULL;
-    return (PyObject *)call_new(self, st, args, -1);
+    cJSON *params = genauth_method_params((genauth_op)op, 1, args + 1,
+                                          nargs - 1, kwnames);
+    if (!params)
+        return NULL;
+    return (PyObject *)call_new(self, st, (genauth_op)op, params);
 }
 
-/* prepare_batch(calls, concurrency) -> list of calls: trigger_webhooks'
- * arguments, every call checked and converted before any is sent. */
+/* prepare_batch(*args, **kwargs) -> (calls, concurrency): trigger_webhooks'
+ * arguments, parsed and converted by ManagementClient's own code, every
+ * call checked before any is sent. */
 static PyObject *
 Engine_prepare_batch(EngineObject *self, PyObject *const *args,
-                     Py_ssize_t nargs)
+                     Py_ssize_t nargsf, PyObject *kwnames)
 {
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
-    PyObject *seq = NULL, *list = NULL;
+    PyObject *list = NULL, *result = NULL;
+    cJSON **params = NULL;
+    Py_ssize_t n = 0, i = 0;
     long long concurrency;
 
-    if (!st)
+    if (!st || !engine_live(self, st) ||
+        genauth_batch_params(1, args, PyVectorcall_NARGS(nargsf), kwnames,
+                             &params, &n, &concurrency) < 0)
         return NULL;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "prepare_batch() takes 2 arguments");
-        return NULL;
-    }
-    if (genauth_concurrency_arg(args[1], &concurrency) < 0 ||
-        !engine_live(self, st) || !(seq = genauth_batch_calls(args[0])))
-        return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     list = PyList_New(n);
-    for (Py_ssize_t i = 0; list && i < n; i++) {
-        PyObject *values[3];
-        if (genauth_batch_call_values(PyTuple_GET_ITEM(seq, i), i, values) <
-            0) {
-            Py_CLEAR(list);
-            break;
-        }
-        /* Held while converting: it may run the caller's code, which could
-         * empty the dict. */
-        for (int j = 0; j < 3; j++)
-            Py_INCREF(values[j]);
-        CallObject *call = call_new(self, st, values, i);
-        for (int j = 0; j < 3; j++)
-            Py_DECREF(values[j]);
+    for (; list && i < n; i++) {
+        CallObject *call = call_new(self, st, GENAUTH_OP_TRIGGER_WEBHOOK,
+                                    params[i]);
         if (!call) {
             Py_CLEAR(list);
+            i++; /* params[i] is freed */
             break;
         }
         call->outcome = 1;
         PyList_SET_ITEM(list, i, (PyObject *)call);
     }
-    Py_DECREF(seq);
-    return list;
+    for (; i < n; i++)
+        cJSON_Delete(params[i]); /* not handed to a call */
+    PyMem_Free(params);
+    if (list)
+        result = Py_BuildValue("(NL)", list, concurrency);
+    return result;
 }
 
 PyDoc_STRVAR(Engine_close_doc, "close($self, /)\n--\n\n"
@@ -377,10 +412,10 @@ static PyMethodDef Engine_methods[] = {
     {"socket_action", (PyCFunction)(void (*)(void))Engine_socket_action,
      METH_FASTCALL, NULL},
     {"timer_fired", (PyCFunction)Engine_timer_fired, METH_NOARGS, NULL},
-    {"prepare", (PyCFunction)(void (*)(void))Engine_prepare, METH_FASTCALL,
-     NULL},
+    {"prepare", (PyCFunction)(void (*)(void))Engine_prepare,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
     {"prepare_batch", (PyCFunction)(void (*)(void))Engine_prepare_batch,
-     METH_FASTCALL, NULL},
+     METH_FASTCALL | METH_KEYWORDS, NULL},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, Engine_close_doc},
     {"detach", (PyCFunction)Engine_detach, METH_NOARGS,
      "Never touch the event loop again (it is closed or gone)."},
@@ -471,7 +506,10 @@ Call_traverse(CallObject *self, visitproc visit, void *arg)
 static int
 Call_clear(CallObject *self)
 {
-    /* Never in flight here: the engine holds a call while it is. */
+    /* A call in flight keeps what its end needs; the engine's own clear
+     * ends it (the engine is in the same garbage). */
+    if (self->evcall)
+        return 0;
     Py_CLEAR(self->future);
     Py_CLEAR(self->engine);
     return 0;
@@ -483,9 +521,7 @@ Call_dealloc(CallObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     Call_clear(self);
-    cJSON_Delete((cJSON *)self->req.request_headers);
-    cJSON_Delete((cJSON *)self->req.request_body);
-    Py_CLEAR(self->webhook_id);
+    cJSON_Delete((cJSON *)self->req.params);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -525,5 +561,8 @@ genauth_async_types_add(PyObject *module, genauth_module_state *st)
         module, &Call_spec, NULL);
     if (!st->async_call_type)
         return -1;
-    return 0;
+    PyObject *ops = genauth_api_method_ops();
+    int rc = ops ? PyModule_AddObjectRef(module, "_API_METHODS", ops) : -1;
+    Py_XDECREF(ops);
+    return rc;
 }

@@ -53,30 +53,38 @@ PyObject *genauth_raise_api_error(genauth_module_state *st,
 
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
-/* What async_client.c shares with ManagementClient (client_type.c): */
-/* The live core client of a ManagementClient `obj` (borrowed: `obj` owns
- * it), and its raise_for_status; NULL with an exception set. */
-genauth_client *genauth_client_from_object(genauth_module_state *st,
-                                           PyObject *obj,
-                                           int *raise_for_status);
-/* trigger_webhook's (webhook_id, request_headers, request_body) as `req`,
- * whose trees the caller frees with cJSON_Delete; webhook_id's bytes are
- * borrowed from values[0]. `index`: the call's place in a batch, or -1. */
-int genauth_trigger_webhook_args(PyObject *const values[3], Py_ssize_t index,
-                                 genauth_trigger_webhook_req *req);
-/* One call's outcome: the envelope dict, or an exception object (APIError
- * with raise_for_status, DecodeError). New reference, or NULL with an
- * exception set. */
-PyObject *genauth_envelope_outcome(genauth_module_state *st,
-                                   int raise_for_status,
-                                   const genauth_envelope *env);
-/* trigger_webhooks' `concurrency` (an int in 1..1024), its `calls` as a
- * tuple of our own (new reference), and calls[i]'s three values (borrowed
- * from the dict); -1 / NULL with TypeError/ValueError set. */
-int genauth_concurrency_arg(PyObject *value, long long *out);
-PyObject *genauth_batch_calls(PyObject *calls);
-int genauth_batch_call_values(PyObject *call, Py_ssize_t i,
-                              PyObject *values[3]);
+/* The core client of a ManagementClient (borrowed; NULL before __init__),
+ * and its raise_for_status option when `raise_for_status` is not NULL. */
+genauth_client *genauth_client_of(PyObject *self, int *raise_for_status);
+
+/* methods.c: ManagementClient's methods (the API methods, batches, close
+ * and the context manager). */
+extern PyMethodDef genauth_client_methods[];
+/* methods.c, for AsyncManagementClient (async_client.c): the same table,
+ * parser and envelope-to-result conversion as ManagementClient's methods.
+ *
+ * A call's parameter object for API method `op` from a vectorcall's
+ * arguments (qualname prefixed "Async" in TypeErrors when `async_client`).
+ * New object (cJSON_Delete), or NULL with an exception set. */
+cJSON *genauth_method_params(genauth_op op, int async_client,
+                             PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+/* trigger_webhooks' arguments: *concurrency, and in *params (PyMem_Free;
+ * cJSON_Delete each of the *count) each call's parameter object, every call
+ * checked before any is sent. 0, or -1 with an exception set. */
+int genauth_batch_params(int async_client, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames,
+                         cJSON ***params, Py_ssize_t *count,
+                         long long *concurrency);
+/* The one place an envelope becomes a result: the dict, or an exception
+ * object (APIError with raise_for_status and statusCode != 200,
+ * DecodeError). New reference, or NULL with an exception set. */
+PyObject *genauth_envelope_result(genauth_module_state *st,
+                                  const genauth_envelope *env,
+                                  int raise_for_status);
+/* The API methods as a tuple of (name, op) pairs, for _aio.py. New
+ * reference. */
+PyObject *genauth_api_method_ops(void);
 
 /* async_client.c */
 int genauth_async_types_add(PyObject *module, genauth_module_state *st);

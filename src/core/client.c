@@ -261,10 +261,13 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
     c->token_url = join(c->base_url, "/api/v3/get-management-token");
-    c->trigger_webhook_url = join(c->base_url, "/api/v3/trigger-webhook");
+    for (int op = 0; op < GENAUTH_OP_COUNT; op++) {
+        c->op_urls[op] = join(c->base_url, genauth_op_path((genauth_op)op));
+        nomem |= !c->op_urls[op];
+    }
     c->token_request_body = token_request_body(
         opts->access_key_id, opts->access_key_secret, &c->token_request_len);
-    if (nomem || !c->token_url || !c->trigger_webhook_url ||
+    if (nomem || !c->token_url ||
         !c->token_request_body)
         goto nomem;
 
@@ -322,7 +325,8 @@ genauth_client_free(genauth_client *c)
     free(c->tenant_id);
     free(c->ca_bundle);
     free(c->token_url);
-    free(c->trigger_webhook_url);
+    for (int op = 0; op < GENAUTH_OP_COUNT; op++)
+        free(c->op_urls[op]);
     free(c->token_request_body);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_mu[i]);

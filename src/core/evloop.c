@@ -4,6 +4,7 @@
  * the timer is due). The steps of a call are those of batch.c; the token is
  * fetched as one more transfer on the same multi handle, once for every
  * call that waits for it, so nothing here ever blocks. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@
 
 struct genauth_evcall {
     genauth_evloop *ev;
-    genauth_trigger_webhook_req req; /* borrowed from the caller */
+    genauth_request req;             /* borrowed from the caller */
     genauth_conn *conn;              /* while in the multi handle */
     double deadline;
     unsigned long generation;
@@ -41,6 +42,10 @@ struct genauth_evloop {
     int token_added;
     genauth_conn *idle;              /* handles kept for the next calls */
     size_t idle_count;
+    /* The one timer serves libcurl (curl_at: when it wants it, or -1) and
+     * the calls waiting for the token, each bounded by its own deadline. */
+    double curl_at;
+    double armed_at;                 /* what the hook is armed for, or -1 */
     int closed;
 };
 
@@ -68,12 +73,39 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
     return 0;
 }
 
+/* Arms the hook for the earlier of libcurl's timer and the first deadline
+ * of a call waiting for the token: a call retried after a 401 may join a
+ * fetch that a later call started, bounded by that call's later deadline. */
+static void
+arm_timer(genauth_evloop *ev)
+{
+    double at = ev->curl_at;
+    long ms = -1;
+
+    for (const genauth_evcall *w = ev->waiting; w; w = w->next) {
+        if (at < 0 || w->deadline < at)
+            at = w->deadline;
+    }
+    if (at >= 0) {
+        double left = ceil((at - genauth_now()) * 1000.0);
+        ms = left > 0 ? (long)left : 0;
+    }
+    ev->armed_at = at;
+    ev->hooks.timer(ev->hooks.userdata, ms);
+}
+
 static int
 on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     genauth_evloop *ev = userp;
-    ev->hooks.timer(ev->hooks.userdata, timeout_ms);
+    ev->curl_at = timeout_ms < 0 ? -1 : genauth_now() + timeout_ms / 1000.0;
+    if (ev->waiting) {
+        arm_timer(ev);
+    } else {
+        ev->armed_at = ev->curl_at;
+        ev->hooks.timer(ev->hooks.userdata, timeout_ms);
+    }
     return 0;
 }
 
@@ -234,10 +266,14 @@ token_start(genauth_evloop *ev, double deadline, genauth_error *err)
 
     if (!conn)
         return err->status;
+    genauth_call_plan plan = {
+        .is_get = 0,
+        .url = c->token_url,
+        .headers = c->token_headers,
+    };
     st = genauth_token_request_load(c, conn, err);
     if (st == GENAUTH_OK)
-        st = genauth_conn_setup(conn, c->token_url, c->token_headers,
-                                deadline, err);
+        st = genauth_conn_setup(conn, &plan, deadline, err);
     if (st == GENAUTH_OK) {
         curl_easy_setopt(conn->easy, CURLOPT_PRIVATE, NULL);
         if (add_transfer(ev, conn, &ev->token_added) != CURLM_OK)
@@ -269,6 +305,8 @@ submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
             return err->status;
         unlink_call(ev, call);
         queue_call(ev, call);
+        if (ev->armed_at < 0 || call->deadline < ev->armed_at)
+            arm_timer(ev);
         return GENAUTH_OK;
     }
     return launch(ev, call, err);
@@ -280,16 +318,16 @@ static genauth_status
 launch(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
 {
     genauth_client *c = ev->client;
-    const struct curl_slist *headers = NULL;
+    genauth_call_plan plan;
     genauth_status st;
 
     if (!call->conn && !(call->conn = conn_take(ev, err)))
         return err->status;
     st = genauth_call_prepare(c, call->conn, &call->req, call->deadline,
-                              &call->generation, &headers, err);
+                              &plan, err);
+    call->generation = plan.generation;
     if (st == GENAUTH_OK)
-        st = genauth_conn_setup(call->conn, c->trigger_webhook_url, headers,
-                                call->deadline, err);
+        st = genauth_conn_setup(call->conn, &plan, call->deadline, err);
     if (st != GENAUTH_OK)
         goto fail;
     curl_easy_setopt(call->conn->easy, CURLOPT_PRIVATE, call);
@@ -423,6 +461,7 @@ genauth_evloop_new(genauth_client *client, const genauth_evloop_hooks *hooks,
         goto nomem;
     ev->client = client;
     ev->hooks = *hooks;
+    ev->curl_at = ev->armed_at = -1;
 #define MSET(opt, val) \
     if (mc == CURLM_OK) \
     mc = curl_multi_setopt(ev->multi, opt, val)
@@ -507,30 +546,67 @@ genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
     drain(ev);
 }
 
+/* Ends the calls whose deadline passed while they waited for the token. */
+static void
+expire_waiting(genauth_evloop *ev)
+{
+    double now = genauth_now();
+    genauth_evcall *call = ev->waiting;
+    genauth_error err;
+
+    genauth_error_init(&err);
+    while (call) {
+        genauth_evcall *next = call->next;
+        if (call->deadline <= now) {
+            genauth_error_set(&err, GENAUTH_E_TIMEOUT,
+                              "the call timed out waiting for a management "
+                              "token");
+            end_call(ev, call, GENAUTH_E_TIMEOUT, NULL, &err);
+        }
+        call = next;
+    }
+    genauth_error_clear(&err);
+}
+
 void
 genauth_evloop_timer_fired(genauth_evloop *ev)
 {
     int running = 0;
     if (ev->closed)
         return;
+    /* The hook's timer is spent: libcurl's, if it was due, is too. */
+    int for_waiting = ev->armed_at != ev->curl_at;
+    ev->armed_at = -1;
+    if (ev->curl_at >= 0 && ev->curl_at <= genauth_now())
+        ev->curl_at = -1;
+    if (ev->waiting)
+        expire_waiting(ev);
+    /* (Early for libcurl when the timer was a waiting call's: harmless.) */
     curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain(ev);
+    /* After a timeout action libcurl has told its timer again, if it has
+     * one; the waiting calls' deadlines need the hook too. */
+    if (!ev->closed && ev->armed_at < 0 && (for_waiting || ev->waiting))
+        arm_timer(ev);
 }
 
 genauth_status
-genauth_evloop_start(genauth_evloop *ev, const genauth_trigger_webhook_req *req,
+genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
                      genauth_evcall_done_fn done, void *userdata,
                      genauth_evcall **out, genauth_error *err)
 {
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
     genauth_evcall *call = NULL;
 
     *out = NULL;
     if (ev->closed || genauth_client_is_closed(ev->client))
         return genauth_error_set(err, GENAUTH_E_CLOSED,
                                  "the client is closed");
-    if (!req->webhook_id || req->webhook_id_len == 0)
-        return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "webhook_id: must be a non-empty string");
+    /* Now, not when the token has come: bad input sends nothing. */
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    if (genauth_endpoint_check(ep, req->params, err) != GENAUTH_OK)
+        return err->status;
     call = calloc(1, sizeof(*call));
     if (!call)
         return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
@@ -562,4 +638,16 @@ size_t
 genauth_evloop_calls(const genauth_evloop *ev)
 {
     return ev->count;
+}
+
+int
+genauth_evloop_each(const genauth_evloop *ev,
+                    int (*fn)(void *userdata, void *arg), void *arg)
+{
+    int rc = 0;
+    for (const genauth_evcall *c = ev->calls; !rc && c; c = c->next)
+        rc = fn(c->userdata, arg);
+    for (const genauth_evcall *c = ev->waiting; !rc && c; c = c->next)
+        rc = fn(c->userdata, arg);
+    return rc;
 }

@@ -1,8 +1,9 @@
 /* The event-driven engine (evloop.c) against a small HTTP server on
  * loopback, driven by a poll() loop through its hooks the way an event loop
  * would: many calls at once, one token fetch for all of them, a retry after
- * a 401, a cancelled call whose connection is closed, nothing left watched
- * and no timer armed once idle. */
+ * a 401, a GET endpoint, bad input refused before a token fetch, a call
+ * waiting for a token bounded by its own deadline, a cancelled call whose
+ * connection is closed, nothing left watched and no timer armed once idle. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,6 +22,9 @@
 
 static pthread_mutex_t server_mu = PTHREAD_MUTEX_INITIALIZER;
 static int token_requests, calls_served, conns_closed, refuse_next;
+static int gets_served;
+/* How long the server sleeps before a token answer, and before a refusal. */
+static int token_delay_ms, refuse_delay_ms;
 
 static void *
 serve_conn(void *arg)
@@ -48,22 +52,28 @@ serve_conn(void *arg)
         }
         const char *answer;
         int slow = memmem(buf + head, body_len, "slow", 4) != NULL;
+        int delay_ms = 0;
         pthread_mutex_lock(&server_mu);
         if (strncmp(buf, "POST /api/v3/get-management-token", 33) == 0) {
             token_requests++;
+            delay_ms = token_delay_ms;
             answer = "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
                      "\",\"expires_in\":7200}}";
         } else if (refuse_next > 0) {
             refuse_next--;
+            delay_ms = refuse_delay_ms;
             answer = "{\"statusCode\":401,\"message\":\"token expired\"}";
         } else {
             calls_served++;
+            gets_served += strncmp(buf, "GET ", 4) == 0;
             answer = "{\"statusCode\":200,\"message\":\"ok\",\"data\":"
                      "{\"response\":{\"n\":1}}}";
         }
         pthread_mutex_unlock(&server_mu);
         if (slow)
             usleep(300 * 1000);
+        if (delay_ms)
+            usleep((useconds_t)delay_ms * 1000);
         char out[1024];
         int len = snprintf(out, sizeof(out),
                            "HTTP/1.1 200 OK\r\nContent-Type: application/json"
@@ -121,7 +131,6 @@ static struct {
     int fd, events;
 } watched[MAX_FDS];
 static int nwatched;
-static long timer_ms = -1; /* as last armed */
 static double timer_due = -1;
 
 static void
@@ -147,23 +156,39 @@ static void
 hook_timer(void *userdata, long ms)
 {
     (void)userdata;
-    timer_ms = ms;
     timer_due = ms < 0 ? -1 : genauth_now() + ms / 1000.0;
 }
 
 typedef struct {
-    int ended, ok, statuses[GENAUTH_E_CLOSED + 1];
+    int ended, ok, statuses[GENAUTH_E_CRYPTO + 1];
     long last_status_code;
+    int order; /* when the last call of this tally ended, counted from 1 */
+    char message[GENAUTH_ERRMSG_SIZE];
 } tally;
+
+static int ends_so_far;
+
+/* A trigger-webhook request for `id`; the caller frees .params. */
+static genauth_request
+trigger(const char *id)
+{
+    genauth_request req = {GENAUTH_OP_TRIGGER_WEBHOOK, cJSON_CreateObject()};
+    CHECK(req.params != NULL);
+    CHECK(cJSON_AddStringToObject((cJSON *)req.params, "webhookId", id) !=
+          NULL);
+    return req;
+}
 
 static void
 on_done(void *userdata, genauth_status st, const genauth_envelope *resp,
         const genauth_error *err)
 {
     tally *t = userdata;
-    (void)err;
     t->ended++;
+    t->order = ++ends_so_far;
     t->statuses[st]++;
+    if (st != GENAUTH_OK)
+        snprintf(t->message, sizeof(t->message), "%s", err->message);
     if (st == GENAUTH_OK) {
         t->last_status_code = resp->status_code;
         if (resp->has_status_code && resp->status_code == 200 && resp->response)
@@ -171,11 +196,11 @@ on_done(void *userdata, genauth_status st, const genauth_envelope *resp,
     }
 }
 
-/* Runs the loop until `want` calls of `t` ended (or 10 s passed). */
+/* Runs the loop until `want` calls of `t` ended, or until the monotonic
+ * time `give_up`. */
 static void
-run_until(genauth_evloop *ev, tally *t, int want)
+run_loop(genauth_evloop *ev, tally *t, int want, double give_up)
 {
-    double give_up = genauth_now() + 10;
     while (t->ended < want && genauth_now() < give_up) {
         struct pollfd p[MAX_FDS];
         int n = nwatched;
@@ -194,6 +219,9 @@ run_until(genauth_evloop *ev, tally *t, int want)
             double left = (timer_due - genauth_now()) * 1000;
             wait_ms = left < 0 ? 0 : (int)left + 1;
         }
+        double until_end = (give_up - genauth_now()) * 1000;
+        if (until_end < wait_ms)
+            wait_ms = until_end < 0 ? 0 : (int)until_end + 1;
         int r = poll(p, (nfds_t)n, wait_ms);
         if (r > 0) {
             for (int i = 0; i < n; i++) {
@@ -212,10 +240,23 @@ run_until(genauth_evloop *ev, tally *t, int want)
     }
 }
 
+/* Until `want` calls of `t` ended (or 10 s passed). */
+static void
+run_until(genauth_evloop *ev, tally *t, int want)
+{
+    run_loop(ev, t, want, genauth_now() + 10);
+}
+
+static void
+run_until_time(genauth_evloop *ev, tally *t, double until)
+{
+    run_loop(ev, t, 1, until);
+}
+
 static void
 test_many_calls_one_token(genauth_client *c, genauth_evloop *ev)
 {
-    genauth_trigger_webhook_req req = {"hook-1", 6, NULL, NULL};
+    genauth_request req = trigger("hook-1");
     genauth_evcall *calls[40];
     genauth_error err;
     tally t = {0};
@@ -232,15 +273,17 @@ test_many_calls_one_token(genauth_client *c, genauth_evloop *ev)
     CHECK(token_requests == 1);
     CHECK(genauth_client_token_fetches(c) == 1);
     CHECK(genauth_evloop_calls(ev) == 0);
-    /* Idle: no socket watched, no timer armed. */
+    /* Idle: no socket watched, no timer pending (cancelled, or fired: the
+     * hook's timer is one-shot, and libcurl does not cancel a spent one). */
     CHECK(nwatched == 0);
-    CHECK(timer_ms == -1);
+    CHECK(timer_due < 0);
+    cJSON_Delete((cJSON *)req.params);
 }
 
 static void
 test_retry_after_401(genauth_client *c, genauth_evloop *ev)
 {
-    genauth_trigger_webhook_req req = {"hook-2", 6, NULL, NULL};
+    genauth_request req = trigger("hook-2");
     genauth_evcall *call;
     genauth_error err;
     tally t = {0};
@@ -255,13 +298,124 @@ test_retry_after_401(genauth_client *c, genauth_evloop *ev)
     CHECK(t.ok == 1);
     CHECK(token_requests == 2); /* the refused token was replaced once */
     CHECK(genauth_client_token_fetches(c) == 2);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+static void
+test_get_endpoint(genauth_evloop *ev)
+{
+    cJSON *params = cJSON_CreateObject();
+    genauth_request req = {GENAUTH_OP_LIST_WEBHOOKS, params};
+    genauth_evcall *call;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    CHECK(params && cJSON_AddNumberToObject(params, "page", 2));
+    int gets_before = gets_served;
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t, 1);
+    CHECK(t.statuses[GENAUTH_OK] == 1);
+    CHECK(gets_served == gets_before + 1);
+    cJSON_Delete(params);
+}
+
+/* Bad input is refused when the call starts, before a token is fetched. */
+static void
+test_bad_input_sends_nothing(genauth_client *c, genauth_evloop *ev)
+{
+    genauth_request req = trigger("hook-4");
+    genauth_evcall *call = NULL;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    genauth_token_invalidate(c, c->tokens.generation);
+    CHECK(cJSON_AddNumberToObject((cJSON *)req.params, "bogus", 1) != NULL);
+    int tokens_before = token_requests;
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(strstr(err.message, "bogus") != NULL);
+    CHECK(call == NULL);
+    cJSON_DeleteItemFromObject((cJSON *)req.params, "webhookId");
+    cJSON_DeleteItemFromObject((cJSON *)req.params, "bogus");
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(strstr(err.message, "webhookId") != NULL);
+    genauth_request unknown = {GENAUTH_OP_COUNT, NULL};
+    CHECK(genauth_evloop_start(ev, &unknown, on_done, &t, &call, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(genauth_evloop_calls(ev) == 0);
+    CHECK(token_requests == tokens_before);
+    CHECK(t.ended == 0);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+/* A call retried after a 401 joins a token fetch that a later call started
+ * (bounded by that call's later deadline): it still ends by its own. */
+static void
+test_waiting_call_keeps_its_deadline(genauth_client *c)
+{
+    genauth_request req = trigger("hook-5");
+    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
+    genauth_client_options opts;
+    genauth_client *short_c = NULL;
+    genauth_evloop *ev = NULL;
+    genauth_evcall *early, *late;
+    genauth_error err;
+    tally te = {0}, tl = {0};
+
+    genauth_error_init(&err);
+    genauth_client_options_init(&opts);
+    opts.access_key_id = "ak";
+    opts.access_key_secret = "sk";
+    opts.host = genauth_client_base_url(c);
+    opts.timeout = 2;
+    CHECK(genauth_client_new(&opts, &short_c, &err) == GENAUTH_OK);
+    CHECK(genauth_evloop_new(short_c, &hooks, &ev, &err) == GENAUTH_OK);
+    if (!ev)
+        return;
+    /* A token first, so that the early call goes out at once. */
+    tally warm = {0};
+    CHECK(genauth_evloop_start(ev, &req, on_done, &warm, &early, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &warm, 1);
+    CHECK(warm.ok == 1);
+
+    pthread_mutex_lock(&server_mu);
+    refuse_next = 1;
+    refuse_delay_ms = 1000; /* the early call's 401 comes at +1 s */
+    token_delay_ms = 4000;  /* the fetch outlives every deadline here */
+    pthread_mutex_unlock(&server_mu);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &te, &early, &err) ==
+          GENAUTH_OK);
+    tally none = {0};
+    run_until_time(ev, &none, genauth_now() + 0.5);
+    /* At +0.5 s the token is gone: the late call starts the fetch, bounded
+     * by its deadline (+2.5 s); the early call joins it at +1 s. */
+    genauth_token_invalidate(short_c, short_c->tokens.generation);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &tl, &late, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &te, 1);
+    run_until(ev, &tl, 1);
+    CHECK(te.statuses[GENAUTH_E_TIMEOUT] == 1);
+    CHECK(strstr(te.message, "waiting for a management token") != NULL);
+    CHECK(tl.statuses[GENAUTH_E_TIMEOUT] == 1);
+    CHECK(te.order < tl.order);
+    pthread_mutex_lock(&server_mu);
+    refuse_delay_ms = token_delay_ms = 0;
+    pthread_mutex_unlock(&server_mu);
+    genauth_evloop_free(ev);
+    genauth_client_free(short_c);
+    cJSON_Delete((cJSON *)req.params);
 }
 
 static void
 test_cancel_mid_flight(genauth_evloop *ev)
 {
-    genauth_trigger_webhook_req slow = {"slow", 4, NULL, NULL};
-    genauth_trigger_webhook_req fast = {"hook-3", 6, NULL, NULL};
+    genauth_request slow = trigger("slow");
+    genauth_request fast = trigger("hook-3");
     genauth_evcall *victim, *other;
     genauth_error err;
     tally t = {0}, never = {0};
@@ -299,12 +453,14 @@ test_cancel_mid_flight(genauth_evloop *ev)
     run_until(ev, &t, 1);
     CHECK(t.ok == 1);
     CHECK(never.ended == 0);
+    cJSON_Delete((cJSON *)slow.params);
+    cJSON_Delete((cJSON *)fast.params);
 }
 
 static void
 test_close_ends_calls(genauth_client *c)
 {
-    genauth_trigger_webhook_req req = {"slow", 4, NULL, NULL};
+    genauth_request req = trigger("slow");
     genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
     genauth_evloop *ev = NULL;
     genauth_evcall *call;
@@ -322,6 +478,7 @@ test_close_ends_calls(genauth_client *c)
           GENAUTH_E_CLOSED);
     genauth_evloop_free(ev);
     CHECK(nwatched == 0);
+    cJSON_Delete((cJSON *)req.params);
 }
 
 int
@@ -351,8 +508,11 @@ main(void)
     if (c && ev) {
         test_many_calls_one_token(c, ev);
         test_retry_after_401(c, ev);
+        test_get_endpoint(ev);
+        test_bad_input_sends_nothing(c, ev);
         test_cancel_mid_flight(ev);
         test_close_ends_calls(c);
+        test_waiting_call_keeps_its_deadline(c);
     }
     genauth_evloop_free(ev);
     genauth_client_free(c);

@@ -19,8 +19,19 @@ async def main() -> None:
                 print(r)
             else:
                 print(r["statusCode"], env["statusCode"])
+        created = await client.create_webhook(
+            "application/json", ["user:created"], "https://x/h", "n", True,
+            retry_config={"enabled": True, "count": 3})
+        hook_id: str = created["data"]["webhookId"]
+        await client.update_webhook(hook_id, name="m", events=("login",))
+        page: dict[str, Any] = await client.list_webhooks(page=1, limit=10)
+        print(page, await client.get_webhook(hook_id))
+        await client.get_webhook_logs(hook_id, 1)
+        await client.get_webhook_event_list()
+        await client.delete_webhook([hook_id])
         fetches: int = client.token_fetches
-        print(fetches)
+        lang: str | None = client.lang
+        print(fetches, lang, client.access_key_id)
     await client.aclose()
 
 
