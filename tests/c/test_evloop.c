@@ -41,7 +41,11 @@ serve_conn(void *arg)
             have += (size_t)n;
         }
         size_t head = (size_t)(end - buf) + 4, body_len = 0;
+        /* Searched within the head only (buf is not NUL-terminated). */
+        char saved = buf[head - 1];
+        buf[head - 1] = '\0';
         char *cl = strcasestr(buf, "Content-Length:");
+        buf[head - 1] = saved;
         if (cl && cl < end)
             body_len = strtoul(cl + 15, NULL, 10);
         while (have < head + body_len) {
