@@ -25,7 +25,6 @@ from genauth_c._core import (
     MAX_DEPTH,
     DEFAULT_MAX_RESPONSE_BYTES,
 )
-from genauth_c._aio import AsyncManagementClient
 
 __all__ = [
     "APIError",
@@ -42,3 +41,13 @@ __all__ = [
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
 ]
+
+
+def __getattr__(name):
+    # AsyncManagementClient imports asyncio (about 20 ms): only when asked.
+    if name == "AsyncManagementClient":
+        from genauth_c._aio import AsyncManagementClient
+
+        globals()[name] = AsyncManagementClient
+        return AsyncManagementClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
