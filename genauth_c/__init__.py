@@ -40,14 +40,29 @@ __all__ = [
     "curl_version",
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
+    "ContentType",
+    "RetryConfig",
+    "WebhookDto",
+    "WebhookLogDto",
 ]
+
+# Names served from other modules on first use (PEP 562), so that importing
+# genauth_c stays cheap: genauth_c._types imports typing.
+_LAZY = {name: "genauth_c._types" for name in (
+    "TriggerWebhookCall", "ContentType", "RetryConfig", "WebhookDto", "WebhookLogDto")}
+_LAZY["AsyncManagementClient"] = "genauth_c._aio"  # it imports asyncio
 
 
 def __getattr__(name):
-    # AsyncManagementClient imports asyncio (about 20 ms): only when asked.
-    if name == "AsyncManagementClient":
-        from genauth_c._aio import AsyncManagementClient
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genauth_c' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        globals()[name] = AsyncManagementClient
-        return AsyncManagementClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,6 +1,8 @@
 """The README's examples run as they are."""
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -21,3 +23,23 @@ def test_readme_example_runs(code):
 
 def test_readme_has_examples():
     assert len(examples()) >= 4
+
+
+def test_readme_examples_type_check(tmp_path):
+    """Every Python block of the README, the first included, passes mypy --strict
+    against the installed package's stubs."""
+    pytest.importorskip("mypy")
+    text = open(README, encoding="utf-8").read()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    files = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme_example_{i}.py"
+        path.write_text(block, encoding="utf-8")
+        files.append(str(path))
+    # From tmp_path, so that genauth_c is the installed package with its .pyi.
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+         "--cache-dir", os.devnull, *files],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"no issues found in {len(blocks)} source files" in r.stdout, r.stdout

@@ -318,9 +318,13 @@ def test_https_proxy_tunnels_and_sees_no_secret(tls_fake, proxy):
     the host and port only. (This proxy refuses the tunnel.)"""
     got = run_child(tls_fake.server.url, {"https_proxy": proxy.url})
     assert got["error"] == "TransportError"
-    assert [r.method for r in proxy.requests] == ["CONNECT"]
-    assert proxy.requests[0].path == f"127.0.0.1:{tls_fake.server.port}"
-    assert SK.encode() not in proxy.requests[0].raw
+    # A refused tunnel sent nothing to the server: tried again (max_retries
+    # 2, within the timeout), each time a CONNECT only.
+    assert 1 <= len(proxy.requests) <= 3
+    for r in proxy.requests:
+        assert r.method == "CONNECT"
+        assert r.path == f"127.0.0.1:{tls_fake.server.port}"
+        assert SK.encode() not in r.raw
     assert tls_fake.server.requests == []
 
 

@@ -336,8 +336,9 @@ Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargsf,
     }
     if (!engine_live(self, st))
         return NULL;
-    cJSON *params = genauth_method_params((genauth_op)op, 1, args + 1,
-                                          nargs - 1, kwnames);
+    cJSON *params = genauth_method_params(
+        (genauth_op)op, 1, genauth_client_signs_payloads(self->client),
+        args + 1, nargs - 1, kwnames);
     if (!params)
         return NULL;
     return (PyObject *)call_new(self, st, (genauth_op)op, params);
@@ -357,7 +358,8 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
     long long concurrency;
 
     if (!st || !engine_live(self, st) ||
-        genauth_batch_params(1, args, PyVectorcall_NARGS(nargsf), kwnames,
+        genauth_batch_params(1, genauth_client_signs_payloads(self->client),
+                             args, PyVectorcall_NARGS(nargsf), kwnames,
                              &params, &n, &concurrency) < 0)
         return NULL;
     list = PyList_New(n);

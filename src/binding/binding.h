@@ -24,6 +24,10 @@ typedef struct {
     PyObject *str_apiCode;
     PyObject *str_message;
     PyObject *str_requestId;
+    /* The thread Python runs signal handlers in (threading.main_thread()),
+     * and the process that was true in (refreshed after fork). */
+    unsigned long main_thread_ident;
+    long main_thread_pid;
 } genauth_module_state;
 
 extern PyModuleDef genauth_module_def;
@@ -51,11 +55,40 @@ PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
 PyObject *genauth_raise_api_error(genauth_module_state *st,
                                   PyObject *envelope, long http_status);
 
+/* signals.c: a core call waiting with the GIL released. Use
+ * GENAUTH_BEGIN_WAIT(st) ... GENAUTH_END_WAIT instead of
+ * Py_BEGIN_ALLOW_THREADS ... Py_END_ALLOW_THREADS around a core call that
+ * may wait on the network: Ctrl-C then interrupts it on the main thread,
+ * and other threads wait without ever taking the GIL. */
+typedef struct genauth_wait {
+    PyThreadState *tstate;      /* saved when the GIL was released */
+    struct genauth_wait *outer; /* the wait a signal handler's call is in */
+} genauth_wait;
+
+/* Records the main thread in `st` (at module exec). -1 with an exception. */
+int genauth_main_thread_init(genauth_module_state *st);
+void genauth_wait_begin(genauth_module_state *st, genauth_wait *w);
+void genauth_wait_end(genauth_wait *w);
+/* The core's interrupt callback (genauth_client_set_interrupt, userdata
+ * unused): runs pending signal handlers when the waiting call may. */
+int genauth_check_signals(void *userdata);
+
+#define GENAUTH_BEGIN_WAIT(st)                                               \
+    {                                                                        \
+        genauth_wait genauth_wait_;                                          \
+        genauth_wait_begin((st), &genauth_wait_);
+#define GENAUTH_END_WAIT                                                     \
+        genauth_wait_end(&genauth_wait_);                                    \
+    }
+
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
 /* The core client of a ManagementClient (borrowed; NULL before __init__),
  * and its raise_for_status option when `raise_for_status` is not NULL. */
 genauth_client *genauth_client_of(PyObject *self, int *raise_for_status);
+/* Whether the client signs its requests (auth='signature'): its payloads
+ * must then hold only JavaScript-safe integers. */
+int genauth_client_signs_payloads(PyObject *self);
 
 /* methods.c: ManagementClient's methods (the API methods, batches, close
  * and the context manager). */
@@ -64,15 +97,16 @@ extern PyMethodDef genauth_client_methods[];
  * parser and envelope-to-result conversion as ManagementClient's methods.
  *
  * A call's parameter object for API method `op` from a vectorcall's
- * arguments (qualname prefixed "Async" in TypeErrors when `async_client`).
- * New object (cJSON_Delete), or NULL with an exception set. */
-cJSON *genauth_method_params(genauth_op op, int async_client,
+ * arguments (qualname prefixed "Async" in TypeErrors when `async_client`;
+ * `sign`: genauth_client_signs_payloads of the client). New object
+ * (cJSON_Delete), or NULL with an exception set. */
+cJSON *genauth_method_params(genauth_op op, int async_client, int sign,
                              PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames);
 /* trigger_webhooks' arguments: *concurrency, and in *params (PyMem_Free;
  * cJSON_Delete each of the *count) each call's parameter object, every call
  * checked before any is sent. 0, or -1 with an exception set. */
-int genauth_batch_params(int async_client, PyObject *const *args,
+int genauth_batch_params(int async_client, int sign, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kwnames,
                          cJSON ***params, Py_ssize_t *count,
                          long long *concurrency);

@@ -192,8 +192,8 @@ name_batch_error(Py_ssize_t index, const char *name)
     text = value ? PyObject_Str(value) : NULL;
     Py_ssize_t skip = (Py_ssize_t)strlen(name);
     PyObject *prefix = text ? PyUnicode_FromString(name) : NULL;
-    /* Only our own messages start with the argument's name; an error raised
-     * by the caller's objects is passed on untouched. */
+    /* Called only for kinds that run no caller code, so the exception is
+     * ours; the prefix check is a second guard. */
     if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
         rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
     Py_XDECREF(prefix);
@@ -212,11 +212,12 @@ name_batch_error(Py_ssize_t index, const char *name)
 
 /* The parameter object of a call: each given, non-None argument under its
  * JSON name. `index` is the call's place in a batch (errors then name
- * calls[index]), or -1. New object (cJSON_Delete), or NULL with an
- * exception set. */
+ * calls[index]), or -1. `sign`: the client signs its requests (Mappings
+ * may then hold only JavaScript-safe integers). New object (cJSON_Delete),
+ * or NULL with an exception set. */
 static cJSON *
 build_params(const genauth_signature_spec *sig, PyObject *const *values,
-             Py_ssize_t index)
+             Py_ssize_t index, int sign)
 {
     cJSON *params = cJSON_CreateObject();
     if (!params)
@@ -229,10 +230,15 @@ build_params(const genauth_signature_spec *sig, PyObject *const *values,
             /* The official SDK sends None on; the server refuses it. We
              * refuse it before sending. */
         }
-        cJSON *node = genauth_arg_to_json(values[i], p->kind, p->name);
+        genauth_conv_options opts = {p->name, index, sign};
+        cJSON *node = genauth_arg_to_json(values[i], p->kind, &opts);
         if (!node) {
-            if (index >= 0 && (PyErr_ExceptionMatches(PyExc_TypeError) ||
-                               PyErr_ExceptionMatches(PyExc_ValueError)))
+            /* A Mapping's errors name calls[index] already, and may be the
+             * caller's own exception, which must come out unchanged; the
+             * other kinds run no caller code: their errors are ours. */
+            if (index >= 0 && p->kind != GENAUTH_ARG_MAPPING &&
+                (PyErr_ExceptionMatches(PyExc_TypeError) ||
+                 PyErr_ExceptionMatches(PyExc_ValueError)))
                 name_batch_error(index, p->name);
             cJSON_Delete(params);
             return NULL;
@@ -267,7 +273,8 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     genauth_client *client = live_client(self, st, &raise_for_status);
     if (!client)
         return NULL;
-    cJSON *params = build_params(&m->sig, values, -1);
+    cJSON *params =
+        build_params(&m->sig, values, -1, genauth_client_signs_payloads(self));
     if (!params)
         return NULL;
     genauth_request req = {op, params};
@@ -276,10 +283,10 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     genauth_error_init(&err);
     /* params is a C copy of the arguments: nothing below touches a Python
      * object until the GIL is back. */
-    Py_BEGIN_ALLOW_THREADS
+    GENAUTH_BEGIN_WAIT(st)
     status = genauth_client_call(client, &req, &env, &err);
     cJSON_Delete(params);
-    Py_END_ALLOW_THREADS
+    GENAUTH_END_WAIT
 
     if (status != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -297,8 +304,9 @@ done:
 }
 
 cJSON *
-genauth_method_params(genauth_op op, int async_client, PyObject *const *args,
-                      Py_ssize_t nargs, PyObject *kwnames)
+genauth_method_params(genauth_op op, int async_client, int sign,
+                      PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames)
 {
     const api_method *m = &api_methods[op];
     PyObject *values[MAX_PARAMS];
@@ -306,7 +314,7 @@ genauth_method_params(genauth_op op, int async_client, PyObject *const *args,
     if (genauth_parse_args(async_client ? &m->async_sig : &m->sig, args,
                            nargs, kwnames, values) < 0)
         return NULL;
-    return build_params(&m->sig, values, -1);
+    return build_params(&m->sig, values, -1, sign);
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -380,7 +388,7 @@ batch_call_values(PyObject *call, Py_ssize_t index,
 }
 
 int
-genauth_batch_params(int async_client, PyObject *const *args,
+genauth_batch_params(int async_client, int sign, PyObject *const *args,
                      Py_ssize_t nargs, PyObject *kwnames, cJSON ***params_out,
                      Py_ssize_t *count, long long *concurrency)
 {
@@ -430,7 +438,7 @@ genauth_batch_params(int async_client, PyObject *const *args,
     for (Py_ssize_t i = 0; i < n; i++) {
         if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig, held) < 0)
             goto done;
-        params[i] = build_params(sig, held, i);
+        params[i] = build_params(sig, held, i, sign);
         for (Py_ssize_t j = 0; j < width; j++)
             Py_CLEAR(held[j]);
         if (!params[i])
@@ -478,7 +486,8 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
     genauth_status status;
 
     genauth_error_init(&err);
-    if (!st || genauth_batch_params(0, args, nargs, kwnames, &params, &n,
+    if (!st || genauth_batch_params(0, genauth_client_signs_payloads(self),
+                                    args, nargs, kwnames, &params, &n,
                                     &concurrency) < 0)
         return NULL;
     genauth_client *client = live_client(self, st, &raise_for_status);
@@ -494,10 +503,10 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         items[i].req.params = params[i];
     }
 
-    Py_BEGIN_ALLOW_THREADS
+    GENAUTH_BEGIN_WAIT(st)
     status = genauth_client_batch(client, items, (size_t)n,
                                   (size_t)concurrency, &err);
-    Py_END_ALLOW_THREADS
+    GENAUTH_END_WAIT
 
     if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
         status == GENAUTH_E_NOMEM) {

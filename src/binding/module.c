@@ -22,6 +22,8 @@ core_exec(PyObject *module)
     if (!st->str_statusCode || !st->str_apiCode || !st->str_message ||
         !st->str_requestId)
         return -1;
+    if (genauth_main_thread_init(st) < 0)
+        return -1;
     if (genauth_errors_init(module, st) < 0)
         return -1;
     if (genauth_client_type_add(module, st) < 0)

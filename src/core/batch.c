@@ -13,6 +13,8 @@ typedef struct {
     double deadline;
     unsigned long generation;
     int attempt;
+    int retries;       /* retry.c's */
+    double not_before; /* a retry waits until then */
 } slot;
 
 /* Starts (or restarts, for a retry) `s`'s call on `multi`. On failure the
@@ -50,18 +52,43 @@ failed:
 }
 
 /* A transfer ended: parse, maybe retry; returns 1 while it is in flight
- * again, 0 once the item is finished. */
+ * again, 0 once the item is finished, -1 when it could not get a socket
+ * (EMFILE) and was sent nothing: it is to start again once another call
+ * has freed one (only when `can_wait`: other calls are in flight), or a
+ * retry (retry.c) waits for its time. */
 static int
-finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result)
+finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
+            int can_wait)
 {
     genauth_batch_item *it = s->item;
     long http_status = 0;
     genauth_status st;
 
     curl_multi_remove_handle(multi, s->conn->easy);
+    if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
+        s->not_before = 0;
+        genauth_client_release(c, s->conn);
+        s->conn = NULL;
+        return -1;
+    }
     st = genauth_conn_finish(s->conn, result, &http_status, &it->err);
     if (st == GENAUTH_OK)
         st = genauth_call_read(c, s->conn, http_status, &it->resp, &it->err);
+    /* retry.c: sent nothing, or throttled: back to the waiting calls,
+     * to start again (signed anew) once its wait is over. */
+    double until = 0;
+    genauth_retry_kind kind = genauth_retry_classify(
+        s->conn, st, &it->err, http_status, st == GENAUTH_OK ? &it->resp : NULL);
+    if (genauth_retry_plan(c, s->conn, kind, s->retries, s->deadline,
+                           &until)) {
+        genauth_envelope_clear(&it->resp);
+        genauth_error_clear(&it->err);
+        s->retries++;
+        s->not_before = until;
+        genauth_client_release(c, s->conn);
+        s->conn = NULL;
+        return -1;
+    }
     if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
         genauth_call_should_retry(c, s->attempt, http_status,
                                   st == GENAUTH_OK ? &it->resp : NULL)) {
@@ -87,8 +114,12 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
 {
     CURLM *multi = NULL;
     slot *slots = NULL;
+    /* Calls that found no free file descriptor, to start again. */
+    slot **waiting = NULL;
+    size_t n_waiting = 0;
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
+    size_t limit; /* in flight at most: concurrency, less when out of fds */
     int running = 0, holds_client_multi = 0;
 
     for (size_t i = 0; i < count; i++) {
@@ -117,29 +148,52 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
         multi = curl_multi_init();
     }
     slots = calloc(count, sizeof(*slots));
-    if (!multi || !slots) {
+    waiting = calloc(count, sizeof(*waiting));
+    if (!multi || !slots || !waiting) {
         st = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
         goto done;
     }
+    limit = concurrency;
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
-    /* libcurl trims a multi handle's idle connections to 4 x the transfers
-     * it holds, which falls to 4 as the batch drains: keep them all for the
-     * next batch. */
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
-                      (long)GENAUTH_MAX_CONNECTIONS);
+    /* While calls remain to start, a finished call's connection waits for
+     * the next one; once the last has started, the cache shrinks to
+     * GENAUTH_IDLE_CONNECTIONS as calls end (see internal.h). */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)concurrency);
 
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {
-        while (active < concurrency && next < count) {
-            slot *s = &slots[next];
-            s->item = &items[next++];
-            s->deadline = genauth_now() + c->timeout;
+        for (;;) {
+            slot *s = NULL;
+            if (active >= limit)
+                break;
+            double now = genauth_now();
+            for (size_t k = 0; k < n_waiting; k++) {
+                if (waiting[k]->not_before <= now) {
+                    s = waiting[k];
+                    waiting[k] = waiting[--n_waiting];
+                    break;
+                }
+            }
+            if (!s && next < count) {
+                s = &slots[next];
+                s->item = &items[next++];
+                /* A call's time starts when it starts (and again after
+                 * EMFILE: it sent nothing); a retry keeps its deadline. */
+                s->deadline = now + c->timeout;
+            } else if (!s) {
+                break;
+            } else if (s->not_before == 0) {
+                s->deadline = now + c->timeout;
+            }
             if (start_call(c, multi, s))
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
                 goto interrupted; /* Ctrl-C while it waited for a token */
+            if (next == count && n_waiting == 0)
+                curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
+                                  (long)GENAUTH_IDLE_CONNECTIONS);
         }
-        if (active == 0 && next == count)
+        if (active == 0 && next == count && n_waiting == 0)
             break;
         CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK) {
@@ -156,9 +210,21 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             slot *s = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             CURLcode result = msg->data.result;
-            if (!finish_call(c, multi, s, result)) {
+            int again = finish_call(c, multi, s, result, active > 1);
+            if (again == -1) {
+                active--;
+                waiting[n_waiting++] = s;
+                /* Out of file descriptors: fewer in flight, this call
+                 * waits for one of them to end; the limit grows back by
+                 * one per call that ends well. */
+                if (s->not_before == 0)
+                    limit = active;
+                finished = 1;
+            } else if (!again) {
                 active--;
                 finished = 1;
+                if (s->item->status == GENAUTH_OK && limit < concurrency)
+                    limit++;
                 if (s->item->status == GENAUTH_E_INTERRUPTED)
                     goto interrupted;
             }
@@ -179,6 +245,12 @@ interrupted:
     st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
                            "the batch was interrupted");
 done:
+    /* Calls waiting for a file descriptor take the batch's error too. */
+    for (size_t k = 0; k < n_waiting; k++) {
+        waiting[k]->item->status = st;
+        waiting[k]->item->err = *err;
+        waiting[k]->item->err.auth_envelope = NULL; /* owned by err */
+    }
     /* Calls still in flight, or never started, take the batch's error. */
     for (size_t i = 0; slots && i < count; i++) {
         slot *s = &slots[i];
@@ -200,6 +272,7 @@ done:
         items[i].err.auth_envelope = NULL;
     }
     free(slots);
+    free(waiting);
     if (holds_client_multi)
         pthread_mutex_unlock(&c->batch_mu);
     else if (multi)

@@ -123,14 +123,7 @@ conn_take(genauth_evloop *ev, genauth_error *err)
         conn->next = NULL;
         return conn;
     }
-    conn = genauth_conn_new(ev->client, err);
-    if (conn && conn->multi) {
-        /* Driven by ev->multi: the handle's own multi handle (and the socket
-         * pair libcurl keeps for waking it) is not needed. */
-        curl_multi_cleanup(conn->multi);
-        conn->multi = NULL;
-    }
-    return conn;
+    return genauth_conn_new(ev->client, err);
 }
 
 static void

@@ -80,23 +80,47 @@ typedef enum {
 } genauth_auth_mode;
 
 #define GENAUTH_DEFAULT_TIMEOUT 10.0
+/* The largest timeout accepted, in seconds (about 31 years): far beyond any
+ * real call, and small enough that every deadline and millisecond count
+ * derived from it stays exact and in range. */
+#define GENAUTH_MAX_TIMEOUT 1e9
+#define GENAUTH_DEFAULT_MAX_RETRIES 2
 #define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
 typedef struct {
     const char *access_key_id;     /* required, non-empty */
     const char *access_key_secret; /* required, non-empty */
     const char *host;              /* NULL: the brand's default host */
-    double timeout;                /* seconds, finite, > 0; total per call */
-    const char *lang;              /* NULL: no lang header */
-    const char *tenant_id;         /* NULL: no app-id header */
+    double timeout; /* seconds, > 0 and <= GENAUTH_MAX_TIMEOUT; total per call */
+    const char *lang;              /* NULL: no lang header; printable ASCII */
+    const char *tenant_id;         /* NULL: no app-id header; printable ASCII */
     const char *ca_bundle;         /* NULL: the system's CA store */
+    /* A PEM file of CAs used when ca_bundle is NULL and no system store is
+     * found (genauth_ca_store_find); NULL: none. */
+    const char *ca_fallback;
     int use_unverified_ssl;        /* nonzero: no TLS verification */
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes; /* 0: GENAUTH_DEFAULT_MAX_RESPONSE_BYTES */
+    /* Retries of a request that never reached the server or was throttled
+     * (429), within the call's timeout; 0: none. */
+    int max_retries;
 } genauth_client_options;
 
-/* Fills the defaults (timeout 10 s, genauth brand, token auth). */
+/* The system's CA store, for clients given no ca_bundle: $SSL_CERT_FILE,
+ * $SSL_CERT_DIR, then the usual file of each major Linux distribution.
+ * Returns 1 with one of store->file or store->dir set (pointing into the
+ * environment or at static strings: copy them), 0 when none is found. */
+typedef struct {
+    const char *file;
+    const char *dir;
+} genauth_ca_store;
+int genauth_ca_store_find(genauth_ca_store *store);
+/* The same, with `files` (NULL-terminated) in place of the usual files. */
+int genauth_ca_store_find_in(const char *const *files,
+                             genauth_ca_store *store);
+
+/* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */
 void genauth_client_options_init(genauth_client_options *opts);
 
 typedef struct genauth_client genauth_client;
@@ -120,8 +144,11 @@ void genauth_client_set_interrupt(genauth_client *client,
                                   genauth_interrupt_fn fn, void *userdata);
 /* The normalised base URL (no trailing slash). Owned by the client. */
 const char *genauth_client_base_url(const genauth_client *client);
-/* How many token fetches this client has made (for tests and stats). */
+/* How many management tokens this client has fetched (successful fetches;
+ * for tests and stats). */
 unsigned long genauth_client_token_fetches(const genauth_client *client);
+/* How many token fetches brought no token (refused, unreachable...). */
+unsigned long genauth_client_token_fetch_failures(const genauth_client *client);
 
 /* ---- exact JSON documents ---------------------------------------------- */
 

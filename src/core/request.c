@@ -345,6 +345,7 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
     conn = genauth_client_acquire(c, err);
     if (!conn)
         return err->status;
+    int retries = 0; /* retry.c's, apart from the 401 retry */
     for (int attempt = 0;; attempt++) {
         genauth_call_plan plan;
         long http_status = 0;
@@ -360,6 +361,21 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
             genauth_envelope_clear(resp);
             genauth_error_clear(err);
             genauth_token_invalidate(c, plan.generation);
+            continue;
+        }
+        /* retry.c: sent nothing, or throttled. A signed request is signed
+         * anew (nonce, date) by genauth_call_prepare. */
+        double until = 0;
+        genauth_retry_kind kind = genauth_retry_classify(
+            conn, st, err, http_status, st == GENAUTH_OK ? resp : NULL);
+        if (genauth_retry_plan(c, conn, kind, retries, deadline, &until)) {
+            genauth_envelope_clear(resp);
+            genauth_error_clear(err);
+            retries++;
+            attempt--; /* the 401 retry stays available */
+            st = genauth_retry_sleep(c, until, err);
+            if (st != GENAUTH_OK)
+                break;
             continue;
         }
         break;
