@@ -69,8 +69,8 @@ class ClientClosedError(GenAuthError, RuntimeError): ...
 class ManagementClient:
     def __init__(
         self,
-        access_key_id: str,
-        access_key_secret: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
         host: str | None = None,
         timeout: float | None = 10.0,
         lang: str | None = None,
@@ -143,6 +143,7 @@ class ManagementClient:
         concurrency: int = 16,
     ) -> list[dict[str, Any] | GenAuthError]: ...
     def close(self) -> None: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
     def __enter__(self) -> ManagementClient: ...
     def __exit__(
         self,

@@ -18,6 +18,7 @@ typedef struct {
     double timeout;
     int raise_for_status;
     int sign_payloads; /* auth='signature': payloads are checked for it */
+    PyObject *options; /* dict: the keyword arguments that make this client */
 } ClientObject;
 
 /* ---- construction ----------------------------------------------------- */
@@ -153,7 +154,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
      * the others borrow. */
     PyObject *a[NARGS] = {NULL};
     const char *ws_unused = NULL;
-    PyObject *ca_bytes = NULL;
+    PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
     PyObject *host = NULL, *masked = NULL;
     int unverified = 0, raise_for_status = 0, rc = -1;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
@@ -176,7 +177,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     /* "O" throughout: parsing runs no caller code; conversions come next,
      * with every argument held. */
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOOOO$OOOOOOO:ManagementClient", kwlist,
+            args, kwargs, "|OOOOOOOO$OOOOOOO:ManagementClient", kwlist,
             &a[AK], &a[SK], &a[HOST], &a[TIMEOUT], &a[LANG], &a[UNVERIFIED],
             &a[WS_HOST], &a[WS_ENDPOINT], &a[TENANT], &a[BRAND], &a[CA],
             &a[RAISE], &a[MAX], &a[AUTH], &a[RETRIES]))
@@ -184,7 +185,22 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     for (int i = 0; i < NARGS; i++)
         a[i] = Py_NewRef(a[i] ? a[i] : Py_None);
 
-    /* 1. Every argument into C, with the caller's code (if any) run. */
+    /* 1. Every argument into C, with the caller's code (if any) run. The
+     * brand first: it names the environment variables a missing key or
+     * host is read from. */
+    if (optional_str(a[BRAND], "brand", &brand) < 0)
+        goto done;
+    if (!brand)
+        brand = "genauth";
+    {
+        PyObject *ak = a[AK], *sk = a[SK], *env_host = a[HOST];
+        if (genauth_credentials_from_env("ManagementClient", brand, &ak, &sk,
+                                         &env_host) < 0)
+            goto done;
+        Py_SETREF(a[AK], ak); /* new references for the borrowed ones */
+        Py_SETREF(a[SK], sk);
+        Py_SETREF(a[HOST], env_host);
+    }
     if (required_str(a[AK], "access_key_id", &opts.access_key_id) < 0 ||
         required_str(a[SK], "access_key_secret", &opts.access_key_secret) <
             0 ||
@@ -195,10 +211,6 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         optional_str(a[WS_ENDPOINT], "websocket_endpoint", &ws_unused) < 0 ||
         timeout_arg(a[TIMEOUT], &opts.timeout) < 0)
         goto done;
-    if (optional_str(a[BRAND], "brand", &brand) < 0)
-        goto done;
-    if (!brand)
-        brand = "genauth";
     if (strcmp(brand, "genauth") == 0)
         opts.brand = GENAUTH_BRAND_GENAUTH;
     else if (strcmp(brand, "authing") == 0)
@@ -274,12 +286,25 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     }
     opts.use_unverified_ssl = unverified;
 
+    /* What pickling and copying make a new client from (pickle.c): every
+     * option, the keys read from the environment included. */
+    if (!(timeout_float = PyFloat_FromDouble(opts.timeout)))
+        goto done;
+    Py_SETREF(a[TIMEOUT], timeout_float);
+    timeout_float = NULL;
+    Py_SETREF(a[UNVERIFIED], Py_NewRef(unverified ? Py_True : Py_False));
+    Py_SETREF(a[RAISE], Py_NewRef(raise_for_status ? Py_True : Py_False));
+    if (!(options = genauth_options_pack((const char *const *)kwlist, a,
+                                         NARGS)))
+        goto done;
+
     /* 2. The core client and the Python values describing it. */
     if (genauth_client_new(&opts, &client, &err) != GENAUTH_OK) {
         genauth_raise(st, &err);
         goto done;
     }
     genauth_client_set_interrupt(client, genauth_check_signals, NULL);
+    genauth_client_set_event_hook(client, genauth_log_event, st);
     host = PyUnicode_FromString(genauth_client_base_url(client));
     if (!host || !(masked = mask_key(opts.access_key_id)))
         goto done;
@@ -303,7 +328,10 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     self->sign_payloads = opts.auth == GENAUTH_AUTH_SIGNATURE;
     Py_XSETREF(self->host, host);
     Py_XSETREF(self->masked_key, masked);
-    host = masked = NULL;
+    Py_XSETREF(self->options, options);
+    host = masked = options = NULL;
+    if (unverified)
+        genauth_log_unverified(st, self->host);
     rc = 0;
 
 done:
@@ -312,6 +340,7 @@ done:
     Py_XDECREF(masked);
     Py_XDECREF(host);
     Py_XDECREF(ca_bytes);
+    Py_XDECREF(options);
     for (int i = 0; i < NARGS; i++)
         Py_XDECREF(a[i]);
     genauth_error_clear(&err);
@@ -322,6 +351,7 @@ static int
 Client_traverse(ClientObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->options);
     return 0;
 }
 
@@ -342,6 +372,7 @@ Client_dealloc(ClientObject *self)
     Py_CLEAR(self->masked_key);
     Py_CLEAR(self->access_key_id);
     Py_CLEAR(self->lang);
+    Py_CLEAR(self->options);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -359,6 +390,12 @@ genauth_client_of(PyObject *self, int *raise_for_status)
     if (raise_for_status)
         *raise_for_status = c->raise_for_status;
     return c->client;
+}
+
+PyObject *
+genauth_client_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return genauth_reduce(self, ((ClientObject *)self)->options);
 }
 
 static PyObject *
@@ -444,13 +481,18 @@ static PyGetSetDef Client_getset[] = {
 };
 
 PyDoc_STRVAR(Client_doc,
-"ManagementClient(access_key_id, access_key_secret, host=None, timeout=10.0,\n"
-"                 lang=None, use_unverified_ssl=False, websocket_host=None,\n"
-"                 websocket_endpoint=None, *, tenant_id=None,\n"
-"                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216, auth='token', max_retries=2)\n"
+"ManagementClient(access_key_id=None, access_key_secret=None, host=None,\n"
+"                 timeout=10.0, lang=None, use_unverified_ssl=False,\n"
+"                 websocket_host=None, websocket_endpoint=None, *,\n"
+"                 tenant_id=None, brand='genauth', ca_bundle=None,\n"
+"                 raise_for_status=False, max_response_bytes=16777216,\n"
+"                 auth='token', max_retries=2)\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
+"Keys not given are read from the environment: GENAUTH_ACCESS_KEY_ID,\n"
+"GENAUTH_ACCESS_KEY_SECRET and, for host, GENAUTH_HOST (AUTHING_* with\n"
+"brand='authing'). A client pickles and copies by its options, the key\n"
+"secret included.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
 "brand='authing'); an http(s) URL with optional port and path prefix.\n"
 "timeout: the limit, in seconds, for a whole call (token fetch and retry\n"

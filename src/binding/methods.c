@@ -287,6 +287,8 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     status = genauth_client_call(client, &req, &env, &err);
     cJSON_Delete(params);
     GENAUTH_END_WAIT
+    genauth_log_request(st, genauth_op_method(op), genauth_op_path(op),
+                        status, &env, &err);
 
     if (status != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -517,6 +519,9 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
     if (!result)
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
+        genauth_log_request(st, genauth_op_method(items[i].req.op),
+                            genauth_op_path(items[i].req.op), items[i].status,
+                            &items[i].resp, &items[i].err);
         PyObject *outcome =
             items[i].status == GENAUTH_OK
                 ? genauth_envelope_result(st, &items[i].resp, raise_for_status)
@@ -687,6 +692,7 @@ PyMethodDef genauth_client_methods[] = {
     FASTCALL(trigger_webhooks),
     {"close", (PyCFunction)Client_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
+    {"__reduce__", genauth_client_reduce, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Client_exit, METH_FASTCALL,
      NULL},
     {NULL, NULL, 0, NULL},

@@ -10,6 +10,7 @@
 typedef struct {
     genauth_batch_item *item;
     genauth_conn *conn; /* while in flight */
+    double started;
     double deadline;
     unsigned long generation;
     int attempt;
@@ -44,6 +45,8 @@ start_call(genauth_client *c, CURLM *multi, slot *s)
     return 1;
 failed:
     it->status = it->err.status;
+    genauth_call_record(&it->resp, &it->err, s->started,
+                        (unsigned)(s->attempt + s->retries));
     if (s->conn) {
         genauth_client_release(c, s->conn);
         s->conn = NULL;
@@ -103,6 +106,8 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result,
         return 0;
     }
     it->status = st;
+    genauth_call_record(&it->resp, &it->err, s->started,
+                        (unsigned)(s->attempt + s->retries));
     genauth_client_release(c, s->conn);
     s->conn = NULL;
     return 0;
@@ -179,10 +184,12 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 s->item = &items[next++];
                 /* A call's time starts when it starts (and again after
                  * EMFILE: it sent nothing); a retry keeps its deadline. */
+                s->started = now;
                 s->deadline = now + c->timeout;
             } else if (!s) {
                 break;
             } else if (s->not_before == 0) {
+                s->started = now;
                 s->deadline = now + c->timeout;
             }
             if (start_call(c, multi, s))

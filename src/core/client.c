@@ -442,6 +442,14 @@ genauth_client_set_interrupt(genauth_client *c, genauth_interrupt_fn fn,
     c->interrupt_data = userdata;
 }
 
+void
+genauth_client_set_event_hook(genauth_client *c, genauth_event_fn fn,
+                              void *userdata)
+{
+    c->event_hook = fn;
+    c->event_data = userdata;
+}
+
 int
 genauth_client_should_stop(genauth_client *c, double *next_check)
 {

@@ -37,6 +37,13 @@ typedef enum {
 #define GENAUTH_ERRMSG_SIZE 512
 #define GENAUTH_EXCERPT_SIZE 200
 
+/* How one call went, for logs and metrics. A call fills it in both its
+ * envelope and its error, so the caller reads whichever the outcome is. */
+typedef struct {
+    double duration;  /* seconds from the call's start to its outcome */
+    unsigned retries; /* requests sent again (after a refused token) */
+} genauth_call_stats;
+
 /* Caller-owned. Zero it (or genauth_error_init) before use; release what a
  * failed call attached with genauth_error_clear. */
 typedef struct {
@@ -49,6 +56,7 @@ typedef struct {
     /* AUTH: the token endpoint's envelope when it refused (it then holds no
      * token), else NULL. Owned by the error; freed by genauth_error_clear. */
     struct genauth_json_doc *auth_envelope;
+    genauth_call_stats stats; /* a call that failed: how it went */
 } genauth_error;
 
 void genauth_error_init(genauth_error *err);
@@ -142,6 +150,28 @@ void genauth_client_close(genauth_client *client);
 int genauth_client_is_closed(const genauth_client *client);
 void genauth_client_set_interrupt(genauth_client *client,
                                   genauth_interrupt_fn fn, void *userdata);
+/* Things that happen inside a call which its caller does not see in the
+ * outcome, reported as they happen (for logging). */
+typedef enum {
+    GENAUTH_EVENT_TOKEN_FETCH = 1, /* a management token was fetched */
+} genauth_event_type;
+
+typedef struct {
+    genauth_event_type type;
+    genauth_status status; /* GENAUTH_OK, or why it failed */
+    long http_status;      /* 0 when no answer came */
+    double duration;       /* seconds */
+    const char *message;   /* the error's message when it failed, else "" */
+} genauth_event;
+
+/* Called from the thread making the call, with no lock of the client held,
+ * after the event; never given the secret or a token. */
+typedef void (*genauth_event_fn)(const genauth_event *event, void *userdata);
+
+/* Sets (or, with NULL, removes) the event hook. Set it before calls start. */
+void genauth_client_set_event_hook(genauth_client *client,
+                                   genauth_event_fn fn, void *userdata);
+
 /* The normalised base URL (no trailing slash). Owned by the client. */
 const char *genauth_client_base_url(const genauth_client *client);
 /* How many management tokens this client has fetched (successful fetches;
@@ -259,6 +289,7 @@ typedef struct {
     const char *request_id; /* NULL when absent */
     const cJSON *data;      /* NULL when absent */
     const cJSON *response;  /* data.response (trigger-webhook), or NULL */
+    genauth_call_stats stats; /* how the call went */
 } genauth_envelope;
 
 void genauth_envelope_init(genauth_envelope *env);

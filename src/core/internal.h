@@ -252,6 +252,8 @@ struct genauth_client {
 
     genauth_interrupt_fn interrupt;
     void *interrupt_data;
+    genauth_event_fn event_hook;
+    void *event_data;
 };
 
 /* A connection from the pool, or a new one. NULL with err set (closed, or no
@@ -400,6 +402,11 @@ genauth_status genauth_call_read(genauth_client *client, genauth_conn *conn,
  * `env` is NULL when the body was not an envelope. */
 int genauth_call_should_retry(genauth_client *client, int attempt,
                               long http_status, const genauth_envelope *env);
+
+/* Records in both `resp` and `err` how a call that started at `started`
+ * (monotonic seconds) went, after `retries` requests sent again. */
+void genauth_call_record(genauth_envelope *resp, genauth_error *err,
+                         double started, unsigned retries);
 
 /* ---- retries (retry.c) ---------------------------------------------- */
 

@@ -334,19 +334,32 @@ genauth_call_should_retry(genauth_client *c, int attempt, long http_status,
 
 /* ---- the calls ------------------------------------------------------------- */
 
+void
+genauth_call_record(genauth_envelope *resp, genauth_error *err,
+                    double started, unsigned retries)
+{
+    genauth_call_stats stats = {genauth_now() - started, retries};
+    resp->stats = stats;
+    err->stats = stats;
+}
+
 genauth_status
 genauth_client_call(genauth_client *c, const genauth_request *req,
                     genauth_envelope *resp, genauth_error *err)
 {
     genauth_conn *conn = NULL;
     genauth_status st = GENAUTH_OK;
-    double deadline = genauth_now() + c->timeout;
+    double started = genauth_now();
+    double deadline = started + c->timeout;
+    int attempt = 0;
+    int retries = 0; /* retry.c's, apart from the 401 retry */
 
     conn = genauth_client_acquire(c, err);
-    if (!conn)
+    if (!conn) {
+        genauth_call_record(resp, err, started, 0);
         return err->status;
-    int retries = 0; /* retry.c's, apart from the 401 retry */
-    for (int attempt = 0;; attempt++) {
+    }
+    for (;; attempt++) {
         genauth_call_plan plan;
         long http_status = 0;
         st = genauth_call_prepare(c, conn, req, deadline, &plan, err);
@@ -381,6 +394,7 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
         break;
     }
     genauth_client_release(c, conn);
+    genauth_call_record(resp, err, started, (unsigned)(attempt + retries));
     return st;
 }
 

@@ -183,17 +183,25 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
 {
     long http_status = 0;
     genauth_status st;
+    double started = genauth_now();
 
     if (genauth_token_request_load(c, conn, err) != GENAUTH_OK)
         return err->status;
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
                            &http_status, err);
     genauth_buf_wipe_reset(&conn->request); /* it held the secret */
-    if (st != GENAUTH_OK)
-        return st;
-    st = read_token_answer(c, conn, http_status, token, userpool_id,
-                           lifetime, err);
-    genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    if (st == GENAUTH_OK) {
+        st = read_token_answer(c, conn, http_status, token, userpool_id,
+                               lifetime, err);
+        genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    }
+    if (c->event_hook) {
+        /* err->message never holds the secret or a token. */
+        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
+                            genauth_now() - started,
+                            st == GENAUTH_OK ? "" : err->message};
+        c->event_hook(&ev, c->event_data);
+    }
     return st;
 }
 
