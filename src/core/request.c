@@ -242,7 +242,8 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
          * the server parses and the string it rebuilds to check the
          * signature are exactly what was signed. */
         if (sign)
-            st = genauth_jsform_write(params, &conn->request, err);
+            st = genauth_json_write_form(params, GENAUTH_JSON_JS,
+                                         &conn->request, err);
         else if (genauth_json_write(params, &conn->request) < 0)
             st = genauth_error_set(err, GENAUTH_E_INVALID,
                                    "the parameters cannot be encoded as "
