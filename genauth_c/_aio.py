@@ -13,7 +13,7 @@ import inspect
 import types
 import warnings
 
-from genauth_c._core import (
+from genauth_c._core import (  # type: ignore[import-not-found]  # C, no stub of its own
     ClientClosedError,
     ManagementClient,
     _API_METHODS,
@@ -240,7 +240,8 @@ def _forwarded_property(name, getset):
 # signature, the read-only properties (host, timeout, closed, ...) and, as
 # coroutines, the API methods.
 _options = inspect.signature(ManagementClient)
-AsyncManagementClient.__init__.__signature__ = _options.replace(parameters=[
+AsyncManagementClient.__init__.__signature__ = _options.replace(  # type: ignore[attr-defined]
+    parameters=[
     inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY),
     *_options.parameters.values()])
 for _name, _attr in vars(ManagementClient).items():
