@@ -887,9 +887,11 @@ genauth_key_to_py(genauth_key_cache *kc, const char *s, size_t len)
     for (i = 0; i < len && u[i] < 0x80; i++)
         ;
     if (i == len) {
-        Py_XSETREF(slot->str, Py_NewRef(key));
+        PyObject *old = slot->str; /* a str: its release runs no code */
+        slot->str = Py_NewRef(key);
         slot->len = len;
         memcpy(slot->bytes, s, len);
+        Py_XDECREF(old);
     }
     return key;
 }
