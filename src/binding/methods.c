@@ -2,6 +2,8 @@
  * its parameters), one function that runs any of them (convert the
  * arguments, release the GIL, genauth_client_call, the envelope back as a
  * dict), batches, and close / the context manager. */
+#include <string.h>
+
 #include "args.h"
 #include "convert.h"
 
@@ -174,7 +176,7 @@ name_batch_error(Py_ssize_t index, const char *name)
     /* Called only for kinds that run no caller code, so the exception is
      * ours; the prefix check is a second guard. */
     if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
-        rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
+        rest = PyUnicode_Substring(text, skip, PyUnicode_GetLength(text));
     Py_XDECREF(prefix);
     PyErr_Clear();
     if (rest) {
@@ -317,7 +319,7 @@ batch_call_values(PyObject *call, Py_ssize_t index,
         PyErr_Format(PyExc_TypeError,
                      "calls[%zd]: expected a dict with the keys of "
                      "trigger_webhook, got %.100s",
-                     index, Py_TYPE(call)->tp_name);
+                     index, GENAUTH_TYPE_NAME(call));
         return -1;
     }
     for (Py_ssize_t j = 0; j < sig->nparams; j++)
@@ -394,7 +396,7 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         PyDict_Check(calls)) {
         PyErr_Format(PyExc_TypeError,
                      "calls: expected an iterable of dicts, got %.100s",
-                     Py_TYPE(calls)->tp_name);
+                     GENAUTH_TYPE_NAME(calls));
         return NULL;
     }
     /* A tuple of our own: converting a payload may run the caller's code,
@@ -405,11 +407,11 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError,
                          "calls: expected an iterable of dicts, got %.100s",
-                         Py_TYPE(calls)->tp_name);
+                         GENAUTH_TYPE_NAME(calls));
         }
         return NULL;
     }
-    n = PyTuple_GET_SIZE(seq);
+    n = PyTuple_Size(seq);
     items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
     held = PyMem_Calloc(n ? (size_t)(width * n) : 1, sizeof(*held));
     if (!items || !held) {
@@ -417,7 +419,7 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig,
+        if (batch_call_values(PyTuple_GetItem(seq, i), i, sig,
                               &held[width * i]) < 0)
             goto done;
         cJSON *params = build_params(sig, &held[width * i], i,
@@ -454,7 +456,10 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
             Py_CLEAR(result);
             goto done;
         }
-        PyList_SET_ITEM(result, i, outcome);
+        if (PyList_SetItem(result, i, outcome) < 0) { /* steals outcome */
+            Py_CLEAR(result);
+            goto done;
+        }
     }
 done:
     for (Py_ssize_t i = 0; items && i < n; i++) {
