@@ -162,7 +162,7 @@ BENCH_DEB := nginx wrk valgrind openssl libcurl4-openssl-dev libcjson-dev libssl
 BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib aiohttp
 BENCH_ARGS ?=
 
-.PHONY: bench bench-deps
+.PHONY: bench bench-deps bench-ir
 
 bench-deps:
 	@missing=""; for p in $(BENCH_DEB) $(PY_DEB); do \
@@ -185,6 +185,16 @@ bench-deps:
 
 bench: bench-deps
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# `make bench-ir`: only the instruction counts under callgrind (the C loop,
+# the floor, genauth_c sequential, the C multi loop and a batch of 16), this
+# tree installed into VENV; prints the tables, writes nothing under
+# bench/results/. IR_RUNS="genauth_c,C loop" measures a subset.
+IR_RUNS ?=
+bench-ir: install
+	$(call apt_install,nginx valgrind openssl)
+	$(VENV_PY) bench/run.py --callgrind-only --python $(abspath $(VENV_PY)) \
+	  $(if $(IR_RUNS),--ir-runs "$(IR_RUNS)")
 
 # --- reliability: sanitizers and fuzzing (issue 5) ----------------------------
 # `make sanitize`: the extension built with ASan+UBSan (clang) into build/asan,

@@ -411,7 +411,117 @@ def import_us(py, module):
     raise RuntimeError("no importtime line for %s" % module)
 
 
+
 # ---------------------------------------------------------------- callgrind
+
+# What measure_ir runs: (key, argv(n, url, host, token, py)).
+IR_RUNS = (
+    ("C loop", lambda n, u, h, t, py: [C_LOOP, "seq", str(n), u, t, USERPOOL_ID]),
+    ("C floor", lambda n, u, h, t, py: [C_LOOP, "floor", str(n), u, t, USERPOOL_ID]),
+    ("genauth_c", lambda n, u, h, t, py: [py, WORKERS, "genauth_c", "loop", str(n), h]),
+    ("C multi 16", lambda n, u, h, t, py: [C_LOOP, "multi", str(n), u, t, USERPOOL_ID,
+                                           "16"]),
+    ("genauth_c batch 16", lambda n, u, h, t, py: [py, WORKERS, "genauth_c", "batch_loop",
+                                                   str(n), h, "16"]),
+)
+
+
+def measure_ir(py, nginx, token, env, only=None, keep=None):
+    """Instructions per call, (I(N2) - I(N1)) / (N2 - N1), and the per-call
+    profile of each run in IR_RUNS (those named in `only`, when given). The
+    callgrind files are kept in the directory `keep` when given."""
+    n1, n2 = CALLGRIND_N
+    ipc, prof = {}, {}
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+    cg_dir = keep or tempfile.mkdtemp(prefix="genauth-callgrind-")
+    # Fixed string hashes: dict layouts, and so instruction counts, repeat.
+    env = dict(env, PYTHONHASHSEED="0")
+    url = nginx.host + "/api/v3/trigger-webhook"
+    try:
+        for key, argv in IR_RUNS:
+            if only and key not in only:
+                continue
+            log("callgrind: %s, %d and %d calls" % (key, n1, n2))
+            f1, f2 = (os.path.join(cg_dir, "%s.%d" % (key.replace(" ", "_"), n))
+                      for n in (n1, n2))
+            i1 = callgrind(argv(n1, url, nginx.host, token, py), f1, env)
+            i2 = callgrind(argv(n2, url, nginx.host, token, py), f2, env)
+            ipc[key] = (i2 - i1) / (n2 - n1)
+            prof[key] = profile_per_call(f1, f2, n1, n2)
+    finally:
+        if not keep:
+            shutil.rmtree(cg_dir, ignore_errors=True)
+    return ipc, prof
+
+
+def callgrind_only(args):
+    """`--callgrind-only`: nginx, the callgrind runs, and their tables on
+    stdout (instructions per call, per layer, per function); nothing is
+    written under bench/results/."""
+    py = args.python
+    build_c_loop()
+    token = make_token()
+    nginx = Nginx(token)
+    env = dict(os.environ, BENCH_TOKEN=token, BENCH_USERPOOL_ID=USERPOOL_ID,
+               BENCH_CA=nginx.ca)
+    only = set(args.ir_runs.split(",")) if args.ir_runs else None
+    try:
+        nginx.start()
+        ipc, prof = measure_ir(py, nginx, token, env, only, args.keep)
+    finally:
+        nginx.stop()
+    print("\n".join(ir_tables(ipc, prof, args.top)))
+
+
+def ir_tables(ipc, prof, top=25):
+    """The instruction figures as markdown lines: Ir per call (against the C
+    loop and the floor where measured), the per-layer table, and the top
+    functions of the genauth_c runs with their excess over the C loop's."""
+    L = []
+    L.append("| runner | Ir/call | × C loop | over the floor |")
+    L.append("|---|---:|---:|---:|")
+    for k, v in ipc.items():
+        L.append("| %s | %.0f | %s | %s |" % (
+            k, v, "%.3f×" % (v / ipc["C loop"]) if "C loop" in ipc else "",
+            "%+.0f" % (v - ipc["C floor"]) if "C floor" in ipc else ""))
+    if "genauth_c batch 16" in ipc and "C multi 16" in ipc:
+        L.append("\nbatch 16 against the C multi loop with 16: %.3f×"
+                 % (ipc["genauth_c batch 16"] / ipc["C multi 16"]))
+    L.append("")
+    keys = [k for k in ("genauth_c", "C loop", "C floor", "genauth_c batch 16",
+                        "C multi 16") if k in prof]
+    if keys:
+        lay = {k: layers(prof[k][0]) for k in keys}
+        L.append("Self Ir per call by layer:\n")
+        L.append("| layer | " + " | ".join(keys) + " |")
+        L.append("|---|" + "---:|" * len(keys))
+        for name in lay[keys[0]]:
+            vals = [lay[k][name] for k in keys]
+            if max(abs(v) for v in vals) >= 50:
+                L.append("| %s | " % name + " | ".join("%.0f" % v for v in vals) + " |")
+        L.append("")
+    for key, ref in (("genauth_c", "C loop"), ("genauth_c batch 16", "C multi 16")):
+        if key not in prof:
+            continue
+        fns = prof[key][0]
+        other = prof[ref][0] if ref in prof else {}
+        L.append("Top functions of %s, self Ir per call (against %s):\n" % (key, ref))
+        L.append("| function | object | Ir/call | %s | diff |" % ref)
+        L.append("|---|---|---:|---:|---:|")
+        for k, v in sorted(fns.items(), key=lambda kv: -kv[1])[:top]:
+            L.append("| `%s` | %s | %.0f | %.0f | %+.0f |" % (
+                function_of(k), object_of(k), v, other.get(k, 0), v - other.get(k, 0)))
+        L.append("")
+        if other:
+            diff = sorted(((fns.get(k, 0) - other.get(k, 0), k)
+                           for k in set(fns) | set(other)), reverse=True)
+            L.append("Most above %s: %s\n" % (ref, ", ".join(
+                "`%s` %+.0f" % (function_of(k), v) for v, k in diff[:15])))
+            L.append("Most below %s: %s\n" % (ref, ", ".join(
+                "`%s` %+.0f" % (function_of(k), v) for v, k in diff[::-1][:10])))
+    return L
+
 
 def callgrind(argv, out_file, env):
     subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=yes",
@@ -567,10 +677,23 @@ def main():
                     help="the benchmark venv's python (workers run under it)")
     ap.add_argument("--skip-callgrind", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--callgrind-only", action="store_true",
+                    help="only the instruction counts: print their tables, write "
+                         "nothing under bench/results/ (make bench-ir)")
+    ap.add_argument("--ir-runs", default="",
+                    help="with --callgrind-only: the runs to measure, comma-separated "
+                         "(%s; default all)" % ", ".join(k for k, _ in IR_RUNS))
+    ap.add_argument("--keep", metavar="DIR",
+                    help="with --callgrind-only: keep the callgrind files in DIR")
+    ap.add_argument("--top", type=int, default=25,
+                    help="with --callgrind-only: functions listed per run")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite results.md and chart.png from the last run's raw data")
     args = ap.parse_args()
     py = args.python
+    if args.callgrind_only:
+        callgrind_only(args)
+        return
     os.makedirs(RESULTS, exist_ok=True)
     raw = os.path.join(BUILD, "last-run.json")  # git-ignored: build/
     if args.render_only:
@@ -674,32 +797,8 @@ def main():
                                       USERPOOL_ID], env)
 
         # Instructions per call under callgrind.
-        ipc, prof = {}, {}
-        if not args.skip_callgrind:
-            n1, n2 = CALLGRIND_N
-            cg_dir = tempfile.mkdtemp(prefix="genauth-callgrind-")
-            url = nginx.host + "/api/v3/trigger-webhook"
-            try:
-                for key, argv in (
-                        ("C loop", lambda n: [C_LOOP, "seq", str(n), url, token,
-                                              USERPOOL_ID]),
-                        ("C floor", lambda n: [C_LOOP, "floor", str(n), url, token,
-                                               USERPOOL_ID]),
-                        ("genauth_c", lambda n: [py, WORKERS, "genauth_c", "loop", str(n),
-                                                 nginx.host]),
-                        ("C multi 16", lambda n: [C_LOOP, "multi", str(n), url, token,
-                                                  USERPOOL_ID, "16"]),
-                        ("genauth_c batch 16", lambda n: [py, WORKERS, "genauth_c",
-                                                          "batch_loop", str(n),
-                                                          nginx.host, "16"])):
-                    log("callgrind: %s, %d and %d calls" % (key, n1, n2))
-                    f1, f2 = (os.path.join(cg_dir, "%s.%d" % (key.replace(" ", "_"), n))
-                              for n in (n1, n2))
-                    i1, i2 = callgrind(argv(n1), f1, env), callgrind(argv(n2), f2, env)
-                    ipc[key] = (i2 - i1) / (n2 - n1)
-                    prof[key] = profile_per_call(f1, f2, n1, n2)
-            finally:
-                shutil.rmtree(cg_dir, ignore_errors=True)
+        ipc, prof = ({}, {}) if args.skip_callgrind else measure_ir(
+            py, nginx, token, env)
         idle = None
         if features["async"]:
             idle = run_json([py, WORKERS, "genauth_c_async", "idle", "1", nginx.host],

@@ -274,6 +274,8 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
 
     if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
         goto fail;
+    if (genauth_proxy_from_env(c->base_url, &c->proxy, &c->no_proxy, err))
+        goto fail;
     c->timeout = opts->timeout;
     c->max_retries = opts->max_retries;
     c->use_unverified_ssl = opts->use_unverified_ssl;
@@ -362,6 +364,8 @@ genauth_client_free(genauth_client *c)
     free(c->access_key_id);
     free(c->access_key_secret);
     free(c->base_url);
+    genauth_wipe_free(c->proxy);
+    free(c->no_proxy);
     free(c->lang);
     free(c->tenant_id);
     free(c->ca_bundle);

@@ -326,13 +326,21 @@ genauth_status genauth_client_trigger_webhook(
 /* ---- batches ---------------------------------------------------------- */
 
 /* One call of a batch: the request in, and either the envelope (status
- * GENAUTH_OK) or the error out. Caller-owned; clear resp and err after. */
+ * GENAUTH_OK) or the error out. Caller-owned; release what the batch put in
+ * it with genauth_batch_item_clear. */
 typedef struct {
     genauth_request req;
     genauth_status status;
     genauth_envelope resp;
-    genauth_error err;
+    /* The call's error when status is not GENAUTH_OK, else NULL: made only
+     * for a call that failed (an error struct is about 0.7 KB). */
+    genauth_error *err;
 } genauth_batch_item;
+
+/* Frees the item's envelope and error (resp and err are then empty). */
+void genauth_batch_item_clear(genauth_batch_item *item);
+/* Frees the item's error only. */
+void genauth_batch_item_clear_error(genauth_batch_item *item);
 
 /* Runs the calls of `items` (any endpoints) concurrently over libcurl's
  * multi interface, at most `concurrency` in flight, sharing the client's

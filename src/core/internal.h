@@ -50,6 +50,16 @@ void genauth_cond_init_monotonic(pthread_cond_t *cond);
 genauth_status genauth_url_normalize(const char *host, genauth_brand brand,
                                      char **out, genauth_error *err);
 
+/* ---- proxy (proxy.c) -------------------------------------------------- */
+
+/* The proxy and the no-proxy list libcurl would read from the environment
+ * for requests to `base_url` (its scheme decides http_proxy or
+ * https_proxy): *proxy is "" for none, *no_proxy "" for no exceptions. Both
+ * new strings; the caller frees them (the proxy with genauth_wipe_free: it
+ * may carry a password). */
+genauth_status genauth_proxy_from_env(const char *base_url, char **proxy,
+                                      char **no_proxy, genauth_error *err);
+
 /* ---- JWT (jwt.c) -------------------------------------------------------- */
 
 /* The `scoped_userpool_id` claim of a JWT, its payload decoded as base64url.
@@ -221,6 +231,9 @@ struct genauth_client {
     genauth_auth_mode auth;
     size_t max_response_bytes;
     int max_retries; /* retries of a request that is safe to send again */
+    /* Read from the environment once (proxy.c), set on every handle so that
+     * libcurl does not read it again on every transfer. */
+    char *proxy, *no_proxy;
     const char *header_prefix; /* "x-genauth-" / "x-authing-" */
 
     /* Built once per client. */

@@ -202,23 +202,18 @@ oom:
 
 /* ---- the steps --------------------------------------------------------------- */
 
-genauth_status
-genauth_call_encode(genauth_client *c, genauth_conn *conn,
-                    const genauth_request *req,
-                    const genauth_sign_fixture *fixture,
-                    genauth_call_plan *plan, genauth_error *err)
+/* genauth_call_encode for a request already checked against `ep`. */
+static genauth_status
+encode_checked(genauth_client *c, genauth_conn *conn,
+               const genauth_endpoint *ep, const genauth_request *req,
+               const genauth_sign_fixture *fixture, genauth_call_plan *plan,
+               genauth_error *err)
 {
-    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
     cJSON *owned = NULL, *signed_params = NULL;
     const cJSON *params;
     int sign = c->auth == GENAUTH_AUTH_SIGNATURE;
-    genauth_status st;
+    genauth_status st = GENAUTH_OK;
 
-    if (!ep)
-        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
-    st = genauth_endpoint_check(ep, req->params, err);
-    if (st != GENAUTH_OK)
-        return st;
     if (!(params = without_nulls(req->params, &owned, err)))
         return err->status;
     plan->is_get = ep->is_get;
@@ -261,27 +256,43 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
 }
 
 genauth_status
+genauth_call_encode(genauth_client *c, genauth_conn *conn,
+                    const genauth_request *req,
+                    const genauth_sign_fixture *fixture,
+                    genauth_call_plan *plan, genauth_error *err)
+{
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+    genauth_status st;
+
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    st = genauth_endpoint_check(ep, req->params, err);
+    if (st == GENAUTH_OK)
+        st = encode_checked(c, conn, ep, req, fixture, plan, err);
+    return st;
+}
+
+genauth_status
 genauth_call_prepare(genauth_client *c, genauth_conn *conn,
                      const genauth_request *req, double deadline,
                      genauth_call_plan *plan, genauth_error *err)
 {
-    genauth_status st = GENAUTH_OK;
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+    genauth_status st;
 
     memset(plan, 0, sizeof(*plan));
-    if (c->auth == GENAUTH_AUTH_TOKEN) {
-        const genauth_endpoint *ep = genauth_endpoint_of(req->op);
-        /* Bad input fails before a token is fetched for it. */
-        if (!ep)
-            return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
-        st = genauth_endpoint_check(ep, req->params, err);
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    /* Bad input fails before a token is fetched for it. */
+    st = genauth_endpoint_check(ep, req->params, err);
+    if (st == GENAUTH_OK && c->auth == GENAUTH_AUTH_TOKEN) {
         /* Before encoding: a token fetch uses conn->request too. */
-        if (st == GENAUTH_OK)
-            st = genauth_token_prepare(c, conn, deadline, &plan->generation,
-                                       err);
+        st = genauth_token_prepare(c, conn, deadline, &plan->generation,
+                                   err);
         plan->headers = conn->api_headers;
     }
     if (st == GENAUTH_OK)
-        st = genauth_call_encode(c, conn, req, NULL, plan, err);
+        st = encode_checked(c, conn, ep, req, NULL, plan, err);
     return st;
 }
 

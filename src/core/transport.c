@@ -108,6 +108,9 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
      * these are not reused but closed. */
     SET(CURLOPT_MAXAGE_CONN, (long)GENAUTH_MAX_IDLE_SECONDS);
     SET(CURLOPT_SHARE, client->share);
+    /* Both set (proxy.c): libcurl then reads no environment per transfer. */
+    SET(CURLOPT_PROXY, client->proxy);
+    SET(CURLOPT_NOPROXY, client->no_proxy);
     SET(CURLOPT_POST, 1L);
     if (client->use_unverified_ssl) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
