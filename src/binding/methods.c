@@ -463,7 +463,7 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         }
         if (PyList_SetItem(result, i, outcome) < 0) { /* steals outcome */
             Py_CLEAR(result);
-            goto done;
+            break;
         }
     }
     if (gc_was_enabled)
