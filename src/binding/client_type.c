@@ -160,7 +160,8 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
     PyObject *host = NULL, *masked = NULL;
     int unverified = 0, raise_for_status = 0, rc = -1;
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE((PyObject *)self));
+    genauth_module_state *st =
+        genauth_state_from_type(Py_TYPE((PyObject *)self));
     genauth_client_options opts;
     genauth_client *client = NULL;
     genauth_error err;
