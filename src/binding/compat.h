@@ -9,24 +9,19 @@
 #include <stddef.h>
 
 /* Py_SETREF and Py_XSETREF are not in the limited API: the same, with
- * the old value released after the new one is stored. */
-#ifndef Py_SETREF
-#define Py_SETREF(dst, src)                                                  \
+ * the old value released (by `release`) after the new one is stored. */
+#define GENAUTH_SETREF_(dst, src, release)                                   \
     do {                                                                     \
         PyObject **genauth_dst_ = (PyObject **)&(dst);                       \
         PyObject *genauth_old_ = *genauth_dst_;                              \
         *genauth_dst_ = (PyObject *)(src);                                   \
-        Py_DECREF(genauth_old_);                                             \
+        release(genauth_old_);                                               \
     } while (0)
+#ifndef Py_SETREF
+#define Py_SETREF(dst, src) GENAUTH_SETREF_(dst, src, Py_DECREF)
 #endif
 #ifndef Py_XSETREF
-#define Py_XSETREF(dst, src)                                                 \
-    do {                                                                     \
-        PyObject **genauth_dst_ = (PyObject **)&(dst);                       \
-        PyObject *genauth_old_ = *genauth_dst_;                              \
-        *genauth_dst_ = (PyObject *)(src);                                   \
-        Py_XDECREF(genauth_old_);                                            \
-    } while (0)
+#define Py_XSETREF(dst, src) GENAUTH_SETREF_(dst, src, Py_XDECREF)
 #endif
 
 /* Calls `callable(arg)`. PyObject_CallOneArg and PyObject_Vectorcall enter
