@@ -21,6 +21,10 @@
 /* Seconds on the monotonic clock. */
 double genauth_now(void);
 
+/* The clock a client's token cache runs on: genauth_now(), moved forward by
+ * what a test wrote into GENAUTH_TEST_CLOCK_FILE (client.c). */
+double genauth_client_now(const genauth_client *client);
+
 /* ---- host URL (url.c) ------------------------------------------------- */
 
 /* The base URL for `host` (NULL: the brand's default) with the scheme
@@ -112,6 +116,11 @@ struct genauth_client {
     genauth_auth_mode auth;
     size_t max_response_bytes;
     const char *header_prefix; /* "x-genauth-" / "x-authing-" */
+    /* Connections idle longer than this are not reused (50 s; tests set
+     * GENAUTH_TEST_MAX_IDLE_SECONDS to see it happen without waiting). */
+    long max_idle_seconds;
+    /* Tests only: GENAUTH_TEST_CLOCK_FILE, or NULL (client.c). */
+    char *test_clock_file;
 
     /* Built once per client. */
     char *token_url;

@@ -236,7 +236,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     pthread_mutex_lock(&t->mu);
     for (;;) {
         double now = genauth_now();
-        if (t->token && now < t->refresh_at)
+        if (t->token && genauth_client_now(c) < t->refresh_at)
             break;
         if (!t->refreshing) {
             char *token = NULL, *userpool_id = NULL;
@@ -245,7 +245,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             pthread_mutex_unlock(&t->mu);
             st = fetch_token(c, conn, deadline, &token, &userpool_id,
                              &lifetime, err);
-            double fetched_at = genauth_now();
+            double fetched_at = genauth_client_now(c);
             pthread_mutex_lock(&t->mu);
             t->refreshing = 0;
             t->fetches++;

@@ -59,7 +59,7 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
      * have died before any answer, so a POST could reach the server twice.
      * Not reusing connections idle for longer than common server keep-alive
      * timeouts (nginx 75 s, cloud load balancers 60 s) makes that rare. */
-    SET(CURLOPT_MAXAGE_CONN, 50L);
+    SET(CURLOPT_MAXAGE_CONN, client->max_idle_seconds);
     SET(CURLOPT_SHARE, client->share);
     SET(CURLOPT_POST, 1L);
     if (client->use_unverified_ssl) {

@@ -93,6 +93,15 @@ test_client_options(void)
     CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
     CHECK_STR(genauth_client_base_url(c), "http://127.0.0.1:1");
     CHECK(!genauth_client_is_closed(c));
+    /* The README's rule: connections idle over 50 s are not reused (the
+     * tests that watch it happen shorten it through the environment). */
+    if (!getenv("GENAUTH_TEST_MAX_IDLE_SECONDS"))
+        CHECK(c->max_idle_seconds == 50);
+    /* Without GENAUTH_TEST_CLOCK_FILE the token clock is the real one. */
+    if (!getenv("GENAUTH_TEST_CLOCK_FILE")) {
+        double before = genauth_now(), got = genauth_client_now(c);
+        CHECK(got >= before && got <= genauth_now());
+    }
     genauth_client_close(c);
     genauth_client_close(c);
     CHECK(genauth_client_is_closed(c));
