@@ -31,21 +31,22 @@ genauth_now(void)
 
 /* Tests step a client's token clock past a refresh point instead of waiting
  * for it (the margin can be a minute): GENAUTH_TEST_CLOCK_FILE, read when
- * the client is made, names a file holding the seconds to add. Only the
+ * the client is made, names a file holding what this clock reads, in
+ * seconds; it stands still until the test writes another number. Only the
  * token cache reads this clock; deadlines stay on genauth_now(). */
 double
 genauth_client_now(const genauth_client *c)
 {
-    double now = genauth_now(), offset = 0;
+    double now = 0;
     if (c->test_clock_file) {
         FILE *f = fopen(c->test_clock_file, "r");
-        if (f) {
-            if (fscanf(f, "%lf", &offset) != 1 || !isfinite(offset))
-                offset = 0;
+        int ok = f && fscanf(f, "%lf", &now) == 1 && isfinite(now);
+        if (f)
             fclose(f);
-        }
+        if (ok)
+            return now;
     }
-    return now + offset;
+    return genauth_now();
 }
 
 /* The idle limit: 50 s, or GENAUTH_TEST_MAX_IDLE_SECONDS for tests. */

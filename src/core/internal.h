@@ -21,8 +21,8 @@
 /* Seconds on the monotonic clock. */
 double genauth_now(void);
 
-/* The clock a client's token cache runs on: genauth_now(), moved forward by
- * what a test wrote into GENAUTH_TEST_CLOCK_FILE (client.c). */
+/* The clock a client's token cache runs on: genauth_now(), or in tests the
+ * number in GENAUTH_TEST_CLOCK_FILE (client.c). */
 double genauth_client_now(const genauth_client *client);
 
 /* ---- host URL (url.c) ------------------------------------------------- */

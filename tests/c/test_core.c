@@ -1,6 +1,7 @@
 /* Unit tests of the core's client-side pieces that need no network: the host
  * URL, the JWT's user pool claim, option checks and envelopes. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
@@ -102,6 +103,23 @@ test_client_options(void)
         double before = genauth_now(), got = genauth_client_now(c);
         CHECK(got >= before && got <= genauth_now());
     }
+    genauth_client_free(c);
+    /* With it, the clock reads the file and stands still. */
+    char path[] = "/tmp/genauth-clock-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "1234.5\n", 7) == 7);
+    close(fd);
+    setenv("GENAUTH_TEST_CLOCK_FILE", path, 1);
+    c = NULL;
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
+    unsetenv("GENAUTH_TEST_CLOCK_FILE");
+    CHECK(genauth_client_now(c) == 1234.5);
+    unlink(path);
+    CHECK(genauth_client_now(c) >= genauth_now() - 1); /* file gone: real */
+    genauth_client_free(c);
+    c = NULL;
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
     genauth_client_close(c);
     genauth_client_close(c);
     CHECK(genauth_client_is_closed(c));
