@@ -41,6 +41,34 @@ def client_for():
         c.close()
 
 
+class TokenClock:
+    """What the client's token cache reads as the time: a number in a file
+    (GENAUTH_TEST_CLOCK_FILE, read by clients made after this fixture). It
+    stands still until the test sets it, so refresh points are crossed by
+    the test's decision, never by the machine's speed."""
+
+    def __init__(self, path, start=1000.0):
+        self.path = path
+        self.set(start)
+
+    def set(self, seconds: float) -> None:
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(repr(float(seconds)))
+        os.replace(tmp, self.path)  # a reader never sees a half-written file
+        self.now = float(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.set(self.now + seconds)
+
+
+@pytest.fixture
+def token_clock(tmp_path, monkeypatch):
+    clock = TokenClock(str(tmp_path / "clock"))
+    monkeypatch.setenv("GENAUTH_TEST_CLOCK_FILE", clock.path)
+    return clock
+
+
 def free_port():
     """A loopback port nothing listens on (for refused connections)."""
     s = socket.socket()
