@@ -1,8 +1,11 @@
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -12,6 +15,27 @@ from rawserver import FakeGenAuth, RawServer  # noqa: E402
 
 AK = "AKIDexample1234"
 SK = "SECRET-do-not-leak-9f8e7d"
+# A call never outlives its timeout by more than this. Generous: the bound
+# proves the call ends (the servers in these tests hold answers for far
+# longer), not how fast a loaded machine gets there.
+SLACK = 5.0
+
+
+def sigint_when(event, wait=10.0):
+    """Starts a thread that sends SIGINT to this process once `event` is set
+    (say, when the server has the request), so the signal lands while the
+    call is in flight however slow the machine. Returns (thread, sent):
+    sent holds the monotonic time of the signal, empty if none was sent."""
+    sent = []
+
+    def fire():
+        if event.wait(wait):
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=fire, daemon=True)
+    thread.start()
+    return thread, sent
 
 
 @pytest.fixture
