@@ -93,6 +93,19 @@ def token_clock(tmp_path, monkeypatch):
     return clock
 
 
+def wait_child(pid, timeout=60.0):
+    """The exit code of child `pid`; kills it and fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"child {pid} still running after {timeout} s")
+
+
 def free_port():
     """A loopback port nothing listens on (for refused connections)."""
     s = socket.socket()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import AK, SK, SLACK, free_port, sigint_when
+from conftest import AK, SK, SLACK, free_port, sigint_when, wait_child
 from rawserver import FakeGenAuth, RawServer, Response
 
 import genauth_c
@@ -212,6 +212,6 @@ def test_close_in_a_forked_child_leaves_the_parents_tls_connection(
     if pid == 0:  # the child closes without having made a call
         client.close()
         os._exit(0)
-    os.waitpid(pid, 0)
+    assert wait_child(pid) == 0
     assert client.trigger_webhook("wh1")["statusCode"] == 200
     assert tls_fake.server.connections == 1
