@@ -123,6 +123,8 @@ class RawServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+                # Answers go out at once, not held for a delayed ACK.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 return
             with self._lock:
