@@ -7,7 +7,7 @@ PIP := $(PYTHON) -m pip
 # and fuzzer runtimes, openssl for test certificates): `make demo` installs
 # just the first.
 BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
-TEST_DEB := valgrind clang libclang-rt-dev openssl
+TEST_DEB := valgrind clang libclang-rt-dev openssl locales
 PY_TEST_TOOLS := pytest mypy hypothesis atheris
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -50,8 +50,16 @@ install: deps
 demo: install
 	$(PYTHON) -m genauth_c.demo
 
+# The comma-locale check of tests/c/test_sign.c needs de_DE.UTF-8: enabled
+# in /etc/locale.gen (so a later locale-gen keeps it) and generated, once.
 test-deps: deps
 	$(call apt_install,$(TEST_DEB))
+	@locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8' || { \
+	  echo "generating the de_DE.UTF-8 locale"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO sh -c "sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' \
+	    /etc/locale.gen; grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || \
+	    echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen; locale-gen"; }
 	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris" 2>/dev/null || \
 	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
 

@@ -791,18 +791,22 @@ test_strings(void)
 }
 
 /* A host process may switch LC_NUMERIC to a decimal comma (Python's
- * locale.setlocale does): numbers and dates must not change. Needs a comma
- * locale; build one with `localedef -i de_DE -f UTF-8 DIR/de_DE.UTF-8` and
- * run with LOCPATH=DIR when the system has none. */
+ * locale.setlocale does): numbers and dates must not change. The comma
+ * locale is part of the test setup (`make test-deps` generates de_DE.UTF-8):
+ * without it this check fails rather than pass for nothing. */
 static void
 test_comma_locale(void)
 {
     char d[GENAUTH_SIGN_DATE_SIZE];
 
     if (!setlocale(LC_ALL, "de_DE.UTF-8")) {
-        printf("test_sign: no de_DE.UTF-8 locale, comma-locale test skipped\n");
+        printf("test_sign: no de_DE.UTF-8 locale: run `make test-deps` "
+               "(or localedef -i de_DE -f UTF-8 de_DE.UTF-8)\n");
+        CHECK(!"the de_DE.UTF-8 locale is installed");
         return;
     }
+    /* The locale really has a decimal comma, or this proves nothing. */
+    CHECK_STR(localeconv()->decimal_point, ",");
     CHECK_JS(num("1.5"), "1.5");
     CHECK_JS(num("0.1e1"), "1");
     CHECK_JS(num("-2.5e-7"), "-2.5e-7");
