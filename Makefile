@@ -8,7 +8,9 @@ PIP := $(PYTHON) -m pip
 # just the first.
 BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
 TEST_DEB := valgrind clang libclang-rt-dev openssl locales
-PY_TEST_TOOLS := pytest mypy hypothesis atheris
+# websockets: genauth 5.1.0 (the official SDK, for the compatibility tests)
+# imports it without declaring it.
+PY_TEST_TOOLS := pytest mypy hypothesis atheris genauth==5.1.0 websockets
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-missing-field-initializers
@@ -60,7 +62,7 @@ test-deps: deps
 	  $$SUDO sh -c "sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' \
 	    /etc/locale.gen; grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || \
 	    echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen; locale-gen"; }
-	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris" 2>/dev/null || \
+	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris, genauth, websockets" 2>/dev/null || \
 	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
 
 # Every test: the core's C unit tests (also under valgrind), pytest, pytest
@@ -153,6 +155,7 @@ sanitize: deps test-deps
 	CC=$(SAN_CC) GENAUTH_SANITIZE=address,undefined $(PYTHON) setup.py -q \
 	  build_ext -b $(SAN_PKG) -t build/asan/tmp
 	cp genauth_c/*.py genauth_c/*.pyi genauth_c/py.typed $(SAN_PKG)/genauth_c/
+	cp -r genauth_c/emulator $(SAN_PKG)/genauth_c/
 	@test -f "$(SAN_RT)" || { echo "no ASan runtime at $(SAN_RT)"; exit 1; }
 	@cd tests && $(SAN_ENV) $(PYTHON) -c "import genauth_c._core as m, sys; \
 	  sys.exit(0 if '/build/asan/' in m.__file__ else 'not the ASan build: ' + m.__file__)"

@@ -43,6 +43,44 @@ class TriggerWebhookCall(TypedDict):
     request_headers: NotRequired[Mapping[str, Any] | None]
     request_body: NotRequired[Mapping[str, Any] | None]
 
+ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
+
+class RetryConfig(TypedDict, total=False):
+    """retryConfig of create_webhook / update_webhook."""
+
+    enabled: bool
+    count: int
+    delay: int
+    delayUnit: Literal["Second", "Minute", "Hour", "Day"]
+
+class WebhookDto(TypedDict):
+    """The ``data`` of create/get/update_webhook and the items of list_webhooks."""
+
+    webhookId: str
+    createdAt: str
+    updatedAt: str
+    name: str
+    url: str
+    contentType: str
+    enabled: bool
+    events: NotRequired[list[str]]
+    secret: NotRequired[str]
+    retryConfig: NotRequired[RetryConfig]
+
+class WebhookLogDto(TypedDict):
+    """The items of get_webhook_logs' ``data.list``."""
+
+    webhookId: str
+    eventName: str
+    requestBody: Any
+    requestHeaders: Any
+    responseStatusCode: int
+    responseHeaders: Any
+    responseBody: Any
+    timestamp: str
+    success: bool
+    errorMessage: NotRequired[str]
+
 class ManagementClient:
     def __init__(
         self,
@@ -52,6 +90,8 @@ class ManagementClient:
         timeout: float = 10.0,
         lang: str | None = None,
         use_unverified_ssl: bool = False,
+        websocket_host: str | None = None,
+        websocket_endpoint: str | None = None,
         *,
         tenant_id: str | None = None,
         brand: Literal["genauth", "authing"] = "genauth",
@@ -65,9 +105,45 @@ class ManagementClient:
     @property
     def timeout(self) -> float: ...
     @property
+    def access_key_id(self) -> str: ...
+    @property
+    def lang(self) -> str | None: ...
+    @property
+    def use_unverified_ssl(self) -> bool: ...
+    @property
     def closed(self) -> bool: ...
     @property
     def token_fetches(self) -> int: ...
+    def create_webhook(
+        self,
+        content_type: ContentType | str,
+        events: list[str] | tuple[str, ...],
+        url: str,
+        name: str,
+        enabled: bool | None = None,
+        secret: str | None = None,
+        *,
+        retry_config: RetryConfig | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def list_webhooks(self, page: int | None = None, limit: int | None = None) -> dict[str, Any]: ...
+    def get_webhook(self, webhook_id: str) -> dict[str, Any]: ...
+    def update_webhook(
+        self,
+        webhook_id: str,
+        name: str | None = None,
+        url: str | None = None,
+        events: list[str] | tuple[str, ...] | None = None,
+        content_type: ContentType | str | None = None,
+        enabled: bool | None = None,
+        secret: str | None = None,
+        *,
+        retry_config: RetryConfig | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def delete_webhook(self, webhook_ids: list[str] | tuple[str, ...]) -> dict[str, Any]: ...
+    def get_webhook_logs(
+        self, webhook_id: str, page: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]: ...
+    def get_webhook_event_list(self) -> dict[str, Any]: ...
     def trigger_webhook(
         self,
         webhook_id: str,

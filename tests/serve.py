@@ -106,12 +106,15 @@ class Mixed:
 
 
 def emulator_module():
-    # By path: importing the package would load the C extension, which a
-    # pure-Python server does not need.
+    # By path: importing genauth_c would load the C extension, which a
+    # pure-Python server does not need. The emulator is a package: load its
+    # __init__ with its folder as the search path, so relative imports work.
     import importlib.util
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                        "genauth_c", "emulator.py")
-    spec = importlib.util.spec_from_file_location("emulator_standalone", path)
+                        "genauth_c", "emulator")
+    spec = importlib.util.spec_from_file_location(
+        "emulator_standalone", os.path.join(path, "__init__.py"),
+        submodule_search_locations=[path])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

@@ -129,13 +129,36 @@ def test_threads_signed_calls_never_reuse_a_nonce(emulator):
 
 
 def test_token_expiry_refreshes_against_the_emulator(emulator):
-    emulator.token_lifetime = 0.5
+    # Expired on the server while the client still trusts it: each call after
+    # expire_tokens() is refused once, then retried with a new token.
     with ManagementClient(AK, SK, host=emulator.url) as client:
         for _ in range(3):
             assert client.trigger_webhook(WEBHOOK)["statusCode"] == 200
-            import time
-            time.sleep(0.5)
+            emulator.expire_tokens()
         assert client.token_fetches == 3
+    refused = [r.auth_error for r in emulator.requests if r.auth_error]
+    assert refused == [1022, 1022]
+    assert emulator.token_fetches == 3
+
+
+def test_token_valid_for_a_count_of_calls(emulator):
+    emulator.token_max_uses = 2
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        for _ in range(6):
+            assert client.trigger_webhook(WEBHOOK)["statusCode"] == 200
+        # Calls 3 and 5 find their token used up: refused once, retried.
+        assert client.token_fetches == 3
+    assert emulator.delivery_count(WEBHOOK) == 6
+
+
+def test_userpool_id_decoded_as_base64url():
+    # A payload only base64url decodes (not the plain base64 some SDKs use).
+    from genauth_c.emulator import URLSAFE_USERPOOL_ID
+    with WebhookReceiver() as rx, Emulator(AK, SK, userpool_id=URLSAFE_USERPOOL_ID) as emu:
+        emu.add_webhook(WEBHOOK, rx.url)
+        with ManagementClient(AK, SK, host=emu.url) as client:
+            assert client.trigger_webhook(WEBHOOK)["statusCode"] == 200
+        assert emu.requests[-1].header("x-genauth-userpool-id") == URLSAFE_USERPOOL_ID
 
 
 @pytest.mark.parametrize("auth", ["token", "signature"])

@@ -125,7 +125,8 @@ BAD_CALLS = [
     (("wh",), {"request_body": circular}, ValueError, "circular"),
     (("wh",), {"request_body": deep}, ValueError, "request_body"),
     (("wh",), {"bogus": 1}, TypeError, "bogus"),
-    (("wh", None, None, None), {}, TypeError, "at most 3"),
+    (("wh", None, None, None), {}, TypeError, "takes from 2 to 4 positional arguments but 5 were given"),
+    (("wh\x00x",), {}, ValueError, "webhook_id: must not contain NUL"),
 ]
 
 

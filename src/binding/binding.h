@@ -51,5 +51,12 @@ PyObject *genauth_raise_api_error(genauth_module_state *st,
 
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
+/* The core client of a ManagementClient (borrowed; NULL before __init__),
+ * and its raise_for_status option when `raise_for_status` is not NULL. */
+genauth_client *genauth_client_of(PyObject *self, int *raise_for_status);
+
+/* methods.c: ManagementClient's methods (the API methods, batches, close
+ * and the context manager). */
+extern PyMethodDef genauth_client_methods[];
 
 #endif

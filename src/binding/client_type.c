@@ -12,6 +12,9 @@ typedef struct {
     genauth_client *client;
     PyObject *host;       /* str: the base URL */
     PyObject *masked_key; /* str: the key id with all but its end hidden */
+    PyObject *access_key_id; /* str */
+    PyObject *lang;          /* str or None */
+    int use_unverified_ssl;
     double timeout;
     int raise_for_status;
 } ClientObject;
@@ -90,8 +93,12 @@ mask_key(const char *key)
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
+    /* The official SDK's parameters first, in its order (websocket_host and
+     * websocket_endpoint serve its event-subscription API, which this
+     * package does not have: accepted so positional calls work, unused). */
     static char *kwlist[] = {"access_key_id", "access_key_secret", "host",
                              "timeout", "lang", "use_unverified_ssl",
+                             "websocket_host", "websocket_endpoint",
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
                              NULL};
@@ -99,6 +106,8 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
     PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
     PyObject *auth_obj = NULL;
+    PyObject *ws_host_obj = Py_None, *ws_endpoint_obj = Py_None;
+    const char *ws_unused = NULL;
     PyObject *ca_bytes = NULL;
     int unverified = 0, raise_for_status = 0;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
@@ -119,9 +128,9 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOp$OOOpOO:ManagementClient", kwlist, &ak_obj,
-            &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
-            &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
+            args, kwargs, "OO|OOOpOO$OOOpOO:ManagementClient", kwlist,
+            &ak_obj, &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
+            &ws_host_obj, &ws_endpoint_obj, &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
             &auth_obj))
         return -1;
     if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
@@ -129,7 +138,9 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             0 ||
         optional_str(host_obj, "host", &opts.host) < 0 ||
         optional_str(lang_obj, "lang", &opts.lang) < 0 ||
-        optional_str(tenant_obj, "tenant_id", &opts.tenant_id) < 0)
+        optional_str(tenant_obj, "tenant_id", &opts.tenant_id) < 0 ||
+        optional_str(ws_host_obj, "websocket_host", &ws_unused) < 0 ||
+        optional_str(ws_endpoint_obj, "websocket_endpoint", &ws_unused) < 0)
         return -1;
     if (timeout_obj && timeout_obj != Py_None) {
         if (PyBool_Check(timeout_obj) ||
@@ -212,6 +223,9 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     self->client = client;
     Py_XSETREF(self->host, host);
     Py_XSETREF(self->masked_key, masked);
+    Py_XSETREF(self->access_key_id, Py_NewRef(ak_obj));
+    Py_XSETREF(self->lang, Py_NewRef(lang_obj));
+    self->use_unverified_ssl = unverified;
     self->timeout = opts.timeout;
     self->raise_for_status = raise_for_status;
     Py_XDECREF(ca_bytes);
@@ -243,501 +257,19 @@ Client_dealloc(ClientObject *self)
     }
     Py_CLEAR(self->host);
     Py_CLEAR(self->masked_key);
+    Py_CLEAR(self->access_key_id);
+    Py_CLEAR(self->lang);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
 
-/* ---- methods ------------------------------------------------------------ */
-
-static genauth_client *
-live_client(ClientObject *self, genauth_module_state *st)
+genauth_client *
+genauth_client_of(PyObject *self, int *raise_for_status)
 {
-    if (!self->client) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "ManagementClient.__init__ was not called");
-        return NULL;
-    }
-    if (genauth_client_is_closed(self->client)) {
-        PyErr_SetString(st->ClientClosedError,
-                        "the client is closed; make a new ManagementClient");
-        return NULL;
-    }
-    return self->client;
-}
-
-/* webhook_id as UTF-8 bytes borrowed from the str. */
-static int
-webhook_id_arg(PyObject *obj, const char *name, const char **s,
-               Py_ssize_t *len)
-{
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s: expected a non-empty str, got %.100s", name,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    *s = PyUnicode_AsUTF8AndSize(obj, len);
-    if (!*s) {
-        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError,
-                         "%s: holds a lone surrogate, which cannot be "
-                         "encoded as UTF-8",
-                         name);
-        }
-        return -1;
-    }
-    if (*len == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty str, got ''",
-                     name);
-        return -1;
-    }
-    return 0;
-}
-
-/* Turns the envelope into a dict, or raises DecodeError when it holds what
- * Python cannot take: invalid UTF-8, an integer longer than
- * sys.get_int_max_str_digits() (both ValueErrors from the conversion). */
-static PyObject *
-envelope_to_dict(genauth_module_state *st, const genauth_envelope *env)
-{
-    PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env));
-    if (dict || !PyErr_ExceptionMatches(PyExc_ValueError))
-        return dict;
-    int utf8 = PyErr_ExceptionMatches(PyExc_UnicodeDecodeError);
-    PyErr_Clear();
-    genauth_error err;
-    genauth_error_init(&err);
-    genauth_error_set(&err, GENAUTH_E_DECODE,
-                      "the server answered HTTP %ld with JSON %s",
-                      env->http_status,
-                      utf8 ? "holding invalid UTF-8"
-                           : "holding a number Python cannot convert");
-    err.http_status = env->http_status;
-    return genauth_raise(st, &err);
-}
-
-/* The error just raised about argument `name` now names it as
- * calls[index]['name'] instead: batches build that text only on failure, so
- * a call that converts costs nothing for it. */
-static void
-name_batch_error(Py_ssize_t index, const char *name)
-{
-    PyObject *type, *value, *tb, *text = NULL, *rest = NULL;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    text = value ? PyObject_Str(value) : NULL;
-    Py_ssize_t skip = (Py_ssize_t)strlen(name);
-    PyObject *prefix = text ? PyUnicode_FromString(name) : NULL;
-    /* Only our own messages start with the argument's name; an error raised
-     * by the caller's objects is passed on untouched. */
-    if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
-        rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
-    Py_XDECREF(prefix);
-    PyErr_Clear();
-    if (rest) {
-        PyErr_Format(type, "calls[%zd]['%s']%U", index, name, rest);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
-    } else {
-        PyErr_Restore(type, value, tb);
-    }
-    Py_XDECREF(text);
-    Py_XDECREF(rest);
-}
-
-/* Converts one call's arguments (webhook_id, request_headers, request_body)
- * into `req`, whose trees the caller frees with cJSON_Delete. `index` is the
- * call's place in a batch, or -1 for a single call. */
-static int
-call_args(PyObject *const values[3], Py_ssize_t index,
-          genauth_trigger_webhook_req *req)
-{
-    cJSON *headers = NULL, *body = NULL;
-    Py_ssize_t id_len = 0;
-    const char *failed = NULL;
-
-    if (webhook_id_arg(values[0], "webhook_id", &req->webhook_id, &id_len) <
-        0) {
-        failed = "webhook_id";
-        goto fail;
-    }
-    req->webhook_id_len = (size_t)id_len;
-    if (values[1] != Py_None &&
-        !(headers = genauth_py_to_json_object(values[1], "request_headers"))) {
-        failed = "request_headers";
-        goto fail;
-    }
-    if (values[2] != Py_None &&
-        !(body = genauth_py_to_json_object(values[2], "request_body"))) {
-        failed = "request_body";
-        goto fail;
-    }
-    req->request_headers = headers;
-    req->request_body = body;
-    return 0;
-fail:
-    cJSON_Delete(headers);
-    if (index >= 0 && (PyErr_ExceptionMatches(PyExc_TypeError) ||
-                       PyErr_ExceptionMatches(PyExc_ValueError)))
-        name_batch_error(index, failed);
-    return -1;
-}
-
-/* The current exception as an object (new reference), cleared. */
-static PyObject *
-take_exception(void)
-{
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb && v)
-        PyException_SetTraceback(v, tb);
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-}
-
-/* One call's outcome: the envelope dict, or an exception object (APIError
- * with raise_for_status, DecodeError for undecodable text). New reference,
- * or NULL with an exception set. */
-static PyObject *
-envelope_result(ClientObject *self, genauth_module_state *st,
-                const genauth_envelope *env)
-{
-    PyObject *result = envelope_to_dict(st, env);
-    if (!result)
-        return PyErr_ExceptionMatches(st->DecodeError) ? take_exception()
-                                                       : NULL;
-    if (self->raise_for_status &&
-        !(env->has_status_code && env->status_code == 200))
-        return genauth_api_error_new(st, result, env->http_status);
-    return result;
-}
-
-PyDoc_STRVAR(trigger_webhook_doc,
-"trigger_webhook($self, webhook_id, request_headers=None, request_body=None)\n"
-"--\n\n"
-"Trigger a webhook once (POST /api/v3/trigger-webhook).\n\n"
-"webhook_id: the webhook's id (non-empty str).\n"
-"request_headers, request_body: JSON objects (any Mapping; nested values\n"
-"allowed) sent as requestHeaders / requestBody; None leaves them out.\n\n"
-"Returns the response envelope as a dict, exactly as the server sent it:\n"
-"{'statusCode': 200, 'message': ..., 'requestId': ..., 'data': {'response':\n"
-"...}}. A business error (statusCode != 200) is returned too, unless the\n"
-"client was made with raise_for_status=True (then APIError).\n\n"
-"Raises TypeError/ValueError for bad input (before anything is sent),\n"
-"TimeoutError, TransportError, DecodeError, AuthError, ClientClosedError.");
-
-static PyObject *
-Client_trigger_webhook(ClientObject *self, PyObject *const *args,
-                       Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"webhook_id", "request_headers",
-                                        "request_body"};
-    PyObject *values[3] = {NULL, Py_None, Py_None};
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
-    genauth_trigger_webhook_req req = {0};
-    genauth_envelope env;
-    genauth_error err;
-    cJSON *headers = NULL, *body = NULL;
-    PyObject *result = NULL;
-    genauth_status status;
-
-    if (!st)
-        return NULL;
-    if (nargs > 3) {
-        PyErr_Format(PyExc_TypeError,
-                     "trigger_webhook() takes at most 3 arguments (%zd given)",
-                     nargs);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        values[i] = args[i];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-        int slot = -1;
-        for (int j = 0; j < 3; j++) {
-            if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0) {
-                slot = j;
-                break;
-            }
-        }
-        if (slot < 0) {
-            PyErr_Format(PyExc_TypeError,
-                         "trigger_webhook() got an unexpected keyword "
-                         "argument %R",
-                         key);
-            return NULL;
-        }
-        if (slot < nargs) {
-            PyErr_Format(PyExc_TypeError,
-                         "trigger_webhook() got multiple values for "
-                         "argument '%s'",
-                         names[slot]);
-            return NULL;
-        }
-        values[slot] = args[nargs + k];
-    }
-    if (!values[0]) {
-        PyErr_SetString(PyExc_TypeError,
-                        "trigger_webhook() missing required argument "
-                        "'webhook_id'");
-        return NULL;
-    }
-    genauth_client *client = live_client(self, st);
-    if (!client)
-        return NULL;
-    if (call_args(values, -1, &req) < 0)
-        return NULL;
-    headers = (cJSON *)req.request_headers;
-    body = (cJSON *)req.request_body;
-
-    genauth_envelope_init(&env);
-    genauth_error_init(&err);
-    /* webhook_id's bytes belong to values[0], which the caller's frame keeps
-     * alive; nothing below touches a Python object until the GIL is back. */
-    Py_BEGIN_ALLOW_THREADS
-    status = genauth_client_trigger_webhook(client, &req, &env, &err);
-    cJSON_Delete(headers);
-    cJSON_Delete(body);
-    Py_END_ALLOW_THREADS
-
-    if (status != GENAUTH_OK) {
-        genauth_raise(st, &err);
-        goto done;
-    }
-    result = envelope_result(self, st, &env);
-    if (result && !PyDict_Check(result)) {
-        PyErr_SetObject((PyObject *)Py_TYPE(result), result);
-        Py_CLEAR(result);
-    }
-done:
-    genauth_envelope_clear(&env);
-    genauth_error_clear(&err);
-    return result;
-}
-
-
-PyDoc_STRVAR(trigger_webhooks_doc,
-"trigger_webhooks($self, calls, *, concurrency=16)\n"
-"--\n\n"
-"Trigger many webhooks concurrently.\n\n"
-"calls: an iterable of dicts with the keys of trigger_webhook\n"
-"('webhook_id', and optionally 'request_headers', 'request_body').\n"
-"At most `concurrency` calls are in flight at once, sharing the client's\n"
-"token and connections; each is bounded by the client's timeout.\n\n"
-"Returns a list in input order: each call's envelope dict, or, for a call\n"
-"that failed, its exception object (not raised), so one failure loses\n"
-"none of the other results. Every call is validated before anything is\n"
-"sent: bad input raises TypeError/ValueError naming calls[i].");
-
-static PyObject *
-Client_trigger_webhooks(ClientObject *self, PyObject *const *args,
-                        Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const keys[] = {"webhook_id", "request_headers",
-                                       "request_body"};
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
-    PyObject *calls = nargs > 0 ? args[0] : NULL, *seq = NULL;
-    PyObject *result = NULL, **held = NULL;
-    genauth_batch_item *items = NULL;
-    Py_ssize_t n = 0, converted = 0;
-    long long concurrency = 16;
-    genauth_error err;
-    genauth_status status;
-
-    genauth_error_init(&err);
-    if (!st)
-        return NULL;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError,
-                        "trigger_webhooks() takes 1 positional argument");
-        return NULL;
-    }
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-        PyObject *value = args[nargs + k];
-        if (PyUnicode_CompareWithASCIIString(key, "calls") == 0 && !calls) {
-            calls = value;
-        } else if (PyUnicode_CompareWithASCIIString(key, "concurrency") ==
-                   0) {
-            if (PyBool_Check(value) || !PyLong_Check(value)) {
-                PyErr_SetString(PyExc_TypeError,
-                                "concurrency: expected an int");
-                return NULL;
-            }
-            concurrency = PyLong_AsLongLong(value);
-            if (concurrency == -1 && PyErr_Occurred())
-                return NULL;
-            if (concurrency < 1 || concurrency > 1024) {
-                PyErr_SetString(PyExc_ValueError,
-                                "concurrency: must be between 1 and 1024");
-                return NULL;
-            }
-        } else {
-            PyErr_Format(PyExc_TypeError,
-                         "trigger_webhooks() got an unexpected keyword "
-                         "argument %R",
-                         key);
-            return NULL;
-        }
-    }
-    if (!calls) {
-        PyErr_SetString(PyExc_TypeError,
-                        "trigger_webhooks() missing required argument "
-                        "'calls'");
-        return NULL;
-    }
-    genauth_client *client = live_client(self, st);
-    if (!client)
-        return NULL;
-    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
-        PyDict_Check(calls)) {
-        PyErr_Format(PyExc_TypeError,
-                     "calls: expected an iterable of dicts, got %.100s",
-                     Py_TYPE(calls)->tp_name);
-        return NULL;
-    }
-    /* A tuple of our own: converting a payload may run the caller's code,
-     * which could otherwise change the list under us. */
-    seq = PySequence_Tuple(calls);
-    if (!seq) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "calls: expected an iterable of dicts, got %.100s",
-                         Py_TYPE(calls)->tp_name);
-        }
-        return NULL;
-    }
-    n = PyTuple_GET_SIZE(seq);
-    items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
-    /* Each call's three values, held: converting one may run the caller's
-     * code, which could empty the dict; and the webhook ids' UTF-8 bytes are
-     * used without the GIL. */
-    held = PyMem_Calloc(n ? 3 * (size_t)n : 1, sizeof(*held));
-    if (!items || !held) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *call = PyTuple_GET_ITEM(seq, i);
-        PyObject *values[3] = {NULL, Py_None, Py_None};
-        if (!PyDict_Check(call)) {
-            PyErr_Format(PyExc_TypeError,
-                         "calls[%zd]: expected a dict with the keys of "
-                         "trigger_webhook, got %.100s",
-                         i, Py_TYPE(call)->tp_name);
-            goto done;
-        }
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(call, &pos, &key, &value)) {
-            int slot = -1;
-            for (int j = 0; j < 3 && PyUnicode_Check(key); j++) {
-                if (PyUnicode_CompareWithASCIIString(key, keys[j]) == 0)
-                    slot = j;
-            }
-            if (slot < 0) {
-                PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
-                             i, key);
-                goto done;
-            }
-            values[slot] = value;
-        }
-        if (!values[0]) {
-            PyErr_Format(PyExc_TypeError,
-                         "calls[%zd]: missing key 'webhook_id'", i);
-            goto done;
-        }
-        for (int j = 0; j < 3; j++)
-            held[3 * i + j] = Py_NewRef(values[j]);
-        if (call_args(&held[3 * i], i, &items[i].req) < 0)
-            goto done;
-        converted = i + 1;
-    }
-
-    Py_BEGIN_ALLOW_THREADS
-    status = genauth_client_trigger_webhooks(client, items, (size_t)n,
-                                             (size_t)concurrency, &err);
-    Py_END_ALLOW_THREADS
-
-    if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
-        status == GENAUTH_E_NOMEM) {
-        genauth_raise(st, &err);
-        goto done;
-    }
-    result = PyList_New(n);
-    if (!result)
-        goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *outcome =
-            items[i].status == GENAUTH_OK
-                ? envelope_result(self, st, &items[i].resp)
-                : genauth_exception_new(st, &items[i].err);
-        if (!outcome) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, i, outcome);
-    }
-done:
-    for (Py_ssize_t i = 0; items && i < n; i++) {
-        if (i < converted) {
-            cJSON_Delete((cJSON *)items[i].req.request_headers);
-            cJSON_Delete((cJSON *)items[i].req.request_body);
-        }
-        genauth_envelope_clear(&items[i].resp);
-        genauth_error_clear(&items[i].err);
-    }
-    for (Py_ssize_t i = 0; held && i < 3 * n; i++)
-        Py_XDECREF(held[i]);
-    PyMem_Free(items);
-    PyMem_Free(held);
-    genauth_error_clear(&err);
-    Py_XDECREF(seq);
-    return result;
-}
-
-PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
-"Release the client's connections. Later calls raise ClientClosedError.\n"
-"Idempotent; calls in progress on other threads finish first.");
-
-static PyObject *
-Client_close(ClientObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->client) {
-        genauth_client *c = self->client;
-        Py_BEGIN_ALLOW_THREADS
-        genauth_client_close(c);
-        Py_END_ALLOW_THREADS
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Client_enter(ClientObject *self, PyObject *Py_UNUSED(ignored))
-{
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
-    if (!st || !live_client(self, st))
-        return NULL;
-    return Py_NewRef(self);
-}
-
-static PyObject *
-Client_exit(ClientObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)args;
-    (void)nargs;
-    PyObject *r = Client_close(self, NULL);
-    if (!r)
-        return NULL;
-    Py_DECREF(r);
-    Py_RETURN_FALSE;
+    ClientObject *c = (ClientObject *)self;
+    if (raise_for_status)
+        *raise_for_status = c->raise_for_status;
+    return c->client;
 }
 
 static PyObject *
@@ -757,6 +289,27 @@ Client_get_host(ClientObject *self, void *closure)
 {
     (void)closure;
     return self->host ? Py_NewRef(self->host) : Py_NewRef(Py_None);
+}
+
+static PyObject *
+Client_get_access_key_id(ClientObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->access_key_id ? self->access_key_id : Py_None);
+}
+
+static PyObject *
+Client_get_lang(ClientObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->lang ? self->lang : Py_None);
+}
+
+static PyObject *
+Client_get_use_unverified_ssl(ClientObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->use_unverified_ssl);
 }
 
 static PyObject *
@@ -782,21 +335,15 @@ Client_get_token_fetches(ClientObject *self, void *closure)
         self->client ? genauth_client_token_fetches(self->client) : 0);
 }
 
-static PyMethodDef Client_methods[] = {
-    {"trigger_webhook", (PyCFunction)(void (*)(void))Client_trigger_webhook,
-     METH_FASTCALL | METH_KEYWORDS, trigger_webhook_doc},
-    {"trigger_webhooks", (PyCFunction)(void (*)(void))Client_trigger_webhooks,
-     METH_FASTCALL | METH_KEYWORDS, trigger_webhooks_doc},
-    {"close", (PyCFunction)Client_close, METH_NOARGS, close_doc},
-    {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))Client_exit, METH_FASTCALL,
-     NULL},
-    {NULL, NULL, 0, NULL},
-};
-
 static PyGetSetDef Client_getset[] = {
     {"host", (getter)Client_get_host, NULL,
      "The base URL calls go to (str).", NULL},
+    {"access_key_id", (getter)Client_get_access_key_id, NULL,
+     "The access key id (str); the secret is never exposed.", NULL},
+    {"lang", (getter)Client_get_lang, NULL,
+     "The lang option (str or None).", NULL},
+    {"use_unverified_ssl", (getter)Client_get_use_unverified_ssl, NULL,
+     "True when TLS certificates are not verified.", NULL},
     {"timeout", (getter)Client_get_timeout, NULL,
      "The total time limit of one call, in seconds (float).", NULL},
     {"closed", (getter)Client_get_closed, NULL,
@@ -808,7 +355,8 @@ static PyGetSetDef Client_getset[] = {
 
 PyDoc_STRVAR(Client_doc,
 "ManagementClient(access_key_id, access_key_secret, host=None, timeout=10.0,\n"
-"                 lang=None, use_unverified_ssl=False, *, tenant_id=None,\n"
+"                 lang=None, use_unverified_ssl=False, websocket_host=None,\n"
+"                 websocket_endpoint=None, *, tenant_id=None,\n"
 "                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
 "                 max_response_bytes=16777216, auth='token')\n"
 "--\n\n"
@@ -822,7 +370,10 @@ PyDoc_STRVAR(Client_doc,
 "close().\n\n"
 "auth='token' (default) authenticates with a management token fetched\n"
 "with the key pair; auth='signature' signs every request with the key\n"
-"pair (HMAC-SHA1) instead, as the official Node SDK does.");
+"pair (HMAC-SHA1) instead, as the official Node SDK does.\n\n"
+"websocket_host and websocket_endpoint are accepted (str or None) so that\n"
+"positional calls written for the official SDK work; the event-subscription\n"
+"API they serve is not part of this package.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},
@@ -831,7 +382,7 @@ static PyType_Slot Client_slots[] = {
     {Py_tp_dealloc, Client_dealloc},
     {Py_tp_traverse, Client_traverse},
     {Py_tp_repr, Client_repr},
-    {Py_tp_methods, Client_methods},
+    {Py_tp_methods, genauth_client_methods},
     {Py_tp_getset, Client_getset},
     {0, NULL},
 };

@@ -674,7 +674,7 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur)
         return genauth_number_to_py(s, len);
     case cJSON_String:
         genauth_json_cursor_string(cur, node->valuestring, &s, &len);
-        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, NULL);
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
     case cJSON_Array:
         n = 0;
         for (child = node->child; child != NULL; child = child->next)
@@ -697,7 +697,7 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur)
             goto fail;
         for (child = node->child; child != NULL; child = child->next) {
             genauth_json_cursor_string(cur, child->string, &s, &len);
-            key = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, NULL);
+            key = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
             if (key == NULL)
                 goto fail;
             value = genauth_doc_node_to_py(child, cur);

@@ -200,6 +200,11 @@ genauth_exception_new(genauth_module_state *st, const genauth_error *err)
     case GENAUTH_E_CLOSED:
         type = st->ClientClosedError;
         break;
+    case GENAUTH_E_CRYPTO:
+        /* libcrypto itself failed: neither the caller's input nor the
+         * network, so the base class. */
+        type = st->GenAuthError;
+        break;
     case GENAUTH_E_INTERRUPTED:
         /* The interrupt check left KeyboardInterrupt (or whatever the signal
          * handler raised) set: hand that exception over. */

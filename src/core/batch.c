@@ -1,5 +1,5 @@
-/* Batches: many trigger-webhook calls in flight at once on one multi handle,
- * with the same steps as a single call (trigger_webhook.c) and the client's
+/* Batches: many calls (to any endpoints) in flight at once on one multi
+ * handle, with the same steps as a single call (request.c) and the client's
  * token. The multi handle is the client's, kept between batches, so a batch
  * reuses the connections the previous one opened. */
 #include <stdlib.h>
@@ -21,16 +21,16 @@ static int
 start_call(genauth_client *c, CURLM *multi, slot *s)
 {
     genauth_batch_item *it = s->item;
-    const struct curl_slist *headers = NULL;
+    genauth_call_plan plan;
     genauth_status st;
 
     if (!s->conn && !(s->conn = genauth_client_acquire(c, &it->err)))
         goto failed;
-    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline,
-                              &s->generation, &headers, &it->err);
+    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, &plan,
+                              &it->err);
+    s->generation = plan.generation;
     if (st == GENAUTH_OK)
-        st = genauth_conn_setup(s->conn, c->trigger_webhook_url, headers,
-                                s->deadline, &it->err);
+        st = genauth_conn_setup(s->conn, &plan, s->deadline, &it->err);
     if (st != GENAUTH_OK)
         goto failed;
     curl_easy_setopt(s->conn->easy, CURLOPT_PRIVATE, s);
@@ -82,9 +82,8 @@ finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result)
 }
 
 genauth_status
-genauth_client_trigger_webhooks(genauth_client *c, genauth_batch_item *items,
-                                size_t count, size_t concurrency,
-                                genauth_error *err)
+genauth_client_batch(genauth_client *c, genauth_batch_item *items,
+                     size_t count, size_t concurrency, genauth_error *err)
 {
     CURLM *multi = NULL;
     slot *slots = NULL;

@@ -295,10 +295,13 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
     c->token_url = join(c->base_url, "/api/v3/get-management-token");
-    c->trigger_webhook_url = join(c->base_url, "/api/v3/trigger-webhook");
+    for (int op = 0; op < GENAUTH_OP_COUNT; op++) {
+        c->op_urls[op] = join(c->base_url, genauth_op_path((genauth_op)op));
+        nomem |= !c->op_urls[op];
+    }
     c->token_request_body = token_request_body(
         opts->access_key_id, opts->access_key_secret, &c->token_request_len);
-    if (nomem || !c->token_url || !c->trigger_webhook_url ||
+    if (nomem || !c->token_url ||
         !c->token_request_body)
         goto nomem;
 
@@ -345,17 +348,10 @@ genauth_client_free(genauth_client *c)
     curl_slist_free_all(c->token_headers);
     curl_slist_free_all(c->base_headers);
     genauth_token_cache_clear(&c->tokens);
-    if (c->access_key_secret) {
-        /* The secret should not outlive the client in freed memory. */
-        volatile char *p = c->access_key_secret;
-        while (*p)
-            *p++ = 0;
-    }
-    if (c->token_request_body) {
-        volatile char *p = c->token_request_body;
-        for (size_t i = 0; i < c->token_request_len; i++)
-            p[i] = 0;
-    }
+    /* The secret should not outlive the client in freed memory. */
+    genauth_wipe(c->access_key_secret,
+                 c->access_key_secret ? strlen(c->access_key_secret) : 0);
+    genauth_wipe(c->token_request_body, c->token_request_len);
     free(c->access_key_id);
     free(c->access_key_secret);
     free(c->base_url);
@@ -364,7 +360,8 @@ genauth_client_free(genauth_client *c)
     free(c->ca_bundle);
     free(c->test_clock_file);
     free(c->token_url);
-    free(c->trigger_webhook_url);
+    for (int op = 0; op < GENAUTH_OP_COUNT; op++)
+        free(c->op_urls[op]);
     free(c->token_request_body);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_mu[i]);

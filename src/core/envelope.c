@@ -43,6 +43,13 @@ set_excerpt(genauth_error *err, const genauth_buf *body)
     err->excerpt_len = n;
 }
 
+void
+genauth_envelope_wipe_clear(genauth_envelope *env)
+{
+    genauth_json_doc_wipe_free(env->doc);
+    genauth_envelope_init(env);
+}
+
 genauth_status
 genauth_envelope_parse(const genauth_buf *body, long http_status, int quiet,
                        genauth_envelope *env, genauth_error *err)

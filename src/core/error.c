@@ -99,6 +99,8 @@ genauth_status_name(genauth_status status)
         return "GENAUTH_E_INTERRUPTED";
     case GENAUTH_E_CLOSED:
         return "GENAUTH_E_CLOSED";
+    case GENAUTH_E_CRYPTO:
+        return "GENAUTH_E_CRYPTO";
     }
     return "GENAUTH_E_UNKNOWN";
 }

@@ -30,6 +30,8 @@ typedef enum {
     GENAUTH_E_AUTH,        /* the token endpoint gave no usable token */
     GENAUTH_E_INTERRUPTED, /* the interrupt check asked the call to stop */
     GENAUTH_E_CLOSED,      /* the client was closed */
+    GENAUTH_E_CRYPTO,      /* libcrypto failed (random bytes, HMAC): not the
+                              caller's fault; nothing was sent */
 } genauth_status;
 
 #define GENAUTH_ERRMSG_SIZE 512
@@ -128,15 +130,93 @@ unsigned long genauth_client_token_fetches(const genauth_client *client);
  * the text of every number literal and of every string that holds \u0000. */
 typedef struct genauth_json_doc genauth_json_doc;
 
-/* ---- trigger-webhook --------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------- */
 
-/* TriggerWebhookDto. Borrowed pointers; the caller keeps them alive. */
+/* The endpoints, one per method of the official SDKs. Adding one is a row in
+ * endpoints.c, a DTO struct here and a test. */
+typedef enum {
+    GENAUTH_OP_TRIGGER_WEBHOOK = 0,  /* POST /api/v3/trigger-webhook */
+    GENAUTH_OP_CREATE_WEBHOOK,       /* POST /api/v3/create-webhook */
+    GENAUTH_OP_LIST_WEBHOOKS,        /* GET  /api/v3/list-webhooks */
+    GENAUTH_OP_GET_WEBHOOK,          /* GET  /api/v3/get-webhook */
+    GENAUTH_OP_UPDATE_WEBHOOK,       /* POST /api/v3/update-webhook */
+    GENAUTH_OP_DELETE_WEBHOOK,       /* POST /api/v3/delete-webhook */
+    GENAUTH_OP_GET_WEBHOOK_LOGS,     /* POST /api/v3/get-webhook-logs */
+    GENAUTH_OP_GET_WEBHOOK_EVENT_LIST, /* GET /api/v3/get-webhook-event-list */
+    GENAUTH_OP_COUNT
+} genauth_op;
+
+/* The endpoint's path ("/api/v3/list-webhooks") and HTTP method ("GET" or
+ * "POST"); NULL for an unknown op. Static strings. */
+const char *genauth_op_path(genauth_op op);
+const char *genauth_op_method(genauth_op op);
+
+/* A call to any endpoint: the op and its parameters as one JSON object with
+ * the API's camelCase names ({"webhookId": "wh1", "page": 2}), in json.h's
+ * exact form. A POST sends them as the JSON body, a GET as the query string
+ * (in the object's order, percent-encoded as Python's urlencode does; a bool
+ * as true/false). A member that is absent, or JSON null, is left out.
+ * Each member is checked against the endpoint's table before anything is
+ * sent: an unknown name, a missing required one or a wrong type is
+ * GENAUTH_E_INVALID naming it. Borrowed: the caller keeps it alive. */
+typedef struct {
+    genauth_op op;
+    const cJSON *params; /* an object, or NULL for no parameters */
+} genauth_request;
+
+/* The request DTOs of the reference, for C callers: each converts to a
+ * genauth_request through the endpoint table (genauth_request_from_dto).
+ * Borrowed pointers. Absent: NULL pointers, GENAUTH_UNSET bools, 0 ints. */
+#define GENAUTH_UNSET (-1)
+
+/* TriggerWebhookDto. */
 typedef struct {
     const char *webhook_id;   /* UTF-8, webhook_id_len bytes */
     size_t webhook_id_len;
     const cJSON *request_headers; /* an object, or NULL to leave it out */
     const cJSON *request_body;    /* an object, or NULL to leave it out */
 } genauth_trigger_webhook_req;
+
+/* CreateWebhookDto (update: UpdateWebhookDto, webhook_id required and the
+ * rest optional). Strings NUL-terminated UTF-8. */
+typedef struct {
+    const char *webhook_id;        /* update only */
+    const char *name;
+    const char *url;
+    const char *content_type;      /* "application/json" or
+                                    * "application/x-www-form-urlencoded" */
+    const char *const *events;     /* events_count names */
+    size_t events_count;
+    int enabled;                   /* 0, 1 or GENAUTH_UNSET */
+    const char *secret;
+    const cJSON *retry_config;     /* an object, or NULL */
+} genauth_webhook_req;
+
+/* ListWebhooksDto, GetWebhookLogsDto (webhook_id required), GetWebhookDto
+ * (webhook_id only). page from 1; limit at most 50 (the server checks). */
+typedef struct {
+    const char *webhook_id;
+    long long page;  /* 0: left out */
+    long long limit; /* 0: left out */
+} genauth_webhook_page_req;
+
+/* DeleteWebhookDto. */
+typedef struct {
+    const char *const *webhook_ids;
+    size_t webhook_ids_count;
+} genauth_delete_webhooks_req;
+
+/* Builds the genauth_request for `dto`, whose type is the op's (trigger:
+ * genauth_trigger_webhook_req; create/update: genauth_webhook_req;
+ * list/get/logs: genauth_webhook_page_req; delete:
+ * genauth_delete_webhooks_req; event list: NULL). *params_out is the
+ * parameter object (it refers to the DTO's JSON trees without copying them);
+ * the caller frees it with cJSON_Delete after the call, and keeps the DTO
+ * alive until then. */
+genauth_status genauth_request_from_dto(genauth_op op, const void *dto,
+                                        genauth_request *req,
+                                        cJSON **params_out,
+                                        genauth_error *err);
 
 /* A response envelope, {statusCode, message, apiCode?, requestId?, data}, as
  * the server sent it, plus the fields the client reads from it (pointing into
@@ -165,9 +245,22 @@ genauth_envelope_doc(const genauth_envelope *env)
 
 typedef genauth_envelope genauth_trigger_webhook_resp;
 
-/* POST /api/v3/trigger-webhook. On GENAUTH_OK, *resp holds the envelope
- * (whatever its statusCode); the caller clears it. Thread-safe: many threads
- * may call on one client. */
+/* One call to any endpoint: authenticate (token or signature), send, read
+ * the envelope, retry once with a new token after a 401. On GENAUTH_OK,
+ * *resp holds the envelope (whatever its statusCode); the caller clears it.
+ * Thread-safe: many threads may call on one client. */
+genauth_status genauth_client_call(genauth_client *client,
+                                   const genauth_request *req,
+                                   genauth_envelope *resp,
+                                   genauth_error *err);
+
+/* genauth_client_call for a DTO (see genauth_request_from_dto). */
+genauth_status genauth_client_call_dto(genauth_client *client, genauth_op op,
+                                       const void *dto,
+                                       genauth_envelope *resp,
+                                       genauth_error *err);
+
+/* POST /api/v3/trigger-webhook: genauth_client_call_dto for the op. */
 genauth_status genauth_client_trigger_webhook(
     genauth_client *client, const genauth_trigger_webhook_req *req,
     genauth_envelope *resp, genauth_error *err);
@@ -177,23 +270,22 @@ genauth_status genauth_client_trigger_webhook(
 /* One call of a batch: the request in, and either the envelope (status
  * GENAUTH_OK) or the error out. Caller-owned; clear resp and err after. */
 typedef struct {
-    genauth_trigger_webhook_req req;
+    genauth_request req;
     genauth_status status;
     genauth_envelope resp;
     genauth_error err;
 } genauth_batch_item;
 
-/* Runs the calls of `items` concurrently over libcurl's multi interface, at
- * most `concurrency` in flight, sharing the client's token and connections;
- * each call is bounded by the client's timeout from when it starts. Every
- * item gets its own outcome. Returns GENAUTH_OK when the batch ran, even if
- * calls failed; an error only when the whole batch stopped (closed client,
- * interrupted, out of memory): then items not finished carry that error. */
-genauth_status genauth_client_trigger_webhooks(genauth_client *client,
-                                               genauth_batch_item *items,
-                                               size_t count,
-                                               size_t concurrency,
-                                               genauth_error *err);
+/* Runs the calls of `items` (any endpoints) concurrently over libcurl's
+ * multi interface, at most `concurrency` in flight, sharing the client's
+ * token and connections; each call is bounded by the client's timeout from
+ * when it starts. Every item gets its own outcome. Returns GENAUTH_OK when
+ * the batch ran, even if calls failed; an error only when the whole batch
+ * stopped (closed client, interrupted, out of memory): then items not
+ * finished carry that error. */
+genauth_status genauth_client_batch(genauth_client *client,
+                                    genauth_batch_item *items, size_t count,
+                                    size_t concurrency, genauth_error *err);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #include "genauth.h"
 #include "buf.h"
 #include "sign.h"
+#include "wipe.h"
 
 /* How often a call waiting on the network asks the interrupt check. */
 #define GENAUTH_INTERRUPT_POLL_MS 100
@@ -46,7 +47,8 @@ genauth_status genauth_jwt_userpool_id(const char *token, char **out,
 typedef struct genauth_conn {
     CURL *easy;
     CURLM *multi; /* drives `easy` so a waiting call can be interrupted */
-    genauth_buf request;  /* the body being sent */
+    genauth_buf request;  /* the body being sent (POST) */
+    genauth_buf url;      /* a GET's URL with its query string */
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
     int over_cap; /* the body outgrew max_response_bytes */
@@ -57,6 +59,7 @@ typedef struct genauth_conn {
     /* What is set on `easy` now, to skip setopt calls that change nothing. */
     const struct curl_slist *cur_headers;
     const char *cur_url;
+    int cur_get; /* the handle is set up for GET (else POST) */
     /* Signature mode: this handle's signature and header list, rebuilt for
      * every request. */
     genauth_signature signature;
@@ -73,17 +76,39 @@ void genauth_conn_free(genauth_conn *conn);
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);
 
-/* Sets `conn` up to POST conn->request to `url` with `headers` within the
- * monotonic `deadline`, for genauth_conn_post or a batch's multi handle. */
-genauth_status genauth_conn_setup(genauth_conn *conn, const char *url,
-                                  const struct curl_slist *headers,
+/* Where and how one attempt of a call is sent, as genauth_call_prepare
+ * decided it. */
+typedef struct {
+    int is_get;       /* GET (no body) or POST of conn->request */
+    const char *url;  /* the client's prebuilt URL, or conn->url.data */
+    int url_changes;  /* url is conn->url: set it on the handle every time
+                       * (the buffer may hold another URL at the same
+                       * address) */
+    const struct curl_slist *headers; /* owned by the conn or the client */
+    unsigned long generation; /* the token's, for genauth_token_invalidate
+                               * (0 in signature mode) */
+} genauth_call_plan;
+
+/* Sets `conn` up to send `plan` within the monotonic `deadline`, for
+ * genauth_conn_perform or a multi handle the caller drives (batch.c, the
+ * event-driven engine). Resets conn->response. */
+genauth_status genauth_conn_setup(genauth_conn *conn,
+                                  const genauth_call_plan *plan,
                                   double deadline, genauth_error *err);
 /* After the transfer ended with `result`: the error, or *http_status. */
 genauth_status genauth_conn_finish(genauth_conn *conn, CURLcode result,
                                    long *http_status, genauth_error *err);
 
-/* POSTs conn->request to `url` with `headers`, collecting the body into
- * conn->response, bounded by the monotonic `deadline`. Sets *http_status. */
+/* Sends `plan` on conn and waits for the whole answer (in conn->response),
+ * asking the client's interrupt check while it waits, bounded by the
+ * monotonic `deadline`. Sets *http_status. */
+genauth_status genauth_conn_perform(genauth_client *client,
+                                    genauth_conn *conn,
+                                    const genauth_call_plan *plan,
+                                    double deadline, long *http_status,
+                                    genauth_error *err);
+/* genauth_conn_perform of a POST of conn->request to the fixed `url` with
+ * `headers` (the token fetch). */
 genauth_status genauth_conn_post(genauth_client *client, genauth_conn *conn,
                                  const char *url,
                                  const struct curl_slist *headers,
@@ -124,7 +149,7 @@ struct genauth_client {
 
     /* Built once per client. */
     char *token_url;
-    char *trigger_webhook_url;
+    char *op_urls[GENAUTH_OP_COUNT]; /* base URL + each endpoint's path */
     char *token_request_body; /* {"accessKeyId":..,"accessKeySecret":..} */
     size_t token_request_len;
     struct curl_slist *token_headers; /* read-only once built */
@@ -180,21 +205,99 @@ genauth_status genauth_token_prepare(genauth_client *client,
 void genauth_token_invalidate(genauth_client *client,
                               unsigned long generation);
 void genauth_token_cache_init(genauth_token_cache *cache);
-/* Frees a header list after overwriting its text (it may hold a token). */
-void genauth_headers_wipe_free(struct curl_slist *list);
 void genauth_token_cache_clear(genauth_token_cache *cache);
 
-/* ---- one call's steps (trigger_webhook.c, shared with batch.c) ---------- */
+/* ---- endpoints (endpoints.c) ------------------------------------------- */
 
-/* Authenticates and encodes `req` onto `conn`: *headers is the header list
- * to send, *generation the token's (for genauth_token_invalidate). */
+typedef enum {
+    GENAUTH_FIELD_STRING,      /* const char *; NULL: absent */
+    GENAUTH_FIELD_STRING_LIST, /* const char *const * and a size_t count */
+    GENAUTH_FIELD_BOOL,        /* int: 0, 1 or GENAUTH_UNSET */
+    GENAUTH_FIELD_INT,         /* long long; 0: absent */
+    GENAUTH_FIELD_OBJECT,      /* const cJSON * (an object); NULL: absent */
+} genauth_field_type;
+
+#define GENAUTH_FIELD_REQUIRED 1
+#define GENAUTH_FIELD_NONEMPTY 2 /* a string that must not be "" */
+#define GENAUTH_FIELD_HAS_LEN 4  /* a string whose length is at len_offset */
+#define GENAUTH_MAX_FIELDS 8
+
+/* One field of a request DTO: its JSON name, type, and where the DTO struct
+ * keeps it (len_offset: a list's count, or a string's length). */
+typedef struct {
+    const char *name;
+    genauth_field_type type;
+    size_t offset;
+    size_t len_offset;
+    int flags;
+} genauth_field;
+
+typedef struct {
+    const char *method; /* "GET" or "POST" */
+    const char *path;
+    int is_get;
+    size_t nfields;
+    genauth_field fields[GENAUTH_MAX_FIELDS];
+} genauth_endpoint;
+
+/* The op's row, or NULL for an unknown op. Static. */
+const genauth_endpoint *genauth_endpoint_of(genauth_op op);
+/* Whether `params` (an object or NULL) fit the endpoint: only its fields,
+ * each of its type (null members are left out, so they pass), the required
+ * ones present. GENAUTH_E_INVALID naming the field otherwise. */
+genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
+                                      const cJSON *params,
+                                      genauth_error *err);
+
+/* ---- one call's steps (request.c) ---------------------------------------
+ *
+ * THE step API: the single call (genauth_client_call), batches (batch.c) and
+ * the event-driven engine all drive a call with these, in this order:
+ *
+ *   conn = genauth_client_acquire(client)
+ *   for attempt = 0, 1:
+ *       genauth_call_prepare(client, conn, req, deadline, &plan)   (may fetch
+ *                                                  a token: blocks)
+ *       genauth_conn_setup(conn, &plan, deadline)
+ *       ... run conn->easy (genauth_conn_perform, or a multi handle) ...
+ *       genauth_conn_finish(conn, result, &http_status)
+ *       genauth_call_read(client, conn, http_status, resp)
+ *       if genauth_call_should_retry(client, attempt, http_status, env):
+ *           clear resp and err, genauth_token_invalidate(plan.generation)
+ *           and go round again
+ *   genauth_client_release(client, conn)
+ */
+
+/* Checks `req` against its endpoint, authenticates (token mode: makes
+ * conn->api_headers carry a valid token, fetching one if needed) and encodes
+ * it onto `conn`: a POST's JSON body into conn->request, a GET's query
+ * string into conn->url; in signature mode the body is in JavaScript's form
+ * and the request is signed. Fills *plan. */
 genauth_status genauth_call_prepare(genauth_client *client,
                                     genauth_conn *conn,
-                                    const genauth_trigger_webhook_req *req,
-                                    double deadline,
-                                    unsigned long *generation,
-                                    const struct curl_slist **headers,
+                                    const genauth_request *req,
+                                    double deadline, genauth_call_plan *plan,
                                     genauth_error *err);
+
+/* Fixed values for tests of the encoding: nonce, date and sdk-version of a
+ * signature. */
+typedef struct {
+    const char *nonce;
+    const char *date;
+    const char *sdk_version;
+} genauth_sign_fixture;
+
+/* The encoding half of genauth_call_prepare, without authentication in token
+ * mode: checks and encodes `req` onto conn (and signs it in signature mode,
+ * with `fixture`'s values when not NULL). plan->headers is set for signature
+ * mode only. */
+genauth_status genauth_call_encode(genauth_client *client,
+                                   genauth_conn *conn,
+                                   const genauth_request *req,
+                                   const genauth_sign_fixture *fixture,
+                                   genauth_call_plan *plan,
+                                   genauth_error *err);
+
 /* Reads the answer on `conn` into `resp`; a DecodeError's excerpt has the
  * token and the secret masked. */
 genauth_status genauth_call_read(genauth_client *client, genauth_conn *conn,
@@ -206,6 +309,10 @@ int genauth_call_should_retry(genauth_client *client, int attempt,
                               long http_status, const genauth_envelope *env);
 
 /* ---- responses (envelope.c) -------------------------------------------- */
+
+/* genauth_envelope_clear for an envelope that held a secret (the token
+ * endpoint's answer): every string of the document is wiped first. */
+void genauth_envelope_wipe_clear(genauth_envelope *env);
 
 /* Parses conn->response into `env` (fields read from the envelope).
  * GENAUTH_E_DECODE, with the HTTP status and an excerpt, when the body is not

@@ -2,6 +2,7 @@
  * literals and escaped keys, and a parser that keeps what cJSON drops
  * (number literals, strings holding U+0000). See json.h. */
 #include "json.h"
+#include "wipe.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -335,6 +336,28 @@ genauth_json_doc_free(genauth_json_doc *doc)
     free(doc);
 }
 
+static void
+genauth_json_wipe_node(cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (node->string)
+            genauth_wipe(node->string, strlen(node->string));
+        if (node->valuestring)
+            genauth_wipe(node->valuestring, strlen(node->valuestring));
+        genauth_json_wipe_node(node->child);
+    }
+}
+
+void
+genauth_json_doc_wipe_free(genauth_json_doc *doc)
+{
+    if (doc == NULL)
+        return;
+    genauth_json_wipe_node(doc->root);
+    genauth_buf_wipe_clear(&doc->pool);
+    genauth_json_doc_free(doc);
+}
+
 const cJSON *
 genauth_json_doc_root(const genauth_json_doc *doc)
 {
@@ -536,21 +559,66 @@ genauth_json_scan_number(const unsigned char *p, const unsigned char *end)
     return p;
 }
 
+/* The length of the UTF-8 sequence at p as json.loads(bytes) accepts it
+ * (it decodes with "surrogatepass": no overlong forms, nothing above
+ * U+10FFFF, but encoded surrogates pass), or 0. */
+static size_t
+genauth_json_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n, i;
+    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
+
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    }
+    else
+        return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
 /* The end of the string literal whose opening quote is at p (pointing at the
- * closing quote), or NULL when it holds an unescaped control character or a
- * bad escape (cJSON reads "\u00zz" as U+0000). *has_nul tells whether an
- * escape decodes to U+0000. */
+ * closing quote), or NULL when it holds an unescaped control character, a
+ * bad escape (cJSON reads "\u00zz" as U+0000) or bytes that are not UTF-8
+ * (*why then says which). *special tells whether the string needs its exact
+ * decoding kept: an escape decodes to U+0000 (cJSON cuts the string there)
+ * or to a lone surrogate (cJSON refuses it; json.loads keeps it). */
 static const unsigned char *
 genauth_json_scan_string(const unsigned char *p, const unsigned char *end,
-                         int *has_nul)
+                         int *special, const char **why)
 {
-    unsigned cp;
+    unsigned cp, lo;
+    size_t n;
 
-    *has_nul = 0;
+    *special = 0;
     p++;
     for (;;) {
-        while (p < end && genauth_json_escape[*p] == 0)
+        while (p < end && genauth_json_escape[*p] == 0 && *p < 0x80)
             p++;
+        if (p < end && *p >= 0x80) {
+            if ((n = genauth_json_utf8_len(p, end)) == 0) {
+                *why = ": a string that is not UTF-8";
+                return NULL;
+            }
+            p += n;
+            continue;
+        }
         if (p == end || *p < 0x20)
             return NULL;
         if (*p == '"')
@@ -572,9 +640,16 @@ genauth_json_scan_string(const unsigned char *p, const unsigned char *end,
         case 'u':
             if (end - p < 6 || genauth_json_hex4(p + 2, &cp) < 0)
                 return NULL;
-            if (cp == 0)
-                *has_nul = 1;
             p += 6;
+            if (cp == 0)
+                *special = 1;
+            else if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6
+                     && p[0] == '\\' && p[1] == 'u'
+                     && genauth_json_hex4(p + 2, &lo) == 0 && lo >= 0xDC00
+                     && lo <= 0xDFFF)
+                p += 6; /* a pair: one astral character */
+            else if (cp >= 0xD800 && cp <= 0xDFFF)
+                *special = 1; /* a lone surrogate */
             break;
         default:
             return NULL;
@@ -588,20 +663,36 @@ genauth_json_is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Whether the number literal [p, q) is an integer of more digits than
+ * Python converts (sys.get_int_max_str_digits(), 4300 by default), which
+ * json.loads refuses with a ValueError. */
+static int
+genauth_json_int_too_long(const unsigned char *p, const unsigned char *q)
+{
+    size_t digits = (size_t)(q - p) - (*p == '-');
+    if (digits <= GENAUTH_JSON_MAX_INT_DIGITS)
+        return 0;
+    for (; p < q; p++)
+        if (*p == '.' || *p == 'e' || *p == 'E')
+            return 0;
+    return 1;
+}
+
 /* The one linear pass over a text cJSON accepted (len: up to where cJSON
- * stopped): refuses what cJSON lets through but JSON does not, and records
- * the number literals and the U+0000-bearing strings. Returns the offset of
- * the first offending byte, len when all is well, or (size_t)-1 when out of
- * memory. */
+ * stopped): refuses what cJSON lets through but JSON (or Python) does not,
+ * and records the number literals and the strings cJSON cannot hold exactly.
+ * Returns the offset of the first offending byte (*why: ": what is wrong
+ * there", or left as it was for plain invalid JSON), len when all is well, or
+ * (size_t)-1 when out of memory. */
 static size_t
 genauth_json_scan(genauth_json_doc *doc, const unsigned char *text,
-                  size_t len)
+                  size_t len, const char **why)
 {
     const unsigned char *p = text;
     const unsigned char *end = text + len;
     const unsigned char *q;
     size_t ordinal = 0;
-    int has_nul;
+    int special;
 
     if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
         p += 3; /* cJSON skips a UTF-8 BOM, as json.loads(bytes) does */
@@ -620,10 +711,10 @@ genauth_json_scan(genauth_json_doc *doc, const unsigned char *text,
             p++;
             break;
         case '"':
-            q = genauth_json_scan_string(p, end, &has_nul);
+            q = genauth_json_scan_string(p, end, &special, why);
             if (q == NULL)
                 goto bad;
-            if (has_nul
+            if (special
                 && genauth_json_record_string(doc, p + 1, q, ordinal) < 0)
                 return (size_t)-1;
             ordinal++;
@@ -644,6 +735,11 @@ genauth_json_scan(genauth_json_doc *doc, const unsigned char *text,
             q = genauth_json_scan_number(p, end);
             if (q == NULL)
                 goto bad;
+            if (genauth_json_int_too_long(p, q)) {
+                *why = ": an integer of more than "
+                       GENAUTH_JSON_MAX_INT_DIGITS_TEXT " digits";
+                goto bad;
+            }
             if (genauth_json_record_number(doc, p, (size_t)(q - p)) < 0)
                 return (size_t)-1;
             p = q;
@@ -683,49 +779,82 @@ genauth_json_too_deep(const unsigned char *text, size_t len, size_t err_at)
     return 0;
 }
 
-/* cJSON releases after 1.7.15 refuse number literals longer than 63
- * characters, which Python's json reads. A copy of the text with each such
- * literal blanked to "0" and spaces has the same shape at the same offsets;
- * the scan then reads the exact literals from the original text. Returns the
- * copy (the caller frees it), or NULL when no literal is that long or memory
- * ran out. */
+/* What cJSON refuses although Python's json reads it: number literals
+ * longer than 63 characters (cJSON releases after 1.7.15) and lone
+ * surrogate escapes ("\ud83d", what JavaScript emits for a cut emoji). A
+ * copy of the text with each such literal blanked to "0" and spaces, and
+ * each lone surrogate escape turned into "\ufffd", has the same shape at
+ * the same offsets; the scan then reads the exact literals and strings from
+ * the original text. Returns the copy (the caller frees it), or NULL when
+ * there is nothing to change or memory ran out. */
 static char *
-genauth_json_blank_long_numbers(const unsigned char *u, size_t len)
+genauth_json_cjson_copy(const unsigned char *u, size_t len)
 {
     char *copy = NULL;
     int in_string = 0;
+    unsigned cp, lo;
 
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = u[i];
+        size_t blank_from = 0, blank_to = 0;
         if (in_string) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
+            if (ch == '"') {
                 in_string = 0;
-            continue;
-        }
-        if (ch == '"') {
+                continue;
+            }
+            if (ch != '\\')
+                continue;
+            if (i + 5 >= len || u[i + 1] != 'u' ||
+                genauth_json_hex4(u + i + 2, &cp) < 0) {
+                i++;
+                continue;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF && i + 11 < len &&
+                u[i + 6] == '\\' && u[i + 7] == 'u' &&
+                genauth_json_hex4(u + i + 8, &lo) == 0 && lo >= 0xDC00 &&
+                lo <= 0xDFFF) {
+                i += 11; /* a pair: cJSON reads it */
+                continue;
+            }
+            if (cp < 0xD800 || cp > 0xDFFF) {
+                i += 5;
+                continue;
+            }
+            blank_from = i + 2; /* the hex digits of a lone surrogate */
+            blank_to = i + 6;
+            i += 5;
+        } else if (ch == '"') {
             in_string = 1;
             continue;
-        }
-        if (ch != '-' && (ch < '0' || ch > '9'))
-            continue;
-        size_t end = i;
-        while (end < len && ((u[end] >= '0' && u[end] <= '9') ||
-                             u[end] == '-' || u[end] == '+' ||
-                             u[end] == '.' || u[end] == 'e' || u[end] == 'E'))
-            end++;
-        if (end - i > 63) {
-            if (!copy) {
-                copy = malloc(len);
-                if (!copy)
-                    return NULL;
-                memcpy(copy, u, len);
+        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            size_t end = i;
+            while (end < len && ((u[end] >= '0' && u[end] <= '9') ||
+                                 u[end] == '-' || u[end] == '+' ||
+                                 u[end] == '.' || u[end] == 'e' ||
+                                 u[end] == 'E'))
+                end++;
+            if (end - i > 63) {
+                blank_from = i;
+                blank_to = end;
             }
-            copy[i] = '0';
-            memset(copy + i + 1, ' ', end - i - 1);
+            i = end - 1;
+        } else {
+            continue;
         }
-        i = end - 1;
+        if (blank_to == 0)
+            continue;
+        if (!copy) {
+            copy = malloc(len);
+            if (!copy)
+                return NULL;
+            memcpy(copy, u, len);
+        }
+        if (u[blank_from] == '-' || (u[blank_from] >= '0' && u[blank_from] <= '9')) {
+            copy[blank_from] = '0';
+            memset(copy + blank_from + 1, ' ', blank_to - blank_from - 1);
+        } else {
+            memcpy(copy + blank_from, "fffd", 4);
+        }
     }
     return copy;
 }
@@ -739,6 +868,7 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
     const unsigned char *u = (const unsigned char *)text;
     size_t stop, at, i;
     genauth_status status;
+    const char *why = "";
 
     *out = NULL;
     if (len == 0) {
@@ -760,7 +890,7 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
      * needs no NUL-terminated copy; the trailing bytes are checked below. */
     doc->root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
     if (doc->root == NULL) {
-        char *blanked = genauth_json_blank_long_numbers(u, len);
+        char *blanked = genauth_json_cjson_copy(u, len);
         if (blanked) {
             doc->root = cJSON_ParseWithLengthOpts(blanked, len, &parse_end, 0);
             parse_end = parse_end ? text + (parse_end - blanked) : NULL;
@@ -779,7 +909,7 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
         goto fail;
     }
     stop = (size_t)(parse_end - text);
-    at = genauth_json_scan(doc, u, stop);
+    at = genauth_json_scan(doc, u, stop, &why);
     if (at == (size_t)-1)
         goto nomem;
     if (at == stop) {
@@ -790,7 +920,7 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
     }
     if (at != len) {
         status = genauth_error_set(err, GENAUTH_E_DECODE,
-                                   "invalid JSON at byte %zu", at);
+                                   "invalid JSON at byte %zu%s", at, why);
         goto fail;
     }
     *out = doc;

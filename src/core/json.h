@@ -46,12 +46,22 @@ int genauth_json_write_string(const char *s, size_t len, genauth_buf *out);
 
 /* ---- parsing (in) ---- */
 
+/* Python's default sys.get_int_max_str_digits(): json.loads refuses longer
+ * integer literals, so the parser does too (with an excerpt to show). */
+#define GENAUTH_JSON_MAX_INT_DIGITS 4300
+#define GENAUTH_JSON_MAX_INT_DIGITS_TEXT "4300"
+
 /* Parses exactly `len` bytes (text[len] need not be NUL; the text is not
  * kept). Invalid JSON is GENAUTH_E_DECODE: what cJSON refuses, plus what it
  * lets through but Python's json refuses (unescaped control characters in
  * strings, bad \u escapes, numbers such as 01 or 1., white space other than
  * the four JSON allows, trailing data), and nesting beyond cJSON's limit
- * ("JSON nested deeper than 1000 levels"). The message never quotes the text.
+ * ("JSON nested deeper than 1000 levels"), strings that are not UTF-8 (as
+ * json.loads(bytes) judges: encoded surrogates pass) and integers of more than
+ * GENAUTH_JSON_MAX_INT_DIGITS digits. Lone surrogate escapes are kept, as
+ * json.loads keeps them: their strings decode to UTF-8 with the surrogate
+ * encoded as three bytes (what Python's "surrogatepass" reads back). The
+ * message never quotes the text.
  * cJSON releases after 1.7.15 refuse number literals longer than 63
  * characters; such a text is parsed again with those literals blanked (their
  * exact text comes from the scan), so every cJSON version reads it.
@@ -60,6 +70,9 @@ genauth_status genauth_json_doc_parse(const char *text, size_t len,
                                       genauth_json_doc **out,
                                       genauth_error *err);
 void genauth_json_doc_free(genauth_json_doc *doc); /* NULL: no-op */
+/* genauth_json_doc_free after wiping every string, key and literal of the
+ * document (it held a secret). NULL: no-op. */
+void genauth_json_doc_wipe_free(genauth_json_doc *doc);
 const cJSON *genauth_json_doc_root(const genauth_json_doc *doc);
 
 /* Cheap to make: one per walk, on the stack. The doc keeps numbers and

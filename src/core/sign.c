@@ -85,10 +85,8 @@ genauth_sign_nonce(char out[GENAUTH_SIGN_NONCE_SIZE], genauth_error *err)
     genauth_status st = GENAUTH_OK;
 
     if (RAND_bytes(raw, (int)sizeof raw) != 1) {
-        /* No status says "the system failed": nothing was sent, so this is
-         * the closest. */
         out[0] = '\0';
-        st = genauth_error_set(err, GENAUTH_E_INVALID,
+        st = genauth_error_set(err, GENAUTH_E_CRYPTO,
                                "the system random generator failed; cannot "
                                "make a signature nonce");
         goto done;
@@ -424,7 +422,7 @@ genauth_sign(const genauth_sign_input *in, genauth_signature *out,
               (int)strlen(in->access_key_secret),
               (const unsigned char *)out->string_to_sign.data,
               out->string_to_sign.len, mac, &mac_len)) {
-        st = genauth_error_set(err, GENAUTH_E_INVALID,
+        st = genauth_error_set(err, GENAUTH_E_CRYPTO,
                                "HMAC-SHA1 is not available from libcrypto");
         goto fail;
     }

@@ -27,32 +27,10 @@ genauth_token_cache_init(genauth_token_cache *t)
     pthread_condattr_destroy(&attr);
 }
 
-static void
-wipe_free(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = 0;
-    free(s);
-}
-
-void
-genauth_headers_wipe_free(struct curl_slist *list)
-{
-    for (struct curl_slist *h = list; h; h = h->next) {
-        volatile char *p = h->data;
-        while (*p)
-            *p++ = 0;
-    }
-    curl_slist_free_all(list);
-}
-
 void
 genauth_token_cache_clear(genauth_token_cache *t)
 {
-    wipe_free(t->token);
+    genauth_wipe_free(t->token);
     free(t->userpool_id);
     t->token = NULL;
     t->userpool_id = NULL;
@@ -87,22 +65,14 @@ build_api_headers(genauth_client *c, genauth_conn *conn, genauth_error *err)
         if (!(grown = curl_slist_append(list, h->data)))
             goto nomem;
     }
-    /* The line held the token. */
-    if (line.data) {
-        volatile char *p = line.data;
-        for (size_t i = 0; i < line.cap; i++)
-            p[i] = 0;
-    }
-    genauth_buf_clear(&line);
+    genauth_buf_wipe_clear(&line); /* it held the token */
     genauth_headers_wipe_free(conn->api_headers);
     conn->api_headers = list;
     conn->cur_headers = NULL; /* the old list is gone: set the new one */
     conn->api_headers_gen = c->tokens.generation;
     return GENAUTH_OK;
 nomem:
-    if (line.data)
-        memset(line.data, 0, line.cap);
-    genauth_buf_clear(&line);
+    genauth_buf_wipe_clear(&line);
     genauth_headers_wipe_free(list);
     return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
 }
@@ -181,12 +151,12 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         goto fail;
     }
     *lifetime = exp->valuedouble;
-    genauth_envelope_clear(&env);
+    genauth_envelope_wipe_clear(&env);
     return GENAUTH_OK;
 fail:
     free(*userpool_id);
     *userpool_id = NULL;
-    genauth_envelope_clear(&env);
+    genauth_envelope_wipe_clear(&env);
     return err->status;
 }
 
@@ -204,17 +174,12 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
         return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
                            &http_status, err);
-    /* The request buffer held the secret. */
-    memset(conn->request.data, 0, conn->request.len);
-    genauth_buf_reset(&conn->request);
+    genauth_buf_wipe_reset(&conn->request); /* it held the secret */
     if (st != GENAUTH_OK)
         return st;
     st = read_token_answer(c, conn, http_status, token, userpool_id,
                            lifetime, err);
-    /* The body held the token. */
-    if (conn->response.data)
-        memset(conn->response.data, 0, conn->response.len);
-    genauth_buf_reset(&conn->response);
+    genauth_buf_wipe_reset(&conn->response); /* it held the token */
     return st;
 }
 
@@ -252,7 +217,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             pthread_cond_broadcast(&t->changed);
             if (st != GENAUTH_OK)
                 goto done;
-            wipe_free(t->token);
+            genauth_wipe_free(t->token);
             free(t->userpool_id);
             t->token = token;
             t->userpool_id = userpool_id;
@@ -297,7 +262,7 @@ genauth_token_invalidate(genauth_client *c, unsigned long generation)
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
     if (t->generation == generation && t->token) {
-        wipe_free(t->token);
+        genauth_wipe_free(t->token);
         t->token = NULL;
         t->refresh_at = 0;
         t->generation++;

@@ -100,6 +100,7 @@ genauth_conn_free(genauth_conn *conn)
     curl_slist_free_all(conn->signed_headers);
     genauth_signature_clear(&conn->signature);
     genauth_buf_clear(&conn->request);
+    genauth_buf_clear(&conn->url);
     genauth_buf_clear(&conn->response);
     free(conn);
 }
@@ -137,9 +138,8 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 }
 
 genauth_status
-genauth_conn_setup(genauth_conn *conn, const char *url,
-                   const struct curl_slist *headers, double deadline,
-                   genauth_error *err)
+genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
+                   double deadline, genauth_error *err)
 {
     CURL *e = conn->easy;
     CURLcode rc = CURLE_OK;
@@ -153,19 +153,31 @@ genauth_conn_setup(genauth_conn *conn, const char *url,
     if (left_ms < 1)
         left_ms = 1;
 
-    if (conn->cur_url != url) {
-        rc = curl_easy_setopt(e, CURLOPT_URL, url);
-        conn->cur_url = rc == CURLE_OK ? url : NULL;
+    if (plan->url_changes || conn->cur_url != plan->url) {
+        rc = curl_easy_setopt(e, CURLOPT_URL, plan->url);
+        conn->cur_url = rc == CURLE_OK && !plan->url_changes ? plan->url
+                                                             : NULL;
     }
-    if (rc == CURLE_OK && conn->cur_headers != headers) {
-        rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        conn->cur_headers = rc == CURLE_OK ? headers : NULL;
+    if (rc == CURLE_OK && conn->cur_headers != plan->headers) {
+        rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, plan->headers);
+        conn->cur_headers = rc == CURLE_OK ? plan->headers : NULL;
     }
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, conn->request.data);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                              (curl_off_t)conn->request.len);
+    if (plan->is_get) {
+        if (rc == CURLE_OK && !conn->cur_get) {
+            rc = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+            conn->cur_get = rc == CURLE_OK;
+        }
+    } else {
+        if (rc == CURLE_OK && conn->cur_get) {
+            rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
+            conn->cur_get = rc != CURLE_OK;
+        }
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, conn->request.data);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                                  (curl_off_t)conn->request.len);
+    }
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left_ms);
     if (rc != CURLE_OK)
@@ -193,12 +205,22 @@ genauth_conn_post(genauth_client *client, genauth_conn *conn,
                   const char *url, const struct curl_slist *headers,
                   double deadline, long *http_status, genauth_error *err)
 {
+    genauth_call_plan plan = {.url = url, .headers = headers};
+    return genauth_conn_perform(client, conn, &plan, deadline, http_status,
+                                err);
+}
+
+genauth_status
+genauth_conn_perform(genauth_client *client, genauth_conn *conn,
+                     const genauth_call_plan *plan, double deadline,
+                     long *http_status, genauth_error *err)
+{
     CURL *e = conn->easy;
     genauth_status st;
     int running = 0;
 
     *http_status = 0;
-    st = genauth_conn_setup(conn, url, headers, deadline, err);
+    st = genauth_conn_setup(conn, plan, deadline, err);
     if (st != GENAUTH_OK)
         return st;
     if (curl_multi_add_handle(conn->multi, e) != CURLM_OK)

@@ -1,6 +1,7 @@
 /* Unit tests of the core's client-side pieces that need no network: the host
  * URL, the JWT's user pool claim, option checks and envelopes. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -202,6 +203,39 @@ test_envelope(void)
     genauth_buf_clear(&body);
 }
 
+/* The wipe helpers overwrite what they are given; a token's answer parsed
+ * into a document is wiped with it (valgrind checks the frees). */
+static void
+test_wipe(void)
+{
+    genauth_buf b;
+    genauth_envelope env;
+    genauth_error err;
+    static const char body[] =
+        "{\"statusCode\":200,\"data\":{\"access_token\":\"TOKEN\\u0000x\","
+        "\"expires_in\":7200}}";
+
+    genauth_buf_init(&b);
+    CHECK(genauth_buf_append_str(&b, "secret") == 0);
+    char *data = b.data;
+    genauth_buf_wipe_reset(&b);
+    CHECK(b.len == 0 && b.data == data && memcmp(data, "\0\0\0\0\0\0", 6) == 0);
+    genauth_buf_wipe_clear(&b);
+    CHECK(b.data == NULL);
+
+    genauth_wipe(NULL, 0);
+    genauth_wipe_free(NULL);
+    genauth_wipe_free(strdup("secret"));
+
+    genauth_envelope_init(&env);
+    genauth_error_init(&err);
+    CHECK(genauth_buf_append(&b, body, sizeof(body) - 1) == 0);
+    CHECK(genauth_envelope_parse(&b, 200, 1, &env, &err) == GENAUTH_OK);
+    genauth_envelope_wipe_clear(&env);
+    CHECK(env.doc == NULL);
+    genauth_buf_wipe_clear(&b);
+}
+
 int
 main(void)
 {
@@ -215,6 +249,7 @@ main(void)
     test_jwt();
     test_client_options();
     test_envelope();
+    test_wipe();
     curl_global_cleanup();
     return check_summary("test_core");
 }

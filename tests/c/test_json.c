@@ -529,9 +529,12 @@ test_parse_errors(void)
     EXPECT_INVALID("[\x0b" "1]");
     EXPECT_INVALID("\x01{}");
     EXPECT_INVALID("[1,\0 2]");
-    /* Lone surrogates cJSON cannot decode. */
-    EXPECT_INVALID("\"\\udc00\"");
-    EXPECT_INVALID("\"\\ud800x\"");
+    /* Not UTF-8: json.loads(bytes) refuses these (it decodes with
+     * "surrogatepass", so an encoded surrogate is no error). */
+    EXPECT_INVALID("\"\xff\"");
+    EXPECT_INVALID("\"\xc0\xaf\"");         /* overlong '/' */
+    EXPECT_INVALID("\"\xf4\x90\x80\x80\""); /* above U+10FFFF */
+    EXPECT_INVALID("\"\xe4\xb8\"");         /* cut short */
     /* Number literals over 63 characters: cJSON 1.7.15 reads them, later
      * releases refuse them and the doc parses a blanked copy; either way the
      * literals stay exact. */
@@ -548,6 +551,92 @@ test_parse_errors(void)
           == GENAUTH_E_DECODE);
     CHECK_STR(err.message, "invalid JSON at byte 19");
     CHECK(strstr(err.message, "SECRET") == NULL);
+    genauth_error_clear(&err);
+}
+
+/* The root string of `text` as the cursor gives it back. */
+static void
+check_root_string(const char *text, const char *want, size_t want_len)
+{
+    genauth_json_doc *doc = NULL;
+    genauth_json_cursor cur;
+    genauth_error err;
+    const char *s = NULL;
+    size_t len = 0;
+
+    genauth_error_init(&err);
+    CHECK(genauth_json_doc_parse(text, strlen(text), &doc, &err) == GENAUTH_OK);
+    if (doc) {
+        genauth_json_cursor_init(&cur, doc);
+        genauth_json_cursor_string(&cur, genauth_json_doc_root(doc)->valuestring,
+                                   &s, &len);
+        CHECK(len == want_len && memcmp(s, want, len) == 0);
+    }
+    genauth_json_doc_free(doc);
+    genauth_error_clear(&err);
+}
+
+/* Lone surrogate escapes: json.loads keeps them (JavaScript emits them for a
+ * cut emoji); the doc keeps them as three bytes each ("surrogatepass"). */
+static void
+test_parse_lone_surrogates(void)
+{
+    genauth_json_doc *doc = NULL;
+    genauth_error err;
+
+    check_root_string("\"\\ud83d\"", "\xed\xa0\xbd", 3);
+    check_root_string("\"\\udc00\"", "\xed\xb0\x80", 3);
+    check_root_string("\"a\\ud800x\"", "a\xed\xa0\x80x", 5);
+    check_root_string("\"\\ud83d\\ud83d\\ude00\"",
+                      "\xed\xa0\xbd\xf0\x9f\x98\x80", 7);
+    check_root_string("\"\\ud83d\\u0000\"", "\xed\xa0\xbd\0", 4);
+    check_root_string("\"\xed\xa0\xbd\"", "\xed\xa0\xbd", 3); /* raw */
+    /* A pair is still one astral character. */
+    check_root_string("\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80", 4);
+
+    /* In keys and beside other values, in document order. */
+    genauth_error_init(&err);
+    const char *text = "{\"\\udfff\":[\"\\ud800\",1]}";
+    CHECK(genauth_json_doc_parse(text, strlen(text), &doc, &err) ==
+          GENAUTH_OK);
+    CHECK(doc && genauth_json_doc_contains(doc, "\xed\xbf\xbf", 3));
+    CHECK(doc && genauth_json_doc_contains(doc, "\xed\xa0\x80", 3));
+    genauth_json_doc_free(doc);
+    genauth_error_clear(&err);
+}
+
+/* json.loads refuses integers of more than 4300 digits (ValueError); the
+ * parser says so, where the offending literal starts. */
+static void
+test_parse_int_digits(void)
+{
+    char text[GENAUTH_JSON_MAX_INT_DIGITS + 16];
+    genauth_json_doc *doc = NULL;
+    genauth_error err;
+    size_t n = GENAUTH_JSON_MAX_INT_DIGITS;
+
+    text[0] = '[';
+    memset(text + 1, '7', n);
+    memcpy(text + 1 + n, "]", 2);
+    genauth_error_init(&err);
+    CHECK(genauth_json_doc_parse(text, n + 2, &doc, &err) == GENAUTH_OK);
+    genauth_json_doc_free(doc);
+    doc = NULL;
+    text[0] = '-'; /* the sign is not a digit */
+    text[n + 1] = '\0';
+    CHECK(genauth_json_doc_parse(text, n + 1, &doc, &err) == GENAUTH_OK);
+    genauth_json_doc_free(doc);
+    doc = NULL;
+    memset(text + 1, '7', n + 1);
+    memcpy(text + 2 + n, "]", 2);
+    text[0] = '[';
+    CHECK(genauth_json_doc_parse(text, n + 3, &doc, &err) == GENAUTH_E_DECODE);
+    CHECK_STR(err.message, "invalid JSON at byte 1: an integer of more than 4300 digits");
+    genauth_error_clear(&err);
+    /* A float of as many digits is a float. */
+    text[2] = '.';
+    CHECK(genauth_json_doc_parse(text, n + 3, &doc, &err) == GENAUTH_OK);
+    genauth_json_doc_free(doc);
     genauth_error_clear(&err);
 }
 
@@ -686,6 +775,8 @@ main(void)
     test_parse_strings();
     test_parse_errors();
     test_parse_depth();
+    test_parse_lone_surrogates();
+    test_parse_int_digits();
     test_errors();
     return check_summary("test_json");
 }

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "jsform.h"
 #include "sign.h"
+#include "internal.h"
 
 #define DATE "Thu, 26 Nov 2026 20:24:02 GMT"
 
@@ -816,6 +817,202 @@ test_comma_locale(void)
     setlocale(LC_ALL, "C");
 }
 
+/* ---- the request path, end to end --------------------------------------- */
+
+/* A client with its own connection for encoding tests; NULL *conn on
+ * failure (checked). Free both with free_encoder. */
+static genauth_client *
+encoder_new(const genauth_client_options *o, genauth_conn **conn)
+{
+    genauth_client *c = NULL;
+    genauth_error err;
+    genauth_error_init(&err);
+    *conn = NULL;
+    CHECK(genauth_client_new(o, &c, &err) == GENAUTH_OK);
+    if (c)
+        *conn = genauth_conn_new(c, &err);
+    CHECK(*conn != NULL);
+    genauth_error_clear(&err);
+    return c;
+}
+
+static void
+free_encoder(genauth_client *c, genauth_conn *conn)
+{
+    genauth_conn_free(conn);
+    genauth_client_free(c);
+}
+
+/* Encodes `req` on a signature-mode client with the vectors' fixed values
+ * and checks the URL, body and authorization header it would send. */
+static void
+check_encoded(const genauth_request *req, const char *nonce,
+              const char *want_url, const char *want_body,
+              const char *want_auth)
+{
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_conn *conn = NULL;
+    genauth_error err;
+    genauth_call_plan plan = {0};
+
+    genauth_error_init(&err);
+    genauth_client_options_init(&o);
+    o.access_key_id = "AKID";
+    o.access_key_secret = "SECRET";
+    o.tenant_id = "TENANT1";
+    o.lang = "zh-CN";
+    o.host = "http://127.0.0.1:1";
+    o.brand = GENAUTH_BRAND_AUTHING;
+    o.auth = GENAUTH_AUTH_SIGNATURE;
+    c = encoder_new(&o, &conn);
+    if (!conn) {
+        free_encoder(c, conn);
+        return;
+    }
+    genauth_sign_fixture fix = {nonce, DATE, "authing-node-sdk:4.0.1"};
+    CHECK(genauth_call_encode(c, conn, req, &fix, &plan, &err) == GENAUTH_OK);
+    CHECK_STR(plan.url, want_url);
+    CHECK(plan.is_get == (want_body == NULL));
+    if (want_body)
+        CHECK_STR(conn->request.data, want_body);
+    const char *auth = NULL;
+    for (const struct curl_slist *h = plan.headers; h; h = h->next) {
+        if (strncmp(h->data, "authorization: ", 15) == 0)
+            auth = h->data + 15;
+        /* A GET carries no content type. */
+        CHECK(!(want_body == NULL &&
+                strncasecmp(h->data, "content-type", 12) == 0));
+    }
+    CHECK_STR(auth, want_auth);
+    free_encoder(c, conn);
+    genauth_error_clear(&err);
+}
+
+static void
+test_request_vectors(void)
+{
+    const char *body_text =
+        "{\"webhookId\":\"wh1\",\"requestHeaders\":{\"X-A\":\"b\"},"
+        "\"requestBody\":{\"eventName\":\"test\",\"data\":{\"z\":1,"
+        "\"a\":\"\xe4\xb8\xad\xe6\x96\x87/\\\"q\\\"\"}}}";
+    cJSON *params = cJSON_Parse(body_text);
+    genauth_request req = {GENAUTH_OP_TRIGGER_WEBHOOK, params};
+    check_encoded(&req, "1fbbe9588899f1b4129021db8d142666",
+                  "http://127.0.0.1:1/api/v3/trigger-webhook", body_text,
+                  "authing AKID:ME47QqDTGaldhVphTLY0rDvd9HE=");
+    cJSON_Delete(params);
+
+    /* The same call built from the DTO struct. */
+    cJSON *headers = cJSON_Parse("{\"X-A\":\"b\"}");
+    cJSON *body = cJSON_Parse("{\"eventName\":\"test\",\"data\":{\"z\":1,"
+                              "\"a\":\"\xe4\xb8\xad\xe6\x96\x87/\\\"q\\\"\"}}");
+    genauth_trigger_webhook_req dto = {"wh1", 3, headers, body};
+    genauth_error err;
+    genauth_error_init(&err);
+    CHECK(genauth_request_from_dto(GENAUTH_OP_TRIGGER_WEBHOOK, &dto, &req,
+                                   &params, &err) == GENAUTH_OK);
+    check_encoded(&req, "1fbbe9588899f1b4129021db8d142666",
+                  "http://127.0.0.1:1/api/v3/trigger-webhook", body_text,
+                  "authing AKID:ME47QqDTGaldhVphTLY0rDvd9HE=");
+    cJSON_Delete(params);
+    cJSON_Delete(headers);
+    cJSON_Delete(body);
+
+    /* GET: the query in parameter order, signed over the sorted keys. */
+    genauth_webhook_page_req page = {NULL, 1, 10};
+    CHECK(genauth_request_from_dto(GENAUTH_OP_LIST_WEBHOOKS, &page, &req,
+                                   &params, &err) == GENAUTH_OK);
+    check_encoded(&req, "1f52e922fb0386ebeee6c68530f8535a",
+                  "http://127.0.0.1:1/api/v3/list-webhooks?page=1&limit=10",
+                  NULL, "authing AKID:0o+VyL2Lez+u1g++5lNTfqQBXoc=");
+    cJSON_Delete(params);
+
+    genauth_webhook_page_req get = {"wh1", 0, 0};
+    CHECK(genauth_request_from_dto(GENAUTH_OP_GET_WEBHOOK, &get, &req,
+                                   &params, &err) == GENAUTH_OK);
+    check_encoded(&req, "a866f4c9f348d95d1841843e029f1580",
+                  "http://127.0.0.1:1/api/v3/get-webhook?webhookId=wh1",
+                  NULL, "authing AKID:I3wiTXhrSI70/GDTpEfiWW3MeVA=");
+    cJSON_Delete(params);
+
+    genauth_request events = {GENAUTH_OP_GET_WEBHOOK_EVENT_LIST, NULL};
+    check_encoded(&events, "d2667e5822ab547130d4f2a4197ada1a",
+                  "http://127.0.0.1:1/api/v3/get-webhook-event-list", NULL,
+                  "authing AKID:eTHoxsoVivdfjzJDCd2sqxyjy30=");
+    genauth_error_clear(&err);
+}
+
+/* Query strings are percent-encoded as Python's urlencode does them. */
+static void
+test_query_encoding(void)
+{
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_conn *conn = NULL;
+    genauth_error err;
+    genauth_call_plan plan = {0};
+
+    genauth_error_init(&err);
+    genauth_client_options_init(&o);
+    o.access_key_id = "AK";
+    o.access_key_secret = "SK";
+    o.host = "http://h";
+    c = encoder_new(&o, &conn);
+    if (!conn) {
+        free_encoder(c, conn);
+        return;
+    }
+    cJSON *p = cJSON_CreateObject();
+    add(p, "webhookId", str("a/b c&d=e+\xe4\xb8\xad~_.-"));
+    genauth_request req = {GENAUTH_OP_GET_WEBHOOK, p};
+    CHECK(genauth_call_encode(c, conn, &req, NULL, &plan, &err) ==
+          GENAUTH_OK);
+    CHECK_STR(plan.url, "http://h/api/v3/get-webhook?webhookId="
+                        "a%2Fb+c%26d%3De%2B%E4%B8%AD~_.-");
+    cJSON_Delete(p);
+
+    /* Unknown, mistyped, missing: refused naming the field. */
+    struct {
+        genauth_op op;
+        const char *json;
+        const char *field;
+    } bad[] = {
+        {GENAUTH_OP_GET_WEBHOOK, "{\"webhookID\":\"x\"}", "webhookID"},
+        {GENAUTH_OP_GET_WEBHOOK, "{}", "webhookId"},
+        {GENAUTH_OP_GET_WEBHOOK, "{\"webhookId\":\"\"}", "webhookId"},
+        {GENAUTH_OP_LIST_WEBHOOKS, "{\"page\":1.5}", "page"},
+        {GENAUTH_OP_CREATE_WEBHOOK,
+         "{\"contentType\":\"a\",\"events\":[1],\"url\":\"u\",\"name\":\"n\"}",
+         "events"},
+        {GENAUTH_OP_UPDATE_WEBHOOK, "{\"webhookId\":\"w\",\"enabled\":1}",
+         "enabled"},
+        {GENAUTH_OP_DELETE_WEBHOOK, "{\"webhookIds\":null}", "webhookIds"},
+        {GENAUTH_OP_TRIGGER_WEBHOOK,
+         "{\"webhookId\":\"w\",\"requestBody\":[]}", "requestBody"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cJSON *params = cJSON_Parse(bad[i].json);
+        genauth_request r = {bad[i].op, params};
+        genauth_error_init(&err);
+        CHECK(genauth_call_encode(c, conn, &r, NULL, &plan, &err) ==
+              GENAUTH_E_INVALID);
+        CHECK(strncmp(err.message, bad[i].field, strlen(bad[i].field)) == 0);
+        cJSON_Delete(params);
+    }
+    /* null members are left out of the body. */
+    cJSON *params = cJSON_Parse("{\"webhookId\":\"w\",\"page\":null,"
+                                "\"limit\":5}");
+    genauth_request logs = {GENAUTH_OP_GET_WEBHOOK_LOGS, params};
+    CHECK(genauth_call_encode(c, conn, &logs, NULL, &plan, &err) ==
+          GENAUTH_OK);
+    CHECK_STR(conn->request.data, "{\"webhookId\":\"w\",\"limit\":5}");
+    CHECK(!plan.is_get);
+    cJSON_Delete(params);
+    free_encoder(c, conn);
+    genauth_error_clear(&err);
+}
+
 int
 main(void)
 {
@@ -829,5 +1026,7 @@ main(void)
     test_objects_and_arrays();
     test_strings();
     test_comma_locale();
+    test_request_vectors();
+    test_query_encoding();
     return check_summary("test_sign");
 }

@@ -1,0 +1,8 @@
+"""``python -m genauth_c.emulator``: serve until interrupted."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The command line: ``python -m genauth_c.emulator`` (and ``genauth-c emulator``).
+
+Serves until interrupted (Ctrl-C or SIGTERM; exit status 0). At start it
+prints the URL on its first line, then the credentials it accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import TextIO
+
+from .app import Emulator
+from .constants import DEFAULT_USERPOOL_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
+
+__all__ = ["main", "build_parser", "banner"]
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog or "python -m genauth_c.emulator",
+        description="A local GenAuth V3 management API (token and AK/SK signature authentication, "
+        "both brands) that really delivers webhooks. For tests and demos: never expose it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
+    parser.add_argument("--access-key-id", default="AK", help="the access key id it accepts")
+    parser.add_argument("--access-key-secret", default="SK", help="the access key secret it accepts")
+    parser.add_argument("--token-lifetime", type=float, default=7200, help="seconds a management token lives")
+    parser.add_argument("--userpool-id", default=DEFAULT_USERPOOL_ID, help="the user pool id in tokens")
+    parser.add_argument(
+        "--webhook", action="append", default=[], metavar="ID=URL",
+        help="register a webhook delivering JSON to URL (repeatable)",
+    )
+    parser.add_argument(
+        "--form-webhook", action="append", default=[], metavar="ID=URL",
+        help=f"register a webhook delivering {FORM_CONTENT_TYPE} to URL (repeatable)",
+    )
+    parser.add_argument("--webhook-timeout", type=float, default=5.0, help="seconds to wait for a subscriber")
+    parser.add_argument(
+        "--delivery-brand", choices=("authing", "genauth"), default="authing",
+        help="header names of deliveries: x-authing-* or x-genauth-*",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def banner(emu: Emulator) -> str:
+    """What the command prints at start: the URL first, then what it accepts."""
+    lines = [
+        f"genauth-c emulator listening on {emu.url}",
+        f"  access key id:     {emu.access_key_id}",
+        f"  access key secret: {emu.access_key_secret}",
+        f"  user pool id:      {emu.userpool_id}",
+        "  authentication:    Bearer tokens from POST /api/v3/get-management-token, or AK/SK "
+        "signatures (schemes 'authing' with x-authing-*, 'GenAuth' with x-genauth-*)",
+    ]
+    for page in range(1, 1000):
+        hooks = emu.store.page(page, 50)["list"]
+        lines += [f"  webhook:           {h['webhookId']} -> {h['url']} ({h['contentType']})" for h in hooks]
+        if len(hooks) < 50:
+            break
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None, out: TextIO | None = None) -> int:
+    """Serve until interrupted; returns the exit status (2 for bad usage, via argparse)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    emu = Emulator(
+        args.access_key_id,
+        args.access_key_secret,
+        host=args.host,
+        port=args.port,
+        token_lifetime=args.token_lifetime,
+        userpool_id=args.userpool_id,
+        webhook_timeout=args.webhook_timeout,
+        delivery_brand=args.delivery_brand,
+        verbose=args.verbose,
+    )
+    for specs, content_type in ((args.webhook, JSON_CONTENT_TYPE), (args.form_webhook, FORM_CONTENT_TYPE)):
+        for spec in specs:
+            webhook_id, sep, url = spec.partition("=")
+            if not sep or not webhook_id or not url:
+                parser.error(f"expected ID=URL, got {spec!r}")
+            emu.add_webhook(webhook_id, url, content_type)
+    done = threading.Event()
+    previous = None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    if in_main_thread:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        emu.start()
+    except OSError as exc:
+        print(f"genauth-c emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stream = out or sys.stdout
+    print(banner(emu), file=stream, flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    return 0

@@ -1,0 +1,246 @@
+/* One argument parser for every method, and the checks of each argument
+ * kind. See args.h. */
+#include "args.h"
+#include "convert.h"
+
+/* ---- matching arguments to parameters --------------------------------- */
+
+/* "'a'", "'a' and 'b'", "'a', 'b', and 'c'": CPython's list of missing
+ * names. New reference, or NULL with an exception set. */
+static PyObject *
+name_list(const genauth_signature_spec *spec, PyObject **values,
+          Py_ssize_t missing)
+{
+    PyObject *text = PyUnicode_FromString("");
+    Py_ssize_t done = 0;
+    for (Py_ssize_t i = 0; text && i < spec->nparams; i++) {
+        if (!spec->params[i].required || values[i])
+            continue;
+        const char *sep = done == 0 ? ""
+                          : done == missing - 1
+                              ? (missing == 2 ? " and " : ", and ")
+                              : ", ";
+        PyObject *grown = PyUnicode_FromFormat("%U%s'%s'", text, sep,
+                                               spec->params[i].name);
+        Py_SETREF(text, grown);
+        done++;
+    }
+    return text;
+}
+
+int
+genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
+                   Py_ssize_t nargs, PyObject *kwnames, PyObject **values)
+{
+    Py_ssize_t nrequired = 0, missing = 0;
+
+    for (Py_ssize_t i = 0; i < spec->nparams; i++) {
+        values[i] = NULL;
+        nrequired += spec->params[i].required != 0;
+    }
+    if (nargs > spec->npositional) {
+        /* Counted with self, as CPython counts a Python method's. */
+        if (nrequired == spec->npositional)
+            PyErr_Format(PyExc_TypeError,
+                         "%s() takes %zd positional argument%s but %zd "
+                         "were given",
+                         spec->qualname, spec->npositional + 1,
+                         spec->npositional == 0 ? "" : "s", nargs + 1);
+        else
+            PyErr_Format(PyExc_TypeError,
+                         "%s() takes from %zd to %zd positional arguments "
+                         "but %zd were given",
+                         spec->qualname, nrequired + 1,
+                         spec->npositional + 1, nargs + 1);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        values[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t slot = -1;
+        for (Py_ssize_t j = 0; j < spec->nparams; j++) {
+            if (PyUnicode_CompareWithASCIIString(key, spec->params[j].name) ==
+                0) {
+                slot = j;
+                break;
+            }
+        }
+        if (slot < 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%S'",
+                         spec->qualname, key);
+            return -1;
+        }
+        if (values[slot]) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got multiple values for argument '%s'",
+                         spec->qualname, spec->params[slot].name);
+            return -1;
+        }
+        values[slot] = args[nargs + k];
+    }
+    for (Py_ssize_t i = 0; i < spec->nparams; i++)
+        missing += spec->params[i].required && !values[i];
+    if (missing) {
+        PyObject *names = name_list(spec, values, missing);
+        if (names) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing %zd required positional argument%s: "
+                         "%U",
+                         spec->qualname, missing, missing == 1 ? "" : "s",
+                         names);
+            Py_DECREF(names);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- argument kinds ------------------------------------------------------- */
+
+/* The UTF-8 of a str argument, borrowed from it. `name` and, for a list
+ * item, `index` (or -1) name it in errors. */
+static const char *
+str_utf8(PyObject *value, const char *name, Py_ssize_t index, int nonempty,
+         Py_ssize_t *len)
+{
+    char where[160];
+    if (index >= 0)
+        PyOS_snprintf(where, sizeof(where), "%s[%zd]", name, index);
+    else
+        PyOS_snprintf(where, sizeof(where), "%s", name);
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %s, got %.100s", where,
+                     nonempty ? "a non-empty str" : "str",
+                     Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    const char *s = PyUnicode_AsUTF8AndSize(value, len);
+    if (!s) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "%s: holds a lone surrogate, which cannot be "
+                         "encoded as UTF-8",
+                         where);
+        }
+        return NULL;
+    }
+    if (nonempty && *len == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty str, got ''",
+                     where);
+        return NULL;
+    }
+    if ((size_t)*len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "%s: must not contain NUL", where);
+        return NULL;
+    }
+    return s;
+}
+
+static cJSON *
+str_node(PyObject *value, const char *name, Py_ssize_t index, int nonempty)
+{
+    Py_ssize_t len = 0;
+    const char *s = str_utf8(value, name, index, nonempty, &len);
+    if (!s)
+        return NULL;
+    cJSON *node = genauth_json_string_new(s, (size_t)len);
+    if (!node)
+        PyErr_NoMemory();
+    return node;
+}
+
+static cJSON *
+str_list_node(PyObject *value, const char *name)
+{
+    if (!PyList_Check(value) && !PyTuple_Check(value)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: expected a list or tuple of str, got %.100s", name,
+                     Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    cJSON *array = cJSON_CreateArray();
+    if (!array)
+        return (cJSON *)PyErr_NoMemory();
+    /* Items are str (checked before any use), so nothing here runs the
+     * caller's code and the list cannot change under the loop. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(value); i++) {
+        cJSON *item =
+            str_node(PySequence_Fast_GET_ITEM(value, i), name, i, 0);
+        if (!item || !cJSON_AddItemToArray(array, item)) {
+            if (item) {
+                cJSON_Delete(item);
+                PyErr_NoMemory();
+            }
+            cJSON_Delete(array);
+            return NULL;
+        }
+    }
+    return array;
+}
+
+static cJSON *
+pos_int_node(PyObject *value, const char *name)
+{
+    if (PyBool_Check(value) || !PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a positive int, got %.100s",
+                     name, Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0 || v > 9007199254740991LL) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: must be at most 9007199254740991 (2**53 - 1)",
+                     name);
+        return NULL;
+    }
+    if (overflow < 0 || v < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: must be a positive int, got %R",
+                     name, value);
+        return NULL;
+    }
+    char lit[32];
+    int n = PyOS_snprintf(lit, sizeof(lit), "%lld", v);
+    cJSON *node = genauth_json_number_new(lit, (size_t)n);
+    if (!node)
+        PyErr_NoMemory();
+    return node;
+}
+
+cJSON *
+genauth_arg_to_json(PyObject *value, genauth_arg_kind kind, const char *name)
+{
+    cJSON *node = NULL;
+    switch (kind) {
+    case GENAUTH_ARG_ID:
+        return str_node(value, name, -1, 1);
+    case GENAUTH_ARG_STR:
+        return str_node(value, name, -1, 0);
+    case GENAUTH_ARG_STR_LIST:
+        return str_list_node(value, name);
+    case GENAUTH_ARG_BOOL:
+        if (!PyBool_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "%s: expected bool, got %.100s",
+                         name, Py_TYPE(value)->tp_name);
+            return NULL;
+        }
+        node = cJSON_CreateBool(value == Py_True);
+        if (!node)
+            PyErr_NoMemory();
+        return node;
+    case GENAUTH_ARG_POS_INT:
+        return pos_int_node(value, name);
+    case GENAUTH_ARG_MAPPING:
+        return genauth_py_to_json_object(value, name);
+    case GENAUTH_ARG_OTHER:
+        break;
+    }
+    PyErr_Format(PyExc_SystemError, "%s: no conversion", name);
+    return NULL;
+}

@@ -1,0 +1,54 @@
+/* The binding's one argument parser and the type checks of API method
+ * arguments: positional and keyword arguments matched to a parameter list
+ * with CPython's own TypeError wording, and each value checked and turned
+ * into the core's exact JSON with an error naming the argument. */
+#ifndef GENAUTH_ARGS_H
+#define GENAUTH_ARGS_H
+
+#include "binding.h"
+#include "json.h"
+
+typedef enum {
+    GENAUTH_ARG_ID,       /* a non-empty str without NUL */
+    GENAUTH_ARG_STR,      /* a str without NUL */
+    GENAUTH_ARG_STR_LIST, /* a list or tuple of str without NUL */
+    GENAUTH_ARG_BOOL,     /* a bool */
+    GENAUTH_ARG_POS_INT,  /* an int >= 1, not a bool */
+    GENAUTH_ARG_MAPPING,  /* a Mapping, converted as json.dumps would */
+    GENAUTH_ARG_OTHER,    /* not converted here (the method's own) */
+} genauth_arg_kind;
+
+/* One parameter of a method: its Python name, the API's JSON name, its
+ * kind, and whether it is required (required ones come first). Every
+ * optional parameter defaults to None, which leaves it out of the request. */
+typedef struct {
+    const char *name;
+    const char *json_name;
+    genauth_arg_kind kind;
+    int required;
+} genauth_param;
+
+/* A method's signature. The first `npositional` parameters may be given by
+ * position; the rest are keyword-only. */
+typedef struct {
+    const char *qualname; /* "ManagementClient.get_webhook" */
+    const genauth_param *params;
+    Py_ssize_t nparams;
+    Py_ssize_t npositional;
+} genauth_signature_spec;
+
+/* Matches a vectorcall's arguments to `spec`: values[i] is the argument for
+ * params[i] (borrowed from args), or NULL when not given. Returns 0, or -1
+ * with TypeError worded as CPython words it for a Python method (missing,
+ * duplicated, unexpected, too many). values holds spec->nparams slots. */
+int genauth_parse_args(const genauth_signature_spec *spec,
+                       PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames, PyObject **values);
+
+/* The JSON node for `value` (not None) of `kind`, or NULL with TypeError or
+ * ValueError naming `name` ("events[2]: expected str, got int"). The caller
+ * frees it with cJSON_Delete. May run the caller's code (a Mapping's items). */
+cJSON *genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
+                           const char *name);
+
+#endif

@@ -1,0 +1,612 @@
+/* ManagementClient's methods: one table row per API method (its endpoint and
+ * its parameters), one function that runs any of them (convert the
+ * arguments, release the GIL, genauth_client_call, the envelope back as a
+ * dict), batches, and close / the context manager. */
+#include "args.h"
+#include "convert.h"
+
+/* ---- the table ------------------------------------------------------------ */
+
+typedef struct {
+    genauth_op op;
+    genauth_signature_spec sig;
+} api_method;
+
+#define ID(py, js) {py, js, GENAUTH_ARG_ID, 1}
+#define OPT(py, js, kind) {py, js, kind, 0}
+#define REQ(py, js, kind) {py, js, kind, 1}
+/* The most parameters a method has. */
+#define MAX_PARAMS 8
+#define COUNT(a) ((Py_ssize_t)(sizeof(a) / sizeof((a)[0])))
+
+/* Names, order and defaults as the official Python SDK 5.1.0 has them;
+ * retry_config (keyword-only) as the Node SDK has it. */
+static const genauth_param create_params[] = {
+    REQ("content_type", "contentType", GENAUTH_ARG_STR),
+    REQ("events", "events", GENAUTH_ARG_STR_LIST),
+    REQ("url", "url", GENAUTH_ARG_STR),
+    REQ("name", "name", GENAUTH_ARG_STR),
+    OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
+    OPT("secret", "secret", GENAUTH_ARG_STR),
+    OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
+};
+static const genauth_param list_params[] = {
+    OPT("page", "page", GENAUTH_ARG_POS_INT),
+    OPT("limit", "limit", GENAUTH_ARG_POS_INT),
+};
+static const genauth_param get_params[] = {
+    ID("webhook_id", "webhookId"),
+};
+static const genauth_param update_params[] = {
+    ID("webhook_id", "webhookId"),
+    OPT("name", "name", GENAUTH_ARG_STR),
+    OPT("url", "url", GENAUTH_ARG_STR),
+    OPT("events", "events", GENAUTH_ARG_STR_LIST),
+    OPT("content_type", "contentType", GENAUTH_ARG_STR),
+    OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
+    OPT("secret", "secret", GENAUTH_ARG_STR),
+    OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
+};
+static const genauth_param delete_params[] = {
+    REQ("webhook_ids", "webhookIds", GENAUTH_ARG_STR_LIST),
+};
+static const genauth_param logs_params[] = {
+    ID("webhook_id", "webhookId"),
+    OPT("page", "page", GENAUTH_ARG_POS_INT),
+    OPT("limit", "limit", GENAUTH_ARG_POS_INT),
+};
+static const genauth_param trigger_params[] = {
+    ID("webhook_id", "webhookId"),
+    OPT("request_headers", "requestHeaders", GENAUTH_ARG_MAPPING),
+    OPT("request_body", "requestBody", GENAUTH_ARG_MAPPING),
+};
+static const genauth_param batch_params[] = {
+    REQ("calls", NULL, GENAUTH_ARG_OTHER),
+    OPT("concurrency", NULL, GENAUTH_ARG_OTHER),
+};
+
+#define METHOD(op, name, params, npos)                                      \
+    {op, {"ManagementClient." name, params, COUNT(params), npos}}
+
+static const api_method api_methods[GENAUTH_OP_COUNT] = {
+    [GENAUTH_OP_CREATE_WEBHOOK] =
+        METHOD(GENAUTH_OP_CREATE_WEBHOOK, "create_webhook", create_params, 6),
+    [GENAUTH_OP_LIST_WEBHOOKS] =
+        METHOD(GENAUTH_OP_LIST_WEBHOOKS, "list_webhooks", list_params, 2),
+    [GENAUTH_OP_GET_WEBHOOK] =
+        METHOD(GENAUTH_OP_GET_WEBHOOK, "get_webhook", get_params, 1),
+    [GENAUTH_OP_UPDATE_WEBHOOK] =
+        METHOD(GENAUTH_OP_UPDATE_WEBHOOK, "update_webhook", update_params, 7),
+    [GENAUTH_OP_DELETE_WEBHOOK] =
+        METHOD(GENAUTH_OP_DELETE_WEBHOOK, "delete_webhook", delete_params, 1),
+    [GENAUTH_OP_GET_WEBHOOK_LOGS] = METHOD(GENAUTH_OP_GET_WEBHOOK_LOGS,
+                                           "get_webhook_logs", logs_params, 3),
+    [GENAUTH_OP_GET_WEBHOOK_EVENT_LIST] =
+        {GENAUTH_OP_GET_WEBHOOK_EVENT_LIST,
+         {"ManagementClient.get_webhook_event_list", NULL, 0, 0}},
+    [GENAUTH_OP_TRIGGER_WEBHOOK] = METHOD(GENAUTH_OP_TRIGGER_WEBHOOK,
+                                          "trigger_webhook", trigger_params,
+                                          3),
+};
+
+static const genauth_signature_spec batch_sig = {
+    "ManagementClient.trigger_webhooks", batch_params, COUNT(batch_params), 1};
+
+/* ---- shared pieces ------------------------------------------------------- */
+
+/* The core client behind `self`, or NULL with RuntimeError (never
+ * initialised) or ClientClosedError set. Borrowed. */
+static genauth_client *
+live_client(PyObject *self, genauth_module_state *st, int *raise_for_status)
+{
+    genauth_client *c = genauth_client_of(self, raise_for_status);
+    if (!c) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ManagementClient.__init__ was not called");
+        return NULL;
+    }
+    if (genauth_client_is_closed(c)) {
+        PyErr_SetString(st->ClientClosedError,
+                        "the client is closed; make a new ManagementClient");
+        return NULL;
+    }
+    return c;
+}
+
+/* The current exception as an object (new reference), cleared. */
+static PyObject *
+take_exception(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+/* The one place an envelope becomes a result: the dict, or an exception
+ * object (APIError with raise_for_status and statusCode != 200, DecodeError
+ * for what Python cannot take: invalid UTF-8, an integer longer than
+ * sys.get_int_max_str_digits()). New reference, or NULL with an exception
+ * set. */
+static PyObject *
+envelope_result(genauth_module_state *st, const genauth_envelope *env,
+                int raise_for_status)
+{
+    PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env));
+    if (!dict) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        int utf8 = PyErr_ExceptionMatches(PyExc_UnicodeDecodeError);
+        PyErr_Clear();
+        genauth_error err;
+        genauth_error_init(&err);
+        genauth_error_set(&err, GENAUTH_E_DECODE,
+                          "the server answered HTTP %ld with JSON %s",
+                          env->http_status,
+                          utf8 ? "holding invalid UTF-8"
+                               : "holding a number Python cannot convert");
+        err.http_status = env->http_status;
+        genauth_raise(st, &err);
+        return take_exception();
+    }
+    if (raise_for_status &&
+        !(env->has_status_code && env->status_code == 200))
+        return genauth_api_error_new(st, dict, env->http_status);
+    return dict;
+}
+
+/* The error just raised about argument `name` now names it as
+ * calls[index]['name'] instead: batches build that text only on failure, so
+ * a call that converts costs nothing for it. */
+static void
+name_batch_error(Py_ssize_t index, const char *name)
+{
+    PyObject *type, *value, *tb, *text = NULL, *rest = NULL;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    text = value ? PyObject_Str(value) : NULL;
+    Py_ssize_t skip = (Py_ssize_t)strlen(name);
+    PyObject *prefix = text ? PyUnicode_FromString(name) : NULL;
+    /* Only our own messages start with the argument's name; an error raised
+     * by the caller's objects is passed on untouched. */
+    if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
+        rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
+    Py_XDECREF(prefix);
+    PyErr_Clear();
+    if (rest) {
+        PyErr_Format(type, "calls[%zd]['%s']%U", index, name, rest);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    } else {
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(rest);
+}
+
+/* The parameter object of a call: each given, non-None argument under its
+ * JSON name. `index` is the call's place in a batch (errors then name
+ * calls[index]), or -1. New object (cJSON_Delete), or NULL with an
+ * exception set. */
+static cJSON *
+build_params(const genauth_signature_spec *sig, PyObject *const *values,
+             Py_ssize_t index)
+{
+    cJSON *params = cJSON_CreateObject();
+    if (!params)
+        return (cJSON *)PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < sig->nparams; i++) {
+        const genauth_param *p = &sig->params[i];
+        if (!values[i] || values[i] == Py_None) {
+            if (!p->required)
+                continue;
+            /* The official SDK sends None on; the server refuses it. We
+             * refuse it before sending. */
+        }
+        cJSON *node = genauth_arg_to_json(values[i], p->kind, p->name);
+        if (!node) {
+            if (index >= 0 && (PyErr_ExceptionMatches(PyExc_TypeError) ||
+                               PyErr_ExceptionMatches(PyExc_ValueError)))
+                name_batch_error(index, p->name);
+            cJSON_Delete(params);
+            return NULL;
+        }
+        if (genauth_json_object_add(params, p->json_name,
+                                    strlen(p->json_name), node) < 0) {
+            cJSON_Delete(node);
+            cJSON_Delete(params);
+            return (cJSON *)PyErr_NoMemory();
+        }
+    }
+    return params;
+}
+
+/* ---- one call ---------------------------------------------------------- */
+
+static PyObject *
+call_api(PyObject *self, genauth_op op, PyObject *const *args,
+         Py_ssize_t nargs, PyObject *kwnames)
+{
+    const api_method *m = &api_methods[op];
+    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    PyObject *values[MAX_PARAMS];
+    genauth_envelope env;
+    genauth_error err;
+    genauth_status status;
+    PyObject *result = NULL;
+    int raise_for_status = 0;
+
+    if (!st || genauth_parse_args(&m->sig, args, nargs, kwnames, values) < 0)
+        return NULL;
+    genauth_client *client = live_client(self, st, &raise_for_status);
+    if (!client)
+        return NULL;
+    cJSON *params = build_params(&m->sig, values, -1);
+    if (!params)
+        return NULL;
+    genauth_request req = {op, params};
+
+    genauth_envelope_init(&env);
+    genauth_error_init(&err);
+    /* params is a C copy of the arguments: nothing below touches a Python
+     * object until the GIL is back. */
+    Py_BEGIN_ALLOW_THREADS
+    status = genauth_client_call(client, &req, &env, &err);
+    cJSON_Delete(params);
+    Py_END_ALLOW_THREADS
+
+    if (status != GENAUTH_OK) {
+        genauth_raise(st, &err);
+        goto done;
+    }
+    result = envelope_result(st, &env, raise_for_status);
+    if (result && !PyDict_Check(result)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(result), result);
+        Py_CLEAR(result);
+    }
+done:
+    genauth_envelope_clear(&env);
+    genauth_error_clear(&err);
+    return result;
+}
+
+/* ---- batches -------------------------------------------------------------- */
+
+static int
+concurrency_arg(PyObject *value, long long *out)
+{
+    if (PyBool_Check(value) || !PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "concurrency: expected an int");
+        return -1;
+    }
+    *out = PyLong_AsLongLong(value);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (*out < 1 || *out > 1024) {
+        PyErr_SetString(PyExc_ValueError,
+                        "concurrency: must be between 1 and 1024");
+        return -1;
+    }
+    return 0;
+}
+
+/* One call of a batch: its dict's values in trigger_webhook's parameter
+ * order, held (new references in held[0..n)), or -1 with TypeError. */
+static int
+batch_call_values(PyObject *call, Py_ssize_t index,
+                  const genauth_signature_spec *sig, PyObject **held)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+
+    if (!PyDict_Check(call)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calls[%zd]: expected a dict with the keys of "
+                     "trigger_webhook, got %.100s",
+                     index, Py_TYPE(call)->tp_name);
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < sig->nparams; j++)
+        held[j] = NULL;
+    while (PyDict_Next(call, &pos, &key, &value)) {
+        Py_ssize_t slot = -1;
+        for (Py_ssize_t j = 0; j < sig->nparams && PyUnicode_Check(key); j++) {
+            if (PyUnicode_CompareWithASCIIString(key, sig->params[j].name) ==
+                0)
+                slot = j;
+        }
+        if (slot < 0) {
+            PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
+                         index, key);
+            return -1;
+        }
+        held[slot] = value;
+    }
+    for (Py_ssize_t j = 0; j < sig->nparams; j++) {
+        if (!held[j] && sig->params[j].required) {
+            PyErr_Format(PyExc_TypeError, "calls[%zd]: missing key '%s'",
+                         index, sig->params[j].name);
+            for (Py_ssize_t k = 0; k < sig->nparams; k++)
+                held[k] = NULL;
+            return -1;
+        }
+    }
+    /* Held: converting one value may run the caller's code, which could
+     * empty the dict. */
+    for (Py_ssize_t j = 0; j < sig->nparams; j++)
+        held[j] = Py_NewRef(held[j] ? held[j] : Py_None);
+    return 0;
+}
+
+PyDoc_STRVAR(trigger_webhooks_doc,
+"trigger_webhooks($self, calls, *, concurrency=16)\n"
+"--\n\n"
+"Trigger many webhooks concurrently.\n\n"
+"calls: an iterable of dicts with the keys of trigger_webhook\n"
+"('webhook_id', and optionally 'request_headers', 'request_body').\n"
+"At most `concurrency` calls are in flight at once, sharing the client's\n"
+"token and connections; each is bounded by the client's timeout.\n\n"
+"Returns a list in input order: each call's envelope dict, or, for a call\n"
+"that failed, its exception object (not raised), so one failure loses\n"
+"none of the other results. Every call is validated before anything is\n"
+"sent: bad input raises TypeError/ValueError naming calls[i].");
+
+static PyObject *
+Client_trigger_webhooks(PyObject *self, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames)
+{
+    const genauth_signature_spec *sig =
+        &api_methods[GENAUTH_OP_TRIGGER_WEBHOOK].sig;
+    const Py_ssize_t width = sig->nparams;
+    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    PyObject *values[2], *seq = NULL, *result = NULL, **held = NULL;
+    genauth_batch_item *items = NULL;
+    Py_ssize_t n = 0, converted = 0;
+    long long concurrency = 16;
+    int raise_for_status = 0;
+    genauth_error err;
+    genauth_status status;
+
+    genauth_error_init(&err);
+    if (!st || genauth_parse_args(&batch_sig, args, nargs, kwnames, values) < 0)
+        return NULL;
+    PyObject *calls = values[0];
+    if (values[1] && concurrency_arg(values[1], &concurrency) < 0)
+        return NULL;
+    genauth_client *client = live_client(self, st, &raise_for_status);
+    if (!client)
+        return NULL;
+    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
+        PyDict_Check(calls)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calls: expected an iterable of dicts, got %.100s",
+                     Py_TYPE(calls)->tp_name);
+        return NULL;
+    }
+    /* A tuple of our own: converting a payload may run the caller's code,
+     * which could otherwise change the list under us. */
+    seq = PySequence_Tuple(calls);
+    if (!seq) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "calls: expected an iterable of dicts, got %.100s",
+                         Py_TYPE(calls)->tp_name);
+        }
+        return NULL;
+    }
+    n = PyTuple_GET_SIZE(seq);
+    items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
+    held = PyMem_Calloc(n ? (size_t)(width * n) : 1, sizeof(*held));
+    if (!items || !held) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig,
+                              &held[width * i]) < 0)
+            goto done;
+        cJSON *params = build_params(sig, &held[width * i], i);
+        if (!params)
+            goto done;
+        items[i].req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
+        items[i].req.params = params;
+        converted = i + 1;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    status = genauth_client_batch(client, items, (size_t)n,
+                                  (size_t)concurrency, &err);
+    Py_END_ALLOW_THREADS
+
+    if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
+        status == GENAUTH_E_NOMEM) {
+        genauth_raise(st, &err);
+        goto done;
+    }
+    result = PyList_New(n);
+    if (!result)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *outcome =
+            items[i].status == GENAUTH_OK
+                ? envelope_result(st, &items[i].resp, raise_for_status)
+                : genauth_exception_new(st, &items[i].err);
+        if (!outcome) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, outcome);
+    }
+done:
+    for (Py_ssize_t i = 0; items && i < n; i++) {
+        if (i < converted)
+            cJSON_Delete((cJSON *)items[i].req.params);
+        genauth_envelope_clear(&items[i].resp);
+        genauth_error_clear(&items[i].err);
+    }
+    for (Py_ssize_t i = 0; held && i < width * n; i++)
+        Py_XDECREF(held[i]);
+    PyMem_Free(items);
+    PyMem_Free(held);
+    genauth_error_clear(&err);
+    Py_XDECREF(seq);
+    return result;
+}
+
+/* ---- close and the context manager ---------------------------------------- */
+
+PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
+"Release the client's connections. Later calls raise ClientClosedError.\n"
+"Idempotent; calls in progress on other threads finish first.");
+
+static PyObject *
+Client_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    genauth_client *c = genauth_client_of(self, NULL);
+    if (c) {
+        Py_BEGIN_ALLOW_THREADS
+        genauth_client_close(c);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Client_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    if (!st || !live_client(self, st, NULL))
+        return NULL;
+    return Py_NewRef(self);
+}
+
+static PyObject *
+Client_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    PyObject *r = Client_close(self, NULL);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+/* ---- the API methods -------------------------------------------------------- */
+
+#define RETURNS \
+"Returns the response envelope as a dict, exactly as the server sent it\n" \
+"({'statusCode': 200, 'message': ..., 'data': ...}); a business error\n" \
+"(statusCode != 200) is returned too, unless the client was made with\n" \
+"raise_for_status=True (then APIError). None arguments are left out.\n" \
+"Bad arguments raise TypeError/ValueError naming them before anything is\n" \
+"sent; TimeoutError, TransportError, DecodeError, AuthError and\n" \
+"ClientClosedError as for every call."
+
+PyDoc_STRVAR(create_webhook_doc,
+"create_webhook($self, content_type, events, url, name, enabled=None,\n"
+"               secret=None, *, retry_config=None)\n"
+"--\n\n"
+"Create a webhook (POST /api/v3/create-webhook).\n\n"
+"content_type: 'application/json' or 'application/x-www-form-urlencoded'.\n"
+"events: a list or tuple of event names (str), e.g. ['user:created'].\n"
+"url: where deliveries go. name: a label. enabled: bool. secret: sent as\n"
+"the x-authing-webhook-secret header of each delivery. retry_config: a\n"
+"mapping such as {'enabled': True, 'count': 3}, sent as retryConfig.\n\n"
+"data is the new WebhookDto (with its webhookId).\n\n" RETURNS);
+
+PyDoc_STRVAR(list_webhooks_doc,
+"list_webhooks($self, page=None, limit=None)\n"
+"--\n\n"
+"List webhooks (GET /api/v3/list-webhooks?page=&limit=).\n\n"
+"page: from 1. limit: per page (the server allows up to 50, default 10).\n"
+"data is {'totalCount': int, 'list': [WebhookDto, ...]}.\n\n" RETURNS);
+
+PyDoc_STRVAR(get_webhook_doc,
+"get_webhook($self, webhook_id)\n"
+"--\n\n"
+"Read one webhook (GET /api/v3/get-webhook?webhookId=).\n\n"
+"data is the WebhookDto; an unknown id is a statusCode 404 envelope.\n\n"
+RETURNS);
+
+PyDoc_STRVAR(update_webhook_doc,
+"update_webhook($self, webhook_id, name=None, url=None, events=None,\n"
+"               content_type=None, enabled=None, secret=None, *,\n"
+"               retry_config=None)\n"
+"--\n\n"
+"Change a webhook (POST /api/v3/update-webhook): only the fields given.\n\n"
+"The arguments are those of create_webhook. data is the WebhookDto.\n\n"
+RETURNS);
+
+PyDoc_STRVAR(delete_webhook_doc,
+"delete_webhook($self, webhook_ids)\n"
+"--\n\n"
+"Delete webhooks (POST /api/v3/delete-webhook).\n\n"
+"webhook_ids: a list or tuple of ids (str); unknown ids are not an error.\n"
+"data is {'success': bool}.\n\n" RETURNS);
+
+PyDoc_STRVAR(get_webhook_logs_doc,
+"get_webhook_logs($self, webhook_id, page=None, limit=None)\n"
+"--\n\n"
+"Read a webhook's delivery log (POST /api/v3/get-webhook-logs), newest\n"
+"first. data is {'totalCount': int, 'list': [WebhookLogDto, ...]}.\n\n"
+RETURNS);
+
+PyDoc_STRVAR(get_webhook_event_list_doc,
+"get_webhook_event_list($self)\n"
+"--\n\n"
+"The event names webhooks can subscribe to (GET\n"
+"/api/v3/get-webhook-event-list). data is {'categories': [...],\n"
+"'events': [{'name', 'nameEn', 'value', 'category'}, ...]}.\n\n" RETURNS);
+
+PyDoc_STRVAR(trigger_webhook_doc,
+"trigger_webhook($self, webhook_id, request_headers=None, request_body=None)\n"
+"--\n\n"
+"Trigger a webhook once (POST /api/v3/trigger-webhook).\n\n"
+"webhook_id: the webhook's id (non-empty str).\n"
+"request_headers, request_body: JSON objects (any Mapping; nested values\n"
+"allowed) sent as requestHeaders / requestBody.\n"
+"data is {'response': what the webhook's URL answered}.\n\n" RETURNS);
+
+/* One thunk per method: CPython gives a method no data of its own. */
+#define API_METHOD(name, op)                                                \
+    static PyObject *Client_##name(PyObject *self, PyObject *const *args,   \
+                                   Py_ssize_t nargs, PyObject *kwnames)     \
+    {                                                                       \
+        return call_api(self, op, args, nargs, kwnames);                    \
+    }
+API_METHOD(create_webhook, GENAUTH_OP_CREATE_WEBHOOK)
+API_METHOD(list_webhooks, GENAUTH_OP_LIST_WEBHOOKS)
+API_METHOD(get_webhook, GENAUTH_OP_GET_WEBHOOK)
+API_METHOD(update_webhook, GENAUTH_OP_UPDATE_WEBHOOK)
+API_METHOD(delete_webhook, GENAUTH_OP_DELETE_WEBHOOK)
+API_METHOD(get_webhook_logs, GENAUTH_OP_GET_WEBHOOK_LOGS)
+API_METHOD(get_webhook_event_list, GENAUTH_OP_GET_WEBHOOK_EVENT_LIST)
+API_METHOD(trigger_webhook, GENAUTH_OP_TRIGGER_WEBHOOK)
+
+#define FASTCALL(name)                                                      \
+    {#name, (PyCFunction)(void (*)(void))Client_##name,                     \
+     METH_FASTCALL | METH_KEYWORDS, name##_doc}
+
+PyMethodDef genauth_client_methods[] = {
+    FASTCALL(create_webhook),
+    FASTCALL(list_webhooks),
+    FASTCALL(get_webhook),
+    FASTCALL(update_webhook),
+    FASTCALL(delete_webhook),
+    FASTCALL(get_webhook_logs),
+    FASTCALL(get_webhook_event_list),
+    FASTCALL(trigger_webhook),
+    FASTCALL(trigger_webhooks),
+    {"close", (PyCFunction)Client_close, METH_NOARGS, close_doc},
+    {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Client_exit, METH_FASTCALL,
+     NULL},
+    {NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,391 @@
+/* One request path for every endpoint: check the parameters against the
+ * endpoint table, encode them (a JSON body for POST, a query string for
+ * GET), authenticate with a token or a signature, send, read the envelope,
+ * and retry once when a token is refused. The steps are shared with batches
+ * (batch.c) and the event-driven engine; see internal.h. */
+#include <string.h>
+
+#include "internal.h"
+#include "json.h"
+#include "jsform.h"
+
+static genauth_status
+nomem(genauth_error *err)
+{
+    return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+}
+
+/* `params` without its null members (which the official SDKs leave out),
+ * as `params` itself when it has none, else as a new object of references
+ * in *owned (the caller frees it with cJSON_Delete; the members stay the
+ * caller's). NULL params: an empty object in *owned. */
+static const cJSON *
+without_nulls(const cJSON *params, cJSON **owned, genauth_error *err)
+{
+    const cJSON *m;
+
+    *owned = NULL;
+    for (m = params ? params->child : NULL; m && !cJSON_IsNull(m); m = m->next)
+        ;
+    if (params && !m)
+        return params;
+    if (!(*owned = cJSON_CreateObject()))
+        goto oom;
+    for (m = params ? params->child : NULL; m; m = m->next) {
+        if (cJSON_IsNull(m))
+            continue;
+        /* Top-level keys are the endpoint's names: plain ASCII. */
+        if (!cJSON_AddItemReferenceToObject(*owned, m->string, (cJSON *)m))
+            goto oom;
+    }
+    return *owned;
+oom:
+    cJSON_Delete(*owned);
+    *owned = NULL;
+    nomem(err);
+    return NULL;
+}
+
+/* ---- GET: the query string ------------------------------------------------ */
+
+/* Appends `len` bytes percent-encoded as Python's urllib.parse.quote_plus
+ * (what urlencode and requests use): letters, digits and "_.-~" as they are,
+ * space as '+', every other byte as %XX. */
+static int
+append_query_escaped(genauth_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (genauth_buf_reserve(out, 3 * len + 1) < 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+            (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-' ||
+            ch == '~') {
+            out->data[out->len++] = (char)ch;
+        } else if (ch == ' ') {
+            out->data[out->len++] = '+';
+        } else {
+            out->data[out->len++] = '%';
+            out->data[out->len++] = hex[ch >> 4];
+            out->data[out->len++] = hex[ch & 0xF];
+        }
+    }
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+/* A parameter's value as query text: a string's characters, an integer's
+ * digits, true/false, an object or array as compact JSON. */
+static genauth_status
+query_text(const cJSON *v, genauth_buf *out, genauth_error *err)
+{
+    switch (v->type & 0xFF) {
+    case cJSON_String:
+        return genauth_buf_append_str(out, v->valuestring) < 0 ? nomem(err)
+                                                                : GENAUTH_OK;
+    case cJSON_Raw:
+        if (v->valuestring[0] != '"') /* a number literal, as written */
+            return genauth_buf_append_str(out, v->valuestring) < 0
+                       ? nomem(err)
+                       : GENAUTH_OK;
+        return genauth_jsform_string(v, out, err); /* decoded, NUL kept */
+    case cJSON_Number:
+    case cJSON_True:
+    case cJSON_False:
+        return genauth_jsform_string(v, out, err);
+    default:
+        return genauth_json_write(v, out) < 0
+                   ? genauth_error_set(err, GENAUTH_E_INVALID,
+                                       "%s: cannot be encoded", v->string)
+                   : GENAUTH_OK;
+    }
+}
+
+/* conn->url = the endpoint's URL and `?k=v&...`; in *signed_params (when
+ * not NULL) the parameters as the server parses them back from the URL:
+ * every value a string. */
+static genauth_status
+encode_query(const char *base, const cJSON *params, genauth_buf *url,
+             cJSON **signed_params, genauth_error *err)
+{
+    genauth_buf text;
+    genauth_status st = GENAUTH_OK;
+    char sep = '?';
+
+    genauth_buf_init(&text);
+    genauth_buf_reset(url);
+    if (genauth_buf_append_str(url, base) < 0)
+        goto oom;
+    if (signed_params && !(*signed_params = cJSON_CreateObject()))
+        goto oom;
+    for (const cJSON *m = params ? params->child : NULL; m; m = m->next) {
+        genauth_buf_reset(&text);
+        st = query_text(m, &text, err);
+        if (st != GENAUTH_OK)
+            goto done;
+        if (genauth_buf_append_char(url, sep) < 0 ||
+            append_query_escaped(url, m->string, strlen(m->string)) < 0 ||
+            genauth_buf_append_char(url, '=') < 0 ||
+            append_query_escaped(url, text.data ? text.data : "", text.len) <
+                0)
+            goto oom;
+        sep = '&';
+        if (signed_params) {
+            cJSON *s = genauth_json_string_new(text.data ? text.data : "",
+                                               text.len);
+            if (!s || genauth_json_object_add(*signed_params, m->string,
+                                              strlen(m->string), s) < 0) {
+                cJSON_Delete(s);
+                goto oom;
+            }
+        }
+    }
+    goto done;
+oom:
+    st = nomem(err);
+done:
+    genauth_buf_clear(&text);
+    return st;
+}
+
+/* ---- signature mode -------------------------------------------------------- */
+
+/* Signs the request and builds conn->signed_headers: the signed headers,
+ * content-type for a body, and no Expect. */
+static genauth_status
+sign_request(genauth_client *c, genauth_conn *conn,
+             const genauth_endpoint *ep, const cJSON *signed_params,
+             const genauth_sign_fixture *fixture, genauth_error *err)
+{
+    struct curl_slist *list = NULL, *grown;
+    genauth_status st;
+
+    genauth_sign_input in = {
+        .method = ep->method,
+        .path = ep->path,
+        .params = signed_params,
+        .header_prefix = c->header_prefix,
+        .scheme = c->brand == GENAUTH_BRAND_AUTHING ? "authing" : "GenAuth",
+        .access_key_id = c->access_key_id,
+        .access_key_secret = c->access_key_secret,
+        .sdk_version = fixture && fixture->sdk_version
+                           ? fixture->sdk_version
+                           : GENAUTH_SDK_NAME ":" GENAUTH_VERSION,
+        .lang = c->lang,
+        .tenant_id = c->tenant_id,
+        .fixed_nonce = fixture ? fixture->nonce : NULL,
+        .fixed_date = fixture ? fixture->date : NULL,
+    };
+    st = genauth_sign(&in, &conn->signature, err);
+    if (st != GENAUTH_OK)
+        return st;
+    if (!ep->is_get &&
+        !(list = curl_slist_append(NULL, "Content-Type: application/json")))
+        goto oom;
+    for (const char *h = genauth_signature_header(&conn->signature, NULL); h;
+         h = genauth_signature_header(&conn->signature, h)) {
+        if (!(grown = curl_slist_append(list, h)))
+            goto oom;
+        list = grown;
+    }
+    if (!(grown = curl_slist_append(list, "Expect:")))
+        goto oom;
+    curl_slist_free_all(conn->signed_headers);
+    conn->signed_headers = grown;
+    conn->cur_headers = NULL; /* a new list every request */
+    return GENAUTH_OK;
+oom:
+    curl_slist_free_all(list);
+    return nomem(err);
+}
+
+/* ---- the steps --------------------------------------------------------------- */
+
+genauth_status
+genauth_call_encode(genauth_client *c, genauth_conn *conn,
+                    const genauth_request *req,
+                    const genauth_sign_fixture *fixture,
+                    genauth_call_plan *plan, genauth_error *err)
+{
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+    cJSON *owned = NULL, *signed_params = NULL;
+    const cJSON *params;
+    int sign = c->auth == GENAUTH_AUTH_SIGNATURE;
+    genauth_status st;
+
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    st = genauth_endpoint_check(ep, req->params, err);
+    if (st != GENAUTH_OK)
+        return st;
+    if (!(params = without_nulls(req->params, &owned, err)))
+        return err->status;
+    plan->is_get = ep->is_get;
+    if (ep->is_get) {
+        genauth_buf_reset(&conn->request);
+        if (!params->child) {
+            plan->url = c->op_urls[req->op];
+            plan->url_changes = 0;
+            /* With no parameters the resource is the bare path. */
+        } else {
+            st = encode_query(c->op_urls[req->op], params, &conn->url,
+                              sign ? &signed_params : NULL, err);
+            plan->url = conn->url.data;
+            plan->url_changes = 1;
+        }
+    } else {
+        plan->url = c->op_urls[req->op];
+        plan->url_changes = 0;
+        genauth_buf_reset(&conn->request);
+        /* Signature mode sends the body in JavaScript's form, so that what
+         * the server parses and the string it rebuilds to check the
+         * signature are exactly what was signed. */
+        if (sign)
+            st = genauth_jsform_write(params, &conn->request, err);
+        else if (genauth_json_write(params, &conn->request) < 0)
+            st = genauth_error_set(err, GENAUTH_E_INVALID,
+                                   "the parameters cannot be encoded as "
+                                   "JSON (nested too deep?)");
+    }
+    if (st == GENAUTH_OK && sign) {
+        st = sign_request(c, conn, ep,
+                          ep->is_get ? signed_params : params, fixture, err);
+        plan->headers = conn->signed_headers;
+        plan->generation = 0;
+    }
+    cJSON_Delete(signed_params);
+    cJSON_Delete(owned);
+    return st;
+}
+
+genauth_status
+genauth_call_prepare(genauth_client *c, genauth_conn *conn,
+                     const genauth_request *req, double deadline,
+                     genauth_call_plan *plan, genauth_error *err)
+{
+    genauth_status st = GENAUTH_OK;
+
+    memset(plan, 0, sizeof(*plan));
+    if (c->auth == GENAUTH_AUTH_TOKEN) {
+        const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+        /* Bad input fails before a token is fetched for it. */
+        if (!ep)
+            return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+        st = genauth_endpoint_check(ep, req->params, err);
+        /* Before encoding: a token fetch uses conn->request too. */
+        if (st == GENAUTH_OK)
+            st = genauth_token_prepare(c, conn, deadline, &plan->generation,
+                                       err);
+        plan->headers = conn->api_headers;
+    }
+    if (st == GENAUTH_OK)
+        st = genauth_call_encode(c, conn, req, NULL, plan, err);
+    return st;
+}
+
+/* Overwrites with '*' every occurrence of `secret` in buf, and a piece of it
+ * (8 bytes or more) cut off at the end of buf. */
+static void
+mask(char *buf, size_t len, const char *secret)
+{
+    size_t slen = strlen(secret);
+    if (slen == 0)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = len - i < slen ? len - i : slen;
+        if ((n == slen || n >= 8) && memcmp(buf + i, secret, n) == 0)
+            memset(buf + i, '*', n);
+    }
+}
+
+genauth_status
+genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
+                  genauth_envelope *resp, genauth_error *err)
+{
+    genauth_status st = genauth_envelope_parse(&conn->response, http_status,
+                                               0, resp, err);
+    if (st == GENAUTH_E_DECODE && err->excerpt_len) {
+        /* An error page that echoes the request would show the token (or,
+         * were it ever sent, the secret) in the excerpt. */
+        static const char bearer[] = "Authorization: Bearer ";
+        const struct curl_slist *h = conn->api_headers;
+        for (; h && c->auth == GENAUTH_AUTH_TOKEN; h = h->next) {
+            if (strncmp(h->data, bearer, sizeof(bearer) - 1) == 0)
+                mask(err->excerpt, err->excerpt_len,
+                     h->data + sizeof(bearer) - 1);
+        }
+        mask(err->excerpt, err->excerpt_len, c->access_key_secret);
+    }
+    return st;
+}
+
+int
+genauth_call_should_retry(genauth_client *c, int attempt, long http_status,
+                          const genauth_envelope *env)
+{
+    /* A refused token (expired, revoked): one retry with a new one. A
+     * refused signature would be refused again. */
+    if (c->auth != GENAUTH_AUTH_TOKEN || attempt > 0)
+        return 0;
+    return http_status == 401 ||
+           (env && env->has_status_code && env->status_code == 401);
+}
+
+/* ---- the calls ------------------------------------------------------------- */
+
+genauth_status
+genauth_client_call(genauth_client *c, const genauth_request *req,
+                    genauth_envelope *resp, genauth_error *err)
+{
+    genauth_conn *conn = NULL;
+    genauth_status st = GENAUTH_OK;
+    double deadline = genauth_now() + c->timeout;
+
+    conn = genauth_client_acquire(c, err);
+    if (!conn)
+        return err->status;
+    for (int attempt = 0;; attempt++) {
+        genauth_call_plan plan;
+        long http_status = 0;
+        st = genauth_call_prepare(c, conn, req, deadline, &plan, err);
+        if (st == GENAUTH_OK)
+            st = genauth_conn_perform(c, conn, &plan, deadline, &http_status,
+                                      err);
+        if (st == GENAUTH_OK)
+            st = genauth_call_read(c, conn, http_status, resp, err);
+        if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
+            genauth_call_should_retry(c, attempt, http_status,
+                                      st == GENAUTH_OK ? resp : NULL)) {
+            genauth_envelope_clear(resp);
+            genauth_error_clear(err);
+            genauth_token_invalidate(c, plan.generation);
+            continue;
+        }
+        break;
+    }
+    genauth_client_release(c, conn);
+    return st;
+}
+
+genauth_status
+genauth_client_call_dto(genauth_client *c, genauth_op op, const void *dto,
+                        genauth_envelope *resp, genauth_error *err)
+{
+    genauth_request req;
+    cJSON *params = NULL;
+    genauth_status st = genauth_request_from_dto(op, dto, &req, &params, err);
+    if (st == GENAUTH_OK)
+        st = genauth_client_call(c, &req, resp, err);
+    cJSON_Delete(params); /* after the call: it refers to the DTO */
+    return st;
+}
+
+genauth_status
+genauth_client_trigger_webhook(genauth_client *c,
+                               const genauth_trigger_webhook_req *req,
+                               genauth_envelope *resp, genauth_error *err)
+{
+    return genauth_client_call_dto(c, GENAUTH_OP_TRIGGER_WEBHOOK, req, resp,
+                                   err);
+}

@@ -1,0 +1,45 @@
+/* The one wipe helper: see wipe.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "wipe.h"
+
+void
+genauth_wipe(void *p, size_t n)
+{
+    if (p && n)
+        OPENSSL_cleanse(p, n);
+}
+
+void
+genauth_wipe_free(char *s)
+{
+    if (!s)
+        return;
+    genauth_wipe(s, strlen(s));
+    free(s);
+}
+
+void
+genauth_buf_wipe_clear(genauth_buf *b)
+{
+    genauth_wipe(b->data, b->cap);
+    genauth_buf_clear(b);
+}
+
+void
+genauth_buf_wipe_reset(genauth_buf *b)
+{
+    genauth_wipe(b->data, b->len);
+    genauth_buf_reset(b);
+}
+
+void
+genauth_headers_wipe_free(struct curl_slist *list)
+{
+    for (struct curl_slist *h = list; h; h = h->next)
+        genauth_wipe(h->data, strlen(h->data));
+    curl_slist_free_all(list);
+}
