@@ -102,7 +102,7 @@ def test_batch_retries_a_refused_token(fake, client_for):
     fake.server.handler = echo_handler(fake)
     client = client_for(fake.server.url)
     client.trigger_webhook("warm")
-    fake.valid_tokens.clear()
+    fake.expire_tokens()
     results = client.trigger_webhooks(calls(8), concurrency=4)
     assert all(r["statusCode"] == 200 for r in results)
 

@@ -274,7 +274,7 @@ def test_token_endpoint_down_for_a_cached_token_refresh(fake, client_for):
     with the endpoint's error; when it is back, calls work again."""
     client = client_for(fake.server.url, timeout=TIMEOUT)
     client.trigger_webhook("wh1")
-    fake.valid_tokens.clear()
+    fake.expire_tokens()
     fake.token_answer = Response(status=503, body=HTML)
     with pytest.raises(genauth_c.DecodeError) as info:
         client.trigger_webhook("wh1")
