@@ -129,7 +129,7 @@ def test_batch_input_validated_before_sending(fake, client_for):
 
 def test_batch_each_call_bounded_by_timeout(fake, client_for):
     fake.server.handler = echo_handler(fake)
-    client = client_for(fake.server.url, timeout=0.5)
+    client = client_for(fake.server.url, timeout=2.0)
     client.trigger_webhook("warm")
     orig = fake.server.handler
 
@@ -141,7 +141,7 @@ def test_batch_each_call_bounded_by_timeout(fake, client_for):
     fake.server.handler = handler
     start = time.monotonic()
     results = client.trigger_webhooks([{"webhook_id": "hang"}, {"webhook_id": "ok"}])
-    assert time.monotonic() - start < 0.5 + SLACK
+    assert time.monotonic() - start < 2.0 + SLACK
     assert isinstance(results[0], genauth_c.TimeoutError)
     assert results[1]["statusCode"] == 200
 
@@ -181,7 +181,7 @@ def test_a_queued_call_gets_its_full_timeout_from_when_it_starts(
     the second starts only then. Were its time counted from the batch's
     start, it would have none left."""
     fake.server.handler = echo_handler(fake)
-    client = client_for(fake.server.url, timeout=1.0)
+    client = client_for(fake.server.url, timeout=2.0)
     client.trigger_webhook("warm")
     inner = fake.server.handler
 

@@ -19,7 +19,7 @@ import genauth_c
 from genauth_c import ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
 
-TIMEOUT = 1.0
+TIMEOUT = 2.0  # ample for a call that should succeed, on a loaded machine
 CAP = genauth_c.DEFAULT_MAX_RESPONSE_BYTES
 HUGE = 300 * 1024 * 1024  # what the hostile server offers: 300 MiB
 
@@ -376,7 +376,7 @@ def test_batch_with_every_fault_kind_in_it():
         for call, got in zip(calls, results):
             wid = call["webhook_id"]
             want = kinds.get(wid, 200)
-            if wid == "slow":  # 0.5 s of delay within a 1 s timeout
+            if wid == "slow":  # 0.5 s of delay within the timeout
                 assert isinstance(got, (dict, genauth_c.TimeoutError)), got
             elif isinstance(want, int):
                 assert isinstance(got, dict) and got["statusCode"] == want, (

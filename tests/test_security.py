@@ -85,7 +85,7 @@ def test_secret_and_token_never_shown(fake, client_for, caplog, capfd):
         return fake(req)
 
     fake.server.handler = echoing
-    client = client_for(fake.server.url, timeout=0.5, use_unverified_ssl=False)
+    client = client_for(fake.server.url, timeout=2.0, use_unverified_ssl=False)
     logging.getLogger().setLevel(logging.DEBUG)
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:

@@ -69,15 +69,19 @@ def test_leak_loop():
     total = 3_000 if SMALL else 100_000
     port, stop = spawn("mixed")
     try:
-        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
-                                  timeout=0.25, max_response_bytes=256 * 1024)
-        # A timeout costs the whole 0.25 s: one per 5,000 calls.
+        url = f"http://127.0.0.1:{port}"
+        # A timeout long enough for any call on a loaded machine, and a
+        # second client whose timeout the slow answer (0.5 s) always
+        # outlasts: one timeout per 5,000 calls, 0.25 s each.
+        client = ManagementClient(AK, SK, host=url, timeout=10,
+                                  max_response_bytes=256 * 1024)
+        hasty = ManagementClient(AK, SK, host=url, timeout=0.25)
         slow = ("slow", None, genauth_c.TimeoutError)
 
         def run(start, stop_at):
             for i in range(start, stop_at):
                 if i % 5000 == 4999:
-                    one_call(client, *slow)
+                    one_call(hasty, *slow)
                 else:
                     one_call(client, *CYCLE[i % len(CYCLE)])
 
@@ -94,6 +98,7 @@ def test_leak_loop():
         rss = rss_bytes() - rss0
         assert client.trigger_webhook("ok")["statusCode"] == 200
         client.close()
+        hasty.close()
     finally:
         stop()
     print(f"\nleak loop: {total} calls, traced +{traced} B, "
