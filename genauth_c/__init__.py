@@ -4,6 +4,12 @@
     with ManagementClient("ACCESS_KEY_ID", "ACCESS_KEY_SECRET") as client:
         envelope = client.trigger_webhook("6229ffaxxxxxxxxcade3e3d9")
 """
+import logging
+
+# The library's logger stays silent unless the application configures
+# logging (logging.basicConfig(level=logging.DEBUG) shows every request).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 try:
     from genauth_c import _core  # noqa: F401  (the C engine)
 except ImportError as e:  # pragma: no cover - depends on how it was installed
@@ -39,4 +45,28 @@ __all__ = [
     "curl_version",
     "MAX_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
+    "ContentType",
+    "RetryConfig",
+    "WebhookDto",
+    "WebhookLogDto",
 ]
+
+# Names served from other modules on first use (PEP 562), so that importing
+# genauth_c stays cheap: genauth_c._types imports typing.
+_LAZY = {name: "genauth_c._types" for name in (
+    "TriggerWebhookCall", "ContentType", "RetryConfig", "WebhookDto", "WebhookLogDto")}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genauth_c' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

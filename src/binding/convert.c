@@ -12,11 +12,28 @@
 
 /* ---- Python -> cJSON ---------------------------------------------------- */
 
+/* Members held by the converter's reference stack without a heap
+ * allocation: enough for ordinary payloads. */
+#define GENAUTH_CONV_INLINE_REFS 64
+
 typedef struct {
+    const genauth_conv_options *opts;
     /* The containers being converted, outermost first. Borrowed: each is
-     * kept alive by a reference its parent's loop holds. */
+     * kept alive by the snapshot of its parent (the top one by the
+     * caller). */
     PyObject *path[GENAUTH_MAX_DEPTH];
     int depth;
+    /* Strong references to the members of every container on the path, as
+     * they were when conversion reached it (a stack: each level pushes its
+     * snapshot and pops it when done). Converting a member may run the
+     * caller's code (a Mapping's items(), a finalizer run by the garbage
+     * collector), which may change or empty the container: what is
+     * converted is then still the snapshot, never freed memory. `refs` is
+     * `inline_refs` or a PyMem block; it may move when it grows, so levels
+     * keep indexes into it, not pointers. */
+    PyObject **refs;
+    Py_ssize_t nrefs, cap;
+    PyObject *inline_refs[GENAUTH_CONV_INLINE_REFS];
     /* A conversion error of ours (err_type non-NULL) and no Python exception
      * set, or err_type NULL and maybe a Python exception set. */
     PyObject *err_type; /* borrowed: PyExc_TypeError or PyExc_ValueError */
@@ -47,16 +64,22 @@ genauth_conv_fail(genauth_conv *cv, PyObject *type, const char *fmt, ...)
     return -1;
 }
 
+/* Whether a conversion error of ours is pending (and no Python exception):
+ * only then is a path segment worth building. Building it calls into
+ * Python, which must not happen while an exception is set; and the
+ * caller's own exception needs no path: it comes out unchanged. */
+static int
+genauth_conv_wants_path(const genauth_conv *cv)
+{
+    return cv->err_type != NULL;
+}
+
 /* On unwinding through a container: prepends `segment` (stolen; NULL means
- * its creation failed) to the path of a pending conversion error. */
+ * its creation failed, with MemoryError set) to the path of the pending
+ * conversion error. */
 static void
 genauth_conv_add_segment(genauth_conv *cv, PyObject *segment)
 {
-    if (cv->err_type == NULL) {
-        /* A Python exception is on its way; it needs no path. */
-        Py_XDECREF(segment);
-        return;
-    }
     if (segment == NULL)
         goto fail;
     if (cv->err_segments == NULL) {
@@ -75,11 +98,58 @@ fail:
     genauth_conv_clear(cv);
 }
 
+/* repr() of a key as the base type prints it, never the caller's
+ * __repr__ (a str subclass, an IntEnum): building an error message runs no
+ * caller code. Keys reaching here are str, int, float, bool or None. New
+ * reference, or NULL with an exception set. */
+static PyObject *
+genauth_key_repr(PyObject *key)
+{
+    if (PyUnicode_Check(key))
+        return PyUnicode_Type.tp_repr(key);
+    if (key == Py_True || key == Py_False || key == Py_None)
+        return PyObject_Repr(key); /* the singletons' own C repr */
+    if (PyFloat_Check(key))
+        return PyFloat_Type.tp_repr(key);
+    if (PyLong_Check(key))
+        return PyLong_Type.tp_repr(key);
+    return PyUnicode_FromString("?");
+}
+
+static void
+genauth_conv_add_key_segment(genauth_conv *cv, PyObject *key)
+{
+    PyObject *r;
+
+    if (!genauth_conv_wants_path(cv))
+        return;
+    r = genauth_key_repr(key);
+    genauth_conv_add_segment(cv, r ? PyUnicode_FromFormat("[%U]", r) : NULL);
+    Py_XDECREF(r);
+}
+
+static void
+genauth_conv_add_index_segment(genauth_conv *cv, Py_ssize_t i)
+{
+    if (!genauth_conv_wants_path(cv))
+        return;
+    genauth_conv_add_segment(cv, PyUnicode_FromFormat("[%zd]", i));
+}
+
+PyObject *
+genauth_argname(Py_ssize_t index, const char *name)
+{
+    if (index >= 0)
+        return PyUnicode_FromFormat("calls[%zd]['%s']", index, name);
+    return PyUnicode_FromString(name);
+}
+
 /* Raises the pending conversion error as "argname[...][...]: message". A
  * path over 200 characters (a deeply nested value) keeps its two ends. */
 static void
-genauth_conv_raise(genauth_conv *cv, const char *argname)
+genauth_conv_raise(genauth_conv *cv)
 {
+    PyObject *name = NULL;
     PyObject *empty = NULL;
     PyObject *path = NULL;
     PyObject *head = NULL;
@@ -87,6 +157,9 @@ genauth_conv_raise(genauth_conv *cv, const char *argname)
     PyObject *msg = NULL;
     Py_ssize_t n;
 
+    name = genauth_argname(cv->opts->batch_index, cv->opts->argname);
+    if (name == NULL)
+        goto done;
     empty = PyUnicode_FromStringAndSize("", 0);
     if (empty == NULL)
         goto done;
@@ -106,11 +179,11 @@ genauth_conv_raise(genauth_conv *cv, const char *argname)
         tail = PyUnicode_Substring(path, n - 100, n);
         if (head == NULL || tail == NULL)
             goto done;
-        msg = PyUnicode_FromFormat("%s%U...%U: %U", argname, head, tail,
+        msg = PyUnicode_FromFormat("%U%U...%U: %U", name, head, tail,
                                    cv->err_msg);
     }
     else {
-        msg = PyUnicode_FromFormat("%s%U: %U", argname, path, cv->err_msg);
+        msg = PyUnicode_FromFormat("%U%U: %U", name, path, cv->err_msg);
     }
     if (msg == NULL)
         goto done;
@@ -122,6 +195,7 @@ done:
     Py_XDECREF(head);
     Py_XDECREF(path);
     Py_XDECREF(empty);
+    Py_XDECREF(name);
     genauth_conv_clear(cv);
 }
 
@@ -183,11 +257,20 @@ genauth_conv_utf8_error(genauth_conv *cv, PyObject *s, int is_key)
             break;
     }
     PyOS_snprintf(hex, sizeof(hex), "%04x", (unsigned)ch);
-    if (is_key)
-        return genauth_conv_fail(cv, PyExc_ValueError,
-                                 "key %R: lone surrogate '\\u%s' at index %zd "
-                                 "cannot be encoded as UTF-8",
-                                 s, hex, i);
+    if (is_key) {
+        /* str's own repr: a subclass's __repr__ is the caller's code. */
+        PyObject *r = genauth_key_repr(s);
+        int rc = -1;
+
+        if (r != NULL) {
+            rc = genauth_conv_fail(cv, PyExc_ValueError,
+                                   "key %U: lone surrogate '\\u%s' at index "
+                                   "%zd cannot be encoded as UTF-8",
+                                   r, hex, i);
+            Py_DECREF(r);
+        }
+        return rc;
+    }
     return genauth_conv_fail(cv, PyExc_ValueError,
                              "lone surrogate '\\u%s' at index %zd cannot be "
                              "encoded as UTF-8",
@@ -254,6 +337,17 @@ genauth_conv_int(genauth_conv *cv, PyObject *obj)
     v = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (v == -1 && PyErr_Occurred())
         goto done;
+    if (cv->opts->js_safe_integers &&
+        (overflow || v > GENAUTH_JS_MAX_SAFE_INTEGER ||
+         v < -GENAUTH_JS_MAX_SAFE_INTEGER)) {
+        /* A signed body is sent in JSON.stringify's form, where such an
+         * integer is no longer exact: refuse it now, with its path, rather
+         * than when the request is sent. */
+        genauth_conv_fail(cv, PyExc_ValueError,
+                          "integers beyond %s(2**53-1) cannot be signed",
+                          "\xc2\xb1");
+        goto done;
+    }
     if (!overflow) {
         n = (Py_ssize_t)genauth_lltoa(v, buf);
         node = genauth_json_number_new(buf, (size_t)n);
@@ -414,7 +508,7 @@ genauth_conv_member(genauth_conv *cv, cJSON *out, PyObject *key,
 
     item = genauth_conv_value(cv, value);
     if (item == NULL) {
-        genauth_conv_add_segment(cv, PyUnicode_FromFormat("[%R]", key));
+        genauth_conv_add_key_segment(cv, key);
         goto done;
     }
     if (genauth_json_object_add(out, ks, (size_t)klen, item) < 0) {
@@ -432,59 +526,135 @@ done:
     return rc;
 }
 
-/* `obj` is a dict or a Mapping, already on the path. */
-static cJSON *
-genauth_conv_mapping(genauth_conv *cv, PyObject *obj)
+/* Makes room for `more` references on the converter's stack. 0, or -1
+ * with MemoryError set. */
+static int
+genauth_conv_reserve(genauth_conv *cv, Py_ssize_t more)
+{
+    const Py_ssize_t max = PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(PyObject *);
+    PyObject **grown;
+    Py_ssize_t cap = cv->cap;
+
+    if (more <= cv->cap - cv->nrefs)
+        return 0;
+    if (more > max - cv->nrefs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    while (cap < cv->nrefs + more)
+        cap = cap <= max / 2 ? cap * 2 : cv->nrefs + more;
+    if (cv->refs == cv->inline_refs) {
+        grown = PyMem_Malloc((size_t)cap * sizeof(PyObject *));
+        if (grown != NULL)
+            memcpy(grown, cv->refs, (size_t)cv->nrefs * sizeof(PyObject *));
+    }
+    else {
+        grown = PyMem_Realloc(cv->refs, (size_t)cap * sizeof(PyObject *));
+    }
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    cv->refs = grown;
+    cv->cap = cap;
+    return 0;
+}
+
+/* Pushes a strong reference to `obj` (room already reserved). */
+static void
+genauth_conv_push(genauth_conv *cv, PyObject *obj)
+{
+    cv->refs[cv->nrefs++] = Py_NewRef(obj);
+}
+
+/* Drops the references pushed since `base`, last first. Releasing them may
+ * free objects and run the caller's finalizers: only after use. */
+static void
+genauth_conv_pop(genauth_conv *cv, Py_ssize_t base)
+{
+    while (cv->nrefs > base) {
+        PyObject *obj = cv->refs[--cv->nrefs];
+        Py_DECREF(obj);
+    }
+}
+
+/* Pushes the (key, value) pairs of `obj`, a dict or a Mapping, as they are
+ * now. 0, or -1 with an error (a conversion error of ours or a Python
+ * exception). */
+static int
+genauth_conv_snapshot_items(genauth_conv *cv, PyObject *obj)
 {
     PyObject *items = NULL;
     PyObject *key, *value;
-    Py_ssize_t pos = 0, i;
-    cJSON *out = NULL;
-    int rc;
+    Py_ssize_t pos = 0, i, n;
+    int rc = -1;
 
-    out = cJSON_CreateObject();
-    if (out == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    /* Only an exact dict: a subclass (OrderedDict) may order or filter its
-     * items differently from the underlying table, as json.dumps honours. */
+    /* Only an exact dict is walked directly: a subclass (OrderedDict) may
+     * order or filter its items differently from the underlying table, as
+     * json.dumps honours. PyDict_Next runs no Python code, so the table
+     * cannot change while it is copied. */
     if (PyDict_CheckExact(obj)) {
+        if (genauth_conv_reserve(cv, 2 * PyDict_GET_SIZE(obj)) < 0)
+            goto done;
         while (PyDict_Next(obj, &pos, &key, &value)) {
-            /* Hold them: converting the value may run code that changes
-             * the dict (a nested Mapping's items()). */
-            Py_INCREF(key);
-            Py_INCREF(value);
-            rc = genauth_conv_member(cv, out, key, value);
-            Py_DECREF(value);
-            Py_DECREF(key);
-            if (rc < 0)
-                goto fail;
+            genauth_conv_push(cv, key);
+            genauth_conv_push(cv, value);
         }
-        return out;
+        rc = 0;
+        goto done;
     }
+    /* items() runs the caller's code and may hand back the object's own
+     * list, which later caller code may empty: its pairs are copied out as
+     * strong references before anything else runs. */
     items = PyMapping_Items(obj);
     if (items == NULL)
-        goto fail;
-    for (i = 0; i < PyList_GET_SIZE(items); i++) {
+        goto done;
+    n = PyList_GET_SIZE(items);
+    if (genauth_conv_reserve(cv, 2 * n) < 0)
+        goto done;
+    for (i = 0; i < n; i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
 
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
             genauth_conv_fail(cv, PyExc_TypeError,
                               "items() must give (key, value) pairs");
-            goto fail;
+            goto done;
         }
-        if (genauth_conv_member(cv, out, PyTuple_GET_ITEM(pair, 0),
-                                PyTuple_GET_ITEM(pair, 1))
-            < 0)
+        genauth_conv_push(cv, PyTuple_GET_ITEM(pair, 0));
+        genauth_conv_push(cv, PyTuple_GET_ITEM(pair, 1));
+    }
+    rc = 0;
+
+done:
+    Py_XDECREF(items);
+    return rc;
+}
+
+/* `obj` is a dict or a Mapping, already on the path. */
+static cJSON *
+genauth_conv_mapping(genauth_conv *cv, PyObject *obj)
+{
+    Py_ssize_t base = cv->nrefs, i;
+    cJSON *out = NULL;
+
+    if (genauth_conv_snapshot_items(cv, obj) < 0)
+        goto fail;
+    out = cJSON_CreateObject();
+    if (out == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* Indexes, not pointers: converting a value may grow the stack. */
+    for (i = base; i < cv->nrefs; i += 2) {
+        if (genauth_conv_member(cv, out, cv->refs[i], cv->refs[i + 1]) < 0)
             goto fail;
     }
-    Py_DECREF(items);
+    genauth_conv_pop(cv, base);
     return out;
 
 fail:
-    Py_XDECREF(items);
     cJSON_Delete(out);
+    genauth_conv_pop(cv, base);
     return NULL;
 }
 
@@ -492,36 +662,43 @@ fail:
 static cJSON *
 genauth_conv_sequence(genauth_conv *cv, PyObject *obj)
 {
+    Py_ssize_t base = cv->nrefs, i, n;
     cJSON *out = NULL;
     cJSON *child;
-    Py_ssize_t i;
     int is_list = PyList_Check(obj);
 
+    /* A list is copied as it is now (a tuple cannot change, and its parent
+     * holds it): converting an item may run code that changes the list. */
+    if (is_list) {
+        n = PyList_GET_SIZE(obj);
+        if (genauth_conv_reserve(cv, n) < 0)
+            goto fail;
+        for (i = 0; i < n; i++)
+            genauth_conv_push(cv, PyList_GET_ITEM(obj, i));
+    }
+    else {
+        n = PyTuple_GET_SIZE(obj);
+    }
     out = cJSON_CreateArray();
     if (out == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
-    /* A list's size is read again each time: converting an item may run
-     * code that changes the list. */
-    for (i = 0; i < (is_list ? PyList_GET_SIZE(obj) : PyTuple_GET_SIZE(obj));
-         i++) {
-        PyObject *item = is_list ? PyList_GET_ITEM(obj, i)
-                                 : PyTuple_GET_ITEM(obj, i);
-
-        Py_INCREF(item);
-        child = genauth_conv_value(cv, item);
-        Py_DECREF(item);
+    for (i = 0; i < n; i++) {
+        child = genauth_conv_value(cv, is_list ? cv->refs[base + i]
+                                               : PyTuple_GET_ITEM(obj, i));
         if (child == NULL) {
-            genauth_conv_add_segment(cv, PyUnicode_FromFormat("[%zd]", i));
+            genauth_conv_add_index_segment(cv, i);
             goto fail;
         }
         cJSON_AddItemToArray(out, child); /* O(1); cannot fail here */
     }
+    genauth_conv_pop(cv, base);
     return out;
 
 fail:
     cJSON_Delete(out);
+    genauth_conv_pop(cv, base);
     return NULL;
 }
 
@@ -579,16 +756,21 @@ genauth_conv_value(genauth_conv *cv, PyObject *obj)
 }
 
 cJSON *
-genauth_py_to_json_object(PyObject *obj, const char *argname)
+genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
 {
     genauth_conv cv;
     PyObject *name = NULL;
+    PyObject *argname = NULL;
     cJSON *out = NULL;
     int is_mapping;
 
     /* The path array is filled as the walk goes; nothing else needs it
      * zeroed. */
+    cv.opts = opts;
     cv.depth = 0;
+    cv.refs = cv.inline_refs;
+    cv.nrefs = 0;
+    cv.cap = GENAUTH_CONV_INLINE_REFS;
     cv.err_type = NULL;
     cv.err_msg = NULL;
     cv.err_segments = NULL;
@@ -598,20 +780,35 @@ genauth_py_to_json_object(PyObject *obj, const char *argname)
         goto done;
     if (!is_mapping) {
         name = genauth_type_name(obj);
-        if (name != NULL)
+        argname = name ? genauth_argname(opts->batch_index, opts->argname)
+                       : NULL;
+        if (argname != NULL)
             PyErr_Format(PyExc_TypeError,
-                         "%s: expected a mapping or None, got %U", argname,
+                         "%U: expected a mapping or None, got %U", argname,
                          name);
         goto done;
     }
+    /* `obj` itself is the caller's argument, which the caller's frame
+     * holds for the whole call. */
     out = genauth_conv_container(&cv, obj, 1);
     if (out == NULL && cv.err_type != NULL)
-        genauth_conv_raise(&cv, argname);
+        genauth_conv_raise(&cv);
 
 done:
     genauth_conv_clear(&cv);
+    if (cv.refs != cv.inline_refs)
+        PyMem_Free(cv.refs);
+    Py_XDECREF(argname);
     Py_XDECREF(name);
     return out;
+}
+
+cJSON *
+genauth_py_to_json_object(PyObject *obj, const char *argname)
+{
+    genauth_conv_options opts = {argname, -1, 0};
+
+    return genauth_py_to_json_object_ex(obj, &opts);
 }
 
 /* ---- doc -> Python ------------------------------------------------------ */

@@ -27,6 +27,32 @@
  * items() raises, MemoryError) propagate unchanged. */
 cJSON *genauth_py_to_json_object(PyObject *obj, const char *argname);
 
+/* The largest integer JavaScript's numbers hold exactly, 2**53-1. */
+#define GENAUTH_JS_MAX_SAFE_INTEGER 9007199254740991LL
+
+typedef struct {
+    const char *argname;    /* e.g. "request_body" */
+    Py_ssize_t batch_index; /* >= 0: errors name calls[batch_index]['argname'] */
+    /* Signature mode: refuse integers beyond +/-(2**53-1), which the signed
+     * form (JSON.stringify's) cannot carry exactly, naming their path:
+     * "request_body['items'][1]: integers beyond ...(2**53-1) cannot be
+     * signed". */
+    int js_safe_integers;
+} genauth_conv_options;
+
+/* genauth_py_to_json_object with the options above. Conversion owns every
+ * object it uses once the caller's code may have run (each container is
+ * converted from a snapshot of strong references, taken when conversion
+ * reaches it), and never runs Python code while an exception is set: an
+ * exception raised by the caller's objects comes out unchanged. */
+cJSON *genauth_py_to_json_object_ex(PyObject *obj,
+                                    const genauth_conv_options *opts);
+
+/* How errors name an argument: "name", or "calls[index]['name']" when
+ * index >= 0 (a call of a batch). New reference, or NULL with an exception
+ * set. */
+PyObject *genauth_argname(Py_ssize_t index, const char *name);
+
 /* The Python value for a whole parsed doc (dict/list/str/int/float/bool/
  * None), as json.loads gives it: numbers and strings exact through the
  * cursor, duplicate keys last-wins. A new reference, or NULL with an

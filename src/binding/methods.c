@@ -171,8 +171,8 @@ name_batch_error(Py_ssize_t index, const char *name)
     text = value ? PyObject_Str(value) : NULL;
     Py_ssize_t skip = (Py_ssize_t)strlen(name);
     PyObject *prefix = text ? PyUnicode_FromString(name) : NULL;
-    /* Only our own messages start with the argument's name; an error raised
-     * by the caller's objects is passed on untouched. */
+    /* Called only for kinds that run no caller code, so the exception is
+     * ours; the prefix check is a second guard. */
     if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
         rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
     Py_XDECREF(prefix);
@@ -191,11 +191,12 @@ name_batch_error(Py_ssize_t index, const char *name)
 
 /* The parameter object of a call: each given, non-None argument under its
  * JSON name. `index` is the call's place in a batch (errors then name
- * calls[index]), or -1. New object (cJSON_Delete), or NULL with an
- * exception set. */
+ * calls[index]), or -1. `sign`: the client signs its requests (Mappings
+ * may then hold only JavaScript-safe integers). New object (cJSON_Delete),
+ * or NULL with an exception set. */
 static cJSON *
 build_params(const genauth_signature_spec *sig, PyObject *const *values,
-             Py_ssize_t index)
+             Py_ssize_t index, int sign)
 {
     cJSON *params = cJSON_CreateObject();
     if (!params)
@@ -208,10 +209,15 @@ build_params(const genauth_signature_spec *sig, PyObject *const *values,
             /* The official SDK sends None on; the server refuses it. We
              * refuse it before sending. */
         }
-        cJSON *node = genauth_arg_to_json(values[i], p->kind, p->name);
+        genauth_conv_options opts = {p->name, index, sign};
+        cJSON *node = genauth_arg_to_json(values[i], p->kind, &opts);
         if (!node) {
-            if (index >= 0 && (PyErr_ExceptionMatches(PyExc_TypeError) ||
-                               PyErr_ExceptionMatches(PyExc_ValueError)))
+            /* A Mapping's errors name calls[index] already, and may be the
+             * caller's own exception, which must come out unchanged; the
+             * other kinds run no caller code: their errors are ours. */
+            if (index >= 0 && p->kind != GENAUTH_ARG_MAPPING &&
+                (PyErr_ExceptionMatches(PyExc_TypeError) ||
+                 PyErr_ExceptionMatches(PyExc_ValueError)))
                 name_batch_error(index, p->name);
             cJSON_Delete(params);
             return NULL;
@@ -246,7 +252,8 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     genauth_client *client = live_client(self, st, &raise_for_status);
     if (!client)
         return NULL;
-    cJSON *params = build_params(&m->sig, values, -1);
+    cJSON *params =
+        build_params(&m->sig, values, -1, genauth_client_signs_payloads(self));
     if (!params)
         return NULL;
     genauth_request req = {op, params};
@@ -255,10 +262,12 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     genauth_error_init(&err);
     /* params is a C copy of the arguments: nothing below touches a Python
      * object until the GIL is back. */
-    Py_BEGIN_ALLOW_THREADS
+    GENAUTH_BEGIN_WAIT(st)
     status = genauth_client_call(client, &req, &env, &err);
     cJSON_Delete(params);
-    Py_END_ALLOW_THREADS
+    GENAUTH_END_WAIT
+    genauth_log_request(st, genauth_op_method(op), genauth_op_path(op),
+                        status, &env, &err);
 
     if (status != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -411,7 +420,8 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig,
                               &held[width * i]) < 0)
             goto done;
-        cJSON *params = build_params(sig, &held[width * i], i);
+        cJSON *params = build_params(sig, &held[width * i], i,
+                                     genauth_client_signs_payloads(self));
         if (!params)
             goto done;
         items[i].req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
@@ -419,10 +429,10 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         converted = i + 1;
     }
 
-    Py_BEGIN_ALLOW_THREADS
+    GENAUTH_BEGIN_WAIT(st)
     status = genauth_client_batch(client, items, (size_t)n,
                                   (size_t)concurrency, &err);
-    Py_END_ALLOW_THREADS
+    GENAUTH_END_WAIT
 
     if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
         status == GENAUTH_E_NOMEM) {
@@ -432,23 +442,32 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
     result = PyList_New(n);
     if (!result)
         goto done;
+    /* The results make no cycles and every one of them is kept: the
+     * collections their allocations would trigger meanwhile (each a pass
+     * over the results made so far) would free nothing. Whatever the log
+     * lines leave is collected once the collector is back on, below. */
+    int gc_was_enabled = PyGC_Disable();
     for (Py_ssize_t i = 0; i < n; i++) {
+        genauth_log_request(st, genauth_op_method(items[i].req.op),
+                            genauth_op_path(items[i].req.op), items[i].status,
+                            &items[i].resp, items[i].err);
         PyObject *outcome =
             items[i].status == GENAUTH_OK
                 ? envelope_result(st, &items[i].resp, raise_for_status)
-                : genauth_exception_new(st, &items[i].err);
+                : genauth_exception_new(st, items[i].err);
         if (!outcome) {
             Py_CLEAR(result);
-            goto done;
+            break;
         }
         PyList_SET_ITEM(result, i, outcome);
     }
+    if (gc_was_enabled)
+        PyGC_Enable();
 done:
     for (Py_ssize_t i = 0; items && i < n; i++) {
         if (i < converted)
             cJSON_Delete((cJSON *)items[i].req.params);
-        genauth_envelope_clear(&items[i].resp);
-        genauth_error_clear(&items[i].err);
+        genauth_batch_item_clear(&items[i]);
     }
     for (Py_ssize_t i = 0; held && i < width * n; i++)
         Py_XDECREF(held[i]);
@@ -606,6 +625,7 @@ PyMethodDef genauth_client_methods[] = {
     FASTCALL(trigger_webhooks),
     {"close", (PyCFunction)Client_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
+    {"__reduce__", genauth_client_reduce, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Client_exit, METH_FASTCALL,
      NULL},
     {NULL, NULL, 0, NULL},

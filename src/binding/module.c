@@ -22,7 +22,9 @@ core_exec(PyObject *module)
     if (!st->str_statusCode || !st->str_apiCode || !st->str_message ||
         !st->str_requestId)
         return -1;
-    if (genauth_errors_init(module, st) < 0)
+    if (genauth_main_thread_init(st) < 0)
+        return -1;
+    if (genauth_errors_init(module, st) < 0 || genauth_log_init(st) < 0)
         return -1;
     if (genauth_client_type_add(module, st) < 0)
         return -1;
@@ -44,6 +46,9 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     if (!st)
         return 0;
     Py_VISIT(st->client_type);
+    int r = genauth_log_traverse(st, visit, arg);
+    if (r)
+        return r;
     return genauth_errors_traverse(st, visit, arg);
 }
 
@@ -55,6 +60,7 @@ core_clear(PyObject *module)
         return 0;
     Py_CLEAR(st->client_type);
     genauth_errors_clear(st);
+    genauth_log_clear(st);
     Py_CLEAR(st->str_statusCode);
     Py_CLEAR(st->str_apiCode);
     Py_CLEAR(st->str_message);
@@ -81,6 +87,7 @@ PyModuleDef genauth_module_def = {
     .m_name = "genauth_c._core",
     .m_doc = core_doc,
     .m_size = sizeof(genauth_module_state),
+    .m_methods = genauth_pickle_functions,
     .m_slots = core_slots,
     .m_traverse = core_traverse,
     .m_clear = core_clear,

@@ -6,77 +6,190 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json.h"
+
+/* Connection handles between calls: a call that ends hands its handle to
+ * the next one to start, rather than to the client's pool (which keeps
+ * GENAUTH_IDLE_CONNECTIONS: with more in flight, handles would be freed
+ * and made again, curl_easy_init and every setopt, all batch long). */
+typedef struct {
+    genauth_conn **conns;
+    size_t n, cap;
+} spares;
+
+/* Keeps `conn` for the next call, or gives it back to the pool. */
+static void
+put_spare(genauth_client *c, spares *sp, genauth_conn *conn)
+{
+    if (sp->n < sp->cap)
+        sp->conns[sp->n++] = conn;
+    else
+        genauth_client_release(c, conn);
+}
+
+/* A kept handle, or one from the pool (NULL with err set). */
+static genauth_conn *
+take_spare(genauth_client *c, spares *sp, genauth_error *err)
+{
+    if (sp->n > 0 && !genauth_client_is_closed(c))
+        return sp->conns[--sp->n];
+    return genauth_client_acquire(c, err);
+}
+
+/* What an item's err points to when even its error could not be kept. */
+static genauth_error kept_nomem = {
+    .status = GENAUTH_E_NOMEM,
+    .message = "out of memory (this call's error could not be kept)",
+};
+
+/* Finishes `it` as failed with a copy of *e, made now: a call that
+ * succeeds never pays for an error struct. With `take`, the copy takes e's
+ * auth_envelope and *e is left empty for the next call; otherwise the copy
+ * has none (e keeps it). */
+static void
+fail_item(genauth_batch_item *it, genauth_error *e, int take)
+{
+    genauth_error *kept = malloc(sizeof(*kept));
+    it->status = e->status;
+    if (kept) {
+        *kept = *e;
+        if (!take)
+            kept->auth_envelope = NULL;
+    } else {
+        kept = &kept_nomem;
+        it->status = GENAUTH_E_NOMEM;
+        if (take)
+            genauth_json_doc_free(e->auth_envelope);
+    }
+    if (take)
+        genauth_error_init(e);
+    if (it->err)
+        genauth_batch_item_clear_error(it);
+    it->err = kept;
+}
+
+void
+genauth_batch_item_clear_error(genauth_batch_item *it)
+{
+    if (it->err && it->err != &kept_nomem) {
+        genauth_error_clear(it->err);
+        free(it->err);
+    }
+    it->err = NULL;
+}
+
+void
+genauth_batch_item_clear(genauth_batch_item *it)
+{
+    genauth_envelope_clear(&it->resp);
+    genauth_batch_item_clear_error(it);
+}
 
 typedef struct {
     genauth_batch_item *item;
     genauth_conn *conn; /* while in flight */
+    double started;
     double deadline;
     unsigned long generation;
     int attempt;
+    int retries;       /* retry.c's */
+    double not_before; /* a retry waits until then */
 } slot;
 
 /* Starts (or restarts, for a retry) `s`'s call on `multi`. On failure the
- * item is finished with the error and its connection released. */
+ * item is finished with the error and its connection released. `e`: the
+ * batch's scratch error, empty between calls. */
 static int
-start_call(genauth_client *c, CURLM *multi, slot *s)
+start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
+           genauth_error *e)
 {
     genauth_batch_item *it = s->item;
     genauth_call_plan plan;
     genauth_status st;
 
-    if (!s->conn && !(s->conn = genauth_client_acquire(c, &it->err)))
+    if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
-    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, &plan,
-                              &it->err);
+    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, &plan, e);
     s->generation = plan.generation;
     if (st == GENAUTH_OK)
-        st = genauth_conn_setup(s->conn, &plan, s->deadline, &it->err);
+        st = genauth_conn_setup(s->conn, &plan, s->deadline, e);
     if (st != GENAUTH_OK)
         goto failed;
     curl_easy_setopt(s->conn->easy, CURLOPT_PRIVATE, s);
     if (curl_multi_add_handle(multi, s->conn->easy) != CURLM_OK) {
-        genauth_error_set(&it->err, GENAUTH_E_NOMEM,
-                          "could not start the transfer");
+        genauth_error_set(e, GENAUTH_E_NOMEM, "could not start the transfer");
         goto failed;
     }
     return 1;
 failed:
-    it->status = it->err.status;
+    genauth_call_record(&it->resp, e, s->started,
+                        (unsigned)(s->attempt + s->retries));
+    fail_item(it, e, 1);
     if (s->conn) {
-        genauth_client_release(c, s->conn);
+        put_spare(c, sp, s->conn);
         s->conn = NULL;
     }
     return 0;
 }
 
 /* A transfer ended: parse, maybe retry; returns 1 while it is in flight
- * again, 0 once the item is finished. */
+ * again, 0 once the item is finished, -1 when it could not get a socket
+ * (EMFILE) and was sent nothing: it is to start again once another call
+ * has freed one (only when `can_wait`: other calls are in flight), or a
+ * retry (retry.c) waits for its time. */
 static int
-finish_call(genauth_client *c, CURLM *multi, slot *s, CURLcode result)
+finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
+            CURLcode result, int can_wait, genauth_error *e)
 {
     genauth_batch_item *it = s->item;
     long http_status = 0;
     genauth_status st;
 
     curl_multi_remove_handle(multi, s->conn->easy);
-    st = genauth_conn_finish(s->conn, result, &http_status, &it->err);
+    if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
+        s->not_before = 0;
+        put_spare(c, sp, s->conn);
+        s->conn = NULL;
+        return -1;
+    }
+    st = genauth_conn_finish(s->conn, result, &http_status, e);
     if (st == GENAUTH_OK)
-        st = genauth_call_read(c, s->conn, http_status, &it->resp, &it->err);
+        st = genauth_call_read(c, s->conn, http_status, &it->resp, e);
+    /* retry.c: sent nothing, or throttled: back to the waiting calls,
+     * to start again (signed anew) once its wait is over. */
+    double until = 0;
+    genauth_retry_kind kind = genauth_retry_classify(
+        s->conn, st, e, http_status, st == GENAUTH_OK ? &it->resp : NULL);
+    if (genauth_retry_plan(c, s->conn, kind, s->retries, s->deadline,
+                           &until)) {
+        genauth_envelope_clear(&it->resp);
+        genauth_error_clear(e);
+        s->retries++;
+        s->not_before = until;
+        put_spare(c, sp, s->conn);
+        s->conn = NULL;
+        return -1;
+    }
     if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
         genauth_call_should_retry(c, s->attempt, http_status,
                                   st == GENAUTH_OK ? &it->resp : NULL)) {
         genauth_envelope_clear(&it->resp);
-        genauth_error_clear(&it->err);
+        genauth_error_clear(e);
         genauth_token_invalidate(c, s->generation);
         s->attempt++;
         /* The token fetch this may cause holds up the batch briefly: the
          * other calls need the new token as well. */
-        if (start_call(c, multi, s))
+        if (start_call(c, multi, sp, s, e))
             return 1;
         return 0;
     }
-    it->status = st;
-    genauth_client_release(c, s->conn);
+    genauth_call_record(&it->resp, e, s->started,
+                        (unsigned)(s->attempt + s->retries));
+    if (st == GENAUTH_OK)
+        it->status = GENAUTH_OK;
+    else
+        fail_item(it, e, 1);
+    put_spare(c, sp, s->conn);
     s->conn = NULL;
     return 0;
 }
@@ -87,15 +200,22 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
 {
     CURLM *multi = NULL;
     slot *slots = NULL;
+    /* Calls that found no free file descriptor, to start again. */
+    slot **waiting = NULL;
+    size_t n_waiting = 0;
+    spares sp = {NULL, 0, 0};
+    genauth_error scratch; /* a call's error until it is kept (fail_item) */
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
+    size_t limit; /* in flight at most: concurrency, less when out of fds */
     int running = 0, holds_client_multi = 0;
 
     for (size_t i = 0; i < count; i++) {
         items[i].status = GENAUTH_OK;
         genauth_envelope_init(&items[i].resp);
-        genauth_error_init(&items[i].err);
+        items[i].err = NULL;
     }
+    genauth_error_init(&scratch);
     if (count == 0)
         return GENAUTH_OK;
     if (concurrency == 0)
@@ -117,29 +237,56 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
         multi = curl_multi_init();
     }
     slots = calloc(count, sizeof(*slots));
-    if (!multi || !slots) {
+    waiting = calloc(count, sizeof(*waiting));
+    sp.conns = calloc(concurrency, sizeof(*sp.conns));
+    sp.cap = concurrency;
+    if (!multi || !slots || !waiting || !sp.conns) {
         st = genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
         goto done;
     }
+    limit = concurrency;
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
-    /* libcurl trims a multi handle's idle connections to 4 x the transfers
-     * it holds, which falls to 4 as the batch drains: keep them all for the
-     * next batch. */
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
-                      (long)GENAUTH_MAX_CONNECTIONS);
+    /* While calls remain to start, a finished call's connection waits for
+     * the next one; once the last has started, the cache shrinks to
+     * GENAUTH_IDLE_CONNECTIONS as calls end (see internal.h). */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)concurrency);
 
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {
-        while (active < concurrency && next < count) {
-            slot *s = &slots[next];
-            s->item = &items[next++];
-            s->deadline = genauth_now() + c->timeout;
-            if (start_call(c, multi, s))
+        for (;;) {
+            slot *s = NULL;
+            if (active >= limit)
+                break;
+            double now = genauth_now();
+            for (size_t k = 0; k < n_waiting; k++) {
+                if (waiting[k]->not_before <= now) {
+                    s = waiting[k];
+                    waiting[k] = waiting[--n_waiting];
+                    break;
+                }
+            }
+            if (!s && next < count) {
+                s = &slots[next];
+                s->item = &items[next++];
+                /* A call's time starts when it starts (and again after
+                 * EMFILE: it sent nothing); a retry keeps its deadline. */
+                s->started = now;
+                s->deadline = now + c->timeout;
+            } else if (!s) {
+                break;
+            } else if (s->not_before == 0) {
+                s->started = now;
+                s->deadline = now + c->timeout;
+            }
+            if (start_call(c, multi, &sp, s, &scratch))
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
                 goto interrupted; /* Ctrl-C while it waited for a token */
+            if (next == count && n_waiting == 0)
+                curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
+                                  (long)GENAUTH_IDLE_CONNECTIONS);
         }
-        if (active == 0 && next == count)
+        if (active == 0 && next == count && n_waiting == 0)
             break;
         CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK) {
@@ -156,9 +303,22 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             slot *s = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             CURLcode result = msg->data.result;
-            if (!finish_call(c, multi, s, result)) {
+            int again = finish_call(c, multi, &sp, s, result, active > 1,
+                                    &scratch);
+            if (again == -1) {
+                active--;
+                waiting[n_waiting++] = s;
+                /* Out of file descriptors: fewer in flight, this call
+                 * waits for one of them to end; the limit grows back by
+                 * one per call that ends well. */
+                if (s->not_before == 0)
+                    limit = active;
+                finished = 1;
+            } else if (!again) {
                 active--;
                 finished = 1;
+                if (s->item->status == GENAUTH_OK && limit < concurrency)
+                    limit++;
                 if (s->item->status == GENAUTH_E_INTERRUPTED)
                     goto interrupted;
             }
@@ -179,6 +339,10 @@ interrupted:
     st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
                            "the batch was interrupted");
 done:
+    /* Calls waiting for a file descriptor take the batch's error too. */
+    for (size_t k = 0; k < n_waiting; k++) {
+        fail_item(waiting[k]->item, err, 0);
+    }
     /* Calls still in flight, or never started, take the batch's error. */
     for (size_t i = 0; slots && i < count; i++) {
         slot *s = &slots[i];
@@ -190,16 +354,17 @@ done:
             continue; /* finished with its own outcome */
         }
         genauth_envelope_clear(&items[i].resp);
-        items[i].status = st;
-        items[i].err = *err;
-        items[i].err.auth_envelope = NULL; /* owned by err */
+        fail_item(&items[i], err, 0);
     }
     for (size_t i = 0; !slots && st != GENAUTH_OK && i < count; i++) {
-        items[i].status = st; /* stopped before any call started */
-        items[i].err = *err;
-        items[i].err.auth_envelope = NULL;
+        fail_item(&items[i], err, 0); /* stopped before any call started */
     }
+    while (sp.n > 0)
+        genauth_client_release(c, sp.conns[--sp.n]);
+    free(sp.conns);
+    genauth_error_clear(&scratch);
     free(slots);
+    free(waiting);
     if (holds_client_multi)
         pthread_mutex_unlock(&c->batch_mu);
     else if (multi)

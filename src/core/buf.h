@@ -22,4 +22,22 @@ int genauth_buf_append_char(genauth_buf *b, char c);
 int genauth_buf_printf(genauth_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* genauth_buf_reserve and genauth_buf_append_char without a call when the
+ * room is already there: for writers that append many small pieces. */
+static inline int
+genauth_buf_ensure(genauth_buf *b, size_t extra)
+{
+    return b->cap - b->len > extra ? 0 : genauth_buf_reserve(b, extra);
+}
+
+static inline int
+genauth_buf_put_char(genauth_buf *b, char c)
+{
+    if (b->cap - b->len <= 1)
+        return genauth_buf_append_char(b, c);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 #endif

@@ -49,7 +49,8 @@ genauth_client_now(const genauth_client *c)
     return genauth_now();
 }
 
-/* The idle limit: 50 s, or GENAUTH_TEST_MAX_IDLE_SECONDS for tests. */
+/* The idle limit: GENAUTH_MAX_IDLE_SECONDS, or a shorter one a test sets in
+ * GENAUTH_TEST_MAX_IDLE_SECONDS to see it at work without waiting 50 s. */
 static long
 max_idle_seconds(void)
 {
@@ -57,8 +58,18 @@ max_idle_seconds(void)
     char *end = NULL;
     long n = v ? strtol(v, &end, 10) : 0;
     if (!v || end == v || *end || n < 1)
-        return 50;
+        return GENAUTH_MAX_IDLE_SECONDS;
     return n;
+}
+
+void
+genauth_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
 }
 
 genauth_status
@@ -94,6 +105,7 @@ genauth_client_options_init(genauth_client_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
     opts->timeout = GENAUTH_DEFAULT_TIMEOUT;
+    opts->max_retries = GENAUTH_DEFAULT_MAX_RETRIES;
     opts->brand = GENAUTH_BRAND_GENAUTH;
     opts->auth = GENAUTH_AUTH_TOKEN;
 }
@@ -137,10 +149,12 @@ share_new(genauth_client *client)
 
 /* ---- option checks ------------------------------------------------------- */
 
-/* Anything that becomes a header value must not be able to end the header. */
+/* Anything that becomes a header value must not be able to end the header.
+ * `ascii`: it must also be ASCII (it always goes in a header, which HTTP
+ * carries as Latin-1 at best and a signature needs as ASCII, sign.c). */
 static genauth_status
 check_header_value(const char *name, const char *value, int allow_empty,
-                   genauth_error *err)
+                   int ascii, genauth_error *err)
 {
     if (!allow_empty && !value[0])
         return genauth_error_set(err, GENAUTH_E_INVALID,
@@ -150,6 +164,12 @@ check_header_value(const char *name, const char *value, int allow_empty,
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "%s: must not contain CR, LF or other "
                                      "control characters",
+                                     name);
+        /* Refused here, rather than by every signed call. */
+        if (ascii && (unsigned char)*p >= 0x80)
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "%s: must be ASCII (it is sent in an "
+                                     "HTTP header)",
                                      name);
     }
     return GENAUTH_OK;
@@ -248,15 +268,23 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     if (!opts->access_key_secret || !opts->access_key_secret[0])
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "access_key_secret: must not be empty");
-    if (check_header_value("access_key_id", opts->access_key_id, 0, err) ||
-        (opts->lang && check_header_value("lang", opts->lang, 0, err)) ||
+    /* The key id is a header only when signing (else it is in the token
+     * request's JSON body). */
+    if (check_header_value("access_key_id", opts->access_key_id, 0,
+                           opts->auth == GENAUTH_AUTH_SIGNATURE, err) ||
+        (opts->lang && check_header_value("lang", opts->lang, 0, 1, err)) ||
         (opts->tenant_id &&
-         check_header_value("tenant_id", opts->tenant_id, 0, err)))
+         check_header_value("tenant_id", opts->tenant_id, 0, 1, err)))
         return err->status;
-    if (!(opts->timeout > 0) || !isfinite(opts->timeout))
+    /* Written so that NaN fails too. */
+    if (!(opts->timeout > 0 && opts->timeout <= GENAUTH_MAX_TIMEOUT))
         return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "timeout: must be a finite number of "
-                                 "seconds greater than 0");
+                                 "timeout: must be a number of seconds "
+                                 "greater than 0 and at most %.0f, got %g",
+                                 GENAUTH_MAX_TIMEOUT, opts->timeout);
+    if (opts->max_retries < 0)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "max_retries: must be 0 or more");
     if (opts->brand != GENAUTH_BRAND_GENAUTH &&
         opts->brand != GENAUTH_BRAND_AUTHING)
         return genauth_error_set(err, GENAUTH_E_INVALID, "brand: unknown");
@@ -274,11 +302,15 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     genauth_token_cache_init(&c->tokens);
+    genauth_calls_init(&c->calls);
     c->fork_generation = fork_generation;
 
     if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
         goto fail;
+    if (genauth_proxy_from_env(c->base_url, &c->proxy, &c->no_proxy, err))
+        goto fail;
     c->timeout = opts->timeout;
+    c->max_retries = opts->max_retries;
     c->use_unverified_ssl = opts->use_unverified_ssl;
     c->brand = opts->brand;
     c->auth = opts->auth;
@@ -294,6 +326,17 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
+    if (!opts->ca_bundle && !opts->use_unverified_ssl) {
+        genauth_ca_store store;
+        if (genauth_ca_store_find(&store)) {
+            c->ca_store_file = dup_or_null(store.file, &nomem);
+            c->ca_store_dir = dup_or_null(store.dir, &nomem);
+        } else if (opts->ca_fallback) {
+            c->ca_store_file = dup_or_null(opts->ca_fallback, &nomem);
+        } else {
+            c->no_ca_store = 1;
+        }
+    }
     c->token_url = join(c->base_url, "/api/v3/get-management-token");
     for (int op = 0; op < GENAUTH_OP_COUNT; op++) {
         c->op_urls[op] = join(c->base_url, genauth_op_path((genauth_op)op));
@@ -340,6 +383,7 @@ genauth_client_free(genauth_client *c)
         return;
     if (c->fork_generation == fork_generation) {
         free_pool(c->idle);
+        genauth_calls_clear(&c->calls);
         if (c->batch_multi)
             curl_multi_cleanup(c->batch_multi);
         if (c->share)
@@ -355,10 +399,14 @@ genauth_client_free(genauth_client *c)
     free(c->access_key_id);
     free(c->access_key_secret);
     free(c->base_url);
+    genauth_wipe_free(c->proxy);
+    free(c->no_proxy);
     free(c->lang);
     free(c->tenant_id);
     free(c->ca_bundle);
     free(c->test_clock_file);
+    free(c->ca_store_file);
+    free(c->ca_store_dir);
     free(c->token_url);
     for (int op = 0; op < GENAUTH_OP_COUNT; op++)
         free(c->op_urls[op]);
@@ -381,6 +429,7 @@ adopt_after_fork(genauth_client *c)
         conn = next;
     }
     c->idle = NULL;
+    genauth_calls_abandon(&c->calls);
     c->batch_multi = NULL; /* its connections are the parent's too */
     /* No other thread of the child can be inside this client yet (every
      * call adopts first), and a thread of the parent that held a lock or
@@ -403,9 +452,12 @@ genauth_client_close(genauth_client *c)
         adopt_after_fork(c);
     genauth_conn *idle = c->idle;
     c->idle = NULL;
-    c->closed = 1;
+    atomic_store(&c->closed, 1);
     pthread_mutex_unlock(&c->pool_mu);
     free_pool(idle);
+    /* Closes the idle connections now, or, with calls in flight, when the
+     * last of them ends (run_shared). */
+    genauth_calls_close(&c->calls);
     /* A batch in progress keeps its multi handle; client_free takes it. */
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         if (c->batch_multi && c->fork_generation == fork_generation) {
@@ -419,7 +471,7 @@ genauth_client_close(genauth_client *c)
 int
 genauth_client_is_closed(const genauth_client *c)
 {
-    return c->closed;
+    return atomic_load(&c->closed);
 }
 
 void
@@ -428,6 +480,14 @@ genauth_client_set_interrupt(genauth_client *c, genauth_interrupt_fn fn,
 {
     c->interrupt = fn;
     c->interrupt_data = userdata;
+}
+
+void
+genauth_client_set_event_hook(genauth_client *c, genauth_event_fn fn,
+                              void *userdata)
+{
+    c->event_hook = fn;
+    c->event_data = userdata;
 }
 
 int
@@ -451,7 +511,13 @@ genauth_client_base_url(const genauth_client *c)
 unsigned long
 genauth_client_token_fetches(const genauth_client *c)
 {
-    return c->tokens.fetches;
+    return atomic_load(&c->tokens.fetches);
+}
+
+unsigned long
+genauth_client_token_fetch_failures(const genauth_client *c)
+{
+    return atomic_load(&c->tokens.failures);
 }
 
 void
@@ -463,22 +529,43 @@ genauth_client_adopt_if_forked(genauth_client *c)
     pthread_mutex_unlock(&c->pool_mu);
 }
 
+/* Unlinks from the idle pool the handles beyond GENAUTH_IDLE_CONNECTIONS
+ * and those idle for over c->max_idle_seconds (the pool is in order of
+ * last use, so they are its tail), for the caller to free outside the lock.
+ * Called with pool_mu held. */
+static genauth_conn *
+trim_pool(genauth_client *c, double now)
+{
+    genauth_conn **link = &c->idle;
+    size_t kept = 0;
+    while (*link && kept < GENAUTH_IDLE_CONNECTIONS &&
+           now - (*link)->idle_since <= (double)c->max_idle_seconds) {
+        link = &(*link)->next;
+        kept++;
+    }
+    genauth_conn *cut = *link;
+    *link = NULL;
+    return cut;
+}
+
 genauth_conn *
 genauth_client_acquire(genauth_client *c, genauth_error *err)
 {
-    genauth_conn *conn = NULL;
+    genauth_conn *conn = NULL, *stale = NULL;
     pthread_mutex_lock(&c->pool_mu);
-    if (c->closed) {
+    if (atomic_load(&c->closed)) {
         pthread_mutex_unlock(&c->pool_mu);
         genauth_error_set(err, GENAUTH_E_CLOSED, "the client is closed");
         return NULL;
     }
     if (c->fork_generation != fork_generation)
         adopt_after_fork(c);
+    stale = trim_pool(c, genauth_now());
     conn = c->idle;
     if (conn)
         c->idle = conn->next;
     pthread_mutex_unlock(&c->pool_mu);
+    free_pool(stale);
     if (!conn) {
         if (!c->share) {
             genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
@@ -492,8 +579,9 @@ genauth_client_acquire(genauth_client *c, genauth_error *err)
 void
 genauth_client_release(genauth_client *c, genauth_conn *conn)
 {
+    genauth_conn *stale = NULL;
     pthread_mutex_lock(&c->pool_mu);
-    if (c->closed || c->fork_generation != fork_generation) {
+    if (atomic_load(&c->closed) || c->fork_generation != fork_generation) {
         pthread_mutex_unlock(&c->pool_mu);
         if (c->fork_generation == fork_generation)
             genauth_conn_free(conn);
@@ -501,7 +589,10 @@ genauth_client_release(genauth_client *c, genauth_conn *conn)
             genauth_conn_abandon(conn);
         return;
     }
+    conn->idle_since = genauth_now();
     conn->next = c->idle;
     c->idle = conn;
+    stale = trim_pool(c, conn->idle_since);
     pthread_mutex_unlock(&c->pool_mu);
+    free_pool(stale);
 }

@@ -37,6 +37,13 @@ typedef enum {
 #define GENAUTH_ERRMSG_SIZE 512
 #define GENAUTH_EXCERPT_SIZE 200
 
+/* How one call went, for logs and metrics. A call fills it in both its
+ * envelope and its error, so the caller reads whichever the outcome is. */
+typedef struct {
+    double duration;  /* seconds from the call's start to its outcome */
+    unsigned retries; /* requests sent again (after a refused token) */
+} genauth_call_stats;
+
 /* Caller-owned. Zero it (or genauth_error_init) before use; release what a
  * failed call attached with genauth_error_clear. */
 typedef struct {
@@ -49,6 +56,7 @@ typedef struct {
     /* AUTH: the token endpoint's envelope when it refused (it then holds no
      * token), else NULL. Owned by the error; freed by genauth_error_clear. */
     struct genauth_json_doc *auth_envelope;
+    genauth_call_stats stats; /* a call that failed: how it went */
 } genauth_error;
 
 void genauth_error_init(genauth_error *err);
@@ -80,23 +88,47 @@ typedef enum {
 } genauth_auth_mode;
 
 #define GENAUTH_DEFAULT_TIMEOUT 10.0
+/* The largest timeout accepted, in seconds (about 31 years): far beyond any
+ * real call, and small enough that every deadline and millisecond count
+ * derived from it stays exact and in range. */
+#define GENAUTH_MAX_TIMEOUT 1e9
+#define GENAUTH_DEFAULT_MAX_RETRIES 2
 #define GENAUTH_DEFAULT_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
 typedef struct {
     const char *access_key_id;     /* required, non-empty */
     const char *access_key_secret; /* required, non-empty */
     const char *host;              /* NULL: the brand's default host */
-    double timeout;                /* seconds, finite, > 0; total per call */
-    const char *lang;              /* NULL: no lang header */
-    const char *tenant_id;         /* NULL: no app-id header */
+    double timeout; /* seconds, > 0 and <= GENAUTH_MAX_TIMEOUT; total per call */
+    const char *lang;              /* NULL: no lang header; printable ASCII */
+    const char *tenant_id;         /* NULL: no app-id header; printable ASCII */
     const char *ca_bundle;         /* NULL: the system's CA store */
+    /* A PEM file of CAs used when ca_bundle is NULL and no system store is
+     * found (genauth_ca_store_find); NULL: none. */
+    const char *ca_fallback;
     int use_unverified_ssl;        /* nonzero: no TLS verification */
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes; /* 0: GENAUTH_DEFAULT_MAX_RESPONSE_BYTES */
+    /* Retries of a request that never reached the server or was throttled
+     * (429), within the call's timeout; 0: none. */
+    int max_retries;
 } genauth_client_options;
 
-/* Fills the defaults (timeout 10 s, genauth brand, token auth). */
+/* The system's CA store, for clients given no ca_bundle: $SSL_CERT_FILE,
+ * $SSL_CERT_DIR, then the usual file of each major Linux distribution.
+ * Returns 1 with one of store->file or store->dir set (pointing into the
+ * environment or at static strings: copy them), 0 when none is found. */
+typedef struct {
+    const char *file;
+    const char *dir;
+} genauth_ca_store;
+int genauth_ca_store_find(genauth_ca_store *store);
+/* The same, with `files` (NULL-terminated) in place of the usual files. */
+int genauth_ca_store_find_in(const char *const *files,
+                             genauth_ca_store *store);
+
+/* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */
 void genauth_client_options_init(genauth_client_options *opts);
 
 typedef struct genauth_client genauth_client;
@@ -118,10 +150,35 @@ void genauth_client_close(genauth_client *client);
 int genauth_client_is_closed(const genauth_client *client);
 void genauth_client_set_interrupt(genauth_client *client,
                                   genauth_interrupt_fn fn, void *userdata);
+/* Things that happen inside a call which its caller does not see in the
+ * outcome, reported as they happen (for logging). */
+typedef enum {
+    GENAUTH_EVENT_TOKEN_FETCH = 1, /* a management token was fetched */
+} genauth_event_type;
+
+typedef struct {
+    genauth_event_type type;
+    genauth_status status; /* GENAUTH_OK, or why it failed */
+    long http_status;      /* 0 when no answer came */
+    double duration;       /* seconds */
+    const char *message;   /* the error's message when it failed, else "" */
+} genauth_event;
+
+/* Called from the thread making the call, with no lock of the client held,
+ * after the event; never given the secret or a token. */
+typedef void (*genauth_event_fn)(const genauth_event *event, void *userdata);
+
+/* Sets (or, with NULL, removes) the event hook. Set it before calls start. */
+void genauth_client_set_event_hook(genauth_client *client,
+                                   genauth_event_fn fn, void *userdata);
+
 /* The normalised base URL (no trailing slash). Owned by the client. */
 const char *genauth_client_base_url(const genauth_client *client);
-/* How many token fetches this client has made (for tests and stats). */
+/* How many management tokens this client has fetched (successful fetches;
+ * for tests and stats). */
 unsigned long genauth_client_token_fetches(const genauth_client *client);
+/* How many token fetches brought no token (refused, unreachable...). */
+unsigned long genauth_client_token_fetch_failures(const genauth_client *client);
 
 /* ---- exact JSON documents ---------------------------------------------- */
 
@@ -232,6 +289,7 @@ typedef struct {
     const char *request_id; /* NULL when absent */
     const cJSON *data;      /* NULL when absent */
     const cJSON *response;  /* data.response (trigger-webhook), or NULL */
+    genauth_call_stats stats; /* how the call went */
 } genauth_envelope;
 
 void genauth_envelope_init(genauth_envelope *env);
@@ -268,13 +326,21 @@ genauth_status genauth_client_trigger_webhook(
 /* ---- batches ---------------------------------------------------------- */
 
 /* One call of a batch: the request in, and either the envelope (status
- * GENAUTH_OK) or the error out. Caller-owned; clear resp and err after. */
+ * GENAUTH_OK) or the error out. Caller-owned; release what the batch put in
+ * it with genauth_batch_item_clear. */
 typedef struct {
     genauth_request req;
     genauth_status status;
     genauth_envelope resp;
-    genauth_error err;
+    /* The call's error when status is not GENAUTH_OK, else NULL: made only
+     * for a call that failed (an error struct is about 0.7 KB). */
+    genauth_error *err;
 } genauth_batch_item;
+
+/* Frees the item's envelope and error (resp and err are then empty). */
+void genauth_batch_item_clear(genauth_batch_item *item);
+/* Frees the item's error only. */
+void genauth_batch_item_clear_error(genauth_batch_item *item);
 
 /* Runs the calls of `items` (any endpoints) concurrently over libcurl's
  * multi interface, at most `concurrency` in flight, sharing the client's

@@ -4,6 +4,7 @@
 #define GENAUTH_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <curl/curl.h>
 
 #include "genauth.h"
@@ -14,13 +15,33 @@
 /* How often a call waiting on the network asks the interrupt check. */
 #define GENAUTH_INTERRUPT_POLL_MS 100
 
-/* How many idle connections a batch's multi handle keeps open at most. */
-#define GENAUTH_MAX_CONNECTIONS 256
+/* After an early token refresh failed (the cached token still valid), the
+ * next attempt waits this many seconds: a failing token endpoint is asked
+ * at most every 5 s while calls go on with the cached token. */
+#define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
+
+/* Idle resources are bounded. Connections live in libcurl's connection
+ * cache of a multi handle: the client has one for single calls and one for
+ * batches, each costing 2 fds of its own (libcurl's wakeup socket pair),
+ * then one fd per connection. Single calls keep the connections in use and
+ * GENAUTH_IDLE_CONNECTIONS idle ones beyond them: as calls end, libcurl
+ * closes the oldest idle connection over that (so after a burst, each later
+ * call closes one of its extra connections). A batch keeps
+ * GENAUTH_IDLE_CONNECTIONS once its last call has started. A connection
+ * idle for over GENAUTH_MAX_IDLE_SECONDS is never reused: the next call
+ * closes it. Idle connection handles (genauth_conn: no fd of their own)
+ * are kept up to GENAUTH_IDLE_CONNECTIONS, none idle for over
+ * GENAUTH_MAX_IDLE_SECONDS. */
+#define GENAUTH_IDLE_CONNECTIONS 8
+#define GENAUTH_MAX_IDLE_SECONDS 50
 
 /* ---- clock -------------------------------------------------------------- */
 
 /* Seconds on the monotonic clock. */
 double genauth_now(void);
+/* A condition variable whose timed waits use the monotonic clock, like
+ * every deadline here. */
+void genauth_cond_init_monotonic(pthread_cond_t *cond);
 
 /* The clock a client's token cache runs on: genauth_now(), or in tests the
  * number in GENAUTH_TEST_CLOCK_FILE (client.c). */
@@ -32,6 +53,16 @@ double genauth_client_now(const genauth_client *client);
  * lower-cased and trailing slashes dropped. The caller frees *out. */
 genauth_status genauth_url_normalize(const char *host, genauth_brand brand,
                                      char **out, genauth_error *err);
+
+/* ---- proxy (proxy.c) -------------------------------------------------- */
+
+/* The proxy and the no-proxy list libcurl would read from the environment
+ * for requests to `base_url` (its scheme decides http_proxy or
+ * https_proxy): *proxy is "" for none, *no_proxy "" for no exceptions. Both
+ * new strings; the caller frees them (the proxy with genauth_wipe_free: it
+ * may carry a password). */
+genauth_status genauth_proxy_from_env(const char *base_url, char **proxy,
+                                      char **no_proxy, genauth_error *err);
 
 /* ---- JWT (jwt.c) -------------------------------------------------------- */
 
@@ -46,12 +77,12 @@ genauth_status genauth_jwt_userpool_id(const char *token, char **out,
  * kept in the client's pool between calls so its connection stays alive. */
 typedef struct genauth_conn {
     CURL *easy;
-    CURLM *multi; /* drives `easy` so a waiting call can be interrupted */
     genauth_buf request;  /* the body being sent (POST) */
     genauth_buf url;      /* a GET's URL with its query string */
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
     int over_cap; /* the body outgrew max_response_bytes */
+    int no_ca_store; /* the client's: TLS errors then say what to do */
     /* This handle's copy of the authenticated header list, built for the
      * token generation `api_headers_gen` (0: none yet). */
     struct curl_slist *api_headers;
@@ -65,8 +96,47 @@ typedef struct genauth_conn {
     genauth_signature signature;
     struct curl_slist *signed_headers;
     char errbuf[CURL_ERROR_SIZE];
+    /* How many times libcurl was about to send this request (its prereq
+     * callback): 0 means nothing was sent; a second send is refused. */
+    int sends;
+    int socket_errno; /* why socket() failed, for this request */
+    /* On the client's shared multi handle (see genauth_calls), guarded by
+     * its mutex. */
+    int state; /* GENAUTH_CONN_IDLE ... */
+    int cancel;
+    CURLcode result;
+    struct genauth_conn *queue_next;
+    double idle_since; /* in the idle pool, monotonic seconds */
     struct genauth_conn *next; /* in the idle pool */
 } genauth_conn;
+
+enum { GENAUTH_CONN_IDLE, GENAUTH_CONN_QUEUED, GENAUTH_CONN_RUNNING,
+       GENAUTH_CONN_DONE };
+
+/* The multi handle single calls share, so that their idle connections sit
+ * in one connection cache (a multi handle per connection would cost two
+ * more fds each). libcurl lets one thread at a time drive a multi handle:
+ * the calling thread that finds no driver drives everyone's transfers
+ * (leader/followers) until its own ends, then hands over; the others wait
+ * for their transfer to end, checking their interrupt every
+ * GENAUTH_INTERRUPT_POLL_MS. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* a transfer ended, or the driver left */
+    CURLM *multi;           /* made by the first call */
+    int driving;            /* a thread drives `multi` */
+    genauth_conn *queued;   /* to add to `multi`, by queue_next */
+    genauth_conn *cancels;  /* to take off `multi`, by queue_next */
+    size_t transfers;       /* queued or on `multi` */
+} genauth_calls;
+
+void genauth_calls_init(genauth_calls *calls);
+/* Frees the multi handle (closing its connections) when no transfer is on
+ * it. Called with no lock held. */
+void genauth_calls_close(genauth_calls *calls);
+void genauth_calls_clear(genauth_calls *calls);
+/* In a child after fork(): the multi handle is the parent's: forget it. */
+void genauth_calls_abandon(genauth_calls *calls);
 
 /* A new handle configured for `client`. NULL: out of memory (err set). */
 genauth_conn *genauth_conn_new(genauth_client *client, genauth_error *err);
@@ -75,6 +145,13 @@ void genauth_conn_free(genauth_conn *conn);
 /* Drops the handle without closing its socket or freeing what libcurl
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);
+
+/* Whether the transfer that ended on `conn` with `result` never sent a
+ * byte of its request (refused, DNS, TLS handshake...): it is then safe to
+ * send again. */
+int genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result);
+/* Whether it failed for want of file descriptors (EMFILE/ENFILE). */
+int genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result);
 
 /* Where and how one attempt of a call is sent, as genauth_call_prepare
  * decided it. */
@@ -125,8 +202,20 @@ typedef struct {
     char *userpool_id;
     double expires_at;     /* monotonic seconds */
     double refresh_at;     /* expires_at less the refresh margin */
+    /* After an early refresh failed (the token still valid): no new attempt
+     * before this time. */
+    double retry_at;
     unsigned long generation; /* bumped on every new token and on invalidation */
-    unsigned long fetches;
+    /* Fetches completed (either way), so that a thread that waited for one
+     * knows it ended; and how the last one failed, for those waiters, when
+     * the failure was the endpoint's (not the fetching call's own deadline
+     * or interrupt). The copy holds no envelope. */
+    unsigned long completed;
+    int last_failed;
+    genauth_error last_failure;
+    /* Read without the lock by genauth_client_token_fetches. */
+    atomic_ulong fetches;  /* tokens fetched */
+    atomic_ulong failures; /* fetch attempts that brought no token */
 } genauth_token_cache;
 
 struct genauth_client {
@@ -135,14 +224,23 @@ struct genauth_client {
     char *access_key_secret;
     char *base_url;
     char *lang, *tenant_id, *ca_bundle;
+    /* Without a ca_bundle: the CA store found on this machine (a file or a
+     * directory), or none (no_ca_store: libcurl's built-in paths stay, and
+     * TLS errors say how to name one). */
+    char *ca_store_file, *ca_store_dir;
+    int no_ca_store;
     double timeout;
     int use_unverified_ssl;
     genauth_brand brand;
     genauth_auth_mode auth;
     size_t max_response_bytes;
+    int max_retries; /* retries of a request that is safe to send again */
+    /* Read from the environment once (proxy.c), set on every handle so that
+     * libcurl does not read it again on every transfer. */
+    char *proxy, *no_proxy;
     const char *header_prefix; /* "x-genauth-" / "x-authing-" */
-    /* Connections idle longer than this are not reused (50 s; tests set
-     * GENAUTH_TEST_MAX_IDLE_SECONDS to see it happen without waiting). */
+    /* Connections idle longer than this are not reused:
+     * GENAUTH_MAX_IDLE_SECONDS, or what a test set (client.c). */
     long max_idle_seconds;
     /* Tests only: GENAUTH_TEST_CLOCK_FILE, or NULL (client.c). */
     char *test_clock_file;
@@ -157,6 +255,8 @@ struct genauth_client {
 
     genauth_token_cache tokens;
 
+    genauth_calls calls;
+
     /* The multi handle batches run on, kept between batches so that its
      * connections are reused; one batch at a time holds batch_mu (a batch
      * that finds it taken runs on a multi handle of its own). */
@@ -166,14 +266,16 @@ struct genauth_client {
     /* The pool of idle connections, and the share handle they use for DNS
      * and TLS sessions. */
     pthread_mutex_t pool_mu;
-    genauth_conn *idle;
+    genauth_conn *idle; /* the most recently used first */
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned long fork_generation;
-    int closed;
+    atomic_int closed; /* read without pool_mu by is_closed */
 
     genauth_interrupt_fn interrupt;
     void *interrupt_data;
+    genauth_event_fn event_hook;
+    void *event_data;
 };
 
 /* A connection from the pool, or a new one. NULL with err set (closed, or no
@@ -307,6 +409,38 @@ genauth_status genauth_call_read(genauth_client *client, genauth_conn *conn,
  * `env` is NULL when the body was not an envelope. */
 int genauth_call_should_retry(genauth_client *client, int attempt,
                               long http_status, const genauth_envelope *env);
+
+/* Records in both `resp` and `err` how a call that started at `started`
+ * (monotonic seconds) went, after `retries` requests sent again. */
+void genauth_call_record(genauth_envelope *resp, genauth_error *err,
+                         double started, unsigned retries);
+
+/* ---- retries (retry.c) ---------------------------------------------- */
+
+typedef enum {
+    GENAUTH_RETRY_NO,        /* final: it may have reached the server */
+    GENAUTH_RETRY_NOT_SENT,  /* nothing of the request left */
+    GENAUTH_RETRY_THROTTLED, /* 429: the server did not act on it */
+} genauth_retry_kind;
+
+/* What the attempt that ended on `conn` with `st`/`err` (and, when
+ * answered, `http_status` and the envelope `env`, NULL when not parsed)
+ * allows. */
+genauth_retry_kind genauth_retry_classify(genauth_conn *conn,
+                                          genauth_status st,
+                                          const genauth_error *err,
+                                          long http_status,
+                                          const genauth_envelope *env);
+/* Whether to send again after `retries_done` retries: 1 with *until (the
+ * monotonic time to send at) when max_retries allows and the wait ends
+ * before `deadline`. Reads Retry-After from conn's answer. */
+int genauth_retry_plan(genauth_client *client, genauth_conn *conn,
+                       genauth_retry_kind kind, int retries_done,
+                       double deadline, double *until);
+/* Sleeps until `until`, asking the interrupt check every
+ * GENAUTH_INTERRUPT_POLL_MS. GENAUTH_E_INTERRUPTED when it says stop. */
+genauth_status genauth_retry_sleep(genauth_client *client, double until,
+                                   genauth_error *err);
 
 /* ---- responses (envelope.c) -------------------------------------------- */
 

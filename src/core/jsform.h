@@ -1,23 +1,21 @@
 /* JavaScript's view of a request body, for AK/SK signing.
  *
  * The server rebuilds the signed resource string from the body it parsed,
- * with JavaScript's JSON.stringify and String(v). These functions print a
- * cJSON tree (in json.h's exact form: numbers as cJSON_Raw literals, strings
- * holding U+0000 as cJSON_Raw escaped literals, keys holding U+0000 escaped
- * and flagged GENAUTH_JSON_KEY_ESCAPED) exactly as JavaScript would print the
- * value it parses from our serialisation of that tree:
- *  - compact; an object's integer-like keys ("0", or decimal without a
+ * with JavaScript's JSON.stringify and String(v). json.h's writer in its
+ * GENAUTH_JSON_JS form prints a cJSON tree (in json.h's exact form) as
+ * JSON.stringify prints the value JavaScript parses from our serialisation
+ * of that tree; what is JavaScript's own lives here and the writer calls it:
+ *  - member order: an object's integer-like keys ("0", or decimal without a
  *    leading zero up to 4294967294) first in ascending numeric order, then
  *    the other keys in insertion order;
- *  - strings escaped as JSON.stringify does (\" \\ \b \f \n \r \t, other
- *    controls and lone surrogates as lowercase \uxxxx, nothing else);
- *  - numbers in Number::toString form ("1.0" -> "1", 1e21 -> "1e+21"); a
- *    non-finite cJSON_Number as null, as json.c sends it.
+ *  - numbers in Number::toString form ("1.0" -> "1", 1e21 -> "1e+21");
+ *  - String(v) of a scalar, and the keys of the resource's query.
+ * Strings are escaped by the writer's one escaper (jsontext.h).
  *
  * What JavaScript cannot reproduce is refused with GENAUTH_E_INVALID rather
  * than signed wrongly: an integer literal beyond 2**53-1, a number beyond
  * double range, a string that is not valid UTF-8, a raw literal that is not
- * valid JSON, nesting deeper than GENAUTH_JSFORM_MAX_DEPTH.
+ * valid JSON, nesting deeper than GENAUTH_JSON_MAX_DEPTH.
  *
  * Object keys are taken to be unique (the binding builds objects from
  * dicts); with duplicates JavaScript would keep only the last value.
@@ -29,18 +27,36 @@
 #define GENAUTH_JSFORM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "genauth.h"
 #include "buf.h"
 
-/* The C stack bounds recursion; json.c's printer and cJSON's parser stop
- * at the same depth (containers nested this deep are refused). */
-#define GENAUTH_JSFORM_MAX_DEPTH CJSON_NESTING_LIMIT
+/* Integer-like keys sorted on the stack up to this many; more are rare
+ * (an object used as a sparse array) and get a heap array. */
+#define GENAUTH_JSFORM_STACK_INDEXES 16
 
-/* Appends JSON.stringify(value) for `node`. On failure `out` may hold a
- * partial print: the caller resets it. */
-genauth_status genauth_jsform_write(const cJSON *node, genauth_buf *out,
-                                    genauth_error *err);
+typedef struct {
+    uint32_t index;
+    const cJSON *member;
+} genauth_jsform_indexed;
+
+/* An object's members in JavaScript's order, one at a time. Lives on the
+ * stack: genauth_jsform_order_init, genauth_jsform_order_next until NULL,
+ * then genauth_jsform_order_clear (also after a failed init). */
+typedef struct {
+    genauth_jsform_indexed stack[GENAUTH_JSFORM_STACK_INDEXES];
+    genauth_jsform_indexed *idx; /* the integer-like keys, sorted */
+    size_t n, i;
+    const cJSON *next; /* the next member in insertion order */
+} genauth_jsform_order;
+
+/* GENAUTH_E_NOMEM when a large sort array cannot be had. */
+genauth_status genauth_jsform_order_init(genauth_jsform_order *o,
+                                         const cJSON *obj,
+                                         genauth_error *err);
+const cJSON *genauth_jsform_order_next(genauth_jsform_order *o);
+void genauth_jsform_order_clear(genauth_jsform_order *o);
 
 /* Appends String(value) for a scalar: a string's bytes (a raw string literal
  * decoded, U+0000 included; a lone surrogate as U+FFFD, as Node's UTF-8
@@ -68,5 +84,13 @@ genauth_status genauth_jsform_key_check(const cJSON *member,
 /* Appends the Number::toString form of a finite double. Returns 0, or -1
  * when out of memory. */
 int genauth_jsform_double(double v, genauth_buf *out);
+
+/* Appends the Number::toString form of the value JavaScript parses from a
+ * raw node's number literal (safe integers as written, -0 as "0").
+ * GENAUTH_E_INVALID when it is not one JSON number, is an integer beyond
+ * JavaScript's safe range or is beyond double range. */
+genauth_status genauth_jsform_number_literal(const char *lit,
+                                             genauth_buf *out,
+                                             genauth_error *err);
 
 #endif

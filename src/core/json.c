@@ -2,29 +2,13 @@
  * literals and escaped keys, and a parser that keeps what cJSON drops
  * (number literals, strings holding U+0000). See json.h. */
 #include "json.h"
+#include "jsontext.h"
 #include "wipe.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- shared tables ------------------------------------------------------ */
-
-/* For each byte: 0 when a JSON string may hold it as is; otherwise the
- * character that follows the backslash when printing it ('u' meaning
- * \u00xx). The same table tells the parser's scan which bytes inside a string
- * need a closer look ('"', '\\' and the control characters). */
-static const unsigned char genauth_json_escape[256] = {
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-    'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-    ['"'] = '"',
-    ['\\'] = '\\',
-};
-
-static const char genauth_json_hex[] = "0123456789abcdef";
 
 /* ---- building (out) ----------------------------------------------------- */
 
@@ -133,177 +117,6 @@ done:
     return rc;
 }
 
-/* ---- printing ----------------------------------------------------------- */
-
-/* Deeper trees could not be parsed back by cJSON, and the printer recurses. */
-#define GENAUTH_JSON_WRITE_MAX_DEPTH CJSON_NESTING_LIMIT
-
-int
-genauth_json_write_string(const char *s, size_t len, genauth_buf *out)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *end = p + len;
-    const unsigned char *run;
-    char *w;
-
-    /* The common case (nothing to escape) then needs no further growth. */
-    if (len > (size_t)-1 - 2 || genauth_buf_reserve(out, len + 2) < 0)
-        return -1;
-    out->data[out->len++] = '"';
-    while (p < end) {
-        unsigned char esc;
-
-        run = p;
-        while (p < end && genauth_json_escape[*p] == 0)
-            p++;
-        if (p > run) {
-            memcpy(out->data + out->len, run, (size_t)(p - run));
-            out->len += (size_t)(p - run);
-        }
-        if (p == end)
-            break;
-        /* An escape takes up to 6 bytes for 1: keep room for the rest. */
-        if (genauth_buf_reserve(out, 6 + (size_t)(end - p) + 1) < 0)
-            return -1;
-        esc = genauth_json_escape[*p];
-        w = out->data + out->len;
-        w[0] = '\\';
-        if (esc == 'u') {
-            w[1] = 'u';
-            w[2] = '0';
-            w[3] = '0';
-            w[4] = genauth_json_hex[*p >> 4];
-            w[5] = genauth_json_hex[*p & 0xF];
-            out->len += 6;
-        }
-        else {
-            w[1] = (char)esc;
-            out->len += 2;
-        }
-        p++;
-    }
-    out->data[out->len++] = '"';
-    out->data[out->len] = '\0';
-    return 0;
-}
-
-/* cJSON_Number nodes: integers exactly, other values in the fewest of
- * 15/16/17 significant digits that read back as the same double. */
-static int
-genauth_json_write_double(double d, genauth_buf *out)
-{
-    char tmp[40];
-    int n = 0;
-    int prec;
-    int i;
-
-    if (!isfinite(d))
-        return genauth_buf_append(out, "null", 4);
-    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-        n = snprintf(tmp, sizeof(tmp), "%.0f", d);
-    }
-    else {
-        for (prec = 15; prec <= 17; prec++) {
-            n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-            if (n > 0 && (size_t)n < sizeof(tmp) && strtod(tmp, NULL) == d)
-                break;
-        }
-    }
-    if (n <= 0 || (size_t)n >= sizeof(tmp))
-        return -1;
-    /* A locale may print a decimal comma; JSON wants a point. */
-    for (i = 0; i < n; i++) {
-        char c = tmp[i];
-        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e'
-              || c == 'E'))
-            tmp[i] = '.';
-    }
-    return genauth_buf_append(out, tmp, (size_t)n);
-}
-
-static int
-genauth_json_write_node(const cJSON *node, genauth_buf *out, int depth)
-{
-    const cJSON *child;
-
-    switch (node->type & 0xFF) {
-    case cJSON_NULL:
-        return genauth_buf_append(out, "null", 4);
-    case cJSON_False:
-        return genauth_buf_append(out, "false", 5);
-    case cJSON_True:
-        return genauth_buf_append(out, "true", 4);
-    case cJSON_Number:
-        return genauth_json_write_double(node->valuedouble, out);
-    case cJSON_Raw:
-        if (node->valuestring == NULL)
-            return -1;
-        return genauth_buf_append_str(out, node->valuestring);
-    case cJSON_String:
-        if (node->valuestring == NULL)
-            return genauth_buf_append(out, "\"\"", 2);
-        return genauth_json_write_string(
-            node->valuestring, strlen(node->valuestring), out);
-    case cJSON_Array:
-        if (depth >= GENAUTH_JSON_WRITE_MAX_DEPTH
-            || genauth_buf_append_char(out, '[') < 0)
-            return -1;
-        for (child = node->child; child != NULL; child = child->next) {
-            if (child != node->child && genauth_buf_append_char(out, ',') < 0)
-                return -1;
-            if (genauth_json_write_node(child, out, depth + 1) < 0)
-                return -1;
-        }
-        return genauth_buf_append_char(out, ']');
-    case cJSON_Object:
-        if (depth >= GENAUTH_JSON_WRITE_MAX_DEPTH
-            || genauth_buf_append_char(out, '{') < 0)
-            return -1;
-        for (child = node->child; child != NULL; child = child->next) {
-            const char *key = child->string ? child->string : "";
-            size_t klen = strlen(key);
-
-            if (child != node->child && genauth_buf_append_char(out, ',') < 0)
-                return -1;
-            if (child->type & GENAUTH_JSON_KEY_ESCAPED) {
-                if (genauth_buf_reserve(out, klen + 3) < 0)
-                    return -1;
-                out->data[out->len++] = '"';
-                memcpy(out->data + out->len, key, klen);
-                out->len += klen;
-                out->data[out->len++] = '"';
-                out->data[out->len] = '\0';
-            }
-            else if (genauth_json_write_string(key, klen, out) < 0) {
-                return -1;
-            }
-            if (genauth_buf_append_char(out, ':') < 0
-                || genauth_json_write_node(child, out, depth + 1) < 0)
-                return -1;
-        }
-        return genauth_buf_append_char(out, '}');
-    default:
-        return -1;
-    }
-}
-
-int
-genauth_json_write(const cJSON *node, genauth_buf *out)
-{
-    size_t start = out->len;
-
-    if (node == NULL || genauth_buf_reserve(out, 64) < 0)
-        return -1;
-    if (genauth_json_write_node(node, out, 0) < 0) {
-        /* Leave the buffer as the caller gave it. */
-        out->len = start;
-        if (out->data)
-            out->data[start] = '\0';
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- parsing (in) ------------------------------------------------------- */
 
 /* One entry per number literal and per U+0000-bearing string, in document
@@ -392,28 +205,6 @@ genauth_json_doc_add_span(genauth_json_doc *doc, size_t bytes, size_t ordinal)
     return span;
 }
 
-static int
-genauth_json_hex4(const unsigned char *p, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        unsigned char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Decodes the body of a string literal already checked by the scan (and by
  * cJSON) into the pool. Decoding never grows the text, so `e - s` bytes
  * suffice. */
@@ -422,75 +213,23 @@ genauth_json_record_string(genauth_json_doc *doc, const unsigned char *s,
                            const unsigned char *e, size_t ordinal)
 {
     genauth_json_span *span;
-    unsigned char *w;
-    unsigned char *w0;
+    char *w;
+    char *w0;
 
     span = genauth_json_doc_add_span(doc, (size_t)(e - s), ordinal);
     if (span == NULL)
         return -1;
-    w0 = w = (unsigned char *)doc->pool.data + span->off;
+    w0 = w = doc->pool.data + span->off;
     while (s < e) {
-        unsigned cp = 0;
+        uint32_t cp;
 
         if (*s != '\\') {
-            *w++ = *s++;
+            *w++ = (char)*s++;
             continue;
         }
-        switch (s[1]) {
-        case 'b':
-            *w++ = '\b';
-            break;
-        case 'f':
-            *w++ = '\f';
-            break;
-        case 'n':
-            *w++ = '\n';
-            break;
-        case 'r':
-            *w++ = '\r';
-            break;
-        case 't':
-            *w++ = '\t';
-            break;
-        case 'u':
-            break;
-        default: /* '"', '\\', '/' */
-            *w++ = s[1];
-            break;
-        }
-        if (s[1] != 'u') {
-            s += 2;
-            continue;
-        }
-        (void)genauth_json_hex4(s + 2, &cp);
-        s += 6;
-        if (cp >= 0xD800 && cp <= 0xDBFF && e - s >= 6 && s[0] == '\\'
-            && s[1] == 'u') {
-            unsigned lo;
-            if (genauth_json_hex4(s + 2, &lo) == 0 && lo >= 0xDC00
-                && lo <= 0xDFFF) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                s += 6;
-            }
-        }
-        if (cp < 0x80) {
-            *w++ = (unsigned char)cp;
-        }
-        else if (cp < 0x800) {
-            *w++ = (unsigned char)(0xC0 | (cp >> 6));
-            *w++ = (unsigned char)(0x80 | (cp & 0x3F));
-        }
-        else if (cp < 0x10000) {
-            *w++ = (unsigned char)(0xE0 | (cp >> 12));
-            *w++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-            *w++ = (unsigned char)(0x80 | (cp & 0x3F));
-        }
-        else {
-            *w++ = (unsigned char)(0xF0 | (cp >> 18));
-            *w++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-            *w++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-            *w++ = (unsigned char)(0x80 | (cp & 0x3F));
-        }
+        /* The scan checked every escape: this one is valid. */
+        s += genauth_json_unescape(s, (size_t)(e - s), &cp);
+        w += genauth_utf8_encode(cp, w);
     }
     *w = '\0';
     span->len = (size_t)(w - w0);
@@ -559,40 +298,6 @@ genauth_json_scan_number(const unsigned char *p, const unsigned char *end)
     return p;
 }
 
-/* The length of the UTF-8 sequence at p as json.loads(bytes) accepts it
- * (it decodes with "surrogatepass": no overlong forms, nothing above
- * U+10FFFF, but encoded surrogates pass), or 0. */
-static size_t
-genauth_json_utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t n, i;
-    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
-
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-    }
-    else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    }
-    else
-        return 0;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 /* The end of the string literal whose opening quote is at p (pointing at the
  * closing quote), or NULL when it holds an unescaped control character, a
  * bad escape (cJSON reads "\u00zz" as U+0000) or bytes that are not UTF-8
@@ -603,16 +308,16 @@ static const unsigned char *
 genauth_json_scan_string(const unsigned char *p, const unsigned char *end,
                          int *special, const char **why)
 {
-    unsigned cp, lo;
+    uint32_t cp;
     size_t n;
 
     *special = 0;
     p++;
     for (;;) {
-        while (p < end && genauth_json_escape[*p] == 0 && *p < 0x80)
+        while (p < end && genauth_json_stop_utf8[*p] == 0)
             p++;
         if (p < end && *p >= 0x80) {
-            if ((n = genauth_json_utf8_len(p, end)) == 0) {
+            if ((n = genauth_utf8_decode(p, end, &cp)) == 0) {
                 *why = ": a string that is not UTF-8";
                 return NULL;
             }
@@ -624,36 +329,11 @@ genauth_json_scan_string(const unsigned char *p, const unsigned char *end,
         if (*p == '"')
             return p;
         /* a backslash */
-        if (end - p < 2)
+        if ((n = genauth_json_unescape(p, (size_t)(end - p), &cp)) == 0)
             return NULL;
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            p += 2;
-            break;
-        case 'u':
-            if (end - p < 6 || genauth_json_hex4(p + 2, &cp) < 0)
-                return NULL;
-            p += 6;
-            if (cp == 0)
-                *special = 1;
-            else if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6
-                     && p[0] == '\\' && p[1] == 'u'
-                     && genauth_json_hex4(p + 2, &lo) == 0 && lo >= 0xDC00
-                     && lo <= 0xDFFF)
-                p += 6; /* a pair: one astral character */
-            else if (cp >= 0xD800 && cp <= 0xDFFF)
-                *special = 1; /* a lone surrogate */
-            break;
-        default:
-            return NULL;
-        }
+        p += n;
+        if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+            *special = 1; /* U+0000, or a lone surrogate */
     }
 }
 
@@ -792,7 +472,7 @@ genauth_json_cjson_copy(const unsigned char *u, size_t len)
 {
     char *copy = NULL;
     int in_string = 0;
-    unsigned cp, lo;
+    uint32_t cp, lo;
 
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = u[i];

@@ -1,4 +1,4 @@
-/* Exact JSON on top of cJSON.
+/* Exact JSON on top of cJSON, and the one JSON writer.
  *
  * cJSON keeps numbers only as doubles and cuts strings at U+0000. genauth-c
  * loses nothing either way:
@@ -6,7 +6,8 @@
  *    a string holding U+0000 is a cJSON_Raw node holding its whole escaped
  *    literal (quotes included); an object key holding U+0000 is stored
  *    escaped (no quotes) and flagged GENAUTH_JSON_KEY_ESCAPED in item->type.
- *    genauth_json_write prints such trees compactly.
+ *    genauth_json_write_form prints such trees compactly, in the exact
+ *    form or in JavaScript's JSON.stringify form (for signing).
  *  - In (responses): genauth_json_doc keeps, beside the cJSON tree, the text
  *    of every number literal and the exact bytes of every string that holds
  *    U+0000, in document order; a genauth_json_cursor walking the tree in
@@ -33,15 +34,39 @@ cJSON *genauth_json_number_new(const char *literal, size_t len);
 int genauth_json_object_add(cJSON *object, const char *key, size_t len,
                             cJSON *item);
 
-/* Appends `node` as compact JSON: separators "," and ":", non-ASCII and '/'
- * as they are, control characters and '"' '\\' escaped as JavaScript's
- * JSON.stringify does. Raw nodes verbatim; cJSON_Number nodes as exact
- * integers or round-tripping decimals (NaN and infinities as null). Returns
- * 0, or -1 on no memory, an invalid node or nesting deeper than
- * CJSON_NESTING_LIMIT (which cJSON could not read back); `out` is then left
- * as it was. */
+/* ---- writing (jsonwrite.c) ---- */
+
+/* The two forms of the one writer. Both are compact (separators "," and
+ * ":"), escape strings as JavaScript's JSON.stringify does (jsontext.h:
+ * control characters, '"' and '\\'; non-ASCII and '/' as they are) and send
+ * a non-finite cJSON_Number as null. */
+typedef enum {
+    /* What genauth-c sends: raw nodes (number and string literals) and
+     * escaped keys verbatim, members in insertion order, cJSON_Number nodes
+     * as exact integers or round-tripping decimals, string bytes as they
+     * are (UTF-8 is not checked). */
+    GENAUTH_JSON_EXACT,
+    /* JSON.stringify of the value the server parses from the exact form,
+     * what AK/SK signing must reproduce: integer-like keys first, numbers in
+     * JavaScript's form, literals and escaped keys decoded and re-escaped;
+     * GENAUTH_E_INVALID for what JavaScript cannot reproduce (see jsform.h). */
+    GENAUTH_JSON_JS
+} genauth_json_form;
+
+/* Containers nested deeper are refused: cJSON could not read them back,
+ * and the writer recurses. */
+#define GENAUTH_JSON_MAX_DEPTH CJSON_NESTING_LIMIT
+
+/* Appends `node` in `form`. GENAUTH_E_INVALID for an invalid node, nesting
+ * deeper than GENAUTH_JSON_MAX_DEPTH or (JavaScript form) a value JavaScript
+ * cannot reproduce; GENAUTH_E_NOMEM. On failure `out` is left as it was. */
+genauth_status genauth_json_write_form(const cJSON *node,
+                                       genauth_json_form form,
+                                       genauth_buf *out, genauth_error *err);
+/* genauth_json_write_form in the exact form: 0, or -1 on failure. */
 int genauth_json_write(const cJSON *node, genauth_buf *out);
-/* Appends the JSON string literal (quotes included) for `len` bytes. */
+/* Appends the exact form's JSON string literal (quotes included) for `len`
+ * bytes. Returns 0, or -1 on no memory. */
 int genauth_json_write_string(const char *s, size_t len, genauth_buf *out);
 
 /* ---- parsing (in) ---- */

@@ -202,23 +202,18 @@ oom:
 
 /* ---- the steps --------------------------------------------------------------- */
 
-genauth_status
-genauth_call_encode(genauth_client *c, genauth_conn *conn,
-                    const genauth_request *req,
-                    const genauth_sign_fixture *fixture,
-                    genauth_call_plan *plan, genauth_error *err)
+/* genauth_call_encode for a request already checked against `ep`. */
+static genauth_status
+encode_checked(genauth_client *c, genauth_conn *conn,
+               const genauth_endpoint *ep, const genauth_request *req,
+               const genauth_sign_fixture *fixture, genauth_call_plan *plan,
+               genauth_error *err)
 {
-    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
     cJSON *owned = NULL, *signed_params = NULL;
     const cJSON *params;
     int sign = c->auth == GENAUTH_AUTH_SIGNATURE;
-    genauth_status st;
+    genauth_status st = GENAUTH_OK;
 
-    if (!ep)
-        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
-    st = genauth_endpoint_check(ep, req->params, err);
-    if (st != GENAUTH_OK)
-        return st;
     if (!(params = without_nulls(req->params, &owned, err)))
         return err->status;
     plan->is_get = ep->is_get;
@@ -242,7 +237,8 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
          * the server parses and the string it rebuilds to check the
          * signature are exactly what was signed. */
         if (sign)
-            st = genauth_jsform_write(params, &conn->request, err);
+            st = genauth_json_write_form(params, GENAUTH_JSON_JS,
+                                         &conn->request, err);
         else if (genauth_json_write(params, &conn->request) < 0)
             st = genauth_error_set(err, GENAUTH_E_INVALID,
                                    "the parameters cannot be encoded as "
@@ -260,27 +256,43 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
 }
 
 genauth_status
+genauth_call_encode(genauth_client *c, genauth_conn *conn,
+                    const genauth_request *req,
+                    const genauth_sign_fixture *fixture,
+                    genauth_call_plan *plan, genauth_error *err)
+{
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+    genauth_status st;
+
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    st = genauth_endpoint_check(ep, req->params, err);
+    if (st == GENAUTH_OK)
+        st = encode_checked(c, conn, ep, req, fixture, plan, err);
+    return st;
+}
+
+genauth_status
 genauth_call_prepare(genauth_client *c, genauth_conn *conn,
                      const genauth_request *req, double deadline,
                      genauth_call_plan *plan, genauth_error *err)
 {
-    genauth_status st = GENAUTH_OK;
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+    genauth_status st;
 
     memset(plan, 0, sizeof(*plan));
-    if (c->auth == GENAUTH_AUTH_TOKEN) {
-        const genauth_endpoint *ep = genauth_endpoint_of(req->op);
-        /* Bad input fails before a token is fetched for it. */
-        if (!ep)
-            return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
-        st = genauth_endpoint_check(ep, req->params, err);
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    /* Bad input fails before a token is fetched for it. */
+    st = genauth_endpoint_check(ep, req->params, err);
+    if (st == GENAUTH_OK && c->auth == GENAUTH_AUTH_TOKEN) {
         /* Before encoding: a token fetch uses conn->request too. */
-        if (st == GENAUTH_OK)
-            st = genauth_token_prepare(c, conn, deadline, &plan->generation,
-                                       err);
+        st = genauth_token_prepare(c, conn, deadline, &plan->generation,
+                                   err);
         plan->headers = conn->api_headers;
     }
     if (st == GENAUTH_OK)
-        st = genauth_call_encode(c, conn, req, NULL, plan, err);
+        st = encode_checked(c, conn, ep, req, NULL, plan, err);
     return st;
 }
 
@@ -334,18 +346,32 @@ genauth_call_should_retry(genauth_client *c, int attempt, long http_status,
 
 /* ---- the calls ------------------------------------------------------------- */
 
+void
+genauth_call_record(genauth_envelope *resp, genauth_error *err,
+                    double started, unsigned retries)
+{
+    genauth_call_stats stats = {genauth_now() - started, retries};
+    resp->stats = stats;
+    err->stats = stats;
+}
+
 genauth_status
 genauth_client_call(genauth_client *c, const genauth_request *req,
                     genauth_envelope *resp, genauth_error *err)
 {
     genauth_conn *conn = NULL;
     genauth_status st = GENAUTH_OK;
-    double deadline = genauth_now() + c->timeout;
+    double started = genauth_now();
+    double deadline = started + c->timeout;
+    int attempt = 0;
+    int retries = 0; /* retry.c's, apart from the 401 retry */
 
     conn = genauth_client_acquire(c, err);
-    if (!conn)
+    if (!conn) {
+        genauth_call_record(resp, err, started, 0);
         return err->status;
-    for (int attempt = 0;; attempt++) {
+    }
+    for (;; attempt++) {
         genauth_call_plan plan;
         long http_status = 0;
         st = genauth_call_prepare(c, conn, req, deadline, &plan, err);
@@ -362,9 +388,25 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
             genauth_token_invalidate(c, plan.generation);
             continue;
         }
+        /* retry.c: sent nothing, or throttled. A signed request is signed
+         * anew (nonce, date) by genauth_call_prepare. */
+        double until = 0;
+        genauth_retry_kind kind = genauth_retry_classify(
+            conn, st, err, http_status, st == GENAUTH_OK ? resp : NULL);
+        if (genauth_retry_plan(c, conn, kind, retries, deadline, &until)) {
+            genauth_envelope_clear(resp);
+            genauth_error_clear(err);
+            retries++;
+            attempt--; /* the 401 retry stays available */
+            st = genauth_retry_sleep(c, until, err);
+            if (st != GENAUTH_OK)
+                break;
+            continue;
+        }
         break;
     }
     genauth_client_release(c, conn);
+    genauth_call_record(resp, err, started, (unsigned)(attempt + retries));
     return st;
 }
 

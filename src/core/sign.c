@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "jsform.h"
+#include "json.h"
 
 /* The signed headers: date and six prefixed ones at most. */
 #define SIGN_MAX_HEADERS 7
@@ -296,7 +297,7 @@ append_resource_query(const cJSON *params, genauth_buf *out,
         /* JavaScript's typeof v === 'object' branch (null prints the same
          * either way). */
         if (cJSON_IsObject(m) || cJSON_IsArray(m))
-            st = genauth_jsform_write(m, out, err);
+            st = genauth_json_write_form(m, GENAUTH_JSON_JS, out, err);
         else
             st = genauth_jsform_string(m, out, err);
         if (st != GENAUTH_OK)

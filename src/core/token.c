@@ -1,6 +1,14 @@
 /* Management-token authentication: one token per client, fetched lazily,
  * refreshed ahead of expiry, with at most one fetch in flight however many
- * threads need it, and forgotten when the server refuses it. */
+ * threads need it, and forgotten when the server refuses it.
+ *
+ * While the cached token is valid, calls use it without waiting: the one
+ * call that finds the refresh point passed fetches (single flight) and the
+ * others go on. A failed early refresh is tried again no sooner than
+ * GENAUTH_TOKEN_RETRY_INTERVAL later, and its failure reaches no caller.
+ * Only once the token has expired (or was refused) do calls wait for the
+ * one fetch, each within its own deadline and interruptibly, and share its
+ * failure. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,13 +26,10 @@ void
 genauth_token_cache_init(genauth_token_cache *t)
 {
     memset(t, 0, sizeof(*t));
+    atomic_init(&t->fetches, 0);
+    atomic_init(&t->failures, 0);
     pthread_mutex_init(&t->mu, NULL);
-    /* Timed waits use the monotonic clock, like every deadline here. */
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    genauth_cond_init_monotonic(&t->changed);
 }
 
 void
@@ -167,6 +172,7 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
 {
     long http_status = 0;
     genauth_status st;
+    double started = genauth_now();
 
     genauth_buf_reset(&conn->request);
     if (genauth_buf_append(&conn->request, c->token_request_body,
@@ -175,11 +181,18 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
                            &http_status, err);
     genauth_buf_wipe_reset(&conn->request); /* it held the secret */
-    if (st != GENAUTH_OK)
-        return st;
-    st = read_token_answer(c, conn, http_status, token, userpool_id,
-                           lifetime, err);
-    genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    if (st == GENAUTH_OK) {
+        st = read_token_answer(c, conn, http_status, token, userpool_id,
+                               lifetime, err);
+        genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    }
+    if (c->event_hook) {
+        /* err->message never holds the secret or a token. */
+        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
+                            genauth_now() - started,
+                            st == GENAUTH_OK ? "" : err->message};
+        c->event_hook(&ev, c->event_data);
+    }
     return st;
 }
 
@@ -191,6 +204,80 @@ wait_until(genauth_token_cache *t, double until)
     pthread_cond_timedwait(&t->changed, &t->mu, &ts);
 }
 
+/* Whether a failed fetch is the endpoint's answer (refused, unreachable,
+ * garbage), which a thread that waited for that fetch shares, rather than
+ * the fetching call's own end (its deadline, an interrupt), after which a
+ * waiter fetches itself. */
+static int
+failure_is_shared(genauth_status st)
+{
+    return st == GENAUTH_E_AUTH || st == GENAUTH_E_DECODE ||
+           st == GENAUTH_E_TRANSPORT;
+}
+
+/* Installs a fetched token (the strings are taken). Called locked. */
+static void
+install_token(genauth_token_cache *t, char *token, char *userpool_id,
+              double lifetime, double fetched_at)
+{
+    genauth_wipe_free(t->token);
+    free(t->userpool_id);
+    t->token = token;
+    t->userpool_id = userpool_id;
+    /* Refresh when less than min(60 s, a tenth of the lifetime) remains, so
+     * a token does not expire in flight. */
+    double margin = fmin(60.0, lifetime / 10.0);
+    t->expires_at = fetched_at + lifetime;
+    t->refresh_at = t->expires_at - margin;
+    t->retry_at = 0;
+    t->generation++;
+}
+
+/* This thread fetches a token (t->refreshing was 0; called locked, returns
+ * locked). `early`: the cached token is still valid, so a failure is not
+ * this call's failure: the call goes on with the cached token, and the next
+ * attempt waits GENAUTH_TOKEN_RETRY_INTERVAL. */
+static genauth_status
+refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
+        genauth_error *err)
+{
+    genauth_token_cache *t = &c->tokens;
+    char *token = NULL, *userpool_id = NULL;
+    double lifetime = 0;
+    double now = genauth_now();
+    /* An early refresh leaves this call half its time for its own request
+     * should the token endpoint hang. */
+    double fetch_deadline = early ? now + (deadline - now) / 2 : deadline;
+
+    t->refreshing = 1;
+    pthread_mutex_unlock(&t->mu);
+    genauth_status st = fetch_token(c, conn, fetch_deadline, &token,
+                                    &userpool_id, &lifetime, err);
+    double fetched_at = genauth_client_now(c); /* the token clock */
+    pthread_mutex_lock(&t->mu);
+    t->refreshing = 0;
+    t->completed++;
+    t->last_failed = 0;
+    pthread_cond_broadcast(&t->changed);
+    if (st == GENAUTH_OK) {
+        install_token(t, token, userpool_id, lifetime, fetched_at);
+        atomic_fetch_add(&t->fetches, 1);
+        return GENAUTH_OK;
+    }
+    atomic_fetch_add(&t->failures, 1);
+    if (early && t->token && fetched_at < t->expires_at) {
+        t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
+        genauth_error_clear(err);
+        return GENAUTH_OK;
+    }
+    if (failure_is_shared(st)) {
+        t->last_failed = 1;
+        t->last_failure = *err;
+        t->last_failure.auth_envelope = NULL; /* owned by err */
+    }
+    return st;
+}
+
 genauth_status
 genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
                       unsigned long *generation, genauth_error *err)
@@ -199,37 +286,23 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     genauth_status st = GENAUTH_OK;
 
     pthread_mutex_lock(&t->mu);
+    unsigned long seen = t->completed;
     for (;;) {
         double now = genauth_now();
-        if (t->token && genauth_client_now(c) < t->refresh_at)
+        double token_now = genauth_client_now(c);
+        int valid = t->token && token_now < t->expires_at;
+        /* A valid token is used without waiting, whoever refreshes it. */
+        if (valid && (token_now < t->refresh_at || t->refreshing ||
+                      token_now < t->retry_at))
             break;
         if (!t->refreshing) {
-            char *token = NULL, *userpool_id = NULL;
-            double lifetime = 0;
-            t->refreshing = 1;
-            pthread_mutex_unlock(&t->mu);
-            st = fetch_token(c, conn, deadline, &token, &userpool_id,
-                             &lifetime, err);
-            double fetched_at = genauth_client_now(c);
-            pthread_mutex_lock(&t->mu);
-            t->refreshing = 0;
-            t->fetches++;
-            pthread_cond_broadcast(&t->changed);
+            st = refresh(c, conn, deadline, valid, err);
             if (st != GENAUTH_OK)
                 goto done;
-            genauth_wipe_free(t->token);
-            free(t->userpool_id);
-            t->token = token;
-            t->userpool_id = userpool_id;
-            /* Refresh when less than min(60 s, a tenth of the lifetime)
-             * remains, so a token does not expire in flight. */
-            double margin = fmin(60.0, lifetime / 10.0);
-            t->expires_at = fetched_at + lifetime;
-            t->refresh_at = t->expires_at - margin;
-            t->generation++;
-            break;
+            break; /* the new token, or the still valid one */
         }
-        /* Another thread is fetching: wait for it, within our deadline. */
+        /* No valid token and another thread is fetching: wait for it,
+         * within our deadline. */
         if (now >= deadline) {
             st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
                                    "the call timed out waiting for a "
@@ -237,6 +310,14 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             goto done;
         }
         wait_until(t, fmin(deadline, now + WAIT_SLICE));
+        if (!t->refreshing && t->completed != seen && t->last_failed &&
+            !(t->token && genauth_client_now(c) < t->expires_at)) {
+            /* The fetch we waited for failed: its failure is ours too,
+             * rather than each waiter asking the failing endpoint again. */
+            *err = t->last_failure;
+            st = err->status;
+            goto done;
+        }
         if (c->interrupt && t->refreshing) {
             pthread_mutex_unlock(&t->mu);
             int stop = c->interrupt(c->interrupt_data);

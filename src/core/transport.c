@@ -1,11 +1,54 @@
-/* HTTP over libcurl: pooled easy handles, each driven through its own multi
- * handle so that a call waiting on the network can be interrupted (Ctrl-C)
- * without giving up libcurl's timeouts. */
+/* HTTP over libcurl: pooled easy handles, driven through the client's
+ * shared multi handle (genauth_calls) so that a call waiting on the network
+ * can be interrupted (Ctrl-C) without giving up libcurl's timeouts, and
+ * idle connections cost one fd each. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "internal.h"
 
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "genauth-c needs libcurl 7.80.0 or newer (CURLOPT_PREREQFUNCTION)"
+#endif
+
+/* libcurl sends a request again, on a new connection, when a reused one
+ * dies before the answer: a POST that the server had already read would be
+ * delivered twice (trigger-webhook has no idempotency key). libcurl calls
+ * this before each send: the second one is refused, so the call fails
+ * (TransportError) and only the retry rule of retry.c ever sends again. */
+static int
+before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
+            int conn_primary_port, int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    genauth_conn *conn = userdata;
+    return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
+
+/* libcurl's own socket() failure leaves no errno to read: this one keeps
+ * it, so that a call out of file descriptors is told from a refused one. */
+static curl_socket_t
+open_socket(void *userdata, curlsocktype purpose,
+            struct curl_sockaddr *address)
+{
+    (void)purpose;
+    genauth_conn *conn = userdata;
+    curl_socket_t fd = socket(address->family,
+                              address->socktype | SOCK_CLOEXEC,
+                              address->protocol);
+    if (fd == CURL_SOCKET_BAD)
+        conn->socket_errno = errno;
+    return fd;
+}
 
 static size_t
 collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -33,10 +76,10 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     }
     genauth_signature_init(&conn->signature);
     conn->easy = curl_easy_init();
-    conn->multi = curl_multi_init();
-    if (!conn->easy || !conn->multi)
+    if (!conn->easy)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
+    conn->no_ca_store = client->no_ca_store;
 
     CURL *e = conn->easy;
     CURLcode rc = CURLE_OK;
@@ -48,6 +91,10 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     SET(CURLOPT_WRITEFUNCTION, collect_body);
     SET(CURLOPT_WRITEDATA, conn);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_PREREQFUNCTION, before_send);
+    SET(CURLOPT_PREREQDATA, conn);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, conn);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -55,12 +102,15 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
 #endif
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)client->max_response_bytes);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    /* libcurl sends a request again when a reused connection turns out to
-     * have died before any answer, so a POST could reach the server twice.
-     * Not reusing connections idle for longer than common server keep-alive
-     * timeouts (nginx 75 s, cloud load balancers 60 s) makes that rare. */
+    /* A connection idle for longer than common server keep-alive timeouts
+     * (nginx 75 s, cloud load balancers 60 s) may be closed by the server
+     * just as a request goes out: such a call would fail (before_send), so
+     * these are not reused but closed. */
     SET(CURLOPT_MAXAGE_CONN, client->max_idle_seconds);
     SET(CURLOPT_SHARE, client->share);
+    /* Both set (proxy.c): libcurl then reads no environment per transfer. */
+    SET(CURLOPT_PROXY, client->proxy);
+    SET(CURLOPT_NOPROXY, client->no_proxy);
     SET(CURLOPT_POST, 1L);
     if (client->use_unverified_ssl) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
@@ -69,8 +119,18 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         SET(CURLOPT_SSL_VERIFYPEER, 1L);
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
     }
-    if (client->ca_bundle)
+    /* A store found on this machine replaces libcurl's built-in paths
+     * entirely: those may not exist here, and a missing one fails every
+     * TLS handshake. */
+    if (client->ca_bundle) {
         SET(CURLOPT_CAINFO, client->ca_bundle);
+    } else if (client->ca_store_file) {
+        SET(CURLOPT_CAINFO, client->ca_store_file);
+        SET(CURLOPT_CAPATH, (char *)NULL);
+    } else if (client->ca_store_dir) {
+        SET(CURLOPT_CAINFO, (char *)NULL);
+        SET(CURLOPT_CAPATH, client->ca_store_dir);
+    }
 #undef SET
     if (rc != CURLE_OK) {
         genauth_error_set(err, GENAUTH_E_TRANSPORT,
@@ -92,8 +152,6 @@ genauth_conn_free(genauth_conn *conn)
 {
     if (!conn)
         return;
-    if (conn->multi)
-        curl_multi_cleanup(conn->multi);
     if (conn->easy)
         curl_easy_cleanup(conn->easy);
     genauth_headers_wipe_free(conn->api_headers);
@@ -122,11 +180,26 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the call timed out: %s",
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc));
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && conn->sends > 1) {
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "the connection was lost after the request "
+                               "was sent; it was not sent again, as the "
+                               "server may have received it");
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
                                "max_response_bytes (%zu bytes)",
                                conn->max_response_bytes);
+    } else if (conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
+                                     rc == CURLE_SSL_CACERT_BADFILE)) {
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "%s (%s); no CA store was found on this "
+                               "machine: pass ca_bundle=, a PEM file of the "
+                               "CAs to trust (or install certifi, or set "
+                               "SSL_CERT_FILE)",
+                               conn->errbuf[0] ? conn->errbuf
+                                               : curl_easy_strerror(rc),
+                               curl_easy_strerror(rc));
     } else {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s (%s)",
                                conn->errbuf[0] ? conn->errbuf
@@ -149,9 +222,12 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
         return genauth_error_set(err, GENAUTH_E_TIMEOUT,
                                  "the call timed out before the request "
                                  "was sent");
-    long left_ms = (long)(left * 1000.0);
-    if (left_ms < 1)
-        left_ms = 1;
+    /* Converted only when in range (a timeout is at most
+     * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits). */
+    double ms = left * 1000.0;
+    long left_ms = ms >= (double)LONG_MAX ? LONG_MAX
+                   : ms < 1.0             ? 1
+                                          : (long)ms;
 
     if (plan->url_changes || conn->cur_url != plan->url) {
         rc = curl_easy_setopt(e, CURLOPT_URL, plan->url);
@@ -185,8 +261,25 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
 
     genauth_buf_reset(&conn->response);
     conn->over_cap = 0;
+    conn->sends = 0;
+    conn->socket_errno = 0;
     conn->errbuf[0] = '\0';
     return GENAUTH_OK;
+}
+
+int
+genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result)
+{
+    /* Once libcurl was about to send, some of the request may have left:
+     * only a transfer that never got that far is known not to have. */
+    return result != CURLE_OK && conn->sends == 0;
+}
+
+int
+genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result)
+{
+    return result == CURLE_COULDNT_CONNECT && conn->sends == 0 &&
+           (conn->socket_errno == EMFILE || conn->socket_errno == ENFILE);
 }
 
 genauth_status
@@ -197,6 +290,222 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
     if (result != CURLE_OK)
         return transport_error(conn, result, err);
     curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, http_status);
+    return GENAUTH_OK;
+}
+
+/* ---- the shared multi handle ----------------------------------------- */
+
+void
+genauth_calls_init(genauth_calls *m)
+{
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_init(&m->mu, NULL);
+    genauth_cond_init_monotonic(&m->changed);
+}
+
+void
+genauth_calls_close(genauth_calls *m)
+{
+    pthread_mutex_lock(&m->mu);
+    if (m->multi && m->transfers == 0 && !m->driving) {
+        curl_multi_cleanup(m->multi);
+        m->multi = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void
+genauth_calls_clear(genauth_calls *m)
+{
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    pthread_cond_destroy(&m->changed);
+    pthread_mutex_destroy(&m->mu);
+}
+
+void
+genauth_calls_abandon(genauth_calls *m)
+{
+    /* Leaked on purpose: cleaning it up would close the parent's sockets.
+     * No thread of the child is inside it (see adopt_after_fork). */
+    genauth_calls_init(m);
+}
+
+/* A transfer ended (or never started): its owner may go on. Called
+ * locked. */
+static void
+mark_done(genauth_calls *m, genauth_conn *conn, CURLcode result)
+{
+    conn->state = GENAUTH_CONN_DONE;
+    conn->result = result;
+    m->transfers--;
+    pthread_cond_broadcast(&m->changed);
+}
+
+/* The driver's bookkeeping, locked: adds the queued transfers, takes off
+ * the cancelled ones, and ends those libcurl finished. */
+static void
+settle(genauth_calls *m)
+{
+    genauth_conn *conn, *next;
+    for (conn = m->queued; conn; conn = next) {
+        next = conn->queue_next;
+        if (conn->cancel)
+            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK);
+        else if (curl_multi_add_handle(m->multi, conn->easy) != CURLM_OK)
+            mark_done(m, conn, CURLE_OUT_OF_MEMORY);
+        else
+            conn->state = GENAUTH_CONN_RUNNING;
+    }
+    m->queued = NULL;
+    /* libcurl counts connections in use against this limit too: room for
+     * every transfer, and GENAUTH_IDLE_CONNECTIONS idle ones beyond. As a
+     * burst ends, each connection given back closes the oldest idle one
+     * over the limit. */
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS,
+                      (long)(m->transfers + GENAUTH_IDLE_CONNECTIONS));
+    for (conn = m->cancels; conn; conn = next) {
+        next = conn->queue_next;
+        if (conn->state == GENAUTH_CONN_RUNNING) {
+            /* Taking off a transfer that did not finish closes its
+             * connection: the handle is safe to pool again. */
+            curl_multi_remove_handle(m->multi, conn->easy);
+            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK);
+        }
+    }
+    m->cancels = NULL;
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(m->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        conn = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&conn);
+        curl_multi_remove_handle(m->multi, easy);
+        if (conn && conn->state == GENAUTH_CONN_RUNNING)
+            mark_done(m, conn, result);
+    }
+}
+
+/* Drives everyone's transfers until `own`'s ends (or its caller is
+ * interrupted: *interrupted set). Called locked with m->driving set;
+ * returns locked. */
+static void
+drive(genauth_client *client, genauth_calls *m, genauth_conn *own,
+      double *next_check, int *interrupted)
+{
+    for (;;) {
+        settle(m);
+        if (own->state == GENAUTH_CONN_DONE)
+            return;
+        pthread_mutex_unlock(&m->mu);
+        int running = 0, stop = 0;
+        CURLMcode mc = curl_multi_perform(m->multi, &running);
+        pthread_mutex_lock(&m->mu);
+        if (mc == CURLM_OK) {
+            settle(m); /* what perform finished, before waiting */
+            if (own->state == GENAUTH_CONN_DONE)
+                return;
+            pthread_mutex_unlock(&m->mu);
+            mc = curl_multi_poll(m->multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS,
+                                 NULL);
+            stop = mc == CURLM_OK &&
+                   genauth_client_should_stop(client, next_check);
+            pthread_mutex_lock(&m->mu);
+        }
+        if (mc != CURLM_OK || stop) {
+            settle(m);
+            if (own->state == GENAUTH_CONN_RUNNING) {
+                curl_multi_remove_handle(m->multi, own->easy);
+                mark_done(m, own, mc != CURLM_OK ? CURLE_OUT_OF_MEMORY
+                                                 : CURLE_ABORTED_BY_CALLBACK);
+                *interrupted = stop;
+            }
+            return;
+        }
+    }
+}
+
+static void
+wait_slice(genauth_calls *m)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += GENAUTH_INTERRUPT_POLL_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&m->changed, &m->mu, &ts);
+}
+
+/* Runs conn's transfer on the shared multi handle; *result is how it
+ * ended, *interrupted whether the interrupt check stopped it. */
+static genauth_status
+run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
+           int *interrupted, genauth_error *err)
+{
+    genauth_calls *m = &client->calls;
+    double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
+
+    *interrupted = 0;
+    pthread_mutex_lock(&m->mu);
+    if (!m->multi) {
+        m->multi = curl_multi_init();
+        if (!m->multi) {
+            pthread_mutex_unlock(&m->mu);
+            return genauth_error_set(err, GENAUTH_E_NOMEM,
+                                     "could not start the transfer");
+        }
+    }
+    curl_easy_setopt(conn->easy, CURLOPT_PRIVATE, conn);
+    conn->state = GENAUTH_CONN_QUEUED;
+    conn->cancel = 0;
+    conn->queue_next = m->queued;
+    m->queued = conn;
+    m->transfers++;
+    if (m->driving)
+        curl_multi_wakeup(m->multi);
+    while (conn->state != GENAUTH_CONN_DONE) {
+        if (!m->driving) {
+            m->driving = 1;
+            drive(client, m, conn, &next_check, interrupted);
+            m->driving = 0;
+            /* Whoever still waits for a transfer drives next. */
+            pthread_cond_broadcast(&m->changed);
+            continue;
+        }
+        wait_slice(m);
+        if (conn->state == GENAUTH_CONN_DONE || conn->cancel)
+            continue;
+        pthread_mutex_unlock(&m->mu);
+        int stop = genauth_client_should_stop(client, &next_check);
+        pthread_mutex_lock(&m->mu);
+        if (stop && conn->state != GENAUTH_CONN_DONE) {
+            /* The driver takes it off (a queued one is never added): wait
+             * until it has. */
+            conn->cancel = 1;
+            if (conn->state == GENAUTH_CONN_RUNNING) {
+                conn->queue_next = m->cancels;
+                m->cancels = conn;
+                curl_multi_wakeup(m->multi);
+            }
+        }
+    }
+    /* Stopped by the interrupt, unless it ended on its own meanwhile. */
+    if (conn->cancel && conn->result == CURLE_ABORTED_BY_CALLBACK)
+        *interrupted = 1;
+    conn->state = GENAUTH_CONN_IDLE;
+    *result = conn->result;
+    if (m->transfers == 0 && !m->driving && atomic_load(&client->closed)) {
+        /* close() found transfers in flight; the last one out frees. */
+        curl_multi_cleanup(m->multi);
+        m->multi = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
     return GENAUTH_OK;
 }
 
@@ -215,48 +524,18 @@ genauth_conn_perform(genauth_client *client, genauth_conn *conn,
                      const genauth_call_plan *plan, double deadline,
                      long *http_status, genauth_error *err)
 {
-    CURL *e = conn->easy;
     genauth_status st;
-    int running = 0;
+    CURLcode result = CURLE_OK;
+    int interrupted = 0;
 
     *http_status = 0;
     st = genauth_conn_setup(conn, plan, deadline, err);
+    if (st == GENAUTH_OK)
+        st = run_shared(client, conn, &result, &interrupted, err);
     if (st != GENAUTH_OK)
         return st;
-    if (curl_multi_add_handle(conn->multi, e) != CURLM_OK)
-        return genauth_error_set(err, GENAUTH_E_NOMEM,
-                                 "could not start the transfer");
-    double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
-    for (;;) {
-        CURLMcode mc = curl_multi_perform(conn->multi, &running);
-        if (mc == CURLM_OK && running)
-            mc = curl_multi_poll(conn->multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS,
-                                 NULL);
-        if (mc != CURLM_OK) {
-            st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "libcurl: %s",
-                                   curl_multi_strerror(mc));
-            break;
-        }
-        if (!running)
-            break;
-        if (genauth_client_should_stop(client, &next_check)) {
-            st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
-                                   "the call was interrupted");
-            break;
-        }
-    }
-    if (st == GENAUTH_OK) {
-        int left_msgs = 0;
-        CURLMsg *msg;
-        CURLcode rc = CURLE_OK;
-        while ((msg = curl_multi_info_read(conn->multi, &left_msgs))) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == e)
-                rc = msg->data.result;
-        }
-        st = genauth_conn_finish(conn, rc, http_status, err);
-    }
-    /* Removing a transfer that did not finish closes its connection, so an
-     * interrupted handle is safe to pool again. */
-    curl_multi_remove_handle(conn->multi, e);
-    return st;
+    if (interrupted)
+        return genauth_error_set(err, GENAUTH_E_INTERRUPTED,
+                                 "the call was interrupted");
+    return genauth_conn_finish(conn, result, http_status, err);
 }

@@ -149,6 +149,20 @@ test_client_options(void)
                      .timeout = 0}},
         {"timeout", {.access_key_id = "A", .access_key_secret = "S",
                      .timeout = 1.0 / 0.0}},
+        /* Once overflowed a long of milliseconds into 1 ms. */
+        {"timeout", {.access_key_id = "A", .access_key_secret = "S",
+                     .timeout = 9.3e15}},
+        {"timeout", {.access_key_id = "A", .access_key_secret = "S",
+                     .timeout = GENAUTH_MAX_TIMEOUT * 1.000001}},
+        {"timeout", {.access_key_id = "A", .access_key_secret = "S",
+                     .timeout = 0.0 / 0.0}},
+        {"lang", {.access_key_id = "A", .access_key_secret = "S",
+                  .lang = "zh-CN\xe4\xb8\xad", .timeout = 1}},
+        {"tenant_id", {.access_key_id = "A", .access_key_secret = "S",
+                       .tenant_id = "t\xc3\xa9", .timeout = 1}},
+        {"access_key_id", {.access_key_id = "A\xc3\xa9",
+                           .access_key_secret = "S", .timeout = 1,
+                           .auth = GENAUTH_AUTH_SIGNATURE}},
         {"host", {.access_key_id = "A", .access_key_secret = "S",
                   .host = "nope", .timeout = 1}},
         {"ca_bundle", {.access_key_id = "A", .access_key_secret = "S",
@@ -236,6 +250,56 @@ test_wipe(void)
     genauth_buf_wipe_clear(&b);
 }
 
+/* libcurl's rule for the proxy variables (proxy.c), resolved per client. */
+static void
+test_proxy_env(void)
+{
+    static const char *const vars[] = {"http_proxy", "HTTP_PROXY",
+                                       "https_proxy", "HTTPS_PROXY",
+                                       "all_proxy", "ALL_PROXY", "no_proxy",
+                                       "NO_PROXY"};
+    static const struct {
+        const char *set[4][2]; /* name, value pairs */
+        const char *url, *proxy, *no_proxy;
+    } cases[] = {
+        {{{NULL, NULL}}, "http://h", "", ""},
+        {{{"http_proxy", "http://p:1"}}, "http://h", "http://p:1", ""},
+        /* HTTP_PROXY is never read: a CGI environment sets it from a
+         * request header. */
+        {{{"HTTP_PROXY", "http://p:1"}}, "http://h", "", ""},
+        {{{"HTTP_PROXY", "http://p:1"}, {"ALL_PROXY", "http://a:2"}},
+         "http://h", "http://a:2", ""},
+        {{{"http_proxy", "http://p:1"}}, "https://h", "", ""},
+        {{{"HTTPS_PROXY", "http://s:3"}}, "https://h", "http://s:3", ""},
+        {{{"https_proxy", "http://s:3"}, {"HTTPS_PROXY", "http://S:4"}},
+         "https://h", "http://s:3", ""},
+        {{{"all_proxy", "socks5://a:5"}, {"ALL_PROXY", "http://A:6"}},
+         "https://h", "socks5://a:5", ""},
+        /* Empty counts as unset. */
+        {{{"https_proxy", ""}, {"all_proxy", "http://a:7"}}, "https://h",
+         "http://a:7", ""},
+        {{{"NO_PROXY", "example.com"}}, "http://h", "", "example.com"},
+        {{{"no_proxy", "*"}, {"NO_PROXY", "x"}}, "http://h", "", "*"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *proxy = NULL, *no_proxy = NULL;
+        genauth_error err;
+        genauth_error_init(&err);
+        for (size_t v = 0; v < sizeof(vars) / sizeof(vars[0]); v++)
+            unsetenv(vars[v]);
+        for (size_t k = 0; k < 4 && cases[i].set[k][0]; k++)
+            setenv(cases[i].set[k][0], cases[i].set[k][1], 1);
+        CHECK(genauth_proxy_from_env(cases[i].url, &proxy, &no_proxy,
+                                     &err) == GENAUTH_OK);
+        CHECK_STR(proxy, cases[i].proxy);
+        CHECK_STR(no_proxy, cases[i].no_proxy);
+        genauth_wipe_free(proxy);
+        free(no_proxy);
+    }
+    for (size_t v = 0; v < sizeof(vars) / sizeof(vars[0]); v++)
+        unsetenv(vars[v]);
+}
+
 int
 main(void)
 {
@@ -250,6 +314,7 @@ main(void)
     test_client_options();
     test_envelope();
     test_wipe();
+    test_proxy_env();
     curl_global_cleanup();
     return check_summary("test_core");
 }

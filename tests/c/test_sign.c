@@ -51,7 +51,8 @@ js(const cJSON *node)
 
     genauth_buf_init(&b);
     genauth_error_init(&err);
-    if (genauth_jsform_write(node, &b, &err) != GENAUTH_OK) {
+    if (genauth_json_write_form(node, GENAUTH_JSON_JS, &b, &err)
+        != GENAUTH_OK) {
         genauth_buf_reset(&b);
         genauth_buf_printf(&b, "<%s: %s>", genauth_status_name(err.status),
                            err.message);
@@ -616,7 +617,8 @@ test_numbers(void)
         n = num(refused[i]);
         genauth_buf_init(&b);
         genauth_error_init(&err);
-        CHECK(genauth_jsform_write(n, &b, &err) == GENAUTH_E_INVALID);
+        CHECK(genauth_json_write_form(n, GENAUTH_JSON_JS, &b, &err)
+              == GENAUTH_E_INVALID);
         genauth_buf_clear(&b);
         cJSON_Delete(n);
     }
@@ -624,7 +626,8 @@ test_numbers(void)
     n = num("9007199254740993");
     genauth_buf_init(&b);
     genauth_error_init(&err);
-    CHECK(genauth_jsform_write(n, &b, &err) == GENAUTH_E_INVALID);
+    CHECK(genauth_json_write_form(n, GENAUTH_JSON_JS, &b, &err)
+          == GENAUTH_E_INVALID);
     CHECK_STR(err.message,
               "integer 9007199254740993 is outside JavaScript's safe range "
               "(\xc2\xb1" "9007199254740991) and cannot be signed faithfully");
@@ -693,14 +696,14 @@ test_objects_and_arrays(void)
     /* As deep as the JSON printer allows, and one more. */
     deep = cJSON_CreateArray();
     cur = deep;
-    for (int i = 1; i < GENAUTH_JSFORM_MAX_DEPTH; i++) {
+    for (int i = 1; i < GENAUTH_JSON_MAX_DEPTH; i++) {
         cJSON *next = cJSON_CreateArray();
         cJSON_AddItemToArray(cur, next);
         cur = next;
     }
     {
         char *g = js(deep);
-        CHECK(g[0] == '[' && strlen(g) == 2 * GENAUTH_JSFORM_MAX_DEPTH);
+        CHECK(g[0] == '[' && strlen(g) == 2 * GENAUTH_JSON_MAX_DEPTH);
         free(g);
     }
     cJSON_AddItemToArray(cur, cJSON_CreateArray());
@@ -788,6 +791,94 @@ test_strings(void)
     CHECK(genauth_jsform_string(n, &b, &err) == GENAUTH_E_INVALID);
     cJSON_Delete(n);
     genauth_buf_clear(&b);
+    genauth_error_clear(&err);
+}
+
+/* Both forms of `node` print the same bytes (and `want`, unless NULL);
+ * frees node. */
+static void
+check_forms_alike(cJSON *node, const char *want)
+{
+    genauth_buf exact, jsf;
+    genauth_error err;
+
+    genauth_buf_init(&exact);
+    genauth_buf_init(&jsf);
+    genauth_error_init(&err);
+    CHECK(genauth_json_write(node, &exact) == 0);
+    CHECK(genauth_json_write_form(node, GENAUTH_JSON_JS, &jsf, &err)
+          == GENAUTH_OK);
+    CHECK_MEM(jsf.data, jsf.len, exact.data, exact.len);
+    if (want)
+        CHECK_STR(exact.data, want);
+    genauth_buf_clear(&exact);
+    genauth_buf_clear(&jsf);
+    genauth_error_clear(&err);
+    cJSON_Delete(node);
+}
+
+/* The exact form (what is sent) and the JavaScript form (what is signed)
+ * share one escaper: for every string they print the same bytes, so a
+ * string never makes the body and the signature disagree. */
+static void
+test_forms_escape_alike(void)
+{
+    static const char *const texts[] = {
+        "\xe4\xb8\xad/\xf0\x9f\x98\x80\xe2\x80\xa8\x7f",
+        "\"\\\b\f\n\r\t",
+        "",
+    };
+    genauth_buf exact, jsf;
+    genauth_error err;
+    char one[2] = {0, 0};
+    cJSON *n, *o;
+    int c;
+    size_t i;
+
+    genauth_buf_init(&exact);
+    genauth_buf_init(&jsf);
+    genauth_error_init(&err);
+    for (c = 0; c < 0x100 + (int)(sizeof texts / sizeof *texts); c++) {
+        if (c < 0x80) {
+            one[0] = (char)c;
+            /* U+0000 makes a raw literal node, the others string nodes. */
+            n = genauth_json_string_new(one, 1);
+        } else if (c < 0x100) {
+            continue; /* a lone byte above 0x7F is not UTF-8 */
+        } else {
+            n = str(texts[c - 0x100]);
+        }
+        check_forms_alike(n, NULL);
+    }
+    /* Control characters as JSON.stringify writes them. */
+    check_forms_alike(str("\x01\x1f\b"), "\"\\u0001\\u001f\\b\"");
+
+    /* Keys too, an escaped one (holding U+0000) included. */
+    o = cJSON_CreateObject();
+    CHECK(genauth_json_object_add(o, "k\0\"\n", 4, cJSON_CreateTrue()) == 0);
+    add(o, "\xc3\xa9\t/", cJSON_CreateNull());
+    check_forms_alike(o, "{\"k\\u0000\\\"\\n\":true,\"\xc3\xa9\\t/\":null}");
+
+    /* The exact form sends bytes as they are; the JavaScript form refuses
+     * what is not UTF-8 and leaves the buffer as it was. */
+    n = str("a\xff");
+    genauth_buf_reset(&exact);
+    CHECK(genauth_json_write(n, &exact) == 0);
+    CHECK_STR(exact.data, "\"a\xff\"");
+    genauth_buf_reset(&jsf);
+    CHECK(genauth_buf_append_str(&jsf, "kept") == 0);
+    CHECK(genauth_json_write_form(n, GENAUTH_JSON_JS, &jsf, &err)
+          == GENAUTH_E_INVALID);
+    CHECK_STR(jsf.data, "kept");
+    cJSON_Delete(n);
+    for (i = 0; i < 2; i++) /* no tree at all */
+        CHECK(genauth_json_write_form(NULL, i ? GENAUTH_JSON_JS
+                                              : GENAUTH_JSON_EXACT,
+                                      &jsf, &err) == GENAUTH_E_INVALID);
+    CHECK_STR(jsf.data, "kept");
+
+    genauth_buf_clear(&exact);
+    genauth_buf_clear(&jsf);
     genauth_error_clear(&err);
 }
 
@@ -1025,6 +1116,7 @@ main(void)
     test_numbers();
     test_objects_and_arrays();
     test_strings();
+    test_forms_escape_alike();
     test_comma_locale();
     test_request_vectors();
     test_query_encoding();

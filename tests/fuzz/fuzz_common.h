@@ -19,6 +19,17 @@
         }                                                                   \
     } while (0)
 
+/* Whether decoded string bytes hold a surrogate (encoded as ED A0..BF xx,
+ * as the parser keeps a lone surrogate escape). */
+static int
+fuzz_has_surrogate(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        if ((unsigned char)s[i] == 0xED && (unsigned char)s[i + 1] >= 0xA0)
+            return 1;
+    return 0;
+}
+
 /* A JSON number literal under RFC 8259's grammar, exactly `len` bytes. */
 static int
 fuzz_is_number_literal(const char *s, size_t len)
@@ -78,10 +89,13 @@ fuzz_rebuild(const cJSON *node, genauth_json_cursor *cur)
     case cJSON_String:
         genauth_json_cursor_string(cur, node->valuestring, &s, &len);
         FUZZ_CHECK(s != NULL && s[len] == '\0');
-        /* cJSON's string is the exact one cut at its first NUL. */
-        FUZZ_CHECK(strlen(node->valuestring) <= len);
-        FUZZ_CHECK(memcmp(node->valuestring, s,
-                          strlen(node->valuestring)) == 0);
+        /* cJSON's string is the exact one cut at its first NUL, unless it
+         * holds a lone surrogate (cJSON was given U+FFFD in its place). */
+        if (!fuzz_has_surrogate(s, len)) {
+            FUZZ_CHECK(strlen(node->valuestring) <= len);
+            FUZZ_CHECK(memcmp(node->valuestring, s,
+                              strlen(node->valuestring)) == 0);
+        }
         return genauth_json_string_new(s, len);
     case cJSON_Array:
         out = cJSON_CreateArray();

@@ -3,17 +3,23 @@
  * arbitrary bytes, NUL and invalid UTF-8 included; raw number literals;
  * cJSON doubles; nesting past the limit), then:
  *  - genauth_json_write either refuses (nesting past CJSON_NESTING_LIMIT,
- *    leaving the buffer as it was) or prints JSON that parses back, and
+ *    leaving the buffer as it was) or prints JSON that parses back when
+ *    every string is UTF-8 (and is refused by the reader otherwise), and
  *    whose exact tree prints the same bytes again (a fixed point); every
  *    double comes back as the same double;
- *  - genauth_jsform_write (AK/SK signing) and genauth_jsform_string either
- *    refuse with GENAUTH_E_INVALID or print; the JSON form parses.
+ *  - the JavaScript form (GENAUTH_JSON_JS, AK/SK signing) and
+ *    genauth_jsform_string either refuse with GENAUTH_E_INVALID or print;
+ *    the JavaScript form parses;
+ *  - both forms escape every string alike (one escaper): where the
+ *    JavaScript form prints a string node, the exact form prints the same
+ *    bytes.
  *
  * Build and run: make fuzz-short, or make fuzz (FUZZ_SECONDS=600). */
 #include <math.h>
 #include <stdint.h>
 
 #include "jsform.h"
+#include "jsontext.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,6 +77,23 @@ next_literal(reader *r, char *buf, size_t cap)
     return n;
 }
 
+/* Whether the bytes are UTF-8 as the response parser reads it (encoded
+ * surrogates pass, as in json.loads(bytes)). */
+static int
+is_utf8(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+    uint32_t cp;
+    size_t k;
+
+    while (p < end) {
+        if ((k = genauth_utf8_decode(p, end, &cp)) == 0)
+            return 0;
+        p += k;
+    }
+    return 1;
+}
+
 static double
 next_double(reader *r)
 {
@@ -111,7 +134,7 @@ check_double_nodes(const cJSON *orig, const cJSON *parsed)
 static void
 check_scalars(const cJSON *node)
 {
-    genauth_buf out;
+    genauth_buf out, exact;
     genauth_error err;
     for (; node; node = node->next) {
         int t = node->type & 0xFF;
@@ -120,10 +143,24 @@ check_scalars(const cJSON *node)
             continue;
         }
         genauth_buf_init(&out);
+        genauth_buf_init(&exact);
         genauth_error_init(&err);
         genauth_status st = genauth_jsform_string(node, &out, &err);
         FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
+        if (t == cJSON_String
+            || (t == cJSON_Raw && node->valuestring[0] == '"')) {
+            /* One escaper: where the JavaScript form prints the string,
+             * the exact form prints the same bytes. */
+            genauth_buf_reset(&out);
+            st = genauth_json_write_form(node, GENAUTH_JSON_JS, &out, &err);
+            FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
+            FUZZ_CHECK(genauth_json_write(node, &exact) == 0);
+            if (st == GENAUTH_OK)
+                FUZZ_CHECK(out.len == exact.len
+                           && memcmp(out.data, exact.data, out.len) == 0);
+        }
         genauth_buf_clear(&out);
+        genauth_buf_clear(&exact);
         genauth_error_clear(&err);
     }
 }
@@ -134,6 +171,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reader r = {data, data + size};
     cJSON *stack[MAX_STACK];
     size_t depth = 1, max_depth = 1;
+    int all_utf8 = 1; /* every string and key built is UTF-8 */
     char lit[256];
     const uint8_t *bytes;
     size_t n;
@@ -148,6 +186,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op) {
         case 0:
             n = next_bytes(&r, 40, &bytes);
+            all_utf8 &= is_utf8(bytes, n);
             item = genauth_json_string_new((const char *)bytes, n);
             break;
         case 1:
@@ -189,6 +228,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cJSON *parent = stack[depth - 1];
         if (cJSON_IsObject(parent)) {
             n = next_bytes(&r, 16, &bytes);
+            all_utf8 &= is_utf8(bytes, n);
             FUZZ_CHECK(genauth_json_object_add(parent, (const char *)bytes,
                                                n, item) == 0);
         } else {
@@ -211,6 +251,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Only nesting past the limit is refused; the buffer is as it was. */
         FUZZ_CHECK(max_depth > CJSON_NESTING_LIMIT);
         FUZZ_CHECK(out.len == 1 && out.data[0] == 'x' && out.data[1] == '\0');
+    } else if (!all_utf8) {
+        /* The exact form sends string bytes as they are (the binding only
+         * ever gives it UTF-8); the reader refuses what is not UTF-8, as
+         * json.loads does. */
+        genauth_json_doc *doc = NULL;
+        FUZZ_CHECK(genauth_json_doc_parse(out.data + 1, out.len - 1, &doc,
+                                          &err) == GENAUTH_E_DECODE);
+        genauth_error_clear(&err);
     } else {
         genauth_buf text = {out.data + 1, out.len - 1, out.cap - 1};
         fuzz_check_fixed_point(&text);
@@ -220,7 +268,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             cJSON_Delete(parsed);
         }
     }
-    genauth_status st = genauth_jsform_write(stack[0], &js, &err);
+    genauth_status st =
+        genauth_json_write_form(stack[0], GENAUTH_JSON_JS, &js, &err);
     FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
     if (st == GENAUTH_OK) {
         genauth_json_doc *doc = NULL;

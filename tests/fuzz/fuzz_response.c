@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "internal.h"
-#include "jsform.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -55,7 +54,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(genauth_json_write(tree, &text) == 0);
     fuzz_check_fixed_point(&text);
 
-    st = genauth_jsform_write(tree, &js, &err);
+    st = genauth_json_write_form(tree, GENAUTH_JSON_JS, &js, &err);
     FUZZ_CHECK(st == GENAUTH_OK || st == GENAUTH_E_INVALID);
     if (st == GENAUTH_OK) {
         genauth_json_doc *doc = NULL;

@@ -1,0 +1,334 @@
+"""genauth-c's command line: ``genauth-c`` or ``python -m genauth_c``.
+
+    genauth-c trigger WEBHOOK_ID [--body JSON|@FILE|-] [--headers JSON|@FILE|-]
+    genauth-c webhooks list|get|create|update|delete|logs|events [options]
+    genauth-c emulator [emulator options]
+
+Credentials come from the environment (GENAUTH_ACCESS_KEY_ID,
+GENAUTH_ACCESS_KEY_SECRET, GENAUTH_HOST; AUTHING_* with --brand authing), or
+from --access-key-id with the secret read from --access-key-secret-file or
+asked for at a prompt: never from the command line, where other users of the
+machine could read it.
+
+The answer is the response envelope as JSON on stdout, indented on a
+terminal and compact when piped. Exit status: 0 when statusCode is 200, 1 for
+a business error (the envelope is still printed), 2 for bad usage, 3 for a
+transport or decode failure, 4 for an authentication failure (the token
+endpoint refused the keys, or the envelope's statusCode is 401). Errors go to
+stderr, one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+PROG = "genauth-c"
+EXIT_OK, EXIT_BUSINESS, EXIT_USAGE, EXIT_TRANSPORT, EXIT_AUTH = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """Bad input found before anything was sent: exit status 2."""
+
+
+# ---- reading arguments -------------------------------------------------------
+
+def _read_text(spec: str, what: str) -> str:
+    """`spec` itself, or the text of @FILE, or stdin for '-'."""
+    try:
+        if spec == "-":
+            return sys.stdin.read()
+        if spec.startswith("@"):
+            with open(spec[1:], encoding="utf-8") as f:
+                return f.read()
+    except OSError as e:
+        raise UsageError(f"{what}: cannot read {spec[1:] if spec != '-' else 'stdin'}: {e.strerror}") from None
+    return spec
+
+
+def json_object(what: str) -> Callable[[str], dict[str, Any]]:
+    """An argparse type: a JSON object given inline, as @FILE or as '-'."""
+    def parse(spec: str) -> dict[str, Any]:
+        text = _read_text(spec, what)
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise UsageError(f"{what}: not valid JSON: {e}") from None
+        if not isinstance(value, dict):
+            raise UsageError(f"{what}: expected a JSON object, got {type(value).__name__}")
+        return value
+    return parse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """--events a --events b,c -> ['a', 'b', 'c'] (None when not given)."""
+    if values is None:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _read_secret_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.read().rstrip("\r\n")
+    except OSError as e:
+        raise UsageError(f"{what}: cannot read {path}: {e.strerror}") from None
+    if not secret:
+        raise UsageError(f"{what}: {path} is empty")
+    return secret
+
+
+# ---- the parser --------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (after the usage), exit status 2;
+    subcommands' parsers are of this class too. No abbreviations: with them,
+    a mistaken --access-key-secret SECRET would be taken for
+    --access-key-secret-file and the secret shown as a file name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.exit(_fail(EXIT_USAGE, f"error: {message}"))
+
+
+def _connection_options() -> _Parser:
+    """The options every API command takes, accepted before or after it."""
+    p = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    g = p.add_argument_group("connection")
+    g.add_argument("--access-key-id", metavar="ID",
+                   help="the key id (default: $GENAUTH_ACCESS_KEY_ID, or $AUTHING_ACCESS_KEY_ID with --brand authing)")
+    g.add_argument("--access-key-secret-file", metavar="PATH",
+                   help="a file holding the key secret; without it, the secret comes from the "
+                        "environment or a prompt (never from the command line)")
+    g.add_argument("--host", metavar="URL", help="the API's base URL (default: $GENAUTH_HOST, or the brand's)")
+    g.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="limit for the whole call (default 10)")
+    g.add_argument("--brand", choices=["genauth", "authing"], help="default genauth")
+    g.add_argument("--auth", choices=["token", "signature"], help="default token")
+    g.add_argument("--ca-bundle", metavar="PATH", help="trust the CA certificates in this PEM file")
+    return p
+
+
+def _webhook_fields(p: argparse.ArgumentParser, creating: bool) -> None:
+    p.add_argument("--name", required=creating)
+    p.add_argument("--url", required=creating)
+    p.add_argument("--events", action="append", required=creating, metavar="EVENT[,EVENT...]",
+                   help="event names (repeatable, or a comma-separated list)")
+    p.add_argument("--content-type", choices=["application/json", "application/x-www-form-urlencoded"],
+                   default="application/json" if creating else None,
+                   help="default application/json" if creating else None)
+    enabled = p.add_mutually_exclusive_group()
+    enabled.add_argument("--enabled", dest="enabled", action="store_const", const=True, default=None)
+    enabled.add_argument("--disabled", dest="enabled", action="store_const", const=False)
+    p.add_argument("--secret-file", metavar="PATH", help="a file holding the webhook's shared secret")
+    p.add_argument("--retry-config", type=json_object("--retry-config"), metavar="JSON|@FILE",
+                   help='e.g. {"enabled": true, "count": 3}')
+
+
+def build_parser() -> _Parser:
+    common = _connection_options()
+    parser = _Parser(
+        prog=PROG, parents=[common],
+        description="GenAuth's V3 management API from the command line. Prints the response "
+                    "envelope as JSON.",
+        epilog="Exit status: 0 statusCode 200, 1 business error, 2 bad usage, "
+               "3 transport or decode failure, 4 authentication failure.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    trigger = commands.add_parser("trigger", parents=[common], help="trigger a webhook once")
+    trigger.add_argument("webhook_id", metavar="WEBHOOK_ID")
+    trigger.add_argument("--body", type=json_object("--body"), metavar="JSON|@FILE|-",
+                         help="requestBody: a JSON object, inline, from a file, or '-' for stdin")
+    trigger.add_argument("--headers", type=json_object("--headers"), metavar="JSON|@FILE|-",
+                         help="requestHeaders: a JSON object")
+    trigger.set_defaults(run=_trigger)
+
+    webhooks = commands.add_parser("webhooks", help="list, read, create, change, delete webhooks")
+    actions = webhooks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = actions.add_parser("list", parents=[common], help="list_webhooks")
+    p.add_argument("--page", type=positive_int)
+    p.add_argument("--limit", type=positive_int)
+    p.set_defaults(run=_call("list_webhooks", "page", "limit"))
+    p = actions.add_parser("get", parents=[common], help="get_webhook")
+    p.add_argument("--webhook-id", required=True)
+    p.set_defaults(run=_call("get_webhook", "webhook_id"))
+    p = actions.add_parser("create", parents=[common], help="create_webhook")
+    _webhook_fields(p, creating=True)
+    p.set_defaults(run=_call("create_webhook", "content_type", "events", "url", "name", "enabled",
+                             "secret", "retry_config"))
+    p = actions.add_parser("update", parents=[common], help="update_webhook")
+    p.add_argument("--webhook-id", required=True)
+    _webhook_fields(p, creating=False)
+    p.set_defaults(run=_call("update_webhook", "webhook_id", "name", "url", "events", "content_type",
+                             "enabled", "secret", "retry_config"))
+    p = actions.add_parser("delete", parents=[common], help="delete_webhook")
+    p.add_argument("--webhook-ids", action="append", required=True, metavar="ID[,ID...]",
+                   help="webhook ids (repeatable, or a comma-separated list)")
+    p.set_defaults(run=_call("delete_webhook", "webhook_ids"))
+    p = actions.add_parser("logs", parents=[common], help="get_webhook_logs")
+    p.add_argument("--webhook-id", required=True)
+    p.add_argument("--page", type=positive_int)
+    p.add_argument("--limit", type=positive_int)
+    p.set_defaults(run=_call("get_webhook_logs", "webhook_id", "page", "limit"))
+    p = actions.add_parser("events", parents=[common], help="get_webhook_event_list")
+    p.set_defaults(run=_call("get_webhook_event_list"))
+
+    emulator = commands.add_parser(
+        "emulator", add_help=False, help="serve the local GenAuth emulator (as python -m genauth_c.emulator)")
+    return parser
+
+
+# ---- running -----------------------------------------------------------------
+
+def _trigger(client: Any, args: argparse.Namespace) -> Any:
+    return client.trigger_webhook(args.webhook_id, request_headers=args.headers, request_body=args.body)
+
+
+def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]:
+    """Runs client.<method>(**{param: the option's value}); options not given
+    are left out, so the method's own defaults apply."""
+    def run(client: Any, args: argparse.Namespace) -> Any:
+        fn = getattr(client, method, None)
+        if fn is None:
+            raise UsageError(f"this genauth_c has no {method}()")
+        kwargs: dict[str, Any] = {}
+        for name in params:
+            if name == "secret":
+                path = getattr(args, "secret_file", None)
+                value: Any = _read_secret_file(path, "--secret-file") if path else None
+            elif name in ("events", "webhook_ids"):
+                value = _names(getattr(args, name))
+            else:
+                value = getattr(args, name)
+            if value is not None:
+                kwargs[name] = value
+        return fn(**kwargs)
+    return run
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {name: getattr(args, name) for name in ("host", "timeout", "brand", "auth", "ca_bundle")
+                               if hasattr(args, name)}
+    key_id = getattr(args, "access_key_id", None)
+    secret_file = getattr(args, "access_key_secret_file", None)
+    if secret_file is not None and key_id is None:
+        raise UsageError("--access-key-secret-file needs --access-key-id")
+    if key_id is not None:
+        options["access_key_id"] = key_id
+        if secret_file is not None:
+            options["access_key_secret"] = _read_secret_file(secret_file, "--access-key-secret-file")
+        else:
+            prefix = "AUTHING" if options.get("brand") == "authing" else "GENAUTH"
+            secret = os.environ.get(f"{prefix}_ACCESS_KEY_SECRET")
+            if not secret:
+                try:
+                    secret = getpass.getpass(f"access key secret for {key_id}: ")
+                except EOFError:
+                    secret = ""
+                if not secret:
+                    raise UsageError("no access key secret given")
+            options["access_key_secret"] = secret
+    return options
+
+
+def _print_envelope(envelope: Any) -> None:
+    if sys.stdout.isatty():
+        text = json.dumps(envelope, ensure_ascii=False, indent=2)
+    else:
+        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _fail(status: int, message: str) -> int:
+    # One line, whatever the message holds.
+    sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+    return status
+
+
+def _exit_status(envelope: Any) -> int:
+    code = envelope.get("statusCode") if isinstance(envelope, dict) else None
+    if code == 200:
+        return EXIT_OK
+    return EXIT_AUTH if code == 401 else EXIT_BUSINESS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        # Everything after it is the emulator's own command line.
+        from genauth_c.emulator import main as serve
+        return serve(argv[1:])
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except UsageError as e:  # raised by an argument's type
+        return _fail(EXIT_USAGE, f"error: {e}")
+    if extra:
+        # Named, never echoed: a value typed by mistake may be a secret
+        # (--access-key-secret SECRET).
+        names = sorted({a.split("=", 1)[0] for a in extra if a.startswith("-")})
+        parser.error("unrecognized arguments" + (": " + " ".join(names) if names else ""))
+
+    import genauth_c  # the C extension: only for the commands that need it
+
+    try:
+        options = _client_options(args)
+        client = genauth_c.ManagementClient(**options)
+    except UsageError as e:
+        return _fail(EXIT_USAGE, f"error: {e}")
+    except (TypeError, ValueError) as e:  # missing credentials, a bad option
+        return _fail(EXIT_USAGE, f"error: {e}")
+    with client:
+        try:
+            envelope = args.run(client, args)
+        except UsageError as e:
+            return _fail(EXIT_USAGE, f"error: {e}")
+        except genauth_c.AuthError as e:
+            return _fail(EXIT_AUTH, f"authentication failed: {e}")
+        except (genauth_c.TransportError, genauth_c.DecodeError) as e:
+            return _fail(EXIT_TRANSPORT, f"{type(e).__name__}: {e}")
+        except (TypeError, ValueError) as e:  # refused before anything was sent
+            return _fail(EXIT_USAGE, f"error: {e}")
+    _print_envelope(envelope)
+    return _exit_status(envelope)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

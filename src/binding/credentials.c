@@ -1,0 +1,86 @@
+/* Credentials from the environment: a client made without keys reads them
+ * from os.environ (not getenv: a program that sets os.environ[...] is seen,
+ * as Python users expect). Shared by every client type. */
+#include "binding.h"
+
+/* The value of os.environ[name] when set and non-empty (new reference),
+ * NULL otherwise; -1 with an exception set on failure. */
+static int
+environ_get(PyObject *environ, const char *name, PyObject **out)
+{
+    *out = NULL;
+    PyObject *value = PyMapping_GetItemString(environ, name);
+    if (!value) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0)
+        Py_CLEAR(value); /* FOO= is as good as unset */
+    *out = value;
+    return 0;
+}
+
+static int
+absent(PyObject *obj)
+{
+    return !obj || obj == Py_None;
+}
+
+int
+genauth_credentials_from_env(const char *who, const char *brand,
+                             PyObject **access_key_id,
+                             PyObject **access_key_secret, PyObject **host)
+{
+    const char *prefix = strcmp(brand, "authing") == 0 ? "AUTHING" : "GENAUTH";
+    char ak_name[40], sk_name[40], host_name[40];
+    PyObject *os = NULL, *environ = NULL;
+    PyObject *ak = NULL, *sk = NULL, *h = NULL;
+
+    PyOS_snprintf(ak_name, sizeof(ak_name), "%s_ACCESS_KEY_ID", prefix);
+    PyOS_snprintf(sk_name, sizeof(sk_name), "%s_ACCESS_KEY_SECRET", prefix);
+    PyOS_snprintf(host_name, sizeof(host_name), "%s_HOST", prefix);
+    if (absent(*access_key_id) || absent(*access_key_secret) ||
+        absent(*host)) {
+        os = PyImport_ImportModule("os");
+        environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
+        if (!environ)
+            goto fail;
+    }
+    /* Explicit arguments win; the environment fills in the rest. */
+    if (absent(*access_key_id) ? environ_get(environ, ak_name, &ak) < 0
+                               : !(ak = Py_NewRef(*access_key_id)))
+        goto fail;
+    if (absent(*access_key_secret) ? environ_get(environ, sk_name, &sk) < 0
+                                   : !(sk = Py_NewRef(*access_key_secret)))
+        goto fail;
+    if (absent(*host) ? environ_get(environ, host_name, &h) < 0
+                      : !(h = Py_NewRef(*host)))
+        goto fail;
+    if (!ak || !sk) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: no %s given, and %s%s%s %s not set in the "
+                     "environment",
+                     who,
+                     !ak && !sk ? "access_key_id and access_key_secret"
+                     : !ak      ? "access_key_id"
+                                : "access_key_secret",
+                     !ak ? ak_name : sk_name, !ak && !sk ? " and " : "",
+                     !ak && !sk ? sk_name : "", !ak && !sk ? "are" : "is");
+        goto fail;
+    }
+    *access_key_id = ak;
+    *access_key_secret = sk;
+    *host = h ? h : Py_NewRef(Py_None);
+    Py_XDECREF(environ);
+    Py_XDECREF(os);
+    return 0;
+fail:
+    Py_XDECREF(ak);
+    Py_XDECREF(sk);
+    Py_XDECREF(h);
+    Py_XDECREF(environ);
+    Py_XDECREF(os);
+    return -1;
+}

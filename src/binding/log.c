@@ -1,0 +1,190 @@
+/* The `genauth_c` logger: one DEBUG line per request and per token fetch, a
+ * WARNING for a client that does not verify TLS. Nothing secret is ever
+ * formatted: no key secret, token, signature or body reaches this file.
+ *
+ * The per-request check must be cheap, since it runs on every call whether
+ * or not anyone listens: it is the logger's own isEnabledFor(DEBUG), bound
+ * once at import (the logger caches its answer until its level changes). */
+#include "binding.h"
+
+int
+genauth_log_init(genauth_module_state *st)
+{
+    PyObject *logging = PyImport_ImportModule("logging");
+    if (!logging)
+        return -1;
+    st->logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
+    Py_DECREF(logging);
+    if (!st->logger)
+        return -1;
+    st->log_enabled_for = PyObject_GetAttrString(st->logger, "isEnabledFor");
+    st->log_debug_level = PyLong_FromLong(10); /* logging.DEBUG */
+    if (!st->log_enabled_for || !st->log_debug_level)
+        return -1;
+    return 0;
+}
+
+int
+genauth_log_traverse(genauth_module_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->logger);
+    Py_VISIT(st->log_enabled_for);
+    Py_VISIT(st->log_debug_level);
+    return 0;
+}
+
+void
+genauth_log_clear(genauth_module_state *st)
+{
+    Py_CLEAR(st->logger);
+    Py_CLEAR(st->log_enabled_for);
+    Py_CLEAR(st->log_debug_level);
+}
+
+/* A logging call must not turn into the caller's exception: a handler that
+ * fails is reported the way the logging module reports its own failures. */
+static void
+report_failure(genauth_module_state *st)
+{
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable(st->logger);
+}
+
+/* 1 when DEBUG lines are wanted, 0 when not, -1 with an exception set. */
+static int
+debug_enabled(genauth_module_state *st)
+{
+    if (!st->log_enabled_for)
+        return 0;
+    PyObject *r = PyObject_CallOneArg(st->log_enabled_for,
+                                      st->log_debug_level);
+    if (!r)
+        return -1;
+    int enabled = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return enabled;
+}
+
+/* "TRANSPORT" for GENAUTH_E_TRANSPORT: short enough to grep for. */
+static const char *
+status_word(genauth_status status)
+{
+    const char *name = genauth_status_name(status);
+    return strncmp(name, "GENAUTH_E_", 10) == 0 ? name + 10 : name;
+}
+
+static void
+emit(genauth_module_state *st, const char *level, PyObject *line)
+{
+    if (!line)
+        return;
+    PyObject *r = PyObject_CallMethod(st->logger, level, "O", line);
+    Py_DECREF(line);
+    Py_XDECREF(r);
+}
+
+/* A value the server chose (requestId), copied with control characters
+ * replaced, so that it cannot break a log line in two. */
+static void
+printable(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    for (; in && in[n] && n + 1 < size; n++)
+        out[n] = (unsigned char)in[n] < 0x20 || in[n] == 0x7f ? '?' : in[n];
+    out[n] = '\0';
+}
+
+static void log_request(genauth_module_state *st, const char *method,
+                        const char *path, genauth_status status,
+                        const genauth_envelope *env,
+                        const genauth_error *err);
+
+void
+genauth_log_request(genauth_module_state *st, const char *method,
+                    const char *path, genauth_status status,
+                    const genauth_envelope *env, const genauth_error *err)
+{
+    /* An interrupted call arrives with the signal handler's exception set
+     * (KeyboardInterrupt): logging runs Python code, so it is set aside
+     * meanwhile and handed back unchanged. */
+    PyObject *pending_type, *pending_value, *pending_tb;
+    PyErr_Fetch(&pending_type, &pending_value, &pending_tb);
+    log_request(st, method, path, status, env, err);
+    PyErr_Restore(pending_type, pending_value, pending_tb);
+}
+
+static void
+log_request(genauth_module_state *st, const char *method, const char *path,
+            genauth_status status, const genauth_envelope *env,
+            const genauth_error *err)
+{
+    int enabled = debug_enabled(st);
+    if (enabled <= 0) {
+        report_failure(st);
+        return;
+    }
+    const genauth_call_stats *stats =
+        status == GENAUTH_OK ? &env->stats : &err->stats;
+    char ms[32];
+    /* PyUnicode_FromFormat has no %f. */
+    PyOS_snprintf(ms, sizeof(ms), "%.1f", stats->duration * 1000.0);
+    PyObject *line;
+    if (status == GENAUTH_OK) {
+        char status_code[24] = "-", api_code[24] = "-", request_id[72] = "-";
+        if (env->has_status_code)
+            PyOS_snprintf(status_code, sizeof(status_code), "%ld",
+                          env->status_code);
+        if (env->has_api_code)
+            PyOS_snprintf(api_code, sizeof(api_code), "%ld", env->api_code);
+        if (env->request_id)
+            printable(env->request_id, request_id, sizeof(request_id));
+        line = PyUnicode_FromFormat(
+            "%s %s http=%ld statusCode=%s apiCode=%s requestId=%s "
+            "duration_ms=%s retries=%u",
+            method, path, env->http_status, status_code, api_code,
+            request_id, ms, stats->retries);
+    } else {
+        line = PyUnicode_FromFormat(
+            "%s %s failed=%s http=%ld duration_ms=%s retries=%u: %s", method,
+            path, status_word(status), err->http_status, ms,
+            stats->retries, err->message);
+    }
+    emit(st, "debug", line);
+    report_failure(st);
+}
+
+void
+genauth_log_event(const genauth_event *event, void *userdata)
+{
+    genauth_module_state *st = userdata;
+    PyGILState_STATE g = PyGILState_Ensure();
+    /* A KeyboardInterrupt may be waiting for the binding to raise it. */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (event->type == GENAUTH_EVENT_TOKEN_FETCH && debug_enabled(st) > 0) {
+        char ms[32];
+        PyOS_snprintf(ms, sizeof(ms), "%.1f", event->duration * 1000.0);
+        emit(st, "debug",
+             event->status == GENAUTH_OK
+                 ? PyUnicode_FromFormat("token fetch http=%ld duration_ms=%s",
+                                        event->http_status, ms)
+                 : PyUnicode_FromFormat(
+                       "token fetch failed=%s http=%ld duration_ms=%s: %s",
+                       status_word(event->status),
+                       event->http_status, ms, event->message));
+    }
+    report_failure(st);
+    PyErr_Restore(type, value, tb);
+    PyGILState_Release(g);
+}
+
+void
+genauth_log_unverified(genauth_module_state *st, PyObject *host)
+{
+    emit(st, "warning",
+         PyUnicode_FromFormat("TLS certificates are not verified for %S "
+                              "(use_unverified_ssl=True): anyone on the path "
+                              "can read and change the traffic",
+                              host));
+    report_failure(st);
+}

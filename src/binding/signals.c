@@ -1,0 +1,103 @@
+/* Ctrl-C during a call that waits on the network with the GIL released.
+ *
+ * Python runs signal handlers only in the main thread of the main
+ * interpreter, so only a call made there ever takes the GIL back while it
+ * waits: every 100 ms (the core's interrupt poll), through the thread state
+ * it saved when it released the GIL, never through PyGILState (which does
+ * not know subinterpreters). Calls in other threads, or in a
+ * subinterpreter, wait without touching the GIL at all.
+ *
+ * The core's interrupt callback is set once per client, but the thread
+ * state is per call: the waiting call publishes its genauth_wait in a
+ * thread-local variable, which the callback (run by the core on the calling
+ * thread) reads. */
+#include <unistd.h>
+
+#include "binding.h"
+
+/* The wait in progress on this thread when it may run signal handlers,
+ * else NULL. A signal handler that makes a call of its own stacks a new
+ * wait on top (genauth_wait.outer). */
+static _Thread_local genauth_wait *current_wait;
+
+int
+genauth_main_thread_init(genauth_module_state *st)
+{
+    PyObject *threading = NULL, *main_thread = NULL, *ident = NULL;
+    unsigned long value;
+    int rc = -1;
+
+    threading = PyImport_ImportModule("threading");
+    if (!threading)
+        goto done;
+    main_thread = PyObject_CallMethod(threading, "main_thread", NULL);
+    if (!main_thread)
+        goto done;
+    ident = PyObject_GetAttrString(main_thread, "ident");
+    if (!ident)
+        goto done;
+    value = PyLong_AsUnsignedLong(ident);
+    if (value == (unsigned long)-1 && PyErr_Occurred())
+        goto done;
+    st->main_thread_ident = value;
+    st->main_thread_pid = (long)getpid();
+    rc = 0;
+done:
+    Py_XDECREF(ident);
+    Py_XDECREF(main_thread);
+    Py_XDECREF(threading);
+    return rc;
+}
+
+/* Whether the calling thread (holding the GIL) is the one Python runs
+ * signal handlers in. */
+static int
+runs_signal_handlers(genauth_module_state *st)
+{
+    if (PyInterpreterState_Get() != PyInterpreterState_Main())
+        return 0;
+    if (st->main_thread_pid != (long)getpid()) {
+        /* A forked child: its main thread is the one that forked, which
+         * threading knows. Asked once per process. */
+        if (genauth_main_thread_init(st) < 0) {
+            PyErr_Clear(); /* then no Ctrl-C inside calls, nothing worse */
+            st->main_thread_pid = (long)getpid();
+            st->main_thread_ident = 0;
+        }
+    }
+    return PyThread_get_thread_ident() == st->main_thread_ident;
+}
+
+void
+genauth_wait_begin(genauth_module_state *st, genauth_wait *w)
+{
+    int handlers = st != NULL && runs_signal_handlers(st);
+
+    w->outer = current_wait;
+    w->tstate = PyEval_SaveThread();
+    current_wait = handlers ? w : NULL;
+}
+
+void
+genauth_wait_end(genauth_wait *w)
+{
+    current_wait = w->outer;
+    PyEval_RestoreThread(w->tstate);
+}
+
+int
+genauth_check_signals(void *userdata)
+{
+    genauth_wait *w = current_wait;
+    int stop;
+
+    (void)userdata;
+    if (!w)
+        return 0; /* no handler can run on this thread: keep waiting */
+    PyEval_RestoreThread(w->tstate);
+    /* A handler already raised (the core asked again before stopping):
+     * report it, and run no more Python code with it set. */
+    stop = PyErr_Occurred() != NULL || PyErr_CheckSignals() < 0;
+    w->tstate = PyEval_SaveThread();
+    return stop;
+}

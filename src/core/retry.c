@@ -1,0 +1,103 @@
+/* Retries that never deliver twice: the policy (which outcomes are sent
+ * again, how long to wait), apart from the loops that apply it
+ * (trigger_webhook.c for single calls, batch.c).
+ *
+ * Sent again: a request that never left (connection refused, DNS failure,
+ * TLS handshake failure, a connection lost before libcurl began to send:
+ * its prereq callback never ran), and a throttled one (HTTP 429, or an
+ * envelope with statusCode 429: the server did not act on it). Never sent
+ * again: anything that may have reached the server (a timeout, a
+ * connection lost after sending): trigger-webhook has no idempotency key.
+ * Waits: about 0.1 s doubling per retry, with jitter (a random point in
+ * the upper half), or the server's Retry-After seconds; no retry whose wait
+ * would end past the call's deadline. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "internal.h"
+
+#define FIRST_DELAY 0.1
+
+/* The Retry-After header's delay-seconds form, or -1 (absent, or an
+ * HTTP date, which is not honoured). */
+static double
+retry_after(genauth_conn *conn)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(conn->easy, "Retry-After", 0, CURLH_HEADER, -1,
+                         &h) != CURLHE_OK || !h->value)
+        return -1;
+    char *end = NULL;
+    long v = strtol(h->value, &end, 10);
+    if (end == h->value || *end != '\0' || v < 0)
+        return -1;
+    return (double)v;
+}
+
+static double
+jitter(void)
+{
+    unsigned int r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        return 1.0; /* no jitter then: still a valid wait */
+    return 0.5 + 0.5 * ((double)r / 4294967295.0);
+}
+
+genauth_retry_kind
+genauth_retry_classify(genauth_conn *conn, genauth_status st,
+                       const genauth_error *err, long http_status,
+                       const genauth_envelope *env)
+{
+    if (st == GENAUTH_E_TRANSPORT && err->curl_code != 0 &&
+        genauth_conn_nothing_sent(conn, (CURLcode)err->curl_code))
+        return GENAUTH_RETRY_NOT_SENT;
+    if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) && http_status == 429)
+        return GENAUTH_RETRY_THROTTLED;
+    if (st == GENAUTH_OK && env && env->has_status_code &&
+        env->status_code == 429)
+        return GENAUTH_RETRY_THROTTLED;
+    return GENAUTH_RETRY_NO;
+}
+
+int
+genauth_retry_plan(genauth_client *c, genauth_conn *conn,
+                   genauth_retry_kind kind, int retries_done,
+                   double deadline, double *until)
+{
+    if (kind == GENAUTH_RETRY_NO || retries_done >= c->max_retries)
+        return 0;
+    double delay = FIRST_DELAY * ldexp(1.0, retries_done) * jitter();
+    if (kind == GENAUTH_RETRY_THROTTLED) {
+        double asked = retry_after(conn);
+        if (asked >= 0)
+            delay = asked;
+    }
+    double now = genauth_now();
+    /* The retry needs time of its own after the wait. */
+    if (now + delay >= deadline)
+        return 0;
+    *until = now + delay;
+    return 1;
+}
+
+genauth_status
+genauth_retry_sleep(genauth_client *c, double until, genauth_error *err)
+{
+    double next_check = 0;
+    for (;;) {
+        if (genauth_client_should_stop(c, &next_check))
+            return genauth_error_set(err, GENAUTH_E_INTERRUPTED,
+                                     "the call was interrupted");
+        double left = until - genauth_now();
+        if (left <= 0)
+            return GENAUTH_OK;
+        double slice = fmin(left, GENAUTH_INTERRUPT_POLL_MS / 1000.0);
+        struct timespec ts = {(time_t)slice,
+                              (long)((slice - floor(slice)) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}

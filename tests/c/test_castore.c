@@ -1,0 +1,72 @@
+/* The CA store search (castore.c): OpenSSL's variables first, then the
+ * first readable file of the list. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "genauth.h"
+
+static void
+test_files_in_order(const char *present)
+{
+    const char *const files[] = {"/nonexistent/genauth-ca-1.pem", present,
+                                 "/nonexistent/genauth-ca-2.pem", NULL};
+    genauth_ca_store store;
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK_STR(store.file, present);
+    CHECK(store.dir == NULL);
+}
+
+static void
+test_none_found(void)
+{
+    const char *const files[] = {"/nonexistent/genauth-ca-1.pem", NULL};
+    genauth_ca_store store;
+    CHECK(genauth_ca_store_find_in(files, &store) == 0);
+    CHECK(store.file == NULL && store.dir == NULL);
+}
+
+static void
+test_environment_first(const char *present, const char *dir)
+{
+    const char *const files[] = {present, NULL};
+    genauth_ca_store store;
+
+    /* Set but unreadable: ignored, the list is searched. */
+    setenv("SSL_CERT_FILE", "/nonexistent/genauth-env.pem", 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK_STR(store.file, present);
+
+    setenv("SSL_CERT_DIR", dir, 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK(store.file == NULL);
+    CHECK_STR(store.dir, dir);
+
+    setenv("SSL_CERT_FILE", present, 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK_STR(store.file, present);
+    CHECK(store.dir == NULL);
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+}
+
+int
+main(void)
+{
+    char path[] = "/tmp/genauth-castore-XXXXXX";
+    char dir[] = "/tmp/genauth-castore-dir-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(mkdtemp(dir) != NULL);
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    test_files_in_order(path);
+    test_none_found();
+    test_environment_first(path, dir);
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    rmdir(dir);
+    return check_summary("castore");
+}

@@ -1,0 +1,342 @@
+/* Threads through the core: many threads calling one client across token
+ * refreshes (forced by the test, not by the clock) and a close(), against a
+ * small HTTP server in this process. Built plainly (make ctest), under
+ * valgrind and with ThreadSanitizer (make ctest-tsan). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+
+#define THREADS 8
+#define CALLS 40
+#define MAX_CONNS 128
+
+/* ---- the server --------------------------------------------------------- */
+
+/* Payload {"scoped_userpool_id":"p?>~~~"}. */
+#define TOKEN "eyJhbGciOiJIUzI1NiJ9.eyJzY29wZWRfdXNlcnBvb2xfaWQiOiJwPz5-fn4ifQ.sig"
+
+static struct {
+    int listen_fd;
+    int port;
+    pthread_t acceptor;
+    pthread_mutex_t mu;
+    int conn_fds[MAX_CONNS];
+    pthread_t conn_threads[MAX_CONNS];
+    int conns;
+    atomic_int token_fail; /* the token endpoint answers 500 */
+    atomic_int token_hits, api_hits;
+} srv;
+
+static int
+send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void
+answer(int fd, int status, const char *body)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     status, strlen(body));
+    if (send_all(fd, head, (size_t)n) == 0)
+        send_all(fd, body, strlen(body));
+}
+
+static void *
+serve_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[65536];
+    size_t have = 0;
+    for (;;) {
+        char *end;
+        while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+            ssize_t r = recv(fd, buf + have, sizeof(buf) - have - 1, 0);
+            if (r <= 0)
+                return NULL;
+            have += (size_t)r;
+        }
+        buf[have] = '\0';
+        size_t head_len = (size_t)(end - buf) + 4;
+        const char *cl = strcasestr(buf, "content-length:");
+        size_t body_len = cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
+        while (have < head_len + body_len) {
+            ssize_t r = recv(fd, buf + have, sizeof(buf) - have - 1, 0);
+            if (r <= 0)
+                return NULL;
+            have += (size_t)r;
+        }
+        if (strstr(buf, "get-management-token") &&
+            strstr(buf, "get-management-token") < end) {
+            atomic_fetch_add(&srv.token_hits, 1);
+            if (atomic_load(&srv.token_fail))
+                answer(fd, 500, "{\"statusCode\":500,\"message\":\"down\"}");
+            else
+                answer(fd, 200,
+                       "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
+                       "\",\"expires_in\":3600}}");
+        } else {
+            atomic_fetch_add(&srv.api_hits, 1);
+            answer(fd, 200,
+                   "{\"statusCode\":200,\"message\":\"ok\","
+                   "\"data\":{\"response\":{}}}");
+        }
+        memmove(buf, buf + head_len + body_len, have - head_len - body_len);
+        have -= head_len + body_len;
+    }
+}
+
+static void *
+accept_loop(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(srv.listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_mutex_lock(&srv.mu);
+        if (srv.conns == MAX_CONNS ||
+            pthread_create(&srv.conn_threads[srv.conns], NULL, serve_conn,
+                           (void *)(intptr_t)fd) != 0) {
+            close(fd);
+        } else {
+            srv.conn_fds[srv.conns++] = fd;
+        }
+        pthread_mutex_unlock(&srv.mu);
+    }
+}
+
+static int
+server_start(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    pthread_mutex_init(&srv.mu, NULL);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (srv.listen_fd < 0 || bind(srv.listen_fd, (void *)&a, sizeof(a)) ||
+        listen(srv.listen_fd, 64) ||
+        getsockname(srv.listen_fd, (void *)&a, &len))
+        return -1;
+    srv.port = ntohs(a.sin_port);
+    return pthread_create(&srv.acceptor, NULL, accept_loop, NULL) ? -1 : 0;
+}
+
+static void
+server_stop(void)
+{
+    shutdown(srv.listen_fd, SHUT_RDWR);
+    pthread_join(srv.acceptor, NULL);
+    close(srv.listen_fd);
+    for (int i = 0; i < srv.conns; i++) {
+        shutdown(srv.conn_fds[i], SHUT_RDWR);
+        pthread_join(srv.conn_threads[i], NULL);
+        close(srv.conn_fds[i]);
+    }
+    pthread_mutex_destroy(&srv.mu);
+}
+
+/* ---- the client side ---------------------------------------------------- */
+
+static genauth_client *
+new_client(void)
+{
+    char host[64];
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_error err;
+    genauth_error_init(&err);
+    genauth_client_options_init(&o);
+    snprintf(host, sizeof(host), "http://127.0.0.1:%d", srv.port);
+    o.access_key_id = "AK";
+    o.access_key_secret = "SK";
+    o.host = host;
+    o.timeout = 30;
+    if (genauth_client_new(&o, &c, &err) != GENAUTH_OK)
+        fprintf(stderr, "client: %s\n", err.message);
+    return c;
+}
+
+static genauth_status
+call(genauth_client *c)
+{
+    genauth_trigger_webhook_req req = {"wh1", 3, NULL, NULL};
+    genauth_envelope env;
+    genauth_error err;
+    genauth_envelope_init(&env);
+    genauth_error_init(&err);
+    genauth_status st = genauth_client_trigger_webhook(c, &req, &env, &err);
+    if (st == GENAUTH_OK && env.status_code != 200)
+        st = GENAUTH_E_DECODE;
+    genauth_envelope_clear(&env);
+    genauth_error_clear(&err);
+    return st;
+}
+
+/* What the server would do to the client's token: make it due for an
+ * early refresh (still valid), or expired. */
+static void
+age_token(genauth_client *c, int expired)
+{
+    pthread_mutex_lock(&c->tokens.mu);
+    c->tokens.refresh_at = 0;
+    if (expired)
+        c->tokens.expires_at = 0;
+    pthread_mutex_unlock(&c->tokens.mu);
+}
+
+typedef struct {
+    genauth_client *client;
+    atomic_int *calls_made;
+    int closer; /* this thread closes the client midway */
+    int ok, closed, other;
+    int ok_after_closed;
+} worker;
+
+static void *
+work(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < CALLS; i++) {
+        int n = atomic_fetch_add(w->calls_made, 1);
+        /* Every 25th call overall ages the token, alternately due for a
+         * refresh and expired. */
+        if (n % 25 == 24)
+            age_token(w->client, (n / 25) % 2);
+        if (w->closer && i == CALLS / 2)
+            genauth_client_close(w->client);
+        genauth_status st = call(w->client);
+        if (st == GENAUTH_OK) {
+            w->ok++;
+            if (w->closed)
+                w->ok_after_closed++;
+        } else if (st == GENAUTH_E_CLOSED) {
+            w->closed++;
+        } else {
+            w->other++;
+        }
+    }
+    return NULL;
+}
+
+static void
+test_threads_through_refreshes_and_close(void)
+{
+    genauth_client *c = new_client();
+    atomic_int calls_made;
+    worker w[THREADS];
+    pthread_t t[THREADS];
+    atomic_init(&calls_made, 0);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(call(c) == GENAUTH_OK); /* the first token */
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){.client = c, .calls_made = &calls_made,
+                        .closer = i == 0};
+        CHECK(pthread_create(&t[i], NULL, work, &w[i]) == 0);
+    }
+    int ok = 0, closed = 0, other = 0, ok_after_closed = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].ok;
+        closed += w[i].closed;
+        other += w[i].other;
+        ok_after_closed += w[i].ok_after_closed;
+    }
+    CHECK(other == 0);
+    CHECK(ok_after_closed == 0); /* closed stays closed */
+    CHECK(ok + closed == THREADS * CALLS);
+    CHECK(w[0].closed == CALLS - CALLS / 2); /* the closer's own calls */
+    CHECK(genauth_client_is_closed(c));
+    /* The 25th call ages the token before the closer closes (it has made
+     * CALLS / 2 calls by then, and THREADS * CALLS / 2 > 25): at least one
+     * refresh followed the first fetch. */
+    CHECK(genauth_client_token_fetches(c) >= 2);
+    CHECK(genauth_client_token_fetch_failures(c) == 0);
+    genauth_client_free(c);
+}
+
+static void *
+call_ok(void *arg)
+{
+    intptr_t bad = 0;
+    for (int i = 0; i < 10; i++)
+        bad += call(arg) != GENAUTH_OK;
+    return (void *)bad;
+}
+
+static void
+test_failed_early_refresh_reaches_no_caller(void)
+{
+    genauth_client *c = new_client();
+    pthread_t t[THREADS];
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(call(c) == GENAUTH_OK);
+    CHECK(genauth_client_token_fetches(c) == 1);
+    int hits = atomic_load(&srv.token_hits);
+    atomic_store(&srv.token_fail, 1);
+    double start = genauth_now();
+    age_token(c, 0); /* due for a refresh, still valid */
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, call_ok, c) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        void *bad = NULL;
+        pthread_join(t[i], &bad);
+        CHECK(bad == NULL); /* every call went on with the cached token */
+    }
+    int asked = atomic_load(&srv.token_hits) - hits;
+    CHECK(asked >= 1);
+    /* One attempt per GENAUTH_TOKEN_RETRY_INTERVAL at most. */
+    CHECK(asked <= 1 + (int)((genauth_now() - start) /
+                             GENAUTH_TOKEN_RETRY_INTERVAL));
+    CHECK(genauth_client_token_fetch_failures(c) == (unsigned long)asked);
+    CHECK(genauth_client_token_fetches(c) == 1);
+
+    /* Expired: now the failure is the call's. */
+    age_token(c, 1);
+    CHECK(call(c) == GENAUTH_E_AUTH);
+    atomic_store(&srv.token_fail, 0);
+    CHECK(call(c) == GENAUTH_OK);
+    CHECK(genauth_client_token_fetches(c) == 2);
+    genauth_client_free(c);
+}
+
+int
+main(void)
+{
+    genauth_error err;
+    genauth_error_init(&err);
+    if (genauth_global_init(&err) != GENAUTH_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    if (server_start() != 0) {
+        perror("test_threads: server");
+        return 1;
+    }
+    test_threads_through_refreshes_and_close();
+    test_failed_early_refresh_reaches_no_caller();
+    server_stop();
+    curl_global_cleanup();
+    return check_summary("test_threads");
+}

@@ -1,0 +1,144 @@
+"""TLS without ca_bundle on a machine whose CA store is not where Debian
+keeps it: the client finds the system store itself (castore.c), falls back to
+certifi, and otherwise says how to name one.
+
+The other distributions' layouts are made real in a mount namespace: an empty
+tmpfs over /etc/ssl hides Debian's store (and libcurl's built-in path to it)
+from a child process, which then holds only the files a test puts there."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import genauth_c
+
+from conftest import AK, SK
+
+CALL = textwrap.dedent("""
+    import json, sys
+    import genauth_c
+    try:
+        with genauth_c.ManagementClient({ak!r}, {sk!r}, host=sys.argv[1]) as c:
+            print(json.dumps({{"statusCode": c.trigger_webhook("wh1")["statusCode"]}}))
+    except genauth_c.TransportError as e:
+        print(json.dumps({{"error": str(e), "curl_code": e.curl_code}}))
+""").format(ak=AK, sk=SK)
+
+
+def can_unshare():
+    if not shutil.which("unshare"):
+        return False
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        "mount -t tmpfs none /etc/ssl"], capture_output=True)
+    return r.returncode == 0
+
+
+needs_namespace = pytest.mark.skipif(
+    not can_unshare(), reason="needs unshare -m and mount (root)")
+
+
+def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
+                   python=sys.executable):
+    """Runs CALL with `python` in a child that sees /etc/ssl holding only
+    `etc_ssl` ({name: source file}) and a certifi module whose where() is
+    `certifi` (None: certifi cannot be imported). Returns its JSON line."""
+    fake = tmp_path / "fake-certifi"
+    fake.mkdir(exist_ok=True)
+    (fake / "certifi.py").write_text(
+        f"def where():\n    return {str(certifi)!r}\n" if certifi else
+        "raise ImportError('certifi hidden by the test')\n")
+    script = tmp_path / "call.py"
+    script.write_text(CALL)
+    copies = "".join(f" && cp {src} /etc/ssl/{name}"
+                     for name, src in (etc_ssl or {}).items())
+    # The fake certifi first; the rest of PYTHONPATH kept (make sanitize
+    # points it at the ASan build).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(fake), os.environ.get("PYTHONPATH")) if p))
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        env.pop(name, None)
+    r = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         f"mount -t tmpfs none /etc/ssl{copies} && "
+         f'exec "$0" "$1" "$2"', python, str(script), url],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@needs_namespace
+def test_no_store_anywhere_says_how_to_name_one(tls_fake, tmp_path):
+    out = call_elsewhere(tmp_path, tls_fake.server.url)
+    assert out.get("curl_code") in (60, 77), out
+    assert "ca_bundle" in out["error"] and "certifi" in out["error"], out
+    assert tls_fake.server.requests == []  # the secret never went out
+
+
+@needs_namespace
+def test_store_found_at_the_opensuse_place(tls_fake, certificate, tmp_path):
+    # /etc/ssl/ca-bundle.pem (openSUSE, SLES): libcurl would not look there.
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         etc_ssl={"ca-bundle.pem": certificate[0]})
+    assert out == {"statusCode": 200}
+
+
+@needs_namespace
+def test_store_found_at_the_alpine_place(tls_fake, certificate, tmp_path):
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         etc_ssl={"cert.pem": certificate[0]})
+    assert out == {"statusCode": 200}
+
+
+@needs_namespace
+def test_certifi_when_no_system_store(tls_fake, certificate, tmp_path):
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         certifi=certificate[0])
+    assert out == {"statusCode": 200}
+
+
+@needs_namespace
+def test_system_store_wins_over_certifi(tls_fake, certificate, tmp_path):
+    # certifi's bundle would not trust the test server: the system's does.
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         etc_ssl={"cert.pem": certificate[0]},
+                         certifi="/nonexistent/certifi.pem")
+    assert out == {"statusCode": 200}
+
+
+def test_ssl_cert_file(tls_fake, certificate, client_for, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    client = client_for(tls_fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_ssl_cert_dir(tls_fake, certificate, client_for, monkeypatch,
+                      tmp_path):
+    # A directory in OpenSSL's form: certificates named by subject hash.
+    digest = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(certificate[0])],
+        check=True, capture_output=True, text=True).stdout.strip()
+    shutil.copy(certificate[0], tmp_path / f"{digest}.0")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    client = client_for(tls_fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_an_explicit_ca_bundle_wins(tls_fake, certificate, client_for,
+                                    monkeypatch, tmp_path):
+    # SSL_CERT_FILE would trust the server; the ca_bundle given does not.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    other = tmp_path / "other.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "1", "-subj", "/CN=other", "-keyout", str(tmp_path / "k.pem"),
+         "-out", str(other)], check=True, capture_output=True)
+    client = client_for(tls_fake.server.url, ca_bundle=str(other))
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.curl_code == 60
+    assert tls_fake.server.requests == []

@@ -1,0 +1,282 @@
+"""The command line (genauth-c / python -m genauth_c), run as a user runs it:
+in a subprocess, against the emulator."""
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from genauth_c import ManagementClient
+from genauth_c.emulator import Emulator, WebhookReceiver
+
+AK, SK = "AKID-cli-123456", "SECRET-cli-never-on-argv"
+HAS_WEBHOOK_METHODS = hasattr(ManagementClient, "list_webhooks")
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver(answer_body=lambda got: got.body) as rx:
+        yield rx
+
+
+@pytest.fixture
+def emulator(receiver):
+    with Emulator(AK, SK) as emu:
+        emu.add_webhook("wh1", receiver.url + "/hook")
+        yield emu
+
+
+def environment(emulator=None, **extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GENAUTH_", "AUTHING_"))}
+    if emulator is not None:
+        env.update(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                   GENAUTH_HOST=emulator.url)
+    env.update(extra)
+    return env
+
+
+def cli(*args, env, stdin="", **kw):
+    return subprocess.run([sys.executable, "-m", "genauth_c", *args], env=env,
+                          input=stdin, capture_output=True, text=True,
+                          timeout=60, **kw)
+
+
+def one_line(text):
+    assert text.endswith("\n") and text.count("\n") == 1, text
+    return text
+
+
+def test_trigger_prints_the_envelope_compact_when_piped(emulator, receiver):
+    out = cli("trigger", "wh1", "--body", '{"eventName": "test", "data": {"名": 1}}',
+              "--headers", '{"X-A": "b"}', env=environment(emulator))
+    assert (out.returncode, out.stderr) == (0, "")
+    envelope = json.loads(out.stdout)
+    assert envelope["statusCode"] == 200
+    assert envelope["data"]["response"] == {"eventName": "test", "data": {"名": 1}}
+    # Compact, and not ASCII-escaped.
+    assert out.stdout == json.dumps(envelope, ensure_ascii=False, separators=(",", ":")) + "\n"
+    assert json.loads(receiver.received[-1].body) == {"eventName": "test", "data": {"名": 1}}
+
+
+def test_body_from_a_file_and_from_stdin(emulator, receiver, tmp_path):
+    path = tmp_path / "body.json"
+    path.write_text('{"from": "file"}', encoding="utf-8")
+    out = cli("trigger", "wh1", "--body", f"@{path}", env=environment(emulator))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(receiver.received[-1].body) == {"from": "file"}
+    out = cli("trigger", "wh1", "--body", "-", stdin='{"from": "stdin"}',
+              env=environment(emulator))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(receiver.received[-1].body) == {"from": "stdin"}
+
+
+def test_indented_on_a_terminal(emulator):
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "genauth_c", "trigger", "wh1"],
+                            env=environment(emulator), stdout=follower,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        assert ready, "no output within 30 s"
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the follower side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    proc.stderr.close()
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    assert text.startswith('{\n  "statusCode": 200,'), text
+    assert json.loads(text)["statusCode"] == 200
+
+
+def test_business_error_exit_1_envelope_printed(emulator):
+    out = cli("trigger", "no-such-webhook", env=environment(emulator))
+    assert out.returncode == 1
+    assert out.stderr == ""
+    assert json.loads(out.stdout)["statusCode"] == 404
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trigger", "wh1", "--body", "{not json"], "--body: not valid JSON"),
+    (["trigger", "wh1", "--body", "[1, 2]"], "--body: expected a JSON object, got list"),
+    (["trigger", "wh1", "--headers", "@/nonexistent/h.json"], "--headers: cannot read"),
+    (["trigger", "wh1", "--timeout", "-1"], "--timeout"),
+    (["trigger"], "WEBHOOK_ID"),
+    (["nonsense"], "invalid choice"),
+    (["trigger", "wh1", "--access-key-secret", SK], "unrecognized arguments"),
+])
+def test_bad_usage_exit_2(emulator, args, message):
+    out = cli(*args, env=environment(emulator))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert message in out.stderr
+    assert out.stderr.splitlines()[-1].startswith("genauth-c: error:")
+    assert SK not in out.stderr
+
+
+def test_missing_credentials_are_named(emulator):
+    out = cli("trigger", "wh1", "--host", emulator.url, env=environment())
+    assert out.returncode == 2
+    assert "GENAUTH_ACCESS_KEY_ID and GENAUTH_ACCESS_KEY_SECRET are not set" in one_line(out.stderr)
+    out = cli("--brand", "authing", "trigger", "wh1", env=environment())
+    assert "AUTHING_ACCESS_KEY_ID and AUTHING_ACCESS_KEY_SECRET" in out.stderr
+
+
+def test_transport_failure_exit_3():
+    with Emulator(AK, SK) as emu:
+        url = emu.url  # nothing listens there once it stopped
+    out = cli("trigger", "wh1", "--host", url,
+              env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK))
+    assert out.returncode == 3
+    assert out.stdout == ""
+    assert one_line(out.stderr).startswith("genauth-c: TransportError: ")
+
+
+def test_timeout_is_a_transport_failure(emulator):
+    emulator.delay = 3
+    out = cli("trigger", "wh1", "--timeout", "0.5", env=environment(emulator))
+    assert out.returncode == 3
+    assert one_line(out.stderr).startswith("genauth-c: TimeoutError: ")
+
+
+def test_decode_failure_exit_3(emulator):
+    emulator.raw_body = b"<html>oops</html>"
+    out = cli("trigger", "wh1", env=environment(emulator))
+    assert out.returncode == 3
+    assert one_line(out.stderr).startswith("genauth-c: DecodeError: ")
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_authentication_failure_exit_4(emulator, auth):
+    env = environment(emulator, GENAUTH_ACCESS_KEY_SECRET="wrong-secret")
+    out = cli("trigger", "wh1", "--auth", auth, env=env)
+    assert out.returncode == 4
+    if auth == "token":  # the token endpoint refused: nothing to print
+        assert out.stdout == ""
+        assert one_line(out.stderr).startswith("genauth-c: authentication failed: ")
+    else:  # the API refused the signature: its envelope is printed
+        assert json.loads(out.stdout)["statusCode"] == 401
+    assert "wrong-secret" not in out.stdout + out.stderr
+
+
+def test_key_id_option_with_the_secret_from_a_file(emulator, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(SK + "\n", encoding="utf-8")
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", str(secret),
+              "--host", emulator.url, env=environment())
+    assert out.returncode == 0, out.stderr
+    out = cli("trigger", "wh1", "--access-key-secret-file", str(secret),
+              "--host", emulator.url, env=environment())
+    assert out.returncode == 2
+    assert "--access-key-secret-file needs --access-key-id" in out.stderr
+
+
+def test_key_id_option_with_the_secret_at_a_prompt(emulator):
+    # No terminal here (a new session has none): getpass reads stdin.
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin=SK + "\n", start_new_session=True)
+    assert out.returncode == 0, out.stderr
+    assert SK not in out.stderr + out.stdout
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin="", start_new_session=True)
+    assert out.returncode == 2
+    assert "no access key secret given" in out.stderr
+
+
+def test_options_reach_the_client(emulator):
+    out = cli("trigger", "wh1", "--auth", "signature", "--brand", "authing",
+              env=environment(emulator, AUTHING_ACCESS_KEY_ID=AK,
+                              AUTHING_ACCESS_KEY_SECRET=SK,
+                              AUTHING_HOST=emulator.url))
+    assert out.returncode == 0, out.stderr
+    rec = emulator.requests[-1]
+    assert (rec.auth, rec.brand) == ("signature", "authing")
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "genauth-c")
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert "trigger" in out.stdout and "Exit status" in out.stdout
+
+
+def test_emulator_command_serves(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genauth_c", "emulator", "--port", "0",
+         "--access-key-id", AK, "--access-key-secret", SK],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for _ in range(20):  # the emulator prints a few lines at start
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready, "the emulator printed nothing within 30 s"
+            line = proc.stdout.readline()
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, "no 'listening on' line"
+        out = cli("trigger", "unknown-hook", "--host", url,
+                  env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK))
+        assert out.returncode == 1
+        assert json.loads(out.stdout)["statusCode"] == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 0
+
+
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+def test_webhooks_commands_round_trip(emulator, receiver, tmp_path):
+    env = environment(emulator)
+    secret = tmp_path / "hook-secret"
+    secret.write_text("hook-secret-1\n", encoding="utf-8")
+
+    def run(*args, expect=0):
+        out = cli("webhooks", *args, env=env)
+        assert out.returncode == expect, out.stderr
+        return json.loads(out.stdout)
+
+    created = run("create", "--name", "cli hook", "--url", receiver.url + "/cli",
+                  "--events", "user:created,user:deleted", "--events", "test",
+                  "--disabled", "--secret-file", str(secret))["data"]
+    hook_id = created["webhookId"]
+    assert created["events"] == ["user:created", "user:deleted", "test"]
+    assert created["enabled"] is False and created["contentType"] == "application/json"
+    assert emulator.get_webhook(hook_id)["secret"] == "hook-secret-1"
+    got = run("get", "--webhook-id", hook_id)["data"]
+    assert got["name"] == "cli hook"
+    updated = run("update", "--webhook-id", hook_id, "--name", "renamed", "--enabled")["data"]
+    assert (updated["name"], updated["enabled"]) == ("renamed", True)
+    listed = run("list", "--page", "1", "--limit", "50")["data"]
+    assert hook_id in [hook["webhookId"] for hook in listed["list"]]
+    assert cli("trigger", hook_id, "--body", '{"n": 1}', env=env).returncode == 0
+    logs = run("logs", "--webhook-id", hook_id, "--limit", "5")["data"]
+    assert logs["totalCount"] >= 1
+    events = run("events")["data"]
+    assert any(e["value"] == "user:created" for e in events["events"])
+    assert run("delete", "--webhook-ids", hook_id)["data"] == {"success": True}
+    assert run("get", "--webhook-id", hook_id, expect=1)["statusCode"] == 404
+
+
+def test_webhooks_usage_errors(emulator):
+    out = cli("webhooks", "create", "--name", "x", env=environment(emulator))
+    assert out.returncode == 2
+    assert "required" in out.stderr
+    out = cli("webhooks", "list", "--page", "0", env=environment(emulator))
+    assert out.returncode == 2
+    assert "positive integer" in out.stderr

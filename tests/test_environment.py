@@ -1,0 +1,107 @@
+"""ManagementClient() without keys: the credentials come from os.environ."""
+import pytest
+
+from genauth_c import ManagementClient
+from genauth_c.emulator import Emulator
+
+AK, SK = "AKID-from-the-env-7788", "SECRET-from-the-env-do-not-print"
+NAMES = {"genauth": "GENAUTH", "authing": "AUTHING"}
+
+
+@pytest.fixture
+def emulator():
+    with Emulator(AK, SK) as emu:
+        yield emu
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for prefix in NAMES.values():
+        for name in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"):
+            monkeypatch.delenv(f"{prefix}_{name}", raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("brand", ["genauth", "authing"])
+def test_keys_and_host_from_the_environment(emulator, clean_env, brand):
+    prefix = NAMES[brand]
+    clean_env.setenv(f"{prefix}_ACCESS_KEY_ID", AK)
+    clean_env.setenv(f"{prefix}_ACCESS_KEY_SECRET", SK)
+    clean_env.setenv(f"{prefix}_HOST", emulator.url)
+    with ManagementClient(brand=brand) as client:
+        assert client.host == emulator.url
+        result = client.trigger_webhook("nope")
+    # The emulator checked the key pair (a wrong one is an AuthError) and
+    # answered the call: an unknown webhook.
+    assert result["statusCode"] == 404, result
+    assert emulator.token_fetches == 1
+
+
+def test_the_other_brands_variables_are_not_read(clean_env):
+    clean_env.setenv("AUTHING_ACCESS_KEY_ID", AK)
+    clean_env.setenv("AUTHING_ACCESS_KEY_SECRET", SK)
+    with pytest.raises(TypeError) as info:
+        ManagementClient()
+    assert "GENAUTH_ACCESS_KEY_ID and GENAUTH_ACCESS_KEY_SECRET" in str(info.value)
+
+
+def test_explicit_arguments_win(emulator, clean_env):
+    clean_env.setenv("GENAUTH_ACCESS_KEY_ID", "wrong-id")
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", "wrong-secret")
+    clean_env.setenv("GENAUTH_HOST", "http://127.0.0.1:9")
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        assert client.host == emulator.url
+        assert client.trigger_webhook("nope")["statusCode"] == 404
+
+
+def test_one_key_given_the_other_from_the_environment(emulator, clean_env):
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    with ManagementClient(AK, host=emulator.url) as client:
+        assert client.trigger_webhook("nope")["statusCode"] == 404
+    clean_env.delenv("GENAUTH_ACCESS_KEY_SECRET")
+    clean_env.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+    with ManagementClient(access_key_secret=SK, host=emulator.url) as client:
+        assert client.trigger_webhook("nope")["statusCode"] == 404
+
+
+def test_os_environ_changes_are_seen(emulator, clean_env):
+    import os
+    os.environ["GENAUTH_ACCESS_KEY_ID"] = AK  # undone by monkeypatch's delenv
+    os.environ["GENAUTH_ACCESS_KEY_SECRET"] = SK
+    try:
+        with ManagementClient(host=emulator.url) as client:
+            assert client.trigger_webhook("nope")["statusCode"] == 404
+    finally:
+        del os.environ["GENAUTH_ACCESS_KEY_ID"]
+        del os.environ["GENAUTH_ACCESS_KEY_SECRET"]
+
+
+@pytest.mark.parametrize("missing, named", [
+    (("ACCESS_KEY_ID",), "no access_key_id given, and GENAUTH_ACCESS_KEY_ID is not set"),
+    (("ACCESS_KEY_SECRET",), "no access_key_secret given, and GENAUTH_ACCESS_KEY_SECRET is not set"),
+    (("ACCESS_KEY_ID", "ACCESS_KEY_SECRET"),
+     "GENAUTH_ACCESS_KEY_ID and GENAUTH_ACCESS_KEY_SECRET are not set"),
+])
+def test_missing_variables_are_named(clean_env, missing, named):
+    for name in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET"):
+        if name not in missing:
+            clean_env.setenv("GENAUTH_" + name, "x" * 16)
+    with pytest.raises(TypeError, match=named):
+        ManagementClient()
+
+
+def test_an_empty_variable_counts_as_unset(clean_env):
+    clean_env.setenv("GENAUTH_ACCESS_KEY_ID", "")
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    with pytest.raises(TypeError, match="GENAUTH_ACCESS_KEY_ID is not set"):
+        ManagementClient()
+
+
+def test_a_key_from_the_environment_is_never_printed(clean_env):
+    clean_env.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    client = ManagementClient(host="http://127.0.0.1:9")
+    text = repr(client) + str(client)
+    assert SK not in text and AK not in text
+    assert AK[-4:] in text  # the masked form: enough to tell keys apart
+    client.close()

@@ -1,0 +1,183 @@
+"""The genauth_c logger: a DEBUG line per request and per token fetch, a
+WARNING for unverified TLS, nothing secret, silent by default."""
+import logging
+import re
+import subprocess
+import sys
+
+import pytest
+
+from genauth_c import ManagementClient
+from genauth_c.emulator import Emulator, WebhookReceiver
+
+AK, SK = "AKID-logging-1234", "SECRET-logging-never-shown"
+BODY_MARK = "body-marker-never-logged"
+REQUEST_LINE = re.compile(
+    r"^POST /api/v3/trigger-webhook http=(\d+) statusCode=(\S+) apiCode=(\S+) "
+    r"requestId=(\S+) duration_ms=(\d+\.\d) retries=(\d+)$")
+
+
+@pytest.fixture
+def emulator():
+    with WebhookReceiver() as rx, Emulator(AK, SK) as emu:
+        emu.add_webhook("wh1", rx.url + "/hook")
+        yield emu
+
+
+@pytest.fixture
+def debug_log(caplog):
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    return caplog
+
+
+def lines(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "genauth_c"]
+
+
+def test_one_debug_line_per_request_and_per_token_fetch(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.trigger_webhook("wh1", request_body={"x": BODY_MARK})
+        client.trigger_webhook("missing")
+    got = lines(debug_log)
+    assert len(got) == 3, got
+    assert re.match(r"^token fetch http=200 duration_ms=\d+\.\d$", got[0]), got
+    ok, missing = REQUEST_LINE.match(got[1]), REQUEST_LINE.match(got[2])
+    assert ok and missing, got
+    assert ok.groups()[:3] == ("200", "200", "-")
+    http, status_code, api_code, request_id = missing.groups()[:4]
+    assert (http, status_code) == ("200", "404")
+    assert api_code != "-" and request_id != "-"
+    assert all(r.levelno == logging.DEBUG for r in debug_log.records)
+
+
+def test_a_retry_after_a_refused_token_is_counted(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.trigger_webhook("wh1")
+        emulator.fail_next_calls_with_401 = 1
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+    got = lines(debug_log)
+    assert REQUEST_LINE.match(got[-1]).group(6) == "1", got
+    assert sum(line.startswith("token fetch") for line in got) == 2
+
+
+def test_transport_retries_are_counted(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.trigger_webhook("wh1")
+        emulator.throttle_next_calls = 1  # a 429: sent again (max_retries=2)
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        emulator.throttle_next_calls = 1
+        assert client.trigger_webhooks([{"webhook_id": "wh1"}])[0]["statusCode"] == 200
+    got = [REQUEST_LINE.match(line) for line in lines(debug_log) if line.startswith("POST")]
+    assert [m.group(6) for m in got] == ["0", "1", "1"], lines(debug_log)
+
+
+def test_batches_log_every_call(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.trigger_webhooks([{"webhook_id": "wh1"}] * 3 + [{"webhook_id": "no"}])
+    requests = [line for line in lines(debug_log) if line.startswith("POST")]
+    assert len(requests) == 4
+    assert sorted(REQUEST_LINE.match(line).group(2) for line in requests) == [
+        "200", "200", "200", "404"]
+
+
+def test_failures_are_logged(debug_log):
+    with Emulator(AK, SK) as emu:
+        url = emu.url
+    # Nothing listens on the port any more.
+    with ManagementClient(AK, SK, host=url, timeout=5, max_retries=0) as client:
+        with pytest.raises(Exception):
+            client.trigger_webhook("wh1")
+    got = lines(debug_log)
+    assert got[0].startswith("token fetch failed=TRANSPORT http=0 duration_ms=")
+    assert got[1].startswith(
+        "POST /api/v3/trigger-webhook failed=TRANSPORT http=0 duration_ms=")
+
+
+def test_a_refused_key_pair_is_logged_without_the_answer(emulator, debug_log):
+    with ManagementClient(AK, "wrong-" + SK, host=emulator.url) as client:
+        with pytest.raises(Exception):
+            client.trigger_webhook("wh1")
+    got = lines(debug_log)
+    assert got[0].startswith("token fetch failed=AUTH http=")
+    assert all(SK not in line for line in got)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_nothing_secret_is_logged(emulator, debug_log, auth):
+    with ManagementClient(AK, SK, host=emulator.url, auth=auth) as client:
+        client.trigger_webhook("wh1", request_headers={"h": BODY_MARK},
+                               request_body={"x": BODY_MARK})
+        client.trigger_webhooks([{"webhook_id": "wh1", "request_body": {"x": BODY_MARK}}])
+    calls = [r for r in emulator.requests if r.path == "/api/v3/trigger-webhook"]
+    authorization = calls[0].header("authorization")
+    credential = authorization.split(" ", 1)[1]  # the token, or AK:signature
+    secrets = [SK, credential, credential.split(":")[-1], BODY_MARK]
+    text = "\n".join(lines(debug_log))
+    assert text.count("POST /api/v3/trigger-webhook") == 2
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_unverified_tls_warns_once_per_client(caplog):
+    caplog.set_level(logging.WARNING, logger="genauth_c")
+    a = ManagementClient(AK, SK, host="https://127.0.0.1:9", use_unverified_ssl=True)
+    b = ManagementClient(AK, SK, host="https://127.0.0.1:9")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "not verified" in warnings[0].getMessage()
+    assert "https://127.0.0.1:9" in warnings[0].getMessage()
+    a.close()
+    b.close()
+
+
+def test_silent_unless_configured():
+    script = ("from genauth_c import ManagementClient\n"
+              "ManagementClient('AKID-x', 'SK-x', host='https://127.0.0.1:9',"
+              " use_unverified_ssl=True).close()\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+
+
+def test_debug_off_logs_nothing(emulator, caplog):
+    caplog.set_level(logging.INFO, logger="genauth_c")
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.trigger_webhook("wh1")
+    assert lines(caplog) == []
+
+
+def test_a_failing_handler_does_not_fail_the_call(emulator, monkeypatch):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    class Broken(logging.Handler):
+        def emit(self, record):
+            raise RuntimeError("handler broke")
+
+        def handleError(self, record):
+            raise RuntimeError("handler broke")
+
+    logger = logging.getLogger("genauth_c")
+    handler = Broken()
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with ManagementClient(AK, SK, host=emulator.url) as client:
+            assert client.trigger_webhook("wh1")["statusCode"] == 200
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    # Reported as the logging module reports its own failures, not raised.
+    assert [str(u.exc_value) for u in reported] == ["handler broke"] * 2
+
+
+def test_every_method_logs_its_own_method_and_path(emulator, debug_log):
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        client.list_webhooks(page=1, limit=10)
+        client.get_webhook("wh1")
+        client.delete_webhook(["nope"])
+    requests = [line.split(" http=")[0] for line in lines(debug_log)
+                if not line.startswith("token")]
+    assert requests == ["GET /api/v3/list-webhooks", "GET /api/v3/get-webhook",
+                        "POST /api/v3/delete-webhook"]

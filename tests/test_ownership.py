@@ -1,0 +1,340 @@
+"""The binding owns what it uses while the caller's code runs, and never runs
+Python code with an exception set: containers changed by the caller's hooks
+in the middle of a conversion, exceptions raised by those hooks, and
+__init__ re-entered from its own argument conversion."""
+import collections.abc
+import enum
+import gc
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import AK, SK
+
+import genauth_c
+from genauth_c import ManagementClient
+
+
+# ---- payloads whose hooks change the container being converted ------------
+
+class Hook(collections.abc.Mapping):
+    """A nested Mapping: converting it calls items(), which runs `action`
+    (then collects garbage, so anything it freed is really gone)."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def items(self):
+        self.action()
+        gc.collect()
+        return []
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+
+class OwnList(collections.abc.Mapping):
+    """A Mapping whose items() hands out its own list, as a cache might."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def items(self):
+        return self.pairs
+
+    def __getitem__(self, key):
+        return dict(self.pairs)[key]
+
+    def __iter__(self):
+        return iter(dict(self.pairs))
+
+    def __len__(self):
+        return len(self.pairs)
+
+
+def fresh(text):
+    """A str object of its own (not interned, not shared): freeing the
+    container that holds it frees its memory."""
+    return "".join(list(text))
+
+
+def mapping_emptied_by_a_value():
+    # The key and value live only in the Mapping's own list, which the first
+    # value's hook empties: the key must not be read from freed memory.
+    m = OwnList([])
+    m.pairs += [(fresh("k" * 40), Hook(m.pairs.clear)), (fresh("b" * 30), fresh("x" * 50))]
+    return m, {"k" * 40: {}, "b" * 30: "x" * 50}
+
+
+def dict_rebuilt_by_a_value():
+    d = {}
+
+    def rebuild():
+        d.clear()
+        d["b"] = "new"
+        d["a"] = "again"
+        d["c"] = 3
+
+    d["a"] = Hook(rebuild)
+    d["b"] = 1
+    # As the dict was when conversion reached it; no key twice.
+    return d, {"a": {}, "b": 1}
+
+
+def list_emptied_by_an_item():
+    items = []
+    items += [Hook(items.clear), fresh("y" * 40), [fresh("z" * 40)]]
+    return {"items": items}, {"items": [{}, "y" * 40, ["z" * 40]]}
+
+
+def value_replaced_after_conversion_started():
+    inner = [fresh("p" * 40), fresh("q" * 40)]
+    outer = {}
+
+    def replace():
+        inner[:] = [0, 0, 0]
+        outer["l"] = None
+
+    outer["h"] = Hook(replace)
+    outer["l"] = inner
+    # The dict's values as they were when conversion reached it; the list's
+    # items as they were when conversion reached the list.
+    return {"o": outer}, {"o": {"h": {}, "l": [0, 0, 0]}}
+
+
+MUTATING = [mapping_emptied_by_a_value, dict_rebuilt_by_a_value,
+            list_emptied_by_an_item, value_replaced_after_conversion_started]
+
+
+def no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate key sent: {keys}"
+    return dict(pairs)
+
+
+@pytest.mark.parametrize("case", MUTATING, ids=lambda f: f.__name__)
+def test_payload_changed_by_its_own_hooks_is_sent_as_snapshotted(
+        fake, client_for, case):
+    client = client_for(fake.server.url)
+    payload, expected = case()
+    client.trigger_webhook("wh1", request_body=payload)
+    body = fake.server.requests[-1].body
+    sent = json.loads(body, object_pairs_hook=no_duplicate_keys)
+    assert sent["requestBody"] == expected
+    assert body == json.dumps({"webhookId": "wh1", "requestBody": expected},
+                              separators=(",", ":")).encode()
+
+
+def test_payload_changed_by_its_own_hooks_in_a_batch(fake, client_for):
+    client = client_for(fake.server.url)
+    cases = [case() for case in MUTATING]
+    out = client.trigger_webhooks(
+        [{"webhook_id": f"wh{i}", "request_body": p}
+         for i, (p, _) in enumerate(cases)], concurrency=1)
+    assert [r["statusCode"] for r in out] == [200] * len(cases)
+    bodies = {}
+    for req in fake.server.requests:
+        if "trigger-webhook" in req.path:
+            doc = json.loads(req.body, object_pairs_hook=no_duplicate_keys)
+            bodies[doc["webhookId"]] = doc["requestBody"]
+    assert bodies == {f"wh{i}": e for i, (_, e) in enumerate(cases)}
+
+
+@pytest.mark.skipif(os.environ.get("GENAUTH_TEST_MALLOC_DEBUG") == "1",
+                    reason="already the malloc_debug run")
+def test_payload_hooks_under_malloc_debug():
+    # Freed memory is overwritten (0xDD) and checked by the debug allocator:
+    # a use after free shows in the wire bytes, or crashes the process.
+    env = dict(os.environ, PYTHONMALLOC="malloc_debug",
+               GENAUTH_TEST_MALLOC_DEBUG="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         os.path.abspath(__file__), "-k", "snapshotted or in_a_batch or caller"],
+        cwd=os.path.dirname(os.path.abspath(__file__)), env=env,
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+# ---- the caller's exceptions come out unchanged ----------------------------
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class LoudStr(str):
+    def __repr__(self):
+        return "<a LoudStr>"
+
+
+class Boom(ValueError):
+    """A caller's error whose text looks like one of ours."""
+
+
+def raising_items():
+    class Raising(Hook):
+        def items(self):
+            try:
+                raise KeyError("the real cause")
+            except KeyError as cause:
+                raise Boom("request_body: the caller's own words") from cause
+
+    return Raising(lambda: None)
+
+
+@pytest.mark.parametrize("key", [LoudStr("k"), Color.RED, "k", 7],
+                         ids=["str subclass", "IntEnum", "str", "int"])
+def test_caller_exception_under_any_key_comes_out_unchanged(
+        fake, client_for, key):
+    client = client_for(fake.server.url)
+    with pytest.raises(Boom) as info:
+        client.trigger_webhook("wh1", request_body={"outer": {key: raising_items()}})
+    assert type(info.value) is Boom
+    assert str(info.value) == "request_body: the caller's own words"
+    assert isinstance(info.value.__cause__, KeyError)
+    assert info.value.__cause__.args == ("the real cause",)
+    with pytest.raises(Boom) as info:
+        client.trigger_webhooks([{"webhook_id": "a"},
+                                 {"webhook_id": "b",
+                                  "request_body": {key: [raising_items()]}}])
+    assert type(info.value) is Boom  # not rewritten as calls[1]...
+    assert str(info.value) == "request_body: the caller's own words"
+    assert isinstance(info.value.__cause__, KeyError)
+    assert not any("trigger-webhook" in r.path for r in fake.server.requests)
+
+
+@pytest.mark.parametrize("key, shown", [(LoudStr("k"), "['k']"),
+                                        (Color.RED, "[1]")],
+                         ids=["str subclass", "IntEnum"])
+def test_error_paths_show_keys_without_running_their_repr(
+        fake, client_for, key, shown):
+    client = client_for(fake.server.url)
+    with pytest.raises(ValueError) as info:
+        client.trigger_webhook("wh1", request_body={key: [0, float("nan")]})
+    assert str(info.value) == (f"request_body{shown}[1]: float('nan') is not "
+                               "allowed in JSON")
+    with pytest.raises(ValueError) as info:
+        client.trigger_webhook("wh1", request_body={key: {"\ud800": 1}})
+    assert str(info.value).startswith(f"request_body{shown}: key '\\ud800'")
+
+
+def test_float_and_index_hooks_are_not_consulted(fake, client_for):
+    # As json.dumps: an int or float subclass is sent by its value.
+    class Index(int):
+        def __index__(self):
+            raise Boom("__index__ was called")
+
+    class Float(float):
+        def __float__(self):
+            raise Boom("__float__ was called")
+
+    client = client_for(fake.server.url)
+    body = {"i": Index(5), "f": Float(2.5), Index(3): Float(-0.0)}
+    client.trigger_webhook("wh1", request_body=body)
+    assert fake.server.requests[-1].json()["requestBody"] == json.loads(
+        json.dumps(body))
+
+
+def test_mapping_items_must_be_pairs(fake, client_for):
+    client = client_for(fake.server.url)
+    for items in ([("a", 1), ["b", 2]], [("a", 1, 2)], ["ab"]):
+        with pytest.raises(TypeError, match=r"request_body\['x'\]: items\(\) "
+                                            r"must give \(key, value\) pairs"):
+            client.trigger_webhook("wh1", request_body={"x": OwnList(items)})
+
+
+# ---- __init__ re-entered while its arguments are converted -----------------
+
+def reentering(hook, reenter, ca_path):
+    """(keyword, value) for ManagementClient whose conversion calls
+    reenter()."""
+    if hook == "ca_bundle":
+        class Path:
+            def __fspath__(self):
+                reenter()
+                return ca_path
+
+        return "ca_bundle", Path()
+    if hook in ("use_unverified_ssl", "raise_for_status"):
+        class Flag:
+            def __bool__(self):
+                reenter()
+                return False
+
+        return hook, Flag()
+    if hook == "timeout":
+        class Seconds(int):
+            def __float__(self):
+                reenter()
+                return 5.0
+
+        return "timeout", Seconds(5)
+    raise AssertionError(hook)
+
+
+@pytest.mark.parametrize("hook", ["ca_bundle", "use_unverified_ssl",
+                                  "raise_for_status", "timeout"])
+def test_init_reentered_from_argument_conversion(fake, certificate, hook):
+    client = ManagementClient.__new__(ManagementClient)
+    ran = []
+
+    def reenter():
+        ran.append(hook)
+        client.__init__(AK, SK, host=fake.server.url)
+
+    key, value = reentering(hook, reenter, str(certificate[0]))
+    outer_host = "http://127.0.0.1:9"
+    try:
+        client.__init__(AK, SK, host=outer_host, **{key: value})
+    except RuntimeError as exc:
+        assert ran, "refused without being re-entered"
+        assert "already initialised" in str(exc)
+        # The client the inner __init__ made is the one in use, and works.
+        assert client.host == fake.server.url
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+    else:
+        # Acceptable only when the argument was read without its hook.
+        assert not ran, "the inner __init__'s client was overwritten"
+        assert client.host == outer_host
+    finally:
+        client.close()
+
+
+def test_init_hook_exceptions_come_out_unchanged(certificate):
+    class Path:
+        def __fspath__(self):
+            try:
+                raise OSError("the real cause")
+            except OSError as cause:
+                raise Boom("ca_bundle: mine") from cause
+
+    class Flag:
+        def __bool__(self):
+            raise Boom("use_unverified_ssl: mine")
+
+    with pytest.raises(Boom) as info:
+        ManagementClient(AK, SK, ca_bundle=Path())
+    assert type(info.value) is Boom and str(info.value) == "ca_bundle: mine"
+    assert isinstance(info.value.__cause__, OSError)
+    with pytest.raises(Boom, match="use_unverified_ssl: mine"):
+        ManagementClient(AK, SK, use_unverified_ssl=Flag())
+    with pytest.raises(Boom, match="use_unverified_ssl: mine"):
+        ManagementClient(AK, SK, raise_for_status=Flag())
+    # A failed __init__ leaves the object uninitialised, and usable once
+    # initialised properly.
+    client = ManagementClient.__new__(ManagementClient)
+    with pytest.raises(Boom):
+        client.__init__(AK, SK, ca_bundle=Path())
+    assert client.closed
+    client.__init__(AK, SK, ca_bundle=str(certificate[0]))
+    assert not client.closed
+    client.close()

@@ -1,0 +1,130 @@
+"""Bounded resources: the file descriptors an idle client keeps, a batch
+larger than the process may open, and a request libcurl must not send
+twice on its own."""
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from conftest import AK, SK
+from rawserver import FakeGenAuth, RawServer, Response
+from serve import spawn
+
+import genauth_c
+from genauth_c import ManagementClient
+
+# What an idle client may keep (src/core/internal.h): each multi handle (one
+# for single calls, one for batches) costs 2 fds of libcurl's own; then one
+# fd per connection. Single calls keep the connections in use and 8 idle
+# beyond them (libcurl trims as connections come back); a batch keeps 8.
+IDLE_CONNECTIONS = 8
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def mixed_server():
+    """The GenAuth endpoints in another process, so that its sockets are not
+    counted here."""
+    port, stop = spawn("mixed")
+    yield f"http://127.0.0.1:{port}"
+    stop()
+
+
+def burst(client, threads):
+    barrier = threading.Barrier(threads)
+    results = []
+
+    def work():
+        barrier.wait(timeout=30)
+        results.append(client.trigger_webhook("wh1")["statusCode"])
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in pool)
+    assert results == [200] * threads
+
+
+def test_idle_client_fds_after_bursts_and_a_batch(mixed_server):
+    before = open_fds()
+    client = ManagementClient(AK, SK, host=mixed_server, timeout=10)
+    for _ in range(3):
+        burst(client, 50)
+        # One fd per connection (not three), and bursts do not pile up.
+        assert open_fds() - before <= 2 + 50
+    for _ in range(50):
+        client.trigger_webhook("wh1")
+    # Each call gave back closes one connection beyond the 8 idle kept.
+    after_calls = open_fds() - before
+    assert after_calls <= 2 + IDLE_CONNECTIONS + 1, after_calls
+    results = client.trigger_webhooks(
+        [{"webhook_id": "wh1"}] * 100, concurrency=100)
+    assert [r["statusCode"] for r in results] == [200] * 100
+    after_batch = open_fds() - before - after_calls
+    assert after_batch <= 2 + IDLE_CONNECTIONS, after_batch
+    client.close()
+    assert open_fds() - before == 0
+
+
+CHILD = textwrap.dedent("""
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    from genauth_c import ManagementClient
+    with ManagementClient("AK", "SK", host=sys.argv[1], timeout=30) as c:
+        results = c.trigger_webhooks([{"webhook_id": "wh1"}] * 400,
+                                     concurrency=400)
+    bad = [r for r in results if not isinstance(r, dict)
+           or r["statusCode"] != 200]
+    print(len(results), len(bad), repr(bad[:3]))
+    with open("/dev/null") as f:  # the process can still open files
+        pass
+""")
+
+
+def test_batch_larger_than_the_fd_limit_completes(mixed_server):
+    """400 in flight asked for under a limit of 256 open files: fewer run
+    at once, every call completes."""
+    out = subprocess.run([sys.executable, "-c", CHILD, mixed_server],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(None, 2)[:2] == ["400", "0"], out.stdout
+
+
+@pytest.mark.parametrize("drop", ["close", "reset"])
+def test_post_lost_on_a_reused_connection_is_not_sent_again(fake,
+                                                            client_for, drop):
+    """The server reads the second trigger request on the kept-alive
+    connection, then drops the connection without answering. libcurl would
+    send the request again on a new connection (a second delivery); the call
+    fails instead, and the webhook was triggered once."""
+    deliveries = []
+    lock = threading.Lock()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            with lock:
+                deliveries.append(req)
+                n = len(deliveries)
+            if n == 2:
+                return (Response(close=True) if drop == "close"
+                        else Response(raw=b"", reset=True))
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert "not sent again" in str(info.value)
+    assert len(deliveries) == 2  # the lost one reached the server once
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    assert len(deliveries) == 3

@@ -1,0 +1,189 @@
+"""Ctrl-C reaches a call waiting on the main thread; calls waiting in other
+threads never take the GIL; the module works in a subinterpreter."""
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from conftest import AK, SK
+from rawserver import RawServer, Response
+
+import genauth_c
+from genauth_c import ManagementClient
+
+ENVELOPE = {"statusCode": 200, "message": "ok", "data": {"response": {}}}
+
+
+# The call ends with KeyboardInterrupt set; the logging after it must not run
+# Python code with that exception pending (it did: an unraisable SystemError).
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_raise_signal_from_another_thread_interrupts_the_main_thread(
+        client_for):
+    with RawServer(lambda req: Response.json(ENVELOPE, delay=30)) as server:
+        client = client_for(server.url, auth="signature", timeout=60)
+        timer = threading.Timer(0.3, signal.raise_signal, (signal.SIGINT,))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                client.trigger_webhook("wh1")
+            timer.cancel()
+            with pytest.raises(KeyboardInterrupt):
+                timer = threading.Timer(0.3, os.kill,
+                                        (os.getpid(), signal.SIGINT))
+                timer.start()
+                client.trigger_webhooks([{"webhook_id": "a"},
+                                         {"webhook_id": "b"}])
+        finally:
+            timer.cancel()
+            timer.join(timeout=5)
+
+
+def test_a_signal_handler_runs_during_the_call_and_may_let_it_continue(
+        client_for):
+    # A handler that does not raise: the call goes on and succeeds.
+    seen = []
+    previous = signal.signal(signal.SIGUSR1, lambda *a: seen.append(a[0]))
+    try:
+        with RawServer(lambda req: Response.json(ENVELOPE, delay=1.0)) as server:
+            client = client_for(server.url, auth="signature", timeout=30)
+            timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1))
+            timer.start()
+            assert client.trigger_webhook("wh1")["statusCode"] == 200
+            timer.join(timeout=5)
+        assert seen == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+# A server in a process of its own (it must answer while this process's
+# GIL is held by a spinning thread): it waits for `n` requests, prints
+# "ready", answers them all `delay` seconds later, and exits.
+SERVER = textwrap.dedent("""
+    import socket, sys, time, json
+    n, delay = int(sys.argv[1]), float(sys.argv[2])
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    print(s.getsockname()[1], flush=True)
+    conns = []
+    while len(conns) < n:
+        c, _ = s.accept()
+        buf = b""
+        while b"\\r\\n\\r\\n" not in buf:
+            buf += c.recv(65536)
+        head, _, body = buf.partition(b"\\r\\n\\r\\n")
+        length = [int(l.split(b":")[1]) for l in head.split(b"\\r\\n")
+                  if l.lower().startswith(b"content-length:")][0]
+        while len(body) < length:
+            body += c.recv(65536)
+        conns.append(c)
+    print("ready", flush=True)
+    time.sleep(delay)
+    answer = json.dumps(%r).encode()
+    for c in conns:
+        c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
+                  b"Content-Length: %%d\\r\\n\\r\\n%%s" %% (len(answer), answer))
+    time.sleep(5)
+""" % (ENVELOPE,))
+
+
+def read_line(proc, timeout):
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "the server process said nothing"
+    return proc.stdout.readline().strip()
+
+
+def test_waiting_worker_threads_never_take_the_gil():
+    # Four threads wait on the network while this thread holds the GIL and
+    # never gives it up (a pure-Python spin, with a switch interval longer
+    # than the spin). A waiting call that took the GIL to look for signals
+    # would be stuck behind the spin until after its own timeout; one that
+    # does not finishes its transfer meanwhile and returns the envelope.
+    workers, timeout = 4, 5.0
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(workers), "0.5"],
+                            stdout=subprocess.PIPE, text=True)
+    results = [None] * workers
+    threads = []
+    interval = sys.getswitchinterval()
+    try:
+        port = int(read_line(proc, 30))
+        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
+                                  auth="signature", timeout=timeout)
+
+        def work(i):
+            try:
+                results[i] = client.trigger_webhook(f"wh{i}")
+            except Exception as exc:  # noqa: BLE001 - compared below
+                results[i] = exc
+
+        threads = [threading.Thread(target=work, args=(i,))
+                   for i in range(workers)]
+        for t in threads:
+            t.start()
+        assert read_line(proc, 30) == "ready"  # every call is waiting
+        sys.setswitchinterval(100.0)
+        end = time.monotonic() + timeout + 1.0
+        while time.monotonic() < end:
+            pass
+        sys.setswitchinterval(interval)
+        for t in threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)
+        assert results == [ENVELOPE] * workers
+        client.close()
+    finally:
+        sys.setswitchinterval(interval)
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def subinterpreters():
+    for name in ("_interpreters", "_xxsubinterpreters"):
+        try:
+            return __import__(name)
+        except ImportError:
+            pass
+    return None
+
+
+@pytest.mark.skipif(subinterpreters() is None,
+                    reason="no subinterpreter module in this Python")
+def test_works_in_a_subinterpreter(fake, tmp_path):
+    interp = subinterpreters()
+    out = tmp_path / "out.json"
+    code = textwrap.dedent(f"""
+        import json
+        import genauth_c
+        with genauth_c.ManagementClient({AK!r}, {SK!r}, host={fake.server.url!r},
+                                        timeout=10) as client:
+            one = client.trigger_webhook("wh1", request_body={{"n": 1}})
+            many = client.trigger_webhooks([{{"webhook_id": "a"}}, {{"webhook_id": "b"}}])
+        try:
+            genauth_c.ManagementClient("AK", "SK", timeout=1e16)
+        except ValueError as exc:
+            refused = str(exc)
+        else:
+            refused = None
+        with open({str(out)!r}, "w") as f:
+            json.dump([one, many, refused], f)
+    """)
+    iid = interp.create()
+    try:
+        interp.run_string(iid, code)
+    finally:
+        interp.destroy(iid)
+    one, many, refused = json.loads(out.read_text())
+    assert one["statusCode"] == 200
+    assert [r["statusCode"] for r in many] == [200, 200]
+    assert refused.startswith("timeout:")
+    # And the module still works here after the subinterpreter is gone.
+    with ManagementClient(AK, SK, host=fake.server.url) as client:
+        assert client.trigger_webhook("wh1")["statusCode"] == 200

@@ -1,0 +1,108 @@
+"""`make wheel`: a manylinux wheel that carries libcurl and cJSON, installed
+into a fresh virtual environment (not the one the tests run in), loading the
+libraries it carries, running the demo and verifying TLS on a machine laid
+out as another distribution."""
+import glob
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from packaging_env import ROOT, make_env, not_under_sanitizer
+
+pytestmark = [pytest.mark.slow, not_under_sanitizer]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("make wheel builds with the tests' virtual environment; "
+                    "run from one (make test does)")
+    out = tmp_path_factory.mktemp("wheelhouse")
+    r = subprocess.run(
+        ["make", "-C", ROOT, "wheel", f"VENV={sys.prefix}",
+         f"WHEEL_DIR={out}"],
+        env=make_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wheels = glob.glob(str(out / "*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def wheel_python(wheel, tmp_path_factory):
+    """The python of a fresh venv holding only the repaired wheel."""
+    venv = tmp_path_factory.mktemp("wheel-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+                   timeout=300)
+    py = str(venv / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-index",
+                    "--no-deps", "--disable-pip-version-check", wheel],
+                   check=True, timeout=300)
+    return py
+
+
+def test_wheel_is_manylinux_and_carries_its_libraries(wheel):
+    name = os.path.basename(wheel)
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    assert re.fullmatch(
+        rf"genauth_c-[0-9.]+-{tag}-{tag}-manylinux_2_\d+_x86_64\.whl", name), name
+    files = zipfile.ZipFile(wheel).namelist()
+    libs = [f for f in files if f.startswith("genauth_c.libs/")]
+    for lib in ("libcurl", "libcjson", "libssl", "libcrypto"):
+        assert any(os.path.basename(f).startswith(lib + "-") for f in libs), libs
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files), files
+    assert "genauth_c/__init__.pyi" in files and "genauth_c/py.typed" in files
+    metadata = next(f for f in files if f.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "License-Expression: MIT" in text
+
+
+def test_extension_loads_the_bundled_libcurl(wheel_python, tmp_path):
+    ext = subprocess.run(
+        [wheel_python, "-c", "import genauth_c._core as m; print(m.__file__)"],
+        cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+    assert "site-packages" in ext, ext
+    ldd = subprocess.run(["ldd", ext], check=True, capture_output=True,
+                         text=True).stdout
+    resolved = {}
+    for line in ldd.splitlines():
+        m = re.match(r"\s*(\S+) => (\S+)", line)
+        if m:
+            resolved[m.group(1)] = m.group(2)
+    for lib in ("libcurl", "libcjson"):
+        paths = [p for n, p in resolved.items() if n.startswith(lib + "-")]
+        assert paths and all("/genauth_c.libs/" in p for p in paths), ldd
+    assert not any(n.startswith("libcurl.so") for n in resolved), ldd
+
+
+def test_demo_runs_from_the_wheel(wheel_python, tmp_path):
+    r = subprocess.run([wheel_python, "-m", "genauth_c.demo"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"statusCode": 200' in r.stdout, r.stdout
+    assert "=== webhook receiver got request #1 ===" in r.stdout, r.stdout
+
+
+def test_wheel_verifies_tls_where_debian_keeps_no_store(
+        wheel_python, tls_fake, certificate, tmp_path):
+    from test_castore import call_elsewhere, needs_namespace
+    if needs_namespace.args[0]:
+        pytest.skip(needs_namespace.kwargs["reason"])
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         etc_ssl={"ca-bundle.pem": certificate[0]},
+                         python=wheel_python)
+    assert out == {"statusCode": 200}
+    out = call_elsewhere(tmp_path, tls_fake.server.url, python=wheel_python)
+    assert "ca_bundle" in out.get("error", ""), out
+
+
+def test_build_has_no_setuptools_deprecation(tmp_path):
+    r = subprocess.run([sys.executable, "setup.py", "--name"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "genauth_c"
+    assert "Deprecat" not in r.stdout + r.stderr, r.stderr
