@@ -205,7 +205,9 @@ numbers = st.integers(-SAFE, SAFE) | st.sampled_from(
     [SAFE, -SAFE, 0, 10**15]) | st.floats(
         allow_nan=False, allow_infinity=False) | st.sampled_from(
     [-0.0, 1.0, 1e21, 1e20, 1e-7, 1e-6, 5e-324, 1.7976931348623157e308,
-     0.1, 123e-20, 2.0**53, 1e16])
+     0.1, 123e-20, 2.0**53, 1e16,
+     # Powers of two whose shortest form is not the nearest 16 digits.
+     2.0**-24, 2.0**-1017, 2.0**-791, -2.0**-24])
 scalars = st.none() | st.booleans() | numbers | text
 values = st.recursive(
     scalars,
