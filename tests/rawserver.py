@@ -8,6 +8,7 @@ alive; `connections` counts accepted sockets.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 import ssl
@@ -301,6 +302,21 @@ class FakeGenAuth:
         if self.response is not None:
             return self.response
         return Response.json(self.envelope)
+
+
+def announce_and_hold(handler: Callable[[Request], Response],
+                      arrived: threading.Event,
+                      delay: float = 60.0) -> Callable[[Request], Response]:
+    """Wraps a handler: a trigger-webhook request sets `arrived` and its
+    answer is held `delay` seconds (a call in flight, for as long as a test
+    needs one)."""
+    def held(req: Request) -> Response:
+        resp = handler(req)
+        if "trigger-webhook" in req.path:
+            arrived.set()
+            resp = dataclasses.replace(resp, delay=delay)
+        return resp
+    return held
 
 
 class AllInFlight:

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import SLACK, sigint_when
-from rawserver import AllInFlight, Response
+from rawserver import AllInFlight, Response, announce_and_hold
 
 import genauth_c
 
@@ -26,6 +26,8 @@ def echo_handler(fake):
                                      status=401)
             if body["webhookId"] == "boom":
                 return Response(status=502, body=b"<html>bad gateway</html>")
+            if body["webhookId"] == "hang":
+                return Response(delay=60)
             return Response.json({"statusCode": 200, "message": "ok",
                                   "data": {"response": body}},
                                  delay=0.05 if body["webhookId"] == "slow" else 0)
@@ -57,27 +59,15 @@ def test_a_failure_keeps_the_others(fake, client_for):
     assert [r["statusCode"] for i, r in enumerate(results) if i != 2] == [200] * 4
 
 
-def test_batch_runs_concurrently(fake, client_for):
-    """The server answers only once all 16 requests are open at once."""
+@pytest.mark.parametrize("count,concurrency", [(16, 16), (20, 4)])
+def test_batch_runs_concurrently_up_to_its_limit(fake, client_for, count,
+                                                 concurrency):
+    """The server answers only once `concurrency` requests are open at once
+    (proof they were in flight together), and never sees more."""
     fake.server.handler = echo_handler(fake)
     client = client_for(fake.server.url)
     client.trigger_webhook("warm")
-    gate = AllInFlight(fake.server.handler, 16,
-                       matches=lambda req: "trigger-webhook" in req.path)
-    fake.server.handler = gate
-    results = client.trigger_webhooks([{"webhook_id": "slow"}] * 16,
-                                      concurrency=16)
-    assert not gate.broken
-    assert all(r["statusCode"] == 200 for r in results)
-
-
-def test_batch_concurrency_is_a_limit(fake, client_for):
-    """concurrency=4: the server never sees more than 4 open at once."""
-    fake.server.handler = echo_handler(fake)
-    client = client_for(fake.server.url)
-    client.trigger_webhook("warm")
-    # All 4 in flight at once is proven too: only then are they answered.
-    gate = AllInFlight(fake.server.handler, 4,
+    gate = AllInFlight(fake.server.handler, concurrency,
                        matches=lambda req: "trigger-webhook" in req.path)
     lock = threading.Lock()
     open_now, most = [0], [0]
@@ -93,10 +83,10 @@ def test_batch_concurrency_is_a_limit(fake, client_for):
                 open_now[0] -= 1
 
     fake.server.handler = counting
-    results = client.trigger_webhooks(calls(20), concurrency=4)
+    results = client.trigger_webhooks(calls(count), concurrency=concurrency)
     assert not gate.broken
-    assert [r["statusCode"] for r in results] == [200] * 20
-    assert most[0] == 4
+    assert [r["statusCode"] for r in results] == [200] * count
+    assert most[0] == concurrency
 
 
 def test_batch_retries_a_refused_token(fake, client_for):
@@ -132,14 +122,6 @@ def test_batch_each_call_bounded_by_timeout(fake, client_for):
     fake.server.handler = echo_handler(fake)
     client = client_for(fake.server.url, timeout=2.0)
     client.trigger_webhook("warm")
-    orig = fake.server.handler
-
-    def handler(req):
-        if b'"hang"' in req.body:
-            return Response(delay=30)
-        return orig(req)
-
-    fake.server.handler = handler
     start = time.monotonic()
     results = client.trigger_webhooks([{"webhook_id": "hang"}, {"webhook_id": "ok"}])
     assert time.monotonic() - start < 2.0 + SLACK
@@ -158,14 +140,7 @@ def test_ctrl_c_interrupts_a_batch(fake, client_for):
     client = client_for(fake.server.url)
     client.trigger_webhook("warm")
     arrived = threading.Event()
-
-    def handler(req):
-        if "trigger-webhook" in req.path:
-            arrived.set()
-            return Response.json(fake.envelope, delay=60)
-        return fake(req)
-
-    fake.server.handler = handler
+    fake.server.handler = announce_and_hold(fake, arrived)
     thread, sent = sigint_when(arrived)
     with pytest.raises(KeyboardInterrupt):
         client.trigger_webhooks(calls(8))
@@ -184,14 +159,6 @@ def test_a_queued_call_gets_its_full_timeout_from_when_it_starts(
     fake.server.handler = echo_handler(fake)
     client = client_for(fake.server.url, timeout=2.0)
     client.trigger_webhook("warm")
-    inner = fake.server.handler
-
-    def handler(req):
-        if b'"hang"' in req.body:
-            return Response(delay=60)
-        return inner(req)
-
-    fake.server.handler = handler
     results = client.trigger_webhooks(
         [{"webhook_id": "hang"}, {"webhook_id": "queued"}], concurrency=1)
     assert isinstance(results[0], genauth_c.TimeoutError)

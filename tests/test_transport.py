@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import AK, SK, SLACK, free_port, sigint_when, wait_child
-from rawserver import FakeGenAuth, RawServer, Response
+from rawserver import FakeGenAuth, RawServer, Response, announce_and_hold
 
 import genauth_c
 from genauth_c import ManagementClient
@@ -155,14 +155,7 @@ def test_ctrl_c_interrupts_a_call_and_the_client_survives(fake, client_for):
     client = client_for(fake.server.url)
     client.trigger_webhook("wh1")
     arrived = threading.Event()
-
-    def handler(req):
-        if "trigger-webhook" in req.path:
-            arrived.set()
-            return Response.json(fake.envelope, delay=60)
-        return fake(req)
-
-    fake.server.handler = handler
+    fake.server.handler = announce_and_hold(fake, arrived)
     thread, sent = sigint_when(arrived)
     with pytest.raises(KeyboardInterrupt):
         client.trigger_webhook("wh1")
