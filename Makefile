@@ -24,9 +24,9 @@ TEST_DEB := valgrind clang libclang-rt-dev openssl locales
 # without declaring it.
 BUILD_PYPI := setuptools>=77
 PY_TEST_TOOLS := pytest mypy hypothesis atheris genauth==5.1.0 websockets \
-	"dask[distributed]" nbclient ipykernel
+	"dask[distributed]" uvloop nbclient ipykernel
 PY_TEST_IMPORTS := pytest, mypy, hypothesis, atheris, genauth, websockets, \
-	dask.distributed, nbclient, ipykernel
+	dask.distributed, uvloop, nbclient, ipykernel
 
 CFLAGS_WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-missing-field-initializers

@@ -34,6 +34,7 @@ from genauth_c._core import (
 
 __all__ = [
     "APIError",
+    "AsyncManagementClient",
     "AuthError",
     "ClientClosedError",
     "DecodeError",
@@ -56,6 +57,7 @@ __all__ = [
 # genauth_c stays cheap: genauth_c._types imports typing.
 _LAZY = {name: "genauth_c._types" for name in (
     "TriggerWebhookCall", "ContentType", "RetryConfig", "WebhookDto", "WebhookLogDto")}
+_LAZY["AsyncManagementClient"] = "genauth_c._aio"  # it imports asyncio
 
 
 def __getattr__(name):

@@ -151,3 +151,91 @@ class ManagementClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]: ...
+
+class AsyncManagementClient:
+    def __init__(
+        self,
+        access_key_id: str,
+        access_key_secret: str,
+        host: str | None = None,
+        timeout: float = 10.0,
+        lang: str | None = None,
+        use_unverified_ssl: bool = False,
+        websocket_host: str | None = None,
+        websocket_endpoint: str | None = None,
+        *,
+        tenant_id: str | None = None,
+        brand: Literal["genauth", "authing"] = "genauth",
+        ca_bundle: str | os.PathLike[str] | None = None,
+        raise_for_status: bool = False,
+        max_response_bytes: int = 16777216,
+        auth: Literal["token", "signature"] = "token",
+    ) -> None: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def access_key_id(self) -> str: ...
+    @property
+    def lang(self) -> str | None: ...
+    @property
+    def use_unverified_ssl(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def token_fetches(self) -> int: ...
+    async def create_webhook(
+        self,
+        content_type: ContentType | str,
+        events: list[str] | tuple[str, ...],
+        url: str,
+        name: str,
+        enabled: bool | None = None,
+        secret: str | None = None,
+        *,
+        retry_config: RetryConfig | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    async def list_webhooks(
+        self, page: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]: ...
+    async def get_webhook(self, webhook_id: str) -> dict[str, Any]: ...
+    async def update_webhook(
+        self,
+        webhook_id: str,
+        name: str | None = None,
+        url: str | None = None,
+        events: list[str] | tuple[str, ...] | None = None,
+        content_type: ContentType | str | None = None,
+        enabled: bool | None = None,
+        secret: str | None = None,
+        *,
+        retry_config: RetryConfig | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    async def delete_webhook(
+        self, webhook_ids: list[str] | tuple[str, ...]
+    ) -> dict[str, Any]: ...
+    async def get_webhook_logs(
+        self, webhook_id: str, page: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]: ...
+    async def get_webhook_event_list(self) -> dict[str, Any]: ...
+    async def trigger_webhook(
+        self,
+        webhook_id: str,
+        request_headers: Mapping[str, Any] | None = None,
+        request_body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    async def trigger_webhooks(
+        self,
+        calls: Iterable[TriggerWebhookCall],
+        *,
+        concurrency: int = 16,
+    ) -> list[dict[str, Any] | GenAuthError]: ...
+    async def aclose(self) -> None: ...
+    async def __aenter__(self) -> AsyncManagementClient: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]: ...

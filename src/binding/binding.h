@@ -11,6 +11,8 @@
 
 typedef struct {
     PyTypeObject *client_type;
+    PyTypeObject *async_engine_type; /* async_client.c */
+    PyTypeObject *async_call_type;
     PyObject *GenAuthError;
     PyObject *TransportError;
     PyObject *TimeoutError;
@@ -137,5 +139,34 @@ PyObject *genauth_client_reduce(PyObject *self, PyObject *ignored);
 /* methods.c: ManagementClient's methods (the API methods, batches, close
  * and the context manager). */
 extern PyMethodDef genauth_client_methods[];
+/* methods.c, for AsyncManagementClient (async_client.c): the same table,
+ * parser and envelope-to-result conversion as ManagementClient's methods.
+ *
+ * A call's parameter object for API method `op` from a vectorcall's
+ * arguments (qualname prefixed "Async" in TypeErrors when `async_client`;
+ * `sign`: genauth_client_signs_payloads of the client). New object
+ * (cJSON_Delete), or NULL with an exception set. */
+cJSON *genauth_method_params(genauth_op op, int async_client, int sign,
+                             PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+/* trigger_webhooks' arguments: *concurrency, and in *params (PyMem_Free;
+ * cJSON_Delete each of the *count) each call's parameter object, every call
+ * checked before any is sent. 0, or -1 with an exception set. */
+int genauth_batch_params(int async_client, int sign, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames,
+                         cJSON ***params, Py_ssize_t *count,
+                         long long *concurrency);
+/* The one place an envelope becomes a result: the dict, or an exception
+ * object (APIError with raise_for_status and statusCode != 200,
+ * DecodeError). New reference, or NULL with an exception set. */
+PyObject *genauth_envelope_result(genauth_module_state *st,
+                                  const genauth_envelope *env,
+                                  int raise_for_status);
+/* The API methods as a tuple of (name, op) pairs, for _aio.py. New
+ * reference. */
+PyObject *genauth_api_method_ops(void);
+
+/* async_client.c */
+int genauth_async_types_add(PyObject *module, genauth_module_state *st);
 
 #endif

@@ -9,7 +9,10 @@
 
 typedef struct {
     genauth_op op;
+    const char *name;
     genauth_signature_spec sig;
+    /* The same with AsyncManagementClient's qualname, for its TypeErrors. */
+    genauth_signature_spec async_sig;
 } api_method;
 
 #define ID(py, js) {py, js, GENAUTH_ARG_ID, 1}
@@ -66,7 +69,8 @@ static const genauth_param batch_params[] = {
 };
 
 #define METHOD(op, name, params, npos)                                      \
-    {op, {"ManagementClient." name, params, COUNT(params), npos}}
+    {op, name, {"ManagementClient." name, params, COUNT(params), npos},     \
+     {"AsyncManagementClient." name, params, COUNT(params), npos}}
 
 static const api_method api_methods[GENAUTH_OP_COUNT] = {
     [GENAUTH_OP_CREATE_WEBHOOK] =
@@ -82,8 +86,9 @@ static const api_method api_methods[GENAUTH_OP_COUNT] = {
     [GENAUTH_OP_GET_WEBHOOK_LOGS] = METHOD(GENAUTH_OP_GET_WEBHOOK_LOGS,
                                            "get_webhook_logs", logs_params, 3),
     [GENAUTH_OP_GET_WEBHOOK_EVENT_LIST] =
-        {GENAUTH_OP_GET_WEBHOOK_EVENT_LIST,
-         {"ManagementClient.get_webhook_event_list", NULL, 0, 0}},
+        {GENAUTH_OP_GET_WEBHOOK_EVENT_LIST, "get_webhook_event_list",
+         {"ManagementClient.get_webhook_event_list", NULL, 0, 0},
+         {"AsyncManagementClient.get_webhook_event_list", NULL, 0, 0}},
     [GENAUTH_OP_TRIGGER_WEBHOOK] = METHOD(GENAUTH_OP_TRIGGER_WEBHOOK,
                                           "trigger_webhook", trigger_params,
                                           3),
@@ -91,6 +96,24 @@ static const api_method api_methods[GENAUTH_OP_COUNT] = {
 
 static const genauth_signature_spec batch_sig = {
     "ManagementClient.trigger_webhooks", batch_params, COUNT(batch_params), 1};
+static const genauth_signature_spec async_batch_sig = {
+    "AsyncManagementClient.trigger_webhooks", batch_params,
+    COUNT(batch_params), 1};
+
+PyObject *
+genauth_api_method_ops(void)
+{
+    PyObject *ops = PyTuple_New(GENAUTH_OP_COUNT);
+    for (Py_ssize_t i = 0; ops && i < GENAUTH_OP_COUNT; i++) {
+        PyObject *row = Py_BuildValue("(si)", api_methods[i].name,
+                                      (int)api_methods[i].op);
+        if (!row)
+            Py_CLEAR(ops);
+        else
+            PyTuple_SET_ITEM(ops, i, row);
+    }
+    return ops;
+}
 
 /* ---- shared pieces ------------------------------------------------------- */
 
@@ -127,14 +150,12 @@ take_exception(void)
     return v;
 }
 
-/* The one place an envelope becomes a result: the dict, or an exception
- * object (APIError with raise_for_status and statusCode != 200, DecodeError
- * for what Python cannot take: invalid UTF-8, an integer longer than
- * sys.get_int_max_str_digits()). New reference, or NULL with an exception
- * set. */
-static PyObject *
-envelope_result(genauth_module_state *st, const genauth_envelope *env,
-                int raise_for_status)
+/* The one place an envelope becomes a result (binding.h). DecodeError for
+ * what Python cannot take: invalid UTF-8, an integer longer than
+ * sys.get_int_max_str_digits(). */
+PyObject *
+genauth_envelope_result(genauth_module_state *st, const genauth_envelope *env,
+                        int raise_for_status)
 {
     PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env));
     if (!dict) {
@@ -273,7 +294,7 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
         genauth_raise(st, &err);
         goto done;
     }
-    result = envelope_result(st, &env, raise_for_status);
+    result = genauth_envelope_result(st, &env, raise_for_status);
     if (result && !PyDict_Check(result)) {
         PyErr_SetObject((PyObject *)Py_TYPE(result), result);
         Py_CLEAR(result);
@@ -282,6 +303,20 @@ done:
     genauth_envelope_clear(&env);
     genauth_error_clear(&err);
     return result;
+}
+
+cJSON *
+genauth_method_params(genauth_op op, int async_client, int sign,
+                      PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames)
+{
+    const api_method *m = &api_methods[op];
+    PyObject *values[MAX_PARAMS];
+
+    if (genauth_parse_args(async_client ? &m->async_sig : &m->sig, args,
+                           nargs, kwnames, values) < 0)
+        return NULL;
+    return build_params(&m->sig, values, -1, sign);
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -332,6 +367,8 @@ batch_call_values(PyObject *call, Py_ssize_t index,
         if (slot < 0) {
             PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
                          index, key);
+            for (Py_ssize_t k = 0; k < sig->nparams; k++)
+                held[k] = NULL; /* borrowed so far: nothing to release */
             return -1;
         }
         held[slot] = value;
@@ -352,6 +389,77 @@ batch_call_values(PyObject *call, Py_ssize_t index,
     return 0;
 }
 
+int
+genauth_batch_params(int async_client, int sign, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames, cJSON ***params_out,
+                     Py_ssize_t *count, long long *concurrency)
+{
+    const genauth_signature_spec *sig =
+        &api_methods[GENAUTH_OP_TRIGGER_WEBHOOK].sig;
+    const Py_ssize_t width = sig->nparams;
+    PyObject *values[2], *seq = NULL, **held = NULL;
+    cJSON **params = NULL;
+    Py_ssize_t n = 0, converted = 0;
+    int rc = -1;
+
+    *params_out = NULL;
+    *count = 0;
+    *concurrency = 16;
+    if (genauth_parse_args(async_client ? &async_batch_sig : &batch_sig, args,
+                           nargs, kwnames, values) < 0)
+        return -1;
+    PyObject *calls = values[0];
+    if (values[1] && concurrency_arg(values[1], concurrency) < 0)
+        return -1;
+    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
+        PyDict_Check(calls)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calls: expected an iterable of dicts, got %.100s",
+                     Py_TYPE(calls)->tp_name);
+        return -1;
+    }
+    /* A tuple of our own: converting a payload may run the caller's code,
+     * which could otherwise change the list under us. */
+    seq = PySequence_Tuple(calls);
+    if (!seq) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "calls: expected an iterable of dicts, got %.100s",
+                         Py_TYPE(calls)->tp_name);
+        }
+        return -1;
+    }
+    n = PyTuple_GET_SIZE(seq);
+    params = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*params));
+    held = PyMem_Calloc((size_t)width, sizeof(*held));
+    if (!params || !held) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig, held) < 0)
+            goto done;
+        params[i] = build_params(sig, held, i, sign);
+        for (Py_ssize_t j = 0; j < width; j++)
+            Py_CLEAR(held[j]);
+        if (!params[i])
+            goto done;
+        converted = i + 1;
+    }
+    rc = 0;
+    *params_out = params;
+    *count = n;
+    params = NULL;
+done:
+    for (Py_ssize_t i = 0; params && i < converted; i++)
+        cJSON_Delete(params[i]);
+    PyMem_Free(params);
+    PyMem_Free(held);
+    Py_DECREF(seq);
+    return rc;
+}
+
 PyDoc_STRVAR(trigger_webhooks_doc,
 "trigger_webhooks($self, calls, *, concurrency=16)\n"
 "--\n\n"
@@ -369,64 +477,32 @@ static PyObject *
 Client_trigger_webhooks(PyObject *self, PyObject *const *args,
                         Py_ssize_t nargs, PyObject *kwnames)
 {
-    const genauth_signature_spec *sig =
-        &api_methods[GENAUTH_OP_TRIGGER_WEBHOOK].sig;
-    const Py_ssize_t width = sig->nparams;
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
-    PyObject *values[2], *seq = NULL, *result = NULL, **held = NULL;
+    PyObject *result = NULL;
     genauth_batch_item *items = NULL;
-    Py_ssize_t n = 0, converted = 0;
-    long long concurrency = 16;
+    cJSON **params = NULL;
+    Py_ssize_t n = 0;
+    long long concurrency;
     int raise_for_status = 0;
     genauth_error err;
     genauth_status status;
 
     genauth_error_init(&err);
-    if (!st || genauth_parse_args(&batch_sig, args, nargs, kwnames, values) < 0)
-        return NULL;
-    PyObject *calls = values[0];
-    if (values[1] && concurrency_arg(values[1], &concurrency) < 0)
+    if (!st || genauth_batch_params(0, genauth_client_signs_payloads(self),
+                                    args, nargs, kwnames, &params, &n,
+                                    &concurrency) < 0)
         return NULL;
     genauth_client *client = live_client(self, st, &raise_for_status);
     if (!client)
-        return NULL;
-    if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
-        PyDict_Check(calls)) {
-        PyErr_Format(PyExc_TypeError,
-                     "calls: expected an iterable of dicts, got %.100s",
-                     Py_TYPE(calls)->tp_name);
-        return NULL;
-    }
-    /* A tuple of our own: converting a payload may run the caller's code,
-     * which could otherwise change the list under us. */
-    seq = PySequence_Tuple(calls);
-    if (!seq) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "calls: expected an iterable of dicts, got %.100s",
-                         Py_TYPE(calls)->tp_name);
-        }
-        return NULL;
-    }
-    n = PyTuple_GET_SIZE(seq);
+        goto done;
     items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
-    held = PyMem_Calloc(n ? (size_t)(width * n) : 1, sizeof(*held));
-    if (!items || !held) {
+    if (!items) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig,
-                              &held[width * i]) < 0)
-            goto done;
-        cJSON *params = build_params(sig, &held[width * i], i,
-                                     genauth_client_signs_payloads(self));
-        if (!params)
-            goto done;
         items[i].req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
-        items[i].req.params = params;
-        converted = i + 1;
+        items[i].req.params = params[i];
     }
 
     GENAUTH_BEGIN_WAIT(st)
@@ -453,7 +529,7 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
                             &items[i].resp, items[i].err);
         PyObject *outcome =
             items[i].status == GENAUTH_OK
-                ? envelope_result(st, &items[i].resp, raise_for_status)
+                ? genauth_envelope_result(st, &items[i].resp, raise_for_status)
                 : genauth_exception_new(st, items[i].err);
         if (!outcome) {
             Py_CLEAR(result);
@@ -465,16 +541,13 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         PyGC_Enable();
 done:
     for (Py_ssize_t i = 0; items && i < n; i++) {
-        if (i < converted)
-            cJSON_Delete((cJSON *)items[i].req.params);
         genauth_batch_item_clear(&items[i]);
     }
-    for (Py_ssize_t i = 0; held && i < width * n; i++)
-        Py_XDECREF(held[i]);
+    for (Py_ssize_t i = 0; i < n; i++)
+        cJSON_Delete(params[i]);
+    PyMem_Free(params);
     PyMem_Free(items);
-    PyMem_Free(held);
     genauth_error_clear(&err);
-    Py_XDECREF(seq);
     return result;
 }
 

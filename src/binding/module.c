@@ -28,6 +28,8 @@ core_exec(PyObject *module)
         return -1;
     if (genauth_client_type_add(module, st) < 0)
         return -1;
+    if (genauth_async_types_add(module, st) < 0)
+        return -1;
     if (PyModule_AddStringConstant(module, "__version__", GENAUTH_VERSION) <
             0 ||
         PyModule_AddStringConstant(module, "curl_version",
@@ -46,6 +48,8 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     if (!st)
         return 0;
     Py_VISIT(st->client_type);
+    Py_VISIT(st->async_engine_type);
+    Py_VISIT(st->async_call_type);
     int r = genauth_log_traverse(st, visit, arg);
     if (r)
         return r;
@@ -59,6 +63,8 @@ core_clear(PyObject *module)
     if (!st)
         return 0;
     Py_CLEAR(st->client_type);
+    Py_CLEAR(st->async_engine_type);
+    Py_CLEAR(st->async_call_type);
     genauth_errors_clear(st);
     genauth_log_clear(st);
     Py_CLEAR(st->str_statusCode);

@@ -353,6 +353,86 @@ genauth_status genauth_client_batch(genauth_client *client,
                                     genauth_batch_item *items, size_t count,
                                     size_t concurrency, genauth_error *err);
 
+/* ---- calls driven by an event loop (evloop.c) -------------------------- */
+
+/* An engine that runs calls (to any endpoint) on one libcurl multi handle
+ * without blocking and without threads of its own: it tells the caller which
+ * sockets to watch and when to wake it (the hooks), and the caller's event
+ * loop tells it when a socket is ready or the timer is due. Every function
+ * here, the hooks and the completion callbacks run on the caller's one
+ * thread. A management token is fetched on the same multi handle, once for
+ * all the calls that need it. */
+typedef struct genauth_evloop genauth_evloop;
+typedef struct genauth_evcall genauth_evcall;
+
+#define GENAUTH_EV_READ 1
+#define GENAUTH_EV_WRITE 2
+
+/* How many connections an engine opens at most. */
+#define GENAUTH_EV_MAX_CONNECTIONS 64
+
+typedef struct {
+    /* Watch `fd` for `events` (GENAUTH_EV_READ | GENAUTH_EV_WRITE) from now
+     * on, replacing what was watched; 0: stop watching it. */
+    void (*watch)(void *userdata, int fd, int events);
+    /* Call genauth_evloop_timer_fired once, `ms` milliseconds from now (0:
+     * as soon as possible, but not from inside this hook); -1: cancel. There
+     * is one timer: each call replaces the previous one. */
+    void (*timer)(void *userdata, long ms);
+    void *userdata;
+} genauth_evloop_hooks;
+
+/* A call ended: GENAUTH_OK with the envelope in *resp, or the error in *err
+ * (GENAUTH_E_CLOSED when the engine was closed meanwhile). Both are borrowed
+ * for the callback's duration; the call's handle is gone once it returns. */
+typedef void (*genauth_evcall_done_fn)(void *userdata, genauth_status status,
+                                       const genauth_envelope *resp,
+                                       const genauth_error *err);
+
+/* An engine for `client` (which must outlive it). Calls go out at most
+ * GENAUTH_EV_MAX_CONNECTIONS connections at a time; more wait in libcurl's
+ * queue within their timeout. Free with genauth_evloop_free. */
+genauth_status genauth_evloop_new(genauth_client *client,
+                                  const genauth_evloop_hooks *hooks,
+                                  genauth_evloop **out, genauth_error *err);
+/* Ends the calls in flight with GENAUTH_E_CLOSED (their callbacks run) and
+ * closes the connections; later starts fail with GENAUTH_E_CLOSED.
+ * Idempotent. Not from inside a hook or a completion callback. */
+void genauth_evloop_close(genauth_evloop *ev);
+/* Closes (see above), then frees. NULL is fine. */
+void genauth_evloop_free(genauth_evloop *ev);
+/* The caller's loop saw `fd` ready for `events`, or the timer is due. These
+ * run the completion callbacks of the calls that ended. */
+void genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events);
+void genauth_evloop_timer_fired(genauth_evloop *ev);
+/* Starts a call of `req`, whose parameters the caller keeps alive and
+ * unchanged until the call ends or is cancelled. The parameters are checked
+ * first: bad ones are GENAUTH_E_INVALID naming them, before anything (a
+ * token fetch included) is sent. The call is bounded by the client's timeout
+ * from now, a wait for the token included. `done` runs later, never from in
+ * here. On failure (bad input, closed, no memory) nothing was sent and
+ * `done` will not run. */
+genauth_status genauth_evloop_start(genauth_evloop *ev,
+                                    const genauth_request *req,
+                                    genauth_evcall_done_fn done,
+                                    void *userdata, genauth_evcall **out,
+                                    genauth_error *err);
+/* Stops a call that has not ended: its transfer leaves libcurl at once (and
+ * a request already under way loses its connection, which is closed rather
+ * than reused); `done` will not run. */
+void genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call);
+/* Calls started and not yet ended or cancelled (for tests). */
+size_t genauth_evloop_calls(const genauth_evloop *ev);
+/* fn(userdata, arg) for the `userdata` of every call started and not yet
+ * ended or cancelled (a garbage collector's traversal); stops at, and
+ * returns, the first nonzero result. fn must not start, cancel or end
+ * calls. */
+int genauth_evloop_each(const genauth_evloop *ev,
+                        int (*fn)(void *userdata, void *arg), void *arg);
+/* Nonzero when the runtime libcurl resolves names on its own threads, so
+ * that an event loop thread never waits for DNS. */
+int genauth_curl_async_dns(void);
+
 #ifdef __cplusplus
 }
 #endif

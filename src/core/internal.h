@@ -306,6 +306,21 @@ genauth_status genauth_token_prepare(genauth_client *client,
  * thread has already replaced it. */
 void genauth_token_invalidate(genauth_client *client,
                               unsigned long generation);
+/* Loads conn->request with the token request (it holds the secret: the
+ * answer's reader, or genauth_token_accept, wipes it). */
+genauth_status genauth_token_request_load(genauth_client *client,
+                                          genauth_conn *conn,
+                                          genauth_error *err);
+/* For a fetch driven by an event loop (evloop.c), with the sync path's
+ * rules: whether the cache holds a token that needs no refresh for `slack`
+ * more seconds; and, once the fetch's transfer ended with `transfer`, the
+ * answer read from conn, counted and, when good, cached (both bodies
+ * wiped). */
+int genauth_token_fresh(genauth_client *client, double slack);
+genauth_status genauth_token_accept(genauth_client *client,
+                                    genauth_conn *conn,
+                                    genauth_status transfer,
+                                    long http_status, genauth_error *err);
 void genauth_token_cache_init(genauth_token_cache *cache);
 void genauth_token_cache_clear(genauth_token_cache *cache);
 

@@ -165,6 +165,17 @@ fail:
     return err->status;
 }
 
+genauth_status
+genauth_token_request_load(genauth_client *c, genauth_conn *conn,
+                           genauth_error *err)
+{
+    genauth_buf_reset(&conn->request);
+    if (genauth_buf_append(&conn->request, c->token_request_body,
+                           c->token_request_len) < 0)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    return GENAUTH_OK;
+}
+
 static genauth_status
 fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
             char **token, char **userpool_id, double *lifetime,
@@ -174,10 +185,8 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     genauth_status st;
     double started = genauth_now();
 
-    genauth_buf_reset(&conn->request);
-    if (genauth_buf_append(&conn->request, c->token_request_body,
-                           c->token_request_len) < 0)
-        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    if (genauth_token_request_load(c, conn, err) != GENAUTH_OK)
+        return err->status;
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
                            &http_status, err);
     genauth_buf_wipe_reset(&conn->request); /* it held the secret */
@@ -349,4 +358,43 @@ genauth_token_invalidate(genauth_client *c, unsigned long generation)
         t->generation++;
     }
     pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- a fetch driven from outside (evloop.c) ----------------------------- */
+
+int
+genauth_token_fresh(genauth_client *c, double slack)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    int fresh = t->token && genauth_now() + slack < t->refresh_at;
+    pthread_mutex_unlock(&t->mu);
+    return fresh;
+}
+
+genauth_status
+genauth_token_accept(genauth_client *c, genauth_conn *conn,
+                     genauth_status transfer, long http_status,
+                     genauth_error *err)
+{
+    genauth_token_cache *t = &c->tokens;
+    char *token = NULL, *userpool_id = NULL;
+    double lifetime = 0;
+    genauth_status st = transfer;
+
+    genauth_buf_wipe_reset(&conn->request); /* it held the secret */
+    if (st == GENAUTH_OK)
+        st = read_token_answer(c, conn, http_status, &token, &userpool_id,
+                               &lifetime, err);
+    genauth_buf_wipe_reset(&conn->response); /* it held the token */
+    double fetched_at = genauth_now();
+    pthread_mutex_lock(&t->mu);
+    if (st == GENAUTH_OK) {
+        install_token(t, token, userpool_id, lifetime, fetched_at);
+        atomic_fetch_add(&t->fetches, 1);
+    } else {
+        atomic_fetch_add(&t->failures, 1);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return st;
 }

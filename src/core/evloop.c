@@ -1,0 +1,646 @@
+/* Calls driven by the caller's event loop: one libcurl multi handle in its
+ * socket mode (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION forwarded to the
+ * caller's hooks, curl_multi_socket_action when the loop says a socket or
+ * the timer is due). The steps of a call are those of batch.c; the token is
+ * fetched as one more transfer on the same multi handle, once for every
+ * call that waits for it, so nothing here ever blocks. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A call uses the cached token only while it has this much time left
+ * before its refresh is due, so that genauth_call_prepare (moments later)
+ * finds it fresh too and never fetches on its own, which would block. */
+#define TOKEN_SLACK 1.0
+
+struct genauth_evcall {
+    genauth_evloop *ev;
+    genauth_request req;             /* borrowed from the caller */
+    genauth_conn *conn;              /* while in the multi handle */
+    double deadline;
+    unsigned long generation;
+    int attempt;
+    int waiting;                     /* in ev's token queue */
+    int added;                       /* conn's handle is in ev->multi */
+    genauth_evcall_done_fn done;
+    void *userdata;
+    genauth_evcall *prev, *next;     /* ev->calls, or ev's token queue */
+};
+
+struct genauth_evloop {
+    genauth_client *client;
+    CURLM *multi;
+    genauth_evloop_hooks hooks;
+    genauth_evcall *calls;           /* in flight */
+    genauth_evcall *waiting;         /* for the token, oldest first */
+    genauth_evcall *waiting_tail;
+    size_t count;                    /* calls started, not yet ended */
+    size_t transfers;                /* easy handles in `multi` */
+    genauth_conn *token_conn;        /* the token fetch in flight, or NULL */
+    int token_added;
+    genauth_conn *idle;              /* handles kept for the next calls */
+    size_t idle_count;
+    /* The one timer serves libcurl (curl_at: when it wants it, or -1) and
+     * the calls waiting for the token, each bounded by its own deadline. */
+    double curl_at;
+    double armed_at;                 /* what the hook is armed for, or -1 */
+    int closed;
+};
+
+int
+genauth_curl_async_dns(void)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    return info && (info->features & CURL_VERSION_ASYNCHDNS) != 0;
+}
+
+/* ---- libcurl's hooks, forwarded ---------------------------------------- */
+
+static int
+on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    genauth_evloop *ev = userp;
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= GENAUTH_EV_READ;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= GENAUTH_EV_WRITE;
+    ev->hooks.watch(ev->hooks.userdata, (int)fd, events);
+    return 0;
+}
+
+/* Arms the hook for the earlier of libcurl's timer and the first deadline
+ * of a call waiting for the token: a call retried after a 401 may join a
+ * fetch that a later call started, bounded by that call's later deadline. */
+static void
+arm_timer(genauth_evloop *ev)
+{
+    double at = ev->curl_at;
+    long ms = -1;
+
+    for (const genauth_evcall *w = ev->waiting; w; w = w->next) {
+        if (at < 0 || w->deadline < at)
+            at = w->deadline;
+    }
+    if (at >= 0) {
+        double left = ceil((at - genauth_now()) * 1000.0);
+        ms = left > 0 ? (long)left : 0;
+    }
+    ev->armed_at = at;
+    ev->hooks.timer(ev->hooks.userdata, ms);
+}
+
+static int
+on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    genauth_evloop *ev = userp;
+    ev->curl_at = timeout_ms < 0 ? -1 : genauth_now() + timeout_ms / 1000.0;
+    if (ev->waiting) {
+        arm_timer(ev);
+    } else {
+        ev->armed_at = ev->curl_at;
+        ev->hooks.timer(ev->hooks.userdata, timeout_ms);
+    }
+    return 0;
+}
+
+/* ---- handles ----------------------------------------------------------- */
+
+/* A handle for one transfer: a kept one, or a new one. Its connection lives
+ * in ev->multi's cache, not in the handle, so any handle will do. */
+static genauth_conn *
+conn_take(genauth_evloop *ev, genauth_error *err)
+{
+    genauth_conn *conn = ev->idle;
+    if (conn) {
+        ev->idle = conn->next;
+        ev->idle_count--;
+        conn->next = NULL;
+        return conn;
+    }
+    return genauth_conn_new(ev->client, err);
+}
+
+static void
+conn_give(genauth_evloop *ev, genauth_conn *conn)
+{
+    if (ev->closed || ev->idle_count >= GENAUTH_EV_MAX_CONNECTIONS) {
+        genauth_conn_free(conn);
+        return;
+    }
+    conn->next = ev->idle;
+    ev->idle = conn;
+    ev->idle_count++;
+}
+
+/* *added says whether conn's handle is in ev->multi. */
+static CURLMcode
+add_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
+{
+    CURLMcode mc = curl_multi_add_handle(ev->multi, conn->easy);
+    if (mc == CURLM_OK) {
+        ev->transfers++;
+        *added = 1;
+    }
+    return mc;
+}
+
+static void
+remove_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
+{
+    if (!*added)
+        return;
+    curl_multi_remove_handle(ev->multi, conn->easy);
+    ev->transfers--;
+    *added = 0;
+}
+
+/* libcurl disarms its timer only when it runs and finds nothing to do; a
+ * transfer removed by hand leaves it armed, and the loop would wake once
+ * for nothing. With no transfer left, let it find that out now. */
+static void
+settle(genauth_evloop *ev)
+{
+    int running = 0;
+    if (ev->transfers == 0 && ev->multi)
+        curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+/* ---- the lists ---------------------------------------------------------- */
+
+static void
+link_call(genauth_evcall **head, genauth_evcall *call)
+{
+    call->prev = NULL;
+    call->next = *head;
+    if (*head)
+        (*head)->prev = call;
+    *head = call;
+}
+
+static void
+unlink_call(genauth_evloop *ev, genauth_evcall *call)
+{
+    if (call->waiting) {
+        if (call->prev)
+            call->prev->next = call->next;
+        else
+            ev->waiting = call->next;
+        if (call->next)
+            call->next->prev = call->prev;
+        else
+            ev->waiting_tail = call->prev;
+        call->waiting = 0;
+    } else {
+        if (call->prev)
+            call->prev->next = call->next;
+        else
+            ev->calls = call->next;
+        if (call->next)
+            call->next->prev = call->prev;
+    }
+    call->prev = call->next = NULL;
+}
+
+static void
+queue_call(genauth_evloop *ev, genauth_evcall *call)
+{
+    call->waiting = 1;
+    call->next = NULL;
+    call->prev = ev->waiting_tail;
+    if (ev->waiting_tail)
+        ev->waiting_tail->next = call;
+    else
+        ev->waiting = call;
+    ev->waiting_tail = call;
+}
+
+/* Takes the call out of libcurl and the lists, its handle kept for reuse,
+ * and frees it. A transfer removed before it ended has its connection
+ * closed by libcurl (an HTTP/1 connection in mid-request cannot be reused). */
+static void
+drop_call(genauth_evloop *ev, genauth_evcall *call)
+{
+    if (call->conn) {
+        remove_transfer(ev, call->conn, &call->added);
+        conn_give(ev, call->conn);
+        call->conn = NULL;
+    }
+    unlink_call(ev, call);
+    ev->count--;
+    free(call);
+}
+
+/* The call ended: its callback, then it is gone. */
+static void
+end_call(genauth_evloop *ev, genauth_evcall *call, genauth_status st,
+         const genauth_envelope *resp, const genauth_error *err)
+{
+    genauth_evcall_done_fn done = call->done;
+    void *userdata = call->userdata;
+    drop_call(ev, call);
+    done(userdata, st, resp, err);
+}
+
+/* ---- the token ----------------------------------------------------------- */
+
+/* Starts the token fetch, bounded by `deadline` (the first waiting call's). */
+static genauth_status
+token_start(genauth_evloop *ev, double deadline, genauth_error *err)
+{
+    genauth_client *c = ev->client;
+    genauth_conn *conn = conn_take(ev, err);
+    genauth_status st;
+
+    if (!conn)
+        return err->status;
+    genauth_call_plan plan = {
+        .is_get = 0,
+        .url = c->token_url,
+        .headers = c->token_headers,
+    };
+    st = genauth_token_request_load(c, conn, err);
+    if (st == GENAUTH_OK)
+        st = genauth_conn_setup(conn, &plan, deadline, err);
+    if (st == GENAUTH_OK) {
+        curl_easy_setopt(conn->easy, CURLOPT_PRIVATE, NULL);
+        if (add_transfer(ev, conn, &ev->token_added) != CURLM_OK)
+            st = genauth_error_set(err, GENAUTH_E_NOMEM,
+                                   "could not start the transfer");
+    }
+    if (st != GENAUTH_OK) {
+        /* The request buffer may hold the secret. */
+        genauth_token_accept(c, conn, st, 0, err);
+        conn_give(ev, conn);
+        return st;
+    }
+    ev->token_conn = conn;
+    return GENAUTH_OK;
+}
+
+static genauth_status launch(genauth_evloop *ev, genauth_evcall *call,
+                             genauth_error *err);
+
+/* The call goes out now, or waits for the token fetch (started if none is
+ * in flight). */
+static genauth_status
+submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
+{
+    genauth_client *c = ev->client;
+    if (c->auth == GENAUTH_AUTH_TOKEN &&
+        !genauth_token_fresh(c, TOKEN_SLACK)) {
+        if (!ev->token_conn && token_start(ev, call->deadline, err))
+            return err->status;
+        unlink_call(ev, call);
+        queue_call(ev, call);
+        if (ev->armed_at < 0 || call->deadline < ev->armed_at)
+            arm_timer(ev);
+        return GENAUTH_OK;
+    }
+    return launch(ev, call, err);
+}
+
+/* Authenticates, encodes and adds the call's transfer to the multi handle:
+ * genauth_call_prepare finds the token in the cache. */
+static genauth_status
+launch(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
+{
+    genauth_client *c = ev->client;
+    genauth_call_plan plan;
+    genauth_status st;
+
+    if (!call->conn && !(call->conn = conn_take(ev, err)))
+        return err->status;
+    st = genauth_call_prepare(c, call->conn, &call->req, call->deadline,
+                              &plan, err);
+    call->generation = plan.generation;
+    if (st == GENAUTH_OK)
+        st = genauth_conn_setup(call->conn, &plan, call->deadline, err);
+    if (st != GENAUTH_OK)
+        goto fail;
+    curl_easy_setopt(call->conn->easy, CURLOPT_PRIVATE, call);
+    if (add_transfer(ev, call->conn, &call->added) != CURLM_OK) {
+        st = genauth_error_set(err, GENAUTH_E_NOMEM,
+                               "could not start the transfer");
+        goto fail;
+    }
+    return GENAUTH_OK;
+fail:
+    conn_give(ev, call->conn);
+    call->conn = NULL;
+    return st;
+}
+
+/* The token fetch ended: the waiting calls go out with the new token, or
+ * all end with the fetch's error. */
+static void
+token_done(genauth_evloop *ev, CURLcode result)
+{
+    genauth_conn *conn = ev->token_conn;
+    genauth_error err;
+    long http_status = 0;
+    genauth_status st;
+
+    genauth_error_init(&err);
+    remove_transfer(ev, conn, &ev->token_added);
+    ev->token_conn = NULL;
+    st = genauth_conn_finish(conn, result, &http_status, &err);
+    st = genauth_token_accept(ev->client, conn, st, http_status, &err);
+    conn_give(ev, conn);
+
+    /* The queue as it is now: a call that a callback starts meanwhile
+     * queues behind a fetch of its own. */
+    genauth_evcall *call = ev->waiting;
+    ev->waiting = ev->waiting_tail = NULL;
+    while (call) {
+        genauth_evcall *next = call->next;
+        call->waiting = 0;
+        link_call(&ev->calls, call);
+        if (st != GENAUTH_OK) {
+            end_call(ev, call, st, NULL, &err);
+        } else {
+            genauth_error own;
+            genauth_error_init(&own);
+            if (launch(ev, call, &own) != GENAUTH_OK)
+                end_call(ev, call, own.status, NULL, &own);
+            genauth_error_clear(&own);
+        }
+        call = next;
+    }
+    genauth_error_clear(&err);
+}
+
+/* ---- a call's end ------------------------------------------------------ */
+
+static void
+call_done(genauth_evloop *ev, genauth_evcall *call, CURLcode result)
+{
+    genauth_client *c = ev->client;
+    genauth_envelope resp;
+    genauth_error err;
+    long http_status = 0;
+    genauth_status st;
+
+    genauth_envelope_init(&resp);
+    genauth_error_init(&err);
+    remove_transfer(ev, call->conn, &call->added);
+    st = genauth_conn_finish(call->conn, result, &http_status, &err);
+    if (st == GENAUTH_OK)
+        st = genauth_call_read(c, call->conn, http_status, &resp, &err);
+    if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
+        genauth_call_should_retry(c, call->attempt, http_status,
+                                  st == GENAUTH_OK ? &resp : NULL)) {
+        genauth_envelope_clear(&resp);
+        genauth_error_clear(&err);
+        genauth_token_invalidate(c, call->generation);
+        call->attempt++;
+        st = submit(ev, call, &err);
+        if (st == GENAUTH_OK)
+            goto done; /* in flight again */
+    } else {
+        /* Its transfer has left the multi handle: keep the handle. */
+        conn_give(ev, call->conn);
+        call->conn = NULL;
+    }
+    end_call(ev, call, st, st == GENAUTH_OK ? &resp : NULL, &err);
+done:
+    genauth_envelope_clear(&resp);
+    genauth_error_clear(&err);
+}
+
+/* Reads what libcurl finished and ends (or retries) those calls. */
+static void
+drain(genauth_evloop *ev)
+{
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(ev->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        if (ev->token_conn && easy == ev->token_conn->easy) {
+            token_done(ev, result);
+            continue;
+        }
+        genauth_evcall *call = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
+        if (call)
+            call_done(ev, call, result);
+    }
+    settle(ev);
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+genauth_status
+genauth_evloop_new(genauth_client *client, const genauth_evloop_hooks *hooks,
+                   genauth_evloop **out, genauth_error *err)
+{
+    genauth_evloop *ev = NULL;
+    CURLMcode mc = CURLM_OK;
+
+    *out = NULL;
+    if (!hooks || !hooks->watch || !hooks->timer)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "hooks: watch and timer are required");
+    ev = calloc(1, sizeof(*ev));
+    if (!ev || !(ev->multi = curl_multi_init()))
+        goto nomem;
+    ev->client = client;
+    ev->hooks = *hooks;
+    ev->curl_at = ev->armed_at = -1;
+#define MSET(opt, val) \
+    if (mc == CURLM_OK) \
+    mc = curl_multi_setopt(ev->multi, opt, val)
+    MSET(CURLMOPT_SOCKETFUNCTION, on_socket);
+    MSET(CURLMOPT_SOCKETDATA, ev);
+    MSET(CURLMOPT_TIMERFUNCTION, on_timer);
+    MSET(CURLMOPT_TIMERDATA, ev);
+    /* More calls than this wait in libcurl's queue (within their timeout)
+     * instead of each opening a connection. */
+    MSET(CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)GENAUTH_EV_MAX_CONNECTIONS);
+    MSET(CURLMOPT_MAXCONNECTS, (long)GENAUTH_EV_MAX_CONNECTIONS);
+#undef MSET
+    if (mc != CURLM_OK) {
+        genauth_error_set(err, GENAUTH_E_TRANSPORT, "libcurl: %s",
+                          curl_multi_strerror(mc));
+        goto fail;
+    }
+    *out = ev;
+    return GENAUTH_OK;
+nomem:
+    genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+fail:
+    if (ev && ev->multi)
+        curl_multi_cleanup(ev->multi);
+    free(ev);
+    return err->status;
+}
+
+void
+genauth_evloop_close(genauth_evloop *ev)
+{
+    genauth_error err;
+
+    if (!ev || ev->closed)
+        return;
+    ev->closed = 1;
+    genauth_error_init(&err);
+    genauth_error_set(&err, GENAUTH_E_CLOSED, "the client is closed");
+    while (ev->calls || ev->waiting) {
+        genauth_evcall *call = ev->calls ? ev->calls : ev->waiting;
+        end_call(ev, call, GENAUTH_E_CLOSED, NULL, &err);
+    }
+    if (ev->token_conn) {
+        remove_transfer(ev, ev->token_conn, &ev->token_added);
+        genauth_token_accept(ev->client, ev->token_conn, GENAUTH_E_CLOSED, 0,
+                             &err);
+        genauth_conn_free(ev->token_conn);
+        ev->token_conn = NULL;
+    }
+    while (ev->idle) {
+        genauth_conn *next = ev->idle->next;
+        genauth_conn_free(ev->idle);
+        ev->idle = next;
+    }
+    ev->idle_count = 0;
+    /* Closes the cached connections (telling the watch hook first). */
+    curl_multi_cleanup(ev->multi);
+    ev->multi = NULL;
+    genauth_error_clear(&err);
+}
+
+void
+genauth_evloop_free(genauth_evloop *ev)
+{
+    if (!ev)
+        return;
+    genauth_evloop_close(ev);
+    free(ev);
+}
+
+void
+genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
+{
+    int running = 0, flags = 0;
+    if (ev->closed)
+        return;
+    if (events & GENAUTH_EV_READ)
+        flags |= CURL_CSELECT_IN;
+    if (events & GENAUTH_EV_WRITE)
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(ev->multi, (curl_socket_t)fd, flags, &running);
+    drain(ev);
+}
+
+/* Ends the calls whose deadline passed while they waited for the token. */
+static void
+expire_waiting(genauth_evloop *ev)
+{
+    double now = genauth_now();
+    genauth_evcall *call = ev->waiting;
+    genauth_error err;
+
+    genauth_error_init(&err);
+    while (call) {
+        genauth_evcall *next = call->next;
+        if (call->deadline <= now) {
+            genauth_error_set(&err, GENAUTH_E_TIMEOUT,
+                              "the call timed out waiting for a management "
+                              "token");
+            end_call(ev, call, GENAUTH_E_TIMEOUT, NULL, &err);
+        }
+        call = next;
+    }
+    genauth_error_clear(&err);
+}
+
+void
+genauth_evloop_timer_fired(genauth_evloop *ev)
+{
+    int running = 0;
+    if (ev->closed)
+        return;
+    /* The hook's timer is spent: libcurl's, if it was due, is too. */
+    int for_waiting = ev->armed_at != ev->curl_at;
+    ev->armed_at = -1;
+    if (ev->curl_at >= 0 && ev->curl_at <= genauth_now())
+        ev->curl_at = -1;
+    if (ev->waiting)
+        expire_waiting(ev);
+    /* (Early for libcurl when the timer was a waiting call's: harmless.) */
+    curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain(ev);
+    /* After a timeout action libcurl has told its timer again, if it has
+     * one; the waiting calls' deadlines need the hook too. */
+    if (!ev->closed && ev->armed_at < 0 && (for_waiting || ev->waiting))
+        arm_timer(ev);
+}
+
+genauth_status
+genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
+                     genauth_evcall_done_fn done, void *userdata,
+                     genauth_evcall **out, genauth_error *err)
+{
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+    genauth_evcall *call = NULL;
+
+    *out = NULL;
+    if (ev->closed || genauth_client_is_closed(ev->client))
+        return genauth_error_set(err, GENAUTH_E_CLOSED,
+                                 "the client is closed");
+    /* Now, not when the token has come: bad input sends nothing. */
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    if (genauth_endpoint_check(ep, req->params, err) != GENAUTH_OK)
+        return err->status;
+    call = calloc(1, sizeof(*call));
+    if (!call)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    call->ev = ev;
+    call->req = *req;
+    call->done = done;
+    call->userdata = userdata;
+    call->deadline = genauth_now() + ev->client->timeout;
+    link_call(&ev->calls, call);
+    ev->count++;
+    if (submit(ev, call, err) != GENAUTH_OK) {
+        drop_call(ev, call);
+        return err->status;
+    }
+    *out = call;
+    return GENAUTH_OK;
+}
+
+void
+genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
+{
+    if (call) {
+        drop_call(ev, call);
+        settle(ev);
+    }
+}
+
+size_t
+genauth_evloop_calls(const genauth_evloop *ev)
+{
+    return ev->count;
+}
+
+int
+genauth_evloop_each(const genauth_evloop *ev,
+                    int (*fn)(void *userdata, void *arg), void *arg)
+{
+    int rc = 0;
+    for (const genauth_evcall *c = ev->calls; !rc && c; c = c->next)
+        rc = fn(c->userdata, arg);
+    for (const genauth_evcall *c = ev->waiting; !rc && c; c = c->next)
+        rc = fn(c->userdata, arg);
+    return rc;
+}

@@ -1,0 +1,525 @@
+/* The event-driven engine (evloop.c) against a small HTTP server on
+ * loopback, driven by a poll() loop through its hooks the way an event loop
+ * would: many calls at once, one token fetch for all of them, a retry after
+ * a 401, a GET endpoint, bad input refused before a token fetch, a call
+ * waiting for a token bounded by its own deadline, a cancelled call whose
+ * connection is closed, nothing left watched and no timer armed once idle. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+
+#define TOKEN "eyJhbGciOiJIUzI1NiJ9.eyJzY29wZWRfdXNlcnBvb2xfaWQiOiJwb29sMSJ9.c2ln"
+
+/* ---- the server: a thread per connection, keep-alive ------------------- */
+
+static pthread_mutex_t server_mu = PTHREAD_MUTEX_INITIALIZER;
+static int token_requests, calls_served, conns_closed, refuse_next;
+static int gets_served;
+/* How long the server sleeps before a token answer, and before a refusal. */
+static int token_delay_ms, refuse_delay_ms;
+
+static void *
+serve_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[16384];
+    size_t have = 0;
+    for (;;) {
+        char *end;
+        while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            if (n <= 0)
+                goto closed;
+            have += (size_t)n;
+        }
+        size_t head = (size_t)(end - buf) + 4, body_len = 0;
+        /* Searched within the head only (buf is not NUL-terminated). */
+        char saved = buf[head - 1];
+        buf[head - 1] = '\0';
+        char *cl = strcasestr(buf, "Content-Length:");
+        buf[head - 1] = saved;
+        if (cl && cl < end)
+            body_len = strtoul(cl + 15, NULL, 10);
+        while (have < head + body_len) {
+            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            if (n <= 0)
+                goto closed;
+            have += (size_t)n;
+        }
+        const char *answer;
+        int slow = memmem(buf + head, body_len, "slow", 4) != NULL;
+        int delay_ms = 0;
+        pthread_mutex_lock(&server_mu);
+        if (strncmp(buf, "POST /api/v3/get-management-token", 33) == 0) {
+            token_requests++;
+            delay_ms = token_delay_ms;
+            answer = "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
+                     "\",\"expires_in\":7200}}";
+        } else if (refuse_next > 0) {
+            refuse_next--;
+            delay_ms = refuse_delay_ms;
+            answer = "{\"statusCode\":401,\"message\":\"token expired\"}";
+        } else {
+            calls_served++;
+            gets_served += strncmp(buf, "GET ", 4) == 0;
+            answer = "{\"statusCode\":200,\"message\":\"ok\",\"data\":"
+                     "{\"response\":{\"n\":1}}}";
+        }
+        pthread_mutex_unlock(&server_mu);
+        if (slow)
+            usleep(300 * 1000);
+        if (delay_ms)
+            usleep((useconds_t)delay_ms * 1000);
+        char out[1024];
+        int len = snprintf(out, sizeof(out),
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                           "\r\nContent-Length: %zu\r\n\r\n%s",
+                           strlen(answer), answer);
+        if (write(fd, out, (size_t)len) != len)
+            goto closed;
+        memmove(buf, buf + head + body_len, have - head - body_len);
+        have -= head + body_len;
+    }
+closed:
+    pthread_mutex_lock(&server_mu);
+    conns_closed++;
+    pthread_mutex_unlock(&server_mu);
+    close(fd);
+    return NULL;
+}
+
+static void *
+accept_loop(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_t t;
+        pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)fd);
+        pthread_detach(t);
+    }
+}
+
+static int
+server_start(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(lfd, 128) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
+        return -1;
+    pthread_t t;
+    pthread_create(&t, NULL, accept_loop, (void *)(intptr_t)lfd);
+    pthread_detach(t);
+    return ntohs(a.sin_port);
+}
+
+/* ---- the "event loop": poll() over what the hooks asked for ------------- */
+
+#define MAX_FDS 256
+static struct {
+    int fd, events;
+} watched[MAX_FDS];
+static int nwatched;
+static double timer_due = -1;
+
+static void
+hook_watch(void *userdata, int fd, int events)
+{
+    (void)userdata;
+    for (int i = 0; i < nwatched; i++) {
+        if (watched[i].fd != fd)
+            continue;
+        if (events)
+            watched[i].events = events;
+        else
+            watched[i] = watched[--nwatched];
+        return;
+    }
+    if (events && nwatched < MAX_FDS) {
+        watched[nwatched].fd = fd;
+        watched[nwatched++].events = events;
+    }
+}
+
+static void
+hook_timer(void *userdata, long ms)
+{
+    (void)userdata;
+    timer_due = ms < 0 ? -1 : genauth_now() + ms / 1000.0;
+}
+
+typedef struct {
+    int ended, ok, statuses[GENAUTH_E_CRYPTO + 1];
+    long last_status_code;
+    int order; /* when the last call of this tally ended, counted from 1 */
+    char message[GENAUTH_ERRMSG_SIZE];
+} tally;
+
+static int ends_so_far;
+
+/* A trigger-webhook request for `id`; the caller frees .params. */
+static genauth_request
+trigger(const char *id)
+{
+    genauth_request req = {GENAUTH_OP_TRIGGER_WEBHOOK, cJSON_CreateObject()};
+    CHECK(req.params != NULL);
+    CHECK(cJSON_AddStringToObject((cJSON *)req.params, "webhookId", id) !=
+          NULL);
+    return req;
+}
+
+static void
+on_done(void *userdata, genauth_status st, const genauth_envelope *resp,
+        const genauth_error *err)
+{
+    tally *t = userdata;
+    t->ended++;
+    t->order = ++ends_so_far;
+    t->statuses[st]++;
+    if (st != GENAUTH_OK)
+        snprintf(t->message, sizeof(t->message), "%s", err->message);
+    if (st == GENAUTH_OK) {
+        t->last_status_code = resp->status_code;
+        if (resp->has_status_code && resp->status_code == 200 && resp->response)
+            t->ok++;
+    }
+}
+
+/* Runs the loop until `want` calls of `t` ended, or until the monotonic
+ * time `give_up`. */
+static void
+run_loop(genauth_evloop *ev, tally *t, int want, double give_up)
+{
+    while (t->ended < want && genauth_now() < give_up) {
+        struct pollfd p[MAX_FDS];
+        int n = nwatched;
+        for (int i = 0; i < n; i++) {
+            p[i].fd = watched[i].fd;
+            p[i].events = (short)(((watched[i].events & GENAUTH_EV_READ)
+                                       ? POLLIN
+                                       : 0) |
+                                  ((watched[i].events & GENAUTH_EV_WRITE)
+                                       ? POLLOUT
+                                       : 0));
+            p[i].revents = 0;
+        }
+        int wait_ms = 200;
+        if (timer_due >= 0) {
+            double left = (timer_due - genauth_now()) * 1000;
+            wait_ms = left < 0 ? 0 : (int)left + 1;
+        }
+        double until_end = (give_up - genauth_now()) * 1000;
+        if (until_end < wait_ms)
+            wait_ms = until_end < 0 ? 0 : (int)until_end + 1;
+        int r = poll(p, (nfds_t)n, wait_ms);
+        if (r > 0) {
+            for (int i = 0; i < n; i++) {
+                int ev_mask = ((p[i].revents & (POLLIN | POLLHUP | POLLERR))
+                                   ? GENAUTH_EV_READ
+                                   : 0) |
+                              ((p[i].revents & POLLOUT) ? GENAUTH_EV_WRITE : 0);
+                if (ev_mask)
+                    genauth_evloop_socket_ready(ev, p[i].fd, ev_mask);
+            }
+        }
+        if (timer_due >= 0 && genauth_now() >= timer_due) {
+            timer_due = -1;
+            genauth_evloop_timer_fired(ev);
+        }
+    }
+}
+
+/* Until `want` calls of `t` ended (or 10 s passed). */
+static void
+run_until(genauth_evloop *ev, tally *t, int want)
+{
+    run_loop(ev, t, want, genauth_now() + 10);
+}
+
+static void
+run_until_time(genauth_evloop *ev, tally *t, double until)
+{
+    run_loop(ev, t, 1, until);
+}
+
+static void
+test_many_calls_one_token(genauth_client *c, genauth_evloop *ev)
+{
+    genauth_request req = trigger("hook-1");
+    genauth_evcall *calls[40];
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    for (int i = 0; i < 40; i++)
+        CHECK(genauth_evloop_start(ev, &req, on_done, &t, &calls[i], &err) ==
+              GENAUTH_OK);
+    CHECK(genauth_evloop_calls(ev) == 40);
+    CHECK(t.ended == 0); /* never from inside start */
+    run_until(ev, &t, 40);
+    CHECK(t.ended == 40);
+    CHECK(t.ok == 40);
+    CHECK(token_requests == 1);
+    CHECK(genauth_client_token_fetches(c) == 1);
+    CHECK(genauth_evloop_calls(ev) == 0);
+    /* Idle: no socket watched, no timer pending (cancelled, or fired: the
+     * hook's timer is one-shot, and libcurl does not cancel a spent one). */
+    CHECK(nwatched == 0);
+    CHECK(timer_due < 0);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+static void
+test_retry_after_401(genauth_client *c, genauth_evloop *ev)
+{
+    genauth_request req = trigger("hook-2");
+    genauth_evcall *call;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    pthread_mutex_lock(&server_mu);
+    refuse_next = 1;
+    pthread_mutex_unlock(&server_mu);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t, 1);
+    CHECK(t.ok == 1);
+    CHECK(token_requests == 2); /* the refused token was replaced once */
+    CHECK(genauth_client_token_fetches(c) == 2);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+static void
+test_get_endpoint(genauth_evloop *ev)
+{
+    cJSON *params = cJSON_CreateObject();
+    genauth_request req = {GENAUTH_OP_LIST_WEBHOOKS, params};
+    genauth_evcall *call;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    CHECK(params && cJSON_AddNumberToObject(params, "page", 2));
+    int gets_before = gets_served;
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t, 1);
+    CHECK(t.statuses[GENAUTH_OK] == 1);
+    CHECK(gets_served == gets_before + 1);
+    cJSON_Delete(params);
+}
+
+/* Bad input is refused when the call starts, before a token is fetched. */
+static void
+test_bad_input_sends_nothing(genauth_client *c, genauth_evloop *ev)
+{
+    genauth_request req = trigger("hook-4");
+    genauth_evcall *call = NULL;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    genauth_token_invalidate(c, c->tokens.generation);
+    CHECK(cJSON_AddNumberToObject((cJSON *)req.params, "bogus", 1) != NULL);
+    int tokens_before = token_requests;
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(strstr(err.message, "bogus") != NULL);
+    CHECK(call == NULL);
+    cJSON_DeleteItemFromObject((cJSON *)req.params, "webhookId");
+    cJSON_DeleteItemFromObject((cJSON *)req.params, "bogus");
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(strstr(err.message, "webhookId") != NULL);
+    genauth_request unknown = {GENAUTH_OP_COUNT, NULL};
+    CHECK(genauth_evloop_start(ev, &unknown, on_done, &t, &call, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(genauth_evloop_calls(ev) == 0);
+    CHECK(token_requests == tokens_before);
+    CHECK(t.ended == 0);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+/* A call retried after a 401 joins a token fetch that a later call started
+ * (bounded by that call's later deadline): it still ends by its own. */
+static void
+test_waiting_call_keeps_its_deadline(genauth_client *c)
+{
+    genauth_request req = trigger("hook-5");
+    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
+    genauth_client_options opts;
+    genauth_client *short_c = NULL;
+    genauth_evloop *ev = NULL;
+    genauth_evcall *early, *late;
+    genauth_error err;
+    tally te = {0}, tl = {0};
+
+    genauth_error_init(&err);
+    genauth_client_options_init(&opts);
+    opts.access_key_id = "ak";
+    opts.access_key_secret = "sk";
+    opts.host = genauth_client_base_url(c);
+    opts.timeout = 2;
+    CHECK(genauth_client_new(&opts, &short_c, &err) == GENAUTH_OK);
+    CHECK(genauth_evloop_new(short_c, &hooks, &ev, &err) == GENAUTH_OK);
+    if (!ev)
+        return;
+    /* A token first, so that the early call goes out at once. */
+    tally warm = {0};
+    CHECK(genauth_evloop_start(ev, &req, on_done, &warm, &early, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &warm, 1);
+    CHECK(warm.ok == 1);
+
+    pthread_mutex_lock(&server_mu);
+    refuse_next = 1;
+    refuse_delay_ms = 1000; /* the early call's 401 comes at +1 s */
+    token_delay_ms = 4000;  /* the fetch outlives every deadline here */
+    pthread_mutex_unlock(&server_mu);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &te, &early, &err) ==
+          GENAUTH_OK);
+    tally none = {0};
+    run_until_time(ev, &none, genauth_now() + 0.5);
+    /* At +0.5 s the token is gone: the late call starts the fetch, bounded
+     * by its deadline (+2.5 s); the early call joins it at +1 s. */
+    genauth_token_invalidate(short_c, short_c->tokens.generation);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &tl, &late, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &te, 1);
+    run_until(ev, &tl, 1);
+    CHECK(te.statuses[GENAUTH_E_TIMEOUT] == 1);
+    CHECK(strstr(te.message, "waiting for a management token") != NULL);
+    CHECK(tl.statuses[GENAUTH_E_TIMEOUT] == 1);
+    CHECK(te.order < tl.order);
+    pthread_mutex_lock(&server_mu);
+    refuse_delay_ms = token_delay_ms = 0;
+    pthread_mutex_unlock(&server_mu);
+    genauth_evloop_free(ev);
+    genauth_client_free(short_c);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+static void
+test_cancel_mid_flight(genauth_evloop *ev)
+{
+    genauth_request slow = trigger("slow");
+    genauth_request fast = trigger("hook-3");
+    genauth_evcall *victim, *other;
+    genauth_error err;
+    tally t = {0}, never = {0};
+
+    genauth_error_init(&err);
+    pthread_mutex_lock(&server_mu);
+    int closed_before = conns_closed;
+    pthread_mutex_unlock(&server_mu);
+    CHECK(genauth_evloop_start(ev, &slow, on_done, &never, &victim, &err) ==
+          GENAUTH_OK);
+    /* Run until the request is surely sent (the server sleeps on it). */
+    double until = genauth_now() + 0.1;
+    while (genauth_now() < until) {
+        tally none = {0};
+        CHECK(genauth_evloop_start(ev, &fast, on_done, &none, &other, &err) ==
+              GENAUTH_OK);
+        run_until(ev, &none, 1);
+    }
+    genauth_evloop_cancel(ev, victim);
+    CHECK(genauth_evloop_calls(ev) == 0);
+    CHECK(nwatched == 0);
+    /* The server sees the cancelled request's connection close. */
+    double give_up = genauth_now() + 5;
+    int closed_now = closed_before;
+    while (closed_now == closed_before && genauth_now() < give_up) {
+        usleep(10 * 1000);
+        pthread_mutex_lock(&server_mu);
+        closed_now = conns_closed;
+        pthread_mutex_unlock(&server_mu);
+    }
+    CHECK(closed_now == closed_before + 1);
+    /* And the engine goes on. */
+    CHECK(genauth_evloop_start(ev, &fast, on_done, &t, &other, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t, 1);
+    CHECK(t.ok == 1);
+    CHECK(never.ended == 0);
+    cJSON_Delete((cJSON *)slow.params);
+    cJSON_Delete((cJSON *)fast.params);
+}
+
+static void
+test_close_ends_calls(genauth_client *c)
+{
+    genauth_request req = trigger("slow");
+    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
+    genauth_evloop *ev = NULL;
+    genauth_evcall *call;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    CHECK(genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_OK);
+    genauth_evloop_close(ev);
+    CHECK(t.ended == 1);
+    CHECK(t.statuses[GENAUTH_E_CLOSED] == 1);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_E_CLOSED);
+    genauth_evloop_free(ev);
+    CHECK(nwatched == 0);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+int
+main(void)
+{
+    genauth_error err;
+    genauth_client_options opts;
+    genauth_client *c = NULL;
+    genauth_evloop *ev = NULL;
+    char host[64];
+
+    genauth_error_init(&err);
+    CHECK(genauth_global_init(&err) == GENAUTH_OK);
+    /* An event loop's thread must never wait for DNS. */
+    CHECK(genauth_curl_async_dns());
+    int port = server_start();
+    CHECK(port > 0);
+    snprintf(host, sizeof(host), "http://127.0.0.1:%d", port);
+    genauth_client_options_init(&opts);
+    opts.access_key_id = "ak";
+    opts.access_key_secret = "sk";
+    opts.host = host;
+    opts.timeout = 5;
+    CHECK(genauth_client_new(&opts, &c, &err) == GENAUTH_OK);
+    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
+    CHECK(genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK);
+    if (c && ev) {
+        test_many_calls_one_token(c, ev);
+        test_retry_after_401(c, ev);
+        test_get_endpoint(ev);
+        test_bad_input_sends_nothing(c, ev);
+        test_cancel_mid_flight(ev);
+        test_close_ends_calls(c);
+        test_waiting_call_keeps_its_deadline(c);
+    }
+    genauth_evloop_free(ev);
+    genauth_client_free(c);
+    curl_global_cleanup();
+    return check_summary("test_evloop");
+}

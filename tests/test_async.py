@@ -1,0 +1,691 @@
+"""AsyncManagementClient: ManagementClient's calls as coroutines, driven by
+libcurl's socket interface on the running event loop, against real servers
+on loopback."""
+import asyncio
+import gc
+import os
+import random
+import sys
+import time
+
+import pytest
+
+from conftest import AK, SK
+from serve import spawn
+
+import genauth_c
+from genauth_c import AsyncManagementClient
+from genauth_c.emulator import Emulator, WebhookReceiver
+
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def client_sockets(port):
+    """This process's TCP sockets connected to `port` (the client's side of
+    its connections to a server on loopback)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    found = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                cols = line.split()
+                if int(cols[2].rsplit(":", 1)[1], 16) == port and \
+                        cols[9] in inodes:
+                    found += 1
+    return found
+
+
+def thread_ids():
+    return set(os.listdir("/proc/self/task"))
+
+
+@pytest.fixture
+def emu():
+    """The emulator with webhook 'wh' delivering to a receiver that echoes
+    the event name."""
+    with Emulator(AK, SK) as e, WebhookReceiver() as rx:
+        e.add_webhook("wh", rx.url)
+        yield e
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """serve.py's mixed server in a process of its own: its threads are not
+    ours. Success echoes requestBody; some webhook ids are faults."""
+    port, stop = spawn("mixed")
+    yield f"http://127.0.0.1:{port}"
+    stop()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_exported():
+    assert "AsyncManagementClient" in genauth_c.__all__
+    assert genauth_c.AsyncManagementClient is AsyncManagementClient
+
+
+def test_hundreds_of_tasks_every_result_right_connections_bounded(emu):
+    emu.delay = 0.05
+    peak = [0]
+
+    async def sample(client, stop):
+        # The sockets libcurl asked the loop to watch (this process's fd
+        # count includes the emulator's own).
+        while not stop.is_set():
+            driver = engine_driver(client)
+            if driver is not None:
+                peak[0] = max(peak[0], len(driver.fds))
+            await asyncio.sleep(0.005)
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(sample(client, stop))
+            results = await asyncio.gather(*(
+                client.trigger_webhook("wh", request_body={"eventName": f"e{i}"})
+                for i in range(300)))
+            stop.set()
+            await sampler
+            return results, client.token_fetches
+
+    results, fetches = run(main())
+    assert [r["data"]["response"]["eventName"] for r in results] == \
+        [f"e{i}" for i in range(300)]
+    assert all(r["statusCode"] == 200 for r in results)
+    assert fetches == 1
+    # At most GENAUTH_EV_MAX_CONNECTIONS (64) connections, however many
+    # tasks wait; none left open once the client is closed.
+    assert emu.connection_count <= 64
+    assert 0 < peak[0] <= 64
+    assert client_sockets(emu.port) == 0
+
+
+def test_same_results_and_exceptions_as_the_sync_client(mixed):
+    cases = [("echo", {"x": [1, 2.5, "é"]}), ("business", None),
+             ("html", None), ("utf8", None), ("array", None)]
+    for raise_for_status in (False, True):
+        sync = genauth_c.ManagementClient(AK, SK, host=mixed,
+                                          raise_for_status=raise_for_status)
+
+        def outcome(fn):
+            try:
+                return ("ok", fn())
+            except genauth_c.GenAuthError as e:
+                return (type(e), str(e))
+
+        want = [outcome(lambda: sync.trigger_webhook(i, None, b))
+                for i, b in cases]
+        sync.close()
+
+        async def main():
+            got = []
+            async with AsyncManagementClient(
+                    AK, SK, host=mixed,
+                    raise_for_status=raise_for_status) as client:
+                for i, b in cases:
+                    try:
+                        got.append(("ok", await client.trigger_webhook(
+                            i, request_body=b)))
+                    except genauth_c.GenAuthError as e:
+                        got.append((type(e), str(e)))
+            return got
+
+        got = run(main())
+        assert got == want
+        assert got[0][0] == "ok" and got[2][0] is genauth_c.DecodeError
+        assert (got[1][0] is genauth_c.APIError) == raise_for_status
+
+
+def test_trigger_webhooks_contract(mixed):
+    calls = [{"webhook_id": "echo", "request_body": {"i": i}} for i in range(40)]
+    calls[7] = {"webhook_id": "html"}
+    calls[9] = {"webhook_id": "business"}
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=mixed) as client:
+            got = await client.trigger_webhooks(calls, concurrency=5)
+            empty = await client.trigger_webhooks([])
+            return got, empty
+
+    got, empty = run(main())
+    with genauth_c.ManagementClient(AK, SK, host=mixed) as sync:
+        want = sync.trigger_webhooks(calls, concurrency=5)
+    assert empty == []
+    assert len(got) == 40
+    for g, w in zip(got, want):
+        if isinstance(w, Exception):
+            assert type(g) is type(w) and str(g) == str(w)
+        else:
+            assert g == w
+    assert got[3]["data"]["response"] == {"i": 3}
+    assert isinstance(got[7], genauth_c.DecodeError)
+    assert got[9]["statusCode"] == 404
+
+
+def test_trigger_webhooks_respects_concurrency(emu):
+    emu.delay = 0.05
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            return await client.trigger_webhooks(
+                [{"webhook_id": "wh"}] * 30, concurrency=3)
+
+    got = run(main())
+    assert all(r["statusCode"] == 200 for r in got)
+    # The token's connection is reused by the calls.
+    assert emu.connection_count <= 3
+
+
+def test_bad_input_raises_before_anything_is_sent(emu):
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            with pytest.raises(ValueError, match="webhook_id"):
+                await client.trigger_webhook("")
+            with pytest.raises(TypeError, match="request_body"):
+                await client.trigger_webhook("wh", request_body=[1])
+            with pytest.raises(TypeError, match=r"calls\[1\]\['request_headers'\]"):
+                await client.trigger_webhooks(
+                    [{"webhook_id": "wh"}, {"webhook_id": "wh",
+                                            "request_headers": 3}])
+            with pytest.raises(ValueError, match="concurrency"):
+                await client.trigger_webhooks([{"webhook_id": "wh"}],
+                                              concurrency=0)
+            with pytest.raises(TypeError):
+                await client.trigger_webhook()
+            assert client.token_fetches == 0
+
+    run(main())
+    assert emu.requests == [] and emu.connection_count == 0
+
+
+def test_constructor_options_checked_as_the_sync_client():
+    with pytest.raises(ValueError, match="brand"):
+        AsyncManagementClient(AK, SK, brand="x")
+    with pytest.raises(ValueError, match="timeout"):
+        AsyncManagementClient(AK, SK, timeout=-1)
+    with pytest.raises(TypeError):
+        AsyncManagementClient(AK)
+
+
+def test_cancellation_storm_leaks_nothing_and_the_client_goes_on(emu):
+    emu.delay = 0.1
+    rng = random.Random(20240610)
+    base_threads = thread_ids()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        client = AsyncManagementClient(AK, SK, host=emu.url)
+        await client.trigger_webhook("wh")  # the token, before the storm
+        tasks = [asyncio.create_task(client.trigger_webhook(
+            "wh", request_body={"eventName": f"e{i}"})) for i in range(200)]
+        victims = set(rng.sample(range(200), 100))
+        for i in victims:
+            loop.call_later(rng.uniform(0, 0.2), tasks[i].cancel)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        engine = client._engine
+        assert engine.calls == 0
+        assert client._engine is engine
+        driver_fds = dict(engine_driver(client).fds)
+        after = await client.trigger_webhook("wh", request_body={"eventName": "after"})
+        # Connections left open: at most the bound, for the next calls.
+        assert client_sockets(emu.port) <= 64
+        await client.aclose()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return tasks, victims, outcomes, driver_fds, after, others
+
+    tasks, victims, outcomes, driver_fds, after, others = run(main())
+    for i, (task, outcome) in enumerate(zip(tasks, outcomes)):
+        if task.cancelled():
+            assert i in victims
+            assert type(outcome) is asyncio.CancelledError
+        else:
+            assert outcome["data"]["response"]["eventName"] == f"e{i}"
+    assert sum(t.cancelled() for t in tasks) > 0
+    assert driver_fds == {}  # nothing watched once every call ended
+    assert after["statusCode"] == 200
+    assert others == []
+    assert client_sockets(emu.port) == 0
+    assert thread_ids() - base_threads == set()
+
+
+def engine_driver(client):
+    # The driver is what the engine reports sockets to; tests look at what
+    # it registered with the loop.
+    return client._driver_for_tests
+
+
+def test_cancelled_request_closes_its_connection(emu):
+    emu.delay = 1.0
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            await client.trigger_webhook("nope")  # token + one connection
+            before = emu.connection_count
+            task = asyncio.create_task(client.trigger_webhook("wh"))
+            await asyncio.sleep(0.3)  # the request is at the server
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert client._engine.calls == 0
+            emu.delay = 0
+            # The next call cannot reuse the cancelled call's connection.
+            await client.trigger_webhook("wh")
+            return before, emu.connection_count
+
+    before, after = run(main())
+    assert after == before + 1
+
+
+def test_asyncio_timeout_and_wait_for(emu):
+    emu.delay = 2.0
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError) as info:
+                async with asyncio.timeout(0.3):
+                    await client.trigger_webhook("wh")
+            assert not isinstance(info.value, genauth_c.GenAuthError)
+            with pytest.raises(TimeoutError) as info:
+                await asyncio.wait_for(client.trigger_webhook("wh"), 0.3)
+            assert not isinstance(info.value, genauth_c.GenAuthError)
+            assert time.monotonic() - t0 < 0.6 + 1.5
+            assert client._engine.calls == 0
+
+    run(main())
+
+
+def test_the_calls_own_timeout_raises_genauth_timeout(emu):
+    emu.delay = 3.0
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url,
+                                         timeout=0.4) as client:
+            t0 = time.monotonic()
+            with pytest.raises(genauth_c.TimeoutError):
+                await client.trigger_webhook("wh")
+            assert time.monotonic() - t0 < 0.4 + 1.5
+
+    run(main())
+
+
+def test_token_single_flight_across_100_tasks(emu):
+    emu.delay_token = 0.2
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            got = await asyncio.gather(*(client.trigger_webhook("wh")
+                                         for _ in range(100)))
+            return got, client.token_fetches
+
+    got, fetches = run(main())
+    assert all(r["statusCode"] == 200 for r in got)
+    assert fetches == 1
+    assert emu.token_fetches == 1
+
+
+def test_one_retry_after_a_refused_token(emu):
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            await client.trigger_webhook("wh")
+            emu.fail_next_calls_with_401 = 1
+            got = await client.trigger_webhook("wh")
+            return got, client.token_fetches
+
+    got, fetches = run(main())
+    assert got["statusCode"] == 200
+    assert fetches == 2
+
+
+def test_token_refusal_reaches_every_waiting_task(emu):
+    async def main():
+        async with AsyncManagementClient(AK, "wrong", host=emu.url) as client:
+            got = await asyncio.gather(*(client.trigger_webhook("wh")
+                                         for _ in range(10)),
+                                       return_exceptions=True)
+            return got, client.token_fetches
+
+    got, fetches = run(main())
+    assert all(isinstance(e, genauth_c.AuthError) for e in got)
+    assert fetches == 0  # tokens fetched
+    assert emu.token_fetches == 1  # one refused request for all ten
+
+
+def test_close(emu):
+    emu.delay = 1.0
+
+    async def main():
+        client = AsyncManagementClient(AK, SK, host=emu.url)
+        async with client:
+            await client.trigger_webhook("nope")
+            pending = asyncio.create_task(client.trigger_webhook("wh"))
+            await asyncio.sleep(0.1)
+            await client.aclose()
+            with pytest.raises(genauth_c.ClientClosedError):
+                await pending
+        await client.aclose()  # idempotent
+        assert client.closed
+        with pytest.raises(genauth_c.ClientClosedError):
+            await client.trigger_webhook("wh")
+        with pytest.raises(genauth_c.ClientClosedError):
+            await client.trigger_webhooks([{"webhook_id": "wh"}])
+        with pytest.raises(genauth_c.ClientClosedError):
+            async with client:
+                pass
+
+    run(main())
+
+
+def test_a_client_belongs_to_its_first_loop(emu):
+    client = AsyncManagementClient(AK, SK, host=emu.url)
+
+    async def use():
+        return await client.trigger_webhook("wh")
+
+    assert run(use())["statusCode"] == 200
+    with pytest.raises(RuntimeError, match="event loop"):
+        run(use())
+    with pytest.raises(RuntimeError):
+        client.trigger_webhook("wh").send(None)  # no running loop
+
+    async def close():
+        await client.aclose()
+    run(close())
+
+
+def test_loop_closed_with_a_client_open_warns(emu):
+    kept = {}
+
+    async def main():
+        kept["client"] = AsyncManagementClient(AK, SK, host=emu.url)
+        await kept["client"].trigger_webhook("wh")
+
+    run(main())
+    with pytest.warns(ResourceWarning, match="unclosed"):
+        del kept["client"]
+        gc.collect()
+
+
+def test_uvloop(emu):
+    uvloop = pytest.importorskip("uvloop")
+    emu.delay = 0.05
+
+    async def main():
+        assert "uvloop" in type(asyncio.get_running_loop()).__module__
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            tasks = [asyncio.create_task(client.trigger_webhook("wh"))
+                     for _ in range(50)]
+            await asyncio.sleep(0.01)
+            for t in tasks[::2]:
+                t.cancel()
+            got = await asyncio.gather(*tasks, return_exceptions=True)
+            batch = await client.trigger_webhooks([{"webhook_id": "wh"}] * 10)
+            return got, batch, client._engine.calls
+
+    got, batch, calls = uvloop.run(main())
+    assert all(r["statusCode"] == 200 for r in got[1::2])
+    assert all(r["statusCode"] == 200 for r in batch)
+    assert calls == 0
+
+
+def test_no_thread_started(mixed):
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=mixed) as client:
+            await asyncio.gather(*(client.trigger_webhook("echo")
+                                   for _ in range(50)))
+            await client.trigger_webhooks([{"webhook_id": "echo"}] * 20)
+            return thread_ids()
+
+    # Which threads, not how many: a thread left by an earlier test may end
+    # meanwhile.
+    before = thread_ids()
+    during = run(main())
+    assert during - before == set()
+    assert thread_ids() - before == set()
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """Counts the handles scheduled and the socket events the selector
+    returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.handles = 0
+        self.events = 0
+
+    def call_soon(self, *args, **kwargs):
+        self.handles += 1
+        return super().call_soon(*args, **kwargs)
+
+    def call_at(self, *args, **kwargs):
+        self.handles += 1
+        return super().call_at(*args, **kwargs)
+
+    def _process_events(self, event_list):
+        self.events += len(event_list)
+        return super()._process_events(event_list)
+
+
+def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
+    loop = CountingLoop()
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            await client.trigger_webhook("wh")  # a kept-alive connection now
+            handles, events = loop.handles, loop.events
+            # Blocking on purpose: the loop would run nothing else anyway,
+            # and this schedules nothing of its own.
+            await asyncio.sleep(0)
+            start_h, start_e = loop.handles, loop.events
+            idle = loop.create_future()
+            loop.call_later(2.0, idle.set_result, None)  # 1 handle
+            await idle                                   # 1 wake-up of ours
+            return (loop.handles - start_h, loop.events - start_e,
+                    handles, events)
+
+    try:
+        idle_handles, idle_events, handles, events = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert handles > 0 and events > 0  # the counters do count
+    # Over 2 s: our own timer and the task's wake-up, nothing of the client's.
+    assert idle_handles == 2
+    assert idle_events == 0
+
+
+NOTEBOOK_CELL = """
+from genauth_c import AsyncManagementClient
+from genauth_c.emulator import Emulator, WebhookReceiver
+with Emulator("AK", "SK") as emu, WebhookReceiver() as rx:
+    emu.add_webhook("wh", rx.url)
+    async with AsyncManagementClient("AK", "SK", host=emu.url) as client:
+        envelope = await client.trigger_webhook("wh")
+        batch = await client.trigger_webhooks([{"webhook_id": "wh"}] * 5)
+print(envelope["statusCode"], [r["statusCode"] for r in batch])
+"""
+
+
+def test_notebook_cell_with_top_level_await(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(NOTEBOOK_CELL))
+    client = nbclient.NotebookClient(
+        nb, timeout=60, kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    out = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert out.strip() == "200 [200, 200, 200, 200, 200]"
+
+
+# ---- every method of ManagementClient, as a coroutine ---------------------
+
+from test_webhook_api import BAD, JSON, WIRE, only_call  # noqa: E402
+
+
+@pytest.mark.parametrize("name,args,kwargs,method,path,query,body", WIRE)
+def test_every_method_sends_what_the_sync_client_sends(
+        fake, name, args, kwargs, method, path, query, body):
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url) as client:
+            return await getattr(client, name)(*args, **kwargs)
+
+    assert run(main()) == fake.envelope
+    req, got_path, got_query = only_call(fake)
+    assert (req.method, got_path, got_query) == (method, path, query)
+    assert req.body == (body or b"")
+    assert req.header("authorization").startswith("Bearer ")
+
+
+@pytest.mark.parametrize("name,args,kwargs,exc,text", BAD)
+def test_bad_arguments_raise_as_the_sync_client_before_sending(
+        fake, name, args, kwargs, exc, text):
+    text = text.replace("ManagementClient.", "AsyncManagementClient.")
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url) as client:
+            with pytest.raises(exc) as info:
+                await getattr(client, name)(*args, **kwargs)
+            return str(info.value)
+
+    assert text in run(main())
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_every_method_against_the_emulator(auth):
+    async def main(emu, rx):
+        async with AsyncManagementClient(AK, SK, host=emu.url, auth=auth) as client:
+            events = await client.get_webhook_event_list()
+            assert "user:created" in [e["value"] for e in events["data"]["events"]]
+            # Concurrent creations, each its own result.
+            created = await asyncio.gather(*(client.create_webhook(
+                JSON, ["user:created"], rx.url + f"/h{i}", f"hook{i}", True,
+                retry_config={"enabled": True, "count": 2}) for i in range(5)))
+            ids = [c["data"]["webhookId"] for c in created]
+            assert [c["data"]["name"] for c in created] == [f"hook{i}" for i in range(5)]
+            listed = await client.list_webhooks(page=1, limit=50)
+            assert listed["data"]["totalCount"] == 5
+            got = await asyncio.gather(*(client.get_webhook(i) for i in ids))
+            assert [g["data"] for g in got] == [c["data"] for c in created]
+            updated = await client.update_webhook(ids[0], name="renamed")
+            assert updated["data"]["name"] == "renamed"
+            fired = await client.trigger_webhook(ids[0], request_body={"eventName": "test"})
+            assert fired["statusCode"] == 200, fired
+            logs = await client.get_webhook_logs(ids[0], 1, 10)
+            assert logs["data"]["list"][0]["webhookId"] == ids[0]
+            deleted = await client.delete_webhook(ids)
+            assert deleted["data"] == {"success": True}
+            missing = await client.get_webhook(ids[0])
+            assert missing["statusCode"] == 404
+            assert (await client.list_webhooks(limit=51))["statusCode"] == 400
+            return client.token_fetches
+
+    with Emulator(AK, SK) as emu, WebhookReceiver() as rx:
+        fetches = run(main(emu, rx))
+        if auth == "signature":
+            assert fetches == 0
+            gets = [r for r in emu.requests if r.method == "GET"]
+            assert gets and all(r.auth == "signature" and r.auth_error is None
+                                for r in gets)
+        else:
+            assert fetches == 1
+
+
+def test_a_get_is_retried_once_after_a_refused_token(emu):
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            assert (await client.list_webhooks())["statusCode"] == 200
+            emu.expire_tokens()
+            got = await asyncio.gather(client.get_webhook_event_list(),
+                                       client.get_webhook("wh"))
+            return got, client.token_fetches
+
+    got, fetches = run(main())
+    assert [g["statusCode"] for g in got] == [200, 200]
+    assert fetches == 2
+
+
+def test_raise_for_status_on_every_method(fake):
+    fake.envelope = {"statusCode": 403, "message": "no", "apiCode": 1, "data": None}
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         raise_for_status=True) as client:
+            for name, args, kwargs, *_ in WIRE:
+                with pytest.raises(genauth_c.APIError) as info:
+                    await getattr(client, name)(*args, **kwargs)
+                assert info.value.status_code == 403
+
+    run(main())
+
+
+def test_a_batch_refused_for_a_key_keeps_the_callers_objects_intact():
+    """A batch refused for an unexpected key after a known one releases
+    nothing it did not take (sync and async share the code)."""
+    webhook_id = "".join(["refcount-", "probe"])  # not interned
+    before = sys.getrefcount(webhook_id)
+    calls = [{"webhook_id": webhook_id, "bogus": 1}]
+    with genauth_c.ManagementClient(AK, SK, host="http://127.0.0.1:9") as sync:
+        for _ in range(50):
+            with pytest.raises(TypeError, match=r"calls\[0\]: unexpected key 'bogus'"):
+                sync.trigger_webhooks(calls)
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host="http://127.0.0.1:9") as client:
+            for _ in range(50):
+                with pytest.raises(TypeError, match="unexpected key 'bogus'"):
+                    await client.trigger_webhooks(calls)
+
+    run(main())
+    del calls
+    assert sys.getrefcount(webhook_id) == before
+
+
+def test_a_client_whose_loop_closed_with_tasks_pending_is_collected(emu):
+    """Tasks still awaiting calls when their loop is closed: the client, its
+    engine and the calls are garbage, and are collected (with the
+    ResourceWarning), not kept forever."""
+    import weakref
+
+    emu.delay = 5.0
+    loop = asyncio.new_event_loop()
+    client = AsyncManagementClient(AK, SK, host=emu.url)
+
+    async def start():
+        await client.trigger_webhook("nope")  # the token
+        return [asyncio.create_task(client.trigger_webhook("wh"))
+                for _ in range(3)]
+
+    tasks = loop.run_until_complete(start())
+    loop.run_until_complete(asyncio.sleep(0.2))  # the requests are out
+    assert client._engine.calls == 3
+    loop.close()
+    ref = weakref.ref(client)
+
+    def engines():
+        return sum(type(o).__name__ == "_AsyncEngine" for o in gc.get_objects())
+
+    before = engines()
+    del client, tasks
+    # The pending tasks' own complaint goes to the closed loop's handler.
+    loop.set_exception_handler(lambda loop, context: None)
+    with pytest.warns(ResourceWarning, match="unclosed") as record:
+        gc.collect()
+    del record  # the warning holds the client as its source
+    gc.collect()
+    assert ref() is None
+    assert engines() == before - 1
