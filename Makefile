@@ -16,7 +16,7 @@ VENV_PIP := $(VENV_PY) -m pip --disable-pip-version-check
 BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
 PY_DEB := $(shell $(PYTHON) -c 'import sys; print("python3-dev python3-venv" \
 	if sys.base_prefix == "/usr" else "")' 2>/dev/null)
-TEST_DEB := valgrind clang libclang-rt-dev openssl
+TEST_DEB := valgrind clang libclang-rt-dev openssl locales
 # Installed into VENV: what building in it needs (pip builds without
 # isolation, so the same setuptools builds every time, offline too), and the
 # test tools, each with the module that shows it is there. websockets:
@@ -69,8 +69,12 @@ venv: deps
 # pip install . is the product; the in-place build beside it lets scripts run
 # from this folder too (Python puts the script's folder, or the current one,
 # first on sys.path, so there `import genauth_c` finds this source folder).
+# The in-place extension is removed first: a full-API build
+# (GENAUTH_LIMITED_API=0) is named _core.cpython-3XX-*.so and the stable-ABI
+# one _core.abi3.so, and Python would load a stale first one before the other.
 install: venv
 	$(VENV_PIP) install --quiet --no-build-isolation .
+	rm -f genauth_c/_core.*.so
 	$(VENV_PY) setup.py --quiet build_ext --inplace
 
 # The main job: the emulator, a local webhook receiver, one trigger_webhook.
@@ -78,8 +82,16 @@ demo: install
 	$(VENV_PY) -m genauth_c.demo
 	@echo "genauth_c is installed in $(VENV): activate it with  . $(VENV)/bin/activate"
 
+# The comma-locale check of tests/c/test_sign.c needs de_DE.UTF-8: enabled
+# in /etc/locale.gen (so a later locale-gen keeps it) and generated, once.
 test-deps: venv
 	$(call apt_install,$(TEST_DEB))
+	@locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8' || { \
+	  echo "generating the de_DE.UTF-8 locale"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO sh -c "sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' \
+	    /etc/locale.gen; grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || \
+	    echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen; locale-gen"; }
 	@$(VENV_PY) -c "import $(PY_TEST_IMPORTS)" 2>/dev/null || \
 	  $(VENV_PIP) install --quiet $(PY_TEST_TOOLS)
 
