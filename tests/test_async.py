@@ -3,14 +3,17 @@ libcurl's socket interface on the running event loop, against real servers
 on loopback."""
 import asyncio
 import gc
+import logging
 import os
 import random
 import sys
+import threading
 import time
 
 import pytest
 
 from conftest import AK, SK
+from rawserver import Response
 from serve import spawn
 
 import genauth_c
@@ -801,3 +804,68 @@ def test_a_call_cancelled_while_it_waits_to_retry(emu):
             return await client.trigger_webhook("wh")
 
     assert run(main())["statusCode"] == 200
+
+
+# ---- the token's early refresh: the sync client's rule (token.c) ---------
+
+def test_past_the_refresh_point_calls_go_on_with_the_valid_token(fake):
+    """A 10 s token is due for refresh 1 s before it expires. In that second
+    a call goes out with it at once while the one refresh is held at the
+    server; the refresh fails and no call hears of it (the next ones still
+    use the token, with no new fetch); only once the token has expired do
+    calls fail. The server decides when the refresh answers."""
+    fake.lifetime = 10
+    release = threading.Event()
+    refused = Response.json({"statusCode": 500, "message": "down"},
+                            status=500)
+
+    def handler(req):
+        if "get-management-token" in req.path and fake.token_fetches >= 1:
+            fake.token_fetches += 1
+            release.wait(30)
+            return refused
+        return fake(req)
+
+    fake.server.handler = handler
+    logged = []
+
+    class Lines(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=10) as client:
+            await client.trigger_webhook("wh1")
+            fetched = time.monotonic()  # just after the token came
+            # Past the refresh point (9 s, less the engine's 0.25 s look
+            # ahead), well before expiry (10 s).
+            await asyncio.sleep(max(0.0, fetched + 9.0 - time.monotonic()))
+            got = await asyncio.wait_for(client.trigger_webhook("wh1"), 5)
+            assert got["statusCode"] == 200
+            assert fake.token_fetches == 2  # the refresh, still held
+            release.set()
+            for _ in range(1000):  # until the client has the failure
+                if any(m.startswith("token fetch failed=") for m in logged):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail(f"the refresh's failure never came: {logged}")
+            got = await asyncio.wait_for(client.trigger_webhook("wh1"), 5)
+            assert got["statusCode"] == 200
+            assert fake.token_fetches == 2  # retried no sooner than 5 s
+            # Expired: the call waits for a fetch, which fails.
+            await asyncio.sleep(max(0.0, fetched + 10.2 - time.monotonic()))
+            with pytest.raises(genauth_c.GenAuthError):
+                await client.trigger_webhook("wh1")
+            assert fake.token_fetches == 3
+
+    logger = logging.getLogger("genauth_c")
+    lines, level = Lines(), logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.DEBUG)
+    try:
+        run(main())
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
