@@ -663,11 +663,14 @@ genauth_evloop_timer_fired(genauth_evloop *ev)
         ev->curl_at = -1;
     if (ev->waiting)
         expire_waiting(ev);
-    if (ev->resting)
-        wake_resting(ev);
-    /* (Early for libcurl when the timer was a waiting call's: harmless.) */
+    /* (Early for libcurl when the timer was a call's: harmless.) */
     curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain(ev);
+    /* After libcurl's action: the transfers these add arm libcurl's timer
+     * anew, and the hook with it, rather than being taken up by this
+     * action and leaving the hook armed for nothing. */
+    if (ev->resting && !ev->closed)
+        wake_resting(ev);
     /* After a timeout action libcurl has told its timer again, if it has
      * one; the waiting calls' deadlines and the retry times need the hook
      * too. */
