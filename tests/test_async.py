@@ -751,7 +751,8 @@ def test_max_retries_0_sends_once(emu):
     assert trigger_requests(emu) == 1
 
 
-def test_a_refused_connection_fails_after_its_retries():
+def test_a_refused_connection_fails_after_its_retries(caplog):
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
     with Emulator(AK, SK) as e:
         url = e.url
     # Nothing listens on the port any more: every attempt is refused.
@@ -764,6 +765,8 @@ def test_a_refused_connection_fails_after_its_retries():
     with pytest.raises(genauth_c.TransportError) as info:
         run(main())
     assert info.value.curl_code == 7
+    logged = [r.getMessage() for r in caplog.records if r.name == "genauth_c"]
+    assert len(logged) == 1 and " retries=2: " in logged[0], logged
 
 
 def test_a_batch_retries_throttled_calls(emu):
