@@ -16,7 +16,7 @@ VENV_PIP := $(VENV_PY) -m pip --disable-pip-version-check
 BUILD_DEB := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
 PY_DEB := $(shell $(PYTHON) -c 'import sys; print("python3-dev python3-venv" \
 	if sys.base_prefix == "/usr" else "")' 2>/dev/null)
-TEST_DEB := valgrind clang libclang-rt-dev openssl
+TEST_DEB := valgrind clang libclang-rt-dev openssl locales
 # Installed into VENV: what building in it needs (pip builds without
 # isolation, so the same setuptools builds every time, offline too), and the
 # test tools, each with the module that shows it is there. websockets:
@@ -78,8 +78,16 @@ demo: install
 	$(VENV_PY) -m genauth_c.demo
 	@echo "genauth_c is installed in $(VENV): activate it with  . $(VENV)/bin/activate"
 
+# The comma-locale check of tests/c/test_sign.c needs de_DE.UTF-8: enabled
+# in /etc/locale.gen (so a later locale-gen keeps it) and generated, once.
 test-deps: venv
 	$(call apt_install,$(TEST_DEB))
+	@locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8' || { \
+	  echo "generating the de_DE.UTF-8 locale"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO sh -c "sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' \
+	    /etc/locale.gen; grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || \
+	    echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen; locale-gen"; }
 	@$(VENV_PY) -c "import $(PY_TEST_IMPORTS)" 2>/dev/null || \
 	  $(VENV_PIP) install --quiet $(PY_TEST_TOOLS)
 

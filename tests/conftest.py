@@ -1,8 +1,11 @@
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -12,6 +15,27 @@ from rawserver import FakeGenAuth, RawServer  # noqa: E402
 
 AK = "AKIDexample1234"
 SK = "SECRET-do-not-leak-9f8e7d"
+# A call never outlives its timeout by more than this. Generous: the bound
+# proves the call ends (the servers in these tests hold answers for far
+# longer), not how fast a loaded machine gets there.
+SLACK = 5.0
+
+
+def sigint_when(event, wait=10.0):
+    """Starts a thread that sends SIGINT to this process once `event` is set
+    (say, when the server has the request), so the signal lands while the
+    call is in flight however slow the machine. Returns (thread, sent):
+    sent holds the monotonic time of the signal, empty if none was sent."""
+    sent = []
+
+    def fire():
+        if event.wait(wait):
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=fire, daemon=True)
+    thread.start()
+    return thread, sent
 
 
 @pytest.fixture
@@ -39,6 +63,47 @@ def client_for():
     yield make
     for c in made:
         c.close()
+
+
+class TokenClock:
+    """What the client's token cache reads as the time: a number in a file
+    (GENAUTH_TEST_CLOCK_FILE, read by clients made after this fixture). It
+    stands still until the test sets it, so refresh points are crossed by
+    the test's decision, never by the machine's speed."""
+
+    def __init__(self, path, start=1000.0):
+        self.path = path
+        self.set(start)
+
+    def set(self, seconds: float) -> None:
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(repr(float(seconds)))
+        os.replace(tmp, self.path)  # a reader never sees a half-written file
+        self.now = float(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.set(self.now + seconds)
+
+
+@pytest.fixture
+def token_clock(tmp_path, monkeypatch):
+    clock = TokenClock(str(tmp_path / "clock"))
+    monkeypatch.setenv("GENAUTH_TEST_CLOCK_FILE", clock.path)
+    return clock
+
+
+def wait_child(pid, timeout=60.0):
+    """The exit code of child `pid`; kills it and fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"child {pid} still running after {timeout} s")
 
 
 def free_port():

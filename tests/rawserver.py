@@ -8,6 +8,7 @@ alive; `connections` counts accepted sockets.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 import ssl
@@ -123,6 +124,8 @@ class RawServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+                # Answers go out at once, not held for a delayed ACK.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 return
             with self._lock:
@@ -255,11 +258,14 @@ def token_response(lifetime: float = 7200, userpool_id: str = USERPOOL_ID,
 class FakeGenAuth:
     """A RawServer handler for the two endpoints, with simple knobs. The
     token endpoint answers a fresh JWT each time; trigger-webhook answers
-    `envelope` (or `response` when set)."""
+    `envelope` (or `response` when set). Tokens are valid until the test
+    calls expire_tokens(): expiry is the test's decision, not the clock's."""
 
     def __init__(self, lifetime: float = 7200):
-        self.lifetime = lifetime
+        self.lifetime = lifetime  # the expires_in answered
+        self._lock = threading.Lock()
         self.token_fetches = 0
+        self.expiries = 0  # expire_tokens() calls
         self.envelope = {"statusCode": 200, "message": "Operation successful",
                          "requestId": "934108e5-9fbf-4d24-8da1-c330328abd6c",
                          "data": {"response": {}}}
@@ -268,19 +274,73 @@ class FakeGenAuth:
         self.valid_tokens: set[str] = set()
         self.reject_tokens = False
 
+    def expire_tokens(self) -> None:
+        """Every token issued so far is refused from now on."""
+        with self._lock:
+            self.valid_tokens.clear()
+            self.expiries += 1
+
     def __call__(self, req: Request) -> Response:
         if req.path.endswith("/api/v3/get-management-token"):
-            self.token_fetches += 1
+            with self._lock:
+                self.token_fetches += 1
+                tag = str(self.token_fetches)
             if self.token_answer is not None:
                 return self.token_answer
-            resp = token_response(self.lifetime, token_tag=str(self.token_fetches))
-            self.valid_tokens.add(json.loads(resp.body)["data"]["access_token"])
+            resp = token_response(self.lifetime, token_tag=tag)
+            with self._lock:
+                self.valid_tokens.add(
+                    json.loads(resp.body)["data"]["access_token"])
             return resp
         auth = req.header("authorization") or ""
-        if self.reject_tokens or auth[len("Bearer "):] not in self.valid_tokens:
+        with self._lock:
+            valid = auth[len("Bearer "):] in self.valid_tokens
+        if self.reject_tokens or not valid:
             return Response.json({"statusCode": 401, "message": "token expired",
                                   "apiCode": 2020, "requestId": "r-401"},
                                  status=401)
         if self.response is not None:
             return self.response
         return Response.json(self.envelope)
+
+
+def announce_and_hold(handler: Callable[[Request], Response],
+                      arrived: threading.Event,
+                      delay: float = 60.0) -> Callable[[Request], Response]:
+    """Wraps a handler: a trigger-webhook request sets `arrived` and its
+    answer is held `delay` seconds (a call in flight, for as long as a test
+    needs one)."""
+    def held(req: Request) -> Response:
+        resp = handler(req)
+        if "trigger-webhook" in req.path:
+            arrived.set()
+            resp = dataclasses.replace(resp, delay=delay)
+        return resp
+    return held
+
+
+class AllInFlight:
+    """Wraps a handler so that the requests `matches` picks are answered only
+    once `n` of them are open at the same time: proof from the server's side
+    that a client had n requests in flight at once, whatever the machine's
+    speed. If they never are, `timeout` seconds on, each waiting request is
+    answered 503 and `broken` is set. Later requests pass straight through."""
+
+    def __init__(self, handler: Callable[[Request], Response], n: int,
+                 matches: Callable[[Request], bool] = lambda req: True,
+                 timeout: float = 30):
+        self.handler = handler
+        self.matches = matches
+        self.broken = False
+        self._barrier = threading.Barrier(n, timeout=timeout)
+        self._passed = threading.Event()
+
+    def __call__(self, req: Request) -> Response:
+        if self.matches(req) and not self._passed.is_set():
+            try:
+                self._barrier.wait()
+                self._passed.set()
+            except threading.BrokenBarrierError:
+                self.broken = True
+                return Response(status=503, body=b"not all in flight")
+        return self.handler(req)

@@ -6,11 +6,14 @@ client alone (memory, CPU) and the server does not share its GIL.
     python3 tests/serve.py emulator AK SK WEBHOOK_URL [--lifetime SECONDS]
 
 prints "PORT <n>" once listening and serves until its standard input closes.
-`spawn(...)` does this from a test and returns (port, stop).
+`spawn(...)` does this from a test and returns a Served: (port, stop) when
+unpacked, and .command(line) for the commands below.
 
 mixed: the two GenAuth endpoints, where trigger-webhook's webhookId picks
 what happens (see MIXED): a success that echoes requestBody, or one fault.
-Tokens expire on the server after --lifetime seconds.
+--lifetime is the expires_in answered; tokens expire on the server only when
+the test says so: the line "expire" on standard input refuses every token
+issued so far and answers "EXPIRED <token fetches so far>".
 receiver, emulator: genauth_c.emulator's, the emulator with webhook "wh1"
 delivering to WEBHOOK_URL."""
 from __future__ import annotations
@@ -20,7 +23,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,7 +64,7 @@ class Mixed:
     def __init__(self, lifetime):
         self.lifetime = lifetime
         self.lock = threading.Lock()
-        self.tokens = {}  # token -> monotonic expiry
+        self.tokens = set()  # the tokens not expired
         self.fail_next_token = False
         self.fetches = 0
 
@@ -78,7 +80,7 @@ class Mixed:
             resp = token_response(self.lifetime, token_tag=str(self.fetches))
             token = json.loads(resp.body)["data"]["access_token"]
             with self.lock:
-                self.tokens[token] = time.monotonic() + self.lifetime
+                self.tokens.add(token)
             return resp
         # The client writes {"webhookId":"..","requestBody":..} compactly:
         # slicing it (no parsing) keeps the server fast enough for 16
@@ -93,8 +95,8 @@ class Mixed:
             return MIXED[wid](None)
         token = (req.header("authorization") or "")[len("Bearer "):]
         with self.lock:
-            expiry = self.tokens.get(token)
-        if expiry is None or time.monotonic() >= expiry:
+            valid = token in self.tokens
+        if not valid:
             return MIXED["e401"](None)
         echo = rest[len(b',"requestBody":'):-1] if rest.startswith(
             b',"requestBody":') else b"null"
@@ -143,12 +145,45 @@ def main():
     else:
         sys.exit(f"unknown mode {mode}")
     print(f"PORT {port}", flush=True)
-    sys.stdin.read()  # until the test closes our stdin (or dies)
+    for line in sys.stdin:  # until the test closes our stdin (or dies)
+        if line.strip() == "expire" and mode == "mixed":
+            handler = server.handler
+            with handler.lock:
+                handler.tokens.clear()
+                fetches = handler.fetches
+            print(f"EXPIRED {fetches}", flush=True)
+        else:
+            print(f"UNKNOWN {line.strip()}", flush=True)
     server.stop()
 
 
+class Served:
+    """A serve.py process: unpacks as (port, stop)."""
+
+    def __init__(self, proc, port):
+        self.proc = proc
+        self.port = port
+
+    def __iter__(self):
+        return iter((self.port, self.stop))
+
+    def command(self, line):
+        """Sends one command line; returns the answer line."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def spawn(*args):
-    """Starts `serve.py *args`; returns (port, stop)."""
+    """Starts `serve.py *args`; returns a Served once it listens."""
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
@@ -156,16 +191,7 @@ def spawn(*args):
     if not line.startswith("PORT "):
         proc.kill()
         raise RuntimeError(f"serve.py {args}: {line!r}")
-
-    def stop():
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    return int(line.split()[1]), stop
+    return Served(proc, int(line.split()[1]))
 
 
 if __name__ == "__main__":

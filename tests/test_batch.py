@@ -1,13 +1,12 @@
 """trigger_webhooks: many calls in flight, results in input order."""
 import collections.abc
-import os
-import signal
 import threading
 import time
 
 import pytest
 
-from rawserver import Response
+from conftest import SLACK, sigint_when
+from rawserver import AllInFlight, Response, announce_and_hold
 
 import genauth_c
 
@@ -27,6 +26,8 @@ def echo_handler(fake):
                                      status=401)
             if body["webhookId"] == "boom":
                 return Response(status=502, body=b"<html>bad gateway</html>")
+            if body["webhookId"] == "hang":
+                return Response(delay=60)
             return Response.json({"statusCode": 200, "message": "ok",
                                   "data": {"response": body}},
                                  delay=0.05 if body["webhookId"] == "slow" else 0)
@@ -58,21 +59,41 @@ def test_a_failure_keeps_the_others(fake, client_for):
     assert [r["statusCode"] for i, r in enumerate(results) if i != 2] == [200] * 4
 
 
-def test_batch_runs_concurrently(fake, client_for):
+@pytest.mark.parametrize("count,concurrency", [(16, 16), (20, 4)])
+def test_batch_runs_concurrently_up_to_its_limit(fake, client_for, count,
+                                                 concurrency):
+    """The server answers only once `concurrency` requests are open at once
+    (proof they were in flight together), and never sees more."""
     fake.server.handler = echo_handler(fake)
     client = client_for(fake.server.url)
     client.trigger_webhook("warm")
-    start = time.monotonic()
-    results = client.trigger_webhooks([{"webhook_id": "slow"}] * 16, concurrency=16)
-    assert time.monotonic() - start < 0.05 * 16 / 2
-    assert all(r["statusCode"] == 200 for r in results)
+    gate = AllInFlight(fake.server.handler, concurrency,
+                       matches=lambda req: "trigger-webhook" in req.path)
+    lock = threading.Lock()
+    open_now, most = [0], [0]
+
+    def counting(req):
+        with lock:
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+        try:
+            return gate(req)
+        finally:
+            with lock:
+                open_now[0] -= 1
+
+    fake.server.handler = counting
+    results = client.trigger_webhooks(calls(count), concurrency=concurrency)
+    assert not gate.broken
+    assert [r["statusCode"] for r in results] == [200] * count
+    assert most[0] == concurrency
 
 
 def test_batch_retries_a_refused_token(fake, client_for):
     fake.server.handler = echo_handler(fake)
     client = client_for(fake.server.url)
     client.trigger_webhook("warm")
-    fake.valid_tokens.clear()
+    fake.expire_tokens()
     results = client.trigger_webhooks(calls(8), concurrency=4)
     assert all(r["statusCode"] == 200 for r in results)
 
@@ -99,19 +120,11 @@ def test_batch_input_validated_before_sending(fake, client_for):
 
 def test_batch_each_call_bounded_by_timeout(fake, client_for):
     fake.server.handler = echo_handler(fake)
-    client = client_for(fake.server.url, timeout=0.5)
+    client = client_for(fake.server.url, timeout=2.0)
     client.trigger_webhook("warm")
-    orig = fake.server.handler
-
-    def handler(req):
-        if b'"hang"' in req.body:
-            return Response(delay=30)
-        return orig(req)
-
-    fake.server.handler = handler
     start = time.monotonic()
     results = client.trigger_webhooks([{"webhook_id": "hang"}, {"webhook_id": "ok"}])
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0 + SLACK
     assert isinstance(results[0], genauth_c.TimeoutError)
     assert results[1]["statusCode"] == 200
 
@@ -126,14 +139,33 @@ def test_raise_for_status_gives_api_error_objects(fake, client_for):
 def test_ctrl_c_interrupts_a_batch(fake, client_for):
     client = client_for(fake.server.url)
     client.trigger_webhook("warm")
-    fake.response = Response.json(fake.envelope, delay=30)
-    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-    start = time.monotonic()
+    arrived = threading.Event()
+    fake.server.handler = announce_and_hold(fake, arrived)
+    thread, sent = sigint_when(arrived)
     with pytest.raises(KeyboardInterrupt):
         client.trigger_webhooks(calls(8))
-    assert time.monotonic() - start < 1.0
-    fake.response = None
+    assert sent and time.monotonic() - sent[0] < SLACK
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    fake.server.handler = fake
     assert client.trigger_webhook("again")["statusCode"] == 200
+
+
+def test_a_queued_call_gets_its_full_timeout_from_when_it_starts(
+        fake, client_for):
+    """concurrency=1: the first call hangs and uses up its whole timeout;
+    the second starts only then. Were its time counted from the batch's
+    start, it would have none left."""
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url, timeout=2.0)
+    client.trigger_webhook("warm")
+    results = client.trigger_webhooks(
+        [{"webhook_id": "hang"}, {"webhook_id": "queued"}], concurrency=1)
+    assert isinstance(results[0], genauth_c.TimeoutError)
+    assert results[1]["statusCode"] == 200
+    ids = [r.json()["webhookId"] for r in fake.server.requests
+           if "trigger-webhook" in r.path]
+    assert ids == ["warm", "hang", "queued"]
 
 
 def test_batch_on_closed_client(fake, client_for):

@@ -297,3 +297,5 @@ def test_secret_and_token_never_shown(fake, client_for):
         except Exception as e:  # noqa: BLE001 - everything shown is checked
             text = "".join(traceback.format_exception(e)) + repr(vars(e))
             assert SK not in text and token not in text
+        else:
+            pytest.fail("the call did not fail")

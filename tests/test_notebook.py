@@ -44,3 +44,4 @@ def test_notebook_runs(kernel_manager, tmp_path):
     assert "APIError: 404" in text
     assert "TimeoutError:" in text
     assert "50 of 50 delivered; the receiver got 51 requests" in text
+    assert "async: 10 webhooks; 10 of 10 triggered" in text

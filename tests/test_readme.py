@@ -1,4 +1,5 @@
 """The README's examples run as they are."""
+import ast
 import os
 import re
 import subprocess
@@ -23,6 +24,18 @@ def test_readme_example_runs(code):
 
 def test_readme_has_examples():
     assert len(examples()) >= 4
+
+
+@pytest.mark.parametrize("code", examples())
+def test_readme_examples_fail_when_nothing_is_raised(code):
+    """An example that catches an expected exception says what happens when
+    none comes (`else: raise AssertionError(...)`): otherwise it would pass
+    for nothing."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Try) and node.handlers:
+            assert node.orelse, (
+                f"README.md example, line {node.lineno}: try/except without "
+                f"an else that fails")
 
 
 def test_readme_examples_type_check(tmp_path):

@@ -8,12 +8,11 @@ import os
 import resource
 import ssl
 import threading
-import time
 import tracemalloc
 
 import pytest
 
-from conftest import AK, SK
+from conftest import AK, SK, wait_child
 from rawserver import FakeGenAuth, RawServer
 from serve import spawn
 
@@ -70,15 +69,19 @@ def test_leak_loop():
     total = 3_000 if SMALL else 100_000
     port, stop = spawn("mixed")
     try:
-        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
-                                  timeout=0.25, max_response_bytes=256 * 1024)
-        # A timeout costs the whole 0.25 s: one per 5,000 calls.
+        url = f"http://127.0.0.1:{port}"
+        # A timeout long enough for any call on a loaded machine, and a
+        # second client whose timeout the slow answer (0.5 s) always
+        # outlasts: one timeout per 5,000 calls, 0.25 s each.
+        client = ManagementClient(AK, SK, host=url, timeout=10,
+                                  max_response_bytes=256 * 1024)
+        hasty = ManagementClient(AK, SK, host=url, timeout=0.25)
         slow = ("slow", None, genauth_c.TimeoutError)
 
         def run(start, stop_at):
             for i in range(start, stop_at):
                 if i % 5000 == 4999:
-                    one_call(client, *slow)
+                    one_call(hasty, *slow)
                 else:
                     one_call(client, *CYCLE[i % len(CYCLE)])
 
@@ -95,6 +98,7 @@ def test_leak_loop():
         rss = rss_bytes() - rss0
         assert client.trigger_webhook("ok")["statusCode"] == 200
         client.close()
+        hasty.close()
     finally:
         stop()
     print(f"\nleak loop: {total} calls, traced +{traced} B, "
@@ -108,51 +112,68 @@ def test_leak_loop():
 
 # ---- 16 threads, one client, token expiries -------------------------------
 
-def test_threads_across_token_expiries():
-    threads, calls = (16, 100) if SMALL else (16, 2000)
-    lifetime = 0.8
-    port, stop = spawn("mixed", "--lifetime", str(lifetime))
+def test_threads_across_token_expiries(token_clock):
+    """16 threads on one client through phases of calls; between phases,
+    while every thread waits, the test ends the token's life: the server
+    refuses it (odd phases) or the client's token clock passes its refresh
+    point (even phases). Each ending costs exactly one token fetch, however
+    the threads are scheduled, and every call is answered."""
+    threads = 16
+    phases, calls = (6, 10) if SMALL else (16, 125)
+    served = spawn("mixed")
     errors = []
     try:
-        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
+        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{served.port}",
                                   timeout=10)
-        barrier = threading.Barrier(threads)
+        start = threading.Barrier(threads + 1, timeout=120)
+        end = threading.Barrier(threads + 1, timeout=120)
 
         def work(tid):
-            barrier.wait()
             try:
-                for i in range(calls):
-                    body = {"thread": tid, "call": i, "pad": "p" * (i % 300)}
-                    env = client.trigger_webhook(f"t{tid}", request_body=body)
-                    if env["statusCode"] != 200 or \
-                            env["data"]["response"] != body or \
-                            env["requestId"] != f"t{tid}":
-                        errors.append(env)
-                        return
+                for phase in range(phases):
+                    start.wait()
+                    for i in range(calls):
+                        body = {"thread": tid, "phase": phase,
+                                "pad": "p" * (i % 300)}
+                        env = client.trigger_webhook(f"t{tid}",
+                                                     request_body=body)
+                        if env["statusCode"] != 200 or \
+                                env["data"]["response"] != body or \
+                                env["requestId"] != f"t{tid}":
+                            errors.append(env)
+                            break
+                    end.wait()
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(e)
+                start.abort()
+                end.abort()
 
-        start = time.monotonic()
         pool = [threading.Thread(target=work, args=(t,))
                 for t in range(threads)]
         for t in pool:
             t.start()
+        try:
+            for phase in range(phases):
+                if phase % 2:
+                    assert served.command("expire").startswith("EXPIRED")
+                elif phase:
+                    token_clock.advance(7200 - 60 + 1)
+                start.wait()
+                end.wait()
+        except threading.BrokenBarrierError:
+            pass  # a worker failed: its error is asserted below
         for t in pool:
-            t.join()
-        elapsed = time.monotonic() - start
+            t.join(timeout=120)
+            assert not t.is_alive()
         fetches = client.token_fetches
         client.close()
+        server_fetches = int(served.command("expire").split()[1])
     finally:
-        stop()
+        served.stop()
     assert errors == []
-    # A token is refreshed when a tenth of its lifetime is left: the run saw
-    # elapsed / 0.9 s refresh points; one fetch each, plus the first.
-    expiries = elapsed / (lifetime * 0.9)
-    print(f"\n{threads * calls} calls in {elapsed:.1f} s, "
-          f"{fetches} token fetches, {expiries:.1f} expiries")
-    assert fetches <= expiries + 1
-    if not SMALL:
-        assert expiries >= 3  # the run did cross several expiries
+    # The first token, then one per ending.
+    assert fetches == phases
+    assert server_fetches == phases
 
 
 def test_sixteen_threads_keep_their_connections():
@@ -171,7 +192,8 @@ def test_sixteen_threads_keep_their_connections():
         for t in pool:
             t.start()
         for t in pool:
-            t.join()
+            t.join(timeout=120)
+            assert not t.is_alive()
         client.close()
         # Connections are reused, not one per call: a thread's connection
         # waits in the client's cache, which keeps the ones in use and 8
@@ -209,8 +231,7 @@ def test_fork_child_uses_the_client_parent_unaffected(certificate, tls):
                 code = 0
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert wait_child(pid) == 0
         assert server.connections == 2  # the child opened its own
         for _ in range(3):
             assert client.trigger_webhook("wh1")["statusCode"] == 200
@@ -235,7 +256,6 @@ def test_fork_with_a_fresh_client_in_the_child():
                 code = 0
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert wait_child(pid) == 0
         assert client.trigger_webhook("wh1")["statusCode"] == 200
         client.close()

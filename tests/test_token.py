@@ -1,6 +1,5 @@
 """Management-token authentication: cache, refresh, retry, races."""
 import threading
-import time
 
 import pytest
 
@@ -17,24 +16,44 @@ def test_one_token_for_many_calls(fake, client_for):
     assert client.token_fetches == 1
 
 
-def test_refresh_ahead_of_expiry(fake, client_for):
-    # Lifetime 2 s: the margin is min(60, 2/10) = 0.2 s, so a call 1.85 s in
-    # must fetch a new token although the old one has 0.15 s left.
-    fake.lifetime = 2
+# (expires_in, the margin the README promises: min(60 s, expires_in / 10))
+MARGINS = [(7200, 60), (1200, 60), (600, 60), (300, 30), (100, 10), (10, 1)]
+
+
+@pytest.mark.parametrize("lifetime,margin", MARGINS)
+def test_refresh_margin_is_a_tenth_capped_at_60_s(fake, client_for,
+                                                  token_clock, lifetime,
+                                                  margin):
+    """The token clock stands still between calls: each call sees exactly
+    the time the test set. Half a second before the refresh point the cached
+    token is used; half a second after it, a new one is fetched first."""
+    fake.lifetime = lifetime
     client = client_for(fake.server.url)
-    client.trigger_webhook("wh1")
-    time.sleep(1.0)
+    start = token_clock.now
     client.trigger_webhook("wh1")
     assert fake.token_fetches == 1
-    time.sleep(0.85)
+    token_clock.set(start + lifetime - margin - 0.5)
+    client.trigger_webhook("wh1")
+    assert fake.token_fetches == 1
+    token_clock.set(start + lifetime - margin + 0.5)
     client.trigger_webhook("wh1")
     assert fake.token_fetches == 2
+    assert [r.path.rsplit("/", 1)[1] for r in fake.server.requests] == [
+        "get-management-token", "trigger-webhook", "trigger-webhook",
+        "get-management-token", "trigger-webhook"]
+    # The new token's refresh point counts from when it was fetched.
+    refetched = token_clock.now
+    token_clock.set(refetched + lifetime - margin - 0.5)
+    client.trigger_webhook("wh1")
+    assert fake.token_fetches == 2
+    assert client.token_fetches == 2
+    assert fake.expiries == 0  # no call was ever refused
 
 
 def test_one_retry_after_401_with_a_fresh_token(fake, client_for):
     client = client_for(fake.server.url)
     client.trigger_webhook("wh1")
-    fake.valid_tokens.clear()  # the server forgets the token: it "expired"
+    fake.expire_tokens()  # the server forgets the token: it "expired"
     assert client.trigger_webhook("wh1")["statusCode"] == 200
     assert fake.token_fetches == 2
     calls = [r.path for r in fake.server.requests]
@@ -74,21 +93,22 @@ def test_threads_racing_at_expiry_fetch_once(fake, client_for):
     fake.lifetime = 3600
     fake.server.handler = slow_token_handler(fake, 0.3)
     client = client_for(fake.server.url)
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(8, timeout=30)
     results, errors = [], []
 
     def work():
-        barrier.wait()
         try:
+            barrier.wait()
             results.append(client.trigger_webhook("wh1")["statusCode"])
-        except Exception as e:  # pragma: no cover - reported below
+        except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=60)
+        assert not t.is_alive()
     assert errors == [] and results == [200] * 8
     assert fake.token_fetches == 1
 

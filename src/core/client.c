@@ -29,6 +29,39 @@ genauth_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Tests step a client's token clock past a refresh point instead of waiting
+ * for it (the margin can be a minute): GENAUTH_TEST_CLOCK_FILE, read when
+ * the client is made, names a file holding what this clock reads, in
+ * seconds; it stands still until the test writes another number. Only the
+ * token cache reads this clock; deadlines stay on genauth_now(). */
+double
+genauth_client_now(const genauth_client *c)
+{
+    double now = 0;
+    if (c->test_clock_file) {
+        FILE *f = fopen(c->test_clock_file, "r");
+        int ok = f && fscanf(f, "%lf", &now) == 1 && isfinite(now);
+        if (f)
+            fclose(f);
+        if (ok)
+            return now;
+    }
+    return genauth_now();
+}
+
+/* The idle limit: GENAUTH_MAX_IDLE_SECONDS, or a shorter one a test sets in
+ * GENAUTH_TEST_MAX_IDLE_SECONDS to see it at work without waiting 50 s. */
+static long
+max_idle_seconds(void)
+{
+    const char *v = getenv("GENAUTH_TEST_MAX_IDLE_SECONDS");
+    char *end = NULL;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || end == v || *end || n < 1)
+        return GENAUTH_MAX_IDLE_SECONDS;
+    return n;
+}
+
 void
 genauth_cond_init_monotonic(pthread_cond_t *cond)
 {
@@ -286,6 +319,8 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
                                 : GENAUTH_DEFAULT_MAX_RESPONSE_BYTES;
     c->header_prefix =
         c->brand == GENAUTH_BRAND_AUTHING ? "x-authing-" : "x-genauth-";
+    c->max_idle_seconds = max_idle_seconds();
+    c->test_clock_file = dup_or_null(getenv("GENAUTH_TEST_CLOCK_FILE"), &nomem);
     c->access_key_id = dup_or_null(opts->access_key_id, &nomem);
     c->access_key_secret = dup_or_null(opts->access_key_secret, &nomem);
     c->lang = dup_or_null(opts->lang, &nomem);
@@ -369,6 +404,7 @@ genauth_client_free(genauth_client *c)
     free(c->lang);
     free(c->tenant_id);
     free(c->ca_bundle);
+    free(c->test_clock_file);
     free(c->ca_store_file);
     free(c->ca_store_dir);
     free(c->token_url);
@@ -494,7 +530,7 @@ genauth_client_adopt_if_forked(genauth_client *c)
 }
 
 /* Unlinks from the idle pool the handles beyond GENAUTH_IDLE_CONNECTIONS
- * and those idle for over GENAUTH_MAX_IDLE_SECONDS (the pool is in order of
+ * and those idle for over c->max_idle_seconds (the pool is in order of
  * last use, so they are its tail), for the caller to free outside the lock.
  * Called with pool_mu held. */
 static genauth_conn *
@@ -503,7 +539,7 @@ trim_pool(genauth_client *c, double now)
     genauth_conn **link = &c->idle;
     size_t kept = 0;
     while (*link && kept < GENAUTH_IDLE_CONNECTIONS &&
-           now - (*link)->idle_since <= GENAUTH_MAX_IDLE_SECONDS) {
+           now - (*link)->idle_since <= (double)c->max_idle_seconds) {
         link = &(*link)->next;
         kept++;
     }

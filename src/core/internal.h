@@ -43,6 +43,10 @@ double genauth_now(void);
  * every deadline here. */
 void genauth_cond_init_monotonic(pthread_cond_t *cond);
 
+/* The clock a client's token cache runs on: genauth_now(), or in tests the
+ * number in GENAUTH_TEST_CLOCK_FILE (client.c). */
+double genauth_client_now(const genauth_client *client);
+
 /* ---- host URL (url.c) ------------------------------------------------- */
 
 /* The base URL for `host` (NULL: the brand's default) with the scheme
@@ -235,6 +239,11 @@ struct genauth_client {
      * libcurl does not read it again on every transfer. */
     char *proxy, *no_proxy;
     const char *header_prefix; /* "x-genauth-" / "x-authing-" */
+    /* Connections idle longer than this are not reused:
+     * GENAUTH_MAX_IDLE_SECONDS, or what a test set (client.c). */
+    long max_idle_seconds;
+    /* Tests only: GENAUTH_TEST_CLOCK_FILE, or NULL (client.c). */
+    char *test_clock_file;
 
     /* Built once per client. */
     char *token_url;

@@ -232,6 +232,46 @@ enter_c_locale(void)
     return old;
 }
 
+/* Moves the decimal in `sci` (as "%.*e" writes it: "d.ddde+x" or "de+x",
+ * positive, C locale) one unit of its last digit up or down, keeping its
+ * number of digits. */
+static void
+sci_step(char *sci, size_t size, int up)
+{
+    char digits[24];
+    size_t k = 0, i;
+    const char *e;
+
+    for (e = sci; *e && *e != 'e'; e++) {
+        if (*e >= '0' && *e <= '9' && k < sizeof digits)
+            digits[k++] = *e;
+    }
+    int exp10 = *e == 'e' ? atoi(e + 1) : 0;
+    i = k;
+    if (up) {
+        while (i > 0 && digits[i - 1] == '9')
+            digits[--i] = '0';
+        if (i == 0) { /* 9.99 up is 1.00 times ten */
+            digits[0] = '1';
+            exp10++;
+        } else {
+            digits[i - 1]++;
+        }
+    } else {
+        while (i > 0 && digits[i - 1] == '0')
+            digits[--i] = '9';
+        if (i > 0)
+            digits[i - 1]--;
+        if (digits[0] == '0') { /* 1.00 down is 9.99 over ten */
+            memmove(digits, digits + 1, k - 1);
+            digits[k - 1] = '9';
+            exp10--;
+        }
+    }
+    snprintf(sci, size, "%c%s%.*se%+d", digits[0], k > 1 ? "." : "",
+             (int)(k - 1), digits + 1, exp10);
+}
+
 int
 genauth_jsform_double(double v, genauth_buf *out)
 {
@@ -255,11 +295,19 @@ genauth_jsform_double(double v, genauth_buf *out)
     old = enter_c_locale();
     if (!old)
         goto done;
-    /* The fewest significant digits that read back as v; %.*e rounds
-     * correctly, so among those it is the closest, as Number::toString
-     * asks. 17 always suffice. */
+    /* The fewest significant digits that read back as v and, among those,
+     * the closest to v, as Number::toString asks: %.*e rounds correctly, so
+     * it is that one when it reads back. At a power of two the doubles
+     * below v lie closer than those above, so it can miss while its
+     * neighbour on the other side of v reads back (2**-24 is
+     * 5.960464477539063e-8: ...062 is nearer but reads back as another
+     * double). 17 digits always suffice. */
     for (int p = 1; p <= 17; p++) {
         snprintf(sci, sizeof sci, "%.*e", p - 1, v);
+        double back = strtod(sci, NULL);
+        if (back == v)
+            break;
+        sci_step(sci, sizeof sci, back < v);
         if (strtod(sci, NULL) == v)
             break;
     }

@@ -270,7 +270,7 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
     pthread_mutex_unlock(&t->mu);
     genauth_status st = fetch_token(c, conn, fetch_deadline, &token,
                                     &userpool_id, &lifetime, err);
-    double fetched_at = genauth_now();
+    double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
     t->refreshing = 0;
     t->completed++;
@@ -306,10 +306,11 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     unsigned long seen = t->completed;
     for (;;) {
         double now = genauth_now();
-        int valid = t->token && now < t->expires_at;
+        double token_now = genauth_client_now(c);
+        int valid = t->token && token_now < t->expires_at;
         /* A valid token is used without waiting, whoever refreshes it. */
-        if (valid && (now < t->refresh_at || t->refreshing ||
-                      now < t->retry_at))
+        if (valid && (token_now < t->refresh_at || t->refreshing ||
+                      token_now < t->retry_at))
             break;
         if (!t->refreshing) {
             st = refresh(c, conn, deadline, valid, err);
@@ -327,7 +328,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         }
         wait_until(t, fmin(deadline, now + WAIT_SLICE));
         if (!t->refreshing && t->completed != seen && t->last_failed &&
-            !(t->token && genauth_now() < t->expires_at)) {
+            !(t->token && genauth_client_now(c) < t->expires_at)) {
             /* The fetch we waited for failed: its failure is ours too,
              * rather than each waiter asking the failing endpoint again. */
             *err = t->last_failure;

@@ -106,7 +106,7 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
      * (nginx 75 s, cloud load balancers 60 s) may be closed by the server
      * just as a request goes out: such a call would fail (before_send), so
      * these are not reused but closed. */
-    SET(CURLOPT_MAXAGE_CONN, (long)GENAUTH_MAX_IDLE_SECONDS);
+    SET(CURLOPT_MAXAGE_CONN, client->max_idle_seconds);
     SET(CURLOPT_SHARE, client->share);
     /* Both set (proxy.c): libcurl then reads no environment per transfer. */
     SET(CURLOPT_PROXY, client->proxy);

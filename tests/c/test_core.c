@@ -2,6 +2,7 @@
  * URL, the JWT's user pool claim, option checks and envelopes. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
@@ -94,6 +95,32 @@ test_client_options(void)
     CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
     CHECK_STR(genauth_client_base_url(c), "http://127.0.0.1:1");
     CHECK(!genauth_client_is_closed(c));
+    /* The README's rule: connections idle over 50 s are not reused (the
+     * tests that watch it happen shorten it through the environment). */
+    if (!getenv("GENAUTH_TEST_MAX_IDLE_SECONDS"))
+        CHECK(c->max_idle_seconds == 50);
+    /* Without GENAUTH_TEST_CLOCK_FILE the token clock is the real one. */
+    if (!getenv("GENAUTH_TEST_CLOCK_FILE")) {
+        double before = genauth_now(), got = genauth_client_now(c);
+        CHECK(got >= before && got <= genauth_now());
+    }
+    genauth_client_free(c);
+    /* With it, the clock reads the file and stands still. */
+    char path[] = "/tmp/genauth-clock-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "1234.5\n", 7) == 7);
+    close(fd);
+    setenv("GENAUTH_TEST_CLOCK_FILE", path, 1);
+    c = NULL;
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
+    unsetenv("GENAUTH_TEST_CLOCK_FILE");
+    CHECK(genauth_client_now(c) == 1234.5);
+    unlink(path);
+    CHECK(genauth_client_now(c) >= genauth_now() - 1); /* file gone: real */
+    genauth_client_free(c);
+    c = NULL;
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
     genauth_client_close(c);
     genauth_client_close(c);
     CHECK(genauth_client_is_closed(c));

@@ -591,6 +591,11 @@ test_numbers(void)
         {"0.000001234", "0.000001234"},
         {"0.30000000000000004", "0.30000000000000004"},
         {"4.35", "4.35"},
+        /* Powers of two, where the correctly rounded 16 digits do not read
+         * back but the other neighbour does (2**-24, 2**-1017, 2**-791). */
+        {"5.9604644775390625e-8", "5.960464477539063e-8"},
+        {"7.120236347223045e-307", "7.120236347223045e-307"},
+        {"7.678447687145631e-239", "7.678447687145631e-239"},
     };
     static const char *const refused[] = {
         "9007199254740992", "-9007199254740992", "9007199254740993",
@@ -883,18 +888,22 @@ test_forms_escape_alike(void)
 }
 
 /* A host process may switch LC_NUMERIC to a decimal comma (Python's
- * locale.setlocale does): numbers and dates must not change. Needs a comma
- * locale; build one with `localedef -i de_DE -f UTF-8 DIR/de_DE.UTF-8` and
- * run with LOCPATH=DIR when the system has none. */
+ * locale.setlocale does): numbers and dates must not change. The comma
+ * locale is part of the test setup (`make test-deps` generates de_DE.UTF-8):
+ * without it this check fails rather than pass for nothing. */
 static void
 test_comma_locale(void)
 {
     char d[GENAUTH_SIGN_DATE_SIZE];
 
     if (!setlocale(LC_ALL, "de_DE.UTF-8")) {
-        printf("test_sign: no de_DE.UTF-8 locale, comma-locale test skipped\n");
+        printf("test_sign: no de_DE.UTF-8 locale: run `make test-deps` "
+               "(or localedef -i de_DE -f UTF-8 de_DE.UTF-8)\n");
+        CHECK(!"the de_DE.UTF-8 locale is installed");
         return;
     }
+    /* The locale really has a decimal comma, or this proves nothing. */
+    CHECK_STR(localeconv()->decimal_point, ",");
     CHECK_JS(num("1.5"), "1.5");
     CHECK_JS(num("0.1e1"), "1");
     CHECK_JS(num("-2.5e-7"), "-2.5e-7");
