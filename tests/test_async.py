@@ -811,13 +811,15 @@ def test_a_call_cancelled_while_it_waits_to_retry(emu):
 
 # ---- the token's early refresh: the sync client's rule (token.c) ---------
 
-def test_past_the_refresh_point_calls_go_on_with_the_valid_token(fake):
-    """A 10 s token is due for refresh 1 s before it expires. In that second
-    a call goes out with it at once while the one refresh is held at the
+def test_past_the_refresh_point_calls_go_on_with_the_valid_token(
+        fake, token_clock):
+    """A 100 s token is due for refresh 10 s before it expires (the token
+    clock, set by the test, stands still between steps). Past that point a
+    call goes out with it at once while the one refresh is held at the
     server; the refresh fails and no call hears of it (the next ones still
-    use the token, with no new fetch); only once the token has expired do
-    calls fail. The server decides when the refresh answers."""
-    fake.lifetime = 10
+    use the token, with no new fetch for 5 s); only once the token has
+    expired do calls fail."""
+    fake.lifetime = 100
     release = threading.Event()
     refused = Response.json({"statusCode": 500, "message": "down"},
                             status=500)
@@ -837,13 +839,14 @@ def test_past_the_refresh_point_calls_go_on_with_the_valid_token(fake):
             logged.append(record.getMessage())
 
     async def main():
+        start = token_clock.now
         async with AsyncManagementClient(AK, SK, host=fake.server.url,
                                          timeout=10) as client:
             await client.trigger_webhook("wh1")
-            fetched = time.monotonic()  # just after the token came
-            # Past the refresh point (9 s, less the engine's 0.25 s look
-            # ahead), well before expiry (10 s).
-            await asyncio.sleep(max(0.0, fetched + 9.0 - time.monotonic()))
+            token_clock.set(start + 89)  # before the refresh point
+            await client.trigger_webhook("wh1")
+            assert fake.token_fetches == 1
+            token_clock.set(start + 95)  # past it, 5 s before expiry
             got = await asyncio.wait_for(client.trigger_webhook("wh1"), 5)
             assert got["statusCode"] == 200
             assert fake.token_fetches == 2  # the refresh, still held
@@ -854,14 +857,15 @@ def test_past_the_refresh_point_calls_go_on_with_the_valid_token(fake):
                 await asyncio.sleep(0.01)
             else:
                 pytest.fail(f"the refresh's failure never came: {logged}")
+            token_clock.set(start + 99)  # 4 s after the failure
             got = await asyncio.wait_for(client.trigger_webhook("wh1"), 5)
             assert got["statusCode"] == 200
-            assert fake.token_fetches == 2  # retried no sooner than 5 s
-            # Expired: the call waits for a fetch, which fails.
-            await asyncio.sleep(max(0.0, fetched + 10.2 - time.monotonic()))
-            with pytest.raises(genauth_c.GenAuthError):
+            assert fake.token_fetches == 2  # tried again no sooner than 5 s
+            token_clock.set(start + 100.5)  # expired: calls wait, and fail
+            with pytest.raises(genauth_c.AuthError):  # the refresh's 500
                 await client.trigger_webhook("wh1")
             assert fake.token_fetches == 3
+            assert fake.expiries == 0  # the old token was never refused
 
     logger = logging.getLogger("genauth_c")
     lines, level = Lines(), logger.level

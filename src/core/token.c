@@ -378,7 +378,7 @@ genauth_token_check(genauth_client *c, double slack)
 {
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
-    double soon = genauth_now() + slack;
+    double soon = genauth_client_now(c) + slack; /* the token clock */
     genauth_token_need need;
     if (!t->token || soon >= t->expires_at)
         need = GENAUTH_TOKEN_WAIT;
@@ -416,7 +416,7 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
     genauth_buf_wipe_reset(&conn->response); /* it held the token */
     if (started > 0)
         report_fetch(c, st, http_status, started, err);
-    double fetched_at = genauth_now();
+    double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
     t->refreshing = 0;
     t->completed++;
