@@ -69,8 +69,12 @@ venv: deps
 # pip install . is the product; the in-place build beside it lets scripts run
 # from this folder too (Python puts the script's folder, or the current one,
 # first on sys.path, so there `import genauth_c` finds this source folder).
+# The in-place extension is removed first: a full-API build
+# (GENAUTH_LIMITED_API=0) is named _core.cpython-3XX-*.so and the stable-ABI
+# one _core.abi3.so, and Python would load a stale first one before the other.
 install: venv
 	$(VENV_PIP) install --quiet --no-build-isolation .
+	rm -f genauth_c/_core.*.so
 	$(VENV_PY) setup.py --quiet build_ext --inplace
 
 # The main job: the emulator, a local webhook receiver, one trigger_webhook.

@@ -3,6 +3,11 @@
 libcurl, cJSON and libcrypto are found with pkg-config. Strictness comes from
 the environment: GENAUTH_WERROR=1 turns warnings into errors, and
 GENAUTH_SANITIZE=address,undefined builds with those sanitizers.
+
+The binding is built against the stable ABI of CPython 3.11 (the limited API,
+Py_LIMITED_API=0x030B0000): one extension, and one wheel tagged cp311-abi3,
+for every CPython from 3.11 on. GENAUTH_LIMITED_API=0 builds it against this
+interpreter's full API instead (a cp3XX-cp3XX wheel).
 """
 import os
 import shutil
@@ -48,6 +53,9 @@ if sanitize:
                       "-fno-sanitize-recover=undefined", "-O1", "-g"]
     extra_link.append(f"-fsanitize={sanitize}")
 
+limited_api = os.environ.get("GENAUTH_LIMITED_API", "1") != "0"
+macros = [("Py_LIMITED_API", "0x030B0000")] if limited_api else []
+
 core = Extension(
     "genauth_c._core",
     sources=sorted(glob("src/core/*.c")) + sorted(glob("src/binding/*.c")),
@@ -55,6 +63,10 @@ core = Extension(
     depends=glob("src/core/*.h") + glob("src/binding/*.h"),
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,
+    define_macros=macros,
+    py_limited_api=limited_api,
 )
 
-setup(ext_modules=[core])
+setup(ext_modules=[core],
+      options={"bdist_wheel": {"py_limited_api": "cp311"}} if limited_api
+      else {})

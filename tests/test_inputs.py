@@ -1,6 +1,7 @@
 """Bad input fails before anything is sent; good input survives the round
 trip exactly; secrets never show."""
 import collections
+import decimal
 import enum
 import json
 import math
@@ -186,6 +187,31 @@ def test_bad_client_options(args, kwargs, exc, text):
     with pytest.raises(exc) as info:
         ManagementClient(*args, **kwargs)
     assert text in str(info.value)
+
+
+class Plain:
+    pass
+
+
+# Messages name the type as type(x) is spelled in C (tp_name), which the
+# stable-ABI build rebuilds from __module__ and __name__: a class statement's
+# bare name, a static type's dotted one, builtins without a module.
+@pytest.mark.parametrize("value,name", [
+    (Plain(), "Plain"),
+    ([1.0], "list"),
+    (collections.OrderedDict(), "collections.OrderedDict"),
+    (decimal.Decimal(1), "decimal.Decimal"),
+])
+def test_type_names_in_messages(value, name):
+    with pytest.raises(TypeError) as info:
+        ManagementClient(AK, SK, timeout=value)
+    assert str(info.value) == \
+        f"timeout: expected a number of seconds, got {name}"
+
+
+def test_uninitialised_client_names_its_type():
+    client = ManagementClient.__new__(ManagementClient)
+    assert repr(client) == "<genauth_c.ManagementClient (uninitialised)>"
 
 
 def test_largest_timeout_is_accepted_and_bounds_a_call(fake, client_for):

@@ -1,10 +1,12 @@
 """`make wheel`: a manylinux wheel that carries libcurl and cJSON, installed
 into a fresh virtual environment (not the one the tests run in), loading the
 libraries it carries, running the demo and verifying TLS on a machine laid
-out as another distribution."""
+out as another distribution. It is built on the stable ABI (abi3): the same
+wheel runs on every CPython from 3.11 on."""
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -32,11 +34,10 @@ def wheel(tmp_path_factory):
     return wheels[0]
 
 
-@pytest.fixture(scope="module")
-def wheel_python(wheel, tmp_path_factory):
-    """The python of a fresh venv holding only the repaired wheel."""
+def venv_with_wheel(python, wheel, tmp_path_factory):
+    """The python of a fresh venv of `python` holding only the wheel."""
     venv = tmp_path_factory.mktemp("wheel-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+    subprocess.run([python, "-m", "venv", str(venv)], check=True,
                    timeout=300)
     py = str(venv / "bin" / "python")
     subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-index",
@@ -45,12 +46,17 @@ def wheel_python(wheel, tmp_path_factory):
     return py
 
 
+@pytest.fixture(scope="module")
+def wheel_python(wheel, tmp_path_factory):
+    return venv_with_wheel(sys.executable, wheel, tmp_path_factory)
+
+
 def test_wheel_is_manylinux_and_carries_its_libraries(wheel):
     name = os.path.basename(wheel)
-    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
     assert re.fullmatch(
-        rf"genauth_c-[0-9.]+-{tag}-{tag}-manylinux_2_\d+_x86_64\.whl", name), name
+        r"genauth_c-[0-9.]+-cp311-abi3-manylinux_2_\d+_x86_64\.whl", name), name
     files = zipfile.ZipFile(wheel).namelist()
+    assert "genauth_c/_core.abi3.so" in files, files
     libs = [f for f in files if f.startswith("genauth_c.libs/")]
     for lib in ("libcurl", "libcjson", "libssl", "libcrypto"):
         assert any(os.path.basename(f).startswith(lib + "-") for f in libs), libs
@@ -85,6 +91,29 @@ def test_demo_runs_from_the_wheel(wheel_python, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert '"statusCode": 200' in r.stdout, r.stdout
     assert "=== webhook receiver got request #1 ===" in r.stdout, r.stdout
+
+
+def runs(python):
+    """Whether `python` starts (a version manager's shim may not)."""
+    return subprocess.run([python, "-c", ""], capture_output=True,
+                          timeout=60).returncode == 0
+
+
+# The CPythons after 3.11 found on PATH.
+LATER_PYTHONS = [p for p in (shutil.which(f"python3.{minor}")
+                             for minor in range(12, 20)) if p and runs(p)]
+
+
+@pytest.mark.skipif(not LATER_PYTHONS,
+                    reason="no CPython after 3.11 on PATH (python3.12, ...)")
+def test_the_same_wheel_runs_on_later_cpythons(wheel, tmp_path_factory,
+                                               tmp_path):
+    for python in LATER_PYTHONS:
+        py = venv_with_wheel(python, wheel, tmp_path_factory)
+        r = subprocess.run([py, "-m", "genauth_c.demo"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, python + ": " + r.stdout + r.stderr
+        assert '"statusCode": 200' in r.stdout, python + ": " + r.stdout
 
 
 def test_wheel_verifies_tls_where_debian_keeps_no_store(

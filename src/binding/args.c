@@ -1,5 +1,7 @@
 /* One argument parser for every method, and the checks of each argument
  * kind. See args.h. */
+#include <string.h>
+
 #include "args.h"
 #include "convert.h"
 
@@ -56,9 +58,9 @@ genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
     }
     for (Py_ssize_t i = 0; i < nargs; i++)
         values[i] = args[i];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
     for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        PyObject *key = PyTuple_GetItem(kwnames, k);
         Py_ssize_t slot = -1;
         for (Py_ssize_t j = 0; j < spec->nparams; j++) {
             if (PyUnicode_CompareWithASCIIString(key, spec->params[j].name) ==
@@ -114,7 +116,7 @@ str_utf8(PyObject *value, const char *name, Py_ssize_t index, int nonempty,
     if (!PyUnicode_Check(value)) {
         PyErr_Format(PyExc_TypeError, "%s: expected %s, got %.100s", where,
                      nonempty ? "a non-empty str" : "str",
-                     Py_TYPE(value)->tp_name);
+                     GENAUTH_TYPE_NAME(value));
         return NULL;
     }
     const char *s = PyUnicode_AsUTF8AndSize(value, len);
@@ -159,7 +161,7 @@ str_list_node(PyObject *value, const char *name)
     if (!PyList_Check(value) && !PyTuple_Check(value)) {
         PyErr_Format(PyExc_TypeError,
                      "%s: expected a list or tuple of str, got %.100s", name,
-                     Py_TYPE(value)->tp_name);
+                     GENAUTH_TYPE_NAME(value));
         return NULL;
     }
     cJSON *array = cJSON_CreateArray();
@@ -167,9 +169,14 @@ str_list_node(PyObject *value, const char *name)
         return (cJSON *)PyErr_NoMemory();
     /* Items are str (checked before any use), so nothing here runs the
      * caller's code and the list cannot change under the loop. */
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(value); i++) {
-        cJSON *item =
-            str_node(PySequence_Fast_GET_ITEM(value, i), name, i, 0);
+    int is_list = PyList_Check(value);
+    Py_ssize_t n = is_list ? PyList_Size(value) : PyTuple_Size(value);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* Borrowed, read from the storage as PySequence_Fast_GET_ITEM does
+         * (never a subclass's __getitem__). */
+        PyObject *s = is_list ? PyList_GetItem(value, i)
+                              : PyTuple_GetItem(value, i);
+        cJSON *item = str_node(s, name, i, 0);
         if (!item || !cJSON_AddItemToArray(array, item)) {
             if (item) {
                 cJSON_Delete(item);
@@ -187,7 +194,7 @@ pos_int_node(PyObject *value, const char *name)
 {
     if (PyBool_Check(value) || !PyLong_Check(value)) {
         PyErr_Format(PyExc_TypeError, "%s: expected a positive int, got %.100s",
-                     name, Py_TYPE(value)->tp_name);
+                     name, GENAUTH_TYPE_NAME(value));
         return NULL;
     }
     int overflow = 0;
@@ -229,7 +236,7 @@ genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
     case GENAUTH_ARG_BOOL:
         if (!PyBool_Check(value)) {
             PyErr_Format(PyExc_TypeError, "%s: expected bool, got %.100s",
-                         name, Py_TYPE(value)->tp_name);
+                         name, GENAUTH_TYPE_NAME(value));
             return NULL;
         }
         node = cJSON_CreateBool(value == Py_True);

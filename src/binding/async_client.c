@@ -42,18 +42,19 @@ hook_watch(void *userdata, int fd, int events)
     EngineObject *self = userdata;
     if (self->detached)
         return;
-    PyObject *args[] = {self->driver, (PyObject *)self, NULL, NULL};
-    args[2] = PyLong_FromLong(fd);
-    args[3] = args[2] ? PyLong_FromLong(events) : NULL;
-    PyObject *r = args[3] ? PyObject_VectorcallMethod(
-                                self->str_watch, args,
-                                4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-                          : NULL;
+    PyObject *py_fd = PyLong_FromLong(fd);
+    PyObject *py_events = py_fd ? PyLong_FromLong(events) : NULL;
+    /* PyObject_VectorcallMethod is limited API only from 3.12; this takes
+     * the same path (no bound method made). */
+    PyObject *r = py_events ? PyObject_CallMethodObjArgs(
+                                  self->driver, self->str_watch,
+                                  (PyObject *)self, py_fd, py_events, NULL)
+                            : NULL;
     if (!r)
         PyErr_WriteUnraisable((PyObject *)self);
     Py_XDECREF(r);
-    Py_XDECREF(args[2]);
-    Py_XDECREF(args[3]);
+    Py_XDECREF(py_fd);
+    Py_XDECREF(py_events);
 }
 
 static void
@@ -62,16 +63,16 @@ hook_timer(void *userdata, long ms)
     EngineObject *self = userdata;
     if (self->detached)
         return;
-    PyObject *args[] = {self->driver, (PyObject *)self, NULL};
-    args[2] = PyLong_FromLong(ms);
-    PyObject *r = args[2] ? PyObject_VectorcallMethod(
-                                self->str_timer, args,
-                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-                          : NULL;
+    PyObject *py_ms = PyLong_FromLong(ms);
+    PyObject *r = py_ms ? PyObject_CallMethodObjArgs(self->driver,
+                                                     self->str_timer,
+                                                     (PyObject *)self, py_ms,
+                                                     NULL)
+                        : NULL;
     if (!r)
         PyErr_WriteUnraisable((PyObject *)self);
     Py_XDECREF(r);
-    Py_XDECREF(args[2]);
+    Py_XDECREF(py_ms);
 }
 
 /* ---- a call's end: its outcome to the future ----------------------------- */
@@ -109,7 +110,8 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
     call->future = NULL;
     if (engine->detached)
         goto done;
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(engine));
+    genauth_module_state *st =
+        genauth_state_from_type(Py_TYPE((PyObject *)engine));
     if (!st) {
         PyErr_WriteUnraisable((PyObject *)engine);
         goto done;
@@ -155,10 +157,11 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     genauth_error err;
 
     genauth_error_init(&err);
-    if (!st || (kwargs && PyDict_GET_SIZE(kwargs)) ||
+    if (!st || (kwargs && PyDict_Size(kwargs)) ||
         !PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &driver))
         return NULL;
-    self = (EngineObject *)type->tp_alloc(type, 0);
+    self = (EngineObject *)((allocfunc)PyType_GetSlot(type, Py_tp_alloc))(
+        type, 0);
     if (!self)
         return NULL;
     if (!PyObject_TypeCheck(client, st->client_type)) {
@@ -218,7 +221,7 @@ static int
 Engine_traverse(EngineObject *self, visitproc visit, void *arg)
 {
     visit_ctx ctx = {visit, arg};
-    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->client);
     Py_VISIT(self->driver);
     return self->ev ? genauth_evloop_each(self->ev, visit_call, &ctx) : 0;
@@ -242,12 +245,12 @@ Engine_clear(EngineObject *self)
 static void
 Engine_dealloc(EngineObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
     Engine_clear(self);
     Py_CLEAR(self->str_watch);
     Py_CLEAR(self->str_timer);
-    tp->tp_free((PyObject *)self);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
 }
 
@@ -301,7 +304,7 @@ call_new(EngineObject *self, genauth_module_state *st, genauth_op op,
         cJSON_Delete(params);
         return NULL;
     }
-    call->engine = (EngineObject *)Py_NewRef(self);
+    call->engine = (EngineObject *)Py_NewRef((PyObject *)self);
     call->req.op = op;
     call->req.params = params;
     call->evcall = NULL;
@@ -316,11 +319,11 @@ call_new(EngineObject *self, genauth_module_state *st, genauth_op op,
  * `op` (an index of _API_METHODS), parsed and converted by ManagementClient's
  * own parser, before anything is sent. */
 static PyObject *
-Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargsf,
+Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargs,
                PyObject *kwnames)
 {
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    genauth_module_state *st =
+        genauth_state_from_type(Py_TYPE((PyObject *)self));
     long op;
 
     if (!st)
@@ -351,9 +354,10 @@ Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargsf,
  * call checked before any is sent. */
 static PyObject *
 Engine_prepare_batch(EngineObject *self, PyObject *const *args,
-                     Py_ssize_t nargsf, PyObject *kwnames)
+                     Py_ssize_t nargs, PyObject *kwnames)
 {
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    genauth_module_state *st =
+        genauth_state_from_type(Py_TYPE((PyObject *)self));
     PyObject *list = NULL, *result = NULL;
     cJSON **params = NULL;
     Py_ssize_t n = 0, i = 0;
@@ -361,7 +365,7 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
 
     if (!st || !engine_live(self, st) ||
         genauth_batch_params(1, genauth_client_signs_payloads(self->client),
-                             args, PyVectorcall_NARGS(nargsf), kwnames,
+                             args, nargs, kwnames,
                              &params, &n, &concurrency) < 0)
         return NULL;
     list = PyList_New(n);
@@ -374,7 +378,11 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
             break;
         }
         call->outcome = 1;
-        PyList_SET_ITEM(list, i, (PyObject *)call);
+        if (PyList_SetItem(list, i, (PyObject *)call) < 0) { /* steals */
+            Py_CLEAR(list);
+            i++; /* params[i] went with the call */
+            break;
+        }
     }
     for (; i < n; i++)
         cJSON_Delete(params[i]); /* not handed to a call */
@@ -458,7 +466,8 @@ static PyObject *
 Call_start(CallObject *self, PyObject *future)
 {
     EngineObject *engine = self->engine;
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(engine));
+    genauth_module_state *st =
+        genauth_state_from_type(Py_TYPE((PyObject *)engine));
     genauth_error err;
 
     if (!st)
@@ -473,7 +482,7 @@ Call_start(CallObject *self, PyObject *future)
     genauth_error_init(&err);
     /* The engine holds the call (and the call its future) until it ends. */
     self->future = Py_NewRef(future);
-    Py_INCREF(self);
+    Py_INCREF((PyObject *)self);
     if (genauth_evloop_start(engine->ev, &self->req, call_done, self,
                              &self->evcall, &err) != GENAUTH_OK) {
         Py_CLEAR(self->future);
@@ -501,7 +510,7 @@ Call_cancel(CallObject *self, PyObject *Py_UNUSED(ignored))
 static int
 Call_traverse(CallObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->engine);
     Py_VISIT(self->future);
     return 0;
@@ -522,11 +531,11 @@ Call_clear(CallObject *self)
 static void
 Call_dealloc(CallObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
     Call_clear(self);
     cJSON_Delete((cJSON *)self->req.params);
-    tp->tp_free((PyObject *)self);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
 }
 

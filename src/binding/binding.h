@@ -7,6 +7,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "compat.h"
+
 #include "genauth.h"
 
 typedef struct {
@@ -35,6 +37,8 @@ typedef struct {
 
 extern PyModuleDef genauth_module_def;
 
+/* The module that defined `type` (borrowed), or NULL with TypeError. */
+PyObject *genauth_module_of(PyTypeObject *type);
 /* The state of the module that defined `type` (borrowed). */
 genauth_module_state *genauth_state_from_type(PyTypeObject *type);
 

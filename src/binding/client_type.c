@@ -3,6 +3,9 @@
  * GIL released; the result becomes Python objects with the GIL held again. */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+
+#include <string.h>
 
 #include "binding.h"
 #include "convert.h"
@@ -34,7 +37,7 @@ optional_str(PyObject *obj, const char *name, const char **out)
         return 0;
     if (!PyUnicode_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s: expected str or None, got %.100s",
-                     name, Py_TYPE(obj)->tp_name);
+                     name, GENAUTH_TYPE_NAME(obj));
         return -1;
     }
     const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
@@ -60,7 +63,7 @@ required_str(PyObject *obj, const char *name, const char **out)
 {
     if (obj == Py_None || !PyUnicode_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s: expected str, got %.100s", name,
-                     Py_TYPE(obj)->tp_name);
+                     GENAUTH_TYPE_NAME(obj));
         return -1;
     }
     return optional_str(obj, name, out);
@@ -86,13 +89,13 @@ timeout_arg(PyObject *obj, double *out)
     if (obj == Py_None)
         return 0;
     if (PyFloat_Check(obj)) {
-        *out = PyFloat_AS_DOUBLE(obj);
+        *out = PyFloat_AsDouble(obj);
         return 0;
     }
     if (PyBool_Check(obj) || !PyLong_Check(obj)) {
         PyErr_Format(PyExc_TypeError,
                      "timeout: expected a number of seconds, got %.100s",
-                     Py_TYPE(obj)->tp_name);
+                     GENAUTH_TYPE_NAME(obj));
         return -1;
     }
     *out = PyLong_AsDouble(obj);
@@ -157,7 +160,8 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
     PyObject *host = NULL, *masked = NULL;
     int unverified = 0, raise_for_status = 0, rc = -1;
-    genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
+    genauth_module_state *st =
+        genauth_state_from_type(Py_TYPE((PyObject *)self));
     genauth_client_options opts;
     genauth_client *client = NULL;
     genauth_error err;
@@ -242,7 +246,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     if (a[CA] != Py_None) {
         if (!PyUnicode_FSConverter(a[CA], &ca_bytes))
             goto done;
-        opts.ca_bundle = PyBytes_AS_STRING(ca_bytes);
+        opts.ca_bundle = PyBytes_AsString(ca_bytes);
     } else if (!unverified) {
         /* Only on a machine without a CA store the core would find. */
         genauth_ca_store store;
@@ -250,7 +254,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             if (certifi_where(&ca_bytes) < 0)
                 goto done;
             if (ca_bytes)
-                opts.ca_fallback = PyBytes_AS_STRING(ca_bytes);
+                opts.ca_fallback = PyBytes_AsString(ca_bytes);
         }
     }
     if (a[MAX] != Py_None) {
@@ -350,7 +354,7 @@ done:
 static int
 Client_traverse(ClientObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->options);
     return 0;
 }
@@ -358,7 +362,7 @@ Client_traverse(ClientObject *self, visitproc visit, void *arg)
 static void
 Client_dealloc(ClientObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
     if (self->client) {
         genauth_client *c = self->client;
@@ -373,7 +377,7 @@ Client_dealloc(ClientObject *self)
     Py_CLEAR(self->access_key_id);
     Py_CLEAR(self->lang);
     Py_CLEAR(self->options);
-    tp->tp_free((PyObject *)self);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
 }
 
@@ -403,7 +407,7 @@ Client_repr(ClientObject *self)
 {
     if (!self->client)
         return PyUnicode_FromFormat("<%s (uninitialised)>",
-                                    Py_TYPE(self)->tp_name);
+                                    GENAUTH_TYPE_NAME(self));
     return PyUnicode_FromFormat(
         "<ManagementClient host=%R access_key_id=%R%s>", self->host,
         self->masked_key,

@@ -106,13 +106,13 @@ static PyObject *
 genauth_key_repr(PyObject *key)
 {
     if (PyUnicode_Check(key))
-        return PyUnicode_Type.tp_repr(key);
+        return genauth_base_repr(&PyUnicode_Type, key);
     if (key == Py_True || key == Py_False || key == Py_None)
         return PyObject_Repr(key); /* the singletons' own C repr */
     if (PyFloat_Check(key))
-        return PyFloat_Type.tp_repr(key);
+        return genauth_base_repr(&PyFloat_Type, key);
     if (PyLong_Check(key))
-        return PyLong_Type.tp_repr(key);
+        return genauth_base_repr(&PyLong_Type, key);
     return PyUnicode_FromString("?");
 }
 
@@ -173,7 +173,7 @@ genauth_conv_raise(genauth_conv *cv)
     }
     if (path == NULL)
         goto done;
-    n = PyUnicode_GET_LENGTH(path);
+    n = PyUnicode_GetLength(path);
     if (n > 200) {
         head = PyUnicode_Substring(path, 0, 100);
         tail = PyUnicode_Substring(path, n - 100, n);
@@ -250,9 +250,9 @@ genauth_conv_utf8_error(genauth_conv *cv, PyObject *s, int is_key)
     if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
         return -1;
     PyErr_Clear();
-    n = PyUnicode_GET_LENGTH(s);
+    n = PyUnicode_GetLength(s);
     for (i = 0; i < n; i++) {
-        ch = PyUnicode_READ_CHAR(s, i);
+        ch = PyUnicode_ReadChar(s, i);
         if (ch >= 0xD800 && ch <= 0xDFFF)
             break;
     }
@@ -304,7 +304,7 @@ genauth_lltoa(long long v, char *buf)
 static PyObject *
 genauth_int_text(PyObject *obj)
 {
-    return PyLong_Type.tp_repr(obj);
+    return genauth_base_repr(&PyLong_Type, obj);
 }
 
 /* float.__repr__ text of a finite double. The caller frees it with
@@ -382,7 +382,7 @@ done:
 static cJSON *
 genauth_conv_float(genauth_conv *cv, PyObject *obj)
 {
-    double d = PyFloat_AS_DOUBLE(obj);
+    double d = PyFloat_AsDouble(obj);
     char *text = NULL;
     cJSON *node = NULL;
 
@@ -471,7 +471,7 @@ genauth_conv_member(genauth_conv *cv, cJSON *out, PyObject *key,
         klen = (Py_ssize_t)strlen(ks);
     }
     else if (PyFloat_Check(key)) {
-        double d = PyFloat_AS_DOUBLE(key);
+        double d = PyFloat_AsDouble(key);
 
         if (!isfinite(d)) {
             genauth_conv_fail(cv, PyExc_ValueError,
@@ -594,7 +594,7 @@ genauth_conv_snapshot_items(genauth_conv *cv, PyObject *obj)
      * json.dumps honours. PyDict_Next runs no Python code, so the table
      * cannot change while it is copied. */
     if (PyDict_CheckExact(obj)) {
-        if (genauth_conv_reserve(cv, 2 * PyDict_GET_SIZE(obj)) < 0)
+        if (genauth_conv_reserve(cv, 2 * PyDict_Size(obj)) < 0)
             goto done;
         while (PyDict_Next(obj, &pos, &key, &value)) {
             genauth_conv_push(cv, key);
@@ -609,19 +609,19 @@ genauth_conv_snapshot_items(genauth_conv *cv, PyObject *obj)
     items = PyMapping_Items(obj);
     if (items == NULL)
         goto done;
-    n = PyList_GET_SIZE(items);
+    n = PyList_Size(items);
     if (genauth_conv_reserve(cv, 2 * n) < 0)
         goto done;
     for (i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(items, i);
+        PyObject *pair = PyList_GetItem(items, i);
 
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        if (!PyTuple_Check(pair) || PyTuple_Size(pair) != 2) {
             genauth_conv_fail(cv, PyExc_TypeError,
                               "items() must give (key, value) pairs");
             goto done;
         }
-        genauth_conv_push(cv, PyTuple_GET_ITEM(pair, 0));
-        genauth_conv_push(cv, PyTuple_GET_ITEM(pair, 1));
+        genauth_conv_push(cv, PyTuple_GetItem(pair, 0));
+        genauth_conv_push(cv, PyTuple_GetItem(pair, 1));
     }
     rc = 0;
 
@@ -670,14 +670,14 @@ genauth_conv_sequence(genauth_conv *cv, PyObject *obj)
     /* A list is copied as it is now (a tuple cannot change, and its parent
      * holds it): converting an item may run code that changes the list. */
     if (is_list) {
-        n = PyList_GET_SIZE(obj);
+        n = PyList_Size(obj);
         if (genauth_conv_reserve(cv, n) < 0)
             goto fail;
         for (i = 0; i < n; i++)
-            genauth_conv_push(cv, PyList_GET_ITEM(obj, i));
+            genauth_conv_push(cv, PyList_GetItem(obj, i));
     }
     else {
-        n = PyTuple_GET_SIZE(obj);
+        n = PyTuple_Size(obj);
     }
     out = cJSON_CreateArray();
     if (out == NULL) {
@@ -686,7 +686,7 @@ genauth_conv_sequence(genauth_conv *cv, PyObject *obj)
     }
     for (i = 0; i < n; i++) {
         child = genauth_conv_value(cv, is_list ? cv->refs[base + i]
-                                               : PyTuple_GET_ITEM(obj, i));
+                                               : PyTuple_GetItem(obj, i));
         if (child == NULL) {
             genauth_conv_add_index_segment(cv, i);
             goto fail;
@@ -884,7 +884,11 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur)
             value = genauth_doc_node_to_py(child, cur);
             if (value == NULL)
                 goto fail; /* the list's unset slots are NULL: safe */
-            PyList_SET_ITEM(out, i, value); /* steals */
+            /* Steals value, also when it fails. */
+            if (PyList_SetItem(out, i, value) < 0) {
+                value = NULL;
+                goto fail;
+            }
             value = NULL;
         }
         return out;

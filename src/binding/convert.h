@@ -9,6 +9,8 @@
 #endif
 #include <Python.h>
 
+#include "compat.h"
+
 #include "json.h"
 
 /* Documented nesting limit for request payloads: at most this many nested

@@ -1,6 +1,8 @@
 /* Credentials from the environment: a client made without keys reads them
  * from os.environ (not getenv: a program that sets os.environ[...] is seen,
  * as Python users expect). Shared by every client type. */
+#include <string.h>
+
 #include "binding.h"
 
 /* The value of os.environ[name] when set and non-empty (new reference),
@@ -16,7 +18,7 @@ environ_get(PyObject *environ, const char *name, PyObject **out)
         PyErr_Clear();
         return 0;
     }
-    if (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0)
+    if (PyUnicode_Check(value) && PyUnicode_GetLength(value) == 0)
         Py_CLEAR(value); /* FOO= is as good as unset */
     *out = value;
     return 0;

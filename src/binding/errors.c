@@ -1,6 +1,8 @@
 /* The exception hierarchy, kept in module state, and the mapping from the
  * core's error struct to it. Attributes are plain instance attributes, with
  * class-level defaults of None so a hand-made instance still has them. */
+#include <string.h>
+
 #include "binding.h"
 #include "convert.h"
 
@@ -160,7 +162,7 @@ make_exception(PyObject *type, const char *message)
                                          "replace");
     if (!msg)
         return NULL;
-    PyObject *exc = PyObject_CallOneArg(type, msg);
+    PyObject *exc = genauth_call_one(type, msg);
     Py_DECREF(msg);
     return exc;
 }
@@ -290,7 +292,7 @@ genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
                                text ? text : Py_None);
     if (!msg)
         goto done;
-    exc = PyObject_CallOneArg(st->APIError, msg);
+    exc = genauth_call_one(st->APIError, msg);
     if (!exc)
         goto done;
     if (set_envelope_attrs(st, exc, envelope, http_status) < 0)

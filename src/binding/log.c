@@ -5,6 +5,8 @@
  * The per-request check must be cheap, since it runs on every call whether
  * or not anyone listens: it is the logger's own isEnabledFor(DEBUG), bound
  * once at import (the logger caches its answer until its level changes). */
+#include <string.h>
+
 #include "binding.h"
 
 int
@@ -56,7 +58,7 @@ debug_enabled(genauth_module_state *st)
 {
     if (!st->log_enabled_for)
         return 0;
-    PyObject *r = PyObject_CallOneArg(st->log_enabled_for,
+    PyObject *r = genauth_call_one(st->log_enabled_for,
                                       st->log_debug_level);
     if (!r)
         return -1;

@@ -2,6 +2,8 @@
  * its parameters), one function that runs any of them (convert the
  * arguments, release the GIL, genauth_client_call, the envelope back as a
  * dict), batches, and close / the context manager. */
+#include <string.h>
+
 #include "args.h"
 #include "convert.h"
 
@@ -107,10 +109,8 @@ genauth_api_method_ops(void)
     for (Py_ssize_t i = 0; ops && i < GENAUTH_OP_COUNT; i++) {
         PyObject *row = Py_BuildValue("(si)", api_methods[i].name,
                                       (int)api_methods[i].op);
-        if (!row)
+        if (!row || PyTuple_SetItem(ops, i, row) < 0) /* steals row */
             Py_CLEAR(ops);
-        else
-            PyTuple_SET_ITEM(ops, i, row);
     }
     return ops;
 }
@@ -195,7 +195,7 @@ name_batch_error(Py_ssize_t index, const char *name)
     /* Called only for kinds that run no caller code, so the exception is
      * ours; the prefix check is a second guard. */
     if (prefix && PyUnicode_Tailmatch(text, prefix, 0, skip, -1) == 1)
-        rest = PyUnicode_Substring(text, skip, PyUnicode_GET_LENGTH(text));
+        rest = PyUnicode_Substring(text, skip, PyUnicode_GetLength(text));
     Py_XDECREF(prefix);
     PyErr_Clear();
     if (rest) {
@@ -352,7 +352,7 @@ batch_call_values(PyObject *call, Py_ssize_t index,
         PyErr_Format(PyExc_TypeError,
                      "calls[%zd]: expected a dict with the keys of "
                      "trigger_webhook, got %.100s",
-                     index, Py_TYPE(call)->tp_name);
+                     index, GENAUTH_TYPE_NAME(call));
         return -1;
     }
     for (Py_ssize_t j = 0; j < sig->nparams; j++)
@@ -415,7 +415,7 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
         PyDict_Check(calls)) {
         PyErr_Format(PyExc_TypeError,
                      "calls: expected an iterable of dicts, got %.100s",
-                     Py_TYPE(calls)->tp_name);
+                     GENAUTH_TYPE_NAME(calls));
         return -1;
     }
     /* A tuple of our own: converting a payload may run the caller's code,
@@ -426,11 +426,11 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError,
                          "calls: expected an iterable of dicts, got %.100s",
-                         Py_TYPE(calls)->tp_name);
+                         GENAUTH_TYPE_NAME(calls));
         }
         return -1;
     }
-    n = PyTuple_GET_SIZE(seq);
+    n = PyTuple_Size(seq);
     params = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*params));
     held = PyMem_Calloc((size_t)width, sizeof(*held));
     if (!params || !held) {
@@ -438,7 +438,7 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (batch_call_values(PyTuple_GET_ITEM(seq, i), i, sig, held) < 0)
+        if (batch_call_values(PyTuple_GetItem(seq, i), i, sig, held) < 0)
             goto done;
         params[i] = build_params(sig, held, i, sign);
         for (Py_ssize_t j = 0; j < width; j++)
@@ -535,7 +535,10 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
             Py_CLEAR(result);
             break;
         }
-        PyList_SET_ITEM(result, i, outcome);
+        if (PyList_SetItem(result, i, outcome) < 0) { /* steals outcome */
+            Py_CLEAR(result);
+            break;
+        }
     }
     if (gc_was_enabled)
         PyGC_Enable();

@@ -103,8 +103,23 @@ PyModuleDef genauth_module_def = {
 genauth_module_state *
 genauth_state_from_type(PyTypeObject *type)
 {
-    PyObject *module = PyType_GetModuleByDef(type, &genauth_module_def);
+    PyObject *module = genauth_module_of(type);
     return module ? PyModule_GetState(module) : NULL;
+}
+
+/* PyType_GetModuleByDef enters the limited API only in 3.13. The binding's
+ * types cannot be subclassed, so the module that made `type` is the one it
+ * has. */
+PyObject *
+genauth_module_of(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModule(type); /* borrowed */
+    if (module && PyModule_GetDef(module) != &genauth_module_def) {
+        PyErr_Format(PyExc_TypeError, "%s is not a genauth_c type",
+                     GENAUTH_TYPE_NAME(type));
+        module = NULL;
+    }
+    return module;
 }
 
 PyMODINIT_FUNC PyInit__core(void);

@@ -24,10 +24,10 @@ genauth_reduce(PyObject *self, PyObject *options)
     PyObject *module, *fn = NULL, *copy = NULL, *r = NULL;
     if (!options) {
         PyErr_Format(PyExc_TypeError, "cannot pickle an uninitialised %s",
-                     Py_TYPE(self)->tp_name);
+                     GENAUTH_TYPE_NAME(self));
         return NULL;
     }
-    module = PyType_GetModuleByDef(Py_TYPE(self), &genauth_module_def);
+    module = genauth_module_of(Py_TYPE(self));
     fn = module ? PyObject_GetAttrString(module, "_rebuild") : NULL;
     /* A copy: the new client must not share a dict with this one. */
     copy = fn ? PyDict_Copy(options) : NULL;

@@ -54,7 +54,9 @@ done:
 static int
 runs_signal_handlers(genauth_module_state *st)
 {
-    if (PyInterpreterState_Get() != PyInterpreterState_Main())
+    /* The main interpreter's ID is 0 (PyInterpreterState_Main is not in
+     * the limited API). */
+    if (PyInterpreterState_GetID(PyInterpreterState_Get()) != 0)
         return 0;
     if (st->main_thread_pid != (long)getpid()) {
         /* A forked child: its main thread is the one that forked, which

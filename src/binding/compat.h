@@ -1,0 +1,58 @@
+/* The few things the binding needs that the 3.11 limited API (the stable
+ * ABI, abi3: setup.py builds with Py_LIMITED_API=0x030B0000 unless
+ * GENAUTH_LIMITED_API=0) spells differently. Everything else is written
+ * once, with the functions of the limited API, in both builds. Include it
+ * after Python.h. */
+#ifndef GENAUTH_COMPAT_H
+#define GENAUTH_COMPAT_H
+
+#include <stddef.h>
+
+/* Py_SETREF and Py_XSETREF are not in the limited API: the same, with
+ * the old value released (by `release`) after the new one is stored. */
+#define GENAUTH_SETREF_(dst, src, release)                                   \
+    do {                                                                     \
+        PyObject **genauth_dst_ = (PyObject **)&(dst);                       \
+        PyObject *genauth_old_ = *genauth_dst_;                              \
+        *genauth_dst_ = (PyObject *)(src);                                   \
+        release(genauth_old_);                                               \
+    } while (0)
+#ifndef Py_SETREF
+#define Py_SETREF(dst, src) GENAUTH_SETREF_(dst, src, Py_DECREF)
+#endif
+#ifndef Py_XSETREF
+#define Py_XSETREF(dst, src) GENAUTH_SETREF_(dst, src, Py_XDECREF)
+#endif
+
+/* Calls `callable(arg)`. PyObject_CallOneArg and PyObject_Vectorcall enter
+ * the limited API only in 3.12; PyObject_CallFunctionObjArgs takes the
+ * same vectorcall path without building a tuple. */
+#ifdef Py_LIMITED_API
+#define genauth_call_one(callable, arg)                                      \
+    PyObject_CallFunctionObjArgs((callable), (arg), NULL)
+#else
+#define genauth_call_one(callable, arg) PyObject_CallOneArg((callable), (arg))
+#endif
+
+/* repr() of `obj` as the built-in `type` prints it (never a subclass's
+ * __repr__). */
+#define genauth_base_repr(type, obj)                                         \
+    (((reprfunc)PyType_GetSlot((type), Py_tp_repr))(obj))
+
+/* The name of obj's type as error messages print it ("list",
+ * "collections.OrderedDict"), copied into `buf`; returns buf->s. Never
+ * raises, and keeps an exception already set. The limited API has no
+ * tp_name: there the name is rebuilt from __module__ and __name__, which
+ * gives tp_name for every static type and for classes made by a class
+ * statement; a type made from a PyType_Spec in another extension prints
+ * its __name__ without the module. */
+typedef struct {
+    char s[128];
+} genauth_type_name_buf;
+const char *genauth_type_name_of(PyObject *obj, genauth_type_name_buf *buf);
+/* The same with a buffer that lives until the end of the enclosing block:
+ * PyErr_Format(..., "got %.100s", GENAUTH_TYPE_NAME(obj)). */
+#define GENAUTH_TYPE_NAME(obj)                                               \
+    genauth_type_name_of((PyObject *)(obj), &(genauth_type_name_buf){{0}})
+
+#endif
