@@ -12,6 +12,7 @@ from genauth_c._types import WebhookLogDto as WebhookLogDto
 
 __all__ = [
     "APIError",
+    "AsyncManagementClient",
     "AuthError",
     "ClientClosedError",
     "DecodeError",
@@ -155,10 +156,10 @@ class ManagementClient:
 class AsyncManagementClient:
     def __init__(
         self,
-        access_key_id: str,
-        access_key_secret: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
         host: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         lang: str | None = None,
         use_unverified_ssl: bool = False,
         websocket_host: str | None = None,
@@ -170,6 +171,7 @@ class AsyncManagementClient:
         raise_for_status: bool = False,
         max_response_bytes: int = 16777216,
         auth: Literal["token", "signature"] = "token",
+        max_retries: int = 2,
     ) -> None: ...
     @property
     def host(self) -> str: ...
@@ -232,6 +234,7 @@ class AsyncManagementClient:
         concurrency: int = 16,
     ) -> list[dict[str, Any] | GenAuthError]: ...
     async def aclose(self) -> None: ...
+    def __del__(self) -> None: ...
     async def __aenter__(self) -> AsyncManagementClient: ...
     async def __aexit__(
         self,

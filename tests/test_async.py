@@ -3,14 +3,17 @@ libcurl's socket interface on the running event loop, against real servers
 on loopback."""
 import asyncio
 import gc
+import logging
 import os
 import random
 import sys
+import threading
 import time
 
 import pytest
 
 from conftest import AK, SK
+from rawserver import Response
 from serve import spawn
 
 import genauth_c
@@ -679,6 +682,7 @@ def test_a_client_whose_loop_closed_with_tasks_pending_is_collected(emu):
     def engines():
         return sum(type(o).__name__ == "_AsyncEngine" for o in gc.get_objects())
 
+    gc.collect()  # engines earlier tests left as garbage are not counted
     before = engines()
     del client, tasks
     # The pending tasks' own complaint goes to the closed loop's handler.
@@ -689,3 +693,187 @@ def test_a_client_whose_loop_closed_with_tasks_pending_is_collected(emu):
     gc.collect()
     assert ref() is None
     assert engines() == before - 1
+
+
+# ---- retries: those of the sync client (tests/test_retries.py) ----------
+
+def trigger_requests(emu):
+    return sum(r.path == "/api/v3/trigger-webhook" for r in emu.requests)
+
+
+def one_call(emu, **options):
+    """trigger_webhook('wh') once on a new client: its result or exception."""
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url, timeout=10,
+                                         **options) as client:
+            return await client.trigger_webhook("wh")
+    return run(main())
+
+
+@pytest.mark.parametrize("http_status", [429, 200])  # 200: the envelope's 429
+def test_throttled_calls_are_sent_again(emu, http_status):
+    emu.throttle_next_calls = 2
+    emu.throttle_retry_after = 0
+    emu.throttle_http_status = http_status
+    assert one_call(emu)["statusCode"] == 200
+    assert trigger_requests(emu) == 3
+    assert emu.delivery_count("wh") == 1
+
+
+def test_throttled_past_max_retries_returns_the_429(emu):
+    emu.throttle_next_calls = 5
+    emu.throttle_retry_after = 0
+    assert one_call(emu, max_retries=1)["statusCode"] == 429
+    assert trigger_requests(emu) == 2
+    assert emu.delivery_count("wh") == 0
+
+
+def test_a_reset_once_the_request_was_written_is_not_sent_again(emu):
+    # The server read the request line and reset: from the client's side
+    # the request may have reached it (as for the sync client).
+    emu.reset_before_request = 2
+    with pytest.raises(genauth_c.TransportError):
+        one_call(emu)
+    assert emu.connections_reset == 1
+    assert emu.delivery_count("wh") == 0
+
+
+def test_a_reset_after_the_request_is_not_sent_again(emu):
+    emu.reset_after_request = 1
+    with pytest.raises(genauth_c.TransportError):
+        one_call(emu)
+    assert trigger_requests(emu) == 1
+    assert emu.delivery_count("wh") == 1
+
+
+def test_max_retries_0_sends_once(emu):
+    emu.throttle_next_calls = 1
+    assert one_call(emu, max_retries=0)["statusCode"] == 429
+    assert trigger_requests(emu) == 1
+
+
+def test_a_refused_connection_fails_after_its_retries(caplog):
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    with Emulator(AK, SK) as e:
+        url = e.url
+    # Nothing listens on the port any more: every attempt is refused.
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=url, timeout=10,
+                                         auth="signature") as client:
+            return await client.trigger_webhook("wh")
+
+    with pytest.raises(genauth_c.TransportError) as info:
+        run(main())
+    assert info.value.curl_code == 7
+    logged = [r.getMessage() for r in caplog.records if r.name == "genauth_c"]
+    assert len(logged) == 1 and " retries=2: " in logged[0], logged
+
+
+def test_a_batch_retries_throttled_calls(emu):
+    emu.throttle_next_calls = 4
+    emu.throttle_retry_after = 0
+
+    async def main():
+        # Any one call may meet every 429 (Retry-After 0 lets its retry
+        # overtake the others' first requests): retries enough for that.
+        async with AsyncManagementClient(AK, SK, host=emu.url, timeout=10,
+                                         max_retries=4) as client:
+            return await client.trigger_webhooks([{"webhook_id": "wh"}] * 4,
+                                                 concurrency=4)
+
+    assert [r["statusCode"] for r in run(main())] == [200] * 4
+    assert trigger_requests(emu) == 8
+    assert emu.delivery_count("wh") == 4
+
+
+def test_a_call_cancelled_while_it_waits_to_retry(emu):
+    emu.throttle_next_calls = 1
+    emu.throttle_retry_after = 30
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url,
+                                         timeout=60) as client:
+            task = asyncio.ensure_future(client.trigger_webhook("wh"))
+            for _ in range(1000):  # until the 429 is answered
+                if emu.throttle_next_calls == 0:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # and has come back: the call rests
+            assert client._engine.calls == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert client._engine.calls == 0
+            return await client.trigger_webhook("wh")
+
+    assert run(main())["statusCode"] == 200
+
+
+# ---- the token's early refresh: the sync client's rule (token.c) ---------
+
+def test_past_the_refresh_point_calls_go_on_with_the_valid_token(
+        fake, token_clock):
+    """A 100 s token is due for refresh 10 s before it expires (the token
+    clock, set by the test, stands still between steps). Past that point a
+    call goes out with it at once while the one refresh is held at the
+    server; the refresh fails and no call hears of it (the next ones still
+    use the token, with no new fetch for 5 s); only once the token has
+    expired do calls fail."""
+    fake.lifetime = 100
+    release = threading.Event()
+    refused = Response.json({"statusCode": 500, "message": "down"},
+                            status=500)
+
+    def handler(req):
+        if "get-management-token" in req.path and fake.token_fetches >= 1:
+            fake.token_fetches += 1
+            release.wait(30)
+            return refused
+        return fake(req)
+
+    fake.server.handler = handler
+    logged = []
+
+    class Lines(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    async def main():
+        start = token_clock.now
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=10) as client:
+            await client.trigger_webhook("wh1")
+            token_clock.set(start + 89)  # before the refresh point
+            await client.trigger_webhook("wh1")
+            assert fake.token_fetches == 1
+            token_clock.set(start + 95)  # past it, 5 s before expiry
+            got = await asyncio.wait_for(client.trigger_webhook("wh1"), 5)
+            assert got["statusCode"] == 200
+            assert fake.token_fetches == 2  # the refresh, still held
+            release.set()
+            for _ in range(1000):  # until the client has the failure
+                if any(m.startswith("token fetch failed=") for m in logged):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail(f"the refresh's failure never came: {logged}")
+            token_clock.set(start + 99)  # 4 s after the failure
+            got = await asyncio.wait_for(client.trigger_webhook("wh1"), 5)
+            assert got["statusCode"] == 200
+            assert fake.token_fetches == 2  # tried again no sooner than 5 s
+            token_clock.set(start + 100.5)  # expired: calls wait, and fail
+            with pytest.raises(genauth_c.AuthError):  # the refresh's 500
+                await client.trigger_webhook("wh1")
+            assert fake.token_fetches == 3
+            assert fake.expiries == 0  # the old token was never refused
+
+    logger = logging.getLogger("genauth_c")
+    lines, level = Lines(), logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.DEBUG)
+    try:
+        run(main())
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)

@@ -1,5 +1,6 @@
 """The genauth_c logger: a DEBUG line per request and per token fetch, a
 WARNING for unverified TLS, nothing secret, silent by default."""
+import asyncio
 import logging
 import re
 import subprocess
@@ -7,7 +8,8 @@ import sys
 
 import pytest
 
-from genauth_c import ManagementClient
+import genauth_c
+from genauth_c import AsyncManagementClient, ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
 
 AK, SK = "AKID-logging-1234", "SECRET-logging-never-shown"
@@ -181,3 +183,46 @@ def test_every_method_logs_its_own_method_and_path(emulator, debug_log):
                 if not line.startswith("token")]
     assert requests == ["GET /api/v3/list-webhooks", "GET /api/v3/get-webhook",
                         "POST /api/v3/delete-webhook"]
+
+
+def test_async_calls_log_as_the_sync_client(emulator, debug_log):
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emulator.url) as client:
+            await client.trigger_webhook("wh1")
+            emulator.throttle_next_calls = 1  # a 429: sent again
+            emulator.throttle_retry_after = 0
+            await client.trigger_webhook("wh1")
+            emulator.fail_next_calls_with_401 = 1  # a new token, once
+            await client.trigger_webhook("wh1")
+            await client.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+
+    asyncio.run(main())
+    got = lines(debug_log)
+    fetches = [line for line in got if line.startswith("token fetch")]
+    assert len(fetches) == 2, got
+    assert all(re.match(r"^token fetch http=200 duration_ms=\d+\.\d$", line)
+               for line in fetches), got
+    requests = [REQUEST_LINE.match(line) for line in got
+                if line.startswith("POST")]
+    assert all(requests) and len(requests) == 5, got
+    assert [m.group(6) for m in requests] == ["0", "1", "1", "0", "0"], got
+    assert all(m.group(1) == "200" for m in requests), got
+
+
+def test_async_failures_are_logged(debug_log):
+    with Emulator(AK, SK) as emu:
+        url = emu.url
+    # Nothing listens on the port any more.
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=url, timeout=5,
+                                         max_retries=0) as client:
+            with pytest.raises(genauth_c.TransportError):
+                await client.trigger_webhook("wh1")
+
+    asyncio.run(main())
+    got = lines(debug_log)
+    assert got[0].startswith("token fetch failed=TRANSPORT http=0 duration_ms=")
+    assert got[1].startswith(
+        "POST /api/v3/trigger-webhook failed=TRANSPORT http=0 duration_ms=")
+    assert got[1].split(" retries=")[1].startswith("0:"), got

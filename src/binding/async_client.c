@@ -116,6 +116,8 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
         PyErr_WriteUnraisable((PyObject *)engine);
         goto done;
     }
+    genauth_log_request(st, genauth_op_method(call->req.op),
+                        genauth_op_path(call->req.op), status, resp, err);
     if (status == GENAUTH_OK) {
         value = genauth_envelope_result(st, resp, engine->raise_for_status);
         /* A single call raises what a batch returns. */

@@ -3,30 +3,38 @@
  * caller's hooks, curl_multi_socket_action when the loop says a socket or
  * the timer is due). The steps of a call are those of batch.c; the token is
  * fetched as one more transfer on the same multi handle, once for every
- * call that waits for it, so nothing here ever blocks. */
+ * call that waits for it, so nothing here ever blocks. A call that retry.c
+ * sends again (nothing was sent, or throttled) rests until its retry time,
+ * kept by the same timer: no sleeping. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* A call uses the cached token only while it has this much time left
- * before its refresh is due, so that genauth_call_prepare (moments later)
- * finds it fresh too and never fetches on its own, which would block. */
-#define TOKEN_SLACK 1.0
+/* The token rules are judged this far ahead (genauth_token_check), so that
+ * genauth_call_prepare, moments later, finds the token as judged and never
+ * fetches or waits on its own, which would block. */
+#define TOKEN_SLACK 0.25
+
+/* Which of ev's lists a call is on. */
+enum { ON_CALLS, ON_WAITING, ON_RESTING };
 
 struct genauth_evcall {
     genauth_evloop *ev;
     genauth_request req;             /* borrowed from the caller */
     genauth_conn *conn;              /* while in the multi handle */
+    double started;
     double deadline;
     unsigned long generation;
-    int attempt;
-    int waiting;                     /* in ev's token queue */
+    int attempt;                     /* 1 after the retry for a 401 */
+    int retries;                     /* retry.c's */
+    double not_before;               /* while resting: its retry time */
+    int where;                       /* ON_CALLS, ... */
     int added;                       /* conn's handle is in ev->multi */
     genauth_evcall_done_fn done;
     void *userdata;
-    genauth_evcall *prev, *next;     /* ev->calls, or ev's token queue */
+    genauth_evcall *prev, *next;     /* the list `where` names */
 };
 
 struct genauth_evloop {
@@ -36,14 +44,17 @@ struct genauth_evloop {
     genauth_evcall *calls;           /* in flight */
     genauth_evcall *waiting;         /* for the token, oldest first */
     genauth_evcall *waiting_tail;
+    genauth_evcall *resting;         /* until their retry time */
     size_t count;                    /* calls started, not yet ended */
     size_t transfers;                /* easy handles in `multi` */
     genauth_conn *token_conn;        /* the token fetch in flight, or NULL */
     int token_added;
+    double token_started;
     genauth_conn *idle;              /* handles kept for the next calls */
     size_t idle_count;
-    /* The one timer serves libcurl (curl_at: when it wants it, or -1) and
-     * the calls waiting for the token, each bounded by its own deadline. */
+    /* The one timer serves libcurl (curl_at: when it wants it, or -1),
+     * the calls waiting for the token, each bounded by its own deadline,
+     * and the resting calls' retry times. */
     double curl_at;
     double armed_at;                 /* what the hook is armed for, or -1 */
     int closed;
@@ -73,9 +84,10 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
     return 0;
 }
 
-/* Arms the hook for the earlier of libcurl's timer and the first deadline
- * of a call waiting for the token: a call retried after a 401 may join a
- * fetch that a later call started, bounded by that call's later deadline. */
+/* Arms the hook for the earliest of libcurl's timer, the deadlines of the
+ * calls waiting for the token (a call retried after a 401 may join a fetch
+ * that a later call started, bounded by that call's later deadline) and
+ * the resting calls' retry times. */
 static void
 arm_timer(genauth_evloop *ev)
 {
@@ -85,6 +97,10 @@ arm_timer(genauth_evloop *ev)
     for (const genauth_evcall *w = ev->waiting; w; w = w->next) {
         if (at < 0 || w->deadline < at)
             at = w->deadline;
+    }
+    for (const genauth_evcall *r = ev->resting; r; r = r->next) {
+        if (at < 0 || r->not_before < at)
+            at = r->not_before;
     }
     if (at >= 0) {
         double left = ceil((at - genauth_now()) * 1000.0);
@@ -100,7 +116,7 @@ on_timer(CURLM *multi, long timeout_ms, void *userp)
     (void)multi;
     genauth_evloop *ev = userp;
     ev->curl_at = timeout_ms < 0 ? -1 : genauth_now() + timeout_ms / 1000.0;
-    if (ev->waiting) {
+    if (ev->waiting || ev->resting) {
         arm_timer(ev);
     } else {
         ev->armed_at = ev->curl_at;
@@ -173,9 +189,20 @@ settle(genauth_evloop *ev)
 
 /* ---- the lists ---------------------------------------------------------- */
 
-static void
-link_call(genauth_evcall **head, genauth_evcall *call)
+static genauth_evcall **
+list_of(genauth_evloop *ev, int where)
 {
+    return where == ON_WAITING   ? &ev->waiting
+           : where == ON_RESTING ? &ev->resting
+                                 : &ev->calls;
+}
+
+/* Onto ev->calls or ev->resting (unordered lists). */
+static void
+link_call(genauth_evloop *ev, genauth_evcall *call, int where)
+{
+    genauth_evcall **head = list_of(ev, where);
+    call->where = where;
     call->prev = NULL;
     call->next = *head;
     if (*head)
@@ -183,34 +210,26 @@ link_call(genauth_evcall **head, genauth_evcall *call)
     *head = call;
 }
 
+/* Off its list; it counts as on ev->calls until linked elsewhere. */
 static void
 unlink_call(genauth_evloop *ev, genauth_evcall *call)
 {
-    if (call->waiting) {
-        if (call->prev)
-            call->prev->next = call->next;
-        else
-            ev->waiting = call->next;
-        if (call->next)
-            call->next->prev = call->prev;
-        else
-            ev->waiting_tail = call->prev;
-        call->waiting = 0;
-    } else {
-        if (call->prev)
-            call->prev->next = call->next;
-        else
-            ev->calls = call->next;
-        if (call->next)
-            call->next->prev = call->prev;
-    }
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        *list_of(ev, call->where) = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    else if (call->where == ON_WAITING)
+        ev->waiting_tail = call->prev;
+    call->where = ON_CALLS;
     call->prev = call->next = NULL;
 }
 
 static void
 queue_call(genauth_evloop *ev, genauth_evcall *call)
 {
-    call->waiting = 1;
+    call->where = ON_WAITING;
     call->next = NULL;
     call->prev = ev->waiting_tail;
     if (ev->waiting_tail)
@@ -236,11 +255,14 @@ drop_call(genauth_evloop *ev, genauth_evcall *call)
     free(call);
 }
 
-/* The call ended: its callback, then it is gone. */
+/* The call ended: its figures recorded, its callback, then it is gone.
+ * `resp`: NULL unless st is GENAUTH_OK. */
 static void
 end_call(genauth_evloop *ev, genauth_evcall *call, genauth_status st,
-         const genauth_envelope *resp, const genauth_error *err)
+         genauth_envelope *resp, genauth_error *err)
 {
+    genauth_call_record(resp, err, call->started,
+                        (unsigned)(call->attempt + call->retries));
     genauth_evcall_done_fn done = call->done;
     void *userdata = call->userdata;
     drop_call(ev, call);
@@ -249,9 +271,12 @@ end_call(genauth_evloop *ev, genauth_evcall *call, genauth_status st,
 
 /* ---- the token ----------------------------------------------------------- */
 
-/* Starts the token fetch, bounded by `deadline` (the first waiting call's). */
+/* Starts the token fetch, bounded by `deadline` (the first waiting call's,
+ * or for an `early` refresh, which no call waits for, half the time the
+ * call that started it has left, as in the sync client). */
 static genauth_status
-token_start(genauth_evloop *ev, double deadline, genauth_error *err)
+token_start(genauth_evloop *ev, double deadline, int early,
+            genauth_error *err)
 {
     genauth_client *c = ev->client;
     genauth_conn *conn = conn_take(ev, err);
@@ -259,6 +284,10 @@ token_start(genauth_evloop *ev, double deadline, genauth_error *err)
 
     if (!conn)
         return err->status;
+    genauth_token_begin(c);
+    ev->token_started = genauth_now();
+    if (early)
+        deadline = ev->token_started + (deadline - ev->token_started) / 2;
     genauth_call_plan plan = {
         .is_get = 0,
         .url = c->token_url,
@@ -275,7 +304,7 @@ token_start(genauth_evloop *ev, double deadline, genauth_error *err)
     }
     if (st != GENAUTH_OK) {
         /* The request buffer may hold the secret. */
-        genauth_token_accept(c, conn, st, 0, err);
+        genauth_token_accept(c, conn, st, 0, 0, err);
         conn_give(ev, conn);
         return st;
     }
@@ -286,16 +315,37 @@ token_start(genauth_evloop *ev, double deadline, genauth_error *err)
 static genauth_status launch(genauth_evloop *ev, genauth_evcall *call,
                              genauth_error *err);
 
+/* The call waits for its retry time (`until`) on ev->resting. */
+static void
+rest_call(genauth_evloop *ev, genauth_evcall *call, double until)
+{
+    unlink_call(ev, call);
+    call->not_before = until;
+    link_call(ev, call, ON_RESTING);
+    if (ev->armed_at < 0 || until < ev->armed_at)
+        arm_timer(ev);
+}
+
 /* The call goes out now, or waits for the token fetch (started if none is
- * in flight). */
+ * in flight). Past the refresh point a valid token still serves: the call
+ * goes out with it while one early refresh runs, whose failure reaches no
+ * caller (token.c's rules). */
 static genauth_status
 submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
 {
     genauth_client *c = ev->client;
-    if (c->auth == GENAUTH_AUTH_TOKEN &&
-        !genauth_token_fresh(c, TOKEN_SLACK)) {
-        if (!ev->token_conn && token_start(ev, call->deadline, err))
-            return err->status;
+    genauth_token_need need = c->auth == GENAUTH_AUTH_TOKEN
+                                  ? genauth_token_check(c, TOKEN_SLACK)
+                                  : GENAUTH_TOKEN_USE;
+    if (need != GENAUTH_TOKEN_USE && !ev->token_conn) {
+        int early = need == GENAUTH_TOKEN_USE_AND_REFRESH;
+        if (token_start(ev, call->deadline, early, err) != GENAUTH_OK) {
+            if (!early)
+                return err->status;
+            genauth_error_clear(err);
+        }
+    }
+    if (need == GENAUTH_TOKEN_WAIT) {
         unlink_call(ev, call);
         queue_call(ev, call);
         if (ev->armed_at < 0 || call->deadline < ev->armed_at)
@@ -336,8 +386,9 @@ fail:
     return st;
 }
 
-/* The token fetch ended: the waiting calls go out with the new token, or
- * all end with the fetch's error. */
+/* The token fetch ended: the waiting calls go out with the new token (or
+ * the old one, still valid, after a failed early refresh), or all end
+ * with the fetch's error. */
 static void
 token_done(genauth_evloop *ev, CURLcode result)
 {
@@ -350,7 +401,8 @@ token_done(genauth_evloop *ev, CURLcode result)
     remove_transfer(ev, conn, &ev->token_added);
     ev->token_conn = NULL;
     st = genauth_conn_finish(conn, result, &http_status, &err);
-    st = genauth_token_accept(ev->client, conn, st, http_status, &err);
+    st = genauth_token_accept(ev->client, conn, st, http_status,
+                              ev->token_started, &err);
     conn_give(ev, conn);
 
     /* The queue as it is now: a call that a callback starts meanwhile
@@ -359,9 +411,10 @@ token_done(genauth_evloop *ev, CURLcode result)
     ev->waiting = ev->waiting_tail = NULL;
     while (call) {
         genauth_evcall *next = call->next;
-        call->waiting = 0;
-        link_call(&ev->calls, call);
-        if (st != GENAUTH_OK) {
+        link_call(ev, call, ON_CALLS);
+        if (st != GENAUTH_OK &&
+            genauth_token_check(ev->client, TOKEN_SLACK) ==
+                GENAUTH_TOKEN_WAIT) {
             end_call(ev, call, st, NULL, &err);
         } else {
             genauth_error own;
@@ -403,9 +456,21 @@ call_done(genauth_evloop *ev, genauth_evcall *call, CURLcode result)
         if (st == GENAUTH_OK)
             goto done; /* in flight again */
     } else {
+        /* retry.c: sent nothing, or throttled: it rests until its retry
+         * time, then goes out again (signed anew). */
+        double until = 0;
+        genauth_retry_kind kind = genauth_retry_classify(
+            call->conn, st, &err, http_status, st == GENAUTH_OK ? &resp : NULL);
+        int again = genauth_retry_plan(c, call->conn, kind, call->retries,
+                                       call->deadline, &until);
         /* Its transfer has left the multi handle: keep the handle. */
         conn_give(ev, call->conn);
         call->conn = NULL;
+        if (again) {
+            call->retries++;
+            rest_call(ev, call, until);
+            goto done;
+        }
     }
     end_call(ev, call, st, st == GENAUTH_OK ? &resp : NULL, &err);
 done:
@@ -493,14 +558,16 @@ genauth_evloop_close(genauth_evloop *ev)
     ev->closed = 1;
     genauth_error_init(&err);
     genauth_error_set(&err, GENAUTH_E_CLOSED, "the client is closed");
-    while (ev->calls || ev->waiting) {
-        genauth_evcall *call = ev->calls ? ev->calls : ev->waiting;
+    while (ev->calls || ev->waiting || ev->resting) {
+        genauth_evcall *call = ev->calls     ? ev->calls
+                               : ev->waiting ? ev->waiting
+                                             : ev->resting;
         end_call(ev, call, GENAUTH_E_CLOSED, NULL, &err);
     }
     if (ev->token_conn) {
         remove_transfer(ev, ev->token_conn, &ev->token_added);
         genauth_token_accept(ev->client, ev->token_conn, GENAUTH_E_CLOSED, 0,
-                             &err);
+                             0, &err);
         genauth_conn_free(ev->token_conn);
         ev->token_conn = NULL;
     }
@@ -561,6 +628,28 @@ expire_waiting(genauth_evloop *ev)
     genauth_error_clear(&err);
 }
 
+/* The resting calls whose retry time has come go out again. */
+static void
+wake_resting(genauth_evloop *ev)
+{
+    double now = genauth_now();
+    genauth_evcall *call = ev->resting;
+    genauth_error err;
+
+    genauth_error_init(&err);
+    while (call) {
+        genauth_evcall *next = call->next;
+        if (call->not_before <= now) {
+            unlink_call(ev, call);
+            link_call(ev, call, ON_CALLS);
+            if (submit(ev, call, &err) != GENAUTH_OK)
+                end_call(ev, call, err.status, NULL, &err);
+            genauth_error_clear(&err);
+        }
+        call = next;
+    }
+}
+
 void
 genauth_evloop_timer_fired(genauth_evloop *ev)
 {
@@ -568,18 +657,25 @@ genauth_evloop_timer_fired(genauth_evloop *ev)
     if (ev->closed)
         return;
     /* The hook's timer is spent: libcurl's, if it was due, is too. */
-    int for_waiting = ev->armed_at != ev->curl_at;
+    int for_calls = ev->armed_at != ev->curl_at;
     ev->armed_at = -1;
     if (ev->curl_at >= 0 && ev->curl_at <= genauth_now())
         ev->curl_at = -1;
     if (ev->waiting)
         expire_waiting(ev);
-    /* (Early for libcurl when the timer was a waiting call's: harmless.) */
+    /* (Early for libcurl when the timer was a call's: harmless.) */
     curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain(ev);
+    /* After libcurl's action: the transfers these add arm libcurl's timer
+     * anew, and the hook with it, rather than being taken up by this
+     * action and leaving the hook armed for nothing. */
+    if (ev->resting && !ev->closed)
+        wake_resting(ev);
     /* After a timeout action libcurl has told its timer again, if it has
-     * one; the waiting calls' deadlines need the hook too. */
-    if (!ev->closed && ev->armed_at < 0 && (for_waiting || ev->waiting))
+     * one; the waiting calls' deadlines and the retry times need the hook
+     * too. */
+    if (!ev->closed && ev->armed_at < 0 &&
+        (for_calls || ev->waiting || ev->resting))
         arm_timer(ev);
 }
 
@@ -607,8 +703,9 @@ genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
     call->req = *req;
     call->done = done;
     call->userdata = userdata;
-    call->deadline = genauth_now() + ev->client->timeout;
-    link_call(&ev->calls, call);
+    call->started = genauth_now();
+    call->deadline = call->started + ev->client->timeout;
+    link_call(ev, call, ON_CALLS);
     ev->count++;
     if (submit(ev, call, err) != GENAUTH_OK) {
         drop_call(ev, call);
@@ -641,6 +738,8 @@ genauth_evloop_each(const genauth_evloop *ev,
     for (const genauth_evcall *c = ev->calls; !rc && c; c = c->next)
         rc = fn(c->userdata, arg);
     for (const genauth_evcall *c = ev->waiting; !rc && c; c = c->next)
+        rc = fn(c->userdata, arg);
+    for (const genauth_evcall *c = ev->resting; !rc && c; c = c->next)
         rc = fn(c->userdata, arg);
     return rc;
 }

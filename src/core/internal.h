@@ -312,15 +312,28 @@ genauth_status genauth_token_request_load(genauth_client *client,
                                           genauth_conn *conn,
                                           genauth_error *err);
 /* For a fetch driven by an event loop (evloop.c), with the sync path's
- * rules: whether the cache holds a token that needs no refresh for `slack`
- * more seconds; and, once the fetch's transfer ended with `transfer`, the
- * answer read from conn, counted and, when good, cached (both bodies
- * wiped). */
-int genauth_token_fresh(genauth_client *client, double slack);
+ * rules. genauth_token_check: what a call that goes out within `slack`
+ * seconds does with the cached token: USE it; USE it, and start the
+ * early refresh (none is in flight, none failed lately); or WAIT for a
+ * fetch (none, or an expiring token). genauth_token_begin: a fetch is in
+ * flight (genauth_token_prepare uses a valid token meanwhile, and does
+ * not fetch). genauth_token_accept: the fetch's transfer ended with
+ * `transfer`: the answer read from conn, counted, reported to the event
+ * hook (when `started`, the fetch's start, is > 0) and, when good, cached
+ * (both bodies wiped); a failure while the cached token is still valid
+ * puts the next early refresh GENAUTH_TOKEN_RETRY_INTERVAL off. */
+typedef enum {
+    GENAUTH_TOKEN_USE,
+    GENAUTH_TOKEN_USE_AND_REFRESH,
+    GENAUTH_TOKEN_WAIT
+} genauth_token_need;
+genauth_token_need genauth_token_check(genauth_client *client, double slack);
+void genauth_token_begin(genauth_client *client);
 genauth_status genauth_token_accept(genauth_client *client,
                                     genauth_conn *conn,
                                     genauth_status transfer,
-                                    long http_status, genauth_error *err);
+                                    long http_status, double started,
+                                    genauth_error *err);
 void genauth_token_cache_init(genauth_token_cache *cache);
 void genauth_token_cache_clear(genauth_token_cache *cache);
 
@@ -425,8 +438,9 @@ genauth_status genauth_call_read(genauth_client *client, genauth_conn *conn,
 int genauth_call_should_retry(genauth_client *client, int attempt,
                               long http_status, const genauth_envelope *env);
 
-/* Records in both `resp` and `err` how a call that started at `started`
- * (monotonic seconds) went, after `retries` requests sent again. */
+/* Records in both `resp` (unless NULL) and `err` how a call that started
+ * at `started` (monotonic seconds) went, after `retries` requests sent
+ * again. */
 void genauth_call_record(genauth_envelope *resp, genauth_error *err,
                          double started, unsigned retries);
 

@@ -351,7 +351,8 @@ genauth_call_record(genauth_envelope *resp, genauth_error *err,
                     double started, unsigned retries)
 {
     genauth_call_stats stats = {genauth_now() - started, retries};
-    resp->stats = stats;
+    if (resp)
+        resp->stats = stats;
     err->stats = stats;
 }
 

@@ -176,6 +176,20 @@ genauth_token_request_load(genauth_client *c, genauth_conn *conn,
     return GENAUTH_OK;
 }
 
+/* The client's event hook hears of a fetch that went out at `started`.
+ * err->message never holds the secret or a token. */
+static void
+report_fetch(genauth_client *c, genauth_status st, long http_status,
+             double started, const genauth_error *err)
+{
+    if (c->event_hook) {
+        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
+                            genauth_now() - started,
+                            st == GENAUTH_OK ? "" : err->message};
+        c->event_hook(&ev, c->event_data);
+    }
+}
+
 static genauth_status
 fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
             char **token, char **userpool_id, double *lifetime,
@@ -195,13 +209,7 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
                                lifetime, err);
         genauth_buf_wipe_reset(&conn->response); /* it held the token */
     }
-    if (c->event_hook) {
-        /* err->message never holds the secret or a token. */
-        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
-                            genauth_now() - started,
-                            st == GENAUTH_OK ? "" : err->message};
-        c->event_hook(&ev, c->event_data);
-    }
+    report_fetch(c, st, http_status, started, err);
     return st;
 }
 
@@ -362,20 +370,39 @@ genauth_token_invalidate(genauth_client *c, unsigned long generation)
 
 /* ---- a fetch driven from outside (evloop.c) ----------------------------- */
 
-int
-genauth_token_fresh(genauth_client *c, double slack)
+/* The rules are genauth_token_prepare's, `slack` seconds ahead: the call
+ * goes out moments later, and genauth_token_prepare must then find the
+ * token usable and no refresh of its own due (which would block). */
+genauth_token_need
+genauth_token_check(genauth_client *c, double slack)
 {
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
-    int fresh = t->token && genauth_now() + slack < t->refresh_at;
+    double soon = genauth_client_now(c) + slack; /* the token clock */
+    genauth_token_need need;
+    if (!t->token || soon >= t->expires_at)
+        need = GENAUTH_TOKEN_WAIT;
+    else if (soon < t->refresh_at || t->refreshing || soon < t->retry_at)
+        need = GENAUTH_TOKEN_USE;
+    else
+        need = GENAUTH_TOKEN_USE_AND_REFRESH;
     pthread_mutex_unlock(&t->mu);
-    return fresh;
+    return need;
+}
+
+void
+genauth_token_begin(genauth_client *c)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    t->refreshing = 1;
+    pthread_mutex_unlock(&t->mu);
 }
 
 genauth_status
 genauth_token_accept(genauth_client *c, genauth_conn *conn,
                      genauth_status transfer, long http_status,
-                     genauth_error *err)
+                     double started, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     char *token = NULL, *userpool_id = NULL;
@@ -387,13 +414,23 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
         st = read_token_answer(c, conn, http_status, &token, &userpool_id,
                                &lifetime, err);
     genauth_buf_wipe_reset(&conn->response); /* it held the token */
-    double fetched_at = genauth_now();
+    if (started > 0)
+        report_fetch(c, st, http_status, started, err);
+    double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
+    t->refreshing = 0;
+    t->completed++;
+    t->last_failed = 0; /* a thread that waited fetches itself */
+    pthread_cond_broadcast(&t->changed);
     if (st == GENAUTH_OK) {
         install_token(t, token, userpool_id, lifetime, fetched_at);
         atomic_fetch_add(&t->fetches, 1);
     } else {
         atomic_fetch_add(&t->failures, 1);
+        /* An early refresh failed: the token still serves; the next try
+         * waits, as refresh() has it. */
+        if (t->token && fetched_at < t->expires_at)
+            t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
     }
     pthread_mutex_unlock(&t->mu);
     return st;

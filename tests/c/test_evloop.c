@@ -3,7 +3,9 @@
  * would: many calls at once, one token fetch for all of them, a retry after
  * a 401, a GET endpoint, bad input refused before a token fetch, a call
  * waiting for a token bounded by its own deadline, a cancelled call whose
- * connection is closed, nothing left watched and no timer armed once idle. */
+ * connection is closed, nothing left watched and no timer armed once idle,
+ * throttled calls sent again after their wait (resting on the one timer),
+ * closed or cancelled while they rest. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -23,6 +25,8 @@
 static pthread_mutex_t server_mu = PTHREAD_MUTEX_INITIALIZER;
 static int token_requests, calls_served, conns_closed, refuse_next;
 static int gets_served;
+/* The next calls answered HTTP 429 with "Retry-After: throttle_after". */
+static int throttle_next, throttle_after;
 /* How long the server sleeps before a token answer, and before a refusal. */
 static int token_delay_ms, refuse_delay_ms;
 
@@ -55,6 +59,7 @@ serve_conn(void *arg)
             have += (size_t)n;
         }
         const char *answer;
+        int status = 200, retry_after = -1;
         int slow = memmem(buf + head, body_len, "slow", 4) != NULL;
         int delay_ms = 0;
         pthread_mutex_lock(&server_mu);
@@ -63,6 +68,11 @@ serve_conn(void *arg)
             delay_ms = token_delay_ms;
             answer = "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
                      "\",\"expires_in\":7200}}";
+        } else if (throttle_next > 0) {
+            throttle_next--;
+            status = 429;
+            retry_after = throttle_after;
+            answer = "{\"statusCode\":429,\"message\":\"slow down\"}";
         } else if (refuse_next > 0) {
             refuse_next--;
             delay_ms = refuse_delay_ms;
@@ -78,11 +88,14 @@ serve_conn(void *arg)
             usleep(300 * 1000);
         if (delay_ms)
             usleep((useconds_t)delay_ms * 1000);
-        char out[1024];
+        char out[1024], extra[64] = "";
+        if (retry_after >= 0)
+            snprintf(extra, sizeof(extra), "Retry-After: %d\r\n",
+                     retry_after);
         int len = snprintf(out, sizeof(out),
-                           "HTTP/1.1 200 OK\r\nContent-Type: application/json"
-                           "\r\nContent-Length: %zu\r\n\r\n%s",
-                           strlen(answer), answer);
+                           "HTTP/1.1 %d X\r\nContent-Type: application/json"
+                           "\r\n%sContent-Length: %zu\r\n\r\n%s",
+                           status, extra, strlen(answer), answer);
         if (write(fd, out, (size_t)len) != len)
             goto closed;
         memmove(buf, buf + head + body_len, have - head - body_len);
@@ -167,6 +180,7 @@ typedef struct {
     int ended, ok, statuses[GENAUTH_E_CRYPTO + 1];
     long last_status_code;
     int order; /* when the last call of this tally ended, counted from 1 */
+    unsigned retries; /* the last call's stats */
     char message[GENAUTH_ERRMSG_SIZE];
 } tally;
 
@@ -191,6 +205,7 @@ on_done(void *userdata, genauth_status st, const genauth_envelope *resp,
     t->ended++;
     t->order = ++ends_so_far;
     t->statuses[st]++;
+    t->retries = st == GENAUTH_OK ? resp->stats.retries : err->stats.retries;
     if (st != GENAUTH_OK)
         snprintf(t->message, sizeof(t->message), "%s", err->message);
     if (st == GENAUTH_OK) {
@@ -485,6 +500,79 @@ test_close_ends_calls(genauth_client *c)
     cJSON_Delete((cJSON *)req.params);
 }
 
+static void
+set_throttle(int next, int after)
+{
+    pthread_mutex_lock(&server_mu);
+    throttle_next = next;
+    throttle_after = after;
+    pthread_mutex_unlock(&server_mu);
+}
+
+/* Two 429s (Retry-After: 0): sent a third time, once each wait is over. */
+static void
+test_throttled_call_sent_again(genauth_evloop *ev)
+{
+    genauth_request req = trigger("hook-3");
+    genauth_evcall *call;
+    genauth_error err;
+    tally t = {0};
+
+    genauth_error_init(&err);
+    set_throttle(2, 0);
+    int served = calls_served;
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t, 1);
+    CHECK(t.ok == 1);
+    CHECK(t.retries == 2);
+    CHECK(calls_served == served + 1);
+    CHECK(throttle_next == 0);
+    CHECK(genauth_evloop_calls(ev) == 0);
+    CHECK(nwatched == 0);
+    CHECK(timer_due < 0);
+    cJSON_Delete((cJSON *)req.params);
+}
+
+/* A call resting for its retry (Retry-After: 3) is cancelled, another is
+ * ended by close: nothing is left (valgrind checks the memory). */
+static void
+test_resting_calls_cancelled_and_closed(genauth_client *c)
+{
+    genauth_request req = trigger("hook-4");
+    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
+    genauth_evloop *ev = NULL;
+    genauth_evcall *a, *b;
+    genauth_error err;
+    tally ta = {0}, tb = {0};
+
+    genauth_error_init(&err);
+    CHECK(genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK);
+    set_throttle(2, 3);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &ta, &a, &err) ==
+          GENAUTH_OK);
+    CHECK(genauth_evloop_start(ev, &req, on_done, &tb, &b, &err) ==
+          GENAUTH_OK);
+    /* Until both 429s are in: the timer then waits about 3 s. */
+    double give_up = genauth_now() + 10;
+    while (throttle_next > 0 && genauth_now() < give_up)
+        run_until_time(ev, &ta, genauth_now() + 0.05);
+    run_until_time(ev, &ta, genauth_now() + 0.3);
+    CHECK(ta.ended == 0 && tb.ended == 0);
+    CHECK(genauth_evloop_calls(ev) == 2);
+    CHECK(timer_due >= 0);
+    genauth_evloop_cancel(ev, a);
+    CHECK(genauth_evloop_calls(ev) == 1);
+    genauth_evloop_close(ev);
+    CHECK(ta.ended == 0);
+    CHECK(tb.statuses[GENAUTH_E_CLOSED] == 1);
+    CHECK(tb.retries == 1);
+    genauth_evloop_free(ev);
+    set_throttle(0, 0);
+    timer_due = -1;
+    cJSON_Delete((cJSON *)req.params);
+}
+
 int
 main(void)
 {
@@ -517,6 +605,8 @@ main(void)
         test_cancel_mid_flight(ev);
         test_close_ends_calls(c);
         test_waiting_call_keeps_its_deadline(c);
+        test_throttled_call_sent_again(ev);
+        test_resting_calls_cancelled_and_closed(c);
     }
     genauth_evloop_free(ev);
     genauth_client_free(c);
