@@ -72,9 +72,12 @@ venv: deps
 # The in-place extension is removed first: a full-API build
 # (GENAUTH_LIMITED_API=0) is named _core.cpython-3XX-*.so and the stable-ABI
 # one _core.abi3.so, and Python would load a stale first one before the other.
+# An extension left by an earlier build of another ABI (a cpython-311 .so
+# beside the abi3 one) would be imported first: neither the build folder nor
+# the in-place copy may keep one.
 install: venv
+	rm -rf build/lib.* genauth_c/_core.*.so
 	$(VENV_PIP) install --quiet --no-build-isolation .
-	rm -f genauth_c/_core.*.so
 	$(VENV_PY) setup.py --quiet build_ext --inplace
 
 # The main job: the emulator, a local webhook receiver, one trigger_webhook.
