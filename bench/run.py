@@ -636,7 +636,7 @@ def write_chart(runners, stats, path):
                            "tls": "#9467bd"}[r.group])
         else:
             colors.append("#ff7f0e")
-    fig, ax = plt.subplots(figsize=(10, 0.48 * len(order) + 2.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(13, 0.48 * len(order) + 2.6), dpi=110)
     bars = ax.barh(labels, vals, color=colors)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
     for b, v in zip(bars, vals):
@@ -658,9 +658,9 @@ def write_chart(runners, stats, path):
                               label="sequential C loop = 1.0")],
               loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, fontsize=9,
               frameon=False)
-    ax.set_xlabel("throughput relative to the sequential C libcurl+cJSON loop "
+    ax.set_xlabel("throughput relative to the sequential C libcurl+cJSON loop\n"
                   "(higher is better; median of rounds)")
-    ax.set_title("trigger_webhook on loopback nginx: sequential (top), concurrent, "
+    ax.set_title("trigger_webhook on loopback nginx:\nsequential (top), concurrent, "
                  "and over TLS (bottom)")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
