@@ -4,12 +4,10 @@
     with ManagementClient("ACCESS_KEY_ID", "ACCESS_KEY_SECRET") as client:
         envelope = client.trigger_webhook("6229ffaxxxxxxxxcade3e3d9")
 """
-import logging
-
-# The library's logger stays silent unless the application configures
-# logging (logging.basicConfig(level=logging.DEBUG) shows every request).
-logging.getLogger(__name__).addHandler(logging.NullHandler())
-
+# The library's logger, "genauth_c", stays silent unless the application
+# configures logging (logging.basicConfig(level=logging.DEBUG) shows every
+# request). The C engine takes it once the application has imported logging,
+# so that importing genauth_c does not.
 try:
     from genauth_c import _core  # noqa: F401  (the C engine)
 except ImportError as e:  # pragma: no cover - depends on how it was installed

@@ -226,3 +226,31 @@ def test_async_failures_are_logged(debug_log):
     assert got[1].startswith(
         "POST /api/v3/trigger-webhook failed=TRANSPORT http=0 duration_ms=")
     assert got[1].split(" retries=")[1].startswith("0:"), got
+
+
+def test_import_does_not_import_logging_and_logging_still_works_after():
+    # Importing logging costs about a third of genauth_c's import time; the
+    # logger is taken once the application imports logging, even after the
+    # client was made.
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import sys
+        import genauth_c
+        from genauth_c.emulator import Emulator
+        assert "logging" not in sys.modules, "import genauth_c imported logging"
+        with Emulator("AK", "SK") as emu:
+            emu.add_webhook("wh1", "http://127.0.0.1:9/")
+            client = genauth_c.ManagementClient("AK", "SK", host=emu.url)
+            client.get_webhook("wh1")
+            assert "logging" not in sys.modules
+            import logging
+            logging.basicConfig(level=logging.DEBUG, stream=sys.stdout,
+                                format="%(name)s %(levelname)s %(message)s")
+            client.get_webhook("wh1")
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "genauth_c DEBUG GET /api/v3/get-webhook http=200" in out.stdout

@@ -35,6 +35,7 @@ typedef struct {
     PyObject *logger;          /* logging.getLogger("genauth_c") */
     PyObject *log_enabled_for; /* its bound isEnabledFor */
     PyObject *log_debug_level; /* logging.DEBUG */
+    PyObject *str_logging;     /* "logging", to look for it in sys.modules */
 } genauth_module_state;
 
 extern PyModuleDef genauth_module_def;

@@ -4,26 +4,57 @@
  *
  * The per-request check must be cheap, since it runs on every call whether
  * or not anyone listens: it is the logger's own isEnabledFor(DEBUG), bound
- * once at import (the logger caches its answer until its level changes). */
+ * once (the logger caches its answer until its level changes).
+ *
+ * `import genauth_c` does not import logging (with what it imports, about a
+ * third of the package's import time): the logger is taken the first time
+ * it could matter with logging already imported by the application. Before
+ * that nobody can have configured a handler for it, so there is nothing to
+ * send anywhere, and a call costs one look into sys.modules. */
 #include <string.h>
 
 #include "binding.h"
 
+/* 1 once the logger is bound, 0 while the application has not imported
+ * logging, -1 with an exception set. */
+static int
+attach(genauth_module_state *st)
+{
+    PyObject *logging, *handler = NULL, *r = NULL;
+
+    if (st->log_enabled_for)
+        return 1;
+    if (!(logging = PyImport_GetModule(st->str_logging)))
+        return PyErr_Occurred() ? -1 : 0;
+    st->logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
+    /* Silent unless the application configures logging
+     * (logging.basicConfig(level=logging.DEBUG) shows every request). */
+    if (st->logger)
+        handler = PyObject_CallMethod(logging, "NullHandler", NULL);
+    if (handler)
+        r = PyObject_CallMethod(st->logger, "addHandler", "O", handler);
+    Py_XDECREF(handler);
+    Py_DECREF(logging);
+    if (!r)
+        goto fail;
+    Py_DECREF(r);
+    st->log_enabled_for = PyObject_GetAttrString(st->logger, "isEnabledFor");
+    if (!st->log_enabled_for)
+        goto fail;
+    return 1;
+fail:
+    Py_CLEAR(st->logger);
+    return -1;
+}
+
 int
 genauth_log_init(genauth_module_state *st)
 {
-    PyObject *logging = PyImport_ImportModule("logging");
-    if (!logging)
-        return -1;
-    st->logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
-    Py_DECREF(logging);
-    if (!st->logger)
-        return -1;
-    st->log_enabled_for = PyObject_GetAttrString(st->logger, "isEnabledFor");
     st->log_debug_level = PyLong_FromLong(10); /* logging.DEBUG */
-    if (!st->log_enabled_for || !st->log_debug_level)
+    st->str_logging = PyUnicode_InternFromString("logging");
+    if (!st->log_debug_level || !st->str_logging)
         return -1;
-    return 0;
+    return attach(st) < 0 ? -1 : 0;
 }
 
 int
@@ -32,6 +63,7 @@ genauth_log_traverse(genauth_module_state *st, visitproc visit, void *arg)
     Py_VISIT(st->logger);
     Py_VISIT(st->log_enabled_for);
     Py_VISIT(st->log_debug_level);
+    Py_VISIT(st->str_logging);
     return 0;
 }
 
@@ -41,6 +73,7 @@ genauth_log_clear(genauth_module_state *st)
     Py_CLEAR(st->logger);
     Py_CLEAR(st->log_enabled_for);
     Py_CLEAR(st->log_debug_level);
+    Py_CLEAR(st->str_logging);
 }
 
 /* A logging call must not turn into the caller's exception: a handler that
@@ -49,15 +82,16 @@ static void
 report_failure(genauth_module_state *st)
 {
     if (PyErr_Occurred())
-        PyErr_WriteUnraisable(st->logger);
+        PyErr_WriteUnraisable(st->logger ? st->logger : Py_None);
 }
 
 /* 1 when DEBUG lines are wanted, 0 when not, -1 with an exception set. */
 static int
 debug_enabled(genauth_module_state *st)
 {
-    if (!st->log_enabled_for)
-        return 0;
+    int attached = attach(st);
+    if (attached <= 0)
+        return attached;
     PyObject *r = genauth_call_one(st->log_enabled_for,
                                       st->log_debug_level);
     if (!r)
@@ -80,6 +114,10 @@ emit(genauth_module_state *st, const char *level, PyObject *line)
 {
     if (!line)
         return;
+    if (attach(st) <= 0) {
+        Py_DECREF(line);
+        return;
+    }
     PyObject *r = PyObject_CallMethod(st->logger, level, "O", line);
     Py_DECREF(line);
     Py_XDECREF(r);
