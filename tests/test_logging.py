@@ -254,3 +254,28 @@ def test_import_does_not_import_logging_and_logging_still_works_after():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "genauth_c DEBUG GET /api/v3/get-webhook http=200" in out.stdout
+
+
+def test_token_fetches_log_from_worker_threads(emulator, debug_log):
+    # Each thread's token fetch is logged from inside its core call, with the
+    # GIL taken back through that thread's own saved state.
+    import threading
+    clients = [ManagementClient(AK, SK, host=emulator.url) for _ in range(4)]
+    errors = []
+
+    def work(c):
+        try:
+            assert c.get_webhook("wh1")["statusCode"] == 200
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads) and not errors
+    fetches = [m for m in lines(debug_log) if m.startswith("token fetch http=200")]
+    assert len(fetches) == 4
+    for c in clients:
+        c.close()

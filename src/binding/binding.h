@@ -73,6 +73,7 @@ PyObject *genauth_raise_api_error(genauth_module_state *st,
 typedef struct genauth_wait {
     PyThreadState *tstate;      /* saved when the GIL was released */
     struct genauth_wait *outer; /* the wait a signal handler's call is in */
+    struct genauth_wait *outer_any; /* this thread's enclosing wait, if any */
 } genauth_wait;
 
 /* Records the main thread in `st` (at module exec). -1 with an exception. */
@@ -82,6 +83,14 @@ void genauth_wait_end(genauth_wait *w);
 /* The core's interrupt callback (genauth_client_set_interrupt, userdata
  * unused): runs pending signal handlers when the waiting call may. */
 int genauth_check_signals(void *userdata);
+/* For a core callback that must run Python code (the token-fetch event):
+ * takes the GIL back through the thread state this thread's wait saved, if
+ * the thread is inside one (returns 1), or returns 0 when the thread holds
+ * the GIL already (the event-loop engine calls back with it held). Pair it
+ * with genauth_wait_leave_python. Never PyGILState_Ensure, which is not for
+ * subinterpreters. */
+int genauth_wait_enter_python(void);
+void genauth_wait_leave_python(int entered);
 
 #define GENAUTH_BEGIN_WAIT(st)                                               \
     {                                                                        \

@@ -197,7 +197,7 @@ void
 genauth_log_event(const genauth_event *event, void *userdata)
 {
     genauth_module_state *st = userdata;
-    PyGILState_STATE g = PyGILState_Ensure();
+    int entered = genauth_wait_enter_python();
     /* A KeyboardInterrupt may be waiting for the binding to raise it. */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -215,7 +215,7 @@ genauth_log_event(const genauth_event *event, void *userdata)
     }
     report_failure(st);
     PyErr_Restore(type, value, tb);
-    PyGILState_Release(g);
+    genauth_wait_leave_python(entered);
 }
 
 void

@@ -19,6 +19,8 @@
  * else NULL. A signal handler that makes a call of its own stacks a new
  * wait on top (genauth_wait.outer). */
 static _Thread_local genauth_wait *current_wait;
+/* This thread's innermost wait, whether or not it runs signal handlers. */
+static _Thread_local genauth_wait *thread_wait;
 
 int
 genauth_main_thread_init(genauth_module_state *st)
@@ -76,15 +78,37 @@ genauth_wait_begin(genauth_module_state *st, genauth_wait *w)
     int handlers = st != NULL && runs_signal_handlers(st);
 
     w->outer = current_wait;
+    w->outer_any = thread_wait;
     w->tstate = PyEval_SaveThread();
     current_wait = handlers ? w : NULL;
+    thread_wait = w;
 }
 
 void
 genauth_wait_end(genauth_wait *w)
 {
     current_wait = w->outer;
+    thread_wait = w->outer_any;
     PyEval_RestoreThread(w->tstate);
+}
+
+int
+genauth_wait_enter_python(void)
+{
+    genauth_wait *w = thread_wait;
+    if (!w || !w->tstate)
+        return 0;
+    PyEval_RestoreThread(w->tstate);
+    w->tstate = NULL; /* held now: a nested call saves its own */
+    return 1;
+}
+
+void
+genauth_wait_leave_python(int entered)
+{
+    genauth_wait *w = thread_wait;
+    if (entered && w)
+        w->tstate = PyEval_SaveThread();
 }
 
 int
