@@ -693,6 +693,10 @@ def main():
                     help="with --callgrind-only: keep the callgrind files in DIR")
     ap.add_argument("--top", type=int, default=25,
                     help="with --callgrind-only: functions listed per run")
+    ap.add_argument("--only", default="",
+                    help="comma-separated runner keys (e.g. gc_t4,c_multi4): run only "
+                         "those (with c_seq and their C references), print their medians "
+                         "and write nothing under bench/results/")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite results.md and chart.png from the last run's raw data")
     args = ap.parse_args()
@@ -733,6 +737,11 @@ def main():
         log("nginx under wrk: %.0f req/s" % wrk_rps)
 
         runners = make_runners(py, nginx.host, nginx.tls_host, token, features)
+        if args.only:
+            want = set(args.only.split(",")) | {"c_seq", "gc_seq"}
+            want |= {r.ref for r in runners if r.key in want}
+            runners = [r for r in runners if r.key in want]
+            args.skip_rss = args.skip_callgrind = True
         log("sizing (%.1f s per measurement):" % args.seconds)
         size_runners(runners, env, args.seconds)
 
@@ -768,7 +777,7 @@ def main():
                     cpu[r.key].append(out["cpu_s"] * 1e6 / out["calls"])
                 if r.key == "c_seq":
                     connects.append(out["connects"])
-            for _ in range(3):
+            for _ in range(0 if args.only else 3):
                 for m in imports:
                     imports[m].append(import_us(py, m))
             log("round %d/%d: %.1f s; C loop %.0f calls/s, genauth_c %.2f× of it" % (
@@ -806,13 +815,23 @@ def main():
         ipc, prof = ({}, {}) if args.skip_callgrind else measure_ir(
             py, nginx, token, env)
         idle = None
-        if features["async"]:
+        if features["async"] and not args.only:
             idle = run_json([py, WORKERS, "genauth_c_async", "idle", "1", nginx.host],
                             env)
         load = probe.verdict(load_before, probe.snapshot(nginx))
     finally:
         nginx.stop()
 
+    if args.only:
+        print("| runner | calls/s | × C loop | × its C limit (range) | CPU µs/call |")
+        for r in runners:
+            s = stats[r.key]
+            print("| %s | %.0f | %.2f× | %.2f× of %s (%.2f–%.2f) | %s |" % (
+                r.label, s["rate"], s["ratio"], s["vs_ref"], s["ref"], s["vs_ref_lo"],
+                s["vs_ref_hi"], "%.1f" % s["cpu_us"] if s["cpu_us"] else "-"))
+        print("other processes' CPU share during the run: %.0f%%%s" % (
+            100 * load["other_cpu_share"], " (busy: ratios only)" if load["busy"] else ""))
+        return
     imp = {m: statistics.median(v) for m, v in imports.items()}
     fc = {k: statistics.median(v) for k, v in first_call.items() if v}
     stats["c_seq"]["server_cpu_us"] = statistics.median(server_cpu)
