@@ -2,11 +2,12 @@
 C engine on the running event loop.
 
 The engine (genauth_c._core._AsyncEngine) drives libcurl's multi interface in
-its socket mode. It says which sockets to watch and when it next needs the
-timer; _Driver turns that into loop.add_reader/add_writer/remove_* and one
-call_later/call_soon handle, and the loop calls the engine back when a socket
-is ready or the timer is due. There is no thread and no polling: an idle
-client has nothing registered with the loop.
+its socket mode on one event loop: it registers libcurl's sockets with
+loop.add_reader/add_writer and keeps one call_soon/call_later handle for its
+timer, and the loop calls it back when a socket is ready or the timer is
+due. There is no thread and no polling: an idle client has at most its
+kept-alive connections registered for reading, which stay silent until the
+server closes one.
 """
 import asyncio
 import inspect
@@ -19,50 +20,6 @@ from genauth_c._core import (  # type: ignore[import-not-found]  # C, no stub of
     _API_METHODS,
     _AsyncEngine,
 )
-
-_READ, _WRITE = 1, 2  # GENAUTH_EV_READ, GENAUTH_EV_WRITE
-
-
-class _Driver:
-    """The engine's hooks on one event loop. Holds no reference to the
-    engine: the loop does, through the callbacks registered for it, and only
-    while something is registered."""
-
-    __slots__ = ("loop", "fds", "handle")
-
-    def __init__(self, loop):
-        self.loop = loop
-        self.fds = {}  # fd -> events registered with the loop
-        self.handle = None  # the timer
-
-    def watch(self, engine, fd, events):
-        loop = self.loop
-        if loop.is_closed():
-            return
-        old = self.fds.get(fd, 0)
-        if old & _READ and not events & _READ:
-            loop.remove_reader(fd)
-        if old & _WRITE and not events & _WRITE:
-            loop.remove_writer(fd)
-        if events & _READ and not old & _READ:
-            loop.add_reader(fd, engine.socket_action, fd, _READ)
-        if events & _WRITE and not old & _WRITE:
-            loop.add_writer(fd, engine.socket_action, fd, _WRITE)
-        if events:
-            self.fds[fd] = events
-        else:
-            self.fds.pop(fd, None)
-
-    def timer(self, engine, ms):
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-        if ms < 0 or self.loop.is_closed():
-            return
-        if ms == 0:
-            self.handle = self.loop.call_soon(engine.timer_fired)
-        else:
-            self.handle = self.loop.call_later(ms / 1000, engine.timer_fired)
 
 
 class AsyncManagementClient:
@@ -81,28 +38,23 @@ class AsyncManagementClient:
         self._client = ManagementClient(*args, **kwargs)
         self._engine = None
         self._loop = None
-        self._driver_for_tests = None
 
     # ---- the loop ----------------------------------------------------------
 
-    def _engine_for_running_loop(self):
-        """The engine, bound to the running loop on first use."""
-        loop = asyncio.get_running_loop()
+    def _bound_engine(self):
+        """The engine, bound to the running loop on first use; from then on
+        the running loop must be that one (the engine checks)."""
         engine = self._engine
-        if engine is None:
-            if self._client.closed:
-                raise ClientClosedError(
-                    "the client is closed; make a new AsyncManagementClient")
-            driver = _Driver(loop)
-            engine = _AsyncEngine(self._client, driver)
-            self._engine, self._loop = engine, loop
-            self._driver_for_tests = driver
-        elif loop is not self._loop:
-            raise RuntimeError(
-                "this AsyncManagementClient belongs to the event loop it was "
-                "first used on, not to the running one; make one client per "
-                "event loop")
-        return engine, loop
+        if engine is not None:
+            engine.check_loop()
+            return engine
+        loop = asyncio.get_running_loop()
+        if self._client.closed:
+            raise ClientClosedError(
+                "the client is closed; make a new AsyncManagementClient")
+        self._engine = engine = _AsyncEngine(self._client, loop)
+        self._loop = loop
+        return engine
 
     # ---- calls ---------------------------------------------------------------
     # The API methods (create_webhook, ..., trigger_webhook) are made below
@@ -110,7 +62,8 @@ class AsyncManagementClient:
 
     async def trigger_webhooks(self, calls, *, concurrency=16):
         # (The docstring is ManagementClient.trigger_webhooks', set below.)
-        engine, loop = self._engine_for_running_loop()
+        engine = self._bound_engine()
+        loop = self._loop
         prepared, concurrency = engine.prepare_batch(
             calls, concurrency=concurrency)
         n = len(prepared)
@@ -189,9 +142,16 @@ class AsyncManagementClient:
             return
         _warn(f"unclosed {self!r}: use 'async with' or 'await "
               "client.aclose()'", ResourceWarning, source=self)
-        # The loop may be closed or gone: close without touching it.
-        self._engine.detach()
-        self._engine.close()
+        engine, loop = self._engine, self._loop
+        if loop.is_closed():
+            # Nothing of the loop to touch: close without it.
+            engine.detach()
+            engine.close()
+        else:
+            # The loop holds the engine while it watches its sockets: it
+            # closes it at its next turn, from its own thread, unwatching
+            # them (this may run in any thread, or inside the loop's code).
+            loop.call_soon_threadsafe(engine.close)
 
     def __repr__(self):
         return "<Async" + repr(self._client)[1:]
@@ -209,12 +169,12 @@ def _api_method(name, op):
     sync = getattr(ManagementClient, name)
 
     async def method(self, /, *args, **kwargs):
-        engine, loop = self._engine_for_running_loop()
-        call = engine.prepare(op, *args, **kwargs)
-        future = loop.create_future()
-        call.start(future)
+        # The engine checks the loop, parses the arguments and sends the
+        # call; awaiting the call awaits its future.
+        call = (self._engine or self._bound_engine()).start(
+            op, *args, **kwargs)
         try:
-            return await future
+            return await call
         except BaseException:
             # Cancelled (or the task was stopped otherwise): the transfer
             # leaves libcurl now. A call that ended has nothing to cancel.

@@ -1,22 +1,33 @@
-/* The C half of AsyncManagementClient (genauth_c/_aio.py holds the asyncio
- * half): _AsyncEngine runs calls on the core's event-driven engine
- * (evloop.c) for one ManagementClient's core client, and tells a driver
- * (the Python object that talks to the event loop) which sockets to watch
- * and when to wake it; _AsyncCall is one call's request, converted to C
- * before anything is sent, and the future its outcome goes to. The
- * arguments are parsed and the envelopes turned into results by the same
- * table and functions as ManagementClient's (methods.c). Everything here
- * runs on the event loop's thread with the GIL held: no call blocks. */
+/* The C half of AsyncManagementClient (genauth_c/_aio.py holds the rest):
+ * _AsyncEngine runs calls on the core's event-driven engine (evloop.c) for
+ * one ManagementClient's core client, on one asyncio event loop: its hooks
+ * register sockets with loop.add_reader/add_writer and keep one
+ * call_soon/call_later handle for the timer, through the loop's methods
+ * bound once, and the loop calls the engine back. _AsyncCall is one call's
+ * request, converted to C before anything is sent, and the future its
+ * outcome goes to. The arguments are parsed and the envelopes turned into
+ * results by the same table and functions as ManagementClient's
+ * (methods.c). Everything here runs on the event loop's thread with the
+ * GIL held: no call blocks. */
 #include "binding.h"
 
 typedef struct {
     PyObject_HEAD
     PyObject *client;      /* the ManagementClient whose core client runs */
     genauth_client *core;  /* borrowed from `client` */
+    genauth_module_state *st; /* the module's, which our type keeps alive */
     int raise_for_status;
     genauth_evloop *ev;
-    PyObject *driver;      /* driver.watch(engine, fd, events), .timer(...) */
-    PyObject *str_watch, *str_timer;
+    PyObject *loop;        /* the event loop the engine belongs to */
+    /* The loop's methods, bound once, and asyncio.get_running_loop. */
+    PyObject *add_reader, *remove_reader, *add_writer, *remove_writer;
+    PyObject *call_soon, *call_later, *create_future, *get_running_loop;
+    /* This engine's socket_action and timer_fired, bound once: what the
+     * loop calls back (a cycle through the engine, which the GC sees). */
+    PyObject *on_socket, *on_timer;
+    PyObject *timer;       /* the loop's handle for on_timer, or NULL */
+    PyObject *ev_read, *ev_write; /* GENAUTH_EV_READ, _WRITE as ints */
+    PyObject *str_cancel, *str_done, *str_set_result, *str_set_exception;
     /* Set when the loop is gone (the client is being collected, or its loop
      * closed): the hooks and the callbacks touch nothing of the loop. */
     int detached;
@@ -27,52 +38,106 @@ typedef struct {
     EngineObject *engine;  /* strong */
     genauth_request req;   /* req.params owned (cJSON_Delete) */
     genauth_evcall *evcall; /* while in flight: the engine holds a reference */
-    PyObject *future;      /* while in flight */
+    PyObject *future;      /* from start on */
     int outcome;           /* a batch's call: failures become results */
     int started;
 } CallObject;
 
-/* ---- the engine's hooks: calls into the driver -------------------------- */
+/* ---- the engine's hooks: calls into the event loop ---------------------- */
 
-/* The hooks run inside libcurl; a driver that fails cannot stop it, so the
- * error is reported, not raised. */
+/* The hooks run inside libcurl; a loop method that fails cannot stop it, so
+ * the error is reported, not raised. A loop closed meanwhile (a task's
+ * coroutine finalized after its loop closed cancels its call) is no error:
+ * the engine leaves it alone from then on. */
 static void
-hook_watch(void *userdata, int fd, int events)
+report(PyObject *r, EngineObject *self)
+{
+    PyObject *type, *value, *tb, *closed;
+    if (r) {
+        Py_DECREF(r);
+        return;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
+    int is_closed = closed ? PyObject_IsTrue(closed) : -1;
+    Py_XDECREF(closed);
+    if (is_closed < 0)
+        PyErr_Clear(); /* the first error is the one to tell */
+    if (is_closed > 0) {
+        self->detached = 1;
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return;
+    }
+    PyErr_Restore(type, value, tb);
+    PyErr_WriteUnraisable((PyObject *)self);
+}
+
+/* fd watched (add(fd, on_socket, fd, flag)) or not (remove(fd)) for one
+ * direction. */
+static void
+watch_one(EngineObject *self, PyObject *py_fd, int on, PyObject *add,
+          PyObject *remove, PyObject *flag)
+{
+    report(on ? PyObject_CallFunctionObjArgs(add, py_fd, self->on_socket,
+                                             py_fd, flag, NULL)
+              : PyObject_CallFunctionObjArgs(remove, py_fd, NULL),
+           self);
+}
+
+/* Called only when what fd is watched for changes (evloop.c). */
+static void
+hook_watch(void *userdata, int fd, int events, int was)
 {
     EngineObject *self = userdata;
+    int changed = events ^ was;
     if (self->detached)
         return;
     PyObject *py_fd = PyLong_FromLong(fd);
-    PyObject *py_events = py_fd ? PyLong_FromLong(events) : NULL;
-    /* PyObject_VectorcallMethod is limited API only from 3.12; this takes
-     * the same path (no bound method made). */
-    PyObject *r = py_events ? PyObject_CallMethodObjArgs(
-                                  self->driver, self->str_watch,
-                                  (PyObject *)self, py_fd, py_events, NULL)
-                            : NULL;
-    if (!r)
-        PyErr_WriteUnraisable((PyObject *)self);
-    Py_XDECREF(r);
-    Py_XDECREF(py_fd);
-    Py_XDECREF(py_events);
+    if (!py_fd) {
+        report(NULL, self);
+        return;
+    }
+    if (changed & GENAUTH_EV_READ)
+        watch_one(self, py_fd, events & GENAUTH_EV_READ, self->add_reader,
+                  self->remove_reader, self->ev_read);
+    if ((changed & GENAUTH_EV_WRITE) && !self->detached)
+        watch_one(self, py_fd, events & GENAUTH_EV_WRITE, self->add_writer,
+                  self->remove_writer, self->ev_write);
+    Py_DECREF(py_fd);
 }
 
+/* One handle on the loop at a time: call_soon for 0 ms, call_later else. */
 static void
 hook_timer(void *userdata, long ms)
 {
     EngineObject *self = userdata;
+    PyObject *handle = NULL;
     if (self->detached)
         return;
-    PyObject *py_ms = PyLong_FromLong(ms);
-    PyObject *r = py_ms ? PyObject_CallMethodObjArgs(self->driver,
-                                                     self->str_timer,
-                                                     (PyObject *)self, py_ms,
-                                                     NULL)
-                        : NULL;
-    if (!r)
-        PyErr_WriteUnraisable((PyObject *)self);
-    Py_XDECREF(r);
-    Py_XDECREF(py_ms);
+    if (self->timer) {
+        report(PyObject_CallMethodObjArgs(self->timer, self->str_cancel,
+                                          NULL),
+               self);
+        Py_CLEAR(self->timer);
+    }
+    if (ms < 0)
+        return;
+    if (ms == 0) {
+        handle = PyObject_CallFunctionObjArgs(self->call_soon, self->on_timer,
+                                              NULL);
+    } else {
+        PyObject *delay = PyFloat_FromDouble((double)ms / 1000.0);
+        handle = delay ? PyObject_CallFunctionObjArgs(self->call_later, delay,
+                                                      self->on_timer, NULL)
+                       : NULL;
+        Py_XDECREF(delay);
+    }
+    if (handle)
+        self->timer = handle;
+    else
+        report(NULL, self);
 }
 
 /* ---- a call's end: its outcome to the future ----------------------------- */
@@ -80,14 +145,18 @@ hook_timer(void *userdata, long ms)
 /* future.set_result(value) / set_exception(value), unless the future is
  * already done (its task was cancelled meanwhile). */
 static void
-settle_future(PyObject *future, PyObject *value, int is_exception)
+settle_future(EngineObject *engine, PyObject *future, PyObject *value,
+              int is_exception)
 {
-    PyObject *done = PyObject_CallMethod(future, "done", NULL);
+    PyObject *done = PyObject_CallMethodObjArgs(future, engine->str_done,
+                                                NULL);
     int already = done ? PyObject_IsTrue(done) : -1;
     Py_XDECREF(done);
     if (already == 0) {
-        PyObject *r = PyObject_CallMethod(
-            future, is_exception ? "set_exception" : "set_result", "O", value);
+        PyObject *r = PyObject_CallMethodObjArgs(
+            future,
+            is_exception ? engine->str_set_exception : engine->str_set_result,
+            value, NULL);
         if (!r)
             already = -1;
         Py_XDECREF(r);
@@ -102,20 +171,13 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
 {
     CallObject *call = userdata; /* the engine's reference, ours now */
     EngineObject *engine = call->engine;
-    PyObject *future = call->future;
+    genauth_module_state *st = engine->st;
     PyObject *value = NULL;
     int is_exception = 1;
 
     call->evcall = NULL;
-    call->future = NULL;
     if (engine->detached)
         goto done;
-    genauth_module_state *st =
-        genauth_state_from_type(Py_TYPE((PyObject *)engine));
-    if (!st) {
-        PyErr_WriteUnraisable((PyObject *)engine);
-        goto done;
-    }
     genauth_log_request(st, genauth_op_method(call->req.op),
                         genauth_op_path(call->req.op), status, resp, err);
     if (status == GENAUTH_OK) {
@@ -139,31 +201,60 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
         if (!value)
             goto done;
     }
-    settle_future(future, value, is_exception);
+    settle_future(engine, call->future, value, is_exception);
 done:
     Py_XDECREF(value);
-    Py_XDECREF(future);
     Py_DECREF(call);
 }
 
 /* ---- _AsyncEngine ------------------------------------------------------ */
 
+/* A name, and the engine's slot at `offset` that its object goes to. */
+typedef struct {
+    const char *name;
+    size_t offset;
+} named_slot;
+
+/* The loop's methods the engine calls. */
+static const named_slot loop_methods[] = {
+    {"add_reader", offsetof(EngineObject, add_reader)},
+    {"remove_reader", offsetof(EngineObject, remove_reader)},
+    {"add_writer", offsetof(EngineObject, add_writer)},
+    {"remove_writer", offsetof(EngineObject, remove_writer)},
+    {"call_soon", offsetof(EngineObject, call_soon)},
+    {"call_later", offsetof(EngineObject, call_later)},
+    {"create_future", offsetof(EngineObject, create_future)},
+};
+
+/* The method names it calls on handles and futures, interned. */
+static const named_slot engine_strings[] = {
+    {"cancel", offsetof(EngineObject, str_cancel)},
+    {"done", offsetof(EngineObject, str_done)},
+    {"set_result", offsetof(EngineObject, str_set_result)},
+    {"set_exception", offsetof(EngineObject, str_set_exception)},
+};
+
+#define SLOT(self, offset) ((PyObject **)((char *)(self) + (offset)))
+
+/* _AsyncEngine(client, loop): the engine for a ManagementClient's core
+ * client on `loop` (the running one, which it checks on every call). */
 static PyObject *
 Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     genauth_module_state *st = genauth_state_from_type(type);
-    PyObject *client, *driver;
+    PyObject *client, *loop, *asyncio = NULL;
     EngineObject *self = NULL;
     genauth_error err;
 
     genauth_error_init(&err);
     if (!st || (kwargs && PyDict_Size(kwargs)) ||
-        !PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &driver))
+        !PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &loop))
         return NULL;
     self = (EngineObject *)((allocfunc)PyType_GetSlot(type, Py_tp_alloc))(
         type, 0);
     if (!self)
         return NULL;
+    self->st = st;
     if (!PyObject_TypeCheck(client, st->client_type)) {
         PyErr_SetString(PyExc_TypeError,
                         "_AsyncEngine: expected a ManagementClient");
@@ -182,11 +273,31 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         goto fail;
     }
     self->client = Py_NewRef(client);
-    self->driver = Py_NewRef(driver);
-    self->str_watch = PyUnicode_InternFromString("watch");
-    self->str_timer = PyUnicode_InternFromString("timer");
-    if (!self->str_watch || !self->str_timer)
+    self->loop = Py_NewRef(loop);
+    for (size_t i = 0; i < sizeof(loop_methods) / sizeof(*loop_methods);
+         i++) {
+        PyObject **slot = SLOT(self, loop_methods[i].offset);
+        if (!(*slot = PyObject_GetAttrString(loop, loop_methods[i].name)))
+            goto fail;
+    }
+    for (size_t i = 0;
+         i < sizeof(engine_strings) / sizeof(*engine_strings); i++) {
+        PyObject **slot = SLOT(self, engine_strings[i].offset);
+        if (!(*slot = PyUnicode_InternFromString(engine_strings[i].name)))
+            goto fail;
+    }
+    asyncio = PyImport_ImportModule("asyncio");
+    if (!asyncio ||
+        !(self->get_running_loop =
+              PyObject_GetAttrString(asyncio, "get_running_loop")) ||
+        !(self->on_socket =
+              PyObject_GetAttrString((PyObject *)self, "socket_action")) ||
+        !(self->on_timer =
+              PyObject_GetAttrString((PyObject *)self, "timer_fired")) ||
+        !(self->ev_read = PyLong_FromLong(GENAUTH_EV_READ)) ||
+        !(self->ev_write = PyLong_FromLong(GENAUTH_EV_WRITE)))
         goto fail;
+    Py_CLEAR(asyncio);
     genauth_evloop_hooks hooks = {hook_watch, hook_timer, self};
     if (genauth_evloop_new(self->core, &hooks, &self->ev, &err) !=
         GENAUTH_OK) {
@@ -196,6 +307,7 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     genauth_error_clear(&err);
     return (PyObject *)self;
 fail:
+    Py_XDECREF(asyncio);
     genauth_error_clear(&err);
     Py_DECREF(self);
     return NULL;
@@ -223,7 +335,12 @@ Engine_traverse(EngineObject *self, visitproc visit, void *arg)
     visit_ctx ctx = {visit, arg};
     Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->client);
-    Py_VISIT(self->driver);
+    Py_VISIT(self->loop);
+    for (size_t i = 0; i < sizeof(loop_methods) / sizeof(*loop_methods); i++)
+        Py_VISIT(*SLOT(self, loop_methods[i].offset));
+    Py_VISIT(self->on_socket);
+    Py_VISIT(self->on_timer);
+    Py_VISIT(self->timer);
     return self->ev ? genauth_evloop_each(self->ev, visit_call, &ctx) : 0;
 }
 
@@ -238,7 +355,12 @@ Engine_clear(EngineObject *self)
         self->ev = NULL;
     }
     Py_CLEAR(self->client);
-    Py_CLEAR(self->driver);
+    Py_CLEAR(self->loop);
+    for (size_t i = 0; i < sizeof(loop_methods) / sizeof(*loop_methods); i++)
+        Py_CLEAR(*SLOT(self, loop_methods[i].offset));
+    Py_CLEAR(self->on_socket);
+    Py_CLEAR(self->on_timer);
+    Py_CLEAR(self->timer);
     return 0;
 }
 
@@ -248,10 +370,35 @@ Engine_dealloc(EngineObject *self)
     PyTypeObject *tp = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
     Engine_clear(self);
-    Py_CLEAR(self->str_watch);
-    Py_CLEAR(self->str_timer);
+    for (size_t i = 0;
+         i < sizeof(engine_strings) / sizeof(*engine_strings); i++)
+        Py_CLEAR(*SLOT(self, engine_strings[i].offset));
+    Py_CLEAR(self->get_running_loop);
+    Py_CLEAR(self->ev_read);
+    Py_CLEAR(self->ev_write);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
+}
+
+#define OTHER_LOOP                                                           \
+    "this AsyncManagementClient belongs to the event loop it was first "     \
+    "used on, not to the running one; make one client per event loop"
+
+/* 0 when the running loop is the engine's; -1 with RuntimeError raised
+ * when it is another, or none. */
+static int
+check_loop(EngineObject *self)
+{
+    PyObject *running = PyObject_CallNoArgs(self->get_running_loop);
+    if (!running)
+        return -1;
+    int ours = running == self->loop;
+    Py_DECREF(running);
+    if (!ours) {
+        PyErr_SetString(PyExc_RuntimeError, OTHER_LOOP);
+        return -1;
+    }
+    return 0;
 }
 
 static int
@@ -288,6 +435,7 @@ Engine_socket_action(EngineObject *self, PyObject *const *args,
 static PyObject *
 Engine_timer_fired(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
+    Py_CLEAR(self->timer); /* spent */
     if (self->ev)
         genauth_evloop_timer_fired(self->ev);
     Py_RETURN_NONE;
@@ -315,38 +463,45 @@ call_new(EngineObject *self, genauth_module_state *st, genauth_op op,
     return call;
 }
 
-/* prepare(op, /, *args, **kwargs) -> call: the arguments of API method
- * `op` (an index of _API_METHODS), parsed and converted by ManagementClient's
- * own parser, before anything is sent. */
+static int call_start(CallObject *self, PyObject *future);
+
+/* start(op, /, *args, **kwargs) -> call: API method `op` (an index of
+ * _API_METHODS), on the running loop, which must be the engine's: the
+ * arguments parsed and converted by ManagementClient's own parser (bad ones
+ * raise before anything is sent), then the call sent; `await call` gives
+ * its outcome. */
 static PyObject *
-Engine_prepare(EngineObject *self, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
+Engine_start(EngineObject *self, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
-    genauth_module_state *st =
-        genauth_state_from_type(Py_TYPE((PyObject *)self));
+    genauth_module_state *st = self->st;
+    PyObject *future = NULL;
+    CallObject *call = NULL;
     long op;
 
-    if (!st)
-        return NULL;
     if (nargs < 1 || !PyLong_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError,
-                        "prepare() takes the method's op first");
+                        "start() takes the method's op first");
         return NULL;
     }
     op = PyLong_AsLong(args[0]);
     if (op < 0 || op >= GENAUTH_OP_COUNT) {
         if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "prepare(): unknown op");
+            PyErr_SetString(PyExc_ValueError, "start(): unknown op");
         return NULL;
     }
-    if (!engine_live(self, st))
+    if (check_loop(self) < 0 || !engine_live(self, st))
         return NULL;
     cJSON *params = genauth_method_params(
         (genauth_op)op, 1, genauth_client_signs_payloads(self->client),
         args + 1, nargs - 1, kwnames);
-    if (!params)
+    if (!params || !(call = call_new(self, st, (genauth_op)op, params)))
         return NULL;
-    return (PyObject *)call_new(self, st, (genauth_op)op, params);
+    future = PyObject_CallNoArgs(self->create_future);
+    if (!future || call_start(call, future) < 0)
+        Py_CLEAR(call);
+    Py_XDECREF(future);
+    return (PyObject *)call;
 }
 
 /* prepare_batch(*args, **kwargs) -> (calls, concurrency): trigger_webhooks'
@@ -356,14 +511,13 @@ static PyObject *
 Engine_prepare_batch(EngineObject *self, PyObject *const *args,
                      Py_ssize_t nargs, PyObject *kwnames)
 {
-    genauth_module_state *st =
-        genauth_state_from_type(Py_TYPE((PyObject *)self));
+    genauth_module_state *st = self->st;
     PyObject *list = NULL, *result = NULL;
     cJSON **params = NULL;
     Py_ssize_t n = 0, i = 0;
     long long concurrency;
 
-    if (!st || !engine_live(self, st) ||
+    if (!engine_live(self, st) ||
         genauth_batch_params(1, genauth_client_signs_payloads(self->client),
                              args, nargs, kwnames,
                              &params, &n, &concurrency) < 0)
@@ -414,6 +568,36 @@ Engine_detach(EngineObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Engine_check_loop(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_loop(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+add_watched(int fd, int events, void *dict)
+{
+    PyObject *key = PyLong_FromLong(fd);
+    PyObject *value = key ? PyLong_FromLong(events) : NULL;
+    int rc = value ? PyDict_SetItem(dict, key, value) : -1;
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    return rc;
+}
+
+static PyObject *
+Engine_get_watched(EngineObject *self, void *closure)
+{
+    (void)closure;
+    PyObject *dict = PyDict_New();
+    if (dict && self->ev &&
+        genauth_evloop_each_watched(self->ev, add_watched, dict) != 0)
+        Py_CLEAR(dict);
+    return dict;
+}
+
+static PyObject *
 Engine_get_calls(EngineObject *self, void *closure)
 {
     (void)closure;
@@ -424,19 +608,23 @@ static PyMethodDef Engine_methods[] = {
     {"socket_action", (PyCFunction)(void (*)(void))Engine_socket_action,
      METH_FASTCALL, NULL},
     {"timer_fired", (PyCFunction)Engine_timer_fired, METH_NOARGS, NULL},
-    {"prepare", (PyCFunction)(void (*)(void))Engine_prepare,
+    {"start", (PyCFunction)(void (*)(void))Engine_start,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"prepare_batch", (PyCFunction)(void (*)(void))Engine_prepare_batch,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, Engine_close_doc},
     {"detach", (PyCFunction)Engine_detach, METH_NOARGS,
      "Never touch the event loop again (it is closed or gone)."},
+    {"check_loop", (PyCFunction)Engine_check_loop, METH_NOARGS,
+     "Raise RuntimeError unless the running loop is the engine's."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Engine_getset[] = {
     {"calls", (getter)Engine_get_calls, NULL,
      "Calls started and not yet ended or cancelled (int).", NULL},
+    {"watched", (getter)Engine_get_watched, NULL,
+     "What the loop watches now: {fd: 1 read, 2 write, 3 both}.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -461,36 +649,42 @@ static PyType_Spec Engine_spec = {
 
 /* ---- _AsyncCall ---------------------------------------------------------- */
 
+/* Sends the call; its outcome goes to `future`. 0, or -1 with the
+ * exception raised. */
+static int
+call_start(CallObject *self, PyObject *future)
+{
+    EngineObject *engine = self->engine;
+    genauth_module_state *st = engine->st;
+    genauth_error err;
+
+    if (self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "the call was already started");
+        return -1;
+    }
+    if (!engine_live(engine, st))
+        return -1;
+    self->started = 1;
+    genauth_error_init(&err);
+    self->future = Py_NewRef(future);
+    /* The engine holds the call until it ends. */
+    Py_INCREF((PyObject *)self);
+    if (genauth_evloop_start(engine->ev, &self->req, call_done, self,
+                             &self->evcall, &err) != GENAUTH_OK) {
+        Py_DECREF(self);
+        genauth_raise(st, &err);
+        genauth_error_clear(&err);
+        return -1;
+    }
+    return 0;
+}
+
 /* start(future, /): sends the call; its outcome goes to `future`. */
 static PyObject *
 Call_start(CallObject *self, PyObject *future)
 {
-    EngineObject *engine = self->engine;
-    genauth_module_state *st =
-        genauth_state_from_type(Py_TYPE((PyObject *)engine));
-    genauth_error err;
-
-    if (!st)
+    if (call_start(self, future) < 0)
         return NULL;
-    if (self->started) {
-        PyErr_SetString(PyExc_RuntimeError, "the call was already started");
-        return NULL;
-    }
-    if (!engine_live(engine, st))
-        return NULL;
-    self->started = 1;
-    genauth_error_init(&err);
-    /* The engine holds the call (and the call its future) until it ends. */
-    self->future = Py_NewRef(future);
-    Py_INCREF((PyObject *)self);
-    if (genauth_evloop_start(engine->ev, &self->req, call_done, self,
-                             &self->evcall, &err) != GENAUTH_OK) {
-        Py_CLEAR(self->future);
-        Py_DECREF(self);
-        genauth_raise(st, &err);
-        genauth_error_clear(&err);
-        return NULL;
-    }
     Py_RETURN_NONE;
 }
 
@@ -501,10 +695,24 @@ Call_cancel(CallObject *self, PyObject *Py_UNUSED(ignored))
     if (self->evcall && self->engine->ev) {
         genauth_evloop_cancel(self->engine->ev, self->evcall);
         self->evcall = NULL;
-        Py_CLEAR(self->future);
         Py_DECREF(self); /* the engine's reference */
     }
     Py_RETURN_NONE;
+}
+
+/* `await call`: awaits its future. */
+static PyObject *
+Call_await(CallObject *self)
+{
+    if (!self->future) {
+        PyErr_SetString(PyExc_RuntimeError, "the call was not started");
+        return NULL;
+    }
+    unaryfunc await =
+        (unaryfunc)PyType_GetSlot(Py_TYPE(self->future), Py_am_await);
+    if (await)
+        return await(self->future);
+    return PyObject_CallMethod(self->future, "__await__", NULL);
 }
 
 static int
@@ -551,6 +759,7 @@ static PyType_Slot Call_slots[] = {
     {Py_tp_traverse, Call_traverse},
     {Py_tp_clear, Call_clear},
     {Py_tp_methods, Call_methods},
+    {Py_am_await, Call_await},
     {0, NULL},
 };
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -19,6 +20,17 @@
 
 /* Which of ev's lists a call is on. */
 enum { ON_CALLS, ON_WAITING, ON_RESTING };
+
+/* One socket libcurl told of. `loop`: what the hook watches it for;
+ * `curl`: what libcurl wants (0 once it said CURL_POLL_REMOVE). A kept-alive
+ * connection's socket stays watched for reading between its transfers
+ * (`loop` READ, `curl` 0): the next transfer on it costs the event loop no
+ * registration, and an idle connection still wakes it only if the server
+ * sends something, which is its close. */
+typedef struct {
+    int fd; /* -1: a free slot */
+    unsigned char loop, curl;
+} ev_sock;
 
 struct genauth_evcall {
     genauth_evloop *ev;
@@ -54,9 +66,15 @@ struct genauth_evloop {
     size_t idle_count;
     /* The one timer serves libcurl (curl_at: when it wants it, or -1),
      * the calls waiting for the token, each bounded by its own deadline,
-     * and the resting calls' retry times. */
+     * and the resting calls' retry times. It is moved only to an earlier
+     * time: one that fires early runs libcurl's timeouts for nothing, and
+     * is armed again for the earliest time then wanted. */
     double curl_at;
     double armed_at;                 /* what the hook is armed for, or -1 */
+    /* The sockets the hook watches, and what libcurl wants of each. */
+    ev_sock *socks;                  /* open addressing, fd -1: free */
+    size_t socks_cap;                /* a power of 2, or 0 */
+    size_t socks_used;
     int closed;
 };
 
@@ -67,12 +85,104 @@ genauth_curl_async_dns(void)
     return info && (info->features & CURL_VERSION_ASYNCHDNS) != 0;
 }
 
+/* ---- the sockets watched --------------------------------------------- */
+
+/* ev->socks: open addressing on the fd (fds are small and dense, so the fd
+ * is its own hash), linear probing, deletion by backward shift. */
+static ev_sock *
+sock_find(const genauth_evloop *ev, int fd)
+{
+    if (!ev->socks_cap)
+        return NULL;
+    size_t mask = ev->socks_cap - 1;
+    for (size_t i = (size_t)fd & mask;; i = (i + 1) & mask) {
+        if (ev->socks[i].fd == fd)
+            return &ev->socks[i];
+        if (ev->socks[i].fd < 0)
+            return NULL;
+    }
+}
+
+/* A new entry for fd (not in the table), or NULL when out of memory. */
+static ev_sock *
+sock_add(genauth_evloop *ev, int fd)
+{
+    if ((ev->socks_used + 1) * 2 > ev->socks_cap) {
+        size_t cap = ev->socks_cap ? ev->socks_cap * 2 : 16;
+        ev_sock *old = ev->socks, *socks = malloc(cap * sizeof(*socks));
+        if (!socks)
+            return NULL;
+        for (size_t i = 0; i < cap; i++)
+            socks[i].fd = -1;
+        for (size_t i = 0; i < ev->socks_cap; i++) {
+            if (old[i].fd < 0)
+                continue;
+            size_t j = (size_t)old[i].fd & (cap - 1);
+            while (socks[j].fd >= 0)
+                j = (j + 1) & (cap - 1);
+            socks[j] = old[i];
+        }
+        free(old);
+        ev->socks = socks;
+        ev->socks_cap = cap;
+    }
+    size_t mask = ev->socks_cap - 1, i = (size_t)fd & mask;
+    while (ev->socks[i].fd >= 0)
+        i = (i + 1) & mask;
+    ev->socks[i].fd = fd;
+    ev->socks[i].loop = ev->socks[i].curl = 0;
+    ev->socks_used++;
+    return &ev->socks[i];
+}
+
+static void
+sock_del(genauth_evloop *ev, ev_sock *s)
+{
+    size_t mask = ev->socks_cap - 1, hole = (size_t)(s - ev->socks);
+    ev->socks[hole].fd = -1;
+    ev->socks_used--;
+    /* Moves back the entries after the hole that probed past it. */
+    for (size_t i = (hole + 1) & mask; ev->socks[i].fd >= 0;
+         i = (i + 1) & mask) {
+        size_t home = (size_t)ev->socks[i].fd & mask;
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            ev->socks[hole] = ev->socks[i];
+            ev->socks[i].fd = -1;
+            hole = i;
+        }
+    }
+}
+
+/* The hook watches s->fd for `events` from now on; an entry that neither
+ * the loop nor libcurl needs is dropped. */
+static void
+sock_watch(genauth_evloop *ev, ev_sock *s, int events)
+{
+    int fd = s->fd, was = s->loop;
+    s->loop = (unsigned char)events;
+    if (!events && !s->curl)
+        sock_del(ev, s);
+    if (was != events)
+        ev->hooks.watch(ev->hooks.userdata, fd, events, was);
+}
+
+/* Whether fd is the socket of the connection that `easy`'s transfer kept:
+ * one whose close libcurl tells through on_close. (Its resolver's socket
+ * pair, also watched while a name resolves, is closed without telling.) */
+static int
+kept_connection(CURL *easy, curl_socket_t fd)
+{
+    curl_socket_t active = CURL_SOCKET_BAD;
+    return curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &active) ==
+               CURLE_OK &&
+           active == fd;
+}
+
 /* ---- libcurl's hooks, forwarded ---------------------------------------- */
 
 static int
 on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    (void)easy;
     (void)socketp;
     genauth_evloop *ev = userp;
     int events = 0;
@@ -80,19 +190,64 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
         events |= GENAUTH_EV_READ;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= GENAUTH_EV_WRITE;
-    ev->hooks.watch(ev->hooks.userdata, (int)fd, events);
+    ev_sock *s = sock_find(ev, (int)fd);
+    if (!s && !events)
+        return 0;
+    if (!s && !(s = sock_add(ev, (int)fd))) {
+        /* No memory for the table: nothing can be watched (libcurl's
+         * timeouts still end the transfer). */
+        return -1;
+    }
+    s->curl = (unsigned char)events;
+    /* The transfer ended and its connection is kept: it stays watched for
+     * reading (never for writing, which an idle socket always is). */
+    if (!events && (s->loop & GENAUTH_EV_READ) && kept_connection(easy, fd))
+        events = GENAUTH_EV_READ;
+    sock_watch(ev, s, events);
     return 0;
 }
 
-/* Arms the hook for the earliest of libcurl's timer, the deadlines of the
- * calls waiting for the token (a call retried after a 401 may join a fetch
- * that a later call started, bounded by that call's later deadline) and
- * the resting calls' retry times. */
+/* CURLOPT_CLOSESOCKETFUNCTION of every handle here: a kept socket stops
+ * being watched before its fd is closed (and may be reused). */
+static int
+on_close(void *clientp, curl_socket_t fd)
+{
+    genauth_evloop *ev = clientp;
+    ev_sock *s = sock_find(ev, (int)fd);
+    if (s) {
+        s->curl = 0;
+        sock_watch(ev, s, 0);
+    }
+    return close(fd);
+}
+
+/* The hook's timer, for `at` (monotonic seconds; -1: nothing wanted). A
+ * timer armed earlier is kept (see armed_at). */
+static void
+want_timer(genauth_evloop *ev, double at)
+{
+    if (at < 0) {
+        if (ev->armed_at >= 0) {
+            ev->armed_at = -1;
+            ev->hooks.timer(ev->hooks.userdata, -1);
+        }
+        return;
+    }
+    if (ev->armed_at >= 0 && ev->armed_at <= at)
+        return;
+    double left = ceil((at - genauth_now()) * 1000.0);
+    ev->armed_at = at;
+    ev->hooks.timer(ev->hooks.userdata, left > 0 ? (long)left : 0);
+}
+
+/* The earliest of libcurl's timer, the deadlines of the calls waiting for
+ * the token (a call retried after a 401 may join a fetch that a later call
+ * started, bounded by that call's later deadline) and the resting calls'
+ * retry times. */
 static void
 arm_timer(genauth_evloop *ev)
 {
     double at = ev->curl_at;
-    long ms = -1;
 
     for (const genauth_evcall *w = ev->waiting; w; w = w->next) {
         if (at < 0 || w->deadline < at)
@@ -102,12 +257,7 @@ arm_timer(genauth_evloop *ev)
         if (at < 0 || r->not_before < at)
             at = r->not_before;
     }
-    if (at >= 0) {
-        double left = ceil((at - genauth_now()) * 1000.0);
-        ms = left > 0 ? (long)left : 0;
-    }
-    ev->armed_at = at;
-    ev->hooks.timer(ev->hooks.userdata, ms);
+    want_timer(ev, at);
 }
 
 static int
@@ -116,12 +266,10 @@ on_timer(CURLM *multi, long timeout_ms, void *userp)
     (void)multi;
     genauth_evloop *ev = userp;
     ev->curl_at = timeout_ms < 0 ? -1 : genauth_now() + timeout_ms / 1000.0;
-    if (ev->waiting || ev->resting) {
+    if (ev->waiting || ev->resting)
         arm_timer(ev);
-    } else {
-        ev->armed_at = ev->curl_at;
-        ev->hooks.timer(ev->hooks.userdata, timeout_ms);
-    }
+    else
+        want_timer(ev, ev->curl_at);
     return 0;
 }
 
@@ -139,7 +287,18 @@ conn_take(genauth_evloop *ev, genauth_error *err)
         conn->next = NULL;
         return conn;
     }
-    return genauth_conn_new(ev->client, err);
+    conn = genauth_conn_new(ev->client, err);
+    if (conn &&
+        (curl_easy_setopt(conn->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close) !=
+             CURLE_OK ||
+         curl_easy_setopt(conn->easy, CURLOPT_CLOSESOCKETDATA, ev) !=
+             CURLE_OK)) {
+        genauth_conn_free(conn);
+        genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                          "libcurl refused CURLOPT_CLOSESOCKETFUNCTION");
+        return NULL;
+    }
+    return conn;
 }
 
 static void
@@ -178,13 +337,17 @@ remove_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
 
 /* libcurl disarms its timer only when it runs and finds nothing to do; a
  * transfer removed by hand leaves it armed, and the loop would wake once
- * for nothing. With no transfer left, let it find that out now. */
+ * for nothing. With no transfer left, let it find that out now: after a
+ * timeout action libcurl tells the timer it still has, if any. */
 static void
 settle(genauth_evloop *ev)
 {
     int running = 0;
-    if (ev->transfers == 0 && ev->multi)
+    if (ev->transfers == 0 && ev->multi && ev->curl_at >= 0) {
+        ev->curl_at = -1;
         curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        arm_timer(ev);
+    }
 }
 
 /* ---- the lists ---------------------------------------------------------- */
@@ -322,8 +485,7 @@ rest_call(genauth_evloop *ev, genauth_evcall *call, double until)
     unlink_call(ev, call);
     call->not_before = until;
     link_call(ev, call, ON_RESTING);
-    if (ev->armed_at < 0 || until < ev->armed_at)
-        arm_timer(ev);
+    want_timer(ev, until);
 }
 
 /* The call goes out now, or waits for the token fetch (started if none is
@@ -348,8 +510,7 @@ submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
     if (need == GENAUTH_TOKEN_WAIT) {
         unlink_call(ev, call);
         queue_call(ev, call);
-        if (ev->armed_at < 0 || call->deadline < ev->armed_at)
-            arm_timer(ev);
+        want_timer(ev, call->deadline);
         return GENAUTH_OK;
     }
     return launch(ev, call, err);
@@ -577,9 +738,19 @@ genauth_evloop_close(genauth_evloop *ev)
         ev->idle = next;
     }
     ev->idle_count = 0;
-    /* Closes the cached connections (telling the watch hook first). */
+    /* Closes the cached connections (on_close unwatches them first). */
     curl_multi_cleanup(ev->multi);
     ev->multi = NULL;
+    /* What libcurl closed without telling (a resolver's socket pair). */
+    for (size_t i = 0; i < ev->socks_cap; i++) {
+        if (ev->socks[i].fd >= 0 && ev->socks[i].loop)
+            ev->hooks.watch(ev->hooks.userdata, ev->socks[i].fd, 0,
+                            ev->socks[i].loop);
+    }
+    free(ev->socks);
+    ev->socks = NULL;
+    ev->socks_cap = ev->socks_used = 0;
+    want_timer(ev, -1);
     genauth_error_clear(&err);
 }
 
@@ -598,6 +769,14 @@ genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
     int running = 0, flags = 0;
     if (ev->closed)
         return;
+    ev_sock *s = sock_find(ev, fd);
+    if (s && !s->curl) {
+        /* A kept connection with no transfer is readable: the server closed
+         * it (or spoke out of turn). libcurl checks a connection before it
+         * reuses it; until then the loop need not hear of it again. */
+        sock_watch(ev, s, 0);
+        return;
+    }
     if (events & GENAUTH_EV_READ)
         flags |= CURL_CSELECT_IN;
     if (events & GENAUTH_EV_WRITE)
@@ -656,14 +835,12 @@ genauth_evloop_timer_fired(genauth_evloop *ev)
     int running = 0;
     if (ev->closed)
         return;
-    /* The hook's timer is spent: libcurl's, if it was due, is too. */
-    int for_calls = ev->armed_at != ev->curl_at;
+    /* The hook's timer is spent. After a timeout action (due or early)
+     * libcurl tells the timer it still has, if any: curl_at is that. */
     ev->armed_at = -1;
-    if (ev->curl_at >= 0 && ev->curl_at <= genauth_now())
-        ev->curl_at = -1;
+    ev->curl_at = -1;
     if (ev->waiting)
         expire_waiting(ev);
-    /* (Early for libcurl when the timer was a call's: harmless.) */
     curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain(ev);
     /* After libcurl's action: the transfers these add arm libcurl's timer
@@ -671,11 +848,8 @@ genauth_evloop_timer_fired(genauth_evloop *ev)
      * action and leaving the hook armed for nothing. */
     if (ev->resting && !ev->closed)
         wake_resting(ev);
-    /* After a timeout action libcurl has told its timer again, if it has
-     * one; the waiting calls' deadlines and the retry times need the hook
-     * too. */
-    if (!ev->closed && ev->armed_at < 0 &&
-        (for_calls || ev->waiting || ev->resting))
+    /* The waiting calls' deadlines and the retry times need the hook too. */
+    if (!ev->closed)
         arm_timer(ev);
 }
 
@@ -741,5 +915,18 @@ genauth_evloop_each(const genauth_evloop *ev,
         rc = fn(c->userdata, arg);
     for (const genauth_evcall *c = ev->resting; !rc && c; c = c->next)
         rc = fn(c->userdata, arg);
+    return rc;
+}
+
+int
+genauth_evloop_each_watched(const genauth_evloop *ev,
+                            int (*fn)(int fd, int events, void *arg),
+                            void *arg)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < ev->socks_cap; i++) {
+        if (ev->socks[i].fd >= 0 && ev->socks[i].loop)
+            rc = fn(ev->socks[i].fd, ev->socks[i].loop, arg);
+    }
     return rc;
 }

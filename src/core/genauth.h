@@ -373,11 +373,17 @@ typedef struct genauth_evcall genauth_evcall;
 
 typedef struct {
     /* Watch `fd` for `events` (GENAUTH_EV_READ | GENAUTH_EV_WRITE) from now
-     * on, replacing what was watched; 0: stop watching it. */
-    void (*watch)(void *userdata, int fd, int events);
+     * on instead of `was` (what it was watched for until now, 0 at first);
+     * 0: stop watching it. Called only when that changes. A kept-alive
+     * connection's socket stays watched for reading between its transfers;
+     * it is unwatched once it is ready with no transfer on it (the server
+     * closed it: the loop hears of an idle connection only then), and
+     * always before it is closed. */
+    void (*watch)(void *userdata, int fd, int events, int was);
     /* Call genauth_evloop_timer_fired once, `ms` milliseconds from now (0:
      * as soon as possible, but not from inside this hook); -1: cancel. There
-     * is one timer: each call replaces the previous one. */
+     * is one timer: each call replaces the previous one. It is moved only
+     * to an earlier time: one that fires early does no harm. */
     void (*timer)(void *userdata, long ms);
     void *userdata;
 } genauth_evloop_hooks;
@@ -429,6 +435,11 @@ size_t genauth_evloop_calls(const genauth_evloop *ev);
  * calls. */
 int genauth_evloop_each(const genauth_evloop *ev,
                         int (*fn)(void *userdata, void *arg), void *arg);
+/* fn(fd, events, arg) for every socket the watch hook watches now, with
+ * what for (for tests); stops at, and returns, the first nonzero result. */
+int genauth_evloop_each_watched(const genauth_evloop *ev,
+                                int (*fn)(int fd, int events, void *arg),
+                                void *arg);
 /* Nonzero when the runtime libcurl resolves names on its own threads, so
  * that an event loop thread never waits for DNS. */
 int genauth_curl_async_dns(void);

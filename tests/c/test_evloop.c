@@ -3,9 +3,11 @@
  * would: many calls at once, one token fetch for all of them, a retry after
  * a 401, a GET endpoint, bad input refused before a token fetch, a call
  * waiting for a token bounded by its own deadline, a cancelled call whose
- * connection is closed, nothing left watched and no timer armed once idle,
- * throttled calls sent again after their wait (resting on the one timer),
- * closed or cancelled while they rest. */
+ * connection is closed, an idle engine that the loop never hears from (its
+ * kept connections watched for reading only, no timer armed), a kept
+ * connection the server closes unwatched at its first event, throttled
+ * calls sent again after their wait (resting on the one timer), closed or
+ * cancelled while they rest. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -29,6 +31,9 @@ static int gets_served;
 static int throttle_next, throttle_after;
 /* How long the server sleeps before a token answer, and before a refusal. */
 static int token_delay_ms, refuse_delay_ms;
+/* The server closes a connection this long after answering a request whose
+ * body says "bye" (a keep-alive timeout, as servers have). */
+#define BYE_CLOSE_MS 100
 
 static void *
 serve_conn(void *arg)
@@ -61,6 +66,7 @@ serve_conn(void *arg)
         const char *answer;
         int status = 200, retry_after = -1;
         int slow = memmem(buf + head, body_len, "slow", 4) != NULL;
+        int bye = memmem(buf + head, body_len, "bye", 3) != NULL;
         int delay_ms = 0;
         pthread_mutex_lock(&server_mu);
         if (strncmp(buf, "POST /api/v3/get-management-token", 33) == 0) {
@@ -86,6 +92,8 @@ serve_conn(void *arg)
         pthread_mutex_unlock(&server_mu);
         if (slow)
             usleep(300 * 1000);
+        if (bye) /* the answer is surely waited for */
+            usleep(50 * 1000);
         if (delay_ms)
             usleep((useconds_t)delay_ms * 1000);
         char out[1024], extra[64] = "";
@@ -98,6 +106,10 @@ serve_conn(void *arg)
                            status, extra, strlen(answer), answer);
         if (write(fd, out, (size_t)len) != len)
             goto closed;
+        if (bye) {
+            usleep(BYE_CLOSE_MS * 1000);
+            goto closed;
+        }
         memmove(buf, buf + head + body_len, have - head - body_len);
         have -= head + body_len;
     }
@@ -143,28 +155,46 @@ server_start(void)
 
 /* ---- the "event loop": poll() over what the hooks asked for ------------- */
 
+/* An engine and its one timer; the hooks' userdata. */
+typedef struct {
+    genauth_evloop *ev;
+    double timer_due;
+    int timer_calls; /* to the timer hook */
+} engine;
+
+#define MAX_ENGINES 8
+static engine engines[MAX_ENGINES];
+
 #define MAX_FDS 256
 static struct {
     int fd, events;
+    const engine *owner;
 } watched[MAX_FDS];
 static int nwatched;
-static double timer_due = -1;
+/* Socket events the loop handed to engines, all told. */
+static int deliveries;
 
+/* Also checks that the engine knows what is watched, and tells only
+ * changes. */
 static void
-hook_watch(void *userdata, int fd, int events)
+hook_watch(void *userdata, int fd, int events, int was)
 {
-    (void)userdata;
+    CHECK(events != was);
     for (int i = 0; i < nwatched; i++) {
         if (watched[i].fd != fd)
             continue;
+        CHECK(watched[i].owner == userdata);
+        CHECK(watched[i].events == was);
         if (events)
             watched[i].events = events;
         else
             watched[i] = watched[--nwatched];
         return;
     }
+    CHECK(was == 0);
     if (events && nwatched < MAX_FDS) {
         watched[nwatched].fd = fd;
+        watched[nwatched].owner = userdata;
         watched[nwatched++].events = events;
     }
 }
@@ -172,8 +202,78 @@ hook_watch(void *userdata, int fd, int events)
 static void
 hook_timer(void *userdata, long ms)
 {
-    (void)userdata;
-    timer_due = ms < 0 ? -1 : genauth_now() + ms / 1000.0;
+    engine *e = userdata;
+    e->timer_calls++;
+    e->timer_due = ms < 0 ? -1 : genauth_now() + ms / 1000.0;
+}
+
+static engine *
+engine_of(const genauth_evloop *ev)
+{
+    for (int i = 0; i < MAX_ENGINES; i++) {
+        if (engines[i].ev == ev)
+            return &engines[i];
+    }
+    CHECK(!"an engine made by engine_new");
+    return &engines[0];
+}
+
+/* An engine on `c` with the hooks above, or NULL. */
+static genauth_evloop *
+engine_new(genauth_client *c)
+{
+    engine *e = engine_of(NULL);
+    genauth_evloop_hooks hooks = {hook_watch, hook_timer, e};
+    genauth_error err;
+    genauth_error_init(&err);
+    e->timer_due = -1;
+    CHECK(genauth_evloop_new(c, &hooks, &e->ev, &err) == GENAUTH_OK);
+    return e->ev;
+}
+
+static int
+watched_count(const engine *e)
+{
+    int n = 0;
+    for (int i = 0; i < nwatched; i++)
+        n += watched[i].owner == e;
+    return n;
+}
+
+/* The sockets `ev` has the loop watch. */
+static int
+watched_by(const genauth_evloop *ev)
+{
+    return watched_count(engine_of(ev));
+}
+
+/* Frees the engine, which leaves nothing watched and no timer armed. */
+static void
+engine_free(genauth_evloop *ev)
+{
+    engine *e = engine_of(ev);
+    genauth_evloop_free(ev);
+    CHECK(watched_count(e) == 0);
+    CHECK(e->timer_due < 0);
+    e->ev = NULL;
+}
+
+/* An idle engine the loop would never hear from: what it watches is kept
+ * connections, for reading only (not writing, which an idle socket always
+ * is), none of them ready, and no timer armed. */
+static int
+idle_quiet(const genauth_evloop *ev)
+{
+    const engine *e = engine_of(ev);
+    int quiet = e->timer_due < 0;
+    for (int i = 0; i < nwatched; i++) {
+        if (watched[i].owner != e)
+            continue;
+        struct pollfd p = {watched[i].fd, POLLIN, 0};
+        quiet = quiet && watched[i].events == GENAUTH_EV_READ &&
+                poll(&p, 1, 0) == 0;
+    }
+    return quiet;
 }
 
 typedef struct {
@@ -220,22 +320,25 @@ on_done(void *userdata, genauth_status st, const genauth_envelope *resp,
 static void
 run_loop(genauth_evloop *ev, tally *t, int want, double give_up)
 {
+    engine *e = engine_of(ev);
     while (t->ended < want && genauth_now() < give_up) {
         struct pollfd p[MAX_FDS];
-        int n = nwatched;
-        for (int i = 0; i < n; i++) {
-            p[i].fd = watched[i].fd;
-            p[i].events = (short)(((watched[i].events & GENAUTH_EV_READ)
+        int n = 0;
+        for (int i = 0; i < nwatched; i++) {
+            if (watched[i].owner != e)
+                continue;
+            p[n].fd = watched[i].fd;
+            p[n].events = (short)(((watched[i].events & GENAUTH_EV_READ)
                                        ? POLLIN
                                        : 0) |
                                   ((watched[i].events & GENAUTH_EV_WRITE)
                                        ? POLLOUT
                                        : 0));
-            p[i].revents = 0;
+            p[n++].revents = 0;
         }
         int wait_ms = 200;
-        if (timer_due >= 0) {
-            double left = (timer_due - genauth_now()) * 1000;
+        if (e->timer_due >= 0) {
+            double left = (e->timer_due - genauth_now()) * 1000;
             wait_ms = left < 0 ? 0 : (int)left + 1;
         }
         double until_end = (give_up - genauth_now()) * 1000;
@@ -248,12 +351,14 @@ run_loop(genauth_evloop *ev, tally *t, int want, double give_up)
                                    ? GENAUTH_EV_READ
                                    : 0) |
                               ((p[i].revents & POLLOUT) ? GENAUTH_EV_WRITE : 0);
-                if (ev_mask)
+                if (ev_mask) {
+                    deliveries++;
                     genauth_evloop_socket_ready(ev, p[i].fd, ev_mask);
+                }
             }
         }
-        if (timer_due >= 0 && genauth_now() >= timer_due) {
-            timer_due = -1;
+        if (e->timer_due >= 0 && genauth_now() >= e->timer_due) {
+            e->timer_due = -1;
             genauth_evloop_timer_fired(ev);
         }
     }
@@ -281,10 +386,14 @@ test_many_calls_one_token(genauth_client *c, genauth_evloop *ev)
     tally t = {0};
 
     genauth_error_init(&err);
+    int timer_calls = engine_of(ev)->timer_calls;
     for (int i = 0; i < 40; i++)
         CHECK(genauth_evloop_start(ev, &req, on_done, &t, &calls[i], &err) ==
               GENAUTH_OK);
     CHECK(genauth_evloop_calls(ev) == 40);
+    /* The timer is armed once (for the token fetch, at once); the later
+     * starts find it armed early enough. */
+    CHECK(engine_of(ev)->timer_calls == timer_calls + 1);
     CHECK(t.ended == 0); /* never from inside start */
     run_until(ev, &t, 40);
     CHECK(t.ended == 40);
@@ -292,10 +401,10 @@ test_many_calls_one_token(genauth_client *c, genauth_evloop *ev)
     CHECK(token_requests == 1);
     CHECK(genauth_client_token_fetches(c) == 1);
     CHECK(genauth_evloop_calls(ev) == 0);
-    /* Idle: no socket watched, no timer pending (cancelled, or fired: the
-     * hook's timer is one-shot, and libcurl does not cancel a spent one). */
-    CHECK(nwatched == 0);
-    CHECK(timer_due < 0);
+    /* Idle: nothing the loop would hear of (the timer cancelled, or fired:
+     * the hook's timer is one-shot, and libcurl does not cancel a spent
+     * one). */
+    CHECK(idle_quiet(ev));
     cJSON_Delete((cJSON *)req.params);
 }
 
@@ -377,7 +486,6 @@ static void
 test_waiting_call_keeps_its_deadline(genauth_client *c)
 {
     genauth_request req = trigger("hook-5");
-    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
     genauth_client_options opts;
     genauth_client *short_c = NULL;
     genauth_evloop *ev = NULL;
@@ -392,7 +500,7 @@ test_waiting_call_keeps_its_deadline(genauth_client *c)
     opts.host = genauth_client_base_url(c);
     opts.timeout = 2;
     CHECK(genauth_client_new(&opts, &short_c, &err) == GENAUTH_OK);
-    CHECK(genauth_evloop_new(short_c, &hooks, &ev, &err) == GENAUTH_OK);
+    ev = engine_new(short_c);
     if (!ev)
         return;
     /* A token first, so that the early call goes out at once. */
@@ -425,7 +533,7 @@ test_waiting_call_keeps_its_deadline(genauth_client *c)
     pthread_mutex_lock(&server_mu);
     refuse_delay_ms = token_delay_ms = 0;
     pthread_mutex_unlock(&server_mu);
-    genauth_evloop_free(ev);
+    engine_free(ev);
     genauth_client_free(short_c);
     cJSON_Delete((cJSON *)req.params);
 }
@@ -455,7 +563,8 @@ test_cancel_mid_flight(genauth_evloop *ev)
     }
     genauth_evloop_cancel(ev, victim);
     CHECK(genauth_evloop_calls(ev) == 0);
-    CHECK(nwatched == 0);
+    /* Its socket is closed, and no longer watched. */
+    CHECK(idle_quiet(ev));
     /* The server sees the cancelled request's connection close. */
     double give_up = genauth_now() + 5;
     int closed_now = closed_before;
@@ -480,14 +589,13 @@ static void
 test_close_ends_calls(genauth_client *c)
 {
     genauth_request req = trigger("slow");
-    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
     genauth_evloop *ev = NULL;
     genauth_evcall *call;
     genauth_error err;
     tally t = {0};
 
     genauth_error_init(&err);
-    CHECK(genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK);
+    ev = engine_new(c);
     CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
           GENAUTH_OK);
     genauth_evloop_close(ev);
@@ -495,8 +603,8 @@ test_close_ends_calls(genauth_client *c)
     CHECK(t.statuses[GENAUTH_E_CLOSED] == 1);
     CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
           GENAUTH_E_CLOSED);
-    genauth_evloop_free(ev);
-    CHECK(nwatched == 0);
+    CHECK(watched_by(ev) == 0);
+    engine_free(ev);
     cJSON_Delete((cJSON *)req.params);
 }
 
@@ -529,8 +637,7 @@ test_throttled_call_sent_again(genauth_evloop *ev)
     CHECK(calls_served == served + 1);
     CHECK(throttle_next == 0);
     CHECK(genauth_evloop_calls(ev) == 0);
-    CHECK(nwatched == 0);
-    CHECK(timer_due < 0);
+    CHECK(idle_quiet(ev));
     cJSON_Delete((cJSON *)req.params);
 }
 
@@ -540,14 +647,13 @@ static void
 test_resting_calls_cancelled_and_closed(genauth_client *c)
 {
     genauth_request req = trigger("hook-4");
-    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
     genauth_evloop *ev = NULL;
     genauth_evcall *a, *b;
     genauth_error err;
     tally ta = {0}, tb = {0};
 
     genauth_error_init(&err);
-    CHECK(genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK);
+    ev = engine_new(c);
     set_throttle(2, 3);
     CHECK(genauth_evloop_start(ev, &req, on_done, &ta, &a, &err) ==
           GENAUTH_OK);
@@ -560,16 +666,59 @@ test_resting_calls_cancelled_and_closed(genauth_client *c)
     run_until_time(ev, &ta, genauth_now() + 0.3);
     CHECK(ta.ended == 0 && tb.ended == 0);
     CHECK(genauth_evloop_calls(ev) == 2);
-    CHECK(timer_due >= 0);
+    CHECK(engine_of(ev)->timer_due >= 0);
     genauth_evloop_cancel(ev, a);
     CHECK(genauth_evloop_calls(ev) == 1);
     genauth_evloop_close(ev);
     CHECK(ta.ended == 0);
     CHECK(tb.statuses[GENAUTH_E_CLOSED] == 1);
     CHECK(tb.retries == 1);
-    genauth_evloop_free(ev);
+    engine_free(ev);
     set_throttle(0, 0);
-    timer_due = -1;
+    cJSON_Delete((cJSON *)req.params);
+}
+
+/* A kept connection that the server closes while idle: the loop hears of
+ * it once (the close), then no more; the next call goes out on a new
+ * connection. */
+static void
+test_kept_connection_closed_by_the_server(genauth_client *c)
+{
+    genauth_request bye = trigger("bye");
+    genauth_request req = trigger("hook-6");
+    genauth_evloop *ev = engine_new(c);
+    genauth_evcall *call;
+    genauth_error err;
+    tally t = {0}, t2 = {0}, none = {0};
+
+    genauth_error_init(&err);
+    if (!ev)
+        return;
+    CHECK(genauth_evloop_start(ev, &bye, on_done, &t, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t, 1);
+    CHECK(t.ok == 1);
+    /* The answer came after a wait: its connection is kept, and stays
+     * watched for reading, quiet. */
+    CHECK(watched_by(ev) == 1);
+    CHECK(idle_quiet(ev));
+    pthread_mutex_lock(&server_mu);
+    int closed_before = conns_closed;
+    pthread_mutex_unlock(&server_mu);
+    int delivered = deliveries;
+    run_until_time(ev, &none, genauth_now() + 4 * BYE_CLOSE_MS / 1000.0);
+    pthread_mutex_lock(&server_mu);
+    CHECK(conns_closed == closed_before + 1);
+    pthread_mutex_unlock(&server_mu);
+    CHECK(deliveries == delivered + 1);
+    CHECK(watched_by(ev) == 0);
+    CHECK(idle_quiet(ev));
+    CHECK(genauth_evloop_start(ev, &req, on_done, &t2, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &t2, 1);
+    CHECK(t2.ok == 1);
+    engine_free(ev);
+    cJSON_Delete((cJSON *)bye.params);
     cJSON_Delete((cJSON *)req.params);
 }
 
@@ -595,8 +744,7 @@ main(void)
     opts.host = host;
     opts.timeout = 5;
     CHECK(genauth_client_new(&opts, &c, &err) == GENAUTH_OK);
-    genauth_evloop_hooks hooks = {hook_watch, hook_timer, NULL};
-    CHECK(genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK);
+    ev = c ? engine_new(c) : NULL;
     if (c && ev) {
         test_many_calls_one_token(c, ev);
         test_retry_after_401(c, ev);
@@ -607,8 +755,10 @@ main(void)
         test_waiting_call_keeps_its_deadline(c);
         test_throttled_call_sent_again(ev);
         test_resting_calls_cancelled_and_closed(c);
+        test_kept_connection_closed_by_the_server(c);
     }
-    genauth_evloop_free(ev);
+    if (ev)
+        engine_free(ev);
     genauth_client_free(c);
     curl_global_cleanup();
     return check_summary("test_evloop");
