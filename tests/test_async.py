@@ -496,16 +496,53 @@ def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
             loop.call_later(2.0, idle.set_result, None)  # 1 handle
             await idle                                   # 1 wake-up of ours
             return (loop.handles - start_h, loop.events - start_e,
-                    handles, events)
+                    handles, events, client._engine.watched)
 
     try:
-        idle_handles, idle_events, handles, events = loop.run_until_complete(main())
+        idle_handles, idle_events, handles, events, watched = \
+            loop.run_until_complete(main())
     finally:
         loop.close()
     assert handles > 0 and events > 0  # the counters do count
+    # The kept connection stays watched for reading (the next call on it
+    # registers nothing), and is silent.
+    assert list(watched.values()) == [1]
     # Over 2 s: our own timer and the task's wake-up, nothing of the client's.
     assert idle_handles == 2
     assert idle_events == 0
+
+
+def test_a_kept_connection_the_server_closes_is_heard_of_once(fake):
+    """The server closes a kept-alive connection while the client is idle:
+    the loop hears of it (the close), the client stops watching it, the
+    loop hears nothing more, and the next call opens a new connection."""
+    loop = CountingLoop()
+    # Answered after a wait (so the socket is watched), then closed.
+    fake.response = Response.json(fake.envelope, delay=0.05, close_after=True)
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url) as client:
+            await client.trigger_webhook("wh")
+            for _ in range(100):  # until the close was heard of, 5 s at most
+                if not client._engine.watched:
+                    break
+                await asyncio.sleep(0.05)
+            watched = client._engine.watched
+            events = loop.events
+            await asyncio.sleep(0.3)
+            idle_events = loop.events - events
+            fake.response = None
+            after = await client.trigger_webhook("wh")
+            return watched, idle_events, after
+
+    try:
+        watched, idle_events, after = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert watched == {}
+    assert idle_events == 0
+    assert after == fake.envelope
+    assert fake.server.connections == 2
 
 
 NOTEBOOK_CELL = """
