@@ -217,9 +217,14 @@ name_batch_error(Py_ssize_t index, const char *name)
  * may then hold only JavaScript-safe integers). New object (cJSON_Delete),
  * or NULL with an exception set. */
 static cJSON *
-build_params(const genauth_signature_spec *sig, PyObject *const *values,
-             Py_ssize_t index, int sign)
+build_params(genauth_op op, const genauth_signature_spec *sig,
+             PyObject *const *values, Py_ssize_t index, int sign)
 {
+    /* A POST body that is not signed is sent exactly as written: its
+     * mappings go straight to JSON text, without a tree to build, walk and
+     * free. Signing needs the tree (JSON.stringify's form). */
+    const char *method = genauth_op_method(op);
+    int as_text = !sign && method && strcmp(method, "POST") == 0;
     cJSON *params = cJSON_CreateObject();
     if (!params)
         return (cJSON *)PyErr_NoMemory();
@@ -231,7 +236,7 @@ build_params(const genauth_signature_spec *sig, PyObject *const *values,
             /* The official SDK sends None on; the server refuses it. We
              * refuse it before sending. */
         }
-        genauth_conv_options opts = {p->name, index, sign};
+        genauth_conv_options opts = {p->name, index, sign, as_text};
         cJSON *node = genauth_arg_to_json(values[i], p->kind, &opts);
         if (!node) {
             /* A Mapping's errors name calls[index] already, and may be the
@@ -275,7 +280,8 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     if (!client)
         return NULL;
     cJSON *params =
-        build_params(&m->sig, values, -1, genauth_client_signs_payloads(self));
+        build_params(op, &m->sig, values, -1,
+                     genauth_client_signs_payloads(self));
     if (!params)
         return NULL;
     genauth_request req = {op, params};
@@ -317,7 +323,7 @@ genauth_method_params(genauth_op op, int async_client, int sign,
     if (genauth_parse_args(async_client ? &m->async_sig : &m->sig, args,
                            nargs, kwnames, values) < 0)
         return NULL;
-    return build_params(&m->sig, values, -1, sign);
+    return build_params(op, &m->sig, values, -1, sign);
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -441,7 +447,8 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
     for (Py_ssize_t i = 0; i < n; i++) {
         if (batch_call_values(PyTuple_GetItem(seq, i), i, sig, held) < 0)
             goto done;
-        params[i] = build_params(sig, held, i, sign);
+        params[i] = build_params(GENAUTH_OP_TRIGGER_WEBHOOK, sig, held, i,
+                                 sign);
         for (Py_ssize_t j = 0; j < width; j++)
             Py_CLEAR(held[j]);
         if (!params[i])

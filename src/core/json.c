@@ -68,6 +68,20 @@ genauth_json_number_new(const char *literal, size_t len)
     return genauth_json_node_with_text(cJSON_Raw, literal, len);
 }
 
+cJSON *
+genauth_json_raw_new(const char *text, size_t len)
+{
+    return genauth_json_node_with_text(cJSON_Raw, text, len);
+}
+
+int
+genauth_json_is_object(const cJSON *node)
+{
+    return cJSON_IsObject(node) ||
+           (cJSON_IsRaw(node) && node->valuestring &&
+            node->valuestring[0] == '{');
+}
+
 int
 genauth_json_object_add(cJSON *object, const char *key, size_t len,
                         cJSON *item)

@@ -28,6 +28,14 @@
 cJSON *genauth_json_string_new(const char *s, size_t len);
 /* A raw number node holding a copy of `literal` (already valid JSON). */
 cJSON *genauth_json_number_new(const char *literal, size_t len);
+/* A raw node holding a copy of `len` bytes of JSON text already in the
+ * exact form: a whole object written straight from the caller's values
+ * (`{...}`), sent verbatim. Such a node passes the checks for an object
+ * parameter (endpoints.c) but has no members to walk: only the exact form
+ * writes it, so signed requests are built as trees. */
+cJSON *genauth_json_raw_new(const char *text, size_t len);
+/* Whether `node` is an object: a cJSON object, or a raw node holding one. */
+int genauth_json_is_object(const cJSON *node);
 /* Adds `item` to `object` under the key (`len` bytes, may hold NUL); the
  * object takes ownership of item. Returns 0, or -1 on no memory (item is then
  * still the caller's). */
