@@ -531,9 +531,9 @@ genauth_conv_member(genauth_conv *cv, cJSON *out, PyObject *key,
     }
 
     if (cv->text &&
-        ((!first && genauth_buf_append_char(cv->text, ',') < 0) ||
+        ((!first && genauth_buf_put_char(cv->text, ',') < 0) ||
          genauth_json_write_string(ks, (size_t)klen, cv->text) < 0 ||
-         genauth_buf_append_char(cv->text, ':') < 0)) {
+         genauth_buf_put_char(cv->text, ':') < 0)) {
         PyErr_NoMemory();
         goto done;
     }
@@ -668,7 +668,7 @@ static int
 genauth_conv_open(genauth_conv *cv, int is_mapping, cJSON **out)
 {
     if (cv->text) {
-        if (genauth_buf_append_char(cv->text, is_mapping ? '{' : '[') == 0)
+        if (genauth_buf_put_char(cv->text, is_mapping ? '{' : '[') == 0)
             return 0;
     } else if ((*out = is_mapping ? cJSON_CreateObject()
                                   : cJSON_CreateArray()) != NULL) {
@@ -694,7 +694,7 @@ genauth_conv_mapping(genauth_conv *cv, PyObject *obj, cJSON **node)
                                 i == base) < 0)
             goto fail;
     }
-    if (cv->text && genauth_buf_append_char(cv->text, '}') < 0) {
+    if (cv->text && genauth_buf_put_char(cv->text, '}') < 0) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -732,7 +732,7 @@ genauth_conv_sequence(genauth_conv *cv, PyObject *obj, cJSON **node)
     if (genauth_conv_open(cv, 0, &out) < 0)
         goto fail;
     for (i = 0; i < n; i++) {
-        if (cv->text && i > 0 && genauth_buf_append_char(cv->text, ',') < 0) {
+        if (cv->text && i > 0 && genauth_buf_put_char(cv->text, ',') < 0) {
             PyErr_NoMemory();
             goto fail;
         }
@@ -745,7 +745,7 @@ genauth_conv_sequence(genauth_conv *cv, PyObject *obj, cJSON **node)
         if (!cv->text)
             cJSON_AddItemToArray(out, child); /* O(1); cannot fail here */
     }
-    if (cv->text && genauth_buf_append_char(cv->text, ']') < 0) {
+    if (cv->text && genauth_buf_put_char(cv->text, ']') < 0) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -837,7 +837,9 @@ genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
      * zeroed. */
     genauth_buf_init(&text);
     cv.opts = opts;
-    cv.text = opts->as_text ? &text : NULL;
+    cv.text = !opts->as_text ? NULL : opts->scratch ? opts->scratch : &text;
+    if (cv.text)
+        genauth_buf_reset(cv.text);
     cv.depth = 0;
     cv.refs = cv.inline_refs;
     cv.nrefs = 0;
@@ -866,7 +868,7 @@ genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
         if (cv.err_type != NULL)
             genauth_conv_raise(&cv);
     } else if (cv.text) {
-        out = genauth_json_raw_new(text.data, text.len);
+        out = genauth_json_raw_new(cv.text->data, cv.text->len);
         if (out == NULL)
             PyErr_NoMemory();
     }
@@ -884,7 +886,7 @@ done:
 cJSON *
 genauth_py_to_json_object(PyObject *obj, const char *argname)
 {
-    genauth_conv_options opts = {argname, -1, 0, 0};
+    genauth_conv_options opts = {argname, -1, 0, 0, NULL};
 
     return genauth_py_to_json_object_ex(obj, &opts);
 }

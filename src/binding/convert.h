@@ -44,6 +44,9 @@ typedef struct {
      * JSON, written as the exact writer would write its tree (json.h), with
      * no tree built: for a payload that is only sent as it is. */
     int as_text;
+    /* Text mode: a buffer to write in (reset first, left allocated for the
+     * next conversion), or NULL for one of the conversion's own. */
+    genauth_buf *scratch;
 } genauth_conv_options;
 
 /* genauth_py_to_json_object with the options above. Conversion owns every

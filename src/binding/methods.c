@@ -225,9 +225,14 @@ build_params(genauth_op op, const genauth_signature_spec *sig,
      * free. Signing needs the tree (JSON.stringify's form). */
     const char *method = genauth_op_method(op);
     int as_text = !sign && method && strcmp(method, "POST") == 0;
+    genauth_buf scratch; /* the text of each mapping in turn */
     cJSON *params = cJSON_CreateObject();
-    if (!params)
-        return (cJSON *)PyErr_NoMemory();
+
+    genauth_buf_init(&scratch);
+    if (!params) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     for (Py_ssize_t i = 0; i < sig->nparams; i++) {
         const genauth_param *p = &sig->params[i];
         if (!values[i] || values[i] == Py_None) {
@@ -236,7 +241,7 @@ build_params(genauth_op op, const genauth_signature_spec *sig,
             /* The official SDK sends None on; the server refuses it. We
              * refuse it before sending. */
         }
-        genauth_conv_options opts = {p->name, index, sign, as_text};
+        genauth_conv_options opts = {p->name, index, sign, as_text, &scratch};
         cJSON *node = genauth_arg_to_json(values[i], p->kind, &opts);
         if (!node) {
             /* A Mapping's errors name calls[index] already, and may be the
@@ -246,17 +251,21 @@ build_params(genauth_op op, const genauth_signature_spec *sig,
                 (PyErr_ExceptionMatches(PyExc_TypeError) ||
                  PyErr_ExceptionMatches(PyExc_ValueError)))
                 name_batch_error(index, p->name);
-            cJSON_Delete(params);
-            return NULL;
+            goto fail;
         }
-        if (genauth_json_object_add(params, p->json_name,
-                                    strlen(p->json_name), node) < 0) {
+        if (genauth_json_object_add_static(params, p->json_name, node) < 0) {
             cJSON_Delete(node);
-            cJSON_Delete(params);
-            return (cJSON *)PyErr_NoMemory();
+            PyErr_NoMemory();
+            goto fail;
         }
     }
+    genauth_buf_clear(&scratch);
     return params;
+
+fail:
+    genauth_buf_clear(&scratch);
+    cJSON_Delete(params);
+    return NULL;
 }
 
 /* ---- one call ---------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- building (out) ----------------------------------------------------- */
@@ -83,6 +84,19 @@ genauth_json_is_object(const cJSON *node)
 }
 
 int
+genauth_json_object_add_static(cJSON *object, const char *key, cJSON *item)
+{
+    if (object == NULL || item == NULL || object == item)
+        return -1;
+    if (item->string != NULL && !(item->type & cJSON_StringIsConst))
+        cJSON_free(item->string);
+    /* cJSON_StringIsConst: cJSON_Delete leaves the key alone. */
+    item->string = (char *)key;
+    item->type = (item->type & ~GENAUTH_JSON_KEY_ESCAPED) | cJSON_StringIsConst;
+    return cJSON_AddItemToArray(object, item) ? 0 : -1;
+}
+
+int
 genauth_json_object_add(cJSON *object, const char *key, size_t len,
                         cJSON *item)
 {
@@ -137,11 +151,20 @@ done:
  * order; the text lives in the doc's pool, each entry NUL-terminated. */
 #define GENAUTH_JSON_SPAN_NUMBER ((size_t)-1)
 
+/* A number literal this short is kept in its span, not in the pool: an
+ * ordinary answer (statusCode, apiCode) then needs no pool at all. */
+#define GENAUTH_JSON_SPAN_SMALL 24
+
 typedef struct {
-    size_t off;     /* into pool */
+    size_t off;     /* into pool, unless the text is in `small` */
     size_t len;
     size_t ordinal; /* the string's ordinal, or GENAUTH_JSON_SPAN_NUMBER */
+    int in_small;
+    char small[GENAUTH_JSON_SPAN_SMALL];
 } genauth_json_span;
+
+/* Spans held in the doc itself: an ordinary answer allocates none. */
+#define GENAUTH_JSON_INLINE_SPANS 8
 
 struct genauth_json_doc {
     cJSON *root;
@@ -150,7 +173,14 @@ struct genauth_json_doc {
     size_t spans_cap;
     size_t nspecial; /* how many spans are strings (the rest: numbers) */
     genauth_buf pool;
+    genauth_json_span inline_spans[GENAUTH_JSON_INLINE_SPANS];
 };
+
+static const char *
+genauth_json_span_text(const genauth_json_doc *doc, const genauth_json_span *span)
+{
+    return span->in_small ? span->small : doc->pool.data + span->off;
+}
 
 void
 genauth_json_doc_free(genauth_json_doc *doc)
@@ -158,7 +188,8 @@ genauth_json_doc_free(genauth_json_doc *doc)
     if (doc == NULL)
         return;
     genauth_buf_clear(&doc->pool);
-    free(doc->spans);
+    if (doc->spans != doc->inline_spans)
+        free(doc->spans);
     cJSON_Delete(doc->root);
     free(doc);
 }
@@ -182,6 +213,7 @@ genauth_json_doc_wipe_free(genauth_json_doc *doc)
         return;
     genauth_json_wipe_node(doc->root);
     genauth_buf_wipe_clear(&doc->pool);
+    genauth_wipe(doc->spans, doc->nspans * sizeof(*doc->spans));
     genauth_json_doc_free(doc);
 }
 
@@ -191,31 +223,41 @@ genauth_json_doc_root(const genauth_json_doc *doc)
     return doc ? doc->root : NULL;
 }
 
-/* Reserves a span and `bytes` + 1 bytes of pool; returns the span (its off
+/* Reserves a span and room for `bytes` + 1 bytes of its text (in the span
+ * itself when they fit there, else in the pool); returns the span (its off
  * set to the pool's end), or NULL when out of memory. */
 static genauth_json_span *
 genauth_json_doc_add_span(genauth_json_doc *doc, size_t bytes, size_t ordinal)
 {
     genauth_json_span *span;
+    int in_small = ordinal == GENAUTH_JSON_SPAN_NUMBER &&
+                   bytes < GENAUTH_JSON_SPAN_SMALL;
 
     if (doc->nspans == doc->spans_cap) {
-        size_t cap = doc->spans_cap ? doc->spans_cap * 2 : 16;
+        size_t cap = doc->spans_cap * 2;
         genauth_json_span *grown;
 
         if (cap > (size_t)-1 / sizeof(*grown))
             return NULL;
-        grown = realloc(doc->spans, cap * sizeof(*grown));
+        if (doc->spans == doc->inline_spans) {
+            grown = malloc(cap * sizeof(*grown));
+            if (grown != NULL)
+                memcpy(grown, doc->spans, doc->nspans * sizeof(*grown));
+        } else {
+            grown = realloc(doc->spans, cap * sizeof(*grown));
+        }
         if (grown == NULL)
             return NULL;
         doc->spans = grown;
         doc->spans_cap = cap;
     }
-    if (genauth_buf_reserve(&doc->pool, bytes + 1) < 0)
+    if (!in_small && genauth_buf_reserve(&doc->pool, bytes + 1) < 0)
         return NULL;
     span = &doc->spans[doc->nspans++];
     span->off = doc->pool.len;
     span->len = 0;
     span->ordinal = ordinal;
+    span->in_small = in_small;
     return span;
 }
 
@@ -261,10 +303,12 @@ genauth_json_record_number(genauth_json_doc *doc, const unsigned char *s,
     span = genauth_json_doc_add_span(doc, len, GENAUTH_JSON_SPAN_NUMBER);
     if (span == NULL)
         return -1;
-    memcpy(doc->pool.data + span->off, s, len);
-    doc->pool.data[span->off + len] = '\0';
+    char *w = span->in_small ? span->small : doc->pool.data + span->off;
+    memcpy(w, s, len);
+    w[len] = '\0';
     span->len = len;
-    doc->pool.len += len + 1;
+    if (!span->in_small)
+        doc->pool.len += len + 1;
     return 0;
 }
 
@@ -575,10 +619,16 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
                                    "JSON text is NULL");
         goto fail;
     }
-    doc = calloc(1, sizeof(*doc));
+    /* The inline spans are written before they are read: only the rest is
+     * zeroed. */
+    doc = malloc(sizeof(*doc));
+    if (doc != NULL)
+        memset(doc, 0, offsetof(genauth_json_doc, inline_spans));
     if (doc == NULL)
         goto nomem;
     genauth_buf_init(&doc->pool);
+    doc->spans = doc->inline_spans;
+    doc->spans_cap = GENAUTH_JSON_INLINE_SPANS;
 
     /* With an explicit length cJSON reads no further than len, so the text
      * needs no NUL-terminated copy; the trailing bytes are checked below. */
@@ -656,7 +706,7 @@ genauth_json_cursor_number(genauth_json_cursor *c, const char **lit,
         *len = 0;
         return;
     }
-    *lit = doc->pool.data + doc->spans[i].off;
+    *lit = genauth_json_span_text(doc, &doc->spans[i]);
     *len = doc->spans[i].len;
     c->next_number = i + 1;
 }
@@ -677,7 +727,7 @@ genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
             i++;
         c->next_special = i;
         if (i < doc->nspans && doc->spans[i].ordinal == ordinal) {
-            *s = doc->pool.data + doc->spans[i].off;
+            *s = genauth_json_span_text(doc, &doc->spans[i]);
             *len = doc->spans[i].len;
             c->next_special = i + 1;
             return;

@@ -28,6 +28,10 @@
 cJSON *genauth_json_string_new(const char *s, size_t len);
 /* A raw number node holding a copy of `literal` (already valid JSON). */
 cJSON *genauth_json_number_new(const char *literal, size_t len);
+/* genauth_json_object_add for a key without NUL that outlives the object
+ * (a string literal): the key is referred to, not copied. */
+int genauth_json_object_add_static(cJSON *object, const char *key,
+                                   cJSON *item);
 /* A raw node holding a copy of `len` bytes of JSON text already in the
  * exact form: a whole object written straight from the caller's values
  * (`{...}`), sent verbatim. Such a node passes the checks for an object
