@@ -1,6 +1,7 @@
-/* Exact JSON on top of cJSON: a compact printer that understands raw number
- * literals and escaped keys, and a parser that keeps what cJSON drops
- * (number literals, strings holding U+0000). See json.h. */
+/* Exact JSON with cJSON trees: nodes for the writer that keep raw number
+ * literals and escaped keys, and a strict one-pass parser that builds the
+ * tree in an arena and keeps what a cJSON node drops (number literals,
+ * strings holding U+0000 or lone surrogates). See json.h. */
 #include "json.h"
 #include "jsform.h"
 #include "jsontext.h"
