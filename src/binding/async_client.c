@@ -25,8 +25,10 @@ typedef struct {
     /* This engine's socket_action and timer_fired, bound once: what the
      * loop calls back (a cycle through the engine, which the GC sees). */
     PyObject *on_socket, *on_timer;
-    PyObject *timer;       /* the loop's handle for on_timer, or NULL */
+    /* The loop's handles for on_timer(GENAUTH_EV_SOON / _LATER), or NULL. */
+    PyObject *timers[2];
     PyObject *ev_read, *ev_write; /* GENAUTH_EV_READ, _WRITE as ints */
+    PyObject *ev_timer[2];        /* GENAUTH_EV_SOON, _LATER as ints */
     PyObject *str_cancel, *str_done, *str_set_result, *str_set_exception;
     /* Set when the loop is gone (the client is being collected, or its loop
      * closed): the hooks and the callbacks touch nothing of the loop. */
@@ -108,34 +110,36 @@ hook_watch(void *userdata, int fd, int events, int was)
     Py_DECREF(py_fd);
 }
 
-/* One handle on the loop at a time: call_soon for 0 ms, call_later else. */
+/* A handle on the loop per timer: call_soon for SOON, call_later for
+ * LATER. */
 static void
-hook_timer(void *userdata, long ms)
+hook_timer(void *userdata, int which, long ms)
 {
     EngineObject *self = userdata;
     PyObject *handle = NULL;
     if (self->detached)
         return;
-    if (self->timer) {
-        report(PyObject_CallMethodObjArgs(self->timer, self->str_cancel,
-                                          NULL),
+    if (self->timers[which]) {
+        report(PyObject_CallMethodObjArgs(self->timers[which],
+                                          self->str_cancel, NULL),
                self);
-        Py_CLEAR(self->timer);
+        Py_CLEAR(self->timers[which]);
     }
-    if (ms < 0)
+    if (ms < 0 || self->detached)
         return;
-    if (ms == 0) {
+    if (which == GENAUTH_EV_SOON) {
         handle = PyObject_CallFunctionObjArgs(self->call_soon, self->on_timer,
-                                              NULL);
+                                              self->ev_timer[which], NULL);
     } else {
         PyObject *delay = PyFloat_FromDouble((double)ms / 1000.0);
-        handle = delay ? PyObject_CallFunctionObjArgs(self->call_later, delay,
-                                                      self->on_timer, NULL)
+        handle = delay ? PyObject_CallFunctionObjArgs(
+                             self->call_later, delay, self->on_timer,
+                             self->ev_timer[which], NULL)
                        : NULL;
         Py_XDECREF(delay);
     }
     if (handle)
-        self->timer = handle;
+        self->timers[which] = handle;
     else
         report(NULL, self);
 }
@@ -295,7 +299,10 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         !(self->on_timer =
               PyObject_GetAttrString((PyObject *)self, "timer_fired")) ||
         !(self->ev_read = PyLong_FromLong(GENAUTH_EV_READ)) ||
-        !(self->ev_write = PyLong_FromLong(GENAUTH_EV_WRITE)))
+        !(self->ev_write = PyLong_FromLong(GENAUTH_EV_WRITE)) ||
+        !(self->ev_timer[GENAUTH_EV_SOON] = PyLong_FromLong(GENAUTH_EV_SOON)) ||
+        !(self->ev_timer[GENAUTH_EV_LATER] =
+              PyLong_FromLong(GENAUTH_EV_LATER)))
         goto fail;
     Py_CLEAR(asyncio);
     genauth_evloop_hooks hooks = {hook_watch, hook_timer, self};
@@ -340,7 +347,8 @@ Engine_traverse(EngineObject *self, visitproc visit, void *arg)
         Py_VISIT(*SLOT(self, loop_methods[i].offset));
     Py_VISIT(self->on_socket);
     Py_VISIT(self->on_timer);
-    Py_VISIT(self->timer);
+    Py_VISIT(self->timers[0]);
+    Py_VISIT(self->timers[1]);
     return self->ev ? genauth_evloop_each(self->ev, visit_call, &ctx) : 0;
 }
 
@@ -360,7 +368,8 @@ Engine_clear(EngineObject *self)
         Py_CLEAR(*SLOT(self, loop_methods[i].offset));
     Py_CLEAR(self->on_socket);
     Py_CLEAR(self->on_timer);
-    Py_CLEAR(self->timer);
+    Py_CLEAR(self->timers[0]);
+    Py_CLEAR(self->timers[1]);
     return 0;
 }
 
@@ -376,6 +385,8 @@ Engine_dealloc(EngineObject *self)
     Py_CLEAR(self->get_running_loop);
     Py_CLEAR(self->ev_read);
     Py_CLEAR(self->ev_write);
+    Py_CLEAR(self->ev_timer[0]);
+    Py_CLEAR(self->ev_timer[1]);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
 }
@@ -432,12 +443,21 @@ Engine_socket_action(EngineObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* timer_fired(which): the loop ran timer `which` (GENAUTH_EV_SOON or
+ * _LATER). */
 static PyObject *
-Engine_timer_fired(EngineObject *self, PyObject *Py_UNUSED(ignored))
+Engine_timer_fired(EngineObject *self, PyObject *arg)
 {
-    Py_CLEAR(self->timer); /* spent */
+    long which = PyLong_AsLong(arg);
+    if (which == -1 && PyErr_Occurred())
+        return NULL;
+    if (which != GENAUTH_EV_SOON && which != GENAUTH_EV_LATER) {
+        PyErr_SetString(PyExc_ValueError, "timer_fired(): unknown timer");
+        return NULL;
+    }
+    Py_CLEAR(self->timers[which]); /* spent */
     if (self->ev)
-        genauth_evloop_timer_fired(self->ev);
+        genauth_evloop_timer_fired(self->ev, (int)which);
     Py_RETURN_NONE;
 }
 
@@ -607,7 +627,7 @@ Engine_get_calls(EngineObject *self, void *closure)
 static PyMethodDef Engine_methods[] = {
     {"socket_action", (PyCFunction)(void (*)(void))Engine_socket_action,
      METH_FASTCALL, NULL},
-    {"timer_fired", (PyCFunction)Engine_timer_fired, METH_NOARGS, NULL},
+    {"timer_fired", (PyCFunction)Engine_timer_fired, METH_O, NULL},
     {"start", (PyCFunction)(void (*)(void))Engine_start,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"prepare_batch", (PyCFunction)(void (*)(void))Engine_prepare_batch,

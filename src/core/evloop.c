@@ -64,13 +64,17 @@ struct genauth_evloop {
     double token_started;
     genauth_conn *idle;              /* handles kept for the next calls */
     size_t idle_count;
-    /* The one timer serves libcurl (curl_at: when it wants it, or -1),
-     * the calls waiting for the token, each bounded by its own deadline,
-     * and the resting calls' retry times. It is moved only to an earlier
-     * time: one that fires early runs libcurl's timeouts for nothing, and
-     * is armed again for the earliest time then wanted. */
+    /* The timers serve libcurl (curl_at: when it wants it, or -1), the
+     * calls waiting for the token, each bounded by its own deadline, and
+     * the resting calls' retry times. GENAUTH_EV_SOON runs what is due now
+     * (a transfer just added); GENAUTH_EV_LATER waits for the earliest
+     * time wanted later, and outlives the SOON ones between transfers: it
+     * is moved only to an earlier time. A timer that fires early runs
+     * libcurl's timeouts for nothing, and the earliest time then wanted is
+     * armed again. */
     double curl_at;
-    double armed_at;                 /* what the hook is armed for, or -1 */
+    int soon_armed;
+    double later_at;                 /* what LATER is armed for, or -1 */
     /* The sockets the hook watches, and what libcurl wants of each. */
     ev_sock *socks;                  /* open addressing, fd -1: free */
     size_t socks_cap;                /* a power of 2, or 0 */
@@ -221,23 +225,35 @@ on_close(void *clientp, curl_socket_t fd)
     return close(fd);
 }
 
-/* The hook's timer, for `at` (monotonic seconds; -1: nothing wanted). A
- * timer armed earlier is kept (see armed_at). */
+/* The hook's timers, for `at` (monotonic seconds; -1: nothing wanted).
+ * What is armed earlier is kept (see later_at). */
 static void
 want_timer(genauth_evloop *ev, double at)
 {
     if (at < 0) {
-        if (ev->armed_at >= 0) {
-            ev->armed_at = -1;
-            ev->hooks.timer(ev->hooks.userdata, -1);
+        if (ev->soon_armed) {
+            ev->soon_armed = 0;
+            ev->hooks.timer(ev->hooks.userdata, GENAUTH_EV_SOON, -1);
+        }
+        if (ev->later_at >= 0) {
+            ev->later_at = -1;
+            ev->hooks.timer(ev->hooks.userdata, GENAUTH_EV_LATER, -1);
         }
         return;
     }
-    if (ev->armed_at >= 0 && ev->armed_at <= at)
-        return;
     double left = ceil((at - genauth_now()) * 1000.0);
-    ev->armed_at = at;
-    ev->hooks.timer(ev->hooks.userdata, left > 0 ? (long)left : 0);
+    if (left <= 0) {
+        if (!ev->soon_armed) {
+            ev->soon_armed = 1;
+            ev->hooks.timer(ev->hooks.userdata, GENAUTH_EV_SOON, 0);
+        }
+        return;
+    }
+    /* SOON fires first, and what is wanted then is armed then. */
+    if (ev->soon_armed || (ev->later_at >= 0 && ev->later_at <= at))
+        return;
+    ev->later_at = at;
+    ev->hooks.timer(ev->hooks.userdata, GENAUTH_EV_LATER, (long)left);
 }
 
 /* The earliest of libcurl's timer, the deadlines of the calls waiting for
@@ -680,7 +696,7 @@ genauth_evloop_new(genauth_client *client, const genauth_evloop_hooks *hooks,
         goto nomem;
     ev->client = client;
     ev->hooks = *hooks;
-    ev->curl_at = ev->armed_at = -1;
+    ev->curl_at = ev->later_at = -1;
 #define MSET(opt, val) \
     if (mc == CURLM_OK) \
     mc = curl_multi_setopt(ev->multi, opt, val)
@@ -830,14 +846,17 @@ wake_resting(genauth_evloop *ev)
 }
 
 void
-genauth_evloop_timer_fired(genauth_evloop *ev)
+genauth_evloop_timer_fired(genauth_evloop *ev, int which)
 {
     int running = 0;
     if (ev->closed)
         return;
-    /* The hook's timer is spent. After a timeout action (due or early)
-     * libcurl tells the timer it still has, if any: curl_at is that. */
-    ev->armed_at = -1;
+    /* That timer is spent. After a timeout action (due or early) libcurl
+     * tells the timer it still has, if any: curl_at is that. */
+    if (which == GENAUTH_EV_SOON)
+        ev->soon_armed = 0;
+    else
+        ev->later_at = -1;
     ev->curl_at = -1;
     if (ev->waiting)
         expire_waiting(ev);

@@ -368,6 +368,10 @@ typedef struct genauth_evcall genauth_evcall;
 #define GENAUTH_EV_READ 1
 #define GENAUTH_EV_WRITE 2
 
+/* The engine's two timers (genauth_evloop_hooks.timer). */
+#define GENAUTH_EV_SOON 0
+#define GENAUTH_EV_LATER 1
+
 /* How many connections an engine opens at most. */
 #define GENAUTH_EV_MAX_CONNECTIONS 64
 
@@ -380,11 +384,12 @@ typedef struct {
      * closed it: the loop hears of an idle connection only then), and
      * always before it is closed. */
     void (*watch)(void *userdata, int fd, int events, int was);
-    /* Call genauth_evloop_timer_fired once, `ms` milliseconds from now (0:
-     * as soon as possible, but not from inside this hook); -1: cancel. There
-     * is one timer: each call replaces the previous one. It is moved only
-     * to an earlier time: one that fires early does no harm. */
-    void (*timer)(void *userdata, long ms);
+    /* Call genauth_evloop_timer_fired(ev, which) once, `ms` milliseconds
+     * from now; -1: cancel. There are two timers, each call replacing the
+     * previous one of its kind: GENAUTH_EV_SOON, always 0 ms (as soon as
+     * possible, but not from inside this hook), and GENAUTH_EV_LATER, moved
+     * only to an earlier time (one that fires early does no harm). */
+    void (*timer)(void *userdata, int which, long ms);
     void *userdata;
 } genauth_evloop_hooks;
 
@@ -410,7 +415,7 @@ void genauth_evloop_free(genauth_evloop *ev);
 /* The caller's loop saw `fd` ready for `events`, or the timer is due. These
  * run the completion callbacks of the calls that ended. */
 void genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events);
-void genauth_evloop_timer_fired(genauth_evloop *ev);
+void genauth_evloop_timer_fired(genauth_evloop *ev, int which);
 /* Starts a call of `req`, whose parameters the caller keeps alive and
  * unchanged until the call ends or is cancelled. The parameters are checked
  * first: bad ones are GENAUTH_E_INVALID naming them, before anything (a

@@ -158,8 +158,8 @@ server_start(void)
 /* An engine and its one timer; the hooks' userdata. */
 typedef struct {
     genauth_evloop *ev;
-    double timer_due;
-    int timer_calls; /* to the timer hook */
+    double timer_due[2]; /* GENAUTH_EV_SOON, _LATER; -1: not armed */
+    int timer_calls;     /* to the timer hook */
 } engine;
 
 #define MAX_ENGINES 8
@@ -200,11 +200,15 @@ hook_watch(void *userdata, int fd, int events, int was)
 }
 
 static void
-hook_timer(void *userdata, long ms)
+hook_timer(void *userdata, int which, long ms)
 {
     engine *e = userdata;
+    CHECK(which == GENAUTH_EV_SOON || which == GENAUTH_EV_LATER);
+    if (which != GENAUTH_EV_SOON && which != GENAUTH_EV_LATER)
+        return;
+    CHECK(which == GENAUTH_EV_LATER || ms <= 0);
     e->timer_calls++;
-    e->timer_due = ms < 0 ? -1 : genauth_now() + ms / 1000.0;
+    e->timer_due[which] = ms < 0 ? -1 : genauth_now() + ms / 1000.0;
 }
 
 static engine *
@@ -226,7 +230,7 @@ engine_new(genauth_client *c)
     genauth_evloop_hooks hooks = {hook_watch, hook_timer, e};
     genauth_error err;
     genauth_error_init(&err);
-    e->timer_due = -1;
+    e->timer_due[0] = e->timer_due[1] = -1;
     CHECK(genauth_evloop_new(c, &hooks, &e->ev, &err) == GENAUTH_OK);
     return e->ev;
 }
@@ -254,7 +258,7 @@ engine_free(genauth_evloop *ev)
     engine *e = engine_of(ev);
     genauth_evloop_free(ev);
     CHECK(watched_count(e) == 0);
-    CHECK(e->timer_due < 0);
+    CHECK(e->timer_due[0] < 0 && e->timer_due[1] < 0);
     e->ev = NULL;
 }
 
@@ -265,7 +269,7 @@ static int
 idle_quiet(const genauth_evloop *ev)
 {
     const engine *e = engine_of(ev);
-    int quiet = e->timer_due < 0;
+    int quiet = e->timer_due[0] < 0 && e->timer_due[1] < 0;
     for (int i = 0; i < nwatched; i++) {
         if (watched[i].owner != e)
             continue;
@@ -337,9 +341,13 @@ run_loop(genauth_evloop *ev, tally *t, int want, double give_up)
             p[n++].revents = 0;
         }
         int wait_ms = 200;
-        if (e->timer_due >= 0) {
-            double left = (e->timer_due - genauth_now()) * 1000;
-            wait_ms = left < 0 ? 0 : (int)left + 1;
+        for (int w = 0; w < 2; w++) {
+            if (e->timer_due[w] < 0)
+                continue;
+            double left = (e->timer_due[w] - genauth_now()) * 1000;
+            int ms = left < 0 ? 0 : (int)left + 1;
+            if (ms < wait_ms)
+                wait_ms = ms;
         }
         double until_end = (give_up - genauth_now()) * 1000;
         if (until_end < wait_ms)
@@ -357,9 +365,11 @@ run_loop(genauth_evloop *ev, tally *t, int want, double give_up)
                 }
             }
         }
-        if (e->timer_due >= 0 && genauth_now() >= e->timer_due) {
-            e->timer_due = -1;
-            genauth_evloop_timer_fired(ev);
+        for (int w = 0; w < 2; w++) {
+            if (e->timer_due[w] >= 0 && genauth_now() >= e->timer_due[w]) {
+                e->timer_due[w] = -1;
+                genauth_evloop_timer_fired(ev, w);
+            }
         }
     }
 }
@@ -666,7 +676,7 @@ test_resting_calls_cancelled_and_closed(genauth_client *c)
     run_until_time(ev, &ta, genauth_now() + 0.3);
     CHECK(ta.ended == 0 && tb.ended == 0);
     CHECK(genauth_evloop_calls(ev) == 2);
-    CHECK(engine_of(ev)->timer_due >= 0);
+    CHECK(engine_of(ev)->timer_due[GENAUTH_EV_LATER] >= 0);
     genauth_evloop_cancel(ev, a);
     CHECK(genauth_evloop_calls(ev) == 1);
     genauth_evloop_close(ev);
