@@ -3,9 +3,9 @@ C engine on the running event loop.
 
 The engine (genauth_c._core._AsyncEngine) drives libcurl's multi interface in
 its socket mode on one event loop: it registers libcurl's sockets with
-loop.add_reader/add_writer and keeps one call_soon/call_later handle for its
-timer, and the loop calls it back when a socket is ready or the timer is
-due. There is no thread and no polling: an idle client has at most its
+loop.add_reader/add_writer and keeps a call_soon and a call_later handle for
+its two timers, and the loop calls it back when a socket is ready or a timer
+is due. There is no thread and no polling: an idle client has at most its
 kept-alive connections registered for reading, which stay silent until the
 server closes one.
 """

@@ -1,8 +1,8 @@
 /* The C half of AsyncManagementClient (genauth_c/_aio.py holds the rest):
  * _AsyncEngine runs calls on the core's event-driven engine (evloop.c) for
  * one ManagementClient's core client, on one asyncio event loop: its hooks
- * register sockets with loop.add_reader/add_writer and keep one
- * call_soon/call_later handle for the timer, through the loop's methods
+ * register sockets with loop.add_reader/add_writer and keep a call_soon
+ * and a call_later handle for its two timers, through the loop's methods
  * bound once, and the loop calls the engine back. _AsyncCall is one call's
  * request, converted to C before anything is sent, and the future its
  * outcome goes to. The arguments are parsed and the envelopes turned into
