@@ -421,6 +421,32 @@ def test_loop_closed_with_a_client_open_warns(emu):
         gc.collect()
 
 
+def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
+    """Collected while its loop runs (its kept connection still watched):
+    a ResourceWarning, then the loop closes it at its next turn, unwatching
+    and closing the connection."""
+    async def main():
+        client = AsyncManagementClient(AK, SK, host=emu.url)
+        await client.trigger_webhook("wh")
+        engine, registered = client._engine, asyncio.get_running_loop()._selector.get_map()
+        kept = set(engine.watched)
+        assert kept and kept <= set(registered)  # the kept connection
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del client
+            gc.collect()
+        for _ in range(100):  # a turn or two of the loop; 5 s at most
+            if not engine.watched:
+                break
+            await asyncio.sleep(0.05)
+        # Unregistered from the loop too: its fd may be reused.
+        return engine.watched, kept & set(registered), client_sockets(emu.port)
+
+    watched, still_registered, sockets = run(main())
+    assert watched == {}
+    assert still_registered == set()
+    assert sockets == 0
+
+
 def test_uvloop(emu):
     uvloop = pytest.importorskip("uvloop")
     emu.delay = 0.05
