@@ -318,8 +318,10 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata,
         return 0;
     }
     if (i == conn->nsocks) {
+        /* More than libcurl uses for a transfer: this one is not polled,
+         * and the interrupt slice bounds how long it can wait. */
         if (i == GENAUTH_CONN_SOCKETS)
-            return -1; /* more than libcurl ever uses for a transfer */
+            return 0;
         conn->nsocks++;
     }
     conn->socks[i].fd = fd;
