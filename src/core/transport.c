@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -76,6 +76,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         return NULL;
     }
     genauth_signature_init(&conn->signature);
+    conn->wake_slot = atomic_fetch_add(&client->calls.next_slot, 1) %
+                      GENAUTH_WAKE_SLOTS;
     conn->easy = curl_easy_init();
     if (!conn->easy)
         goto nomem;
@@ -296,58 +298,21 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
 
 /* ---- the shared multi handle ----------------------------------------- */
 
-/* libcurl tells which sockets a transfer waits on, and for what; the
- * transfer's own thread polls them. Called inside libcurl calls, so with
- * the multi's mutex held. */
-static int
-on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata,
-          void *socketp)
-{
-    (void)userdata;
-    (void)socketp;
-    genauth_conn *conn = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&conn);
-    if (!conn || conn->state != GENAUTH_CONN_RUNNING)
-        return 0; /* libcurl closing a pooled connection: nobody waits */
-    int i = 0;
-    while (i < conn->nsocks && conn->socks[i].fd != fd)
-        i++;
-    if (what == CURL_POLL_REMOVE) {
-        if (i < conn->nsocks)
-            conn->socks[i] = conn->socks[--conn->nsocks];
-        return 0;
-    }
-    if (i == conn->nsocks) {
-        /* More than libcurl uses for a transfer: this one is not polled,
-         * and the interrupt slice bounds how long it can wait. */
-        if (i == GENAUTH_CONN_SOCKETS)
-            return 0;
-        conn->nsocks++;
-    }
-    conn->socks[i].fd = fd;
-    conn->socks[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
-                                    (what & CURL_POLL_OUT ? POLLOUT : 0));
-    return 0;
-}
-
 void
 genauth_calls_init(genauth_calls *m)
 {
     memset(m, 0, sizeof(*m));
-    /* Held for a few microseconds per libcurl call: a thread that finds it
-     * taken spins a little before it sleeps. */
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&m->mu, &attr);
-    pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&m->mu, NULL);
+    for (int i = 0; i < GENAUTH_WAKE_SLOTS; i++)
+        genauth_cond_init_monotonic(&m->wake[i]);
+    atomic_init(&m->next_slot, 0);
 }
 
 void
 genauth_calls_close(genauth_calls *m)
 {
     pthread_mutex_lock(&m->mu);
-    if (m->multi && m->transfers == 0) {
+    if (m->multi && m->transfers == 0 && !m->driving) {
         curl_multi_cleanup(m->multi);
         m->multi = NULL;
     }
@@ -360,6 +325,8 @@ genauth_calls_clear(genauth_calls *m)
     if (m->multi)
         curl_multi_cleanup(m->multi);
     m->multi = NULL;
+    for (int i = 0; i < GENAUTH_WAKE_SLOTS; i++)
+        pthread_cond_destroy(&m->wake[i]);
     pthread_mutex_destroy(&m->mu);
 }
 
@@ -371,174 +338,252 @@ genauth_calls_abandon(genauth_calls *m)
     genauth_calls_init(m);
 }
 
-/* The multi handle, made by the first call. Called locked. */
-static CURLM *
-calls_multi(genauth_calls *m)
+/* Threads to wake once the mutex is let go: a set of wake slots. */
+typedef uint64_t wake_set;
+
+static void
+wake_now(genauth_calls *m, wake_set *wake)
 {
-    if (m->multi)
-        return m->multi;
-    CURLM *multi = curl_multi_init();
-    CURLMcode mc = multi ? CURLM_OK : CURLM_OUT_OF_MEMORY;
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    /* One transfer per connection (no HTTP/2 multiplexing): a socket then
-     * belongs to one transfer, which its own thread polls. */
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(multi, CURLMOPT_PIPELINING,
-                               (long)CURLPIPE_NOTHING);
-    if (mc != CURLM_OK) {
-        if (multi)
-            curl_multi_cleanup(multi);
-        return NULL;
+    while (*wake) {
+        int slot = __builtin_ctzll(*wake);
+        *wake &= *wake - 1;
+        /* Every thread of the slot: the one meant re-checks its transfer,
+         * any other goes back to sleep. */
+        pthread_cond_broadcast(&m->wake[slot]);
     }
-    m->multi = multi;
-    return multi;
 }
 
-/* A transfer ended: taken off the multi handle, its connection kept (or
- * closed, when it did not finish). Called locked. */
+/* The waiters list holds the threads that sleep and have not been woken
+ * yet: the driver hands its role to one of them, never to a thread already
+ * on its way out. Called locked. */
 static void
-end_transfer(genauth_calls *m, genauth_conn *conn, CURLcode result)
+add_waiter(genauth_calls *m, genauth_conn *conn)
 {
-    curl_multi_remove_handle(m->multi, conn->easy);
+    conn->wait_prev = NULL;
+    conn->wait_next = m->waiters;
+    if (m->waiters)
+        m->waiters->wait_prev = conn;
+    m->waiters = conn;
+}
+
+/* Takes conn off the list; 0 when it was not on it (its thread is not
+ * asleep, or was already woken). Called locked. */
+static int
+remove_waiter(genauth_calls *m, genauth_conn *conn)
+{
+    if (conn->wait_prev)
+        conn->wait_prev->wait_next = conn->wait_next;
+    else if (m->waiters == conn)
+        m->waiters = conn->wait_next;
+    else
+        return 0;
+    if (conn->wait_next)
+        conn->wait_next->wait_prev = conn->wait_prev;
+    conn->wait_prev = conn->wait_next = NULL;
+    return 1;
+}
+
+/* Takes conn's thread off the list and adds it to those to wake. */
+static void
+wake_later(genauth_calls *m, genauth_conn *conn, wake_set *wake)
+{
+    if (remove_waiter(m, conn))
+        *wake |= (wake_set)1 << conn->wake_slot;
+}
+
+/* A transfer ended (or never started): its owner, and only it, may go on.
+ * Called locked. */
+static void
+mark_done(genauth_calls *m, genauth_conn *conn, CURLcode result,
+          wake_set *wake)
+{
     conn->state = GENAUTH_CONN_DONE;
     conn->result = result;
-    conn->nsocks = 0;
     m->transfers--;
+    wake_later(m, conn, wake);
 }
 
-/* Ends the transfers libcurl finished, whichever thread's they are (a
- * timer run by one thread can end another's transfer: its thread, polling
- * no later than that timer, then finds it done). Called locked. */
+/* The driver's bookkeeping, locked: adds the queued transfers, takes off
+ * the cancelled ones, and ends those libcurl finished. */
 static void
-collect(genauth_calls *m)
+settle(genauth_calls *m, wake_set *wake)
 {
-    CURLMsg *msg;
-    int left = 0;
-    while ((msg = curl_multi_info_read(m->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        genauth_conn *conn = NULL;
-        CURLcode result = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&conn);
-        if (conn && conn->state == GENAUTH_CONN_RUNNING)
-            end_transfer(m, conn, result);
+    genauth_conn *conn, *next;
+    for (conn = m->queued; conn; conn = next) {
+        next = conn->queue_next;
+        if (conn->cancel)
+            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK, wake);
+        else if (curl_multi_add_handle(m->multi, conn->easy) != CURLM_OK)
+            mark_done(m, conn, CURLE_OUT_OF_MEMORY, wake);
         else
-            curl_multi_remove_handle(m->multi, msg->easy_handle);
+            conn->state = GENAUTH_CONN_RUNNING;
     }
-}
-
-/* Runs conn's transfer on the shared multi handle; *result is how it
- * ended, *interrupted whether the interrupt check stopped it.
- *
- * No thread drives the others' transfers: each polls the sockets of its
- * own (one connection is one transfer's at a time) and lets libcurl act
- * on them, taking the mutex for every libcurl call, so a thread sleeps
- * only for the network, never for another thread to get round to it.
- * Timers are the one shared thing: whoever finds one due runs it. */
-static genauth_status
-run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
-           int *interrupted, genauth_error *err)
-{
-    genauth_calls *m = &client->calls;
-    double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
-    struct pollfd fds[GENAUTH_CONN_SOCKETS];
-    int running = 0;
-
-    *interrupted = 0;
-    pthread_mutex_lock(&m->mu);
-    if (!calls_multi(m)) {
-        pthread_mutex_unlock(&m->mu);
-        return genauth_error_set(err, GENAUTH_E_NOMEM,
-                                 "could not start the transfer");
-    }
-    curl_easy_setopt(conn->easy, CURLOPT_PRIVATE, conn);
-    conn->state = GENAUTH_CONN_RUNNING;
-    conn->nsocks = 0;
-    if (curl_multi_add_handle(m->multi, conn->easy) != CURLM_OK) {
-        conn->state = GENAUTH_CONN_DONE;
-        conn->result = CURLE_OUT_OF_MEMORY;
-    } else {
-        m->transfers++;
-    }
+    m->queued = NULL;
     /* libcurl counts connections in use against this limit too: room for
      * every transfer, and GENAUTH_IDLE_CONNECTIONS idle ones beyond. As a
      * burst ends, each connection given back closes the oldest idle one
      * over the limit. */
     curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS,
                       (long)(m->transfers + GENAUTH_IDLE_CONNECTIONS));
-    while (conn->state == GENAUTH_CONN_RUNNING) {
-        long due = -1;
-        CURLMcode mc = curl_multi_timeout(m->multi, &due);
-        if (mc == CURLM_OK && due == 0) {
-            /* The new transfer's start is one of these. */
-            mc = curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0,
-                                          &running);
-            collect(m);
-        }
-        if (mc != CURLM_OK) {
-            if (conn->state == GENAUTH_CONN_RUNNING)
-                end_transfer(m, conn, CURLE_OUT_OF_MEMORY);
-            break;
-        }
-        if (due == 0)
-            continue;
-        nfds_t n = 0;
-        for (int i = 0; i < conn->nsocks; i++) {
-            fds[n].fd = conn->socks[i].fd;
-            fds[n].events = conn->socks[i].events;
-            fds[n].revents = 0;
-            n++;
-        }
-        int wait_ms = due < 0 || due > GENAUTH_INTERRUPT_POLL_MS
-                          ? GENAUTH_INTERRUPT_POLL_MS
-                          : (int)due;
-        pthread_mutex_unlock(&m->mu);
-        int ready = poll(fds, n, wait_ms);
-        int stop = genauth_client_should_stop(client, &next_check);
-        pthread_mutex_lock(&m->mu);
-        if (conn->state != GENAUTH_CONN_RUNNING)
-            break; /* a timer another thread ran ended it */
-        if (stop) {
+    for (conn = m->cancels; conn; conn = next) {
+        next = conn->queue_next;
+        if (conn->state == GENAUTH_CONN_RUNNING) {
             /* Taking off a transfer that did not finish closes its
              * connection: the handle is safe to pool again. */
-            end_transfer(m, conn, CURLE_ABORTED_BY_CALLBACK);
-            *interrupted = 1;
-            break;
-        }
-        for (nfds_t i = 0; ready > 0 && i < n; i++) {
-            if (!fds[i].revents)
-                continue;
-            /* Only while it is still this transfer's socket: libcurl may
-             * have given it up meanwhile (and the number to another). */
-            int mine = 0;
-            for (int j = 0; j < conn->nsocks; j++)
-                mine |= conn->socks[j].fd == fds[i].fd;
-            if (!mine)
-                continue;
-            int ev = (fds[i].revents & POLLIN ? CURL_CSELECT_IN : 0) |
-                     (fds[i].revents & POLLOUT ? CURL_CSELECT_OUT : 0) |
-                     (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)
-                          ? CURL_CSELECT_ERR
-                          : 0);
-            mc = curl_multi_socket_action(m->multi, fds[i].fd, ev, &running);
-            collect(m);
-            if (mc != CURLM_OK && conn->state == GENAUTH_CONN_RUNNING)
-                end_transfer(m, conn, CURLE_OUT_OF_MEMORY);
-            if (conn->state != GENAUTH_CONN_RUNNING)
-                break;
+            curl_multi_remove_handle(m->multi, conn->easy);
+            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK, wake);
         }
     }
+    m->cancels = NULL;
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(m->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        conn = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&conn);
+        curl_multi_remove_handle(m->multi, easy);
+        if (conn && conn->state == GENAUTH_CONN_RUNNING)
+            mark_done(m, conn, result, wake);
+    }
+}
+
+/* Drives everyone's transfers until `own`'s ends (or its caller is
+ * interrupted: *interrupted set). Called locked with m->driving set;
+ * returns locked, with the threads it still has to wake in *wake. */
+static void
+drive(genauth_client *client, genauth_calls *m, genauth_conn *own,
+      double *next_check, int *interrupted, wake_set *wake)
+{
+    for (;;) {
+        settle(m, wake);
+        if (own->state == GENAUTH_CONN_DONE)
+            return;
+        pthread_mutex_unlock(&m->mu);
+        wake_now(m, wake);
+        int running = 0, stop = 0;
+        CURLMcode mc = curl_multi_perform(m->multi, &running);
+        pthread_mutex_lock(&m->mu);
+        if (mc == CURLM_OK) {
+            settle(m, wake); /* what perform finished, before waiting */
+            if (own->state == GENAUTH_CONN_DONE)
+                return;
+            m->polling = 1;
+            pthread_mutex_unlock(&m->mu);
+            wake_now(m, wake);
+            mc = curl_multi_poll(m->multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS,
+                                 NULL);
+            stop = mc == CURLM_OK &&
+                   genauth_client_should_stop(client, next_check);
+            pthread_mutex_lock(&m->mu);
+            m->polling = 0;
+        }
+        if (mc != CURLM_OK || stop) {
+            settle(m, wake);
+            if (own->state == GENAUTH_CONN_RUNNING) {
+                curl_multi_remove_handle(m->multi, own->easy);
+                mark_done(m, own,
+                          mc != CURLM_OK ? CURLE_OUT_OF_MEMORY
+                                         : CURLE_ABORTED_BY_CALLBACK,
+                          wake);
+                *interrupted = stop;
+            }
+            return;
+        }
+    }
+}
+
+/* Sleeps until conn's transfer ends, this thread is asked to drive, or
+ * GENAUTH_INTERRUPT_POLL_MS pass. Called locked. */
+static void
+wait_slice(genauth_calls *m, genauth_conn *conn)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += GENAUTH_INTERRUPT_POLL_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    add_waiter(m, conn);
+    pthread_cond_timedwait(&m->wake[conn->wake_slot], &m->mu, &ts);
+    /* Timed out, or woken for another conn of its slot: still listed. */
+    remove_waiter(m, conn);
+}
+
+/* Runs conn's transfer on the shared multi handle; *result is how it
+ * ended, *interrupted whether the interrupt check stopped it. */
+static genauth_status
+run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
+           int *interrupted, genauth_error *err)
+{
+    genauth_calls *m = &client->calls;
+    double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
+    wake_set wake = 0;
+
+    *interrupted = 0;
+    pthread_mutex_lock(&m->mu);
+    if (!m->multi) {
+        m->multi = curl_multi_init();
+        if (!m->multi) {
+            pthread_mutex_unlock(&m->mu);
+            return genauth_error_set(err, GENAUTH_E_NOMEM,
+                                     "could not start the transfer");
+        }
+    }
+    curl_easy_setopt(conn->easy, CURLOPT_PRIVATE, conn);
+    conn->state = GENAUTH_CONN_QUEUED;
+    conn->cancel = 0;
+    conn->queue_next = m->queued;
+    m->queued = conn;
+    m->transfers++;
+    if (m->polling)
+        curl_multi_wakeup(m->multi);
+    while (conn->state != GENAUTH_CONN_DONE) {
+        if (!m->driving) {
+            m->driving = 1;
+            drive(client, m, conn, &next_check, interrupted, &wake);
+            m->driving = 0;
+            /* One thread still waiting for its transfer drives next (or
+             * one that comes first): the one that waited least, whose
+             * transfer is likely to take longest, so the role changes
+             * hands least often. */
+            if (m->waiters)
+                wake_later(m, m->waiters, &wake);
+            continue;
+        }
+        wait_slice(m, conn);
+        if (conn->state == GENAUTH_CONN_DONE || conn->cancel)
+            continue;
+        pthread_mutex_unlock(&m->mu);
+        int stop = genauth_client_should_stop(client, &next_check);
+        pthread_mutex_lock(&m->mu);
+        if (stop && conn->state != GENAUTH_CONN_DONE) {
+            /* The driver takes it off (a queued one is never added): wait
+             * until it has. */
+            conn->cancel = 1;
+            if (conn->state == GENAUTH_CONN_RUNNING) {
+                conn->queue_next = m->cancels;
+                m->cancels = conn;
+                if (m->polling)
+                    curl_multi_wakeup(m->multi);
+            }
+        }
+    }
+    /* Stopped by the interrupt, unless it ended on its own meanwhile. */
+    if (conn->cancel && conn->result == CURLE_ABORTED_BY_CALLBACK)
+        *interrupted = 1;
     conn->state = GENAUTH_CONN_IDLE;
     *result = conn->result;
-    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS,
-                      (long)(m->transfers + GENAUTH_IDLE_CONNECTIONS));
-    if (m->transfers == 0 && atomic_load(&client->closed)) {
+    if (m->transfers == 0 && !m->driving && atomic_load(&client->closed)) {
         /* close() found transfers in flight; the last one out frees. */
         curl_multi_cleanup(m->multi);
         m->multi = NULL;
     }
     pthread_mutex_unlock(&m->mu);
+    wake_now(m, &wake);
     return GENAUTH_OK;
 }
 
