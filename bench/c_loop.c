@@ -12,6 +12,11 @@
  *   c_loop floor N URL TOKEN USERPOOL_ID      the transport floor: N calls
  *          posting one prebuilt body, the answer discarded unparsed (what
  *          libcurl alone costs; no JSON either way)
+ *   c_loop first_token N URL TOKEN USERPOOL_ID   the first call of a fresh
+ *          handle that fetches its own token first, as genauth_c does: POST
+ *          the keys to get-management-token on the same connection, parse
+ *          the answer, build the Authorization header, then the call (TOKEN
+ *          is not used; N is ignored)
  *
  * URL is the trigger-webhook URL (http or https; for https the environment's
  * BENCH_CA names the CA file to verify with). Prints one JSON line on stdout.
@@ -221,6 +226,66 @@ rss_bytes(void)
     return resident * sysconf(_SC_PAGESIZE);
 }
 
+/* The headers of an API call with this token (genauth_c's order). */
+static struct curl_slist *
+api_headers(const char *token, const char *userpool_id)
+{
+    char line[4096];
+    struct curl_slist *h;
+    snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+    h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof line, "x-genauth-userpool-id: %s", userpool_id);
+    h = curl_slist_append(h, line);
+    h = curl_slist_append(h, "x-genauth-sdk-version: genauth-c:0.1.0");
+    h = curl_slist_append(h, "Expect:");
+    if (!h)
+        die("curl_slist_append", "out of memory");
+    return h;
+}
+
+static void
+run_first_token(const char *url, const char *userpool_id)
+{
+    static const char path[] = "/api/v3/trigger-webhook";
+    char token_url[1024];
+    const char *at = strstr(url, path);
+    if (!at || (size_t)(at - url) + 64 > sizeof token_url)
+        die("first_token", "URL must end in /api/v3/trigger-webhook");
+    snprintf(token_url, sizeof token_url, "%.*s/api/v3/get-management-token",
+             (int)(at - url), url);
+
+    double t0 = now();
+    slot s;
+    slot_init(&s, token_url);
+    struct curl_slist *th = curl_slist_append(NULL, "Content-Type: application/json");
+    th = curl_slist_append(th, "x-genauth-sdk-version: genauth-c:0.1.0");
+    th = curl_slist_append(th, "Expect:");
+    curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, th);
+    curl_easy_setopt(s.easy, CURLOPT_POSTFIELDS,
+                     "{\"accessKeyId\":\"bench-access-key-id\","
+                     "\"accessKeySecret\":\"bench-access-key-secret\"}");
+    CURLcode rc = curl_easy_perform(s.easy);
+    if (rc != CURLE_OK)
+        die("token", curl_easy_strerror(rc));
+    cJSON *env = cJSON_ParseWithLength(s.resp.data, s.resp.len);
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(env, "data"), "access_token");
+    if (!cJSON_IsString(tok))
+        die("token", "no data.access_token in the answer");
+    curl_slist_free_all(headers);
+    headers = api_headers(tok->valuestring, userpool_id);
+    cJSON_Delete(env);
+    curl_easy_setopt(s.easy, CURLOPT_URL, url);
+    curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, headers);
+    one_call(&s);
+    double first = now() - t0;
+    slot_clear(&s);
+    curl_slist_free_all(th);
+    printf("{\"calls\": 1, \"elapsed\": %.6f, \"first_call_s\": %.6f}\n",
+           first, first);
+}
+
 static void
 run_seq(long n, const char *url, int rss)
 {
@@ -320,7 +385,7 @@ main(int argc, char **argv)
 {
     if (argc < 6) {
         fprintf(stderr,
-                "usage: c_loop seq|multi|rss|floor N URL TOKEN USERPOOL_ID "
+                "usage: c_loop seq|multi|rss|floor|first_token N URL TOKEN USERPOOL_ID "
                 "[K]\n");
         return 2;
     }
@@ -337,21 +402,14 @@ main(int argc, char **argv)
     if (ca_file && !*ca_file)
         ca_file = NULL;
     /* The headers genauth_c sends (see src/core/token.c and client.c). */
-    char line[4096];
-    snprintf(line, sizeof line, "Authorization: Bearer %s", argv[4]);
-    headers = curl_slist_append(NULL, "Content-Type: application/json");
-    headers = curl_slist_append(headers, line);
-    snprintf(line, sizeof line, "x-genauth-userpool-id: %s", argv[5]);
-    headers = curl_slist_append(headers, line);
-    headers = curl_slist_append(headers, "x-genauth-sdk-version: genauth-c:0.1.0");
-    headers = curl_slist_append(headers, "Expect:");
-    if (!headers)
-        die("curl_slist_append", "out of memory");
+    headers = api_headers(argv[4], argv[5]);
 
     if (strcmp(mode, "seq") == 0)
         run_seq(n, url, 0);
     else if (strcmp(mode, "rss") == 0)
         run_seq(n, url, 1);
+    else if (strcmp(mode, "first_token") == 0)
+        run_first_token(url, argv[5]);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
     else if (strcmp(mode, "floor") == 0) {

@@ -777,6 +777,11 @@ def main():
                     cpu[r.key].append(out["cpu_s"] * 1e6 / out["calls"])
                 if r.key == "c_seq":
                     connects.append(out["connects"])
+            # The first call of a C program that fetches its token as
+            # genauth_c does: the same work as genauth_c's first call.
+            out = run_json([C_LOOP, "first_token", "2", nginx.host + "/api/v3/trigger-webhook",
+                            token, USERPOOL_ID], env)
+            first_call.setdefault("c_first_token", []).append(out["first_call_s"] * 1e6)
             for _ in range(0 if args.only else 3):
                 for m in imports:
                     imports[m].append(import_us(py, m))
@@ -829,6 +834,11 @@ def main():
             print("| %s | %.0f | %.2f× | %.2f× of %s (%.2f–%.2f) | %s |" % (
                 r.label, s["rate"], s["ratio"], s["vs_ref"], s["ref"], s["vs_ref_lo"],
                 s["vs_ref_hi"], "%.1f" % s["cpu_us"] if s["cpu_us"] else "-"))
+        if first_call.get("c_first_token"):
+            print("first call µs: C loop %.0f, C loop fetching its token %.0f, genauth_c %.0f" % (
+                statistics.median(first_call["c_seq"]),
+                statistics.median(first_call["c_first_token"]),
+                statistics.median(first_call["gc_seq"])))
         print("other processes' CPU share during the run: %.0f%%%s" % (
             100 * load["other_cpu_share"], " (busy: ratios only)" if load["busy"] else ""))
         return
@@ -963,6 +973,9 @@ def render(d, runners):
     for r in runners:
         if fc.get(r.key):
             L.append("| %s | %.0f |" % (r.label, fc[r.key]))
+        if r.key == "c_seq" and fc.get("c_first_token"):
+            L.append("| C loop fetching its own token first (genauth_c's work) | %.0f |"
+                     % fc["c_first_token"])
     L.append("")
     L.append("## Import time\n")
     L.append("`python -X importtime -c 'import X'`, cumulative, fresh process each, "
@@ -1036,7 +1049,12 @@ def render(d, runners):
     target("4 threads ≥ 0.85× the C multi loop with 4", x >= 0.85, "%.2f×" % x)
     if fc.get("gc_seq") and fc.get("c_seq"):
         x = fc["gc_seq"] / fc["c_seq"]
-        target("first call (token included) ≤ 1.1× the C loop's", x <= 1.1, "%.2f×" % x)
+        target("first call (token included) ≤ 1.1× the C loop's (handed its token)",
+               x <= 1.1, "%.2f×" % x)
+    if fc.get("gc_seq") and fc.get("c_first_token"):
+        x = fc["gc_seq"] / fc["c_first_token"]
+        target("first call ≤ 1.1× the C loop's that fetches its token too", x <= 1.1,
+               "%.2f×" % x)
     x = st["gc_seq_tls"]["vs_ref"]
     target("over TLS, kept alive: ≥ 0.95× the C loop over TLS", x >= 0.95,
            "%.2f×; %.1f× the official SDK over TLS" % (

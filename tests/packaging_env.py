@@ -12,11 +12,13 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 def make_env(**extra):
     """os.environ without what a surrounding make or venv passes down:
     MAKEFLAGS would carry `make test`'s command-line variables (PYTHON=,
-    VENV=) into the nested make; VIRTUAL_ENV and the venv's bin on PATH
-    would make the nested commands see this environment's python."""
+    VENV=) into the nested make, and make also exports command-line
+    variables themselves; VIRTUAL_ENV and the venv's bin on PATH would make
+    the nested commands see this environment's python."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
-                        "VIRTUAL_ENV", "PYTHONPATH", "LD_PRELOAD")}
+                        "VIRTUAL_ENV", "PYTHONPATH", "LD_PRELOAD", "VENV",
+                        "PYTHON")}
     venv_bin = os.path.join(sys.prefix, "bin")
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)

@@ -101,3 +101,89 @@ def test_result_keys_decode_exactly_call_after_call(fake, client_for):
             assert result == expected, (rnd, start)
             assert list(result["data"]["response"]) == \
                 list(expected["data"]["response"])
+
+
+# ---- the parser against json.loads, on texts valid and broken -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8) | st.sampled_from(["\x00", "\ud83d", "😀", "\\", '"']),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=4),
+    max_leaves=12)
+_spaces = st.sampled_from(["", " ", "\n", "\t", "\r\n ", "\x0b", "\x0c", "\xa0"])
+
+
+@st.composite
+def _texts(draw):
+    """A JSON text as json.dumps writes it (sometimes with spaces, escaped or
+    not), then perhaps broken: a byte cut, doubled, replaced or inserted."""
+    value = draw(_json_values)
+    text = json.dumps(value, ensure_ascii=draw(st.booleans()),
+                      separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    raw = text.encode("utf-8", "surrogatepass")
+    raw = draw(_spaces).encode() + raw + draw(_spaces).encode()
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(raw)))
+        byte = bytes([draw(st.sampled_from(b'{}[]",:\\0123456789.eE+-tfnaul \x00\x1f\xff'))])
+        kind = draw(st.sampled_from(["cut", "double", "replace", "insert"]))
+        if kind == "cut":
+            raw = raw[:at] + raw[at + 1:]
+        elif kind == "double":
+            raw = raw[:at] + raw[at:at + 1] + raw[at:]
+        elif kind == "replace":
+            raw = raw[:at] + byte + raw[at + 1:]
+        else:
+            raw = raw[:at] + byte + raw[at:]
+    return raw
+
+
+def _loads_strictly(raw):
+    """json.loads without its NaN/Infinity extension, which JSON has not."""
+    def refuse(name):
+        raise ValueError(name)
+    return json.loads(raw, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def decoding_server():
+    from conftest import FakeGenAuth
+    from rawserver import RawServer
+
+    fake = FakeGenAuth()
+    with RawServer(fake) as server:
+        fake.server = server
+        with genauth_c.ManagementClient("AKID", "SECRET", host=server.url,
+                                        timeout=10) as client:
+            yield fake, client
+
+
+def _same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and a != a:
+        return b != b
+    return a == b
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=_texts())
+def test_answers_decode_as_json_loads_or_not_at_all(decoding_server, raw):
+    fake, client = decoding_server
+    body = ENVELOPE % raw
+    answer_with(fake, body)
+    try:
+        expected = _loads_strictly(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError among them
+        with pytest.raises(genauth_c.DecodeError):
+            client.trigger_webhook("wh1")
+    else:
+        result = client.trigger_webhook("wh1")
+        assert _same(result, expected), (raw, result, expected)

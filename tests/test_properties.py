@@ -2,6 +2,7 @@
 the wire -> the emulator (token mode) -> a webhook receiver that answers
 with the body it got -> data.response, unchanged: equal, and with the same
 types (int stays int, float stays float, -0.0 keeps its sign)."""
+import json
 import math
 import os
 
@@ -72,3 +73,33 @@ def test_same_is_strict():
     assert not same({"a": -0.0}, {"a": 0.0})
     assert not same({"a": 1, "b": 2}, {"b": 2, "a": 1})
     assert same({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
+
+
+@pytest.fixture(scope="module")
+def wire():
+    """A raw-socket server recording every request, and a client of it."""
+    from conftest import AK, SK, FakeGenAuth
+    from rawserver import RawServer
+
+    handler = FakeGenAuth()
+    with RawServer(handler) as server:
+        handler.server = server
+        with ManagementClient(AK, SK, host=server.url, timeout=10) as client:
+            yield server, client
+
+
+@settings(max_examples=50 if SMALL else 200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(headers=bodies, body=bodies)
+def test_request_body_bytes_are_json_dumps(wire, headers, body):
+    """Token mode writes mappings straight to JSON text (no tree): the bytes
+    sent are json.dumps's, compact and not ASCII-escaped."""
+    server, client = wire
+    del server.requests[:]
+    client.trigger_webhook("wh1", request_headers=headers, request_body=body)
+    (req,) = [r for r in server.requests if "trigger-webhook" in r.path]
+    dumps = lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False,
+                                 allow_nan=False)
+    assert req.body == ('{"webhookId":"wh1","requestHeaders":%s,"requestBody":%s}'
+                        % (dumps(headers), dumps(body))).encode("utf-8",
+                                                                "surrogatepass")

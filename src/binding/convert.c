@@ -34,6 +34,8 @@ typedef struct {
     PyObject **refs;
     Py_ssize_t nrefs, cap;
     PyObject *inline_refs[GENAUTH_CONV_INLINE_REFS];
+    /* Text mode: the JSON is appended here in the exact form, no tree. */
+    genauth_buf *text;
     /* A conversion error of ours (err_type non-NULL) and no Python exception
      * set, or err_type NULL and maybe a Python exception set. */
     PyObject *err_type; /* borrowed: PyExc_TypeError or PyExc_ValueError */
@@ -321,17 +323,48 @@ genauth_nonfinite_name(double d)
     return isnan(d) ? "nan" : d > 0 ? "inf" : "-inf";
 }
 
-static cJSON *genauth_conv_value(genauth_conv *cv, PyObject *obj);
+static int genauth_conv_value(genauth_conv *cv, PyObject *obj,
+                              cJSON **node);
 
-static cJSON *
-genauth_conv_int(genauth_conv *cv, PyObject *obj)
+/* A value's JSON, where the converter sends its output: appended to
+ * cv->text (text mode), or a new node in *node (tree mode). Each returns 0,
+ * or -1 with MemoryError set. */
+static int
+genauth_conv_emit_raw(genauth_conv *cv, const char *lit, size_t len,
+                      cJSON **node)
+{
+    if (cv->text) {
+        if (genauth_buf_append(cv->text, lit, len) == 0)
+            return 0;
+    } else if ((*node = genauth_json_number_new(lit, len)) != NULL) {
+        return 0;
+    }
+    PyErr_NoMemory();
+    return -1;
+}
+
+static int
+genauth_conv_emit_string(genauth_conv *cv, const char *s, size_t len,
+                         cJSON **node)
+{
+    if (cv->text) {
+        if (genauth_json_write_string(s, len, cv->text) == 0)
+            return 0;
+    } else if ((*node = genauth_json_string_new(s, len)) != NULL) {
+        return 0;
+    }
+    PyErr_NoMemory();
+    return -1;
+}
+
+static int
+genauth_conv_int(genauth_conv *cv, PyObject *obj, cJSON **node)
 {
     PyObject *text = NULL;
     const char *s;
     Py_ssize_t n;
-    cJSON *node = NULL;
     char buf[24];
-    int overflow = 0;
+    int overflow = 0, rc = -1;
     long long v;
 
     v = PyLong_AsLongLongAndOverflow(obj, &overflow);
@@ -350,9 +383,7 @@ genauth_conv_int(genauth_conv *cv, PyObject *obj)
     }
     if (!overflow) {
         n = (Py_ssize_t)genauth_lltoa(v, buf);
-        node = genauth_json_number_new(buf, (size_t)n);
-        if (node == NULL)
-            PyErr_NoMemory();
+        rc = genauth_conv_emit_raw(cv, buf, (size_t)n, node);
         goto done;
     }
     text = genauth_int_text(obj);
@@ -370,21 +401,19 @@ genauth_conv_int(genauth_conv *cv, PyObject *obj)
     s = PyUnicode_AsUTF8AndSize(text, &n);
     if (s == NULL)
         goto done;
-    node = genauth_json_number_new(s, (size_t)n);
-    if (node == NULL)
-        PyErr_NoMemory();
+    rc = genauth_conv_emit_raw(cv, s, (size_t)n, node);
 
 done:
     Py_XDECREF(text);
-    return node;
+    return rc;
 }
 
-static cJSON *
-genauth_conv_float(genauth_conv *cv, PyObject *obj)
+static int
+genauth_conv_float(genauth_conv *cv, PyObject *obj, cJSON **node)
 {
     double d = PyFloat_AsDouble(obj);
     char *text = NULL;
-    cJSON *node = NULL;
+    int rc = -1;
 
     if (!isfinite(d)) {
         genauth_conv_fail(cv, PyExc_ValueError,
@@ -395,33 +424,27 @@ genauth_conv_float(genauth_conv *cv, PyObject *obj)
     text = genauth_float_text(d);
     if (text == NULL)
         goto done;
-    node = genauth_json_number_new(text, strlen(text));
-    if (node == NULL)
-        PyErr_NoMemory();
+    rc = genauth_conv_emit_raw(cv, text, strlen(text), node);
 
 done:
     if (text != NULL)
         PyMem_Free(text);
-    return node;
+    return rc;
 }
 
-static cJSON *
-genauth_conv_str(genauth_conv *cv, PyObject *obj)
+static int
+genauth_conv_str(genauth_conv *cv, PyObject *obj, cJSON **node)
 {
     const char *s;
     Py_ssize_t n;
-    cJSON *node;
 
-    /* UTF-8 cached in the str: no copy here, one into the node. */
+    /* UTF-8 cached in the str: no copy here. */
     s = PyUnicode_AsUTF8AndSize(obj, &n);
     if (s == NULL) {
         genauth_conv_utf8_error(cv, obj, 0);
-        return NULL;
+        return -1;
     }
-    node = genauth_json_string_new(s, (size_t)n);
-    if (node == NULL)
-        PyErr_NoMemory();
-    return node;
+    return genauth_conv_emit_string(cv, s, (size_t)n, node);
 }
 
 /* Whether a container may go one level deeper; then records it on the
@@ -447,10 +470,11 @@ genauth_conv_enter(genauth_conv *cv, PyObject *container)
                              GENAUTH_MAX_DEPTH);
 }
 
-/* Adds key: value to `out`, keys converted as json.dumps does. */
+/* Adds key: value to `out` (tree mode) or to cv->text after a ',' unless
+ * `first`, keys converted as json.dumps does. */
 static int
 genauth_conv_member(genauth_conv *cv, cJSON *out, PyObject *key,
-                    PyObject *value)
+                    PyObject *value, int first)
 {
     PyObject *text = NULL;
     char *ftext = NULL;
@@ -506,16 +530,24 @@ genauth_conv_member(genauth_conv *cv, cJSON *out, PyObject *key,
         goto done;
     }
 
-    item = genauth_conv_value(cv, value);
-    if (item == NULL) {
-        genauth_conv_add_key_segment(cv, key);
-        goto done;
-    }
-    if (genauth_json_object_add(out, ks, (size_t)klen, item) < 0) {
+    if (cv->text &&
+        ((!first && genauth_buf_put_char(cv->text, ',') < 0) ||
+         genauth_json_write_string(ks, (size_t)klen, cv->text) < 0 ||
+         genauth_buf_put_char(cv->text, ':') < 0)) {
         PyErr_NoMemory();
         goto done;
     }
-    item = NULL; /* the object owns it now */
+    if (genauth_conv_value(cv, value, &item) < 0) {
+        genauth_conv_add_key_segment(cv, key);
+        goto done;
+    }
+    if (!cv->text) {
+        if (genauth_json_object_add(out, ks, (size_t)klen, item) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        item = NULL; /* the object owns it now */
+    }
     rc = 0;
 
 done:
@@ -630,41 +662,59 @@ done:
     return rc;
 }
 
+/* Opens a container: '{' or '[' in text mode, a new object or array in
+ * tree mode. 0, or -1 with MemoryError set. */
+static int
+genauth_conv_open(genauth_conv *cv, int is_mapping, cJSON **out)
+{
+    if (cv->text) {
+        if (genauth_buf_put_char(cv->text, is_mapping ? '{' : '[') == 0)
+            return 0;
+    } else if ((*out = is_mapping ? cJSON_CreateObject()
+                                  : cJSON_CreateArray()) != NULL) {
+        return 0;
+    }
+    PyErr_NoMemory();
+    return -1;
+}
+
 /* `obj` is a dict or a Mapping, already on the path. */
-static cJSON *
-genauth_conv_mapping(genauth_conv *cv, PyObject *obj)
+static int
+genauth_conv_mapping(genauth_conv *cv, PyObject *obj, cJSON **node)
 {
     Py_ssize_t base = cv->nrefs, i;
     cJSON *out = NULL;
 
-    if (genauth_conv_snapshot_items(cv, obj) < 0)
+    if (genauth_conv_snapshot_items(cv, obj) < 0 ||
+        genauth_conv_open(cv, 1, &out) < 0)
         goto fail;
-    out = cJSON_CreateObject();
-    if (out == NULL) {
+    /* Indexes, not pointers: converting a value may grow the stack. */
+    for (i = base; i < cv->nrefs; i += 2) {
+        if (genauth_conv_member(cv, out, cv->refs[i], cv->refs[i + 1],
+                                i == base) < 0)
+            goto fail;
+    }
+    if (cv->text && genauth_buf_put_char(cv->text, '}') < 0) {
         PyErr_NoMemory();
         goto fail;
     }
-    /* Indexes, not pointers: converting a value may grow the stack. */
-    for (i = base; i < cv->nrefs; i += 2) {
-        if (genauth_conv_member(cv, out, cv->refs[i], cv->refs[i + 1]) < 0)
-            goto fail;
-    }
     genauth_conv_pop(cv, base);
-    return out;
+    *node = out;
+    return 0;
 
 fail:
     cJSON_Delete(out);
     genauth_conv_pop(cv, base);
-    return NULL;
+    return -1;
 }
 
 /* `obj` is a list or a tuple, already on the path. */
-static cJSON *
-genauth_conv_sequence(genauth_conv *cv, PyObject *obj)
+static int
+genauth_conv_sequence(genauth_conv *cv, PyObject *obj, cJSON **node)
 {
     Py_ssize_t base = cv->nrefs, i, n;
     cJSON *out = NULL;
-    cJSON *child;
+    cJSON *child = NULL;
     int is_list = PyList_Check(obj);
 
     /* A list is copied as it is now (a tuple cannot change, and its parent
@@ -679,86 +729,105 @@ genauth_conv_sequence(genauth_conv *cv, PyObject *obj)
     else {
         n = PyTuple_Size(obj);
     }
-    out = cJSON_CreateArray();
-    if (out == NULL) {
-        PyErr_NoMemory();
+    if (genauth_conv_open(cv, 0, &out) < 0)
         goto fail;
-    }
     for (i = 0; i < n; i++) {
-        child = genauth_conv_value(cv, is_list ? cv->refs[base + i]
-                                               : PyTuple_GetItem(obj, i));
-        if (child == NULL) {
+        if (cv->text && i > 0 && genauth_buf_put_char(cv->text, ',') < 0) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        if (genauth_conv_value(cv, is_list ? cv->refs[base + i]
+                                           : PyTuple_GetItem(obj, i),
+                               &child) < 0) {
             genauth_conv_add_index_segment(cv, i);
             goto fail;
         }
-        cJSON_AddItemToArray(out, child); /* O(1); cannot fail here */
+        if (!cv->text)
+            cJSON_AddItemToArray(out, child); /* O(1); cannot fail here */
+    }
+    if (cv->text && genauth_buf_put_char(cv->text, ']') < 0) {
+        PyErr_NoMemory();
+        goto fail;
     }
     genauth_conv_pop(cv, base);
-    return out;
+    *node = out;
+    return 0;
 
 fail:
     cJSON_Delete(out);
     genauth_conv_pop(cv, base);
-    return NULL;
+    return -1;
 }
 
-static cJSON *
-genauth_conv_container(genauth_conv *cv, PyObject *obj, int is_mapping)
+static int
+genauth_conv_container(genauth_conv *cv, PyObject *obj, int is_mapping,
+                       cJSON **node)
 {
-    cJSON *node;
+    int rc;
 
     if (genauth_conv_enter(cv, obj) < 0)
-        return NULL;
-    node = is_mapping ? genauth_conv_mapping(cv, obj)
-                      : genauth_conv_sequence(cv, obj);
+        return -1;
+    rc = is_mapping ? genauth_conv_mapping(cv, obj, node)
+                    : genauth_conv_sequence(cv, obj, node);
     cv->depth--;
-    return node;
+    return rc;
 }
 
-static cJSON *
-genauth_conv_value(genauth_conv *cv, PyObject *obj)
+/* Converts `obj`: appended to cv->text in text mode, else a new node in
+ * *node. 0, or -1 with an error (a conversion error of ours or a Python
+ * exception). */
+static int
+genauth_conv_value(genauth_conv *cv, PyObject *obj, cJSON **node)
 {
     PyObject *name = NULL;
-    cJSON *node = NULL;
     int is_mapping;
 
     /* Most frequent first; bool before int, as bool is an int. */
     if (PyUnicode_Check(obj))
-        return genauth_conv_str(cv, obj);
+        return genauth_conv_str(cv, obj, node);
     if (obj == Py_None || PyBool_Check(obj)) {
-        node = obj == Py_None ? cJSON_CreateNull()
-                              : cJSON_CreateBool(obj == Py_True);
-        if (node == NULL)
+        if (cv->text) {
+            const char *lit = obj == Py_None   ? "null"
+                              : obj == Py_True ? "true"
+                                               : "false";
+            return genauth_conv_emit_raw(cv, lit, strlen(lit), node);
+        }
+        *node = obj == Py_None ? cJSON_CreateNull()
+                               : cJSON_CreateBool(obj == Py_True);
+        if (*node == NULL) {
             PyErr_NoMemory();
-        return node;
+            return -1;
+        }
+        return 0;
     }
     if (PyLong_Check(obj))
-        return genauth_conv_int(cv, obj);
+        return genauth_conv_int(cv, obj, node);
     if (PyFloat_Check(obj))
-        return genauth_conv_float(cv, obj);
+        return genauth_conv_float(cv, obj, node);
     if (PyDict_Check(obj))
-        return genauth_conv_container(cv, obj, 1);
+        return genauth_conv_container(cv, obj, 1, node);
     if (PyList_Check(obj) || PyTuple_Check(obj))
-        return genauth_conv_container(cv, obj, 0);
+        return genauth_conv_container(cv, obj, 0, node);
 
     is_mapping = genauth_is_abc_mapping(obj);
     if (is_mapping < 0)
-        return NULL;
+        return -1;
     if (is_mapping)
-        return genauth_conv_container(cv, obj, 1);
+        return genauth_conv_container(cv, obj, 1, node);
     name = genauth_type_name(obj);
     if (name != NULL) {
         genauth_conv_fail(cv, PyExc_TypeError,
                           "Object of type %U is not JSON serializable", name);
         Py_DECREF(name);
     }
-    return NULL;
+    return -1;
 }
 
 cJSON *
 genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
 {
     genauth_conv cv;
+    genauth_buf text;
     PyObject *name = NULL;
     PyObject *argname = NULL;
     cJSON *out = NULL;
@@ -766,7 +835,11 @@ genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
 
     /* The path array is filled as the walk goes; nothing else needs it
      * zeroed. */
+    genauth_buf_init(&text);
     cv.opts = opts;
+    cv.text = !opts->as_text ? NULL : opts->scratch ? opts->scratch : &text;
+    if (cv.text)
+        genauth_buf_reset(cv.text);
     cv.depth = 0;
     cv.refs = cv.inline_refs;
     cv.nrefs = 0;
@@ -790,11 +863,18 @@ genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
     }
     /* `obj` itself is the caller's argument, which the caller's frame
      * holds for the whole call. */
-    out = genauth_conv_container(&cv, obj, 1);
-    if (out == NULL && cv.err_type != NULL)
-        genauth_conv_raise(&cv);
+    if (genauth_conv_container(&cv, obj, 1, &out) < 0) {
+        out = NULL;
+        if (cv.err_type != NULL)
+            genauth_conv_raise(&cv);
+    } else if (cv.text) {
+        out = genauth_json_raw_new(cv.text->data, cv.text->len);
+        if (out == NULL)
+            PyErr_NoMemory();
+    }
 
 done:
+    genauth_buf_clear(&text);
     genauth_conv_clear(&cv);
     if (cv.refs != cv.inline_refs)
         PyMem_Free(cv.refs);
@@ -806,7 +886,7 @@ done:
 cJSON *
 genauth_py_to_json_object(PyObject *obj, const char *argname)
 {
-    genauth_conv_options opts = {argname, -1, 0};
+    genauth_conv_options opts = {argname, -1, 0, 0, NULL};
 
     return genauth_py_to_json_object_ex(obj, &opts);
 }

@@ -40,6 +40,13 @@ typedef struct {
      * "request_body['items'][1]: integers beyond ...(2**53-1) cannot be
      * signed". */
     int js_safe_integers;
+    /* Text mode: the result is one cJSON_Raw node holding the mapping's
+     * JSON, written as the exact writer would write its tree (json.h), with
+     * no tree built: for a payload that is only sent as it is. */
+    int as_text;
+    /* Text mode: a buffer to write in (reset first, left allocated for the
+     * next conversion), or NULL for one of the conversion's own. */
+    genauth_buf *scratch;
 } genauth_conv_options;
 
 /* genauth_py_to_json_object with the options above. Conversion owns every

@@ -217,12 +217,22 @@ name_batch_error(Py_ssize_t index, const char *name)
  * may then hold only JavaScript-safe integers). New object (cJSON_Delete),
  * or NULL with an exception set. */
 static cJSON *
-build_params(const genauth_signature_spec *sig, PyObject *const *values,
-             Py_ssize_t index, int sign)
+build_params(genauth_op op, const genauth_signature_spec *sig,
+             PyObject *const *values, Py_ssize_t index, int sign)
 {
+    /* A POST body that is not signed is sent exactly as written: its
+     * mappings go straight to JSON text, without a tree to build, walk and
+     * free. Signing needs the tree (JSON.stringify's form). */
+    const char *method = genauth_op_method(op);
+    int as_text = !sign && method && strcmp(method, "POST") == 0;
+    genauth_buf scratch; /* the text of each mapping in turn */
     cJSON *params = cJSON_CreateObject();
-    if (!params)
-        return (cJSON *)PyErr_NoMemory();
+
+    genauth_buf_init(&scratch);
+    if (!params) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     for (Py_ssize_t i = 0; i < sig->nparams; i++) {
         const genauth_param *p = &sig->params[i];
         if (!values[i] || values[i] == Py_None) {
@@ -231,7 +241,7 @@ build_params(const genauth_signature_spec *sig, PyObject *const *values,
             /* The official SDK sends None on; the server refuses it. We
              * refuse it before sending. */
         }
-        genauth_conv_options opts = {p->name, index, sign};
+        genauth_conv_options opts = {p->name, index, sign, as_text, &scratch};
         cJSON *node = genauth_arg_to_json(values[i], p->kind, &opts);
         if (!node) {
             /* A Mapping's errors name calls[index] already, and may be the
@@ -241,17 +251,21 @@ build_params(const genauth_signature_spec *sig, PyObject *const *values,
                 (PyErr_ExceptionMatches(PyExc_TypeError) ||
                  PyErr_ExceptionMatches(PyExc_ValueError)))
                 name_batch_error(index, p->name);
-            cJSON_Delete(params);
-            return NULL;
+            goto fail;
         }
-        if (genauth_json_object_add(params, p->json_name,
-                                    strlen(p->json_name), node) < 0) {
+        if (genauth_json_object_add_static(params, p->json_name, node) < 0) {
             cJSON_Delete(node);
-            cJSON_Delete(params);
-            return (cJSON *)PyErr_NoMemory();
+            PyErr_NoMemory();
+            goto fail;
         }
     }
+    genauth_buf_clear(&scratch);
     return params;
+
+fail:
+    genauth_buf_clear(&scratch);
+    cJSON_Delete(params);
+    return NULL;
 }
 
 /* ---- one call ---------------------------------------------------------- */
@@ -275,7 +289,8 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     if (!client)
         return NULL;
     cJSON *params =
-        build_params(&m->sig, values, -1, genauth_client_signs_payloads(self));
+        build_params(op, &m->sig, values, -1,
+                     genauth_client_signs_payloads(self));
     if (!params)
         return NULL;
     genauth_request req = {op, params};
@@ -317,7 +332,7 @@ genauth_method_params(genauth_op op, int async_client, int sign,
     if (genauth_parse_args(async_client ? &m->async_sig : &m->sig, args,
                            nargs, kwnames, values) < 0)
         return NULL;
-    return build_params(&m->sig, values, -1, sign);
+    return build_params(op, &m->sig, values, -1, sign);
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -441,7 +456,8 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
     for (Py_ssize_t i = 0; i < n; i++) {
         if (batch_call_values(PyTuple_GetItem(seq, i), i, sig, held) < 0)
             goto done;
-        params[i] = build_params(sig, held, i, sign);
+        params[i] = build_params(GENAUTH_OP_TRIGGER_WEBHOOK, sig, held, i,
+                                 sign);
         for (Py_ssize_t j = 0; j < width; j++)
             Py_CLEAR(held[j]);
         if (!params[i])

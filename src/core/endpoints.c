@@ -172,7 +172,7 @@ type_ok(const genauth_field *f, const cJSON *n)
     case GENAUTH_FIELD_INT:
         return is_integer(n);
     case GENAUTH_FIELD_OBJECT:
-        return cJSON_IsObject(n);
+        return genauth_json_is_object(n);
     }
     return 0;
 }

@@ -232,6 +232,16 @@ enter_c_locale(void)
     return old;
 }
 
+double
+genauth_jsform_strtod(const char *literal)
+{
+    locale_t old = enter_c_locale();
+    double v = strtod(literal, NULL);
+    if (old)
+        uselocale(old);
+    return v;
+}
+
 /* Moves the decimal in `sci` (as "%.*e" writes it: "d.ddde+x" or "de+x",
  * positive, C locale) one unit of its last digit up or down, keeping its
  * number of digits. */

@@ -93,4 +93,8 @@ genauth_status genauth_jsform_number_literal(const char *lit,
                                              genauth_buf *out,
                                              genauth_error *err);
 
+/* strtod of a NUL-terminated JSON number literal in the "C" locale, whatever
+ * LC_NUMERIC the host process set. */
+double genauth_jsform_strtod(const char *literal);
+
 #endif

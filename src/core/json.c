@@ -1,13 +1,17 @@
-/* Exact JSON on top of cJSON: a compact printer that understands raw number
- * literals and escaped keys, and a parser that keeps what cJSON drops
- * (number literals, strings holding U+0000). See json.h. */
+/* Exact JSON with cJSON trees: nodes for the writer that keep raw number
+ * literals and escaped keys, and a strict one-pass parser that builds the
+ * tree in an arena and keeps what a cJSON node drops (number literals,
+ * strings holding U+0000 or lone surrogates). See json.h. */
 #include "json.h"
+#include "jsform.h"
 #include "jsontext.h"
 #include "wipe.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- building (out) ----------------------------------------------------- */
@@ -68,6 +72,33 @@ genauth_json_number_new(const char *literal, size_t len)
     return genauth_json_node_with_text(cJSON_Raw, literal, len);
 }
 
+cJSON *
+genauth_json_raw_new(const char *text, size_t len)
+{
+    return genauth_json_node_with_text(cJSON_Raw, text, len);
+}
+
+int
+genauth_json_is_object(const cJSON *node)
+{
+    return cJSON_IsObject(node) ||
+           (cJSON_IsRaw(node) && node->valuestring &&
+            node->valuestring[0] == '{');
+}
+
+int
+genauth_json_object_add_static(cJSON *object, const char *key, cJSON *item)
+{
+    if (object == NULL || item == NULL || object == item)
+        return -1;
+    if (item->string != NULL && !(item->type & cJSON_StringIsConst))
+        cJSON_free(item->string);
+    /* cJSON_StringIsConst: cJSON_Delete leaves the key alone. */
+    item->string = (char *)key;
+    item->type = (item->type & ~GENAUTH_JSON_KEY_ESCAPED) | cJSON_StringIsConst;
+    return cJSON_AddItemToArray(object, item) ? 0 : -1;
+}
+
 int
 genauth_json_object_add(cJSON *object, const char *key, size_t len,
                         cJSON *item)
@@ -123,20 +154,47 @@ done:
  * order; the text lives in the doc's pool, each entry NUL-terminated. */
 #define GENAUTH_JSON_SPAN_NUMBER ((size_t)-1)
 
+/* A number literal this short is kept in its span, not in the pool: an
+ * ordinary answer (statusCode, apiCode) then needs no pool at all. */
+#define GENAUTH_JSON_SPAN_SMALL 24
+
 typedef struct {
-    size_t off;     /* into pool */
+    size_t off;     /* into pool, unless the text is in `small` */
     size_t len;
     size_t ordinal; /* the string's ordinal, or GENAUTH_JSON_SPAN_NUMBER */
+    int in_small;
+    char small[GENAUTH_JSON_SPAN_SMALL];
 } genauth_json_span;
 
+/* Spans and arena held in the doc itself: an ordinary answer (a dozen
+ * nodes, a couple of numbers) needs no other allocation, and the doc stays
+ * under 1 KiB, which malloc serves from its per-thread cache. */
+#define GENAUTH_JSON_INLINE_SPANS 4
+#define GENAUTH_JSON_INLINE_ARENA 640
+
+struct genauth_json_block;
+
 struct genauth_json_doc {
-    cJSON *root;
+    cJSON *root; /* in the arena: never given to cJSON_Delete */
     genauth_json_span *spans; /* one growable table: numbers and strings */
     size_t nspans;
     size_t spans_cap;
     size_t nspecial; /* how many spans are strings (the rest: numbers) */
     genauth_buf pool;
+    struct genauth_json_block *blocks; /* the arena beyond arena0 */
+    size_t arena0_used;
+    /* Not zeroed when the doc is made: written before read. */
+    genauth_json_span inline_spans[GENAUTH_JSON_INLINE_SPANS];
+    max_align_t arena0[GENAUTH_JSON_INLINE_ARENA / sizeof(max_align_t)];
 };
+
+static void genauth_json_arena_free(genauth_json_doc *doc, int wipe);
+
+static const char *
+genauth_json_span_text(const genauth_json_doc *doc, const genauth_json_span *span)
+{
+    return span->in_small ? span->small : doc->pool.data + span->off;
+}
 
 void
 genauth_json_doc_free(genauth_json_doc *doc)
@@ -144,21 +202,10 @@ genauth_json_doc_free(genauth_json_doc *doc)
     if (doc == NULL)
         return;
     genauth_buf_clear(&doc->pool);
-    free(doc->spans);
-    cJSON_Delete(doc->root);
+    if (doc->spans != doc->inline_spans)
+        free(doc->spans);
+    genauth_json_arena_free(doc, 0);
     free(doc);
-}
-
-static void
-genauth_json_wipe_node(cJSON *node)
-{
-    for (; node; node = node->next) {
-        if (node->string)
-            genauth_wipe(node->string, strlen(node->string));
-        if (node->valuestring)
-            genauth_wipe(node->valuestring, strlen(node->valuestring));
-        genauth_json_wipe_node(node->child);
-    }
 }
 
 void
@@ -166,8 +213,9 @@ genauth_json_doc_wipe_free(genauth_json_doc *doc)
 {
     if (doc == NULL)
         return;
-    genauth_json_wipe_node(doc->root);
+    genauth_json_arena_free(doc, 1); /* every node, key and string */
     genauth_buf_wipe_clear(&doc->pool);
+    genauth_wipe(doc->spans, doc->nspans * sizeof(*doc->spans));
     genauth_json_doc_free(doc);
 }
 
@@ -177,31 +225,41 @@ genauth_json_doc_root(const genauth_json_doc *doc)
     return doc ? doc->root : NULL;
 }
 
-/* Reserves a span and `bytes` + 1 bytes of pool; returns the span (its off
+/* Reserves a span and room for `bytes` + 1 bytes of its text (in the span
+ * itself when they fit there, else in the pool); returns the span (its off
  * set to the pool's end), or NULL when out of memory. */
 static genauth_json_span *
 genauth_json_doc_add_span(genauth_json_doc *doc, size_t bytes, size_t ordinal)
 {
     genauth_json_span *span;
+    int in_small = ordinal == GENAUTH_JSON_SPAN_NUMBER &&
+                   bytes < GENAUTH_JSON_SPAN_SMALL;
 
     if (doc->nspans == doc->spans_cap) {
-        size_t cap = doc->spans_cap ? doc->spans_cap * 2 : 16;
+        size_t cap = doc->spans_cap * 2;
         genauth_json_span *grown;
 
         if (cap > (size_t)-1 / sizeof(*grown))
             return NULL;
-        grown = realloc(doc->spans, cap * sizeof(*grown));
+        if (doc->spans == doc->inline_spans) {
+            grown = malloc(cap * sizeof(*grown));
+            if (grown != NULL)
+                memcpy(grown, doc->spans, doc->nspans * sizeof(*grown));
+        } else {
+            grown = realloc(doc->spans, cap * sizeof(*grown));
+        }
         if (grown == NULL)
             return NULL;
         doc->spans = grown;
         doc->spans_cap = cap;
     }
-    if (genauth_buf_reserve(&doc->pool, bytes + 1) < 0)
+    if (!in_small && genauth_buf_reserve(&doc->pool, bytes + 1) < 0)
         return NULL;
     span = &doc->spans[doc->nspans++];
     span->off = doc->pool.len;
     span->len = 0;
     span->ordinal = ordinal;
+    span->in_small = in_small;
     return span;
 }
 
@@ -247,10 +305,12 @@ genauth_json_record_number(genauth_json_doc *doc, const unsigned char *s,
     span = genauth_json_doc_add_span(doc, len, GENAUTH_JSON_SPAN_NUMBER);
     if (span == NULL)
         return -1;
-    memcpy(doc->pool.data + span->off, s, len);
-    doc->pool.data[span->off + len] = '\0';
+    char *w = span->in_small ? span->small : doc->pool.data + span->off;
+    memcpy(w, s, len);
+    w[len] = '\0';
     span->len = len;
-    doc->pool.len += len + 1;
+    if (!span->in_small)
+        doc->pool.len += len + 1;
     return 0;
 }
 
@@ -358,185 +418,327 @@ genauth_json_int_too_long(const unsigned char *p, const unsigned char *q)
     return 1;
 }
 
-/* The one linear pass over a text cJSON accepted (len: up to where cJSON
- * stopped): refuses what cJSON lets through but JSON (or Python) does not,
- * and records the number literals and the strings cJSON cannot hold exactly.
- * Returns the offset of the first offending byte (*why: ": what is wrong
- * there", or left as it was for plain invalid JSON), len when all is well, or
- * (size_t)-1 when out of memory. */
-static size_t
-genauth_json_scan(genauth_json_doc *doc, const unsigned char *text,
-                  size_t len, const char **why)
+/* ---- the parser ---------------------------------------------------------
+ *
+ * One pass over the text, as strict as json.loads: it checks the grammar,
+ * builds the cJSON tree in the doc's arena (one block for an ordinary
+ * answer, freed with the doc: no allocation per node or string) and records
+ * the number literals and the strings a cJSON node cannot hold exactly. */
+
+/* Arena blocks after the one inside the doc. */
+typedef struct genauth_json_block {
+    struct genauth_json_block *next;
+    size_t cap, used;
+    max_align_t data[];
+} genauth_json_block;
+
+static void *
+genauth_json_arena_alloc(genauth_json_doc *doc, size_t size)
 {
-    const unsigned char *p = text;
-    const unsigned char *end = text + len;
-    const unsigned char *q;
-    size_t ordinal = 0;
-    int special;
-
-    if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
-        p += 3; /* cJSON skips a UTF-8 BOM, as json.loads(bytes) does */
-    while (p < end) {
-        switch (*p) {
-        case ' ':
-        case '\t':
-        case '\n':
-        case '\r':
-        case ',':
-        case ':':
-        case '[':
-        case ']':
-        case '{':
-        case '}':
-            p++;
-            break;
-        case '"':
-            q = genauth_json_scan_string(p, end, &special, why);
-            if (q == NULL)
-                goto bad;
-            if (special
-                && genauth_json_record_string(doc, p + 1, q, ordinal) < 0)
-                return (size_t)-1;
-            ordinal++;
-            p = q + 1;
-            break;
-        case 't':
-        case 'n':
-            if (end - p < 4)
-                goto bad;
-            p += 4;
-            break;
-        case 'f':
-            if (end - p < 5)
-                goto bad;
-            p += 5;
-            break;
-        default:
-            q = genauth_json_scan_number(p, end);
-            if (q == NULL)
-                goto bad;
-            if (genauth_json_int_too_long(p, q)) {
-                *why = ": an integer of more than "
-                       GENAUTH_JSON_MAX_INT_DIGITS_TEXT " digits";
-                goto bad;
-            }
-            if (genauth_json_record_number(doc, p, (size_t)(q - p)) < 0)
-                return (size_t)-1;
-            p = q;
-            break;
-        }
+    genauth_json_block *b;
+    size = (size + 7) & ~(size_t)7;
+    if (size <= sizeof(doc->arena0) - doc->arena0_used) {
+        void *at = (char *)doc->arena0 + doc->arena0_used;
+        doc->arena0_used += size;
+        return at;
     }
-    return len;
-
-bad:
-    return (size_t)(p - text);
+    b = doc->blocks;
+    if (b == NULL || size > b->cap - b->used) {
+        size_t cap = b ? b->cap * 2 : 4 * sizeof(doc->arena0);
+        if (cap < size)
+            cap = size;
+        if (cap > ((size_t)-1 - sizeof(*b)) / 2)
+            return NULL;
+        b = malloc(sizeof(*b) + cap);
+        if (b == NULL)
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = doc->blocks;
+        doc->blocks = b;
+    }
+    b->used += size;
+    return (char *)b->data + b->used - size;
 }
 
-/* After cJSON refused the text: whether it did so at an opening bracket
- * nested deeper than its limit. Brackets inside strings do not count. */
-static int
-genauth_json_too_deep(const unsigned char *text, size_t len, size_t err_at)
+static void
+genauth_json_arena_free(genauth_json_doc *doc, int wipe)
 {
-    size_t i;
-    size_t depth = 0;
-
-    for (i = 0; i < len && i <= err_at; i++) {
-        unsigned char c = text[i];
-
-        if (c == '"') {
-            for (i++; i < len && text[i] != '"'; i++)
-                if (text[i] == '\\')
-                    i++;
-        }
-        else if (c == '[' || c == '{') {
-            if (++depth > CJSON_NESTING_LIMIT)
-                return i == err_at;
-        }
-        else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
+    genauth_json_block *b = doc->blocks, *next;
+    if (wipe)
+        genauth_wipe(doc->arena0, doc->arena0_used);
+    for (; b; b = next) {
+        next = b->next;
+        if (wipe)
+            genauth_wipe(b->data, b->used);
+        free(b);
     }
+    doc->blocks = NULL;
+}
+
+typedef struct {
+    genauth_json_doc *doc;
+    const unsigned char *text, *p, *end;
+    const char *why;  /* ": what is wrong", or "" */
+    size_t ordinal;   /* strings so far, keys included, in document order */
+    int too_deep;
+    int nomem;
+} genauth_json_parser;
+
+static void
+genauth_json_skip_space(genauth_json_parser *ps)
+{
+    const unsigned char *p = ps->p;
+    while (p < ps->end && genauth_json_is_space(*p))
+        p++;
+    ps->p = p;
+}
+
+static cJSON *
+genauth_json_new_node(genauth_json_parser *ps, int type)
+{
+    cJSON *node = genauth_json_arena_alloc(ps->doc, sizeof(*node));
+    if (node == NULL) {
+        ps->nomem = 1;
+        return NULL;
+    }
+    memset(node, 0, sizeof(*node));
+    node->type = type;
+    return node;
+}
+
+/* The string literal at ps->p (its opening quote): checked, recorded when
+ * special, and decoded into the arena as cJSON would hold it (U+0000 ends
+ * the C string; a lone surrogate, which cJSON refuses, reads U+FFFD: the
+ * exact text comes from the record). NULL on error. */
+static char *
+genauth_json_parse_string(genauth_json_parser *ps)
+{
+    const unsigned char *p = ps->p, *q, *s;
+    int special;
+    char *out, *w;
+
+    q = genauth_json_scan_string(p, ps->end, &special, &ps->why);
+    if (q == NULL)
+        return NULL;
+    if (special && genauth_json_record_string(ps->doc, p + 1, q,
+                                              ps->ordinal) < 0) {
+        ps->nomem = 1;
+        return NULL;
+    }
+    ps->ordinal++;
+    /* Decoding never makes the text longer. */
+    out = w = genauth_json_arena_alloc(ps->doc, (size_t)(q - p));
+    if (out == NULL) {
+        ps->nomem = 1;
+        return NULL;
+    }
+    for (s = p + 1; s < q;) {
+        const unsigned char *bs = memchr(s, '\\', (size_t)(q - s));
+        size_t run = (size_t)((bs ? bs : q) - s);
+        uint32_t cp;
+        memcpy(w, s, run);
+        w += run;
+        s += run;
+        if (s == q)
+            break;
+        s += genauth_json_unescape(s, (size_t)(q - s), &cp);
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            cp = 0xFFFD;
+        w += genauth_utf8_encode(cp, w);
+    }
+    *w = '\0';
+    ps->p = q + 1;
+    return out;
+}
+
+/* The number literal at ps->p: checked, recorded, and its value as cJSON
+ * gives it (valueint saturated to int). 0, or -1 on error. */
+static int
+genauth_json_parse_number(genauth_json_parser *ps, cJSON *node)
+{
+    const unsigned char *p = ps->p;
+    const unsigned char *q = genauth_json_scan_number(p, ps->end);
+    genauth_json_span *span;
+    double v = 0;
+    size_t i, len;
+    int plain = 1;
+
+    if (q == NULL)
+        return -1;
+    len = (size_t)(q - p);
+    if (genauth_json_int_too_long(p, q)) {
+        ps->why = ": an integer of more than "
+                  GENAUTH_JSON_MAX_INT_DIGITS_TEXT " digits";
+        return -1;
+    }
+    if (genauth_json_record_number(ps->doc, p, len) < 0) {
+        ps->nomem = 1;
+        return -1;
+    }
+    /* Up to 15 digits an integer is exact as a double: most numbers. */
+    for (i = *p == '-'; i < len && plain; i++) {
+        plain = len - (*p == '-') <= 15 && genauth_json_is_digit(p[i]);
+        v = v * 10 + (p[i] - '0');
+    }
+    if (!plain) {
+        span = &ps->doc->spans[ps->doc->nspans - 1];
+        v = genauth_jsform_strtod(genauth_json_span_text(ps->doc, span));
+    } else if (*p == '-') {
+        v = -v;
+    }
+    node->valuedouble = v;
+    node->valueint = v >= INT_MAX   ? INT_MAX
+                     : v <= INT_MIN ? INT_MIN
+                                    : (int)v;
+    ps->p = q;
     return 0;
 }
 
-/* What cJSON refuses although Python's json reads it: number literals
- * longer than 63 characters (cJSON releases after 1.7.15) and lone
- * surrogate escapes ("\ud83d", what JavaScript emits for a cut emoji). A
- * copy of the text with each such literal blanked to "0" and spaces, and
- * each lone surrogate escape turned into "\ufffd", has the same shape at
- * the same offsets; the scan then reads the exact literals and strings from
- * the original text. Returns the copy (the caller frees it), or NULL when
- * there is nothing to change or memory ran out. */
-static char *
-genauth_json_cjson_copy(const unsigned char *u, size_t len)
+/* A scalar or an opening bracket at ps->p, as a new node (a container
+ * still empty). NULL on error. */
+static cJSON *
+genauth_json_parse_value(genauth_json_parser *ps)
 {
-    char *copy = NULL;
-    int in_string = 0;
-    uint32_t cp, lo;
+    static const struct {
+        const char *word;
+        size_t len;
+        int type;
+    } words[] = {{"true", 4, cJSON_True},
+                 {"false", 5, cJSON_False},
+                 {"null", 4, cJSON_NULL}};
+    const unsigned char *p = ps->p;
+    cJSON *node;
 
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = u[i];
-        size_t blank_from = 0, blank_to = 0;
-        if (in_string) {
-            if (ch == '"') {
-                in_string = 0;
-                continue;
+    if (p == ps->end)
+        return NULL;
+    switch (*p) {
+    case '{':
+    case '[':
+        node = genauth_json_new_node(ps, *p == '{' ? cJSON_Object
+                                                   : cJSON_Array);
+        if (node)
+            ps->p = p + 1;
+        return node;
+    case '"':
+        node = genauth_json_new_node(ps, cJSON_String);
+        if (node && !(node->valuestring = genauth_json_parse_string(ps)))
+            return NULL;
+        return node;
+    case 't':
+    case 'f':
+    case 'n':
+        for (size_t i = 0; i < 3; i++) {
+            if (*p == words[i].word[0] &&
+                (size_t)(ps->end - p) >= words[i].len &&
+                memcmp(p, words[i].word, words[i].len) == 0) {
+                node = genauth_json_new_node(ps, words[i].type);
+                if (node) {
+                    node->valueint = words[i].type == cJSON_True;
+                    ps->p = p + words[i].len;
+                }
+                return node;
             }
-            if (ch != '\\')
-                continue;
-            if (i + 5 >= len || u[i + 1] != 'u' ||
-                genauth_json_hex4(u + i + 2, &cp) < 0) {
-                i++;
-                continue;
-            }
-            if (cp >= 0xD800 && cp <= 0xDBFF && i + 11 < len &&
-                u[i + 6] == '\\' && u[i + 7] == 'u' &&
-                genauth_json_hex4(u + i + 8, &lo) == 0 && lo >= 0xDC00 &&
-                lo <= 0xDFFF) {
-                i += 11; /* a pair: cJSON reads it */
-                continue;
-            }
-            if (cp < 0xD800 || cp > 0xDFFF) {
-                i += 5;
-                continue;
-            }
-            blank_from = i + 2; /* the hex digits of a lone surrogate */
-            blank_to = i + 6;
-            i += 5;
-        } else if (ch == '"') {
-            in_string = 1;
-            continue;
-        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
-            size_t end = i;
-            while (end < len && ((u[end] >= '0' && u[end] <= '9') ||
-                                 u[end] == '-' || u[end] == '+' ||
-                                 u[end] == '.' || u[end] == 'e' ||
-                                 u[end] == 'E'))
-                end++;
-            if (end - i > 63) {
-                blank_from = i;
-                blank_to = end;
-            }
-            i = end - 1;
-        } else {
-            continue;
         }
-        if (blank_to == 0)
-            continue;
-        if (!copy) {
-            copy = malloc(len);
-            if (!copy)
-                return NULL;
-            memcpy(copy, u, len);
-        }
-        if (u[blank_from] == '-' || (u[blank_from] >= '0' && u[blank_from] <= '9')) {
-            copy[blank_from] = '0';
-            memset(copy + blank_from + 1, ' ', blank_to - blank_from - 1);
-        } else {
-            memcpy(copy + blank_from, "fffd", 4);
-        }
+        return NULL;
+    default:
+        node = genauth_json_new_node(ps, cJSON_Number);
+        if (node && genauth_json_parse_number(ps, node) < 0)
+            return NULL;
+        return node;
     }
-    return copy;
+}
+
+/* Appends `child` to `parent` the way cJSON links children: the first
+ * child's prev is the last one. */
+static void
+genauth_json_link(cJSON *parent, cJSON *child)
+{
+    cJSON *first = parent->child;
+    if (first == NULL) {
+        parent->child = child;
+        child->prev = child;
+    } else {
+        first->prev->next = child;
+        child->prev = first->prev;
+        first->prev = child;
+    }
+}
+
+/* The whole text as a tree; NULL on error (ps->p at the offending byte,
+ * ps->too_deep or ps->nomem saying why when that is the reason). Loops
+ * with a stack of open containers rather than recursing. */
+static cJSON *
+genauth_json_parse_text(genauth_json_parser *ps)
+{
+    cJSON *open[CJSON_NESTING_LIMIT];
+    int depth = 0;
+    cJSON *root = NULL, *node, *top;
+    char *key = NULL;
+
+    genauth_json_skip_space(ps);
+    for (;;) {
+        /* A value is expected here (after a key's ':', a ',' in an array,
+         * an opening '[', or at the top). */
+        node = genauth_json_parse_value(ps);
+        if (node == NULL)
+            return NULL;
+        if (depth == 0)
+            root = node;
+        else
+            genauth_json_link(open[depth - 1], node);
+        node->string = key;
+        key = NULL;
+        if (cJSON_IsObject(node) || cJSON_IsArray(node)) {
+            /* cJSON's limit, which the writer and cJSON readers share. */
+            if (depth == CJSON_NESTING_LIMIT) {
+                ps->too_deep = 1;
+                return NULL;
+            }
+            open[depth++] = node;
+            genauth_json_skip_space(ps);
+            if (ps->p < ps->end &&
+                *ps->p == (cJSON_IsObject(node) ? '}' : ']')) {
+                ps->p++;
+                depth--;
+            } else if (cJSON_IsObject(node)) {
+                goto member;
+            } else {
+                continue;
+            }
+        }
+        /* After a value: ',' or the end of its container. */
+        for (;;) {
+            genauth_json_skip_space(ps);
+            if (depth == 0)
+                return root;
+            top = open[depth - 1];
+            if (ps->p == ps->end)
+                return NULL;
+            if (*ps->p == ',') {
+                ps->p++;
+                genauth_json_skip_space(ps);
+                if (cJSON_IsObject(top))
+                    goto member;
+                break;
+            }
+            if (*ps->p != (cJSON_IsObject(top) ? '}' : ']'))
+                return NULL;
+            ps->p++;
+            depth--;
+        }
+        continue;
+    member:
+        /* A key, then ':' (spaces skipped before the key already). */
+        if (ps->p == ps->end || *ps->p != '"' ||
+            (key = genauth_json_parse_string(ps)) == NULL)
+            return NULL;
+        genauth_json_skip_space(ps);
+        if (ps->p == ps->end || *ps->p != ':')
+            return NULL;
+        ps->p++;
+        genauth_json_skip_space(ps);
+    }
 }
 
 genauth_status
@@ -544,11 +746,8 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
                        genauth_error *err)
 {
     genauth_json_doc *doc = NULL;
-    const char *parse_end = NULL;
-    const unsigned char *u = (const unsigned char *)text;
-    size_t stop, at, i;
+    genauth_json_parser ps;
     genauth_status status;
-    const char *why = "";
 
     *out = NULL;
     if (len == 0) {
@@ -561,46 +760,36 @@ genauth_json_doc_parse(const char *text, size_t len, genauth_json_doc **out,
                                    "JSON text is NULL");
         goto fail;
     }
-    doc = calloc(1, sizeof(*doc));
+    /* The inline spans and arena are written before they are read: only
+     * the rest is zeroed. */
+    doc = malloc(sizeof(*doc));
     if (doc == NULL)
         goto nomem;
+    memset(doc, 0, offsetof(genauth_json_doc, inline_spans));
     genauth_buf_init(&doc->pool);
+    doc->spans = doc->inline_spans;
+    doc->spans_cap = GENAUTH_JSON_INLINE_SPANS;
 
-    /* With an explicit length cJSON reads no further than len, so the text
-     * needs no NUL-terminated copy; the trailing bytes are checked below. */
-    doc->root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
-    if (doc->root == NULL) {
-        char *blanked = genauth_json_cjson_copy(u, len);
-        if (blanked) {
-            doc->root = cJSON_ParseWithLengthOpts(blanked, len, &parse_end, 0);
-            parse_end = parse_end ? text + (parse_end - blanked) : NULL;
-            free(blanked);
-        }
-    }
-    if (doc->root == NULL) {
-        at = parse_end ? (size_t)(parse_end - text) : 0;
-        if (genauth_json_too_deep(u, len, at))
-            status = genauth_error_set(err, GENAUTH_E_DECODE,
-                                       "JSON nested deeper than %d levels",
-                                       CJSON_NESTING_LIMIT);
-        else
-            status = genauth_error_set(err, GENAUTH_E_DECODE,
-                                       "invalid JSON at byte %zu", at);
+    memset(&ps, 0, sizeof(ps));
+    ps.doc = doc;
+    ps.text = ps.p = (const unsigned char *)text;
+    ps.end = ps.text + len;
+    ps.why = "";
+    if (len >= 3 && ps.p[0] == 0xEF && ps.p[1] == 0xBB && ps.p[2] == 0xBF)
+        ps.p += 3; /* a UTF-8 BOM, which json.loads(bytes) skips too */
+    doc->root = genauth_json_parse_text(&ps);
+    if (ps.nomem)
+        goto nomem;
+    if (ps.too_deep) {
+        status = genauth_error_set(err, GENAUTH_E_DECODE,
+                                   "JSON nested deeper than %d levels",
+                                   CJSON_NESTING_LIMIT);
         goto fail;
     }
-    stop = (size_t)(parse_end - text);
-    at = genauth_json_scan(doc, u, stop, &why);
-    if (at == (size_t)-1)
-        goto nomem;
-    if (at == stop) {
-        /* cJSON skips any byte <= ' ' as white space, JSON only four. */
-        for (i = stop; i < len && genauth_json_is_space(u[i]); i++)
-            ;
-        at = i;
-    }
-    if (at != len) {
+    if (doc->root == NULL || ps.p != ps.end) {
         status = genauth_error_set(err, GENAUTH_E_DECODE,
-                                   "invalid JSON at byte %zu%s", at, why);
+                                   "invalid JSON at byte %zu%s",
+                                   (size_t)(ps.p - ps.text), ps.why);
         goto fail;
     }
     *out = doc;
@@ -642,7 +831,7 @@ genauth_json_cursor_number(genauth_json_cursor *c, const char **lit,
         *len = 0;
         return;
     }
-    *lit = doc->pool.data + doc->spans[i].off;
+    *lit = genauth_json_span_text(doc, &doc->spans[i]);
     *len = doc->spans[i].len;
     c->next_number = i + 1;
 }
@@ -663,7 +852,7 @@ genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
             i++;
         c->next_special = i;
         if (i < doc->nspans && doc->spans[i].ordinal == ordinal) {
-            *s = doc->pool.data + doc->spans[i].off;
+            *s = genauth_json_span_text(doc, &doc->spans[i]);
             *len = doc->spans[i].len;
             c->next_special = i + 1;
             return;

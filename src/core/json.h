@@ -8,9 +8,9 @@
  *    escaped (no quotes) and flagged GENAUTH_JSON_KEY_ESCAPED in item->type.
  *    genauth_json_write_form prints such trees compactly, in the exact
  *    form or in JavaScript's JSON.stringify form (for signing).
- *  - In (responses): genauth_json_doc keeps, beside the cJSON tree, the text
+ *  - In (responses): genauth_json_doc keeps, beside its cJSON tree, the text
  *    of every number literal and the exact bytes of every string that holds
- *    U+0000, in document order; a genauth_json_cursor walking the tree in
+ *    U+0000 or a lone surrogate, in document order; a genauth_json_cursor walking the tree in
  *    document order (pre-order, each object key before its value) gets them
  *    back. */
 #ifndef GENAUTH_JSON_H
@@ -28,6 +28,18 @@
 cJSON *genauth_json_string_new(const char *s, size_t len);
 /* A raw number node holding a copy of `literal` (already valid JSON). */
 cJSON *genauth_json_number_new(const char *literal, size_t len);
+/* genauth_json_object_add for a key without NUL that outlives the object
+ * (a string literal): the key is referred to, not copied. */
+int genauth_json_object_add_static(cJSON *object, const char *key,
+                                   cJSON *item);
+/* A raw node holding a copy of `len` bytes of JSON text already in the
+ * exact form: a whole object written straight from the caller's values
+ * (`{...}`), sent verbatim. Such a node passes the checks for an object
+ * parameter (endpoints.c) but has no members to walk: only the exact form
+ * writes it, so signed requests are built as trees. */
+cJSON *genauth_json_raw_new(const char *text, size_t len);
+/* Whether `node` is an object: a cJSON object, or a raw node holding one. */
+int genauth_json_is_object(const cJSON *node);
 /* Adds `item` to `object` under the key (`len` bytes, may hold NUL); the
  * object takes ownership of item. Returns 0, or -1 on no memory (item is then
  * still the caller's). */
@@ -77,19 +89,22 @@ int genauth_json_write_string(const char *s, size_t len, genauth_buf *out);
 #define GENAUTH_JSON_MAX_INT_DIGITS_TEXT "4300"
 
 /* Parses exactly `len` bytes (text[len] need not be NUL; the text is not
- * kept). Invalid JSON is GENAUTH_E_DECODE: what cJSON refuses, plus what it
- * lets through but Python's json refuses (unescaped control characters in
- * strings, bad \u escapes, numbers such as 01 or 1., white space other than
- * the four JSON allows, trailing data), and nesting beyond cJSON's limit
- * ("JSON nested deeper than 1000 levels"), strings that are not UTF-8 (as
- * json.loads(bytes) judges: encoded surrogates pass) and integers of more than
- * GENAUTH_JSON_MAX_INT_DIGITS digits. Lone surrogate escapes are kept, as
+ * kept) in one strict pass of its own into a cJSON tree (json.c). Invalid
+ * JSON is GENAUTH_E_DECODE, "invalid JSON at byte N" at the first offending
+ * byte (a string's or number's first byte when it is the string or number
+ * that is wrong): what Python's json refuses (unescaped control characters
+ * in strings, bad \u escapes, numbers such as 01 or 1., NaN, white space
+ * other than the four JSON allows, trailing data), nesting beyond cJSON's
+ * limit ("JSON nested deeper than 1000 levels"), strings that are not UTF-8
+ * (as json.loads(bytes) judges: encoded surrogates pass) and integers of
+ * more than GENAUTH_JSON_MAX_INT_DIGITS digits. Lone surrogate escapes are kept, as
  * json.loads keeps them: their strings decode to UTF-8 with the surrogate
  * encoded as three bytes (what Python's "surrogatepass" reads back). The
  * message never quotes the text.
- * cJSON releases after 1.7.15 refuse number literals longer than 63
- * characters; such a text is parsed again with those literals blanked (their
- * exact text comes from the scan), so every cJSON version reads it.
+ * The tree lives in the doc's arena: read it, never cJSON_Delete it or take
+ * nodes out of it. Its nodes hold what cJSON_Parse would give (a string
+ * with U+0000 cut there, a lone surrogate as U+FFFD, a number as a double);
+ * the cursor gives the exact values.
  * The caller frees *out with genauth_json_doc_free. */
 genauth_status genauth_json_doc_parse(const char *text, size_t len,
                                       genauth_json_doc **out,
