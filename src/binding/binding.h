@@ -29,9 +29,10 @@ typedef struct {
     PyObject *str_requestId;
     genauth_key_cache result_keys; /* keys of answers' dicts (convert.h) */
     /* The thread Python runs signal handlers in (threading.main_thread()),
-     * and the process that was true in (refreshed after fork). */
+     * and the process that was true in (genauth_fork_generation(); refreshed
+     * after fork). */
     unsigned long main_thread_ident;
-    long main_thread_pid;
+    unsigned long main_thread_fork;
     PyObject *logger;          /* logging.getLogger("genauth_c") */
     PyObject *log_enabled_for; /* its bound isEnabledFor */
     PyObject *log_debug_level; /* logging.DEBUG */

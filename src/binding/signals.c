@@ -11,7 +11,6 @@
  * state is per call: the waiting call publishes its genauth_wait in a
  * thread-local variable, which the callback (run by the core on the calling
  * thread) reads. */
-#include <unistd.h>
 
 #include "binding.h"
 
@@ -42,7 +41,7 @@ genauth_main_thread_init(genauth_module_state *st)
     if (value == (unsigned long)-1 && PyErr_Occurred())
         goto done;
     st->main_thread_ident = value;
-    st->main_thread_pid = (long)getpid();
+    st->main_thread_fork = genauth_fork_generation();
     rc = 0;
 done:
     Py_XDECREF(ident);
@@ -60,12 +59,12 @@ runs_signal_handlers(genauth_module_state *st)
      * the limited API). */
     if (PyInterpreterState_GetID(PyInterpreterState_Get()) != 0)
         return 0;
-    if (st->main_thread_pid != (long)getpid()) {
+    if (st->main_thread_fork != genauth_fork_generation()) {
         /* A forked child: its main thread is the one that forked, which
          * threading knows. Asked once per process. */
         if (genauth_main_thread_init(st) < 0) {
             PyErr_Clear(); /* then no Ctrl-C inside calls, nothing worse */
-            st->main_thread_pid = (long)getpid();
+            st->main_thread_fork = genauth_fork_generation();
             st->main_thread_ident = 0;
         }
     }

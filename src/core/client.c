@@ -94,6 +94,12 @@ genauth_global_init(genauth_error *err)
     return GENAUTH_OK;
 }
 
+unsigned long
+genauth_fork_generation(void)
+{
+    return fork_generation;
+}
+
 const char *
 genauth_curl_version(void)
 {

@@ -74,6 +74,10 @@ const char *genauth_status_name(genauth_status status);
 genauth_status genauth_global_init(genauth_error *err);
 /* The runtime libcurl version string, for diagnostics. */
 const char *genauth_curl_version(void);
+/* How many fork()s this process descends from since genauth_global_init: a
+ * cheap test (no system call) of whether the process is still the one that
+ * recorded a value. */
+unsigned long genauth_fork_generation(void);
 
 /* ---- the client -------------------------------------------------------- */
 

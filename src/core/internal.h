@@ -106,6 +106,10 @@ typedef struct genauth_conn {
     int cancel;
     CURLcode result;
     struct genauth_conn *queue_next;
+    /* While another thread drives, the calling thread sleeps on the
+     * multi's wake[wake_slot], on its waiters list. */
+    unsigned wake_slot;
+    struct genauth_conn *wait_prev, *wait_next;
     double idle_since; /* in the idle pool, monotonic seconds */
     struct genauth_conn *next; /* in the idle pool */
 } genauth_conn;
@@ -117,16 +121,31 @@ enum { GENAUTH_CONN_IDLE, GENAUTH_CONN_QUEUED, GENAUTH_CONN_RUNNING,
  * in one connection cache (a multi handle per connection would cost two
  * more fds each). libcurl lets one thread at a time drive a multi handle:
  * the calling thread that finds no driver drives everyone's transfers
- * (leader/followers) until its own ends, then hands over; the others wait
- * for their transfer to end, checking their interrupt every
- * GENAUTH_INTERRUPT_POLL_MS. */
+ * (leader/followers) until its own ends, then wakes one waiting thread to
+ * drive next; the others sleep until their own transfer ends, checking
+ * their interrupt every GENAUTH_INTERRUPT_POLL_MS.
+ *
+ * A thread is woken for its own transfer, not for everyone's: it sleeps on
+ * one of GENAUTH_WAKE_SLOTS condition variables, its conn's slot (shared
+ * only beyond that many conns: a wake meant for another is then a
+ * spurious one). They live as long as the client, not the conns, so the
+ * driver wakes threads after it has let go of the mutex (a woken thread
+ * would otherwise find it held and sleep again on it) even though the conn
+ * may be back in the pool, or freed, by then. */
+#define GENAUTH_WAKE_SLOTS 64
 typedef struct {
     pthread_mutex_t mu;
-    pthread_cond_t changed; /* a transfer ended, or the driver left */
+    pthread_cond_t wake[GENAUTH_WAKE_SLOTS];
+    atomic_uint next_slot;  /* the slot of the next conn made */
     CURLM *multi;           /* made by the first call */
     int driving;            /* a thread drives `multi` */
+    /* The driver sleeps in curl_multi_poll: a new transfer or a
+     * cancellation must wake it (curl_multi_wakeup). Otherwise it looks at
+     * `queued` and `cancels` before it next sleeps: no wakeup needed. */
+    int polling;
     genauth_conn *queued;   /* to add to `multi`, by queue_next */
     genauth_conn *cancels;  /* to take off `multi`, by queue_next */
+    genauth_conn *waiters;  /* sleeping calling threads' conns, by wait_next */
     size_t transfers;       /* queued or on `multi` */
 } genauth_calls;
 

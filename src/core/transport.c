@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -75,6 +76,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         return NULL;
     }
     genauth_signature_init(&conn->signature);
+    conn->wake_slot = atomic_fetch_add(&client->calls.next_slot, 1) %
+                      GENAUTH_WAKE_SLOTS;
     conn->easy = curl_easy_init();
     if (!conn->easy)
         goto nomem;
@@ -300,7 +303,9 @@ genauth_calls_init(genauth_calls *m)
 {
     memset(m, 0, sizeof(*m));
     pthread_mutex_init(&m->mu, NULL);
-    genauth_cond_init_monotonic(&m->changed);
+    for (int i = 0; i < GENAUTH_WAKE_SLOTS; i++)
+        genauth_cond_init_monotonic(&m->wake[i]);
+    atomic_init(&m->next_slot, 0);
 }
 
 void
@@ -320,7 +325,8 @@ genauth_calls_clear(genauth_calls *m)
     if (m->multi)
         curl_multi_cleanup(m->multi);
     m->multi = NULL;
-    pthread_cond_destroy(&m->changed);
+    for (int i = 0; i < GENAUTH_WAKE_SLOTS; i++)
+        pthread_cond_destroy(&m->wake[i]);
     pthread_mutex_destroy(&m->mu);
 }
 
@@ -332,29 +338,83 @@ genauth_calls_abandon(genauth_calls *m)
     genauth_calls_init(m);
 }
 
-/* A transfer ended (or never started): its owner may go on. Called
- * locked. */
+/* Threads to wake once the mutex is let go: a set of wake slots. */
+typedef uint64_t wake_set;
+
 static void
-mark_done(genauth_calls *m, genauth_conn *conn, CURLcode result)
+wake_now(genauth_calls *m, wake_set *wake)
+{
+    while (*wake) {
+        int slot = __builtin_ctzll(*wake);
+        *wake &= *wake - 1;
+        /* Every thread of the slot: the one meant re-checks its transfer,
+         * any other goes back to sleep. */
+        pthread_cond_broadcast(&m->wake[slot]);
+    }
+}
+
+/* The waiters list holds the threads that sleep and have not been woken
+ * yet: the driver hands its role to one of them, never to a thread already
+ * on its way out. Called locked. */
+static void
+add_waiter(genauth_calls *m, genauth_conn *conn)
+{
+    conn->wait_prev = NULL;
+    conn->wait_next = m->waiters;
+    if (m->waiters)
+        m->waiters->wait_prev = conn;
+    m->waiters = conn;
+}
+
+/* Takes conn off the list; 0 when it was not on it (its thread is not
+ * asleep, or was already woken). Called locked. */
+static int
+remove_waiter(genauth_calls *m, genauth_conn *conn)
+{
+    if (conn->wait_prev)
+        conn->wait_prev->wait_next = conn->wait_next;
+    else if (m->waiters == conn)
+        m->waiters = conn->wait_next;
+    else
+        return 0;
+    if (conn->wait_next)
+        conn->wait_next->wait_prev = conn->wait_prev;
+    conn->wait_prev = conn->wait_next = NULL;
+    return 1;
+}
+
+/* Takes conn's thread off the list and adds it to those to wake. */
+static void
+wake_later(genauth_calls *m, genauth_conn *conn, wake_set *wake)
+{
+    if (remove_waiter(m, conn))
+        *wake |= (wake_set)1 << conn->wake_slot;
+}
+
+/* A transfer ended (or never started): its owner, and only it, may go on.
+ * Called locked. */
+static void
+mark_done(genauth_calls *m, genauth_conn *conn, CURLcode result,
+          wake_set *wake)
 {
     conn->state = GENAUTH_CONN_DONE;
     conn->result = result;
     m->transfers--;
-    pthread_cond_broadcast(&m->changed);
+    wake_later(m, conn, wake);
 }
 
 /* The driver's bookkeeping, locked: adds the queued transfers, takes off
  * the cancelled ones, and ends those libcurl finished. */
 static void
-settle(genauth_calls *m)
+settle(genauth_calls *m, wake_set *wake)
 {
     genauth_conn *conn, *next;
     for (conn = m->queued; conn; conn = next) {
         next = conn->queue_next;
         if (conn->cancel)
-            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK);
+            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK, wake);
         else if (curl_multi_add_handle(m->multi, conn->easy) != CURLM_OK)
-            mark_done(m, conn, CURLE_OUT_OF_MEMORY);
+            mark_done(m, conn, CURLE_OUT_OF_MEMORY, wake);
         else
             conn->state = GENAUTH_CONN_RUNNING;
     }
@@ -371,7 +431,7 @@ settle(genauth_calls *m)
             /* Taking off a transfer that did not finish closes its
              * connection: the handle is safe to pool again. */
             curl_multi_remove_handle(m->multi, conn->easy);
-            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK);
+            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK, wake);
         }
     }
     m->cancels = NULL;
@@ -386,42 +446,48 @@ settle(genauth_calls *m)
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&conn);
         curl_multi_remove_handle(m->multi, easy);
         if (conn && conn->state == GENAUTH_CONN_RUNNING)
-            mark_done(m, conn, result);
+            mark_done(m, conn, result, wake);
     }
 }
 
 /* Drives everyone's transfers until `own`'s ends (or its caller is
  * interrupted: *interrupted set). Called locked with m->driving set;
- * returns locked. */
+ * returns locked, with the threads it still has to wake in *wake. */
 static void
 drive(genauth_client *client, genauth_calls *m, genauth_conn *own,
-      double *next_check, int *interrupted)
+      double *next_check, int *interrupted, wake_set *wake)
 {
     for (;;) {
-        settle(m);
+        settle(m, wake);
         if (own->state == GENAUTH_CONN_DONE)
             return;
         pthread_mutex_unlock(&m->mu);
+        wake_now(m, wake);
         int running = 0, stop = 0;
         CURLMcode mc = curl_multi_perform(m->multi, &running);
         pthread_mutex_lock(&m->mu);
         if (mc == CURLM_OK) {
-            settle(m); /* what perform finished, before waiting */
+            settle(m, wake); /* what perform finished, before waiting */
             if (own->state == GENAUTH_CONN_DONE)
                 return;
+            m->polling = 1;
             pthread_mutex_unlock(&m->mu);
+            wake_now(m, wake);
             mc = curl_multi_poll(m->multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS,
                                  NULL);
             stop = mc == CURLM_OK &&
                    genauth_client_should_stop(client, next_check);
             pthread_mutex_lock(&m->mu);
+            m->polling = 0;
         }
         if (mc != CURLM_OK || stop) {
-            settle(m);
+            settle(m, wake);
             if (own->state == GENAUTH_CONN_RUNNING) {
                 curl_multi_remove_handle(m->multi, own->easy);
-                mark_done(m, own, mc != CURLM_OK ? CURLE_OUT_OF_MEMORY
-                                                 : CURLE_ABORTED_BY_CALLBACK);
+                mark_done(m, own,
+                          mc != CURLM_OK ? CURLE_OUT_OF_MEMORY
+                                         : CURLE_ABORTED_BY_CALLBACK,
+                          wake);
                 *interrupted = stop;
             }
             return;
@@ -429,8 +495,10 @@ drive(genauth_client *client, genauth_calls *m, genauth_conn *own,
     }
 }
 
+/* Sleeps until conn's transfer ends, this thread is asked to drive, or
+ * GENAUTH_INTERRUPT_POLL_MS pass. Called locked. */
 static void
-wait_slice(genauth_calls *m)
+wait_slice(genauth_calls *m, genauth_conn *conn)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -439,7 +507,10 @@ wait_slice(genauth_calls *m)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    pthread_cond_timedwait(&m->changed, &m->mu, &ts);
+    add_waiter(m, conn);
+    pthread_cond_timedwait(&m->wake[conn->wake_slot], &m->mu, &ts);
+    /* Timed out, or woken for another conn of its slot: still listed. */
+    remove_waiter(m, conn);
 }
 
 /* Runs conn's transfer on the shared multi handle; *result is how it
@@ -450,6 +521,7 @@ run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
 {
     genauth_calls *m = &client->calls;
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
+    wake_set wake = 0;
 
     *interrupted = 0;
     pthread_mutex_lock(&m->mu);
@@ -467,18 +539,22 @@ run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
     conn->queue_next = m->queued;
     m->queued = conn;
     m->transfers++;
-    if (m->driving)
+    if (m->polling)
         curl_multi_wakeup(m->multi);
     while (conn->state != GENAUTH_CONN_DONE) {
         if (!m->driving) {
             m->driving = 1;
-            drive(client, m, conn, &next_check, interrupted);
+            drive(client, m, conn, &next_check, interrupted, &wake);
             m->driving = 0;
-            /* Whoever still waits for a transfer drives next. */
-            pthread_cond_broadcast(&m->changed);
+            /* One thread still waiting for its transfer drives next (or
+             * one that comes first): the one that waited least, whose
+             * transfer is likely to take longest, so the role changes
+             * hands least often. */
+            if (m->waiters)
+                wake_later(m, m->waiters, &wake);
             continue;
         }
-        wait_slice(m);
+        wait_slice(m, conn);
         if (conn->state == GENAUTH_CONN_DONE || conn->cancel)
             continue;
         pthread_mutex_unlock(&m->mu);
@@ -491,7 +567,8 @@ run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
             if (conn->state == GENAUTH_CONN_RUNNING) {
                 conn->queue_next = m->cancels;
                 m->cancels = conn;
-                curl_multi_wakeup(m->multi);
+                if (m->polling)
+                    curl_multi_wakeup(m->multi);
             }
         }
     }
@@ -506,6 +583,7 @@ run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
         m->multi = NULL;
     }
     pthread_mutex_unlock(&m->mu);
+    wake_now(m, &wake);
     return GENAUTH_OK;
 }
 

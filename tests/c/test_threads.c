@@ -1,5 +1,6 @@
 /* Threads through the core: many threads calling one client across token
- * refreshes (forced by the test, not by the clock) and a close(), against a
+ * refreshes (forced by the test, not by the clock) and a close(), one
+ * thread's call interrupted or timing out while the others go on, against a
  * small HTTP server in this process. Built plainly (make ctest), under
  * valgrind and with ThreadSanitizer (make ctest-tsan). */
 #include <arpa/inet.h>
@@ -32,6 +33,7 @@ static struct {
     int conns;
     atomic_int token_fail; /* the token endpoint answers 500 */
     atomic_int token_hits, api_hits;
+    atomic_int stalled; /* requests for webhook "stall": never answered */
 } srv;
 
 static int
@@ -92,6 +94,12 @@ serve_conn(void *arg)
                 answer(fd, 200,
                        "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
                        "\",\"expires_in\":3600}}");
+        } else if (strstr(buf + head_len, "\"stall\"")) {
+            /* Held until the client gives the connection up. */
+            atomic_fetch_add(&srv.stalled, 1);
+            while (recv(fd, buf, sizeof(buf), 0) > 0)
+                ;
+            return NULL;
         } else {
             atomic_fetch_add(&srv.api_hits, 1);
             answer(fd, 200,
@@ -156,7 +164,7 @@ server_stop(void)
 /* ---- the client side ---------------------------------------------------- */
 
 static genauth_client *
-new_client(void)
+new_client_timeout(double timeout)
 {
     char host[64];
     genauth_client_options o;
@@ -168,16 +176,23 @@ new_client(void)
     o.access_key_id = "AK";
     o.access_key_secret = "SK";
     o.host = host;
-    o.timeout = 30;
+    o.timeout = timeout;
     if (genauth_client_new(&o, &c, &err) != GENAUTH_OK)
         fprintf(stderr, "client: %s\n", err.message);
     return c;
 }
 
-static genauth_status
-call(genauth_client *c)
+static genauth_client *
+new_client(void)
 {
-    genauth_trigger_webhook_req req = {"wh1", 3, NULL, NULL};
+    return new_client_timeout(30);
+}
+
+static genauth_status
+call_webhook(genauth_client *c, const char *webhook_id)
+{
+    genauth_trigger_webhook_req req = {webhook_id, strlen(webhook_id), NULL,
+                                       NULL};
     genauth_envelope env;
     genauth_error err;
     genauth_envelope_init(&env);
@@ -188,6 +203,12 @@ call(genauth_client *c)
     genauth_envelope_clear(&env);
     genauth_error_clear(&err);
     return st;
+}
+
+static genauth_status
+call(genauth_client *c)
+{
+    return call_webhook(c, "wh1");
 }
 
 /* What the server would do to the client's token: make it due for an
@@ -321,6 +342,77 @@ test_failed_early_refresh_reaches_no_caller(void)
     genauth_client_free(c);
 }
 
+/* The interrupt check says stop on the thread that set this only. */
+static _Thread_local int stop_this_thread;
+
+static int
+stop_marked_thread(void *userdata)
+{
+    (void)userdata;
+    return stop_this_thread;
+}
+
+typedef struct {
+    genauth_client *client;
+    int interrupt; /* 1: interrupted; 0: left to time out */
+    genauth_status st;
+    double took;
+} staller;
+
+static void *
+stall(void *arg)
+{
+    staller *s = arg;
+    stop_this_thread = s->interrupt;
+    double start = genauth_now();
+    s->st = call_webhook(s->client, "stall");
+    s->took = genauth_now() - start;
+    return NULL;
+}
+
+static void *
+call_many(void *arg)
+{
+    intptr_t bad = 0;
+    for (int i = 0; i < CALLS; i++)
+        bad += call(arg) != GENAUTH_OK;
+    return (void *)bad;
+}
+
+/* One thread's transfer never gets its answer and ends (interrupted, or at
+ * its timeout, a timer any thread may run) while other threads keep calling
+ * the same client: theirs all succeed, and it ends with its own error, in
+ * time. */
+static void
+test_one_stalled_call_among_busy_threads(int interrupt)
+{
+    genauth_client *c = new_client_timeout(interrupt ? 30 : 1);
+    pthread_t t[THREADS], st;
+    staller s;
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    genauth_client_set_interrupt(c, stop_marked_thread, NULL);
+    CHECK(call(c) == GENAUTH_OK); /* the token */
+    int stalled = atomic_load(&srv.stalled);
+    s = (staller){.client = c, .interrupt = interrupt};
+    CHECK(pthread_create(&st, NULL, stall, &s) == 0);
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, call_many, c) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        void *bad = NULL;
+        pthread_join(t[i], &bad);
+        CHECK(bad == NULL);
+    }
+    pthread_join(st, NULL);
+    CHECK(s.st == (interrupt ? GENAUTH_E_INTERRUPTED : GENAUTH_E_TIMEOUT));
+    CHECK(s.took < 10.0); /* asked every 0.1 s; the timeout is 1 s */
+    CHECK(atomic_load(&srv.stalled) == stalled + 1);
+    /* Its connection was closed, not pooled: the next calls go on. */
+    CHECK(call(c) == GENAUTH_OK);
+    genauth_client_free(c);
+}
+
 int
 main(void)
 {
@@ -336,6 +428,8 @@ main(void)
     }
     test_threads_through_refreshes_and_close();
     test_failed_early_refresh_reaches_no_caller();
+    test_one_stalled_call_among_busy_threads(1);
+    test_one_stalled_call_among_busy_threads(0);
     server_stop();
     curl_global_cleanup();
     return check_summary("test_threads");
