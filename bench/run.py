@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -745,7 +746,11 @@ def main():
         log("sizing (%.1f s per measurement):" % args.seconds)
         size_runners(runners, env, args.seconds)
 
-        # Interleaved rounds: every runner once per round, in the same order.
+        # Interleaved rounds: every runner once per round, in an order shuffled
+        # afresh each round (seeded: runs repeat). In a fixed order each
+        # runner always ran in the state the same predecessor left nginx and
+        # the CPUs in (the C loop always after the official SDK over TLS), a
+        # bias no number of rounds removes; shuffled, it spreads over all.
         per_round = {r.key: [] for r in runners}
         first_call = {r.key: [] for r in runners}
         cpu = {r.key: [] for r in runners}
@@ -753,7 +758,9 @@ def main():
         connects, server_cpu, failures = [], [], []
         for rnd in range(args.rounds):
             t0 = time.monotonic()
-            for r in runners:
+            order = list(runners)
+            random.Random(rnd).shuffle(order)
+            for r in order:
                 s0 = nginx.cpu_seconds()
                 try:
                     out = run_json(r.argv(r.n), env)
@@ -938,7 +945,8 @@ def render(d, runners):
              "HTTP) it served **%.0f req/s**, %.1f× the fastest client figure below."
              % (wrk_rps, wrk_rps / max(s["rate"] for s in st.values())))
     L.append("")
-    L.append("Method: %d interleaved rounds (every runner once per round, each in a fresh "
+    L.append("Method: %d interleaved rounds (every runner once per round, in a seeded "
+             "random order that differs from round to round, each in a fresh "
              "process, ~%.1f s per measurement); every figure is the median over rounds. "
              "\"× C loop\" is the ratio to the sequential C loop of the same round; "
              "\"× its C limit\" the ratio to the C reference doing the same shape of work in "
