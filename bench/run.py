@@ -689,7 +689,7 @@ def write_chart(runners, stats, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--seconds", type=float, default=0.7,
                     help="target duration of one measurement")
     ap.add_argument("--python", default=sys.executable,
