@@ -650,6 +650,8 @@ def write_chart(runners, stats, path):
     for r in order[::-1]:
         if r.key.startswith("c_"):
             colors.append("#7f7f7f")
+        elif r.key == "core_seq":
+            colors.append("#aec7e8")
         elif r.key.startswith("gc_"):
             colors.append({"seq": "#1f77b4", "concurrent": "#2ca02c",
                            "tls": "#9467bd"}[r.group])
@@ -670,6 +672,7 @@ def write_chart(runners, stats, path):
     from matplotlib.patches import Patch
     ax.legend(handles=[Patch(color="#7f7f7f", label="C libcurl+cJSON loop (the limit)"),
                        Patch(color="#1f77b4", label="genauth_c, sequential"),
+                       Patch(color="#aec7e8", label="genauth_c's C core, no Python"),
                        Patch(color="#2ca02c", label="genauth_c, concurrent"),
                        Patch(color="#9467bd", label="genauth_c over TLS"),
                        Patch(color="#ff7f0e", label="other Python clients"),
