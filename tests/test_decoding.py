@@ -187,3 +187,14 @@ def test_answers_decode_as_json_loads_or_not_at_all(decoding_server, raw):
     else:
         result = client.trigger_webhook("wh1")
         assert _same(result, expected), (raw, result, expected)
+
+
+def test_a_key_given_twice_counts_as_its_last_value(fake, client_for):
+    """json.loads keeps a repeated key's last value; the client acts on the
+    same value it returns (here: no 401, so no second token)."""
+    answer_with(fake, b'{"statusCode":401,"message":"no","statusCode":200,'
+                      b'"message":"ok","data":{"response":1,"response":2}}')
+    client = client_for(fake.server.url)
+    result = client.trigger_webhook("wh1")
+    assert result == {"statusCode": 200, "message": "ok", "data": {"response": 2}}
+    assert client.token_fetches == 1

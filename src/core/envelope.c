@@ -82,21 +82,45 @@ genauth_envelope_parse(const genauth_buf *body, long http_status, int quiet,
         goto decode_fail;
     }
     env->doc = doc;
-    env->has_status_code =
-        read_integer(cJSON_GetObjectItemCaseSensitive(root, "statusCode"),
-                     &env->status_code);
-    env->has_api_code =
-        read_integer(cJSON_GetObjectItemCaseSensitive(root, "apiCode"),
-                     &env->api_code);
-    item = cJSON_GetObjectItemCaseSensitive(root, "message");
-    env->message = cJSON_IsString(item) ? item->valuestring : NULL;
-    item = cJSON_GetObjectItemCaseSensitive(root, "requestId");
-    env->request_id = cJSON_IsString(item) ? item->valuestring : NULL;
-    env->data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    env->response = cJSON_IsObject(env->data)
-                        ? cJSON_GetObjectItemCaseSensitive(env->data,
-                                                           "response")
-                        : NULL;
+    /* One walk over the members. A key given twice counts as its last
+     * value, as in the dict json.loads (and the binding) makes of it. */
+    const cJSON *status = NULL, *api = NULL, *message = NULL, *rid = NULL;
+    env->data = NULL;
+    for (item = root->child; item; item = item->next) {
+        const char *k = item->string;
+        switch (k[0]) {
+        case 's':
+            if (strcmp(k, "statusCode") == 0)
+                status = item;
+            break;
+        case 'm':
+            if (strcmp(k, "message") == 0)
+                message = item;
+            break;
+        case 'd':
+            if (strcmp(k, "data") == 0)
+                env->data = item;
+            break;
+        case 'r':
+            if (strcmp(k, "requestId") == 0)
+                rid = item;
+            break;
+        case 'a':
+            if (strcmp(k, "apiCode") == 0)
+                api = item;
+            break;
+        }
+    }
+    env->has_status_code = read_integer(status, &env->status_code);
+    env->has_api_code = read_integer(api, &env->api_code);
+    env->message = cJSON_IsString(message) ? message->valuestring : NULL;
+    env->request_id = cJSON_IsString(rid) ? rid->valuestring : NULL;
+    env->response = NULL;
+    if (cJSON_IsObject(env->data)) {
+        for (item = env->data->child; item; item = item->next)
+            if (strcmp(item->string, "response") == 0)
+                env->response = item;
+    }
     return GENAUTH_OK;
 
 decode_fail:
