@@ -131,8 +131,9 @@ is_integer(const cJSON *n)
     int t = n->type & 0xFF;
     if (t == cJSON_Number)
         return n->valuedouble == (double)(long long)n->valuedouble;
+    /* Raw: a number literal, not a string literal or a written object. */
     return t == cJSON_Raw && n->valuestring && n->valuestring[0] != '"' &&
-           !strpbrk(n->valuestring, ".eE");
+           n->valuestring[0] != '{' && !strpbrk(n->valuestring, ".eE");
 }
 
 static const char *

@@ -96,7 +96,8 @@ genauth_curl_async_dns(void)
 static ev_sock *
 sock_find(const genauth_evloop *ev, int fd)
 {
-    if (!ev->socks_cap)
+    /* Free slots hold fd -1: a negative fd is never in the table. */
+    if (!ev->socks_cap || fd < 0)
         return NULL;
     size_t mask = ev->socks_cap - 1;
     for (size_t i = (size_t)fd & mask;; i = (i + 1) & mask) {
@@ -117,7 +118,7 @@ sock_add(genauth_evloop *ev, int fd)
         if (!socks)
             return NULL;
         for (size_t i = 0; i < cap; i++)
-            socks[i].fd = -1;
+            socks[i] = (ev_sock){.fd = -1};
         for (size_t i = 0; i < ev->socks_cap; i++) {
             if (old[i].fd < 0)
                 continue;
@@ -198,8 +199,9 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
     if (!s && !events)
         return 0;
     if (!s && !(s = sock_add(ev, (int)fd))) {
-        /* No memory for the table: nothing can be watched (libcurl's
-         * timeouts still end the transfer). */
+        /* No memory for the table: nothing can be watched. libcurl then
+         * fails every transfer of the handle (each call raises), rather
+         * than leaving any to wait for an event that cannot come. */
         return -1;
     }
     s->curl = (unsigned char)events;

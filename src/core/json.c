@@ -215,6 +215,8 @@ genauth_json_doc_wipe_free(genauth_json_doc *doc)
         return;
     genauth_json_arena_free(doc, 1); /* every node, key and string */
     genauth_buf_wipe_clear(&doc->pool);
+    /* Spans moved to the heap leave their first copies inline. */
+    genauth_wipe(doc->inline_spans, sizeof(doc->inline_spans));
     genauth_wipe(doc->spans, doc->nspans * sizeof(*doc->spans));
     genauth_json_doc_free(doc);
 }
@@ -263,8 +265,8 @@ genauth_json_doc_add_span(genauth_json_doc *doc, size_t bytes, size_t ordinal)
     return span;
 }
 
-/* Decodes the body of a string literal already checked by the scan (and by
- * cJSON) into the pool. Decoding never grows the text, so `e - s` bytes
+/* Decodes the body of a string literal already checked by
+ * genauth_json_scan_string into the pool. Decoding never grows the text, so `e - s` bytes
  * suffice. */
 static int
 genauth_json_record_string(genauth_json_doc *doc, const unsigned char *s,

@@ -712,6 +712,11 @@ test_kept_connection_closed_by_the_server(genauth_client *c)
      * watched for reading, quiet. */
     CHECK(watched_by(ev) == 1);
     CHECK(idle_quiet(ev));
+    /* A bad fd is nobody's: it must not take a free slot of the table for
+     * its own (valgrind saw that slot's unset fields read). */
+    for (int i = 0; i < 40; i++)
+        genauth_evloop_socket_ready(ev, -1, GENAUTH_EV_READ);
+    CHECK(watched_by(ev) == 1);
     pthread_mutex_lock(&server_mu);
     int closed_before = conns_closed;
     pthread_mutex_unlock(&server_mu);
