@@ -13,6 +13,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The last member of `object` named `key`, or NULL. */
+static const cJSON *
+last_member(const cJSON *object, const char *key)
+{
+    const cJSON *found = NULL;
+    for (const cJSON *m = object->child; m; m = m->next)
+        if (strcmp(m->string, key) == 0)
+            found = m;
+    return found;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -45,9 +56,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const cJSON *root = genauth_json_doc_root(env.doc);
     FUZZ_CHECK(cJSON_IsObject(root));
     FUZZ_CHECK(env.http_status == 200);
-    FUZZ_CHECK(!env.message || env.message ==
-               cJSON_GetObjectItemCaseSensitive(root, "message")->valuestring);
-    FUZZ_CHECK(env.data == cJSON_GetObjectItemCaseSensitive(root, "data"));
+    /* A repeated key counts as its last value, as json.loads has it. */
+    const cJSON *message = last_member(root, "message");
+    FUZZ_CHECK(!env.message || env.message == message->valuestring);
+    FUZZ_CHECK(env.data == last_member(root, "data"));
     FUZZ_CHECK(!env.response || cJSON_IsObject(env.data));
 
     cJSON *tree = fuzz_rebuild_doc(env.doc);
