@@ -261,6 +261,8 @@ run_first_token(const char *url, const char *userpool_id)
     struct curl_slist *th = curl_slist_append(NULL, "Content-Type: application/json");
     th = curl_slist_append(th, "x-genauth-sdk-version: genauth-c:0.1.0");
     th = curl_slist_append(th, "Expect:");
+    if (!th)
+        die("curl_slist_append", "out of memory");
     curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, th);
     curl_easy_setopt(s.easy, CURLOPT_POSTFIELDS,
                      "{\"accessKeyId\":\"bench-access-key-id\","
