@@ -12,11 +12,17 @@
  *   c_loop floor N URL TOKEN USERPOOL_ID      the transport floor: N calls
  *          posting one prebuilt body, the answer discarded unparsed (what
  *          libcurl alone costs; no JSON either way)
+ *   c_loop threads N URL TOKEN USERPOOL_ID K   N calls spread over K threads,
+ *          each with its own kept-alive handle calling curl_easy_perform (the
+ *          threaded design at its simplest, with no lock shared between calls)
  *   c_loop first_token N URL TOKEN USERPOOL_ID   the first call of a fresh
  *          handle that fetches its own token first, as genauth_c does: POST
  *          the keys to get-management-token on the same connection, parse
  *          the answer, build the Authorization header, then the call (TOKEN
  *          is not used; N is ignored)
+ *   c_loop first_token_evicted N URL TOKEN USERPOOL_ID   the same, after
+ *          writing to 32 MiB of memory first, which evicts the caches as a
+ *          Python process's start-up and imports do before its first call
  *
  * URL is the trigger-webhook URL (http or https; for https the environment's
  * BENCH_CA names the CA file to verify with). Prints one JSON line on stdout.
@@ -24,6 +30,7 @@
  * fast one.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +191,7 @@ slot_finish(slot *s, CURLcode rc)
         die("transfer", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &http);
     curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &n);
-    connects += n;
+    __atomic_fetch_add(&connects, n, __ATOMIC_RELAXED); /* threads mode */
     if (floor_mode) {
         if (http != 200)
             die("answer", "not HTTP 200");
@@ -244,8 +251,23 @@ api_headers(const char *token, const char *userpool_id)
     return h;
 }
 
+/* Writes to `mib` MiB, a line at a time: what the caches held before
+ * (this program's and the kernel's code and data, nginx's) is evicted. */
 static void
-run_first_token(const char *url, const char *userpool_id)
+evict_caches(size_t mib)
+{
+    size_t size = mib << 20;
+    volatile unsigned char *m = malloc(size);
+    if (!m)
+        die("evict_caches", "out of memory");
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < size; i += 64)
+            m[i] = (unsigned char)(m[i] + i);
+    free((void *)m);
+}
+
+static void
+run_first_token(const char *url, const char *userpool_id, int evicted)
 {
     static const char path[] = "/api/v3/trigger-webhook";
     char token_url[1024];
@@ -255,6 +277,8 @@ run_first_token(const char *url, const char *userpool_id)
     snprintf(token_url, sizeof token_url, "%.*s/api/v3/get-management-token",
              (int)(at - url), url);
 
+    if (evicted)
+        evict_caches(32);
     double t0 = now();
     slot s;
     slot_init(&s, token_url);
@@ -382,12 +406,59 @@ run_multi(long n, const char *url, int inflight)
            "\"connects\": %ld}\n", n, elapsed, cpu, connects);
 }
 
+typedef struct {
+    const char *url;
+    long calls;
+    pthread_barrier_t *start, *stop;
+} thread_job;
+
+static void *
+thread_main(void *arg)
+{
+    thread_job *job = arg;
+    slot s;
+    slot_init(&s, job->url);
+    for (int i = 0; i < 20; i++) /* opens this thread's connection */
+        one_call(&s);
+    pthread_barrier_wait(job->start);
+    for (long i = 0; i < job->calls; i++)
+        one_call(&s);
+    pthread_barrier_wait(job->stop);
+    slot_clear(&s);
+    return NULL;
+}
+
+static void
+run_threads(long n, const char *url, int k)
+{
+    pthread_t tids[MAX_INFLIGHT];
+    pthread_barrier_t start, stop;
+    thread_job job = {url, n / k, &start, &stop};
+    pthread_barrier_init(&start, NULL, (unsigned)k + 1);
+    pthread_barrier_init(&stop, NULL, (unsigned)k + 1);
+    for (int i = 0; i < k; i++)
+        if (pthread_create(&tids[i], NULL, thread_main, &job) != 0)
+            die("pthread_create", NULL);
+    pthread_barrier_wait(&start);
+    connects = 0;
+    double t0 = now(), cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    pthread_barrier_wait(&stop);
+    double elapsed = now() - t0;
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    for (int i = 0; i < k; i++)
+        pthread_join(tids[i], NULL);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&stop);
+    printf("{\"calls\": %ld, \"elapsed\": %.6f, \"cpu_s\": %.6f, "
+           "\"connects\": %ld}\n", job.calls * k, elapsed, cpu, connects);
+}
+
 int
 main(int argc, char **argv)
 {
     if (argc < 6) {
         fprintf(stderr,
-                "usage: c_loop seq|multi|rss|floor|first_token N URL TOKEN USERPOOL_ID "
+                "usage: c_loop seq|multi|threads|rss|floor|first_token[_evicted] N URL TOKEN USERPOOL_ID "
                 "[K]\n");
         return 2;
     }
@@ -411,9 +482,13 @@ main(int argc, char **argv)
     else if (strcmp(mode, "rss") == 0)
         run_seq(n, url, 1);
     else if (strcmp(mode, "first_token") == 0)
-        run_first_token(url, argv[5]);
+        run_first_token(url, argv[5], 0);
+    else if (strcmp(mode, "first_token_evicted") == 0)
+        run_first_token(url, argv[5], 1);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
+    else if (strcmp(mode, "threads") == 0)
+        run_threads(n, url, inflight);
     else if (strcmp(mode, "floor") == 0) {
         floor_mode = 1;
         prebuilt = build_body();

@@ -5,12 +5,14 @@
  * the Python layer's.
  *
  *   core_loop N HOST      N calls after 20 warm-up calls
+ *   core_loop N HOST K    N calls spread over K threads sharing the client
+ *                         (each after its own 20 warm-up calls)
  *
  * HOST is http://127.0.0.1:PORT (the benchmark's nginx). The payloads are
  * the API page's example, as cJSON trees built for each call, as a C
  * caller of the core builds them. Prints one JSON line; exits non-zero if a
  * call fails. */
-#define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -18,6 +20,7 @@
 #include "genauth.h"
 
 #define WARMUP 20
+#define MAX_THREADS 256
 
 static double
 clock_s(clockid_t id)
@@ -59,6 +62,74 @@ one_call(genauth_client *client, genauth_error *err)
     return ok;
 }
 
+typedef struct {
+    genauth_client *client;
+    long calls;
+    pthread_barrier_t *start, *stop;
+    int ok;
+    genauth_error err;
+} worker;
+
+/* One of K threads sharing the client: warm-up, the timed calls between
+ * the two barriers. A failure is kept; the barriers are still met. */
+static void *
+work(void *arg)
+{
+    worker *w = arg;
+    genauth_error_init(&w->err);
+    w->ok = 1;
+    for (int i = 0; w->ok && i < WARMUP; i++)
+        w->ok = one_call(w->client, &w->err);
+    pthread_barrier_wait(w->start);
+    for (long i = 0; w->ok && i < w->calls; i++)
+        w->ok = one_call(w->client, &w->err);
+    pthread_barrier_wait(w->stop);
+    return NULL;
+}
+
+/* N calls spread over K threads on the one client. */
+static int
+run_threads(genauth_client *client, long n, int k)
+{
+    pthread_t tids[MAX_THREADS];
+    worker ws[MAX_THREADS];
+    pthread_barrier_t start, stop;
+    int ok = 1;
+    pthread_barrier_init(&start, NULL, (unsigned)k + 1);
+    pthread_barrier_init(&stop, NULL, (unsigned)k + 1);
+    for (int i = 0; i < k; i++) {
+        ws[i] = (worker){client, n / k, &start, &stop, 0, {0}};
+        if (pthread_create(&tids[i], NULL, work, &ws[i]) != 0) {
+            fprintf(stderr, "core_loop: pthread_create failed\n");
+            exit(1); /* the barriers would never be met */
+        }
+    }
+    pthread_barrier_wait(&start);
+    double cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    pthread_barrier_wait(&stop);
+    double elapsed = clock_s(CLOCK_MONOTONIC) - t0;
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    for (int i = 0; i < k; i++) {
+        pthread_join(tids[i], NULL);
+        if (!ws[i].ok && ok) {
+            fprintf(stderr, "core_loop: a call failed: %s\n",
+                    ws[i].err.message[0] ? ws[i].err.message
+                                         : "statusCode not 200");
+            ok = 0;
+        }
+        genauth_error_clear(&ws[i].err);
+    }
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&stop);
+    genauth_client_free(client);
+    if (!ok)
+        return 1;
+    printf("{\"calls\": %ld, \"elapsed\": %.6f, \"cpu_s\": %.6f}\n",
+           n / k * k, elapsed, cpu);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -66,11 +137,13 @@ main(int argc, char **argv)
     genauth_client *client = NULL;
     genauth_error err;
 
-    if (argc != 3 || atol(argv[1]) < 1) {
-        fprintf(stderr, "usage: core_loop N HOST\n");
+    if (argc < 3 || argc > 4 || atol(argv[1]) < 1 ||
+        (argc == 4 && (atoi(argv[3]) < 1 || atoi(argv[3]) > MAX_THREADS))) {
+        fprintf(stderr, "usage: core_loop N HOST [K]\n");
         return 2;
     }
     long n = atol(argv[1]);
+    int k = argc == 4 ? atoi(argv[3]) : 0;
     genauth_error_init(&err);
     genauth_client_options_init(&opts);
     opts.access_key_id = "bench-access-key-id";
@@ -81,6 +154,8 @@ main(int argc, char **argv)
         fprintf(stderr, "core_loop: %s\n", err.message);
         return 1;
     }
+    if (k > 0)
+        return run_threads(client, n, k);
     for (int i = 0; i < WARMUP; i++)
         if (!one_call(client, &err))
             goto fail;

@@ -308,7 +308,6 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     genauth_token_cache_init(&c->tokens);
-    genauth_calls_init(&c->calls);
     c->fork_generation = fork_generation;
 
     if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
@@ -389,7 +388,6 @@ genauth_client_free(genauth_client *c)
         return;
     if (c->fork_generation == fork_generation) {
         free_pool(c->idle);
-        genauth_calls_clear(&c->calls);
         if (c->batch_multi)
             curl_multi_cleanup(c->batch_multi);
         if (c->share)
@@ -435,7 +433,6 @@ adopt_after_fork(genauth_client *c)
         conn = next;
     }
     c->idle = NULL;
-    genauth_calls_abandon(&c->calls);
     c->batch_multi = NULL; /* its connections are the parent's too */
     /* No other thread of the child can be inside this client yet (every
      * call adopts first), and a thread of the parent that held a lock or
@@ -460,10 +457,9 @@ genauth_client_close(genauth_client *c)
     c->idle = NULL;
     atomic_store(&c->closed, 1);
     pthread_mutex_unlock(&c->pool_mu);
+    /* Closes the idle connections now; a call in flight closes its own as
+     * it ends (genauth_client_release). */
     free_pool(idle);
-    /* Closes the idle connections now, or, with calls in flight, when the
-     * last of them ends (run_shared). */
-    genauth_calls_close(&c->calls);
     /* A batch in progress keeps its multi handle; client_free takes it. */
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         if (c->batch_multi && c->fork_generation == fork_generation) {

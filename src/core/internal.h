@@ -20,18 +20,17 @@
  * at most every 5 s while calls go on with the cached token. */
 #define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
 
-/* Idle resources are bounded. Connections live in libcurl's connection
- * cache of a multi handle: the client has one for single calls and one for
- * batches, each costing 2 fds of its own (libcurl's wakeup socket pair),
- * then one fd per connection. Single calls keep the connections in use and
- * GENAUTH_IDLE_CONNECTIONS idle ones beyond them: as calls end, libcurl
- * closes the oldest idle connection over that (so after a burst, each later
- * call closes one of its extra connections). A batch keeps
- * GENAUTH_IDLE_CONNECTIONS once its last call has started. A connection
- * idle for over GENAUTH_MAX_IDLE_SECONDS is never reused: the next call
- * closes it. Idle connection handles (genauth_conn: no fd of their own)
- * are kept up to GENAUTH_IDLE_CONNECTIONS, none idle for over
- * GENAUTH_MAX_IDLE_SECONDS. */
+/* Idle resources are bounded. A single call runs on its connection
+ * handle's own multi handle, which keeps that handle's one connection
+ * between calls: 3 fds (the socket, and libcurl's wakeup socket pair) per
+ * handle that has made a call. Idle handles are kept up to
+ * GENAUTH_IDLE_CONNECTIONS, none idle for over GENAUTH_MAX_IDLE_SECONDS:
+ * after a burst of threads, a handle given back beyond that is freed, its
+ * connection closed. Batches run on the client's batch multi handle (2 fds
+ * of its own, then one per connection), which keeps
+ * GENAUTH_IDLE_CONNECTIONS connections once a batch's last call has
+ * started. A connection idle for over GENAUTH_MAX_IDLE_SECONDS is never
+ * reused: the next call closes it. */
 #define GENAUTH_IDLE_CONNECTIONS 8
 #define GENAUTH_MAX_IDLE_SECONDS 50
 
@@ -100,62 +99,13 @@ typedef struct genauth_conn {
      * callback): 0 means nothing was sent; a second send is refused. */
     int sends;
     int socket_errno; /* why socket() failed, for this request */
-    /* On the client's shared multi handle (see genauth_calls), guarded by
-     * its mutex. */
-    int state; /* GENAUTH_CONN_IDLE ... */
-    int cancel;
-    CURLcode result;
-    struct genauth_conn *queue_next;
-    /* While another thread drives, the calling thread sleeps on the
-     * multi's wake[wake_slot], on its waiters list. */
-    unsigned wake_slot;
-    struct genauth_conn *wait_prev, *wait_next;
+    /* The multi handle its transfers run on (run_transfer), which keeps
+     * its connection between calls; NULL until its first single call
+     * (batches and asyncio add `easy` to their own). */
+    CURLM *multi;
     double idle_since; /* in the idle pool, monotonic seconds */
     struct genauth_conn *next; /* in the idle pool */
 } genauth_conn;
-
-enum { GENAUTH_CONN_IDLE, GENAUTH_CONN_QUEUED, GENAUTH_CONN_RUNNING,
-       GENAUTH_CONN_DONE };
-
-/* The multi handle single calls share, so that their idle connections sit
- * in one connection cache (a multi handle per connection would cost two
- * more fds each). libcurl lets one thread at a time drive a multi handle:
- * the calling thread that finds no driver drives everyone's transfers
- * (leader/followers) until its own ends, then wakes one waiting thread to
- * drive next; the others sleep until their own transfer ends, checking
- * their interrupt every GENAUTH_INTERRUPT_POLL_MS.
- *
- * A thread is woken for its own transfer, not for everyone's: it sleeps on
- * one of GENAUTH_WAKE_SLOTS condition variables, its conn's slot (shared
- * only beyond that many conns: a wake meant for another is then a
- * spurious one). They live as long as the client, not the conns, so the
- * driver wakes threads after it has let go of the mutex (a woken thread
- * would otherwise find it held and sleep again on it) even though the conn
- * may be back in the pool, or freed, by then. */
-#define GENAUTH_WAKE_SLOTS 64
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t wake[GENAUTH_WAKE_SLOTS];
-    atomic_uint next_slot;  /* the slot of the next conn made */
-    CURLM *multi;           /* made by the first call */
-    int driving;            /* a thread drives `multi` */
-    /* The driver sleeps in curl_multi_poll: a new transfer or a
-     * cancellation must wake it (curl_multi_wakeup). Otherwise it looks at
-     * `queued` and `cancels` before it next sleeps: no wakeup needed. */
-    int polling;
-    genauth_conn *queued;   /* to add to `multi`, by queue_next */
-    genauth_conn *cancels;  /* to take off `multi`, by queue_next */
-    genauth_conn *waiters;  /* sleeping calling threads' conns, by wait_next */
-    size_t transfers;       /* queued or on `multi` */
-} genauth_calls;
-
-void genauth_calls_init(genauth_calls *calls);
-/* Frees the multi handle (closing its connections) when no transfer is on
- * it. Called with no lock held. */
-void genauth_calls_close(genauth_calls *calls);
-void genauth_calls_clear(genauth_calls *calls);
-/* In a child after fork(): the multi handle is the parent's: forget it. */
-void genauth_calls_abandon(genauth_calls *calls);
 
 /* A new handle configured for `client`. NULL: out of memory (err set). */
 genauth_conn *genauth_conn_new(genauth_client *client, genauth_error *err);
@@ -273,8 +223,6 @@ struct genauth_client {
     struct curl_slist *base_headers;  /* what every API call carries */
 
     genauth_token_cache tokens;
-
-    genauth_calls calls;
 
     /* The multi handle batches run on, kept between batches so that its
      * connections are reused; one batch at a time holds batch_mu (a batch

@@ -1,7 +1,6 @@
-/* HTTP over libcurl: pooled easy handles, driven through the client's
- * shared multi handle (genauth_calls) so that a call waiting on the network
- * can be interrupted (Ctrl-C) without giving up libcurl's timeouts, and
- * idle connections cost one fd each. */
+/* HTTP over libcurl: pooled easy handles, each driven through a multi
+ * handle of its own (run_transfer), so that a call waiting on the network
+ * can be interrupted (Ctrl-C) without giving up libcurl's timeouts. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -76,8 +75,6 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         return NULL;
     }
     genauth_signature_init(&conn->signature);
-    conn->wake_slot = atomic_fetch_add(&client->calls.next_slot, 1) %
-                      GENAUTH_WAKE_SLOTS;
     conn->easy = curl_easy_init();
     if (!conn->easy)
         goto nomem;
@@ -155,6 +152,9 @@ genauth_conn_free(genauth_conn *conn)
 {
     if (!conn)
         return;
+    /* Closes the connection it kept (never in a transfer here). */
+    if (conn->multi)
+        curl_multi_cleanup(conn->multi);
     if (conn->easy)
         curl_easy_cleanup(conn->easy);
     genauth_headers_wipe_free(conn->api_headers);
@@ -296,294 +296,71 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
     return GENAUTH_OK;
 }
 
-/* ---- the shared multi handle ----------------------------------------- */
+/* ---- running a transfer ----------------------------------------------- */
 
-void
-genauth_calls_init(genauth_calls *m)
-{
-    memset(m, 0, sizeof(*m));
-    pthread_mutex_init(&m->mu, NULL);
-    for (int i = 0; i < GENAUTH_WAKE_SLOTS; i++)
-        genauth_cond_init_monotonic(&m->wake[i]);
-    atomic_init(&m->next_slot, 0);
-}
-
-void
-genauth_calls_close(genauth_calls *m)
-{
-    pthread_mutex_lock(&m->mu);
-    if (m->multi && m->transfers == 0 && !m->driving) {
-        curl_multi_cleanup(m->multi);
-        m->multi = NULL;
-    }
-    pthread_mutex_unlock(&m->mu);
-}
-
-void
-genauth_calls_clear(genauth_calls *m)
-{
-    if (m->multi)
-        curl_multi_cleanup(m->multi);
-    m->multi = NULL;
-    for (int i = 0; i < GENAUTH_WAKE_SLOTS; i++)
-        pthread_cond_destroy(&m->wake[i]);
-    pthread_mutex_destroy(&m->mu);
-}
-
-void
-genauth_calls_abandon(genauth_calls *m)
-{
-    /* Leaked on purpose: cleaning it up would close the parent's sockets.
-     * No thread of the child is inside it (see adopt_after_fork). */
-    genauth_calls_init(m);
-}
-
-/* Threads to wake once the mutex is let go: a set of wake slots. */
-typedef uint64_t wake_set;
-
-static void
-wake_now(genauth_calls *m, wake_set *wake)
-{
-    while (*wake) {
-        int slot = __builtin_ctzll(*wake);
-        *wake &= *wake - 1;
-        /* Every thread of the slot: the one meant re-checks its transfer,
-         * any other goes back to sleep. */
-        pthread_cond_broadcast(&m->wake[slot]);
-    }
-}
-
-/* The waiters list holds the threads that sleep and have not been woken
- * yet: the driver hands its role to one of them, never to a thread already
- * on its way out. Called locked. */
-static void
-add_waiter(genauth_calls *m, genauth_conn *conn)
-{
-    conn->wait_prev = NULL;
-    conn->wait_next = m->waiters;
-    if (m->waiters)
-        m->waiters->wait_prev = conn;
-    m->waiters = conn;
-}
-
-/* Takes conn off the list; 0 when it was not on it (its thread is not
- * asleep, or was already woken). Called locked. */
-static int
-remove_waiter(genauth_calls *m, genauth_conn *conn)
-{
-    if (conn->wait_prev)
-        conn->wait_prev->wait_next = conn->wait_next;
-    else if (m->waiters == conn)
-        m->waiters = conn->wait_next;
-    else
-        return 0;
-    if (conn->wait_next)
-        conn->wait_next->wait_prev = conn->wait_prev;
-    conn->wait_prev = conn->wait_next = NULL;
-    return 1;
-}
-
-/* Takes conn's thread off the list and adds it to those to wake. */
-static void
-wake_later(genauth_calls *m, genauth_conn *conn, wake_set *wake)
-{
-    if (remove_waiter(m, conn))
-        *wake |= (wake_set)1 << conn->wake_slot;
-}
-
-/* A transfer ended (or never started): its owner, and only it, may go on.
- * Called locked. */
-static void
-mark_done(genauth_calls *m, genauth_conn *conn, CURLcode result,
-          wake_set *wake)
-{
-    conn->state = GENAUTH_CONN_DONE;
-    conn->result = result;
-    m->transfers--;
-    wake_later(m, conn, wake);
-}
-
-/* The driver's bookkeeping, locked: adds the queued transfers, takes off
- * the cancelled ones, and ends those libcurl finished. */
-static void
-settle(genauth_calls *m, wake_set *wake)
-{
-    genauth_conn *conn, *next;
-    for (conn = m->queued; conn; conn = next) {
-        next = conn->queue_next;
-        if (conn->cancel)
-            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK, wake);
-        else if (curl_multi_add_handle(m->multi, conn->easy) != CURLM_OK)
-            mark_done(m, conn, CURLE_OUT_OF_MEMORY, wake);
-        else
-            conn->state = GENAUTH_CONN_RUNNING;
-    }
-    m->queued = NULL;
-    /* libcurl counts connections in use against this limit too: room for
-     * every transfer, and GENAUTH_IDLE_CONNECTIONS idle ones beyond. As a
-     * burst ends, each connection given back closes the oldest idle one
-     * over the limit. */
-    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS,
-                      (long)(m->transfers + GENAUTH_IDLE_CONNECTIONS));
-    for (conn = m->cancels; conn; conn = next) {
-        next = conn->queue_next;
-        if (conn->state == GENAUTH_CONN_RUNNING) {
-            /* Taking off a transfer that did not finish closes its
-             * connection: the handle is safe to pool again. */
-            curl_multi_remove_handle(m->multi, conn->easy);
-            mark_done(m, conn, CURLE_ABORTED_BY_CALLBACK, wake);
-        }
-    }
-    m->cancels = NULL;
-    CURLMsg *msg;
-    int left = 0;
-    while ((msg = curl_multi_info_read(m->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode result = msg->data.result;
-        conn = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&conn);
-        curl_multi_remove_handle(m->multi, easy);
-        if (conn && conn->state == GENAUTH_CONN_RUNNING)
-            mark_done(m, conn, result, wake);
-    }
-}
-
-/* Drives everyone's transfers until `own`'s ends (or its caller is
- * interrupted: *interrupted set). Called locked with m->driving set;
- * returns locked, with the threads it still has to wake in *wake. */
-static void
-drive(genauth_client *client, genauth_calls *m, genauth_conn *own,
-      double *next_check, int *interrupted, wake_set *wake)
-{
-    for (;;) {
-        settle(m, wake);
-        if (own->state == GENAUTH_CONN_DONE)
-            return;
-        pthread_mutex_unlock(&m->mu);
-        wake_now(m, wake);
-        int running = 0, stop = 0;
-        CURLMcode mc = curl_multi_perform(m->multi, &running);
-        pthread_mutex_lock(&m->mu);
-        if (mc == CURLM_OK) {
-            settle(m, wake); /* what perform finished, before waiting */
-            if (own->state == GENAUTH_CONN_DONE)
-                return;
-            m->polling = 1;
-            pthread_mutex_unlock(&m->mu);
-            wake_now(m, wake);
-            mc = curl_multi_poll(m->multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS,
-                                 NULL);
-            stop = mc == CURLM_OK &&
-                   genauth_client_should_stop(client, next_check);
-            pthread_mutex_lock(&m->mu);
-            m->polling = 0;
-        }
-        if (mc != CURLM_OK || stop) {
-            settle(m, wake);
-            if (own->state == GENAUTH_CONN_RUNNING) {
-                curl_multi_remove_handle(m->multi, own->easy);
-                mark_done(m, own,
-                          mc != CURLM_OK ? CURLE_OUT_OF_MEMORY
-                                         : CURLE_ABORTED_BY_CALLBACK,
-                          wake);
-                *interrupted = stop;
-            }
-            return;
-        }
-    }
-}
-
-/* Sleeps until conn's transfer ends, this thread is asked to drive, or
- * GENAUTH_INTERRUPT_POLL_MS pass. Called locked. */
-static void
-wait_slice(genauth_calls *m, genauth_conn *conn)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += GENAUTH_INTERRUPT_POLL_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    add_waiter(m, conn);
-    pthread_cond_timedwait(&m->wake[conn->wake_slot], &m->mu, &ts);
-    /* Timed out, or woken for another conn of its slot: still listed. */
-    remove_waiter(m, conn);
-}
-
-/* Runs conn's transfer on the shared multi handle; *result is how it
- * ended, *interrupted whether the interrupt check stopped it. */
+/* Runs conn's transfer on its own multi handle until it ends, checking the
+ * interrupt every GENAUTH_INTERRUPT_POLL_MS; *result is how it ended,
+ * *interrupted whether the interrupt check stopped it.
+ *
+ * Each handle has its multi handle, made by its first call and kept with it
+ * in the pool: it holds the handle's connection between calls (libcurl's
+ * wakeup pair costs it 2 fds). Threads never wait for one another: the
+ * kernel wakes each for its own socket. A multi handle shared by the
+ * client's calls keeps idle connections at one fd each, but only one
+ * thread at a time may drive it, and the others then sleep until the
+ * driver wakes them: two wake-ups for most calls. That held 4 threads to
+ * 0.62 of a C program's throughput (bench/results/results.md); with a
+ * multi handle each, the C core's threads do as well as the C loop. */
 static genauth_status
-run_shared(genauth_client *client, genauth_conn *conn, CURLcode *result,
-           int *interrupted, genauth_error *err)
+run_transfer(genauth_client *client, genauth_conn *conn, CURLcode *result,
+             int *interrupted, genauth_error *err)
 {
-    genauth_calls *m = &client->calls;
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
-    wake_set wake = 0;
 
     *interrupted = 0;
-    pthread_mutex_lock(&m->mu);
-    if (!m->multi) {
-        m->multi = curl_multi_init();
-        if (!m->multi) {
-            pthread_mutex_unlock(&m->mu);
+    *result = CURLE_OK;
+    if (!conn->multi) {
+        conn->multi = curl_multi_init();
+        if (!conn->multi)
             return genauth_error_set(err, GENAUTH_E_NOMEM,
                                      "could not start the transfer");
-        }
+        /* The handle's one connection, kept alive for its next call. */
+        curl_multi_setopt(conn->multi, CURLMOPT_MAXCONNECTS, 1L);
     }
-    curl_easy_setopt(conn->easy, CURLOPT_PRIVATE, conn);
-    conn->state = GENAUTH_CONN_QUEUED;
-    conn->cancel = 0;
-    conn->queue_next = m->queued;
-    m->queued = conn;
-    m->transfers++;
-    if (m->polling)
-        curl_multi_wakeup(m->multi);
-    while (conn->state != GENAUTH_CONN_DONE) {
-        if (!m->driving) {
-            m->driving = 1;
-            drive(client, m, conn, &next_check, interrupted, &wake);
-            m->driving = 0;
-            /* One thread still waiting for its transfer drives next (or
-             * one that comes first): the one that waited least, whose
-             * transfer is likely to take longest, so the role changes
-             * hands least often. */
-            if (m->waiters)
-                wake_later(m, m->waiters, &wake);
-            continue;
-        }
-        wait_slice(m, conn);
-        if (conn->state == GENAUTH_CONN_DONE || conn->cancel)
-            continue;
-        pthread_mutex_unlock(&m->mu);
-        int stop = genauth_client_should_stop(client, &next_check);
-        pthread_mutex_lock(&m->mu);
-        if (stop && conn->state != GENAUTH_CONN_DONE) {
-            /* The driver takes it off (a queued one is never added): wait
-             * until it has. */
-            conn->cancel = 1;
-            if (conn->state == GENAUTH_CONN_RUNNING) {
-                conn->queue_next = m->cancels;
-                m->cancels = conn;
-                if (m->polling)
-                    curl_multi_wakeup(m->multi);
+    if (curl_multi_add_handle(conn->multi, conn->easy) != CURLM_OK) {
+        *result = CURLE_OUT_OF_MEMORY;
+        return GENAUTH_OK;
+    }
+    for (;;) {
+        int running = 0, left = 0;
+        CURLMcode mc = curl_multi_perform(conn->multi, &running);
+        if (mc == CURLM_OK) {
+            /* Its only transfer: any message is this one's end. */
+            CURLMsg *msg = curl_multi_info_read(conn->multi, &left);
+            if (msg && msg->msg == CURLMSG_DONE) {
+                *result = msg->data.result;
+                break;
             }
+            if (running == 0) { /* ended without saying how: never seen */
+                *result = CURLE_GOT_NOTHING;
+                break;
+            }
+            mc = curl_multi_poll(conn->multi, NULL, 0,
+                                 GENAUTH_INTERRUPT_POLL_MS, NULL);
+        }
+        if (mc != CURLM_OK) {
+            *result = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+        if (genauth_client_should_stop(client, &next_check)) {
+            *result = CURLE_ABORTED_BY_CALLBACK;
+            *interrupted = 1;
+            break;
         }
     }
-    /* Stopped by the interrupt, unless it ended on its own meanwhile. */
-    if (conn->cancel && conn->result == CURLE_ABORTED_BY_CALLBACK)
-        *interrupted = 1;
-    conn->state = GENAUTH_CONN_IDLE;
-    *result = conn->result;
-    if (m->transfers == 0 && !m->driving && atomic_load(&client->closed)) {
-        /* close() found transfers in flight; the last one out frees. */
-        curl_multi_cleanup(m->multi);
-        m->multi = NULL;
-    }
-    pthread_mutex_unlock(&m->mu);
-    wake_now(m, &wake);
+    /* Taking off a transfer that did not finish closes its connection: the
+     * handle is safe to pool again. */
+    curl_multi_remove_handle(conn->multi, conn->easy);
     return GENAUTH_OK;
 }
 
@@ -609,7 +386,7 @@ genauth_conn_perform(genauth_client *client, genauth_conn *conn,
     *http_status = 0;
     st = genauth_conn_setup(conn, plan, deadline, err);
     if (st == GENAUTH_OK)
-        st = run_shared(client, conn, &result, &interrupted, err);
+        st = run_transfer(client, conn, &result, &interrupted, err);
     if (st != GENAUTH_OK)
         return st;
     if (interrupted)
