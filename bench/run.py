@@ -654,7 +654,7 @@ def write_chart(runners, stats, path):
     for r in order[::-1]:
         if r.key.startswith("c_"):
             colors.append("#7f7f7f")
-        elif r.key == "core_seq":
+        elif r.key.startswith("core_"):
             colors.append("#aec7e8")
         elif r.key.startswith("gc_"):
             colors.append({"seq": "#1f77b4", "concurrent": "#2ca02c",
