@@ -3,12 +3,9 @@
  * can be interrupted (Ctrl-C) without giving up libcurl's timeouts. */
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "internal.h"
 
