@@ -100,6 +100,81 @@ def test_batch_larger_than_the_fd_limit_completes(mixed_server):
     assert out.stdout.split(None, 2)[:2] == ["400", "0"], out.stdout
 
 
+OUT_OF_FDS_CHILD = textwrap.dedent("""
+    import os, resource, sys, threading
+    import genauth_c
+    from genauth_c import ManagementClient
+    warm = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
+    assert warm.trigger_webhook("wh1")["statusCode"] == 200
+    fresh = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
+    third = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+    taken = []
+    try:
+        while True:
+            taken.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    # Every file descriptor taken: a client with no connection yet.
+    try:
+        fresh.trigger_webhook("wh1")
+    except genauth_c.TransportError as e:
+        print("FRESH", e)
+    else:
+        print("FRESH returned")
+    # Threads on the client with one kept connection: the one that gets it
+    # may succeed, the others need a connection of their own.
+    outcomes = []
+    def work():
+        try:
+            outcomes.append(str(warm.trigger_webhook("wh1")["statusCode"]))
+        except genauth_c.TransportError as e:
+            outcomes.append(str(e))
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    print("ALIVE", sum(t.is_alive() for t in threads))
+    for o in outcomes:
+        print("THREAD", o)
+    # One descriptor free: enough for a new handle's connection, its multi
+    # handle going without libcurl's wakeup pair (which needs two).
+    os.close(taken.pop())
+    print("ONE FREE", third.trigger_webhook("wh1")["statusCode"])
+    for fd in taken:
+        os.close(fd)
+    print("AFTER", fresh.trigger_webhook("wh1")["statusCode"],
+          warm.trigger_webhook("wh1")["statusCode"])
+""")
+
+
+def test_a_call_with_no_file_descriptor_free_says_so(mixed_server):
+    """With every file descriptor of the process taken, a call that needs a
+    connection fails with a TransportError naming the open-file limit (not
+    libcurl's "Couldn't connect to server", as if the server had refused),
+    no thread hangs; one free descriptor is enough for a new client's token
+    fetch and call, and all calls work again once descriptors are free."""
+    out = subprocess.run([sys.executable, "-c", OUT_OF_FDS_CHILD,
+                          mixed_server],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    fresh = [line for line in lines if line.startswith("FRESH")]
+    assert len(fresh) == 1 and "RLIMIT_NOFILE" in fresh[0], out.stdout
+    assert "nothing was sent" in fresh[0]
+    assert "ALIVE 0" in lines, out.stdout
+    outcomes = [line[len("THREAD "):] for line in lines
+                if line.startswith("THREAD")]
+    assert len(outcomes) == 8, out.stdout
+    for outcome in outcomes:
+        assert outcome == "200" or "RLIMIT_NOFILE" in outcome, outcome
+    assert "ONE FREE 200" in lines, out.stdout
+    assert "AFTER 200 200" in lines, out.stdout
+
+
 @pytest.mark.parametrize("drop", ["close", "reset"])
 def test_post_lost_on_a_reused_connection_is_not_sent_again(fake,
                                                             client_for, drop):

@@ -195,9 +195,10 @@ def test_sixteen_threads_keep_their_connections():
             t.join(timeout=120)
             assert not t.is_alive()
         client.close()
-        # Connections are reused, not one per call (800 here): a thread's
-        # connection waits in the client's cache, which keeps the ones in
-        # use and 8 idle beyond them. How many of the 16 threads are between
+        # Connections are reused, not one per call (800 here): a call takes
+        # the connection handle given back last, with its connection, and
+        # the pool keeps 8 idle handles; one given back beyond them is freed,
+        # its connection closed. How many of the 16 threads are between
         # calls at once is the scheduler's doing (under ASan a few more
         # connections than threads are closed and made again), so the bound
         # only tells reuse from none.

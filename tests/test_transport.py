@@ -165,6 +165,9 @@ def test_ctrl_c_interrupts_a_call_and_the_client_survives(fake, client_for):
     assert not thread.is_alive()
     fake.server.handler = fake
     assert client.trigger_webhook("wh1")["statusCode"] == 200
+    # The interrupted call's connection was closed, not pooled with its
+    # answer still to come: the next call opened a second one.
+    assert fake.server.connections == 2
 
 
 # ---- TLS -----------------------------------------------------------------

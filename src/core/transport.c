@@ -3,12 +3,9 @@
  * can be interrupted (Ctrl-C) without giving up libcurl's timeouts. */
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -183,6 +180,17 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the call timed out: %s",
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc));
+    } else if (genauth_conn_out_of_fds(conn, rc)) {
+        /* libcurl would say "Couldn't connect to server", as if the server
+         * had refused: the cause is this process's open-file limit. */
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "no file descriptor was free for a "
+                               "connection (%s); nothing was sent",
+                               conn->socket_errno == EMFILE
+                                   ? "the process has as many files open "
+                                     "as its limit allows: RLIMIT_NOFILE, "
+                                     "ulimit -n"
+                                   : "the system's file table is full");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && conn->sends > 1) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the connection was lost after the request "
