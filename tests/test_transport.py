@@ -38,6 +38,58 @@ def test_threads_share_a_few_connections(fake, client_for):
     assert len(fake.server.requests) == 102
 
 
+def test_handles_given_back_beside_calls_in_flight_are_kept():
+    """The pool keeps 8 idle handles beyond those in use: 12 threads that
+    call again while 4 other calls are still in flight find their
+    connections (with 8 idle at most, 4 would be closed and opened again)."""
+    fake = FakeGenAuth()
+    all_sixteen = threading.Barrier(16, timeout=30)
+    twelve_again = threading.Barrier(12, timeout=30)
+    let_go = threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            name = req.json()["webhookId"]
+            if name in ("hold", "first"):
+                all_sixteen.wait()  # 16 calls in flight at once
+            if name == "hold":
+                let_go.wait(30)
+            elif name == "again":
+                twelve_again.wait()  # 12 at once: as many handles needed
+        return fake(req)
+
+    failures = []
+    movers_back = threading.Barrier(12, timeout=30)
+
+    def call(*names):
+        try:
+            for i, name in enumerate(names):
+                if i:  # every mover's handle back in the pool first
+                    movers_back.wait()
+                assert client.trigger_webhook(name)["statusCode"] == 200
+        except BaseException as e:  # reported below; a thread cannot raise
+            failures.append(e)
+
+    with RawServer(handler) as server:
+        client = ManagementClient(AK, SK, host=server.url, timeout=30)
+        client.trigger_webhook("warm")  # the token, on the first connection
+        holders = [threading.Thread(target=call, args=("hold",)) for _ in range(4)]
+        movers = [threading.Thread(target=call, args=("first", "again"))
+                  for _ in range(12)]
+        for t in holders + movers:
+            t.start()
+        for t in movers:
+            t.join(timeout=60)
+            assert not t.is_alive()
+        let_go.set()
+        for t in holders:
+            t.join(timeout=60)
+            assert not t.is_alive()
+        client.close()
+        assert not failures, failures
+        assert server.connections == 16
+
+
 def test_gil_released_during_a_slow_call(fake, client_for):
     """The server holds the answer until this thread, running Python while
     the call waits, releases it: had the call kept the GIL, the release

@@ -433,6 +433,7 @@ adopt_after_fork(genauth_client *c)
         conn = next;
     }
     c->idle = NULL;
+    c->in_use = 0; /* the parent's threads' handles are not this process's */
     c->batch_multi = NULL; /* its connections are the parent's too */
     /* No other thread of the child can be inside this client yet (every
      * call adopts first), and a thread of the parent that held a lock or
@@ -532,15 +533,15 @@ genauth_client_adopt_if_forked(genauth_client *c)
 }
 
 /* Unlinks from the idle pool the handles beyond GENAUTH_IDLE_CONNECTIONS
- * and those idle for over c->max_idle_seconds (the pool is in order of
- * last use, so they are its tail), for the caller to free outside the lock.
- * Called with pool_mu held. */
+ * more than those in use, and those idle for over c->max_idle_seconds (the
+ * pool is in order of last use, so they are its tail), for the caller to
+ * free outside the lock. Called with pool_mu held. */
 static genauth_conn *
 trim_pool(genauth_client *c, double now)
 {
     genauth_conn **link = &c->idle;
     size_t kept = 0;
-    while (*link && kept < GENAUTH_IDLE_CONNECTIONS &&
+    while (*link && kept < GENAUTH_IDLE_CONNECTIONS + c->in_use &&
            now - (*link)->idle_since <= (double)c->max_idle_seconds) {
         link = &(*link)->next;
         kept++;
@@ -566,14 +567,16 @@ genauth_client_acquire(genauth_client *c, genauth_error *err)
     conn = c->idle;
     if (conn)
         c->idle = conn->next;
+    c->in_use++; /* given back even if it could not be made */
     pthread_mutex_unlock(&c->pool_mu);
     free_pool(stale);
     if (!conn) {
-        if (!c->share) {
+        if (c->share)
+            conn = genauth_conn_new(c, err);
+        else
             genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
-            return NULL;
-        }
-        conn = genauth_conn_new(c, err);
+        if (!conn)
+            genauth_client_release(c, NULL);
     }
     return conn;
 }
@@ -583,7 +586,12 @@ genauth_client_release(genauth_client *c, genauth_conn *conn)
 {
     genauth_conn *stale = NULL;
     pthread_mutex_lock(&c->pool_mu);
-    if (atomic_load(&c->closed) || c->fork_generation != fork_generation) {
+    /* Not below 0: a handle taken before fork() and given back in the
+     * child was not counted there (adopt_after_fork starts from 0). */
+    if (c->in_use > 0)
+        c->in_use--;
+    if (!conn || atomic_load(&c->closed) ||
+        c->fork_generation != fork_generation) {
         pthread_mutex_unlock(&c->pool_mu);
         if (c->fork_generation == fork_generation)
             genauth_conn_free(conn);

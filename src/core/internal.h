@@ -24,9 +24,10 @@
  * handle's own multi handle, which keeps that handle's one connection
  * between calls: 3 fds (the socket, and libcurl's wakeup socket pair) per
  * handle that has made a call. Idle handles are kept up to
- * GENAUTH_IDLE_CONNECTIONS, none idle for over GENAUTH_MAX_IDLE_SECONDS:
- * after a burst of threads, a handle given back beyond that is freed, its
- * connection closed. Batches run on the client's batch multi handle (2 fds
+ * GENAUTH_IDLE_CONNECTIONS beyond the handles in use, none idle for over
+ * GENAUTH_MAX_IDLE_SECONDS: threads between their calls find their
+ * connections again, and as a burst of threads ends, each handle given
+ * back beyond GENAUTH_IDLE_CONNECTIONS is freed, its connection closed. Batches run on the client's batch multi handle (2 fds
  * of its own, then one per connection), which keeps
  * GENAUTH_IDLE_CONNECTIONS connections once a batch's last call has
  * started. A connection idle for over GENAUTH_MAX_IDLE_SECONDS is never
@@ -234,6 +235,7 @@ struct genauth_client {
      * and TLS sessions. */
     pthread_mutex_t pool_mu;
     genauth_conn *idle; /* the most recently used first */
+    size_t in_use;      /* handles taken from the pool, not given back */
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned long fork_generation;
@@ -253,7 +255,8 @@ genauth_conn *genauth_client_acquire(genauth_client *client,
  * (acquire does this too; a batch needs it before it takes batch_multi). */
 void genauth_client_adopt_if_forked(genauth_client *client);
 /* Back into the pool; freed instead when the client was closed meanwhile.
- * (A transfer cut short has already had its connection closed by libcurl.) */
+ * (A transfer cut short has already had its connection closed by libcurl.)
+ * NULL: a handle acquire counted as taken but could not make. */
 void genauth_client_release(genauth_client *client, genauth_conn *conn);
 
 /* Asks the interrupt check, at most every GENAUTH_INTERRUPT_POLL_MS
