@@ -30,6 +30,23 @@ name_list(const genauth_signature_spec *spec, PyObject **values,
     return text;
 }
 
+Py_ssize_t
+genauth_param_slot(const genauth_signature_spec *spec, PyObject *key)
+{
+    if (!PyUnicode_Check(key))
+        return -1;
+    /* Names differ in length more often than not: only an equal length is
+     * compared character by character. */
+    Py_ssize_t len = PyUnicode_GetLength(key);
+    for (Py_ssize_t j = 0; j < spec->nparams; j++) {
+        const char *name = spec->params[j].name;
+        if ((size_t)len == strlen(name) &&
+            PyUnicode_CompareWithASCIIString(key, name) == 0)
+            return j;
+    }
+    return -1;
+}
+
 int
 genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
                    Py_ssize_t nargs, PyObject *kwnames, PyObject **values)
@@ -61,14 +78,7 @@ genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
     Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *key = PyTuple_GetItem(kwnames, k);
-        Py_ssize_t slot = -1;
-        for (Py_ssize_t j = 0; j < spec->nparams; j++) {
-            if (PyUnicode_CompareWithASCIIString(key, spec->params[j].name) ==
-                0) {
-                slot = j;
-                break;
-            }
-        }
+        Py_ssize_t slot = genauth_param_slot(spec, key);
         if (slot < 0) {
             PyErr_Format(PyExc_TypeError,
                          "%s() got an unexpected keyword argument '%S'",

@@ -38,6 +38,11 @@ typedef struct {
     Py_ssize_t npositional;
 } genauth_signature_spec;
 
+/* The index in spec->params of the parameter named `key` (a str, or any
+ * object, which matches none), or -1. Sets no exception. */
+Py_ssize_t genauth_param_slot(const genauth_signature_spec *spec,
+                              PyObject *key);
+
 /* Matches a vectorcall's arguments to `spec`: values[i] is the argument for
  * params[i] (borrowed from args), or NULL when not given. Returns 0, or -1
  * with TypeError worded as CPython words it for a Python method (missing,

@@ -374,12 +374,7 @@ batch_call_values(PyObject *call, Py_ssize_t index,
     for (Py_ssize_t j = 0; j < sig->nparams; j++)
         held[j] = NULL;
     while (PyDict_Next(call, &pos, &key, &value)) {
-        Py_ssize_t slot = -1;
-        for (Py_ssize_t j = 0; j < sig->nparams && PyUnicode_Check(key); j++) {
-            if (PyUnicode_CompareWithASCIIString(key, sig->params[j].name) ==
-                0)
-                slot = j;
-        }
+        Py_ssize_t slot = genauth_param_slot(sig, key);
         if (slot < 0) {
             PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
                          index, key);
