@@ -126,6 +126,14 @@ BAD_CALLS = [
     (("wh",), {"request_body": circular}, ValueError, "circular"),
     (("wh",), {"request_body": deep}, ValueError, "request_body"),
     (("wh",), {"bogus": 1}, TypeError, "bogus"),
+    # Names as long as a parameter's, unlike it in one character (non-ASCII,
+    # NUL); a str subclass naming a parameter is that parameter.
+    (("wh",), {"request_bod\u00ff": 1}, TypeError,
+     "unexpected keyword argument 'request_bod\u00ff'"),
+    (("wh",), {"request_bod\x00": 1}, TypeError,
+     "unexpected keyword argument 'request_bod\x00'"),
+    (("wh",), {type("Name", (str,), {})("request_body"): {"x": float("nan")}},
+     ValueError, "request_body['x']"),
     (("wh", None, None, None), {}, TypeError, "takes from 2 to 4 positional arguments but 5 were given"),
     (("wh\x00x",), {}, ValueError, "webhook_id: must not contain NUL"),
 ]

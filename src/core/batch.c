@@ -9,9 +9,11 @@
 #include "json.h"
 
 /* Connection handles between calls: a call that ends hands its handle to
- * the next one to start, rather than to the client's pool (which keeps
- * GENAUTH_IDLE_CONNECTIONS: with more in flight, handles would be freed
- * and made again, curl_easy_init and every setopt, all batch long). */
+ * the next one to start, rather than to the client's pool, where another
+ * thread could take it and leave the batch to make one (curl_easy_init and
+ * every setopt), and which would cost the pool's lock both ways. Kept
+ * spares count as in use (genauth_client_acquire), so the pool's limit on
+ * idle handles stays beyond them. */
 typedef struct {
     genauth_conn **conns;
     size_t n, cap;

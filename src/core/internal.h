@@ -27,8 +27,10 @@
  * GENAUTH_IDLE_CONNECTIONS beyond the handles in use, none idle for over
  * GENAUTH_MAX_IDLE_SECONDS: threads between their calls find their
  * connections again, and as a burst of threads ends, each handle given
- * back beyond GENAUTH_IDLE_CONNECTIONS is freed, its connection closed. Batches run on the client's batch multi handle (2 fds
- * of its own, then one per connection), which keeps
+ * back beyond GENAUTH_IDLE_CONNECTIONS is freed, its connection closed.
+ * Handles are made only when none is idle, so there are never more than
+ * the most ever in use at once. Batches run on the client's batch multi
+ * handle (2 fds of its own, then one per connection), which keeps
  * GENAUTH_IDLE_CONNECTIONS connections once a batch's last call has
  * started. A connection idle for over GENAUTH_MAX_IDLE_SECONDS is never
  * reused: the next call closes it. */
