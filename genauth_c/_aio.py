@@ -84,9 +84,13 @@ class AsyncManagementClient:
 
         def landed(i, future):
             in_flight.pop(i, None)
-            if finished.done() or future.cancelled():
+            if future.cancelled():
                 return
+            # Read even when the batch has already stopped: a future whose
+            # exception nobody read is logged as an error when collected.
             error = future.exception()
+            if finished.done():
+                return
             if error is not None:  # the client was closed: the batch stops
                 finished.set_exception(error)
                 return

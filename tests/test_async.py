@@ -397,6 +397,36 @@ def test_close(emu):
     run(main())
 
 
+def test_a_batch_stopped_by_aclose_leaves_no_exception_unread(emu):
+    """aclose() ends each of a batch's calls in flight with
+    ClientClosedError; the batch raises the first, and the others' must not
+    be logged as 'Future exception was never retrieved'."""
+    emu.delay = 5.0
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        reported = []
+        loop.set_exception_handler(lambda loop, context: reported.append(
+            context["message"]))
+        client = AsyncManagementClient(AK, SK, host=emu.url)
+        batch = asyncio.create_task(client.trigger_webhooks(
+            [{"webhook_id": "wh"}] * 8, concurrency=4))
+        for _ in range(500):  # until the batch has its calls out; 5 s at most
+            if client._engine is not None and client._engine.calls == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert client._engine.calls == 4
+        await client.aclose()
+        with pytest.raises(genauth_c.ClientClosedError):
+            await batch
+        del batch
+        await asyncio.sleep(0)  # the futures' callbacks run
+        gc.collect()  # an unread future complains when it is collected
+        return reported
+
+    assert run(main()) == []
+
+
 def test_a_client_belongs_to_its_first_loop(emu):
     client = AsyncManagementClient(AK, SK, host=emu.url)
 
