@@ -100,7 +100,21 @@ def test_batch_larger_than_the_fd_limit_completes(mixed_server):
     assert out.stdout.split(None, 2)[:2] == ["400", "0"], out.stdout
 
 
-OUT_OF_FDS_CHILD = textwrap.dedent("""
+# Child code's helper: takes every file descriptor the process may still
+# open, and returns them (to close).
+TAKE_ALL_FDS = textwrap.dedent("""
+    def take_all_fds():
+        import os
+        taken = []
+        try:
+            while True:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        return taken
+""")
+
+OUT_OF_FDS_CHILD = TAKE_ALL_FDS + textwrap.dedent("""
     import os, resource, sys, threading
     import genauth_c
     from genauth_c import ManagementClient
@@ -110,12 +124,7 @@ OUT_OF_FDS_CHILD = textwrap.dedent("""
     third = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
-    taken = []
-    try:
-        while True:
-            taken.append(os.open(os.devnull, os.O_RDONLY))
-    except OSError:
-        pass
+    taken = take_all_fds()
     # Every file descriptor taken: a client with no connection yet.
     try:
         fresh.trigger_webhook("wh1")
@@ -173,6 +182,51 @@ def test_a_call_with_no_file_descriptor_free_says_so(mixed_server):
         assert outcome == "200" or "RLIMIT_NOFILE" in outcome, outcome
     assert "ONE FREE 200" in lines, out.stdout
     assert "AFTER 200 200" in lines, out.stdout
+
+
+ASYNC_OUT_OF_FDS_CHILD = TAKE_ALL_FDS + textwrap.dedent("""
+    import asyncio, collections, os, resource, sys
+    from genauth_c import AsyncManagementClient
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+
+    def outcomes(results):
+        return sorted(collections.Counter(
+            str(r["statusCode"]) if isinstance(r, dict) else type(r).__name__
+            for r in results).items())
+
+    async def main():
+        async with AsyncManagementClient("AK", "SK", host=sys.argv[1],
+                                         timeout=60, max_retries=0) as client:
+            await client.trigger_webhook("wh1")  # the token, one connection
+            taken = take_all_fds()
+            for _ in range(8):  # room for a few more connections only
+                os.close(taken.pop())
+            single = await asyncio.gather(
+                *[client.trigger_webhook("wh1") for _ in range(100)],
+                return_exceptions=True)
+            batch = await client.trigger_webhooks(
+                [{"webhook_id": "wh1"}] * 100, concurrency=50)
+            for fd in taken:
+                os.close(fd)
+            return outcomes(single), outcomes(batch)
+
+    print(asyncio.run(main()))
+""")
+
+
+def test_async_calls_beyond_the_fd_limit_complete(mixed_server):
+    """100 tasks, and a batch of concurrency 50, on an event loop with
+    room for a few connections only, retries off: the calls that find no
+    file descriptor free wait for one of the others' connections instead
+    of failing (a batch larger than the process can open files for runs
+    fewer calls in flight)."""
+    out = subprocess.run([sys.executable, "-c", ASYNC_OUT_OF_FDS_CHILD,
+                          mixed_server],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "([('200', 100)], [('200', 100)])", out.stdout
 
 
 @pytest.mark.parametrize("drop", ["close", "reset"])

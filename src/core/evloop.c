@@ -42,6 +42,10 @@ struct genauth_evcall {
     int attempt;                     /* 1 after the retry for a 401 */
     int retries;                     /* retry.c's */
     double not_before;               /* while resting: its retry time */
+    /* Resting because no file descriptor was free: it goes out again when
+     * another transfer ends (its connection then reusable, or closed), or
+     * at its deadline, to time out. */
+    int fd_wait;
     int where;                       /* ON_CALLS, ... */
     int added;                       /* conn's handle is in ev->multi */
     genauth_evcall_done_fn done;
@@ -57,6 +61,7 @@ struct genauth_evloop {
     genauth_evcall *waiting;         /* for the token, oldest first */
     genauth_evcall *waiting_tail;
     genauth_evcall *resting;         /* until their retry time */
+    size_t fd_waiting;               /* resting calls with fd_wait set */
     size_t count;                    /* calls started, not yet ended */
     size_t transfers;                /* easy handles in `multi` */
     genauth_conn *token_conn;        /* the token fetch in flight, or NULL */
@@ -403,6 +408,10 @@ unlink_call(genauth_evloop *ev, genauth_evcall *call)
         call->next->prev = call->prev;
     else if (call->where == ON_WAITING)
         ev->waiting_tail = call->prev;
+    if (call->fd_wait) {
+        call->fd_wait = 0;
+        ev->fd_waiting--;
+    }
     call->where = ON_CALLS;
     call->prev = call->next = NULL;
 }
@@ -609,7 +618,33 @@ token_done(genauth_evloop *ev, CURLcode result)
 
 /* ---- a call's end ------------------------------------------------------ */
 
+/* Up to `n` of the calls waiting for a file descriptor go out again at the
+ * loop's next turn: n transfers ended, each leaving its connection for
+ * reuse or its descriptor free. The longest waiting first: ev->resting is
+ * linked at its head, so from its tail. */
 static void
+wake_fd_waiting(genauth_evloop *ev, size_t n)
+{
+    genauth_evcall *r = ev->resting;
+    int woken = 0;
+    while (r && r->next)
+        r = r->next;
+    for (; r && n > 0 && ev->fd_waiting; r = r->prev) {
+        if (!r->fd_wait)
+            continue;
+        r->fd_wait = 0;
+        ev->fd_waiting--;
+        r->not_before = 0;
+        n--;
+        woken = 1;
+    }
+    if (woken)
+        want_timer(ev, 0);
+}
+
+/* A transfer ended. Returns 1 when it found no file descriptor free and
+ * the call waits for one (the transfer freed nothing), else 0. */
+static int
 call_done(genauth_evloop *ev, genauth_evcall *call, CURLcode result)
 {
     genauth_client *c = ev->client;
@@ -617,10 +652,23 @@ call_done(genauth_evloop *ev, genauth_evcall *call, CURLcode result)
     genauth_error err;
     long http_status = 0;
     genauth_status st;
+    int fd_wait = 0;
 
     genauth_envelope_init(&resp);
     genauth_error_init(&err);
     remove_transfer(ev, call->conn, &call->added);
+    if (ev->transfers > 0 && genauth_conn_out_of_fds(call->conn, result)) {
+        /* Nothing was sent, and this engine's other transfers hold
+         * descriptors that will come free: fewer calls in flight rather
+         * than failed ones, as in a batch (batch.c). */
+        conn_give(ev, call->conn);
+        call->conn = NULL;
+        rest_call(ev, call, call->deadline);
+        call->fd_wait = 1;
+        ev->fd_waiting++;
+        fd_wait = 1;
+        goto done;
+    }
     st = genauth_conn_finish(call->conn, result, &http_status, &err);
     if (st == GENAUTH_OK)
         st = genauth_call_read(c, call->conn, http_status, &resp, &err);
@@ -655,6 +703,7 @@ call_done(genauth_evloop *ev, genauth_evcall *call, CURLcode result)
 done:
     genauth_envelope_clear(&resp);
     genauth_error_clear(&err);
+    return fd_wait;
 }
 
 /* Reads what libcurl finished and ends (or retries) those calls. */
@@ -663,20 +712,24 @@ drain(genauth_evloop *ev)
 {
     CURLMsg *msg;
     int left = 0;
+    size_t freed = 0;
     while ((msg = curl_multi_info_read(ev->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
+        freed++;
         if (ev->token_conn && easy == ev->token_conn->easy) {
             token_done(ev, result);
             continue;
         }
         genauth_evcall *call = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
-        if (call)
-            call_done(ev, call, result);
+        if (call && call_done(ev, call, result))
+            freed--;
     }
+    if (freed && ev->fd_waiting && !ev->closed)
+        wake_fd_waiting(ev, freed);
     settle(ev);
 }
 
@@ -914,7 +967,11 @@ void
 genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
 {
     if (call) {
+        /* A transfer in flight leaves with its connection closed. */
+        int freed = call->added;
         drop_call(ev, call);
+        if (freed && ev->fd_waiting)
+            wake_fd_waiting(ev, 1);
         settle(ev);
     }
 }
