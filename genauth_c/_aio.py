@@ -160,6 +160,23 @@ class AsyncManagementClient:
     def __repr__(self):
         return "<Async" + repr(self._client)[1:]
 
+    def __reduce__(self):
+        # As ManagementClient: by its options, whether or not it was used, a
+        # new client with its own connections, token and event loop (not one
+        # sharing this one's engine).
+        rebuild, args = self._client.__reduce__()
+        return _rebuilt, (type(self), rebuild, args)
+
+
+def _rebuilt(cls, rebuild, args):
+    """How a pickled or copied AsyncManagementClient comes back: around the
+    ManagementClient rebuild(*args) makes, bound to no loop yet."""
+    self = cls.__new__(cls)
+    self._client = rebuild(*args)
+    self._engine = None
+    self._loop = None
+    return self
+
 
 def _async_doc(name):
     return (f"Coroutine: ManagementClient.{name}, awaited.\n\n"

@@ -1,6 +1,7 @@
 """A client pickles by its configuration and comes back as a new client with
 its own connections and token: copy.copy, copy.deepcopy, and process pools
 with the spawn and forkserver start methods."""
+import asyncio
 import copy
 import multiprocessing
 import pickle
@@ -8,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from genauth_c import APIError, ManagementClient
+from genauth_c import APIError, AsyncManagementClient, ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
 
 AK, SK = "AKID-processes-1234", "SECRET-processes"
@@ -83,6 +84,41 @@ def test_copies_are_new_clients_with_their_own_token(emulator, how):
     assert client.closed and not twin.closed
     assert twin.trigger_webhook("wh3")["statusCode"] == 200
     twin.close()
+
+
+@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy,
+                                 lambda c: pickle.loads(pickle.dumps(c))])
+def test_async_clients_copy_and_pickle_as_new_clients(emulator, how):
+    """An AsyncManagementClient used on a loop copies and pickles as the
+    sync client does: a new client (its own engine, token, connections and
+    loop), not one sharing the original's engine."""
+    client = AsyncManagementClient(AK, SK, host=emulator.url, timeout=7.5,
+                                   raise_for_status=True)
+
+    async def use(c):
+        return (await c.trigger_webhook("wh1"))["statusCode"], c.token_fetches
+
+    async def use_then_close(c):
+        try:
+            return await use(c)
+        finally:
+            await c.aclose()
+
+    assert asyncio.run(use(client)) == (200, 1)  # bound to that loop now
+    twin = how(client)
+    assert twin is not client and type(twin) is AsyncManagementClient
+    assert (twin.host, twin.timeout) == (client.host, 7.5)
+    assert asyncio.run(use_then_close(twin)) == (200, 1)  # its own loop
+    assert twin.closed and not client.closed
+
+    async def refused(c):  # raise_for_status came along
+        async with c:
+            with pytest.raises(APIError):
+                await c.trigger_webhook("unknown")
+    asyncio.run(refused(how(client)))
+    with pytest.raises(RuntimeError, match="event loop"):
+        asyncio.run(use(client))  # the original still belongs to its loop
+    asyncio.run(client.aclose())
 
 
 def test_an_uninitialised_client_does_not_pickle():
