@@ -11,6 +11,7 @@ server closes one.
 """
 import asyncio
 import inspect
+import threading
 import types
 import warnings
 
@@ -35,9 +36,14 @@ class AsyncManagementClient:
     def __init__(self, /, *args, **kwargs):
         # ManagementClient's constructor (signature set below): it checks
         # and holds the options.
-        self._client = ManagementClient(*args, **kwargs)
+        self._hold(ManagementClient(*args, **kwargs))
+
+    def _hold(self, client):
+        self._client = client
         self._engine = None
         self._loop = None
+        # Two threads' loops may use a new client at once: one binds it.
+        self._binding = threading.Lock()
 
     # ---- the loop ----------------------------------------------------------
 
@@ -45,15 +51,19 @@ class AsyncManagementClient:
         """The engine, bound to the running loop on first use; from then on
         the running loop must be that one (the engine checks)."""
         engine = self._engine
-        if engine is not None:
-            engine.check_loop()
-            return engine
-        loop = asyncio.get_running_loop()
-        if self._client.closed:
-            raise ClientClosedError(
-                "the client is closed; make a new AsyncManagementClient")
-        self._engine = engine = _AsyncEngine(self._client, loop)
-        self._loop = loop
+        if engine is None:
+            loop = asyncio.get_running_loop()
+            with self._binding:
+                engine = self._engine
+                if engine is None:
+                    if self._client.closed:
+                        raise ClientClosedError(
+                            "the client is closed; make a new "
+                            "AsyncManagementClient")
+                    engine = _AsyncEngine(self._client, loop)
+                    self._engine, self._loop = engine, loop
+                    return engine
+        engine.check_loop()
         return engine
 
     # ---- calls ---------------------------------------------------------------
@@ -172,9 +182,7 @@ def _rebuilt(cls, rebuild, args):
     """How a pickled or copied AsyncManagementClient comes back: around the
     ManagementClient rebuild(*args) makes, bound to no loop yet."""
     self = cls.__new__(cls)
-    self._client = rebuild(*args)
-    self._engine = None
-    self._loop = None
+    self._hold(rebuild(*args))
     return self
 
 

@@ -444,6 +444,53 @@ def test_a_client_belongs_to_its_first_loop(emu):
     run(close())
 
 
+def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
+    """Two threads, each running its own loop, make a new client's first
+    call at the same moment: one loop binds the client; the other's call
+    raises RuntimeError (it did not: each bound an engine of its own, and
+    the client held only the last). Binding asks the loop for its methods:
+    there each thread waits, up to 2 s, for the other to arrive too."""
+    client = AsyncManagementClient(AK, SK, host=emu.url)
+    arrived = []
+    both_in = threading.Event()
+
+    class MeetingLoop(asyncio.SelectorEventLoop):
+        def __getattribute__(self, name):
+            if name == "add_reader" and not both_in.is_set():
+                arrived.append(name)
+                if len(arrived) == 2:
+                    both_in.set()
+                both_in.wait(2)
+            return super().__getattribute__(name)
+
+    outcomes = []
+
+    def in_thread():
+        async def call():
+            try:
+                outcomes.append((await client.trigger_webhook("wh"))[
+                    "statusCode"])
+            except RuntimeError as e:
+                outcomes.append(str(e))
+        loop = MeetingLoop()
+        try:
+            loop.run_until_complete(call())
+        finally:
+            loop.close()
+
+    threads = [threading.Thread(target=in_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(map(str, outcomes)) == [
+        "200", "this AsyncManagementClient belongs to the event loop it "
+        "was first used on, not to the running one; make one client per "
+        "event loop"], outcomes
+    asyncio.run(client.aclose())  # its loop is closed: closed without it
+
+
 def test_loop_closed_with_a_client_open_warns(emu):
     kept = {}
 
