@@ -75,7 +75,10 @@ def connect(address: str | None = None, n_workers: int = 2) -> Any:
 def fan_out(dask_client: Any, calls: Sequence[TriggerWebhookCall],
             options: Mapping[str, Any], batch_size: int = 50) -> list[dict[str, Any]]:
     """Trigger every call in `calls` once over the cluster behind
-    `dask_client`; returns one result per call, in order."""
+    `dask_client`; returns one result per call, in order. A worker that
+    dies in the middle of a task has its batch run again on another worker
+    by Dask: the calls it had already sent are then delivered twice
+    (trigger-webhook has no idempotency key to stop that)."""
     batches = [list(calls[i:i + batch_size]) for i in range(0, len(calls), batch_size)]
     # pure=False: two equal batches are still two deliveries, never merged.
     futures = dask_client.map(trigger_batch, [dict(options)] * len(batches), batches,
