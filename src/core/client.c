@@ -14,10 +14,16 @@
 /* Bumped in the child after fork(): pooled connections made before it
  * belong to the parent and must not be used or closed by the child. */
 static volatile unsigned long fork_generation;
+/* Held while a client is adopted after fork() (adopt_if_forked). Every
+ * other lock of a client may have been held by a thread of the parent at
+ * the fork, and stay held for ever in the child; this one is made afresh
+ * there, before any thread of the child can take it. */
+static pthread_mutex_t adopt_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 after_fork_in_child(void)
 {
+    pthread_mutex_init(&adopt_mu, NULL);
     fork_generation++;
 }
 
@@ -308,7 +314,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     genauth_token_cache_init(&c->tokens);
-    c->fork_generation = fork_generation;
+    atomic_init(&c->fork_generation, fork_generation);
 
     if (genauth_url_normalize(opts->host, opts->brand, &c->base_url, err))
         goto fail;
@@ -423,10 +429,12 @@ genauth_client_free(genauth_client *c)
 }
 
 /* In a child after fork(): forget every connection and the share handle
- * inherited from the parent, and start afresh. Called with pool_mu held. */
+ * inherited from the parent, and start afresh. Called with adopt_mu held,
+ * by the first of the child's threads to use the client. */
 static void
 adopt_after_fork(genauth_client *c)
 {
+    pthread_mutex_init(&c->pool_mu, NULL);
     for (genauth_conn *conn = c->idle; conn;) {
         genauth_conn *next = conn->next;
         genauth_conn_abandon(conn);
@@ -444,16 +452,29 @@ adopt_after_fork(genauth_client *c)
     pthread_mutex_init(&c->tokens.mu, NULL);
     c->tokens.refreshing = 0;
     c->share = share_new(c);
-    c->fork_generation = fork_generation;
+    /* Last: a thread that sees it sees the locks made afresh. */
+    atomic_store(&c->fork_generation, fork_generation);
+}
+
+/* In a child after fork(), adopts the client once; before it takes any
+ * lock of the client, as those may be held by the parent's threads. */
+static void
+adopt_if_forked(genauth_client *c)
+{
+    if (atomic_load(&c->fork_generation) == fork_generation)
+        return;
+    pthread_mutex_lock(&adopt_mu);
+    if (atomic_load(&c->fork_generation) != fork_generation)
+        adopt_after_fork(c);
+    pthread_mutex_unlock(&adopt_mu);
 }
 
 void
 genauth_client_close(genauth_client *c)
 {
-    pthread_mutex_lock(&c->pool_mu);
     /* In a child after fork(), the pool's connections are the parent's. */
-    if (c->fork_generation != fork_generation)
-        adopt_after_fork(c);
+    adopt_if_forked(c);
+    pthread_mutex_lock(&c->pool_mu);
     genauth_conn *idle = c->idle;
     c->idle = NULL;
     atomic_store(&c->closed, 1);
@@ -526,10 +547,7 @@ genauth_client_token_fetch_failures(const genauth_client *c)
 void
 genauth_client_adopt_if_forked(genauth_client *c)
 {
-    pthread_mutex_lock(&c->pool_mu);
-    if (c->fork_generation != fork_generation)
-        adopt_after_fork(c);
-    pthread_mutex_unlock(&c->pool_mu);
+    adopt_if_forked(c);
 }
 
 /* Unlinks from the idle pool the handles beyond GENAUTH_IDLE_CONNECTIONS
@@ -555,14 +573,13 @@ genauth_conn *
 genauth_client_acquire(genauth_client *c, genauth_error *err)
 {
     genauth_conn *conn = NULL, *stale = NULL;
+    adopt_if_forked(c);
     pthread_mutex_lock(&c->pool_mu);
     if (atomic_load(&c->closed)) {
         pthread_mutex_unlock(&c->pool_mu);
         genauth_error_set(err, GENAUTH_E_CLOSED, "the client is closed");
         return NULL;
     }
-    if (c->fork_generation != fork_generation)
-        adopt_after_fork(c);
     stale = trim_pool(c, genauth_now());
     conn = c->idle;
     if (conn)
@@ -585,18 +602,21 @@ void
 genauth_client_release(genauth_client *c, genauth_conn *conn)
 {
     genauth_conn *stale = NULL;
+    if (atomic_load(&c->fork_generation) != fork_generation) {
+        /* Taken before fork(), given back in a child that has not adopted
+         * the client: the parent's, and so is pool_mu, which may be held
+         * for ever here. */
+        genauth_conn_abandon(conn);
+        return;
+    }
     pthread_mutex_lock(&c->pool_mu);
     /* Not below 0: a handle taken before fork() and given back in the
      * child was not counted there (adopt_after_fork starts from 0). */
     if (c->in_use > 0)
         c->in_use--;
-    if (!conn || atomic_load(&c->closed) ||
-        c->fork_generation != fork_generation) {
+    if (!conn || atomic_load(&c->closed)) {
         pthread_mutex_unlock(&c->pool_mu);
-        if (c->fork_generation == fork_generation)
-            genauth_conn_free(conn);
-        else
-            genauth_conn_abandon(conn);
+        genauth_conn_free(conn);
         return;
     }
     conn->idle_since = genauth_now();

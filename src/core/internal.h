@@ -240,7 +240,9 @@ struct genauth_client {
     size_t in_use;      /* handles taken from the pool, not given back */
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
-    unsigned long fork_generation;
+    /* The fork generation the client was made or adopted in: read without
+     * a lock (client.c, adopt_if_forked). */
+    atomic_ulong fork_generation;
     atomic_int closed; /* read without pool_mu by is_closed */
 
     genauth_interrupt_fn interrupt;

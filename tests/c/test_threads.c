@@ -8,7 +8,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -413,6 +416,93 @@ test_one_stalled_call_among_busy_threads(int interrupt)
     genauth_client_free(c);
 }
 
+/* ---- fork() while other threads are inside the client ----------------- */
+
+typedef struct {
+    genauth_client *client;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int holding, release;
+} lock_holder;
+
+/* Takes the client's locks, as threads in the middle of calls have them,
+ * and keeps them until told to let go. */
+static void *
+hold_locks(void *arg)
+{
+    lock_holder *h = arg;
+    genauth_client *c = h->client;
+    pthread_mutex_lock(&c->pool_mu);
+    pthread_mutex_lock(&c->tokens.mu);
+    pthread_mutex_lock(&c->batch_mu);
+    pthread_mutex_lock(&c->share_mu[CURL_LOCK_DATA_DNS]);
+    pthread_mutex_lock(&h->mu);
+    h->holding = 1;
+    pthread_cond_broadcast(&h->cond);
+    while (!h->release)
+        pthread_cond_wait(&h->cond, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_unlock(&c->share_mu[CURL_LOCK_DATA_DNS]);
+    pthread_mutex_unlock(&c->batch_mu);
+    pthread_mutex_unlock(&c->tokens.mu);
+    pthread_mutex_unlock(&c->pool_mu);
+    return NULL;
+}
+
+/* The child of a fork() made while another thread held every lock of the
+ * client (which that thread never lets go of there) makes calls and closes
+ * the client: its first use adopts the client, taking none of those locks
+ * first. It used to wait for ever on the pool's lock. */
+static void
+test_fork_while_another_thread_holds_the_clients_locks(void)
+{
+    genauth_client *c = new_client();
+    lock_holder h = {.client = c};
+    pthread_t t;
+    int status = -1;
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(call(c) == GENAUTH_OK); /* a token and a kept connection */
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    CHECK(pthread_create(&t, NULL, hold_locks, &h) == 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.holding)
+        pthread_cond_wait(&h.cond, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20); /* a child stuck on a lock dies of SIGALRM */
+        int ok = call(c) == GENAUTH_OK && call(c) == GENAUTH_OK;
+        genauth_client_close(c);
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    for (int i = 0; pid > 0 && i < 3000; i++) { /* 30 s at most */
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    if (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    pthread_mutex_lock(&h.mu);
+    h.release = 1;
+    pthread_cond_broadcast(&h.cond);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(t, NULL);
+    CHECK(call(c) == GENAUTH_OK); /* the parent's client goes on */
+    pthread_cond_destroy(&h.cond);
+    pthread_mutex_destroy(&h.mu);
+    genauth_client_free(c);
+}
+
 int
 main(void)
 {
@@ -430,6 +520,7 @@ main(void)
     test_failed_early_refresh_reaches_no_caller();
     test_one_stalled_call_among_busy_threads(1);
     test_one_stalled_call_among_busy_threads(0);
+    test_fork_while_another_thread_holds_the_clients_locks();
     server_stop();
     curl_global_cleanup();
     return check_summary("test_threads");
