@@ -16,9 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
 #include "internal.h"
+#include "random.h"
 
 #define FIRST_DELAY 0.1
 
@@ -42,7 +41,7 @@ static double
 jitter(void)
 {
     unsigned int r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+    if (genauth_random_bytes(&r, sizeof(r)) < 0)
         return 1.0; /* no jitter then: still a valid wait */
     return 0.5 + 0.5 * ((double)r / 4294967295.0);
 }

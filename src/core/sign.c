@@ -10,10 +10,10 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 #include "jsform.h"
 #include "json.h"
+#include "random.h"
 
 /* The signed headers: date and six prefixed ones at most. */
 #define SIGN_MAX_HEADERS 7
@@ -67,15 +67,32 @@ genauth_sign_format_date(time_t t, char out[GENAUTH_SIGN_DATE_SIZE])
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
                                        "May", "Jun", "Jul", "Aug",
                                        "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-
-    if (!gmtime_r(&t, &tm)) {
-        out[0] = '\0';
-        return;
+    /* The calendar by arithmetic, not gmtime_r: glibc's takes a lock of
+     * its own, and a process forked while another of its threads held it
+     * would hang in the child at its first signed call. Days since
+     * 1970-01-01 to a civil date: H. Hinnant's days_from_civil, inverted
+     * (eras of 400 years from 0000-03-01). */
+    long long secs = (long long)t;
+    long long day = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        day--;
     }
+    long long z = day + 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;                     /* [0, 146096] */
+    long long yoe =
+        (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* [0, 365] */
+    long long mp = (5 * doy + 2) / 153;                   /* [0, 11], Mar.. */
+    long long mday = doy - (153 * mp + 2) / 5 + 1;
+    long long mon = mp < 10 ? mp + 2 : mp - 10;           /* [0, 11], Jan.. */
+    long long year = yoe + era * 400 + (mon < 2);
+    long long wday = (day % 7 + 11) % 7;                  /* 1970-01-01: Thu */
+
     snprintf(out, GENAUTH_SIGN_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-             days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-             (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
+             days[wday], (int)mday, months[mon], (int)(year % 10000),
+             (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
 }
 
 genauth_status
@@ -85,7 +102,7 @@ genauth_sign_nonce(char out[GENAUTH_SIGN_NONCE_SIZE], genauth_error *err)
     unsigned char raw[16];
     genauth_status st = GENAUTH_OK;
 
-    if (RAND_bytes(raw, (int)sizeof raw) != 1) {
+    if (genauth_random_bytes(raw, sizeof raw) < 0) {
         out[0] = '\0';
         st = genauth_error_set(err, GENAUTH_E_CRYPTO,
                                "the system random generator failed; cannot "

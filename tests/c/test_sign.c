@@ -3,10 +3,17 @@
  * vectors and from Node's own JSON.stringify / String(v). */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "genauth.h"
@@ -375,6 +382,18 @@ test_nonce_and_date(void)
     CHECK_STR(d, DATE);
     genauth_sign_format_date(951782400, d); /* a leap day */
     CHECK_STR(d, "Tue, 29 Feb 2000 00:00:00 GMT");
+    /* The calendar by arithmetic agrees with gmtime_r's, before 1970 too,
+     * over centuries (2100 is no leap year, 2400 is). */
+    for (long long t = -2208988800LL; t < 13569465600LL;
+         t += 86400 * 13 + 3607) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        char want[GENAUTH_SIGN_DATE_SIZE];
+        CHECK(gmtime_r(&tt, &tm) != NULL);
+        strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        genauth_sign_format_date(tt, d);
+        CHECK_STR(d, want);
+    }
 
     /* Unfixed: a fresh nonce per request and the current date. */
     in.fixed_date = NULL;
@@ -1109,9 +1128,62 @@ test_query_encoding(void)
     genauth_error_clear(&err);
 }
 
+/* ---- the date takes no lock of libc's --------------------------------- */
+
+static void *
+first_localtime(void *arg)
+{
+    time_t t = 0;
+    struct tm tm;
+    (void)arg;
+    localtime_r(&t, &tm);
+    return NULL;
+}
+
+/* glibc's gmtime_r takes its time-zone lock; a child forked while another
+ * thread held it (making a signed call) waited for it for ever. Here a
+ * thread holds it: the process's first localtime_r, reading a zone file
+ * that is a FIFO, waits inside it for the zone to be written. The date of
+ * a signature must come meanwhile (SIGALRM ends the test if it does not).
+ * Run first: the zone is read once per process. */
+static void
+test_date_while_another_thread_holds_libcs_time_zone_lock(void)
+{
+    char dir[] = "/tmp/genauth-tz-XXXXXX", zone[64], tz[80], d[64];
+    pthread_t t;
+    int fd = -1;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(zone, sizeof zone, "%s/zone", dir);
+    snprintf(tz, sizeof tz, ":%s", zone);
+    CHECK(mkfifo(zone, 0600) == 0);
+    CHECK(setenv("TZ", tz, 1) == 0);
+    CHECK(pthread_create(&t, NULL, first_localtime, NULL) == 0);
+    /* A writer's non-blocking open succeeds once the thread has the FIFO
+     * open for reading, inside localtime_r; the thread then waits in
+     * read(), holding the lock. 10 s at most. */
+    for (int i = 0; fd < 0 && i < 1000; i++) {
+        fd = open(zone, O_WRONLY | O_NONBLOCK);
+        if (fd < 0 && errno == ENXIO)
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    CHECK(fd >= 0);
+    alarm(10);
+    genauth_sign_format_date(1795724642, d);
+    alarm(0);
+    CHECK_STR(d, DATE);
+    if (fd >= 0)
+        close(fd); /* an empty zone: the thread's call ends */
+    pthread_join(t, NULL);
+    unlink(zone);
+    rmdir(dir);
+    unsetenv("TZ");
+}
+
 int
 main(void)
 {
+    test_date_while_another_thread_holds_libcs_time_zone_lock();
     test_vector_post();
     test_vectors_get();
     test_genauth_brand();
