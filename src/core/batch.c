@@ -111,7 +111,8 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
 
     if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
-    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, &plan, e);
+    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1, &plan,
+                              e);
     s->generation = plan.generation;
     if (st == GENAUTH_OK)
         st = genauth_conn_setup(s->conn, &plan, s->deadline, e);

@@ -297,14 +297,26 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
 
 genauth_status
 genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
-                      unsigned long *generation, genauth_error *err)
+                      int may_fetch, unsigned long *generation,
+                      genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     genauth_status st = GENAUTH_OK;
 
     pthread_mutex_lock(&t->mu);
     unsigned long seen = t->completed;
-    for (;;) {
+    /* An event loop must not block on a fetch: it judged the token
+     * (genauth_token_check) or has just fetched it. A token with an
+     * expires_in shorter than the moments since is sent once all the
+     * same, as refresh() sends the token it fetched; the next call fetches
+     * anew. */
+    if (!may_fetch && !t->token) {
+        st = genauth_error_set(err, GENAUTH_E_AUTH,
+                               "no management token to send: it was "
+                               "refused before the call went out");
+        goto done;
+    }
+    while (may_fetch) {
         double now = genauth_now();
         double token_now = genauth_client_now(c);
         int valid = t->token && token_now < t->expires_at;
