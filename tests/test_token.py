@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from conftest import AK, SK
-from rawserver import Response
+from rawserver import Response, make_jwt
 
 import genauth_c
 from genauth_c import AsyncManagementClient
@@ -143,6 +143,12 @@ def test_wrong_keys_raise_auth_error(fake, client_for):
                                                "expires_in": 7200}}),
     Response.json({"statusCode": 500, "message": "down"}, status=500),
     Response(body=b"<html>token service down</html>", status=503),
+    # A JWT too long for libcurl to send in a header (it says "out of
+    # memory"): refused, not cached to fail every call until it expires.
+    Response.json({"statusCode": 200, "data": {
+        "access_token": make_jwt({"scoped_userpool_id": "p",
+                                  "pad": "x" * 2_000_000}),
+        "expires_in": 7200}}),
 ])
 def test_unusable_token_answers(fake, client_for, answer):
     fake.token_answer = answer

@@ -20,6 +20,11 @@
  * at most every 5 s while calls go on with the cached token. */
 #define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
 
+/* The longest management token accepted. A JWT of GenAuth's is about a
+ * kilobyte; libcurl refuses a request head of a megabyte or more, and a
+ * cached token it cannot send would fail every call until it expires. */
+#define GENAUTH_MAX_TOKEN_BYTES 65536
+
 /* Idle resources are bounded. A single call runs on its connection
  * handle's own multi handle, which keeps that handle's one connection
  * between calls: 3 fds (the socket, and libcurl's wakeup socket pair) per

@@ -131,6 +131,14 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         err->http_status = http_status;
         goto fail;
     }
+    if (strlen(tok->valuestring) > GENAUTH_MAX_TOKEN_BYTES) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the token endpoint answered a token longer than "
+                          "%d bytes",
+                          GENAUTH_MAX_TOKEN_BYTES);
+        err->http_status = http_status;
+        goto fail;
+    }
     for (const char *p = tok->valuestring; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f) {
             genauth_error_set(err, GENAUTH_E_AUTH,
