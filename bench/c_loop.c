@@ -8,6 +8,9 @@
  *
  *   c_loop seq   N URL TOKEN USERPOOL_ID      N calls one after another
  *   c_loop multi N URL TOKEN USERPOOL_ID K    N calls, K in flight (curl multi)
+ *   c_loop multi_keep N URL TOKEN USERPOOL_ID K   the same, keeping every
+ *          parsed answer until the last call has ended (freed after the
+ *          clock stops), as a batch that returns every call's answer must
  *   c_loop rss   N URL TOKEN USERPOOL_ID      N calls, then memory figures
  *   c_loop floor N URL TOKEN USERPOOL_ID      the transport floor: N calls
  *          posting one prebuilt body, the answer discarded unparsed (what
@@ -56,6 +59,9 @@ typedef struct {
 } slot;
 
 static struct curl_slist *headers;
+/* multi_keep: the parsed answers kept, kept_cap of them at most. */
+static cJSON **kept;
+static long n_kept, kept_cap;
 static long connects; /* connections opened, summed over calls */
 static const char *ca_file; /* BENCH_CA, for https */
 static int floor_mode;      /* the transport floor: no JSON at all */
@@ -201,7 +207,10 @@ slot_finish(slot *s, CURLcode rc)
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(env, "statusCode");
     if (http != 200 || !cJSON_IsNumber(code) || code->valueint != 200)
         die("answer", "not a statusCode 200 envelope");
-    cJSON_Delete(env);
+    if (kept && n_kept < kept_cap)
+        kept[n_kept++] = env;
+    else
+        cJSON_Delete(env);
     free(s->body);
     s->body = NULL;
 }
@@ -399,6 +408,8 @@ run_multi(long n, const char *url, int inflight)
     }
     double elapsed = now() - start;
     double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    while (n_kept > 0)
+        cJSON_Delete(kept[--n_kept]);
     for (int i = 0; i < inflight; i++)
         slot_clear(&slots[i]);
     curl_multi_cleanup(multi);
@@ -458,7 +469,7 @@ main(int argc, char **argv)
 {
     if (argc < 6) {
         fprintf(stderr,
-                "usage: c_loop seq|multi|threads|rss|floor|first_token[_evicted] N URL TOKEN USERPOOL_ID "
+                "usage: c_loop seq|multi[_keep]|threads|rss|floor|first_token[_evicted] N URL TOKEN USERPOOL_ID "
                 "[K]\n");
         return 2;
     }
@@ -487,6 +498,14 @@ main(int argc, char **argv)
         run_first_token(url, argv[5], 1);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
+    else if (strcmp(mode, "multi_keep") == 0) {
+        /* Room for the warm-up pass's answers too. */
+        kept_cap = n + 2L * inflight;
+        if (!(kept = malloc((size_t)kept_cap * sizeof(*kept))))
+            die("malloc", "out of memory");
+        run_multi(n, url, inflight);
+        free(kept);
+    }
     else if (strcmp(mode, "threads") == 0)
         run_threads(n, url, inflight);
     else if (strcmp(mode, "floor") == 0) {
