@@ -174,6 +174,47 @@ def test_a_failing_handler_does_not_fail_the_call(emulator, monkeypatch):
     assert [str(u.exc_value) for u in reported] == ["handler broke"] * 2
 
 
+class CallsOnTokenFetch(logging.Handler):
+    """On the token fetch's line, makes a call of its own with `call` once
+    (a handler that reports through the client it logs for)."""
+
+    def __init__(self, call):
+        super().__init__()
+        self.call = call
+        self.inner = []
+
+    def emit(self, record):
+        if record.getMessage().startswith("token fetch") and not self.inner:
+            try:
+                self.inner.append(self.call())
+            except Exception as e:  # the test looks at it
+                self.inner.append(e)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_handler_may_call_the_client_on_the_token_fetch_line(emulator, batch):
+    # The line comes once the token is in the client's cache: the handler's
+    # own call uses it, rather than waiting for the fetch it is told of
+    # until both calls time out.
+    logger = logging.getLogger("genauth_c")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    client = ManagementClient(AK, SK, host=emulator.url, timeout=3)
+    handler = CallsOnTokenFetch(
+        lambda: client.trigger_webhook("wh1")["statusCode"])
+    logger.addHandler(handler)
+    try:
+        if batch:
+            outer = client.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+        else:
+            outer = client.trigger_webhook("wh1")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+        client.close()
+    assert (outer["statusCode"], handler.inner) == (200, [200])
+
+
 def test_every_method_logs_its_own_method_and_path(emulator, debug_log):
     with ManagementClient(AK, SK, host=emulator.url) as client:
         client.list_webhooks(page=1, limit=10)
