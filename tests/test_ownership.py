@@ -274,6 +274,29 @@ def test_argument_errors_show_values_without_running_their_hooks(fake, client_fo
     assert fake.server.requests == []
 
 
+def test_a_batch_iterator_s_own_type_error_comes_out_unchanged(fake, client_for):
+    # Only what is not iterable at all is worded as ours; an iterator that
+    # fails midway raises its own error, whatever its type.
+    def rows():
+        yield {"webhook_id": "a"}
+        raise TypeError("row 2 of my data is broken")
+
+    class Rows:
+        def __iter__(self):
+            raise TypeError("my __iter__ is broken")
+
+    client = client_for(fake.server.url)
+    for calls, text in [(rows(), "row 2 of my data is broken"),
+                        (Rows(), "my __iter__ is broken")]:
+        with pytest.raises(TypeError) as info:
+            client.trigger_webhooks(calls)
+        assert str(info.value) == text
+    for calls in (5, None, object()):
+        with pytest.raises(TypeError, match="calls: expected an iterable of dicts"):
+            client.trigger_webhooks(calls)
+    assert fake.server.requests == []
+
+
 def test_float_and_index_hooks_are_not_consulted(fake, client_for):
     # As json.dumps: an int or float subclass is sent by its value.
     class Index(int):

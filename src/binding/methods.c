@@ -410,8 +410,13 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
     if (values[1] &&
         genauth_int_arg(values[1], "concurrency", 1, 1024, concurrency) < 0)
         return -1;
+    /* Iterable or not is judged from the type's slots, which runs no
+     * caller code: a TypeError raised while iterating is then the caller's
+     * own (a generator's), and comes out unchanged. */
     if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
-        PyDict_Check(calls)) {
+        PyDict_Check(calls) ||
+        (!PyType_GetSlot(Py_TYPE(calls), Py_tp_iter) &&
+         !PySequence_Check(calls))) {
         PyErr_Format(PyExc_TypeError,
                      "calls: expected an iterable of dicts, got %.100s",
                      GENAUTH_TYPE_NAME(calls));
@@ -420,15 +425,8 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
     /* A tuple of our own: converting a payload may run the caller's code,
      * which could otherwise change the list under us. */
     seq = PySequence_Tuple(calls);
-    if (!seq) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "calls: expected an iterable of dicts, got %.100s",
-                         GENAUTH_TYPE_NAME(calls));
-        }
+    if (!seq)
         return -1;
-    }
     n = PyTuple_Size(seq);
     params = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*params));
     held = PyMem_Calloc((size_t)width, sizeof(*held));
