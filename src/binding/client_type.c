@@ -314,6 +314,15 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     if (a[CA] != Py_None) {
         if (path_arg(a[CA], "ca_bundle", &ca_bytes) < 0)
             goto done;
+        /* Pickled as the path it named, not as the caller's os.PathLike
+         * (which may not pickle, or name another file by then). */
+        if (!PyUnicode_Check(a[CA]) && !PyBytes_Check(a[CA])) {
+            PyObject *path = PyUnicode_DecodeFSDefaultAndSize(
+                PyBytes_AsString(ca_bytes), PyBytes_Size(ca_bytes));
+            if (!path)
+                goto done;
+            Py_SETREF(a[CA], path);
+        }
         opts.ca_bundle = PyBytes_AsString(ca_bytes);
     } else if (!unverified) {
         /* Only on a machine without a CA store the core would find. */
