@@ -297,6 +297,37 @@ def test_import_does_not_import_logging_and_logging_still_works_after():
     assert "genauth_c DEBUG GET /api/v3/get-webhook http=200" in out.stdout
 
 
+def test_a_get_logger_that_calls_the_client_binds_the_logger_once():
+    # logging.getLogger is the application's to replace; one that makes a
+    # call of its own binds the logger from inside the first binding, which
+    # then keeps what is bound: one NullHandler, nothing leaked.
+    import subprocess
+    import textwrap
+    code = textwrap.dedent("""
+        import genauth_c  # first: the logger is bound at the first call
+        import logging
+        from genauth_c.emulator import Emulator
+        with Emulator("AK", "SK") as emu:
+            emu.add_webhook("wh1", "http://127.0.0.1:9/")
+            client = genauth_c.ManagementClient("AK", "SK", host=emu.url)
+            plain, entered, inside = logging.getLogger, [], []
+            def get_logger(name=None):
+                if name == "genauth_c" and not entered:
+                    entered.append(name)
+                    inside.append(client.get_webhook("wh1")["statusCode"])
+                return plain(name)
+            logging.getLogger = get_logger
+            assert client.get_webhook("wh1")["statusCode"] == 200
+            logging.getLogger = plain
+            assert inside == [200], inside
+            handlers = plain("genauth_c").handlers
+            assert len(handlers) == 1, handlers
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
 def test_token_fetches_log_from_worker_threads(emulator, debug_log):
     # Each thread's token fetch is logged from inside its core call, with the
     # GIL taken back through that thread's own saved state.
