@@ -6,8 +6,13 @@
  * same headers on a kept-alive handle, parse the answer and read statusCode.
  * The header list is built once, as genauth_c builds it once per token.
  *
- *   c_loop seq   N URL TOKEN USERPOOL_ID      N calls one after another
+ *   c_loop seq   N URL TOKEN USERPOOL_ID      N calls one after another,
+ *          then a fresh handle's first call that fetches its own token (as
+ *          first_token below, in a process that has made calls)
  *   c_loop multi N URL TOKEN USERPOOL_ID K    N calls, K in flight (curl multi)
+ *   c_loop multi_keep N URL TOKEN USERPOOL_ID K   the same, keeping every
+ *          parsed answer until the last call has ended (freed after the
+ *          clock stops), as a batch that returns every call's answer must
  *   c_loop rss   N URL TOKEN USERPOOL_ID      N calls, then memory figures
  *   c_loop floor N URL TOKEN USERPOOL_ID      the transport floor: N calls
  *          posting one prebuilt body, the answer discarded unparsed (what
@@ -56,6 +61,9 @@ typedef struct {
 } slot;
 
 static struct curl_slist *headers;
+/* multi_keep: the parsed answers kept, kept_cap of them at most. */
+static cJSON **kept;
+static long n_kept, kept_cap;
 static long connects; /* connections opened, summed over calls */
 static const char *ca_file; /* BENCH_CA, for https */
 static int floor_mode;      /* the transport floor: no JSON at all */
@@ -201,7 +209,10 @@ slot_finish(slot *s, CURLcode rc)
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(env, "statusCode");
     if (http != 200 || !cJSON_IsNumber(code) || code->valueint != 200)
         die("answer", "not a statusCode 200 envelope");
-    cJSON_Delete(env);
+    if (kept && n_kept < kept_cap)
+        kept[n_kept++] = env;
+    else
+        cJSON_Delete(env);
     free(s->body);
     s->body = NULL;
 }
@@ -266,8 +277,11 @@ evict_caches(size_t mib)
     free((void *)m);
 }
 
-static void
-run_first_token(const char *url, const char *userpool_id, int evicted)
+/* A fresh handle's first call when it fetches its own token first, as
+ * genauth_c's first call does: seconds from the handle's making to the
+ * call's answer. */
+static double
+first_call_with_token(const char *url, const char *userpool_id)
 {
     static const char path[] = "/api/v3/trigger-webhook";
     char token_url[1024];
@@ -277,8 +291,6 @@ run_first_token(const char *url, const char *userpool_id, int evicted)
     snprintf(token_url, sizeof token_url, "%.*s/api/v3/get-management-token",
              (int)(at - url), url);
 
-    if (evicted)
-        evict_caches(32);
     double t0 = now();
     slot s;
     slot_init(&s, token_url);
@@ -308,12 +320,21 @@ run_first_token(const char *url, const char *userpool_id, int evicted)
     double first = now() - t0;
     slot_clear(&s);
     curl_slist_free_all(th);
+    return first;
+}
+
+static void
+run_first_token(const char *url, const char *userpool_id, int evicted)
+{
+    if (evicted)
+        evict_caches(32);
+    double first = first_call_with_token(url, userpool_id);
     printf("{\"calls\": 1, \"elapsed\": %.6f, \"first_call_s\": %.6f}\n",
            first, first);
 }
 
 static void
-run_seq(long n, const char *url, int rss)
+run_seq(long n, const char *url, const char *userpool_id, int rss)
 {
     slot s;
     long rss_half = 0;
@@ -342,9 +363,13 @@ run_seq(long n, const char *url, int rss)
         printf("{\"calls\": %ld, \"maxrss_kib\": %ld, \"growth_bytes\": %ld}\n",
                n, ru.ru_maxrss, rss_end - rss_half);
     } else {
+        /* A fresh handle in a process that has made calls: the first call
+         * without the start of a process before it. */
+        double fresh = floor_mode ? 0 : first_call_with_token(url, userpool_id);
         printf("{\"calls\": %ld, \"elapsed\": %.6f, \"cpu_s\": %.6f, "
-               "\"first_call_s\": %.6f, \"connects\": %ld}\n",
-               n, elapsed, cpu, first, connects);
+               "\"first_call_s\": %.6f, \"fresh_client_s\": %.6f, "
+               "\"connects\": %ld}\n",
+               n, elapsed, cpu, first, fresh, connects);
     }
 }
 
@@ -399,6 +424,8 @@ run_multi(long n, const char *url, int inflight)
     }
     double elapsed = now() - start;
     double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    while (n_kept > 0)
+        cJSON_Delete(kept[--n_kept]);
     for (int i = 0; i < inflight; i++)
         slot_clear(&slots[i]);
     curl_multi_cleanup(multi);
@@ -458,7 +485,7 @@ main(int argc, char **argv)
 {
     if (argc < 6) {
         fprintf(stderr,
-                "usage: c_loop seq|multi|threads|rss|floor|first_token[_evicted] N URL TOKEN USERPOOL_ID "
+                "usage: c_loop seq|multi[_keep]|threads|rss|floor|first_token[_evicted] N URL TOKEN USERPOOL_ID "
                 "[K]\n");
         return 2;
     }
@@ -478,21 +505,29 @@ main(int argc, char **argv)
     headers = api_headers(argv[4], argv[5]);
 
     if (strcmp(mode, "seq") == 0)
-        run_seq(n, url, 0);
+        run_seq(n, url, argv[5], 0);
     else if (strcmp(mode, "rss") == 0)
-        run_seq(n, url, 1);
+        run_seq(n, url, argv[5], 1);
     else if (strcmp(mode, "first_token") == 0)
         run_first_token(url, argv[5], 0);
     else if (strcmp(mode, "first_token_evicted") == 0)
         run_first_token(url, argv[5], 1);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
+    else if (strcmp(mode, "multi_keep") == 0) {
+        /* Room for the warm-up pass's answers too. */
+        kept_cap = n + 2L * inflight;
+        if (!(kept = malloc((size_t)kept_cap * sizeof(*kept))))
+            die("malloc", "out of memory");
+        run_multi(n, url, inflight);
+        free(kept);
+    }
     else if (strcmp(mode, "threads") == 0)
         run_threads(n, url, inflight);
     else if (strcmp(mode, "floor") == 0) {
         floor_mode = 1;
         prebuilt = build_body();
-        run_seq(n, url, 0);
+        run_seq(n, url, argv[5], 0);
         free(prebuilt);
     }
     else

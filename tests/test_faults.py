@@ -389,3 +389,21 @@ def test_batch_with_every_fault_kind_in_it():
         client.close()
     finally:
         stop()
+
+
+@pytest.mark.parametrize("fault", ["headers_never_come",
+                                   "body_trickles_past_timeout"])
+def test_batch_on_a_hanging_token_endpoint_ends_by_one_timeout(
+        fake, client_for, fault):
+    """The calls a batch has in flight wait on one token fetch together, as
+    threads would: a token endpoint that hangs costs the batch one timeout,
+    not one per call."""
+    fake.token_answer = FAULTS[fault][0]()
+    client = client_for(fake.server.url, timeout=1.0)
+    start = time.monotonic()
+    results = client.trigger_webhooks([{"webhook_id": "wh1"}] * 12,
+                                      concurrency=16)
+    assert time.monotonic() - start < 1.0 + SLACK
+    assert [type(r) for r in results] == [genauth_c.TimeoutError] * 12
+    fake.token_answer = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200

@@ -136,6 +136,54 @@ def test_secret_and_token_never_shown(fake, client_for, caplog, capfd):
     assert leaks == []
 
 
+@pytest.mark.parametrize("quoted", ["token", "secret"])
+@pytest.mark.parametrize("field", ["message", "requestId", "data"])
+def test_api_error_quoting_a_credential_shows_none_of_the_answer(
+        fake, client_for, caplog, quoted, field):
+    """An error envelope that echoes the request's Authorization header (or
+    the secret): the APIError, single, batched or on an event loop, keeps
+    its statusCode and apiCode and shows nothing else of it, nor does the
+    DEBUG line."""
+    import asyncio
+
+    def echoing(req):
+        if "trigger-webhook" not in req.path:
+            return fake(req)
+        auth = req.header("authorization") or ""
+        text = f"refused: {auth}" if quoted == "token" else f"refused: {SK}"
+        envelope = {"statusCode": 403, "apiCode": 1403, "message": "no",
+                    "requestId": "r1", "data": {}}
+        envelope["data" if field == "data" else field] = (
+            {"echo": text} if field == "data" else text)
+        return Response.json(envelope)
+
+    fake.server.handler = echoing
+    client = client_for(fake.server.url, timeout=5, raise_for_status=True)
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    errors = [pytest.raises(genauth_c.APIError, client.trigger_webhook,
+                            "wh1").value]
+    errors += client.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+
+    async def calls():
+        async with genauth_c.AsyncManagementClient(
+                AK, SK, host=fake.server.url, timeout=5,
+                raise_for_status=True) as aclient:
+            return await asyncio.gather(aclient.trigger_webhook("wh1"),
+                                        return_exceptions=True)
+
+    errors += asyncio.run(calls())
+    tokens = [r.header("authorization")[len("Bearer "):]
+              for r in fake.server.requests if "trigger-webhook" in r.path]
+    assert len(tokens) == 4
+    for e in errors:
+        assert type(e) is genauth_c.APIError, e
+        assert (e.status_code, e.api_code, e.http_status) == (403, 1403, 200)
+        assert (e.message, e.request_id, e.response) == (None, None, None)
+        text = exception_text(e) + caplog.text
+        for secret in [SK, *tokens]:
+            assert secret not in text
+
+
 @pytest.mark.parametrize("answer", [
     lambda req: Response(status=400, body=req.body),  # echoes the JSON
     lambda req: Response.json({"statusCode": 400, "message":

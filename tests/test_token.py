@@ -1,11 +1,14 @@
 """Management-token authentication: cache, refresh, retry, races."""
+import asyncio
 import threading
 
 import pytest
 
-from rawserver import Response
+from conftest import AK, SK
+from rawserver import Response, make_jwt
 
 import genauth_c
+from genauth_c import AsyncManagementClient
 
 
 def test_one_token_for_many_calls(fake, client_for):
@@ -140,6 +143,12 @@ def test_wrong_keys_raise_auth_error(fake, client_for):
                                                "expires_in": 7200}}),
     Response.json({"statusCode": 500, "message": "down"}, status=500),
     Response(body=b"<html>token service down</html>", status=503),
+    # A JWT too long for libcurl to send in a header (it says "out of
+    # memory"): refused, not cached to fail every call until it expires.
+    Response.json({"statusCode": 200, "data": {
+        "access_token": make_jwt({"scoped_userpool_id": "p",
+                                  "pad": "x" * 2_000_000}),
+        "expires_in": 7200}}),
 ])
 def test_unusable_token_answers(fake, client_for, answer):
     fake.token_answer = answer
@@ -150,3 +159,26 @@ def test_unusable_token_answers(fake, client_for, answer):
     assert getattr(info.value, "excerpt", None) in (None, b"")
     fake.token_answer = None
     assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+@pytest.mark.parametrize("lifetime", [1e-6, 1e-300])
+def test_token_expiring_as_it_comes_is_sent_once(fake, client_for, lifetime):
+    """A token endpoint answering an expires_in too short to outlive its
+    own answer: every call, single, batched or on an event loop, sends the
+    token it got rather than waiting on a fetch of its own (on an event loop
+    that wait would block the loop, and this server's threads with it)."""
+    fake.lifetime = lifetime
+    client = client_for(fake.server.url, timeout=5)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    results = client.trigger_webhooks([{"webhook_id": "wh1"}] * 4,
+                                      concurrency=16)
+    assert [r["statusCode"] for r in results] == [200] * 4
+
+    async def calls():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=5) as aclient:
+            return await asyncio.gather(
+                *(aclient.trigger_webhook("wh1") for _ in range(4)))
+
+    results = asyncio.run(calls())
+    assert [r["statusCode"] for r in results] == [200] * 4

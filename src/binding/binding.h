@@ -61,6 +61,11 @@ PyObject *genauth_exception_new(genauth_module_state *st,
  * `envelope`. New reference, or NULL with an exception set. */
 PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
                                 long http_status);
+/* An APIError for an envelope that quoted a credential
+ * (env->quotes_credential): its statusCode and apiCode, nothing else of it.
+ * New reference, or NULL with an exception set. */
+PyObject *genauth_api_error_hidden(genauth_module_state *st,
+                                   const genauth_envelope *env);
 /* Raises APIError for an envelope whose statusCode is not 200; steals
  * `envelope`. Returns NULL. */
 PyObject *genauth_raise_api_error(genauth_module_state *st,

@@ -278,6 +278,41 @@ genauth_raise_api_error(genauth_module_state *st, PyObject *envelope,
 }
 
 PyObject *
+genauth_api_error_hidden(genauth_module_state *st,
+                         const genauth_envelope *env)
+{
+    static const char *const hidden[] = {"message", "request_id", "response"};
+    PyObject *exc = NULL, *msg = NULL;
+    PyObject *code = env->has_status_code ? PyLong_FromLong(env->status_code)
+                                          : Py_NewRef(Py_None);
+    if (!code)
+        return NULL;
+    msg = PyUnicode_FromFormat("statusCode %S: the answer quoted the token "
+                               "or the secret the request was sent with, "
+                               "so it is not shown",
+                               code);
+    if (!msg || !(exc = genauth_call_one(st->APIError, msg)))
+        goto done;
+    if (set_attr(exc, "status_code", Py_NewRef(code)) < 0 ||
+        set_attr(exc, "api_code",
+                 env->has_api_code ? PyLong_FromLong(env->api_code)
+                                   : Py_NewRef(Py_None)) < 0 ||
+        set_attr(exc, "http_status", PyLong_FromLong(env->http_status)) < 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
+        if (set_attr(exc, hidden[i], Py_NewRef(Py_None)) < 0)
+            goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(exc);
+done:
+    Py_XDECREF(msg);
+    Py_DECREF(code);
+    return exc;
+}
+
+PyObject *
 genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
                       long http_status)
 {

@@ -188,7 +188,7 @@ log_request(genauth_module_state *st, const char *method, const char *path,
                           env->status_code);
         if (env->has_api_code)
             PyOS_snprintf(api_code, sizeof(api_code), "%ld", env->api_code);
-        if (env->request_id)
+        if (env->request_id && !env->quotes_credential)
             printable(env->request_id, request_id, sizeof(request_id));
         line = PyUnicode_FromFormat(
             "%s %s http=%ld statusCode=%s apiCode=%s requestId=%s "

@@ -176,8 +176,13 @@ genauth_envelope_result(genauth_module_state *st, const genauth_envelope *env,
         return take_exception();
     }
     if (raise_for_status &&
-        !(env->has_status_code && env->status_code == 200))
+        !(env->has_status_code && env->status_code == 200)) {
+        if (env->quotes_credential) {
+            Py_DECREF(dict);
+            return genauth_api_error_hidden(st, env);
+        }
         return genauth_api_error_new(st, dict, env->http_status);
+    }
     return dict;
 }
 

@@ -111,7 +111,8 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
 
     if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
-    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, &plan, e);
+    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1, &plan,
+                              e);
     s->generation = plan.generation;
     if (st == GENAUTH_OK)
         st = genauth_conn_setup(s->conn, &plan, s->deadline, e);
@@ -255,11 +256,17 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
 
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
     for (;;) {
+        /* The calls started in one pass start together, as if each had a
+         * thread: when one of them blocks on a token fetch, the others'
+         * time runs meanwhile, as it would for threads waiting on that
+         * fetch. Were each to start once the fetch before it had ended,
+         * a token endpoint that hangs would hold the batch for a timeout
+         * per call, whatever the concurrency. */
+        double now = genauth_now();
         for (;;) {
             slot *s = NULL;
             if (active >= limit)
                 break;
-            double now = genauth_now();
             for (size_t k = 0; k < n_waiting; k++) {
                 if (waiting[k]->not_before <= now) {
                     s = waiting[k];
@@ -271,7 +278,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 s = &slots[next];
                 s->item = &items[next++];
                 /* A call's time starts when it starts (and again after
-                 * EMFILE: it sent nothing); a retry keeps its deadline. */
+                 * EMFILE: it sent nothing), in this pass; a retry keeps
+                 * its deadline. */
                 s->started = now;
                 s->deadline = now + c->timeout;
             } else if (!s) {

@@ -14,8 +14,9 @@
 #include "internal.h"
 
 /* The token rules are judged this far ahead (genauth_token_check), so that
- * genauth_call_prepare, moments later, finds the token as judged and never
- * fetches or waits on its own, which would block. */
+ * genauth_call_prepare, moments later, finds the token as judged. It is
+ * told never to fetch or wait on its own (which would block the loop), even
+ * for a token that expired the moment it came (a tiny expires_in). */
 #define TOKEN_SLACK 0.25
 
 /* Which of ev's lists a call is on. */
@@ -545,7 +546,7 @@ launch(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
 
     if (!call->conn && !(call->conn = conn_take(ev, err)))
         return err->status;
-    st = genauth_call_prepare(c, call->conn, &call->req, call->deadline,
+    st = genauth_call_prepare(c, call->conn, &call->req, call->deadline, 0,
                               &plan, err);
     call->generation = plan.generation;
     if (st == GENAUTH_OK)

@@ -20,6 +20,11 @@
  * at most every 5 s while calls go on with the cached token. */
 #define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
 
+/* The longest management token accepted. A JWT of GenAuth's is about a
+ * kilobyte; libcurl refuses a request head of a megabyte or more, and a
+ * cached token it cannot send would fail every call until it expires. */
+#define GENAUTH_MAX_TOKEN_BYTES 65536
+
 /* Idle resources are bounded. A single call runs on its connection
  * handle's own multi handle, which keeps that handle's one connection
  * between calls: 3 fds (the socket, and libcurl's wakeup socket pair) per
@@ -268,11 +273,13 @@ int genauth_client_should_stop(genauth_client *client, double *next_check);
 /* ---- tokens (token.c) --------------------------------------------------- */
 
 /* Makes conn->api_headers carry a valid token, fetching one when the cache
- * has none or it is about to expire (at most one fetch in flight). Sets
- * *generation to the token's generation, for genauth_token_invalidate. */
+ * has none or it is about to expire (at most one fetch in flight). Without
+ * `may_fetch` (an event loop, which fetches on its own) it never blocks:
+ * the cached token is used as it is. Sets *generation to the token's
+ * generation, for genauth_token_invalidate. */
 genauth_status genauth_token_prepare(genauth_client *client,
                                      genauth_conn *conn, double deadline,
-                                     unsigned long *generation,
+                                     int may_fetch, unsigned long *generation,
                                      genauth_error *err);
 /* The server refused the token of `generation`: forget it, unless another
  * thread has already replaced it. */
@@ -358,8 +365,8 @@ genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
  *
  *   conn = genauth_client_acquire(client)
  *   for attempt = 0, 1:
- *       genauth_call_prepare(client, conn, req, deadline, &plan)   (may fetch
- *                                                  a token: blocks)
+ *       genauth_call_prepare(client, conn, req, deadline, 1, &plan)
+ *                                  (may fetch a token: blocks; 0: never)
  *       genauth_conn_setup(conn, &plan, deadline)
  *       ... run conn->easy (genauth_conn_perform, or a multi handle) ...
  *       genauth_conn_finish(conn, result, &http_status)
@@ -371,14 +378,16 @@ genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
  */
 
 /* Checks `req` against its endpoint, authenticates (token mode: makes
- * conn->api_headers carry a valid token, fetching one if needed) and encodes
+ * conn->api_headers carry a valid token, fetching one if needed and
+ * `may_fetch`: see genauth_token_prepare) and encodes
  * it onto `conn`: a POST's JSON body into conn->request, a GET's query
  * string into conn->url; in signature mode the body is in JavaScript's form
  * and the request is signed. Fills *plan. */
 genauth_status genauth_call_prepare(genauth_client *client,
                                     genauth_conn *conn,
                                     const genauth_request *req,
-                                    double deadline, genauth_call_plan *plan,
+                                    double deadline, int may_fetch,
+                                    genauth_call_plan *plan,
                                     genauth_error *err);
 
 /* Fixed values for tests of the encoding: nonce, date and sdk-version of a

@@ -275,7 +275,8 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
 genauth_status
 genauth_call_prepare(genauth_client *c, genauth_conn *conn,
                      const genauth_request *req, double deadline,
-                     genauth_call_plan *plan, genauth_error *err)
+                     int may_fetch, genauth_call_plan *plan,
+                     genauth_error *err)
 {
     const genauth_endpoint *ep = genauth_endpoint_of(req->op);
     genauth_status st;
@@ -287,8 +288,8 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     st = genauth_endpoint_check(ep, req->params, err);
     if (st == GENAUTH_OK && c->auth == GENAUTH_AUTH_TOKEN) {
         /* Before encoding: a token fetch uses conn->request too. */
-        st = genauth_token_prepare(c, conn, deadline, &plan->generation,
-                                   err);
+        st = genauth_token_prepare(c, conn, deadline, may_fetch,
+                                   &plan->generation, err);
         plan->headers = conn->api_headers;
     }
     if (st == GENAUTH_OK)
@@ -311,23 +312,43 @@ mask(char *buf, size_t len, const char *secret)
     }
 }
 
+/* The token conn's request carried (token mode), or NULL. Borrowed from
+ * conn->api_headers. */
+static const char *
+sent_token(const genauth_client *c, const genauth_conn *conn)
+{
+    static const char bearer[] = "Authorization: Bearer ";
+    const struct curl_slist *h = conn->api_headers;
+    for (; h && c->auth == GENAUTH_AUTH_TOKEN; h = h->next) {
+        if (strncmp(h->data, bearer, sizeof(bearer) - 1) == 0)
+            return h->data + sizeof(bearer) - 1;
+    }
+    return NULL;
+}
+
 genauth_status
 genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
                   genauth_envelope *resp, genauth_error *err)
 {
     genauth_status st = genauth_envelope_parse(&conn->response, http_status,
                                                0, resp, err);
+    /* An error page that echoes the request would show the token (or, were
+     * it ever sent, the secret) in the excerpt, or in an APIError. Success
+     * envelopes are not searched: they are never an exception. */
+    const char *token = sent_token(c, conn);
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
-        /* An error page that echoes the request would show the token (or,
-         * were it ever sent, the secret) in the excerpt. */
-        static const char bearer[] = "Authorization: Bearer ";
-        const struct curl_slist *h = conn->api_headers;
-        for (; h && c->auth == GENAUTH_AUTH_TOKEN; h = h->next) {
-            if (strncmp(h->data, bearer, sizeof(bearer) - 1) == 0)
-                mask(err->excerpt, err->excerpt_len,
-                     h->data + sizeof(bearer) - 1);
-        }
+        if (token)
+            mask(err->excerpt, err->excerpt_len, token);
         mask(err->excerpt, err->excerpt_len, c->access_key_secret);
+    } else if (st == GENAUTH_OK) {
+        size_t sk_len = strlen(c->access_key_secret);
+        resp->quotes_credential =
+            !(resp->has_status_code && resp->status_code == 200) &&
+            ((token && genauth_json_doc_contains(resp->doc, token,
+                                                strlen(token))) ||
+            (sk_len && genauth_json_doc_contains(resp->doc,
+                                                 c->access_key_secret,
+                                                 sk_len)));
     }
     return st;
 }
@@ -375,7 +396,7 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
     for (;; attempt++) {
         genauth_call_plan plan;
         long http_status = 0;
-        st = genauth_call_prepare(c, conn, req, deadline, &plan, err);
+        st = genauth_call_prepare(c, conn, req, deadline, 1, &plan, err);
         if (st == GENAUTH_OK)
             st = genauth_conn_perform(c, conn, &plan, deadline, &http_status,
                                       err);

@@ -131,6 +131,14 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         err->http_status = http_status;
         goto fail;
     }
+    if (strlen(tok->valuestring) > GENAUTH_MAX_TOKEN_BYTES) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the token endpoint answered a token longer than "
+                          "%d bytes",
+                          GENAUTH_MAX_TOKEN_BYTES);
+        err->http_status = http_status;
+        goto fail;
+    }
     for (const char *p = tok->valuestring; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f) {
             genauth_error_set(err, GENAUTH_E_AUTH,
@@ -325,7 +333,8 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
 
 genauth_status
 genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
-                      unsigned long *generation, genauth_error *err)
+                      int may_fetch, unsigned long *generation,
+                      genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     genauth_status st = GENAUTH_OK;
@@ -333,7 +342,18 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
 
     pthread_mutex_lock(&t->mu);
     unsigned long seen = t->completed;
-    for (;;) {
+    /* An event loop must not block on a fetch: it judged the token
+     * (genauth_token_check) or has just fetched it. A token with an
+     * expires_in shorter than the moments since is sent once all the
+     * same, as refresh() sends the token it fetched; the next call fetches
+     * anew. */
+    if (!may_fetch && !t->token) {
+        st = genauth_error_set(err, GENAUTH_E_AUTH,
+                               "no management token to send: it was "
+                               "refused before the call went out");
+        goto done;
+    }
+    while (may_fetch) {
         double now = genauth_now();
         double token_now = genauth_client_now(c);
         int valid = t->token && token_now < t->expires_at;
