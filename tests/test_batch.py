@@ -123,6 +123,9 @@ def test_batch_input_validated_before_sending(fake, client_for):
         assert text in str(info.value)
     with pytest.raises(ValueError, match="concurrency"):
         client.trigger_webhooks([], concurrency=0)
+    for big in (10**30, -10**30):  # beyond a C long long: named all the same
+        with pytest.raises(ValueError, match="concurrency: must be from 1 to 1024"):
+            client.trigger_webhooks([], concurrency=big)
     assert fake.server.requests == []
     assert client.trigger_webhooks([]) == []
 

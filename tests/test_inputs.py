@@ -149,6 +149,14 @@ def test_bad_call_input_fails_before_sending(fake, client_for, args, kwargs, exc
     assert fake.server.connections == 0
 
 
+class FsPath:
+    def __init__(self, path):
+        self.path = path
+
+    def __fspath__(self):
+        return self.path
+
+
 BAD_OPTIONS = [
     (("", SK), {}, ValueError, "access_key_id"),
     ((AK, ""), {}, ValueError, "access_key_secret"),
@@ -187,6 +195,20 @@ BAD_OPTIONS = [
     ((AK, SK), {"brand": "other"}, ValueError, "brand"),
     ((AK, SK), {"ca_bundle": "/nonexistent/ca.pem"}, ValueError, "ca_bundle"),
     ((AK, SK), {"max_response_bytes": 0}, ValueError, "max_response_bytes"),
+    # Beyond a C long long: still named, not a bare OverflowError.
+    ((AK, SK), {"max_response_bytes": 10**30}, ValueError,
+     "max_response_bytes: must be from 1 to"),
+    ((AK, SK), {"max_response_bytes": -10**30}, ValueError, "max_response_bytes"),
+    ((AK, SK), {"max_retries": 10**30}, ValueError, "max_retries: must be from 0 to 100"),
+    ((AK, SK), {"max_retries": "2"}, TypeError, "max_retries: expected an int, got str"),
+    # ca_bundle: str, bytes or os.PathLike, each failure naming it.
+    ((AK, SK), {"ca_bundle": 123}, TypeError,
+     "ca_bundle: expected str, bytes or os.PathLike, got int"),
+    ((AK, SK), {"ca_bundle": bytearray(b"/etc")}, TypeError, "ca_bundle"),
+    ((AK, SK), {"ca_bundle": "/etc/ca\x00.pem"}, ValueError, "ca_bundle"),
+    ((AK, SK), {"ca_bundle": b"/etc/ca\x00.pem"}, ValueError, "ca_bundle"),
+    ((AK, SK), {"ca_bundle": FsPath(5)}, TypeError,
+     "ca_bundle: __fspath__() returned int, expected str or bytes"),
 ]
 
 

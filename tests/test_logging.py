@@ -174,6 +174,47 @@ def test_a_failing_handler_does_not_fail_the_call(emulator, monkeypatch):
     assert [str(u.exc_value) for u in reported] == ["handler broke"] * 2
 
 
+class CallsOnTokenFetch(logging.Handler):
+    """On the token fetch's line, makes a call of its own with `call` once
+    (a handler that reports through the client it logs for)."""
+
+    def __init__(self, call):
+        super().__init__()
+        self.call = call
+        self.inner = []
+
+    def emit(self, record):
+        if record.getMessage().startswith("token fetch") and not self.inner:
+            try:
+                self.inner.append(self.call())
+            except Exception as e:  # the test looks at it
+                self.inner.append(e)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_handler_may_call_the_client_on_the_token_fetch_line(emulator, batch):
+    # The line comes once the token is in the client's cache: the handler's
+    # own call uses it, rather than waiting for the fetch it is told of
+    # until both calls time out.
+    logger = logging.getLogger("genauth_c")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    client = ManagementClient(AK, SK, host=emulator.url, timeout=3)
+    handler = CallsOnTokenFetch(
+        lambda: client.trigger_webhook("wh1")["statusCode"])
+    logger.addHandler(handler)
+    try:
+        if batch:
+            outer = client.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+        else:
+            outer = client.trigger_webhook("wh1")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+        client.close()
+    assert (outer["statusCode"], handler.inner) == (200, [200])
+
+
 def test_every_method_logs_its_own_method_and_path(emulator, debug_log):
     with ManagementClient(AK, SK, host=emulator.url) as client:
         client.list_webhooks(page=1, limit=10)
@@ -254,6 +295,37 @@ def test_import_does_not_import_logging_and_logging_still_works_after():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "genauth_c DEBUG GET /api/v3/get-webhook http=200" in out.stdout
+
+
+def test_a_get_logger_that_calls_the_client_binds_the_logger_once():
+    # logging.getLogger is the application's to replace; one that makes a
+    # call of its own binds the logger from inside the first binding, which
+    # then keeps what is bound: one NullHandler, nothing leaked.
+    import subprocess
+    import textwrap
+    code = textwrap.dedent("""
+        import genauth_c  # first: the logger is bound at the first call
+        import logging
+        from genauth_c.emulator import Emulator
+        with Emulator("AK", "SK") as emu:
+            emu.add_webhook("wh1", "http://127.0.0.1:9/")
+            client = genauth_c.ManagementClient("AK", "SK", host=emu.url)
+            plain, entered, inside = logging.getLogger, [], []
+            def get_logger(name=None):
+                if name == "genauth_c" and not entered:
+                    entered.append(name)
+                    inside.append(client.get_webhook("wh1")["statusCode"])
+                return plain(name)
+            logging.getLogger = get_logger
+            assert client.get_webhook("wh1")["statusCode"] == 200
+            logging.getLogger = plain
+            assert inside == [200], inside
+            handlers = plain("genauth_c").handlers
+            assert len(handlers) == 1, handlers
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
 
 
 def test_token_fetches_log_from_worker_threads(emulator, debug_log):

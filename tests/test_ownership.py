@@ -227,6 +227,76 @@ def test_error_paths_show_keys_without_running_their_repr(
     assert str(info.value).startswith(f"request_body{shown}: key '\\ud800'")
 
 
+class RaisingText(str):
+    """A name or choice whose str() and repr() are the caller's code, and
+    fail."""
+
+    def __str__(self):
+        raise Boom("__str__ was called")
+
+    def __repr__(self):
+        raise Boom("__repr__ was called")
+
+
+class RaisingInt(int):
+    def __repr__(self):
+        raise Boom("__repr__ was called")
+
+
+class Opaque:
+    def __repr__(self):
+        raise Boom("__repr__ was called")
+
+
+def test_argument_errors_show_values_without_running_their_hooks(fake, client_for):
+    # The argument is named and the value shown as its base type prints it
+    # (or by its type): the caller's __str__/__repr__ never replaces the
+    # error with its own.
+    client = client_for(fake.server.url)
+    cases = [
+        (lambda: client.get_webhook(**{RaisingText("bogus"): "x"}), TypeError,
+         "ManagementClient.get_webhook() got an unexpected keyword argument 'bogus'"),
+        (lambda: client.list_webhooks(page=RaisingInt(-1)), ValueError,
+         "page: must be a positive int, got -1"),
+        (lambda: client.trigger_webhooks([{RaisingText("bogus"): "x"}]),
+         TypeError, "calls[0]: unexpected key 'bogus'"),
+        (lambda: client.trigger_webhooks([{"webhook_id": "a", Opaque(): 1}]),
+         TypeError, "calls[0]: unexpected key <Opaque object>"),
+        (lambda: ManagementClient(AK, SK, brand=RaisingText("other")),
+         ValueError, "brand: expected 'genauth' or 'authing', got 'other'"),
+        (lambda: ManagementClient(AK, SK, auth=RaisingText("other")),
+         ValueError, "auth: expected 'token' or 'signature', got 'other'"),
+    ]
+    for call, exc, text in cases:
+        with pytest.raises(exc) as info:
+            call()
+        assert type(info.value) is exc and str(info.value) == text
+    assert fake.server.requests == []
+
+
+def test_a_batch_iterator_s_own_type_error_comes_out_unchanged(fake, client_for):
+    # Only what is not iterable at all is worded as ours; an iterator that
+    # fails midway raises its own error, whatever its type.
+    def rows():
+        yield {"webhook_id": "a"}
+        raise TypeError("row 2 of my data is broken")
+
+    class Rows:
+        def __iter__(self):
+            raise TypeError("my __iter__ is broken")
+
+    client = client_for(fake.server.url)
+    for calls, text in [(rows(), "row 2 of my data is broken"),
+                        (Rows(), "my __iter__ is broken")]:
+        with pytest.raises(TypeError) as info:
+            client.trigger_webhooks(calls)
+        assert str(info.value) == text
+    for calls in (5, None, object()):
+        with pytest.raises(TypeError, match="calls: expected an iterable of dicts"):
+            client.trigger_webhooks(calls)
+    assert fake.server.requests == []
+
+
 def test_float_and_index_hooks_are_not_consulted(fake, client_for):
     # As json.dumps: an int or float subclass is sent by its value.
     class Index(int):

@@ -5,6 +5,7 @@ import asyncio
 import copy
 import multiprocessing
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -56,6 +57,26 @@ def test_pickle_keeps_every_option(emulator):
     assert rec.header("x-authing-app-id") == "TENANT1"
     assert rec.header("x-authing-lang") == "zh-CN"
     assert emulator.token_fetches == 0
+    twin.close()
+
+
+def test_a_path_like_ca_bundle_pickles_as_its_path(emulator, certificate):
+    # The client keeps the path its os.PathLike named when it was made: the
+    # object itself may not pickle (this one holds a lock), and could name
+    # another file by the time the copy is made.
+    class CaFile:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.calls = 0
+
+        def __fspath__(self):
+            self.calls += 1
+            return str(certificate[0]) if self.calls == 1 else "/nonexistent"
+
+    with ManagementClient(AK, SK, host=emulator.url, ca_bundle=CaFile()) as client:
+        assert client.__reduce__()[1][1]["ca_bundle"] == str(certificate[0])
+        twin = pickle.loads(pickle.dumps(client))
+    assert not twin.closed
     twin.close()
 
 

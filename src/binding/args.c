@@ -80,9 +80,15 @@ genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
         PyObject *key = PyTuple_GetItem(kwnames, k);
         Py_ssize_t slot = genauth_param_slot(spec, key);
         if (slot < 0) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s() got an unexpected keyword argument '%S'",
-                         spec->qualname, key);
+            /* %U: the name's characters, without a str subclass's
+             * __str__ (which CPython's own message would run). */
+            if (PyUnicode_Check(key))
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%U'",
+                             spec->qualname, key);
+            else
+                PyErr_Format(PyExc_TypeError,
+                             "%s() keywords must be strings", spec->qualname);
             return -1;
         }
         if (values[slot]) {
@@ -218,8 +224,12 @@ pos_int_node(PyObject *value, const char *name)
         return NULL;
     }
     if (overflow < 0 || v < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: must be a positive int, got %R",
-                     name, value);
+        PyObject *r = genauth_plain_repr(value); /* not an IntEnum's */
+        if (r) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: must be a positive int, got %U", name, r);
+            Py_DECREF(r);
+        }
         return NULL;
     }
     char lit[32];
@@ -228,6 +238,27 @@ pos_int_node(PyObject *value, const char *name)
     if (!node)
         PyErr_NoMemory();
     return node;
+}
+
+int
+genauth_int_arg(PyObject *value, const char *name, long long min,
+                long long max, long long *out)
+{
+    int overflow = 0;
+    if (PyBool_Check(value) || !PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected an int, got %.100s",
+                     name, GENAUTH_TYPE_NAME(value));
+        return -1;
+    }
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || *out < min || *out > max) {
+        PyErr_Format(PyExc_ValueError, "%s: must be from %lld to %lld", name,
+                     min, max);
+        return -1;
+    }
+    return 0;
 }
 
 cJSON *

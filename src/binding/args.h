@@ -51,6 +51,13 @@ int genauth_parse_args(const genauth_signature_spec *spec,
                        PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames, PyObject **values);
 
+/* An int argument from `min` to `max` in *out: an int, not a bool, taken
+ * by its value (never __index__: no caller code runs). 0, or -1 with
+ * TypeError or ValueError naming `name`, an int beyond a C long long
+ * included. */
+int genauth_int_arg(PyObject *value, const char *name, long long min,
+                    long long max, long long *out);
+
 /* The JSON node for `value` (not None) of `kind`, or NULL with TypeError or
  * ValueError naming opts->argname ("events[2]: expected str, got int"). The
  * caller frees it with cJSON_Delete. Only a Mapping runs the caller's code

@@ -2,11 +2,13 @@
  * checked and copied into C with the GIL held; the call itself runs with the
  * GIL released; the result becomes Python objects with the GIL held again. */
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 
 #include <string.h>
 
+#include "args.h"
 #include "binding.h"
 #include "convert.h"
 
@@ -107,6 +109,76 @@ timeout_arg(PyObject *obj, double *out)
         *out = HUGE_VAL;
     }
     return 0;
+}
+
+/* A str, bytes or os.PathLike argument as the file system takes it
+ * (os.fsencode(os.fspath(obj))): bytes in *out (new reference). -1 with
+ * TypeError or ValueError naming `name`, or with the exception of the
+ * caller's __fspath__ unchanged. Done here rather than by
+ * PyUnicode_FSConverter alone, whose errors name no argument. */
+static int
+path_arg(PyObject *obj, const char *name, PyObject **out)
+{
+    PyObject *fspath = NULL, *path = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    if (PyUnicode_Check(obj) || PyBytes_Check(obj)) {
+        path = Py_NewRef(obj);
+    } else {
+        /* The bound method (a plain function, classmethod or
+         * staticmethod alike); os.fspath would not look in the instance's
+         * own __dict__, which is only more lenient. */
+        fspath = PyObject_GetAttrString(obj, "__fspath__");
+        if (!fspath) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError,
+                             "%s: expected str, bytes or os.PathLike, got "
+                             "%.100s",
+                             name, GENAUTH_TYPE_NAME(obj));
+            }
+            goto done;
+        }
+        if (!(path = PyObject_CallNoArgs(fspath)))
+            goto done;
+        if (!PyUnicode_Check(path) && !PyBytes_Check(path)) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s: __fspath__() returned %.100s, expected str "
+                         "or bytes",
+                         name, GENAUTH_TYPE_NAME(path));
+            goto done;
+        }
+    }
+    /* A str or bytes now: what fails here is the path itself. */
+    if (!PyUnicode_FSConverter(path, out)) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "%s: not a path the file system can take (a NUL, "
+                         "or a character its encoding cannot carry)",
+                         name);
+        }
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(path);
+    Py_XDECREF(fspath);
+    return rc;
+}
+
+/* ValueError: `value` (a str) is none of `choices`. Its repr is str's, never
+ * a subclass's __repr__ (the caller's code, which could raise instead). */
+static void
+bad_choice(const char *name, const char *choices, PyObject *value)
+{
+    PyObject *r = genauth_plain_repr(value);
+    if (r) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %s, got %U", name,
+                     choices, r);
+        Py_DECREF(r);
+    }
 }
 
 /* certifi's CA bundle as a filesystem path in *out (new reference), or
@@ -220,9 +292,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     else if (strcmp(brand, "authing") == 0)
         opts.brand = GENAUTH_BRAND_AUTHING;
     else {
-        PyErr_Format(PyExc_ValueError,
-                     "brand: expected 'genauth' or 'authing', got %R",
-                     a[BRAND]);
+        bad_choice("brand", "'genauth' or 'authing'", a[BRAND]);
         goto done;
     }
     if (a[AUTH] != Py_None) {
@@ -234,9 +304,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         else if (strcmp(auth, "signature") == 0)
             opts.auth = GENAUTH_AUTH_SIGNATURE;
         else {
-            PyErr_Format(PyExc_ValueError,
-                         "auth: expected 'token' or 'signature', got %R",
-                         a[AUTH]);
+            bad_choice("auth", "'token' or 'signature'", a[AUTH]);
             goto done;
         }
     }
@@ -244,8 +312,17 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
         goto done;
     if (a[CA] != Py_None) {
-        if (!PyUnicode_FSConverter(a[CA], &ca_bytes))
+        if (path_arg(a[CA], "ca_bundle", &ca_bytes) < 0)
             goto done;
+        /* Pickled as the path it named, not as the caller's os.PathLike
+         * (which may not pickle, or name another file by then). */
+        if (!PyUnicode_Check(a[CA]) && !PyBytes_Check(a[CA])) {
+            PyObject *path = PyUnicode_DecodeFSDefaultAndSize(
+                PyBytes_AsString(ca_bytes), PyBytes_Size(ca_bytes));
+            if (!path)
+                goto done;
+            Py_SETREF(a[CA], path);
+        }
         opts.ca_bundle = PyBytes_AsString(ca_bytes);
     } else if (!unverified) {
         /* Only on a machine without a CA store the core would find. */
@@ -258,34 +335,16 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         }
     }
     if (a[MAX] != Py_None) {
-        if (PyBool_Check(a[MAX]) || !PyLong_Check(a[MAX])) {
-            PyErr_SetString(PyExc_TypeError,
-                            "max_response_bytes: expected an int");
+        long long v = 0;
+        if (genauth_int_arg(a[MAX], "max_response_bytes", 1, LLONG_MAX, &v) <
+            0)
             goto done;
-        }
-        long long v = PyLong_AsLongLong(a[MAX]); /* the value: no __index__ */
-        if (v == -1 && PyErr_Occurred())
-            goto done;
-        if (v <= 0) {
-            PyErr_SetString(PyExc_ValueError,
-                            "max_response_bytes: must be greater than 0");
-            goto done;
-        }
         opts.max_response_bytes = (size_t)v;
     }
     if (a[RETRIES] != Py_None) {
-        if (PyBool_Check(a[RETRIES]) || !PyLong_Check(a[RETRIES])) {
-            PyErr_SetString(PyExc_TypeError, "max_retries: expected an int");
+        long long v = 0;
+        if (genauth_int_arg(a[RETRIES], "max_retries", 0, 100, &v) < 0)
             goto done;
-        }
-        long v = PyLong_AsLong(a[RETRIES]);
-        if (v == -1 && PyErr_Occurred())
-            goto done;
-        if (v < 0 || v > 100) {
-            PyErr_SetString(PyExc_ValueError,
-                            "max_retries: must be from 0 to 100");
-            goto done;
-        }
         opts.max_retries = (int)v;
     }
     opts.use_unverified_ssl = unverified;

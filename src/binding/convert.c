@@ -100,22 +100,21 @@ fail:
     genauth_conv_clear(cv);
 }
 
-/* repr() of a key as the base type prints it, never the caller's
- * __repr__ (a str subclass, an IntEnum): building an error message runs no
- * caller code. Keys reaching here are str, int, float, bool or None. New
- * reference, or NULL with an exception set. */
-static PyObject *
-genauth_key_repr(PyObject *key)
+/* (convert.h) */
+PyObject *
+genauth_plain_repr(PyObject *obj)
 {
-    if (PyUnicode_Check(key))
-        return genauth_base_repr(&PyUnicode_Type, key);
-    if (key == Py_True || key == Py_False || key == Py_None)
-        return PyObject_Repr(key); /* the singletons' own C repr */
-    if (PyFloat_Check(key))
-        return genauth_base_repr(&PyFloat_Type, key);
-    if (PyLong_Check(key))
-        return genauth_base_repr(&PyLong_Type, key);
-    return PyUnicode_FromString("?");
+    if (PyUnicode_Check(obj))
+        return genauth_base_repr(&PyUnicode_Type, obj);
+    if (obj == Py_True || obj == Py_False || obj == Py_None)
+        return PyObject_Repr(obj); /* the singletons' own C repr */
+    if (PyFloat_Check(obj))
+        return genauth_base_repr(&PyFloat_Type, obj);
+    if (PyLong_Check(obj))
+        return genauth_base_repr(&PyLong_Type, obj);
+    if (PyBytes_Check(obj))
+        return genauth_base_repr(&PyBytes_Type, obj);
+    return PyUnicode_FromFormat("<%s object>", GENAUTH_TYPE_NAME(obj));
 }
 
 static void
@@ -125,7 +124,7 @@ genauth_conv_add_key_segment(genauth_conv *cv, PyObject *key)
 
     if (!genauth_conv_wants_path(cv))
         return;
-    r = genauth_key_repr(key);
+    r = genauth_plain_repr(key);
     genauth_conv_add_segment(cv, r ? PyUnicode_FromFormat("[%U]", r) : NULL);
     Py_XDECREF(r);
 }
@@ -261,7 +260,7 @@ genauth_conv_utf8_error(genauth_conv *cv, PyObject *s, int is_key)
     PyOS_snprintf(hex, sizeof(hex), "%04x", (unsigned)ch);
     if (is_key) {
         /* str's own repr: a subclass's __repr__ is the caller's code. */
-        PyObject *r = genauth_key_repr(s);
+        PyObject *r = genauth_plain_repr(s);
         int rc = -1;
 
         if (r != NULL) {

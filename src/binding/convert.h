@@ -57,6 +57,13 @@ typedef struct {
 cJSON *genauth_py_to_json_object_ex(PyObject *obj,
                                     const genauth_conv_options *opts);
 
+/* repr() of `obj` as its base type prints it, for error messages: never the
+ * caller's __repr__ (a str subclass, an IntEnum), so building a message
+ * runs no caller code and cannot fail with the caller's exception. str,
+ * bytes, int, float, bool and None as repr() gives them; anything else as
+ * "<TypeName object>". New reference, or NULL with an exception set. */
+PyObject *genauth_plain_repr(PyObject *obj);
+
 /* How errors name an argument: "name", or "calls[index]['name']" when
  * index >= 0 (a call of a batch). New reference, or NULL with an exception
  * set. */

@@ -16,35 +16,47 @@
 #include "binding.h"
 
 /* 1 once the logger is bound, 0 while the application has not imported
- * logging, -1 with an exception set. */
+ * logging, -1 with an exception set. getLogger, the handler and the
+ * logger's attributes are the application's code, which may make a call of
+ * its own and so bind the logger first: what this call made is then
+ * dropped, not leaked, and never replaces what the state holds. */
 static int
 attach(genauth_module_state *st)
 {
-    PyObject *logging, *handler = NULL, *r = NULL;
+    PyObject *logging, *logger = NULL, *handler = NULL, *r = NULL;
+    PyObject *enabled_for = NULL;
+    int rc = -1;
 
     if (st->log_enabled_for)
         return 1;
     if (!(logging = PyImport_GetModule(st->str_logging)))
         return PyErr_Occurred() ? -1 : 0;
-    st->logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
+    logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
+    if (!logger)
+        goto done;
+    if (st->log_enabled_for) {
+        rc = 1;
+        goto done;
+    }
     /* Silent unless the application configures logging
      * (logging.basicConfig(level=logging.DEBUG) shows every request). */
-    if (st->logger)
-        handler = PyObject_CallMethod(logging, "NullHandler", NULL);
-    if (handler)
-        r = PyObject_CallMethod(st->logger, "addHandler", "O", handler);
+    if (!(handler = PyObject_CallMethod(logging, "NullHandler", NULL)) ||
+        !(r = PyObject_CallMethod(logger, "addHandler", "O", handler)) ||
+        !(enabled_for = PyObject_GetAttrString(logger, "isEnabledFor")))
+        goto done;
+    rc = 1;
+    if (!st->log_enabled_for) {
+        st->logger = logger;
+        st->log_enabled_for = enabled_for;
+        logger = enabled_for = NULL;
+    }
+done:
+    Py_XDECREF(enabled_for);
+    Py_XDECREF(r);
     Py_XDECREF(handler);
+    Py_XDECREF(logger);
     Py_DECREF(logging);
-    if (!r)
-        goto fail;
-    Py_DECREF(r);
-    st->log_enabled_for = PyObject_GetAttrString(st->logger, "isEnabledFor");
-    if (!st->log_enabled_for)
-        goto fail;
-    return 1;
-fail:
-    Py_CLEAR(st->logger);
-    return -1;
+    return rc;
 }
 
 int

@@ -342,24 +342,6 @@ genauth_method_params(genauth_op op, int async_client, int sign,
 
 /* ---- batches -------------------------------------------------------------- */
 
-static int
-concurrency_arg(PyObject *value, long long *out)
-{
-    if (PyBool_Check(value) || !PyLong_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "concurrency: expected an int");
-        return -1;
-    }
-    *out = PyLong_AsLongLong(value);
-    if (*out == -1 && PyErr_Occurred())
-        return -1;
-    if (*out < 1 || *out > 1024) {
-        PyErr_SetString(PyExc_ValueError,
-                        "concurrency: must be between 1 and 1024");
-        return -1;
-    }
-    return 0;
-}
-
 /* One call of a batch: its dict's values in trigger_webhook's parameter
  * order, held (new references in held[0..n)), or -1 with TypeError. */
 static int
@@ -381,8 +363,13 @@ batch_call_values(PyObject *call, Py_ssize_t index,
     while (PyDict_Next(call, &pos, &key, &value)) {
         Py_ssize_t slot = genauth_param_slot(sig, key);
         if (slot < 0) {
-            PyErr_Format(PyExc_TypeError, "calls[%zd]: unexpected key %R",
-                         index, key);
+            /* The key's plain repr: its own __repr__ could raise instead. */
+            PyObject *r = genauth_plain_repr(key);
+            if (r) {
+                PyErr_Format(PyExc_TypeError,
+                             "calls[%zd]: unexpected key %U", index, r);
+                Py_DECREF(r);
+            }
             for (Py_ssize_t k = 0; k < sig->nparams; k++)
                 held[k] = NULL; /* borrowed so far: nothing to release */
             return -1;
@@ -425,10 +412,16 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
                            nargs, kwnames, values) < 0)
         return -1;
     PyObject *calls = values[0];
-    if (values[1] && concurrency_arg(values[1], concurrency) < 0)
+    if (values[1] &&
+        genauth_int_arg(values[1], "concurrency", 1, 1024, concurrency) < 0)
         return -1;
+    /* Iterable or not is judged from the type's slots, which runs no
+     * caller code: a TypeError raised while iterating is then the caller's
+     * own (a generator's), and comes out unchanged. */
     if (PyUnicode_Check(calls) || PyBytes_Check(calls) ||
-        PyDict_Check(calls)) {
+        PyDict_Check(calls) ||
+        (!PyType_GetSlot(Py_TYPE(calls), Py_tp_iter) &&
+         !PySequence_Check(calls))) {
         PyErr_Format(PyExc_TypeError,
                      "calls: expected an iterable of dicts, got %.100s",
                      GENAUTH_TYPE_NAME(calls));
@@ -437,15 +430,8 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
     /* A tuple of our own: converting a payload may run the caller's code,
      * which could otherwise change the list under us. */
     seq = PySequence_Tuple(calls);
-    if (!seq) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "calls: expected an iterable of dicts, got %.100s",
-                         GENAUTH_TYPE_NAME(calls));
-        }
+    if (!seq)
         return -1;
-    }
     n = PyTuple_Size(seq);
     params = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*params));
     held = PyMem_Calloc((size_t)width, sizeof(*held));

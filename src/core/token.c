@@ -184,16 +184,43 @@ genauth_token_request_load(genauth_client *c, genauth_conn *conn,
     return GENAUTH_OK;
 }
 
-/* The client's event hook hears of a fetch that went out at `started`.
- * err->message never holds the secret or a token. */
+/* A finished fetch, told to the client's event hook only once the cache
+ * holds its outcome and is unlocked: the hook may make calls of its own
+ * (a logging handler that uses the client), which then find the new token.
+ * Told earlier, while `refreshing` is still set, they would wait for that
+ * very fetch until their deadline, and so would the call that fetched.
+ * `message` never holds the secret or a token. */
+typedef struct {
+    int due;
+    genauth_status status;
+    long http_status;
+    double duration;
+    char message[GENAUTH_ERRMSG_SIZE];
+} fetch_report;
+
+/* Records in *r the fetch that went out at `started`. */
 static void
-report_fetch(genauth_client *c, genauth_status st, long http_status,
-             double started, const genauth_error *err)
+note_fetch(fetch_report *r, genauth_status st, long http_status,
+           double started, const genauth_error *err)
 {
-    if (c->event_hook) {
-        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, st, http_status,
-                            genauth_now() - started,
-                            st == GENAUTH_OK ? "" : err->message};
+    r->due = 1;
+    r->status = st;
+    r->http_status = http_status;
+    r->duration = genauth_now() - started;
+    if (st == GENAUTH_OK)
+        r->message[0] = '\0';
+    else
+        memcpy(r->message, err->message, sizeof(r->message));
+}
+
+/* Tells the event hook of the fetch recorded in *r, if any. Called with no
+ * lock held. */
+static void
+report_fetch(genauth_client *c, const fetch_report *r)
+{
+    if (r->due && c->event_hook) {
+        genauth_event ev = {GENAUTH_EVENT_TOKEN_FETCH, r->status,
+                            r->http_status, r->duration, r->message};
         c->event_hook(&ev, c->event_data);
     }
 }
@@ -201,7 +228,7 @@ report_fetch(genauth_client *c, genauth_status st, long http_status,
 static genauth_status
 fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
             char **token, char **userpool_id, double *lifetime,
-            genauth_error *err)
+            fetch_report *report, genauth_error *err)
 {
     long http_status = 0;
     genauth_status st;
@@ -217,7 +244,7 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
                                lifetime, err);
         genauth_buf_wipe_reset(&conn->response); /* it held the token */
     }
-    report_fetch(c, st, http_status, started, err);
+    note_fetch(report, st, http_status, started, err);
     return st;
 }
 
@@ -259,12 +286,13 @@ install_token(genauth_token_cache *t, char *token, char *userpool_id,
 }
 
 /* This thread fetches a token (t->refreshing was 0; called locked, returns
- * locked). `early`: the cached token is still valid, so a failure is not
- * this call's failure: the call goes on with the cached token, and the next
- * attempt waits GENAUTH_TOKEN_RETRY_INTERVAL. */
+ * locked), recorded in *report for the caller to tell once unlocked.
+ * `early`: the cached token is still valid, so a failure is not this call's
+ * failure: the call goes on with the cached token, and the next attempt
+ * waits GENAUTH_TOKEN_RETRY_INTERVAL. */
 static genauth_status
 refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
-        genauth_error *err)
+        fetch_report *report, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     char *token = NULL, *userpool_id = NULL;
@@ -277,7 +305,7 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
     t->refreshing = 1;
     pthread_mutex_unlock(&t->mu);
     genauth_status st = fetch_token(c, conn, fetch_deadline, &token,
-                                    &userpool_id, &lifetime, err);
+                                    &userpool_id, &lifetime, report, err);
     double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
     t->refreshing = 0;
@@ -310,6 +338,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
 {
     genauth_token_cache *t = &c->tokens;
     genauth_status st = GENAUTH_OK;
+    fetch_report report = {0};
 
     pthread_mutex_lock(&t->mu);
     unsigned long seen = t->completed;
@@ -333,7 +362,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
                       token_now < t->retry_at))
             break;
         if (!t->refreshing) {
-            st = refresh(c, conn, deadline, valid, err);
+            st = refresh(c, conn, deadline, valid, &report, err);
             if (st != GENAUTH_OK)
                 goto done;
             break; /* the new token, or the still valid one */
@@ -371,6 +400,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     *generation = t->generation;
 done:
     pthread_mutex_unlock(&t->mu);
+    report_fetch(c, &report);
     return st;
 }
 
@@ -428,6 +458,7 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
     char *token = NULL, *userpool_id = NULL;
     double lifetime = 0;
     genauth_status st = transfer;
+    fetch_report report = {0};
 
     genauth_buf_wipe_reset(&conn->request); /* it held the secret */
     if (st == GENAUTH_OK)
@@ -435,7 +466,7 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
                                &lifetime, err);
     genauth_buf_wipe_reset(&conn->response); /* it held the token */
     if (started > 0)
-        report_fetch(c, st, http_status, started, err);
+        note_fetch(&report, st, http_status, started, err);
     double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
     t->refreshing = 0;
@@ -453,5 +484,6 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
             t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
     }
     pthread_mutex_unlock(&t->mu);
+    report_fetch(c, &report);
     return st;
 }
