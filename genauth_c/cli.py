@@ -337,12 +337,12 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
             options["access_key_secret"] = _read_secret_file(secret_file, "--access-key-secret-file")
         else:
             prefix = "AUTHING" if options.get("brand") == "authing" else "GENAUTH"
-            secret = os.environ.get(f"{prefix}_ACCESS_KEY_SECRET")
-            if not secret:
+            # When the variable is set, the client reads (and checks) it.
+            if not os.environ.get(f"{prefix}_ACCESS_KEY_SECRET"):
                 secret = _prompt_secret(f"access key secret for {key_id}: ")
                 if not secret:
                     raise UsageError("no access key secret given")
-            options["access_key_secret"] = secret
+                options["access_key_secret"] = secret
     return options
 
 

@@ -444,3 +444,13 @@ def test_body_from_hostile_files(emulator, tmp_path, content, stdin, message):
         return
     assert out.returncode == 2
     assert message in one_line(out.stderr)
+
+
+def test_a_variable_with_a_line_end_is_named(emulator):
+    # With --access-key-id too: the secret still comes from the variable, checked.
+    for args in (["trigger", "wh1"], ["trigger", "wh1", "--access-key-id", AK]):
+        out = cli(*args, env=environment(emulator, GENAUTH_ACCESS_KEY_SECRET=SK + "\n"))
+        assert out.returncode == 2
+        assert one_line(out.stderr) == ("genauth-c: error: GENAUTH_ACCESS_KEY_SECRET: begins or "
+                                        "ends with a space or line end (set in the environment)\n")
+    assert emulator.requests == []
