@@ -451,6 +451,9 @@ def _main(argv: Sequence[str] | None) -> int:
         args, extra = parser.parse_known_args(argv)
     except UsageError as e:  # raised by an argument's type
         return _fail(EXIT_USAGE, f"error: {e}")
+    if args.command == "emulator":  # reached past options of the API commands
+        parser.error("emulator comes first, followed by its own options: "
+                     f"{PROG} emulator [--port PORT ...]")
     if extra:
         # Named, never echoed: a value typed by mistake may be a secret
         # (--access-key-secret SECRET).

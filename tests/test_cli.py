@@ -454,3 +454,13 @@ def test_a_variable_with_a_line_end_is_named(emulator):
         assert one_line(out.stderr) == ("genauth-c: error: GENAUTH_ACCESS_KEY_SECRET: begins or "
                                         "ends with a space or line end (set in the environment)\n")
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("args", [["--timeout", "1", "emulator"],
+                                  ["--host", "http://127.0.0.1:9", "emulator", "--port", "0"]])
+def test_emulator_after_connection_options_is_a_usage_error(args):
+    out = cli(*args, env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK))
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == (
+        "genauth-c: error: emulator comes first, followed by its own options: "
+        "genauth-c emulator [--port PORT ...]")
