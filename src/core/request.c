@@ -326,6 +326,17 @@ sent_token(const genauth_client *c, const genauth_conn *conn)
     return NULL;
 }
 
+/* Whether `doc` quotes the token conn's request carried, or the secret. */
+static int
+quotes_credential(const genauth_client *c, const genauth_conn *conn,
+                  const genauth_json_doc *doc)
+{
+    const char *token = sent_token(c, conn);
+    const char *secret = c->access_key_secret;
+    return (token && genauth_json_doc_contains(doc, token, strlen(token))) ||
+           (*secret && genauth_json_doc_contains(doc, secret, strlen(secret)));
+}
+
 genauth_status
 genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
                   genauth_envelope *resp, genauth_error *err)
@@ -334,21 +345,17 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
                                                0, resp, err);
     /* An error page that echoes the request would show the token (or, were
      * it ever sent, the secret) in the excerpt, or in an APIError. Success
-     * envelopes are not searched: they are never an exception. */
-    const char *token = sent_token(c, conn);
+     * envelopes are not searched (they are never an exception), and nothing
+     * is looked up for them: this is every call's path. */
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
+        const char *token = sent_token(c, conn);
         if (token)
             mask(err->excerpt, err->excerpt_len, token);
         mask(err->excerpt, err->excerpt_len, c->access_key_secret);
     } else if (st == GENAUTH_OK) {
-        size_t sk_len = strlen(c->access_key_secret);
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&
-            ((token && genauth_json_doc_contains(resp->doc, token,
-                                                strlen(token))) ||
-            (sk_len && genauth_json_doc_contains(resp->doc,
-                                                 c->access_key_secret,
-                                                 sk_len)));
+            quotes_credential(c, conn, resp->doc);
     }
     return st;
 }
