@@ -297,8 +297,12 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     return st;
 }
 
+/* Text this long is taken for a quote of a credential; shorter, it is as
+ * likely found in ordinary text by chance. */
+#define QUOTE_MIN_BYTES 8
+
 /* Overwrites with '*' every occurrence of `secret` in buf, and a piece of it
- * (8 bytes or more) cut off at the end of buf. */
+ * (QUOTE_MIN_BYTES or more) cut off at the end of buf. */
 static void
 mask(char *buf, size_t len, const char *secret)
 {
@@ -307,7 +311,8 @@ mask(char *buf, size_t len, const char *secret)
         return;
     for (size_t i = 0; i < len; i++) {
         size_t n = len - i < slen ? len - i : slen;
-        if ((n == slen || n >= 8) && memcmp(buf + i, secret, n) == 0)
+        if ((n == slen || n >= QUOTE_MIN_BYTES) &&
+            memcmp(buf + i, secret, n) == 0)
             memset(buf + i, '*', n);
     }
 }
@@ -326,15 +331,21 @@ sent_token(const genauth_client *c, const genauth_conn *conn)
     return NULL;
 }
 
-/* Whether `doc` quotes the token conn's request carried, or the secret. */
+/* Whether `doc` quotes the token conn's request carried, or the secret.
+ * The secret is never sent with an API call, so an answer holds it only if
+ * its server knows it; a secret shorter than QUOTE_MIN_BYTES (a test
+ * key) is not looked for, as every answer would hold one of a character
+ * ("e" in "message") and lose its message. */
 static int
 quotes_credential(const genauth_client *c, const genauth_conn *conn,
                   const genauth_json_doc *doc)
 {
     const char *token = sent_token(c, conn);
     const char *secret = c->access_key_secret;
+    size_t secret_len = strlen(secret);
     return (token && genauth_json_doc_contains(doc, token, strlen(token))) ||
-           (*secret && genauth_json_doc_contains(doc, secret, strlen(secret)));
+           (secret_len >= QUOTE_MIN_BYTES &&
+            genauth_json_doc_contains(doc, secret, secret_len));
 }
 
 genauth_status

@@ -33,6 +33,18 @@ genauth_token_cache_init(genauth_token_cache *t)
 }
 
 void
+genauth_token_cache_after_fork(genauth_token_cache *t)
+{
+    /* Not only the lock: glibc's condition variable counts its waiters,
+     * and one of the parent's, absent here, would have this process's
+     * pthread_cond_destroy (and a broadcast past newer waiters) wait for
+     * it for ever. */
+    pthread_mutex_init(&t->mu, NULL);
+    genauth_cond_init_monotonic(&t->changed);
+    t->refreshing = 0;
+}
+
+void
 genauth_token_cache_clear(genauth_token_cache *t)
 {
     genauth_wipe_free(t->token);
