@@ -373,6 +373,20 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         if (valid && (token_now < t->refresh_at || t->refreshing ||
                       token_now < t->retry_at))
             break;
+        /* A call out of time fetches nothing: no request that cannot be
+         * answered, and no fetch failure told or counted for it (a batch's
+         * calls that waited behind a fetch that timed out get here). */
+        if (now >= deadline) {
+            if (valid)
+                break; /* its own request times out as it would anyway */
+            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
+                                   t->refreshing
+                                       ? "the call timed out waiting for a "
+                                         "management token"
+                                       : "the call timed out before its "
+                                         "management token could be fetched");
+            goto done;
+        }
         if (!t->refreshing) {
             st = refresh(c, conn, deadline, valid, &report, err);
             if (st != GENAUTH_OK)
@@ -381,12 +395,6 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         }
         /* No valid token and another thread is fetching: wait for it,
          * within our deadline. */
-        if (now >= deadline) {
-            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                                   "the call timed out waiting for a "
-                                   "management token");
-            goto done;
-        }
         wait_until(t, fmin(deadline, now + WAIT_SLICE));
         if (!t->refreshing && t->completed != seen && t->last_failed &&
             !(t->token && genauth_client_now(c) < t->expires_at)) {
