@@ -298,3 +298,28 @@ def test_none_arguments_are_left_out(fake, client_for):
         ("/api/v3/get-webhook-logs", b'{"webhookId":"w"}'),
     ]
     assert json.loads(bodies[0][1])["events"] == ["a"]
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_content_type_only_with_a_body(fake, client_for, auth):
+    """A GET carries no body, so no Content-Type (the official Python SDK
+    sends none either); every POST says its body is JSON. One header of each
+    name, and no Expect."""
+    options = {"auth": "signature", "brand": "genauth"} if auth == "signature" else {}
+    client = client_for(fake.server.url, **options)
+    if auth == "signature":
+        fake.server.handler = lambda req: Response.json(fake.envelope)
+    for name, args, kwargs, method, _path, _query, _body in WIRE:
+        getattr(client, name)(*args, **kwargs)
+    reqs = api_requests(fake)
+    assert [r.method for r in reqs] == [row[3] for row in WIRE]
+    for req in reqs:
+        names = [k.lower() for k, _ in req.headers]
+        assert len(names) == len(set(names)), req.headers
+        assert "expect" not in names
+        if req.method == "GET":
+            assert req.header("content-type") is None, req.path
+            assert req.header("content-length") is None and req.body == b""
+        else:
+            assert req.header("content-type") == JSON, req.path
+            assert req.header("content-length") == str(len(req.body))

@@ -291,6 +291,11 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
         st = genauth_token_prepare(c, conn, deadline, may_fetch,
                                    &plan->generation, err);
         plan->headers = conn->api_headers;
+        /* A GET has no body to describe: its headers are the same list
+         * after the Content-Type line token.c puts first. */
+        if (ep->is_get && plan->headers &&
+            strncmp(plan->headers->data, "Content-Type:", 13) == 0)
+            plan->headers = plan->headers->next;
     }
     if (st == GENAUTH_OK)
         st = encode_checked(c, conn, ep, req, NULL, plan, err);

@@ -64,6 +64,8 @@ build_api_headers(genauth_client *c, genauth_conn *conn, genauth_error *err)
     struct curl_slist *list = NULL, *grown;
     genauth_buf_init(&line);
 
+    /* First, so that a GET (no body) is sent the rest of the list:
+     * request.c. */
     grown = curl_slist_append(NULL, "Content-Type: application/json");
     if (!grown)
         goto nomem;
