@@ -298,3 +298,29 @@ def test_integers_past_2_53_are_refused_not_signed(capture):
                 client.trigger_webhook("wh1", request_body={"n": bad})
     assert capture.requests[seen:] == []
     assert genauth_c.ManagementClient  # the module stays importable
+
+
+@pytest.mark.parametrize("headers,body,server_sees", [
+    # Keys that json.dumps turns into the same text: the server's JSON.parse
+    # keeps one member, where the first stood, with the last one's value.
+    ({1: "a", "1": "b"}, None, {"requestHeaders": {"1": "b"}}),
+    (None, {"x": {True: 1, "y": 2, "true": 3}}, {"requestBody": {"x": {"true": 3, "y": 2}}}),
+    (None, {"k": [{None: 1, "null": 2, 2: 3, "2": 4, "2.5": 5, 2.5: 6}]},
+     {"requestBody": {"k": [{"2": 4, "null": 2, "2.5": 6}]}}),
+    # Many members (the sorted path) with one pair that collides.
+    (None, {**{f"k{i}": i for i in range(100)}, 7: "x", "7": "y"},
+     {"requestBody": {**{f"k{i}": i for i in range(100)}, "7": "y"}}),
+])
+def test_keys_that_collide_are_sent_as_the_server_parses_them(capture, headers, body, server_sees):
+    seen = len(capture.requests)
+    with ManagementClient(AK, SK, host=capture.url, auth="signature", brand="authing") as client:
+        assert client.trigger_webhook("wh1", headers, body)["statusCode"] == 200
+    (req,) = capture.requests[seen:]
+    params = js_parse(req.body)
+    assert same_json(params, {"webhookId": "wh1", **server_sees})
+    # Each key once in what was sent, so the body is exactly what was signed.
+    assert req.body.decode() == "{" + ",".join(
+        js_stringify(k) + ":" + js_stringify(v) for k, v in params.items()) + "}"
+    resource = canonical_resource("/api/v3/trigger-webhook", params)
+    assert req.header("authorization") == expected_authorization(
+        "POST", req.headers, resource, "authing")

@@ -207,6 +207,9 @@ genauth_endpoint_check(const genauth_endpoint *ep, const cJSON *params,
                     ? m->string
                     : "(a key)",
                 ep->method, ep->path);
+        if (seen & (1u << i))
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "%s: given twice", f->name);
         if (!type_ok(f, m))
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "%s: must be %s", f->name,

@@ -542,6 +542,106 @@ genauth_jsform_order_clear(genauth_jsform_order *o)
     o->n = o->i = 0;
 }
 
+/* ---- repeated keys ------------------------------------------------------ */
+
+/* Whether two members' keys are the same text once decoded. */
+static int
+keys_equal(const cJSON *a, const cJSON *b)
+{
+    if (!((a->type | b->type) & GENAUTH_JSON_KEY_ESCAPED))
+        return strcmp(a->string ? a->string : "",
+                      b->string ? b->string : "") == 0;
+    return genauth_jsform_key_cmp(a, b) == 0;
+}
+
+typedef struct {
+    const cJSON *member;
+    size_t pos; /* in insertion order */
+} jsform_entry;
+
+/* By key, then by position: equal keys end up together, first given
+ * first. */
+static int
+entry_cmp(const void *a, const void *b)
+{
+    const jsform_entry *x = a, *y = b;
+    int c = genauth_jsform_key_cmp(x->member, y->member);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+genauth_status
+genauth_jsform_distinct(const cJSON *obj, cJSON **distinct,
+                        genauth_error *err)
+{
+    jsform_entry stack[GENAUTH_JSFORM_STACK_INDEXES];
+    jsform_entry *e = stack;
+    const cJSON **kept = NULL; /* by position: the member whose value stays */
+    const cJSON *m, *k;
+    size_t n = 0, i, j;
+    int repeated = 0;
+    genauth_status st = GENAUTH_OK;
+
+    *distinct = NULL;
+    for (m = obj->child; m; m = m->next)
+        n++;
+    if (n <= GENAUTH_JSFORM_STACK_INDEXES) {
+        /* A small object, the usual one: compared pair by pair. */
+        for (m = obj->child; m && !repeated; m = m->next) {
+            for (k = m->next; k && !repeated; k = k->next)
+                repeated = keys_equal(m, k);
+        }
+        if (!repeated)
+            goto done;
+    } else if (!(e = malloc(n * sizeof *e))) {
+        e = stack;
+        goto oom;
+    }
+    i = 0;
+    for (m = obj->child; m; m = m->next, i++) {
+        e[i].member = m;
+        e[i].pos = i;
+    }
+    qsort(e, n, sizeof *e, entry_cmp);
+    for (i = 1; i < n && !repeated; i++)
+        repeated = keys_equal(e[i - 1].member, e[i].member);
+    if (!repeated)
+        goto done;
+    if (!(kept = calloc(n, sizeof *kept)))
+        goto oom;
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && keys_equal(e[i].member, e[j].member); j++)
+            ;
+        kept[e[i].pos] = e[j - 1].member;
+    }
+    if (!(*distinct = cJSON_CreateObject()))
+        goto oom;
+    for (i = 0; i < n; i++) {
+        if (!kept[i])
+            continue;
+        if (!kept[i]->string) {
+            st = genauth_error_set(err, GENAUTH_E_INVALID,
+                                   "an object member has no key");
+            goto fail;
+        }
+        /* The reference keeps the member's flags (an escaped key stays
+         * flagged) and a copy of its key. */
+        if (!cJSON_AddItemReferenceToObject(*distinct, kept[i]->string,
+                                            (cJSON *)kept[i]))
+            goto oom;
+    }
+    goto done;
+oom:
+    st = nomem(err);
+fail:
+    cJSON_Delete(*distinct);
+    *distinct = NULL;
+done:
+    free(kept);
+    if (e != stack)
+        free(e);
+    return st;
+}
+
 /* ---- String(v) ---------------------------------------------------------- */
 
 genauth_status

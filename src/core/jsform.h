@@ -17,12 +17,12 @@
  * double range, a string that is not valid UTF-8, a raw literal that is not
  * valid JSON, nesting deeper than GENAUTH_JSON_MAX_DEPTH.
  *
- * Object keys are taken to be unique (the binding builds objects from
- * dicts); with duplicates JavaScript would keep only the last value.
+ * A key an object holds more than once (dict keys 1 and "1" both become
+ * "1") stands once, where JSON.parse keeps it: see genauth_jsform_distinct.
  *
  * Output is appended to a caller-owned buffer; nothing else is allocated
- * except a sort array for objects with more integer-like keys than fit on
- * the stack. All functions are thread-safe. */
+ * except sort arrays for large objects and the object of references made
+ * for one with a repeated key. All functions are thread-safe. */
 #ifndef GENAUTH_JSFORM_H
 #define GENAUTH_JSFORM_H
 
@@ -57,6 +57,15 @@ genauth_status genauth_jsform_order_init(genauth_jsform_order *o,
                                          genauth_error *err);
 const cJSON *genauth_jsform_order_next(genauth_jsform_order *o);
 void genauth_jsform_order_clear(genauth_jsform_order *o);
+
+/* The members of an object as JSON.parse keeps them when a key is given
+ * more than once: the key once, where it first stood, with the value it was
+ * given last. *distinct is NULL when every key is distinct (the object is
+ * written as it is); otherwise a new object of references to obj's members
+ * (their keys copied), which the caller frees with cJSON_Delete before obj.
+ * GENAUTH_E_NOMEM, or GENAUTH_E_INVALID for a member without a key. */
+genauth_status genauth_jsform_distinct(const cJSON *obj, cJSON **distinct,
+                                       genauth_error *err);
 
 /* Appends String(value) for a scalar: a string's bytes (a raw string literal
  * decoded, U+0000 included; a lone surrogate as U+FFFD, as Node's UTF-8

@@ -162,22 +162,32 @@ static genauth_status genauth_json_write_node(const cJSON *node,
                                               genauth_error *err);
 
 /* Members in insertion order, or in JavaScript's order (integer-like keys
- * first, ascending) for the JavaScript form. */
+ * first, ascending, a repeated key once) for the JavaScript form. */
 static genauth_status
 genauth_json_write_object(const cJSON *obj, genauth_json_form form,
                           genauth_buf *out, int depth, genauth_error *err)
 {
     genauth_jsform_order order;
+    cJSON *distinct = NULL;
     const cJSON *m;
     int js = form == GENAUTH_JSON_JS;
-    int first = 1;
+    int first = 1, ordered = 0;
     genauth_status st = GENAUTH_OK;
 
-    if (js)
-        st = genauth_jsform_order_init(&order, obj, err);
+    if (js) {
+        st = genauth_jsform_distinct(obj, &distinct, err);
+        if (distinct)
+            obj = distinct;
+        if (st == GENAUTH_OK) {
+            st = genauth_jsform_order_init(&order, obj, err);
+            ordered = 1; /* cleared below, after a failed init too */
+        }
+    }
     if (st == GENAUTH_OK && genauth_buf_put_char(out, '{') < 0)
         st = genauth_json_nomem(err);
-    for (m = js ? genauth_jsform_order_next(&order) : obj->child;
+    for (m = st != GENAUTH_OK ? NULL
+             : js                ? genauth_jsform_order_next(&order)
+                                 : obj->child;
          m != NULL && st == GENAUTH_OK;
          m = js ? genauth_jsform_order_next(&order) : m->next) {
         if (!first && genauth_buf_put_char(out, ',') < 0)
@@ -192,8 +202,9 @@ genauth_json_write_object(const cJSON *obj, genauth_json_form form,
     }
     if (st == GENAUTH_OK && genauth_buf_put_char(out, '}') < 0)
         st = genauth_json_nomem(err);
-    if (js)
+    if (ordered)
         genauth_jsform_order_clear(&order);
+    cJSON_Delete(distinct); /* references: obj's members stay */
     return st;
 }
 

@@ -707,6 +707,34 @@ test_objects_and_arrays(void)
     CHECK_JS(big, want.data);
     genauth_buf_clear(&want);
 
+    /* A repeated key stands once, where it first stood, with its last
+     * value: what JSON.parse makes of the exact form's text. */
+    {
+        cJSON *rep = cJSON_CreateObject();
+        cJSON *many = cJSON_CreateObject();
+        add(rep, "b", num("1"));
+        add(rep, "1", num("2"));
+        add(rep, "c", num("3"));
+        add(rep, "b", num("4"));
+        add(rep, "1", num("5"));
+        add(rep, "b", num("6"));
+        CHECK_JS(rep, "{\"1\":5,\"b\":6,\"c\":3}");
+        genauth_buf_init(&want);
+        genauth_buf_append_str(&want, "{\"7\":true");
+        for (int i = 0; i < 40; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            add(many, key, num("0"));
+            genauth_buf_printf(&want, ",\"k%d\":%d", i, i == 39 ? 1 : 0);
+            if (i == 20)
+                add(many, "7", cJSON_CreateFalse());
+        }
+        add(many, "k39", num("1"));
+        add(many, "7", cJSON_CreateTrue());
+        genauth_buf_append_char(&want, '}');
+        CHECK_JS(many, want.data);
+        genauth_buf_clear(&want);
+    }
+
     cJSON_AddItemToArray(inner2, cJSON_CreateArray());
     cJSON_AddItemToArray(inner2, cJSON_CreateObject());
     cJSON_AddItemToArray(inner, num("1"));
@@ -1105,6 +1133,9 @@ test_query_encoding(void)
         {GENAUTH_OP_DELETE_WEBHOOK, "{\"webhookIds\":null}", "webhookIds"},
         {GENAUTH_OP_TRIGGER_WEBHOOK,
          "{\"webhookId\":\"w\",\"requestBody\":[]}", "requestBody"},
+        /* Given twice: the body and the signed resource would disagree. */
+        {GENAUTH_OP_GET_WEBHOOK, "{\"webhookId\":\"a\",\"webhookId\":\"b\"}",
+         "webhookId"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cJSON *params = cJSON_Parse(bad[i].json);
