@@ -1,7 +1,7 @@
 """The official genauth 5.1.0 SDK and genauth_c, called with the same
 arguments against one emulator: the same requests on the wire (method, path,
-query parameters, parsed JSON body; the official SDK spaces its JSON, so not
-byte for byte) and equal envelopes back."""
+query parameters, parsed JSON body, Content-Type; the official SDK spaces its
+JSON, so not byte for byte) and equal envelopes back."""
 import json
 import urllib.parse
 
@@ -42,7 +42,8 @@ def wire(emu, start):
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(rec.target).query,
                                       keep_blank_values=True)
         body = json.loads(rec.body) if rec.body else None
-        out.append((rec.method, rec.path, query, body))
+        # A body's type, and none without a body (a GET).
+        out.append((rec.method, rec.path, query, body, rec.header("content-type")))
     return out
 
 
