@@ -584,6 +584,13 @@ genauth_jsform_distinct(const cJSON *obj, cJSON **distinct,
     *distinct = NULL;
     for (m = obj->child; m; m = m->next)
         n++;
+    /* Keys are compared decoded, which needs them well-formed (the writer
+     * would refuse a malformed one anyway). */
+    for (m = n > 1 ? obj->child : NULL; m; m = m->next) {
+        st = genauth_jsform_key_check(m, err);
+        if (st != GENAUTH_OK)
+            goto done;
+    }
     if (n <= GENAUTH_JSFORM_STACK_INDEXES) {
         /* A small object, the usual one: compared pair by pair. */
         for (m = obj->child; m && !repeated; m = m->next) {
@@ -618,11 +625,6 @@ genauth_jsform_distinct(const cJSON *obj, cJSON **distinct,
     for (i = 0; i < n; i++) {
         if (!kept[i])
             continue;
-        if (!kept[i]->string) {
-            st = genauth_error_set(err, GENAUTH_E_INVALID,
-                                   "an object member has no key");
-            goto fail;
-        }
         /* The reference keeps the member's flags (an escaped key stays
          * flagged) and a copy of its key. */
         if (!cJSON_AddItemReferenceToObject(*distinct, kept[i]->string,
@@ -632,7 +634,6 @@ genauth_jsform_distinct(const cJSON *obj, cJSON **distinct,
     goto done;
 oom:
     st = nomem(err);
-fail:
     cJSON_Delete(*distinct);
     *distinct = NULL;
 done:

@@ -63,7 +63,7 @@ void genauth_jsform_order_clear(genauth_jsform_order *o);
  * given last. *distinct is NULL when every key is distinct (the object is
  * written as it is); otherwise a new object of references to obj's members
  * (their keys copied), which the caller frees with cJSON_Delete before obj.
- * GENAUTH_E_NOMEM, or GENAUTH_E_INVALID for a member without a key. */
+ * GENAUTH_E_NOMEM, or GENAUTH_E_INVALID for a key missing or malformed. */
 genauth_status genauth_jsform_distinct(const cJSON *obj, cJSON **distinct,
                                        genauth_error *err);
 
