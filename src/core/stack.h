@@ -1,0 +1,53 @@
+/* How far a recursive walk may go down the stack of the thread it runs on.
+ *
+ * Every recursive walk of genauth-c (a payload's conversion, the JSON
+ * writer, an answer's conversion to Python objects, the search of an
+ * answer for a credential) stops with an error, rather than overflowing
+ * the stack, on a thread whose stack is too small for the data: a caller's
+ * thread started after threading.stack_size(65536) holds a few hundred
+ * levels, not the 500 (payloads) or 1000 (answers) the fixed limits allow.
+ * As CPython 3.14 does for its own recursion, the bounds come from the
+ * thread itself (pthread_getattr_np), found once per thread; a walk takes
+ * its floor once, at its start, and pays one pointer compare per level:
+ *
+ *     uintptr_t floor = genauth_stack_floor();
+ *     ...
+ *     if (genauth_stack_short(floor))  // before each level down
+ *         fail;
+ *
+ * Where the bounds are unknown (no pthread_getattr_np, or a walk running on
+ * a stack other than its thread's own) the floor is 0: only the fixed depth
+ * limits apply, as they always do. */
+#ifndef GENAUTH_STACK_H
+#define GENAUTH_STACK_H
+
+#include <stdint.h>
+
+/* What a walk leaves free below its deepest level: the work done there
+ * (libc's printf and strtod, CPython's allocator and a garbage collection
+ * it may start, with the finalizers that runs). CPython 3.14 keeps the
+ * same margin for its own recursion. */
+#define GENAUTH_STACK_RESERVE (16 * 1024)
+
+/* The lowest address the calling thread's walks may take a level at: the
+ * thread's stack end plus GENAUTH_STACK_RESERVE; 0 when the bounds are
+ * unknown. Cheap after the thread's first call (the bounds are cached in a
+ * thread-local), but meant to be taken once per walk, not per level. */
+uintptr_t genauth_stack_floor(void);
+
+/* The floor, from `floor` (genauth_stack_floor()), for a walk whose output
+ * a later walk, deeper in the call and in larger frames, walks again: it
+ * keeps to 1/`parts` of the room the stack has left at the caller's frame,
+ * and leaves the rest to that walk. 0 for a floor of 0. */
+uintptr_t genauth_stack_floor_part(uintptr_t floor, unsigned parts);
+
+/* Whether the stack at the caller's frame is at or below `floor`: no room
+ * for another level. Always 0 for a floor of 0. */
+static inline int
+genauth_stack_short(uintptr_t floor)
+{
+    char here;
+    return (uintptr_t)&here < floor;
+}
+
+#endif
