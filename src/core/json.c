@@ -888,7 +888,6 @@ genauth_json_node_contains(const cJSON *node, genauth_json_cursor *c,
 {
     const char *s;
     size_t n;
-
     int rc;
 
     if (genauth_stack_short(stack_floor))

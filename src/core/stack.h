@@ -6,7 +6,7 @@
  * the stack, on a thread whose stack is too small for the data: a caller's
  * thread started after threading.stack_size(65536) holds a few hundred
  * levels, not the 500 (payloads) or 1000 (answers) the fixed limits allow.
- * As CPython 3.14 does for its own recursion, the bounds come from the
+ * As in CPython 3.14's own recursion check, the bounds come from the
  * thread itself (pthread_getattr_np), found once per thread; a walk takes
  * its floor once, at its start, and pays one pointer compare per level:
  *
@@ -25,8 +25,7 @@
 
 /* What a walk leaves free below its deepest level: the work done there
  * (libc's printf and strtod, CPython's allocator and a garbage collection
- * it may start, with the finalizers that runs). CPython 3.14 keeps the
- * same margin for its own recursion. */
+ * it may start, with the finalizers that runs). */
 #define GENAUTH_STACK_RESERVE (16 * 1024)
 
 /* The lowest address the calling thread's walks may take a level at: the
