@@ -14,8 +14,9 @@ The answer is the response envelope as JSON on stdout, indented on a
 terminal and compact when piped. Exit status: 0 when statusCode is 200, 1 for
 a business error (the envelope is still printed), 2 for bad usage, 3 for a
 transport or decode failure, 4 for an authentication failure (the token
-endpoint refused the keys, or the envelope's statusCode is 401). Errors go to
-stderr, one line each.
+endpoint refused the keys, or the envelope's statusCode is 401), 5 when the
+answer cannot be written to stdout, 130 on Ctrl-C, 141 when stdout's reader
+has gone (| head). Errors go to stderr, one line each.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 PROG = "genauth-c"
-EXIT_OK, EXIT_BUSINESS, EXIT_USAGE, EXIT_TRANSPORT, EXIT_AUTH = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_BUSINESS, EXIT_USAGE, EXIT_TRANSPORT, EXIT_AUTH, EXIT_OUTPUT = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # as a shell reports SIGINT, SIGPIPE
 
 
 class UsageError(Exception):
@@ -38,27 +41,61 @@ class UsageError(Exception):
 
 # ---- reading arguments -------------------------------------------------------
 
-def _read_text(spec: str, what: str) -> str:
-    """`spec` itself, or the text of @FILE, or stdin for '-'."""
+MAX_SECRET_FILE_BYTES = 64 * 1024  # a key secret is some dozens of bytes
+
+
+def _read_source(source: str | None, what: str, limit: int | None = None) -> bytes:
+    """The bytes of file `source`, or of stdin when it is None; at most
+    limit + 1 of them, so that /dev/zero or a wrong file cannot hang us."""
+    size = -1 if limit is None else limit + 1
+    if source is None:
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise UsageError(f"{what}: cannot read stdin: it is closed")
+        stream: BinaryIO | None = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # a text stream put in its place
+            return sys.stdin.read(size).encode("utf-8", "surrogateescape")
+        try:
+            return stream.read(size)
+        except OSError as e:
+            raise UsageError(f"{what}: cannot read stdin: {e.strerror}") from None
     try:
-        if spec == "-":
-            return sys.stdin.read()
-        if spec.startswith("@"):
-            with open(spec[1:], encoding="utf-8") as f:
-                return f.read()
+        with open(source, "rb") as f:
+            return f.read(size)
     except OSError as e:
-        raise UsageError(f"{what}: cannot read {spec[1:] if spec != '-' else 'stdin'}: {e.strerror}") from None
-    return spec
+        raise UsageError(f"{what}: cannot read {source}: {e.strerror}") from None
+
+
+def _decode(data: bytes, what: str, source: str) -> str:
+    """UTF-8 text, a byte order mark dropped (editors on Windows write one).
+    The error names the offset only: the bytes may be a secret's."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what}: {source} is not UTF-8 text (byte {e.start})") from None
+
+
+def _read_text(spec: str, what: str) -> tuple[str, str]:
+    """`spec` itself, or the text of @FILE, or stdin for '-'; and what the
+    text came from, for errors."""
+    if spec == "-":
+        return _decode(_read_source(None, what), what, "stdin"), "stdin"
+    if spec.startswith("@"):
+        return _decode(_read_source(spec[1:], what), what, spec[1:]), spec[1:]
+    return spec, "the value"
 
 
 def json_object(what: str) -> Callable[[str], dict[str, Any]]:
     """An argparse type: a JSON object given inline, as @FILE or as '-'."""
     def parse(spec: str) -> dict[str, Any]:
-        text = _read_text(spec, what)
+        text, source = _read_text(spec, what)
+        if not text.strip():
+            raise UsageError(f"{what}: {source} is empty")
         try:
             value = json.loads(text)
         except ValueError as e:
             raise UsageError(f"{what}: not valid JSON: {e}") from None
+        except RecursionError:
+            raise UsageError(f"{what}: nested too deeply") from None
         if not isinstance(value, dict):
             raise UsageError(f"{what}: expected a JSON object, got {type(value).__name__}")
         return value
@@ -85,6 +122,26 @@ def positive_float(text: str) -> float:
     return value
 
 
+SECRET_FILE_OPTIONS = ("--access-key-secret-file", "--secret-file")
+
+
+def _refuse_secrets_on_argv(argv: Sequence[str]) -> None:
+    """A secret typed on the command line is refused by the option's name,
+    before anything else reads it: argv is readable by every user of the
+    machine (ps), and the secret must not be echoed in an error either."""
+    for arg in argv:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--") or name in SECRET_FILE_OPTIONS:
+            continue
+        if any(word in name.lower() for word in ("secret", "token", "password")):
+            raise UsageError(
+                f"{name}: secrets are not taken on the command line, where other users of the "
+                "machine can read them: use --access-key-secret-file or --secret-file, the "
+                "environment, or the prompt")
+
+
 def _names(values: list[str] | None) -> list[str] | None:
     """--events a --events b,c -> ['a', 'b', 'c'] (None when not given)."""
     if values is None:
@@ -93,13 +150,16 @@ def _names(values: list[str] | None) -> list[str] | None:
 
 
 def _read_secret_file(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            secret = f.read().rstrip("\r\n")
-    except OSError as e:
-        raise UsageError(f"{what}: cannot read {path}: {e.strerror}") from None
-    if not secret:
+    """The secret in file `path`: its one line, without the line end (LF or
+    CRLF) and without a byte order mark. Errors never quote the file."""
+    data = _read_source(path, what, limit=MAX_SECRET_FILE_BYTES)
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise UsageError(f"{what}: {path} is larger than {MAX_SECRET_FILE_BYTES} bytes: not a secret")
+    secret = _decode(data, what, path).rstrip("\r\n")
+    if not secret.strip():
         raise UsageError(f"{what}: {path} is empty")
+    if "\n" in secret or "\r" in secret:
+        raise UsageError(f"{what}: {path} holds more than one line")
     return secret
 
 
@@ -116,8 +176,17 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
+        if sys.stderr is not None:
+            self.print_usage(sys.stderr)
         sys.exit(_fail(EXIT_USAGE, f"error: {message}"))
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own message quotes the value; the word taken for a
+        # command may be the value of an option it does not know
+        # (--access-key-secret SECRET trigger ...): never echoed.
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(repr(choice) for choice in action.choices)
+            raise argparse.ArgumentError(action, f"invalid choice (choose from {choices})")
 
 
 def _connection_options() -> _Parser:
@@ -160,7 +229,8 @@ def build_parser() -> _Parser:
         description="GenAuth's V3 management API from the command line. Prints the response "
                     "envelope as JSON.",
         epilog="Exit status: 0 statusCode 200, 1 business error, 2 bad usage, "
-               "3 transport or decode failure, 4 authentication failure.")
+               "3 transport or decode failure, 4 authentication failure, 5 stdout not writable, "
+               "130 interrupted, 141 stdout's reader gone.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     trigger = commands.add_parser("trigger", parents=[common], help="trigger a webhook once")
@@ -234,6 +304,26 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
     return run
 
 
+def _prompt_secret(prompt: str) -> str:
+    """getpass's answer; '' at the end of input, or when there is neither a
+    terminal nor a stdin (started with <&-), where getpass would fail."""
+    if sys.stdin is None and not _has_terminal():
+        return ""
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        return ""
+
+
+def _has_terminal() -> bool:
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {name: getattr(args, name) for name in ("host", "timeout", "brand", "auth", "ca_bundle")
                                if hasattr(args, name)}
@@ -247,30 +337,77 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
             options["access_key_secret"] = _read_secret_file(secret_file, "--access-key-secret-file")
         else:
             prefix = "AUTHING" if options.get("brand") == "authing" else "GENAUTH"
-            secret = os.environ.get(f"{prefix}_ACCESS_KEY_SECRET")
-            if not secret:
-                try:
-                    secret = getpass.getpass(f"access key secret for {key_id}: ")
-                except EOFError:
-                    secret = ""
+            # When the variable is set, the client reads (and checks) it.
+            if not os.environ.get(f"{prefix}_ACCESS_KEY_SECRET"):
+                secret = _prompt_secret(f"access key secret for {key_id}: ")
                 if not secret:
                     raise UsageError("no access key secret given")
-            options["access_key_secret"] = secret
+                options["access_key_secret"] = secret
     return options
 
 
-def _print_envelope(envelope: Any) -> None:
-    if sys.stdout.isatty():
-        text = json.dumps(envelope, ensure_ascii=False, indent=2)
-    else:
-        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+# Outside strings, json.dumps writes float('inf') as Infinity, which is not
+# JSON; the decoder makes one of a number beyond a double (1e400).
+_NON_FINITE = re.compile(r'"(?:[^"\\]+|\\.)*"|(-?Infinity|NaN)')
+_FINITE = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
+
+# The decoder takes up to 1000 levels; json.dumps needs a frame or two for
+# each (more than the default limit allows, with the caller's frames).
+_DUMPS_RECURSION = 2 * 1000 + 500
+
+
+def _envelope_json(envelope: Any, indent: bool, encoding: str | None = None) -> str:
+    """`envelope` as JSON text that `encoding` can carry: non-ASCII as is
+    when it can, as \\u escapes (the same JSON) when not, or when a string
+    holds a lone surrogate; a number beyond a double as 1e999."""
+    layout: dict[str, Any] = {"indent": 2} if indent else {"separators": (",", ":")}
+
+    def dumps(ensure_ascii: bool) -> str:
+        try:
+            return json.dumps(envelope, ensure_ascii=ensure_ascii, allow_nan=False, **layout)
+        except ValueError:  # a non-finite float
+            return _NON_FINITE.sub(lambda m: _FINITE[m[1]] if m[1] else m[0],
+                                   json.dumps(envelope, ensure_ascii=ensure_ascii, **layout))
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _DUMPS_RECURSION))
+    try:
+        text = dumps(ensure_ascii=False)
+        try:
+            text.encode(encoding or "utf-8")
+        except UnicodeEncodeError:
+            text = dumps(ensure_ascii=True)
+    finally:
+        sys.setrecursionlimit(limit)
+    return text
+
+
+def _print_envelope(envelope: Any) -> int:
+    """Writes the envelope to stdout: EXIT_OK, or EXIT_OUTPUT when it cannot
+    (a broken pipe is left to main)."""
+    out = sys.stdout
+    if out is None:  # started with stdout closed (>&-)
+        return _fail(EXIT_OUTPUT, "cannot write the answer: stdout is closed")
+    try:
+        text = _envelope_json(envelope, indent=out.isatty(), encoding=getattr(out, "encoding", None))
+        out.write(text + "\n")
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        return _fail(EXIT_OUTPUT, f"cannot write the answer to stdout: {e.strerror}")
+    return EXIT_OK
 
 
 def _fail(status: int, message: str) -> int:
-    # One line, whatever the message holds.
-    sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+    # One line, whatever the message holds; none when stderr is closed,
+    # the status still says what happened.
+    if sys.stderr is not None:
+        try:
+            sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+            sys.stderr.flush()
+        except OSError:
+            pass
     return status
 
 
@@ -286,7 +423,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        return _fail(130, "interrupted")
+        return _fail(EXIT_INTERRUPTED, "interrupted")
+    except BrokenPipeError:
+        # The reader of stdout left (| head -c 1): end quietly, with the
+        # status of a program SIGPIPE ends. Python flushes stdout again at
+        # exit: from now on into /dev/null, not into the broken pipe.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, sys.stdout.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError):  # stdout is no file (in-process use)
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -297,9 +447,13 @@ def _main(argv: Sequence[str] | None) -> int:
         return serve(argv[1:])
     parser = build_parser()
     try:
+        _refuse_secrets_on_argv(argv)
         args, extra = parser.parse_known_args(argv)
     except UsageError as e:  # raised by an argument's type
         return _fail(EXIT_USAGE, f"error: {e}")
+    if args.command == "emulator":  # reached past options of the API commands
+        parser.error("emulator comes first, followed by its own options: "
+                     f"{PROG} emulator [--port PORT ...]")
     if extra:
         # Named, never echoed: a value typed by mistake may be a secret
         # (--access-key-secret SECRET).
@@ -326,8 +480,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _fail(EXIT_TRANSPORT, f"{type(e).__name__}: {e}")
         except (TypeError, ValueError) as e:  # refused before anything was sent
             return _fail(EXIT_USAGE, f"error: {e}")
-    _print_envelope(envelope)
-    return _exit_status(envelope)
+    status = _print_envelope(envelope)
+    return status if status != EXIT_OK else _exit_status(envelope)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def test_business_error_exit_1_envelope_printed(emulator):
     (["trigger", "wh1", "--timeout", "-1"], "--timeout"),
     (["trigger"], "WEBHOOK_ID"),
     (["nonsense"], "invalid choice"),
-    (["trigger", "wh1", "--access-key-secret", SK], "unrecognized arguments"),
+    (["trigger", "wh1", "--access-key-secret", SK], "--access-key-secret: secrets are not taken"),
+    (["trigger", "wh1", "--bogus", SK], "unrecognized arguments: --bogus"),
 ])
 def test_bad_usage_exit_2(emulator, args, message):
     out = cli(*args, env=environment(emulator))
@@ -280,3 +281,186 @@ def test_webhooks_usage_errors(emulator):
     out = cli("webhooks", "list", "--page", "0", env=environment(emulator))
     assert out.returncode == 2
     assert "positive integer" in out.stderr
+
+
+def cli_with_fds(*args, env, redirect, stdin=""):
+    """The command line with a shell redirection applied first (">&-"
+    closes stdout, "<&-" stdin, "2>&-" stderr)."""
+    return subprocess.run(["sh", "-c", f'exec "$@" {redirect}', "sh",
+                           sys.executable, "-m", "genauth_c", *args],
+                          env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def strict_json(text):
+    """json.loads refusing what is not JSON (Infinity, NaN), as jq does."""
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("args", [
+    ["--access-key-secret", SK, "trigger", "wh1"],
+    ["webhooks", "--access-key-secret", SK, "list"],
+    ["trigger", "--access-key-secret", SK, "wh1"],
+    ["--access-key-secret=" + SK, "trigger", "wh1"],
+    ["trigger", "wh1", "--token", SK],
+])
+def test_a_secret_on_the_command_line_is_refused_and_never_echoed(emulator, args):
+    # Before: the secret, taken for the command's name, was quoted in an
+    # "invalid choice" error.
+    out = cli(*args, env=environment(emulator))
+    assert out.returncode == 2
+    assert SK not in out.stdout + out.stderr
+    assert "secrets are not taken on the command line" in one_line(out.stderr)
+    assert emulator.requests == []
+
+
+def test_an_invalid_choice_is_not_echoed(emulator):
+    out = cli("--brand", SK, "trigger", "wh1", env=environment(emulator))
+    assert out.returncode == 2
+    assert "invalid choice" in out.stderr and SK not in out.stderr
+
+
+@pytest.mark.parametrize("raw, expected", [
+    # A lone surrogate escaped by the server: escaped again, not a crash.
+    (b'{"statusCode":200,"data":"a\\ud800b"}', '{"statusCode":200,"data":"a\\ud800b"}\n'),
+    # Beyond a double: decoded as inf, written as a JSON number, not Infinity.
+    (b'{"statusCode":200,"data":[1e400,-1e400,"Infinity"]}',
+     '{"statusCode":200,"data":[1e999,-1e999,"Infinity"]}\n'),
+])
+def test_output_is_json_whatever_the_server_sends(emulator, raw, expected):
+    emulator.raw_body = raw
+    out = cli("trigger", "wh1", env=environment(emulator))
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == expected
+    strict_json(out.stdout)
+
+
+def test_deep_output_is_written(emulator):
+    # Within the decoder's 1000 levels, beyond what json.dumps takes by default.
+    emulator.raw_body = b'{"statusCode":200,"data":' + b"[" * 990 + b"]" * 990 + b"}"
+    out = cli("trigger", "wh1", env=environment(emulator))
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == '{"statusCode":200,"data":' + "[" * 990 + "]" * 990 + "}\n"
+
+
+@pytest.mark.parametrize("extra", [{"PYTHONIOENCODING": "ascii"},
+                                   {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}])
+def test_output_fits_the_encoding_of_stdout(emulator, extra):
+    emulator.raw_body = '{"statusCode":200,"data":"é名😀"}'.encode()
+    out = subprocess.run([sys.executable, "-m", "genauth_c", "trigger", "wh1"],
+                         env=environment(emulator, **extra), capture_output=True, timeout=60)
+    assert (out.returncode, out.stderr) == (0, b"")
+    assert strict_json(out.stdout.decode("ascii"))["data"] == "é名😀"
+
+
+def test_stdout_closed(emulator):
+    out = cli_with_fds("trigger", "wh1", env=environment(emulator), redirect=">&-")
+    assert out.returncode == 5
+    assert one_line(out.stderr) == "genauth-c: cannot write the answer: stdout is closed\n"
+
+
+def test_stdout_reader_gone_ends_quietly(emulator):
+    # A pipe whose reader has left before the answer is written (| head).
+    emulator.raw_body = b'{"statusCode":200,"data":"' + b"x" * 100000 + b'"}'
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = subprocess.run([sys.executable, "-m", "genauth_c", "trigger", "wh1"],
+                             env=environment(emulator), stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (141, "")
+
+
+def test_stderr_closed_keeps_the_exit_status(emulator):
+    out = cli_with_fds("trigger", "wh1", "--body", "{x", env=environment(emulator), redirect="2>&-")
+    assert out.returncode == 2
+
+
+def test_stdin_closed(emulator):
+    out = cli_with_fds("trigger", "wh1", "--body", "-", env=environment(emulator), redirect="<&-")
+    assert out.returncode == 2
+    assert one_line(out.stderr) == "genauth-c: error: --body: cannot read stdin: it is closed\n"
+    # No terminal (setsid), no stdin: no secret, rather than a traceback.
+    out = subprocess.run(["setsid", "sh", "-c", 'exec "$@" <&-', "sh", sys.executable, "-m",
+                          "genauth_c", "trigger", "wh1", "--access-key-id", AK, "--host",
+                          emulator.url], env=environment(), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert one_line(out.stderr) == "genauth-c: error: no access key secret given\n"
+
+
+@pytest.mark.parametrize("content", [SK.encode() + b"\r\n", b"\xef\xbb\xbf" + SK.encode() + b"\n"],
+                         ids=["crlf", "bom"])
+def test_secret_file_line_ends_and_byte_order_mark(emulator, tmp_path, content):
+    path = tmp_path / "secret"
+    path.write_bytes(content)
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", str(path),
+              "--host", emulator.url, env=environment())
+    assert out.returncode == 0, out.stderr
+    assert emulator.token_fetches == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"SEC\xffRET\n", "is not UTF-8 text (byte 3)"),  # the byte itself is not shown
+    (SK.encode() + b"\nsecond line\n", "holds more than one line"),
+    (b" \n", "is empty"),
+])
+def test_secret_file_refused(emulator, tmp_path, content, message):
+    path = tmp_path / "secret"
+    path.write_bytes(content)
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", str(path),
+              "--host", emulator.url, env=environment())
+    assert out.returncode == 2
+    assert one_line(out.stderr) == f"genauth-c: error: --access-key-secret-file: {path} {message}\n"
+    assert "0xff" not in out.stderr and SK not in out.stderr
+    assert emulator.requests == []
+
+
+def test_secret_file_endless(emulator):
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", "/dev/zero",
+              "--host", emulator.url, env=environment())
+    assert out.returncode == 2
+    assert "/dev/zero is larger than 65536 bytes" in one_line(out.stderr)
+
+
+@pytest.mark.parametrize("content, stdin, message", [
+    (b'{"a": "\xff"}', None, "is not UTF-8 text (byte 7)"),
+    (b"\xef\xbb\xbf{}", None, None),
+    (b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}", None, "nested too deeply"),
+    (None, "", "--body: stdin is empty"),
+], ids=["not-utf8", "bom", "deep", "empty-stdin"])
+def test_body_from_hostile_files(emulator, tmp_path, content, stdin, message):
+    spec = "-"
+    if content is not None:
+        path = tmp_path / "body.json"
+        path.write_bytes(content)
+        spec = f"@{path}"
+    out = cli("trigger", "wh1", "--body", spec, env=environment(emulator), stdin=stdin or "")
+    if message is None:
+        assert out.returncode == 0, out.stderr
+        return
+    assert out.returncode == 2
+    assert message in one_line(out.stderr)
+
+
+def test_a_variable_with_a_line_end_is_named(emulator):
+    # With --access-key-id too: the secret still comes from the variable, checked.
+    for args in (["trigger", "wh1"], ["trigger", "wh1", "--access-key-id", AK]):
+        out = cli(*args, env=environment(emulator, GENAUTH_ACCESS_KEY_SECRET=SK + "\n"))
+        assert out.returncode == 2
+        assert one_line(out.stderr) == ("genauth-c: error: GENAUTH_ACCESS_KEY_SECRET: begins or "
+                                        "ends with a space or line end (set in the environment)\n")
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("args", [["--timeout", "1", "emulator"],
+                                  ["--host", "http://127.0.0.1:9", "emulator", "--port", "0"]])
+def test_emulator_after_connection_options_is_a_usage_error(args):
+    out = cli(*args, env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK))
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == (
+        "genauth-c: error: emulator comes first, followed by its own options: "
+        "genauth-c emulator [--port PORT ...]")

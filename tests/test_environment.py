@@ -1,4 +1,6 @@
 """ManagementClient() without keys: the credentials come from os.environ."""
+import os
+
 import pytest
 
 from genauth_c import ManagementClient
@@ -105,3 +107,39 @@ def test_a_key_from_the_environment_is_never_printed(clean_env):
     assert SK not in text and AK not in text
     assert AK[-4:] in text  # the masked form: enough to tell keys apart
     client.close()
+
+
+@pytest.mark.parametrize("name", ["ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"])
+@pytest.mark.parametrize("value", [" ", SK + "\n", SK + "\r\n", " " + SK, "\t"],
+                         ids=["space", "lf", "crlf", "leading-space", "tab"])
+def test_a_variable_with_a_space_or_line_end_at_an_end_is_named(emulator, clean_env, name, value):
+    # Before: sent as it was (the server refused the keys) or refused under
+    # the parameter's name, which the caller never gave.
+    clean_env.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    clean_env.setenv("GENAUTH_HOST", emulator.url)
+    clean_env.setenv("GENAUTH_" + name, value)
+    with pytest.raises(ValueError) as caught:
+        ManagementClient()
+    assert str(caught.value) == (f"GENAUTH_{name}: begins or ends with a space or line end "
+                                 "(set in the environment)")
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("name", ["ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"])
+def test_a_variable_that_is_not_utf8_is_named(clean_env, name):
+    clean_env.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    clean_env.setenv("GENAUTH_" + name, "x")  # restored after the test
+    os.environb[b"GENAUTH_" + name.encode()] = b"http://x\xff" if name == "HOST" else b"KEY\xff-1"
+    with pytest.raises(ValueError) as caught:
+        ManagementClient(brand="genauth")
+    assert str(caught.value) == f"GENAUTH_{name}: not UTF-8 text (set in the environment)"
+
+
+def test_an_explicit_argument_is_not_checked_as_a_variable(emulator, clean_env):
+    # The secret given as an argument may hold what it likes (see
+    # test_security): only what the environment supplied is checked.
+    clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", " ")
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        assert client.trigger_webhook("nope")["statusCode"] == 404

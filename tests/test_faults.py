@@ -397,7 +397,8 @@ def test_batch_on_a_hanging_token_endpoint_ends_by_one_timeout(
         fake, client_for, fault):
     """The calls a batch has in flight wait on one token fetch together, as
     threads would: a token endpoint that hangs costs the batch one timeout,
-    not one per call."""
+    not one per call, and the calls whose time ran out with that fetch ask
+    for no token of their own."""
     fake.token_answer = FAULTS[fault][0]()
     client = client_for(fake.server.url, timeout=1.0)
     start = time.monotonic()
@@ -405,5 +406,6 @@ def test_batch_on_a_hanging_token_endpoint_ends_by_one_timeout(
                                       concurrency=16)
     assert time.monotonic() - start < 1.0 + SLACK
     assert [type(r) for r in results] == [genauth_c.TimeoutError] * 12
+    assert fake.token_fetches == 1
     fake.token_answer = None
     assert client.trigger_webhook("wh1")["statusCode"] == 200

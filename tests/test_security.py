@@ -184,6 +184,29 @@ def test_api_error_quoting_a_credential_shows_none_of_the_answer(
             assert secret not in text
 
 
+@pytest.mark.parametrize("secret", ["e", "S", "no"])
+def test_api_error_keeps_its_message_whatever_the_secret(
+        fake, client_for, secret):
+    """The secret is never sent with an API call: a short one (a test
+    key) that an error envelope holds by chance ("e" in "message", "S" in
+    "Sorry") leaves the APIError its message and requestId."""
+
+    def refusing(req):
+        if "trigger-webhook" not in req.path:
+            return fake(req)
+        return Response.json({"statusCode": 404, "apiCode": 2404,
+                              "message": "Sorry, no webhook",
+                              "requestId": "r1"})
+
+    fake.server.handler = refusing
+    client = client_for(fake.server.url, access_key_secret=secret,
+                        timeout=5, raise_for_status=True)
+    with pytest.raises(genauth_c.APIError) as info:
+        client.trigger_webhook("wh1")
+    assert (info.value.message, info.value.request_id) == (
+        "Sorry, no webhook", "r1")
+
+
 @pytest.mark.parametrize("answer", [
     lambda req: Response(status=400, body=req.body),  # echoes the JSON
     lambda req: Response.json({"statusCode": 400, "message":

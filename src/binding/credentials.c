@@ -5,11 +5,26 @@
 
 #include "binding.h"
 
+/* A space or line end at either end of a value read from the environment is
+ * a slip (a copied line end, an `export X=" ..."`), never part of a key or a
+ * URL: refused, naming the variable, rather than sent. */
+static int
+is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+           c == '\f';
+}
+
 /* The value of os.environ[name] when set and non-empty (new reference),
- * NULL otherwise; -1 with an exception set on failure. */
+ * NULL otherwise; -1 with an exception set on failure: ValueError naming
+ * the variable (never quoting it) when it is not UTF-8 or has a blank at
+ * either end. */
 static int
 environ_get(PyObject *environ, const char *name, PyObject **out)
 {
+    Py_ssize_t len = 0;
+    const char *s = NULL;
+
     *out = NULL;
     PyObject *value = PyMapping_GetItemString(environ, name);
     if (!value) {
@@ -18,8 +33,33 @@ environ_get(PyObject *environ, const char *name, PyObject **out)
         PyErr_Clear();
         return 0;
     }
-    if (PyUnicode_Check(value) && PyUnicode_GetLength(value) == 0)
-        Py_CLEAR(value); /* FOO= is as good as unset */
+    if (!PyUnicode_Check(value)) {
+        *out = value; /* a mapping of the caller's: the checks that follow
+                         name the parameter */
+        return 0;
+    }
+    if (PyUnicode_GetLength(value) == 0) {
+        Py_DECREF(value); /* FOO= is as good as unset */
+        return 0;
+    }
+    /* Bytes that are not UTF-8 come from os.environ as lone surrogates. */
+    if (!(s = PyUnicode_AsUTF8AndSize(value, &len))) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "%s: not UTF-8 text (set in the environment)", name);
+        }
+        Py_DECREF(value);
+        return -1;
+    }
+    if (is_blank(s[0]) || is_blank(s[len - 1])) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: begins or ends with a space or line end (set in "
+                     "the environment)",
+                     name);
+        Py_DECREF(value);
+        return -1;
+    }
     *out = value;
     return 0;
 }

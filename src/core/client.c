@@ -387,18 +387,23 @@ free_pool(genauth_conn *conn)
     }
 }
 
+static void adopt_if_forked(genauth_client *c);
+
 void
 genauth_client_free(genauth_client *c)
 {
     if (!c)
         return;
-    if (c->fork_generation == fork_generation) {
-        free_pool(c->idle);
-        if (c->batch_multi)
-            curl_multi_cleanup(c->batch_multi);
-        if (c->share)
-            curl_share_cleanup(c->share);
-    }
+    /* In a child after fork() that never used the client: its locks and
+     * condition variables, which may be held or waited on by the parent's
+     * threads, cannot be destroyed as they are (pthread_cond_destroy would
+     * wait for ever), and its connections are the parent's. */
+    adopt_if_forked(c);
+    free_pool(c->idle);
+    if (c->batch_multi)
+        curl_multi_cleanup(c->batch_multi);
+    if (c->share)
+        curl_share_cleanup(c->share);
     curl_slist_free_all(c->token_headers);
     curl_slist_free_all(c->base_headers);
     genauth_token_cache_clear(&c->tokens);
@@ -449,8 +454,7 @@ adopt_after_fork(genauth_client *c)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     pthread_mutex_init(&c->batch_mu, NULL);
-    pthread_mutex_init(&c->tokens.mu, NULL);
-    c->tokens.refreshing = 0;
+    genauth_token_cache_after_fork(&c->tokens);
     c->share = share_new(c);
     /* Last: a thread that sees it sees the locks made afresh. */
     atomic_store(&c->fork_generation, fork_generation);

@@ -322,6 +322,10 @@ genauth_status genauth_token_accept(genauth_client *client,
                                     genauth_error *err);
 void genauth_token_cache_init(genauth_token_cache *cache);
 void genauth_token_cache_clear(genauth_token_cache *cache);
+/* In a child after fork(): the cache's lock and condition variable made
+ * afresh (the parent's threads may hold the one and wait on the other),
+ * and no fetch in flight. The token itself stays. */
+void genauth_token_cache_after_fork(genauth_token_cache *cache);
 
 /* ---- endpoints (endpoints.c) ------------------------------------------- */
 

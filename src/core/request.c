@@ -297,8 +297,12 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     return st;
 }
 
+/* Text this long is taken for a quote of a credential; shorter, it is as
+ * likely found in ordinary text by chance. */
+#define QUOTE_MIN_BYTES 8
+
 /* Overwrites with '*' every occurrence of `secret` in buf, and a piece of it
- * (8 bytes or more) cut off at the end of buf. */
+ * (QUOTE_MIN_BYTES or more) cut off at the end of buf. */
 static void
 mask(char *buf, size_t len, const char *secret)
 {
@@ -307,7 +311,8 @@ mask(char *buf, size_t len, const char *secret)
         return;
     for (size_t i = 0; i < len; i++) {
         size_t n = len - i < slen ? len - i : slen;
-        if ((n == slen || n >= 8) && memcmp(buf + i, secret, n) == 0)
+        if ((n == slen || n >= QUOTE_MIN_BYTES) &&
+            memcmp(buf + i, secret, n) == 0)
             memset(buf + i, '*', n);
     }
 }
@@ -326,6 +331,23 @@ sent_token(const genauth_client *c, const genauth_conn *conn)
     return NULL;
 }
 
+/* Whether `doc` quotes the token conn's request carried, or the secret.
+ * The secret is never sent with an API call, so an answer holds it only if
+ * its server knows it; a secret shorter than QUOTE_MIN_BYTES (a test
+ * key) is not looked for, as every answer would hold one of a character
+ * ("e" in "message") and lose its message. */
+static int
+quotes_credential(const genauth_client *c, const genauth_conn *conn,
+                  const genauth_json_doc *doc)
+{
+    const char *token = sent_token(c, conn);
+    const char *secret = c->access_key_secret;
+    size_t secret_len = strlen(secret);
+    return (token && genauth_json_doc_contains(doc, token, strlen(token))) ||
+           (secret_len >= QUOTE_MIN_BYTES &&
+            genauth_json_doc_contains(doc, secret, secret_len));
+}
+
 genauth_status
 genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
                   genauth_envelope *resp, genauth_error *err)
@@ -334,21 +356,17 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
                                                0, resp, err);
     /* An error page that echoes the request would show the token (or, were
      * it ever sent, the secret) in the excerpt, or in an APIError. Success
-     * envelopes are not searched: they are never an exception. */
-    const char *token = sent_token(c, conn);
+     * envelopes are not searched (they are never an exception), and nothing
+     * is looked up for them: this is every call's path. */
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
+        const char *token = sent_token(c, conn);
         if (token)
             mask(err->excerpt, err->excerpt_len, token);
         mask(err->excerpt, err->excerpt_len, c->access_key_secret);
     } else if (st == GENAUTH_OK) {
-        size_t sk_len = strlen(c->access_key_secret);
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&
-            ((token && genauth_json_doc_contains(resp->doc, token,
-                                                strlen(token))) ||
-            (sk_len && genauth_json_doc_contains(resp->doc,
-                                                 c->access_key_secret,
-                                                 sk_len)));
+            quotes_credential(c, conn, resp->doc);
     }
     return st;
 }

@@ -33,6 +33,18 @@ genauth_token_cache_init(genauth_token_cache *t)
 }
 
 void
+genauth_token_cache_after_fork(genauth_token_cache *t)
+{
+    /* Not only the lock: glibc's condition variable counts its waiters,
+     * and one of the parent's, absent here, would have this process's
+     * pthread_cond_destroy (and a broadcast past newer waiters) wait for
+     * it for ever. */
+    pthread_mutex_init(&t->mu, NULL);
+    genauth_cond_init_monotonic(&t->changed);
+    t->refreshing = 0;
+}
+
+void
 genauth_token_cache_clear(genauth_token_cache *t)
 {
     genauth_wipe_free(t->token);
@@ -371,6 +383,20 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         if (valid && (token_now < t->refresh_at || t->refreshing ||
                       token_now < t->retry_at))
             break;
+        /* A call out of time fetches nothing: no request that cannot be
+         * answered, and no fetch failure told or counted for it (a batch's
+         * calls that waited behind a fetch that timed out get here). */
+        if (now >= deadline) {
+            if (valid)
+                break; /* its own request times out as it would anyway */
+            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
+                                   t->refreshing
+                                       ? "the call timed out waiting for a "
+                                         "management token"
+                                       : "the call timed out before its "
+                                         "management token could be fetched");
+            goto done;
+        }
         if (!t->refreshing) {
             st = refresh(c, conn, deadline, valid, &report, err);
             if (st != GENAUTH_OK)
@@ -379,12 +405,6 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         }
         /* No valid token and another thread is fetching: wait for it,
          * within our deadline. */
-        if (now >= deadline) {
-            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                                   "the call timed out waiting for a "
-                                   "management token");
-            goto done;
-        }
         wait_until(t, fmin(deadline, now + WAIT_SLICE));
         if (!t->refreshing && t->completed != seen && t->last_failed &&
             !(t->token && genauth_client_now(c) < t->expires_at)) {

@@ -3,6 +3,7 @@
  * can be interrupted (Ctrl-C) without giving up libcurl's timeouts. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -234,11 +235,14 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
                                  "the call timed out before the request "
                                  "was sent");
     /* Converted only when in range (a timeout is at most
-     * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits). */
-    double ms = left * 1000.0;
-    long left_ms = ms >= (double)LONG_MAX ? LONG_MAX
-                   : ms < 1.0             ? 1
-                                          : (long)ms;
+     * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits), rounded up and one
+     * millisecond more, as libcurl's elapsed time is truncated and its
+     * timeout can fire up to a millisecond early: a transfer that times out
+     * ends at its deadline, not before, so what the call does next (a
+     * batch's next call waiting on the same token) sees that its time is
+     * over rather than a millisecond left. */
+    double ms = ceil(left * 1000.0) + 1.0;
+    long left_ms = ms >= (double)LONG_MAX ? LONG_MAX : (long)ms;
 
     if (plan->url_changes || conn->cur_url != plan->url) {
         rc = curl_easy_setopt(e, CURLOPT_URL, plan->url);

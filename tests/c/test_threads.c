@@ -449,6 +449,46 @@ hold_locks(void *arg)
     return NULL;
 }
 
+/* What a forked child forgets of the client: the parent's connection and
+ * share handle, leaked there on purpose (genauth_conn_abandon), kept
+ * reachable from here because valgrind checks the child's memory too and
+ * would fail it for that leak. */
+static void *volatile parents_handles[2];
+
+/* Forks a child that makes `calls` calls with `c` and closes it (with
+ * none, only frees it: a process that never used the client it inherited),
+ * while the parent's other threads stay as the caller left them. 1 when
+ * the child did so; 0 when a call failed or the child was stuck (on a lock
+ * it inherited, say: SIGALRM ends it, or the parent after 30 s). */
+static int
+child_uses_client(genauth_client *c, int calls)
+{
+    int status = -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = 1;
+        alarm(20);
+        parents_handles[0] = c->idle;
+        parents_handles[1] = c->share;
+        for (int i = 0; i < calls; i++)
+            ok = ok && call(c) == GENAUTH_OK;
+        if (calls)
+            genauth_client_close(c);
+        genauth_client_free(c);
+        _exit(ok ? 0 : 1);
+    }
+    if (pid < 0)
+        return 0;
+    for (int i = 0; i < 3000; i++) { /* 30 s at most */
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return 0;
+}
+
 /* The child of a fork() made while another thread held every lock of the
  * client (which that thread never lets go of there) makes calls and closes
  * the client: its first use adopts the client, taking none of those locks
@@ -459,7 +499,6 @@ test_fork_while_another_thread_holds_the_clients_locks(void)
     genauth_client *c = new_client();
     lock_holder h = {.client = c};
     pthread_t t;
-    int status = -1;
 
     CHECK(c != NULL);
     if (!c)
@@ -473,24 +512,8 @@ test_fork_while_another_thread_holds_the_clients_locks(void)
         pthread_cond_wait(&h.cond, &h.mu);
     pthread_mutex_unlock(&h.mu);
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(20); /* a child stuck on a lock dies of SIGALRM */
-        int ok = call(c) == GENAUTH_OK && call(c) == GENAUTH_OK;
-        genauth_client_close(c);
-        _exit(ok ? 0 : 1);
-    }
-    CHECK(pid > 0);
-    for (int i = 0; pid > 0 && i < 3000; i++) { /* 30 s at most */
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            break;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    }
-    if (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(child_uses_client(c, 2));
+    CHECK(child_uses_client(c, 0));
 
     pthread_mutex_lock(&h.mu);
     h.release = 1;
@@ -500,6 +523,67 @@ test_fork_while_another_thread_holds_the_clients_locks(void)
     CHECK(call(c) == GENAUTH_OK); /* the parent's client goes on */
     pthread_cond_destroy(&h.cond);
     pthread_mutex_destroy(&h.mu);
+    genauth_client_free(c);
+}
+
+typedef struct {
+    genauth_client *client;
+    int waiting, release; /* under client->tokens.mu */
+} token_waiter;
+
+/* Waits on the token cache's condition variable, as a call waiting for
+ * another thread's token fetch does, until told to stop. */
+static void *
+wait_for_token(void *arg)
+{
+    token_waiter *w = arg;
+    genauth_token_cache *t = &w->client->tokens;
+    pthread_mutex_lock(&t->mu);
+    w->waiting = 1;
+    while (!w->release)
+        pthread_cond_wait(&t->changed, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* The child of a fork() made while another thread waited for a token fetch
+ * makes calls (fetching a token) and frees the client, or only frees it:
+ * the waiter the condition variable counts is not in the child, and glibc's
+ * pthread_cond_destroy waited for it for ever unless the child made the
+ * variable afresh. */
+static void
+test_fork_while_another_thread_waits_for_a_token(void)
+{
+    genauth_client *c = new_client();
+    token_waiter w = {.client = c};
+    pthread_t t;
+    int waiting = 0;
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(call(c) == GENAUTH_OK);
+    age_token(c, 1); /* the child's call fetches */
+    CHECK(pthread_create(&t, NULL, wait_for_token, &w) == 0);
+    for (int i = 0; !waiting && i < 1000; i++) {
+        pthread_mutex_lock(&c->tokens.mu);
+        waiting = w.waiting; /* then inside pthread_cond_wait */
+        pthread_mutex_unlock(&c->tokens.mu);
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    CHECK(waiting);
+    /* Time to block in the kernel, where glibc counts it. */
+    nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+
+    CHECK(child_uses_client(c, 2));
+    CHECK(child_uses_client(c, 0));
+
+    pthread_mutex_lock(&c->tokens.mu);
+    w.release = 1;
+    pthread_cond_broadcast(&c->tokens.changed);
+    pthread_mutex_unlock(&c->tokens.mu);
+    pthread_join(t, NULL);
+    CHECK(call(c) == GENAUTH_OK);
     genauth_client_free(c);
 }
 
@@ -521,6 +605,7 @@ main(void)
     test_one_stalled_call_among_busy_threads(1);
     test_one_stalled_call_among_busy_threads(0);
     test_fork_while_another_thread_holds_the_clients_locks();
+    test_fork_while_another_thread_waits_for_a_token();
     server_stop();
     curl_global_cleanup();
     return check_summary("test_threads");
