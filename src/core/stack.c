@@ -56,18 +56,17 @@ uintptr_t
 genauth_stack_floor(void)
 {
     genauth_stack_bounds *b = &genauth_stack_this_thread;
-    char here;
+    GENAUTH_STACK_HERE(at);
 
     if (!b->looked_up)
-        return genauth_stack_look_up(b, (uintptr_t)&here);
-    return genauth_stack_floor_at(b, (uintptr_t)&here);
+        return genauth_stack_look_up(b, at);
+    return genauth_stack_floor_at(b, at);
 }
 
 uintptr_t
 genauth_stack_floor_part(uintptr_t floor, unsigned parts)
 {
-    char here;
-    uintptr_t at = (uintptr_t)&here;
+    GENAUTH_STACK_HERE(at);
 
     if (floor != 0 && parts > 1 && at > floor)
         floor = at - (at - floor) / parts;

@@ -40,13 +40,33 @@ uintptr_t genauth_stack_floor(void);
  * and leaves the rest to that walk. 0 for a floor of 0. */
 uintptr_t genauth_stack_floor_part(uintptr_t floor, unsigned parts);
 
+/* Declares `uintptr_t name`, where the stack is at the caller's frame: a
+ * local's address. Under AddressSanitizer a local may live on its heap
+ * "fake stack" (detect_stack_use_after_return), so the frame's address is
+ * taken instead, on the thread's stack either way. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GENAUTH_STACK_FRAME_ADDRESS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GENAUTH_STACK_FRAME_ADDRESS 1
+#endif
+#endif
+#ifdef GENAUTH_STACK_FRAME_ADDRESS
+#define GENAUTH_STACK_HERE(name)                                             \
+    uintptr_t name = (uintptr_t)__builtin_frame_address(0)
+#else
+#define GENAUTH_STACK_HERE(name)                                             \
+    char name##_local;                                                       \
+    uintptr_t name = (uintptr_t)&name##_local
+#endif
+
 /* Whether the stack at the caller's frame is at or below `floor`: no room
  * for another level. Always 0 for a floor of 0. */
 static inline int
 genauth_stack_short(uintptr_t floor)
 {
-    char here;
-    return (uintptr_t)&here < floor;
+    GENAUTH_STACK_HERE(at);
+    return at < floor;
 }
 
 #endif
