@@ -280,6 +280,9 @@ def test_secret_with_crlf_never_reaches_a_header(fake, client_for, auth):
 
 @pytest.mark.parametrize("token", [
     "eyJ.a\r\nX-Injected: 1.c", "eyJ.a\nX-Injected: 1.c", "eyJ.a\x7f.c",
+    # U+0000 (JSON's \u0000), where a C string would cut the token: not
+    # sent cut short, refused as the others.
+    "eyJ.a\x00b.c", make_jwt({"scoped_userpool_id": "p"}) + "\x00b",
 ])
 def test_token_with_control_characters_refused(fake, client_for, token):
     fake.token_answer = Response.json({"statusCode": 200, "data": {
@@ -290,7 +293,8 @@ def test_token_with_control_characters_refused(fake, client_for, token):
     assert [r for r in fake.server.requests if "trigger" in r.path] == []
 
 
-@pytest.mark.parametrize("pool", ["p\r\nX-Injected: 1", "p\nx", "p\x01"])
+@pytest.mark.parametrize("pool", ["p\r\nX-Injected: 1", "p\nx", "p\x01",
+                                  "p\x00x"])
 def test_userpool_claim_with_control_characters_refused(fake, client_for,
                                                         pool):
     fake.token_answer = Response.json({"statusCode": 200, "data": {

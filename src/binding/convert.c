@@ -23,6 +23,7 @@ typedef struct {
      * caller). */
     PyObject *path[GENAUTH_MAX_DEPTH];
     int depth;
+    uintptr_t stack_floor; /* stack.h: no level below it */
     /* Strong references to the members of every container on the path, as
      * they were when conversion reached it (a stack: each level pushes its
      * snapshot and pops it when done). Converting a member may run the
@@ -446,16 +447,18 @@ genauth_conv_str(genauth_conv *cv, PyObject *obj, cJSON **node)
     return genauth_conv_emit_string(cv, s, (size_t)n, node);
 }
 
-/* Whether a container may go one level deeper; then records it on the
- * path. A cycle is only looked for once the limit is hit, so ordinary
- * payloads pay nothing for it: a cycle reaches any limit, and then the
- * container at hand is already on the path. */
+/* Whether a container may go one level deeper, within the depth limit and
+ * the stack of the thread converting; then records it on the path. A cycle
+ * is only looked for once a limit is hit, so ordinary payloads pay nothing
+ * for it: a cycle reaches any limit, and then the container at hand is
+ * already on the path. */
 static int
 genauth_conv_enter(genauth_conv *cv, PyObject *container)
 {
     int i;
 
-    if (cv->depth < GENAUTH_MAX_DEPTH) {
+    if (cv->depth < GENAUTH_MAX_DEPTH &&
+        !genauth_stack_short(cv->stack_floor)) {
         cv->path[cv->depth++] = container;
         return 0;
     }
@@ -464,6 +467,11 @@ genauth_conv_enter(genauth_conv *cv, PyObject *container)
             return genauth_conv_fail(cv, PyExc_ValueError,
                                      "circular reference");
     }
+    if (cv->depth < GENAUTH_MAX_DEPTH)
+        return genauth_conv_fail(cv, PyExc_ValueError,
+                                 "nested deeper than the %d levels this "
+                                 "thread's stack allows",
+                                 cv->depth);
     return genauth_conv_fail(cv, PyExc_ValueError,
                              "nested deeper than %d levels",
                              GENAUTH_MAX_DEPTH);
@@ -840,6 +848,13 @@ genauth_py_to_json_object_ex(PyObject *obj, const genauth_conv_options *opts)
     if (cv.text)
         genauth_buf_reset(cv.text);
     cv.depth = 0;
+    /* A tree is written again by the core's writer, deeper in the call and
+     * in frames about three times the conversion's (some 400 bytes a level
+     * against 130): its conversion keeps to a quarter of the stack left, so
+     * that a payload too deep for this thread is refused here, naming its
+     * path, rather than by the writer. */
+    cv.stack_floor = cv.text ? opts->stack_floor
+                             : genauth_stack_floor_part(opts->stack_floor, 4);
     cv.refs = cv.inline_refs;
     cv.nrefs = 0;
     cv.cap = GENAUTH_CONV_INLINE_REFS;
@@ -885,7 +900,8 @@ done:
 cJSON *
 genauth_py_to_json_object(PyObject *obj, const char *argname)
 {
-    genauth_conv_options opts = {argname, -1, 0, 0, NULL};
+    genauth_conv_options opts = {argname, -1, 0, 0, NULL,
+                                 genauth_stack_floor()};
 
     return genauth_py_to_json_object_ex(obj, &opts);
 }
@@ -975,9 +991,16 @@ genauth_key_to_py(genauth_key_cache *kc, const char *s, size_t len)
     return key;
 }
 
+/* One conversion of a doc: where it is in the doc, and how far down the
+ * stack it may go. */
+typedef struct {
+    genauth_json_cursor cur;
+    genauth_key_cache *keys;
+    uintptr_t stack_floor; /* stack.h: no level below it */
+} genauth_doc_walk;
+
 static PyObject *
-genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur,
-                       genauth_key_cache *kc)
+genauth_doc_node_to_py(const cJSON *node, genauth_doc_walk *w)
 {
     const cJSON *child;
     PyObject *out = NULL;
@@ -995,12 +1018,14 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur,
     case cJSON_False:
         return Py_NewRef(Py_False);
     case cJSON_Number:
-        genauth_json_cursor_number(cur, &s, &len);
+        genauth_json_cursor_number(&w->cur, &s, &len);
         return genauth_number_to_py(s, len);
     case cJSON_String:
-        genauth_json_cursor_string(cur, node->valuestring, &s, &len);
+        genauth_json_cursor_string(&w->cur, node->valuestring, &s, &len);
         return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
     case cJSON_Array:
+        if (genauth_stack_short(w->stack_floor))
+            goto too_deep;
         n = 0;
         for (child = node->child; child != NULL; child = child->next)
             n++;
@@ -1009,7 +1034,7 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur,
             goto fail;
         for (i = 0, child = node->child; child != NULL;
              i++, child = child->next) {
-            value = genauth_doc_node_to_py(child, cur, kc);
+            value = genauth_doc_node_to_py(child, w);
             if (value == NULL)
                 goto fail; /* the list's unset slots are NULL: safe */
             /* Steals value, also when it fails. */
@@ -1021,15 +1046,17 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur,
         }
         return out;
     case cJSON_Object:
+        if (genauth_stack_short(w->stack_floor))
+            goto too_deep;
         out = PyDict_New();
         if (out == NULL)
             goto fail;
         for (child = node->child; child != NULL; child = child->next) {
-            genauth_json_cursor_string(cur, child->string, &s, &len);
-            key = genauth_key_to_py(kc, s, len);
+            genauth_json_cursor_string(&w->cur, child->string, &s, &len);
+            key = genauth_key_to_py(w->keys, s, len);
             if (key == NULL)
                 goto fail;
-            value = genauth_doc_node_to_py(child, cur, kc);
+            value = genauth_doc_node_to_py(child, w);
             if (value == NULL)
                 goto fail;
             /* In document order: a repeated key keeps its first place and
@@ -1046,6 +1073,9 @@ genauth_doc_node_to_py(const cJSON *node, genauth_json_cursor *cur,
         return NULL;
     }
 
+too_deep:
+    PyErr_SetString(PyExc_RecursionError,
+                    "JSON nested deeper than this thread's stack allows");
 fail:
     Py_XDECREF(value);
     Py_XDECREF(key);
@@ -1056,14 +1086,17 @@ fail:
 PyObject *
 genauth_json_doc_to_py(const genauth_json_doc *doc, genauth_key_cache *keys)
 {
-    genauth_json_cursor cur;
+    genauth_doc_walk w;
     const cJSON *root = genauth_json_doc_root(doc);
 
     if (root == NULL) {
         PyErr_SetString(PyExc_SystemError, "no JSON document");
         return NULL;
     }
-    /* The recursion below is bounded by cJSON's nesting limit (1000). */
-    genauth_json_cursor_init(&cur, doc);
-    return genauth_doc_node_to_py(root, &cur, keys);
+    /* The recursion below is bounded by cJSON's nesting limit (1000) and by
+     * the stack of the thread converting. */
+    genauth_json_cursor_init(&w.cur, doc);
+    w.keys = keys;
+    w.stack_floor = genauth_stack_floor();
+    return genauth_doc_node_to_py(root, &w);
 }

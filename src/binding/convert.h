@@ -12,6 +12,7 @@
 #include "compat.h"
 
 #include "json.h"
+#include "stack.h"
 
 /* Documented nesting limit for request payloads: at most this many nested
  * containers, the top mapping included. */
@@ -47,6 +48,14 @@ typedef struct {
     /* Text mode: a buffer to write in (reset first, left allocated for the
      * next conversion), or NULL for one of the conversion's own. */
     genauth_buf *scratch;
+    /* genauth_stack_floor(), taken once for all the conversions of a call
+     * (0: the fixed depth limit alone): no level of the conversion goes
+     * below it (text mode) or below its part of the stack left (tree mode,
+     * which leaves the rest to the writer). A container nested deeper than
+     * that allows is refused as one nested deeper than GENAUTH_MAX_DEPTH
+     * is, naming its path: "...: nested deeper than the 212 levels this
+     * thread's stack allows". */
+    uintptr_t stack_floor;
 } genauth_conv_options;
 
 /* genauth_py_to_json_object with the options above. Conversion owns every
@@ -93,7 +102,9 @@ void genauth_key_cache_clear(genauth_key_cache *kc);
  * None), as json.loads gives it: numbers and strings exact through the
  * cursor, duplicate keys last-wins. Object keys come from `keys` when it
  * holds them (NULL: no cache). A new reference, or NULL with an exception
- * set (UnicodeDecodeError for invalid UTF-8; the caller maps it). */
+ * set (the caller maps them: UnicodeDecodeError for invalid UTF-8,
+ * RecursionError for containers nested deeper than the stack of the thread
+ * converting allows, stack.h). */
 PyObject *genauth_json_doc_to_py(const genauth_json_doc *doc,
                                  genauth_key_cache *keys);
 

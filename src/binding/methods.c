@@ -152,7 +152,8 @@ take_exception(void)
 
 /* The one place an envelope becomes a result (binding.h). DecodeError for
  * what Python cannot take: invalid UTF-8, an integer longer than
- * sys.get_int_max_str_digits(). */
+ * sys.get_int_max_str_digits(), nesting deeper than the stack of the
+ * thread converting allows. */
 PyObject *
 genauth_envelope_result(genauth_module_state *st, const genauth_envelope *env,
                         int raise_for_status)
@@ -160,17 +161,21 @@ genauth_envelope_result(genauth_module_state *st, const genauth_envelope *env,
     PyObject *dict = genauth_json_doc_to_py(genauth_envelope_doc(env),
                                             &st->result_keys);
     if (!dict) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+        const char *what;
+        if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            what = "holding invalid UTF-8";
+        else if (PyErr_ExceptionMatches(PyExc_ValueError))
+            what = "holding a number Python cannot convert";
+        else if (PyErr_ExceptionMatches(PyExc_RecursionError))
+            what = "nested deeper than this thread's stack allows";
+        else
             return NULL;
-        int utf8 = PyErr_ExceptionMatches(PyExc_UnicodeDecodeError);
         PyErr_Clear();
         genauth_error err;
         genauth_error_init(&err);
         genauth_error_set(&err, GENAUTH_E_DECODE,
                           "the server answered HTTP %ld with JSON %s",
-                          env->http_status,
-                          utf8 ? "holding invalid UTF-8"
-                               : "holding a number Python cannot convert");
+                          env->http_status, what);
         err.http_status = env->http_status;
         genauth_raise(st, &err);
         return take_exception();
@@ -232,6 +237,7 @@ build_params(genauth_op op, const genauth_signature_spec *sig,
     int as_text = !sign && method && strcmp(method, "POST") == 0;
     genauth_buf scratch; /* the text of each mapping in turn */
     cJSON *params = cJSON_CreateObject();
+    uintptr_t stack_floor = genauth_stack_floor(); /* one for the call */
 
     genauth_buf_init(&scratch);
     if (!params) {
@@ -246,7 +252,8 @@ build_params(genauth_op op, const genauth_signature_spec *sig,
             /* The official SDK sends None on; the server refuses it. We
              * refuse it before sending. */
         }
-        genauth_conv_options opts = {p->name, index, sign, as_text, &scratch};
+        genauth_conv_options opts = {p->name, index, sign, as_text, &scratch,
+                                     stack_floor};
         cJSON *node = genauth_arg_to_json(values[i], p->kind, &opts);
         if (!node) {
             /* A Mapping's errors name calls[index] already, and may be the

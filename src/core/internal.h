@@ -74,9 +74,14 @@ genauth_status genauth_proxy_from_env(const char *base_url, char **proxy,
 /* ---- JWT (jwt.c) -------------------------------------------------------- */
 
 /* The `scoped_userpool_id` claim of a JWT, its payload decoded as base64url.
- * The caller frees *out. GENAUTH_E_AUTH when absent or malformed. */
+ * The caller frees *out. GENAUTH_E_AUTH when absent or malformed, or when
+ * it holds a control character. */
 genauth_status genauth_jwt_userpool_id(const char *token, char **out,
                                        genauth_error *err);
+/* Whether a string node of a parsed answer (a token, a claim), which goes
+ * into a header line, holds a control character (U+0000 included, which
+ * ends its valuestring: json.h's flag tells). */
+int genauth_jwt_has_control(const cJSON *str);
 
 /* ---- connections (transport.c) ------------------------------------------ */
 

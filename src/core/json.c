@@ -5,6 +5,7 @@
 #include "json.h"
 #include "jsform.h"
 #include "jsontext.h"
+#include "stack.h"
 #include "wipe.h"
 
 #include <math.h>
@@ -488,6 +489,7 @@ typedef struct {
     const unsigned char *text, *p, *end;
     const char *why;  /* ": what is wrong", or "" */
     size_t ordinal;   /* strings so far, keys included, in document order */
+    const char *cut;  /* the last string decoded that U+0000 cut, or NULL */
     int too_deep;
     int nomem;
 } genauth_json_parser;
@@ -516,8 +518,9 @@ genauth_json_new_node(genauth_json_parser *ps, int type)
 
 /* The string literal at ps->p (its opening quote): checked, recorded when
  * special, and decoded into the arena as cJSON would hold it (U+0000 ends
- * the C string; a lone surrogate, which cJSON refuses, reads U+FFFD: the
- * exact text comes from the record). NULL on error. */
+ * the C string, and the string is then ps->cut; a lone surrogate, which
+ * cJSON refuses, reads U+FFFD: the exact text comes from the record). NULL
+ * on error. */
 static char *
 genauth_json_parse_string(genauth_json_parser *ps)
 {
@@ -552,6 +555,8 @@ genauth_json_parse_string(genauth_json_parser *ps)
         s += genauth_json_unescape(s, (size_t)(q - s), &cp);
         if (cp >= 0xD800 && cp <= 0xDFFF)
             cp = 0xFFFD;
+        else if (cp == 0)
+            ps->cut = out;
         w += genauth_utf8_encode(cp, w);
     }
     *w = '\0';
@@ -631,6 +636,8 @@ genauth_json_parse_value(genauth_json_parser *ps)
         node = genauth_json_new_node(ps, cJSON_String);
         if (node && !(node->valuestring = genauth_json_parse_string(ps)))
             return NULL;
+        if (node && node->valuestring == ps->cut)
+            node->type |= GENAUTH_JSON_STRING_HAS_NUL;
         return node;
     case 't':
     case 'f':
@@ -873,13 +880,18 @@ genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
 
 /* ---- searching ---------------------------------------------------------- */
 
+/* 1: found, 0: not, -1: nested deeper than the stack allows to search. */
 static int
 genauth_json_node_contains(const cJSON *node, genauth_json_cursor *c,
-                           const char *needle, size_t len)
+                           const char *needle, size_t len,
+                           uintptr_t stack_floor)
 {
     const char *s;
     size_t n;
+    int rc;
 
+    if (genauth_stack_short(stack_floor))
+        return -1;
     for (; node; node = node->next) {
         if (node->string) {
             genauth_json_cursor_string(c, node->string, &s, &n);
@@ -891,8 +903,10 @@ genauth_json_node_contains(const cJSON *node, genauth_json_cursor *c,
             if (memmem(s, n, needle, len))
                 return 1;
         } else if (cJSON_IsObject(node) || cJSON_IsArray(node)) {
-            if (genauth_json_node_contains(node->child, c, needle, len))
-                return 1;
+            rc = genauth_json_node_contains(node->child, c, needle, len,
+                                            stack_floor);
+            if (rc != 0)
+                return rc;
         }
     }
     return 0;
@@ -913,5 +927,5 @@ genauth_json_doc_contains(const genauth_json_doc *doc, const char *needle,
         return memmem(s, n, needle, len) != NULL;
     }
     return genauth_json_node_contains(root ? root->child : NULL, &c, needle,
-                                      len);
+                                      len, genauth_stack_floor());
 }

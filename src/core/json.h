@@ -21,6 +21,9 @@
 
 /* On an object member: item->string is escaped JSON (without quotes). */
 #define GENAUTH_JSON_KEY_ESCAPED (1 << 12)
+/* On a string node of a parsed doc: the string holds U+0000, where its
+ * valuestring stops (the cursor gives the whole string). */
+#define GENAUTH_JSON_STRING_HAS_NUL (1 << 13)
 
 /* ---- building (out) ---- */
 
@@ -70,8 +73,9 @@ typedef enum {
 #define GENAUTH_JSON_MAX_DEPTH CJSON_NESTING_LIMIT
 
 /* Appends `node` in `form`. GENAUTH_E_INVALID for an invalid node, nesting
- * deeper than GENAUTH_JSON_MAX_DEPTH or (JavaScript form) a value JavaScript
- * cannot reproduce; GENAUTH_E_NOMEM. On failure `out` is left as it was. */
+ * deeper than GENAUTH_JSON_MAX_DEPTH or than the calling thread's stack
+ * allows (stack.h), or (JavaScript form) a value JavaScript cannot
+ * reproduce; GENAUTH_E_NOMEM. On failure `out` is left as it was. */
 genauth_status genauth_json_write_form(const cJSON *node,
                                        genauth_json_form form,
                                        genauth_buf *out, genauth_error *err);
@@ -103,8 +107,10 @@ int genauth_json_write_string(const char *s, size_t len, genauth_buf *out);
  * message never quotes the text.
  * The tree lives in the doc's arena: read it, never cJSON_Delete it or take
  * nodes out of it. Its nodes hold what cJSON_Parse would give (a string
- * with U+0000 cut there, a lone surrogate as U+FFFD, a number as a double);
- * the cursor gives the exact values.
+ * with U+0000 cut there, and flagged GENAUTH_JSON_STRING_HAS_NUL; a lone
+ * surrogate as U+FFFD; a number as a double); the cursor gives the exact
+ * values. It loops rather than recursing: any thread's stack parses any
+ * nesting up to the limit.
  * The caller frees *out with genauth_json_doc_free. */
 genauth_status genauth_json_doc_parse(const char *text, size_t len,
                                       genauth_json_doc **out,
@@ -138,7 +144,9 @@ void genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
                                 const char **s, size_t *len);
 
 /* Whether any string of the document (keys included), decoded, holds the
- * `len` bytes at `needle`. */
+ * `len` bytes at `needle`: 1 or 0; -1 when the document is nested deeper
+ * than the calling thread's stack allows to search (stack.h), which a
+ * caller looking for a secret takes as a yes. */
 int genauth_json_doc_contains(const genauth_json_doc *doc, const char *needle,
                               size_t len);
 

@@ -1,11 +1,13 @@
 /* The one JSON writer, in two forms: the exact form genauth-c sends, and
  * JavaScript's JSON.stringify form of what the server parses from it (for
- * AK/SK signing). The forms share the walk, the separators, the depth limit
- * and the string escaper (jsontext.h); JavaScript's member order and number
- * formatting come from jsform.h. See json.h. */
+ * AK/SK signing). The forms share the walk, the separators, the depth limits
+ * (the fixed one and the stack's, stack.h) and the string escaper
+ * (jsontext.h); JavaScript's member order and number formatting come from
+ * jsform.h. See json.h. */
 #include "json.h"
 #include "jsform.h"
 #include "jsontext.h"
+#include "stack.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -159,13 +161,15 @@ genauth_json_write_key(const cJSON *member, genauth_json_form form,
 static genauth_status genauth_json_write_node(const cJSON *node,
                                               genauth_json_form form,
                                               genauth_buf *out, int depth,
+                                              uintptr_t stack_floor,
                                               genauth_error *err);
 
 /* Members in insertion order, or in JavaScript's order (integer-like keys
  * first, ascending, a repeated key once) for the JavaScript form. */
 static genauth_status
 genauth_json_write_object(const cJSON *obj, genauth_json_form form,
-                          genauth_buf *out, int depth, genauth_error *err)
+                          genauth_buf *out, int depth, uintptr_t stack_floor,
+                          genauth_error *err)
 {
     genauth_jsform_order order;
     cJSON *distinct = NULL;
@@ -198,7 +202,8 @@ genauth_json_write_object(const cJSON *obj, genauth_json_form form,
         if (st == GENAUTH_OK && genauth_buf_put_char(out, ':') < 0)
             st = genauth_json_nomem(err);
         if (st == GENAUTH_OK)
-            st = genauth_json_write_node(m, form, out, depth + 1, err);
+            st = genauth_json_write_node(m, form, out, depth + 1,
+                                         stack_floor, err);
     }
     if (st == GENAUTH_OK && genauth_buf_put_char(out, '}') < 0)
         st = genauth_json_nomem(err);
@@ -210,7 +215,8 @@ genauth_json_write_object(const cJSON *obj, genauth_json_form form,
 
 static genauth_status
 genauth_json_write_array(const cJSON *arr, genauth_json_form form,
-                         genauth_buf *out, int depth, genauth_error *err)
+                         genauth_buf *out, int depth, uintptr_t stack_floor,
+                         genauth_error *err)
 {
     const cJSON *child;
     genauth_status st = GENAUTH_OK;
@@ -222,7 +228,8 @@ genauth_json_write_array(const cJSON *arr, genauth_json_form form,
         if (child != arr->child && genauth_buf_put_char(out, ',') < 0)
             st = genauth_json_nomem(err);
         else
-            st = genauth_json_write_node(child, form, out, depth + 1, err);
+            st = genauth_json_write_node(child, form, out, depth + 1,
+                                         stack_floor, err);
     }
     if (st == GENAUTH_OK && genauth_buf_put_char(out, ']') < 0)
         st = genauth_json_nomem(err);
@@ -231,14 +238,24 @@ genauth_json_write_array(const cJSON *arr, genauth_json_form form,
 
 static genauth_status
 genauth_json_write_node(const cJSON *node, genauth_json_form form,
-                        genauth_buf *out, int depth, genauth_error *err)
+                        genauth_buf *out, int depth, uintptr_t stack_floor,
+                        genauth_error *err)
 {
     genauth_status st;
     int type = node->type & 0xFF;
 
-    if ((type == cJSON_Array || type == cJSON_Object)
-        && depth >= GENAUTH_JSON_MAX_DEPTH)
-        type = -1; /* refused below */
+    if (type == cJSON_Array || type == cJSON_Object) {
+        /* The top container's one frame fits in the stack's reserve: the
+         * floor is taken below it, once by each container of the second
+         * level (most calls' parameters hold none: their mappings come as
+         * text), and handed down. */
+        if (depth == 1)
+            stack_floor = genauth_stack_floor();
+        if (depth >= GENAUTH_JSON_MAX_DEPTH)
+            type = -1; /* refused below */
+        else if (genauth_stack_short(stack_floor))
+            type = -2;
+    }
     switch (type) {
     case cJSON_NULL:
         st = genauth_json_append(out, "null", 4, err);
@@ -268,15 +285,23 @@ genauth_json_write_node(const cJSON *node, genauth_json_form form,
             st = genauth_json_write_number(node, form, out, err);
         break;
     case cJSON_Array:
-        st = genauth_json_write_array(node, form, out, depth, err);
+        st = genauth_json_write_array(node, form, out, depth, stack_floor,
+                                      err);
         break;
     case cJSON_Object:
-        st = genauth_json_write_object(node, form, out, depth, err);
+        st = genauth_json_write_object(node, form, out, depth, stack_floor,
+                                       err);
         break;
     case -1:
         st = genauth_error_set(err, GENAUTH_E_INVALID,
                                "JSON nested deeper than %d levels",
                                GENAUTH_JSON_MAX_DEPTH);
+        break;
+    case -2:
+        st = genauth_error_set(err, GENAUTH_E_INVALID,
+                               "JSON nested deeper than the %d levels this "
+                               "thread's stack allows",
+                               depth);
         break;
     default:
         st = genauth_error_set(err, GENAUTH_E_INVALID,
@@ -298,7 +323,7 @@ genauth_json_write_form(const cJSON *node, genauth_json_form form,
     else if (genauth_buf_reserve(out, 64) < 0)
         st = genauth_json_nomem(err);
     else {
-        st = genauth_json_write_node(node, form, out, 0, err);
+        st = genauth_json_write_node(node, form, out, 0, 0, err);
         if (st != GENAUTH_OK) {
             /* Leave the buffer as the caller gave it. */
             out->len = start;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json.h"
 
 static int
 b64url_value(unsigned char c)
@@ -54,14 +55,26 @@ b64url_decode(const char *s, size_t len, size_t *out_len)
     return out;
 }
 
+int
+genauth_jwt_has_control(const cJSON *str)
+{
+    int control = (str->type & GENAUTH_JSON_STRING_HAS_NUL) != 0;
+
+    for (const char *p = str->valuestring; *p && !control; p++)
+        control = (unsigned char)*p < 0x20 || *p == 0x7f;
+    return control;
+}
+
 genauth_status
 genauth_jwt_userpool_id(const char *token, char **out, genauth_error *err)
 {
     char *payload = NULL;
-    cJSON *claims = NULL;
+    genauth_json_doc *claims = NULL;
+    genauth_error parse_err;
     size_t payload_len = 0;
 
     *out = NULL;
+    genauth_error_init(&parse_err);
     const char *dot1 = strchr(token, '.');
     const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
     if (!dot2) {
@@ -75,34 +88,45 @@ genauth_jwt_userpool_id(const char *token, char **out, genauth_error *err)
                           "the management token's payload is not base64url");
         goto fail;
     }
-    claims = cJSON_ParseWithLength(payload, payload_len);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(claims,
-                                                       "scoped_userpool_id");
+    /* The one parser: it loops rather than recursing (a payload nested 1000
+     * deep parses on any thread's stack) and flags a claim holding U+0000,
+     * which cJSON's would cut there. */
+    if (genauth_json_doc_parse(payload, payload_len, &claims, &parse_err)
+        != GENAUTH_OK) {
+        if (parse_err.status == GENAUTH_E_NOMEM)
+            genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+        else
+            genauth_error_set(err, GENAUTH_E_AUTH,
+                              "the management token's payload is not JSON");
+        goto fail;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(
+        genauth_json_doc_root(claims), "scoped_userpool_id");
     if (!cJSON_IsString(id) || !id->valuestring[0]) {
         genauth_error_set(err, GENAUTH_E_AUTH,
                           "the management token has no scoped_userpool_id "
                           "claim");
         goto fail;
     }
-    for (const char *p = id->valuestring; *p; p++) {
+    if (genauth_jwt_has_control(id)) {
         /* It becomes a header value. */
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            genauth_error_set(err, GENAUTH_E_AUTH,
-                              "the management token's scoped_userpool_id "
-                              "holds control characters");
-            goto fail;
-        }
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the management token's scoped_userpool_id "
+                          "holds control characters");
+        goto fail;
     }
     *out = strdup(id->valuestring);
     if (!*out) {
         genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
         goto fail;
     }
-    cJSON_Delete(claims);
+    genauth_json_doc_free(claims);
+    genauth_error_clear(&parse_err);
     free(payload);
     return GENAUTH_OK;
 fail:
-    cJSON_Delete(claims);
+    genauth_json_doc_free(claims);
+    genauth_error_clear(&parse_err);
     free(payload);
     return err->status;
 }

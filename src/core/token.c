@@ -114,10 +114,22 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
     if (!env.has_status_code || env.status_code != 200) {
         err->http_status = http_status;
         size_t sk_len = strlen(c->access_key_secret);
-        if (memmem(conn->response.data, conn->response.len,
-                   c->access_key_secret, sk_len) ||
-            genauth_json_doc_contains(env.doc, c->access_key_secret,
-                                      sk_len)) {
+        int quoted = memmem(conn->response.data, conn->response.len,
+                            c->access_key_secret, sk_len)
+                         ? 1
+                         : genauth_json_doc_contains(env.doc,
+                                                     c->access_key_secret,
+                                                     sk_len);
+        if (quoted < 0) {
+            /* Not searched, so not shown. */
+            genauth_error_set(err, GENAUTH_E_DECODE,
+                              "the token endpoint answered HTTP %ld with "
+                              "JSON nested deeper than this thread's stack "
+                              "allows",
+                              http_status);
+            goto fail;
+        }
+        if (quoted) {
             /* An endpoint that echoes the request (validation errors often
              * do) would put the secret into the exception: show nothing of
              * that answer. */
@@ -153,14 +165,12 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         err->http_status = http_status;
         goto fail;
     }
-    for (const char *p = tok->valuestring; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            genauth_error_set(err, GENAUTH_E_AUTH,
-                              "the token endpoint answered with a token "
-                              "holding control characters");
-            err->http_status = http_status;
-            goto fail;
-        }
+    if (genauth_jwt_has_control(tok)) {
+        genauth_error_set(err, GENAUTH_E_AUTH,
+                          "the token endpoint answered with a token "
+                          "holding control characters");
+        err->http_status = http_status;
+        goto fail;
     }
     if (!cJSON_IsNumber(exp) || !(exp->valuedouble > 0) ||
         !isfinite(exp->valuedouble)) {

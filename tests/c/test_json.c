@@ -1,10 +1,13 @@
 /* Unit tests of the exact-JSON layer (json.c) and the error struct
  * (error.c). Run under valgrind or ASan: several checks are about memory. */
 #include "json.h"
+#include "stack.h"
 
 #include "check.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -707,6 +710,114 @@ test_parse_depth(void)
     genauth_error_clear(&err);
 }
 
+/* A string U+0000 cuts is flagged, so that a caller can refuse it (a token
+ * cut there would be sent cut); keys and whole strings are not. */
+static void
+test_parse_nul_flag(void)
+{
+    const char *text = "{\"a\":\"x\\u0000y\",\"k\\u0000\":\"xy\","
+                       "\"c\":[\"\\u0000\",\"\\u0041\"]}";
+    genauth_json_doc *doc = NULL;
+    genauth_error err;
+    const cJSON *root, *c;
+
+    genauth_error_init(&err);
+    CHECK(parse_exact(text, strlen(text), &doc, &err) == GENAUTH_OK);
+    root = genauth_json_doc_root(doc);
+    CHECK(root != NULL);
+    if (root != NULL) {
+        CHECK(root->child->type & GENAUTH_JSON_STRING_HAS_NUL);
+        CHECK_STR(root->child->valuestring, "x");
+        CHECK(!(root->child->next->type & GENAUTH_JSON_STRING_HAS_NUL));
+        c = root->child->next->next->child;
+        CHECK(c->type & GENAUTH_JSON_STRING_HAS_NUL);
+        CHECK(!(c->next->type & GENAUTH_JSON_STRING_HAS_NUL));
+        CHECK(cJSON_IsString(c) && cJSON_IsString(c->next));
+    }
+    genauth_json_doc_free(doc);
+    genauth_error_clear(&err);
+}
+
+/* ---- a small stack ------------------------------------------------------ */
+
+/* A document nested to the parser's limit, parsed, written back and
+ * searched on the thread this runs on. */
+typedef struct {
+    const char *text;
+    size_t len;
+    uintptr_t floor;
+    genauth_status parsed, written;
+    int contains;
+    char message[GENAUTH_ERRMSG_SIZE];
+} stack_job;
+
+static void *
+stack_job_run(void *arg)
+{
+    stack_job *job = arg;
+    genauth_json_doc *doc = NULL;
+    genauth_error err;
+    genauth_buf out;
+
+    genauth_error_init(&err);
+    genauth_buf_init(&out);
+    job->floor = genauth_stack_floor();
+    job->parsed = genauth_json_doc_parse(job->text, job->len, &doc, &err);
+    if (job->parsed == GENAUTH_OK) {
+        job->written = genauth_json_write_form(genauth_json_doc_root(doc),
+                                               GENAUTH_JSON_EXACT, &out,
+                                               &err);
+        job->contains = genauth_json_doc_contains(doc, "x", 1);
+    }
+    memcpy(job->message, err.message, sizeof(job->message));
+    genauth_buf_clear(&out);
+    genauth_json_doc_free(doc);
+    genauth_error_clear(&err);
+    return NULL;
+}
+
+static void
+test_small_stack(void)
+{
+    const size_t stack_size = 32 * 1024;
+    stack_job job;
+    pthread_attr_t attr;
+    pthread_t thread;
+    void *stack = NULL;
+    char *s;
+
+    memset(&job, 0, sizeof(job));
+    s = nested(CJSON_NESTING_LIMIT, &job.len);
+    CHECK(s != NULL);
+    job.text = s;
+
+    /* A normal stack: every walk goes to the limit. */
+    stack_job_run(&job);
+    CHECK(job.floor != 0);
+    CHECK(job.parsed == GENAUTH_OK && job.written == GENAUTH_OK);
+    CHECK(job.contains == 0);
+
+    /* 32 KiB, the smallest stack Python gives a thread: the parser loops,
+     * so it still reads 1000 levels; the recursive walks stop short of the
+     * stack's end, with an error, instead of overflowing it. */
+    memset(job.message, 0, sizeof(job.message));
+    job.floor = 0;
+    CHECK(posix_memalign(&stack, 4096, stack_size) == 0);
+    CHECK(pthread_attr_init(&attr) == 0);
+    CHECK(pthread_attr_setstack(&attr, stack, stack_size) == 0);
+    CHECK(pthread_create(&thread, &attr, stack_job_run, &job) == 0);
+    CHECK(pthread_join(thread, NULL) == 0);
+    pthread_attr_destroy(&attr);
+    CHECK(job.floor == (uintptr_t)stack + GENAUTH_STACK_RESERVE);
+    CHECK(job.parsed == GENAUTH_OK);
+    CHECK(job.written == GENAUTH_E_INVALID);
+    CHECK(strstr(job.message, "levels this thread's stack allows") != NULL);
+    CHECK(job.contains == -1); /* not searched: taken as found */
+
+    free(stack);
+    free(s);
+}
+
 /* ---- errors ------------------------------------------------------------- */
 
 static void
@@ -775,6 +886,8 @@ main(void)
     test_parse_strings();
     test_parse_errors();
     test_parse_depth();
+    test_parse_nul_flag();
+    test_small_stack();
     test_parse_lone_surrogates();
     test_parse_int_digits();
     test_errors();
