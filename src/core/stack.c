@@ -3,6 +3,14 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* A main thread whose stack may grow to this much (RLIMIT_STACK) holds the
+ * fixed depth limits' walks several times over: its bounds are not looked
+ * up. */
+#define GENAUTH_STACK_MAIN_ENOUGH (1024 * 1024)
 
 typedef struct {
     uintptr_t low;   /* the lowest usable address (the guard page is below) */
@@ -36,9 +44,18 @@ genauth_stack_look_up(genauth_stack_bounds *b, uintptr_t at)
     pthread_attr_t attr;
     void *addr = NULL;
     size_t size = 0;
+    struct rlimit limit;
 
-    /* Any thread, the main one included (glibc then reads the stack's
-     * mapping and RLIMIT_STACK). */
+    /* For the main thread pthread_getattr_np reads the whole of
+     * /proc/self/maps (hundreds of microseconds in a Python process, on its
+     * first call): skipped when its stack may grow far enough anyway. */
+    if (getpid() == (pid_t)syscall(SYS_gettid) &&
+        getrlimit(RLIMIT_STACK, &limit) == 0 &&
+        (limit.rlim_cur == RLIM_INFINITY ||
+         limit.rlim_cur >= GENAUTH_STACK_MAIN_ENOUGH))
+        return 0;
+    /* Any other thread (glibc reads its descriptor), or a main thread
+     * with a small stack limit. */
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         if (pthread_attr_getstack(&attr, &addr, &size) == 0 &&
             addr != NULL && size > GENAUTH_STACK_RESERVE) {
