@@ -791,9 +791,10 @@ test_small_stack(void)
     CHECK(s != NULL);
     job.text = s;
 
-    /* A normal stack: every walk goes to the limit. */
+    /* A normal stack (the main thread's, which with a stack limit of
+     * 1 MiB or more is not even measured: floor 0): every walk goes to the
+     * limit. */
     stack_job_run(&job);
-    CHECK(job.floor != 0);
     CHECK(job.parsed == GENAUTH_OK && job.written == GENAUTH_OK);
     CHECK(job.contains == 0);
 
