@@ -137,13 +137,19 @@ int genauth_credentials_from_env(const char *who, const char *brand,
                                  PyObject **host);
 
 /* pickle.c: a client pickles and copies by its options. */
-/* The dict {names[i]: values[i]} over the values that are not NULL. New
- * reference, or NULL with an exception set. */
-PyObject *genauth_options_pack(const char *const *names,
-                               PyObject *const *values, Py_ssize_t n);
-/* __reduce__ for a client made with `options` (NULL: not initialised):
- * (genauth_c._core._rebuild, (type(self), options)). */
-PyObject *genauth_reduce(PyObject *self, PyObject *options);
+/* A client keeps the values it was made with as they come (a tuple of the
+ * values[0..n) that are not NULL, bit i of *given set for each), and makes
+ * the dict of keyword arguments only when it is pickled or copied: a
+ * client's construction then costs a tuple, not a dict of interned names.
+ * New reference, or NULL with an exception set. n is at most the bits of
+ * an unsigned long. */
+PyObject *genauth_options_pack(PyObject *const *values, Py_ssize_t n,
+                               unsigned long *given);
+/* __reduce__ for a client made with `options` from genauth_options_pack
+ * (NULL: not initialised): (genauth_c._core._rebuild, (type(self),
+ * {names[i]: value for each given i})). */
+PyObject *genauth_reduce(PyObject *self, const char *const *names,
+                         PyObject *options, unsigned long given);
 /* The module's functions (_rebuild). */
 extern PyMethodDef genauth_pickle_functions[];
 

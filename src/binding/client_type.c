@@ -23,7 +23,10 @@ typedef struct {
     double timeout;
     int raise_for_status;
     int sign_payloads; /* auth='signature': payloads are checked for it */
-    PyObject *options; /* dict: the keyword arguments that make this client */
+    /* The keyword arguments that make this client (pickle.c): the given
+     * ones' values, in client_kwlist's order, and which those are. */
+    PyObject *options; /* tuple */
+    unsigned long options_given;
 } ClientObject;
 
 /* ---- construction ----------------------------------------------------- */
@@ -209,18 +212,20 @@ done:
     return rc;
 }
 
+/* The official SDK's parameters first, in its order (websocket_host and
+ * websocket_endpoint serve its event-subscription API, which this package
+ * does not have: accepted so positional calls work, unused). */
+static char *client_kwlist[] = {"access_key_id", "access_key_secret", "host",
+                                "timeout", "lang", "use_unverified_ssl",
+                                "websocket_host", "websocket_endpoint",
+                                "tenant_id", "brand", "ca_bundle",
+                                "raise_for_status", "max_response_bytes",
+                                "auth", "max_retries", NULL};
+
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
-    /* The official SDK's parameters first, in its order (websocket_host and
-     * websocket_endpoint serve its event-subscription API, which this
-     * package does not have: accepted so positional calls work, unused). */
-    static char *kwlist[] = {"access_key_id", "access_key_secret", "host",
-                             "timeout", "lang", "use_unverified_ssl",
-                             "websocket_host", "websocket_endpoint",
-                             "tenant_id", "brand", "ca_bundle",
-                             "raise_for_status", "max_response_bytes", "auth",
-                             "max_retries", NULL};
+    char **kwlist = client_kwlist;
     enum { AK, SK, HOST, TIMEOUT, LANG, UNVERIFIED, WS_HOST, WS_ENDPOINT,
            TENANT, BRAND, CA, RAISE, MAX, AUTH, RETRIES,
            NARGS };
@@ -230,6 +235,9 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     PyObject *a[NARGS] = {NULL};
     const char *ws_unused = NULL;
     PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
+    unsigned long options_given = 0;
+    _Static_assert(NARGS <= 8 * sizeof(unsigned long),
+                   "genauth_options_pack marks the given options in a long");
     PyObject *host = NULL, *masked = NULL;
     int unverified = 0, raise_for_status = 0, rc = -1;
     genauth_module_state *st =
@@ -357,8 +365,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     timeout_float = NULL;
     Py_SETREF(a[UNVERIFIED], Py_NewRef(unverified ? Py_True : Py_False));
     Py_SETREF(a[RAISE], Py_NewRef(raise_for_status ? Py_True : Py_False));
-    if (!(options = genauth_options_pack((const char *const *)kwlist, a,
-                                         NARGS)))
+    if (!(options = genauth_options_pack(a, NARGS, &options_given)))
         goto done;
 
     /* 2. The core client and the Python values describing it. */
@@ -392,6 +399,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->host, host);
     Py_XSETREF(self->masked_key, masked);
     Py_XSETREF(self->options, options);
+    self->options_given = options_given;
     host = masked = options = NULL;
     if (unverified)
         genauth_log_unverified(st, self->host);
@@ -458,7 +466,9 @@ genauth_client_of(PyObject *self, int *raise_for_status)
 PyObject *
 genauth_client_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return genauth_reduce(self, ((ClientObject *)self)->options);
+    ClientObject *c = (ClientObject *)self;
+    return genauth_reduce(self, (const char *const *)client_kwlist,
+                          c->options, c->options_given);
 }
 
 static PyObject *

@@ -6,22 +6,33 @@
 #include "binding.h"
 
 PyObject *
-genauth_options_pack(const char *const *names, PyObject *const *values,
-                     Py_ssize_t n)
+genauth_options_pack(PyObject *const *values, Py_ssize_t n,
+                     unsigned long *given)
 {
-    PyObject *options = PyDict_New();
-    for (Py_ssize_t i = 0; options && i < n; i++) {
-        if (values[i] &&
-            PyDict_SetItemString(options, names[i], values[i]) < 0)
-            Py_CLEAR(options);
+    Py_ssize_t count = 0, k = 0;
+    PyObject *options;
+
+    *given = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        count += values[i] != NULL;
+    if (!(options = PyTuple_New(count)))
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (values[i]) {
+            PyTuple_SetItem(options, k++, Py_NewRef(values[i])); /* steals */
+            *given |= 1UL << i;
+        }
     }
     return options;
 }
 
 PyObject *
-genauth_reduce(PyObject *self, PyObject *options)
+genauth_reduce(PyObject *self, const char *const *names, PyObject *options,
+               unsigned long given)
 {
-    PyObject *module, *fn = NULL, *copy = NULL, *r = NULL;
+    PyObject *module, *fn = NULL, *kwargs = NULL, *r = NULL;
+    Py_ssize_t k = 0;
+
     if (!options) {
         PyErr_Format(PyExc_TypeError, "cannot pickle an uninitialised %s",
                      GENAUTH_TYPE_NAME(self));
@@ -29,11 +40,19 @@ genauth_reduce(PyObject *self, PyObject *options)
     }
     module = genauth_module_of(Py_TYPE(self));
     fn = module ? PyObject_GetAttrString(module, "_rebuild") : NULL;
-    /* A copy: the new client must not share a dict with this one. */
-    copy = fn ? PyDict_Copy(options) : NULL;
-    if (copy)
-        r = Py_BuildValue("O(OO)", fn, (PyObject *)Py_TYPE(self), copy);
-    Py_XDECREF(copy);
+    /* A new dict each time: the new client shares nothing with this one. */
+    kwargs = fn ? PyDict_New() : NULL;
+    for (Py_ssize_t i = 0; kwargs && names[i]; i++) {
+        if (!(given & (1UL << i)))
+            continue;
+        /* The tuple is this client's, never changed: a borrowed item. */
+        PyObject *value = PyTuple_GetItem(options, k++);
+        if (!value || PyDict_SetItemString(kwargs, names[i], value) < 0)
+            Py_CLEAR(kwargs);
+    }
+    if (kwargs)
+        r = Py_BuildValue("O(OO)", fn, (PyObject *)Py_TYPE(self), kwargs);
+    Py_XDECREF(kwargs);
     Py_XDECREF(fn);
     return r;
 }
