@@ -168,7 +168,10 @@ def test_payload_too_deep_for_the_stack_is_refused_before_sending(scenario,
     assert first["type"] == "ValueError", first
     name = ("calls[0]['request_body']" if scenario == "payload_batch"
             else "request_body")
-    assert first["message"].startswith(name + "['a']['a']"), first
+    # The path to where it stopped: a level at least (a signed payload's
+    # conversion keeps to a share of the stack, one level under ASan's
+    # larger frames on 32 KiB).
+    assert first["message"].startswith(name + "['a']"), first
     assert first["message"].endswith(STACK_ALLOWS), first
     # Nothing of the refused call was sent; the next call goes through (the
     # fake knows no signatures: a signed one is answered 401, returned).

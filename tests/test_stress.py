@@ -20,6 +20,11 @@ import genauth_c
 from genauth_c import ManagementClient
 
 SMALL = os.environ.get("GENAUTH_TEST_SCALE") == "small"
+# `make sanitize` preloads AddressSanitizer's runtime, whose allocator takes
+# locks of its own that a fork from a process with busy threads can leave
+# held in the child (google/sanitizers#774): fork-under-load tests are for
+# the plain build.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 
 def rss_bytes():
@@ -264,6 +269,7 @@ def test_fork_with_a_fresh_client_in_the_child():
         client.close()
 
 
+@pytest.mark.skipif(UNDER_ASAN, reason="the sanitizer's own locks and fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
 def test_fork_while_threads_sign_calls_the_child_is_not_stuck():
     """Children forked while 8 threads make signed calls each make a signed
