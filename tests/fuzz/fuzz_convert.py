@@ -60,29 +60,46 @@ def expected(data):
     return value if isinstance(value, dict) else genauth_c.DecodeError
 
 
+# Both walks loop over a list of pairs rather than recursing: an answer may
+# nest 1000 levels, past Python's recursion limit for a recursive walk.
 def has_lone_surrogate(v):
-    if isinstance(v, str):
-        return any(0xD800 <= ord(c) <= 0xDFFF for c in v)
-    if isinstance(v, list):
-        return any(has_lone_surrogate(x) for x in v)
-    if isinstance(v, dict):
-        return any(has_lone_surrogate(k) or has_lone_surrogate(x)
-                   for k, x in v.items())
+    todo = [v]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+                return True
+        elif isinstance(v, list):
+            todo.extend(v)
+        elif isinstance(v, dict):
+            todo.extend(v)
+            todo.extend(v.values())
     return False
 
 
 def same(a, b):
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return a == b
+    todo = [(a, b)]
+    while todo:
+        a, b = todo.pop()
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, float):
+            if math.isnan(a) != math.isnan(b):
+                return False
+            if not math.isnan(a) and (a != b or math.copysign(1, a)
+                                      != math.copysign(1, b)):
+                return False
+        elif isinstance(a, list):
+            if len(a) != len(b):
+                return False
+            todo.extend(zip(a, b))
+        elif isinstance(a, dict):
+            if list(a) != list(b):
+                return False
+            todo.extend((a[k], b[k]) for k in a)
+        elif a != b:
+            return False
+    return True
 
 
 def check(client, data):
