@@ -14,10 +14,11 @@
 /* Bumped in the child after fork(): pooled connections made before it
  * belong to the parent and must not be used or closed by the child. */
 static volatile unsigned long fork_generation;
-/* Held while a client is adopted after fork() (adopt_if_forked). Every
- * other lock of a client may have been held by a thread of the parent at
- * the fork, and stay held for ever in the child; this one is made afresh
- * there, before any thread of the child can take it. */
+/* Held while a client is adopted after fork()
+ * (genauth_client_adopt_if_forked). Every other lock of a client may have
+ * been held by a thread of the parent at the fork, and stay held for ever
+ * in the child; this one is made afresh there, before any thread of the
+ * child can take it. */
 static pthread_mutex_t adopt_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -387,8 +388,6 @@ free_pool(genauth_conn *conn)
     }
 }
 
-static void adopt_if_forked(genauth_client *c);
-
 void
 genauth_client_free(genauth_client *c)
 {
@@ -398,7 +397,7 @@ genauth_client_free(genauth_client *c)
      * condition variables, which may be held or waited on by the parent's
      * threads, cannot be destroyed as they are (pthread_cond_destroy would
      * wait for ever), and its connections are the parent's. */
-    adopt_if_forked(c);
+    genauth_client_adopt_if_forked(c);
     free_pool(c->idle);
     if (c->batch_multi)
         curl_multi_cleanup(c->batch_multi);
@@ -462,8 +461,8 @@ adopt_after_fork(genauth_client *c)
 
 /* In a child after fork(), adopts the client once; before it takes any
  * lock of the client, as those may be held by the parent's threads. */
-static void
-adopt_if_forked(genauth_client *c)
+void
+genauth_client_adopt_if_forked(genauth_client *c)
 {
     if (atomic_load(&c->fork_generation) == fork_generation)
         return;
@@ -477,7 +476,7 @@ void
 genauth_client_close(genauth_client *c)
 {
     /* In a child after fork(), the pool's connections are the parent's. */
-    adopt_if_forked(c);
+    genauth_client_adopt_if_forked(c);
     pthread_mutex_lock(&c->pool_mu);
     genauth_conn *idle = c->idle;
     c->idle = NULL;
@@ -548,12 +547,6 @@ genauth_client_token_fetch_failures(const genauth_client *c)
     return atomic_load(&c->tokens.failures);
 }
 
-void
-genauth_client_adopt_if_forked(genauth_client *c)
-{
-    adopt_if_forked(c);
-}
-
 /* Unlinks from the idle pool the handles beyond GENAUTH_IDLE_CONNECTIONS
  * more than those in use, and those idle for over c->max_idle_seconds (the
  * pool is in order of last use, so they are its tail), for the caller to
@@ -577,7 +570,7 @@ genauth_conn *
 genauth_client_acquire(genauth_client *c, genauth_error *err)
 {
     genauth_conn *conn = NULL, *stale = NULL;
-    adopt_if_forked(c);
+    genauth_client_adopt_if_forked(c);
     pthread_mutex_lock(&c->pool_mu);
     if (atomic_load(&c->closed)) {
         pthread_mutex_unlock(&c->pool_mu);

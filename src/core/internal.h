@@ -251,7 +251,7 @@ struct genauth_client {
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     /* The fork generation the client was made or adopted in: read without
-     * a lock (client.c, adopt_if_forked). */
+     * a lock (client.c, genauth_client_adopt_if_forked). */
     atomic_ulong fork_generation;
     atomic_int closed; /* read without pool_mu by is_closed */
 
