@@ -1,5 +1,8 @@
 """trigger_webhooks: many calls in flight, results in input order."""
 import collections.abc
+import contextlib
+import gc
+import logging
 import threading
 import time
 
@@ -240,3 +243,100 @@ def test_batch_passes_callers_own_errors_through(fake, client_for):
     client = client_for(fake.server.url)
     with pytest.raises(ValueError, match="^the caller's own problem$"):
         client.trigger_webhooks([{"webhook_id": "a", "request_body": Broken()}])
+
+
+class OnLine(logging.Handler):
+    def __init__(self, on_line):
+        super().__init__(logging.DEBUG)
+        self.on_line = on_line
+
+    def emit(self, record):
+        self.on_line(record.getMessage())
+
+
+@contextlib.contextmanager
+def debug_lines(on_line):
+    """Calls on_line(text) for each DEBUG line of the genauth_c logger."""
+    logger = logging.getLogger("genauth_c")
+    old = logger.level
+    handler = OnLine(on_line)
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+def test_each_outcome_is_made_as_its_call_ends(fake, client_for):
+    """A call's outcome (and its log line) is made when the call ends, not
+    when the batch's last call does, so a batch holds no call's answer
+    longer than that: here the server answers the second call only once the
+    first call's line is logged. Made at the batch's end instead, the second
+    call would time out."""
+    echo = echo_handler(fake)
+    first_logged = threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path and req.json()["webhookId"] == "second":
+            first_logged.wait(60)
+        return echo(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, timeout=20)
+    client.trigger_webhook("warm")
+    seen = []
+
+    def on_line(line):
+        seen.append(line.split(" http=")[0])
+        if line.startswith("POST"):
+            first_logged.set()
+
+    with debug_lines(on_line):
+        results = client.trigger_webhooks(
+            [{"webhook_id": "first"}, {"webhook_id": "second"}], concurrency=2)
+    assert [r["statusCode"] for r in results] == [200, 200]
+    assert seen == ["POST /api/v3/trigger-webhook"] * 2
+
+
+def test_a_log_handler_walking_every_object_sees_no_half_made_result(
+        fake, client_for):
+    """The results list is made once every outcome is: a log handler that
+    walks every object the collector knows (as a memory profiler does) while
+    the batch runs finds no list with empty slots."""
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    walked = []
+
+    def walk(_line):
+        lists = 0
+        for obj in gc.get_objects():
+            if type(obj) is list:
+                lists += 1
+                for item in obj:
+                    pass
+        walked.append(lists)
+
+    with debug_lines(walk):
+        results = client.trigger_webhooks(calls(20), concurrency=4)
+    assert [r["statusCode"] for r in results] == [200] * 20
+    assert len(walked) >= 20
+
+
+def test_a_log_handler_closing_the_client_mid_batch(fake, client_for):
+    """A handler that closes the client as the first call ends: the calls
+    not yet started end with ClientClosedError, the ones that ended keep
+    their answers, and nothing hangs."""
+    fake.server.handler = echo_handler(fake)
+    client = client_for(fake.server.url)
+    client.trigger_webhook("warm")
+
+    def close_on_first(line):
+        if line.startswith("POST"):
+            client.close()
+
+    with debug_lines(close_on_first):
+        results = client.trigger_webhooks(calls(8), concurrency=1)
+    assert results[0]["statusCode"] == 200
+    assert all(isinstance(r, genauth_c.ClientClosedError) for r in results[1:])

@@ -483,41 +483,100 @@ PyDoc_STRVAR(trigger_webhooks_doc,
 "none of the other results. Every call is validated before anything is\n"
 "sent: bad input raises TypeError/ValueError naming calls[i].");
 
+/* A batch's outcomes, made as its calls end (batch_call_done) so that each
+ * envelope and request is freed then rather than held to the batch's end. */
+typedef struct {
+    genauth_module_state *st;
+    genauth_batch_item *items;
+    cJSON **params;
+    /* Each call's outcome once made, else NULL. A C array, not yet the
+     * list: the collector never sees it half made (gc.get_objects() in a
+     * log handler would). */
+    PyObject **outcomes;
+    int raise_for_status;
+    /* Making an outcome failed (out of memory): the exception, kept aside
+     * until the batch returns, and no more outcomes are made meanwhile. */
+    PyObject *exc_type, *exc_value, *exc_tb;
+} batch_results;
+
+/* Logs items[i]'s call, makes its outcome and frees what it held. With the
+ * GIL, no exception set. -1 with an exception. */
+static int
+batch_outcome(batch_results *br, size_t i)
+{
+    genauth_batch_item *it = &br->items[i];
+    genauth_log_request(br->st, genauth_op_method(it->req.op),
+                        genauth_op_path(it->req.op), it->status, &it->resp,
+                        it->err);
+    /* The results make no cycles and every one of them is kept: the
+     * collections their allocations would trigger meanwhile (each a pass
+     * over the results made so far) would free nothing. */
+    int gc_was_enabled = PyGC_Disable();
+    br->outcomes[i] =
+        it->status == GENAUTH_OK
+            ? genauth_envelope_result(br->st, &it->resp, br->raise_for_status)
+            : genauth_exception_new(br->st, it->err);
+    if (gc_was_enabled)
+        PyGC_Enable();
+    genauth_batch_item_clear(it);
+    cJSON_Delete(br->params[i]);
+    br->params[i] = NULL;
+    it->req.params = NULL;
+    return br->outcomes[i] ? 0 : -1;
+}
+
+/* genauth_batch_done_fn: on the batch's thread, the GIL released. */
+static void
+batch_call_done(void *userdata, size_t index)
+{
+    batch_results *br = userdata;
+    if (br->exc_type)
+        return;
+    int entered = genauth_wait_enter_python();
+    if (!entered)
+        return; /* made once the batch returns */
+    /* One set already (a signal handler's, the batch is stopping): no
+     * Python code runs with it. */
+    if (!PyErr_Occurred() && batch_outcome(br, index) < 0)
+        PyErr_Fetch(&br->exc_type, &br->exc_value, &br->exc_tb);
+    genauth_wait_leave_python(entered);
+}
+
 static PyObject *
 Client_trigger_webhooks(PyObject *self, PyObject *const *args,
                         Py_ssize_t nargs, PyObject *kwnames)
 {
     genauth_module_state *st = genauth_state_from_type(Py_TYPE(self));
     PyObject *result = NULL;
-    genauth_batch_item *items = NULL;
-    cJSON **params = NULL;
+    batch_results br = {.st = st};
     Py_ssize_t n = 0;
     long long concurrency;
-    int raise_for_status = 0;
     genauth_error err;
     genauth_status status;
 
     genauth_error_init(&err);
     if (!st || genauth_batch_params(0, genauth_client_signs_payloads(self),
-                                    args, nargs, kwnames, &params, &n,
+                                    args, nargs, kwnames, &br.params, &n,
                                     &concurrency) < 0)
         return NULL;
-    genauth_client *client = live_client(self, st, &raise_for_status);
+    genauth_client *client = live_client(self, st, &br.raise_for_status);
     if (!client)
         goto done;
-    items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*items));
-    if (!items) {
+    br.items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*br.items));
+    br.outcomes = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*br.outcomes));
+    if (!br.items || !br.outcomes) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        items[i].req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
-        items[i].req.params = params[i];
+        br.items[i].req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
+        br.items[i].req.params = br.params[i];
     }
 
     GENAUTH_BEGIN_WAIT(st)
-    status = genauth_client_batch(client, items, (size_t)n,
-                                  (size_t)concurrency, &err);
+    status = genauth_client_batch(client, br.items, (size_t)n,
+                                  (size_t)concurrency, batch_call_done, &br,
+                                  &err);
     GENAUTH_END_WAIT
 
     if (status == GENAUTH_E_INTERRUPTED || status == GENAUTH_E_CLOSED ||
@@ -525,41 +584,39 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         genauth_raise(st, &err);
         goto done;
     }
+    if (br.exc_type) {
+        PyErr_Restore(br.exc_type, br.exc_value, br.exc_tb);
+        br.exc_type = br.exc_value = br.exc_tb = NULL;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* Calls that the batch's own error ended, and any whose outcome
+         * could not be made on the batch's thread. */
+        if (!br.outcomes[i] && batch_outcome(&br, (size_t)i) < 0)
+            goto done;
+    }
     result = PyList_New(n);
     if (!result)
         goto done;
-    /* The results make no cycles and every one of them is kept: the
-     * collections their allocations would trigger meanwhile (each a pass
-     * over the results made so far) would free nothing. Whatever the log
-     * lines leave is collected once the collector is back on, below. */
-    int gc_was_enabled = PyGC_Disable();
     for (Py_ssize_t i = 0; i < n; i++) {
-        genauth_log_request(st, genauth_op_method(items[i].req.op),
-                            genauth_op_path(items[i].req.op), items[i].status,
-                            &items[i].resp, items[i].err);
-        PyObject *outcome =
-            items[i].status == GENAUTH_OK
-                ? genauth_envelope_result(st, &items[i].resp, raise_for_status)
-                : genauth_exception_new(st, items[i].err);
-        if (!outcome) {
-            Py_CLEAR(result);
-            break;
-        }
-        if (PyList_SetItem(result, i, outcome) < 0) { /* steals outcome */
-            Py_CLEAR(result);
-            break;
-        }
+        /* Steals the outcome; cannot fail on a new list's own index. */
+        PyList_SetItem(result, i, br.outcomes[i]);
+        br.outcomes[i] = NULL;
     }
-    if (gc_was_enabled)
-        PyGC_Enable();
 done:
-    for (Py_ssize_t i = 0; items && i < n; i++) {
-        genauth_batch_item_clear(&items[i]);
-    }
+    /* An interrupted batch's KeyboardInterrupt stays set through this. */
+    Py_XDECREF(br.exc_type);
+    Py_XDECREF(br.exc_value);
+    Py_XDECREF(br.exc_tb);
+    for (Py_ssize_t i = 0; br.outcomes && i < n; i++)
+        Py_XDECREF(br.outcomes[i]);
+    for (Py_ssize_t i = 0; br.items && i < n; i++)
+        genauth_batch_item_clear(&br.items[i]);
     for (Py_ssize_t i = 0; i < n; i++)
-        cJSON_Delete(params[i]);
-    PyMem_Free(params);
-    PyMem_Free(items);
+        cJSON_Delete(br.params[i]);
+    PyMem_Free(br.params);
+    PyMem_Free(br.items);
+    PyMem_Free(br.outcomes);
     genauth_error_clear(&err);
     return result;
 }

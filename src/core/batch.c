@@ -199,7 +199,9 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
 
 genauth_status
 genauth_client_batch(genauth_client *c, genauth_batch_item *items,
-                     size_t count, size_t concurrency, genauth_error *err)
+                     size_t count, size_t concurrency,
+                     genauth_batch_done_fn done, void *userdata,
+                     genauth_error *err)
 {
     CURLM *multi = NULL;
     slot *slots = NULL;
@@ -292,6 +294,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
                 goto interrupted; /* Ctrl-C while it waited for a token */
+            else if (done)
+                done(userdata, (size_t)(s->item - items));
             if (next == count && n_waiting == 0)
                 curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                                   (long)GENAUTH_IDLE_CONNECTIONS);
@@ -331,6 +335,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                     limit++;
                 if (s->item->status == GENAUTH_E_INTERRUPTED)
                     goto interrupted;
+                if (done)
+                    done(userdata, (size_t)(s->item - items));
             }
         }
         if (finished)
