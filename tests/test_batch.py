@@ -340,3 +340,36 @@ def test_a_log_handler_closing_the_client_mid_batch(fake, client_for):
         results = client.trigger_webhooks(calls(8), concurrency=1)
     assert results[0]["statusCode"] == 200
     assert all(isinstance(r, genauth_c.ClientClosedError) for r in results[1:])
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_a_batch_sends_each_call_as_a_single_call_sends_it(fake, client_for,
+                                                           auth):
+    """A batch keeps each unsigned call's body as written text until the
+    call is sent (signed calls keep their members, to sign): the bytes on
+    the wire are a single call's, byte for byte."""
+    echo = echo_handler(fake)
+    bodies = []
+
+    def recording(req):
+        if "trigger-webhook" in req.path:
+            bodies.append(req.body)
+        if auth == "signature":
+            return Response.json({"statusCode": 200, "message": "ok"})
+        return echo(req)
+
+    fake.server.handler = recording
+    client = client_for(fake.server.url, auth=auth)
+    payloads = [
+        {"webhook_id": "w\u4e2d\"\\", "request_body": {"n": [1, 2.5, -0.0, 2**53 - 1],
+                                                        "s": "\u00e9\U0001f600\x00"}},
+        {"webhook_id": "plain", "request_headers": {"k": None, "t": True},
+         "request_body": None},
+        {"webhook_id": "x" * 3000, "request_body": {"big": "y" * 5000}},
+    ]
+    for p in payloads:
+        client.trigger_webhook(**p)
+    singles, bodies[:] = list(bodies), []
+    results = client.trigger_webhooks(payloads, concurrency=1)
+    assert [r["statusCode"] for r in results] == [200] * 3
+    assert bodies == singles

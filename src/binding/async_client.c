@@ -38,7 +38,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     EngineObject *engine;  /* strong */
-    genauth_request req;   /* req.params owned (cJSON_Delete) */
+    genauth_request req;   /* req.params owned (genauth_params_free) */
     genauth_evcall *evcall; /* while in flight: the engine holds a reference */
     PyObject *future;      /* from start on */
     int outcome;           /* a batch's call: failures become results */
@@ -469,7 +469,7 @@ call_new(EngineObject *self, genauth_module_state *st, genauth_op op,
 {
     CallObject *call = PyObject_GC_New(CallObject, st->async_call_type);
     if (!call) {
-        cJSON_Delete(params);
+        genauth_params_free(params);
         return NULL;
     }
     call->engine = (EngineObject *)Py_NewRef((PyObject *)self);
@@ -559,7 +559,7 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
         }
     }
     for (; i < n; i++)
-        cJSON_Delete(params[i]); /* not handed to a call */
+        genauth_params_free(params[i]); /* not handed to a call */
     PyMem_Free(params);
     if (list)
         result = Py_BuildValue("(NL)", list, concurrency);
@@ -762,7 +762,7 @@ Call_dealloc(CallObject *self)
     PyTypeObject *tp = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
     Call_clear(self);
-    cJSON_Delete((cJSON *)self->req.params);
+    genauth_params_free((cJSON *)self->req.params);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
 }

@@ -178,8 +178,12 @@ cJSON *genauth_method_params(genauth_op op, int async_client, int sign,
                              PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames);
 /* trigger_webhooks' arguments: *concurrency, and in *params (PyMem_Free;
- * cJSON_Delete each of the *count) each call's parameter object, every call
- * checked before any is sent. 0, or -1 with an exception set. */
+ * genauth_params_free each of the *count) each call's parameter object
+ * (for an unsigned POST, its written body), every call checked before any
+ * is sent. 0, or -1 with an exception set. */
+/* Frees what genauth_batch_params or genauth_method_params made. With the
+ * GIL held (a written body is in Python's allocator). */
+void genauth_params_free(cJSON *params);
 int genauth_batch_params(int async_client, int sign, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kwnames,
                          cJSON ***params, Py_ssize_t *count,

@@ -221,14 +221,70 @@ name_batch_error(Py_ssize_t index, const char *name)
     Py_XDECREF(rest);
 }
 
+/* `params` (a call's parameter object, freed here) as a written body
+ * (genauth_request): the raw node and its text in one block of Python's
+ * allocator, `text` the scratch buffer to write it in. A batch holds every
+ * call's request from before its first call is sent, and this is about half
+ * the tree's memory in one allocation instead of six; from Python's
+ * allocator, whose pools the results are made in, the blocks that calls
+ * free as they end are reused for the results. NULL with an exception. */
+static cJSON *
+written_body(genauth_op op, cJSON *params, Py_ssize_t index,
+             genauth_buf *text)
+{
+    genauth_request req = {op, params};
+    genauth_error err;
+    cJSON *node = NULL;
+
+    genauth_error_init(&err);
+    genauth_buf_reset(text);
+    if (genauth_request_check(&req, &err) != GENAUTH_OK ||
+        genauth_json_write_form(params, GENAUTH_JSON_EXACT, text, &err) !=
+            GENAUTH_OK) {
+        if (err.status == GENAUTH_E_NOMEM)
+            PyErr_NoMemory();
+        else
+            PyErr_Format(PyExc_ValueError, "calls[%zd]: %s", index,
+                         err.message);
+        goto done;
+    }
+    node = PyMem_Malloc(sizeof(*node) + text->len + 1);
+    if (!node) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(node, 0, sizeof(*node));
+    /* cJSON_IsReference: the text is not cJSON's to free (nor is the node:
+     * genauth_params_free). */
+    node->type = cJSON_Raw | cJSON_IsReference;
+    node->valuestring = (char *)(node + 1);
+    memcpy(node->valuestring, text->data, text->len);
+    node->valuestring[text->len] = '\0';
+done:
+    genauth_error_clear(&err);
+    cJSON_Delete(params);
+    return node;
+}
+
+void
+genauth_params_free(cJSON *params)
+{
+    if (params && cJSON_IsRaw(params) && (params->type & cJSON_IsReference))
+        PyMem_Free(params); /* written_body's */
+    else
+        cJSON_Delete(params);
+}
+
 /* The parameter object of a call: each given, non-None argument under its
  * JSON name. `index` is the call's place in a batch (errors then name
  * calls[index]), or -1. `sign`: the client signs its requests (Mappings
- * may then hold only JavaScript-safe integers). New object (cJSON_Delete),
- * or NULL with an exception set. */
+ * may then hold only JavaScript-safe integers). With `written`, an unsigned
+ * POST's comes as its written body (written_body). New object
+ * (genauth_params_free), or NULL with an exception set. */
 static cJSON *
 build_params(genauth_op op, const genauth_signature_spec *sig,
-             PyObject *const *values, Py_ssize_t index, int sign)
+             PyObject *const *values, Py_ssize_t index, int sign,
+             int written)
 {
     /* A POST body that is not signed is sent exactly as written: its
      * mappings go straight to JSON text, without a tree to build, walk and
@@ -271,6 +327,8 @@ build_params(genauth_op op, const genauth_signature_spec *sig,
             goto fail;
         }
     }
+    if (written && as_text)
+        params = written_body(op, params, index, &scratch);
     genauth_buf_clear(&scratch);
     return params;
 
@@ -302,7 +360,7 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
         return NULL;
     cJSON *params =
         build_params(op, &m->sig, values, -1,
-                     genauth_client_signs_payloads(self));
+                     genauth_client_signs_payloads(self), 0);
     if (!params)
         return NULL;
     genauth_request req = {op, params};
@@ -344,7 +402,7 @@ genauth_method_params(genauth_op op, int async_client, int sign,
     if (genauth_parse_args(async_client ? &m->async_sig : &m->sig, args,
                            nargs, kwnames, values) < 0)
         return NULL;
-    return build_params(op, &m->sig, values, -1, sign);
+    return build_params(op, &m->sig, values, -1, sign, 0);
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -450,7 +508,7 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
         if (batch_call_values(PyTuple_GetItem(seq, i), i, sig, held) < 0)
             goto done;
         params[i] = build_params(GENAUTH_OP_TRIGGER_WEBHOOK, sig, held, i,
-                                 sign);
+                                 sign, 1);
         for (Py_ssize_t j = 0; j < width; j++)
             Py_CLEAR(held[j]);
         if (!params[i])
@@ -463,7 +521,7 @@ genauth_batch_params(int async_client, int sign, PyObject *const *args,
     params = NULL;
 done:
     for (Py_ssize_t i = 0; params && i < converted; i++)
-        cJSON_Delete(params[i]);
+        genauth_params_free(params[i]);
     PyMem_Free(params);
     PyMem_Free(held);
     Py_DECREF(seq);
@@ -519,7 +577,7 @@ batch_outcome(batch_results *br, size_t i)
     if (gc_was_enabled)
         PyGC_Enable();
     genauth_batch_item_clear(it);
-    cJSON_Delete(br->params[i]);
+    genauth_params_free(br->params[i]);
     br->params[i] = NULL;
     it->req.params = NULL;
     return br->outcomes[i] ? 0 : -1;
@@ -613,7 +671,7 @@ done:
     for (Py_ssize_t i = 0; br.items && i < n; i++)
         genauth_batch_item_clear(&br.items[i]);
     for (Py_ssize_t i = 0; i < n; i++)
-        cJSON_Delete(br.params[i]);
+        genauth_params_free(br.params[i]);
     PyMem_Free(br.params);
     PyMem_Free(br.items);
     PyMem_Free(br.outcomes);

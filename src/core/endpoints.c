@@ -184,6 +184,14 @@ genauth_endpoint_check(const genauth_endpoint *ep, const cJSON *params,
 {
     unsigned seen = 0;
 
+    if (params && cJSON_IsRaw(params) && genauth_json_is_object(params)) {
+        if (ep->is_get)
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "params: a written body is for a POST, "
+                                     "and %s %s is a GET",
+                                     ep->method, ep->path);
+        return GENAUTH_OK;
+    }
     if (params && !cJSON_IsObject(params))
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "params: must be a JSON object");

@@ -219,11 +219,23 @@ const char *genauth_op_method(genauth_op op);
  * as true/false). A member that is absent, or JSON null, is left out.
  * Each member is checked against the endpoint's table before anything is
  * sent: an unknown name, a missing required one or a wrong type is
- * GENAUTH_E_INVALID naming it. Borrowed: the caller keeps it alive. */
+ * GENAUTH_E_INVALID naming it. Borrowed: the caller keeps it alive.
+ *
+ * A POST's body written already: `params` may instead be a cJSON_Raw node
+ * whose text is the object (as genauth_json_write writes one, without null
+ * members), sent as it is. Its members are not checked then: check the
+ * object it is written from with genauth_request_check. It cannot be signed
+ * (signature mode signs the members: GENAUTH_E_INVALID). It lets a caller
+ * holding many requests (a batch) keep each as one small block of text. */
 typedef struct {
     genauth_op op;
-    const cJSON *params; /* an object, or NULL for no parameters */
+    const cJSON *params; /* an object, a written body, or NULL for none */
 } genauth_request;
+
+/* Checks `req`'s members against its endpoint's table as a call does
+ * (GENAUTH_E_INVALID naming the member), sending nothing. */
+genauth_status genauth_request_check(const genauth_request *req,
+                                     genauth_error *err);
 
 /* The request DTOs of the reference, for C callers: each converts to a
  * genauth_request through the endpoint table (genauth_request_from_dto).

@@ -364,7 +364,9 @@ typedef struct {
 const genauth_endpoint *genauth_endpoint_of(genauth_op op);
 /* Whether `params` (an object or NULL) fit the endpoint: only its fields,
  * each of its type (null members are left out, so they pass), the required
- * ones present. GENAUTH_E_INVALID naming the field otherwise. */
+ * ones present. GENAUTH_E_INVALID naming the field otherwise. A written
+ * body (genauth_request) passes for a POST endpoint unread: its writer
+ * checked the object it was written from (genauth_request_check). */
 genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
                                       const cJSON *params,
                                       genauth_error *err);

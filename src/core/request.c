@@ -214,6 +214,11 @@ encode_checked(genauth_client *c, genauth_conn *conn,
     int sign = c->auth == GENAUTH_AUTH_SIGNATURE;
     genauth_status st = GENAUTH_OK;
 
+    /* Signing reads the members, which a written body has as text only. */
+    if (sign && req->params && cJSON_IsRaw(req->params))
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "params: a written body cannot be signed "
+                                 "(signature mode signs its members)");
     if (!(params = without_nulls(req->params, &owned, err)))
         return err->status;
     plan->is_get = ep->is_get;
@@ -253,6 +258,16 @@ encode_checked(genauth_client *c, genauth_conn *conn,
     cJSON_Delete(signed_params);
     cJSON_Delete(owned);
     return st;
+}
+
+genauth_status
+genauth_request_check(const genauth_request *req, genauth_error *err)
+{
+    const genauth_endpoint *ep = genauth_endpoint_of(req->op);
+
+    if (!ep)
+        return genauth_error_set(err, GENAUTH_E_INVALID, "op: unknown");
+    return genauth_endpoint_check(ep, req->params, err);
 }
 
 genauth_status

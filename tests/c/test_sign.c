@@ -1159,6 +1159,62 @@ test_query_encoding(void)
     genauth_error_clear(&err);
 }
 
+/* A written body (genauth_request) goes out as it is for a POST; a GET
+ * and a signing client refuse it, since neither can read its members. */
+static void
+test_written_body(void)
+{
+    static const char text[] =
+        "{\"webhookId\":\"w\",\"requestBody\":{\"n\":[1,2.50,1e400]}}";
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_conn *conn = NULL;
+    genauth_error err;
+    genauth_call_plan plan = {0};
+    cJSON *body = cJSON_CreateRaw(text);
+
+    genauth_error_init(&err);
+    for (int sign = 0; sign <= 1; sign++) {
+        genauth_client_options_init(&o);
+        o.access_key_id = "AK";
+        o.access_key_secret = "SK";
+        o.host = "http://h";
+        o.auth = sign ? GENAUTH_AUTH_SIGNATURE : GENAUTH_AUTH_TOKEN;
+        c = encoder_new(&o, &conn);
+        if (!conn) {
+            free_encoder(c, conn);
+            break;
+        }
+        genauth_request req = {GENAUTH_OP_TRIGGER_WEBHOOK, body};
+        genauth_error_init(&err);
+        if (!sign) {
+            CHECK(genauth_call_encode(c, conn, &req, NULL, &plan, &err) ==
+                  GENAUTH_OK);
+            CHECK_STR(conn->request.data, text); /* byte for byte */
+            CHECK(!plan.is_get);
+        } else {
+            CHECK(genauth_call_encode(c, conn, &req, NULL, &plan, &err) ==
+                  GENAUTH_E_INVALID);
+            CHECK(strstr(err.message, "cannot be signed") != NULL);
+        }
+        genauth_error_clear(&err);
+        genauth_request get = {GENAUTH_OP_GET_WEBHOOK, body};
+        CHECK(genauth_call_encode(c, conn, &get, NULL, &plan, &err) ==
+              GENAUTH_E_INVALID);
+        CHECK(strstr(err.message, "GET /api/v3/get-webhook") != NULL);
+        genauth_error_clear(&err);
+        free_encoder(c, conn);
+    }
+    /* The check a writer runs on the object it writes from. */
+    cJSON *tree = cJSON_Parse("{\"requestBody\":{}}");
+    genauth_request unwritten = {GENAUTH_OP_TRIGGER_WEBHOOK, tree};
+    CHECK(genauth_request_check(&unwritten, &err) == GENAUTH_E_INVALID);
+    CHECK(strncmp(err.message, "webhookId", 9) == 0);
+    genauth_error_clear(&err);
+    cJSON_Delete(tree);
+    cJSON_Delete(body);
+}
+
 /* ---- the date takes no lock of libc's --------------------------------- */
 
 static void *
@@ -1228,5 +1284,6 @@ main(void)
     test_comma_locale();
     test_request_vectors();
     test_query_encoding();
+    test_written_body();
     return check_summary("test_sign");
 }
