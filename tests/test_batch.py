@@ -3,6 +3,7 @@ import collections.abc
 import contextlib
 import gc
 import logging
+import signal
 import threading
 import time
 
@@ -373,3 +374,60 @@ def test_a_batch_sends_each_call_as_a_single_call_sends_it(fake, client_for,
     results = client.trigger_webhooks(payloads, concurrency=1)
     assert [r["statusCode"] for r in results] == [200] * 3
     assert bodies == singles
+
+
+def first_now_others_late(fake, late=3.0):
+    """A handler: the call for webhook "first" is answered at once, after
+    sending this process's main thread SIGINT when `signal_first` is set;
+    every other call `late` seconds later."""
+    main = threading.main_thread().ident
+
+    def handler(req, signal_first=False):
+        if "trigger-webhook" not in req.path:
+            return fake(req)
+        ok = {"statusCode": 200, "message": "ok"}
+        if req.json()["webhookId"] != "first":
+            return Response.json(ok, delay=late)
+        if signal_first:
+            signal.pthread_kill(main, signal.SIGINT)
+        return Response.json(ok)
+
+    return handler
+
+
+FIRST_AND_LATE = [{"webhook_id": "first"}] + calls(3)
+
+
+def test_ctrl_c_that_lands_as_a_call_ends_stops_the_batch(fake, client_for):
+    """SIGINT lands while the batch waits on the network, and a call's
+    answer comes before the batch's next look for signals: the Python code
+    that call's end runs (the logger's isEnabledFor, with logging imported
+    and genauth_c's DEBUG off) must not be where the KeyboardInterrupt goes.
+    It stops the batch; it was reported as the log handler's failure and the
+    batch ran on to its end."""
+    handler = first_now_others_late(fake)
+    fake.server.handler = lambda req: handler(req, signal_first=True)
+    client = client_for(fake.server.url, timeout=30)
+    with pytest.raises(KeyboardInterrupt):
+        client.trigger_webhooks(FIRST_AND_LATE, concurrency=4)
+    fake.server.handler = fake
+    assert client.trigger_webhook("again")["statusCode"] == 200
+
+
+def test_ctrl_c_in_a_log_handler_stops_the_batch(fake, client_for):
+    """SIGINT lands while a log handler runs on the batch's thread (its
+    KeyboardInterrupt comes out of the handler, as Python raises it there):
+    the batch stops with it, as when it lands in the batch's wait; it was
+    reported as a failing handler's and lost."""
+    fake.server.handler = first_now_others_late(fake)
+    client = client_for(fake.server.url, timeout=30)
+    client.trigger_webhook("warm")
+
+    def on_line(line):
+        if "trigger-webhook" in line:
+            signal.raise_signal(signal.SIGINT)
+
+    with debug_lines(on_line), pytest.raises(KeyboardInterrupt):
+        client.trigger_webhooks(FIRST_AND_LATE, concurrency=4)
+    fake.server.handler = fake
+    assert client.trigger_webhook("again")["statusCode"] == 200

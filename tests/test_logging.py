@@ -3,6 +3,7 @@ WARNING for unverified TLS, nothing secret, silent by default."""
 import asyncio
 import logging
 import re
+import signal
 import subprocess
 import sys
 
@@ -351,3 +352,52 @@ def test_token_fetches_log_from_worker_threads(emulator, debug_log):
     assert len(fetches) == 4
     for c in clients:
         c.close()
+
+
+class InterruptsOnRequestLine(logging.Handler):
+    """SIGINT lands while this handler runs, on a request's line: Python
+    raises KeyboardInterrupt in the handler's code."""
+
+    def emit(self, record):
+        if record.getMessage().startswith("POST"):
+            signal.raise_signal(signal.SIGINT)
+
+
+@pytest.fixture
+def interrupting_handler():
+    logger = logging.getLogger("genauth_c")
+    handler = InterruptsOnRequestLine()
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def test_ctrl_c_in_a_handler_comes_out_of_the_call(emulator,
+                                                   interrupting_handler):
+    """A KeyboardInterrupt is no handler's failure to report (and lose): it
+    comes out of the call, as out of any Python code Ctrl-C lands in."""
+    with ManagementClient(AK, SK, host=emulator.url) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.trigger_webhook("wh1")
+
+
+def test_ctrl_c_in_a_handler_comes_out_of_an_async_batch(emulator,
+                                                          interrupting_handler):
+    """The same for an AsyncManagementClient's batch, on a loop that leaves
+    SIGINT to Python's default handler: the KeyboardInterrupt ends the batch
+    and leaves the loop, as one raised in any of its callbacks does."""
+    loop = asyncio.new_event_loop()
+    client = AsyncManagementClient(AK, SK, host=emulator.url)
+
+    async def batch():
+        return await client.trigger_webhooks([{"webhook_id": "wh1"}] * 3)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(batch())
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()

@@ -182,9 +182,12 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
     call->evcall = NULL;
     if (engine->detached)
         goto done;
-    genauth_log_request(st, genauth_op_method(call->req.op),
-                        genauth_op_path(call->req.op), status, resp, err);
-    if (status == GENAUTH_OK) {
+    if (genauth_log_request(st, genauth_op_method(call->req.op),
+                            genauth_op_path(call->req.op), status, resp,
+                            err) < 0) {
+        /* Ctrl-C while a log handler ran: the outcome is that exception
+         * (below), raised where the call, or its batch, is awaited. */
+    } else if (status == GENAUTH_OK) {
         value = genauth_envelope_result(st, resp, engine->raise_for_status);
         /* A single call raises what a batch returns. */
         is_exception = value && !PyDict_Check(value) && !call->outcome;
@@ -195,7 +198,8 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
                        status == GENAUTH_E_NOMEM;
     }
     if (!value) {
-        /* The conversion failed (no memory): that is the outcome. */
+        /* The conversion failed (no memory), or the logging let Ctrl-C
+         * out: that is the outcome. */
         PyObject *t, *tb;
         PyErr_Fetch(&t, &value, &tb);
         PyErr_NormalizeException(&t, &value, &tb);

@@ -105,8 +105,8 @@ void genauth_wait_leave_python(int entered);
 #define GENAUTH_END_WAIT                                                     \
         genauth_wait_end(&genauth_wait_);                                    \
     }
-/* log.c: the genauth_c logger. None of these raises: a failing handler is
- * reported as unraisable, like the logging module's own failures. */
+/* log.c: the genauth_c logger. A failing handler is reported as
+ * unraisable, like the logging module's own failures, never raised. */
 int genauth_log_init(genauth_module_state *st);
 int genauth_log_traverse(genauth_module_state *st, visitproc visit, void *arg);
 void genauth_log_clear(genauth_module_state *st);
@@ -114,11 +114,15 @@ void genauth_log_clear(genauth_module_state *st);
  * it costs one isEnabledFor call): method, path, HTTP status, statusCode,
  * apiCode, requestId, duration and retries from `env` (status GENAUTH_OK)
  * or `err`. Call it with the GIL held; an exception already set (an
- * interrupted call's) is kept aside while it runs and left as it was. */
-void genauth_log_request(genauth_module_state *st, const char *method,
-                         const char *path, genauth_status status,
-                         const genauth_envelope *env,
-                         const genauth_error *err);
+ * interrupted call's) is kept aside while it runs and left as it was.
+ * 0, or -1 when Ctrl-C landed in the logging's Python code (or a handler
+ * let another exception out that is not an Exception, such as SystemExit):
+ * that exception is set, to be raised instead of the call's outcome, as it
+ * comes out of a logging call in Python. */
+int genauth_log_request(genauth_module_state *st, const char *method,
+                        const char *path, genauth_status status,
+                        const genauth_envelope *env,
+                        const genauth_error *err);
 /* The core's event hook (genauth_client_set_event_hook, userdata: the
  * module state): takes the GIL itself. */
 void genauth_log_event(const genauth_event *event, void *userdata);

@@ -97,6 +97,19 @@ report_failure(genauth_module_state *st)
         PyErr_WriteUnraisable(st->logger ? st->logger : Py_None);
 }
 
+/* report_failure, except for what is no handler's failure: an exception
+ * that is not an Exception (KeyboardInterrupt: Ctrl-C landed while Python
+ * code of the logging ran; SystemExit), which comes out of a logging call
+ * in Python too. Then -1 with it set. */
+static int
+report_failure_but_interrupts(genauth_module_state *st)
+{
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    report_failure(st);
+    return 0;
+}
+
 /* 1 when DEBUG lines are wanted, 0 when not, -1 with an exception set. */
 static int
 debug_enabled(genauth_module_state *st)
@@ -146,35 +159,37 @@ printable(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
-static void log_request(genauth_module_state *st, const char *method,
-                        const char *path, genauth_status status,
-                        const genauth_envelope *env,
-                        const genauth_error *err);
+static int log_request(genauth_module_state *st, const char *method,
+                       const char *path, genauth_status status,
+                       const genauth_envelope *env, const genauth_error *err);
 
-void
+int
 genauth_log_request(genauth_module_state *st, const char *method,
                     const char *path, genauth_status status,
                     const genauth_envelope *env, const genauth_error *err)
 {
     /* An interrupted call arrives with the signal handler's exception set
      * (KeyboardInterrupt): logging runs Python code, so it is set aside
-     * meanwhile and handed back unchanged. */
+     * meanwhile and handed back unchanged, in place of any the logging
+     * let through. */
     PyObject *pending_type, *pending_value, *pending_tb;
     PyErr_Fetch(&pending_type, &pending_value, &pending_tb);
-    log_request(st, method, path, status, env, err);
-    PyErr_Restore(pending_type, pending_value, pending_tb);
+    int rc = log_request(st, method, path, status, env, err);
+    if (pending_type) {
+        PyErr_Restore(pending_type, pending_value, pending_tb);
+        rc = 0;
+    }
+    return rc;
 }
 
-static void
+static int
 log_request(genauth_module_state *st, const char *method, const char *path,
             genauth_status status, const genauth_envelope *env,
             const genauth_error *err)
 {
     int enabled = debug_enabled(st);
-    if (enabled <= 0) {
-        report_failure(st);
-        return;
-    }
+    if (enabled <= 0)
+        return report_failure_but_interrupts(st);
     const genauth_call_stats *stats =
         status == GENAUTH_OK ? &env->stats : &err->stats;
     char ms[32];
@@ -202,7 +217,7 @@ log_request(genauth_module_state *st, const char *method, const char *path,
             stats->retries, err->message);
     }
     emit(st, "debug", line);
-    report_failure(st);
+    return report_failure_but_interrupts(st);
 }
 
 void

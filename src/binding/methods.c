@@ -373,8 +373,9 @@ call_api(PyObject *self, genauth_op op, PyObject *const *args,
     status = genauth_client_call(client, &req, &env, &err);
     cJSON_Delete(params);
     GENAUTH_END_WAIT
-    genauth_log_request(st, genauth_op_method(op), genauth_op_path(op),
-                        status, &env, &err);
+    if (genauth_log_request(st, genauth_op_method(op), genauth_op_path(op),
+                            status, &env, &err) < 0)
+        goto done; /* Ctrl-C while a log handler ran: raised instead */
 
     if (status != GENAUTH_OK) {
         genauth_raise(st, &err);
@@ -552,52 +553,58 @@ typedef struct {
      * log handler would). */
     PyObject **outcomes;
     int raise_for_status;
-    /* Making an outcome failed (out of memory): the exception, kept aside
-     * until the batch returns, and no more outcomes are made meanwhile. */
-    PyObject *exc_type, *exc_value, *exc_tb;
 } batch_results;
 
 /* Logs items[i]'s call, makes its outcome and frees what it held. With the
- * GIL, no exception set. -1 with an exception. */
+ * GIL, no exception set. -1 with an exception: no memory for the outcome,
+ * or Ctrl-C while a log handler ran (genauth_log_request). */
 static int
 batch_outcome(batch_results *br, size_t i)
 {
     genauth_batch_item *it = &br->items[i];
-    genauth_log_request(br->st, genauth_op_method(it->req.op),
-                        genauth_op_path(it->req.op), it->status, &it->resp,
-                        it->err);
-    /* The results make no cycles and every one of them is kept: the
-     * collections their allocations would trigger meanwhile (each a pass
-     * over the results made so far) would free nothing. */
-    int gc_was_enabled = PyGC_Disable();
-    br->outcomes[i] =
-        it->status == GENAUTH_OK
-            ? genauth_envelope_result(br->st, &it->resp, br->raise_for_status)
-            : genauth_exception_new(br->st, it->err);
-    if (gc_was_enabled)
-        PyGC_Enable();
+    int rc = genauth_log_request(br->st, genauth_op_method(it->req.op),
+                                 genauth_op_path(it->req.op), it->status,
+                                 &it->resp, it->err);
+    if (rc == 0) {
+        /* The results make no cycles and every one of them is kept: the
+         * collections their allocations would trigger meanwhile (each a
+         * pass over the results made so far) would free nothing. */
+        int gc_was_enabled = PyGC_Disable();
+        br->outcomes[i] =
+            it->status == GENAUTH_OK
+                ? genauth_envelope_result(br->st, &it->resp,
+                                          br->raise_for_status)
+                : genauth_exception_new(br->st, it->err);
+        if (gc_was_enabled)
+            PyGC_Enable();
+        rc = br->outcomes[i] ? 0 : -1;
+    }
     genauth_batch_item_clear(it);
     genauth_params_free(br->params[i]);
     br->params[i] = NULL;
     it->req.params = NULL;
-    return br->outcomes[i] ? 0 : -1;
+    return rc;
 }
 
-/* genauth_batch_done_fn: on the batch's thread, the GIL released. */
-static void
+/* genauth_batch_done_fn: on the batch's thread, the GIL released. Stops
+ * the batch with the exception set (genauth_raise hands it over as the
+ * interrupted batch's) when the outcome cannot be made, or a signal
+ * handler raised. */
+static int
 batch_call_done(void *userdata, size_t index)
 {
     batch_results *br = userdata;
-    if (br->exc_type)
-        return;
     int entered = genauth_wait_enter_python();
     if (!entered)
-        return; /* made once the batch returns */
-    /* One set already (a signal handler's, the batch is stopping): no
-     * Python code runs with it. */
-    if (!PyErr_Occurred() && batch_outcome(br, index) < 0)
-        PyErr_Fetch(&br->exc_type, &br->exc_value, &br->exc_tb);
+        return 0; /* made once the batch returns */
+    /* A signal that came while the batch waited on the network runs its
+     * handler now, as the batch's own look for signals would: left
+     * pending, its KeyboardInterrupt would land in the logging's Python
+     * code below, as a log handler's failure. */
+    int stop = PyErr_Occurred() != NULL || PyErr_CheckSignals() < 0 ||
+               batch_outcome(br, index) < 0;
     genauth_wait_leave_python(entered);
+    return stop;
 }
 
 static PyObject *
@@ -642,11 +649,6 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         genauth_raise(st, &err);
         goto done;
     }
-    if (br.exc_type) {
-        PyErr_Restore(br.exc_type, br.exc_value, br.exc_tb);
-        br.exc_type = br.exc_value = br.exc_tb = NULL;
-        goto done;
-    }
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Calls that the batch's own error ended, and any whose outcome
          * could not be made on the batch's thread. */
@@ -663,9 +665,6 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
     }
 done:
     /* An interrupted batch's KeyboardInterrupt stays set through this. */
-    Py_XDECREF(br.exc_type);
-    Py_XDECREF(br.exc_value);
-    Py_XDECREF(br.exc_tb);
     for (Py_ssize_t i = 0; br.outcomes && i < n; i++)
         Py_XDECREF(br.outcomes[i]);
     for (Py_ssize_t i = 0; br.items && i < n; i++)

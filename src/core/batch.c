@@ -294,8 +294,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 active++;
             else if (s->item->status == GENAUTH_E_INTERRUPTED)
                 goto interrupted; /* Ctrl-C while it waited for a token */
-            else if (done)
-                done(userdata, (size_t)(s->item - items));
+            else if (done && done(userdata, (size_t)(s->item - items)))
+                goto interrupted;
             if (next == count && n_waiting == 0)
                 curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                                   (long)GENAUTH_IDLE_CONNECTIONS);
@@ -335,8 +335,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                     limit++;
                 if (s->item->status == GENAUTH_E_INTERRUPTED)
                     goto interrupted;
-                if (done)
-                    done(userdata, (size_t)(s->item - items));
+                if (done && done(userdata, (size_t)(s->item - items)))
+                    goto interrupted;
             }
         }
         if (finished)

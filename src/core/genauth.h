@@ -364,10 +364,14 @@ void genauth_batch_item_clear_error(genauth_batch_item *item);
 
 /* Told that items[index] has its outcome, as its call ends (not for the
  * calls that the batch's own error ends). It runs on the batch's thread
- * with no lock of the client held, and may read the item and clear it
- * (genauth_batch_item_clear): a caller that takes each outcome there holds
- * each envelope only until its call ends, not until the batch's last. */
-typedef void (*genauth_batch_done_fn)(void *userdata, size_t index);
+ * with none of the client's locks that a call of its own would take held,
+ * and may read the item and clear it (genauth_batch_item_clear): a caller
+ * that takes each outcome there holds each envelope only until its call
+ * ends, not until the batch's last. 0 to go on; anything else stops the
+ * batch as the client's interrupt callback does (GENAUTH_E_INTERRUPTED):
+ * a caller that cannot take an outcome, or is told to stop while it runs
+ * (a signal), sends no more calls. */
+typedef int (*genauth_batch_done_fn)(void *userdata, size_t index);
 
 /* Runs the calls of `items` (any endpoints) concurrently over libcurl's
  * multi interface, at most `concurrency` in flight, sharing the client's
@@ -375,7 +379,8 @@ typedef void (*genauth_batch_done_fn)(void *userdata, size_t index);
  * when it starts. Every item gets its own outcome; `done` (may be NULL) is
  * told of each as it comes. Returns GENAUTH_OK when the batch ran, even if
  * calls failed; an error only when the whole batch stopped (closed client,
- * interrupted, out of memory): then items not finished carry that error. */
+ * interrupted, by `done` too, out of memory): then items not finished
+ * carry that error. */
 genauth_status genauth_client_batch(genauth_client *client,
                                     genauth_batch_item *items, size_t count,
                                     size_t concurrency,

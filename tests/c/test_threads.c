@@ -416,6 +416,93 @@ test_one_stalled_call_among_busy_threads(int interrupt)
     genauth_client_free(c);
 }
 
+/* ---- a batch's completion callback ------------------------------------- */
+
+typedef struct {
+    genauth_batch_item *items;
+    size_t stop_after; /* stop the batch once told of this many, or 0 */
+    size_t told, ok;
+    size_t order[4];
+} batch_seen;
+
+/* Takes each outcome as its call ends: the item is cleared here. */
+static int
+take_outcome(void *userdata, size_t index)
+{
+    batch_seen *s = userdata;
+    genauth_batch_item *it = &s->items[index];
+    if (s->told < 4)
+        s->order[s->told] = index;
+    s->told++;
+    s->ok += it->status == GENAUTH_OK && it->resp.has_status_code &&
+             it->resp.status_code == 200;
+    genauth_batch_item_clear(it);
+    return s->stop_after && s->told >= s->stop_after;
+}
+
+/* genauth_client_batch as genauth.h promises it to a C caller: without a
+ * callback every item keeps its outcome; with one, it is told of each call
+ * once and may clear the item; one that returns nonzero stops the batch
+ * (GENAUTH_E_INTERRUPTED for the calls in flight, of which it is not
+ * told). Requests as trees and as written bodies alike. */
+static void
+test_batch_done_callback(void)
+{
+    genauth_client *c = new_client();
+    cJSON *tree = cJSON_Parse("{\"webhookId\":\"wh1\"}");
+    cJSON *written = cJSON_CreateRaw("{\"webhookId\":\"wh1\"}");
+    cJSON *stall = cJSON_CreateRaw("{\"webhookId\":\"stall\"}");
+    genauth_batch_item items[4];
+    genauth_error err;
+    genauth_status st;
+
+    genauth_error_init(&err);
+    CHECK(c && tree && written && stall);
+    if (!c || !tree || !written || !stall)
+        goto done;
+    memset(items, 0, sizeof(items));
+    for (int i = 0; i < 4; i++) {
+        items[i].req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
+        items[i].req.params = i % 2 ? written : tree;
+    }
+    st = genauth_client_batch(c, items, 4, 2, NULL, NULL, &err);
+    CHECK(st == GENAUTH_OK);
+    for (int i = 0; i < 4; i++) {
+        CHECK(items[i].status == GENAUTH_OK && items[i].resp.status_code == 200);
+        genauth_batch_item_clear(&items[i]);
+    }
+
+    batch_seen s = {.items = items};
+    st = genauth_client_batch(c, items, 4, 2, take_outcome, &s, &err);
+    CHECK(st == GENAUTH_OK);
+    CHECK(s.told == 4 && s.ok == 4);
+    unsigned seen = 0;
+    for (size_t i = 0; i < 4 && i < s.told; i++)
+        seen |= 1u << s.order[i];
+    CHECK(seen == 0xf); /* each once */
+    for (int i = 0; i < 4; i++)
+        CHECK(items[i].resp.doc == NULL && items[i].err == NULL);
+
+    /* The first call ends; the two held by the server are in flight. */
+    items[1].req.params = stall;
+    items[2].req.params = stall;
+    s = (batch_seen){.items = items, .stop_after = 1};
+    st = genauth_client_batch(c, items, 3, 3, take_outcome, &s, &err);
+    CHECK(st == GENAUTH_E_INTERRUPTED);
+    CHECK(s.told == 1 && s.ok == 1 && s.order[0] == 0);
+    CHECK(items[1].status == GENAUTH_E_INTERRUPTED &&
+          items[2].status == GENAUTH_E_INTERRUPTED);
+    for (int i = 0; i < 3; i++)
+        genauth_batch_item_clear(&items[i]);
+    genauth_error_clear(&err);
+    CHECK(call(c) == GENAUTH_OK); /* the client goes on */
+done:
+    cJSON_Delete(stall);
+    cJSON_Delete(written);
+    cJSON_Delete(tree);
+    genauth_client_free(c);
+}
+
 /* ---- fork() while other threads are inside the client ----------------- */
 
 typedef struct {
@@ -604,6 +691,7 @@ main(void)
     test_failed_early_refresh_reaches_no_caller();
     test_one_stalled_call_among_busy_threads(1);
     test_one_stalled_call_among_busy_threads(0);
+    test_batch_done_callback();
     test_fork_while_another_thread_holds_the_clients_locks();
     test_fork_while_another_thread_waits_for_a_token();
     server_stop();
