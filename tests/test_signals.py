@@ -64,10 +64,12 @@ def test_a_signal_handler_runs_during_the_call_and_may_let_it_continue(
 
 # A server in a process of its own (it must answer while this process's
 # GIL is held by a spinning thread): it waits for `n` requests, prints
-# "ready", answers them all `delay` seconds later, and exits.
+# "ready", answers them all `delay` seconds later (the first one `early`
+# seconds later, when given), and exits.
 SERVER = textwrap.dedent("""
     import socket, sys, time, json
     n, delay = int(sys.argv[1]), float(sys.argv[2])
+    early = float(sys.argv[3]) if len(sys.argv) > 3 else delay
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(64)
@@ -85,9 +87,10 @@ SERVER = textwrap.dedent("""
             body += c.recv(65536)
         conns.append(c)
     print("ready", flush=True)
-    time.sleep(delay)
     answer = json.dumps(%r).encode()
-    for c in conns:
+    for i, c in enumerate(conns):
+        if i < 2:
+            time.sleep(early if i == 0 else delay - early)
         c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
                   b"Content-Length: %%d\\r\\n\\r\\n%%s" %% (len(answer), answer))
     time.sleep(5)
@@ -98,6 +101,19 @@ def read_line(proc, timeout):
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     assert ready, "the server process said nothing"
     return proc.stdout.readline().strip()
+
+
+def hold_the_gil(seconds):
+    """A pure-Python spin that keeps the GIL for `seconds`: the switch
+    interval is made longer than the spin."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def test_waiting_worker_threads_never_take_the_gil():
@@ -111,7 +127,6 @@ def test_waiting_worker_threads_never_take_the_gil():
                             stdout=subprocess.PIPE, text=True)
     results = [None] * workers
     threads = []
-    interval = sys.getswitchinterval()
     try:
         port = int(read_line(proc, 30))
         client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
@@ -128,18 +143,44 @@ def test_waiting_worker_threads_never_take_the_gil():
         for t in threads:
             t.start()
         assert read_line(proc, 30) == "ready"  # every call is waiting
-        sys.setswitchinterval(100.0)
-        end = time.monotonic() + timeout + 1.0
-        while time.monotonic() < end:
-            pass
-        sys.setswitchinterval(interval)
+        hold_the_gil(timeout + 1.0)
         for t in threads:
             t.join(timeout=30)
         assert not any(t.is_alive() for t in threads)
         assert results == [ENVELOPE] * workers
         client.close()
     finally:
-        sys.setswitchinterval(interval)
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def test_a_batch_in_a_worker_thread_never_takes_the_gil_as_its_calls_end():
+    """As a single call: a batch waiting in a thread that runs no signal
+    handlers does not take the GIL when one of its calls ends (to log it
+    and make its result). There it would wait for the GIL behind this
+    thread's spin while its other calls' answers came, and those calls
+    would end with TimeoutError; it makes the results once it returns."""
+    calls, timeout = 4, 3.0
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(calls), "0.8",
+                             "0.2"], stdout=subprocess.PIPE, text=True)
+    results = []
+    try:
+        port = int(read_line(proc, 30))
+        client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
+                                  auth="signature", timeout=timeout)
+        worker = threading.Thread(target=lambda: results.append(
+            client.trigger_webhooks([{"webhook_id": f"wh{i}"}
+                                     for i in range(calls)],
+                                    concurrency=calls)))
+        worker.start()
+        assert read_line(proc, 30) == "ready"  # every call is waiting
+        hold_the_gil(timeout + 1.0)
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+        assert results == [[ENVELOPE] * calls]
+        client.close()
+    finally:
         proc.kill()
         proc.wait(timeout=30)
         proc.stdout.close()

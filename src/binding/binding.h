@@ -97,6 +97,11 @@ int genauth_check_signals(void *userdata);
  * subinterpreters. */
 int genauth_wait_enter_python(void);
 void genauth_wait_leave_python(int entered);
+/* Whether this thread's wait runs signal handlers (the main thread's), and
+ * so takes the GIL back every GENAUTH_INTERRUPT_POLL_MS anyway: only there
+ * does a core callback that takes it mid-wait add no new way for another
+ * thread holding the GIL to hold the wait up. */
+int genauth_wait_runs_signal_handlers(void);
 
 #define GENAUTH_BEGIN_WAIT(st)                                               \
     {                                                                        \

@@ -543,7 +543,8 @@ PyDoc_STRVAR(trigger_webhooks_doc,
 "sent: bad input raises TypeError/ValueError naming calls[i].");
 
 /* A batch's outcomes, made as its calls end (batch_call_done) so that each
- * envelope and request is freed then rather than held to the batch's end. */
+ * envelope and request is freed then rather than held to the batch's end;
+ * in a thread that does not run signal handlers, once the batch returns. */
 typedef struct {
     genauth_module_state *st;
     genauth_batch_item *items;
@@ -594,6 +595,14 @@ static int
 batch_call_done(void *userdata, size_t index)
 {
     batch_results *br = userdata;
+    /* Only in the thread that takes the GIL back every 0.1 s anyway, to
+     * run signal handlers. In any other, a batch waits as a call does,
+     * never taking the GIL: there each call's end would wait for it, and
+     * a thread holding it long (a C extension's computation) would hold
+     * up every call in flight until their answers, come meanwhile, time
+     * out. Their outcomes are made once the batch returns. */
+    if (!genauth_wait_runs_signal_handlers())
+        return 0;
     int entered = genauth_wait_enter_python();
     if (!entered)
         return 0; /* made once the batch returns */

@@ -111,6 +111,12 @@ genauth_wait_leave_python(int entered)
 }
 
 int
+genauth_wait_runs_signal_handlers(void)
+{
+    return current_wait != NULL;
+}
+
+int
 genauth_check_signals(void *userdata)
 {
     genauth_wait *w = current_wait;
