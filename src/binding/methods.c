@@ -227,8 +227,11 @@ name_batch_error(Py_ssize_t index, const char *name)
  * call's request from before its first call is sent, and this is about half
  * the tree's memory in one allocation instead of six; from Python's
  * allocator, whose pools the results are made in, the blocks that calls
- * free as they end are reused for the results. NULL with an exception. */
-static cJSON *
+ * free as they end are reused for the results. NULL with an exception.
+ * Never inlined: its error struct (about 0.7 KB) would otherwise sit in
+ * build_params' frame, under the walk of the caller's payloads, whose
+ * depth is bounded by the stack left to it (stack.c). */
+__attribute__((noinline)) static cJSON *
 written_body(genauth_op op, cJSON *params, Py_ssize_t index,
              genauth_buf *text)
 {
