@@ -1,16 +1,26 @@
 """A client pickles by its configuration and comes back as a new client with
 its own connections and token: copy.copy, copy.deepcopy, and process pools
-with the spawn and forkserver start methods."""
+with the spawn and forkserver start methods. A process forked by caller code
+that runs while a call waits (a log or signal handler) leaves the call to
+the parent."""
 import asyncio
 import copy
+import json
+import logging
 import multiprocessing
+import os
 import pickle
+import select
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from genauth_c import APIError, AsyncManagementClient, ManagementClient
+from conftest import wait_child
+from rawserver import FakeGenAuth, RawServer, Response
+
+from genauth_c import APIError, AsyncManagementClient, ManagementClient, TransportError
 from genauth_c.emulator import Emulator, WebhookReceiver
 
 AK, SK = "AKID-processes-1234", "SECRET-processes"
@@ -172,5 +182,218 @@ def test_process_pool_takes_a_client(emulator, receiver, method):
     assert receiver.wait_for(len(ids), timeout=10)
     paths = sorted(got.path for got in receiver.received)
     assert paths == sorted(f"/hook{i}" for i in range(6))
-    import os
     assert os.getpid() not in {pid for _, _, pid in outcomes}
+
+
+# ---- fork() in caller code that runs while a call waits ---------------------
+#
+# A log handler (the DEBUG line of a token fetch, of each call a batch ends)
+# or a signal handler runs while the call waits on the network. If it forks,
+# the child comes back into the call: it must give up the parent's
+# connections and end the call with TransportError, and the parent's call
+# must go on as if nothing happened.
+
+FORK_IDS = [f"wh{i}" for i in range(8)]
+FORK_CALLS = [{"webhook_id": i} for i in FORK_IDS]
+
+
+@pytest.fixture
+def echo_server():
+    """A RawServer whose trigger-webhook answers name the webhookId they were
+    asked for, each `echo_server.delay(webhook_id)` seconds late;
+    `echo_server.asked` lists the webhookIds asked for, and
+    `echo_server.arrived` is set once one was."""
+    fake = FakeGenAuth()
+
+    def handle(req):
+        resp = fake(req)
+        if "trigger-webhook" in req.path and resp.status == 200:
+            webhook_id = req.json()["webhookId"]
+            server.asked.append(webhook_id)
+            server.arrived.set()
+            resp = Response.json({"statusCode": 200, "message": "",
+                                  "data": {"response": {"webhookId": webhook_id}}},
+                                 delay=server.delay(webhook_id))
+        return resp
+
+    with RawServer(handle) as server:
+        server.asked = []
+        server.arrived = threading.Event()
+        server.delay = lambda webhook_id: 0.0
+        yield server
+
+
+class ForkOnce:
+    """Forks the first time it is called; `child` is the child's pid, in
+    the parent."""
+
+    def __init__(self):
+        self.forked = False
+        self.child = None
+
+    def __call__(self):
+        if not self.forked:
+            self.forked = True
+            self.child = os.fork() or None
+
+
+class ForkingLogHandler(logging.Handler):
+    """Forks (once) on the first genauth_c line that starts with `prefix`."""
+
+    def __init__(self, prefix):
+        super().__init__(logging.DEBUG)
+        self.prefix = prefix
+        self.fork = ForkOnce()
+
+    def emit(self, record):
+        if record.getMessage().startswith(self.prefix):
+            self.fork()
+
+
+def outcome(value):
+    """What a call gave, as JSON: each answer's webhookId, each exception's
+    type and message."""
+    if isinstance(value, list):
+        return [outcome(v) for v in value]
+    if isinstance(value, BaseException):
+        return {"raised": type(value).__name__, "message": str(value)}
+    return {"webhookId": value["data"]["response"]["webhookId"]}
+
+
+def run_in_parent_and_child(call, fork):
+    """Runs call(), during which `fork` (a ForkOnce) forks. The child sends
+    what call() gave it (outcome()) through a pipe and ends; the parent gets
+    its own result (or the exception) and the child's outcome."""
+    parent = os.getpid()
+    r, w = os.pipe()
+    try:
+        try:
+            result = call()
+        except BaseException as e:  # in the parent, raised again below
+            result = e
+        if os.getpid() != parent:
+            try:
+                os.write(w, json.dumps(outcome(result)).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        w = -1
+        if not fork.child:
+            if isinstance(result, BaseException):
+                raise result
+            pytest.fail("nothing forked during the call")
+        ready, _, _ = select.select([r], [], [], 30)
+        child = json.loads(os.read(r, 1 << 20) or b"null") if ready else None
+        assert wait_child(fork.child, timeout=30) == 0
+    finally:
+        if os.getpid() == parent:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+    if isinstance(result, BaseException):
+        raise result
+    return result, child
+
+
+@pytest.fixture
+def genauth_log():
+    """The genauth_c logger at DEBUG; add_handler's handlers are removed
+    after the test."""
+    logger = logging.getLogger("genauth_c")
+    level, added = logger.level, []
+    logger.setLevel(logging.DEBUG)
+
+    def add_handler(handler):
+        logger.addHandler(handler)
+        added.append(handler)
+        return handler
+
+    yield add_handler
+    for handler in added:
+        logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def forked_error(got):
+    return got.get("raised") == "TransportError" and "forked" in got["message"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_log_handler_that_forks_in_a_batch_leaves_the_batch_to_the_parent(
+        echo_server, genauth_log):
+    # The first call's line comes while the second is in flight (its answer
+    # takes 0.3 s) and more are still to start (concurrency 2).
+    echo_server.delay = lambda webhook_id: 0.0 if webhook_id == "wh0" else 0.3
+    handler = genauth_log(ForkingLogHandler("POST /api/v3/trigger-webhook"))
+    with ManagementClient(AK, SK, host=echo_server.url, timeout=10,
+                          max_retries=0) as client:
+        results, child = run_in_parent_and_child(
+            lambda: client.trigger_webhooks(FORK_CALLS, concurrency=2),
+            handler.fork)
+        # The parent: every answer, each to its own call.
+        assert outcome(results) == [{"webhookId": i} for i in FORK_IDS]
+        # The child: the call that had ended before the fork keeps its
+        # answer; every other one failed at once, sending nothing.
+        assert isinstance(child, list) and len(child) == len(FORK_IDS), child
+        assert child[0] == {"webhookId": FORK_IDS[0]}, child
+        assert all(map(forked_error, child[1:])), child
+        # Each call was sent once: by the parent.
+        assert sorted(echo_server.asked) == sorted(FORK_IDS)
+        # The parent's client goes on working.
+        assert outcome(client.trigger_webhooks(FORK_CALLS[:2])) == [
+            {"webhookId": i} for i in FORK_IDS[:2]]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_log_handler_that_forks_on_a_token_fetch_leaves_the_call_to_the_parent(
+        echo_server, genauth_log):
+    handler = genauth_log(ForkingLogHandler("token fetch"))
+    with ManagementClient(AK, SK, host=echo_server.url, timeout=10,
+                          max_retries=0) as client:
+        result, child = run_in_parent_and_child(
+            lambda: client.trigger_webhook("wh1"), handler.fork)
+        assert outcome(result) == {"webhookId": "wh1"}
+        assert child is not None and forked_error(child), child
+        assert echo_server.asked == ["wh1"]  # sent by the parent only
+        assert outcome(client.trigger_webhook("wh2")) == {"webhookId": "wh2"}
+        assert client.token_fetches == 1
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_signal_handler_that_forks_while_a_call_waits_leaves_it_to_the_parent(
+        echo_server, batch):
+    fork = ForkOnce()
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fork())
+    alarm = None
+    try:
+        with ManagementClient(AK, SK, host=echo_server.url, timeout=10,
+                              max_retries=0) as client:
+            client.trigger_webhook("wh0")  # the token: then only the call waits
+            echo_server.asked.clear()
+            echo_server.arrived.clear()
+            echo_server.delay = lambda webhook_id: 1.0
+            # Sent once the server holds a request: the handler runs while
+            # the call waits for its answer, at the main thread's next poll.
+            alarm = threading.Thread(target=lambda: echo_server.arrived.wait(10)
+                                     and os.kill(os.getpid(), signal.SIGALRM),
+                                     daemon=True)
+            alarm.start()
+            if batch:
+                call = lambda: client.trigger_webhooks(FORK_CALLS[:2])
+                expected = [{"webhookId": i} for i in FORK_IDS[:2]]
+            else:
+                call = lambda: client.trigger_webhook("wh1")
+                expected = {"webhookId": "wh1"}
+            result, child = run_in_parent_and_child(call, fork)
+            assert outcome(result) == expected
+            if batch:
+                assert isinstance(child, list) and all(map(forked_error, child)), child
+            else:
+                assert child is not None and forked_error(child), child
+            assert sorted(echo_server.asked) == sorted(
+                FORK_IDS[:2] if batch else ["wh1"])
+    finally:
+        if alarm is not None:
+            alarm.join(timeout=15)
+        signal.signal(signal.SIGALRM, previous)

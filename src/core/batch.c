@@ -197,6 +197,23 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     return 0;
 }
 
+/* `s`'s call has ended (its item holds its outcome): tells the done
+ * callback. 0 to go on; 1 to stop the batch as interrupted (Ctrl-C while
+ * the call waited for its token, or the callback asked to stop); -1, err
+ * set, in a child forked meanwhile by caller code (a log handler, here or
+ * in the call's token fetch): the batch ends there at once. */
+static int
+call_ended(genauth_client *c, unsigned long since, slot *s,
+           genauth_batch_item *items, genauth_batch_done_fn done,
+           void *userdata, genauth_error *err)
+{
+    int stop = s->item->status == GENAUTH_E_INTERRUPTED ||
+               (done && done(userdata, (size_t)(s->item - items)));
+    if (genauth_client_check_fork(c, since, err) != GENAUTH_OK)
+        return -1;
+    return stop;
+}
+
 genauth_status
 genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                      size_t count, size_t concurrency,
@@ -213,7 +230,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
     size_t limit; /* in flight at most: concurrency, less when out of fds */
-    int running = 0, holds_client_multi = 0;
+    int running = 0, holds_client_multi = 0, ended;
+    unsigned long since = 0; /* the fork generation it runs in */
 
     for (size_t i = 0; i < count; i++) {
         items[i].status = GENAUTH_OK;
@@ -233,6 +251,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
         goto done;
     }
     genauth_client_adopt_if_forked(c);
+    since = genauth_fork_generation();
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         holds_client_multi = 1;
         if (!c->batch_multi)
@@ -292,10 +311,11 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             }
             if (start_call(c, multi, &sp, s, &scratch))
                 active++;
-            else if (s->item->status == GENAUTH_E_INTERRUPTED)
-                goto interrupted; /* Ctrl-C while it waited for a token */
-            else if (done && done(userdata, (size_t)(s->item - items)))
+            else if ((ended = call_ended(c, since, s, items, done, userdata,
+                                         err)) > 0)
                 goto interrupted;
+            else if (ended < 0)
+                goto forked;
             if (next == count && n_waiting == 0)
                 curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                                   (long)GENAUTH_IDLE_CONNECTIONS);
@@ -333,10 +353,11 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 finished = 1;
                 if (s->item->status == GENAUTH_OK && limit < concurrency)
                     limit++;
-                if (s->item->status == GENAUTH_E_INTERRUPTED)
+                ended = call_ended(c, since, s, items, done, userdata, err);
+                if (ended > 0)
                     goto interrupted;
-                if (done && done(userdata, (size_t)(s->item - items)))
-                    goto interrupted;
+                if (ended < 0)
+                    goto forked;
             }
         }
         if (finished)
@@ -347,13 +368,19 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                                    curl_multi_strerror(mc));
             goto done;
         }
-        if (genauth_client_should_stop(c, &next_check))
+        st = genauth_client_check_interrupt(c, since, &next_check, err);
+        if (st == GENAUTH_E_INTERRUPTED)
             goto interrupted;
+        if (st != GENAUTH_OK)
+            goto forked;
     }
     goto done;
 interrupted:
     st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
                            "the batch was interrupted");
+    goto done;
+forked:
+    st = err->status; /* genauth_client_check_fork's */
 done:
     /* Calls waiting for a file descriptor take the batch's error too. */
     for (size_t k = 0; k < n_waiting; k++) {
@@ -363,7 +390,10 @@ done:
     for (size_t i = 0; slots && i < count; i++) {
         slot *s = &slots[i];
         if (s->conn) {
-            curl_multi_remove_handle(multi, s->conn->easy);
+            /* In a child forked meanwhile, the multi handle and its
+             * connections are the parent's: left as they are. */
+            if (!genauth_forked_since(since))
+                curl_multi_remove_handle(multi, s->conn->easy);
             genauth_client_release(c, s->conn);
             s->conn = NULL;
         } else if (s->item || st == GENAUTH_OK) {
@@ -381,9 +411,13 @@ done:
     genauth_error_clear(&scratch);
     free(slots);
     free(waiting);
-    if (holds_client_multi)
-        pthread_mutex_unlock(&c->batch_mu);
-    else if (multi)
-        curl_multi_cleanup(multi);
+    /* In a child forked meanwhile, neither: batch_mu is made afresh when
+     * the child adopts the client, and the multi handle is the parent's. */
+    if (!genauth_forked_since(since)) {
+        if (holds_client_multi)
+            pthread_mutex_unlock(&c->batch_mu);
+        else if (multi)
+            curl_multi_cleanup(multi);
+    }
     return st;
 }

@@ -518,15 +518,47 @@ genauth_client_set_event_hook(genauth_client *c, genauth_event_fn fn,
 }
 
 int
-genauth_client_should_stop(genauth_client *c, double *next_check)
+genauth_forked_since(unsigned long generation)
+{
+    return generation != fork_generation;
+}
+
+genauth_status
+genauth_client_check_fork(genauth_client *c, unsigned long since,
+                          genauth_error *err)
+{
+    if (!genauth_forked_since(since))
+        return GENAUTH_OK;
+    /* The child gives up what the client holds of the parent's (its idle
+     * connections, the batch multi handle, locks that a thread of the
+     * parent may hold), as its first call would. */
+    genauth_client_adopt_if_forked(c);
+    genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                      "the process forked while the call waited (a log or "
+                      "signal handler called fork()): in the child the call "
+                      "ends here, as its connections belong to the parent");
+    err->curl_code = 0; /* not libcurl's: never taken for "nothing sent" */
+    return err->status;
+}
+
+genauth_status
+genauth_client_check_interrupt(genauth_client *c, unsigned long since,
+                               double *next_check, genauth_error *err)
 {
     if (!c->interrupt)
-        return 0;
+        return GENAUTH_OK;
     double now = genauth_now();
     if (now < *next_check)
-        return 0;
+        return GENAUTH_OK;
     *next_check = now + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
-    return c->interrupt(c->interrupt_data) != 0;
+    int stop = c->interrupt(c->interrupt_data);
+    /* A signal handler may have forked: checked whatever it answered. */
+    if (genauth_client_check_fork(c, since, err) != GENAUTH_OK)
+        return err->status;
+    if (stop)
+        return genauth_error_set(err, GENAUTH_E_INTERRUPTED,
+                                 "the call was interrupted");
+    return GENAUTH_OK;
 }
 
 const char *
@@ -599,10 +631,12 @@ void
 genauth_client_release(genauth_client *c, genauth_conn *conn)
 {
     genauth_conn *stale = NULL;
-    if (atomic_load(&c->fork_generation) != fork_generation) {
-        /* Taken before fork(), given back in a child that has not adopted
-         * the client: the parent's, and so is pool_mu, which may be held
-         * for ever here. */
+    if (atomic_load(&c->fork_generation) != fork_generation ||
+        (conn && genauth_forked_since(conn->fork_generation))) {
+        /* Taken before fork(), given back in a child: the connection is
+         * the parent's, and so, until the child adopts the client, is
+         * pool_mu, which may be held for ever here. Not counted in the
+         * child's in_use (adopt_after_fork starts from 0). */
         genauth_conn_abandon(conn);
         return;
     }

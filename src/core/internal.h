@@ -118,6 +118,9 @@ typedef struct genauth_conn {
     CURLM *multi;
     double idle_since; /* in the idle pool, monotonic seconds */
     struct genauth_conn *next; /* in the idle pool */
+    /* genauth_fork_generation() when it was made: in a process forked
+     * since, its connection is the parent's (genauth_client_release). */
+    unsigned long fork_generation;
 } genauth_conn;
 
 /* A new handle configured for `client`. NULL: out of memory (err set). */
@@ -273,9 +276,35 @@ void genauth_client_adopt_if_forked(genauth_client *client);
  * NULL: a handle acquire counted as taken but could not make. */
 void genauth_client_release(genauth_client *client, genauth_conn *conn);
 
+/* ---- caller code run while a call waits (client.c) ---------------------
+ *
+ * The interrupt check (signal handlers), the event hook (a log line) and a
+ * batch's done callback run the caller's code in the middle of a call. If
+ * that code forks and the child returns into the call, everything the call
+ * holds (its connections, a batch's multi handle) is the parent's, in use
+ * by the parent: the child must end the call at once and abandon them
+ * (genauth_client_release does for connections taken before the fork).
+ * Every place where such a callback returns checks with
+ * genauth_client_check_fork; `since` is genauth_fork_generation() as the
+ * call began (conn->fork_generation for a single call's handle). */
+
+/* Whether this process is a child forked since `generation` was read from
+ * genauth_fork_generation(). The one test of it. */
+int genauth_forked_since(unsigned long generation);
+/* GENAUTH_OK, or, in a child forked since `since`: the client adopted
+ * (genauth_client_adopt_if_forked) and GENAUTH_E_TRANSPORT set in err,
+ * saying that the process forked while the call waited. */
+genauth_status genauth_client_check_fork(genauth_client *client,
+                                         unsigned long since,
+                                         genauth_error *err);
 /* Asks the interrupt check, at most every GENAUTH_INTERRUPT_POLL_MS
- * (*next_check is when it may ask next), whether to stop. */
-int genauth_client_should_stop(genauth_client *client, double *next_check);
+ * (*next_check is when it may ask next), whether to stop: GENAUTH_OK to go
+ * on, GENAUTH_E_INTERRUPTED ("the call was interrupted"), or
+ * genauth_client_check_fork's error (both set in err). */
+genauth_status genauth_client_check_interrupt(genauth_client *client,
+                                              unsigned long since,
+                                              double *next_check,
+                                              genauth_error *err);
 
 /* ---- tokens (token.c) --------------------------------------------------- */
 
@@ -461,8 +490,10 @@ int genauth_retry_plan(genauth_client *client, genauth_conn *conn,
                        genauth_retry_kind kind, int retries_done,
                        double deadline, double *until);
 /* Sleeps until `until`, asking the interrupt check every
- * GENAUTH_INTERRUPT_POLL_MS. GENAUTH_E_INTERRUPTED when it says stop. */
-genauth_status genauth_retry_sleep(genauth_client *client, double until,
+ * GENAUTH_INTERRUPT_POLL_MS (genauth_client_check_interrupt, for a call
+ * begun in fork generation `since`): its error when it says stop. */
+genauth_status genauth_retry_sleep(genauth_client *client,
+                                   unsigned long since, double until,
                                    genauth_error *err);
 
 /* ---- responses (envelope.c) -------------------------------------------- */

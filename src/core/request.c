@@ -458,7 +458,8 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
             genauth_error_clear(err);
             retries++;
             attempt--; /* the 401 retry stays available */
-            st = genauth_retry_sleep(c, until, err);
+            st = genauth_retry_sleep(c, conn->fork_generation, until,
+                                     err);
             if (st != GENAUTH_OK)
                 break;
             continue;

@@ -84,13 +84,14 @@ genauth_retry_plan(genauth_client *c, genauth_conn *conn,
 }
 
 genauth_status
-genauth_retry_sleep(genauth_client *c, double until, genauth_error *err)
+genauth_retry_sleep(genauth_client *c, unsigned long since, double until,
+                    genauth_error *err)
 {
     double next_check = 0;
     for (;;) {
-        if (genauth_client_should_stop(c, &next_check))
-            return genauth_error_set(err, GENAUTH_E_INTERRUPTED,
-                                     "the call was interrupted");
+        if (genauth_client_check_interrupt(c, since, &next_check, err) !=
+            GENAUTH_OK)
+            return err->status;
         double left = until - genauth_now();
         if (left <= 0)
             return GENAUTH_OK;

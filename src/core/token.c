@@ -417,14 +417,14 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             goto done;
         }
         if (c->interrupt && t->refreshing) {
+            double ask_now = 0; /* this loop paces itself (WAIT_SLICE) */
             pthread_mutex_unlock(&t->mu);
-            int stop = c->interrupt(c->interrupt_data);
+            /* A fork in there adopts the client: t->mu is made afresh. */
+            st = genauth_client_check_interrupt(c, conn->fork_generation,
+                                                &ask_now, err);
             pthread_mutex_lock(&t->mu);
-            if (stop) {
-                st = genauth_error_set(err, GENAUTH_E_INTERRUPTED,
-                                       "the call was interrupted");
+            if (st != GENAUTH_OK)
                 goto done;
-            }
         }
     }
     if (conn->api_headers_gen != t->generation || !conn->api_headers)
@@ -432,7 +432,14 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     *generation = t->generation;
 done:
     pthread_mutex_unlock(&t->mu);
-    report_fetch(c, &report);
+    if (report.due) {
+        report_fetch(c, &report);
+        /* The log line's handler may have forked: conn is then the
+         * parent's, and the call must not go on with it. */
+        if (genauth_client_check_fork(c, conn->fork_generation, err) !=
+            GENAUTH_OK)
+            st = err->status;
+    }
     return st;
 }
 

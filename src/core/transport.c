@@ -78,6 +78,7 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
     conn->no_ca_store = client->no_ca_store;
+    conn->fork_generation = genauth_fork_generation();
 
     CURL *e = conn->easy;
     CURLcode rc = CURLE_OK;
@@ -312,7 +313,8 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
 
 /* Runs conn's transfer on its own multi handle until it ends, checking the
  * interrupt every GENAUTH_INTERRUPT_POLL_MS; *result is how it ended,
- * *interrupted whether the interrupt check stopped it.
+ * unless the interrupt check stopped it: then its error (interrupted, or
+ * the process forked in a signal handler).
  *
  * Each handle has its multi handle, made by its first call and kept with it
  * in the pool: it holds the handle's connection between calls (libcurl's
@@ -325,11 +327,11 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
  * multi handle each, the C core's threads do as well as the C loop. */
 static genauth_status
 run_transfer(genauth_client *client, genauth_conn *conn, CURLcode *result,
-             int *interrupted, genauth_error *err)
+             genauth_error *err)
 {
     double next_check = genauth_now() + GENAUTH_INTERRUPT_POLL_MS / 1000.0;
+    genauth_status st = GENAUTH_OK;
 
-    *interrupted = 0;
     *result = CURLE_OK;
     if (!conn->multi) {
         conn->multi = curl_multi_init();
@@ -364,16 +366,19 @@ run_transfer(genauth_client *client, genauth_conn *conn, CURLcode *result,
             *result = CURLE_OUT_OF_MEMORY;
             break;
         }
-        if (genauth_client_should_stop(client, &next_check)) {
+        st = genauth_client_check_interrupt(client, conn->fork_generation,
+                                            &next_check, err);
+        if (st != GENAUTH_OK) {
             *result = CURLE_ABORTED_BY_CALLBACK;
-            *interrupted = 1;
             break;
         }
     }
     /* Taking off a transfer that did not finish closes its connection: the
-     * handle is safe to pool again. */
-    curl_multi_remove_handle(conn->multi, conn->easy);
-    return GENAUTH_OK;
+     * handle is safe to pool again. Not in a child forked meanwhile: the
+     * connection is the parent's (genauth_client_release abandons it). */
+    if (!genauth_forked_since(conn->fork_generation))
+        curl_multi_remove_handle(conn->multi, conn->easy);
+    return st;
 }
 
 genauth_status
@@ -393,16 +398,12 @@ genauth_conn_perform(genauth_client *client, genauth_conn *conn,
 {
     genauth_status st;
     CURLcode result = CURLE_OK;
-    int interrupted = 0;
 
     *http_status = 0;
     st = genauth_conn_setup(conn, plan, deadline, err);
     if (st == GENAUTH_OK)
-        st = run_transfer(client, conn, &result, &interrupted, err);
+        st = run_transfer(client, conn, &result, err);
     if (st != GENAUTH_OK)
         return st;
-    if (interrupted)
-        return genauth_error_set(err, GENAUTH_E_INTERRUPTED,
-                                 "the call was interrupted");
     return genauth_conn_finish(conn, result, http_status, err);
 }
