@@ -42,8 +42,8 @@ needs_namespace = pytest.mark.skipif(
 
 
 def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
-                   python=sys.executable):
-    """Runs CALL with `python` in a child that sees /etc/ssl holding only
+                   python=sys.executable, script_text=CALL):
+    """Runs `script_text` (CALL) with `python` in a child that sees /etc/ssl holding only
     `etc_ssl` ({name: source file}) and a certifi module whose where() is
     `certifi` (None: certifi cannot be imported). Returns its JSON line."""
     fake = tmp_path / "fake-certifi"
@@ -52,7 +52,7 @@ def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
         f"def where():\n    return {str(certifi)!r}\n" if certifi else
         "raise ImportError('certifi hidden by the test')\n")
     script = tmp_path / "call.py"
-    script.write_text(CALL)
+    script.write_text(script_text)
     copies = "".join(f" && cp {src} /etc/ssl/{name}"
                      for name, src in (etc_ssl or {}).items())
     # The fake certifi first; the rest of PYTHONPATH kept (make sanitize
@@ -91,6 +91,29 @@ def test_store_found_at_the_alpine_place(tls_fake, certificate, tmp_path):
     out = call_elsewhere(tmp_path, tls_fake.server.url,
                          etc_ssl={"cert.pem": certificate[0]})
     assert out == {"statusCode": 200}
+
+
+@needs_namespace
+def test_a_store_installed_later_is_found_by_the_next_client(
+        tls_fake, certificate, tmp_path):
+    # A store found is remembered for the process; one not found is looked
+    # for again by each new client.
+    script = textwrap.dedent("""
+        import json, shutil, sys
+        import genauth_c
+        out = []
+        for attempt in range(2):
+            try:
+                with genauth_c.ManagementClient({ak!r}, {sk!r},
+                                                host=sys.argv[1]) as c:
+                    out.append(c.trigger_webhook("wh1")["statusCode"])
+            except genauth_c.TransportError as e:
+                out.append(e.curl_code)
+            shutil.copy({cert!r}, "/etc/ssl/cert.pem")
+        print(json.dumps(out))
+    """).format(ak=AK, sk=SK, cert=str(certificate[0]))
+    out = call_elsewhere(tmp_path, tls_fake.server.url, script_text=script)
+    assert out[0] in (60, 77) and out[1] == 200, out
 
 
 @needs_namespace

@@ -3,8 +3,16 @@
  * libcurl looks for CAs where its build was told to: Debian's libcurl at
  * /etc/ssl/certs/ca-certificates.crt. A wheel carries that one libcurl to
  * every distribution, and each keeps its store elsewhere, so the client looks
- * for the store itself, once per client: OpenSSL's own variables first (they
- * also let a user point elsewhere), then each major distribution's file. */
+ * for the store itself: OpenSSL's own variables first (they also let a user
+ * point elsewhere), then each major distribution's file.
+ *
+ * The variables are read for every client, so a change to them takes effect
+ * at the next client. The distribution's file, once found, is remembered for
+ * the process: looking again costs a system call per place, which in a
+ * process whose file-system code has gone cold is a good part of making a
+ * client. A store not found is looked for again each time, so one installed
+ * later is found. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -19,8 +27,19 @@ static const char *const system_ca_files[] = {
     NULL,
 };
 
-int
-genauth_ca_store_find_in(const char *const *files, genauth_ca_store *store)
+/* The first readable one of `files`, or NULL. */
+static const char *
+first_readable(const char *const *files)
+{
+    for (; *files; files++)
+        if (access(*files, R_OK) == 0)
+            return *files;
+    return NULL;
+}
+
+/* $SSL_CERT_FILE or $SSL_CERT_DIR when set to a readable one. */
+static int
+from_environment(genauth_ca_store *store)
 {
     const char *env;
 
@@ -36,17 +55,31 @@ genauth_ca_store_find_in(const char *const *files, genauth_ca_store *store)
         store->dir = env;
         return 1;
     }
-    for (; *files; files++) {
-        if (access(*files, R_OK) == 0) {
-            store->file = *files;
-            return 1;
-        }
-    }
     return 0;
 }
 
 int
+genauth_ca_store_find_in(const char *const *files, genauth_ca_store *store)
+{
+    if (from_environment(store))
+        return 1;
+    store->file = first_readable(files);
+    return store->file != NULL;
+}
+
+/* One of system_ca_files (static strings), once found. */
+static _Atomic(const char *) system_file_found;
+
+int
 genauth_ca_store_find(genauth_ca_store *store)
 {
-    return genauth_ca_store_find_in(system_ca_files, store);
+    if (from_environment(store))
+        return 1;
+    store->file = atomic_load_explicit(&system_file_found, memory_order_relaxed);
+    if (!store->file) {
+        store->file = first_readable(system_ca_files);
+        atomic_store_explicit(&system_file_found, store->file,
+                              memory_order_relaxed);
+    }
+    return store->file != NULL;
 }
