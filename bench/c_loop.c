@@ -28,6 +28,12 @@
  *   c_loop first_token_evicted N URL TOKEN USERPOOL_ID   the same, after
  *          writing to 32 MiB of memory first, which evicts the caches as a
  *          Python process's start-up and imports do before its first call
+ *   c_loop first_token_late N URL TOKEN USERPOOL_ID   the same, starting as
+ *          long after the process was started as genauth_c's first call
+ *          does: idle until BENCH_SPAWNED_AT + BENCH_FIRST_CALL_AT seconds of
+ *          CLOCK_MONOTONIC (the environment's; run.py sets both). On this
+ *          kind of machine time alone, with nothing run, slows a first call
+ *          about as much as a Python start-up does
  *
  * URL is the trigger-webhook URL (http or https; for https the environment's
  * BENCH_CA names the CA file to verify with). Prints one JSON line on stdout.
@@ -35,6 +41,7 @@
  * fast one.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,11 +330,32 @@ first_call_with_token(const char *url, const char *userpool_id)
     return first;
 }
 
+/* Sleeps until BENCH_SPAWNED_AT + BENCH_FIRST_CALL_AT (CLOCK_MONOTONIC
+ * seconds: Python's time.monotonic()). */
 static void
-run_first_token(const char *url, const char *userpool_id, int evicted)
+idle_until_first_call_time(void)
 {
-    if (evicted)
+    const char *spawned = getenv("BENCH_SPAWNED_AT");
+    const char *at = getenv("BENCH_FIRST_CALL_AT");
+    if (!spawned || !at)
+        die("first_token_late", "BENCH_SPAWNED_AT and BENCH_FIRST_CALL_AT "
+                                "must be set");
+    double t = atof(spawned) + atof(at);
+    struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+enum first_call_state { FIRST_AT_ONCE, FIRST_EVICTED, FIRST_LATE };
+
+static void
+run_first_token(const char *url, const char *userpool_id,
+                enum first_call_state state)
+{
+    if (state == FIRST_EVICTED)
         evict_caches(32);
+    else if (state == FIRST_LATE)
+        idle_until_first_call_time();
     double first = first_call_with_token(url, userpool_id);
     printf("{\"calls\": 1, \"elapsed\": %.6f, \"first_call_s\": %.6f}\n",
            first, first);
@@ -485,7 +513,7 @@ main(int argc, char **argv)
 {
     if (argc < 6) {
         fprintf(stderr,
-                "usage: c_loop seq|multi[_keep]|threads|rss|floor|first_token[_evicted] N URL TOKEN USERPOOL_ID "
+                "usage: c_loop seq|multi[_keep]|threads|rss|floor|first_token[_evicted|_late] N URL TOKEN USERPOOL_ID "
                 "[K]\n");
         return 2;
     }
@@ -509,9 +537,11 @@ main(int argc, char **argv)
     else if (strcmp(mode, "rss") == 0)
         run_seq(n, url, argv[5], 1);
     else if (strcmp(mode, "first_token") == 0)
-        run_first_token(url, argv[5], 0);
+        run_first_token(url, argv[5], FIRST_AT_ONCE);
     else if (strcmp(mode, "first_token_evicted") == 0)
-        run_first_token(url, argv[5], 1);
+        run_first_token(url, argv[5], FIRST_EVICTED);
+    else if (strcmp(mode, "first_token_late") == 0)
+        run_first_token(url, argv[5], FIRST_LATE);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
     else if (strcmp(mode, "multi_keep") == 0) {

@@ -226,6 +226,9 @@ def rss_bytes():
 def mode_seq(cls, host, n, _k):
     for m in cls.modules:  # the first call is timed without the import
         __import__(m)
+    # How long after its start (run.py's clock) the process's first call
+    # starts: a C reference starts its own that late (c_loop first_token_late).
+    first_call_at = time.monotonic() - float(os.environ.get("BENCH_SPAWNED_AT", "nan"))
     t0 = time.perf_counter()
     client = cls(host)
     check(client.run(1))
@@ -236,11 +239,16 @@ def mode_seq(cls, host, n, _k):
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     # A fresh client in a process that has made calls: its first call
     # without a process's start before it (its own token and connection).
+    # As in the C loop, the timed calls' client is gone before it, and its
+    # own teardown comes after the clock stops.
+    del client
     t0 = time.perf_counter()
-    check(cls(host).run(1))
+    fresh_client = cls(host)
+    check(fresh_client.run(1))
     fresh = time.perf_counter() - t0
+    del fresh_client
     return {"calls": n, "elapsed": elapsed, "cpu_s": cpu, "first_call_s": first,
-            "fresh_client_s": fresh}
+            "fresh_client_s": fresh, "first_call_at_s": first_call_at}
 
 
 def mode_threads(cls, host, n, k):
