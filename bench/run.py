@@ -782,11 +782,36 @@ def main():
         cpu = {r.key: [] for r in runners}
         imports = {m: [] for m in ("genauth_c", "pycurl", "requests", "genauth")}
         connects, server_cpu, failures = [], [], []
+        # The first call of a C program that fetches its token as genauth_c
+        # does: the same work as genauth_c's first call. The same after
+        # evicting the caches, as a Python process's start-up and imports do
+        # before its first call; and the same started as long after its
+        # process's start as genauth_c's is (from a first genauth_c process
+        # here, then from the rounds'). Shuffled in with the runners, as a
+        # first call depends most on what ran just before it, and three times
+        # a round with as many genauth_c processes making only their first
+        # call: one first call varies by a third from one process to the next.
+        first_modes = ("first_token", "first_token_evicted", "first_token_late",
+                       "genauth_c")
+        gc_seq = next(r for r in runners if r.key == "gc_seq")
+        first_call_at.append(run_json(gc_seq.argv(gc_seq.n), env)["first_call_at_s"])
         for rnd in range(args.rounds):
             t0 = time.monotonic()
-            order = list(runners)
+            order = list(runners) + 3 * list(first_modes)
             random.Random(rnd).shuffle(order)
             for r in order:
+                if r == "genauth_c":
+                    out = run_json(gc_seq.argv(2), env)
+                    first_call["gc_seq"].append(out["first_call_s"] * 1e6)
+                    first_call_at.append(out["first_call_at_s"])
+                    continue
+                if r in first_modes:
+                    late_env = dict(env, BENCH_FIRST_CALL_AT="%.6f"
+                                    % statistics.median(first_call_at))
+                    out = run_json([C_LOOP, r, "2", nginx.host + "/api/v3/trigger-webhook",
+                                    token, USERPOOL_ID], late_env)
+                    first_call.setdefault("c_" + r, []).append(out["first_call_s"] * 1e6)
+                    continue
                 s0 = nginx.cpu_seconds()
                 try:
                     out = run_json(r.argv(r.n), env)
@@ -814,16 +839,6 @@ def main():
                     cpu[r.key].append(out["cpu_s"] * 1e6 / out["calls"])
                 if r.key == "c_seq":
                     connects.append(out["connects"])
-            # The first call of a C program that fetches its token as
-            # genauth_c does: the same work as genauth_c's first call.
-            # The same after evicting the caches, as a Python process's
-            # start-up and imports do before its first call; and the same
-            # started as long after its process's start as genauth_c's is.
-            late_env = dict(env, BENCH_FIRST_CALL_AT="%.6f" % statistics.median(first_call_at))
-            for mode in ("first_token", "first_token_evicted", "first_token_late"):
-                out = run_json([C_LOOP, mode, "2", nginx.host + "/api/v3/trigger-webhook",
-                                token, USERPOOL_ID], late_env)
-                first_call.setdefault("c_" + mode, []).append(out["first_call_s"] * 1e6)
             for _ in range(0 if args.only else 3):
                 for m in imports:
                     imports[m].append(import_us(py, m))
@@ -1022,7 +1037,10 @@ def render(d, runners):
     L.append("## First call of a fresh client\n")
     L.append("Construction + connect (+ TLS handshake) + the first call (+ the token fetch "
              "for genauth_c and the official SDK; the others are handed the token), in a "
-             "process that has already imported the module. Median of rounds.\n")
+             "process that has already imported the module. Median of rounds; genauth_c's "
+             "is the median of four processes a round (three of them make only their first "
+             "call), and the C programs' that fetch their token of three, in an order "
+             "shuffled with the runners'.\n")
     L.append("Fresh process: the process's first client, made right after the imports. "
              "In a running process: a second client made after the timed calls, with a "
              "token and a connection of its own (the C loop's fresh handle fetches its own "
