@@ -1328,17 +1328,25 @@ def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms):
                  "apart from this run (21 processes each), the C program took 392 µs at "
                  "once, 413 after sleeping 1 ms, 449 after 5, 487 after 10, 495 after 20 and "
                  "501 after 50; spinning 20 ms on its CPU instead of sleeping gave 455, and "
-                 "writing 32 MiB first gives %.0f in this run. So it is not Python's work "
-                 "that makes genauth_c's first call slower than the C program's at once, "
-                 "but the machine idling while any process starts: the other CPU, nginx's "
-                 "worker and the kernel's network code go cold on this virtual machine. "
+                 "writing 32 MiB first gives %.0f in this run. So of the %.0f µs between "
+                 "genauth_c's first call and the C program's at once, idling while a "
+                 "process starts accounts for %.0f (the other CPU, nginx's worker and the "
+                 "kernel's network code go cold on this virtual machine), and %.0f are "
+                 "genauth_c's own. A first call also varies by a third from one process to "
+                 "the next, so these medians move by some tens of µs from run to run. "
                  "genauth_c's first call executes fewer instructions than the C program's "
                  "(272k against 296k Ir, callgrind --toggle-collect) with as many simulated "
-                 "last-level cache misses and the same system calls (`strace -f`)."
+                 "last-level cache misses and the same system calls (`strace -f`); measured "
+                 "apart from this run (21 processes each, started as late), genauth_c's C "
+                 "core called from a C program took 1.06× the C program, and genauth_c "
+                 "1.07× its core."
                  % (fc.get("gc_seq", 0), fc.get("c_first_token", 0),
                     first_call_at_ms, fc.get("c_first_token_late", 0),
                     fc.get("gc_seq", 0) / fc.get("c_first_token_late", 1),
-                    fc.get("c_first_token_evicted", 0)))
+                    fc.get("c_first_token_evicted", 0),
+                    fc.get("gc_seq", 0) - fc.get("c_first_token", 0),
+                    fc.get("c_first_token_late", 0) - fc.get("c_first_token", 0),
+                    fc.get("gc_seq", 0) - fc.get("c_first_token_late", 0)))
         if fresh.get("gc_seq") and fresh.get("c_seq"):
             L.append("  A fresh client in a process that has made calls (its own token "
                      "fetch and connection, the same work; each side's clock stops before "
