@@ -240,6 +240,17 @@ genauth_log_event(const genauth_event *event, void *userdata)
                        status_word(event->status),
                        event->http_status, ms, event->message));
     }
+    if (!type && PyErr_Occurred() &&
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) &&
+        genauth_wait_runs_signal_handlers()) {
+        /* Ctrl-C landed in the logging's Python code (signal handlers run
+         * in the main thread only). This line is written inside the core's
+         * call, which it cannot end: the interrupt is delivered again, and
+         * the call's next interrupt check (or, once the call has returned,
+         * the caller's next line) raises it. */
+        PyErr_Clear();
+        PyErr_SetInterrupt();
+    }
     report_failure(st);
     PyErr_Restore(type, value, tb);
     genauth_wait_leave_python(entered);
