@@ -172,6 +172,8 @@ BAD_OPTIONS = [
     ((AK, SK), {"host": "https://a.example:99999"}, ValueError, "host"),
     ((AK, SK), {"host": "https://a.example/?q=1"}, ValueError, "host"),
     ((AK, SK), {"host": "https://"}, ValueError, "host"),
+    # Longer than DNS allows: refused when made, not when a call is sent.
+    ((AK, SK), {"host": "https://" + "a" * 100_000}, ValueError, "host"),
     ((AK, SK), {"timeout": 0}, ValueError, "timeout"),
     ((AK, SK), {"timeout": -1}, ValueError, "timeout"),
     ((AK, SK), {"timeout": float("inf")}, ValueError, "timeout"),

@@ -92,6 +92,14 @@ genauth_url_normalize(const char *host, genauth_brand brand, char **out,
         if (name_end == rest)
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "host: the URL has no host name");
+        /* DNS's limit (RFC 1035), a final dot aside: a longer name never
+         * resolves, and libcurl would refuse one over 64 KiB only once a
+         * call is made, as a transport error. */
+        size_t name_len = (size_t)(name_end - rest);
+        if (name_len > 253 + (name_end[-1] == '.'))
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "host: the host name is longer than "
+                                     "253 characters");
     }
 
     copy = strdup(host);

@@ -57,6 +57,28 @@ test_url(void)
           GENAUTH_OK);
     CHECK_STR(out, "https://api.authing.cn");
     free(out);
+
+    /* Host names up to DNS's 253 characters (254 with a final dot), with
+     * a port and a path after them; one more is refused. */
+    char url[400];
+    for (int final_dot = 0; final_dot <= 1; final_dot++) {
+        for (int extra = 0; extra <= 1; extra++) {
+            size_t n = 253 + (size_t)final_dot + (size_t)extra;
+            memcpy(url, "https://", 8);
+            memset(url + 8, 'a', n);
+            if (final_dot)
+                url[8 + n - 1] = '.';
+            strcpy(url + 8 + n, ":8443/p");
+            out = NULL;
+            genauth_error_init(&err);
+            genauth_status st =
+                genauth_url_normalize(url, GENAUTH_BRAND_GENAUTH, &out, &err);
+            CHECK(st == (extra ? GENAUTH_E_INVALID : GENAUTH_OK));
+            if (extra)
+                CHECK(strstr(err.message, "longer than 253") != NULL);
+            free(out);
+        }
+    }
 }
 
 static void
