@@ -429,3 +429,26 @@ def test_ctrl_c_in_a_handler_comes_out_of_an_async_batch(emulator,
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
+
+
+def test_ctrl_c_in_a_handler_of_an_async_token_fetch_is_not_lost(
+        emulator, interrupting_token_handler):
+    """An AsyncManagementClient writes the token fetch's line from inside
+    the loop's callback, in the core, which it cannot end either: Ctrl-C
+    that lands there is delivered again, and leaves the loop (as one
+    landing in any of its callbacks does) instead of being dropped."""
+    loop = asyncio.new_event_loop()
+    client = AsyncManagementClient(AK, SK, host=emulator.url)
+
+    async def call():
+        return await client.trigger_webhook("wh1")
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(call())
+        # The engine is not left in a broken state: the next call works.
+        assert loop.run_until_complete(call())["statusCode"] == 200
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+

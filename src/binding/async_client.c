@@ -444,6 +444,8 @@ Engine_socket_action(EngineObject *self, PyObject *const *args,
         return NULL;
     if (self->ev)
         genauth_evloop_socket_ready(self->ev, (int)fd, (int)events);
+    if (genauth_log_raise_held() < 0)
+        return NULL; /* Ctrl-C on the token fetch's line */
     Py_RETURN_NONE;
 }
 
@@ -462,6 +464,8 @@ Engine_timer_fired(EngineObject *self, PyObject *arg)
     Py_CLEAR(self->timers[which]); /* spent */
     if (self->ev)
         genauth_evloop_timer_fired(self->ev, (int)which);
+    if (genauth_log_raise_held() < 0)
+        return NULL; /* Ctrl-C on the token fetch's line */
     Py_RETURN_NONE;
 }
 

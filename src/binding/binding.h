@@ -131,6 +131,10 @@ int genauth_log_request(genauth_module_state *st, const char *method,
 /* The core's event hook (genauth_client_set_event_hook, userdata: the
  * module state): takes the GIL itself. */
 void genauth_log_event(const genauth_event *event, void *userdata);
+/* For the event-loop engine's callbacks, once the core has returned: -1
+ * with the KeyboardInterrupt that a log handler raised on a token fetch's
+ * line meanwhile set, else 0. */
+int genauth_log_raise_held(void);
 /* The WARNING for a client made with use_unverified_ssl=True. */
 void genauth_log_unverified(genauth_module_state *st, PyObject *host);
 

@@ -220,6 +220,48 @@ log_request(genauth_module_state *st, const char *method, const char *path,
     return report_failure_but_interrupts(st);
 }
 
+/* A KeyboardInterrupt (set) raised in the logging's Python code on a line
+ * written inside a blocking call's core call, which the line cannot end:
+ * Ctrl-C landed there. The interrupt is delivered again, and the call's
+ * next interrupt check (or, once the call has returned, the caller's next
+ * line of Python) raises it. Only on the thread where signal handlers run. */
+static void
+interrupt_again(void)
+{
+    if (genauth_wait_runs_signal_handlers()) {
+        PyErr_Clear();
+        PyErr_SetInterrupt();
+    }
+}
+
+/* The same raised on an event-loop engine's token fetch line: the engine
+ * runs the core with the GIL held, from a callback of the loop. Delivered
+ * again, Ctrl-C would land in the next Python code the core runs, a loop
+ * method the engine calls, which cannot raise it either; so it is held
+ * here until the core returns to that callback, which raises it
+ * (genauth_log_raise_held), as any callback of the loop can. */
+static _Thread_local PyObject *held_type, *held_value, *held_tb;
+
+static void
+hold_interrupt(void)
+{
+    if (held_type) {
+        PyErr_Clear(); /* one is held already: one Ctrl-C is enough */
+        return;
+    }
+    PyErr_Fetch(&held_type, &held_value, &held_tb);
+}
+
+int
+genauth_log_raise_held(void)
+{
+    if (!held_type)
+        return 0;
+    PyErr_Restore(held_type, held_value, held_tb);
+    held_type = held_value = held_tb = NULL;
+    return -1;
+}
+
 void
 genauth_log_event(const genauth_event *event, void *userdata)
 {
@@ -241,15 +283,11 @@ genauth_log_event(const genauth_event *event, void *userdata)
                        event->http_status, ms, event->message));
     }
     if (!type && PyErr_Occurred() &&
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) &&
-        genauth_wait_runs_signal_handlers()) {
-        /* Ctrl-C landed in the logging's Python code (signal handlers run
-         * in the main thread only). This line is written inside the core's
-         * call, which it cannot end: the interrupt is delivered again, and
-         * the call's next interrupt check (or, once the call has returned,
-         * the caller's next line) raises it. */
-        PyErr_Clear();
-        PyErr_SetInterrupt();
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        if (entered)
+            interrupt_again();
+        else
+            hold_interrupt();
     }
     report_failure(st);
     PyErr_Restore(type, value, tb);
