@@ -452,3 +452,33 @@ def test_ctrl_c_in_a_handler_of_an_async_token_fetch_is_not_lost(
         loop.run_until_complete(client.aclose())
         loop.close()
 
+
+class RaisesKeyboardInterrupt(logging.Handler):
+    """Raises KeyboardInterrupt itself on the token fetch's line."""
+
+    def emit(self, record):
+        if record.getMessage().startswith("token fetch"):
+            raise KeyboardInterrupt
+
+
+def test_keyboardinterrupt_on_the_token_fetch_with_sigint_ignored_is_reported(
+        emulator, monkeypatch):
+    """With SIGINT ignored no Ctrl-C can be delivered again, so a
+    KeyboardInterrupt a handler raises on the token fetch's line is
+    reported, as a handler's failure is, not dropped without a trace."""
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    logger = logging.getLogger("genauth_c")
+    handler = RaisesKeyboardInterrupt()
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ManagementClient(AK, SK, host=emulator.url) as client:
+            assert client.trigger_webhook("wh1")["statusCode"] == 200
+    finally:
+        signal.signal(signal.SIGINT, old_sigint)
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert [type(u.exc_value) for u in reported] == [KeyboardInterrupt]

@@ -11,6 +11,7 @@
  * it could matter with logging already imported by the application. Before
  * that nobody can have configured a handler for it, so there is nothing to
  * send anywhere, and a call costs one look into sys.modules. */
+#include <signal.h>
 #include <string.h>
 
 #include "binding.h"
@@ -220,18 +221,45 @@ log_request(genauth_module_state *st, const char *method, const char *path,
     return report_failure_but_interrupts(st);
 }
 
+/* Whether SIGINT runs a Python handler: not under SIG_IGN or SIG_DFL, nor
+ * with a handler Python did not install. Called with no exception set; 0
+ * when the question fails. */
+static int
+sigint_has_python_handler(void)
+{
+    PyObject *signal_module = PyImport_ImportModule("signal");
+    PyObject *handler = signal_module
+                            ? PyObject_CallMethod(signal_module, "getsignal",
+                                                  "i", SIGINT)
+                            : NULL;
+    int has = handler && PyCallable_Check(handler);
+    Py_XDECREF(handler);
+    Py_XDECREF(signal_module);
+    PyErr_Clear(); /* a failure only means: not known to be handled */
+    return has;
+}
+
 /* A KeyboardInterrupt (set) raised in the logging's Python code on a line
  * written inside a blocking call's core call, which the line cannot end:
  * Ctrl-C landed there. The interrupt is delivered again, and the call's
  * next interrupt check (or, once the call has returned, the caller's next
- * line of Python) raises it. Only on the thread where signal handlers run. */
+ * line of Python) raises it. Only on the thread where signal handlers run,
+ * and only when a Python handler would receive it: under SIG_IGN the
+ * interrupt would be dropped, so the KeyboardInterrupt (which the handler's
+ * own code raised: no signal makes one then) stays set, to be reported. */
 static void
 interrupt_again(void)
 {
-    if (genauth_wait_runs_signal_handlers()) {
-        PyErr_Clear();
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (genauth_wait_runs_signal_handlers() && sigint_has_python_handler()) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
         PyErr_SetInterrupt();
+        return;
     }
+    PyErr_Restore(type, value, tb);
 }
 
 /* The same raised on an event-loop engine's token fetch line: the engine
