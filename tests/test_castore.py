@@ -117,6 +117,26 @@ def test_a_store_installed_later_is_found_by_the_next_client(
 
 
 @needs_namespace
+def test_a_client_of_an_http_host_asks_certifi_nothing(fake, tmp_path):
+    # It makes no TLS connection, so it needs no store: on a machine with
+    # none, a certifi that cannot answer stands in no client's way.
+    script = textwrap.dedent("""
+        import json, sys, types
+        certifi = types.ModuleType("certifi")
+        def where():
+            raise RuntimeError("certifi cannot answer")
+        certifi.where = where
+        sys.modules["certifi"] = certifi
+        import genauth_c
+        with genauth_c.ManagementClient({ak!r}, {sk!r},
+                                        host=sys.argv[1]) as c:
+            print(json.dumps(c.trigger_webhook("wh1")))
+    """).format(ak=AK, sk=SK)
+    out = call_elsewhere(tmp_path, fake.server.url, script_text=script)
+    assert out["statusCode"] == 200, out
+
+
+@needs_namespace
 def test_certifi_when_no_system_store(tls_fake, certificate, tmp_path):
     out = call_elsewhere(tmp_path, tls_fake.server.url,
                          certifi=certificate[0])

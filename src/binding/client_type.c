@@ -319,6 +319,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     if ((unverified = PyObject_IsTrue(a[UNVERIFIED])) < 0 ||
         (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
         goto done;
+    opts.use_unverified_ssl = unverified;
     if (a[CA] != Py_None) {
         if (path_arg(a[CA], "ca_bundle", &ca_bytes) < 0)
             goto done;
@@ -332,7 +333,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             Py_SETREF(a[CA], path);
         }
         opts.ca_bundle = PyBytes_AsString(ca_bytes);
-    } else if (!unverified) {
+    } else if (genauth_ca_store_wanted(&opts)) {
         /* Only on a machine without a CA store the core would find. */
         genauth_ca_store store;
         if (!genauth_ca_store_find(&store)) {
@@ -355,7 +356,6 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             goto done;
         opts.max_retries = (int)v;
     }
-    opts.use_unverified_ssl = unverified;
 
     /* What pickling and copying make a new client from (pickle.c): every
      * option, the keys read from the environment included. */

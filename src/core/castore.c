@@ -14,6 +14,7 @@
  * later is found. */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -65,6 +66,16 @@ genauth_ca_store_find_in(const char *const *files, genauth_ca_store *store)
         return 1;
     store->file = first_readable(files);
     return store->file != NULL;
+}
+
+int
+genauth_ca_store_wanted(const genauth_client_options *opts)
+{
+    /* No redirect is followed, so a client of an http:// host never makes
+     * a TLS connection. The scheme as url.c reads it; NULL is the brand's
+     * default host, an https:// one. */
+    return !opts->ca_bundle && !opts->use_unverified_ssl &&
+           (!opts->host || strncasecmp(opts->host, "https://", 8) == 0);
 }
 
 /* One of system_ca_files (static strings), once found. */

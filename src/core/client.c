@@ -338,10 +338,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
-    /* No redirect is followed, so a client of an http:// host never makes
-     * a TLS connection and needs no store. */
-    if (!opts->ca_bundle && !opts->use_unverified_ssl &&
-        strncmp(c->base_url, "https://", 8) == 0) {
+    if (genauth_ca_store_wanted(opts)) {
         genauth_ca_store store;
         if (genauth_ca_store_find(&store)) {
             c->ca_store_file = dup_or_null(store.file, &nomem);

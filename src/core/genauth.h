@@ -131,6 +131,10 @@ int genauth_ca_store_find(genauth_ca_store *store);
 /* The same, with `files` (NULL-terminated) in place of the usual files. */
 int genauth_ca_store_find_in(const char *const *files,
                              genauth_ca_store *store);
+/* Whether a client made with `opts` looks for the system's CA store (and
+ * so may use opts->ca_fallback): one of an https:// host, given no
+ * ca_bundle, that verifies TLS. */
+int genauth_ca_store_wanted(const genauth_client_options *opts);
 
 /* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */
 void genauth_client_options_init(genauth_client_options *opts);

@@ -50,6 +50,28 @@ test_environment_first(const char *present, const char *dir)
     unsetenv("SSL_CERT_DIR");
 }
 
+/* Only a client that may make a TLS connection, verified with the
+ * system's CAs, looks for them. */
+static void
+test_wanted(void)
+{
+    genauth_client_options o;
+    genauth_client_options_init(&o);
+    CHECK(genauth_ca_store_wanted(&o)); /* the default host: https */
+    o.host = "HTTPS://a.example";
+    CHECK(genauth_ca_store_wanted(&o));
+    o.host = "http://a.example";
+    CHECK(!genauth_ca_store_wanted(&o));
+    o.host = "HTTP://a.example";
+    CHECK(!genauth_ca_store_wanted(&o));
+    o.host = "https://a.example";
+    o.use_unverified_ssl = 1;
+    CHECK(!genauth_ca_store_wanted(&o));
+    o.use_unverified_ssl = 0;
+    o.ca_bundle = "/etc/hosts";
+    CHECK(!genauth_ca_store_wanted(&o));
+}
+
 int
 main(void)
 {
@@ -63,6 +85,7 @@ main(void)
     test_files_in_order(path);
     test_none_found();
     test_environment_first(path, dir);
+    test_wanted();
     if (fd >= 0) {
         close(fd);
         unlink(path);
