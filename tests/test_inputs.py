@@ -174,6 +174,9 @@ BAD_OPTIONS = [
     ((AK, SK), {"host": "https://"}, ValueError, "host"),
     # Longer than DNS allows: refused when made, not when a call is sent.
     ((AK, SK), {"host": "https://" + "a" * 100_000}, ValueError, "host"),
+    # Not an IPv6 address, long or short: refused when made too.
+    ((AK, SK), {"host": "https://[" + "1" * 100_000 + "]"}, ValueError, "host"),
+    ((AK, SK), {"host": "https://[zzz]"}, ValueError, "host"),
     ((AK, SK), {"timeout": 0}, ValueError, "timeout"),
     ((AK, SK), {"timeout": -1}, ValueError, "timeout"),
     ((AK, SK), {"timeout": float("inf")}, ValueError, "timeout"),

@@ -1,6 +1,8 @@
 /* The host option: validated once per client, so every call can use the
  * URLs built from it without looking at it again. */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,33 @@ valid_port(const char *p, const char *end)
         v = v * 10 + (*p - '0');
     }
     return v >= 1 && v <= 65535;
+}
+
+/* What is between the brackets of an IPv6 literal, `p` to `end` (no ']'):
+ * an IPv6 address, then maybe a zone ID ("%25" or "%", then 1 to 15
+ * characters), as libcurl reads them. Anything else libcurl would refuse
+ * only once a call is made. */
+static int
+valid_ipv6_literal(const char *p, const char *end)
+{
+    char addr[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+    size_t n = strspn(p, "0123456789abcdefABCDEF:.");
+    const char *zone = p + n;
+
+    if (n == 0 || n >= sizeof(addr))
+        return 0;
+    if (zone < end) {
+        if (*zone++ != '%')
+            return 0;
+        if (end - zone > 2 && strncmp(zone, "25", 2) == 0)
+            zone += 2; /* "%25", the percent sign encoded */
+        if (zone == end || end - zone > 15)
+            return 0;
+    }
+    memcpy(addr, p, n);
+    addr[n] = '\0';
+    return inet_pton(AF_INET6, addr, bin) == 1;
 }
 
 genauth_status
@@ -73,7 +102,7 @@ genauth_url_normalize(const char *host, genauth_brand brand, char **out,
     const char *name_end = auth_end;
     if (*rest == '[') {
         const char *close = memchr(rest, ']', (size_t)(auth_end - rest));
-        if (!close || close == rest + 1)
+        if (!close || !valid_ipv6_literal(rest + 1, close))
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "host: malformed IPv6 address");
         if (close + 1 < auth_end) {

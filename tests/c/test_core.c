@@ -33,6 +33,19 @@ test_url(void)
         {"https://x y", NULL},
         {"https://x\r\n", NULL},
         {"https://[::1", NULL},
+        {"http://[::ffff:127.0.0.1]:8080", "http://[::ffff:127.0.0.1]:8080"},
+        {"http://[fe80::1%25eth0]:8080", "http://[fe80::1%25eth0]:8080"},
+        {"http://[fe80::1%eth0]", "http://[fe80::1%eth0]"},
+        /* An IPv6 literal is an IPv6 address, as libcurl will parse it once
+         * a call is made; anything else fails now. */
+        {"https://[]", NULL},
+        {"https://[zzz]", NULL},
+        {"https://[::1::2]", NULL},
+        {"https://[1:2:3:4:5:6:7:8:9]", NULL},
+        {"https://[127.0.0.1]", NULL},
+        {"https://[fe80::1%]", NULL},
+        {"https://[fe80::1%a-zone-longer-than-15]", NULL},
+        {"https://[::1]x", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         genauth_error err;
@@ -79,6 +92,16 @@ test_url(void)
             free(out);
         }
     }
+    /* An IPv6 literal far longer than any address. */
+    url[0] = '\0';
+    strcat(url, "https://[");
+    memset(url + 9, '1', 300);
+    strcpy(url + 309, "]/p");
+    out = NULL;
+    genauth_error_init(&err);
+    CHECK(genauth_url_normalize(url, GENAUTH_BRAND_GENAUTH, &out, &err) ==
+          GENAUTH_E_INVALID);
+    CHECK(out == NULL);
 }
 
 static void
