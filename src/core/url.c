@@ -30,6 +30,31 @@ valid_port(const char *p, const char *end)
     return v >= 1 && v <= 65535;
 }
 
+/* The length of the host name `p` to `end` in characters, a final dot
+ * aside: never more than DNS will count once libcurl has made it ASCII. A
+ * percent-encoded byte (libcurl decodes it) counts once, and so does a
+ * UTF-8 character, whose punycode form (an xn-- label) is at least one
+ * character per character. */
+static size_t
+name_length(const char *p, const char *end)
+{
+    size_t n = 0;
+    unsigned char last = 0;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p++;
+        if (c == '%' && end - p >= 2 && isxdigit((unsigned char)p[0]) &&
+            isxdigit((unsigned char)p[1])) {
+            char hex[3] = {p[0], p[1], '\0'};
+            c = (unsigned char)strtoul(hex, NULL, 16);
+            p += 2;
+        }
+        if ((c & 0xc0) != 0x80) /* not a UTF-8 continuation byte */
+            n++;
+        last = c;
+    }
+    return last == '.' ? n - 1 : n;
+}
+
 /* What is between the brackets of an IPv6 literal, `p` to `end` (no ']'):
  * an IPv6 address, then maybe a zone ID ("%25" or "%", then 1 to 15
  * characters), as libcurl reads them. Anything else libcurl would refuse
@@ -124,8 +149,7 @@ genauth_url_normalize(const char *host, genauth_brand brand, char **out,
         /* DNS's limit (RFC 1035), a final dot aside: a longer name never
          * resolves, and libcurl would refuse one over 64 KiB only once a
          * call is made, as a transport error. */
-        size_t name_len = (size_t)(name_end - rest);
-        if (name_len > 253 + (name_end[-1] == '.'))
+        if (name_length(rest, name_end) > 253)
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "host: the host name is longer than "
                                      "253 characters");

@@ -92,6 +92,42 @@ test_url(void)
             free(out);
         }
     }
+    /* Characters, not bytes: libcurl sends a name in its ASCII form,
+     * never shorter than its characters (a percent-encoded byte is one, a
+     * non-ASCII character at least one of its punycode form). 5 labels of
+     * 17 CJK characters: 89 characters, 259 bytes of UTF-8, 119 as
+     * xn-- labels. */
+    static const char cjk[] = "\xe4\xb8\xad"; /* U+4E2D */
+    strcpy(url, "https://");
+    for (int label = 0; label < 5; label++) {
+        for (int i = 0; i < 17; i++)
+            strcat(url, cjk);
+        strcat(url, label < 4 ? "." : "/p");
+    }
+    out = NULL;
+    genauth_error_init(&err);
+    CHECK(genauth_url_normalize(url, GENAUTH_BRAND_GENAUTH, &out, &err) ==
+          GENAUTH_OK);
+    free(out);
+    /* 100 percent-encoded bytes: 300 characters written, 100 sent. */
+    strcpy(url, "https://");
+    for (int i = 0; i < 100; i++)
+        strcat(url, "%61");
+    out = NULL;
+    genauth_error_init(&err);
+    CHECK(genauth_url_normalize(url, GENAUTH_BRAND_GENAUTH, &out, &err) ==
+          GENAUTH_OK);
+    free(out);
+    /* 254 non-ASCII characters are too many. */
+    char long_url[1000] = "https://";
+    for (int i = 0; i < 254; i++)
+        strcat(long_url, "\xc3\xa9"); /* U+00E9 */
+    out = NULL;
+    genauth_error_init(&err);
+    CHECK(genauth_url_normalize(long_url, GENAUTH_BRAND_GENAUTH, &out,
+                                &err) == GENAUTH_E_INVALID);
+    CHECK(out == NULL);
+
     /* An IPv6 literal far longer than any address. */
     url[0] = '\0';
     strcat(url, "https://[");
