@@ -789,8 +789,8 @@ def main():
         # process's start as genauth_c's is (from a first genauth_c process
         # here, then from the rounds'). Shuffled in with the runners, as a
         # first call depends most on what ran just before it, and three times
-        # a round with as many genauth_c processes making only their first
-        # call: one first call varies by a third from one process to the next.
+        # a round with as many genauth_c processes run for their first call
+        # alone: one first call varies by a third from one process to the next.
         first_modes = ("first_token", "first_token_evicted", "first_token_late",
                        "genauth_c")
         gc_seq = next(r for r in runners if r.key == "gc_seq")
@@ -1038,8 +1038,9 @@ def render(d, runners):
     L.append("Construction + connect (+ TLS handshake) + the first call (+ the token fetch "
              "for genauth_c and the official SDK; the others are handed the token), in a "
              "process that has already imported the module. Median of rounds; genauth_c's "
-             "is the median of four processes a round (three of them make only their first "
-             "call), and the C programs' that fetch their token of three, in an order "
+             "is the median of four processes a round (three of them run for their first call "
+             "alone: their few other calls are not used), and the C programs' that fetch "
+             "their token of three, in an order "
              "shuffled with the runners'.\n")
     L.append("Fresh process: the process's first client, made right after the imports. "
              "In a running process: a second client made after the timed calls, with a "
