@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -128,12 +129,29 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
+@pytest.fixture(scope="session")
+def certificate_dir(certificate, tmp_path_factory):
+    """A CA directory in OpenSSL's form (SSL_CERT_DIR, CURLOPT_CAPATH)
+    holding only `certificate`, named by its subject hash."""
+    d = tmp_path_factory.mktemp("tls-dir")
+    digest = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(certificate[0])],
+        check=True, capture_output=True, text=True).stdout.strip()
+    shutil.copy(certificate[0], d / f"{digest}.0")
+    return d
+
+
+def server_tls(certificate):
+    """A server-side TLS context presenting `certificate`."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*certificate)
+    return ctx
+
+
 @pytest.fixture
 def tls_fake(certificate):
     """FakeGenAuth over HTTPS with the self-signed certificate."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(*certificate)
     handler = FakeGenAuth()
-    with RawServer(handler, tls=ctx) as server:
+    with RawServer(handler, tls=server_tls(certificate)) as server:
         handler.server = server
         yield handler

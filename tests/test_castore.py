@@ -158,15 +158,9 @@ def test_ssl_cert_file(tls_fake, certificate, client_for, monkeypatch):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
-def test_ssl_cert_dir(tls_fake, certificate, client_for, monkeypatch,
-                      tmp_path):
-    # A directory in OpenSSL's form: certificates named by subject hash.
-    digest = subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(certificate[0])],
-        check=True, capture_output=True, text=True).stdout.strip()
-    shutil.copy(certificate[0], tmp_path / f"{digest}.0")
+def test_ssl_cert_dir(tls_fake, certificate_dir, client_for, monkeypatch):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    monkeypatch.setenv("SSL_CERT_DIR", str(certificate_dir))
     client = client_for(tls_fake.server.url)
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
