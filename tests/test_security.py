@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from conftest import AK, SK
+from conftest import AK, SK, server_tls
 from rawserver import FakeGenAuth, RawServer, Response, make_jwt
 
 import genauth_c
@@ -335,35 +335,48 @@ def test_only_the_configured_host_is_contacted(fake, client_for):
 # ---- proxies from the environment ---------------------------------------------
 
 PROXY_CHILD = textwrap.dedent("""
-    import json, sys
+    import asyncio, json, sys
     import genauth_c
     out = {}
-    client = genauth_c.ManagementClient(%r, %r, host=sys.argv[1], timeout=3)
+    options = json.loads(sys.argv[2])
+    engine = options.pop("engine", "sync")
+    client = getattr(genauth_c, {"sync": "ManagementClient",
+                                 "async": "AsyncManagementClient"}[engine])(
+        %r, %r, host=sys.argv[1], timeout=3, **options)
     try:
-        out["status"] = client.trigger_webhook("wh1")["statusCode"]
+        answer = client.trigger_webhook("wh1")
+        if engine == "async":
+            answer = asyncio.run(answer)
+        out["status"] = answer["statusCode"]
     except genauth_c.GenAuthError as e:
         out["error"] = type(e).__name__
         out["curl_code"] = getattr(e, "curl_code", None)
+        out["message"] = str(e)
     print(json.dumps(out))
 """) % (AK, SK)
 
 
-def run_child(host, env_extra):
+def run_child(host, env_extra, **options):
+    """One call to `host` in a child process, by a client made with
+    `options` (engine="async": an AsyncManagementClient). Its environment
+    names proxies and CA stores (SSL_CERT_FILE, SSL_CERT_DIR) only as
+    `env_extra` does."""
     env = {k: v for k, v in os.environ.items()
            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy",
-                                "no_proxy")}
+                                "no_proxy", "ssl_cert_file", "ssl_cert_dir")}
     env.update(env_extra)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    proc = subprocess.run([sys.executable, "-c", PROXY_CHILD, host], env=env,
+    proc = subprocess.run([sys.executable, "-c", PROXY_CHILD, host,
+                           json.dumps(options)], env=env,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def proxy():
+def proxy_server(tls=None):
     """A forward proxy that answers itself: it sees absolute-form targets
-    (http://host/path) and CONNECT lines, and serves GenAuth's answers."""
+    (http://host/path) and CONNECT lines (which it refuses), and serves
+    GenAuth's answers. An https:// proxy with `tls`."""
     handler = FakeGenAuth()
 
     def proxying(req):
@@ -371,7 +384,21 @@ def proxy():
             return Response(status=403, body=b"")
         return handler(req)
 
-    with RawServer(proxying) as server:
+    return RawServer(proxying, tls=tls)
+
+
+@pytest.fixture
+def proxy():
+    with proxy_server() as server:
+        yield server
+
+
+@pytest.fixture
+def tls_proxy(certificate):
+    """The proxy behind an https:// URL, presenting the self-signed
+    certificate for 127.0.0.1 (which libcurl's built-in CA path does not
+    trust)."""
+    with proxy_server(server_tls(certificate)) as server:
         yield server
 
 
@@ -405,6 +432,67 @@ def test_https_proxy_tunnels_and_sees_no_secret(tls_fake, proxy):
         assert r.path == f"127.0.0.1:{tls_fake.server.port}"
         assert SK.encode() not in r.raw
     assert tls_fake.server.requests == []
+
+
+@pytest.mark.parametrize("trust,engine", [
+    ("SSL_CERT_FILE", "sync"), ("SSL_CERT_DIR", "sync"), ("ca_bundle", "sync"),
+    ("SSL_CERT_FILE", "async")])
+def test_https_proxy_for_an_http_host_trusted_like_the_api(
+        fake, tls_proxy, certificate, certificate_dir, trust, engine):
+    """A client of an http:// host makes one TLS connection: to its
+    https:// proxy. That proxy is verified against the CAs the API would
+    be: the store the client finds (SSL_CERT_FILE, SSL_CERT_DIR) or
+    ca_bundle, not libcurl's built-in path alone. The asyncio client's
+    connections are made the same way."""
+    env = {"http_proxy": tls_proxy.url}
+    options = {"engine": engine}
+    if trust == "ca_bundle":
+        options["ca_bundle"] = str(certificate[0])
+    elif trust == "SSL_CERT_FILE":
+        env[trust] = str(certificate[0])
+    else:
+        env[trust] = str(certificate_dir)
+    got = run_child(fake.server.url, env, **options)
+    assert got == {"status": 200}
+    assert fake.server.requests == []  # everything went through the proxy
+    targets = [r.path for r in tls_proxy.requests]
+    assert targets == [fake.server.url + "/api/v3/get-management-token",
+                       fake.server.url + "/api/v3/trigger-webhook"]
+
+
+@pytest.mark.parametrize("unverified", [False, True])
+def test_https_proxy_for_an_https_host_trusted_like_the_api(
+        tls_fake, tls_proxy, certificate, unverified):
+    """The tunnel to an https:// host is opened over the proxy's own TLS,
+    verified against the store the client finds, with use_unverified_ssl
+    too (which is about the API server only): the CONNECT reaches the
+    proxy (which refuses it)."""
+    got = run_child(tls_fake.server.url,
+                    {"https_proxy": tls_proxy.url,
+                     "SSL_CERT_FILE": str(certificate[0])},
+                    use_unverified_ssl=unverified)
+    assert got["error"] == "TransportError"
+    assert tls_proxy.requests  # the proxy's TLS was accepted
+    for r in tls_proxy.requests:
+        assert r.method == "CONNECT"
+        assert r.path == f"127.0.0.1:{tls_fake.server.port}"
+    assert tls_fake.server.requests == []
+
+
+@pytest.mark.parametrize("unverified", [False, True])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_untrusted_https_proxy_gets_nothing(fake, tls_fake, tls_proxy,
+                                            scheme, unverified):
+    """An https:// proxy whose certificate no CA the client trusts vouches
+    for is refused before anything is sent to it, use_unverified_ssl or
+    not."""
+    server = (fake if scheme == "http" else tls_fake).server
+    got = run_child(server.url, {f"{scheme}_proxy": tls_proxy.url},
+                    use_unverified_ssl=unverified)
+    assert got["error"] == "TransportError", got
+    assert got["curl_code"] == 60, got  # the peer's certificate
+    assert tls_proxy.requests == []
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("secret", ['SECRET-with-"quote"-9f8e', "SECRET-ü-中-9f8e",

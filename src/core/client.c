@@ -321,6 +321,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         goto fail;
     if (genauth_proxy_from_env(c->base_url, &c->proxy, &c->no_proxy, err))
         goto fail;
+    c->proxy_tls = genauth_proxy_is_tls(c->proxy);
     c->timeout = opts->timeout;
     c->max_retries = opts->max_retries;
     c->use_unverified_ssl = opts->use_unverified_ssl;
@@ -338,7 +339,13 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
-    if (genauth_ca_store_wanted(opts)) {
+    /* genauth_ca_store_wanted is the rule for the API host. An https://
+     * proxy is a TLS peer too, verified against the same CAs whatever
+     * use_unverified_ssl says (transport.c): a client of an http:// host
+     * (or one not verifying its host) makes a TLS connection to it, so the
+     * store is looked for then as well (even when no_proxy exempts the
+     * host: the cost is a few access calls). */
+    if (!opts->ca_bundle && (genauth_ca_store_wanted(opts) || c->proxy_tls)) {
         genauth_ca_store store;
         if (genauth_ca_store_find(&store)) {
             c->ca_store_file = dup_or_null(store.file, &nomem);

@@ -133,7 +133,9 @@ int genauth_ca_store_find_in(const char *const *files,
                              genauth_ca_store *store);
 /* Whether a client made with `opts` looks for the system's CA store (and
  * so may use opts->ca_fallback): one of an https:// host, given no
- * ca_bundle, that verifies TLS. */
+ * ca_bundle, that verifies TLS. The client also looks for it, given no
+ * ca_bundle, when the environment names an https:// proxy for it, which
+ * `opts` does not tell; opts->ca_fallback is used then too when given. */
 int genauth_ca_store_wanted(const genauth_client_options *opts);
 
 /* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */

@@ -70,6 +70,9 @@ genauth_status genauth_url_normalize(const char *host, genauth_brand brand,
  * may carry a password). */
 genauth_status genauth_proxy_from_env(const char *base_url, char **proxy,
                                       char **no_proxy, genauth_error *err);
+/* Whether `proxy` (as genauth_proxy_from_env gives it; "" for none) is an
+ * https:// proxy, one reached over TLS. */
+int genauth_proxy_is_tls(const char *proxy);
 
 /* ---- JWT (jwt.c) -------------------------------------------------------- */
 
@@ -223,6 +226,7 @@ struct genauth_client {
     /* Read from the environment once (proxy.c), set on every handle so that
      * libcurl does not read it again on every transfer. */
     char *proxy, *no_proxy;
+    int proxy_tls; /* genauth_proxy_is_tls(proxy) */
     const char *header_prefix; /* "x-genauth-" / "x-authing-" */
     /* Connections idle longer than this are not reused:
      * GENAUTH_MAX_IDLE_SECONDS, or what a test set (client.c). */

@@ -17,6 +17,7 @@
  * client was made is not seen. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -57,4 +58,12 @@ genauth_proxy_from_env(const char *base_url, char **proxy, char **no_proxy,
         return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
     }
     return GENAUTH_OK;
+}
+
+int
+genauth_proxy_is_tls(const char *proxy)
+{
+    /* libcurl reads the scheme without regard to case; a proxy named
+     * without one is an http:// proxy. */
+    return strncasecmp(proxy, "https://", 8) == 0;
 }

@@ -64,6 +64,30 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* The CAs that verify one TLS peer, through that peer's pair of options:
+ * CURLOPT_CAINFO and CURLOPT_CAPATH for the API server, the PROXY_ ones for
+ * an https:// proxy. A store found on this machine replaces libcurl's
+ * built-in paths entirely: those may not exist here, and a missing one
+ * fails every TLS handshake. */
+static CURLcode
+set_trust(CURL *e, CURLoption cainfo, CURLoption capath,
+          const genauth_client *client)
+{
+    CURLcode rc = CURLE_OK;
+    if (client->ca_bundle) {
+        rc = curl_easy_setopt(e, cainfo, client->ca_bundle);
+    } else if (client->ca_store_file) {
+        rc = curl_easy_setopt(e, cainfo, client->ca_store_file);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, capath, (char *)NULL);
+    } else if (client->ca_store_dir) {
+        rc = curl_easy_setopt(e, cainfo, (char *)NULL);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, capath, client->ca_store_dir);
+    }
+    return rc;
+}
+
 genauth_conn *
 genauth_conn_new(genauth_client *client, genauth_error *err)
 {
@@ -118,18 +142,17 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         SET(CURLOPT_SSL_VERIFYPEER, 1L);
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
     }
-    /* A store found on this machine replaces libcurl's built-in paths
-     * entirely: those may not exist here, and a missing one fails every
-     * TLS handshake. */
-    if (client->ca_bundle) {
-        SET(CURLOPT_CAINFO, client->ca_bundle);
-    } else if (client->ca_store_file) {
-        SET(CURLOPT_CAINFO, client->ca_store_file);
-        SET(CURLOPT_CAPATH, (char *)NULL);
-    } else if (client->ca_store_dir) {
-        SET(CURLOPT_CAINFO, (char *)NULL);
-        SET(CURLOPT_CAPATH, client->ca_store_dir);
-    }
+    if (rc == CURLE_OK)
+        rc = set_trust(e, CURLOPT_CAINFO, CURLOPT_CAPATH, client);
+    /* An https:// proxy is verified against the same CAs as the API server
+     * (libcurl would use only its built-in path). use_unverified_ssl leaves
+     * it verified (CURLOPT_PROXY_SSL_VERIFYPEER keeps its default): that
+     * option is about the API server, and the proxy, which the environment
+     * names, reads every request to an http:// host, the secret included.
+     * The PROXY_ options came with libcurl 7.52.0, older than the 7.80.0
+     * this file requires. */
+    if (rc == CURLE_OK && client->proxy_tls)
+        rc = set_trust(e, CURLOPT_PROXY_CAINFO, CURLOPT_PROXY_CAPATH, client);
 #undef SET
     if (rc != CURLE_OK) {
         genauth_error_set(err, GENAUTH_E_TRANSPORT,

@@ -381,6 +381,20 @@ test_proxy_env(void)
         unsetenv(vars[v]);
 }
 
+/* Which proxies are TLS peers (and so verified against the client's CAs):
+ * https:// ones, the scheme in any case, as libcurl reads it. */
+static void
+test_proxy_is_tls(void)
+{
+    CHECK(genauth_proxy_is_tls("https://p:1"));
+    CHECK(genauth_proxy_is_tls("HTTPS://p:1"));
+    CHECK(!genauth_proxy_is_tls(""));       /* no proxy */
+    CHECK(!genauth_proxy_is_tls("p:1"));    /* no scheme: http:// */
+    CHECK(!genauth_proxy_is_tls("http://p:1"));
+    CHECK(!genauth_proxy_is_tls("socks5://p:1"));
+    CHECK(!genauth_proxy_is_tls("https:/p"));
+}
+
 int
 main(void)
 {
@@ -396,6 +410,7 @@ main(void)
     test_envelope();
     test_wipe();
     test_proxy_env();
+    test_proxy_is_tls();
     curl_global_cleanup();
     return check_summary("test_core");
 }
