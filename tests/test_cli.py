@@ -419,6 +419,25 @@ def test_secret_file_refused(emulator, tmp_path, content, message):
     assert emulator.requests == []
 
 
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_a_secret_with_a_control_character_is_a_usage_error(emulator, tmp_path, source):
+    # One line, so the file is read; the tab inside is the client's to refuse.
+    secret = SK + "\t"
+    if source == "file":
+        path = tmp_path / "secret"
+        path.write_bytes(secret.encode() + b"\n")
+        out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", str(path),
+                  "--host", emulator.url, env=environment())
+    else:
+        out = cli("trigger", "wh1", "--host", emulator.url,
+                  env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK + "\tx"))
+    assert out.returncode == 2
+    assert one_line(out.stderr) == ("genauth-c: error: access_key_secret: must not contain CR, LF "
+                                    "or other control characters\n")
+    assert SK not in out.stderr
+    assert emulator.requests == []
+
+
 def test_secret_file_endless(emulator):
     out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", "/dev/zero",
               "--host", emulator.url, env=environment())

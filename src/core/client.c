@@ -282,9 +282,14 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "access_key_secret: must not be empty");
     /* The key id is a header only when signing (else it is in the token
-     * request's JSON body). */
+     * request's JSON body). The secret never is (a JSON string, or an HMAC
+     * key), but a control character in it is a slip, a file's line end, that
+     * the server would only refuse as wrong keys: refused by the same rule,
+     * by a message that never quotes it. */
     if (check_header_value("access_key_id", opts->access_key_id, 0,
                            opts->auth == GENAUTH_AUTH_SIGNATURE, err) ||
+        check_header_value("access_key_secret", opts->access_key_secret, 0,
+                           0, err) ||
         (opts->lang && check_header_value("lang", opts->lang, 0, 1, err)) ||
         (opts->tenant_id &&
          check_header_value("tenant_id", opts->tenant_id, 0, 1, err)))
