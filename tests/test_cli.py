@@ -438,6 +438,20 @@ def test_a_secret_with_a_control_character_is_a_usage_error(emulator, tmp_path, 
     assert emulator.requests == []
 
 
+@pytest.mark.parametrize("args, named", [
+    ([b"wh\xff"], "webhook_id"),
+    (["wh1", "--body", b'{"a": "\xff"}'], "request_body['a']"),
+    (["wh1", "--access-key-id", b"AK\xff"], "access_key_id"),
+], ids=["webhook-id", "body", "key-id"])
+def test_arguments_that_are_not_utf8_are_a_usage_error(emulator, args, named):
+    # Python reads such bytes on argv as lone surrogates, which are never sent.
+    out = cli("trigger", *args, env=environment(emulator))
+    assert out.returncode == 2
+    assert one_line(out.stderr).startswith(f"genauth-c: error: {named}: ")
+    assert "lone surrogate" in out.stderr
+    assert emulator.requests == []
+
+
 def test_secret_file_endless(emulator):
     out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", "/dev/zero",
               "--host", emulator.url, env=environment())

@@ -45,22 +45,9 @@ optional_str(PyObject *obj, const char *name, const char **out)
                      name, GENAUTH_TYPE_NAME(obj));
         return -1;
     }
-    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
-    if (!s) {
-        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError,
-                         "%s: holds a lone surrogate, which cannot be sent",
-                         name);
-        }
-        return -1;
-    }
-    if ((size_t)len != strlen(s)) {
-        PyErr_Format(PyExc_ValueError, "%s: must not contain NUL", name);
-        return -1;
-    }
-    *out = s;
-    return 0;
+    /* A lone surrogate or a NUL: refused as a method's arguments are. */
+    *out = genauth_str_arg_utf8(obj, name, -1, 0, &len);
+    return *out ? 0 : -1;
 }
 
 static int
