@@ -214,9 +214,11 @@ def test_console_script_is_installed():
 
 
 def test_emulator_command_serves(tmp_path):
+    # The secret by the environment, where other users cannot read it.
     proc = subprocess.Popen(
         [sys.executable, "-m", "genauth_c", "emulator", "--port", "0",
-         "--access-key-id", AK, "--access-key-secret", SK],
+         "--access-key-id", AK],
+        env=environment(GENAUTH_EMULATOR_ACCESS_KEY_SECRET=SK),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None
