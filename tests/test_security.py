@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 
-from conftest import AK, SK, server_tls
+from conftest import AK, SK, proxy_server
 from rawserver import FakeGenAuth, RawServer, Response, make_jwt
 
 import genauth_c
@@ -395,32 +395,9 @@ def run_child(host, env_extra, **options):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def proxy_server(tls=None):
-    """A forward proxy that answers itself: it sees absolute-form targets
-    (http://host/path) and CONNECT lines (which it refuses), and serves
-    GenAuth's answers. An https:// proxy with `tls`."""
-    handler = FakeGenAuth()
-
-    def proxying(req):
-        if req.method == "CONNECT":
-            return Response(status=403, body=b"")
-        return handler(req)
-
-    return RawServer(proxying, tls=tls)
-
-
 @pytest.fixture
 def proxy():
     with proxy_server() as server:
-        yield server
-
-
-@pytest.fixture
-def tls_proxy(certificate):
-    """The proxy behind an https:// URL, presenting the self-signed
-    certificate for 127.0.0.1 (which libcurl's built-in CA path does not
-    trust)."""
-    with proxy_server(server_tls(certificate)) as server:
         yield server
 
 

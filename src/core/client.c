@@ -344,13 +344,9 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
-    /* genauth_ca_store_wanted is the rule for the API host. An https://
-     * proxy is a TLS peer too, verified against the same CAs whatever
-     * use_unverified_ssl says (transport.c): a client of an http:// host
-     * (or one not verifying its host) makes a TLS connection to it, so the
-     * store is looked for then as well (even when no_proxy exempts the
-     * host: the cost is a few access calls). */
-    if (!opts->ca_bundle && (genauth_ca_store_wanted(opts) || c->proxy_tls)) {
+    /* genauth_ca_store_wanted's rule, with the proxy just read: the one the
+     * binding asked before offering certifi's bundle as opts->ca_fallback. */
+    if (genauth_ca_store_wanted_behind(opts, c->proxy_tls)) {
         genauth_ca_store store;
         if (genauth_ca_store_find(&store)) {
             c->ca_store_file = dup_or_null(store.file, &nomem);
