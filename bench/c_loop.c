@@ -23,8 +23,10 @@
  *   c_loop first_token N URL TOKEN USERPOOL_ID   the first call of a fresh
  *          handle that fetches its own token first, as genauth_c does: POST
  *          the keys to get-management-token on the same connection, parse
- *          the answer, build the Authorization header, then the call (TOKEN
- *          is not used; N is ignored)
+ *          the answer, read the user pool id from the token (its JWT
+ *          payload's scoped_userpool_id: the answer does not carry it), build
+ *          the headers, then the call (TOKEN and USERPOOL_ID are not used; N
+ *          is ignored)
  *   c_loop first_token_evicted N URL TOKEN USERPOOL_ID   the same, after
  *          writing to 32 MiB of memory first, which evicts the caches as a
  *          Python process's start-up and imports do before its first call
@@ -269,6 +271,54 @@ api_headers(const char *token, const char *userpool_id)
     return h;
 }
 
+/* The user pool id a token is for: its JWT payload's scoped_userpool_id
+ * (base64url JSON), which a client that fetches its own token must read,
+ * since the token endpoint's answer does not carry it. A new string. */
+static int
+base64url_value(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    return ch == '-' ? 62 : ch == '_' ? 63 : -1;
+}
+
+static char *
+token_userpool_id(const char *token)
+{
+    const char *p = strchr(token, '.'), *end = p ? strchr(p + 1, '.') : NULL;
+    if (!end)
+        die("token", "not a JWT");
+    size_t n = (size_t)(end - ++p);
+    unsigned char *json = malloc(n + 1);
+    size_t len = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    if (!json)
+        die("token", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int v = base64url_value(p[i]);
+        if (v < 0)
+            die("token", "payload not base64url");
+        acc = acc << 6 | (unsigned)v;
+        if ((bits += 6) >= 8)
+            json[len++] = (unsigned char)(acc >> (bits -= 8));
+    }
+    cJSON *claims = cJSON_ParseWithLength((const char *)json, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(claims, "scoped_userpool_id");
+    if (!cJSON_IsString(id))
+        die("token", "no scoped_userpool_id in its payload");
+    char *out = strdup(id->valuestring);
+    if (!out)
+        die("token", "out of memory");
+    cJSON_Delete(claims);
+    free(json);
+    return out;
+}
+
 /* Writes to `mib` MiB, a line at a time: what the caches held before
  * (this program's and the kernel's code and data, nginx's) is evicted. */
 static void
@@ -285,10 +335,10 @@ evict_caches(size_t mib)
 }
 
 /* A fresh handle's first call when it fetches its own token first, as
- * genauth_c's first call does: seconds from the handle's making to the
- * call's answer. */
+ * genauth_c's first call does (the user pool id read from the token):
+ * seconds from the handle's making to the call's answer. */
 static double
-first_call_with_token(const char *url, const char *userpool_id)
+first_call_with_token(const char *url)
 {
     static const char path[] = "/api/v3/trigger-webhook";
     char token_url[1024];
@@ -318,8 +368,10 @@ first_call_with_token(const char *url, const char *userpool_id)
         cJSON_GetObjectItemCaseSensitive(env, "data"), "access_token");
     if (!cJSON_IsString(tok))
         die("token", "no data.access_token in the answer");
+    char *userpool_id = token_userpool_id(tok->valuestring);
     curl_slist_free_all(headers);
     headers = api_headers(tok->valuestring, userpool_id);
+    free(userpool_id);
     cJSON_Delete(env);
     curl_easy_setopt(s.easy, CURLOPT_URL, url);
     curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, headers);
@@ -349,20 +401,19 @@ idle_until_first_call_time(void)
 enum first_call_state { FIRST_AT_ONCE, FIRST_EVICTED, FIRST_LATE };
 
 static void
-run_first_token(const char *url, const char *userpool_id,
-                enum first_call_state state)
+run_first_token(const char *url, enum first_call_state state)
 {
     if (state == FIRST_EVICTED)
         evict_caches(32);
     else if (state == FIRST_LATE)
         idle_until_first_call_time();
-    double first = first_call_with_token(url, userpool_id);
+    double first = first_call_with_token(url);
     printf("{\"calls\": 1, \"elapsed\": %.6f, \"first_call_s\": %.6f}\n",
            first, first);
 }
 
 static void
-run_seq(long n, const char *url, const char *userpool_id, int rss)
+run_seq(long n, const char *url, int rss)
 {
     slot s;
     long rss_half = 0;
@@ -393,7 +444,7 @@ run_seq(long n, const char *url, const char *userpool_id, int rss)
     } else {
         /* A fresh handle in a process that has made calls: the first call
          * without the start of a process before it. */
-        double fresh = floor_mode ? 0 : first_call_with_token(url, userpool_id);
+        double fresh = floor_mode ? 0 : first_call_with_token(url);
         printf("{\"calls\": %ld, \"elapsed\": %.6f, \"cpu_s\": %.6f, "
                "\"first_call_s\": %.6f, \"fresh_client_s\": %.6f, "
                "\"connects\": %ld}\n",
@@ -533,15 +584,15 @@ main(int argc, char **argv)
     headers = api_headers(argv[4], argv[5]);
 
     if (strcmp(mode, "seq") == 0)
-        run_seq(n, url, argv[5], 0);
+        run_seq(n, url, 0);
     else if (strcmp(mode, "rss") == 0)
-        run_seq(n, url, argv[5], 1);
+        run_seq(n, url, 1);
     else if (strcmp(mode, "first_token") == 0)
-        run_first_token(url, argv[5], FIRST_AT_ONCE);
+        run_first_token(url, FIRST_AT_ONCE);
     else if (strcmp(mode, "first_token_evicted") == 0)
-        run_first_token(url, argv[5], FIRST_EVICTED);
+        run_first_token(url, FIRST_EVICTED);
     else if (strcmp(mode, "first_token_late") == 0)
-        run_first_token(url, argv[5], FIRST_LATE);
+        run_first_token(url, FIRST_LATE);
     else if (strcmp(mode, "multi") == 0)
         run_multi(n, url, inflight);
     else if (strcmp(mode, "multi_keep") == 0) {
@@ -557,7 +608,7 @@ main(int argc, char **argv)
     else if (strcmp(mode, "floor") == 0) {
         floor_mode = 1;
         prebuilt = build_body();
-        run_seq(n, url, argv[5], 0);
+        run_seq(n, url, 0);
         free(prebuilt);
     }
     else

@@ -51,10 +51,14 @@ class GenauthC:
     modules = ("genauth_c",)
 
     def __init__(self, host):
-        from genauth_c import ManagementClient
+        # Imported before the clock starts (mode_seq): `import` of a module
+        # already loaded is a lookup in C, while `from package import name`
+        # runs importlib's _handle_fromlist, Python code that a fresh client
+        # timed after thousands of calls finds cold (about 25 µs measured).
+        import genauth_c
 
-        self.client = ManagementClient(AK, SK, host=host,
-                                       ca_bundle=CA if tls(host) else None)
+        self.client = genauth_c.ManagementClient(AK, SK, host=host,
+                                                 ca_bundle=CA if tls(host) else None)
 
     def run(self, n):
         c, r = self.client, None
@@ -142,13 +146,13 @@ class OfficialSDK:
     modules = ("genauth",)
 
     def __init__(self, host):
-        from genauth import ManagementClient
+        import genauth  # as GenauthC's
 
         if tls(host):
             # Its token fetch verifies TLS (its management calls never do):
             # trust the test certificate the way requests users do.
             os.environ["REQUESTS_CA_BUNDLE"] = CA
-        self.client = ManagementClient(AK, SK, host=host)
+        self.client = genauth.ManagementClient(AK, SK, host=host)
 
     def run(self, n):
         c, r = self.client, None
@@ -163,10 +167,10 @@ class AsyncGenauthC:
     modules = ("genauth_c",)
 
     async def open(self, host):
-        from genauth_c import AsyncManagementClient
+        import genauth_c  # as GenauthC's
 
-        self.client = AsyncManagementClient(AK, SK, host=host,
-                                            ca_bundle=CA if tls(host) else None)
+        self.client = genauth_c.AsyncManagementClient(
+            AK, SK, host=host, ca_bundle=CA if tls(host) else None)
 
     async def run(self, n):
         c, r = self.client, None

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from rawserver import FakeGenAuth, RawServer  # noqa: E402
+from rawserver import FakeGenAuth, RawServer, Response  # noqa: E402
 
 AK = "AKIDexample1234"
 SK = "SECRET-do-not-leak-9f8e7d"
@@ -146,6 +146,29 @@ def server_tls(certificate):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(*certificate)
     return ctx
+
+
+def proxy_server(tls=None):
+    """A forward proxy that answers itself: it sees absolute-form targets
+    (http://host/path) and CONNECT lines (which it refuses), and serves
+    GenAuth's answers. An https:// proxy with `tls`."""
+    handler = FakeGenAuth()
+
+    def proxying(req):
+        if req.method == "CONNECT":
+            return Response(status=403, body=b"")
+        return handler(req)
+
+    return RawServer(proxying, tls=tls)
+
+
+@pytest.fixture
+def tls_proxy(certificate):
+    """The proxy behind an https:// URL, presenting the self-signed
+    certificate for 127.0.0.1 (which libcurl's built-in CA path does not
+    trust)."""
+    with proxy_server(server_tls(certificate)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from conftest import AK, SK
 CALL = textwrap.dedent("""
     import json, sys
     import genauth_c
+    options = json.loads(sys.argv[2])
     try:
-        with genauth_c.ManagementClient({ak!r}, {sk!r}, host=sys.argv[1]) as c:
+        with genauth_c.ManagementClient({ak!r}, {sk!r}, host=sys.argv[1], **options) as c:
             print(json.dumps({{"statusCode": c.trigger_webhook("wh1")["statusCode"]}}))
     except genauth_c.TransportError as e:
         print(json.dumps({{"error": str(e), "curl_code": e.curl_code}}))
@@ -42,10 +43,13 @@ needs_namespace = pytest.mark.skipif(
 
 
 def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
-                   python=sys.executable, script_text=CALL):
+                   python=sys.executable, script_text=CALL, proxy=None,
+                   options=None):
     """Runs `script_text` (CALL) with `python` in a child that sees /etc/ssl holding only
     `etc_ssl` ({name: source file}) and a certifi module whose where() is
-    `certifi` (None: certifi cannot be imported). Returns its JSON line."""
+    `certifi` (None: certifi cannot be imported), with no proxy in its
+    environment but `proxy` ({variable: URL}). CALL makes its client with
+    `options` too. Returns its JSON line."""
     fake = tmp_path / "fake-certifi"
     fake.mkdir(exist_ok=True)
     (fake / "certifi.py").write_text(
@@ -59,12 +63,16 @@ def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
     # points it at the ASan build).
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(fake), os.environ.get("PYTHONPATH")) if p))
-    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-        env.pop(name, None)
+    for name in list(env):
+        if name.lower() in ("ssl_cert_file", "ssl_cert_dir", "http_proxy",
+                            "https_proxy", "all_proxy", "no_proxy"):
+            del env[name]
+    env.update(proxy or {})
     r = subprocess.run(
         ["unshare", "-m", "sh", "-c",
          f"mount -t tmpfs none /etc/ssl{copies} && "
-         f'exec "$0" "$1" "$2"', python, str(script), url],
+         f'exec "$0" "$1" "$2" "$3"', python, str(script), url,
+         json.dumps(options or {})],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -150,6 +158,55 @@ def test_system_store_wins_over_certifi(tls_fake, certificate, tmp_path):
                          etc_ssl={"cert.pem": certificate[0]},
                          certifi="/nonexistent/certifi.pem")
     assert out == {"statusCode": 200}
+
+
+# An https:// proxy is verified against the client's CAs (transport.c): on a
+# machine without a store, certifi's bundle is offered for it as for an
+# https:// host, so the error's advice to install certifi holds there too.
+
+@needs_namespace
+@pytest.mark.parametrize("variable", ["http_proxy", "all_proxy", "ALL_PROXY"])
+def test_certifi_trusts_an_https_proxy_of_an_http_host(fake, tls_proxy, certificate, tmp_path,
+                                                       variable):
+    out = call_elsewhere(tmp_path, fake.server.url, certifi=certificate[0],
+                         proxy={variable: tls_proxy.url})
+    assert out == {"statusCode": 200}
+    assert [r.path for r in tls_proxy.requests] == [
+        fake.server.url + "/api/v3/get-management-token",
+        fake.server.url + "/api/v3/trigger-webhook"]
+    assert fake.server.requests == []  # everything went through the proxy
+
+
+@needs_namespace
+def test_certifi_trusts_an_https_proxy_of_an_unverified_https_host(tls_fake, tls_proxy,
+                                                                   certificate, tmp_path):
+    # use_unverified_ssl is about the API server: the proxy is verified,
+    # with certifi's bundle here. The CONNECT reaching it shows its TLS held.
+    out = call_elsewhere(tmp_path, tls_fake.server.url, certifi=certificate[0],
+                         proxy={"https_proxy": tls_proxy.url},
+                         options={"use_unverified_ssl": True})
+    assert out.get("curl_code") == 56, out  # the proxy refuses the tunnel
+    assert tls_proxy.requests and {r.method for r in tls_proxy.requests} == {"CONNECT"}
+    assert tls_fake.server.requests == []
+
+
+@needs_namespace
+def test_no_store_for_an_https_proxy_says_how_to_name_one(fake, tls_proxy, tmp_path):
+    out = call_elsewhere(tmp_path, fake.server.url, proxy={"http_proxy": tls_proxy.url})
+    assert out.get("curl_code") in (60, 77), out
+    assert "ca_bundle" in out["error"] and "certifi" in out["error"], out
+    assert tls_proxy.requests == [] and fake.server.requests == []
+
+
+@needs_namespace
+def test_certifi_does_not_trust_an_https_proxy_of_an_http_host_when_given_ca_bundle(
+        fake, tls_proxy, certificate, tmp_path):
+    # ca_bundle is the only trust then, as for an https:// host.
+    out = call_elsewhere(tmp_path, fake.server.url, certifi=certificate[0],
+                         proxy={"http_proxy": tls_proxy.url},
+                         options={"ca_bundle": "/etc/hostname"})
+    assert out.get("curl_code") in (60, 77), out
+    assert tls_proxy.requests == []
 
 
 def test_ssl_cert_file(tls_fake, certificate, client_for, monkeypatch):

@@ -214,9 +214,11 @@ def test_console_script_is_installed():
 
 
 def test_emulator_command_serves(tmp_path):
+    # The secret by the environment, where other users cannot read it.
     proc = subprocess.Popen(
         [sys.executable, "-m", "genauth_c", "emulator", "--port", "0",
-         "--access-key-id", AK, "--access-key-secret", SK],
+         "--access-key-id", AK],
+        env=environment(GENAUTH_EMULATOR_ACCESS_KEY_SECRET=SK),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None
@@ -416,6 +418,39 @@ def test_secret_file_refused(emulator, tmp_path, content, message):
     assert out.returncode == 2
     assert one_line(out.stderr) == f"genauth-c: error: --access-key-secret-file: {path} {message}\n"
     assert "0xff" not in out.stderr and SK not in out.stderr
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_a_secret_with_a_control_character_is_a_usage_error(emulator, tmp_path, source):
+    # One line, so the file is read; the tab inside is the client's to refuse.
+    secret = SK + "\t"
+    if source == "file":
+        path = tmp_path / "secret"
+        path.write_bytes(secret.encode() + b"\n")
+        out = cli("trigger", "wh1", "--access-key-id", AK, "--access-key-secret-file", str(path),
+                  "--host", emulator.url, env=environment())
+    else:
+        out = cli("trigger", "wh1", "--host", emulator.url,
+                  env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK + "\tx"))
+    assert out.returncode == 2
+    assert one_line(out.stderr) == ("genauth-c: error: access_key_secret: must not contain CR, LF "
+                                    "or other control characters\n")
+    assert SK not in out.stderr
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("args, named", [
+    ([b"wh\xff"], "webhook_id"),
+    (["wh1", "--body", b'{"a": "\xff"}'], "request_body['a']"),
+    (["wh1", "--access-key-id", b"AK\xff"], "access_key_id"),
+], ids=["webhook-id", "body", "key-id"])
+def test_arguments_that_are_not_utf8_are_a_usage_error(emulator, args, named):
+    # Python reads such bytes on argv as lone surrogates, which are never sent.
+    out = cli("trigger", *args, env=environment(emulator))
+    assert out.returncode == 2
+    assert one_line(out.stderr).startswith(f"genauth-c: error: {named}: ")
+    assert "lone surrogate" in out.stderr
     assert emulator.requests == []
 
 

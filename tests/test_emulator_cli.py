@@ -3,6 +3,7 @@ client disconnects (a subprocess emulator, checked on its stderr)."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import signal
@@ -17,6 +18,7 @@ import pytest
 from emulator_http import AK, SK, E, bearer, call_json, receiver  # noqa: F401
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+SECRET_VARIABLE = "GENAUTH_EMULATOR_ACCESS_KEY_SECRET"
 
 
 def run_module(*args, **kw):
@@ -28,8 +30,12 @@ def run_module(*args, **kw):
 class Served:
     """A `python -m genauth_c.emulator` process; .port, .banner, .stop() -> (rc, stderr)."""
 
-    def __init__(self, *args):
-        self.proc = run_module("--port", "0", *args)
+    def __init__(self, *args, secret=None):
+        # The secret, if any, by the environment: never on the command line.
+        env = {k: v for k, v in os.environ.items() if k != SECRET_VARIABLE}
+        if secret is not None:
+            env[SECRET_VARIABLE] = secret
+        self.proc = run_module("--port", "0", *args, env=env)
         lines = [self.proc.stdout.readline()]
         while lines[-1] and not lines[-1].startswith("Press Ctrl-C"):
             lines.append(self.proc.stdout.readline())
@@ -54,8 +60,12 @@ def test_help_shows_defaults_and_credentials():
     out = subprocess.run([sys.executable, "-m", "genauth_c.emulator", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     text = " ".join(out.stdout.split())  # argparse wraps lines
-    for expected in ("--access-key-id", "(default: AK)", "(default: SK)", "(default: 127.0.0.1)", "(default: 0)",
-                     "(default: 7200", f"(default: {E.DEFAULT_USERPOOL_ID})", "--webhook ID=URL"):
+    for expected in ("--access-key-id", "(default: AK)", "(default: 127.0.0.1)", "(default: 0)",
+                     "(default: 7200", f"(default: {E.DEFAULT_USERPOOL_ID})", "--webhook ID=URL",
+                     # The secret on argv still works, but says what it exposes.
+                     "--access-key-secret SECRET the access key secret it accepts, visible to every "
+                     f"user of the machine (ps, /proc/PID/cmdline): prefer the environment variable "
+                     f"{SECRET_VARIABLE} (without either: SK)"):
         assert expected in text, expected
 
 
@@ -65,15 +75,20 @@ def test_bad_usage_exits_2():
 
 
 def test_serves_prints_banner_and_delivers(receiver):
-    served = Served("--access-key-id", AK, "--access-key-secret", SK, "--webhook", f"wh1={receiver.url}/cli",
-                    "--form-webhook", f"wh2={receiver.url}/form", "--token-lifetime", "60")
+    secret = "emulator-secret-4f2a"
+    served = Served("--access-key-id", AK, "--webhook", f"wh1={receiver.url}/cli",
+                    "--form-webhook", f"wh2={receiver.url}/form", "--token-lifetime", "60", secret=secret)
     try:
         assert f"access key id:     {AK}" in served.banner
-        assert f"access key secret: {SK}" in served.banner
+        # From the environment: neither on the command line nor shown.
+        assert f"access key secret: set by {SECRET_VARIABLE}, not shown" in served.banner
+        assert secret not in served.banner
+        with open(f"/proc/{served.proc.pid}/cmdline", "rb") as f:
+            assert secret.encode() not in f.read()
         assert f"user pool id:      {E.DEFAULT_USERPOOL_ID}" in served.banner
         assert f"wh1 -> {receiver.url}/cli (application/json)" in served.banner
         assert f"wh2 -> {receiver.url}/form ({E.FORM_CONTENT_TYPE})" in served.banner
-        _, env = call_json(served, "POST", E.TOKEN_PATH, {"accessKeyId": AK, "accessKeySecret": SK})
+        _, env = call_json(served, "POST", E.TOKEN_PATH, {"accessKeyId": AK, "accessKeySecret": secret})
         assert env["data"]["expires_in"] == 60
         headers = bearer(served, env["data"]["access_token"])
         _, env = call_json(served, "POST", E.TRIGGER_PATH, {"webhookId": "wh1"}, headers)
@@ -83,6 +98,46 @@ def test_serves_prints_banner_and_delivers(receiver):
     finally:
         rc, stderr = served.stop()
     assert rc == 0 and stderr == ""
+
+
+def token_status(served, secret):
+    return call_json(served, "POST", E.TOKEN_PATH, {"accessKeyId": "AK", "accessKeySecret": secret})[1]["statusCode"]
+
+
+@pytest.mark.parametrize("how", ["default", "argv", "argv over the environment", "empty variable"])
+def test_a_secret_not_from_the_environment_is_shown(how):
+    # The default, and one on the command line (kept for compatibility), are
+    # no secret from anyone on this machine: the banner says which it is.
+    args = () if how in ("default", "empty variable") else ("--access-key-secret", "ARGV-SK")
+    secret = {"default": None, "argv": None, "argv over the environment": "ENV-SK", "empty variable": ""}[how]
+    expected = "SK" if how in ("default", "empty variable") else "ARGV-SK"
+    served = Served(*args, secret=secret)
+    try:
+        assert f"access key secret: {expected}\n" in served.banner
+        assert token_status(served, expected) == 200
+        assert token_status(served, "ENV-SK") == 401
+    finally:
+        rc, _ = served.stop()
+    assert rc == 0
+
+
+@pytest.mark.parametrize("value, message", [
+    ("SK-from-env\n", "begins or ends with a space, or holds a line end or other control character"),
+    (" SK-from-env", "begins or ends with a space, or holds a line end or other control character"),
+    ("SK-\tfrom-env", "begins or ends with a space, or holds a line end or other control character"),
+    ("SK-from-env\udcff", "not UTF-8 text"),
+], ids=["lf", "space", "tab", "not-utf8"])
+def test_a_secret_variable_no_client_could_send_is_named(value, message):
+    env = dict(os.environ)
+    env[SECRET_VARIABLE] = value
+    if value.endswith("\udcff"):  # as os.environ reads the byte 0xff
+        env = {k.encode(): v.encode("utf-8", "surrogateescape") for k, v in env.items()}
+    out = subprocess.run([sys.executable, "-m", "genauth_c.emulator", "--port", "0"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == (f"python -m genauth_c.emulator: error: {SECRET_VARIABLE}: {message} "
+                                           "(set in the environment)")
+    assert "SK-from-env" not in out.stderr and out.stdout == ""
 
 
 def test_client_disconnects_are_not_tracebacks():

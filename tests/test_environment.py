@@ -137,9 +137,25 @@ def test_a_variable_that_is_not_utf8_is_named(clean_env, name):
     assert str(caught.value) == f"GENAUTH_{name}: not UTF-8 text (set in the environment)"
 
 
+@pytest.mark.parametrize("brand", ["genauth", "authing"])
+@pytest.mark.parametrize("name", ["ACCESS_KEY_ID", "ACCESS_KEY_SECRET"])
+def test_a_key_variable_with_a_control_character_inside_is_refused(emulator, clean_env, brand, name):
+    # A line end at an end is the variable's slip, named above; one inside
+    # is refused by the rule for the argument, under the argument's name,
+    # the secret as the key id.
+    prefix = NAMES[brand]
+    clean_env.setenv(f"{prefix}_ACCESS_KEY_ID", AK)
+    clean_env.setenv(f"{prefix}_ACCESS_KEY_SECRET", SK)
+    clean_env.setenv(f"{prefix}_{name}", (AK if name == "ACCESS_KEY_ID" else SK) + "\r\nx")
+    with pytest.raises(ValueError) as caught:
+        ManagementClient(host=emulator.url, brand=brand)
+    assert str(caught.value) == (f"{name.lower()}: must not contain CR, LF or other control "
+                                 "characters")
+    assert emulator.requests == []
+
+
 def test_an_explicit_argument_is_not_checked_as_a_variable(emulator, clean_env):
-    # The secret given as an argument may hold what it likes (see
-    # test_security): only what the environment supplied is checked.
+    # A variable the arguments make unused is not read, so not checked.
     clean_env.setenv("GENAUTH_ACCESS_KEY_SECRET", " ")
     with ManagementClient(AK, SK, host=emulator.url) as client:
         assert client.trigger_webhook("nope")["statusCode"] == 404

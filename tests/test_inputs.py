@@ -1,5 +1,6 @@
 """Bad input fails before anything is sent; good input survives the round
 trip exactly; secrets never show."""
+import asyncio
 import collections
 import decimal
 import enum
@@ -145,6 +146,76 @@ def test_bad_call_input_fails_before_sending(fake, client_for, args, kwargs, exc
     with pytest.raises(exc) as info:
         client.trigger_webhook(*args, **kwargs)
     assert text in str(info.value)
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+# ---- lone surrogates: UTF-8 cannot carry them, so nothing holding one is sent
+
+LONE = "\ud800"
+SENT_OPTIONS = ["access_key_id", "access_key_secret", "host", "lang", "tenant_id",
+                "brand", "auth", "websocket_host", "websocket_endpoint"]
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("option", SENT_OPTIONS)
+def test_a_lone_surrogate_in_an_option_is_named(fake, option, auth):
+    kw = {"access_key_id": AK, "access_key_secret": SK, "host": fake.server.url, "auth": auth}
+    kw[option] = kw.get(option, "x") + LONE
+    for cls in (ManagementClient, genauth_c.AsyncManagementClient):
+        with pytest.raises(ValueError) as info:
+            cls(**kw)
+        assert str(info.value) == f"{option}: holds a lone surrogate, which cannot be encoded as UTF-8"
+    assert fake.server.connections == 0
+
+
+HOOK = {"content_type": "application/json", "events": ["test"], "url": "http://h.example/x", "name": "n"}
+
+SURROGATE_CALLS = [
+    # (method, args, kwargs, what the message names)
+    ("trigger_webhook", (LONE,), {}, "webhook_id"),
+    ("trigger_webhook", ("w",), {"request_headers": {"X-" + LONE: "v"}}, "request_headers"),
+    ("trigger_webhook", ("w",), {"request_headers": {"X-A": LONE}}, "request_headers['X-A']"),
+    ("trigger_webhook", ("w",), {"request_body": {"d": ["a", "b" + LONE]}}, "request_body['d'][1]"),
+    ("get_webhook", (LONE,), {}, "webhook_id"),
+    ("get_webhook_logs", (LONE,), {}, "webhook_id"),
+    ("delete_webhook", (["a", LONE],), {}, "webhook_ids[1]"),
+    ("create_webhook", (), dict(HOOK, events=["test", LONE]), "events[1]"),
+    ("create_webhook", (), dict(HOOK, url=HOOK["url"] + LONE), "url"),
+    ("create_webhook", (), dict(HOOK, name=LONE), "name"),
+    ("create_webhook", (), dict(HOOK, content_type=LONE), "content_type"),
+    ("create_webhook", (), dict(HOOK, secret=LONE), "secret"),
+    ("create_webhook", (), dict(HOOK, retry_config={"delayUnit": LONE}), "retry_config['delayUnit']"),
+    ("update_webhook", ("w",), {"name": LONE}, "name"),
+]
+
+
+def _lone_surrogate_refused(exc_info, named):
+    text = str(exc_info.value)
+    assert text.startswith(named + ": ") and "lone surrogate" in text, text
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("method,args,kwargs,named", SURROGATE_CALLS)
+def test_a_lone_surrogate_in_a_call_is_named_and_nothing_sent(fake, client_for, method, args, kwargs,
+                                                             named, auth):
+    client = client_for(fake.server.url, auth=auth)
+    with pytest.raises(ValueError) as info:
+        getattr(client, method)(*args, **kwargs)
+    _lone_surrogate_refused(info, named)
+
+    async def on_a_loop():
+        async with genauth_c.AsyncManagementClient(AK, SK, host=fake.server.url, auth=auth) as aclient:
+            with pytest.raises(ValueError) as info:
+                await getattr(aclient, method)(*args, **kwargs)
+            _lone_surrogate_refused(info, named)
+    asyncio.run(on_a_loop())
+    if method == "trigger_webhook":
+        call = dict(zip(("webhook_id", "request_headers", "request_body"), args), **kwargs)
+        with pytest.raises(ValueError) as info:
+            client.trigger_webhooks([{"webhook_id": "ok"}, call])
+        param = named.split("[")[0]
+        _lone_surrogate_refused(info, f"calls[1]['{param}']{named[len(param):]}")
     assert fake.server.requests == []
     assert fake.server.connections == 0
 

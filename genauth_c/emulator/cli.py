@@ -1,12 +1,21 @@
 """The command line: ``python -m genauth_c.emulator`` (and ``genauth-c emulator``).
 
 Serves until interrupted (Ctrl-C or SIGTERM; exit status 0). At start it
-prints the URL on its first line, then the credentials it accepts.
+prints the URL on its first line, then the credentials it accepts (the secret
+only when it is the default or was on the command line, where it is no
+secret).
+
+The key secret it accepts comes from the environment variable
+GENAUTH_EMULATOR_ACCESS_KEY_SECRET, which other users of the machine cannot
+read, or from --access-key-secret, which they can (ps, /proc/PID/cmdline),
+else it is SK. Not GENAUTH_ACCESS_KEY_SECRET, the client's: a shell holding
+a real secret there would have the emulator accept it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,7 +25,10 @@ from typing import TextIO
 from .app import Emulator
 from .constants import DEFAULT_USERPOOL_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
 
-__all__ = ["main", "build_parser", "banner"]
+__all__ = ["main", "build_parser", "banner", "SECRET_VARIABLE"]
+
+SECRET_VARIABLE = "GENAUTH_EMULATOR_ACCESS_KEY_SECRET"
+DEFAULT_SECRET = "SK"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -29,7 +41,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     parser.add_argument("--access-key-id", default="AK", help="the access key id it accepts")
-    parser.add_argument("--access-key-secret", default="SK", help="the access key secret it accepts")
+    parser.add_argument(
+        "--access-key-secret", default=argparse.SUPPRESS, metavar="SECRET",
+        help=f"the access key secret it accepts, visible to every user of the machine (ps, "
+        f"/proc/PID/cmdline): prefer the environment variable {SECRET_VARIABLE} (without "
+        f"either: {DEFAULT_SECRET})",
+    )
     parser.add_argument("--token-lifetime", type=float, default=7200, help="seconds a management token lives")
     parser.add_argument("--userpool-id", default=DEFAULT_USERPOOL_ID, help="the user pool id in tokens")
     parser.add_argument(
@@ -49,12 +66,35 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def banner(emu: Emulator) -> str:
-    """What the command prints at start: the URL first, then what it accepts."""
+def _secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, str | None]:
+    """The key secret to accept, and the variable it was read from (None:
+    from the command line, or the default). An empty variable counts as
+    unset; one the clients could not send is refused by its name, never
+    quoting it."""
+    given: str | None = getattr(args, "access_key_secret", None)
+    if given is not None:
+        return given, None
+    value = os.environ.get(SECRET_VARIABLE, "")
+    if not value:
+        return DEFAULT_SECRET, None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, as os.environ reads them
+        parser.error(f"{SECRET_VARIABLE}: not UTF-8 text (set in the environment)")
+    if value != value.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        parser.error(f"{SECRET_VARIABLE}: begins or ends with a space, or holds a line end or other "
+                     "control character (set in the environment)")
+    return value, SECRET_VARIABLE
+
+
+def banner(emu: Emulator, secret_from: str | None = None) -> str:
+    """What the command prints at start: the URL first, then what it accepts
+    (the secret only by the variable it came from, when `secret_from` names one)."""
+    secret = f"set by {secret_from}, not shown" if secret_from else emu.access_key_secret
     lines = [
         f"genauth-c emulator listening on {emu.url}",
         f"  access key id:     {emu.access_key_id}",
-        f"  access key secret: {emu.access_key_secret}",
+        f"  access key secret: {secret}",
         f"  user pool id:      {emu.userpool_id}",
         "  authentication:    Bearer tokens from POST /api/v3/get-management-token, or AK/SK "
         "signatures (schemes 'authing' with x-authing-*, 'GenAuth' with x-genauth-*)",
@@ -72,9 +112,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None, out: TextIO 
     """Serve until interrupted; returns the exit status (2 for bad usage, via argparse)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    secret, secret_from = _secret(parser, args)
     emu = Emulator(
         args.access_key_id,
-        args.access_key_secret,
+        secret,
         host=args.host,
         port=args.port,
         token_lifetime=args.token_lifetime,
@@ -104,7 +145,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None, out: TextIO 
         print(f"genauth-c emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     stream = out or sys.stdout
-    print(banner(emu), file=stream, flush=True)
+    print(banner(emu, secret_from), file=stream, flush=True)
     try:
         while not done.wait(0.5):
             pass

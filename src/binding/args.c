@@ -118,11 +118,9 @@ genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
 
 /* ---- argument kinds ------------------------------------------------------- */
 
-/* The UTF-8 of a str argument, borrowed from it. `name` and, for a list
- * item, `index` (or -1) name it in errors. */
-static const char *
-str_utf8(PyObject *value, const char *name, Py_ssize_t index, int nonempty,
-         Py_ssize_t *len)
+const char *
+genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
+                     int nonempty, Py_ssize_t *len)
 {
     char where[160];
     if (index >= 0)
@@ -162,7 +160,8 @@ static cJSON *
 str_node(PyObject *value, const char *name, Py_ssize_t index, int nonempty)
 {
     Py_ssize_t len = 0;
-    const char *s = str_utf8(value, name, index, nonempty, &len);
+    const char *s =
+        genauth_str_arg_utf8(value, name, index, nonempty, &len);
     if (!s)
         return NULL;
     cJSON *node = genauth_json_string_new(s, (size_t)len);

@@ -51,6 +51,15 @@ int genauth_parse_args(const genauth_signature_spec *spec,
                        PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames, PyObject **values);
 
+/* The UTF-8 of a str argument `value`, borrowed from it (its cache), or
+ * NULL with TypeError (not a str) or ValueError (a lone surrogate, which
+ * UTF-8 cannot carry; a NUL; empty when `nonempty`) naming it: `name`, and
+ * for a list's item `index` (or -1). The one check of every str argument
+ * that is sent, the constructor's included. */
+const char *genauth_str_arg_utf8(PyObject *value, const char *name,
+                                 Py_ssize_t index, int nonempty,
+                                 Py_ssize_t *len);
+
 /* An int argument from `min` to `max` in *out: an int, not a bool, taken
  * by its value (never __index__: no caller code runs). 0, or -1 with
  * TypeError or ValueError naming `name`, an int beyond a C long long

@@ -45,22 +45,9 @@ optional_str(PyObject *obj, const char *name, const char **out)
                      name, GENAUTH_TYPE_NAME(obj));
         return -1;
     }
-    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
-    if (!s) {
-        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError,
-                         "%s: holds a lone surrogate, which cannot be sent",
-                         name);
-        }
-        return -1;
-    }
-    if ((size_t)len != strlen(s)) {
-        PyErr_Format(PyExc_ValueError, "%s: must not contain NUL", name);
-        return -1;
-    }
-    *out = s;
-    return 0;
+    /* A lone surrogate or a NUL: refused as a method's arguments are. */
+    *out = genauth_str_arg_utf8(obj, name, -1, 0, &len);
+    return *out ? 0 : -1;
 }
 
 static int
@@ -334,13 +321,9 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         }
         opts.ca_bundle = PyBytes_AsString(ca_bytes);
     } else if (genauth_ca_store_wanted(&opts)) {
-        /* Only on a machine without a CA store the core would find. The
-         * core also looks for the store for an https:// proxy from the
-         * environment, which it reads when the client is made: certifi's
-         * fallback is left to https:// hosts, and a client of an http://
-         * host behind an https:// proxy on such a machine verifies the
-         * proxy against libcurl's built-in path (or ca_bundle, or
-         * SSL_CERT_FILE). */
+        /* Only on a machine without a CA store the core would find, for a
+         * verified https:// host or an https:// proxy from the environment
+         * (one rule for both: the core's). */
         genauth_ca_store store;
         if (!genauth_ca_store_find(&store)) {
             if (certifi_where(&ca_bytes) < 0)

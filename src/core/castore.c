@@ -68,14 +68,35 @@ genauth_ca_store_find_in(const char *const *files, genauth_ca_store *store)
     return store->file != NULL;
 }
 
+/* The scheme as url.c reads it; NULL is the brand's default host, an
+ * https:// one. */
+static int
+host_is_https(const char *host)
+{
+    return !host || strncasecmp(host, "https://", 8) == 0;
+}
+
+int
+genauth_ca_store_wanted_behind(const genauth_client_options *opts,
+                               int proxy_tls)
+{
+    /* No redirect is followed, so a client of an http:// host makes a TLS
+     * connection only to an https:// proxy. That proxy is verified with
+     * the same CAs whatever use_unverified_ssl says (transport.c), and
+     * looked for even when no_proxy exempts the host: the cost is a few
+     * access calls. */
+    return !opts->ca_bundle &&
+           (proxy_tls ||
+            (!opts->use_unverified_ssl && host_is_https(opts->host)));
+}
+
 int
 genauth_ca_store_wanted(const genauth_client_options *opts)
 {
-    /* No redirect is followed, so a client of an http:// host never makes
-     * a TLS connection. The scheme as url.c reads it; NULL is the brand's
-     * default host, an https:// one. */
-    return !opts->ca_bundle && !opts->use_unverified_ssl &&
-           (!opts->host || strncasecmp(opts->host, "https://", 8) == 0);
+    /* The proxy the client will read from the environment when it is made
+     * (genauth_proxy_from_env), by the same rule. */
+    const char *proxy = genauth_proxy_env(host_is_https(opts->host));
+    return genauth_ca_store_wanted_behind(opts, genauth_proxy_is_tls(proxy));
 }
 
 /* One of system_ca_files (static strings), once found. */

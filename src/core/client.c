@@ -282,9 +282,14 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "access_key_secret: must not be empty");
     /* The key id is a header only when signing (else it is in the token
-     * request's JSON body). */
+     * request's JSON body). The secret never is (a JSON string, or an HMAC
+     * key), but a control character in it is a slip, a file's line end, that
+     * the server would only refuse as wrong keys: refused by the same rule,
+     * by a message that never quotes it. */
     if (check_header_value("access_key_id", opts->access_key_id, 0,
                            opts->auth == GENAUTH_AUTH_SIGNATURE, err) ||
+        check_header_value("access_key_secret", opts->access_key_secret, 0,
+                           0, err) ||
         (opts->lang && check_header_value("lang", opts->lang, 0, 1, err)) ||
         (opts->tenant_id &&
          check_header_value("tenant_id", opts->tenant_id, 0, 1, err)))
@@ -339,13 +344,9 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
     c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
-    /* genauth_ca_store_wanted is the rule for the API host. An https://
-     * proxy is a TLS peer too, verified against the same CAs whatever
-     * use_unverified_ssl says (transport.c): a client of an http:// host
-     * (or one not verifying its host) makes a TLS connection to it, so the
-     * store is looked for then as well (even when no_proxy exempts the
-     * host: the cost is a few access calls). */
-    if (!opts->ca_bundle && (genauth_ca_store_wanted(opts) || c->proxy_tls)) {
+    /* genauth_ca_store_wanted's rule, with the proxy just read: the one the
+     * binding asked before offering certifi's bundle as opts->ca_fallback. */
+    if (genauth_ca_store_wanted_behind(opts, c->proxy_tls)) {
         genauth_ca_store store;
         if (genauth_ca_store_find(&store)) {
             c->ca_store_file = dup_or_null(store.file, &nomem);

@@ -131,11 +131,12 @@ int genauth_ca_store_find(genauth_ca_store *store);
 /* The same, with `files` (NULL-terminated) in place of the usual files. */
 int genauth_ca_store_find_in(const char *const *files,
                              genauth_ca_store *store);
-/* Whether a client made with `opts` looks for the system's CA store (and
- * so may use opts->ca_fallback): one of an https:// host, given no
- * ca_bundle, that verifies TLS. The client also looks for it, given no
- * ca_bundle, when the environment names an https:// proxy for it, which
- * `opts` does not tell; opts->ca_fallback is used then too when given. */
+/* Whether a client made now with `opts` looks for the system's CA store
+ * (and so may use opts->ca_fallback): one given no ca_bundle that makes a
+ * verified TLS connection, to an https:// host unless use_unverified_ssl,
+ * or to the https:// proxy the environment names for its host (an https://
+ * proxy is verified whatever use_unverified_ssl says). Reads the proxy
+ * variables as the client will when it is made. */
 int genauth_ca_store_wanted(const genauth_client_options *opts);
 
 /* Fills the defaults (timeout 10 s, genauth brand, token auth, 2 retries). */

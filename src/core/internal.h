@@ -70,9 +70,20 @@ genauth_status genauth_url_normalize(const char *host, genauth_brand brand,
  * may carry a password). */
 genauth_status genauth_proxy_from_env(const char *base_url, char **proxy,
                                       char **no_proxy, genauth_error *err);
+/* The proxy the environment names for an https:// host (`https`) or an
+ * http:// one, by the rule above; "" for none. Points into the environment:
+ * copy it before the environment changes. */
+const char *genauth_proxy_env(int https);
 /* Whether `proxy` (as genauth_proxy_from_env gives it; "" for none) is an
  * https:// proxy, one reached over TLS. */
 int genauth_proxy_is_tls(const char *proxy);
+
+/* ---- CA store (castore.c) ---------------------------------------------- */
+
+/* genauth_ca_store_wanted's rule, given whether the client's proxy is an
+ * https:// one (genauth_proxy_is_tls), as the client itself knows it. */
+int genauth_ca_store_wanted_behind(const genauth_client_options *opts,
+                                   int proxy_tls);
 
 /* ---- JWT (jwt.c) -------------------------------------------------------- */
 

@@ -33,23 +33,29 @@ first_set(const char *const *names)
     return NULL;
 }
 
-genauth_status
-genauth_proxy_from_env(const char *base_url, char **proxy, char **no_proxy,
-                       genauth_error *err)
+const char *
+genauth_proxy_env(int https)
 {
     static const char *const http_names[] = {"http_proxy", "all_proxy",
                                              "ALL_PROXY", NULL};
     static const char *const https_names[] = {"https_proxy", "HTTPS_PROXY",
                                               "all_proxy", "ALL_PROXY",
                                               NULL};
+    const char *p = first_set(https ? https_names : http_names);
+    return p ? p : "";
+}
+
+genauth_status
+genauth_proxy_from_env(const char *base_url, char **proxy, char **no_proxy,
+                       genauth_error *err)
+{
     static const char *const no_proxy_names[] = {"no_proxy", "NO_PROXY",
                                                  NULL};
-    int https = strncmp(base_url, "https:", 6) == 0;
-    const char *p = first_set(https ? https_names : http_names);
+    const char *p = genauth_proxy_env(strncmp(base_url, "https:", 6) == 0);
     const char *np = first_set(no_proxy_names);
 
     /* "": set, so libcurl looks no further; it means no proxy. */
-    *proxy = strdup(p ? p : "");
+    *proxy = strdup(p);
     *no_proxy = strdup(np ? np : "");
     if (!*proxy || !*no_proxy) {
         genauth_wipe_free(*proxy); /* it may carry a password */

@@ -72,6 +72,39 @@ test_wanted(void)
     CHECK(!genauth_ca_store_wanted(&o));
 }
 
+/* An https:// proxy the environment names for the host, by libcurl's rule
+ * (proxy.c), is a TLS peer verified whatever use_unverified_ssl says. */
+static void
+test_wanted_behind_a_proxy(void)
+{
+    genauth_client_options o;
+    genauth_client_options_init(&o);
+    o.host = "http://a.example";
+    setenv("http_proxy", "https://p.example:3128", 1);
+    CHECK(genauth_ca_store_wanted(&o));
+    o.ca_bundle = "/etc/hosts"; /* the only trust then */
+    CHECK(!genauth_ca_store_wanted(&o));
+    o.ca_bundle = NULL;
+    setenv("http_proxy", "http://p.example:3128", 1);
+    setenv("ALL_PROXY", "HTTPS://q.example", 1); /* not reached */
+    CHECK(!genauth_ca_store_wanted(&o));
+    unsetenv("http_proxy");
+    CHECK(genauth_ca_store_wanted(&o));
+    /* Not a proxy of http:// hosts: https_proxy, HTTPS_PROXY. */
+    unsetenv("ALL_PROXY");
+    setenv("https_proxy", "https://p.example", 1);
+    setenv("HTTPS_PROXY", "https://p.example", 1);
+    CHECK(!genauth_ca_store_wanted(&o));
+    o.host = "https://a.example";
+    o.use_unverified_ssl = 1;
+    CHECK(genauth_ca_store_wanted(&o));
+    setenv("https_proxy", "http://p.example", 1); /* wins over HTTPS_PROXY */
+    CHECK(!genauth_ca_store_wanted(&o));
+    unsetenv("https_proxy");
+    unsetenv("HTTPS_PROXY");
+    CHECK(!genauth_ca_store_wanted(&o));
+}
+
 int
 main(void)
 {
@@ -82,10 +115,18 @@ main(void)
     CHECK(mkdtemp(dir) != NULL);
     unsetenv("SSL_CERT_FILE");
     unsetenv("SSL_CERT_DIR");
+    {
+        static const char *const proxies[] = {
+            "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+            "all_proxy",  "ALL_PROXY",  NULL};
+        for (const char *const *name = proxies; *name; name++)
+            unsetenv(*name);
+    }
     test_files_in_order(path);
     test_none_found();
     test_environment_first(path, dir);
     test_wanted();
+    test_wanted_behind_a_proxy();
     if (fd >= 0) {
         close(fd);
         unlink(path);

@@ -222,6 +222,12 @@ test_client_options(void)
                                .timeout = 1}},
         {"access_key_id", {.access_key_id = "A\r\n", .access_key_secret = "S",
                            .timeout = 1}},
+        /* A secret read from a file with its line end, either scheme. */
+        {"access_key_secret", {.access_key_id = "A",
+                               .access_key_secret = "S\n", .timeout = 1}},
+        {"access_key_secret", {.access_key_id = "A",
+                               .access_key_secret = "S\x7f", .timeout = 1,
+                               .auth = GENAUTH_AUTH_SIGNATURE}},
         {"lang", {.access_key_id = "A", .access_key_secret = "S",
                   .lang = "x\n", .timeout = 1}},
         {"tenant_id", {.access_key_id = "A", .access_key_secret = "S",
