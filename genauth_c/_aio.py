@@ -34,6 +34,13 @@ _INHERITED_LOOP = (
 # The clients bound to a loop, for _after_fork_in_child.
 _bound = weakref.WeakSet()
 
+# Held while a client binds to a loop: two threads' loops may use a new client
+# at once, and one binds it. One for every client, so that a child forked
+# while another thread of the parent held it gets a free one
+# (_after_fork_in_child): that thread does not exist in the child, and would
+# never release it.
+_binding = threading.Lock()
+
 
 class AsyncManagementClient:
     """A client of GenAuth's V3 management API for asyncio: the constructor,
@@ -54,8 +61,6 @@ class AsyncManagementClient:
         self._client = client
         self._engine = None
         self._loop = None
-        # Two threads' loops may use a new client at once: one binds it.
-        self._binding = threading.Lock()
 
     # ---- the loop ----------------------------------------------------------
 
@@ -67,7 +72,7 @@ class AsyncManagementClient:
         own: never to the parent's, whose copy shares its epoll set."""
         engine = self._engine
         if engine is not None and engine.check_fork():
-            with self._binding:
+            with _binding:
                 if self._engine is engine:
                     self._engine = None  # self._loop: the parent's
             engine = None
@@ -81,7 +86,7 @@ class AsyncManagementClient:
                 raise
             if loop is self._loop:
                 raise RuntimeError(_INHERITED_LOOP)
-            with self._binding:
+            with _binding:
                 engine = self._engine
                 if engine is None:
                     if self._client.closed:
@@ -211,7 +216,10 @@ def _after_fork_in_child():
     """In a child forked while calls waited on a running loop (a task forked,
     or a handler): each engine with calls gives them up at the loop's next
     turn, if the child goes on running it, instead of at its next event,
-    which may never come (the parent may read its answers first)."""
+    which may never come (the parent may read its answers first). And the
+    binding lock is made afresh: a thread of the parent may have held it."""
+    global _binding
+    _binding = threading.Lock()
     for client in list(_bound):
         engine, loop = client._engine, client._loop
         if engine is not None and engine.calls:

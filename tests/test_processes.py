@@ -630,3 +630,45 @@ def test_a_client_used_before_fork_is_the_childs_on_a_new_event_loop_only(
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_child_forked_while_another_thread_binds_a_client_can_use_it(echo_server):
+    """Another thread of the parent is binding the client to its loop at the
+    fork (held there by its loop, caller code): that thread does not exist
+    in the child, which must still be able to bind the client to a loop of
+    its own rather than wait for ever for the thread to finish."""
+    client = AsyncManagementClient(AK, SK, host=echo_server.url, timeout=5,
+                                   max_retries=0)
+    binding, forked = threading.Event(), threading.Event()
+
+    class SlowLoop(asyncio.SelectorEventLoop):
+        # The engine reads the loop's methods as it binds to it.
+        @property
+        def create_future(self):
+            binding.set()
+            forked.wait(30)
+            return super().create_future
+
+    got = []
+
+    def other_thread():
+        loop = SlowLoop()
+        try:
+            got.append(outcome(loop.run_until_complete(client.trigger_webhook("wh0"))))
+            loop.run_until_complete(client.aclose())
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    try:
+        assert binding.wait(10)
+        child = fork_and_report(lambda: asyncio.run(client.trigger_webhook("wh1")))
+    finally:
+        forked.set()
+        thread.join(timeout=15)
+    assert not thread.is_alive()
+    assert child == {"webhookId": "wh1"}, child
+    assert got == [{"webhookId": "wh0"}]
+    assert sorted(echo_server.asked) == ["wh0", "wh1"]
