@@ -672,3 +672,52 @@ def test_a_child_forked_while_another_thread_binds_a_client_can_use_it(echo_serv
     assert child == {"webhookId": "wh1"}, child
     assert got == [{"webhookId": "wh0"}]
     assert sorted(echo_server.asked) == ["wh0", "wh1"]
+
+
+class ForkingLoop(asyncio.SelectorEventLoop):
+    """An event loop that forks (`fork`, once armed) as it starts watching a
+    socket for writing: caller code that runs inside the engine's call into
+    the loop, as a signal handler run by the loop's Python code would."""
+
+    fork = None
+
+    def add_writer(self, fd, callback, *args):
+        super().add_writer(fd, callback, *args)
+        if self.fork is not None:
+            self.fork()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_fork_inside_the_loop_leaves_the_calls_still_to_send_to_the_parent(echo_server):
+    """Two calls go out together on two kept connections: the first one's body
+    (over 64 KiB, sent after its headers) has its socket watched for writing,
+    and the loop forks there, in the middle of libcurl's action. The child
+    must stop there and leave the second call to the parent, not send it on
+    the parent's connection as well (its webhook would fire twice)."""
+    fork = ForkOnce()
+    body = {"blob": "x" * (1 << 20)}
+
+    def run():
+        loop = ForkingLoop()
+
+        async def main():
+            async with AsyncManagementClient(AK, SK, host=echo_server.url, timeout=20,
+                                             max_retries=0) as client:
+                # The token and two kept connections.
+                await asyncio.gather(client.trigger_webhook("wh0"),
+                                     client.trigger_webhook("wh1"))
+                echo_server.asked.clear()
+                loop.fork = fork
+                return await asyncio.gather(client.trigger_webhook("wh2", request_body=body),
+                                            client.trigger_webhook("wh3"),
+                                            return_exceptions=True)
+        try:
+            return loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    results, child = run_in_parent_and_child(run, fork)
+    assert outcome(results) == [{"webhookId": "wh2"}, {"webhookId": "wh3"}]
+    assert isinstance(child, list) and all(map(forked_error, child)), child
+    # Each call was sent once, by the parent.
+    assert sorted(echo_server.asked) == ["wh2", "wh3"]

@@ -240,7 +240,12 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
     if (!events && (s->loop & GENAUTH_EV_READ) && kept_connection(easy, fd))
         events = GENAUTH_EV_READ;
     sock_watch(ev, s, events);
-    return 0;
+    /* The hook ran caller code (the loop's own, or a signal handler run by
+     * it) that may have forked. In the child libcurl must stop here, in the
+     * middle of its action, rather than go on to the next transfer due,
+     * which would send on a connection of the parent's: -1 makes it return
+     * at once (libcurl 7.84 and later; the engine gives up as it returns). */
+    return genauth_forked_since(ev->generation) ? -1 : 0;
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION of every handle here: a kept socket stops
@@ -394,7 +399,8 @@ settle(genauth_evloop *ev)
     if (ev->transfers == 0 && ev->multi && ev->curl_at >= 0) {
         ev->curl_at = -1;
         curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        arm_timer(ev);
+        if (!forked(ev)) /* a hook forked in there: the child gave up */
+            arm_timer(ev);
     }
 }
 
@@ -1014,7 +1020,10 @@ genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
     if (events & GENAUTH_EV_WRITE)
         flags |= CURL_CSELECT_OUT;
     curl_multi_socket_action(ev->multi, (curl_socket_t)fd, flags, &running);
-    drain(ev);
+    /* A hook forked in there (on_socket): the child gives up now, before
+     * reading what libcurl finished for the parent. */
+    if (!forked(ev))
+        drain(ev);
 }
 
 /* Ends the calls whose deadline passed while they waited for the token. */
@@ -1081,6 +1090,8 @@ genauth_evloop_timer_fired(genauth_evloop *ev, int which)
     if (ev->closed)
         return; /* a callback forked: the child gave up */
     curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (forked(ev))
+        return; /* a hook forked in there (on_socket): the child gave up */
     drain(ev);
     /* After libcurl's action: the transfers these add arm libcurl's timer
      * anew, and the hook with it, rather than being taken up by this

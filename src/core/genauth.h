@@ -407,7 +407,8 @@ genauth_status genauth_client_batch(genauth_client *client,
  * In a child forked since the engine was made (caller code forked while
  * calls waited, or the child uses an engine its parent made), everything
  * the engine holds is the parent's: at its next entry (a function here, or
- * a completion callback's return) it gives up. Its calls end with
+ * a completion callback's return, or a watch hook's return inside libcurl's
+ * action, which then stops at once) it gives up. Its calls end with
  * GENAUTH_E_TRANSPORT, saying that the process forked; nothing is read,
  * written, closed or removed from libcurl of the parent's connections;
  * each watched socket has the child's descriptor closed (the parent's
