@@ -721,3 +721,38 @@ def test_a_fork_inside_the_loop_leaves_the_calls_still_to_send_to_the_parent(ech
     assert isinstance(child, list) and all(map(forked_error, child)), child
     # Each call was sent once, by the parent.
     assert sorted(echo_server.asked) == ["wh2", "wh3"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_descriptor_the_child_reused_is_not_closed_as_the_parents_socket(echo_server):
+    """The child closes its copy of each socket of the parent's that the loop
+    watches before unwatching it; one whose number the child has since given
+    to a file of its own (closed, then opened again: dup2 here) is that
+    file, which the child keeps."""
+    loop = asyncio.new_event_loop()
+    client = AsyncManagementClient(AK, SK, host=echo_server.url, timeout=5,
+                                   max_retries=0)
+    try:
+        loop.run_until_complete(client.trigger_webhook("wh0"))
+        watched = sorted(client._engine.watched)  # the kept connection
+        assert watched
+
+        def in_child():
+            r, w = os.pipe()
+            for fd in watched:
+                os.dup2(r, fd)
+            try:
+                called = asyncio.run(client.trigger_webhook("wh1"))
+            finally:
+                asyncio.run(client.aclose())
+            # What each descriptor reads of what went into the pipe.
+            os.write(w, b"x" * len(watched))
+            return [called] + [len(os.read(fd, 1)) for fd in watched]
+
+        child = fork_and_report(in_child)
+        assert child == [{"webhookId": "wh1"}] + [1] * len(watched), child
+        assert outcome(loop.run_until_complete(client.trigger_webhook("wh2"))) == {
+            "webhookId": "wh2"}
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
