@@ -39,13 +39,14 @@
 #define genauth_base_repr(type, obj)                                         \
     (((reprfunc)PyType_GetSlot((type), Py_tp_repr))(obj))
 
-/* The name of obj's type as error messages print it ("list",
- * "collections.OrderedDict"), copied into `buf`; returns buf->s. Never
- * raises, and keeps an exception already set. The limited API has no
- * tp_name: there the name is rebuilt from __module__ and __name__, which
- * gives tp_name for every static type and for classes made by a class
- * statement; a type made from a PyType_Spec in another extension prints
- * its __name__ without the module. */
+/* The name of obj's type as error messages print it, fully qualified as
+ * CPython 3.13's %T does ("list", "collections.OrderedDict",
+ * "decimal.Decimal", "mymodule.Outer.Inner"), copied into `buf`; returns
+ * buf->s. Never raises, and keeps an exception already set. Not tp_name,
+ * in either build: the limited API has none, and what it holds depends on
+ * how the type was made (a class statement's is the bare name, a spec's
+ * the dotted one), which changes between versions (decimal.Decimal became
+ * a spec's type in 3.13). */
 typedef struct {
     char s[128];
 } genauth_type_name_buf;
