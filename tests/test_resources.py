@@ -18,8 +18,10 @@ from genauth_c import ManagementClient
 
 # What an idle client may keep (src/core/internal.h): single calls keep up
 # to 8 idle connection handles, each with its connection and libcurl's
-# wakeup socket pair (3 fds); batches have one multi handle (2 fds) keeping
-# 8 connections (1 fd each).
+# wakeup (3 fds with a socket pair, Debian 12's libcurl 7.88; 2 where it
+# is an eventfd, Debian 13's 8.14: the bounds below are the first's);
+# batches have one multi handle (2 fds, or 1) keeping 8 connections (1 fd
+# each).
 IDLE_CONNECTIONS = 8
 FDS_PER_HANDLE = 3
 
@@ -123,8 +125,8 @@ OUT_OF_FDS_CHILD = TAKE_ALL_FDS + textwrap.dedent("""
     fresh = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
     third = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
     # What a new client's first call keeps: its handle's connection and the
-    # multi handle's wakeup descriptors (libcurl 7's socket pair: 2; libcurl
-    # 8's eventfd: 1).
+    # multi handle's wakeup descriptors (a socket pair: 2, as in Debian 12's
+    # libcurl 7.88; an eventfd: 1, as in Debian 13's 8.14).
     probe = ManagementClient("AK", "SK", host=sys.argv[1], timeout=10)
     before = len(os.listdir("/proc/self/fd"))
     assert probe.trigger_webhook("wh1")["statusCode"] == 200
