@@ -34,6 +34,19 @@
 #define genauth_call_one(callable, arg) PyObject_CallOneArg((callable), (arg))
 #endif
 
+/* The module slot that declares a module safe in an interpreter with a GIL
+ * of its own (3.12's Py_mod_multiple_interpreters,
+ * Py_MOD_PER_INTERPRETER_GIL_SUPPORTED): not in the 3.11 limited API, and
+ * refused by 3.11 ("unknown slot ID"), so module.c adds it only when the
+ * running Python is 3.12 or later. The numbers are the stable ABI's. */
+#ifdef Py_mod_multiple_interpreters
+#define GENAUTH_MOD_MULTIPLE_INTERPRETERS Py_mod_multiple_interpreters
+#define GENAUTH_MOD_PER_INTERPRETER_GIL Py_MOD_PER_INTERPRETER_GIL_SUPPORTED
+#else
+#define GENAUTH_MOD_MULTIPLE_INTERPRETERS 3
+#define GENAUTH_MOD_PER_INTERPRETER_GIL ((void *)2)
+#endif
+
 /* repr() of `obj` as the built-in `type` prints it (never a subclass's
  * __repr__). */
 #define genauth_base_repr(type, obj)                                         \
