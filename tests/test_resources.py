@@ -134,14 +134,16 @@ OUT_OF_FDS_CHILD = TAKE_ALL_FDS + textwrap.dedent("""
     print("COST", cost)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+    def refused(label, client):
+        try:
+            client.trigger_webhook("wh1")
+        except genauth_c.TransportError as e:
+            print(label, e)
+        else:
+            print(label, "returned")
     taken = take_all_fds()
     # Every file descriptor taken: a client with no connection yet.
-    try:
-        fresh.trigger_webhook("wh1")
-    except genauth_c.TransportError as e:
-        print("FRESH", e)
-    else:
-        print("FRESH returned")
+    refused("FRESH", fresh)
     # Threads on the client with one kept connection: the one that gets it
     # may succeed, the others need a connection of their own.
     outcomes = []
@@ -163,12 +165,7 @@ OUT_OF_FDS_CHILD = TAKE_ALL_FDS + textwrap.dedent("""
     # needs nothing beyond what it keeps afterwards.
     for _ in range(cost - 1):
         os.close(taken.pop())
-    try:
-        third.trigger_webhook("wh1")
-    except genauth_c.TransportError as e:
-        print("ONE SHORT", e)
-    else:
-        print("ONE SHORT returned")
+    refused("ONE SHORT", third)
     os.close(taken.pop())
     print("ENOUGH", third.trigger_webhook("wh1")["statusCode"])
     for fd in taken:
