@@ -11,9 +11,11 @@ server closes one.
 """
 import asyncio
 import inspect
+import os
 import threading
 import types
 import warnings
+import weakref
 
 from genauth_c._core import (  # type: ignore[import-not-found]  # C, no stub of its own
     ClientClosedError,
@@ -21,6 +23,16 @@ from genauth_c._core import (  # type: ignore[import-not-found]  # C, no stub of
     _API_METHODS,
     _AsyncEngine,
 )
+
+
+_INHERITED_LOOP = (
+    "this AsyncManagementClient was used on an event loop of the process "
+    "this one was forked from, and asyncio does not carry an event loop "
+    "across fork() (its selector shares the parent's epoll set); in the "
+    "child, run a new event loop (asyncio.run): the client binds to it")
+
+# The clients bound to a loop, for _after_fork_in_child.
+_bound = weakref.WeakSet()
 
 
 class AsyncManagementClient:
@@ -49,10 +61,26 @@ class AsyncManagementClient:
 
     def _bound_engine(self):
         """The engine, bound to the running loop on first use; from then on
-        the running loop must be that one (the engine checks)."""
+        the running loop must be that one (the engine checks). In a process
+        forked since, the engine gives up the parent's calls and
+        connections, and the client binds anew to a loop of the child's
+        own: never to the parent's, whose copy shares its epoll set."""
         engine = self._engine
+        if engine is not None and engine.check_fork():
+            with self._binding:
+                if self._engine is engine:
+                    self._engine = None  # self._loop: the parent's
+            engine = None
         if engine is None:
-            loop = asyncio.get_running_loop()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                # asyncio hides a running loop from a forked child.
+                if self._loop is not None:
+                    raise RuntimeError(_INHERITED_LOOP) from None
+                raise
+            if loop is self._loop:
+                raise RuntimeError(_INHERITED_LOOP)
             with self._binding:
                 engine = self._engine
                 if engine is None:
@@ -62,6 +90,7 @@ class AsyncManagementClient:
                             "AsyncManagementClient")
                     engine = _AsyncEngine(self._client, loop)
                     self._engine, self._loop = engine, loop
+                    _bound.add(self)
                     return engine
         engine.check_loop()
         return engine
@@ -178,6 +207,23 @@ class AsyncManagementClient:
         return _rebuilt, (type(self), rebuild, args)
 
 
+def _after_fork_in_child():
+    """In a child forked while calls waited on a running loop (a task forked,
+    or a handler): each engine with calls gives them up at the loop's next
+    turn, if the child goes on running it, instead of at its next event,
+    which may never come (the parent may read its answers first)."""
+    for client in list(_bound):
+        engine, loop = client._engine, client._loop
+        if engine is not None and engine.calls:
+            try:
+                loop.call_soon(engine.check_fork)
+            except RuntimeError:  # closed, or (debug) another thread's
+                pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _rebuilt(cls, rebuild, args):
     """How a pickled or copied AsyncManagementClient comes back: around the
     ManagementClient rebuild(*args) makes, bound to no loop yet."""
@@ -202,6 +248,8 @@ def _api_method(name, op):
         # call; awaiting the call awaits its future.
         call = (self._engine or self._bound_engine()).start(
             op, *args, **kwargs)
+        if call is None:  # the engine was made before this process forked
+            call = self._bound_engine().start(op, *args, **kwargs)
         try:
             return await call
         except BaseException:

@@ -13,6 +13,7 @@ import pickle
 import select
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -252,7 +253,9 @@ class ForkingLogHandler(logging.Handler):
 
 def outcome(value):
     """What a call gave, as JSON: each answer's webhookId, each exception's
-    type and message."""
+    type and message, numbers as they are."""
+    if isinstance(value, int):
+        return value
     if isinstance(value, list):
         return [outcome(v) for v in value]
     if isinstance(value, BaseException):
@@ -397,3 +400,233 @@ def test_a_signal_handler_that_forks_while_a_call_waits_leaves_it_to_the_parent(
         if alarm is not None:
             alarm.join(timeout=15)
         signal.signal(signal.SIGALRM, previous)
+
+
+# ---- fork() and AsyncManagementClient -----------------------------------------
+#
+# A process that forks while an AsyncManagementClient's calls wait on a running
+# event loop (a task, a log handler on the genauth_c logger, a signal handler)
+# leaves those calls to the parent: in the child they end with TransportError
+# once the engine runs again, without reading, writing, closing or
+# unregistering the parent's sockets (the child's event loop watches them with
+# the parent's epoll set), and the parent's calls go on. The child cannot go on
+# with that loop (asyncio does not carry a running loop across fork()); a new
+# loop in the child (asyncio.run) gets the client anew, on connections of its
+# own.
+
+
+def in_parent_and_child(main, fork):
+    """run_in_parent_and_child for the coroutine function `main`, run by
+    asyncio.run: the fork happens while it runs, and the child goes on to
+    the end of asyncio.run (the client closed, the loop closed) before it
+    reports."""
+    return run_in_parent_and_child(lambda: asyncio.run(main()), fork)
+
+
+async def until(predicate, timeout=10):
+    """Waits on the running loop until predicate() holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def inherited_loop_error(got):
+    return got.get("raised") == "RuntimeError" and "fork" in got["message"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_task_that_forks_while_calls_wait_leaves_them_to_the_parent(echo_server):
+    echo_server.delay = lambda webhook_id: 0.0 if webhook_id == "wh0" else 1.0
+    fork = ForkOnce()
+    parent = os.getpid()
+
+    async def main():
+        # A timeout longer than the child is given to report: its calls end
+        # at its loop's next turn, not by their timeout.
+        async with AsyncManagementClient(AK, SK, host=echo_server.url, timeout=60,
+                                         max_retries=0) as client:
+            await client.trigger_webhook("wh0")  # the token and a kept connection
+            echo_server.asked.clear()
+            tasks = [asyncio.ensure_future(client.trigger_webhook(i))
+                     for i in FORK_IDS[1:4]]
+            # Forks once the server holds every request, and libcurl's
+            # short timers (a connection's) have run: only answers wait.
+            await until(lambda: len(echo_server.asked) == 3)
+            await asyncio.sleep(0.3)
+            fork()
+            if os.getpid() == parent:
+                return await asyncio.gather(*tasks, return_exceptions=True)
+            # The parent reads its answers meanwhile, then closes its client
+            # and its loop: nothing of the parent's wakes this loop again.
+            time.sleep(1.5)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                # asyncio shows a child no running loop: the client cannot
+                # go on with this one.
+                after = await client.trigger_webhook("wh4")
+            except Exception as e:
+                after = e
+            return results + [after]
+
+    results, child = in_parent_and_child(main, fork)
+    # The parent: every answer, each to its own call.
+    assert outcome(results) == [{"webhookId": i} for i in FORK_IDS[1:4]]
+    # The child: each call ended with TransportError; its next call is
+    # refused, naming fork().
+    assert isinstance(child, list) and len(child) == 4, child
+    assert all(map(forked_error, child[:3])), child
+    assert inherited_loop_error(child[3]), child
+    # Each call was sent once, by the parent.
+    assert sorted(echo_server.asked) == sorted(FORK_IDS[1:4])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_log_handler_that_forks_under_the_event_loop_leaves_the_calls_to_the_parent(
+        echo_server, genauth_log, batch):
+    # The first call's line comes while the others are in flight (their
+    # answers take 0.3 s); in a batch of concurrency 2, more are to start.
+    echo_server.delay = lambda webhook_id: 0.0 if webhook_id == "wh0" else 0.3
+    handler = genauth_log(ForkingLogHandler("POST /api/v3/trigger-webhook"))
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=echo_server.url, timeout=10,
+                                         max_retries=0) as client:
+            if batch:
+                return await client.trigger_webhooks(FORK_CALLS, concurrency=2)
+            return await asyncio.gather(
+                *(client.trigger_webhook(i) for i in FORK_IDS),
+                return_exceptions=True)
+
+    results, child = in_parent_and_child(main, handler.fork)
+    assert outcome(results) == [{"webhookId": i} for i in FORK_IDS]
+    # The child: the call whose line forked had its answer; every other one
+    # ended with TransportError.
+    assert isinstance(child, list) and len(child) == len(FORK_IDS), child
+    assert child[0] == {"webhookId": FORK_IDS[0]}, child
+    assert all(map(forked_error, child[1:])), child
+    assert sorted(echo_server.asked) == sorted(FORK_IDS)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_log_handler_that_forks_on_an_async_token_fetch_leaves_the_calls_to_the_parent(
+        echo_server, genauth_log):
+    handler = genauth_log(ForkingLogHandler("token fetch"))
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=echo_server.url, timeout=10,
+                                         max_retries=0) as client:
+            results = await asyncio.gather(client.trigger_webhook("wh1"),
+                                           client.trigger_webhook("wh2"),
+                                           return_exceptions=True)
+            return results + [client.token_fetches]
+
+    results, child = in_parent_and_child(main, handler.fork)
+    assert outcome(results[:2]) == [{"webhookId": "wh1"}, {"webhookId": "wh2"}]
+    assert results[2] == 1
+    assert isinstance(child, list) and all(map(forked_error, child[:2])), child
+    assert sorted(echo_server.asked) == ["wh1", "wh2"]  # sent by the parent only
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_a_signal_handler_that_forks_while_async_calls_wait_leaves_them_to_the_parent(
+        echo_server):
+    fork = ForkOnce()
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fork())
+    alarm = None
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=echo_server.url, timeout=10,
+                                         max_retries=0) as client:
+            await client.trigger_webhook("wh0")  # the token and a kept connection
+            echo_server.asked.clear()
+            echo_server.arrived.clear()
+            echo_server.delay = lambda webhook_id: 1.0
+            alarm.start()
+            return await asyncio.gather(
+                *(client.trigger_webhook(i) for i in FORK_IDS[1:3]),
+                return_exceptions=True)
+
+    try:
+        # Sent once the server holds a request: the handler runs while the
+        # event loop waits for the answers.
+        alarm = threading.Thread(target=lambda: echo_server.arrived.wait(10)
+                                 and os.kill(os.getpid(), signal.SIGALRM),
+                                 daemon=True)
+        results, child = in_parent_and_child(main, fork)
+        assert outcome(results) == [{"webhookId": i} for i in FORK_IDS[1:3]]
+        assert isinstance(child, list) and all(map(forked_error, child)), child
+        assert sorted(echo_server.asked) == FORK_IDS[1:3]
+    finally:
+        if alarm is not None and alarm.ident is not None:
+            alarm.join(timeout=15)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fork_and_report(child_work):
+    """Forks; the child runs child_work() and sends its outcome() through a
+    pipe, then ends. Returns the child's outcome."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                got = child_work()
+            except BaseException as e:
+                got = e
+            os.write(w, json.dumps(outcome(got)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], 30)
+        child = json.loads(os.read(r, 1 << 20) or b"null") if ready else None
+        assert wait_child(pid, timeout=30) == 0
+    finally:
+        os.close(r)
+    return child
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+@pytest.mark.parametrize("child_loop", ["new", "inherited"])
+def test_a_client_used_before_fork_is_the_childs_on_a_new_event_loop_only(
+        echo_server, child_loop):
+    """A client used on a loop the parent keeps: in the child, a new loop
+    (asyncio.run) gets the client anew, on a connection of its own; the
+    parent's loop object, inherited, is refused (it shares its epoll set with
+    the parent). Either way the child closes the client at the end, and the
+    parent's connection, still watched by its loop, goes on serving it."""
+    loop = asyncio.new_event_loop()
+    client = AsyncManagementClient(AK, SK, host=echo_server.url, timeout=5,
+                                   max_retries=0)
+    try:
+        assert outcome(loop.run_until_complete(client.trigger_webhook("wh0"))) == {
+            "webhookId": "wh0"}
+        connections = echo_server.connections
+        echo_server.asked.clear()
+
+        def in_child():
+            try:
+                if child_loop == "new":
+                    return asyncio.run(client.trigger_webhook("wh1"))
+                return loop.run_until_complete(client.trigger_webhook("wh1"))
+            finally:
+                asyncio.run(client.aclose())
+
+        child = fork_and_report(in_child)
+        if child_loop == "new":
+            assert child == {"webhookId": "wh1"}, child
+            assert echo_server.asked == ["wh1"]
+            assert echo_server.connections == connections + 1  # the child's own
+        else:
+            assert child is not None and inherited_loop_error(child), child
+            assert echo_server.asked == []
+        # The parent goes on, on its kept connection.
+        echo_server.asked.clear()
+        assert outcome(loop.run_until_complete(client.trigger_webhook("wh2"))) == {
+            "webhookId": "wh2"}
+        assert echo_server.asked == ["wh2"]
+        assert echo_server.connections == connections + (child_loop == "new")
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()

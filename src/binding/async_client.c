@@ -77,15 +77,23 @@ report(PyObject *r, EngineObject *self)
 }
 
 /* fd watched (add(fd, on_socket, fd, flag)) or not (remove(fd)) for one
- * direction. */
+ * direction. `forsaken`: fd is a socket of the parent's that this forked
+ * child has closed, so that unwatching it fails (EBADF) without touching
+ * the epoll set the child's loop may share with the parent: that failure
+ * (asyncio raises it when the fd stays watched the other way) is the
+ * expected one. */
 static void
 watch_one(EngineObject *self, PyObject *py_fd, int on, PyObject *add,
-          PyObject *remove, PyObject *flag)
+          PyObject *remove, PyObject *flag, int forsaken)
 {
-    report(on ? PyObject_CallFunctionObjArgs(add, py_fd, self->on_socket,
-                                             py_fd, flag, NULL)
-              : PyObject_CallFunctionObjArgs(remove, py_fd, NULL),
-           self);
+    PyObject *r = on ? PyObject_CallFunctionObjArgs(add, py_fd,
+                                                    self->on_socket, py_fd,
+                                                    flag, NULL)
+                     : PyObject_CallFunctionObjArgs(remove, py_fd, NULL);
+    if (!r && forsaken && PyErr_ExceptionMatches(PyExc_OSError))
+        PyErr_Clear();
+    else
+        report(r, self);
 }
 
 /* Called only when what fd is watched for changes (evloop.c). */
@@ -96,6 +104,7 @@ hook_watch(void *userdata, int fd, int events, int was)
     int changed = events ^ was;
     if (self->detached)
         return;
+    int forsaken = !events && self->ev && genauth_evloop_forked(self->ev);
     PyObject *py_fd = PyLong_FromLong(fd);
     if (!py_fd) {
         report(NULL, self);
@@ -103,10 +112,10 @@ hook_watch(void *userdata, int fd, int events, int was)
     }
     if (changed & GENAUTH_EV_READ)
         watch_one(self, py_fd, events & GENAUTH_EV_READ, self->add_reader,
-                  self->remove_reader, self->ev_read);
+                  self->remove_reader, self->ev_read, forsaken);
     if ((changed & GENAUTH_EV_WRITE) && !self->detached)
         watch_one(self, py_fd, events & GENAUTH_EV_WRITE, self->add_writer,
-                  self->remove_writer, self->ev_write);
+                  self->remove_writer, self->ev_write, forsaken);
     Py_DECREF(py_fd);
 }
 
@@ -428,6 +437,28 @@ engine_live(EngineObject *self, genauth_module_state *st)
     return 1;
 }
 
+/* In a child forked since the engine was made: the engine gives up the
+ * parent's calls and connections (genauth_evloop_close does, there: the
+ * calls end with TransportError), touching nothing of a loop that was
+ * closed meanwhile, and 1; else 0. */
+static int
+engine_forked(EngineObject *self)
+{
+    if (!self->ev || !genauth_evloop_forked(self->ev))
+        return 0;
+    if (!self->detached) {
+        PyObject *closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
+        int is_closed = closed ? PyObject_IsTrue(closed) : -1;
+        Py_XDECREF(closed);
+        if (is_closed < 0)
+            PyErr_WriteUnraisable((PyObject *)self);
+        else if (is_closed)
+            self->detached = 1;
+    }
+    genauth_evloop_close(self->ev);
+    return 1;
+}
+
 /* socket_action(fd, events): the loop saw fd ready. */
 static PyObject *
 Engine_socket_action(EngineObject *self, PyObject *const *args,
@@ -497,7 +528,8 @@ static int call_start(CallObject *self, PyObject *future);
  * _API_METHODS), on the running loop, which must be the engine's: the
  * arguments parsed and converted by ManagementClient's own parser (bad ones
  * raise before anything is sent), then the call sent; `await call` gives
- * its outcome. */
+ * its outcome. None, sending nothing, in a process forked since the engine
+ * was made (it gives up the parent's calls then: check_fork). */
 static PyObject *
 Engine_start(EngineObject *self, PyObject *const *args, Py_ssize_t nargs,
              PyObject *kwnames)
@@ -518,6 +550,9 @@ Engine_start(EngineObject *self, PyObject *const *args, Py_ssize_t nargs,
             PyErr_SetString(PyExc_ValueError, "start(): unknown op");
         return NULL;
     }
+    /* Made before this process forked: given up; the client binds anew. */
+    if (engine_forked(self))
+        Py_RETURN_NONE;
     if (check_loop(self) < 0 || !engine_live(self, st))
         return NULL;
     cJSON *params = genauth_method_params(
@@ -596,6 +631,12 @@ Engine_detach(EngineObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Engine_check_fork(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(engine_forked(self));
+}
+
+static PyObject *
 Engine_check_loop(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (check_loop(self) < 0)
@@ -645,6 +686,10 @@ static PyMethodDef Engine_methods[] = {
      "Never touch the event loop again (it is closed or gone)."},
     {"check_loop", (PyCFunction)Engine_check_loop, METH_NOARGS,
      "Raise RuntimeError unless the running loop is the engine's."},
+    {"check_fork", (PyCFunction)Engine_check_fork, METH_NOARGS,
+     "True in a process forked since the engine was made: it has then "
+     "given up the parent's calls (they end with TransportError) and "
+     "connections, and serves no more."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -699,6 +744,15 @@ call_start(CallObject *self, PyObject *future)
     Py_INCREF((PyObject *)self);
     if (genauth_evloop_start(engine->ev, &self->req, call_done, self,
                              &self->evcall, &err) != GENAUTH_OK) {
+        if (self->outcome && err.status == GENAUTH_E_TRANSPORT &&
+            genauth_evloop_forked(engine->ev)) {
+            /* A batch's call yet to start when the process forked: in the
+             * child it ends as the batch's calls in flight did, its error
+             * its result (call_done takes the engine's reference). */
+            call_done(self, err.status, NULL, &err);
+            genauth_error_clear(&err);
+            return 0;
+        }
         Py_DECREF(self);
         genauth_raise(st, &err);
         genauth_error_clear(&err);

@@ -559,9 +559,10 @@ genauth_client_check_fork(genauth_client *c, unsigned long since,
      * parent may hold), as its first call would. */
     genauth_client_adopt_if_forked(c);
     genauth_error_set(err, GENAUTH_E_TRANSPORT,
-                      "the process forked while the call waited (a log or "
-                      "signal handler called fork()): in the child the call "
-                      "ends here, as its connections belong to the parent");
+                      "the process forked while the call waited (caller "
+                      "code, such as a log or signal handler, called fork()): "
+                      "in the child the call ends here, as its connections "
+                      "belong to the parent");
     err->curl_code = 0; /* not libcurl's: never taken for "nothing sent" */
     return err->status;
 }

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -22,6 +23,10 @@
 /* Which of ev's lists a call is on. */
 enum { ON_CALLS, ON_WAITING, ON_RESTING };
 
+/* Whether this process is a child forked since the engine was made; if so
+ * the engine gives up, once (give_up). */
+static int forked(genauth_evloop *ev);
+
 /* One socket libcurl told of. `loop`: what the hook watches it for;
  * `curl`: what libcurl wants (0 once it said CURL_POLL_REMOVE). A kept-alive
  * connection's socket stays watched for reading between its transfers
@@ -31,6 +36,11 @@ enum { ON_CALLS, ON_WAITING, ON_RESTING };
 typedef struct {
     int fd; /* -1: a free slot */
     unsigned char loop, curl;
+    /* Which socket fd was when libcurl told of it (known: fstat answered),
+     * so that a child forked since closes only that one (give_up). */
+    unsigned char known;
+    dev_t dev;
+    ino_t ino;
 } ev_sock;
 
 struct genauth_evcall {
@@ -86,6 +96,15 @@ struct genauth_evloop {
     size_t socks_cap;                /* a power of 2, or 0 */
     size_t socks_used;
     int closed;
+    /* genauth_fork_generation() when the engine was made; given_up once a
+     * child forked since has left everything to the parent (give_up). */
+    unsigned long generation;
+    int given_up;
+    /* Then: the parent's multi handle and handles, never used, closed or
+     * freed here; listed rather than dropped, so that what libcurl holds
+     * for them stays reachable (for valgrind, a debugger). */
+    CURLM *parents_multi;
+    genauth_conn *parents;
 };
 
 int
@@ -138,12 +157,17 @@ sock_add(genauth_evloop *ev, int fd)
         ev->socks_cap = cap;
     }
     size_t mask = ev->socks_cap - 1, i = (size_t)fd & mask;
+    struct stat st;
     while (ev->socks[i].fd >= 0)
         i = (i + 1) & mask;
-    ev->socks[i].fd = fd;
-    ev->socks[i].loop = ev->socks[i].curl = 0;
+    ev_sock *s = &ev->socks[i];
+    s->fd = fd;
+    s->loop = s->curl = 0;
+    s->known = fstat(fd, &st) == 0;
+    s->dev = s->known ? st.st_dev : 0;
+    s->ino = s->known ? st.st_ino : 0;
     ev->socks_used++;
-    return &ev->socks[i];
+    return s;
 }
 
 static void
@@ -458,6 +482,129 @@ end_call(genauth_evloop *ev, genauth_evcall *call, genauth_status st,
     void *userdata = call->userdata;
     drop_call(ev, call);
     done(userdata, st, resp, err);
+    /* The callback (the call's log line) may have forked: a child gives up
+     * here, and the caller's loop over calls stops at ev->closed. */
+    forked(ev);
+}
+
+/* Ends every call of the engine with `err`. A callback may start calls
+ * meanwhile (the engine is closed then: they fail to start). */
+static void
+end_all(genauth_evloop *ev, genauth_status st, genauth_error *err)
+{
+    while (ev->calls || ev->waiting || ev->resting) {
+        genauth_evcall *call = ev->calls     ? ev->calls
+                               : ev->waiting ? ev->waiting
+                                             : ev->resting;
+        end_call(ev, call, st, NULL, err);
+    }
+}
+
+/* ---- fork() ---------------------------------------------------------------
+ *
+ * Caller code runs while calls wait: a task of the loop, a log handler (a
+ * call's line, the token fetch's), a signal handler. If it forks, the child
+ * holds a copy of the engine whose every part is the parent's, in use
+ * there: the multi handle, its connections, the sockets the loop watches.
+ * Worse, the child's event loop, if it goes on, watches them through the
+ * parent's own epoll set (asyncio's selector after fork()): it would wake
+ * for the parent's answers, and what it registers or unregisters there
+ * changes the parent's set. The engine checks wherever it runs again
+ * (each entry from the loop or the caller, each done callback's return),
+ * and a child gives up everything at once (give_up). */
+
+/* Ends the engine's calls, in a child forked since it was made, with
+ * genauth_client_check_fork's error (which adopts the client there: its
+ * pool and locks made afresh). */
+static void
+end_forked(genauth_evloop *ev)
+{
+    genauth_error err;
+    genauth_error_init(&err);
+    genauth_status st =
+        genauth_client_check_fork(ev->client, ev->generation, &err);
+    end_all(ev, st, &err);
+    genauth_error_clear(&err);
+}
+
+/* Whether s->fd is still the socket libcurl told of: not one that the
+ * process closed and opened anew since the fork. */
+static int
+sock_unchanged(const ev_sock *s)
+{
+    struct stat st;
+    return s->known && fstat(s->fd, &st) == 0 && st.st_dev == s->dev &&
+           st.st_ino == s->ino;
+}
+
+/* A handle of the parent's (a child forked since the engine was made):
+ * abandoned, and listed in ev->parents. */
+static void
+leave_to_parent(genauth_evloop *ev, genauth_conn *conn)
+{
+    if (!conn)
+        return;
+    genauth_conn_abandon(conn);
+    conn->next = ev->parents;
+    ev->parents = conn;
+}
+
+/* In a child forked since the engine was made: everything is left to the
+ * parent, and every call ends (end_forked). Nothing is removed
+ * from the multi handle or cleaned up: libcurl would close the parent's
+ * connections (a TLS one with a close_notify on the wire), or read from
+ * them. The loop must forget the sockets, but unwatching one still open
+ * here (EPOLL_CTL_DEL) would take it out of the parent's epoll set too: the
+ * child's descriptor is closed first (the parent's keeps the connection
+ * open, so no FIN is sent), after which the loop's unwatching fails
+ * (EBADF) without touching anything of the parent's. */
+static void
+give_up(genauth_evloop *ev)
+{
+    ev->given_up = ev->closed = 1;
+    for (int where = ON_CALLS; where <= ON_RESTING; where++) {
+        for (genauth_evcall *c = *list_of(ev, where); c; c = c->next) {
+            leave_to_parent(ev, c->conn);
+            c->conn = NULL;
+            c->added = 0;
+        }
+    }
+    leave_to_parent(ev, ev->token_conn);
+    ev->token_conn = NULL;
+    ev->token_added = 0;
+    while (ev->idle) {
+        genauth_conn *next = ev->idle->next;
+        leave_to_parent(ev, ev->idle);
+        ev->idle = next;
+    }
+    ev->idle_count = 0;
+    ev->parents_multi = ev->multi;
+    ev->multi = NULL;
+    ev->transfers = 0;
+    for (size_t i = 0; i < ev->socks_cap; i++) {
+        const ev_sock *s = &ev->socks[i];
+        if (s->fd < 0 || !s->loop || !sock_unchanged(s))
+            continue;
+        /* On Linux the descriptor is gone whatever close() returns. */
+        (void)close(s->fd);
+        ev->hooks.watch(ev->hooks.userdata, s->fd, 0, s->loop);
+    }
+    free(ev->socks);
+    ev->socks = NULL;
+    ev->socks_cap = ev->socks_used = 0;
+    want_timer(ev, -1);
+    end_forked(ev);
+}
+
+static int
+forked(genauth_evloop *ev)
+{
+    if (!genauth_forked_since(ev->generation))
+        return 0;
+    /* Once; and an engine closed before the fork holds nothing. */
+    if (ev->multi)
+        give_up(ev);
+    return 1;
 }
 
 /* ---- the token ----------------------------------------------------------- */
@@ -592,6 +739,13 @@ token_done(genauth_evloop *ev, CURLcode result)
     st = genauth_conn_finish(conn, result, &http_status, &err);
     st = genauth_token_accept(ev->client, conn, st, http_status,
                               ev->token_started, &err);
+    /* Its log line's handler may have forked: a child leaves the handle to
+     * the parent, and the waiting calls ended as the engine gave up. */
+    if (forked(ev)) {
+        leave_to_parent(ev, conn);
+        genauth_error_clear(&err);
+        return;
+    }
     conn_give(ev, conn);
 
     /* The queue as it is now: a call that a callback starts meanwhile
@@ -601,7 +755,11 @@ token_done(genauth_evloop *ev, CURLcode result)
     while (call) {
         genauth_evcall *next = call->next;
         link_call(ev, call, ON_CALLS);
-        if (st != GENAUTH_OK &&
+        if (ev->given_up) {
+            /* An earlier call's callback forked: in the child, the rest
+             * end as the engine's other calls did. */
+            end_forked(ev);
+        } else if (st != GENAUTH_OK &&
             genauth_token_check(ev->client, TOKEN_SLACK) ==
                 GENAUTH_TOKEN_WAIT) {
             end_call(ev, call, st, NULL, &err);
@@ -714,7 +872,8 @@ drain(genauth_evloop *ev)
     CURLMsg *msg;
     int left = 0;
     size_t freed = 0;
-    while ((msg = curl_multi_info_read(ev->multi, &left))) {
+    /* Closed: a done callback forked, and the child gave up. */
+    while (!ev->closed && (msg = curl_multi_info_read(ev->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *easy = msg->easy_handle;
@@ -753,6 +912,7 @@ genauth_evloop_new(genauth_client *client, const genauth_evloop_hooks *hooks,
     ev->client = client;
     ev->hooks = *hooks;
     ev->curl_at = ev->later_at = -1;
+    ev->generation = genauth_fork_generation();
 #define MSET(opt, val) \
     if (mc == CURLM_OK) \
     mc = curl_multi_setopt(ev->multi, opt, val)
@@ -786,17 +946,16 @@ genauth_evloop_close(genauth_evloop *ev)
 {
     genauth_error err;
 
-    if (!ev || ev->closed)
+    /* In a child forked since the engine was made, nothing of the parent's
+     * is closed: the engine gives up instead. */
+    if (!ev || ev->closed || forked(ev))
         return;
     ev->closed = 1;
     genauth_error_init(&err);
     genauth_error_set(&err, GENAUTH_E_CLOSED, "the client is closed");
-    while (ev->calls || ev->waiting || ev->resting) {
-        genauth_evcall *call = ev->calls     ? ev->calls
-                               : ev->waiting ? ev->waiting
-                                             : ev->resting;
-        end_call(ev, call, GENAUTH_E_CLOSED, NULL, &err);
-    }
+    end_all(ev, GENAUTH_E_CLOSED, &err);
+    if (ev->given_up)
+        goto done; /* a callback forked: the child gave up the rest */
     if (ev->token_conn) {
         remove_transfer(ev, ev->token_conn, &ev->token_added);
         genauth_token_accept(ev->client, ev->token_conn, GENAUTH_E_CLOSED, 0,
@@ -823,6 +982,7 @@ genauth_evloop_close(genauth_evloop *ev)
     ev->socks = NULL;
     ev->socks_cap = ev->socks_used = 0;
     want_timer(ev, -1);
+done:
     genauth_error_clear(&err);
 }
 
@@ -839,7 +999,7 @@ void
 genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
 {
     int running = 0, flags = 0;
-    if (ev->closed)
+    if (ev->closed || forked(ev))
         return;
     ev_sock *s = sock_find(ev, fd);
     if (s && !s->curl) {
@@ -874,7 +1034,8 @@ expire_waiting(genauth_evloop *ev)
                               "token");
             end_call(ev, call, GENAUTH_E_TIMEOUT, NULL, &err);
         }
-        call = next;
+        /* A callback forked: the child ended every call (next too). */
+        call = ev->closed ? NULL : next;
     }
     genauth_error_clear(&err);
 }
@@ -897,7 +1058,8 @@ wake_resting(genauth_evloop *ev)
                 end_call(ev, call, err.status, NULL, &err);
             genauth_error_clear(&err);
         }
-        call = next;
+        /* A callback forked: the child ended every call (next too). */
+        call = ev->closed ? NULL : next;
     }
 }
 
@@ -905,7 +1067,7 @@ void
 genauth_evloop_timer_fired(genauth_evloop *ev, int which)
 {
     int running = 0;
-    if (ev->closed)
+    if (ev->closed || forked(ev))
         return;
     /* That timer is spent. After a timeout action (due or early) libcurl
      * tells the timer it still has, if any: curl_at is that. */
@@ -916,6 +1078,8 @@ genauth_evloop_timer_fired(genauth_evloop *ev, int which)
     ev->curl_at = -1;
     if (ev->waiting)
         expire_waiting(ev);
+    if (ev->closed)
+        return; /* a callback forked: the child gave up */
     curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain(ev);
     /* After libcurl's action: the transfers these add arm libcurl's timer
@@ -937,6 +1101,10 @@ genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
     genauth_evcall *call = NULL;
 
     *out = NULL;
+    /* In a child forked since the engine was made (which gives up now, if
+     * it has not yet), a call fails as those in flight did. */
+    if (forked(ev) && ev->given_up)
+        return genauth_client_check_fork(ev->client, ev->generation, err);
     if (ev->closed || genauth_client_is_closed(ev->client))
         return genauth_error_set(err, GENAUTH_E_CLOSED,
                                  "the client is closed");
@@ -967,7 +1135,16 @@ genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
 void
 genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
 {
-    if (call) {
+    if (call && genauth_forked_since(ev->generation)) {
+        /* In a child forked since the engine was made, its handle is the
+         * parent's: it leaves without libcurl (which would close the
+         * connection), and the engine gives up the others. */
+        leave_to_parent(ev, call->conn);
+        call->conn = NULL;
+        call->added = 0;
+        drop_call(ev, call);
+        forked(ev);
+    } else if (call) {
         /* A transfer in flight leaves with its connection closed. */
         int freed = call->added;
         drop_call(ev, call);
@@ -975,6 +1152,12 @@ genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
             wake_fd_waiting(ev, 1);
         settle(ev);
     }
+}
+
+int
+genauth_evloop_forked(const genauth_evloop *ev)
+{
+    return genauth_forked_since(ev->generation);
 }
 
 size_t

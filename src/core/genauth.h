@@ -404,7 +404,19 @@ genauth_status genauth_client_batch(genauth_client *client,
  * loop tells it when a socket is ready or the timer is due. Every function
  * here, the hooks and the completion callbacks run on the caller's one
  * thread. A management token is fetched on the same multi handle, once for
- * all the calls that need it. */
+ * all the calls that need it.
+ *
+ * In a child forked since the engine was made (caller code forked while
+ * calls waited, or the child uses an engine its parent made), everything
+ * the engine holds is the parent's: at its next entry (a function here, or
+ * a completion callback's return) it gives up. Its calls end with
+ * GENAUTH_E_TRANSPORT, saying that the process forked; nothing is read,
+ * written, closed or removed from libcurl of the parent's connections;
+ * each watched socket has the child's descriptor closed (the parent's
+ * keeps it open) before the watch hook is told to stop watching it, so
+ * that an event loop sharing the parent's epoll set fails to unwatch it
+ * (EBADF) rather than unwatch it for the parent too; later starts fail as
+ * the calls did. */
 typedef struct genauth_evloop genauth_evloop;
 typedef struct genauth_evcall genauth_evcall;
 
@@ -451,7 +463,8 @@ genauth_status genauth_evloop_new(genauth_client *client,
                                   genauth_evloop **out, genauth_error *err);
 /* Ends the calls in flight with GENAUTH_E_CLOSED (their callbacks run) and
  * closes the connections; later starts fail with GENAUTH_E_CLOSED.
- * Idempotent. Not from inside a hook or a completion callback. */
+ * Idempotent. Not from inside a hook or a completion callback. In a child
+ * forked since the engine was made it gives up instead (see above). */
 void genauth_evloop_close(genauth_evloop *ev);
 /* Closes (see above), then frees. NULL is fine. */
 void genauth_evloop_free(genauth_evloop *ev);
@@ -475,6 +488,8 @@ genauth_status genauth_evloop_start(genauth_evloop *ev,
  * a request already under way loses its connection, which is closed rather
  * than reused); `done` will not run. */
 void genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call);
+/* Nonzero in a child forked since `ev` was made (see above). */
+int genauth_evloop_forked(const genauth_evloop *ev);
 /* Calls started and not yet ended or cancelled (for tests). */
 size_t genauth_evloop_calls(const genauth_evloop *ev);
 /* fn(userdata, arg) for the `userdata` of every call started and not yet

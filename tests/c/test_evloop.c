@@ -7,14 +7,20 @@
  * kept connections watched for reading only, no timer armed), a kept
  * connection the server closes unwatched at its first event, throttled
  * calls sent again after their wait (resting on the one timer), closed or
- * cancelled while they rest. */
+ * cancelled while they rest, a done callback that forks (the child gives
+ * the parent's calls up, the parent's go on). */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -175,11 +181,16 @@ static int nwatched;
 static int deliveries;
 
 /* Also checks that the engine knows what is watched, and tells only
- * changes. */
+ * changes; and that a forked child's engine unwatches only a socket whose
+ * descriptor it closed first (the loop's unwatching must fail there rather
+ * than touch an epoll set shared with the parent). */
 static void
 hook_watch(void *userdata, int fd, int events, int was)
 {
+    const engine *e = userdata;
     CHECK(events != was);
+    if (e->ev && genauth_evloop_forked(e->ev))
+        CHECK(!events && fcntl(fd, F_GETFD) == -1 && errno == EBADF);
     for (int i = 0; i < nwatched; i++) {
         if (watched[i].fd != fd)
             continue;
@@ -737,6 +748,104 @@ test_kept_connection_closed_by_the_server(genauth_client *c)
     cJSON_Delete((cJSON *)req.params);
 }
 
+/* ---- fork() in a done callback --------------------------------------- */
+
+static genauth_client *fork_client;
+static const engine *fork_engine;
+static pid_t fork_pid = -1;
+/* In the child: the sockets the engine had the loop watch at the fork. */
+static int fork_fds[MAX_FDS], fork_nfds;
+/* In the child: the client's share handle, which the child's adoption of
+ * the client leaves to the parent (kept reachable here, as test_threads
+ * does, because valgrind checks the child's memory too). */
+static void *volatile parents_share;
+
+static void
+on_done_fork(void *userdata, genauth_status st, const genauth_envelope *resp,
+             const genauth_error *err)
+{
+    on_done(userdata, st, resp, err);
+    fork_nfds = 0;
+    for (int i = 0; i < nwatched; i++) {
+        if (watched[i].owner == fork_engine)
+            fork_fds[fork_nfds++] = watched[i].fd;
+    }
+    fork_pid = fork();
+    if (fork_pid == 0)
+        parents_share = fork_client->share;
+}
+
+/* A call's done callback forks while three calls wait for their answers
+ * (the server sleeps on "slow"). In the child, as the callback returns,
+ * the engine gives up: the three end with GENAUTH_E_TRANSPORT saying that
+ * the process forked, the sockets are unwatched once closed there, no
+ * timer is left, later starts fail the same way, and nothing is sent. The
+ * parent's calls get their answers and its engine goes on. */
+static void
+test_fork_in_a_done_callback(genauth_client *c)
+{
+    genauth_request slow = trigger("slow");
+    genauth_request fast = trigger("hook-7");
+    genauth_evloop *ev = engine_new(c);
+    genauth_evcall *call;
+    genauth_error err;
+    tally warm = {0}, ts = {0}, tf = {0}, after = {0};
+    int status = -1;
+
+    genauth_error_init(&err);
+    if (!ev)
+        return;
+    fork_engine = engine_of(ev);
+    fork_client = c;
+    CHECK(genauth_evloop_start(ev, &fast, on_done, &warm, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &warm, 1); /* a token and a kept connection */
+    CHECK(warm.ok == 1);
+    int served = calls_served;
+    for (int i = 0; i < 3; i++)
+        CHECK(genauth_evloop_start(ev, &slow, on_done, &ts, &call, &err) ==
+              GENAUTH_OK);
+    CHECK(genauth_evloop_start(ev, &fast, on_done_fork, &tf, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &tf, 1);
+    CHECK(tf.ok == 1);
+    if (fork_pid == 0) {
+        int ok = ts.ended == 3 && ts.statuses[GENAUTH_E_TRANSPORT] == 3 &&
+                 strstr(ts.message, "forked") != NULL &&
+                 genauth_evloop_calls(ev) == 0 && watched_by(ev) == 0 &&
+                 fork_engine->timer_due[0] < 0 &&
+                 fork_engine->timer_due[1] < 0;
+        for (int i = 0; i < fork_nfds; i++)
+            ok = ok && fcntl(fork_fds[i], F_GETFD) == -1 && errno == EBADF;
+        ok = ok && fork_nfds > 0 &&
+             genauth_evloop_start(ev, &fast, on_done, &after, &call, &err) ==
+                 GENAUTH_E_TRANSPORT &&
+             strstr(err.message, "forked") != NULL && after.ended == 0;
+        _exit(ok && check_failed == 0 ? 0 : 1);
+    }
+    CHECK(fork_pid > 0);
+    run_until(ev, &ts, 3);
+    CHECK(ts.ok == 3);
+    for (int i = 0; fork_pid > 0 && i < 3000; i++) { /* 30 s at most */
+        if (waitpid(fork_pid, &status, WNOHANG) == fork_pid)
+            break;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    if (fork_pid > 0 && status == -1) {
+        kill(fork_pid, SIGKILL);
+        waitpid(fork_pid, &status, 0);
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(genauth_evloop_start(ev, &fast, on_done, &after, &call, &err) ==
+          GENAUTH_OK);
+    run_until(ev, &after, 1);
+    CHECK(after.ok == 1);
+    CHECK(calls_served == served + 5); /* the parent's: 3 slow, 2 fast */
+    engine_free(ev);
+    cJSON_Delete((cJSON *)slow.params);
+    cJSON_Delete((cJSON *)fast.params);
+}
+
 int
 main(void)
 {
@@ -771,6 +880,7 @@ main(void)
         test_throttled_call_sent_again(ev);
         test_resting_calls_cancelled_and_closed(c);
         test_kept_connection_closed_by_the_server(c);
+        test_fork_in_a_done_callback(c);
     }
     if (ev)
         engine_free(ev);
