@@ -32,7 +32,7 @@ _INHERITED_LOOP = (
     "child, run a new event loop (asyncio.run): the client binds to it")
 
 # The clients bound to a loop, for _after_fork_in_child.
-_bound = weakref.WeakSet()
+_bound: "weakref.WeakSet[AsyncManagementClient]" = weakref.WeakSet()
 
 
 class AsyncManagementClient:
