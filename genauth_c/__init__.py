@@ -11,6 +11,9 @@
 try:
     from genauth_c import _core  # noqa: F401  (the C engine)
 except ImportError as e:  # pragma: no cover - depends on how it was installed
+    from importlib.util import find_spec
+    if find_spec(__name__ + "._core") is not None:
+        raise  # built, but it did not load: its own error says why
     raise ImportError(
         "genauth_c's C extension is not built in " + __path__[0] + ": install the "
         "package (pip install .) and import it from outside its source folder, or "

@@ -144,8 +144,14 @@ class RawServer:
         head, _, rest = bytes(buf).partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
-        headers = [tuple(part.strip() for part in ln.split(":", 1))
-                   for ln in lines[1:]]
+        # Each pair made whole, never grown from a generator (tuple(...)):
+        # a thread walking gc.get_objects() meanwhile (test_batch's log
+        # handler) can hold a tuple being grown, which CPython then refuses
+        # to resize (SystemError: bad argument to internal function).
+        headers = []
+        for ln in lines[1:]:
+            name, _, value = ln.partition(":")
+            headers.append((name.strip(), value.strip()))
         length = 0
         for k, v in headers:
             if k.lower() == "content-length":

@@ -30,16 +30,30 @@ CALL = textwrap.dedent("""
 """).format(ak=AK, sk=SK)
 
 
-def can_unshare():
+def unshare_refusal():
+    """Why a child of this process cannot have /etc/ssl of its own in a
+    mount namespace, or None when it can."""
     if not shutil.which("unshare"):
-        return False
+        return "needs unshare (util-linux)"
     r = subprocess.run(["unshare", "-m", "sh", "-c",
-                        "mount -t tmpfs none /etc/ssl"], capture_output=True)
-    return r.returncode == 0
+                        "mount -t tmpfs none /etc/ssl"],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        return None
+    said = (r.stderr.strip().splitlines()
+            or [f"exit status {r.returncode}"])[-1]
+    reason = "needs unshare -m and mount (root): " + said
+    if "propagation" in said:
+        # unshare -m first makes every mount from / on private, and / must
+        # be a mount point for that: in a chroot it usually is not.
+        reason += (" (/ is not a mount point, as in a chroot: mount "
+                   "--rbind DIR DIR on the chroot's directory makes it one)")
+    return reason
 
 
-needs_namespace = pytest.mark.skipif(
-    not can_unshare(), reason="needs unshare -m and mount (root)")
+UNSHARE_REFUSAL = unshare_refusal()
+needs_namespace = pytest.mark.skipif(UNSHARE_REFUSAL is not None,
+                                     reason=UNSHARE_REFUSAL or "")
 
 
 def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,

@@ -299,11 +299,13 @@ class Plain:
     pass
 
 
-# Messages name the type as type(x) is spelled in C (tp_name), which the
-# stable-ABI build rebuilds from __module__ and __name__: a class statement's
-# bare name, a static type's dotted one, builtins without a module.
+# Messages name the type fully qualified, as CPython 3.13's %T does
+# (PEP 737): __module__ and __qualname__, builtins (and __main__) without a
+# module; the same on every version, whether the type is static, from a
+# class statement or from another extension's spec (decimal.Decimal is a
+# static type up to 3.12, a spec's from 3.13).
 @pytest.mark.parametrize("value,name", [
-    (Plain(), "Plain"),
+    (Plain(), "test_inputs.Plain"),
     ([1.0], "list"),
     (collections.OrderedDict(), "collections.OrderedDict"),
     (decimal.Decimal(1), "decimal.Decimal"),

@@ -261,7 +261,7 @@ def test_argument_errors_show_values_without_running_their_hooks(fake, client_fo
         (lambda: client.trigger_webhooks([{RaisingText("bogus"): "x"}]),
          TypeError, "calls[0]: unexpected key 'bogus'"),
         (lambda: client.trigger_webhooks([{"webhook_id": "a", Opaque(): 1}]),
-         TypeError, "calls[0]: unexpected key <Opaque object>"),
+         TypeError, "calls[0]: unexpected key <test_ownership.Opaque object>"),
         (lambda: ManagementClient(AK, SK, brand=RaisingText("other")),
          ValueError, "brand: expected 'genauth' or 'authing', got 'other'"),
         (lambda: ManagementClient(AK, SK, auth=RaisingText("other")),

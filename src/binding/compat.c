@@ -3,48 +3,39 @@
 
 #include "binding.h"
 
-#ifdef Py_LIMITED_API
-/* tp_name rebuilt: a static type's is "module.name" ("name" for
- * builtins), the parts type.__module__ and type.__name__ split it into, and
- * so is the one of a type this module made from its spec; a class
- * statement's is its __name__. Runs no caller code: these are the type's
- * own attributes. NULL with the exception raised on failure. */
+/* The name of `type` as CPython 3.13's %T and PyType_GetFullyQualifiedName
+ * spell it (PEP 737), which the 3.11 limited API lacks: "module.qualname",
+ * the module left out when it is "builtins" or "__main__" (or not a str).
+ * The same on every version and for every kind of type: a static type, a
+ * class statement's, one another extension made from a PyType_Spec (3.13's
+ * decimal.Decimal, a static type before). Reads the type's own attributes
+ * only. NULL with the exception raised on failure. */
 static PyObject *
 type_name_text(PyTypeObject *type)
 {
-    PyObject *name = NULL, *module = NULL, *text = NULL;
+    PyObject *qualname = NULL, *module = NULL, *text = NULL;
 
-    name = PyType_GetName(type);
-    if (!name)
+    qualname = PyType_GetQualName(type);
+    if (!qualname)
         goto done;
-    if (PyType_GetFlags(type) & Py_TPFLAGS_HEAPTYPE) {
-        PyObject *owner = PyType_GetModule(type); /* borrowed */
-        if (!owner)
-            PyErr_Clear(); /* not made from a spec with a module */
-        if (!owner || PyModule_GetDef(owner) != &genauth_module_def) {
-            text = Py_NewRef(name);
-            goto done;
-        }
-    }
     module = PyObject_GetAttrString((PyObject *)type, "__module__");
     if (!module)
-        goto done;
-    if (PyUnicode_Check(module) &&
-        PyUnicode_CompareWithASCIIString(module, "builtins") != 0)
-        text = PyUnicode_FromFormat("%U.%U", module, name);
+        PyErr_Clear(); /* no module: the name alone */
+    if (module && PyUnicode_Check(module) &&
+        PyUnicode_CompareWithASCIIString(module, "builtins") != 0 &&
+        PyUnicode_CompareWithASCIIString(module, "__main__") != 0)
+        text = PyUnicode_FromFormat("%U.%U", module, qualname);
     else
-        text = Py_NewRef(name);
+        text = Py_NewRef(qualname);
 done:
     Py_XDECREF(module);
-    Py_XDECREF(name);
+    Py_XDECREF(qualname);
     return text;
 }
-#endif
 
 const char *
 genauth_type_name_of(PyObject *obj, genauth_type_name_buf *buf)
 {
-#ifdef Py_LIMITED_API
     PyObject *type, *value, *traceback, *text;
     const char *utf8;
 
@@ -55,8 +46,5 @@ genauth_type_name_of(PyObject *obj, genauth_type_name_buf *buf)
     Py_XDECREF(text);
     PyErr_Clear(); /* a name that cannot be made is not the error */
     PyErr_Restore(type, value, traceback);
-#else
-    snprintf(buf->s, sizeof buf->s, "%s", Py_TYPE(obj)->tp_name);
-#endif
     return buf->s;
 }

@@ -34,18 +34,32 @@
 #define genauth_call_one(callable, arg) PyObject_CallOneArg((callable), (arg))
 #endif
 
+/* The module slot that declares a module safe in an interpreter with a GIL
+ * of its own (3.12's Py_mod_multiple_interpreters,
+ * Py_MOD_PER_INTERPRETER_GIL_SUPPORTED): not in the 3.11 limited API, and
+ * refused by 3.11 ("unknown slot ID"), so module.c adds it only when the
+ * running Python is 3.12 or later. The numbers are the stable ABI's. */
+#ifdef Py_mod_multiple_interpreters
+#define GENAUTH_MOD_MULTIPLE_INTERPRETERS Py_mod_multiple_interpreters
+#define GENAUTH_MOD_PER_INTERPRETER_GIL Py_MOD_PER_INTERPRETER_GIL_SUPPORTED
+#else
+#define GENAUTH_MOD_MULTIPLE_INTERPRETERS 3
+#define GENAUTH_MOD_PER_INTERPRETER_GIL ((void *)2)
+#endif
+
 /* repr() of `obj` as the built-in `type` prints it (never a subclass's
  * __repr__). */
 #define genauth_base_repr(type, obj)                                         \
     (((reprfunc)PyType_GetSlot((type), Py_tp_repr))(obj))
 
-/* The name of obj's type as error messages print it ("list",
- * "collections.OrderedDict"), copied into `buf`; returns buf->s. Never
- * raises, and keeps an exception already set. The limited API has no
- * tp_name: there the name is rebuilt from __module__ and __name__, which
- * gives tp_name for every static type and for classes made by a class
- * statement; a type made from a PyType_Spec in another extension prints
- * its __name__ without the module. */
+/* The name of obj's type as error messages print it, fully qualified as
+ * CPython 3.13's %T does ("list", "collections.OrderedDict",
+ * "decimal.Decimal", "mymodule.Outer.Inner"), copied into `buf`; returns
+ * buf->s. Never raises, and keeps an exception already set. Not tp_name,
+ * in either build: the limited API has none, and what it holds depends on
+ * how the type was made (a class statement's is the bare name, a spec's
+ * the dotted one), which changes between versions (decimal.Decimal became
+ * a spec's type in 3.13). */
 typedef struct {
     char s[128];
 } genauth_type_name_buf;

@@ -20,13 +20,13 @@ is_blank(char c)
  * the variable (never quoting it) when it is not UTF-8 or has a blank at
  * either end. */
 static int
-environ_get(PyObject *environ, const char *name, PyObject **out)
+environ_get(PyObject *os_environ, const char *name, PyObject **out)
 {
     Py_ssize_t len = 0;
     const char *s = NULL;
 
     *out = NULL;
-    PyObject *value = PyMapping_GetItemString(environ, name);
+    PyObject *value = PyMapping_GetItemString(os_environ, name);
     if (!value) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError))
             return -1;
@@ -77,7 +77,7 @@ genauth_credentials_from_env(const char *who, const char *brand,
 {
     const char *prefix = strcmp(brand, "authing") == 0 ? "AUTHING" : "GENAUTH";
     char ak_name[40], sk_name[40], host_name[40];
-    PyObject *os = NULL, *environ = NULL;
+    PyObject *os = NULL, *os_environ = NULL;
     PyObject *ak = NULL, *sk = NULL, *h = NULL;
 
     PyOS_snprintf(ak_name, sizeof(ak_name), "%s_ACCESS_KEY_ID", prefix);
@@ -86,18 +86,18 @@ genauth_credentials_from_env(const char *who, const char *brand,
     if (absent(*access_key_id) || absent(*access_key_secret) ||
         absent(*host)) {
         os = PyImport_ImportModule("os");
-        environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
-        if (!environ)
+        os_environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
+        if (!os_environ)
             goto fail;
     }
     /* Explicit arguments win; the environment fills in the rest. */
-    if (absent(*access_key_id) ? environ_get(environ, ak_name, &ak) < 0
+    if (absent(*access_key_id) ? environ_get(os_environ, ak_name, &ak) < 0
                                : !(ak = Py_NewRef(*access_key_id)))
         goto fail;
-    if (absent(*access_key_secret) ? environ_get(environ, sk_name, &sk) < 0
+    if (absent(*access_key_secret) ? environ_get(os_environ, sk_name, &sk) < 0
                                    : !(sk = Py_NewRef(*access_key_secret)))
         goto fail;
-    if (absent(*host) ? environ_get(environ, host_name, &h) < 0
+    if (absent(*host) ? environ_get(os_environ, host_name, &h) < 0
                       : !(h = Py_NewRef(*host)))
         goto fail;
     if (!ak || !sk) {
@@ -115,14 +115,14 @@ genauth_credentials_from_env(const char *who, const char *brand,
     *access_key_id = ak;
     *access_key_secret = sk;
     *host = h ? h : Py_NewRef(Py_None);
-    Py_XDECREF(environ);
+    Py_XDECREF(os_environ);
     Py_XDECREF(os);
     return 0;
 fail:
     Py_XDECREF(ak);
     Py_XDECREF(sk);
     Py_XDECREF(h);
-    Py_XDECREF(environ);
+    Py_XDECREF(os_environ);
     Py_XDECREF(os);
     return -1;
 }

@@ -1,5 +1,7 @@
 /* genauth_c._core: multi-phase init, all state in the module (no C
  * globals), so the module can be reloaded and isolated. */
+#include <pthread.h>
+
 #include "binding.h"
 #include "convert.h"
 
@@ -81,8 +83,11 @@ core_free(void *module)
     core_clear((PyObject *)module);
 }
 
+/* The second entry is filled in at import on 3.12 and later
+ * (core_slots_for_runtime). */
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
+    {0, NULL},
     {0, NULL},
 };
 
@@ -123,10 +128,28 @@ genauth_module_of(PyTypeObject *type)
     return module;
 }
 
+/* The module keeps all its state in itself and the core is thread-safe, so
+ * it is safe in an interpreter with a GIL of its own: 3.12 and later are
+ * told so, or refuse to load it there (the default of 3.13's
+ * _interpreters.create() and of concurrent.interpreters). Decided once:
+ * interpreters with GILs of their own may import it at the same time. */
+static pthread_once_t core_slots_once = PTHREAD_ONCE_INIT;
+
+static void
+core_slots_for_runtime(void)
+{
+    if (Py_Version >= 0x030C0000)
+        core_slots[1] = (PyModuleDef_Slot){GENAUTH_MOD_MULTIPLE_INTERPRETERS,
+                                           GENAUTH_MOD_PER_INTERPRETER_GIL};
+}
+
 PyMODINIT_FUNC PyInit__core(void);
 
 PyMODINIT_FUNC
 PyInit__core(void)
 {
+    /* Fails only for a bad once-control; without the slot the module is
+     * only refused by interpreters with a GIL of their own. */
+    (void)pthread_once(&core_slots_once, core_slots_for_runtime);
     return PyModuleDef_Init(&genauth_module_def);
 }

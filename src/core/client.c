@@ -20,11 +20,19 @@ static volatile unsigned long fork_generation;
  * in the child; this one is made afresh there, before any thread of the
  * child can take it. */
 static pthread_mutex_t adopt_mu = PTHREAD_MUTEX_INITIALIZER;
+/* genauth_global_init's work is done once per process: every interpreter
+ * that imports the module calls it, and two with a GIL each may call it at
+ * the same time (curl_global_init is thread-safe only from libcurl 7.84).
+ * global_done is read and set under global_mu; a failure is not kept, the
+ * next call tries again. */
+static pthread_mutex_t global_mu = PTHREAD_MUTEX_INITIALIZER;
+static int global_done;
 
 static void
 after_fork_in_child(void)
 {
     pthread_mutex_init(&adopt_mu, NULL);
+    pthread_mutex_init(&global_mu, NULL);
     fork_generation++;
 }
 
@@ -90,15 +98,24 @@ genauth_global_init(genauth_error *err)
                                  "libcurl %s is too old: genauth-c needs "
                                  "7.66.0 or newer",
                                  info ? info->version : "(unknown)");
-    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (rc != CURLE_OK)
-        return genauth_error_set(err, GENAUTH_E_TRANSPORT,
-                                 "curl_global_init failed: %s",
-                                 curl_easy_strerror(rc));
-    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0)
-        return genauth_error_set(err, GENAUTH_E_NOMEM,
-                                 "pthread_atfork failed");
-    return GENAUTH_OK;
+    genauth_status st = GENAUTH_OK;
+    pthread_mutex_lock(&global_mu);
+    if (!global_done) {
+        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (rc != CURLE_OK) {
+            st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                                   "curl_global_init failed: %s",
+                                   curl_easy_strerror(rc));
+        } else if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
+            curl_global_cleanup(); /* balances the init: tried again */
+            st = genauth_error_set(err, GENAUTH_E_NOMEM,
+                                   "pthread_atfork failed");
+        } else {
+            global_done = 1;
+        }
+    }
+    pthread_mutex_unlock(&global_mu);
+    return st;
 }
 
 unsigned long

@@ -69,8 +69,10 @@ const char *genauth_status_name(genauth_status status);
 
 /* ---- process-wide ------------------------------------------------------ */
 
-/* Call once per process before any client (initialises libcurl), from one
- * thread. Fails when the runtime libcurl is older than the build needs. */
+/* Call before any client (initialises libcurl). Any thread may call it, any
+ * number of times (each interpreter that imports the module does): the
+ * work is done by the first call that succeeds. Fails when the runtime
+ * libcurl is older than the build needs. */
 genauth_status genauth_global_init(genauth_error *err);
 /* The runtime libcurl version string, for diagnostics. */
 const char *genauth_curl_version(void);

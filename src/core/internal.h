@@ -27,7 +27,8 @@
 
 /* Idle resources are bounded. A single call runs on its connection
  * handle's own multi handle, which keeps that handle's one connection
- * between calls: 3 fds (the socket, and libcurl's wakeup socket pair) per
+ * between calls: 3 fds (the socket, and libcurl's wakeup socket pair; 2
+ * where the wakeup is one eventfd, as in Debian 13's libcurl 8.14) per
  * handle that has made a call. Idle handles are kept up to
  * GENAUTH_IDLE_CONNECTIONS beyond the handles in use, none idle for over
  * GENAUTH_MAX_IDLE_SECONDS: threads between their calls find their

@@ -256,6 +256,8 @@ sci_step(char *sci, size_t size, int up)
         if (*e >= '0' && *e <= '9' && k < sizeof digits)
             digits[k++] = *e;
     }
+    if (k == 0) /* never: "%.*e" writes a digit first */
+        return;
     int exp10 = *e == 'e' ? atoi(e + 1) : 0;
     i = k;
     if (up) {

@@ -341,11 +341,12 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
  *
  * Each handle has its multi handle, made by its first call and kept with it
  * in the pool: it holds the handle's connection between calls (libcurl's
- * wakeup pair costs it 2 fds). Threads never wait for one another: the
- * kernel wakes each for its own socket. A multi handle shared by the
- * client's calls keeps idle connections at one fd each, but only one
- * thread at a time may drive it, and the others then sleep until the
- * driver wakes them: two wake-ups for most calls. That held 4 threads to
+ * wakeup costs it 2 fds, a socket pair, or 1 where it is an eventfd).
+ * Threads never wait for one another: the kernel wakes each for its own
+ * socket. A multi handle shared by the client's calls keeps idle
+ * connections at one fd each, but only one thread at a time may drive it,
+ * and the others then sleep until the driver wakes them: two wake-ups for
+ * most calls. That held 4 threads to
  * 0.62 of a C program's throughput (bench/results/results.md); with a
  * multi handle each, the C core's threads do as well as the C loop. */
 static genauth_status
