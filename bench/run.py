@@ -1045,7 +1045,7 @@ def render(d, runners):
     L.append("Fresh process: the process's first client, made right after the imports. "
              "In a running process: a second client made after the timed calls, with a "
              "token and a connection of its own (the C loop's fresh handle fetches its own "
-             "token there, as genauth_c does).\n")
+             "token there, as genauth_c does, and reads the user pool id from it).\n")
     L.append("| client | fresh process, µs | in a running process, µs |")
     L.append("|---|---:|---:|")
 
@@ -1336,11 +1336,13 @@ def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms):
                  "genauth_c's own. A first call also varies by a third from one process to "
                  "the next, so these medians move by some tens of µs from run to run. "
                  "genauth_c's first call executes fewer instructions than the C program's "
-                 "(272k against 296k Ir, callgrind --toggle-collect) with as many simulated "
-                 "last-level cache misses and the same system calls (`strace -f`); measured "
-                 "apart from this run (21 processes each, started as late), genauth_c's C "
-                 "core called from a C program took 1.06× the C program, and genauth_c "
-                 "1.07× its core."
+                 "(294k against 301k Ir, callgrind with collection toggled around the "
+                 "client's making and its first call, three processes each; the C program "
+                 "reads the user pool id from the token's JWT payload, as the protocol "
+                 "requires: 14k of its 301k) with the same system calls (`strace -f`); "
+                 "measured apart from this run (21 processes each, started as late), "
+                 "genauth_c's C core called from a C program took 1.06× the C program, and "
+                 "genauth_c 1.07× its core."
                  % (fc.get("gc_seq", 0), fc.get("c_first_token", 0),
                     first_call_at_ms, fc.get("c_first_token_late", 0),
                     fc.get("gc_seq", 0) / fc.get("c_first_token_late", 1),
@@ -1353,17 +1355,24 @@ def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms):
                      "fetch and connection, the same work; each side's clock stops before "
                      "the client's teardown) takes %.0f µs against the C loop's fresh "
                      "handle's %.0f (%.2f×). It is the first client made after thousands "
-                     "of identical calls, whose code they left out of the caches. Measured "
-                     "apart from this run (15 processes each, after 2,000 calls): "
-                     "genauth_c 322 µs, of which construction about 47 (9 in the C core) "
-                     "and the first call about 255; the C core alone, from a C program, "
-                     "264; the C loop's fresh handle 228. A profile of that window (perf, "
-                     "cpu-clock, 40 windows each) gives the core and the C loop the same "
-                     "kernel time and the core 1.5× the C loop's user time: more "
-                     "allocations (the client's URLs, headers and token cache), "
-                     "clock_gettime for deadlines and the token's expiry, the decoding "
-                     "of the token for its user pool id (the C loop is handed it), and "
-                     "formatted header lines, each cold."
+                     "of identical calls, whose code they left out of the caches, and it "
+                     "is no longer more work: callgrind counts 298k Ir for genauth_c's "
+                     "window against 287k for the C loop's fresh handle (1.04×; collection "
+                     "toggled around each window, three processes each). What remains is "
+                     "how cold that code is. Measured apart from this run (15 processes "
+                     "each after 2,000 calls, shuffled): the C loop's fresh handle 266 µs; "
+                     "the C core from a C program 291 (construction 11, first call 281); "
+                     "genauth_c's construction 44 and first call 269. Construction alone "
+                     "takes 17 µs when the process run just before was Python too (11 "
+                     "processes each): a cold start's cost depends on what the caches "
+                     "hold, not on the instructions. A profile of the window (perf, "
+                     "cpu-clock, 40 windows each) gave the core and the C loop the same "
+                     "kernel time; the core's extra user time is spread thin over cold "
+                     "allocations (the client's URLs, headers and token cache) and "
+                     "clock_gettime for deadlines and the token's expiry. The timed "
+                     "window holds no import machinery: a `from genauth_c import "
+                     "ManagementClient` inside it ran importlib's Python code, cold, "
+                     "for about 25 µs (the runners use `import genauth_c`)."
                      % (fresh["gc_seq"], fresh["c_seq"], fresh["gc_seq"] / fresh["c_seq"]))
     if any("import" in m for m in missed):
         top = sorted(trees["genauth_c"], reverse=True)[:5]
