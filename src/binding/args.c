@@ -118,17 +118,25 @@ genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
 
 /* ---- argument kinds ------------------------------------------------------- */
 
+/* "name" or "name[index]": what an error message names. Formatted only on
+ * the way to an error, never on the path every call takes. */
+static const char *
+arg_where(char *buf, size_t size, const char *name, Py_ssize_t index)
+{
+    if (index < 0)
+        return name;
+    PyOS_snprintf(buf, size, "%s[%zd]", name, index);
+    return buf;
+}
+
 const char *
 genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
                      int nonempty, Py_ssize_t *len)
 {
-    char where[160];
-    if (index >= 0)
-        PyOS_snprintf(where, sizeof(where), "%s[%zd]", name, index);
-    else
-        PyOS_snprintf(where, sizeof(where), "%s", name);
+    char buf[160];
     if (!PyUnicode_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected %s, got %.100s", where,
+        PyErr_Format(PyExc_TypeError, "%s: expected %s, got %.100s",
+                     arg_where(buf, sizeof(buf), name, index),
                      nonempty ? "a non-empty str" : "str",
                      GENAUTH_TYPE_NAME(value));
         return NULL;
@@ -140,17 +148,18 @@ genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
             PyErr_Format(PyExc_ValueError,
                          "%s: holds a lone surrogate, which cannot be "
                          "encoded as UTF-8",
-                         where);
+                         arg_where(buf, sizeof(buf), name, index));
         }
         return NULL;
     }
     if (nonempty && *len == 0) {
         PyErr_Format(PyExc_ValueError, "%s: expected a non-empty str, got ''",
-                     where);
+                     arg_where(buf, sizeof(buf), name, index));
         return NULL;
     }
     if ((size_t)*len != strlen(s)) {
-        PyErr_Format(PyExc_ValueError, "%s: must not contain NUL", where);
+        PyErr_Format(PyExc_ValueError, "%s: must not contain NUL",
+                     arg_where(buf, sizeof(buf), name, index));
         return NULL;
     }
     return s;

@@ -75,14 +75,16 @@ genauth_credentials_from_env(const char *who, const char *brand,
                              PyObject **access_key_id,
                              PyObject **access_key_secret, PyObject **host)
 {
-    const char *prefix = strcmp(brand, "authing") == 0 ? "AUTHING" : "GENAUTH";
-    char ak_name[40], sk_name[40], host_name[40];
+    /* Spelled out, not formatted: every client is made through here. */
+    int authing = strcmp(brand, "authing") == 0;
+    const char *ak_name =
+        authing ? "AUTHING_ACCESS_KEY_ID" : "GENAUTH_ACCESS_KEY_ID";
+    const char *sk_name =
+        authing ? "AUTHING_ACCESS_KEY_SECRET" : "GENAUTH_ACCESS_KEY_SECRET";
+    const char *host_name = authing ? "AUTHING_HOST" : "GENAUTH_HOST";
     PyObject *os = NULL, *os_environ = NULL;
     PyObject *ak = NULL, *sk = NULL, *h = NULL;
 
-    PyOS_snprintf(ak_name, sizeof(ak_name), "%s_ACCESS_KEY_ID", prefix);
-    PyOS_snprintf(sk_name, sizeof(sk_name), "%s_ACCESS_KEY_SECRET", prefix);
-    PyOS_snprintf(host_name, sizeof(host_name), "%s_HOST", prefix);
     if (absent(*access_key_id) || absent(*access_key_secret) ||
         absent(*host)) {
         os = PyImport_ImportModule("os");
