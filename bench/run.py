@@ -657,13 +657,15 @@ def anonymous_callers(out_file):
         # Up the costliest callers until one is called by named functions:
         # the costliest of those says what the chain is part of.
         at, seen = name, {name}
-        while at:
+        while True:
             named = [(ir, c) for ir, c in callers.get(at, ()) if not anonymous(c)]
             if named:
                 labels[name] = function_of(max(named)[1])
                 break
             up = [(ir, c) for ir, c in callers.get(at, ()) if c not in seen]
-            at = max(up)[1] if up else None
+            if not up:
+                break  # the chain ends, or turns back on itself
+            at = max(up)[1]
             seen.add(at)
     return labels
 
@@ -1269,11 +1271,11 @@ def render(d, runners):
             if max(abs(v) for v in vals) >= 50:
                 L.append("| %s | " % o + " | ".join("%.0f" % v for v in vals) + " |")
         L.append("")
+        labels = anonymous_labels(prof)
         for key in ("genauth_c", "genauth_c batch 16"):
             if key not in prof:
                 continue
-            fns, labels = prof[key][0], anonymous_labels(prof)
-            total = ipc[key]
+            fns, total = prof[key][0], ipc[key]
             L.append("Top functions of the %s run, self Ir per call:\n" % key)
             L.append("| function | object | Ir/call | share |")
             L.append("|---|---|---:|---:|")
@@ -1281,7 +1283,7 @@ def render(d, runners):
                 L.append("| %s | %s | %.0f | %.1f%% |" % (
                     fn_md(k, labels), object_of(k), v, 100 * v / total))
             L.append("")
-        if anonymous_labels(prof):
+        if labels:
             L.append("An address is an internal function of a stripped library; \"near X\" "
                      "names the first named function found calling into the chain of its "
                      "costliest callers (callgrind's caller tree).\n")
