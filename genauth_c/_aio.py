@@ -194,11 +194,20 @@ class AsyncManagementClient:
         self._close()
 
     def _close(self):
-        engine = self._engine
+        engine, loop = self._engine, self._loop
         if engine is not None:
-            if self._loop.is_closed():
+            if loop.is_closed():
                 engine.detach()
-            engine.close()
+                engine.close()
+            elif loop.is_running() and not _runs_here(loop):
+                # Awaited on another thread's loop while this client's runs
+                # its calls in its own thread: the engine is that thread's
+                # alone (closing it here would free what libcurl is using
+                # there); it closes at its loop's next turn, and its calls
+                # in flight end with ClientClosedError then.
+                loop.call_soon_threadsafe(engine.close)
+            else:
+                engine.close()
         if self._client is not None:
             self._client.close()
 
@@ -243,6 +252,14 @@ class AsyncManagementClient:
                             "genauth_c.AsyncManagementClient")
         rebuild, args = self._client.__reduce__()
         return _rebuilt, (type(self), rebuild, args)
+
+
+def _runs_here(loop):
+    """Whether `loop` is the event loop running in this thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _after_fork_in_child():
