@@ -412,6 +412,30 @@ def test_init_hook_exceptions_come_out_unchanged(certificate):
     client.close()
 
 
+def test_weak_references_follow_the_client(fake):
+    """weakref.ref, weakref.finalize and WeakValueDictionary caches: a
+    finalizer runs when the client goes, after a call, from a cycle too."""
+    import weakref
+
+    client = ManagementClient(AK, SK, host=fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    finalized, called_back = [], []
+    weakref.finalize(client, finalized.append, "finalized")
+    ref = weakref.ref(client, lambda r: called_back.append(r() is None))
+    cache = weakref.WeakValueDictionary(one=client)
+    assert ref() is client and cache["one"] is client
+    del client
+    assert (finalized, called_back, ref(), len(cache)) == (
+        ["finalized"], [True], None, 0)
+
+    cycle = [ManagementClient(AK, SK, host=fake.server.url)]
+    cycle.append(cycle)
+    weakref.finalize(cycle[0], finalized.append, "in a cycle")
+    del cycle
+    gc.collect()
+    assert finalized == ["finalized", "in a cycle"]
+
+
 # ---- AsyncManagementClient: initialised once, and clear before that ---------
 
 def test_async_client_init_again_is_refused_and_keeps_its_client(fake):
