@@ -229,6 +229,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     const char *ws_unused = NULL;
     PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
     unsigned long options_given = 0;
+    unsigned from_env = 0;
     _Static_assert(NARGS <= 8 * sizeof(unsigned long),
                    "genauth_options_pack marks the given options in a long");
     PyObject *host = NULL, *masked = NULL;
@@ -272,7 +273,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     {
         PyObject *ak = a[AK], *sk = a[SK], *env_host = a[HOST];
         if (genauth_credentials_from_env("ManagementClient", brand, &ak, &sk,
-                                         &env_host) < 0)
+                                         &env_host, &from_env) < 0)
             goto done;
         Py_SETREF(a[AK], ak); /* new references for the borrowed ones */
         Py_SETREF(a[SK], sk);
@@ -365,6 +366,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 
     /* 2. The core client and the Python values describing it. */
     if (genauth_client_new(&opts, &client, &err) != GENAUTH_OK) {
+        genauth_credentials_name_variable(brand, from_env, &err);
         genauth_raise(st, &err);
         goto done;
     }
