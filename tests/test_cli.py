@@ -434,8 +434,9 @@ def test_a_secret_with_a_control_character_is_a_usage_error(emulator, tmp_path, 
         out = cli("trigger", "wh1", "--host", emulator.url,
                   env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK + "\tx"))
     assert out.returncode == 2
-    assert one_line(out.stderr) == ("genauth-c: error: access_key_secret: must not contain CR, LF "
-                                    "or other control characters\n")
+    named = "" if source == "file" else " (GENAUTH_ACCESS_KEY_SECRET, set in the environment)"
+    assert one_line(out.stderr) == (f"genauth-c: error: access_key_secret{named}: must not "
+                                    "contain CR, LF or other control characters\n")
     assert SK not in out.stderr
     assert emulator.requests == []
 
