@@ -361,6 +361,7 @@ conn_give(genauth_evloop *ev, genauth_conn *conn)
         genauth_conn_free(conn);
         return;
     }
+    genauth_conn_shed(conn);
     conn->next = ev->idle;
     ev->idle = conn;
     ev->idle_count++;

@@ -189,6 +189,16 @@ genauth_conn_free(genauth_conn *conn)
 }
 
 void
+genauth_conn_shed(genauth_conn *conn)
+{
+    if (conn->response.cap > GENAUTH_CONN_KEEP_BYTES)
+        genauth_buf_clear(&conn->response);
+    /* Not referred to any more: the next POST sets CURLOPT_POSTFIELDS. */
+    if (conn->request.cap > GENAUTH_CONN_KEEP_BYTES)
+        genauth_buf_clear(&conn->request);
+}
+
+void
 genauth_conn_abandon(genauth_conn *conn)
 {
     /* Deliberately leaks the libcurl handles: cleaning them up would close
