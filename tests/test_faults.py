@@ -45,6 +45,8 @@ def forever(piece, first=b"HTTP/1.1 200 OK\r\n"):
     yield from itertools.repeat(piece)
 
 
+CHUNKED_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
 GZIPPED = gzip.compress(b'{"statusCode":200,"data":{"response":{}}}')
 HTML = b"<html><head><title>Bad Gateway</title></head><body>nginx</body></html>"
 DEEP = b'{"statusCode":200,"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -109,6 +111,12 @@ FAULTS = {
         lambda: Response(raw=forever(b"HTTP/1.1 100 Continue\r\n\r\n",
                                      b"")),
         genauth_c.TransportError, None),
+    # libcurl keeps every trailer line (for curl_easy_header) and caps
+    # none: memory grew by the server's bandwidth until the timeout.
+    "trailers_without_end": (
+        lambda: Response(raw=forever(b"X-Trailer: " + b"t" * 1000 + b"\r\n",
+                                     CHUNKED_HEAD + b"2\r\n{}\r\n0\r\n")),
+        genauth_c.TransportError, {"message": "header lines"}),
     "chunk_size_absurd": (
         lambda: Response(raw=head(extra=b"Transfer-Encoding: chunked\r\n")
                          + b"F" * 40 + b"\r\n{}", close_after=True),

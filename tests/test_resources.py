@@ -354,3 +354,28 @@ def test_an_idle_client_keeps_no_large_answer(fake, kind):
         sync_client.close()
         loop.run_until_complete(async_client.aclose())
         loop.close()
+
+
+def test_trailers_without_end_are_not_kept(fake, client_for):
+    """A chunked answer followed by trailer lines without end: libcurl keeps
+    each (for curl_easy_header), so the call grew this process by the
+    server's bandwidth until its timeout (1.7 GB in 10 s on loopback), and
+    its handle kept all of it afterwards. The call ends once the lines pass
+    a bound, and what stays is under a MiB."""
+    def forever():
+        yield (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+        while True:
+            yield b"X-Trailer: " + b"t" * 1000 + b"\r\n"
+
+    client = client_for(fake.server.url, timeout=5)
+    client.trigger_webhook("wh1")
+    gc.collect()
+    before = malloc_in_use()
+    fake.response = Response(raw=forever())
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert type(info.value) is genauth_c.TransportError, info.value
+    assert malloc_in_use() - before < 1024 * 1024
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200

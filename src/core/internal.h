@@ -47,6 +47,11 @@
  * hold its largest answer's (up to twice max_response_bytes) for as long
  * as it is kept, and an event loop's client keeps 64 handles. */
 #define GENAUTH_CONN_KEEP_BYTES (64 * 1024)
+/* The header lines one request may receive: its head, any 1xx heads, and
+ * the trailers after a chunked body. libcurl caps a head (300 KiB in 7.88
+ * and later) but keeps every trailer line (for curl_easy_header) without a
+ * bound; an answer of the API has a few hundred bytes of them. */
+#define GENAUTH_MAX_HEAD_BYTES (256 * 1024)
 
 /* ---- clock -------------------------------------------------------------- */
 
@@ -114,6 +119,7 @@ typedef struct genauth_conn {
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
     int over_cap; /* the body outgrew max_response_bytes */
+    size_t head_bytes; /* header lines received (trailers too), this request */
     int no_ca_store; /* the client's: TLS errors then say what to do */
     /* This handle's copy of the authenticated header list, built for the
      * token generation `api_headers_gen` (0: none yet). */
