@@ -52,10 +52,37 @@ class AsyncManagementClient:
     ``async with`` or call ``await client.aclose()``.
     """
 
+    # Until __init__ succeeds (made by __new__ alone, or its __init__
+    # failed): no client, and calls say so.
+    _client = None
+    _engine = None
+    _loop = None
+
     def __init__(self, /, *args, **kwargs):
         # ManagementClient's constructor (signature set below): it checks
-        # and holds the options.
-        self._hold(ManagementClient(*args, **kwargs))
+        # and holds the options. Once only, as ManagementClient: another
+        # would drop the client in use, its connections still watched by the
+        # loop, out of aclose()'s reach. Checked again after the options are
+        # converted, which runs the caller's code (a __bool__, __fspath__).
+        self._check_uninitialised()
+        client = ManagementClient(*args, **kwargs)
+        try:
+            self._check_uninitialised()
+        except RuntimeError:
+            client.close()
+            raise
+        self._hold(client)
+
+    def _check_uninitialised(self):
+        if self._client is not None:
+            raise RuntimeError(
+                "AsyncManagementClient is already initialised; make a new one")
+
+    def _initialised_client(self):
+        client = self._client
+        if client is None:
+            raise RuntimeError("AsyncManagementClient.__init__ was not called")
+        return client
 
     def _hold(self, client):
         self._client = client
@@ -89,7 +116,7 @@ class AsyncManagementClient:
             with _binding:
                 engine = self._engine
                 if engine is None:
-                    if self._client.closed:
+                    if self._initialised_client().closed:
                         raise ClientClosedError(
                             "the client is closed; make a new "
                             "AsyncManagementClient")
@@ -167,15 +194,25 @@ class AsyncManagementClient:
         self._close()
 
     def _close(self):
-        engine = self._engine
+        engine, loop = self._engine, self._loop
         if engine is not None:
-            if self._loop.is_closed():
+            if loop.is_closed():
                 engine.detach()
-            engine.close()
-        self._client.close()
+                engine.close()
+            elif loop.is_running() and not _runs_here(loop):
+                # Awaited on another thread's loop while this client's runs
+                # its calls in its own thread: the engine is that thread's
+                # alone (closing it here would free what libcurl is using
+                # there); it closes at its loop's next turn, and its calls
+                # in flight end with ClientClosedError then.
+                loop.call_soon_threadsafe(engine.close)
+            else:
+                engine.close()
+        if self._client is not None:
+            self._client.close()
 
     async def __aenter__(self):
-        if self._client.closed:
+        if self._initialised_client().closed:
             raise ClientClosedError(
                 "the client is closed; make a new AsyncManagementClient")
         return self
@@ -185,7 +222,7 @@ class AsyncManagementClient:
         return False
 
     def __del__(self, _warn=warnings.warn):
-        client = getattr(self, "_client", None)
+        client = self._client
         if client is None or client.closed or self._engine is None:
             return
         _warn(f"unclosed {self!r}: use 'async with' or 'await "
@@ -202,14 +239,27 @@ class AsyncManagementClient:
             loop.call_soon_threadsafe(engine.close)
 
     def __repr__(self):
+        if self._client is None:
+            return "<AsyncManagementClient (uninitialised)>"
         return "<Async" + repr(self._client)[1:]
 
     def __reduce__(self):
         # As ManagementClient: by its options, whether or not it was used, a
         # new client with its own connections, token and event loop (not one
         # sharing this one's engine).
+        if self._client is None:
+            raise TypeError("cannot pickle an uninitialised "
+                            "genauth_c.AsyncManagementClient")
         rebuild, args = self._client.__reduce__()
         return _rebuilt, (type(self), rebuild, args)
+
+
+def _runs_here(loop):
+    """Whether `loop` is the event loop running in this thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _after_fork_in_child():
@@ -276,9 +326,16 @@ def _api_method(name, op):
     return method
 
 
+# What an uninitialised client's properties read, as ManagementClient's
+# give them (host None, closed True, ...).
+_UNINITIALISED = ManagementClient.__new__(ManagementClient)
+
+
 def _forwarded_property(name, getset):
-    return property(lambda self: getattr(self._client, name),
-                    doc=getset.__doc__)
+    return property(
+        lambda self: getattr(
+            _UNINITIALISED if self._client is None else self._client, name),
+        doc=getset.__doc__)
 
 
 # What ManagementClient has, AsyncManagementClient has: the constructor's

@@ -42,27 +42,35 @@ class UsageError(Exception):
 # ---- reading arguments -------------------------------------------------------
 
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a key secret is some dozens of bytes
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a payload, as the default max_response_bytes
 
 
-def _read_source(source: str | None, what: str, limit: int | None = None) -> bytes:
-    """The bytes of file `source`, or of stdin when it is None; at most
-    limit + 1 of them, so that /dev/zero or a wrong file cannot hang us."""
-    size = -1 if limit is None else limit + 1
+def _read_source(source: str | None, what: str, limit: int) -> bytes:
+    """The bytes of file `source`, or of stdin when it is None; refused when
+    there are more than `limit` of them, of which no more than one beyond
+    are read, so that /dev/zero or a wrong file cannot hang us or fill the
+    memory."""
     if source is None:
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise UsageError(f"{what}: cannot read stdin: it is closed")
         stream: BinaryIO | None = getattr(sys.stdin, "buffer", None)
-        if stream is None:  # a text stream put in its place
-            return sys.stdin.read(size).encode("utf-8", "surrogateescape")
         try:
-            return stream.read(size)
+            if stream is None:  # a text stream put in its place
+                data = sys.stdin.read(limit + 1).encode("utf-8", "surrogateescape")
+            else:
+                data = stream.read(limit + 1)
         except OSError as e:
             raise UsageError(f"{what}: cannot read stdin: {e.strerror}") from None
-    try:
-        with open(source, "rb") as f:
-            return f.read(size)
-    except OSError as e:
-        raise UsageError(f"{what}: cannot read {source}: {e.strerror}") from None
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read(limit + 1)
+        except OSError as e:
+            raise UsageError(f"{what}: cannot read {source}: {e.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{what}: {'stdin' if source is None else source} is larger than "
+                         f"{limit} bytes")
+    return data
 
 
 def _decode(data: bytes, what: str, source: str) -> str:
@@ -78,9 +86,9 @@ def _read_text(spec: str, what: str) -> tuple[str, str]:
     """`spec` itself, or the text of @FILE, or stdin for '-'; and what the
     text came from, for errors."""
     if spec == "-":
-        return _decode(_read_source(None, what), what, "stdin"), "stdin"
+        return _decode(_read_source(None, what, MAX_JSON_BYTES), what, "stdin"), "stdin"
     if spec.startswith("@"):
-        return _decode(_read_source(spec[1:], what), what, spec[1:]), spec[1:]
+        return _decode(_read_source(spec[1:], what, MAX_JSON_BYTES), what, spec[1:]), spec[1:]
     return spec, "the value"
 
 
@@ -152,9 +160,7 @@ def _names(values: list[str] | None) -> list[str] | None:
 def _read_secret_file(path: str, what: str) -> str:
     """The secret in file `path`: its one line, without the line end (LF or
     CRLF) and without a byte order mark. Errors never quote the file."""
-    data = _read_source(path, what, limit=MAX_SECRET_FILE_BYTES)
-    if len(data) > MAX_SECRET_FILE_BYTES:
-        raise UsageError(f"{what}: {path} is larger than {MAX_SECRET_FILE_BYTES} bytes: not a secret")
+    data = _read_source(path, what, MAX_SECRET_FILE_BYTES)
     secret = _decode(data, what, path).rstrip("\r\n")
     if not secret.strip():
         raise UsageError(f"{what}: {path} is empty")

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -395,6 +396,55 @@ def test_close(emu):
                 pass
 
     run(main())
+
+
+CLOSE_FROM_ANOTHER_THREAD = """
+import asyncio, sys, threading, time
+import genauth_c
+from genauth_c.emulator import Emulator
+
+with Emulator("AK", "SK") as emu:
+    emu.add_webhook("wh", "http://127.0.0.1:9/")  # answered at once: 602
+    for round_ in range(int(sys.argv[1])):
+        client = genauth_c.AsyncManagementClient("AK", "SK", host=emu.url,
+                                                 timeout=5)
+        busy, ended = threading.Event(), []
+
+        def loop_thread():
+            async def main():
+                async def calls():
+                    while True:  # the engine always has calls in flight
+                        await asyncio.gather(*(client.trigger_webhook("wh")
+                                               for _ in range(20)))
+                        busy.set()
+                try:
+                    await calls()
+                except genauth_c.ClientClosedError:
+                    ended.append("closed")
+            asyncio.run(main())
+
+        thread = threading.Thread(target=loop_thread)
+        thread.start()
+        assert busy.wait(10)
+        time.sleep(0.01 * (round_ % 7))
+        asyncio.run(client.aclose())  # on this thread's own loop
+        assert client.closed
+        thread.join(10)
+        assert not thread.is_alive() and ended == ["closed"], ended
+print("ok")
+"""
+
+
+def test_aclose_from_another_thread_while_its_loop_runs_calls():
+    """aclose() awaited on another thread's loop (asyncio.run(client.aclose())
+    from a worker thread) while the client's own loop, in its thread, has
+    calls in flight: the engine is that loop's alone, so it is closed there,
+    at the loop's next turn, and those calls end with ClientClosedError.
+    Closing it from the other thread meanwhile crashed the process."""
+    out = subprocess.run([sys.executable, "-c", CLOSE_FROM_ANOTHER_THREAD, "30"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
 
 
 def test_a_batch_stopped_by_aclose_leaves_no_exception_unread(emu):

@@ -250,3 +250,33 @@ def test_an_explicit_ca_bundle_wins(tls_fake, certificate, client_for,
         client.trigger_webhook("wh1")
     assert info.value.curl_code == 60
     assert tls_fake.server.requests == []
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_ca_bundle_that_is_not_a_file_is_refused_when_the_client_is_made(
+        tls_fake, tmp_path, kind):
+    """A pipe would block the TLS handshake for ever in open(), out of reach
+    of the call's timeout and of Ctrl-C; a directory or a device fails
+    there too. Refused by name, before anything is sent."""
+    path = {"fifo": tmp_path / "ca.pem", "directory": tmp_path,
+            "device": "/dev/zero"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(ValueError, match=r"^ca_bundle: .*not a regular file"):
+        genauth_c.ManagementClient(AK, SK, host=tls_fake.server.url,
+                                   ca_bundle=path)
+    assert tls_fake.server.requests == []
+
+
+def test_an_ssl_cert_file_that_is_a_pipe_is_passed_over(
+        tls_fake, certificate_dir, tmp_path):
+    """As one that cannot be read: SSL_CERT_DIR, next in line, is used."""
+    fifo = tmp_path / "pipe.pem"
+    os.mkfifo(fifo)
+    env = dict(os.environ, SSL_CERT_FILE=str(fifo),
+               SSL_CERT_DIR=str(certificate_dir))
+    out = subprocess.run([sys.executable, "-c", CALL, tls_fake.server.url,
+                          json.dumps({"timeout": 5})],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"statusCode": 200}

@@ -434,8 +434,9 @@ def test_a_secret_with_a_control_character_is_a_usage_error(emulator, tmp_path, 
         out = cli("trigger", "wh1", "--host", emulator.url,
                   env=environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK + "\tx"))
     assert out.returncode == 2
-    assert one_line(out.stderr) == ("genauth-c: error: access_key_secret: must not contain CR, LF "
-                                    "or other control characters\n")
+    named = "" if source == "file" else " (GENAUTH_ACCESS_KEY_SECRET, set in the environment)"
+    assert one_line(out.stderr) == (f"genauth-c: error: access_key_secret{named}: must not "
+                                    "contain CR, LF or other control characters\n")
     assert SK not in out.stderr
     assert emulator.requests == []
 
@@ -479,6 +480,30 @@ def test_body_from_hostile_files(emulator, tmp_path, content, stdin, message):
         return
     assert out.returncode == 2
     assert message in one_line(out.stderr)
+
+
+def _address_space_limit():
+    # A reader without a bound would take all the machine's memory: this
+    # one fails with MemoryError instead, far above what the CLI may hold.
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+@pytest.mark.parametrize("args", [
+    ["trigger", "wh1", "--body", "@/dev/zero"],
+    ["trigger", "wh1", "--headers", "-"],
+    ["webhooks", "create", "--name", "n", "--url", "http://x", "--events", "e",
+     "--retry-config", "@/dev/zero"],
+], ids=["body-file", "headers-stdin", "retry-config-file"])
+def test_an_endless_json_source_is_refused(emulator, args):
+    with open("/dev/zero", "rb") as zero:
+        out = subprocess.run([sys.executable, "-m", "genauth_c", *args],
+                             env=environment(emulator), stdin=zero,
+                             capture_output=True, text=True, timeout=120,
+                             preexec_fn=_address_space_limit)
+    assert out.returncode == 2, out.stderr[-500:]
+    assert re.search(r"is larger than 16777216 bytes$", one_line(out.stderr)), out.stderr
+    assert emulator.requests == []
 
 
 def test_a_variable_with_a_line_end_is_named(emulator):

@@ -141,17 +141,34 @@ def test_a_variable_that_is_not_utf8_is_named(clean_env, name):
 @pytest.mark.parametrize("name", ["ACCESS_KEY_ID", "ACCESS_KEY_SECRET"])
 def test_a_key_variable_with_a_control_character_inside_is_refused(emulator, clean_env, brand, name):
     # A line end at an end is the variable's slip, named above; one inside
-    # is refused by the rule for the argument, under the argument's name,
-    # the secret as the key id.
+    # is refused by the rule for the argument, the secret as the key id,
+    # under the argument's name and the variable's, which is what the caller
+    # set (before: the argument's alone, one the caller never passed).
     prefix = NAMES[brand]
     clean_env.setenv(f"{prefix}_ACCESS_KEY_ID", AK)
     clean_env.setenv(f"{prefix}_ACCESS_KEY_SECRET", SK)
     clean_env.setenv(f"{prefix}_{name}", (AK if name == "ACCESS_KEY_ID" else SK) + "\r\nx")
     with pytest.raises(ValueError) as caught:
         ManagementClient(host=emulator.url, brand=brand)
-    assert str(caught.value) == (f"{name.lower()}: must not contain CR, LF or other control "
-                                 "characters")
+    assert str(caught.value) == (f"{name.lower()} ({prefix}_{name}, set in the environment): "
+                                 "must not contain CR, LF or other control characters")
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("brand", ["genauth", "authing"])
+def test_a_host_variable_the_core_refuses_is_named(clean_env, brand):
+    prefix = NAMES[brand]
+    clean_env.setenv(f"{prefix}_ACCESS_KEY_ID", AK)
+    clean_env.setenv(f"{prefix}_ACCESS_KEY_SECRET", SK)
+    clean_env.setenv(f"{prefix}_HOST", "ftp://example.invalid")
+    with pytest.raises(ValueError) as caught:
+        ManagementClient(brand=brand)
+    assert str(caught.value) == (f"host ({prefix}_HOST, set in the environment): must be an "
+                                 "http:// or https:// URL")
+    # Given as an argument, the same value is the argument's.
+    with pytest.raises(ValueError) as caught:
+        ManagementClient(host="ftp://example.invalid", brand=brand)
+    assert str(caught.value) == "host: must be an http:// or https:// URL"
 
 
 def test_an_explicit_argument_is_not_checked_as_a_variable(emulator, clean_env):

@@ -2,11 +2,13 @@
 Python code with an exception set: containers changed by the caller's hooks
 in the middle of a conversion, exceptions raised by those hooks, and
 __init__ re-entered from its own argument conversion."""
+import asyncio
 import collections.abc
 import enum
 import gc
 import json
 import os
+import pickle
 import subprocess
 import sys
 
@@ -408,3 +410,99 @@ def test_init_hook_exceptions_come_out_unchanged(certificate):
     client.__init__(AK, SK, ca_bundle=str(certificate[0]))
     assert not client.closed
     client.close()
+
+
+def test_weak_references_follow_the_client(fake):
+    """weakref.ref, weakref.finalize and WeakValueDictionary caches: a
+    finalizer runs when the client goes, after a call, from a cycle too."""
+    import weakref
+
+    client = ManagementClient(AK, SK, host=fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    finalized, called_back = [], []
+    weakref.finalize(client, finalized.append, "finalized")
+    ref = weakref.ref(client, lambda r: called_back.append(r() is None))
+    cache = weakref.WeakValueDictionary(one=client)
+    assert ref() is client and cache["one"] is client
+    del client
+    assert (finalized, called_back, ref(), len(cache)) == (
+        ["finalized"], [True], None, 0)
+
+    cycle = [ManagementClient(AK, SK, host=fake.server.url)]
+    cycle.append(cycle)
+    weakref.finalize(cycle[0], finalized.append, "in a cycle")
+    del cycle
+    gc.collect()
+    assert finalized == ["finalized", "in a cycle"]
+
+
+# ---- AsyncManagementClient: initialised once, and clear before that ---------
+
+def test_async_client_init_again_is_refused_and_keeps_its_client(fake):
+    """As ManagementClient: a second __init__ (or one re-entered from a log
+    handler mid-call) would drop the client in use, its connections still
+    open and watched by the loop, where aclose() no longer reaches them."""
+    async def main():
+        client = genauth_c.AsyncManagementClient(AK, SK, host=fake.server.url)
+        try:
+            assert (await client.trigger_webhook("wh1"))["statusCode"] == 200
+            with pytest.raises(RuntimeError, match="already initialised"):
+                client.__init__(AK, SK, host="http://127.0.0.1:9")
+            assert client.host == fake.server.url
+            assert (await client.trigger_webhook("wh1"))["statusCode"] == 200
+        finally:
+            await client.aclose()
+        return client
+
+    client = asyncio.run(main())
+    assert client.closed
+    assert fake.server.connections == 1  # one connection, reused
+
+
+def test_async_client_init_reentered_from_argument_conversion(fake):
+    client = genauth_c.AsyncManagementClient.__new__(
+        genauth_c.AsyncManagementClient)
+
+    class Flag:
+        def __bool__(self):
+            client.__init__(AK, SK, host=fake.server.url)
+            return False
+
+    with pytest.raises(RuntimeError, match="already initialised"):
+        client.__init__(AK, SK, host="http://127.0.0.1:9",
+                        use_unverified_ssl=Flag())
+    assert client.host == fake.server.url  # the inner one's, kept
+
+    async def main():
+        async with client:
+            return await client.trigger_webhook("wh1")
+
+    assert asyncio.run(main())["statusCode"] == 200
+
+
+def test_an_uninitialised_async_client_says_so():
+    """Made by __new__ alone (or its __init__ failed): its repr works, and
+    everything else says what is wrong, as ManagementClient's does."""
+    cls = genauth_c.AsyncManagementClient
+    client = cls.__new__(cls)
+    assert repr(client) == "<AsyncManagementClient (uninitialised)>"
+    assert client.closed and client.host is None
+    assert client.token_fetches == 0
+
+    async def main():
+        with pytest.raises(RuntimeError, match=r"__init__ was not called"):
+            await client.trigger_webhook("wh1")
+        with pytest.raises(RuntimeError, match=r"__init__ was not called"):
+            await client.trigger_webhooks([{"webhook_id": "wh1"}])
+        with pytest.raises(RuntimeError, match=r"__init__ was not called"):
+            async with client:
+                pass
+        await client.aclose()  # nothing to close
+
+    asyncio.run(main())
+    with pytest.raises(TypeError, match="cannot pickle an uninitialised"):
+        pickle.dumps(client)
+    failed = cls.__new__(cls)
+    with pytest.raises(TypeError, match="timeout"):
+        failed.__init__(AK, SK, timeout="soon")
+    assert repr(failed) == "<AsyncManagementClient (uninitialised)>"

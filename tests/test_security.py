@@ -1,6 +1,7 @@
 """Security: TLS verified by default, secrets never shown, nothing injected
 into headers, no redirects, credentials only to the configured host or the
 proxy the environment names."""
+import asyncio
 import json
 import logging
 import os
@@ -399,6 +400,52 @@ def run_child(host, env_extra, **options):
 def proxy():
     with proxy_server() as server:
         yield server
+
+
+PROXY_PASSWORD = "pr0xy-Passw0rd-never-shown"
+
+
+@pytest.mark.parametrize("proxy_url", [
+    # libcurl's own messages quote the proxy as given: its scheme refused,
+    "ftp://proxyuser:%s@127.0.0.1:9" % PROXY_PASSWORD,
+    # its syntax refused (a '/' in the password ends the authority early),
+    "http://proxyuser:%s/x@127.0.0.1:9" % PROXY_PASSWORD,
+    # or cut at libcurl's 255 bytes inside the user name and password.
+    "ftp://" + "u" * 200 + ":%s@127.0.0.1:9" % PROXY_PASSWORD,
+], ids=["scheme", "syntax", "cut"])
+@pytest.mark.parametrize("engine", ["call", "batch", "async"])
+def test_a_proxy_password_from_the_environment_is_never_shown(
+        fake, monkeypatch, caplog, proxy_url, engine):
+    """A proxy's user name and password (http_proxy=http://user:pw@host)
+    are a credential: libcurl quotes the proxy in some of its errors, and
+    neither those exceptions nor their DEBUG lines show them."""
+    monkeypatch.setenv("http_proxy", proxy_url)
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    client = ManagementClient(AK, SK, host=fake.server.url, timeout=3,
+                              max_retries=0)
+    with client:
+        if engine == "call":
+            with pytest.raises(genauth_c.TransportError) as info:
+                client.trigger_webhook("wh1")
+            error = info.value
+        elif engine == "batch":
+            [error] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+            assert isinstance(error, genauth_c.TransportError)
+        else:
+            async def call():
+                async with genauth_c.AsyncManagementClient(
+                        AK, SK, host=fake.server.url, timeout=3,
+                        max_retries=0) as aclient:
+                    await aclient.trigger_webhook("wh1")
+            with pytest.raises(genauth_c.TransportError) as info:
+                asyncio.run(call())
+            error = info.value
+    text = exception_text(error)
+    assert "proxy" in str(error).lower(), str(error)  # still says what failed
+    for shown in (text, caplog.text):
+        assert PROXY_PASSWORD[:6] not in shown
+        assert "proxyuser" not in shown and "uuuuuuuu" not in shown
+    assert fake.server.requests == []
 
 
 def test_http_proxy_from_the_environment(fake, proxy):

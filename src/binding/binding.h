@@ -147,7 +147,13 @@ void genauth_log_unverified(genauth_module_state *st, PyObject *host);
 int genauth_credentials_from_env(const char *who, const char *brand,
                                  PyObject **access_key_id,
                                  PyObject **access_key_secret,
-                                 PyObject **host);
+                                 PyObject **host, unsigned *from_env);
+/* *from_env (above) has bit 0, 1, 2 set for the key id, the secret, the host
+ * read from the environment. A message of the core's about one of those
+ * ("access_key_secret: must not ...") is made to name its variable too:
+ * the caller passed no such argument. */
+void genauth_credentials_name_variable(const char *brand, unsigned from_env,
+                                       genauth_error *err);
 
 /* pickle.c: a client pickles and copies by its options. */
 /* A client keeps the values it was made with as they come (a tuple of the

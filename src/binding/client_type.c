@@ -12,6 +12,9 @@
 #include "binding.h"
 #include "convert.h"
 
+/* PyMemberDef's types: in Python.h itself only from 3.12 (Py_T_PYSSIZET). */
+#include <structmember.h>
+
 typedef struct {
     PyObject_HEAD
     genauth_client *client;
@@ -27,6 +30,9 @@ typedef struct {
      * ones' values, in client_kwlist's order, and which those are. */
     PyObject *options; /* tuple */
     unsigned long options_given;
+    /* weakref.ref, weakref.finalize and WeakValueDictionary caches of
+     * clients work, as they do on the SDK's Python class. */
+    PyObject *weakrefs;
 } ClientObject;
 
 /* ---- construction ----------------------------------------------------- */
@@ -223,6 +229,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     const char *ws_unused = NULL;
     PyObject *ca_bytes = NULL, *timeout_float = NULL, *options = NULL;
     unsigned long options_given = 0;
+    unsigned from_env = 0;
     _Static_assert(NARGS <= 8 * sizeof(unsigned long),
                    "genauth_options_pack marks the given options in a long");
     PyObject *host = NULL, *masked = NULL;
@@ -266,7 +273,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     {
         PyObject *ak = a[AK], *sk = a[SK], *env_host = a[HOST];
         if (genauth_credentials_from_env("ManagementClient", brand, &ak, &sk,
-                                         &env_host) < 0)
+                                         &env_host, &from_env) < 0)
             goto done;
         Py_SETREF(a[AK], ak); /* new references for the borrowed ones */
         Py_SETREF(a[SK], sk);
@@ -359,6 +366,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 
     /* 2. The core client and the Python values describing it. */
     if (genauth_client_new(&opts, &client, &err) != GENAUTH_OK) {
+        genauth_credentials_name_variable(brand, from_env, &err);
         genauth_raise(st, &err);
         goto done;
     }
@@ -420,6 +428,10 @@ Client_dealloc(ClientObject *self)
 {
     PyTypeObject *tp = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
+    /* First, with the client whole: a callback (weakref.finalize) is the
+     * caller's code and sees the object as it was. */
+    if (self->weakrefs)
+        PyObject_ClearWeakRefs((PyObject *)self);
     if (self->client) {
         genauth_client *c = self->client;
         self->client = NULL;
@@ -575,6 +587,13 @@ PyDoc_STRVAR(Client_doc,
 "backoff, within timeout; 0 turns retries off. A call that may have\n"
 "reached the server is never sent again.");
 
+/* The stable ABI's way to give a heap type weak references. */
+static PyMemberDef Client_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ClientObject, weakrefs),
+     READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot Client_slots[] = {
     {Py_tp_doc, (void *)Client_doc},
     {Py_tp_init, Client_init},
@@ -584,6 +603,7 @@ static PyType_Slot Client_slots[] = {
     {Py_tp_repr, Client_repr},
     {Py_tp_methods, genauth_client_methods},
     {Py_tp_getset, Client_getset},
+    {Py_tp_members, Client_members},
     {0, NULL},
 };
 

@@ -1,6 +1,7 @@
 /* Credentials from the environment: a client made without keys reads them
  * from os.environ (not getenv: a program that sets os.environ[...] is seen,
  * as Python users expect). Shared by every client type. */
+#include <stdio.h>
 #include <string.h>
 
 #include "binding.h"
@@ -70,18 +71,29 @@ absent(PyObject *obj)
     return !obj || obj == Py_None;
 }
 
+/* The variables of a brand, in the order of genauth_credential_params.
+ * Spelled out, not formatted: every client is made through here. */
+static const char *const genauth_variables[][3] = {
+    {"GENAUTH_ACCESS_KEY_ID", "GENAUTH_ACCESS_KEY_SECRET", "GENAUTH_HOST"},
+    {"AUTHING_ACCESS_KEY_ID", "AUTHING_ACCESS_KEY_SECRET", "AUTHING_HOST"},
+};
+static const char *const genauth_credential_params[3] = {
+    "access_key_id", "access_key_secret", "host"};
+
+static const char *const *
+variables_of(const char *brand)
+{
+    return genauth_variables[strcmp(brand, "authing") == 0];
+}
+
 int
 genauth_credentials_from_env(const char *who, const char *brand,
                              PyObject **access_key_id,
-                             PyObject **access_key_secret, PyObject **host)
+                             PyObject **access_key_secret, PyObject **host,
+                             unsigned *from_env)
 {
-    /* Spelled out, not formatted: every client is made through here. */
-    int authing = strcmp(brand, "authing") == 0;
-    const char *ak_name =
-        authing ? "AUTHING_ACCESS_KEY_ID" : "GENAUTH_ACCESS_KEY_ID";
-    const char *sk_name =
-        authing ? "AUTHING_ACCESS_KEY_SECRET" : "GENAUTH_ACCESS_KEY_SECRET";
-    const char *host_name = authing ? "AUTHING_HOST" : "GENAUTH_HOST";
+    const char *const *names = variables_of(brand);
+    const char *ak_name = names[0], *sk_name = names[1], *host_name = names[2];
     PyObject *os = NULL, *os_environ = NULL;
     PyObject *ak = NULL, *sk = NULL, *h = NULL;
 
@@ -114,6 +126,9 @@ genauth_credentials_from_env(const char *who, const char *brand,
                      !ak && !sk ? sk_name : "", !ak && !sk ? "are" : "is");
         goto fail;
     }
+    *from_env = (absent(*access_key_id) ? 1u : 0u) |
+                (absent(*access_key_secret) ? 2u : 0u) |
+                (absent(*host) && h ? 4u : 0u);
     *access_key_id = ak;
     *access_key_secret = sk;
     *host = h ? h : Py_NewRef(Py_None);
@@ -127,4 +142,33 @@ fail:
     Py_XDECREF(os_environ);
     Py_XDECREF(os);
     return -1;
+}
+
+void
+genauth_credentials_name_variable(const char *brand, unsigned from_env,
+                                  genauth_error *err)
+{
+    const char *const *names = variables_of(brand);
+    for (int i = 0; i < 3; i++) {
+        const char *param = genauth_credential_params[i];
+        size_t n = strlen(param);
+        if (!(from_env & (1u << i)) || strncmp(err->message, param, n) != 0 ||
+            err->message[n] != ':')
+            continue;
+        /* The name grows into "param (VARIABLE, set in the environment)";
+         * the message's rest moves right, cut if it no longer fits. */
+        char name[96];
+        int len = snprintf(name, sizeof(name), "%s (%s, set in the environment)",
+                           param, names[i]);
+        size_t grown = len > 0 && (size_t)len < sizeof(name) ? (size_t)len : 0;
+        size_t rest = strlen(err->message + n);
+        if (!grown)
+            return;
+        if (grown + rest > sizeof(err->message) - 1)
+            rest = sizeof(err->message) - 1 - grown;
+        memmove(err->message + grown, err->message + n, rest);
+        memcpy(err->message, name, grown);
+        err->message[grown + rest] = '\0';
+        return;
+    }
 }

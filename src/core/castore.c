@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -28,17 +29,25 @@ static const char *const system_ca_files[] = {
     NULL,
 };
 
-/* The first readable one of `files`, or NULL. */
+int
+genauth_ca_file_usable(const char *path)
+{
+    struct stat st;
+    return access(path, R_OK) == 0 && stat(path, &st) == 0 &&
+           S_ISREG(st.st_mode);
+}
+
+/* The first usable one of `files`, or NULL. */
 static const char *
 first_readable(const char *const *files)
 {
     for (; *files; files++)
-        if (access(*files, R_OK) == 0)
+        if (genauth_ca_file_usable(*files))
             return *files;
     return NULL;
 }
 
-/* $SSL_CERT_FILE or $SSL_CERT_DIR when set to a readable one. */
+/* $SSL_CERT_FILE or $SSL_CERT_DIR when set to a usable one. */
 static int
 from_environment(genauth_ca_store *store)
 {
@@ -47,7 +56,7 @@ from_environment(genauth_ca_store *store)
     store->file = NULL;
     store->dir = NULL;
     env = getenv("SSL_CERT_FILE");
-    if (env && env[0] && access(env, R_OK) == 0) {
+    if (env && env[0] && genauth_ca_file_usable(env)) {
         store->file = env;
         return 1;
     }

@@ -325,9 +325,11 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         return genauth_error_set(err, GENAUTH_E_INVALID, "brand: unknown");
     if (opts->auth != GENAUTH_AUTH_TOKEN && opts->auth != GENAUTH_AUTH_SIGNATURE)
         return genauth_error_set(err, GENAUTH_E_INVALID, "auth: unknown");
-    if (opts->ca_bundle && access(opts->ca_bundle, R_OK) != 0)
+    if (opts->ca_bundle && !genauth_ca_file_usable(opts->ca_bundle))
         return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "ca_bundle: cannot read the file");
+                                 "ca_bundle: cannot read the file, or it is "
+                                 "not a regular file (a directory, a pipe, "
+                                 "a device)");
 
     c = calloc(1, sizeof(*c));
     if (!c)

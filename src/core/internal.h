@@ -88,9 +88,17 @@ const char *genauth_proxy_env(int https);
 /* Whether `proxy` (as genauth_proxy_from_env gives it; "" for none) is an
  * https:// proxy, one reached over TLS. */
 int genauth_proxy_is_tls(const char *proxy);
+/* The user name and password in `proxy` (user:password@ in
+ * http://user:password@host:3128), which error messages must not show:
+ * borrowed from `proxy`, *len bytes; NULL (and *len 0) when it has none. */
+const char *genauth_proxy_userinfo(const char *proxy, size_t *len);
 
 /* ---- CA store (castore.c) ---------------------------------------------- */
 
+/* Whether `path` can serve as a file of CAs: readable, and a regular file.
+ * A pipe would block the TLS handshake for ever in open(), beyond any
+ * timeout; a directory or a device fails there. */
+int genauth_ca_file_usable(const char *path);
 /* genauth_ca_store_wanted's rule, given whether the client's proxy is an
  * https:// one (genauth_proxy_is_tls), as the client itself knows it. */
 int genauth_ca_store_wanted_behind(const genauth_client_options *opts,
@@ -134,6 +142,11 @@ typedef struct genauth_conn {
     genauth_signature signature;
     struct curl_slist *signed_headers;
     char errbuf[CURL_ERROR_SIZE];
+    /* The client's proxy's user name and password (genauth_proxy_userinfo;
+     * borrowed: the client outlives its connections), hidden in errbuf,
+     * where libcurl quotes the proxy when it refuses it. */
+    const char *proxy_userinfo;
+    size_t proxy_userinfo_len;
     /* How many times libcurl was about to send this request (its prereq
      * callback): 0 means nothing was sent; a second send is refused. */
     int sends;

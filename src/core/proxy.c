@@ -73,3 +73,16 @@ genauth_proxy_is_tls(const char *proxy)
      * without one is an http:// proxy. */
     return strncasecmp(proxy, "https://", 8) == 0;
 }
+
+const char *
+genauth_proxy_userinfo(const char *proxy, size_t *len)
+{
+    /* Up to the last '@': a password holding an '@' or a '/' that is not
+     * percent-encoded is hidden whole, however libcurl splits it. */
+    const char *at = strrchr(proxy, '@');
+    const char *scheme = strstr(proxy, "://");
+    const char *start = scheme && (!at || scheme < at) ? scheme + 3 : proxy;
+
+    *len = at && at > start ? (size_t)(at - start) : 0;
+    return *len ? start : NULL;
+}

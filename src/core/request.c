@@ -321,22 +321,6 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
  * likely found in ordinary text by chance. */
 #define QUOTE_MIN_BYTES 8
 
-/* Overwrites with '*' every occurrence of `secret` in buf, and a piece of it
- * (QUOTE_MIN_BYTES or more) cut off at the end of buf. */
-static void
-mask(char *buf, size_t len, const char *secret)
-{
-    size_t slen = strlen(secret);
-    if (slen == 0)
-        return;
-    for (size_t i = 0; i < len; i++) {
-        size_t n = len - i < slen ? len - i : slen;
-        if ((n == slen || n >= QUOTE_MIN_BYTES) &&
-            memcmp(buf + i, secret, n) == 0)
-            memset(buf + i, '*', n);
-    }
-}
-
 /* The token conn's request carried (token mode), or NULL. Borrowed from
  * conn->api_headers. */
 static const char *
@@ -381,8 +365,10 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
         const char *token = sent_token(c, conn);
         if (token)
-            mask(err->excerpt, err->excerpt_len, token);
-        mask(err->excerpt, err->excerpt_len, c->access_key_secret);
+            genauth_mask(err->excerpt, err->excerpt_len, token, strlen(token),
+                         QUOTE_MIN_BYTES);
+        genauth_mask(err->excerpt, err->excerpt_len, c->access_key_secret,
+                     strlen(c->access_key_secret), QUOTE_MIN_BYTES);
     } else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&

@@ -120,6 +120,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
     conn->no_ca_store = client->no_ca_store;
+    conn->proxy_userinfo =
+        genauth_proxy_userinfo(client->proxy, &conn->proxy_userinfo_len);
     conn->fork_generation = genauth_fork_generation();
 
     CURL *e = conn->easy;
@@ -230,6 +232,13 @@ static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
     genauth_status st;
+    size_t len = strlen(conn->errbuf);
+    /* libcurl quotes the proxy as the environment gave it, password and
+     * all ("Unsupported proxy scheme for 'ftp://user:pw@host'"), cutting
+     * its message at CURL_ERROR_SIZE - 1 bytes, maybe inside them. */
+    genauth_mask(conn->errbuf, len, conn->proxy_userinfo,
+                 conn->proxy_userinfo_len,
+                 len == CURL_ERROR_SIZE - 1 ? 1 : conn->proxy_userinfo_len);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
                                "the call timed out: %s",

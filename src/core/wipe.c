@@ -43,3 +43,17 @@ genauth_headers_wipe_free(struct curl_slist *list)
         genauth_wipe(h->data, strlen(h->data));
     curl_slist_free_all(list);
 }
+
+void
+genauth_mask(char *buf, size_t len, const char *secret, size_t secret_len,
+             size_t min_piece)
+{
+    if (!buf || !secret || secret_len == 0)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = len - i < secret_len ? len - i : secret_len;
+        if ((n == secret_len || n >= min_piece) &&
+            memcmp(buf + i, secret, n) == 0)
+            memset(buf + i, '*', n);
+    }
+}

@@ -20,5 +20,11 @@ void genauth_buf_wipe_clear(genauth_buf *b);
 void genauth_buf_wipe_reset(genauth_buf *b);
 /* Wipes every line of a header list (one may hold a token) and frees it. */
 void genauth_headers_wipe_free(struct curl_slist *list);
+/* Hides a secret quoted in text about to be shown (an error message, an
+ * excerpt of an answer): overwrites with '*' every occurrence in buf[0, len)
+ * of the `secret_len` bytes at `secret`, and a piece of them of at least
+ * `min_piece` bytes (from their start) that buf's end cuts off. */
+void genauth_mask(char *buf, size_t len, const char *secret,
+                  size_t secret_len, size_t min_piece);
 
 #endif

@@ -401,6 +401,43 @@ test_proxy_is_tls(void)
     CHECK(!genauth_proxy_is_tls("https:/p"));
 }
 
+/* The part of a proxy that errors must not show: the user name and
+ * password, up to the last '@' (a password may hold an unencoded one), and
+ * hidden in a message that quotes them whole or cut at its end. */
+static void
+test_proxy_userinfo(void)
+{
+    static const struct {
+        const char *proxy, *userinfo;
+    } cases[] = {
+        {"http://u:pw@p:1", "u:pw"},
+        {"u:pw@p:1", "u:pw"},           /* no scheme */
+        {"http://u:p@w/x@p:1", "u:p@w/x"},
+        {"http://p:1", NULL},
+        {"http://@p:1", NULL},          /* empty */
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = 99;
+        const char *got = genauth_proxy_userinfo(cases[i].proxy, &len);
+        if (!cases[i].userinfo) {
+            CHECK(got == NULL && len == 0);
+            continue;
+        }
+        CHECK_MEM(got, len, cases[i].userinfo, strlen(cases[i].userinfo));
+    }
+
+    char whole[] = "in 'http://u:pw@p' and 'u:pw@'";
+    genauth_mask(whole, strlen(whole), "u:pw", 4, 4);
+    CHECK_STR(whole, "in 'http://****@p' and '****@'");
+    char cut[] = "in 'http://u:p";
+    genauth_mask(cut, strlen(cut), "u:pw", 4, 1);
+    CHECK_STR(cut, "in 'http://***");
+    char kept[] = "in 'http://u:p";  /* a piece under min_piece stays */
+    genauth_mask(kept, strlen(kept), "u:pw", 4, 4);
+    CHECK_STR(kept, "in 'http://u:p");
+}
+
 int
 main(void)
 {
@@ -417,6 +454,7 @@ main(void)
     test_wipe();
     test_proxy_env();
     test_proxy_is_tls();
+    test_proxy_userinfo();
     curl_global_cleanup();
     return check_summary("test_core");
 }
