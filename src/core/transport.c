@@ -65,9 +65,10 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* Counts the header lines as libcurl hands each here, trailers included:
- * past GENAUTH_MAX_HEAD_BYTES the transfer ends. A server sending trailer lines without end would otherwise grow
- * this process by its bandwidth until the timeout (1.7 GB in 10 s on
- * loopback), and the handle would keep it all until its next request. */
+ * past GENAUTH_MAX_HEAD_BYTES the transfer ends. A server sending trailer
+ * lines without end would otherwise grow this process by its bandwidth
+ * until the timeout (1.7 GB in 10 s on loopback), and the handle would keep
+ * it all until its next request. */
 static size_t
 count_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
