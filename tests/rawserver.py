@@ -45,7 +45,9 @@ class Response:
     delay: float = 0.0  # before anything is sent
     close: bool = False  # close the connection without answering
     trickle: float = 0.0  # send the body a byte at a time, this far apart
-    raw: bytes | None = None  # send exactly these bytes instead
+    # Send exactly these bytes instead; an iterable of bytes is sent piece
+    # by piece as it yields them (a head that never ends, say).
+    raw: "bytes | Iterable[bytes] | None" = None
     # Sent after the head instead of `body`, chunk by chunk as the iterable
     # yields them (a huge body never sits in memory). No Content-Length is
     # added: give one in `headers`, or Transfer-Encoding: chunked (the chunks
@@ -213,7 +215,12 @@ class RawServer:
                 if resp.close:
                     return
                 if resp.raw is not None:
-                    conn.sendall(resp.raw)
+                    pieces = ([resp.raw] if isinstance(resp.raw, bytes)
+                              else resp.raw)
+                    for piece in pieces:
+                        if self._stop.is_set():
+                            return
+                        conn.sendall(piece)
                     if self._end(conn, resp):
                         return
                     continue

@@ -5,6 +5,7 @@ and the same client works normally on the next call.
 
 The faults come from tests/rawserver.py (raw sockets: a server that resets,
 trickles, lies about lengths or streams hundreds of megabytes)."""
+import gzip
 import itertools
 import json
 import time
@@ -38,6 +39,15 @@ def head(status=200, length=None, extra=b""):
     return line + extra + b"\r\n"
 
 
+def forever(piece, first=b"HTTP/1.1 200 OK\r\n"):
+    """A head that never ends: `first`, then `piece` over and over."""
+    yield first
+    yield from itertools.repeat(piece)
+
+
+CHUNKED_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+GZIPPED = gzip.compress(b'{"statusCode":200,"data":{"response":{}}}')
 HTML = b"<html><head><title>Bad Gateway</title></head><body>nginx</body></html>"
 DEEP = b'{"statusCode":200,"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
@@ -89,6 +99,35 @@ FAULTS = {
         lambda: Response(stream=huge_stream(),
                          headers=[("Transfer-Encoding", "chunked")]),
         genauth_c.TransportError, {"message": "max_response_bytes"}),
+    # libcurl caps a head (300 KiB) and a header line (100 KiB); a client
+    # without those caps would read until its memory or its timeout ran out.
+    "endless_header_lines": (
+        lambda: Response(raw=forever(b"X-Flood: " + b"a" * 1000 + b"\r\n")),
+        genauth_c.TransportError, None),
+    "header_line_never_ends": (
+        lambda: Response(raw=forever(b"a" * 65536, b"HTTP/1.1 200 OK\r\nX: ")),
+        genauth_c.TransportError, None),
+    "informational_answers_forever": (
+        lambda: Response(raw=forever(b"HTTP/1.1 100 Continue\r\n\r\n",
+                                     b"")),
+        genauth_c.TransportError, None),
+    # libcurl keeps every trailer line (for curl_easy_header) and caps
+    # none: memory grew by the server's bandwidth until the timeout.
+    "trailers_without_end": (
+        lambda: Response(raw=forever(b"X-Trailer: " + b"t" * 1000 + b"\r\n",
+                                     CHUNKED_HEAD + b"2\r\n{}\r\n0\r\n")),
+        genauth_c.TransportError, {"message": "header lines"}),
+    "chunk_size_absurd": (
+        lambda: Response(raw=head(extra=b"Transfer-Encoding: chunked\r\n")
+                         + b"F" * 40 + b"\r\n{}", close_after=True),
+        genauth_c.TransportError, None),
+    # No Accept-Encoding was sent, so nothing is decoded: the bytes are not
+    # JSON (a compressed bomb stays its compressed size).
+    "gzip_body_not_asked_for": (
+        lambda: Response(raw=head(length=len(GZIPPED),
+                                  extra=b"Content-Encoding: gzip\r\n")
+                         + GZIPPED),
+        genauth_c.DecodeError, {"http_status": 200}),
     "huge_close_delimited": (
         lambda: Response(stream=huge_stream(),
                          headers=[("Connection", "close")]),

@@ -96,6 +96,45 @@ def test_failures_are_logged(debug_log):
         "POST /api/v3/trigger-webhook failed=TRANSPORT http=0 duration_ms=")
 
 
+def test_a_server_cannot_break_a_log_line_in_two(debug_log):
+    """What the server chose (a token refusal's message, a requestId) is
+    written into a DEBUG line with its control characters replaced: a line
+    end in it would start a line of the server's making, say one reporting
+    a token fetch that never happened."""
+    from rawserver import FakeGenAuth, RawServer, Response
+
+    forged = "\r\nDEBUG:genauth_c:token fetch http=200 duration_ms=1.0\n"
+    fake = FakeGenAuth()
+    with RawServer(fake) as server:
+        fake.token_answer = Response.json(
+            {"statusCode": 401, "message": "bad key" + forged, "apiCode": 1})
+        with ManagementClient(AK, SK, host=server.url, timeout=5) as client:
+            with pytest.raises(genauth_c.AuthError):
+                client.trigger_webhook("wh1")
+            results = client.trigger_webhooks([{"webhook_id": "wh1"}])
+            assert isinstance(results[0], genauth_c.AuthError)
+            fake.token_answer = None
+            fake.envelope = {"statusCode": 200, "requestId": "r" + forged}
+            client.trigger_webhook("wh1")
+
+        async def refused():
+            fake.token_answer = Response.json(
+                {"statusCode": 401, "message": "bad key" + forged})
+            async with AsyncManagementClient(AK, SK, host=server.url,
+                                             timeout=5) as aclient:
+                with pytest.raises(genauth_c.AuthError):
+                    await aclient.trigger_webhook("wh1")
+
+        asyncio.run(refused())
+    got = lines(debug_log)
+    assert len(got) == 8, got
+    for line in got:
+        assert not re.search(r"[\x00-\x1f\x7f]", line), line
+    assert sum("bad key" in line for line in got) == 6, got
+    assert got[5].startswith("POST /api/v3/trigger-webhook http=200 "
+                             "statusCode=200 apiCode=- requestId=r??DEBUG"), got
+
+
 def test_a_refused_key_pair_is_logged_without_the_answer(emulator, debug_log):
     with ManagementClient(AK, "wrong-" + SK, host=emulator.url) as client:
         with pytest.raises(Exception):

@@ -1,6 +1,9 @@
 """Bounded resources: the file descriptors an idle client keeps, a batch
 larger than the process may open, and a request libcurl must not send
 twice on its own."""
+import asyncio
+import ctypes
+import gc
 import os
 import subprocess
 import sys
@@ -281,3 +284,98 @@ def test_post_lost_on_a_reused_connection_is_not_sent_again(fake,
     assert len(deliveries) == 2  # the lost one reached the server once
     assert client.trigger_webhook("wh1")["statusCode"] == 200
     assert len(deliveries) == 3
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_in_use():
+    """Bytes malloc has handed out and not taken back (glibc's mallinfo2:
+    the arenas' chunks in use and the mmapped ones), unlike RSS, which keeps
+    what free() gave back but glibc did not return to the system."""
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc 2.33 or later (mallinfo2)")
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_idle_client_keeps_no_large_answer(fake, kind):
+    """An answer of megabytes (a long list, or a server sending up to
+    max_response_bytes) is not kept by the handle it came on once the call
+    has returned: four such answers, on four connections at once, leave an
+    idle client holding less than one of them. Each handle kept its largest
+    answer's buffer (up to twice max_response_bytes) for as long as the
+    client lived: an idle asyncio client, up to 64 of them."""
+    size = 4 * 1024 * 1024
+    big = Response.json({"statusCode": 200, "data": "x" * size})
+
+    def calls(client):
+        client.trigger_webhook("wh1")
+        return client.trigger_webhooks([{"webhook_id": "wh1"}] * 4,
+                                       concurrency=4)
+
+    async def acalls(client):
+        await client.trigger_webhook("wh1")
+        return await asyncio.gather(
+            *(client.trigger_webhook("wh1") for _ in range(4)))
+
+    def run(work):
+        if kind == "sync":
+            return work(sync_client)
+        return loop.run_until_complete(work(async_client))
+
+    sync_client = ManagementClient(AK, SK, host=fake.server.url, timeout=30)
+    async_client = genauth_c.AsyncManagementClient(AK, SK,
+                                                   host=fake.server.url,
+                                                   timeout=30)
+    loop = asyncio.new_event_loop()
+    try:
+        fake.response = None
+        assert all(r["statusCode"] == 200
+                   for r in run(calls if kind == "sync" else acalls))
+        gc.collect()
+        before = malloc_in_use()
+        fake.response = big
+        results = run(calls if kind == "sync" else acalls)
+        assert [len(r["data"]) for r in results] == [size] * 4
+        del results
+        gc.collect()
+        retained = malloc_in_use() - before
+        assert retained < size, f"{retained / 2**20:.1f} MiB kept"
+        fake.response = None
+        assert run(calls if kind == "sync" else acalls)[0]["statusCode"] == 200
+    finally:
+        sync_client.close()
+        loop.run_until_complete(async_client.aclose())
+        loop.close()
+
+
+def test_trailers_without_end_are_not_kept(fake, client_for):
+    """A chunked answer followed by trailer lines without end: libcurl keeps
+    each (for curl_easy_header), so the call grew this process by the
+    server's bandwidth until its timeout (1.7 GB in 10 s on loopback), and
+    its handle kept all of it afterwards. The call ends once the lines pass
+    a bound, and what stays is under a MiB."""
+    def forever():
+        yield (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+        while True:
+            yield b"X-Trailer: " + b"t" * 1000 + b"\r\n"
+
+    client = client_for(fake.server.url, timeout=5)
+    client.trigger_webhook("wh1")
+    gc.collect()
+    before = malloc_in_use()
+    fake.response = Response(raw=forever())
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.trigger_webhook("wh1")
+    assert type(info.value) is genauth_c.TransportError, info.value
+    assert malloc_in_use() - before < 1024 * 1024
+    fake.response = None
+    assert client.trigger_webhook("wh1")["statusCode"] == 200

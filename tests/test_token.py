@@ -161,6 +161,27 @@ def test_unusable_token_answers(fake, client_for, answer):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+@pytest.mark.parametrize("token", [
+    "not-a-jwt", "a.!!!.c", make_jwt({"sub": "no pool id"}),
+    make_jwt({"scoped_userpool_id": "line\nend"}),
+    make_jwt({"scoped_userpool_id": "p"}) + "\r\nX-Injected: 1"],
+    ids=["not-a-jwt", "not-base64url", "no-pool-id", "pool-id-line-end",
+         "token-line-end"])
+@pytest.mark.parametrize("status", [200, 201])
+def test_an_unusable_token_is_told_with_its_http_status(fake, client_for,
+                                                        token, status):
+    """However the granted token is unusable, the AuthError carries the
+    HTTP status of the answer that granted it, as for a grant without a
+    token (0 is for no answer at all)."""
+    fake.token_answer = Response.json(
+        {"statusCode": 200, "data": {"access_token": token,
+                                     "expires_in": 7200}}, status=status)
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.http_status == status, info.value
+
+
 @pytest.mark.parametrize("lifetime", [1e-6, 1e-300])
 def test_token_expiring_as_it_comes_is_sent_once(fake, client_for, lifetime):
     """A token endpoint answering an expires_in too short to outlive its

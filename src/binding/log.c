@@ -149,8 +149,9 @@ emit(genauth_module_state *st, const char *level, PyObject *line)
     Py_XDECREF(r);
 }
 
-/* A value the server chose (requestId), copied with control characters
- * replaced, so that it cannot break a log line in two. */
+/* A value the server chose (a requestId, an error message quoting the
+ * server's), copied with control characters replaced, so that it cannot
+ * break a log line in two. */
 static void
 printable(const char *in, char *out, size_t size)
 {
@@ -212,10 +213,12 @@ log_request(genauth_module_state *st, const char *method, const char *path,
             method, path, env->http_status, status_code, api_code,
             request_id, ms, stats->retries);
     } else {
+        char message[GENAUTH_ERRMSG_SIZE];
+        printable(err->message, message, sizeof(message));
         line = PyUnicode_FromFormat(
             "%s %s failed=%s http=%ld duration_ms=%s retries=%u: %s", method,
             path, status_word(status), err->http_status, ms,
-            stats->retries, err->message);
+            stats->retries, message);
     }
     emit(st, "debug", line);
     return report_failure_but_interrupts(st);
@@ -299,8 +302,9 @@ genauth_log_event(const genauth_event *event, void *userdata)
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     if (event->type == GENAUTH_EVENT_TOKEN_FETCH && debug_enabled(st) > 0) {
-        char ms[32];
+        char ms[32], message[GENAUTH_ERRMSG_SIZE];
         PyOS_snprintf(ms, sizeof(ms), "%.1f", event->duration * 1000.0);
+        printable(event->message, message, sizeof(message));
         emit(st, "debug",
              event->status == GENAUTH_OK
                  ? PyUnicode_FromFormat("token fetch http=%ld duration_ms=%s",
@@ -308,7 +312,7 @@ genauth_log_event(const genauth_event *event, void *userdata)
                  : PyUnicode_FromFormat(
                        "token fetch failed=%s http=%ld duration_ms=%s: %s",
                        status_word(event->status),
-                       event->http_status, ms, event->message));
+                       event->http_status, ms, message));
     }
     if (!type && PyErr_Occurred() &&
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {

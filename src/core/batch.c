@@ -98,9 +98,23 @@ typedef struct {
     double not_before; /* a retry waits until then */
 } slot;
 
-/* Starts (or restarts, for a retry) `s`'s call on `multi`. On failure the
- * item is finished with the error and its connection released. `e`: the
- * batch's scratch error, empty between calls. */
+/* `s` is to start again at `until` (retry.c), among the waiting calls, its
+ * handle given back meanwhile. Returns -1, as its callers do for it. */
+static int
+rest_slot(genauth_client *c, spares *sp, slot *s, double until)
+{
+    s->retries++;
+    s->not_before = until;
+    put_spare(c, sp, s->conn);
+    s->conn = NULL;
+    return -1;
+}
+
+/* Starts (or restarts, for a retry) `s`'s call on `multi`: 1 when it is in
+ * flight; -1 when its token fetch sent nothing or was throttled and it is to
+ * start again at s->not_before (retry.c); 0 when it failed: the item is
+ * finished with the error. Its connection is released unless in flight.
+ * `e`: the batch's scratch error, empty between calls. */
 static int
 start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
            genauth_error *e)
@@ -108,6 +122,7 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     genauth_batch_item *it = s->item;
     genauth_call_plan plan;
     genauth_status st;
+    double until = 0;
 
     if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
@@ -125,6 +140,14 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     }
     return 1;
 failed:
+    if (s->conn &&
+        genauth_retry_plan(c, s->conn,
+                           genauth_retry_classify(s->conn, e->status, e, 0,
+                                                  NULL),
+                           s->retries, s->deadline, &until)) {
+        genauth_error_clear(e);
+        return rest_slot(c, sp, s, until);
+    }
     genauth_call_record(&it->resp, e, s->started,
                         (unsigned)(s->attempt + s->retries));
     fail_item(it, e, 1);
@@ -167,11 +190,7 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
                            &until)) {
         genauth_envelope_clear(&it->resp);
         genauth_error_clear(e);
-        s->retries++;
-        s->not_before = until;
-        put_spare(c, sp, s->conn);
-        s->conn = NULL;
-        return -1;
+        return rest_slot(c, sp, s, until);
     }
     if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&
         genauth_call_should_retry(c, s->attempt, http_status,
@@ -182,9 +201,7 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
         s->attempt++;
         /* The token fetch this may cause holds up the batch briefly: the
          * other calls need the new token as well. */
-        if (start_call(c, multi, sp, s, e))
-            return 1;
-        return 0;
+        return start_call(c, multi, sp, s, e);
     }
     genauth_call_record(&it->resp, e, s->started,
                         (unsigned)(s->attempt + s->retries));
@@ -309,8 +326,11 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 s->started = now;
                 s->deadline = now + c->timeout;
             }
-            if (start_call(c, multi, &sp, s, &scratch))
+            int started = start_call(c, multi, &sp, s, &scratch);
+            if (started > 0)
                 active++;
+            else if (started < 0)
+                waiting[n_waiting++] = s; /* a retry, at s->not_before */
             else if ((ended = call_ended(c, since, s, items, done, userdata,
                                          err)) > 0)
                 goto interrupted;

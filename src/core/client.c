@@ -678,6 +678,7 @@ genauth_client_release(genauth_client *c, genauth_conn *conn)
         genauth_conn_free(conn);
         return;
     }
+    genauth_conn_shed(conn);
     conn->idle_since = genauth_now();
     conn->next = c->idle;
     c->idle = conn;

@@ -361,6 +361,7 @@ conn_give(genauth_evloop *ev, genauth_conn *conn)
         genauth_conn_free(conn);
         return;
     }
+    genauth_conn_shed(conn);
     conn->next = ev->idle;
     ev->idle = conn;
     ev->idle_count++;
@@ -752,7 +753,18 @@ token_done(genauth_evloop *ev, CURLcode result)
         genauth_error_clear(&err);
         return;
     }
-    conn_give(ev, conn);
+    /* retry.c: a fetch that sent nothing, or was throttled, is each
+     * waiting call's retry: it rests until its wait is over, then asks
+     * for the token anew. The handle is kept meanwhile: the wait reads
+     * the answer's Retry-After. */
+    genauth_retry_kind kind =
+        st == GENAUTH_OK ? GENAUTH_RETRY_NO
+                         : genauth_retry_classify(conn, st, &err, http_status,
+                                                  NULL);
+    if (kind == GENAUTH_RETRY_NO) {
+        conn_give(ev, conn);
+        conn = NULL;
+    }
 
     /* The queue as it is now: a call that a callback starts meanwhile
      * queues behind a fetch of its own. */
@@ -760,6 +772,7 @@ token_done(genauth_evloop *ev, CURLcode result)
     ev->waiting = ev->waiting_tail = NULL;
     while (call) {
         genauth_evcall *next = call->next;
+        double until = 0;
         link_call(ev, call, ON_CALLS);
         if (ev->given_up) {
             /* An earlier call's callback forked: in the child, the rest
@@ -768,7 +781,14 @@ token_done(genauth_evloop *ev, CURLcode result)
         } else if (st != GENAUTH_OK &&
             genauth_token_check(ev->client, TOKEN_SLACK) ==
                 GENAUTH_TOKEN_WAIT) {
-            end_call(ev, call, st, NULL, &err);
+            if (conn && !ev->closed &&
+                genauth_retry_plan(ev->client, conn, kind, call->retries,
+                                   call->deadline, &until)) {
+                call->retries++;
+                rest_call(ev, call, until);
+            } else {
+                end_call(ev, call, st, NULL, &err);
+            }
         } else {
             genauth_error own;
             genauth_error_init(&own);
@@ -778,6 +798,10 @@ token_done(genauth_evloop *ev, CURLcode result)
         }
         call = next;
     }
+    if (conn && forked(ev))
+        leave_to_parent(ev, conn); /* a callback forked meanwhile */
+    else if (conn)
+        conn_give(ev, conn);
     genauth_error_clear(&err);
 }
 

@@ -42,6 +42,16 @@
  * reused: the next call closes it. */
 #define GENAUTH_IDLE_CONNECTIONS 8
 #define GENAUTH_MAX_IDLE_SECONDS 50
+/* A handle given back keeps request and answer buffers up to this size,
+ * enough for any ordinary call, and frees larger ones: it would otherwise
+ * hold its largest answer's (up to twice max_response_bytes) for as long
+ * as it is kept, and an event loop's client keeps 64 handles. */
+#define GENAUTH_CONN_KEEP_BYTES (64 * 1024)
+/* The header lines one request may receive: its head, any 1xx heads, and
+ * the trailers after a chunked body. libcurl caps a head (300 KiB in 7.88
+ * and later) but keeps every trailer line (for curl_easy_header) without a
+ * bound; an answer of the API has a few hundred bytes of them. */
+#define GENAUTH_MAX_HEAD_BYTES (256 * 1024)
 
 /* ---- clock -------------------------------------------------------------- */
 
@@ -117,6 +127,7 @@ typedef struct genauth_conn {
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
     int over_cap; /* the body outgrew max_response_bytes */
+    size_t head_bytes; /* header lines received (trailers too), this request */
     int no_ca_store; /* the client's: TLS errors then say what to do */
     /* This handle's copy of the authenticated header list, built for the
      * token generation `api_headers_gen` (0: none yet). */
@@ -155,6 +166,10 @@ typedef struct genauth_conn {
 genauth_conn *genauth_conn_new(genauth_client *client, genauth_error *err);
 /* Frees the handle and closes its connection. */
 void genauth_conn_free(genauth_conn *conn);
+/* Frees the handle's request and answer buffers beyond
+ * GENAUTH_CONN_KEEP_BYTES: called as it is kept for later calls, once its
+ * call is over with them. */
+void genauth_conn_shed(genauth_conn *conn);
 /* Drops the handle without closing its socket or freeing what libcurl
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);

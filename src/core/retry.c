@@ -1,11 +1,13 @@
 /* Retries that never deliver twice: the policy (which outcomes are sent
  * again, how long to wait), apart from the loops that apply it
- * (trigger_webhook.c for single calls, batch.c).
+ * (request.c for single calls, batch.c, evloop.c).
  *
  * Sent again: a request that never left (connection refused, DNS failure,
  * TLS handshake failure, a connection lost before libcurl began to send:
  * its prereq callback never ran), and a throttled one (HTTP 429, or an
- * envelope with statusCode 429: the server did not act on it). Never sent
+ * envelope with statusCode 429: the server did not act on it). The same
+ * for the token request: a call whose fetch sent nothing or was throttled
+ * fetches again (it is the call's retry). Never sent
  * again: anything that may have reached the server (a timeout, a
  * connection lost after sending): trigger-webhook has no idempotency key.
  * Waits: about 0.1 s doubling per retry, with jitter (a random point in
@@ -17,6 +19,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "json.h"
 #include "random.h"
 
 #define FIRST_DELAY 0.1
@@ -46,6 +49,21 @@ jitter(void)
     return 0.5 + 0.5 * ((double)r / 4294967295.0);
 }
 
+/* Whether the token endpoint's refusal (AUTH) said to slow down in its
+ * envelope: statusCode 429, its last one as envelope.c reads it. */
+static int
+refusal_throttled(const genauth_error *err)
+{
+    const cJSON *root = genauth_json_doc_root(err->auth_envelope);
+    const cJSON *code = NULL;
+    for (const cJSON *item = root ? root->child : NULL; item;
+         item = item->next) {
+        if (strcmp(item->string, "statusCode") == 0)
+            code = item;
+    }
+    return cJSON_IsNumber(code) && code->valuedouble == 429.0;
+}
+
 genauth_retry_kind
 genauth_retry_classify(genauth_conn *conn, genauth_status st,
                        const genauth_error *err, long http_status,
@@ -58,6 +76,12 @@ genauth_retry_classify(genauth_conn *conn, genauth_status st,
         return GENAUTH_RETRY_THROTTLED;
     if (st == GENAUTH_OK && env && env->has_status_code &&
         env->status_code == 429)
+        return GENAUTH_RETRY_THROTTLED;
+    /* The token fetch's answer, whose HTTP status is the error's. */
+    if ((st == GENAUTH_E_DECODE || st == GENAUTH_E_AUTH) &&
+        err->http_status == 429)
+        return GENAUTH_RETRY_THROTTLED;
+    if (st == GENAUTH_E_AUTH && refusal_throttled(err))
         return GENAUTH_RETRY_THROTTLED;
     return GENAUTH_RETRY_NO;
 }

@@ -183,8 +183,10 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         err->http_status = http_status;
         goto fail;
     }
-    if (genauth_jwt_userpool_id(tok->valuestring, userpool_id, err))
+    if (genauth_jwt_userpool_id(tok->valuestring, userpool_id, err)) {
+        err->http_status = http_status;
         goto fail;
+    }
     *token = strdup(tok->valuestring);
     if (!*token) {
         genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");

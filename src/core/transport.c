@@ -64,6 +64,25 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Counts the header lines as libcurl hands each here, trailers included:
+ * past GENAUTH_MAX_HEAD_BYTES the transfer ends. A server sending trailer
+ * lines without end would otherwise grow this process by its bandwidth
+ * until the timeout (1.7 GB in 10 s on loopback), and the handle would keep
+ * it all until its next request. */
+static size_t
+count_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    genauth_conn *conn = userdata;
+    size_t n = size * nmemb;
+    (void)ptr;
+    if (n > GENAUTH_MAX_HEAD_BYTES - conn->head_bytes) {
+        conn->head_bytes = GENAUTH_MAX_HEAD_BYTES + 1;
+        return 0;
+    }
+    conn->head_bytes += n;
+    return n;
+}
+
 /* The CAs that verify one TLS peer, through that peer's pair of options:
  * CURLOPT_CAINFO and CURLOPT_CAPATH for the API server, the PROXY_ ones for
  * an https:// proxy. A store found on this machine replaces libcurl's
@@ -115,6 +134,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     SET(CURLOPT_ERRORBUFFER, conn->errbuf);
     SET(CURLOPT_WRITEFUNCTION, collect_body);
     SET(CURLOPT_WRITEDATA, conn);
+    SET(CURLOPT_HEADERFUNCTION, count_header);
+    SET(CURLOPT_HEADERDATA, conn);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_PREREQFUNCTION, before_send);
     SET(CURLOPT_PREREQDATA, conn);
@@ -191,6 +212,16 @@ genauth_conn_free(genauth_conn *conn)
 }
 
 void
+genauth_conn_shed(genauth_conn *conn)
+{
+    if (conn->response.cap > GENAUTH_CONN_KEEP_BYTES)
+        genauth_buf_clear(&conn->response);
+    /* Not referred to any more: the next POST sets CURLOPT_POSTFIELDS. */
+    if (conn->request.cap > GENAUTH_CONN_KEEP_BYTES)
+        genauth_buf_clear(&conn->request);
+}
+
+void
 genauth_conn_abandon(genauth_conn *conn)
 {
     /* Deliberately leaks the libcurl handles: cleaning them up would close
@@ -230,6 +261,11 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the connection was lost after the request "
                                "was sent; it was not sent again, as the "
                                "server may have received it");
+    } else if (conn->head_bytes > GENAUTH_MAX_HEAD_BYTES) {
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "the response's header lines are larger than "
+                               "%d bytes",
+                               GENAUTH_MAX_HEAD_BYTES);
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
@@ -309,6 +345,7 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
 
     genauth_buf_reset(&conn->response);
     conn->over_cap = 0;
+    conn->head_bytes = 0;
     conn->sends = 0;
     conn->socket_errno = 0;
     conn->errbuf[0] = '\0';
