@@ -33,6 +33,54 @@ read_integer(const cJSON *item, long *out)
     return 1;
 }
 
+/* The members the client acts on, by one walk. A key given twice counts as
+ * its last value, as in the dict json.loads (and the binding) makes of it. */
+typedef struct {
+    const cJSON *status, *api, *message, *rid, *data;
+} envelope_members;
+
+static void
+read_members(const cJSON *root, envelope_members *m)
+{
+    memset(m, 0, sizeof(*m));
+    for (const cJSON *item = root->child; item; item = item->next) {
+        const char *k = item->string;
+        switch (k[0]) {
+        case 's':
+            if (strcmp(k, "statusCode") == 0)
+                m->status = item;
+            break;
+        case 'm':
+            if (strcmp(k, "message") == 0)
+                m->message = item;
+            break;
+        case 'd':
+            if (strcmp(k, "data") == 0)
+                m->data = item;
+            break;
+        case 'r':
+            if (strcmp(k, "requestId") == 0)
+                m->rid = item;
+            break;
+        case 'a':
+            if (strcmp(k, "apiCode") == 0)
+                m->api = item;
+            break;
+        }
+    }
+}
+
+int
+genauth_envelope_doc_status(const struct genauth_json_doc *doc, long *status_code)
+{
+    const cJSON *root = genauth_json_doc_root(doc);
+    envelope_members m;
+    if (!cJSON_IsObject(root))
+        return 0;
+    read_members(root, &m);
+    return read_integer(m.status, status_code);
+}
+
 static void
 set_excerpt(genauth_error *err, const genauth_buf *body)
 {
@@ -82,39 +130,13 @@ genauth_envelope_parse(const genauth_buf *body, long http_status, int quiet,
         goto decode_fail;
     }
     env->doc = doc;
-    /* One walk over the members. A key given twice counts as its last
-     * value, as in the dict json.loads (and the binding) makes of it. */
-    const cJSON *status = NULL, *api = NULL, *message = NULL, *rid = NULL;
-    env->data = NULL;
-    for (item = root->child; item; item = item->next) {
-        const char *k = item->string;
-        switch (k[0]) {
-        case 's':
-            if (strcmp(k, "statusCode") == 0)
-                status = item;
-            break;
-        case 'm':
-            if (strcmp(k, "message") == 0)
-                message = item;
-            break;
-        case 'd':
-            if (strcmp(k, "data") == 0)
-                env->data = item;
-            break;
-        case 'r':
-            if (strcmp(k, "requestId") == 0)
-                rid = item;
-            break;
-        case 'a':
-            if (strcmp(k, "apiCode") == 0)
-                api = item;
-            break;
-        }
-    }
-    env->has_status_code = read_integer(status, &env->status_code);
-    env->has_api_code = read_integer(api, &env->api_code);
-    env->message = cJSON_IsString(message) ? message->valuestring : NULL;
-    env->request_id = cJSON_IsString(rid) ? rid->valuestring : NULL;
+    envelope_members m;
+    read_members(root, &m);
+    env->data = m.data;
+    env->has_status_code = read_integer(m.status, &env->status_code);
+    env->has_api_code = read_integer(m.api, &env->api_code);
+    env->message = cJSON_IsString(m.message) ? m.message->valuestring : NULL;
+    env->request_id = cJSON_IsString(m.rid) ? m.rid->valuestring : NULL;
     env->response = NULL;
     if (cJSON_IsObject(env->data)) {
         for (item = env->data->child; item; item = item->next)

@@ -545,6 +545,11 @@ genauth_status genauth_retry_sleep(genauth_client *client,
 /* genauth_envelope_clear for an envelope that held a secret (the token
  * endpoint's answer): every string of the document is wiped first. */
 void genauth_envelope_wipe_clear(genauth_envelope *env);
+/* The statusCode of an envelope kept as a document (a token refusal's
+ * error->auth_envelope), read as genauth_envelope_parse reads it: 1 and
+ * *status_code when it is an integer, else 0. */
+int genauth_envelope_doc_status(const struct genauth_json_doc *doc,
+                                long *status_code);
 
 /* Parses conn->response into `env` (fields read from the envelope).
  * GENAUTH_E_DECODE, with the HTTP status and an excerpt, when the body is not

@@ -19,7 +19,6 @@
 #include <time.h>
 
 #include "internal.h"
-#include "json.h"
 #include "random.h"
 
 #define FIRST_DELAY 0.1
@@ -49,21 +48,6 @@ jitter(void)
     return 0.5 + 0.5 * ((double)r / 4294967295.0);
 }
 
-/* Whether the token endpoint's refusal (AUTH) said to slow down in its
- * envelope: statusCode 429, its last one as envelope.c reads it. */
-static int
-refusal_throttled(const genauth_error *err)
-{
-    const cJSON *root = genauth_json_doc_root(err->auth_envelope);
-    const cJSON *code = NULL;
-    for (const cJSON *item = root ? root->child : NULL; item;
-         item = item->next) {
-        if (strcmp(item->string, "statusCode") == 0)
-            code = item;
-    }
-    return cJSON_IsNumber(code) && code->valuedouble == 429.0;
-}
-
 genauth_retry_kind
 genauth_retry_classify(genauth_conn *conn, genauth_status st,
                        const genauth_error *err, long http_status,
@@ -81,7 +65,11 @@ genauth_retry_classify(genauth_conn *conn, genauth_status st,
     if ((st == GENAUTH_E_DECODE || st == GENAUTH_E_AUTH) &&
         err->http_status == 429)
         return GENAUTH_RETRY_THROTTLED;
-    if (st == GENAUTH_E_AUTH && refusal_throttled(err))
+    /* Or its refusal said so in its envelope. */
+    long refusal = 0;
+    if (st == GENAUTH_E_AUTH && err->auth_envelope &&
+        genauth_envelope_doc_status(err->auth_envelope, &refusal) &&
+        refusal == 429)
         return GENAUTH_RETRY_THROTTLED;
     return GENAUTH_RETRY_NO;
 }
