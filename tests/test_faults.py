@@ -8,6 +8,7 @@ trickles, lies about lengths or streams hundreds of megabytes)."""
 import gzip
 import itertools
 import json
+import threading
 import time
 
 import pytest
@@ -448,3 +449,96 @@ def test_batch_on_a_hanging_token_endpoint_ends_by_one_timeout(
     assert fake.token_fetches == 1
     fake.token_answer = None
     assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+class UnaskedAfterFirstAnswer:
+    """FakeGenAuth whose trigger-webhook answers carry their request's
+    number (requestId r-N). After the first, the server later sends on the
+    same kept-alive connection an answer nobody asked for (a 408, as a
+    server timing out an idle connection does), once the test sets `push`;
+    `pushed` is set once those bytes have left."""
+
+    def __init__(self):
+        self.fake = FakeGenAuth()
+        self.push, self.pushed = threading.Event(), threading.Event()
+        self.n = 0
+
+    def __call__(self, req):
+        resp = self.fake(req)
+        if "trigger-webhook" not in req.path:
+            return resp
+        self.n += 1
+        body = json.dumps({"statusCode": 200, "message": "asked",
+                           "requestId": f"r-{self.n}", "data": {}}).encode()
+        answer = head(length=len(body)) + body
+        if self.n > 1:
+            return Response(raw=answer)
+        late = json.dumps({"statusCode": 408, "message": "unasked",
+                           "requestId": "late", "data": None}).encode()
+
+        def pieces():
+            yield answer
+            if self.push.wait(30):
+                yield head(408, len(late)) + late
+                self.pushed.set()
+
+        return Response(raw=pieces())
+
+
+def _await_push(handler):
+    handler.push.set()
+    assert handler.pushed.wait(30)
+
+
+@pytest.mark.parametrize("mode", ["sync", "tls", "batch", "asyncio"])
+def test_unasked_answer_on_an_idle_connection_is_never_a_calls_answer(
+        certificate, mode):
+    """Bytes a server sends on an idle kept-alive connection are no answer
+    to the next call: that call goes out on a new connection and gets its
+    own answer, and so do the calls after it. (libcurl 7.88 alone would
+    read the late 408 as the next answer, and every later answer on that
+    connection one call late.)"""
+    from conftest import server_tls
+
+    handler = UnaskedAfterFirstAnswer()
+    tls = server_tls(certificate) if mode == "tls" else None
+    with RawServer(handler, tls=tls) as server:
+        opts = {"ca_bundle": str(certificate[0])} if tls else {}
+        opened = []  # connections once the first call is over
+        if mode == "asyncio":
+            import asyncio
+
+            async def calls():
+                async with genauth_c.AsyncManagementClient(
+                        "AKIDexample1234", "S", host=server.url,
+                        timeout=TIMEOUT) as client:
+                    got = [await client.trigger_webhook("w")]
+                    opened.append(server.connections)
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, _await_push, handler)
+                    for _ in range(3):
+                        got.append(await client.trigger_webhook("w"))
+                    return got
+
+            got = asyncio.run(calls())
+        else:
+            client = ManagementClient("AKIDexample1234", "S", host=server.url,
+                                      timeout=TIMEOUT, **opts)
+            if mode == "batch":
+                def call():
+                    [out] = client.trigger_webhooks([{"webhook_id": "w"}],
+                                                    concurrency=1)
+                    return out
+            else:
+                def call():
+                    return client.trigger_webhook("w")
+            got = [call()]
+            opened.append(server.connections)
+            _await_push(handler)
+            got += [call() for _ in range(3)]
+            client.close()
+        assert [(g["statusCode"], g["requestId"]) for g in got] == [
+            (200, "r-1"), (200, "r-2"), (200, "r-3"), (200, "r-4")]
+        # One new connection for the three calls, kept: a connection with
+        # nothing waiting (TLS included) is reused as before.
+        assert server.connections == opened[0] + 1

@@ -17,6 +17,7 @@
 typedef struct {
     genauth_conn **conns;
     size_t n, cap;
+    genauth_kept *kept; /* the connections of the batch's multi handle */
 } spares;
 
 /* Keeps `conn` for the next call, or gives it back to the pool. */
@@ -134,6 +135,7 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     if (st != GENAUTH_OK)
         goto failed;
     curl_easy_setopt(s->conn->easy, CURLOPT_PRIVATE, s);
+    s->conn->kept = sp->kept;
     if (curl_multi_add_handle(multi, s->conn->easy) != CURLM_OK) {
         genauth_error_set(e, GENAUTH_E_NOMEM, "could not start the transfer");
         goto failed;
@@ -171,7 +173,13 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     long http_status = 0;
     genauth_status st;
 
+    genauth_conn_note_kept(s->conn);
     curl_multi_remove_handle(multi, s->conn->easy);
+    if (genauth_conn_rerun_stale(s->conn, result)) {
+        if (curl_multi_add_handle(multi, s->conn->easy) == CURLM_OK)
+            return 1;
+        result = CURLE_OUT_OF_MEMORY;
+    }
     if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
         s->not_before = 0;
         put_spare(c, sp, s->conn);
@@ -242,7 +250,8 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     /* Calls that found no free file descriptor, to start again. */
     slot **waiting = NULL;
     size_t n_waiting = 0;
-    spares sp = {NULL, 0, 0};
+    spares sp = {NULL, 0, 0, NULL};
+    genauth_kept own_kept = {NULL, 0, 0}; /* a multi handle of its own's */
     genauth_error scratch; /* a call's error until it is kept (fail_item) */
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;
@@ -274,8 +283,10 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
         if (!c->batch_multi)
             c->batch_multi = curl_multi_init();
         multi = c->batch_multi;
+        sp.kept = &c->batch_kept;
     } else {
         multi = curl_multi_init();
+        sp.kept = &own_kept;
     }
     slots = calloc(count, sizeof(*slots));
     waiting = calloc(count, sizeof(*waiting));
@@ -439,5 +450,6 @@ done:
         else if (multi)
             curl_multi_cleanup(multi);
     }
+    genauth_kept_clear(&own_kept);
     return st;
 }

@@ -428,6 +428,7 @@ genauth_client_free(genauth_client *c)
     free_pool(c->idle);
     if (c->batch_multi)
         curl_multi_cleanup(c->batch_multi);
+    genauth_kept_clear(&c->batch_kept);
     if (c->share)
         curl_share_cleanup(c->share);
     curl_slist_free_all(c->token_headers);
@@ -474,6 +475,9 @@ adopt_after_fork(genauth_client *c)
     c->idle = NULL;
     c->in_use = 0; /* the parent's threads' handles are not this process's */
     c->batch_multi = NULL; /* its connections are the parent's too */
+    /* Forgotten, not freed: a thread of the parent may have been growing
+     * it as the process forked. */
+    c->batch_kept = (genauth_kept){NULL, 0, 0};
     /* No other thread of the child can be inside this client yet (every
      * call adopts first), and a thread of the parent that held a lock or
      * was fetching a token does not exist here: start those afresh. */
@@ -517,6 +521,7 @@ genauth_client_close(genauth_client *c)
         if (c->batch_multi && c->fork_generation == fork_generation) {
             curl_multi_cleanup(c->batch_multi);
             c->batch_multi = NULL;
+            genauth_kept_clear(&c->batch_kept);
         }
         pthread_mutex_unlock(&c->batch_mu);
     }

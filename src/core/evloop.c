@@ -67,6 +67,7 @@ struct genauth_evcall {
 struct genauth_evloop {
     genauth_client *client;
     CURLM *multi;
+    genauth_kept kept;               /* multi's connections */
     genauth_evloop_hooks hooks;
     genauth_evcall *calls;           /* in flight */
     genauth_evcall *waiting;         /* for the token, oldest first */
@@ -371,6 +372,7 @@ conn_give(genauth_evloop *ev, genauth_conn *conn)
 static CURLMcode
 add_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
 {
+    conn->kept = &ev->kept;
     CURLMcode mc = curl_multi_add_handle(ev->multi, conn->easy);
     if (mc == CURLM_OK) {
         ev->transfers++;
@@ -387,6 +389,24 @@ remove_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
     curl_multi_remove_handle(ev->multi, conn->easy);
     ev->transfers--;
     *added = 0;
+}
+
+/* A transfer has ended on conn: its connection noted (genauth_kept), and
+ * 1 if it was stopped before sending on a stale one and is in flight again
+ * on a new one. If it cannot be added again, *result says so. */
+static int
+run_again_if_stale(genauth_evloop *ev, genauth_conn *conn, CURLcode *result)
+{
+    genauth_conn_note_kept(conn);
+    if (!genauth_conn_rerun_stale(conn, *result))
+        return 0;
+    /* Still counted in ev->transfers and its call's `added`: its done
+     * handler takes it off as it would any ended transfer. */
+    curl_multi_remove_handle(ev->multi, conn->easy);
+    if (curl_multi_add_handle(ev->multi, conn->easy) == CURLM_OK)
+        return 1;
+    *result = CURLE_OUT_OF_MEMORY;
+    return 0;
 }
 
 /* libcurl disarms its timer only when it runs and finds nothing to do; a
@@ -908,13 +928,20 @@ drain(genauth_evloop *ev)
             continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
+        int is_token = ev->token_conn && easy == ev->token_conn->easy;
+        genauth_evcall *call = NULL;
+        if (!is_token)
+            curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
+        genauth_conn *conn = is_token ? ev->token_conn
+                             : call   ? call->conn
+                                      : NULL;
+        if (conn && run_again_if_stale(ev, conn, &result))
+            continue;
         freed++;
-        if (ev->token_conn && easy == ev->token_conn->easy) {
+        if (is_token) {
             token_done(ev, result);
             continue;
         }
-        genauth_evcall *call = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
         if (call && call_done(ev, call, result))
             freed--;
     }
@@ -1002,6 +1029,7 @@ genauth_evloop_close(genauth_evloop *ev)
     /* Closes the cached connections (on_close unwatches them first). */
     curl_multi_cleanup(ev->multi);
     ev->multi = NULL;
+    genauth_kept_clear(&ev->kept);
     /* What libcurl closed without telling (a resolver's socket pair). */
     for (size_t i = 0; i < ev->socks_cap; i++) {
         if (ev->socks[i].fd >= 0 && ev->socks[i].loop)
@@ -1034,8 +1062,9 @@ genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
     ev_sock *s = sock_find(ev, fd);
     if (s && !s->curl) {
         /* A kept connection with no transfer is readable: the server closed
-         * it (or spoke out of turn). libcurl checks a connection before it
-         * reuses it; until then the loop need not hear of it again. */
+         * it (or spoke out of turn). It is checked before it is reused
+         * (libcurl, and before_send in transport.c); until then the loop
+         * need not hear of it again. */
         sock_watch(ev, s, 0);
         return;
     }

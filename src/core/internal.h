@@ -118,6 +118,24 @@ int genauth_jwt_has_control(const cJSON *str);
 
 /* ---- connections (transport.c) ------------------------------------------ */
 
+/* The connections a multi handle keeps, as (socket, local port): what a
+ * transfer's prereq callback, which libcurl tells only the local port of
+ * the connection it chose, needs to look at that connection's socket
+ * before anything is sent on it (stale_connection in transport.c). Each
+ * multi handle's owner holds one: a handle (its own multi), a batch, an
+ * event loop; only the thread driving that multi handle touches it. */
+typedef struct {
+    struct genauth_kept_conn {
+        curl_socket_t fd;
+        long port;
+    } *conns;
+    size_t n, cap;
+} genauth_kept;
+
+/* Forgets every connection (its multi handle is gone or new) and frees the
+ * table. */
+void genauth_kept_clear(genauth_kept *kept);
+
 /* One libcurl easy handle with its buffers, used by one call at a time and
  * kept in the client's pool between calls so its connection stays alive. */
 typedef struct genauth_conn {
@@ -151,6 +169,17 @@ typedef struct genauth_conn {
      * callback): 0 means nothing was sent; a second send is refused. */
     int sends;
     int socket_errno; /* why socket() failed, for this request */
+    /* This transfer opened a socket (open_socket): its connection is new. */
+    int opened;
+    /* This transfer was stopped before sending: the kept connection libcurl
+     * chose had bytes waiting that nobody asked for (or its end), so it
+     * runs again on a new one (genauth_conn_rerun_stale). */
+    int stale;
+    int fresh_connect; /* CURLOPT_FRESH_CONNECT is set on easy */
+    /* The connections of the multi handle its transfer runs on now (set
+     * before each is added to one), and those of its own multi. */
+    genauth_kept *kept;
+    genauth_kept own_kept;
     /* The multi handle its transfers run on (run_transfer), which keeps
      * its connection between calls; NULL until its first single call
      * (batches and asyncio add `easy` to their own). */
@@ -173,6 +202,21 @@ void genauth_conn_shed(genauth_conn *conn);
 /* Drops the handle without closing its socket or freeing what libcurl
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);
+
+/* Called as a transfer ends, before its handle leaves the multi handle:
+ * a connection it opened and libcurl keeps goes into conn->kept. */
+void genauth_conn_note_kept(genauth_conn *conn);
+/* Whether the transfer that ended on `conn` with `result` was stopped before
+ * sending because the kept connection it was given had bytes waiting that
+ * no request asked for: a server's late answer (a 408 after an idle time),
+ * a second answer, or the rest of a body longer than it said. Read as this
+ * call's answer, they would be the wrong one, and so would every later
+ * answer on that connection. libcurl 8 leaves such a connection alone
+ * itself; 7.88 (Debian 12) reuses it. Then the handle is made ready to run
+ * again (on a new connection, once: CURLOPT_FRESH_CONNECT until its next
+ * setup) and 1 is returned: the caller adds it to its multi handle again.
+ * Nothing was sent, so nothing is sent twice. */
+int genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result);
 
 /* Whether the transfer that ended on `conn` with `result` never sent a
  * byte of its request (refused, DNS, TLS handshake...): it is then safe to
@@ -289,6 +333,7 @@ struct genauth_client {
      * that finds it taken runs on a multi handle of its own). */
     pthread_mutex_t batch_mu;
     CURLM *batch_multi;
+    genauth_kept batch_kept; /* batch_multi's connections */
 
     /* The pool of idle connections, and the share handle they use for DNS
      * and TLS sessions. */

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,11 +16,113 @@
 #error "genauth-c needs libcurl 7.80.0 or newer (CURLOPT_PREREQFUNCTION)"
 #endif
 
+/* ---- kept connections, and the stale ones among them -------------------- */
+
+void
+genauth_kept_clear(genauth_kept *kept)
+{
+    free(kept->conns);
+    kept->conns = NULL;
+    kept->n = kept->cap = 0;
+}
+
+/* Records a connection libcurl keeps. A socket number or a local port met
+ * again belongs to a new connection (the old one was closed): entries for
+ * either are dropped, so that each socket and each port has one entry at
+ * most (one multi handle's connections all go to one server or proxy, so
+ * their local ports differ). */
+static void
+kept_add(genauth_kept *kept, curl_socket_t fd, long port)
+{
+    for (size_t i = 0; i < kept->n;) {
+        if (kept->conns[i].fd == fd || kept->conns[i].port == port)
+            kept->conns[i] = kept->conns[--kept->n];
+        else
+            i++;
+    }
+    if (kept->n == kept->cap) {
+        size_t cap = kept->cap ? 2 * kept->cap : 4;
+        void *grown = realloc(kept->conns, cap * sizeof(*kept->conns));
+        if (!grown)
+            return; /* unchecked then, as libcurl alone would leave it */
+        kept->conns = grown;
+        kept->cap = cap;
+    }
+    kept->conns[kept->n].fd = fd;
+    kept->conns[kept->n].port = port;
+    kept->n++;
+}
+
+void
+genauth_conn_note_kept(genauth_conn *conn)
+{
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    long port = 0;
+    /* A reused connection is in the table since the transfer that opened
+     * it: only a new one is looked up. */
+    if (!conn->opened || !conn->kept ||
+        curl_easy_getinfo(conn->easy, CURLINFO_ACTIVESOCKET, &fd) !=
+            CURLE_OK ||
+        fd == CURL_SOCKET_BAD ||
+        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT, &port) !=
+            CURLE_OK)
+        return;
+    kept_add(conn->kept, fd, port);
+}
+
+static long
+local_port(const struct sockaddr_storage *addr)
+{
+    if (addr->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)addr)->sin_port);
+    if (addr->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
+    return -1;
+}
+
+/* Whether the kept connection at local port `port` has bytes waiting, or
+ * its end, before any request was sent on it: then nothing it holds can be
+ * an answer. Its socket is shut down and emptied, so that libcurl, which
+ * takes a connection whose peer has closed for dead, closes it the next
+ * time it looks at it. One poll(2) for each reused connection. */
+static int
+stale_connection(genauth_kept *kept, long port)
+{
+    for (size_t i = 0; i < kept->n; i++) {
+        if (kept->conns[i].port != port)
+            continue;
+        struct pollfd p = {.fd = kept->conns[i].fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            return 0;
+        /* Rare from here on. Only a socket still at that port is touched,
+         * never a descriptor the process has since opened for else. */
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof(addr);
+        if ((p.revents & POLLNVAL) ||
+            getsockname(p.fd, (struct sockaddr *)&addr, &len) != 0 ||
+            local_port(&addr) != port) {
+            kept->conns[i] = kept->conns[--kept->n];
+            return 0;
+        }
+        shutdown(p.fd, SHUT_RDWR);
+        /* Bounded: what a peer that keeps sending adds is found next time
+         * libcurl offers this connection. */
+        char sink[4096];
+        for (int round = 0; round < 64; round++)
+            if (recv(p.fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+                break;
+        return 1;
+    }
+    return 0;
+}
+
 /* libcurl sends a request again, on a new connection, when a reused one
  * dies before the answer: a POST that the server had already read would be
  * delivered twice (trigger-webhook has no idempotency key). libcurl calls
  * this before each send: the second one is refused, so the call fails
- * (TransportError) and only the retry rule of retry.c ever sends again. */
+ * (TransportError) and only the retry rule of retry.c ever sends again.
+ * A reused connection with bytes waiting is refused before the first
+ * (genauth_conn_rerun_stale). */
 static int
 before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
             int conn_primary_port, int conn_local_port)
@@ -26,8 +130,12 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
     (void)conn_primary_ip;
     (void)conn_local_ip;
     (void)conn_primary_port;
-    (void)conn_local_port;
     genauth_conn *conn = userdata;
+    if (conn->sends == 0 && !conn->opened && conn->kept &&
+        stale_connection(conn->kept, conn_local_port)) {
+        conn->stale = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
     return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
@@ -45,6 +153,8 @@ open_socket(void *userdata, curlsocktype purpose,
                               address->protocol);
     if (fd == CURL_SOCKET_BAD)
         conn->socket_errno = errno;
+    else
+        conn->opened = 1;
     return fd;
 }
 
@@ -202,6 +312,7 @@ genauth_conn_free(genauth_conn *conn)
         curl_multi_cleanup(conn->multi);
     if (conn->easy)
         curl_easy_cleanup(conn->easy);
+    genauth_kept_clear(&conn->own_kept);
     genauth_headers_wipe_free(conn->api_headers);
     curl_slist_free_all(conn->signed_headers);
     genauth_signature_clear(&conn->signature);
@@ -291,6 +402,20 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     return st;
 }
 
+/* What one transfer found out, cleared before the next. */
+static void
+reset_transfer(genauth_conn *conn)
+{
+    genauth_buf_reset(&conn->response);
+    conn->over_cap = 0;
+    conn->head_bytes = 0;
+    conn->sends = 0;
+    conn->socket_errno = 0;
+    conn->opened = 0;
+    conn->stale = 0;
+    conn->errbuf[0] = '\0';
+}
+
 genauth_status
 genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
                    double deadline, genauth_error *err)
@@ -340,16 +465,27 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
     }
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left_ms);
+    if (rc == CURLE_OK && conn->fresh_connect) {
+        rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
+        conn->fresh_connect = rc != CURLE_OK;
+    }
     if (rc != CURLE_OK)
         return transport_error(conn, rc, err);
-
-    genauth_buf_reset(&conn->response);
-    conn->over_cap = 0;
-    conn->head_bytes = 0;
-    conn->sends = 0;
-    conn->socket_errno = 0;
-    conn->errbuf[0] = '\0';
+    reset_transfer(conn);
     return GENAUTH_OK;
+}
+
+int
+genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result)
+{
+    /* Once: the run again is on a new connection, which cannot be stale. */
+    if (result != CURLE_ABORTED_BY_CALLBACK || !conn->stale ||
+        conn->fresh_connect ||
+        curl_easy_setopt(conn->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
+        return 0;
+    conn->fresh_connect = 1;
+    reset_transfer(conn);
+    return 1;
 }
 
 int
@@ -411,6 +547,7 @@ run_transfer(genauth_client *client, genauth_conn *conn, CURLcode *result,
         /* The handle's one connection, kept alive for its next call. */
         curl_multi_setopt(conn->multi, CURLMOPT_MAXCONNECTS, 1L);
     }
+    conn->kept = &conn->own_kept;
     if (curl_multi_add_handle(conn->multi, conn->easy) != CURLM_OK) {
         *result = CURLE_OUT_OF_MEMORY;
         return GENAUTH_OK;
@@ -423,6 +560,7 @@ run_transfer(genauth_client *client, genauth_conn *conn, CURLcode *result,
             CURLMsg *msg = curl_multi_info_read(conn->multi, &left);
             if (msg && msg->msg == CURLMSG_DONE) {
                 *result = msg->data.result;
+                genauth_conn_note_kept(conn);
                 break;
             }
             if (running == 0) { /* ended without saying how: never seen */
@@ -472,6 +610,8 @@ genauth_conn_perform(genauth_client *client, genauth_conn *conn,
     *http_status = 0;
     st = genauth_conn_setup(conn, plan, deadline, err);
     if (st == GENAUTH_OK)
+        st = run_transfer(client, conn, &result, err);
+    if (st == GENAUTH_OK && genauth_conn_rerun_stale(conn, result))
         st = run_transfer(client, conn, &result, err);
     if (st != GENAUTH_OK)
         return st;
