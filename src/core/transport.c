@@ -26,13 +26,14 @@ genauth_kept_clear(genauth_kept *kept)
     kept->n = kept->cap = 0;
 }
 
-/* Records a connection libcurl keeps. A socket number or a local port met
- * again belongs to a new connection (the old one was closed): entries for
- * either are dropped, so that each socket and each port has one entry at
- * most (one multi handle's connections all go to one server or proxy, so
- * their local ports differ). */
+/* Records a connection libcurl keeps, to be checked before it is reused
+ * (`checked`), or not. A socket number or a local port met again belongs
+ * to a new connection (the old one was closed): entries for either are
+ * dropped, so that each socket and each port has one entry at most (one
+ * multi handle's connections all go to one server or proxy, so their local
+ * ports differ). */
 static void
-kept_add(genauth_kept *kept, curl_socket_t fd, long port)
+kept_add(genauth_kept *kept, curl_socket_t fd, long port, int checked)
 {
     for (size_t i = 0; i < kept->n;) {
         if (kept->conns[i].fd == fd || kept->conns[i].port == port)
@@ -40,6 +41,8 @@ kept_add(genauth_kept *kept, curl_socket_t fd, long port)
         else
             i++;
     }
+    if (!checked)
+        return;
     if (kept->n == kept->cap) {
         size_t cap = kept->cap ? 2 * kept->cap : 4;
         void *grown = realloc(kept->conns, cap * sizeof(*kept->conns));
@@ -57,7 +60,7 @@ void
 genauth_conn_note_kept(genauth_conn *conn)
 {
     curl_socket_t fd = CURL_SOCKET_BAD;
-    long port = 0;
+    long port = 0, version = 0;
     /* A reused connection is in the table since the transfer that opened
      * it: only a new one is looked up. */
     if (!conn->opened || !conn->kept ||
@@ -65,9 +68,19 @@ genauth_conn_note_kept(genauth_conn *conn)
             CURLE_OK ||
         fd == CURL_SOCKET_BAD ||
         curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT, &port) !=
+            CURLE_OK ||
+        curl_easy_getinfo(conn->easy, CURLINFO_HTTP_VERSION, &version) !=
             CURLE_OK)
         return;
-    kept_add(conn->kept, fd, port);
+    /* Only an HTTP/1 connection is checked: there an answer is known by
+     * its place alone. An HTTP/2 one (ALPN h2, usual behind a TLS front
+     * end) names the stream in every frame, and while a call starts on it
+     * may be carrying other calls' answers: a readable socket is no sign
+     * of a stray answer there, and shutting it would fail those calls after
+     * their requests were sent. */
+    kept_add(conn->kept, fd, port,
+             version == CURL_HTTP_VERSION_1_0 ||
+                 version == CURL_HTTP_VERSION_1_1);
 }
 
 static long
