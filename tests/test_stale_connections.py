@@ -6,13 +6,15 @@ HTTP/2, where frames on an idle connection are normal."""
 import asyncio
 import json
 import socket
+import signal
 import ssl
 import struct
 import threading
+import time
 
 import pytest
 
-from rawserver import FakeGenAuth, RawServer, Response
+from rawserver import RawServer, Response, make_jwt
 
 from conftest import server_tls
 
@@ -21,6 +23,59 @@ from genauth_c import ManagementClient
 
 AK, SK = "AKIDexample1234", "S"
 TIMEOUT = 5.0
+
+
+MODES = ["sync", "batch", "asyncio"]
+
+
+def _asked(got):
+    return [(g["statusCode"], g["requestId"]) for g in got]
+
+
+def run_calls(mode, url, between, **opts):
+    """One call, then between(), then three more, in `mode`; the four
+    outcomes (an exception is returned, not raised)."""
+    opts.setdefault("timeout", TIMEOUT)
+    if mode == "asyncio":
+        async def calls():
+            async with genauth_c.AsyncManagementClient(
+                    AK, SK, host=url, **opts) as client:
+                async def call():
+                    try:
+                        return await client.trigger_webhook("w")
+                    except genauth_c.GenAuthError as exc:
+                        return exc
+                got = [await call()]
+                await asyncio.get_running_loop().run_in_executor(
+                    None, between)
+                for _ in range(3):
+                    got.append(await call())
+                return got
+
+        return asyncio.run(calls())
+    with ManagementClient(AK, SK, host=url, **opts) as client:
+        def call():
+            try:
+                if mode == "batch":
+                    [out] = client.trigger_webhooks([{"webhook_id": "w"}],
+                                                    concurrency=1)
+                    return out
+                return client.trigger_webhook("w")
+            except genauth_c.GenAuthError as exc:
+                return exc
+        got = [call()]
+        between()
+        return got + [call() for _ in range(3)]
+
+
+def _pushed(server, settle=0.2):
+    """between() for run_calls: the server does what it was told to the
+    idle connection (`push`), and that has reached the client."""
+    def between():
+        server.push.set()
+        assert server.pushed.wait(10)
+        threading.Event().wait(settle)  # what it sent has come
+    return between
 
 
 # ---- a small HTTP/2 server (TLS, ALPN h2) ----------------------------------
@@ -187,47 +242,14 @@ def h2(certificate):
     server.close()
 
 
-def _asked(got):
-    return [(g["statusCode"], g["requestId"]) for g in got]
-
-
-@pytest.mark.parametrize("mode", ["sync", "batch", "asyncio"])
+@pytest.mark.parametrize("mode", MODES)
 def test_http2_ping_on_an_idle_connection_keeps_it(h2, certificate, mode):
     """An HTTP/2 server may send frames on an idle connection (a PING to
     see it is alive): that is no stray answer, and the connection stays in
     use rather than being shut and replaced at the next call."""
     h2.after_first = frame(PING, 0, 0, b"12345678")
-    opts = dict(host=h2.url, auth="signature", timeout=TIMEOUT,
-                ca_bundle=str(certificate[0]))
-    if mode == "asyncio":
-        async def calls():
-            async with genauth_c.AsyncManagementClient(AK, SK,
-                                                       **opts) as client:
-                got = [await client.trigger_webhook("w")]
-                h2.push.set()
-                await asyncio.get_running_loop().run_in_executor(
-                    None, h2.pushed.wait, 30)
-                await asyncio.sleep(0.2)  # the PING is there
-                for _ in range(3):
-                    got.append(await client.trigger_webhook("w"))
-                return got
-
-        got = asyncio.run(calls())
-    else:
-        with ManagementClient(AK, SK, **opts) as client:
-            if mode == "batch":
-                def call():
-                    [out] = client.trigger_webhooks([{"webhook_id": "w"}],
-                                                    concurrency=1)
-                    return out
-            else:
-                def call():
-                    return client.trigger_webhook("w")
-            got = [call()]
-            h2.push.set()
-            assert h2.pushed.wait(30)
-            threading.Event().wait(0.2)  # the PING is there
-            got += [call() for _ in range(3)]
+    got = run_calls(mode, h2.url, _pushed(h2), auth="signature",
+                    ca_bundle=str(certificate[0]))
     assert h2.protocols[0] == "h2"
     assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)]
     assert h2.connections == 1
@@ -308,3 +330,282 @@ def test_http2_batch_call_in_flight_survives_the_next_call(h2, certificate):
     assert all(isinstance(g, dict) for g in got), got
     assert sorted(g["requestId"] for g in got) == ["r-2", "r-3", "r-4"]
     assert h2.connections == 1
+
+
+# ---- HTTP/1.1: what a server may do on an idle kept-alive connection -------
+
+def http_answer(body, status=200):
+    return (b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (status, len(body)) + body)
+
+
+LATE = http_answer(json.dumps({"statusCode": 408, "message": "unasked",
+                               "requestId": "late", "data": None}).encode(),
+                   408)
+
+
+class Http1Server:
+    """Answers trigger-webhook with requestId r-N (N counting those
+    requests) and the token endpoint with a token. After the `after`-th
+    webhook answer, once `push` is set, it does `action` to that answer's
+    connection (idle then) and sets `pushed`:
+    "late" sends an answer nobody asked for; "fin" closes; "rst" resets;
+    "close_notify" ends TLS (a close_notify alert) and leaves TCP open;
+    "flood" sends bytes without end. Through `proxy`, requests come in
+    absolute form, as to a forward proxy that answers itself."""
+
+    def __init__(self, action, tls=None, after=1):
+        self.action, self.tls, self.after = action, tls, after
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = (f"{'https' if tls else 'http'}://127.0.0.1:"
+                    f"{self.sock.getsockname()[1]}")
+        self.connections = 0
+        self.webhooks = 0
+        self.token_fetches = 0
+        self.lock = threading.Lock()
+        self.push, self.pushed = threading.Event(), threading.Event()
+        self.stop = threading.Event()
+        self.clients = []
+        self.opened = None  # connections once the `after`-th answer left
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.push.set()
+        for s in [self.sock] + self.clients:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def accept(self):
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            self.clients.append(raw)
+            threading.Thread(target=self.serve, args=(raw,),
+                             daemon=True).start()
+
+    def serve(self, raw):
+        buf = bytearray()
+        try:
+            conn = (self.tls.wrap_socket(raw, server_side=True) if self.tls
+                    else raw)
+            while not self.stop.is_set():
+                # RawServer's parser, which uses nothing of its server.
+                req = RawServer._read_request(self, conn, buf)
+                if req is None:
+                    return
+                if "get-management-token" in req.path:
+                    with self.lock:
+                        self.token_fetches += 1
+                    token = make_jwt({"scoped_userpool_id": "p",
+                                      "exp": int(time.time() + 7200)})
+                    conn.sendall(http_answer(json.dumps(
+                        {"statusCode": 200, "message": "",
+                         "data": {"access_token": token,
+                                  "expires_in": 7200}}).encode()))
+                    continue
+                with self.lock:
+                    self.webhooks += 1
+                    n = self.webhooks
+                conn.sendall(http_answer(envelope(n)))
+                if n == self.after:
+                    self.opened = self.connections
+                    if not self.push.wait(30) or self.stop.is_set():
+                        return
+                    if self.act(conn):
+                        return
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            self.pushed.set()
+
+    def act(self, conn):
+        """Does the action; True when the connection is done with."""
+        if self.action == "late":
+            conn.sendall(LATE)
+            self.pushed.set()
+            return False
+        if self.action == "fin":
+            conn.close()
+        elif self.action == "rst":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
+            conn.close()
+        elif self.action == "close_notify":
+            # Sends close_notify, then waits for the client's, which an
+            # idle client does not send: TCP stays open (conn kept).
+            self.clients.append(conn)
+            conn.settimeout(0.5)
+            try:
+                conn.unwrap()
+            except (OSError, ssl.SSLError):
+                pass
+        elif self.action == "flood":
+            self.pushed.set()
+            junk = b"x" * 65536
+            while not self.stop.is_set():
+                conn.sendall(junk)  # ends when the client closes
+        return True
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("tls, action", [
+    (tls, action) for tls in (False, True)
+    for action in ["late", "fin", "rst", "flood"] + ["close_notify"] * tls])
+def test_idle_connection_spoken_on_gives_every_call_its_answer(
+        certificate, mode, tls, action):
+    """Whatever the server does to an idle connection (an answer nobody
+    asked for, FIN, RST, TLS close_notify, bytes without end), each later
+    call gets its own answer, on one new connection."""
+    server = Http1Server(action, tls=server_tls(certificate) if tls else None)
+    try:
+        opts = {"ca_bundle": str(certificate[0])} if tls else {}
+        got = run_calls(mode, server.url, _pushed(server), **opts)
+        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
+        assert server.connections == server.opened + 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stray_answer_through_a_proxy(monkeypatch, mode):
+    """The connection is the proxy's: what it sends unasked is no answer."""
+    server = Http1Server("late")
+    monkeypatch.setenv("http_proxy", server.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    try:
+        got = run_calls(mode, "http://api.example.invalid", _pushed(server))
+        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
+        assert server.connections == server.opened + 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stray_answer_before_a_signed_call(mode):
+    server = Http1Server("late")
+    try:
+        got = run_calls(mode, server.url, _pushed(server), auth="signature")
+        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
+        assert server.connections == server.opened + 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stray_answer_before_a_token_fetch(token_clock, mode):
+    """The token expires while the connection has a stray answer waiting:
+    the token fetch meets it first, and goes out on a new connection."""
+    server = Http1Server("late")
+
+    def between():
+        _pushed(server)()
+        token_clock.advance(7200 + 60)
+
+    try:
+        got = run_calls(mode, server.url, between)
+        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
+        assert server.token_fetches == 2
+        assert server.connections == server.opened + 1
+    finally:
+        server.close()
+
+
+class Scripted:
+    """A RawServer handler for trigger-webhook calls signed by the client
+    (no token): request N is answered with requestId r-N, at once or, if N
+    is in `held`, once the test calls release(N); arrived(N) and
+    answered(N) wait for request N and for its answer to have left. After
+    the answers to the requests in `late`, once `push` is set, an answer
+    nobody asked for follows on their connections (pushed(N) waits for
+    it)."""
+
+    def __init__(self, held=(), late=()):
+        self.held, self.late = set(held), set(late)
+        self.n = 0
+        self.lock = threading.Lock()
+        self.events = {}
+        self.push = threading.Event()
+
+    def _event(self, what, n):
+        with self.lock:
+            return self.events.setdefault((what, n), threading.Event())
+
+    def arrived(self, n):
+        assert self._event("arrived", n).wait(30)
+
+    def answered(self, n):
+        assert self._event("answered", n).wait(30)
+
+    def pushed(self, n):
+        assert self._event("pushed", n).wait(30)
+
+    def release(self, n):
+        self._event("release", n).set()
+
+    def __call__(self, req):
+        with self.lock:
+            self.n += 1
+            n = self.n
+        self._event("arrived", n).set()
+
+        def pieces():
+            if n in self.held and not self._event("release", n).wait(30):
+                return
+            yield http_answer(envelope(n))
+            self._event("answered", n).set()
+            if n in self.late and self.push.wait(30):
+                yield LATE
+                self._event("pushed", n).set()
+
+        return Response(raw=pieces())
+
+
+def test_batch_stopped_as_calls_end_leaves_no_connection_unchecked():
+    """Two calls of a batch end in the same turn, and the first's log line
+    stops the batch (Ctrl-C in a log handler): the second's end is never
+    read, but its connection is kept. It must still be checked before its
+    next use: what the server then sends on it unasked is no answer."""
+    from test_batch import debug_lines
+
+    script = Scripted(held={2, 3}, late={2, 3})
+    lines = []
+
+    def on_line(line):
+        if "trigger-webhook" not in line:
+            return
+        lines.append(line)
+        if len(lines) == 1:
+            # Both other answers come while this line is logged, so that
+            # the batch reads both ends in its next turn.
+            script.release(2)
+            script.release(3)
+            script.answered(2)
+            script.answered(3)
+            time.sleep(0.2)
+        elif len(lines) == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    with RawServer(script) as server, ManagementClient(
+            AK, SK, host=server.url, auth="signature",
+            timeout=TIMEOUT) as client:
+        with debug_lines(on_line), pytest.raises(KeyboardInterrupt):
+            client.trigger_webhooks([{"webhook_id": "w"}] * 3,
+                                    concurrency=3)
+        script.push.set()
+        script.pushed(2)
+        script.pushed(3)
+        time.sleep(0.2)  # the stray answers have come
+        got = client.trigger_webhooks([{"webhook_id": "w"}] * 3,
+                                      concurrency=3)
+    assert sorted(_asked(got)) == [(200, f"r-{n}") for n in (4, 5, 6)], got

@@ -423,8 +423,12 @@ done:
         if (s->conn) {
             /* In a child forked meanwhile, the multi handle and its
              * connections are the parent's: left as they are. */
-            if (!genauth_forked_since(since))
+            if (!genauth_forked_since(since)) {
+                /* One that ended in the turn the batch stopped in keeps
+                 * its connection, to be checked as any other. */
+                genauth_conn_note_kept(s->conn);
                 curl_multi_remove_handle(multi, s->conn->easy);
+            }
             genauth_client_release(c, s->conn);
             s->conn = NULL;
         } else if (s->item || st == GENAUTH_OK) {
