@@ -108,39 +108,27 @@ def envelope(n):
                        "requestId": f"r-{n}", "data": {}}).encode()
 
 
-class H2Server:
-    """Answers every request (the client signs its calls: no token
-    endpoint) with requestId r-N, N counting requests. `hold`: a request
-    number whose answer waits until `release` is set; once that request
-    has come, `idle_frame` (if any) is sent on its connection and
-    `arrived` is set. `after_first`: a frame sent on the first connection
-    once `push` is set, after the first answer (the connection idle)."""
+class Listener:
+    """A loopback server: each connection is served on a thread of its own
+    (serve(raw, number), numbers counting from 1), `connections` counts
+    them, close() ends them. `push` and `pushed`: the test's go for what
+    the server does to an idle connection, and the server's word that it
+    did it. A subclass sets its own fields before calling this."""
 
-    def __init__(self, certificate):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(*certificate)
-        self.ctx.set_alpn_protocols(["h2"])
+    def __init__(self, scheme):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
         self.connections = 0
-        self.requests = 0
-        self.protocols = []
         self.lock = threading.Lock()
         self.push, self.pushed = threading.Event(), threading.Event()
-        self.after_first = None
-        self.hold = None
-        self.idle_frame = None
-        self.flood = 0
-        self.arrived, self.release = threading.Event(), threading.Event()
         self.stop = threading.Event()
         self.clients = []
         threading.Thread(target=self.accept, daemon=True).start()
 
     def close(self):
         self.stop.set()
-        self.release.set()
         self.push.set()
         for s in [self.sock] + self.clients:
             try:
@@ -157,10 +145,35 @@ class H2Server:
                 return
             with self.lock:
                 self.connections += 1
-                first = self.connections == 1
+                number = self.connections
             self.clients.append(raw)
-            threading.Thread(target=self.serve, args=(raw, first),
+            threading.Thread(target=self.serve, args=(raw, number),
                              daemon=True).start()
+
+
+class H2Server(Listener):
+    """Answers every request (the client signs its calls: no token
+    endpoint) with requestId r-N, N counting requests. `hold`: a request
+    number whose answer waits until `release` is set, `flood` bytes of its
+    body sent meanwhile; `arrived` is set once it has come. `after_first`:
+    a frame sent on the first connection once `push` is set, after the
+    first answer (the connection idle)."""
+
+    def __init__(self, certificate):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(*certificate)
+        self.ctx.set_alpn_protocols(["h2"])
+        self.requests = 0
+        self.protocols = []
+        self.after_first = None
+        self.hold = None
+        self.flood = 0
+        self.arrived, self.release = threading.Event(), threading.Event()
+        super().__init__("https")
+
+    def close(self):
+        self.release.set()
+        super().close()
 
     @staticmethod
     def read(conn, n):
@@ -172,7 +185,7 @@ class H2Server:
             buf += got
         return buf
 
-    def serve(self, raw, first):
+    def serve(self, raw, number):
         wlock = threading.Lock()
 
         def send(data):
@@ -204,7 +217,8 @@ class H2Server:
                             args=(send, stream, n), daemon=True).start()
                         continue
                     send(answer(stream, envelope(n)))
-                    if first and n == 1 and self.after_first is not None:
+                    if (number == 1 and n == 1
+                            and self.after_first is not None):
                         threading.Thread(target=self.push_late,
                                          args=(send,), daemon=True).start()
         except (OSError, ssl.SSLError):
@@ -216,8 +230,6 @@ class H2Server:
             self.pushed.set()
 
     def answer_held(self, send, stream, n):
-        if self.idle_frame is not None:
-            send(self.idle_frame)
         self.arrived.set()
         if self.flood:
             body = envelope(n)
@@ -344,56 +356,24 @@ LATE = http_answer(json.dumps({"statusCode": 408, "message": "unasked",
                    408)
 
 
-class Http1Server:
+class Http1Server(Listener):
     """Answers trigger-webhook with requestId r-N (N counting those
     requests) and the token endpoint with a token. After the `after`-th
     webhook answer, once `push` is set, it does `action` to that answer's
     connection (idle then) and sets `pushed`:
     "late" sends an answer nobody asked for; "fin" closes; "rst" resets;
     "close_notify" ends TLS (a close_notify alert) and leaves TCP open;
-    "flood" sends bytes without end. Through `proxy`, requests come in
-    absolute form, as to a forward proxy that answers itself."""
+    "flood" sends bytes without end. Through a proxy setting, requests
+    come in absolute form, as to a forward proxy that answers itself."""
 
     def __init__(self, action, tls=None, after=1):
         self.action, self.tls, self.after = action, tls, after
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = (f"{'https' if tls else 'http'}://127.0.0.1:"
-                    f"{self.sock.getsockname()[1]}")
-        self.connections = 0
         self.webhooks = 0
         self.token_fetches = 0
-        self.lock = threading.Lock()
-        self.push, self.pushed = threading.Event(), threading.Event()
-        self.stop = threading.Event()
-        self.clients = []
         self.opened = None  # connections once the `after`-th answer left
-        threading.Thread(target=self.accept, daemon=True).start()
+        super().__init__("https" if tls else "http")
 
-    def close(self):
-        self.stop.set()
-        self.push.set()
-        for s in [self.sock] + self.clients:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def accept(self):
-        while not self.stop.is_set():
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-            self.clients.append(raw)
-            threading.Thread(target=self.serve, args=(raw,),
-                             daemon=True).start()
-
-    def serve(self, raw):
+    def serve(self, raw, number):
         buf = bytearray()
         try:
             conn = (self.tls.wrap_socket(raw, server_side=True) if self.tls
@@ -457,6 +437,19 @@ class Http1Server:
         return True
 
 
+def each_gets_its_own(server, mode, url=None, between=None, **opts):
+    """run_calls against `server` (closed then): the calls get their own
+    answers, r-1 to r-4, and one new connection is opened after the
+    first."""
+    try:
+        got = run_calls(mode, url or server.url, between or _pushed(server),
+                        **opts)
+        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
+        assert server.connections == server.opened + 1
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("tls, action", [
     (tls, action) for tls in (False, True)
@@ -467,13 +460,8 @@ def test_idle_connection_spoken_on_gives_every_call_its_answer(
     asked for, FIN, RST, TLS close_notify, bytes without end), each later
     call gets its own answer, on one new connection."""
     server = Http1Server(action, tls=server_tls(certificate) if tls else None)
-    try:
-        opts = {"ca_bundle": str(certificate[0])} if tls else {}
-        got = run_calls(mode, server.url, _pushed(server), **opts)
-        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
-        assert server.connections == server.opened + 1
-    finally:
-        server.close()
+    opts = {"ca_bundle": str(certificate[0])} if tls else {}
+    each_gets_its_own(server, mode, **opts)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -483,23 +471,12 @@ def test_stray_answer_through_a_proxy(monkeypatch, mode):
     monkeypatch.setenv("http_proxy", server.url)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    try:
-        got = run_calls(mode, "http://api.example.invalid", _pushed(server))
-        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
-        assert server.connections == server.opened + 1
-    finally:
-        server.close()
+    each_gets_its_own(server, mode, url="http://api.example.invalid")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_stray_answer_before_a_signed_call(mode):
-    server = Http1Server("late")
-    try:
-        got = run_calls(mode, server.url, _pushed(server), auth="signature")
-        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
-        assert server.connections == server.opened + 1
-    finally:
-        server.close()
+    each_gets_its_own(Http1Server("late"), mode, auth="signature")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -512,13 +489,8 @@ def test_stray_answer_before_a_token_fetch(token_clock, mode):
         _pushed(server)()
         token_clock.advance(7200 + 60)
 
-    try:
-        got = run_calls(mode, server.url, between)
-        assert _asked(got) == [(200, f"r-{n}") for n in range(1, 5)], got
-        assert server.token_fetches == 2
-        assert server.connections == server.opened + 1
-    finally:
-        server.close()
+    each_gets_its_own(server, mode, between=between)
+    assert server.token_fetches == 2
 
 
 class Scripted:
