@@ -115,11 +115,13 @@ class Listener:
     the server does to an idle connection, and the server's word that it
     did it. A subclass sets its own fields before calling this."""
 
-    def __init__(self, scheme):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, scheme, host="127.0.0.1"):
+        self.sock = socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.bind((host, 0))
         self.sock.listen(16)
-        self.url = f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
+        name = f"[{host}]" if ":" in host else host
+        self.url = f"{scheme}://{name}:{self.sock.getsockname()[1]}"
         self.connections = 0
         self.lock = threading.Lock()
         self.push, self.pushed = threading.Event(), threading.Event()
@@ -366,12 +368,12 @@ class Http1Server(Listener):
     "flood" sends bytes without end. Through a proxy setting, requests
     come in absolute form, as to a forward proxy that answers itself."""
 
-    def __init__(self, action, tls=None, after=1):
+    def __init__(self, action, tls=None, after=1, host="127.0.0.1"):
         self.action, self.tls, self.after = action, tls, after
         self.webhooks = 0
         self.token_fetches = 0
         self.opened = None  # connections once the `after`-th answer left
-        super().__init__("https" if tls else "http")
+        super().__init__("https" if tls else "http", host)
 
     def serve(self, raw, number):
         buf = bytearray()
@@ -465,13 +467,20 @@ def test_idle_connection_spoken_on_gives_every_call_its_answer(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_stray_answer_through_a_proxy(monkeypatch, mode):
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_stray_answer_through_a_proxy(monkeypatch, certificate, mode, tls):
     """The connection is the proxy's: what it sends unasked is no answer."""
-    server = Http1Server("late")
+    server = Http1Server("late", tls=server_tls(certificate) if tls else None)
     monkeypatch.setenv("http_proxy", server.url)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    each_gets_its_own(server, mode, url="http://api.example.invalid")
+    each_gets_its_own(server, mode, url="http://api.example.invalid",
+                      ca_bundle=str(certificate[0]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stray_answer_over_ipv6(mode):
+    each_gets_its_own(Http1Server("late", host="::1"), mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
