@@ -590,3 +590,79 @@ def test_batch_stopped_as_calls_end_leaves_no_connection_unchecked():
         got = client.trigger_webhooks([{"webhook_id": "w"}] * 3,
                                       concurrency=3)
     assert sorted(_asked(got)) == [(200, f"r-{n}") for n in (4, 5, 6)], got
+
+
+def test_call_queued_then_run_again_ends_by_its_timeout():
+    """A call that waited in libcurl's queue (every connection busy) is
+    given a connection with a stray answer waiting, and goes out again on
+    a new one: still within its own timeout, not a whole timeout more
+    counted from then."""
+    from test_batch import debug_lines
+
+    from conftest import SLACK
+
+    timeout, answer_at = 8.0, 7.0
+    busy = 64  # connections at most (GENAUTH_EV_MAX_CONNECTIONS)
+    lock = threading.Lock()
+    count = [0]
+    everyone, done = threading.Event(), threading.Event()
+    first_seen = []
+
+    def handler(req):
+        with lock:
+            count[0] += 1
+            n = count[0]
+            if n == 1:
+                first_seen.append(time.monotonic())
+            if n == busy:
+                everyone.set()
+
+        def pieces():
+            if n == 1 and everyone.wait(30):
+                # The one answer, late in the queued call's time; once the
+                # client has read it (its line is logged), a stray answer
+                # on its connection, which the queued call is given.
+                if not done.wait(first_seen[0] + answer_at
+                                 - time.monotonic()):
+                    yield http_answer(envelope(n))
+                    if logged.wait(30):
+                        yield LATE
+                        late_sent.set()
+            done.wait(30)
+
+        return Response(raw=pieces())
+
+    logged, late_sent = threading.Event(), threading.Event()
+
+    def on_line(line):
+        # The loop moves on (and gives the connection to the queued call)
+        # only once the stray answer has come.
+        if "trigger-webhook" in line and not logged.is_set():
+            logged.set()
+            late_sent.wait(30)
+
+    ended = []
+
+    async def calls(url):
+        async with genauth_c.AsyncManagementClient(
+                AK, SK, host=url, auth="signature",
+                timeout=timeout) as client:
+            async def call():
+                try:
+                    return await client.trigger_webhook("w")
+                except genauth_c.GenAuthError as exc:
+                    return exc
+                finally:
+                    ended.append(time.monotonic())
+            return await asyncio.gather(*[call() for _ in range(busy + 1)])
+
+    with RawServer(handler) as server, debug_lines(on_line):
+        started = time.monotonic()
+        try:
+            got = asyncio.run(calls(server.url))
+        finally:
+            done.set()
+    assert late_sent.is_set(), "no call was answered"
+    assert count[0] == busy + 1  # the queued call, once, on a new one
+    assert sum(isinstance(g, dict) for g in got) == 1
+    assert max(ended) - started <= timeout + SLACK

@@ -176,6 +176,7 @@ typedef struct genauth_conn {
      * runs again on a new one (genauth_conn_rerun_stale). */
     int stale;
     int fresh_connect; /* CURLOPT_FRESH_CONNECT is set on easy */
+    double deadline; /* its call's, as the last setup was given it */
     /* The connections of the multi handle its transfer runs on now (set
      * before each is added to one), and those of its own multi. */
     genauth_kept *kept;

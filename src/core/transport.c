@@ -429,6 +429,20 @@ reset_transfer(genauth_conn *conn)
     conn->errbuf[0] = '\0';
 }
 
+/* CURLOPT_TIMEOUT_MS for `left` seconds (> 0). Converted only when in
+ * range (a timeout is at most GENAUTH_MAX_TIMEOUT, but a long may have 32
+ * bits), rounded up and one millisecond more, as libcurl's elapsed time is
+ * truncated and its timeout can fire up to a millisecond early: a transfer
+ * that times out ends at its deadline, not before, so what the call does
+ * next (a batch's next call waiting on the same token) sees that its time
+ * is over rather than a millisecond left. */
+static long
+timeout_ms(double left)
+{
+    double ms = ceil(left * 1000.0) + 1.0;
+    return ms >= (double)LONG_MAX ? LONG_MAX : (long)ms;
+}
+
 genauth_status
 genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
                    double deadline, genauth_error *err)
@@ -441,15 +455,7 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
         return genauth_error_set(err, GENAUTH_E_TIMEOUT,
                                  "the call timed out before the request "
                                  "was sent");
-    /* Converted only when in range (a timeout is at most
-     * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits), rounded up and one
-     * millisecond more, as libcurl's elapsed time is truncated and its
-     * timeout can fire up to a millisecond early: a transfer that times out
-     * ends at its deadline, not before, so what the call does next (a
-     * batch's next call waiting on the same token) sees that its time is
-     * over rather than a millisecond left. */
-    double ms = ceil(left * 1000.0) + 1.0;
-    long left_ms = ms >= (double)LONG_MAX ? LONG_MAX : (long)ms;
+    long left_ms = timeout_ms(left);
 
     if (plan->url_changes || conn->cur_url != plan->url) {
         rc = curl_easy_setopt(e, CURLOPT_URL, plan->url);
@@ -484,6 +490,7 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
     }
     if (rc != CURLE_OK)
         return transport_error(conn, rc, err);
+    conn->deadline = deadline;
     reset_transfer(conn);
     return GENAUTH_OK;
 }
@@ -491,9 +498,16 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
 int
 genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result)
 {
-    /* Once: the run again is on a new connection, which cannot be stale. */
+    /* Once: the run again is on a new connection, which cannot be stale.
+     * Within the call's time: the transfer may have waited in libcurl's
+     * queue (every connection busy) before it was given the stale one, and
+     * its timeout would count again from now. Past it, 1 ms: it times out
+     * as any call does. */
+    double left = conn->deadline - genauth_now();
     if (result != CURLE_ABORTED_BY_CALLBACK || !conn->stale ||
         conn->fresh_connect ||
+        curl_easy_setopt(conn->easy, CURLOPT_TIMEOUT_MS,
+                         left > 0 ? timeout_ms(left) : 1L) != CURLE_OK ||
         curl_easy_setopt(conn->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
         return 0;
     conn->fresh_connect = 1;
