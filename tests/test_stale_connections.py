@@ -363,7 +363,8 @@ class Http1Server(Listener):
     requests) and the token endpoint with a token. After the `after`-th
     webhook answer, once `push` is set, it does `action` to that answer's
     connection (idle then) and sets `pushed`:
-    "late" sends an answer nobody asked for; "fin" closes; "rst" resets;
+    "late" sends an answer nobody asked for ("with_answer": at once, in
+    the same write as the answer); "fin" closes; "rst" resets;
     "close_notify" ends TLS (a close_notify alert) and leaves TCP open;
     "flood" sends bytes without end. Through a proxy setting, requests
     come in absolute form, as to a forward proxy that answers itself."""
@@ -398,7 +399,9 @@ class Http1Server(Listener):
                 with self.lock:
                     self.webhooks += 1
                     n = self.webhooks
-                conn.sendall(http_answer(envelope(n)))
+                stray = LATE if (n == self.after
+                                 and self.action == "with_answer") else b""
+                conn.sendall(http_answer(envelope(n)) + stray)
                 if n == self.after:
                     self.opened = self.connections
                     if not self.push.wait(30) or self.stop.is_set():
@@ -412,6 +415,9 @@ class Http1Server(Listener):
 
     def act(self, conn):
         """Does the action; True when the connection is done with."""
+        if self.action == "with_answer":
+            self.pushed.set()
+            return False
         if self.action == "late":
             conn.sendall(LATE)
             self.pushed.set()
@@ -455,12 +461,14 @@ def each_gets_its_own(server, mode, url=None, between=None, **opts):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("tls, action", [
     (tls, action) for tls in (False, True)
-    for action in ["late", "fin", "rst", "flood"] + ["close_notify"] * tls])
+    for action in ["late", "with_answer", "fin", "rst", "flood"]
+    + ["close_notify"] * tls])
 def test_idle_connection_spoken_on_gives_every_call_its_answer(
         certificate, mode, tls, action):
     """Whatever the server does to an idle connection (an answer nobody
-    asked for, FIN, RST, TLS close_notify, bytes without end), each later
-    call gets its own answer, on one new connection."""
+    asked for, FIN, RST, TLS close_notify, bytes without end), or an answer
+    nobody asked for sent with the last one, each later call gets its own
+    answer, on one new connection."""
     server = Http1Server(action, tls=server_tls(certificate) if tls else None)
     opts = {"ca_bundle": str(certificate[0])} if tls else {}
     each_gets_its_own(server, mode, **opts)
