@@ -224,6 +224,11 @@ int genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result);
 int genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result);
 /* Whether it failed for want of file descriptors (EMFILE/ENFILE). */
 int genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result);
+/* Sets the error of a call whose time ran out, wherever it ran out (in a
+ * transfer, waiting for another call's token fetch, before its request
+ * went out): one kind of TimeoutError, curl_code CURLE_OPERATION_TIMEDOUT
+ * and "the call timed out: <what>". Returns GENAUTH_E_TIMEOUT. */
+genauth_status genauth_error_timeout(genauth_error *err, const char *what);
 
 /* Where and how one attempt of a call is sent, as genauth_call_prepare
  * decided it. */

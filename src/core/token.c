@@ -396,12 +396,10 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         if (now >= deadline) {
             if (valid)
                 break; /* its own request times out as it would anyway */
-            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                                   t->refreshing
-                                       ? "the call timed out waiting for a "
-                                         "management token"
-                                       : "the call timed out before its "
-                                         "management token could be fetched");
+            st = genauth_error_timeout(
+                err, t->refreshing ? "waiting for a management token"
+                                   : "no time was left to fetch a "
+                                     "management token");
             goto done;
         }
         if (!t->refreshing) {

@@ -352,10 +352,9 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                  conn->proxy_userinfo_len,
                  len == CURL_ERROR_SIZE - 1 ? 1 : conn->proxy_userinfo_len);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                               "the call timed out: %s",
-                               conn->errbuf[0] ? conn->errbuf
-                                               : curl_easy_strerror(rc));
+        st = genauth_error_timeout(err, conn->errbuf[0]
+                                            ? conn->errbuf
+                                            : curl_easy_strerror(rc));
     } else if (genauth_conn_out_of_fds(conn, rc)) {
         /* libcurl would say "Couldn't connect to server", as if the server
          * had refused: the cause is this process's open-file limit. */
@@ -425,9 +424,8 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
 
     double left = deadline - genauth_now();
     if (left <= 0)
-        return genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                                 "the call timed out before the request "
-                                 "was sent");
+        return genauth_error_timeout(err, "no time was left to send the "
+                                          "request");
     /* Converted only when in range (a timeout is at most
      * GENAUTH_MAX_TIMEOUT, but a long may have 32 bits), rounded up and one
      * millisecond more, as libcurl's elapsed time is truncated and its
@@ -494,6 +492,14 @@ genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result)
     /* Once libcurl was about to send, some of the request may have left:
      * only a transfer that never got that far is known not to have. */
     return result != CURLE_OK && conn->sends == 0;
+}
+
+genauth_status
+genauth_error_timeout(genauth_error *err, const char *what)
+{
+    genauth_error_set(err, GENAUTH_E_TIMEOUT, "the call timed out: %s", what);
+    err->curl_code = CURLE_OPERATION_TIMEDOUT;
+    return GENAUTH_E_TIMEOUT;
 }
 
 int
