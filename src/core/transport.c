@@ -409,6 +409,7 @@ reset_transfer(genauth_conn *conn)
     conn->over_cap = 0;
     conn->head_bytes = 0;
     conn->sends = 0;
+    conn->shares_fetch = 0;
     conn->socket_errno = 0;
     conn->opened = 0;
     conn->stale = 0;
