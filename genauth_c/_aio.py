@@ -42,6 +42,41 @@ _bound: "weakref.WeakSet[AsyncManagementClient]" = weakref.WeakSet()
 _binding = threading.Lock()
 
 
+def _close_engine(engine, loop, on_its_loop):
+    """engine.close(), queued on `loop` when on_its_loop (run by the loop
+    at its next turn), else now. A loop that closes before running it (or
+    while it is being queued) drops it: it closes the engine then."""
+    closer = _Closer(engine)
+    if on_its_loop:
+        try:
+            loop.call_soon_threadsafe(closer)
+            return
+        except RuntimeError:
+            if not loop.is_closed():
+                raise
+    closer()
+
+
+class _Closer:
+    """engine.close() as a callback of its loop's. If the loop drops it
+    unrun (loop.close() clears the callbacks it has not run, or the loop is
+    collected), the loop will never run anything of the engine again: it
+    closes the engine as it goes (which leaves a closed loop untouched)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __call__(self):
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+    def __del__(self):
+        self()
+
+
 class AsyncManagementClient:
     """A client of GenAuth's V3 management API for asyncio: the constructor,
     options, methods, results and exceptions of ManagementClient, with every
@@ -196,18 +231,16 @@ class AsyncManagementClient:
     def _close(self):
         engine, loop = self._engine, self._loop
         if engine is not None:
-            if loop.is_closed():
-                engine.detach()
-                engine.close()
-            elif loop.is_running() and not _runs_here(loop):
-                # Awaited on another thread's loop while this client's runs
-                # its calls in its own thread: the engine is that thread's
-                # alone (closing it here would free what libcurl is using
-                # there); it closes at its loop's next turn, and its calls
-                # in flight end with ClientClosedError then.
-                loop.call_soon_threadsafe(engine.close)
-            else:
-                engine.close()
+            # Awaited on another thread's loop while this client's runs in
+            # its own thread: the loop's methods and the calls' futures are
+            # that thread's alone, so the engine closes there, at the loop's
+            # next turn (its calls in flight end with ClientClosedError
+            # then). Otherwise (on its own loop, or a loop that is stopped
+            # or closed) it closes here and now: the engine waits for, or
+            # makes wait, any callback of the loop's in another thread.
+            _close_engine(engine, loop,
+                          on_its_loop=loop.is_running() and
+                          not _runs_here(loop))
         if self._client is not None:
             self._client.close()
 
@@ -221,22 +254,18 @@ class AsyncManagementClient:
         await self.aclose()
         return False
 
-    def __del__(self, _warn=warnings.warn):
+    def __del__(self, _warn=warnings.warn, _close_engine=_close_engine):
         client = self._client
         if client is None or client.closed or self._engine is None:
             return
         _warn(f"unclosed {self!r}: use 'async with' or 'await "
               "client.aclose()'", ResourceWarning, source=self)
-        engine, loop = self._engine, self._loop
-        if loop.is_closed():
-            # Nothing of the loop to touch: close without it.
-            engine.detach()
-            engine.close()
-        else:
-            # The loop holds the engine while it watches its sockets: it
-            # closes it at its next turn, from its own thread, unwatching
-            # them (this may run in any thread, or inside the loop's code).
-            loop.call_soon_threadsafe(engine.close)
+        # The loop holds the engine while it watches its sockets: it closes
+        # it at its next turn, from its own thread, unwatching them (this
+        # may run in any thread, or inside the loop's code). A closed loop
+        # is not touched: the engine closes here.
+        loop = self._loop
+        _close_engine(self._engine, loop, on_its_loop=not loop.is_closed())
 
     def __repr__(self):
         if self._client is None:

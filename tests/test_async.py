@@ -1081,3 +1081,326 @@ def test_past_the_refresh_point_calls_go_on_with_the_valid_token(
     finally:
         logger.removeHandler(lines)
         logger.setLevel(level)
+
+
+
+# The scripts below run in a process of their own against the mixed server
+# (in another process): every descriptor they count is the client's or its
+# loops'. A first client, used and closed, leaves whatever is opened once per
+# process (libcurl's, OpenSSL's) before the count starts.
+CLOSING_SCRIPT = """
+import asyncio, gc, os, sys, threading, warnings
+import genauth_c
+
+URL, AK, SK = sys.argv[1:4]
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+def new_client():
+    return genauth_c.AsyncManagementClient(AK, SK, host=URL, timeout=5)
+
+async def calls(client, n=4):
+    return await asyncio.gather(*(client.trigger_webhook("wh")
+                                  for _ in range(n)))
+
+async def warm_up():
+    async with new_client() as client:
+        await calls(client)
+
+asyncio.run(warm_up())
+gc.collect()
+before = fds()
+"""
+
+
+def run_closing_script(server, body, *args):
+    """CLOSING_SCRIPT then `body`, against `server`; what it printed."""
+    out = subprocess.run(
+        [sys.executable, "-c", CLOSING_SCRIPT + body, server, AK, SK,
+         *map(str, args)],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip()
+
+
+CLOSE_DROPPED_BY_A_STOPPING_LOOP = """
+if sys.argv[4] == "uvloop":
+    import uvloop
+    uvloop.run(warm_up())  # what uvloop opens once per process
+    gc.collect()
+    before = fds()
+    loop = uvloop.new_event_loop()
+else:
+    loop = asyncio.new_event_loop()
+client = new_client()
+ready, go = threading.Event(), threading.Event()
+
+def stop_now():
+    ready.set()
+    assert go.wait(10)
+    loop.stop()  # the close scheduled meanwhile is left in the queue
+
+def loop_thread():
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(calls(client))
+    loop.call_soon(stop_now)
+    loop.run_forever()
+    loop.close()
+
+thread = threading.Thread(target=loop_thread)
+thread.start()
+assert ready.wait(10)
+asyncio.run(client.aclose())
+go.set()
+thread.join(10)
+assert not thread.is_alive()
+after_close = fds()
+del client
+gc.collect()
+print(after_close - fds(), after_close - before)
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_aclose_scheduled_on_a_loop_closed_before_running_it_closes_the_connections(
+        mixed, loop):
+    """aclose() from another thread while the client's loop is about to stop
+    (run_forever + stop + close): the engine's close, scheduled with
+    call_soon_threadsafe, was dropped by loop.close(), and the engine's
+    connections stayed open until the client was collected. The loop drops
+    it unrun: it closes the engine then."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    out = run_closing_script(mixed, CLOSE_DROPPED_BY_A_STOPPING_LOOP, loop)
+    assert out == "0 0", "descriptors left open by aclose() (by collection, " \
+        "in all): " + out
+
+
+CLOSE_AS_THE_LOOP_CLOSES = """
+class ClosingLoop(asyncio.SelectorEventLoop):
+    # Set: the next call_soon_threadsafe waits for the loop to stop and
+    # close first (in the instant after aclose() saw it running).
+    closed = None
+
+    def call_soon_threadsafe(self, callback, *args, **kwargs):
+        closed, self.closed = self.closed, None
+        if closed is not None:
+            super().call_soon_threadsafe(self.stop)
+            assert closed.wait(10)
+        return super().call_soon_threadsafe(callback, *args, **kwargs)
+
+client = new_client()
+loop = ClosingLoop()
+running, closed = threading.Event(), threading.Event()
+
+def loop_thread():
+    loop.run_until_complete(calls(client))
+    loop.call_soon(running.set)
+    loop.run_forever()
+    loop.close()
+    closed.set()
+
+thread = threading.Thread(target=loop_thread)
+thread.start()
+assert running.wait(10)
+loop.closed = closed
+asyncio.run(client.aclose())
+thread.join(10)
+assert not thread.is_alive() and closed.is_set() and client.closed
+print(fds() - before)
+"""
+
+
+def test_aclose_as_the_loop_closes_from_its_thread_closes_the_engine(mixed):
+    """The client's loop, running in its thread, stops and closes in the
+    instant between aclose()'s look at it (running: the close is for its
+    thread) and call_soon_threadsafe: aclose() raised RuntimeError ('Event
+    loop is closed'); it closes the engine itself, the loop being closed."""
+    assert run_closing_script(mixed, CLOSE_AS_THE_LOOP_CLOSES) == "0"
+
+
+ACLOSE_AFTER_ITS_LOOP_CLOSED = """
+client = new_client()
+loop = asyncio.new_event_loop()
+loop.run_until_complete(calls(client))
+with_connections = fds()
+loop.close()
+asyncio.run(client.aclose())
+assert client.closed
+print(with_connections > before, fds() - before)
+"""
+
+
+def test_aclose_on_this_thread_after_its_loop_closed_closes_the_connections(
+        mixed):
+    """The loop ran and was closed in this thread; aclose() awaited on a
+    new loop closes the engine without the closed loop."""
+    assert run_closing_script(mixed, ACLOSE_AFTER_ITS_LOOP_CLOSED) == "True 0"
+
+
+ACLOSE_FROM_MANY_THREADS = """
+client = new_client()
+busy, ended = threading.Event(), []
+
+def loop_thread():
+    async def main():
+        try:
+            while True:  # calls in flight until the client closes
+                await calls(client, 20)
+                busy.set()
+        except genauth_c.ClientClosedError:
+            ended.append("closed")
+    if sys.argv[4] == "running":
+        asyncio.run(main())
+    else:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(calls(client, 20))
+        loop.close()
+        busy.set()
+
+thread = threading.Thread(target=loop_thread)
+thread.start()
+assert busy.wait(10)
+start, errors = threading.Barrier(8), []
+
+def close():
+    start.wait(10)
+    try:
+        asyncio.run(client.aclose())
+        assert client.closed
+    except BaseException as e:
+        errors.append(repr(e))
+
+closers = [threading.Thread(target=close) for _ in range(8)]
+for t in closers:
+    t.start()
+for t in closers + [thread]:
+    t.join(10)
+assert not any(t.is_alive() for t in closers + [thread])
+assert errors == [], errors
+print(ended, fds() - before)
+"""
+
+
+@pytest.mark.parametrize("its_loop", ["running", "closed"])
+def test_aclose_from_many_threads_at_once(mixed, its_loop):
+    """Eight threads await aclose() at the same moment, while the client's
+    loop runs calls in its thread or after it closed: each returns, the
+    calls end with ClientClosedError, and nothing stays open."""
+    ended = "['closed']" if its_loop == "running" else "[]"
+    assert run_closing_script(mixed, ACLOSE_FROM_MANY_THREADS,
+                              its_loop) == f"{ended} 0"
+
+
+COLLECTED_AFTER_ITS_LOOP_CLOSED = """
+client = new_client()
+loop = asyncio.new_event_loop()
+loop.run_until_complete(calls(client))
+if sys.argv[4] == "pending":  # a call still in flight as the loop closes
+    async def start():
+        task = asyncio.ensure_future(client.trigger_webhook("slow"))
+        await asyncio.sleep(0)  # the task's first step starts its call
+        return task
+    task = loop.run_until_complete(start())
+    assert client._engine.calls == 1
+loop.close()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    del client
+    task = None  # its coroutine holds the client
+    gc.collect()
+print(sorted({str(w.message).split(" ")[0] for w in caught
+              if w.category is ResourceWarning}), fds() - before)
+"""
+
+
+@pytest.mark.parametrize("calls", ["ended", "pending"])
+def test_a_client_collected_after_its_loop_closed_closes_everything(
+        mixed, calls):
+    """Never closed, its loop closed (with its calls ended, or one still in
+    flight): collecting the client warns and closes the engine's
+    connections, without the closed loop."""
+    assert run_closing_script(mixed, COLLECTED_AFTER_ITS_LOOP_CLOSED,
+                              calls) == "['unclosed'] 0"
+
+
+ACLOSE_WHILE_ITS_LOOP_IS_STOPPED = """
+loop = asyncio.new_event_loop()
+loop_only = fds()
+client = new_client()
+paused, closed, outcome = threading.Event(), threading.Event(), []
+
+def loop_thread():
+    async def start():
+        task = asyncio.ensure_future(client.trigger_webhook("slow"))
+        await asyncio.sleep(0)  # the task's first step starts its call
+        return task
+    task = loop.run_until_complete(start())
+    paused.set()
+    assert closed.wait(10)
+    outcome.extend(loop.run_until_complete(
+        asyncio.gather(task, return_exceptions=True)))
+    loop.close()
+
+thread = threading.Thread(target=loop_thread)
+thread.start()
+assert paused.wait(10)
+with_client = fds()
+asyncio.run(client.aclose())  # its loop is stopped: closed here and now
+print(with_client > loop_only, fds() - loop_only)
+closed.set()
+thread.join(10)
+assert not thread.is_alive()
+print([type(o).__name__ for o in outcome], fds() - before)
+"""
+
+
+def test_aclose_while_its_loop_is_stopped_closes_at_once(mixed):
+    """aclose() from another thread while the client's loop is stopped
+    between two runs, a call in flight: the engine closes at once (not at
+    a next turn that may never come), and the call raises ClientClosedError
+    when the loop runs again."""
+    out = run_closing_script(mixed, ACLOSE_WHILE_ITS_LOOP_IS_STOPPED)
+    assert out.splitlines() == ["True 0", "['ClientClosedError'] 0"]
+
+
+def test_a_close_from_inside_the_engine_waits_for_its_callback(emu):
+    """engine.close() called back from inside the engine (a log handler of
+    a call's end) closes it once that callback has returned: the call whose
+    end was being logged keeps its result, the others end with it or with
+    ClientClosedError, and nothing stays open or watched."""
+    logger = logging.getLogger("genauth_c")
+    level = logger.level
+
+    async def main():
+        client = AsyncManagementClient(AK, SK, host=emu.url)
+        await client.trigger_webhook("wh")  # binds the engine
+        engine = client._engine
+
+        class CloseFromInside(logging.Handler):
+            def emit(self, record):
+                engine.close()
+
+        handler = CloseFromInside()
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            outcomes = await asyncio.gather(
+                *(client.trigger_webhook("wh") for _ in range(8)),
+                return_exceptions=True)
+        finally:
+            logger.removeHandler(handler)
+        with pytest.raises(genauth_c.ClientClosedError):
+            await client.trigger_webhook("wh")
+        return outcomes, engine.calls, engine.watched, \
+            client_sockets(emu.port)
+
+    try:
+        outcomes, calls, watched, sockets = run(main())
+    finally:
+        logger.setLevel(level)
+    assert any(isinstance(o, dict) for o in outcomes), outcomes
+    assert all(isinstance(o, (dict, genauth_c.ClientClosedError))
+               for o in outcomes), outcomes
+    assert (calls, watched, sockets) == (0, {}, 0)

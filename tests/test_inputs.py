@@ -285,6 +285,16 @@ BAD_OPTIONS = [
     ((AK, SK), {"ca_bundle": b"/etc/ca\x00.pem"}, ValueError, "ca_bundle"),
     ((AK, SK), {"ca_bundle": FsPath(5)}, TypeError,
      "ca_bundle: __fspath__() returned int, expected str or bytes"),
+    # The arguments themselves, in CPython's words for a Python __init__:
+    # eight may be given by position, the rest by keyword only.
+    ((AK, SK, None, 5.0, None, False, None, None, "tenant"), {}, TypeError,
+     "ManagementClient.__init__() takes from 1 to 9 positional arguments "
+     "but 10 were given"),
+    ((AK, SK), {"bogus": 1}, TypeError,
+     "ManagementClient.__init__() got an unexpected keyword argument 'bogus'"),
+    ((AK, SK), {"access_key_secret": SK}, TypeError,
+     "ManagementClient.__init__() got multiple values for argument "
+     "'access_key_secret'"),
 ]
 
 

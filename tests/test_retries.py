@@ -2,8 +2,11 @@
 server and throttling answers are sent again; what may have reached it is
 not. Deliveries are counted at the receiver."""
 import asyncio
+import json
 import logging
+import signal
 import threading
+import time
 
 import pytest
 
@@ -216,3 +219,127 @@ def test_a_token_request_refused_before_the_server_is_up_is_sent_again(
     assert servers, "no token fetch was refused"
     assert status_codes(results) == [200] * 3
     assert len(fetches) == 1
+
+
+# ---- calls waiting on another call's token fetch ------------------------------
+
+class MainThreadWaits:
+    """Tells another thread (a server's handler holding a token fetch) when
+    a call made on the main thread, from the function `func`, waits. A call
+    that waits takes the GIL back every 0.1 s to run signal handlers, on the
+    main thread only: a SIGUSR1 sent to it is handled inside the call, and
+    the handler's frame is then `func`'s, past its first line. One handled
+    anywhere else (before the call) is sent again."""
+
+    def __init__(self, func):
+        self.code = func.__code__
+        self.handled = []  # one per SIGUSR1 handled: inside the call?
+        self.cond = threading.Condition()
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGUSR1, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGUSR1, self.previous)
+
+    def _handler(self, signum, frame):
+        inside = (frame is not None and frame.f_code is self.code and
+                  frame.f_lineno > self.code.co_firstlineno)
+        with self.cond:
+            self.handled.append(inside)
+            self.cond.notify_all()
+
+    def wait(self, timeout=30.0):
+        """True once the call waits; False after `timeout` seconds."""
+        end = time.monotonic() + timeout
+        while True:
+            with self.cond:
+                seen = len(self.handled)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            with self.cond:
+                if not self.cond.wait_for(
+                        lambda: len(self.handled) > seen,
+                        timeout=max(0.0, end - time.monotonic())):
+                    return False
+                if self.handled[-1]:
+                    return True
+
+
+THROTTLED_PAST_TIMEOUT = Response.json(
+    {"statusCode": 429, "message": "slow down"}, status=429,
+    headers=[("Retry-After", "30")])
+
+
+@pytest.mark.parametrize("first,later,max_retries,answered", [
+    (THROTTLED_AFTER, None, 2, True),
+    (THROTTLED_ENVELOPE, None, 2, True),
+    # The wait asked for ends past the calls' timeout: not sent again.
+    (THROTTLED_PAST_TIMEOUT, None, 2, False),
+    # Throttled every time: the retries are spent.
+    (THROTTLED_ENVELOPE, THROTTLED_ENVELOPE, 1, False),
+], ids=["http-429", "envelope-429", "retry-after-past-timeout",
+        "max-retries-spent"])
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_calls_waiting_on_a_throttled_token_fetch_retry_as_it_does(
+        fake, client_for, first, later, max_retries, answered, mode):
+    """A thread fetches the token and is told to slow down while a call (a
+    batch's, in batch mode) waits for that fetch: the waiting call follows
+    the fetching one's rule. It is retried, within max_retries and its
+    timeout, waiting as the answer asked; so both are answered, or neither,
+    each with the same AuthError (the 429 refusal)."""
+    arrived = threading.Event()
+    fetches, waited = [], []
+
+    def waiter():
+        if mode == "batch":
+            return client.trigger_webhooks([{"webhook_id": "wh1"}])
+        return [client.trigger_webhook("wh1")]
+
+    main_waits = MainThreadWaits(waiter)
+
+    def handler(req):
+        if "get-management-token" in req.path:
+            fetches.append(req)
+            if len(fetches) == 1:
+                arrived.set()
+                waited.append(main_waits.wait())  # answered only then
+                return first
+            if later is not None:
+                return later
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, timeout=10, max_retries=max_retries)
+    outcomes = []
+
+    def fetcher():
+        try:
+            outcomes.append(client.trigger_webhook("wh1"))
+        except genauth_c.GenAuthError as e:
+            outcomes.append(e)
+
+    with main_waits:
+        thread = threading.Thread(target=fetcher)
+        thread.start()
+        try:
+            assert arrived.wait(30)
+            try:
+                outcomes.extend(waiter())
+            except genauth_c.GenAuthError as e:
+                outcomes.append(e)
+        finally:
+            thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert waited == [True] and len(outcomes) == 2
+    if answered:
+        assert status_codes(outcomes) == [200] * len(outcomes)
+        assert len(fetches) == 2
+        return
+    refusal = later or first
+    for e in outcomes:
+        assert isinstance(e, genauth_c.AuthError), outcomes
+        assert (e.status_code, e.http_status, e.response) == (
+            429, refusal.status, json.loads(refusal.body)), e
+    if later is None:
+        assert len(fetches) == 1  # nobody asked again before the time asked

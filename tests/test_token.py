@@ -203,3 +203,86 @@ def test_token_expiring_as_it_comes_is_sent_once(fake, client_for, lifetime):
 
     results = asyncio.run(calls())
     assert [r["statusCode"] for r in results] == [200] * 4
+
+
+def assert_timed_out_as_a_fetch_does(result):
+    """The TimeoutError a call gets when its time runs out in a token fetch
+    of its own (libcurl's): curl_code 28, "the call timed out: ..."."""
+    assert isinstance(result, genauth_c.TimeoutError), result
+    assert isinstance(result, TimeoutError)
+    assert result.curl_code == 28, result
+    assert str(result).startswith("the call timed out: "), result
+
+
+def test_a_call_out_of_time_waiting_for_a_token_times_out_as_a_fetch_does(
+        fake, client_for, token_clock):
+    """A call whose time runs out while it waits for a token fetch that
+    another call makes gets the TimeoutError that call gets: on an event
+    loop, in a batch, and in a thread waiting on another's fetch."""
+    arrived = threading.Event()  # the fetch that never ends was sent
+    b_sent = threading.Event()
+    hold_next_call = []
+    fetches = []
+
+    def handler(req):
+        if "get-management-token" in req.path:
+            fetches.append(req)
+            if len(fetches) > 1:
+                arrived.set()
+                return Response(status=503, delay=60)  # past every timeout
+        elif hold_next_call and not b_sent.is_set():
+            # The waiter's call went out with the first token; it is
+            # refused once another thread fetches the next one.
+            b_sent.set()
+            arrived.wait(30)
+            return Response.json({"statusCode": 401, "message": "expired"},
+                                 status=401)
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, timeout=2)
+    start = token_clock.now
+    assert client.trigger_webhook("wh1")["statusCode"] == 200  # token 1
+    outcomes = {}
+
+    def call(name):
+        try:
+            outcomes[name] = client.trigger_webhook("wh1")
+        except genauth_c.GenAuthError as e:
+            outcomes[name] = e
+
+    # Thread "waiter" sends its call with token 1; once it is on its way,
+    # token 1 expires and thread "fetcher" fetches token 2, which never
+    # comes; then the waiter's call is refused, and it waits for that
+    # fetch, which outlives the waiter's deadline (it started earlier).
+    hold_next_call.append(True)
+    waiter = threading.Thread(target=call, args=("waiter",))
+    waiter.start()
+    assert b_sent.wait(30)
+    token_clock.set(start + fake.lifetime + 1)
+    fetcher = threading.Thread(target=call, args=("fetcher",))
+    fetcher.start()
+    for t in (waiter, fetcher):
+        t.join(timeout=30)
+        assert not t.is_alive()
+    assert_timed_out_as_a_fetch_does(outcomes["fetcher"])
+    assert_timed_out_as_a_fetch_does(outcomes["waiter"])
+
+    # A batch: its first call fetches, the others wait for that fetch.
+    with genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                    timeout=0.5) as batch_client:
+        results = batch_client.trigger_webhooks([{"webhook_id": "wh1"}] * 3,
+                                                concurrency=3)
+    for r in results:
+        assert_timed_out_as_a_fetch_does(r)
+
+    # An event loop: every call waits for the one fetch.
+    async def calls():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=0.5) as aclient:
+            return await asyncio.gather(
+                *(aclient.trigger_webhook("wh1") for _ in range(3)),
+                return_exceptions=True)
+
+    for r in asyncio.run(calls()):
+        assert_timed_out_as_a_fetch_does(r)

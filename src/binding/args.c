@@ -47,73 +47,116 @@ genauth_param_slot(const genauth_signature_spec *spec, PyObject *key)
     return -1;
 }
 
-int
-genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
-                   Py_ssize_t nargs, PyObject *kwnames, PyObject **values)
+/* The start of either parse: every slot empty, and TypeError when more
+ * positional arguments came than the signature takes. */
+static int
+start_parse(const genauth_signature_spec *spec, Py_ssize_t nargs,
+            PyObject **values)
 {
-    Py_ssize_t nrequired = 0, missing = 0;
+    Py_ssize_t nrequired = 0;
 
     for (Py_ssize_t i = 0; i < spec->nparams; i++) {
         values[i] = NULL;
         nrequired += spec->params[i].required != 0;
     }
-    if (nargs > spec->npositional) {
-        /* Counted with self, as CPython counts a Python method's. */
-        if (nrequired == spec->npositional)
+    if (nargs <= spec->npositional)
+        return 0;
+    /* Counted with self, as CPython counts a Python method's. */
+    if (nrequired == spec->npositional)
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes %zd positional argument%s but %zd were given",
+                     spec->qualname, spec->npositional + 1,
+                     spec->npositional == 0 ? "" : "s", nargs + 1);
+    else
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes from %zd to %zd positional arguments but "
+                     "%zd were given",
+                     spec->qualname, nrequired + 1, spec->npositional + 1,
+                     nargs + 1);
+    return -1;
+}
+
+/* The keyword argument `key`=`value` into its slot. Runs no caller code. */
+static int
+put_keyword(const genauth_signature_spec *spec, PyObject *key,
+            PyObject *value, PyObject **values)
+{
+    Py_ssize_t slot = genauth_param_slot(spec, key);
+    if (slot < 0) {
+        /* %U: the name's characters, without a str subclass's __str__
+         * (which CPython's own message would run). */
+        if (PyUnicode_Check(key))
             PyErr_Format(PyExc_TypeError,
-                         "%s() takes %zd positional argument%s but %zd "
-                         "were given",
-                         spec->qualname, spec->npositional + 1,
-                         spec->npositional == 0 ? "" : "s", nargs + 1);
+                         "%s() got an unexpected keyword argument '%U'",
+                         spec->qualname, key);
         else
-            PyErr_Format(PyExc_TypeError,
-                         "%s() takes from %zd to %zd positional arguments "
-                         "but %zd were given",
-                         spec->qualname, nrequired + 1,
-                         spec->npositional + 1, nargs + 1);
+            PyErr_Format(PyExc_TypeError, "%s() keywords must be strings",
+                         spec->qualname);
         return -1;
     }
+    if (values[slot]) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() got multiple values for argument '%s'",
+                     spec->qualname, spec->params[slot].name);
+        return -1;
+    }
+    values[slot] = value;
+    return 0;
+}
+
+/* The end of either parse: TypeError naming the required parameters that
+ * got no argument. */
+static int
+end_parse(const genauth_signature_spec *spec, PyObject **values)
+{
+    Py_ssize_t missing = 0;
+    for (Py_ssize_t i = 0; i < spec->nparams; i++)
+        missing += spec->params[i].required && !values[i];
+    if (!missing)
+        return 0;
+    PyObject *names = name_list(spec, values, missing);
+    if (names) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing %zd required positional argument%s: %U",
+                     spec->qualname, missing, missing == 1 ? "" : "s", names);
+        Py_DECREF(names);
+    }
+    return -1;
+}
+
+int
+genauth_parse_args(const genauth_signature_spec *spec, PyObject *const *args,
+                   Py_ssize_t nargs, PyObject *kwnames, PyObject **values)
+{
+    if (start_parse(spec, nargs, values) < 0)
+        return -1;
     for (Py_ssize_t i = 0; i < nargs; i++)
         values[i] = args[i];
     Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *key = PyTuple_GetItem(kwnames, k);
-        Py_ssize_t slot = genauth_param_slot(spec, key);
-        if (slot < 0) {
-            /* %U: the name's characters, without a str subclass's
-             * __str__ (which CPython's own message would run). */
-            if (PyUnicode_Check(key))
-                PyErr_Format(PyExc_TypeError,
-                             "%s() got an unexpected keyword argument '%U'",
-                             spec->qualname, key);
-            else
-                PyErr_Format(PyExc_TypeError,
-                             "%s() keywords must be strings", spec->qualname);
+    for (Py_ssize_t k = 0; k < nkw; k++)
+        if (put_keyword(spec, PyTuple_GetItem(kwnames, k), args[nargs + k],
+                        values) < 0)
             return -1;
-        }
-        if (values[slot]) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s() got multiple values for argument '%s'",
-                         spec->qualname, spec->params[slot].name);
-            return -1;
-        }
-        values[slot] = args[nargs + k];
-    }
-    for (Py_ssize_t i = 0; i < spec->nparams; i++)
-        missing += spec->params[i].required && !values[i];
-    if (missing) {
-        PyObject *names = name_list(spec, values, missing);
-        if (names) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s() missing %zd required positional argument%s: "
-                         "%U",
-                         spec->qualname, missing, missing == 1 ? "" : "s",
-                         names);
-            Py_DECREF(names);
-        }
+    return end_parse(spec, values);
+}
+
+int
+genauth_parse_tuple_args(const genauth_signature_spec *spec, PyObject *args,
+                         PyObject *kwargs, PyObject **values)
+{
+    Py_ssize_t nargs = PyTuple_Size(args);
+    if (nargs < 0 || start_parse(spec, nargs, values) < 0)
         return -1;
-    }
-    return 0;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        values[i] = PyTuple_GetItem(args, i);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    /* The dict is the call's own: nothing here runs code that could
+     * change it. */
+    while (kwargs && PyDict_Next(kwargs, &pos, &key, &value))
+        if (put_keyword(spec, key, value, values) < 0)
+            return -1;
+    return end_parse(spec, values);
 }
 
 /* ---- argument kinds ------------------------------------------------------- */

@@ -22,7 +22,7 @@ typedef enum {
 /* One parameter of a method: its Python name, the API's JSON name, its
  * kind, and whether it is required (required ones come first). Every
  * optional parameter defaults to None, which leaves it out of the request. */
-typedef struct {
+typedef struct genauth_param {
     const char *name;
     const char *json_name;
     genauth_arg_kind kind;
@@ -50,6 +50,12 @@ Py_ssize_t genauth_param_slot(const genauth_signature_spec *spec,
 int genauth_parse_args(const genauth_signature_spec *spec,
                        PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames, PyObject **values);
+
+/* The same for a call that comes as a tuple and a dict (or NULL), as
+ * tp_init's: values[i] borrowed from args or kwargs. */
+int genauth_parse_tuple_args(const genauth_signature_spec *spec,
+                             PyObject *args, PyObject *kwargs,
+                             PyObject **values);
 
 /* The UTF-8 of a str argument `value`, borrowed from it (its cache), or
  * NULL with TypeError (not a str) or ValueError (a lone surrogate, which

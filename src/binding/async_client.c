@@ -33,6 +33,17 @@ typedef struct {
     /* Set when the loop is gone (the client is being collected, or its loop
      * closed): the hooks and the callbacks touch nothing of the loop. */
     int detached;
+    /* Held by every entry into the core engine (engine_enter): `depth`
+     * entries by thread `owner`, made in fork generation `generation`. */
+    struct {
+        PyThread_type_lock lock;
+        unsigned long owner;
+        int depth;
+        unsigned long generation;
+    } entry;
+    /* close() was asked for from inside the engine: done as the outermost
+     * entry returns (engine_leave). */
+    int close_pending;
 } EngineObject;
 
 typedef struct {
@@ -174,8 +185,10 @@ settle_future(EngineObject *engine, PyObject *future, PyObject *value,
             already = -1;
         Py_XDECREF(r);
     }
+    /* A loop closed meanwhile (by its thread, while another closed the
+     * client) refuses the future's callbacks: no error, as in a hook. */
     if (already < 0)
-        PyErr_WriteUnraisable(future);
+        report(NULL, engine);
 }
 
 static void
@@ -318,6 +331,11 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
               PyLong_FromLong(GENAUTH_EV_LATER)))
         goto fail;
     Py_CLEAR(asyncio);
+    if (!(self->entry.lock = PyThread_allocate_lock())) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    self->entry.generation = genauth_fork_generation();
     genauth_evloop_hooks hooks = {hook_watch, hook_timer, self};
     if (genauth_evloop_new(self->core, &hooks, &self->ev, &err) !=
         GENAUTH_OK) {
@@ -400,6 +418,11 @@ Engine_dealloc(EngineObject *self)
     Py_CLEAR(self->ev_write);
     Py_CLEAR(self->ev_timer[0]);
     Py_CLEAR(self->ev_timer[1]);
+    /* In a child forked since, it may be held by a thread of the parent's
+     * (see engine_enter): left as it is. */
+    if (self->entry.lock &&
+        self->entry.generation == genauth_fork_generation())
+        PyThread_free_lock(self->entry.lock);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
 }
@@ -437,25 +460,119 @@ engine_live(EngineObject *self, genauth_module_state *st)
     return 1;
 }
 
+/* ---- entering the engine ------------------------------------------------
+ * The core engine is single-threaded: it is the loop thread's. But a client
+ * may be closed from any thread (aclose() awaited on another thread's loop,
+ * the client collected there, a close queued on a loop that was closed
+ * before running it), and every Python call the engine makes (a hook, a
+ * future, a log handler) may hand the GIL to another thread. So each entry
+ * into it (the loop's callbacks, a call's start or cancel, close, the
+ * getters) holds entry.lock: a close from another thread waits for the
+ * callback in progress, and the loop's later callbacks find the engine
+ * closed. The entries nest on one thread (the engine's Python calls run
+ * caller code, which may enter it again), and a close asked for from
+ * inside waits for the outermost entry to return (close_pending): the core
+ * engine must never be closed under its own feet. */
+
+/* 0 once this thread holds the engine; -1 with MemoryError raised. Blocks,
+ * with the GIL released, while another thread is inside it. */
+static int
+engine_enter(EngineObject *self)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    unsigned long generation = genauth_fork_generation();
+
+    if (self->entry.generation != generation) {
+        /* A child forked since the lock was made: the thread that held it
+         * may not exist here. Unless this thread itself was inside the
+         * engine when it forked (a hook or a log handler forked), the lock
+         * is made anew; the old one is left as it is, as CPython's
+         * _PyThread_at_fork_reinit does: it may be in any state, and
+         * freeing it is undefined. */
+        if (!(self->entry.depth && self->entry.owner == me)) {
+            PyThread_type_lock lock = PyThread_allocate_lock();
+            if (!lock) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            self->entry.lock = lock;
+            self->entry.depth = 0;
+        }
+        self->entry.generation = generation;
+    }
+    if (self->entry.depth && self->entry.owner == me) {
+        self->entry.depth++;
+        return 0;
+    }
+    if (!PyThread_acquire_lock(self->entry.lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->entry.lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    self->entry.owner = me;
+    self->entry.depth = 1;
+    return 0;
+}
+
+/* Sets `detached` when the loop is closed (it will never run the engine's
+ * handles again, and a closed loop refuses new ones). */
+static void
+detach_if_loop_closed(EngineObject *self)
+{
+    if (self->detached)
+        return;
+    PyObject *closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
+    int is_closed = closed ? PyObject_IsTrue(closed) : -1;
+    Py_XDECREF(closed);
+    if (is_closed < 0)
+        PyErr_WriteUnraisable((PyObject *)self);
+    else if (is_closed)
+        self->detached = 1;
+}
+
+/* Ends the calls in flight with ClientClosedError, closes the connections
+ * (unwatched first, unless the loop is closed) and the core client. Keeps
+ * an exception already set. Inside the engine, as its outermost entry. */
+static void
+engine_close_now(EngineObject *self)
+{
+    PyObject *type, *value, *tb;
+    if (!self->ev)
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    detach_if_loop_closed(self);
+    genauth_evloop_close(self->ev);
+    genauth_client_close(self->core);
+    PyErr_Restore(type, value, tb);
+}
+
+static void
+engine_leave(EngineObject *self)
+{
+    /* The close runs caller code too, which may ask for it again. */
+    while (self->entry.depth == 1 && self->close_pending) {
+        self->close_pending = 0;
+        engine_close_now(self);
+    }
+    if (--self->entry.depth == 0)
+        PyThread_release_lock(self->entry.lock);
+}
+
 /* In a child forked since the engine was made: the engine gives up the
  * parent's calls and connections (genauth_evloop_close does, there: the
  * calls end with TransportError), touching nothing of a loop that was
- * closed meanwhile, and 1; else 0. */
+ * closed meanwhile, and 1; else 0; -1 with an exception raised. */
 static int
 engine_forked(EngineObject *self)
 {
     if (!self->ev || !genauth_evloop_forked(self->ev))
         return 0;
-    if (!self->detached) {
-        PyObject *closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
-        int is_closed = closed ? PyObject_IsTrue(closed) : -1;
-        Py_XDECREF(closed);
-        if (is_closed < 0)
-            PyErr_WriteUnraisable((PyObject *)self);
-        else if (is_closed)
-            self->detached = 1;
-    }
-    genauth_evloop_close(self->ev);
+    if (engine_enter(self) < 0)
+        return -1;
+    detach_if_loop_closed(self);
+    if (self->ev)
+        genauth_evloop_close(self->ev);
+    engine_leave(self);
     return 1;
 }
 
@@ -473,8 +590,11 @@ Engine_socket_action(EngineObject *self, PyObject *const *args,
     long events = fd == -1 && PyErr_Occurred() ? 0 : PyLong_AsLong(args[1]);
     if (PyErr_Occurred())
         return NULL;
+    if (engine_enter(self) < 0)
+        return NULL;
     if (self->ev)
         genauth_evloop_socket_ready(self->ev, (int)fd, (int)events);
+    engine_leave(self);
     if (genauth_log_raise_held() < 0)
         return NULL; /* Ctrl-C on the token fetch's line */
     Py_RETURN_NONE;
@@ -492,9 +612,12 @@ Engine_timer_fired(EngineObject *self, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "timer_fired(): unknown timer");
         return NULL;
     }
+    if (engine_enter(self) < 0)
+        return NULL;
     Py_CLEAR(self->timers[which]); /* spent */
     if (self->ev)
         genauth_evloop_timer_fired(self->ev, (int)which);
+    engine_leave(self);
     if (genauth_log_raise_held() < 0)
         return NULL; /* Ctrl-C on the token fetch's line */
     Py_RETURN_NONE;
@@ -551,7 +674,10 @@ Engine_start(EngineObject *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     }
     /* Made before this process forked: given up; the client binds anew. */
-    if (engine_forked(self))
+    int forked = engine_forked(self);
+    if (forked < 0)
+        return NULL;
+    if (forked)
         Py_RETURN_NONE;
     if (check_loop(self) < 0 || !engine_live(self, st))
         return NULL;
@@ -611,29 +737,28 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
 
 PyDoc_STRVAR(Engine_close_doc, "close($self, /)\n--\n\n"
 "End the calls in flight with ClientClosedError, close the connections and\n"
-"the ManagementClient. Idempotent.");
+"the ManagementClient. Idempotent. From any thread: it waits for a\n"
+"callback of the loop's in progress; called back from inside the engine, it\n"
+"closes it as that callback returns. A closed loop is not touched.");
 
 static PyObject *
 Engine_close(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->ev) {
-        genauth_evloop_close(self->ev);
-        genauth_client_close(self->core);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Engine_detach(EngineObject *self, PyObject *Py_UNUSED(ignored))
-{
-    self->detached = 1;
+    if (engine_enter(self) < 0)
+        return NULL;
+    if (self->entry.depth > 1)
+        self->close_pending = 1; /* called back from inside the engine */
+    else
+        engine_close_now(self);
+    engine_leave(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 Engine_check_fork(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(engine_forked(self));
+    int forked = engine_forked(self);
+    return forked < 0 ? NULL : PyBool_FromLong(forked);
 }
 
 static PyObject *
@@ -660,9 +785,14 @@ Engine_get_watched(EngineObject *self, void *closure)
 {
     (void)closure;
     PyObject *dict = PyDict_New();
-    if (dict && self->ev &&
+    if (!dict || engine_enter(self) < 0) {
+        Py_XDECREF(dict);
+        return NULL;
+    }
+    if (self->ev &&
         genauth_evloop_each_watched(self->ev, add_watched, dict) != 0)
         Py_CLEAR(dict);
+    engine_leave(self);
     return dict;
 }
 
@@ -670,7 +800,11 @@ static PyObject *
 Engine_get_calls(EngineObject *self, void *closure)
 {
     (void)closure;
-    return PyLong_FromSize_t(self->ev ? genauth_evloop_calls(self->ev) : 0);
+    if (engine_enter(self) < 0)
+        return NULL;
+    size_t calls = self->ev ? genauth_evloop_calls(self->ev) : 0;
+    engine_leave(self);
+    return PyLong_FromSize_t(calls);
 }
 
 static PyMethodDef Engine_methods[] = {
@@ -682,8 +816,6 @@ static PyMethodDef Engine_methods[] = {
     {"prepare_batch", (PyCFunction)(void (*)(void))Engine_prepare_batch,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, Engine_close_doc},
-    {"detach", (PyCFunction)Engine_detach, METH_NOARGS,
-     "Never touch the event loop again (it is closed or gone)."},
     {"check_loop", (PyCFunction)Engine_check_loop, METH_NOARGS,
      "Raise RuntimeError unless the running loop is the engine's."},
     {"check_fork", (PyCFunction)Engine_check_fork, METH_NOARGS,
@@ -735,8 +867,9 @@ call_start(CallObject *self, PyObject *future)
         PyErr_SetString(PyExc_RuntimeError, "the call was already started");
         return -1;
     }
-    if (!engine_live(engine, st))
+    if (!engine_live(engine, st) || engine_enter(engine) < 0)
         return -1;
+    int rc = 0;
     self->started = 1;
     genauth_error_init(&err);
     self->future = Py_NewRef(future);
@@ -750,15 +883,16 @@ call_start(CallObject *self, PyObject *future)
              * child it ends as the batch's calls in flight did, its error
              * its result (call_done takes the engine's reference). */
             call_done(self, err.status, NULL, &err);
-            genauth_error_clear(&err);
-            return 0;
+        } else {
+            Py_DECREF(self);
+            rc = -1;
         }
-        Py_DECREF(self);
-        genauth_raise(st, &err);
-        genauth_error_clear(&err);
-        return -1;
     }
-    return 0;
+    engine_leave(engine);
+    if (rc < 0)
+        genauth_raise(st, &err);
+    genauth_error_clear(&err);
+    return rc;
 }
 
 /* start(future, /): sends the call; its outcome goes to `future`. */
@@ -774,11 +908,18 @@ Call_start(CallObject *self, PyObject *future)
 static PyObject *
 Call_cancel(CallObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->evcall && self->engine->ev) {
-        genauth_evloop_cancel(self->engine->ev, self->evcall);
+    EngineObject *engine = self->engine;
+    if (!self->evcall)
+        Py_RETURN_NONE; /* ended, or never started */
+    if (engine_enter(engine) < 0)
+        return NULL;
+    /* Ended meanwhile, while another thread closed the engine. */
+    if (self->evcall && engine->ev) {
+        genauth_evloop_cancel(engine->ev, self->evcall);
         self->evcall = NULL;
         Py_DECREF(self); /* the engine's reference */
     }
+    engine_leave(engine);
     Py_RETURN_NONE;
 }
 

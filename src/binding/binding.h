@@ -166,9 +166,12 @@ PyObject *genauth_options_pack(PyObject *const *values, Py_ssize_t n,
                                unsigned long *given);
 /* __reduce__ for a client made with `options` from genauth_options_pack
  * (NULL: not initialised): (genauth_c._core._rebuild, (type(self),
- * {names[i]: value for each given i})). */
-PyObject *genauth_reduce(PyObject *self, const char *const *names,
-                         PyObject *options, unsigned long given);
+ * {params[i].name: value for each given i})), params being its
+ * constructor's (args.h). */
+struct genauth_param;
+PyObject *genauth_reduce(PyObject *self, const struct genauth_param *params,
+                         Py_ssize_t nparams, PyObject *options,
+                         unsigned long given);
 /* The module's functions (_rebuild). */
 extern PyMethodDef genauth_pickle_functions[];
 

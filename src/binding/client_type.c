@@ -205,20 +205,31 @@ done:
     return rc;
 }
 
-/* The official SDK's parameters first, in its order (websocket_host and
+/* The constructor's parameters: the official SDK's first, in its order
+ * (the first eight may be given by position; websocket_host and
  * websocket_endpoint serve its event-subscription API, which this package
- * does not have: accepted so positional calls work, unused). */
-static char *client_kwlist[] = {"access_key_id", "access_key_secret", "host",
-                                "timeout", "lang", "use_unverified_ssl",
-                                "websocket_host", "websocket_endpoint",
-                                "tenant_id", "brand", "ca_bundle",
-                                "raise_for_status", "max_response_bytes",
-                                "auth", "max_retries", NULL};
+ * does not have: accepted so positional calls work, unused), then ours,
+ * keyword-only. None is required: a missing key or host is read from the
+ * environment. */
+#define OPTION(name) {name, NULL, GENAUTH_ARG_OTHER, 0}
+static const genauth_param client_params[] = {
+    OPTION("access_key_id"),    OPTION("access_key_secret"),
+    OPTION("host"),             OPTION("timeout"),
+    OPTION("lang"),             OPTION("use_unverified_ssl"),
+    OPTION("websocket_host"),   OPTION("websocket_endpoint"),
+    OPTION("tenant_id"),        OPTION("brand"),
+    OPTION("ca_bundle"),        OPTION("raise_for_status"),
+    OPTION("max_response_bytes"), OPTION("auth"),
+    OPTION("max_retries"),
+};
+#undef OPTION
+static const genauth_signature_spec client_signature = {
+    "ManagementClient.__init__", client_params,
+    sizeof(client_params) / sizeof(client_params[0]), 8};
 
 static int
 Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
-    char **kwlist = client_kwlist;
     enum { AK, SK, HOST, TIMEOUT, LANG, UNVERIFIED, WS_HOST, WS_ENDPOINT,
            TENANT, BRAND, CA, RAISE, MAX, AUTH, RETRIES,
            NARGS };
@@ -252,13 +263,11 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
                         "new one");
         return -1;
     }
-    /* "O" throughout: parsing runs no caller code; conversions come next,
-     * with every argument held. */
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "|OOOOOOOO$OOOOOOO:ManagementClient", kwlist,
-            &a[AK], &a[SK], &a[HOST], &a[TIMEOUT], &a[LANG], &a[UNVERIFIED],
-            &a[WS_HOST], &a[WS_ENDPOINT], &a[TENANT], &a[BRAND], &a[CA],
-            &a[RAISE], &a[MAX], &a[AUTH], &a[RETRIES]))
+    /* Parsing runs no caller code; conversions come next, with every
+     * argument held. */
+    _Static_assert(NARGS == sizeof(client_params) / sizeof(client_params[0]),
+                   "one parameter for each argument");
+    if (genauth_parse_tuple_args(&client_signature, args, kwargs, a) < 0)
         return -1;
     for (int i = 0; i < NARGS; i++)
         a[i] = Py_NewRef(a[i] ? a[i] : Py_None);
@@ -468,7 +477,7 @@ PyObject *
 genauth_client_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     ClientObject *c = (ClientObject *)self;
-    return genauth_reduce(self, (const char *const *)client_kwlist,
+    return genauth_reduce(self, client_params, client_signature.nparams,
                           c->options, c->options_given);
 }
 

@@ -3,6 +3,7 @@
  * keyword arguments that make an equal client (the key secret included: a
  * pickle is trusted data), and unpickling makes a new client with its own
  * connections and token. copy.copy and copy.deepcopy go the same way. */
+#include "args.h"
 #include "binding.h"
 
 PyObject *
@@ -27,8 +28,8 @@ genauth_options_pack(PyObject *const *values, Py_ssize_t n,
 }
 
 PyObject *
-genauth_reduce(PyObject *self, const char *const *names, PyObject *options,
-               unsigned long given)
+genauth_reduce(PyObject *self, const genauth_param *params,
+               Py_ssize_t nparams, PyObject *options, unsigned long given)
 {
     PyObject *module, *fn = NULL, *kwargs = NULL, *r = NULL;
     Py_ssize_t k = 0;
@@ -42,12 +43,13 @@ genauth_reduce(PyObject *self, const char *const *names, PyObject *options,
     fn = module ? PyObject_GetAttrString(module, "_rebuild") : NULL;
     /* A new dict each time: the new client shares nothing with this one. */
     kwargs = fn ? PyDict_New() : NULL;
-    for (Py_ssize_t i = 0; kwargs && names[i]; i++) {
+    for (Py_ssize_t i = 0; kwargs && i < nparams; i++) {
         if (!(given & (1UL << i)))
             continue;
         /* The tuple is this client's, never changed: a borrowed item. */
         PyObject *value = PyTuple_GetItem(options, k++);
-        if (!value || PyDict_SetItemString(kwargs, names[i], value) < 0)
+        if (!value ||
+            PyDict_SetItemString(kwargs, params[i].name, value) < 0)
             Py_CLEAR(kwargs);
     }
     if (kwargs)

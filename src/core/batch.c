@@ -2,6 +2,7 @@
  * handle, with the same steps as a single call (request.c) and the client's
  * token. The multi handle is the client's, kept between batches, so a batch
  * reuses the connections the previous one opened. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +240,25 @@ call_ended(genauth_client *c, unsigned long since, slot *s,
     return stop;
 }
 
+/* How long the batch may wait before the soonest retry among `waiting` is
+ * due (retry.c's wait, not_before), at most `cap` ms: the wait then ends
+ * on time rather than up to a whole poll slice late. Calls waiting for a
+ * file descriptor (not_before 0) wait for a transfer to end instead. */
+static int
+ms_until_retry(slot *const *waiting, size_t n_waiting, int cap)
+{
+    double soonest = 0;
+    for (size_t k = 0; k < n_waiting; k++) {
+        double at = waiting[k]->not_before;
+        if (at > 0 && (soonest == 0 || at < soonest))
+            soonest = at;
+    }
+    if (soonest == 0)
+        return cap;
+    double ms = ceil((soonest - genauth_now()) * 1000.0);
+    return ms <= 0 ? 0 : ms < cap ? (int)ms : cap;
+}
+
 genauth_status
 genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                      size_t count, size_t concurrency,
@@ -393,7 +413,12 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
         }
         if (finished)
             continue; /* start the next calls before waiting */
-        mc = curl_multi_poll(multi, NULL, 0, GENAUTH_INTERRUPT_POLL_MS, NULL);
+        mc = curl_multi_poll(multi, NULL, 0,
+                             active < limit
+                                 ? ms_until_retry(waiting, n_waiting,
+                                                  GENAUTH_INTERRUPT_POLL_MS)
+                                 : GENAUTH_INTERRUPT_POLL_MS,
+                             NULL);
         if (mc != CURLM_OK) {
             st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "libcurl: %s",
                                    curl_multi_strerror(mc));

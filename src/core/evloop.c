@@ -1091,9 +1091,7 @@ expire_waiting(genauth_evloop *ev)
     while (call) {
         genauth_evcall *next = call->next;
         if (call->deadline <= now) {
-            genauth_error_set(&err, GENAUTH_E_TIMEOUT,
-                              "the call timed out waiting for a management "
-                              "token");
+            genauth_error_timeout(&err, "waiting for a management token");
             end_call(ev, call, GENAUTH_E_TIMEOUT, NULL, &err);
         }
         /* A callback forked: the child ended every call (next too). */

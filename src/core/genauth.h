@@ -402,9 +402,10 @@ genauth_status genauth_client_batch(genauth_client *client,
  * without blocking and without threads of its own: it tells the caller which
  * sockets to watch and when to wake it (the hooks), and the caller's event
  * loop tells it when a socket is ready or the timer is due. Every function
- * here, the hooks and the completion callbacks run on the caller's one
- * thread. A management token is fetched on the same multi handle, once for
- * all the calls that need it.
+ * here, the hooks and the completion callbacks run on one thread at a time:
+ * the caller's loop thread, or another that the caller makes wait for it
+ * (to close the engine from there). A management token is fetched on the
+ * same multi handle, once for all the calls that need it.
  *
  * In a child forked since the engine was made (caller code forked while
  * calls waited, or the child uses an engine its parent made), everything

@@ -169,6 +169,13 @@ typedef struct genauth_conn {
      * callback): 0 means nothing was sent; a second send is refused. */
     int sends;
     int socket_errno; /* why socket() failed, for this request */
+    /* Its call waited for another call's token fetch, which failed, and
+     * takes that fetch as its own attempt (token.c): `sends` is then the
+     * fetch's, and retry.c reads the Retry-After the fetch's answer gave
+     * (-1: none) here rather than this handle's answer. Until the next
+     * setup. */
+    int shares_fetch;
+    double shared_retry_after;
     /* This transfer opened a socket (open_socket): its connection is new. */
     int opened;
     /* This transfer was stopped before sending: the kept connection libcurl
@@ -225,6 +232,11 @@ int genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result);
 int genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result);
 /* Whether it failed for want of file descriptors (EMFILE/ENFILE). */
 int genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result);
+/* Sets the error of a call whose time ran out, wherever it ran out (in a
+ * transfer, waiting for another call's token fetch, before its request
+ * went out): one kind of TimeoutError, curl_code CURLE_OPERATION_TIMEDOUT
+ * and "the call timed out: <what>". Returns GENAUTH_E_TIMEOUT. */
+genauth_status genauth_error_timeout(genauth_error *err, const char *what);
 
 /* Where and how one attempt of a call is sent, as genauth_call_prepare
  * decided it. */
@@ -282,10 +294,17 @@ typedef struct {
     /* Fetches completed (either way), so that a thread that waited for one
      * knows it ended; and how the last one failed, for those waiters, when
      * the failure was the endpoint's (not the fetching call's own deadline
-     * or interrupt). The copy holds no envelope. */
+     * or interrupt). The copy holds no envelope: each waiter parses its
+     * own from the refusal's text (it holds no token), when there was one.
+     * And what retry.c reads of that fetch's attempt: its sends, and the
+     * Retry-After its answer gave (-1: none). */
     unsigned long completed;
     int last_failed;
     genauth_error last_failure;
+    char *last_refusal;
+    size_t last_refusal_len;
+    int last_sends;
+    double last_retry_after;
     /* Read without the lock by genauth_client_token_fetches. */
     atomic_ulong fetches;  /* tokens fetched */
     atomic_ulong failures; /* fetch attempts that brought no token */
@@ -573,6 +592,10 @@ genauth_retry_kind genauth_retry_classify(genauth_conn *conn,
                                           const genauth_error *err,
                                           long http_status,
                                           const genauth_envelope *env);
+/* The delay-seconds of the Retry-After header of conn's answer (or of the
+ * token fetch its call shares: shares_fetch), or -1: absent, or an HTTP
+ * date, which is not honoured. */
+double genauth_retry_after(genauth_conn *conn);
 /* Whether to send again after `retries_done` retries: 1 with *until (the
  * monotonic time to send at) when max_retries allows and the wait ends
  * before `deadline`. Reads Retry-After from conn's answer. */

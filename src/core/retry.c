@@ -23,12 +23,12 @@
 
 #define FIRST_DELAY 0.1
 
-/* The Retry-After header's delay-seconds form, or -1 (absent, or an
- * HTTP date, which is not honoured). */
-static double
-retry_after(genauth_conn *conn)
+double
+genauth_retry_after(genauth_conn *conn)
 {
     struct curl_header *h = NULL;
+    if (conn->shares_fetch)
+        return conn->shared_retry_after;
     if (curl_easy_header(conn->easy, "Retry-After", 0, CURLH_HEADER, -1,
                          &h) != CURLHE_OK || !h->value)
         return -1;
@@ -83,7 +83,7 @@ genauth_retry_plan(genauth_client *c, genauth_conn *conn,
         return 0;
     double delay = FIRST_DELAY * ldexp(1.0, retries_done) * jitter();
     if (kind == GENAUTH_RETRY_THROTTLED) {
-        double asked = retry_after(conn);
+        double asked = genauth_retry_after(conn);
         if (asked >= 0)
             delay = asked;
     }

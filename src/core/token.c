@@ -47,6 +47,7 @@ genauth_token_cache_after_fork(genauth_token_cache *t)
 void
 genauth_token_cache_clear(genauth_token_cache *t)
 {
+    free(t->last_refusal);
     genauth_wipe_free(t->token);
     free(t->userpool_id);
     t->token = NULL;
@@ -254,15 +255,19 @@ report_fetch(genauth_client *c, const fetch_report *r)
     }
 }
 
+/* A failed fetch's *refusal is a copy of the refusal's text, *refusal_len
+ * bytes (the caller frees it), when err has its envelope, else NULL. */
 static genauth_status
 fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
             char **token, char **userpool_id, double *lifetime,
-            fetch_report *report, genauth_error *err)
+            char **refusal, size_t *refusal_len, fetch_report *report,
+            genauth_error *err)
 {
     long http_status = 0;
     genauth_status st;
     double started = genauth_now();
 
+    *refusal = NULL;
     if (genauth_token_request_load(c, conn, err) != GENAUTH_OK)
         return err->status;
     st = genauth_conn_post(c, conn, c->token_url, c->token_headers, deadline,
@@ -271,6 +276,14 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     if (st == GENAUTH_OK) {
         st = read_token_answer(c, conn, http_status, token, userpool_id,
                                lifetime, err);
+        /* A refusal holds no token (nor the secret: read_token_answer
+         * keeps no envelope of an answer that quotes it). Without memory
+         * for the copy, the waiters' errors go without it. */
+        if (st != GENAUTH_OK && err->auth_envelope &&
+            (*refusal = malloc(conn->response.len))) {
+            memcpy(*refusal, conn->response.data, conn->response.len);
+            *refusal_len = conn->response.len;
+        }
         genauth_buf_wipe_reset(&conn->response); /* it held the token */
     }
     note_fetch(report, st, http_status, started, err);
@@ -294,6 +307,38 @@ failure_is_shared(genauth_status st)
 {
     return st == GENAUTH_E_AUTH || st == GENAUTH_E_DECODE ||
            st == GENAUTH_E_TRANSPORT;
+}
+
+/* A fetch completed (called locked): the failure of the one before is
+ * nobody's any more. */
+static void
+forget_failure(genauth_token_cache *t)
+{
+    t->last_failed = 0;
+    free(t->last_refusal);
+    t->last_refusal = NULL;
+}
+
+/* The fetch this thread waited for failed (called locked): its failure is
+ * the waiter's too (*err, with an envelope of its own), and so is its
+ * attempt (on conn, for retry.c): the waiting call is retried, or not, by
+ * the rules the fetching call's retry follows. */
+static void
+share_failure(genauth_token_cache *t, genauth_conn *conn, genauth_error *err)
+{
+    genauth_error ignored;
+
+    *err = t->last_failure;
+    genauth_error_init(&ignored);
+    /* Text that parsed once parses again, but for memory: the error then
+     * goes without its envelope, as when the copy could not be made. */
+    if (t->last_refusal &&
+        genauth_json_doc_parse(t->last_refusal, t->last_refusal_len,
+                               &err->auth_envelope, &ignored) != GENAUTH_OK)
+        err->auth_envelope = NULL;
+    conn->sends = t->last_sends;
+    conn->shares_fetch = 1;
+    conn->shared_retry_after = t->last_retry_after;
 }
 
 /* Installs a fetched token (the strings are taken). Called locked. */
@@ -324,8 +369,9 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
         fetch_report *report, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
-    char *token = NULL, *userpool_id = NULL;
+    char *token = NULL, *userpool_id = NULL, *refusal = NULL;
     double lifetime = 0;
+    size_t refusal_len = 0;
     double now = genauth_now();
     /* An early refresh leaves this call half its time for its own request
      * should the token endpoint hang. */
@@ -334,12 +380,13 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
     t->refreshing = 1;
     pthread_mutex_unlock(&t->mu);
     genauth_status st = fetch_token(c, conn, fetch_deadline, &token,
-                                    &userpool_id, &lifetime, report, err);
+                                    &userpool_id, &lifetime, &refusal,
+                                    &refusal_len, report, err);
     double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
     t->refreshing = 0;
     t->completed++;
-    t->last_failed = 0;
+    forget_failure(t);
     pthread_cond_broadcast(&t->changed);
     if (st == GENAUTH_OK) {
         install_token(t, token, userpool_id, lifetime, fetched_at);
@@ -349,6 +396,7 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
     atomic_fetch_add(&t->failures, 1);
     if (early && t->token && fetched_at < t->expires_at) {
         t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
+        free(refusal);
         genauth_error_clear(err);
         return GENAUTH_OK;
     }
@@ -356,7 +404,13 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
         t->last_failed = 1;
         t->last_failure = *err;
         t->last_failure.auth_envelope = NULL; /* owned by err */
+        t->last_refusal = refusal;
+        t->last_refusal_len = refusal_len;
+        refusal = NULL;
+        t->last_sends = conn->sends;
+        t->last_retry_after = genauth_retry_after(conn);
     }
+    free(refusal);
     return st;
 }
 
@@ -396,12 +450,10 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         if (now >= deadline) {
             if (valid)
                 break; /* its own request times out as it would anyway */
-            st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                                   t->refreshing
-                                       ? "the call timed out waiting for a "
-                                         "management token"
-                                       : "the call timed out before its "
-                                         "management token could be fetched");
+            st = genauth_error_timeout(
+                err, t->refreshing ? "waiting for a management token"
+                                   : "no time was left to fetch a "
+                                     "management token");
             goto done;
         }
         if (!t->refreshing) {
@@ -416,8 +468,9 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         if (!t->refreshing && t->completed != seen && t->last_failed &&
             !(t->token && genauth_client_now(c) < t->expires_at)) {
             /* The fetch we waited for failed: its failure is ours too,
-             * rather than each waiter asking the failing endpoint again. */
-            *err = t->last_failure;
+             * rather than each waiter asking the failing endpoint again
+             * (unless retry.c says to, as for the fetching call). */
+            share_failure(t, conn, err);
             st = err->status;
             goto done;
         }
@@ -515,7 +568,7 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
     pthread_mutex_lock(&t->mu);
     t->refreshing = 0;
     t->completed++;
-    t->last_failed = 0; /* a thread that waited fetches itself */
+    forget_failure(t); /* a thread that waited fetches itself */
     pthread_cond_broadcast(&t->changed);
     if (st == GENAUTH_OK) {
         install_token(t, token, userpool_id, lifetime, fetched_at);

@@ -365,10 +365,9 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                  conn->proxy_userinfo_len,
                  len == CURL_ERROR_SIZE - 1 ? 1 : conn->proxy_userinfo_len);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        st = genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                               "the call timed out: %s",
-                               conn->errbuf[0] ? conn->errbuf
-                                               : curl_easy_strerror(rc));
+        st = genauth_error_timeout(err, conn->errbuf[0]
+                                            ? conn->errbuf
+                                            : curl_easy_strerror(rc));
     } else if (genauth_conn_out_of_fds(conn, rc)) {
         /* libcurl would say "Couldn't connect to server", as if the server
          * had refused: the cause is this process's open-file limit. */
@@ -423,6 +422,7 @@ reset_transfer(genauth_conn *conn)
     conn->over_cap = 0;
     conn->head_bytes = 0;
     conn->sends = 0;
+    conn->shares_fetch = 0;
     conn->socket_errno = 0;
     conn->opened = 0;
     conn->stale = 0;
@@ -452,9 +452,8 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
 
     double left = deadline - genauth_now();
     if (left <= 0)
-        return genauth_error_set(err, GENAUTH_E_TIMEOUT,
-                                 "the call timed out before the request "
-                                 "was sent");
+        return genauth_error_timeout(err, "no time was left to send the "
+                                          "request");
     long left_ms = timeout_ms(left);
 
     if (plan->url_changes || conn->cur_url != plan->url) {
@@ -521,6 +520,14 @@ genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result)
     /* Once libcurl was about to send, some of the request may have left:
      * only a transfer that never got that far is known not to have. */
     return result != CURLE_OK && conn->sends == 0;
+}
+
+genauth_status
+genauth_error_timeout(genauth_error *err, const char *what)
+{
+    genauth_error_set(err, GENAUTH_E_TIMEOUT, "the call timed out: %s", what);
+    err->curl_code = CURLE_OPERATION_TIMEDOUT;
+    return GENAUTH_E_TIMEOUT;
 }
 
 int
