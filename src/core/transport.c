@@ -502,10 +502,11 @@ genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result)
      * queue (every connection busy) before it was given the stale one, and
      * its timeout would count again from now. Past it, 1 ms: it times out
      * as any call does. */
-    double left = conn->deadline - genauth_now();
     if (result != CURLE_ABORTED_BY_CALLBACK || !conn->stale ||
-        conn->fresh_connect ||
-        curl_easy_setopt(conn->easy, CURLOPT_TIMEOUT_MS,
+        conn->fresh_connect)
+        return 0; /* every transfer's end: no clock read before this */
+    double left = conn->deadline - genauth_now();
+    if (curl_easy_setopt(conn->easy, CURLOPT_TIMEOUT_MS,
                          left > 0 ? timeout_ms(left) : 1L) != CURLE_OK ||
         curl_easy_setopt(conn->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
         return 0;
