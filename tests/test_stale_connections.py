@@ -600,6 +600,12 @@ def test_batch_stopped_as_calls_end_leaves_no_connection_unchecked():
     assert sorted(_asked(got)) == [(200, f"r-{n}") for n in (4, 5, 6)], got
 
 
+@pytest.mark.skipif(
+    int(genauth_c.curl_version.split(".")[0]) >= 8,
+    reason="libcurl 8 gives a waiting transfer a connection as the call "
+           "before it ends on it, before anything can be sent there unasked, "
+           "and sets aside one with bytes waiting itself: this run again is "
+           "libcurl 7's")
 def test_call_queued_then_run_again_ends_by_its_timeout():
     """A call that waited in libcurl's queue (every connection busy) is
     given a connection with a stray answer waiting, and goes out again on
