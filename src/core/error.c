@@ -1,5 +1,5 @@
 /* The caller-owned error struct: one truncating setter, no global state. */
-#include "genauth.h"
+#include "internal.h"
 #include "json.h"
 
 #include <stdarg.h>
@@ -111,4 +111,12 @@ genauth_status_name(genauth_status status)
         return "GENAUTH_E_CRYPTO";
     }
     return "GENAUTH_E_UNKNOWN";
+}
+
+genauth_status
+genauth_error_timeout(genauth_error *err, const char *what)
+{
+    genauth_error_set(err, GENAUTH_E_TIMEOUT, "the call timed out: %s", what);
+    err->curl_code = CURLE_OPERATION_TIMEDOUT;
+    return GENAUTH_E_TIMEOUT;
 }

@@ -116,6 +116,14 @@ genauth_status genauth_jwt_userpool_id(const char *token, char **out,
  * ends its valuestring: json.h's flag tells). */
 int genauth_jwt_has_control(const cJSON *str);
 
+/* ---- errors (error.c) --------------------------------------------------- */
+
+/* Sets the error of a call whose time ran out, wherever it ran out (in a
+ * transfer, waiting for another call's token fetch, before its request
+ * went out): one kind of TimeoutError, curl_code CURLE_OPERATION_TIMEDOUT
+ * and "the call timed out: <what>". Returns GENAUTH_E_TIMEOUT. */
+genauth_status genauth_error_timeout(genauth_error *err, const char *what);
+
 /* ---- connections (transport.c) ------------------------------------------ */
 
 /* The connections a multi handle keeps, as (socket, local port): what a
@@ -232,11 +240,6 @@ int genauth_conn_rerun_stale(genauth_conn *conn, CURLcode result);
 int genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result);
 /* Whether it failed for want of file descriptors (EMFILE/ENFILE). */
 int genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result);
-/* Sets the error of a call whose time ran out, wherever it ran out (in a
- * transfer, waiting for another call's token fetch, before its request
- * went out): one kind of TimeoutError, curl_code CURLE_OPERATION_TIMEDOUT
- * and "the call timed out: <what>". Returns GENAUTH_E_TIMEOUT. */
-genauth_status genauth_error_timeout(genauth_error *err, const char *what);
 
 /* Where and how one attempt of a call is sent, as genauth_call_prepare
  * decided it. */

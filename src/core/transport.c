@@ -523,14 +523,6 @@ genauth_conn_nothing_sent(genauth_conn *conn, CURLcode result)
     return result != CURLE_OK && conn->sends == 0;
 }
 
-genauth_status
-genauth_error_timeout(genauth_error *err, const char *what)
-{
-    genauth_error_set(err, GENAUTH_E_TIMEOUT, "the call timed out: %s", what);
-    err->curl_code = CURLE_OPERATION_TIMEDOUT;
-    return GENAUTH_E_TIMEOUT;
-}
-
 int
 genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result)
 {
