@@ -182,7 +182,7 @@ BENCH_DEB := nginx wrk valgrind openssl libcurl4-openssl-dev libcjson-dev libssl
 BENCH_PYPI := genauth==5.1.0 websockets requests matplotlib aiohttp
 BENCH_ARGS ?=
 
-.PHONY: bench bench-deps bench-ir
+.PHONY: bench bench-deps bench-ir bench-phases
 
 bench-deps:
 	@missing=""; for p in $(BENCH_DEB) $(PY_DEB); do \
@@ -205,6 +205,12 @@ bench-deps:
 
 bench: bench-deps
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# `make bench-phases`: where a fresh client's first call spends its time,
+# the C loop's against genauth_c's, split at the socket-level steps both take
+# (bench/first_call_phases.py); prints a table, writes nothing. Idle machine.
+bench-phases: bench-deps
+	$(BENCH_PY) bench/first_call_phases.py
 
 # `make bench-ir`: only the instruction counts under callgrind (the C loop,
 # the floor, genauth_c sequential, the C multi loop and a batch of 16), this

@@ -9,7 +9,6 @@ Each PYTHON is an interpreter whose environment has the build to measure
 installed (a venv). Prints the median µs per call (wall and CPU) of each, and
 the median over rounds of NEW's time over OLD's. Writes nothing."""
 import os
-import random
 import statistics
 import sys
 
@@ -35,13 +34,9 @@ def main(argv):
     wall = {k: [] for k in argvs}
     cpu = {k: [] for k in argvs}
     try:
-        for _ in range(rounds):
-            order = list(argvs)
-            random.shuffle(order)
-            for k in order:
-                out = run.run_json(argvs[k], env)
-                wall[k].append(out["elapsed"] / out["calls"] * 1e6)
-                cpu[k].append(out.get("cpu_s", 0) / out["calls"] * 1e6)
+        for k, out in run.shuffled_rounds(argvs, rounds, env):
+            wall[k].append(out["elapsed"] / out["calls"] * 1e6)
+            cpu[k].append(out.get("cpu_s", 0) / out["calls"] * 1e6)
     finally:
         ng.stop()
     for k in argvs:

@@ -255,6 +255,16 @@ def run_json(argv, env, timeout=600):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def shuffled_rounds(argvs, rounds, env):
+    """(key, JSON output) of each of argvs' programs run once a round, in
+    an order shuffled each round: a machine's drift slows them alike."""
+    for _ in range(rounds):
+        order = list(argvs)
+        random.shuffle(order)
+        for k in order:
+            yield k, run_json(argvs[k], env)
+
+
 def build_c_loop():
     os.makedirs(BUILD, exist_ok=True)
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libcurl", "libcjson"],

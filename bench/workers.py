@@ -251,8 +251,11 @@ def mode_seq(cls, host, n, _k):
     check(fresh_client.run(1))
     fresh = time.perf_counter() - t0
     del fresh_client
+    # fresh_client_at: when it began, on CLOCK_MONOTONIC (perf_counter's
+    # clock here, and the C loop's): first_call_phases.py splits it.
     return {"calls": n, "elapsed": elapsed, "cpu_s": cpu, "first_call_s": first,
-            "fresh_client_s": fresh, "first_call_at_s": first_call_at}
+            "fresh_client_s": fresh, "fresh_client_at": t0,
+            "first_call_at_s": first_call_at}
 
 
 def mode_threads(cls, host, n, k):
