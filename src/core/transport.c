@@ -353,6 +353,23 @@ genauth_conn_abandon(genauth_conn *conn)
     (void)conn;
 }
 
+/* A header line longer than CURL_MAX_HTTP_HEADER: libcurl 7 reports it as
+ * running out of memory, libcurl 8.6 and later as CURLE_TOO_LARGE. Once
+ * the request is out, libcurl allocates little else (the body goes to
+ * conn->response), so "Out of memory" alone would send the reader after
+ * this process's memory rather than the server's answer. */
+static int
+head_line_too_long(const genauth_conn *conn, CURLcode rc)
+{
+    if (conn->sends == 0)
+        return 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (rc == CURLE_TOO_LARGE)
+        return 1;
+#endif
+    return rc == CURLE_OUT_OF_MEMORY;
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -389,6 +406,12 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the response's header lines are larger than "
                                "%d bytes",
                                GENAUTH_MAX_HEAD_BYTES);
+    } else if (head_line_too_long(conn, rc)) {
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "the response has a header line longer than "
+                               "libcurl reads (%d bytes), or memory ran out "
+                               "while reading it (%s)",
+                               CURL_MAX_HTTP_HEADER, curl_easy_strerror(rc));
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
