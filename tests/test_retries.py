@@ -135,21 +135,29 @@ def test_max_retries_checked(bad):
 
 # ---- the token request: the same rules --------------------------------------
 
-def calls_in(mode, url, n=3, **options):
-    """n calls made as `mode` says; their results (envelope or exception)."""
+def calls_in(mode, url, n=3, one_at_a_time=False, **options):
+    """n calls made as `mode` says, at once or `one_at_a_time` (each after
+    the one before has ended: a batch's with concurrency=1); their results
+    (envelope or exception)."""
     options.setdefault("timeout", 10)
     if mode == "async":
+        async def one(client):
+            try:
+                return await client.trigger_webhook("wh1")
+            except genauth_c.GenAuthError as e:
+                return e
+
         async def run():
             async with genauth_c.AsyncManagementClient(
                     AK, SK, host=url, **options) as client:
-                return await asyncio.gather(
-                    *(client.trigger_webhook("wh1") for _ in range(n)),
-                    return_exceptions=True)
+                if one_at_a_time:
+                    return [await one(client) for _ in range(n)]
+                return await asyncio.gather(*(one(client) for _ in range(n)))
         return asyncio.run(run())
     with genauth_c.ManagementClient(AK, SK, host=url, **options) as client:
         if mode == "batch":
             return client.trigger_webhooks([{"webhook_id": "wh1"}] * n,
-                                           concurrency=n)
+                                           concurrency=1 if one_at_a_time else n)
         results = []
         for _ in range(n):
             try:
@@ -184,6 +192,40 @@ def test_a_token_request_throttled_past_max_retries_is_an_auth_error(
     results = calls_in(mode, fake.server.url, n=1, max_retries=1)
     assert [type(r) for r in results] == [genauth_c.AuthError], results
     assert results[0].status_code == 429
+    assert len(fetches) == 2
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_calls_after_a_throttled_token_fetch_ask_no_sooner_than_it_said(
+        fake, mode):
+    """The token endpoint throttled a fetch and said in Retry-After when to
+    ask again: a call that needs a token before then shares that refusal,
+    as one that waited for the fetch does, rather than asking again at
+    once. Its retry would wait past its timeout, so each call ends with the
+    429 AuthError, and the endpoint was asked once."""
+    fake.server.handler, fetches = counting(
+        fake, [THROTTLED_PAST_TIMEOUT] * 99, "get-management-token")
+    results = calls_in(mode, fake.server.url, one_at_a_time=True,
+                       max_retries=1)
+    assert [type(r) for r in results] == [genauth_c.AuthError] * 3, results
+    for e in results:
+        assert (e.status_code, e.http_status) == (429, 429), e
+        assert e.response == json.loads(THROTTLED_PAST_TIMEOUT.body), e
+    assert len(fetches) == 1
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_calls_made_while_a_throttled_token_fetch_waits_go_out_after_it(
+        fake, mode):
+    """Calls that share the throttled fetch's refusal retry after the wait
+    it asked for, as the fetching call does: every call is answered, with
+    one fetch refused and one answered."""
+    once = Response.json({"statusCode": 429, "message": "slow down"},
+                         status=429, headers=[("Retry-After", "1")])
+    fake.server.handler, fetches = counting(fake, [once],
+                                            "get-management-token")
+    results = calls_in(mode, fake.server.url, max_retries=1)
+    assert status_codes(results) == [200] * 3
     assert len(fetches) == 2
 
 

@@ -701,6 +701,21 @@ submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
     genauth_token_need need = c->auth == GENAUTH_AUTH_TOKEN
                                   ? genauth_token_check(c, TOKEN_SLACK)
                                   : GENAUTH_TOKEN_USE;
+    double asked_until = 0, until = 0;
+    if (need == GENAUTH_TOKEN_WAIT && !ev->token_conn &&
+        genauth_token_throttled(c, &asked_until, err)) {
+        /* token.c's rule: the call shares the throttled fetch's refusal,
+         * and its retry waits for the time that fetch's answer named. */
+        if (genauth_retry_plan_asked(c, GENAUTH_RETRY_THROTTLED,
+                                     call->retries, call->deadline,
+                                     asked_until - genauth_now(), &until)) {
+            genauth_error_clear(err);
+            call->retries++;
+            rest_call(ev, call, until);
+            return GENAUTH_OK;
+        }
+        return err->status;
+    }
     if (need != GENAUTH_TOKEN_USE && !ev->token_conn) {
         int early = need == GENAUTH_TOKEN_USE_AND_REFRESH;
         if (token_start(ev, call->deadline, early, err) != GENAUTH_OK) {

@@ -308,6 +308,10 @@ typedef struct {
     size_t last_refusal_len;
     int last_sends;
     double last_retry_after;
+    /* That fetch was throttled and its Retry-After named when to ask again
+     * (genauth_now's clock; 0: it did not): until then a call that needs a
+     * token shares its refusal rather than asking again. */
+    double throttled_until;
     /* Read without the lock by genauth_client_token_fetches. */
     atomic_ulong fetches;  /* tokens fetched */
     atomic_ulong failures; /* fetch attempts that brought no token */
@@ -455,6 +459,11 @@ typedef enum {
     GENAUTH_TOKEN_WAIT
 } genauth_token_need;
 genauth_token_need genauth_token_check(genauth_client *client, double slack);
+/* 1 when a call that needs a token now must not ask for one: the last fetch
+ * was throttled and the time its Retry-After named (*until) has not come.
+ * *err is then that fetch's refusal, the call's own copy. */
+int genauth_token_throttled(genauth_client *client, double *until,
+                            genauth_error *err);
 void genauth_token_begin(genauth_client *client);
 genauth_status genauth_token_accept(genauth_client *client,
                                     genauth_conn *conn,
@@ -605,6 +614,11 @@ double genauth_retry_after(genauth_conn *conn);
 int genauth_retry_plan(genauth_client *client, genauth_conn *conn,
                        genauth_retry_kind kind, int retries_done,
                        double deadline, double *until);
+/* The same, with the wait the answer asked for given (`asked` seconds, or
+ * -1: none). */
+int genauth_retry_plan_asked(genauth_client *client, genauth_retry_kind kind,
+                             int retries_done, double deadline, double asked,
+                             double *until);
 /* Sleeps until `until`, asking the interrupt check every
  * GENAUTH_INTERRUPT_POLL_MS (genauth_client_check_interrupt, for a call
  * begun in fork generation `since`): its error when it says stop. */

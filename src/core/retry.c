@@ -79,14 +79,22 @@ genauth_retry_plan(genauth_client *c, genauth_conn *conn,
                    genauth_retry_kind kind, int retries_done,
                    double deadline, double *until)
 {
+    double asked = kind == GENAUTH_RETRY_THROTTLED ? genauth_retry_after(conn)
+                                                   : -1;
+    return genauth_retry_plan_asked(c, kind, retries_done, deadline, asked,
+                                    until);
+}
+
+int
+genauth_retry_plan_asked(genauth_client *c, genauth_retry_kind kind,
+                         int retries_done, double deadline, double asked,
+                         double *until)
+{
     if (kind == GENAUTH_RETRY_NO || retries_done >= c->max_retries)
         return 0;
     double delay = FIRST_DELAY * ldexp(1.0, retries_done) * jitter();
-    if (kind == GENAUTH_RETRY_THROTTLED) {
-        double asked = genauth_retry_after(conn);
-        if (asked >= 0)
-            delay = asked;
-    }
+    if (kind == GENAUTH_RETRY_THROTTLED && asked >= 0)
+        delay = asked;
     double now = genauth_now();
     /* The retry needs time of its own after the wait. */
     if (now + delay >= deadline)

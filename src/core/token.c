@@ -255,8 +255,25 @@ report_fetch(genauth_client *c, const fetch_report *r)
     }
 }
 
-/* A failed fetch's *refusal is a copy of the refusal's text, *refusal_len
- * bytes (the caller frees it), when err has its envelope, else NULL. */
+/* A fetch that failed with the endpoint's refusal (err has its envelope):
+ * *refusal is a copy of its text, *refusal_len bytes, for the calls that
+ * share the failure (the caller frees it); else NULL. A refusal holds no
+ * token (nor the secret: read_token_answer keeps no envelope of an answer
+ * that quotes it). Without memory for the copy, the sharers' errors go
+ * without it. */
+static void
+copy_refusal(const genauth_conn *conn, genauth_status st,
+             const genauth_error *err, char **refusal, size_t *refusal_len)
+{
+    *refusal = NULL;
+    if (st != GENAUTH_OK && err->auth_envelope &&
+        (*refusal = malloc(conn->response.len))) {
+        memcpy(*refusal, conn->response.data, conn->response.len);
+        *refusal_len = conn->response.len;
+    }
+}
+
+/* A failed fetch's *refusal: copy_refusal's. */
 static genauth_status
 fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
             char **token, char **userpool_id, double *lifetime,
@@ -276,14 +293,7 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
     if (st == GENAUTH_OK) {
         st = read_token_answer(c, conn, http_status, token, userpool_id,
                                lifetime, err);
-        /* A refusal holds no token (nor the secret: read_token_answer
-         * keeps no envelope of an answer that quotes it). Without memory
-         * for the copy, the waiters' errors go without it. */
-        if (st != GENAUTH_OK && err->auth_envelope &&
-            (*refusal = malloc(conn->response.len))) {
-            memcpy(*refusal, conn->response.data, conn->response.len);
-            *refusal_len = conn->response.len;
-        }
+        copy_refusal(conn, st, err, refusal, refusal_len);
         genauth_buf_wipe_reset(&conn->response); /* it held the token */
     }
     note_fetch(report, st, http_status, started, err);
@@ -317,6 +327,34 @@ forget_failure(genauth_token_cache *t)
     t->last_failed = 0;
     free(t->last_refusal);
     t->last_refusal = NULL;
+    t->throttled_until = 0;
+}
+
+/* The fetch failed (called locked, after forget_failure): what the calls
+ * that share its failure get (share_failure), when the failure is the
+ * endpoint's; and, when the endpoint throttled it and said in Retry-After
+ * when to ask again, that time, before which no call asks. `refusal` (from
+ * copy_refusal) is taken. */
+static void
+remember_failure(genauth_token_cache *t, genauth_conn *conn,
+                 genauth_status st, genauth_error *err, char *refusal,
+                 size_t refusal_len)
+{
+    if (!failure_is_shared(st)) {
+        free(refusal);
+        return;
+    }
+    t->last_failed = 1;
+    t->last_failure = *err;
+    t->last_failure.auth_envelope = NULL; /* owned by err */
+    t->last_refusal = refusal;
+    t->last_refusal_len = refusal_len;
+    t->last_sends = conn->sends;
+    t->last_retry_after = genauth_retry_after(conn);
+    if (t->last_retry_after > 0 &&
+        genauth_retry_classify(conn, st, err, 0, NULL) ==
+            GENAUTH_RETRY_THROTTLED)
+        t->throttled_until = genauth_now() + t->last_retry_after;
 }
 
 /* The fetch this thread waited for failed (called locked): its failure is
@@ -336,9 +374,19 @@ share_failure(genauth_token_cache *t, genauth_conn *conn, genauth_error *err)
         genauth_json_doc_parse(t->last_refusal, t->last_refusal_len,
                                &err->auth_envelope, &ignored) != GENAUTH_OK)
         err->auth_envelope = NULL;
-    conn->sends = t->last_sends;
-    conn->shares_fetch = 1;
-    conn->shared_retry_after = t->last_retry_after;
+    if (conn) {
+        conn->sends = t->last_sends;
+        conn->shares_fetch = 1;
+        conn->shared_retry_after = t->last_retry_after;
+    }
+}
+
+/* The last fetch was throttled and the time its answer named has not come
+ * (called locked). */
+static int
+throttled(const genauth_token_cache *t, double now)
+{
+    return t->last_failed && now < t->throttled_until;
 }
 
 /* Installs a fetched token (the strings are taken). Called locked. */
@@ -400,17 +448,7 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
         genauth_error_clear(err);
         return GENAUTH_OK;
     }
-    if (failure_is_shared(st)) {
-        t->last_failed = 1;
-        t->last_failure = *err;
-        t->last_failure.auth_envelope = NULL; /* owned by err */
-        t->last_refusal = refusal;
-        t->last_refusal_len = refusal_len;
-        refusal = NULL;
-        t->last_sends = conn->sends;
-        t->last_retry_after = genauth_retry_after(conn);
-    }
-    free(refusal);
+    remember_failure(t, conn, st, err, refusal, refusal_len);
     return st;
 }
 
@@ -454,6 +492,15 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
                 err, t->refreshing ? "waiting for a management token"
                                    : "no time was left to fetch a "
                                      "management token");
+            goto done;
+        }
+        /* The endpoint throttled the last fetch and said when to ask
+         * again: until then a call shares that refusal, as one that
+         * waited for the fetch does, and its retry waits for that time. */
+        if (!valid && !t->refreshing && throttled(t, now)) {
+            share_failure(t, conn, err);
+            conn->shared_retry_after = t->throttled_until - now;
+            st = err->status;
             goto done;
         }
         if (!t->refreshing) {
@@ -537,6 +584,21 @@ genauth_token_check(genauth_client *c, double slack)
     return need;
 }
 
+int
+genauth_token_throttled(genauth_client *c, double *until, genauth_error *err)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    int valid = t->token && genauth_client_now(c) < t->expires_at;
+    int wait = !valid && !t->refreshing && throttled(t, genauth_now());
+    if (wait) {
+        share_failure(t, NULL, err);
+        *until = t->throttled_until;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return wait;
+}
+
 void
 genauth_token_begin(genauth_client *c)
 {
@@ -557,10 +619,15 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
     genauth_status st = transfer;
     fetch_report report = {0};
 
+    char *refusal = NULL;
+    size_t refusal_len = 0;
+
     genauth_buf_wipe_reset(&conn->request); /* it held the secret */
-    if (st == GENAUTH_OK)
+    if (st == GENAUTH_OK) {
         st = read_token_answer(c, conn, http_status, &token, &userpool_id,
                                &lifetime, err);
+        copy_refusal(conn, st, err, &refusal, &refusal_len);
+    }
     genauth_buf_wipe_reset(&conn->response); /* it held the token */
     if (started > 0)
         note_fetch(&report, st, http_status, started, err);
@@ -576,9 +643,14 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
     } else {
         atomic_fetch_add(&t->failures, 1);
         /* An early refresh failed: the token still serves; the next try
-         * waits, as refresh() has it. */
-        if (t->token && fetched_at < t->expires_at)
+         * waits, as refresh() has it. Otherwise the failure is shared as
+         * refresh() shares it. */
+        if (t->token && fetched_at < t->expires_at) {
             t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
+            free(refusal);
+        } else {
+            remember_failure(t, conn, st, err, refusal, refusal_len);
+        }
     }
     pthread_mutex_unlock(&t->mu);
     report_fetch(c, &report);
