@@ -229,6 +229,67 @@ def test_calls_made_while_a_throttled_token_fetch_waits_go_out_after_it(
     assert len(fetches) == 2
 
 
+def calls_after(mode, url, steps, **options):
+    """One call after each of `steps` (run first: say, to move the token
+    clock), all on one client made as `mode` says; their results."""
+    options.setdefault("timeout", 10)
+
+    def one_step_sync(client):
+        if mode == "batch":
+            return client.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+        try:
+            return client.trigger_webhook("wh1")
+        except genauth_c.GenAuthError as e:
+            return e
+
+    if mode == "async":
+        async def run():
+            async with genauth_c.AsyncManagementClient(
+                    AK, SK, host=url, **options) as client:
+                results = []
+                for step in steps:
+                    step()
+                    try:
+                        results.append(await client.trigger_webhook("wh1"))
+                    except genauth_c.GenAuthError as e:
+                        results.append(e)
+                return results
+        return asyncio.run(run())
+    with genauth_c.ManagementClient(AK, SK, host=url, **options) as client:
+        results = []
+        for step in steps:
+            step()
+            results.append(one_step_sync(client))
+        return results
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_an_early_refresh_throttled_asks_no_sooner_than_it_said(
+        fake, token_clock, mode):
+    """A refresh ahead of expiry is throttled, with a Retry-After: the
+    cached token serves meanwhile (no call sees the refusal), and no call
+    asks again before the time the answer named: not the next early
+    refresh (due 5 s later), nor a call once the token has expired, which
+    shares that refusal as any call made in the wait does."""
+    fake.server.handler, fetches = counting(
+        fake, [None] + [THROTTLED_PAST_TIMEOUT] * 9, "get-management-token")
+    start = token_clock.now
+    expires = start + fake.lifetime
+    steps = [
+        lambda: None,                          # fetches the token
+        lambda: token_clock.set(expires - 30),  # refreshes: throttled
+        lambda: token_clock.set(expires - 20),  # a refresh would be due
+        lambda: token_clock.set(expires + 1),   # the token has expired
+    ]
+    results = calls_after(mode, fake.server.url, steps, max_retries=1)
+    assert status_codes(results[:3]) == [200] * 3, results
+    e = results[3]
+    assert isinstance(e, genauth_c.AuthError), results
+    assert (e.status_code, e.http_status, e.response) == (
+        429, 429, json.loads(THROTTLED_PAST_TIMEOUT.body))
+    assert len(fetches) == 2
+
+
 @pytest.mark.parametrize("mode", ["batch", "async"])
 def test_a_token_request_refused_before_the_server_is_up_is_sent_again(
         mode):

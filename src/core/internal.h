@@ -452,7 +452,8 @@ genauth_status genauth_token_request_load(genauth_client *client,
  * `transfer`: the answer read from conn, counted, reported to the event
  * hook (when `started`, the fetch's start, is > 0) and, when good, cached
  * (both bodies wiped); a failure while the cached token is still valid
- * puts the next early refresh GENAUTH_TOKEN_RETRY_INTERVAL off. */
+ * puts the next early refresh GENAUTH_TOKEN_RETRY_INTERVAL off (or past
+ * the wait a throttled answer named). */
 typedef enum {
     GENAUTH_TOKEN_USE,
     GENAUTH_TOKEN_USE_AND_REFRESH,
