@@ -290,6 +290,55 @@ def test_an_early_refresh_throttled_asks_no_sooner_than_it_said(
     assert len(fetches) == 2
 
 
+@pytest.mark.parametrize("client_class", ["ManagementClient",
+                                          "AsyncManagementClient"])
+def test_calls_in_a_throttled_wait_end_as_a_waiting_call_does(
+        fake, caplog, client_class):
+    """A call made in the wait a throttled token fetch named, which cannot
+    retry (the wait ends past its timeout), ends as a call that waited for
+    that fetch does, in either client: a batch returns the AuthError among
+    its results (it does not stop), and each call logs its line; the token
+    fetch is logged once."""
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    fake.server.handler, fetches = counting(
+        fake, [THROTTLED_PAST_TIMEOUT] * 9, "get-management-token")
+
+    async def made(result):
+        """A call's result in either client (a coroutine's, awaited)."""
+        return await result if asyncio.iscoroutine(result) else result
+
+    async def run():
+        cls = getattr(genauth_c, client_class)
+        client = cls(AK, SK, host=fake.server.url, timeout=10, max_retries=1)
+        out = []
+        try:
+            for batch in (False, True, False):
+                try:
+                    if batch:
+                        out.extend(await made(client.trigger_webhooks(
+                            [{"webhook_id": "wh1"}] * 3, concurrency=2)))
+                    else:
+                        out.append(await made(client.trigger_webhook("wh1")))
+                except genauth_c.GenAuthError as e:
+                    out.append(e)
+        finally:
+            await made(client.aclose() if hasattr(client, "aclose")
+                       else client.close())
+        return out
+
+    results = asyncio.run(run())
+    assert [type(r) for r in results] == [genauth_c.AuthError] * 5, results
+    for e in results:
+        assert (e.status_code, e.http_status, e.response) == (
+            429, 429, json.loads(THROTTLED_PAST_TIMEOUT.body)), e
+    assert len(fetches) == 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "genauth_c"]
+    assert len([m for m in logged if m.startswith(
+        "POST /api/v3/trigger-webhook failed=AUTH http=429")]) == 5, logged
+    assert len([m for m in logged if m.startswith("token fetch")]) == 1, \
+        logged
+
+
 @pytest.mark.parametrize("mode", ["batch", "async"])
 def test_a_token_request_refused_before_the_server_is_up_is_sent_again(
         mode):
