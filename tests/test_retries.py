@@ -290,6 +290,26 @@ def test_an_early_refresh_throttled_asks_no_sooner_than_it_said(
     assert len(fetches) == 2
 
 
+def test_an_asyncio_call_asks_no_token_in_a_throttled_wait_for_an_expiring_one(
+        fake, token_clock):
+    """asyncio sends no token in its last 0.25 s (it waits for a new one):
+    in a throttled early refresh's wait, a call then shares the refusal as
+    it would once the token has expired, rather than asking again."""
+    fake.server.handler, fetches = counting(
+        fake, [None] + [THROTTLED_PAST_TIMEOUT] * 9, "get-management-token")
+    expires = token_clock.now + fake.lifetime
+    steps = [
+        lambda: None,                           # fetches the token
+        lambda: token_clock.set(expires - 30),   # refreshes: throttled
+        lambda: token_clock.set(expires - 0.1),  # about to expire
+    ]
+    results = calls_after("async", fake.server.url, steps, max_retries=1)
+    assert status_codes(results[:2]) == [200] * 2, results
+    assert isinstance(results[2], genauth_c.AuthError), results
+    assert results[2].status_code == 429
+    assert len(fetches) == 2
+
+
 @pytest.mark.parametrize("client_class", ["ManagementClient",
                                           "AsyncManagementClient"])
 def test_calls_in_a_throttled_wait_end_as_a_waiting_call_does(
