@@ -188,6 +188,23 @@ def test_token_request_fault(fake, client_for, name):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+def test_a_request_too_large_to_build_is_not_named_the_answers_header_line(
+        fake, client_for):
+    """A GET whose query string is over a MiB: libcurl fails to build the
+    request (libcurl 7 says it ran out of memory, 8 that a field grew too
+    large), the same codes it gives for an answer's header line over its
+    cap. Nothing was sent, so the message must not send the reader after
+    the server's answer."""
+    client = client_for(fake.server.url, timeout=10)
+    with pytest.raises(genauth_c.TransportError) as info:
+        client.get_webhook("a" * (1 << 20))
+    message = str(info.value)
+    assert "header line" not in message and "response" not in message, message
+    assert "request" in message, message
+    assert [r for r in fake.server.requests if "get-webhook" in r.path] == []
+    assert client.get_webhook("wh1")["statusCode"] == 200
+
+
 def test_huge_body_capped_early_without_content_length(fake, client_for):
     """The cap stops a length-less body while it arrives: little more than
     max_response_bytes is read, and a smaller cap is honoured."""

@@ -229,6 +229,136 @@ def test_calls_made_while_a_throttled_token_fetch_waits_go_out_after_it(
     assert len(fetches) == 2
 
 
+def calls_after(mode, url, steps, **options):
+    """One call after each of `steps` (run first: say, to move the token
+    clock), all on one client made as `mode` says; their results."""
+    options.setdefault("timeout", 10)
+
+    def one_step_sync(client):
+        if mode == "batch":
+            return client.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+        try:
+            return client.trigger_webhook("wh1")
+        except genauth_c.GenAuthError as e:
+            return e
+
+    if mode == "async":
+        async def run():
+            async with genauth_c.AsyncManagementClient(
+                    AK, SK, host=url, **options) as client:
+                results = []
+                for step in steps:
+                    step()
+                    try:
+                        results.append(await client.trigger_webhook("wh1"))
+                    except genauth_c.GenAuthError as e:
+                        results.append(e)
+                return results
+        return asyncio.run(run())
+    with genauth_c.ManagementClient(AK, SK, host=url, **options) as client:
+        results = []
+        for step in steps:
+            step()
+            results.append(one_step_sync(client))
+        return results
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_an_early_refresh_throttled_asks_no_sooner_than_it_said(
+        fake, token_clock, mode):
+    """A refresh ahead of expiry is throttled, with a Retry-After: the
+    cached token serves meanwhile (no call sees the refusal), and no call
+    asks again before the time the answer named: not the next early
+    refresh (due 5 s later), nor a call once the token has expired, which
+    shares that refusal as any call made in the wait does."""
+    fake.server.handler, fetches = counting(
+        fake, [None] + [THROTTLED_PAST_TIMEOUT] * 9, "get-management-token")
+    start = token_clock.now
+    expires = start + fake.lifetime
+    steps = [
+        lambda: None,                          # fetches the token
+        lambda: token_clock.set(expires - 30),  # refreshes: throttled
+        lambda: token_clock.set(expires - 20),  # a refresh would be due
+        lambda: token_clock.set(expires + 1),   # the token has expired
+    ]
+    results = calls_after(mode, fake.server.url, steps, max_retries=1)
+    assert status_codes(results[:3]) == [200] * 3, results
+    e = results[3]
+    assert isinstance(e, genauth_c.AuthError), results
+    assert (e.status_code, e.http_status, e.response) == (
+        429, 429, json.loads(THROTTLED_PAST_TIMEOUT.body))
+    assert len(fetches) == 2
+
+
+def test_an_asyncio_call_asks_no_token_in_a_throttled_wait_for_an_expiring_one(
+        fake, token_clock):
+    """asyncio sends no token in its last 0.25 s (it waits for a new one):
+    in a throttled early refresh's wait, a call then shares the refusal as
+    it would once the token has expired, rather than asking again."""
+    fake.server.handler, fetches = counting(
+        fake, [None] + [THROTTLED_PAST_TIMEOUT] * 9, "get-management-token")
+    expires = token_clock.now + fake.lifetime
+    steps = [
+        lambda: None,                           # fetches the token
+        lambda: token_clock.set(expires - 30),   # refreshes: throttled
+        lambda: token_clock.set(expires - 0.1),  # about to expire
+    ]
+    results = calls_after("async", fake.server.url, steps, max_retries=1)
+    assert status_codes(results[:2]) == [200] * 2, results
+    assert isinstance(results[2], genauth_c.AuthError), results
+    assert results[2].status_code == 429
+    assert len(fetches) == 2
+
+
+@pytest.mark.parametrize("client_class", ["ManagementClient",
+                                          "AsyncManagementClient"])
+def test_calls_in_a_throttled_wait_end_as_a_waiting_call_does(
+        fake, caplog, client_class):
+    """A call made in the wait a throttled token fetch named, which cannot
+    retry (the wait ends past its timeout), ends as a call that waited for
+    that fetch does, in either client: a batch returns the AuthError among
+    its results (it does not stop), and each call logs its line; the token
+    fetch is logged once."""
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    fake.server.handler, fetches = counting(
+        fake, [THROTTLED_PAST_TIMEOUT] * 9, "get-management-token")
+
+    async def made(result):
+        """A call's result in either client (a coroutine's, awaited)."""
+        return await result if asyncio.iscoroutine(result) else result
+
+    async def run():
+        cls = getattr(genauth_c, client_class)
+        client = cls(AK, SK, host=fake.server.url, timeout=10, max_retries=1)
+        out = []
+        try:
+            for batch in (False, True, False):
+                try:
+                    if batch:
+                        out.extend(await made(client.trigger_webhooks(
+                            [{"webhook_id": "wh1"}] * 3, concurrency=2)))
+                    else:
+                        out.append(await made(client.trigger_webhook("wh1")))
+                except genauth_c.GenAuthError as e:
+                    out.append(e)
+        finally:
+            await made(client.aclose() if hasattr(client, "aclose")
+                       else client.close())
+        return out
+
+    results = asyncio.run(run())
+    assert [type(r) for r in results] == [genauth_c.AuthError] * 5, results
+    for e in results:
+        assert (e.status_code, e.http_status, e.response) == (
+            429, 429, json.loads(THROTTLED_PAST_TIMEOUT.body)), e
+    assert len(fetches) == 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "genauth_c"]
+    assert len([m for m in logged if m.startswith(
+        "POST /api/v3/trigger-webhook failed=AUTH http=429")]) == 5, logged
+    assert len([m for m in logged if m.startswith("token fetch")]) == 1, \
+        logged
+
+
 @pytest.mark.parametrize("mode", ["batch", "async"])
 def test_a_token_request_refused_before_the_server_is_up_is_sent_again(
         mode):

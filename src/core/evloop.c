@@ -693,9 +693,11 @@ rest_call(genauth_evloop *ev, genauth_evcall *call, double until)
 /* The call goes out now, or waits for the token fetch (started if none is
  * in flight). Past the refresh point a valid token still serves: the call
  * goes out with it while one early refresh runs, whose failure reaches no
- * caller (token.c's rules). */
+ * caller (token.c's rules). `starting`: genauth_evloop_start's call, whose
+ * failure here fails the start rather than ending the call. */
 static genauth_status
-submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
+submit(genauth_evloop *ev, genauth_evcall *call, int starting,
+       genauth_error *err)
 {
     genauth_client *c = ev->client;
     genauth_token_need need = c->auth == GENAUTH_AUTH_TOKEN
@@ -703,7 +705,7 @@ submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
                                   : GENAUTH_TOKEN_USE;
     double asked_until = 0, until = 0;
     if (need == GENAUTH_TOKEN_WAIT && !ev->token_conn &&
-        genauth_token_throttled(c, &asked_until, err)) {
+        genauth_token_throttled(c, TOKEN_SLACK, &asked_until, err)) {
         /* token.c's rule: the call shares the throttled fetch's refusal,
          * and its retry waits for the time that fetch's answer named. */
         if (genauth_retry_plan_asked(c, GENAUTH_RETRY_THROTTLED,
@@ -712,6 +714,14 @@ submit(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
             genauth_error_clear(err);
             call->retries++;
             rest_call(ev, call, until);
+            return GENAUTH_OK;
+        }
+        if (starting) {
+            /* It ends as a call that waited for that fetch does, through
+             * its callback (its log line, a batch's result): at the loop's
+             * next turn, where submit finds the same. */
+            genauth_error_clear(err);
+            rest_call(ev, call, genauth_now());
             return GENAUTH_OK;
         }
         return err->status;
@@ -903,7 +913,7 @@ call_done(genauth_evloop *ev, genauth_evcall *call, CURLcode result)
         genauth_error_clear(&err);
         genauth_token_invalidate(c, call->generation);
         call->attempt++;
-        st = submit(ev, call, &err);
+        st = submit(ev, call, 0, &err);
         if (st == GENAUTH_OK)
             goto done; /* in flight again */
     } else {
@@ -1129,7 +1139,7 @@ wake_resting(genauth_evloop *ev)
         if (call->not_before <= now) {
             unlink_call(ev, call);
             link_call(ev, call, ON_CALLS);
-            if (submit(ev, call, &err) != GENAUTH_OK)
+            if (submit(ev, call, 0, &err) != GENAUTH_OK)
                 end_call(ev, call, err.status, NULL, &err);
             genauth_error_clear(&err);
         }
@@ -1201,7 +1211,7 @@ genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
     call->deadline = call->started + ev->client->timeout;
     link_call(ev, call, ON_CALLS);
     ev->count++;
-    if (submit(ev, call, err) != GENAUTH_OK) {
+    if (submit(ev, call, 1, err) != GENAUTH_OK) {
         drop_call(ev, call);
         return err->status;
     }

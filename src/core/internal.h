@@ -452,7 +452,8 @@ genauth_status genauth_token_request_load(genauth_client *client,
  * `transfer`: the answer read from conn, counted, reported to the event
  * hook (when `started`, the fetch's start, is > 0) and, when good, cached
  * (both bodies wiped); a failure while the cached token is still valid
- * puts the next early refresh GENAUTH_TOKEN_RETRY_INTERVAL off. */
+ * puts the next early refresh GENAUTH_TOKEN_RETRY_INTERVAL off (or past
+ * the wait a throttled answer named). */
 typedef enum {
     GENAUTH_TOKEN_USE,
     GENAUTH_TOKEN_USE_AND_REFRESH,
@@ -460,10 +461,11 @@ typedef enum {
 } genauth_token_need;
 genauth_token_need genauth_token_check(genauth_client *client, double slack);
 /* 1 when a call that needs a token now must not ask for one: the last fetch
- * was throttled and the time its Retry-After named (*until) has not come.
+ * was throttled and the time its Retry-After named (*until) has not come,
+ * and no token is valid `slack` seconds ahead (genauth_token_check's).
  * *err is then that fetch's refusal, the call's own copy. */
-int genauth_token_throttled(genauth_client *client, double *until,
-                            genauth_error *err);
+int genauth_token_throttled(genauth_client *client, double slack,
+                            double *until, genauth_error *err);
 void genauth_token_begin(genauth_client *client);
 genauth_status genauth_token_accept(genauth_client *client,
                                     genauth_conn *conn,

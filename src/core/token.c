@@ -5,7 +5,8 @@
  * While the cached token is valid, calls use it without waiting: the one
  * call that finds the refresh point passed fetches (single flight) and the
  * others go on. A failed early refresh is tried again no sooner than
- * GENAUTH_TOKEN_RETRY_INTERVAL later, and its failure reaches no caller.
+ * GENAUTH_TOKEN_RETRY_INTERVAL later (or the wait a throttled answer
+ * named), and its failure reaches no caller while the token serves.
  * Only once the token has expired (or was refused) do calls wait for the
  * one fetch, each within its own deadline and interruptibly, and share its
  * failure. */
@@ -411,7 +412,8 @@ install_token(genauth_token_cache *t, char *token, char *userpool_id,
  * locked), recorded in *report for the caller to tell once unlocked.
  * `early`: the cached token is still valid, so a failure is not this call's
  * failure: the call goes on with the cached token, and the next attempt
- * waits GENAUTH_TOKEN_RETRY_INTERVAL. */
+ * waits GENAUTH_TOKEN_RETRY_INTERVAL (or the wait a throttled answer
+ * named). */
 static genauth_status
 refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
         fetch_report *report, genauth_error *err)
@@ -442,13 +444,15 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
         return GENAUTH_OK;
     }
     atomic_fetch_add(&t->failures, 1);
+    /* Remembered even while the cached token serves: a throttled answer's
+     * wait holds for every call, and a call once the token has expired
+     * within it shares this refusal. */
+    remember_failure(t, conn, st, err, refusal, refusal_len);
     if (early && t->token && fetched_at < t->expires_at) {
         t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
-        free(refusal);
         genauth_error_clear(err);
         return GENAUTH_OK;
     }
-    remember_failure(t, conn, st, err, refusal, refusal_len);
     return st;
 }
 
@@ -478,9 +482,10 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         double now = genauth_now();
         double token_now = genauth_client_now(c);
         int valid = t->token && token_now < t->expires_at;
-        /* A valid token is used without waiting, whoever refreshes it. */
+        /* A valid token is used without waiting, whoever refreshes it;
+         * nor is it refreshed before a throttled fetch's wait is over. */
         if (valid && (token_now < t->refresh_at || t->refreshing ||
-                      token_now < t->retry_at))
+                      token_now < t->retry_at || throttled(t, now)))
             break;
         /* A call out of time fetches nothing: no request that cannot be
          * answered, and no fetch failure told or counted for it (a batch's
@@ -576,7 +581,8 @@ genauth_token_check(genauth_client *c, double slack)
     genauth_token_need need;
     if (!t->token || soon >= t->expires_at)
         need = GENAUTH_TOKEN_WAIT;
-    else if (soon < t->refresh_at || t->refreshing || soon < t->retry_at)
+    else if (soon < t->refresh_at || t->refreshing || soon < t->retry_at ||
+             throttled(t, genauth_now()))
         need = GENAUTH_TOKEN_USE;
     else
         need = GENAUTH_TOKEN_USE_AND_REFRESH;
@@ -585,11 +591,12 @@ genauth_token_check(genauth_client *c, double slack)
 }
 
 int
-genauth_token_throttled(genauth_client *c, double *until, genauth_error *err)
+genauth_token_throttled(genauth_client *c, double slack, double *until,
+                        genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
-    int valid = t->token && genauth_client_now(c) < t->expires_at;
+    int valid = t->token && genauth_client_now(c) + slack < t->expires_at;
     int wait = !valid && !t->refreshing && throttled(t, genauth_now());
     if (wait) {
         share_failure(t, NULL, err);
@@ -642,15 +649,11 @@ genauth_token_accept(genauth_client *c, genauth_conn *conn,
         atomic_fetch_add(&t->fetches, 1);
     } else {
         atomic_fetch_add(&t->failures, 1);
-        /* An early refresh failed: the token still serves; the next try
-         * waits, as refresh() has it. Otherwise the failure is shared as
-         * refresh() shares it. */
-        if (t->token && fetched_at < t->expires_at) {
+        /* Remembered as refresh() does. An early refresh failed: the
+         * token still serves; the next try waits, as refresh() has it. */
+        remember_failure(t, conn, st, err, refusal, refusal_len);
+        if (t->token && fetched_at < t->expires_at)
             t->retry_at = fetched_at + GENAUTH_TOKEN_RETRY_INTERVAL;
-            free(refusal);
-        } else {
-            remember_failure(t, conn, st, err, refusal, refusal_len);
-        }
     }
     pthread_mutex_unlock(&t->mu);
     report_fetch(c, &report);

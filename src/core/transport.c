@@ -353,27 +353,37 @@ genauth_conn_abandon(genauth_conn *conn)
     (void)conn;
 }
 
-/* A header line longer than CURL_MAX_HTTP_HEADER: libcurl 7 reports it as
- * running out of memory, libcurl 8.6 and later as CURLE_TOO_LARGE. Once
- * the request is out, libcurl allocates little else (the body goes to
- * conn->response), so "Out of memory" alone would send the reader after
- * this process's memory rather than the server's answer. */
-static int
-head_line_too_long(const genauth_conn *conn, CURLcode rc)
+/* libcurl 7 reports a buffer grown over its cap as running out of memory,
+ * libcurl 8.6 and later as CURLE_TOO_LARGE: an answer's header line longer
+ * than CURL_MAX_HTTP_HEADER, or a request head too long to build (a GET's
+ * query string of a MiB). "Out of memory" alone would send the reader
+ * after this process's memory. Which cap: whether any of the request went
+ * out (CURLINFO_REQUEST_SIZE: one too long to build sends nothing). Only
+ * once libcurl was about to send (conn->sends) is it this transfer's
+ * request; genauth_conn_setup's failures come before. */
+typedef enum { CAP_NONE, CAP_REQUEST, CAP_HEAD_LINE } cap_kind;
+
+static cap_kind
+cap_reached(const genauth_conn *conn, CURLcode rc)
 {
-    if (conn->sends == 0)
-        return 0;
+    long sent = 0;
+    int capped = rc == CURLE_OUT_OF_MEMORY;
 #if LIBCURL_VERSION_NUM >= 0x080600
-    if (rc == CURLE_TOO_LARGE)
-        return 1;
+    capped = capped || rc == CURLE_TOO_LARGE;
 #endif
-    return rc == CURLE_OUT_OF_MEMORY;
+    if (!capped || conn->sends == 0)
+        return CAP_NONE;
+    if (curl_easy_getinfo(conn->easy, CURLINFO_REQUEST_SIZE, &sent) !=
+        CURLE_OK)
+        return CAP_NONE;
+    return sent > 0 ? CAP_HEAD_LINE : CAP_REQUEST;
 }
 
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
     genauth_status st;
+    cap_kind cap = CAP_NONE;
     size_t len = strlen(conn->errbuf);
     /* libcurl quotes the proxy as the environment gave it, password and
      * all ("Unsupported proxy scheme for 'ftp://user:pw@host'"), cutting
@@ -406,12 +416,19 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the response's header lines are larger than "
                                "%d bytes",
                                GENAUTH_MAX_HEAD_BYTES);
-    } else if (head_line_too_long(conn, rc)) {
+    } else if ((cap = cap_reached(conn, rc)) == CAP_HEAD_LINE) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response has a header line longer than "
                                "libcurl reads (%d bytes), or memory ran out "
                                "while reading it (%s)",
                                CURL_MAX_HTTP_HEADER, curl_easy_strerror(rc));
+    } else if (cap == CAP_REQUEST) {
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "the request's head is longer than libcurl "
+                               "builds (1 MiB: a GET's parameters), or memory "
+                               "ran out while it was built; nothing was sent "
+                               "(%s)",
+                               curl_easy_strerror(rc));
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
@@ -478,6 +495,9 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
         return genauth_error_timeout(err, "no time was left to send the "
                                           "request");
     long left_ms = timeout_ms(left);
+    /* Before the options: a failure to set them is named by this
+     * transfer's state (nothing sent, no error text), not the last one's. */
+    reset_transfer(conn);
 
     if (plan->url_changes || conn->cur_url != plan->url) {
         rc = curl_easy_setopt(e, CURLOPT_URL, plan->url);
@@ -513,7 +533,6 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
     if (rc != CURLE_OK)
         return transport_error(conn, rc, err);
     conn->deadline = deadline;
-    reset_transfer(conn);
     return GENAUTH_OK;
 }
 
