@@ -19,6 +19,11 @@
  * next attempt waits this many seconds: a failing token endpoint is asked
  * at most every 5 s while calls go on with the cached token. */
 #define GENAUTH_TOKEN_RETRY_INTERVAL 5.0
+/* The longest a throttled token fetch's Retry-After holds the client's
+ * other calls back (token.c): a server's hour, or a number past LONG_MAX,
+ * would otherwise refuse every call of the client without asking; past
+ * this, one call asks again (and is told again, if still throttled). */
+#define GENAUTH_MAX_THROTTLE_WAIT 60.0
 
 /* The longest management token accepted. A JWT of GenAuth's is about a
  * kilobyte; libcurl refuses a request head of a megabyte or more, and a

@@ -334,8 +334,8 @@ forget_failure(genauth_token_cache *t)
 /* The fetch failed (called locked, after forget_failure): what the calls
  * that share its failure get (share_failure), when the failure is the
  * endpoint's; and, when the endpoint throttled it and said in Retry-After
- * when to ask again, that time, before which no call asks. `refusal` (from
- * copy_refusal) is taken. */
+ * when to ask again, that time (GENAUTH_MAX_THROTTLE_WAIT at most), before
+ * which no call asks. `refusal` (from copy_refusal) is taken. */
 static void
 remember_failure(genauth_token_cache *t, genauth_conn *conn,
                  genauth_status st, genauth_error *err, char *refusal,
@@ -355,7 +355,9 @@ remember_failure(genauth_token_cache *t, genauth_conn *conn,
     if (t->last_retry_after > 0 &&
         genauth_retry_classify(conn, st, err, 0, NULL) ==
             GENAUTH_RETRY_THROTTLED)
-        t->throttled_until = genauth_now() + t->last_retry_after;
+        t->throttled_until =
+            genauth_now() +
+            fmin(t->last_retry_after, GENAUTH_MAX_THROTTLE_WAIT);
 }
 
 /* The fetch this thread waited for failed (called locked): its failure is
