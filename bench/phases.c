@@ -28,15 +28,20 @@ static struct event events[EVENTS], pairs[EVENTS];
 static unsigned long recorded, recorded_pairs;
 
 static void
-record(const char *kind, int fd, long result)
+record_in(struct event *ring, unsigned long *n, const char *kind, int fd,
+          long result)
 {
-    int pair = kind[0] == 's' && kind[6] == 'p'; /* "socketpair" */
-    struct event *e = pair ? &pairs[recorded_pairs++ % EVENTS]
-                           : &events[recorded++ % EVENTS];
+    struct event *e = &ring[(*n)++ % EVENTS];
     clock_gettime(CLOCK_MONOTONIC, &e->at);
     e->kind = kind;
     e->fd = fd;
     e->result = result;
+}
+
+static void
+record(const char *kind, int fd, long result)
+{
+    record_in(events, &recorded, kind, fd, result);
 }
 
 /* The next definition of `name` after this library's (libc's). */
@@ -68,7 +73,7 @@ socketpair(int domain, int type, int protocol, int sv[2])
         real = next("socketpair");
     int r = real(domain, type, protocol, sv);
     if (r == 0)
-        record("socketpair", sv[0], sv[1]); /* both ends, to know their close */
+        record_in(pairs, &recorded_pairs, "socketpair", sv[0], sv[1]);
     return r;
 }
 
