@@ -705,7 +705,7 @@ submit(genauth_evloop *ev, genauth_evcall *call, int starting,
                                   : GENAUTH_TOKEN_USE;
     double asked_until = 0, until = 0;
     if (need == GENAUTH_TOKEN_WAIT && !ev->token_conn &&
-        genauth_token_throttled(c, TOKEN_SLACK, &asked_until, err)) {
+        genauth_token_throttled(c, &asked_until, err)) {
         /* token.c's rule: the call shares the throttled fetch's refusal,
          * and its retry waits for the time that fetch's answer named. */
         if (genauth_retry_plan_asked(c, GENAUTH_RETRY_THROTTLED,

@@ -465,12 +465,12 @@ typedef enum {
     GENAUTH_TOKEN_WAIT
 } genauth_token_need;
 genauth_token_need genauth_token_check(genauth_client *client, double slack);
-/* 1 when a call that needs a token now must not ask for one: the last fetch
- * was throttled and the time its Retry-After named (*until) has not come,
- * and no token is valid `slack` seconds ahead (genauth_token_check's).
- * *err is then that fetch's refusal, the call's own copy. */
-int genauth_token_throttled(genauth_client *client, double slack,
-                            double *until, genauth_error *err);
+/* For a call that needs a token (genauth_token_check said
+ * GENAUTH_TOKEN_WAIT): 1 when it must not ask for one, the last fetch
+ * having been throttled and the time its Retry-After named (*until) not
+ * having come. *err is then that fetch's refusal, the call's own copy. */
+int genauth_token_throttled(genauth_client *client, double *until,
+                            genauth_error *err);
 void genauth_token_begin(genauth_client *client);
 genauth_status genauth_token_accept(genauth_client *client,
                                     genauth_conn *conn,

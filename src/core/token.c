@@ -593,13 +593,11 @@ genauth_token_check(genauth_client *c, double slack)
 }
 
 int
-genauth_token_throttled(genauth_client *c, double slack, double *until,
-                        genauth_error *err)
+genauth_token_throttled(genauth_client *c, double *until, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
-    int valid = t->token && genauth_client_now(c) + slack < t->expires_at;
-    int wait = !valid && !t->refreshing && throttled(t, genauth_now());
+    int wait = !t->refreshing && throttled(t, genauth_now());
     if (wait) {
         share_failure(t, NULL, err);
         *until = t->throttled_until;
