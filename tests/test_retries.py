@@ -127,6 +127,90 @@ def test_batch_retries_throttled_calls(fake, client_for):
     assert len(deliveries) == 8
 
 
+THROTTLED_FOR_LONG = Response.json({"statusCode": 429, "message": "slow down"},
+                                   status=429, headers=[("Retry-After", "30")])
+
+
+def wait_for_deliveries(deliveries, n, timeout=30.0):
+    end = time.monotonic() + timeout
+    while len(deliveries) < n:
+        assert time.monotonic() < end, "the server never got %d requests" % n
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_close_ends_the_calls_waiting_to_be_sent_again(fake, mode):
+    """close() while calls wait out a throttled answer's Retry-After (30 s,
+    within their timeout): they end with ClientClosedError then, instead of
+    sending their requests again when the wait is over."""
+    n = 1 if mode == "call" else 3
+    fake.server.handler, deliveries = counting(fake, [THROTTLED_FOR_LONG] * n)
+    options = dict(host=fake.server.url, timeout=60, max_retries=2)
+    if mode == "async":
+        async def run():
+            client = genauth_c.AsyncManagementClient(AK, SK, **options)
+            calls = [asyncio.ensure_future(client.trigger_webhook("wh1"))
+                     for _ in range(n)]
+            while len(deliveries) < n:
+                await asyncio.sleep(0.01)
+            await client.aclose()
+            done = await asyncio.wait_for(
+                asyncio.gather(*calls, return_exceptions=True), 20)
+            return list(done)
+        results = asyncio.run(run())
+    else:
+        client = genauth_c.ManagementClient(AK, SK, **options)
+        results = []
+
+        def caller():
+            if mode == "batch":
+                results.extend(client.trigger_webhooks(
+                    [{"webhook_id": "wh1"}] * n, concurrency=n))
+                return
+            try:
+                results.append(client.trigger_webhook("wh1"))
+            except genauth_c.GenAuthError as e:
+                results.append(e)
+
+        t = threading.Thread(target=caller)
+        t.start()
+        wait_for_deliveries(deliveries, n)
+        client.close()
+        t.join(20)  # the wait left: 30 s
+        assert not t.is_alive(), "the call went on waiting after close()"
+    assert len(results) == n
+    for r in results:
+        assert isinstance(r, genauth_c.ClientClosedError), r
+    assert len(deliveries) == n
+
+
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode):
+    """A call whose token was refused (401) is sent again with a new token:
+    not when the client was closed while it waited for that refusal."""
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                        timeout=10)
+    refused = Response.json({"statusCode": 401, "message": "token expired"},
+                            status=401)
+    deliveries = []
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            deliveries.append(req)
+            client.close()  # the call waits for this answer meanwhile
+            return refused
+        return fake(req)
+
+    fake.server.handler = handler
+    if mode == "batch":
+        [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+        assert isinstance(result, genauth_c.ClientClosedError), result
+    else:
+        with pytest.raises(genauth_c.ClientClosedError):
+            client.trigger_webhook("wh1")
+    assert len(deliveries) == 1
+
+
 @pytest.mark.parametrize("bad", [-1, 101, True, "2"])
 def test_max_retries_checked(bad):
     with pytest.raises((ValueError, TypeError), match="max_retries"):

@@ -126,6 +126,9 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     genauth_status st;
     double until = 0;
 
+    if (s->attempt + s->retries > 0 &&
+        genauth_retry_closed(c, e) != GENAUTH_OK)
+        goto failed;
     if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
     st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1, &plan,
@@ -332,12 +335,15 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
          * a token endpoint that hangs would hold the batch for a timeout
          * per call, whatever the concurrency. */
         double now = genauth_now();
+        /* Once the client is closed, a call waiting to be sent again ends
+         * now (start_call) rather than when its wait is over. */
+        int closed = genauth_client_is_closed(c);
         for (;;) {
             slot *s = NULL;
             if (active >= limit)
                 break;
             for (size_t k = 0; k < n_waiting; k++) {
-                if (waiting[k]->not_before <= now) {
+                if (waiting[k]->not_before <= now || closed) {
                     s = waiting[k];
                     waiting[k] = waiting[--n_waiting];
                     break;

@@ -432,6 +432,9 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
             genauth_envelope_clear(resp);
             genauth_error_clear(err);
             genauth_token_invalidate(c, plan.generation);
+            st = genauth_retry_closed(c, err);
+            if (st != GENAUTH_OK)
+                break;
             continue;
         }
         /* retry.c: sent nothing, or throttled. A signed request is signed

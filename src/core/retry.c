@@ -104,13 +104,24 @@ genauth_retry_plan_asked(genauth_client *c, genauth_retry_kind kind,
 }
 
 genauth_status
+genauth_retry_closed(genauth_client *c, genauth_error *err)
+{
+    if (!genauth_client_is_closed(c))
+        return GENAUTH_OK;
+    return genauth_error_set(err, GENAUTH_E_CLOSED,
+                             "the client was closed: the call was not sent "
+                             "again");
+}
+
+genauth_status
 genauth_retry_sleep(genauth_client *c, unsigned long since, double until,
                     genauth_error *err)
 {
     double next_check = 0;
     for (;;) {
         if (genauth_client_check_interrupt(c, since, &next_check, err) !=
-            GENAUTH_OK)
+                GENAUTH_OK ||
+            genauth_retry_closed(c, err) != GENAUTH_OK)
             return err->status;
         double left = until - genauth_now();
         if (left <= 0)
