@@ -457,6 +457,7 @@ IR_RUNS = (
     ("C loop", lambda n, u, h, t, py: [C_LOOP, "seq", str(n), u, t, USERPOOL_ID]),
     ("C floor", lambda n, u, h, t, py: [C_LOOP, "floor", str(n), u, t, USERPOOL_ID]),
     ("genauth_c", lambda n, u, h, t, py: [py, WORKERS, "genauth_c", "loop", str(n), h]),
+    ("genauth_c's C core", lambda n, u, h, t, py: [CORE_LOOP, str(n), h]),
     ("C multi 16", lambda n, u, h, t, py: [C_LOOP, "multi", str(n), u, t, USERPOOL_ID,
                                            "16"]),
     ("genauth_c batch 16", lambda n, u, h, t, py: [py, WORKERS, "genauth_c", "batch_loop",
@@ -464,12 +465,19 @@ IR_RUNS = (
 )
 
 
+# First-level cache misses, from callgrind's cache simulation (its caches
+# are the host's, as valgrind detects them): instruction fetches, data reads,
+# data writes.
+MISS_EVENTS = ("I1mr", "D1mr", "D1mw")
+
+
 def measure_ir(py, nginx, token, env, only=None, keep=None):
-    """Instructions per call, (I(N2) - I(N1)) / (N2 - N1), and the per-call
-    profile of each run in IR_RUNS (those named in `only`, when given). The
+    """Instructions per call, (I(N2) - I(N1)) / (N2 - N1), the per-call
+    profile of each run in IR_RUNS (those named in `only`, when given), and
+    its first-level cache misses per call, {event: misses} (MISS_EVENTS). The
     callgrind files are kept in the directory `keep` when given."""
     n1, n2 = CALLGRIND_N
-    ipc, prof = {}, {}
+    ipc, prof, misses = {}, {}, {}
     if keep:
         os.makedirs(keep, exist_ok=True)
     cg_dir = keep or tempfile.mkdtemp(prefix="genauth-callgrind-")
@@ -483,14 +491,15 @@ def measure_ir(py, nginx, token, env, only=None, keep=None):
             log("callgrind: %s, %d and %d calls" % (key, n1, n2))
             f1, f2 = (os.path.join(cg_dir, "%s.%d" % (key.replace(" ", "_"), n))
                       for n in (n1, n2))
-            i1 = callgrind(argv(n1, url, nginx.host, token, py), f1, env)
-            i2 = callgrind(argv(n2, url, nginx.host, token, py), f2, env)
-            ipc[key] = (i2 - i1) / (n2 - n1)
+            e1 = callgrind(argv(n1, url, nginx.host, token, py), f1, env)
+            e2 = callgrind(argv(n2, url, nginx.host, token, py), f2, env)
+            ipc[key] = (e2["Ir"] - e1["Ir"]) / (n2 - n1)
+            misses[key] = {e: (e2[e] - e1[e]) / (n2 - n1) for e in MISS_EVENTS}
             prof[key] = profile_per_call(f1, f2, n1, n2)
     finally:
         if not keep:
             shutil.rmtree(cg_dir, ignore_errors=True)
-    return ipc, prof
+    return ipc, prof, misses
 
 
 def callgrind_only(args):
@@ -506,23 +515,26 @@ def callgrind_only(args):
     only = set(args.ir_runs.split(",")) if args.ir_runs else None
     try:
         nginx.start()
-        ipc, prof = measure_ir(py, nginx, token, env, only, args.keep)
+        ipc, prof, misses = measure_ir(py, nginx, token, env, only, args.keep)
     finally:
         nginx.stop()
-    print("\n".join(ir_tables(ipc, prof, args.top)))
+    print("\n".join(ir_tables(ipc, prof, args.top, misses)))
 
 
-def ir_tables(ipc, prof, top=25):
+def ir_tables(ipc, prof, top=25, misses=None):
     """The instruction figures as markdown lines: Ir per call (against the C
-    loop and the floor where measured), the per-layer table, and the top
-    functions of the genauth_c runs with their excess over the C loop's."""
+    loop and the floor where measured) with the first-level cache misses, the
+    per-layer tables, and the top functions of the genauth_c runs with their
+    excess over the C loop's."""
+    misses = misses or {}
     L = []
-    L.append("| runner | Ir/call | × C loop | over the floor |")
-    L.append("|---|---:|---:|---:|")
+    L.append("| runner | Ir/call | × C loop | over the floor | %s |" % miss_header())
+    L.append("|---|---:|---:|---:|---:|---:|")
     for k, v in ipc.items():
-        L.append("| %s | %.0f | %s | %s |" % (
+        L.append("| %s | %.0f | %s | %s | %s |" % (
             k, v, "%.3f×" % (v / ipc["C loop"]) if "C loop" in ipc else "",
-            "%+.0f" % (v - ipc["C floor"]) if "C floor" in ipc else ""))
+            "%+.0f" % (v - ipc["C floor"]) if "C floor" in ipc else "",
+            miss_cells(misses.get(k))))
     if "genauth_c batch 16" in ipc and "C multi 16" in ipc:
         L.append("\nbatch 16 against the C multi loop with 16: %.3f×"
                  % (ipc["genauth_c batch 16"] / ipc["C multi 16"]))
@@ -539,6 +551,7 @@ def ir_tables(ipc, prof, top=25):
             if max(abs(v) for v in vals) >= 50:
                 L.append("| %s | " % name + " | ".join("%.0f" % v for v in vals) + " |")
         L.append("")
+    L += miss_layer_table(prof)
     labels = anonymous_labels(prof)
     for key, ref in (("genauth_c", "C loop"), ("genauth_c batch 16", "C multi 16")):
         if key not in prof:
@@ -562,24 +575,67 @@ def ir_tables(ipc, prof, top=25):
     return L
 
 
+def miss_header():
+    return "L1i misses/call | L1d misses/call (read, write)"
+
+
+def miss_cells(m):
+    """The first-level cache misses per call of one run, as two cells."""
+    if not m:
+        return " | "
+    return "%.0f | %.0f (%.0f, %.0f)" % (m["I1mr"], m["D1mr"] + m["D1mw"],
+                                         m["D1mr"], m["D1mw"])
+
+
+def miss_layer_table(prof):
+    """First-level cache misses (instruction and data) per call by layer, for
+    genauth_c, its C core driven from C, and the C loop: markdown lines, none
+    for runs recorded without the cache simulation."""
+    keys = [k for k in ("genauth_c", "genauth_c's C core", "C loop")
+            if k in prof and len(prof[k]) > 3]
+    if len(keys) < 2:
+        return []
+    lay = {k: layers(prof[k][3]) for k in keys}
+    L = ["First-level cache misses per call by layer (callgrind's cache simulation, "
+         "instruction fetches and data reads and writes together, self per "
+         "function):\n",
+         "| layer | " + " | ".join(keys) + " |",
+         "|---|" + "---:|" * len(keys)]
+    for name in lay[keys[0]]:
+        vals = [lay[k][name] for k in keys]
+        if max(abs(v) for v in vals) >= 10:
+            L.append("| %s | " % name + " | ".join("%.0f" % v for v in vals) + " |")
+    L.append("| total | " + " | ".join("%.0f" % sum(lay[k].values()) for k in keys) + " |")
+    L.append("")
+    return L
+
+
 def callgrind(argv, out_file, env):
+    """Runs argv under callgrind with its cache simulation: the program's
+    totals, {event: count} (Ir and MISS_EVENTS among them)."""
     subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=yes",
-                    "--callgrind-out-file=" + out_file] + argv,
+                    "--cache-sim=yes", "--callgrind-out-file=" + out_file] + argv,
                    env=env, check=True, capture_output=True, timeout=900, cwd=HERE)
+    events = None
     with open(out_file) as f:
         for line in f:
-            if line.startswith(("totals:", "summary:")):
-                return int(line.split()[1])
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith(("totals:", "summary:")) and events:
+                return dict(zip(events, (int(x) for x in line.split()[1:])))
     raise RuntimeError("no totals in " + out_file)
 
 
-FN_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*?)\s*$")
-
-
-def per_function(out_file):
-    """Self Ir per function ("file:function [object]") from callgrind_annotate."""
+def per_function(out_file, event="Ir"):
+    """Self cost per function ("file:function [object]") from
+    callgrind_annotate: of `event`, or the sum of several (comma-separated)."""
+    n_events = len(event.split(","))
     p = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no",
-                        "--auto=no", out_file], capture_output=True, text=True, check=True)
+                        "--auto=no", "--show=" + event, "--sort=" + event.split(",")[0],
+                        out_file], capture_output=True, text=True, check=True)
+    # Each event's count, with its share in parentheses when not 0, then the name.
+    line_re = re.compile(r"^\s*((?:[\d,]+(?:\s+\([^)]*\))?\s+){%d})(\S.*?)\s*$"
+                         % n_events)
     fns, started = {}, False
     for line in p.stdout.splitlines():
         if "file:function" in line:
@@ -591,10 +647,11 @@ def per_function(out_file):
             if fns:
                 break  # the end of the function table
             continue
-        m = FN_LINE.match(line)
+        m = line_re.match(line)
         if m:
+            counts = re.findall(r"([\d,]+)(?:\s+\([^)]*\))?", m.group(1))
             name = m.group(2)
-            fns[name] = fns.get(name, 0) + int(m.group(1).replace(",", ""))
+            fns[name] = fns.get(name, 0) + sum(int(x.replace(",", "")) for x in counts)
     return fns
 
 
@@ -642,7 +699,7 @@ def anonymous_callers(out_file):
     {name: "curl_mvaprintf"}: up the chain of its costliest callers, the
     first named function that calls into that chain."""
     p = subprocess.run(["callgrind_annotate", "--tree=caller", "--threshold=100",
-                        "--inclusive=no", "--auto=no", out_file],
+                        "--inclusive=no", "--auto=no", "--show=Ir", out_file],
                        capture_output=True, text=True, check=True)
     callers, pending = {}, []
     for line in p.stdout.splitlines():
@@ -689,7 +746,10 @@ def profile_per_call(f1, f2, n1, n2):
     objs = {}
     for k, v in fn.items():
         objs[object_of(k)] = objs.get(object_of(k), 0) + v
-    return fn, objs, anonymous_callers(f2)
+    show = ",".join(MISS_EVENTS)
+    ma, mb = per_function(f1, show), per_function(f2, show)
+    miss = {k: (mb.get(k, 0) - ma.get(k, 0)) / (n2 - n1) for k in set(ma) | set(mb)}
+    return fn, objs, anonymous_callers(f2), miss
 
 
 # ---------------------------------------------------------------- reporting
@@ -951,7 +1011,7 @@ def main():
                                       USERPOOL_ID], env)
 
         # Instructions per call under callgrind.
-        ipc, prof = ({}, {}) if args.skip_callgrind else measure_ir(
+        ipc, prof, misses = ({}, {}, {}) if args.skip_callgrind else measure_ir(
             py, nginx, token, env)
         idle = None
         if features["async"] and not args.only:
@@ -994,7 +1054,7 @@ def main():
         "runners": [{"key": r.key, "label": r.label, "group": r.group, "ref": r.ref}
                     for r in runners],
         "stats": stats, "first_call": fc, "fresh_client": fresh,
-        "first_call_at_ms": 1e3 * statistics.median(first_call_at), "imports": imp, "mem": mem, "ipc": ipc,
+        "first_call_at_ms": 1e3 * statistics.median(first_call_at), "imports": imp, "mem": mem, "ipc": ipc, "misses": misses,
         "prof": prof, "features": features, "load": load, "idle": idle,
         "trees": {m: import_tree(py, m) for m in ("genauth_c", "pycurl")},
         "per_round": per_round, "failures": failures,
@@ -1053,10 +1113,37 @@ def layers(fns):
     return out
 
 
+def python_layer_misses(ipc, misses, prof):
+    """What the Python layer costs per call beyond genauth_c's C core driven
+    from C, in instructions and in first-level cache misses (and the layers
+    that miss most beyond it): a sentence, empty without those runs."""
+    g, c = "genauth_c", "genauth_c's C core"
+    if g not in misses or c not in misses or g not in ipc or c not in ipc:
+        return ""
+    gm, cm = (sum(misses[k].values()) for k in (g, c))
+    text = (" Under callgrind, the Python layer adds %+.0f instructions per call to "
+            "the core's %.0f (%+.1f%%) but %+.0f first-level cache misses to its %.0f "
+            "(%+.0f%%: instruction fetches %.0f against %.0f, data %.0f against %.0f): "
+            "each call runs the interpreter's and the binding's code once, after "
+            "libcurl and the kernel have evicted it, so its cost in time is the misses "
+            "more than the instructions, and it grows when the machine's caches are "
+            "slower or shared." % (
+                ipc[g] - ipc[c], ipc[c], 100 * (ipc[g] / ipc[c] - 1), gm - cm, cm,
+                100 * (gm / cm - 1), misses[g]["I1mr"], misses[c]["I1mr"],
+                misses[g]["D1mr"] + misses[g]["D1mw"], misses[c]["D1mr"] + misses[c]["D1mw"]))
+    if len(prof.get(g, ())) > 3 and len(prof.get(c, ())) > 3:
+        lg, lc = layers(prof[g][3]), layers(prof[c][3])
+        diff = sorted(((lg[k] - lc.get(k, 0), k) for k in lg), reverse=True)
+        text += " Misses beyond the core by layer: %s." % ", ".join(
+            "%s %+.0f" % (k, v) for v, k in diff[:5] if v > 0)
+    return text
+
+
 def render(d, runners):
     info, wrk_rps, st, fc = d["info"], d["wrk_rps"], d["stats"], d["first_call"]
     fresh = d.get("fresh_client", {})
     imp, mem, ipc, prof = d["imports"], d["mem"], d["ipc"], d["prof"]
+    misses = d.get("misses", {})  # absent in runs recorded before it
     trees, load, idle = d["trees"], d["load"], d.get("idle")
     label = {r.key: r.label for r in runners}
     L = []
@@ -1177,11 +1264,20 @@ def render(d, runners):
                  "`cJSON_PrintUnformatted` and parses the answer with cJSON; the floor "
                  "posts one prebuilt body and discards the answer: what libcurl alone "
                  "costs.\n" % (n2, n1, n2 - n1))
-        L.append("| runner | Ir/call | × C loop | over the floor |")
-        L.append("|---|---:|---:|---:|")
+        if misses:
+            L.append("First-level cache misses per call come from callgrind's cache "
+                     "simulation (`--cache-sim=yes`, the host's caches as valgrind detects "
+                     "them; the kernel's work between calls, which evicts more, is not "
+                     "simulated): a miss costs a read from the second-level cache or "
+                     "beyond, so at equal instructions the run with more misses takes "
+                     "longer.\n")
+        extra = " %s |" % miss_header() if misses else ""
+        L.append("| runner | Ir/call | × C loop | over the floor |" + extra)
+        L.append("|---|---:|---:|---:|" + ("---:|---:|" if misses else ""))
         for k, v in ipc.items():
-            L.append("| %s | %.0f | %.3f× | %+.0f |" % (k, v, v / ipc["C loop"],
-                                                       v - ipc["C floor"]))
+            L.append("| %s | %.0f | %.3f× | %+.0f |%s" % (
+                k, v, v / ipc["C loop"], v - ipc["C floor"],
+                " %s |" % miss_cells(misses.get(k)) if misses else ""))
         L.append("")
     if prof:
         g, fl = layers(prof["genauth_c"][0]), layers(prof["C floor"][0])
@@ -1195,6 +1291,7 @@ def render(d, runners):
             if max(abs(g[name]), abs(cl[name]), abs(fl[name])) >= 50:
                 L.append("| %s | %.0f | %.0f | %.0f |" % (name, g[name], cl[name], fl[name]))
         L.append("")
+        L += miss_layer_table(prof)
 
     # Targets (issues 10 and 12), each from this run's figures.
     T = []
@@ -1305,7 +1402,7 @@ def render(d, runners):
         L.extend("- %s" % f for f in d["failures"])
         L.append("")
     L.extend(analysis(T, st, ipc, prof, trees, imp, fc, fresh,
-                      d.get("first_call_at_ms", 0)))
+                      d.get("first_call_at_ms", 0), misses))
     return "\n".join(L) + "\n"
 
 
@@ -1349,7 +1446,7 @@ def import_tree(py, module):
     return rows
 
 
-def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms):
+def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms, misses):
     """What stands in the way of each target not met, from this run's own
     profile: the functions where genauth_c spends more than the C loop."""
     missed = [name for name, res, _ in T if res == "NOT MET"]
@@ -1383,10 +1480,10 @@ def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms):
                  "are below the C loop's (above): what is left is the Python layer around "
                  "each call (the interpreter's call, argument conversion, the result dict, "
                  "releasing and taking back the GIL around the wait) and the spread between "
-                 "rounds (the range in the table)." % (
+                 "rounds (the range in the table).%s" % (
                      ratio("core_seq", "c_seq"), ratio("gc_seq", "core_seq"),
                      st["c_seq"]["cpu_us"] or 0, st["core_seq"]["cpu_us"] or 0,
-                     st["gc_seq"]["cpu_us"] or 0))
+                     st["gc_seq"]["cpu_us"] or 0, python_layer_misses(ipc, misses, prof)))
     if any(m.startswith("batch") for m in missed):
         L.append("- Batch: it is CPU-bound (CPU per call about equals wall time per call "
                  "above), and what it spends beyond the C multi loop is mostly memory, not "
