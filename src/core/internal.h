@@ -131,16 +131,28 @@ genauth_status genauth_error_timeout(genauth_error *err, const char *what);
 
 /* ---- connections (transport.c) ------------------------------------------ */
 
-/* The connections a multi handle keeps, as (socket, local port): what a
- * transfer's prereq callback, which libcurl tells only the local port of
+/* A TCP connection as libcurl names it to a transfer's prereq callback:
+ * its addresses (as libcurl writes them, at most 45 characters) and ports.
+ * The local port alone does not tell one connection of a multi handle from
+ * another: Linux gives connections to different servers (a host's several
+ * addresses, IPv4 and IPv6) the same local port when it likes. */
+typedef struct {
+    char local_ip[48];
+    char remote_ip[48];
+    long local_port;
+    long remote_port;
+} genauth_conn_addr;
+
+/* The connections a multi handle keeps, as (socket, addresses): what a
+ * transfer's prereq callback, which libcurl tells only the addresses of
  * the connection it chose, needs to look at that connection's socket
- * before anything is sent on it (stale_connection in transport.c). Each
- * multi handle's owner holds one: a handle (its own multi), a batch, an
- * event loop; only the thread driving that multi handle touches it. */
+ * before anything is sent on it (genauth_kept_stale). Each multi handle's
+ * owner holds one: a handle (its own multi), a batch, an event loop; only
+ * the thread driving that multi handle touches it. */
 typedef struct {
     struct genauth_kept_conn {
         curl_socket_t fd;
-        long port;
+        genauth_conn_addr addr;
     } *conns;
     size_t n, cap;
 } genauth_kept;
@@ -148,6 +160,18 @@ typedef struct {
 /* Forgets every connection (its multi handle is gone or new) and frees the
  * table. */
 void genauth_kept_clear(genauth_kept *kept);
+/* Records a connection libcurl keeps, to be checked before it is reused
+ * (`checked`), or not. A socket number or addresses met again belong to a
+ * new connection (the old one was closed): entries for either are dropped,
+ * so each socket and each connection has one entry at most. */
+void genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
+                      const genauth_conn_addr *addr, int checked);
+/* Whether the kept connection `addr` has bytes waiting, or its end, before
+ * any request was sent on it: then nothing it holds can be an answer. Its
+ * socket is shut down and emptied, so that libcurl, which takes a
+ * connection whose peer has closed for dead, closes it the next time it
+ * looks at it. One poll(2) for each reused connection. */
+int genauth_kept_stale(genauth_kept *kept, const genauth_conn_addr *addr);
 
 /* One libcurl easy handle with its buffers, used by one call at a time and
  * kept in the client's pool between calls so its connection stays alive. */

@@ -26,17 +26,33 @@ genauth_kept_clear(genauth_kept *kept)
     kept->n = kept->cap = 0;
 }
 
-/* Records a connection libcurl keeps, to be checked before it is reused
- * (`checked`), or not. A socket number or a local port met again belongs
- * to a new connection (the old one was closed): entries for either are
- * dropped, so that each socket and each port has one entry at most (one
- * multi handle's connections all go to one server or proxy, so their local
- * ports differ). */
+/* Copies libcurl's text of an address into `out` (a 48-byte field). */
 static void
-kept_add(genauth_kept *kept, curl_socket_t fd, long port, int checked)
+addr_copy(char out[48], const char *ip)
+{
+    size_t len = ip ? strlen(ip) : 0;
+    if (len > 47)
+        len = 47; /* never: libcurl's are at most 45 */
+    if (len)
+        memcpy(out, ip, len);
+    out[len] = '\0';
+}
+
+static int
+addr_equal(const genauth_conn_addr *a, const genauth_conn_addr *b)
+{
+    return a->local_port == b->local_port &&
+           a->remote_port == b->remote_port &&
+           strcmp(a->local_ip, b->local_ip) == 0 &&
+           strcmp(a->remote_ip, b->remote_ip) == 0;
+}
+
+void
+genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
+                 const genauth_conn_addr *addr, int checked)
 {
     for (size_t i = 0; i < kept->n;) {
-        if (kept->conns[i].fd == fd || kept->conns[i].port == port)
+        if (kept->conns[i].fd == fd || addr_equal(&kept->conns[i].addr, addr))
             kept->conns[i] = kept->conns[--kept->n];
         else
             i++;
@@ -52,7 +68,7 @@ kept_add(genauth_kept *kept, curl_socket_t fd, long port, int checked)
         kept->cap = cap;
     }
     kept->conns[kept->n].fd = fd;
-    kept->conns[kept->n].port = port;
+    kept->conns[kept->n].addr = *addr;
     kept->n++;
 }
 
@@ -60,31 +76,41 @@ void
 genauth_conn_note_kept(genauth_conn *conn)
 {
     curl_socket_t fd = CURL_SOCKET_BAD;
-    long port = 0, version = 0;
+    long version = 0;
+    char *local_ip = NULL, *remote_ip = NULL;
+    genauth_conn_addr addr;
     /* A reused connection is in the table since the transfer that opened
      * it: only a new one is looked up. */
     if (!conn->opened || !conn->kept ||
         curl_easy_getinfo(conn->easy, CURLINFO_ACTIVESOCKET, &fd) !=
             CURLE_OK ||
         fd == CURL_SOCKET_BAD ||
-        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT, &port) !=
+        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT,
+                          &addr.local_port) != CURLE_OK ||
+        curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_PORT,
+                          &addr.remote_port) != CURLE_OK ||
+        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_IP, &local_ip) !=
+            CURLE_OK ||
+        curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_IP, &remote_ip) !=
             CURLE_OK ||
         curl_easy_getinfo(conn->easy, CURLINFO_HTTP_VERSION, &version) !=
             CURLE_OK)
         return;
+    addr_copy(addr.local_ip, local_ip);
+    addr_copy(addr.remote_ip, remote_ip);
     /* Only an HTTP/1 connection is checked: there an answer is known by
      * its place alone. An HTTP/2 one (ALPN h2, usual behind a TLS front
      * end) names the stream in every frame, and while a call starts on it
      * may be carrying other calls' answers: a readable socket is no sign
      * of a stray answer there, and shutting it would fail those calls after
      * their requests were sent. */
-    kept_add(conn->kept, fd, port,
-             version == CURL_HTTP_VERSION_1_0 ||
-                 version == CURL_HTTP_VERSION_1_1);
+    genauth_kept_add(conn->kept, fd, &addr,
+                     version == CURL_HTTP_VERSION_1_0 ||
+                         version == CURL_HTTP_VERSION_1_1);
 }
 
 static long
-local_port(const struct sockaddr_storage *addr)
+port_of(const struct sockaddr_storage *addr)
 {
     if (addr->ss_family == AF_INET)
         return ntohs(((const struct sockaddr_in *)addr)->sin_port);
@@ -93,27 +119,34 @@ local_port(const struct sockaddr_storage *addr)
     return -1;
 }
 
-/* Whether the kept connection at local port `port` has bytes waiting, or
- * its end, before any request was sent on it: then nothing it holds can be
- * an answer. Its socket is shut down and emptied, so that libcurl, which
- * takes a connection whose peer has closed for dead, closes it the next
- * time it looks at it. One poll(2) for each reused connection. */
+/* Whether socket `fd` is still the connection between those ports: a
+ * descriptor the process has since closed and opened for else is not. One
+ * the peer has reset has no peer address left: still that connection. */
 static int
-stale_connection(genauth_kept *kept, long port)
+still_the_connection(int fd, const genauth_conn_addr *addr)
+{
+    struct sockaddr_storage local, remote;
+    socklen_t len = sizeof(local), rlen = sizeof(remote);
+    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
+        port_of(&local) != addr->local_port)
+        return 0;
+    return getpeername(fd, (struct sockaddr *)&remote, &rlen) != 0 ||
+           port_of(&remote) == addr->remote_port;
+}
+
+int
+genauth_kept_stale(genauth_kept *kept, const genauth_conn_addr *addr)
 {
     for (size_t i = 0; i < kept->n; i++) {
-        if (kept->conns[i].port != port)
+        if (!addr_equal(&kept->conns[i].addr, addr))
             continue;
         struct pollfd p = {.fd = kept->conns[i].fd, .events = POLLIN};
         if (poll(&p, 1, 0) <= 0)
             return 0;
-        /* Rare from here on. Only a socket still at that port is touched,
-         * never a descriptor the process has since opened for else. */
-        struct sockaddr_storage addr;
-        socklen_t len = sizeof(addr);
-        if ((p.revents & POLLNVAL) ||
-            getsockname(p.fd, (struct sockaddr *)&addr, &len) != 0 ||
-            local_port(&addr) != port) {
+        /* Rare from here on. Only a socket still that connection is
+         * touched, never a descriptor the process has since opened for
+         * else. */
+        if ((p.revents & POLLNVAL) || !still_the_connection(p.fd, addr)) {
             kept->conns[i] = kept->conns[--kept->n];
             return 0;
         }
@@ -140,14 +173,18 @@ static int
 before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
             int conn_primary_port, int conn_local_port)
 {
-    (void)conn_primary_ip;
-    (void)conn_local_ip;
-    (void)conn_primary_port;
     genauth_conn *conn = userdata;
     if (conn->sends == 0 && !conn->opened && conn->kept &&
-        stale_connection(conn->kept, conn_local_port)) {
-        conn->stale = 1;
-        return CURL_PREREQFUNC_ABORT;
+        conn->kept->n > 0) {
+        genauth_conn_addr addr;
+        addr_copy(addr.local_ip, conn_local_ip);
+        addr_copy(addr.remote_ip, conn_primary_ip);
+        addr.local_port = conn_local_port;
+        addr.remote_port = conn_primary_port;
+        if (genauth_kept_stale(conn->kept, &addr)) {
+            conn->stale = 1;
+            return CURL_PREREQFUNC_ABORT;
+        }
     }
     return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }

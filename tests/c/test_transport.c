@@ -1,9 +1,14 @@
-/* Unit tests of how transport.c names a failure when libcurl runs out of
- * memory. libcurl allocates through this file's functions
- * (curl_global_init_mem, called before the core's curl_global_init, which
- * then only counts), so a test makes it fail on demand. */
+/* Unit tests of transport.c: how it names a failure when libcurl runs out
+ * of memory (libcurl allocates through this file's functions,
+ * curl_global_init_mem, called before the core's curl_global_init, which
+ * then only counts, so a test makes it fail on demand), and how it tells
+ * kept connections apart. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
@@ -55,6 +60,103 @@ test_setup_out_of_memory(void)
     genauth_client_free(c);
 }
 
+
+/* A TCP socket on `ip`, listening; its port in *port. */
+static int
+listener(const char *ip, long *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* A connection from 127.0.0.1 at `*local_port` (0: any, then set) to
+ * ip:port, accepted by `server`; the accepted end in *peer. */
+static int
+connect_from(long *local_port, const char *ip, long port, int server,
+             int *peer)
+{
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = from;
+    socklen_t len = sizeof(from);
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, "127.0.0.1", &from.sin_addr);
+    from.sin_port = htons((unsigned short)*local_port);
+    inet_pton(AF_INET, ip, &to.sin_addr);
+    to.sin_port = htons((unsigned short)port);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&from, &len) != 0)
+        return -1;
+    *local_port = ntohs(from.sin_port);
+    *peer = accept(server, NULL, NULL);
+    return *peer < 0 ? -1 : fd;
+}
+
+static genauth_conn_addr
+addr_of(long local_port, const char *remote_ip, long remote_port)
+{
+    genauth_conn_addr a = {"127.0.0.1", "", local_port, remote_port};
+    strcpy(a.remote_ip, remote_ip);
+    return a;
+}
+
+/* Two kept connections from one local port to two servers (Linux gives a
+ * port to connections to different addresses alike): each is its own
+ * entry, and checking one never looks at, shuts or drains the other. */
+static void
+test_kept_connections_sharing_a_local_port(void)
+{
+    long port1 = 0, port2 = 0, local = 0;
+    int peer1 = -1, peer2 = -1;
+    int s1 = listener("127.0.0.1", &port1), s2 = listener("127.0.0.2", &port2);
+    CHECK(s1 >= 0 && s2 >= 0);
+    int a = connect_from(&local, "127.0.0.1", port1, s1, &peer1);
+    int b = connect_from(&local, "127.0.0.2", port2, s2, &peer2);
+    CHECK(a >= 0 && b >= 0);
+    if (a < 0 || b < 0)
+        return;
+    genauth_conn_addr to1 = addr_of(local, "127.0.0.1", port1);
+    genauth_conn_addr to2 = addr_of(local, "127.0.0.2", port2);
+    genauth_kept kept = {NULL, 0, 0};
+    genauth_kept_add(&kept, a, &to1, 1);
+    genauth_kept_add(&kept, b, &to2, 1);
+    CHECK(kept.n == 2);
+
+    /* The second server speaks out of turn: only its connection is
+     * stale, and the first's check leaves its byte where it is. */
+    CHECK(write(peer2, "x", 1) == 1);
+    char c;
+    CHECK(recv(b, &c, 1, MSG_PEEK) == 1); /* it has arrived */
+    CHECK(genauth_kept_stale(&kept, &to1) == 0);
+    CHECK(recv(b, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1);
+    CHECK(genauth_kept_stale(&kept, &to2) == 1);
+    CHECK(recv(b, &c, 1, MSG_DONTWAIT) <= 0); /* shut and emptied */
+    /* The first is still open for a request. */
+    CHECK(write(a, "y", 1) == 1);
+    CHECK(read(peer1, &c, 1) == 1 && c == 'y');
+
+    /* A connection met again at the same addresses is a new one: the entry
+     * of the old is dropped. */
+    genauth_kept_add(&kept, peer1, &to1, 1);
+    CHECK(kept.n == 2);
+    genauth_kept_clear(&kept);
+    close(a);
+    close(b);
+    close(peer1);
+    close(peer2);
+    close(s1);
+    close(s2);
+}
+
 int
 main(void)
 {
@@ -67,6 +169,7 @@ main(void)
         return 1;
     }
     test_setup_out_of_memory();
+    test_kept_connections_sharing_a_local_port();
     curl_global_cleanup(); /* the core's init */
     curl_global_cleanup(); /* this file's */
     return check_summary("test_transport");
