@@ -211,6 +211,38 @@ def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode):
     assert len(deliveries) == 1
 
 
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_close_during_the_new_token_fetch_ends_the_retry(fake, mode):
+    """The retry with a new token fetches that token first: a close()
+    meanwhile (the fetch is under way, the request not yet sent again) ends
+    the call with ClientClosedError, and the request is not sent after."""
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                        timeout=10)
+    refused = Response.json({"statusCode": 401, "message": "token expired"},
+                            status=401)
+    deliveries, fetches = [], []
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            deliveries.append(req)
+            return refused if len(deliveries) == 1 else fake(req)
+        if "get-management-token" in req.path:
+            fetches.append(req)
+            if len(fetches) == 2:  # the retry's: the client closes meanwhile
+                client.close()
+        return fake(req)
+
+    fake.server.handler = handler
+    if mode == "batch":
+        [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+        assert isinstance(result, genauth_c.ClientClosedError), result
+    else:
+        with pytest.raises(genauth_c.ClientClosedError):
+            client.trigger_webhook("wh1")
+    assert len(fetches) == 2
+    assert len(deliveries) == 1
+
+
 @pytest.mark.parametrize("bad", [-1, 101, True, "2"])
 def test_max_retries_checked(bad):
     with pytest.raises((ValueError, TypeError), match="max_retries"):
