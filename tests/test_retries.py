@@ -211,6 +211,38 @@ def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode):
     assert len(deliveries) == 1
 
 
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_close_during_the_new_token_fetch_ends_the_retry(fake, mode):
+    """The retry with a new token fetches that token first: a close()
+    meanwhile (the fetch is under way, the request not yet sent again) ends
+    the call with ClientClosedError, and the request is not sent after."""
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                        timeout=10)
+    refused = Response.json({"statusCode": 401, "message": "token expired"},
+                            status=401)
+    deliveries, fetches = [], []
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            deliveries.append(req)
+            return refused if len(deliveries) == 1 else fake(req)
+        if "get-management-token" in req.path:
+            fetches.append(req)
+            if len(fetches) == 2:  # the retry's: the client closes meanwhile
+                client.close()
+        return fake(req)
+
+    fake.server.handler = handler
+    if mode == "batch":
+        [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+        assert isinstance(result, genauth_c.ClientClosedError), result
+    else:
+        with pytest.raises(genauth_c.ClientClosedError):
+            client.trigger_webhook("wh1")
+    assert len(fetches) == 2
+    assert len(deliveries) == 1
+
+
 @pytest.mark.parametrize("bad", [-1, 101, True, "2"])
 def test_max_retries_checked(bad):
     with pytest.raises((ValueError, TypeError), match="max_retries"):
@@ -599,3 +631,75 @@ def test_calls_waiting_on_a_throttled_token_fetch_retry_as_it_does(
             429, refusal.status, json.loads(refusal.body)), e
     if later is None:
         assert len(fetches) == 1  # nobody asked again before the time asked
+
+
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_close_while_a_retry_connects_sends_nothing(certificate, mode):
+    """A retry on a new connection (the throttled answer closed the old
+    one): close() while that connection is being made (its TLS handshake
+    waits for the server, which closes the client first) ends the call
+    with ClientClosedError, and the request is not sent on it."""
+    from conftest import server_tls
+    import socket
+    import ssl
+    ctx = server_tls(certificate)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    url = "https://127.0.0.1:%d" % listener.getsockname()[1]
+    client = genauth_c.ManagementClient(
+        AK, SK, host=url, timeout=10, max_retries=2, auth="signature",
+        ca_bundle=str(certificate[0]))
+    requests = []
+    answer = json.dumps({"statusCode": 200, "message": "", "data": {}})
+
+    def read_request(conn):
+        conn.settimeout(10)
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                got = conn.recv(65536)
+                if not got:
+                    return False
+                buf += got
+        except (OSError, ssl.SSLError):
+            return False
+        requests.append(buf)
+        return True
+
+    def serve():
+        for n in (1, 2):
+            raw, _ = listener.accept()
+            if n == 2:
+                client.close()  # before the handshake: nothing sent yet
+            try:
+                conn = ctx.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                continue
+            if read_request(conn):
+                if n == 1:
+                    conn.sendall(b"HTTP/1.1 429 Too Many\r\nRetry-After: 0"
+                                 b"\r\nConnection: close\r\n"
+                                 b"Content-Length: 0\r\n\r\n")
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                                 b"\r\n%s" % (len(answer), answer.encode()))
+            conn.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        if mode == "batch":
+            [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+        else:
+            try:
+                result = client.trigger_webhook("wh1")
+            except genauth_c.GenAuthError as e:
+                result = e
+        server.join(20)
+        assert not server.is_alive()
+    finally:
+        listener.close()
+    assert isinstance(result, genauth_c.ClientClosedError), result
+    assert len(requests) == 1

@@ -134,6 +134,10 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1, &plan,
                               e);
     s->generation = plan.generation;
+    /* And again once its token is there: that fetch (a round trip) may
+     * have let close() in since. */
+    if (st == GENAUTH_OK && s->attempt + s->retries > 0)
+        st = genauth_retry_closed(c, e);
     if (st == GENAUTH_OK)
         st = genauth_conn_setup(s->conn, &plan, s->deadline, e);
     if (st != GENAUTH_OK)
@@ -144,6 +148,8 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
         genauth_error_set(e, GENAUTH_E_NOMEM, "could not start the transfer");
         goto failed;
     }
+    /* Until finish_call: checked by before_send (transport.c). */
+    s->conn->resend_of = s->attempt + s->retries > 0 ? c : NULL;
     return 1;
 failed:
     if (s->conn &&
@@ -179,11 +185,13 @@ finish_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
 
     genauth_conn_note_kept(s->conn);
     curl_multi_remove_handle(multi, s->conn->easy);
+    /* Kept for a rerun on a new connection: the same send. */
     if (genauth_conn_rerun_stale(s->conn, result)) {
         if (curl_multi_add_handle(multi, s->conn->easy) == CURLM_OK)
             return 1;
         result = CURLE_OUT_OF_MEMORY;
     }
+    s->conn->resend_of = NULL; /* its transfer is over */
     if (can_wait && genauth_conn_out_of_fds(s->conn, result)) {
         s->not_before = 0;
         put_spare(c, sp, s->conn);
@@ -460,6 +468,7 @@ done:
                 genauth_conn_note_kept(s->conn);
                 curl_multi_remove_handle(multi, s->conn->easy);
             }
+            s->conn->resend_of = NULL;
             genauth_client_release(c, s->conn);
             s->conn = NULL;
         } else if (s->item || st == GENAUTH_OK) {

@@ -219,6 +219,14 @@ typedef struct genauth_conn {
      * chose had bytes waiting that nobody asked for (or its end), so it
      * runs again on a new one (genauth_conn_rerun_stale). */
     int stale;
+    /* A request sent again (a retry, or the retry with a new token) is
+     * refused by the prereq callback, the last moment before it goes, once
+     * this client is closed: making its new connection (a TLS handshake)
+     * may have let close() in after the caller's check. Set by the caller
+     * just before the transfer runs, NULL otherwise; `refused_closed` says
+     * the transfer was stopped so (GENAUTH_E_CLOSED). */
+    const struct genauth_client *resend_of;
+    int refused_closed;
     int fresh_connect; /* CURLOPT_FRESH_CONNECT is set on easy */
     double deadline; /* its call's, as the last setup was given it */
     /* The connections of the multi handle its transfer runs on now (set

@@ -421,9 +421,17 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
         genauth_call_plan plan;
         long http_status = 0;
         st = genauth_call_prepare(c, conn, req, deadline, 1, &plan, err);
-        if (st == GENAUTH_OK)
+        /* A request sent again is checked once more just before it goes:
+         * its new token's fetch (a round trip) may have let close() in
+         * since the check before it. */
+        if (st == GENAUTH_OK && attempt + retries > 0)
+            st = genauth_retry_closed(c, err);
+        if (st == GENAUTH_OK) {
+            conn->resend_of = attempt + retries > 0 ? c : NULL;
             st = genauth_conn_perform(c, conn, &plan, deadline, &http_status,
                                       err);
+            conn->resend_of = NULL;
+        }
         if (st == GENAUTH_OK)
             st = genauth_call_read(c, conn, http_status, resp, err);
         if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) &&

@@ -174,6 +174,11 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
             int conn_primary_port, int conn_local_port)
 {
     genauth_conn *conn = userdata;
+    if (conn->sends == 0 && conn->resend_of &&
+        genauth_client_is_closed(conn->resend_of)) {
+        conn->refused_closed = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
     if (conn->sends == 0 && !conn->opened && conn->kept &&
         conn->kept->n > 0) {
         genauth_conn_addr addr;
@@ -422,6 +427,11 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     genauth_status st;
     cap_kind cap = CAP_NONE;
     size_t len = strlen(conn->errbuf);
+    /* Not libcurl's failure: no curl_code, never taken for "nothing sent". */
+    if (rc == CURLE_ABORTED_BY_CALLBACK && conn->refused_closed)
+        return genauth_error_set(err, GENAUTH_E_CLOSED,
+                                 "the client was closed: the call was not "
+                                 "sent again");
     /* libcurl quotes the proxy as the environment gave it, password and
      * all ("Unsupported proxy scheme for 'ftp://user:pw@host'"), cutting
      * its message at CURL_ERROR_SIZE - 1 bytes, maybe inside them. */
@@ -503,6 +513,7 @@ reset_transfer(genauth_conn *conn)
     conn->socket_errno = 0;
     conn->opened = 0;
     conn->stale = 0;
+    conn->refused_closed = 0;
     conn->errbuf[0] = '\0';
 }
 
