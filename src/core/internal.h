@@ -166,12 +166,15 @@ void genauth_kept_clear(genauth_kept *kept);
  * so each socket and each connection has one entry at most. */
 void genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
                       const genauth_conn_addr *addr, int checked);
-/* Whether the kept connection `addr` has bytes waiting, or its end, before
- * any request was sent on it: then nothing it holds can be an answer. Its
- * socket is shut down and emptied, so that libcurl, which takes a
- * connection whose peer has closed for dead, closes it the next time it
- * looks at it. One poll(2) for each reused connection. */
-int genauth_kept_stale(genauth_kept *kept, const genauth_conn_addr *addr);
+/* Whether the kept connection with those ends (as in genauth_conn_addr)
+ * has bytes waiting, or its end, before any request was sent on it: then
+ * nothing it holds can be an answer. Its socket is shut down and emptied,
+ * so that libcurl, which takes a connection whose peer has closed for dead,
+ * closes it the next time it looks at it. One poll(2) for each reused
+ * connection. */
+int genauth_kept_stale(genauth_kept *kept, const char *local_ip,
+                       long local_port, const char *remote_ip,
+                       long remote_port);
 
 /* One libcurl easy handle with its buffers, used by one call at a time and
  * kept in the client's pool between calls so its connection stays alive. */

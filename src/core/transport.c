@@ -38,13 +38,15 @@ addr_copy(char out[48], const char *ip)
     out[len] = '\0';
 }
 
+/* Whether `a` is the connection with those ends (the ports first: they
+ * tell almost every pair apart). */
 static int
-addr_equal(const genauth_conn_addr *a, const genauth_conn_addr *b)
+addr_is(const genauth_conn_addr *a, const char *local_ip, long local_port,
+        const char *remote_ip, long remote_port)
 {
-    return a->local_port == b->local_port &&
-           a->remote_port == b->remote_port &&
-           strcmp(a->local_ip, b->local_ip) == 0 &&
-           strcmp(a->remote_ip, b->remote_ip) == 0;
+    return a->local_port == local_port && a->remote_port == remote_port &&
+           strcmp(a->local_ip, local_ip) == 0 &&
+           strcmp(a->remote_ip, remote_ip) == 0;
 }
 
 void
@@ -52,7 +54,9 @@ genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
                  const genauth_conn_addr *addr, int checked)
 {
     for (size_t i = 0; i < kept->n;) {
-        if (kept->conns[i].fd == fd || addr_equal(&kept->conns[i].addr, addr))
+        if (kept->conns[i].fd == fd ||
+            addr_is(&kept->conns[i].addr, addr->local_ip, addr->local_port,
+                    addr->remote_ip, addr->remote_port))
             kept->conns[i] = kept->conns[--kept->n];
         else
             i++;
@@ -123,22 +127,24 @@ port_of(const struct sockaddr_storage *addr)
  * descriptor the process has since closed and opened for else is not. One
  * the peer has reset has no peer address left: still that connection. */
 static int
-still_the_connection(int fd, const genauth_conn_addr *addr)
+still_the_connection(int fd, long local_port, long remote_port)
 {
     struct sockaddr_storage local, remote;
     socklen_t len = sizeof(local), rlen = sizeof(remote);
     if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
-        port_of(&local) != addr->local_port)
+        port_of(&local) != local_port)
         return 0;
     return getpeername(fd, (struct sockaddr *)&remote, &rlen) != 0 ||
-           port_of(&remote) == addr->remote_port;
+           port_of(&remote) == remote_port;
 }
 
 int
-genauth_kept_stale(genauth_kept *kept, const genauth_conn_addr *addr)
+genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
+                   const char *remote_ip, long remote_port)
 {
     for (size_t i = 0; i < kept->n; i++) {
-        if (!addr_equal(&kept->conns[i].addr, addr))
+        if (!addr_is(&kept->conns[i].addr, local_ip, local_port, remote_ip,
+                     remote_port))
             continue;
         struct pollfd p = {.fd = kept->conns[i].fd, .events = POLLIN};
         if (poll(&p, 1, 0) <= 0)
@@ -146,7 +152,8 @@ genauth_kept_stale(genauth_kept *kept, const genauth_conn_addr *addr)
         /* Rare from here on. Only a socket still that connection is
          * touched, never a descriptor the process has since opened for
          * else. */
-        if ((p.revents & POLLNVAL) || !still_the_connection(p.fd, addr)) {
+        if ((p.revents & POLLNVAL) ||
+            !still_the_connection(p.fd, local_port, remote_port)) {
             kept->conns[i] = kept->conns[--kept->n];
             return 0;
         }
@@ -180,16 +187,10 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
         return CURL_PREREQFUNC_ABORT;
     }
     if (conn->sends == 0 && !conn->opened && conn->kept &&
-        conn->kept->n > 0) {
-        genauth_conn_addr addr;
-        addr_copy(addr.local_ip, conn_local_ip);
-        addr_copy(addr.remote_ip, conn_primary_ip);
-        addr.local_port = conn_local_port;
-        addr.remote_port = conn_primary_port;
-        if (genauth_kept_stale(conn->kept, &addr)) {
-            conn->stale = 1;
-            return CURL_PREREQFUNC_ABORT;
-        }
+        genauth_kept_stale(conn->kept, conn_local_ip, conn_local_port,
+                           conn_primary_ip, conn_primary_port)) {
+        conn->stale = 1;
+        return CURL_PREREQFUNC_ABORT;
     }
     return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
