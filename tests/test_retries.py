@@ -184,38 +184,14 @@ def test_close_ends_the_calls_waiting_to_be_sent_again(fake, mode):
     assert len(deliveries) == n
 
 
+@pytest.mark.parametrize("closes_at", ["refusal", "new-token-fetch"])
 @pytest.mark.parametrize("mode", ["call", "batch"])
-def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode):
-    """A call whose token was refused (401) is sent again with a new token:
-    not when the client was closed while it waited for that refusal."""
-    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
-                                        timeout=10)
-    refused = Response.json({"statusCode": 401, "message": "token expired"},
-                            status=401)
-    deliveries = []
-
-    def handler(req):
-        if "trigger-webhook" in req.path:
-            deliveries.append(req)
-            client.close()  # the call waits for this answer meanwhile
-            return refused
-        return fake(req)
-
-    fake.server.handler = handler
-    if mode == "batch":
-        [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
-        assert isinstance(result, genauth_c.ClientClosedError), result
-    else:
-        with pytest.raises(genauth_c.ClientClosedError):
-            client.trigger_webhook("wh1")
-    assert len(deliveries) == 1
-
-
-@pytest.mark.parametrize("mode", ["call", "batch"])
-def test_close_during_the_new_token_fetch_ends_the_retry(fake, mode):
-    """The retry with a new token fetches that token first: a close()
-    meanwhile (the fetch is under way, the request not yet sent again) ends
-    the call with ClientClosedError, and the request is not sent after."""
+def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode,
+                                                              closes_at):
+    """A call whose token was refused (401) fetches a new one and is sent
+    again: not when the client was closed meanwhile, while the call waited
+    for that refusal or for the new token's fetch. It ends with
+    ClientClosedError, and the request is not sent after."""
     client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
                                         timeout=10)
     refused = Response.json({"statusCode": 401, "message": "token expired"},
@@ -225,11 +201,15 @@ def test_close_during_the_new_token_fetch_ends_the_retry(fake, mode):
     def handler(req):
         if "trigger-webhook" in req.path:
             deliveries.append(req)
-            return refused if len(deliveries) == 1 else fake(req)
+            if len(deliveries) > 1:
+                return fake(req)
+            if closes_at == "refusal":
+                client.close()  # the call waits for this answer meanwhile
+            return refused
         if "get-management-token" in req.path:
             fetches.append(req)
-            if len(fetches) == 2:  # the retry's: the client closes meanwhile
-                client.close()
+            if closes_at == "new-token-fetch" and len(fetches) == 2:
+                client.close()  # the retry's fetch is under way
         return fake(req)
 
     fake.server.handler = handler
@@ -239,7 +219,7 @@ def test_close_during_the_new_token_fetch_ends_the_retry(fake, mode):
     else:
         with pytest.raises(genauth_c.ClientClosedError):
             client.trigger_webhook("wh1")
-    assert len(fetches) == 2
+    assert len(fetches) == (1 if closes_at == "refusal" else 2)
     assert len(deliveries) == 1
 
 

@@ -666,6 +666,9 @@ int genauth_retry_plan_asked(genauth_client *client, genauth_retry_kind kind,
  * ends instead, sending nothing more after close. */
 genauth_status genauth_retry_closed(genauth_client *client,
                                     genauth_error *err);
+/* Its message, also when the prereq callback refused the send (transport.c). */
+#define GENAUTH_MSG_CLOSED_NOT_SENT_AGAIN                                    \
+    "the client was closed: the call was not sent again"
 /* Sleeps until `until`, asking the interrupt check every
  * GENAUTH_INTERRUPT_POLL_MS (genauth_client_check_interrupt, for a call
  * begun in fork generation `since`): its error when it says stop, and

@@ -109,8 +109,7 @@ genauth_retry_closed(genauth_client *c, genauth_error *err)
     if (!genauth_client_is_closed(c))
         return GENAUTH_OK;
     return genauth_error_set(err, GENAUTH_E_CLOSED,
-                             "the client was closed: the call was not sent "
-                             "again");
+                             GENAUTH_MSG_CLOSED_NOT_SENT_AGAIN);
 }
 
 genauth_status
