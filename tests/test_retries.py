@@ -12,6 +12,7 @@ import pytest
 
 from conftest import AK, SK, free_port
 from rawserver import FakeGenAuth, RawServer, Response
+from test_batch import debug_lines
 
 import genauth_c
 
@@ -182,6 +183,61 @@ def test_close_ends_the_calls_waiting_to_be_sent_again(fake, mode):
     for r in results:
         assert isinstance(r, genauth_c.ClientClosedError), r
     assert len(deliveries) == n
+
+
+def test_close_ends_a_batchs_waiting_retry_while_its_slots_are_taken(fake):
+    """A batch's call waiting out a Retry-After (30 s) ends with
+    ClientClosedError once the client is closed, also while every slot is
+    taken by calls in flight: here those are held at the server until the
+    waiting call's end is logged, so it must end before any slot frees.
+    Those in flight finish as usual, and nothing is sent again."""
+    release, ended = threading.Event(), threading.Event()
+    throttled, held, ended_first = [], [], []
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            if req.json()["webhookId"] == "throttled":
+                throttled.append(req)
+                return THROTTLED_FOR_LONG
+            if req.json()["webhookId"].startswith("held"):
+                held.append(req)
+                release.wait(30)
+        return fake(req)
+
+    fake.server.handler = handler
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                        timeout=60, max_retries=2)
+    client.trigger_webhook("warm")  # the token, fetched before the batch
+
+    def on_line(line):
+        if "failed=" in line and "trigger-webhook" in line:
+            ended.set()
+
+    def close_when_all_are_in():
+        # The two held calls are in flight, both slots taken, once the
+        # server has them (and the throttled one was answered first).
+        while not (throttled and len(held) == 2):
+            time.sleep(0.01)
+        client.close()
+        ended_first.append(ended.wait(20))
+        release.set()
+
+    closer = threading.Thread(target=close_when_all_are_in)
+    try:
+        closer.start()
+        # On the main thread: each outcome is made, and logged, as its call
+        # ends.
+        with debug_lines(on_line):
+            results = client.trigger_webhooks(
+                [{"webhook_id": "throttled"}, {"webhook_id": "held-1"},
+                 {"webhook_id": "held-2"}], concurrency=2)
+    finally:
+        release.set()
+        closer.join(30)
+    assert ended_first == [True], "the waiting call ended only once a slot freed"
+    assert isinstance(results[0], genauth_c.ClientClosedError), results[0]
+    assert [r["statusCode"] for r in results[1:]] == [200, 200]
+    assert len(throttled) == 1
 
 
 @pytest.mark.parametrize("closes_at", ["refusal", "new-token-fetch"])

@@ -344,11 +344,14 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
          * per call, whatever the concurrency. */
         double now = genauth_now();
         /* Once the client is closed, a call waiting to be sent again ends
-         * now (start_call) rather than when its wait is over. */
+         * now (start_call) rather than when its wait is over, and so does
+         * one not started: also while every slot is taken by calls in
+         * flight, since start_call sends nothing once closed, and those
+         * calls may take up to their timeout to end. */
         int closed = genauth_client_is_closed(c);
         for (;;) {
             slot *s = NULL;
-            if (active >= limit)
+            if (active >= limit && !closed)
                 break;
             for (size_t k = 0; k < n_waiting; k++) {
                 if (waiting[k]->not_before <= now || closed) {
