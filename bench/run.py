@@ -14,6 +14,9 @@ How it measures, and why:
   checks that once).
 - Each measurement is a fresh process (workers.py, or the C loop), so no
   client inherits another's heap, threads or connections.
+- nginx runs on one CPU and every client on the other(s) (cpu_placement):
+  left to the kernel, whether a client shared nginx's CPU decided its figure
+  more than the client did. BENCH_NO_PIN=1 leaves placement to the kernel.
 - The measurements run interleaved, A B C ... A B C, for several rounds; every
   figure is a median over rounds and is also given as a ratio to the C loop
   of the same round, which cancels most of a shared, noisy machine's drift.
@@ -103,9 +106,43 @@ def proc_stats():
             continue
 
 
+def cpu_placement():
+    """(server CPUs, client CPUs): nginx on the last CPU this process may
+    use, every client on the others; (None, None) with fewer than two, or
+    with BENCH_NO_PIN set (then the kernel places every process).
+
+    Left to the kernel, a client and nginx sometimes share a CPU and
+    sometimes not, and on a virtual machine that decides the figure more
+    than the client does: here a sequential call took about 35 µs with both
+    on one CPU and about 90 µs with each on its own (every answer then wakes
+    the other, idle, virtual CPU), whatever the client. Which of the two a
+    measurement got changed from process to process, so two runners of one
+    round were not measured alike. Pinned, every measurement is taken the
+    same way, the way a client and a remote server run: each on its own
+    CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or os.environ.get("BENCH_NO_PIN"):
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+# Decided once, before Nginx.start moves this process to the clients' CPUs.
+SERVER_CPUS, CLIENT_CPUS = cpu_placement()
+
+
+def placement_text():
+    server, client = SERVER_CPUS, CLIENT_CPUS
+    if server is None:
+        return "not pinned: the kernel placed every process"
+    return "nginx pinned to CPU %s, every client to CPU %s" % (
+        ",".join(map(str, sorted(server))), ",".join(map(str, sorted(client))))
+
+
 class Nginx:
     """Debian's nginx in the foreground (daemon off) in its own process group,
-    from a config generated into a temporary directory."""
+    from a config generated into a temporary directory. Started, it runs on
+    the server's CPU, and the process that started it moves to the clients'
+    (cpu_placement), so that every runner it starts after runs there."""
 
     def __init__(self, token):
         self.tmp = tempfile.mkdtemp(prefix="genauth-bench-")
@@ -144,9 +181,14 @@ class Nginx:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         # -e: the error log before the config is read; Debian's default path
         # may not be writable, and this run should leave nothing outside tmp.
+        server, client = SERVER_CPUS, CLIENT_CPUS
         self.proc = subprocess.Popen(
             [nginx, "-p", self.tmp, "-e", os.path.join(self.tmp, "error.log"),
-             "-c", self.conf], start_new_session=True)
+             "-c", self.conf], start_new_session=True,
+            # In the child before exec: its worker, forked later, inherits it.
+            preexec_fn=(lambda: os.sched_setaffinity(0, server)) if server else None)
+        if client:
+            os.sched_setaffinity(0, client)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -1051,6 +1093,7 @@ def main():
     stats["c_seq"]["server_cpu_us"] = statistics.median(server_cpu)
     data = {
         "info": info, "rounds": args.rounds, "seconds": args.seconds, "wrk_rps": wrk_rps,
+        "placement": placement_text(),
         "runners": [{"key": r.key, "label": r.label, "group": r.group, "ref": r.ref}
                     for r in runners],
         "stats": stats, "first_call": fc, "fresh_client": fresh,
@@ -1177,8 +1220,10 @@ def render(d, runners):
              "\"× C loop\" is the ratio to the sequential C loop of the same round; "
              "\"× its C limit\" the ratio to the C reference doing the same shape of work in "
              "the same round: the C multi loop with as many in flight for concurrent rows, "
-             "the C loop over TLS for TLS rows (ranges are min–max over rounds). Produced "
-             "by `make bench` (bench/run.py)." % (d["rounds"], d["seconds"]))
+             "the C loop over TLS for TLS rows (ranges are min–max over rounds). Placement: "
+             "%s (bench/run.py, cpu_placement, says why). Produced "
+             "by `make bench` (bench/run.py)." % (d["rounds"], d["seconds"],
+                                                  d.get("placement", "not recorded")))
     L.append("")
     titles = {"seq": "Sequential", "concurrent": "Concurrent", "tls": "Over TLS"}
     for group in ("seq", "concurrent", "tls"):
