@@ -229,20 +229,28 @@ class AsyncManagementClient:
         self._close()
 
     def _close(self):
-        engine, loop = self._engine, self._loop
-        if engine is not None:
-            # Awaited on another thread's loop while this client's runs in
-            # its own thread: the loop's methods and the calls' futures are
-            # that thread's alone, so the engine closes there, at the loop's
-            # next turn (its calls in flight end with ClientClosedError
-            # then). Otherwise (on its own loop, or a loop that is stopped
-            # or closed) it closes here and now: the engine waits for, or
-            # makes wait, any callback of the loop's in another thread.
-            _close_engine(engine, loop,
-                          on_its_loop=loop.is_running() and
-                          not _runs_here(loop))
-        if self._client is not None:
-            self._client.close()
+        client = self._client
+        if client is None:
+            return  # uninitialised: nothing to close
+        with _binding:
+            engine, loop = self._engine, self._loop
+            if engine is None:
+                # Closed under the lock: a loop binding the client at this
+                # moment, in another thread, then finds it closed, rather
+                # than binding an engine this close never sees, whose calls
+                # would run on past it, holding their connections.
+                client.close()
+                return
+        # Awaited on another thread's loop while this client's runs in
+        # its own thread: the loop's methods and the calls' futures are
+        # that thread's alone, so the engine closes there, at the loop's
+        # next turn (its calls in flight end with ClientClosedError
+        # then). Otherwise (on its own loop, or a loop that is stopped
+        # or closed) it closes here and now: the engine waits for, or
+        # makes wait, any callback of the loop's in another thread.
+        _close_engine(engine, loop,
+                      on_its_loop=loop.is_running() and not _runs_here(loop))
+        client.close()
 
     async def __aenter__(self):
         if self._initialised_client().closed:

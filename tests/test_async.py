@@ -18,7 +18,7 @@ from rawserver import Response
 from serve import spawn
 
 import genauth_c
-from genauth_c import AsyncManagementClient
+from genauth_c import AsyncManagementClient, _aio
 from genauth_c.emulator import Emulator, WebhookReceiver
 
 
@@ -1404,3 +1404,81 @@ def test_a_close_from_inside_the_engine_waits_for_its_callback(emu):
     assert all(isinstance(o, (dict, genauth_c.ClientClosedError))
                for o in outcomes), outcomes
     assert (calls, watched, sockets) == (0, {}, 0)
+
+
+def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
+    """aclose() in one thread while the client's loop, in another, binds it
+    (its first call): aclose() looked at the engine (none yet), the loop
+    then bound one and sent the call, and the client closed without it:
+    the call went on past aclose() to its answer, its connection held by
+    an engine nobody closed. aclose() looks and closes under the binding
+    lock: the binding waits for it, and finds the client closed."""
+    either = threading.Event()  # the call reached the server, or the
+    release = threading.Event()  # binding waits for aclose()
+
+    def handler(req):
+        resp = fake(req)
+        if "trigger-webhook" in req.path:
+            either.set()
+            release.wait(30)
+        return resp
+
+    class Binding:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def __enter__(self):
+            if not self.lock.acquire(blocking=False):
+                either.set()
+                self.lock.acquire()
+
+        def __exit__(self, *exc):
+            self.lock.release()
+
+    fake.server.handler = handler
+    monkeypatch.setattr(_aio, "_binding", Binding())
+    closing = threading.Event()
+
+    class Client(AsyncManagementClient):
+        pause = None  # the thread whose next look at _engine waits after it
+
+        @property
+        def _engine(self):
+            engine = self.__dict__.get("_bound")
+            if threading.current_thread() is self.pause:
+                self.pause = None
+                closing.set()
+                assert either.wait(10)
+            return engine
+
+        @_engine.setter
+        def _engine(self, engine):
+            self.__dict__["_bound"] = engine
+
+    client = Client(AK, SK, host=fake.server.url, timeout=60)
+    loop = asyncio.new_event_loop()
+    outcome = []
+
+    def loop_thread():
+        async def main():
+            while not closing.is_set():  # 10 s at most
+                await asyncio.sleep(0.01)
+            outcome.extend(await asyncio.gather(
+                client.trigger_webhook("wh"), return_exceptions=True))
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=loop_thread)
+    thread.start()
+    try:
+        client.pause = threading.current_thread()
+        asyncio.run(client.aclose())
+    finally:
+        release.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    engine = client._engine
+    loop.close()
+    assert [type(o) for o in outcome] == [genauth_c.ClientClosedError], \
+        outcome
+    assert engine is None or (engine.calls, engine.watched) == (0, {})
+    assert client_sockets(fake.server.port) == 0
