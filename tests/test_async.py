@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import random
+import selectors
 import subprocess
 import sys
 import threading
@@ -1461,7 +1462,9 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
 
     def loop_thread():
         async def main():
-            while not closing.is_set():  # 10 s at most
+            for _ in range(1000):  # until aclose() is under way; 10 s at most
+                if closing.is_set():
+                    break
                 await asyncio.sleep(0.01)
             outcome.extend(await asyncio.gather(
                 client.trigger_webhook("wh"), return_exceptions=True))
@@ -1482,3 +1485,78 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
         outcome
     assert engine is None or (engine.calls, engine.watched) == (0, {})
     assert client_sockets(fake.server.port) == 0
+
+
+def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
+    """aclose() from another thread sees the client's loop stopped, between
+    two runs, a call in flight: it closes the engine there and then, which
+    settles the call's future from that thread. The loop, started again in
+    that instant, waits for an event: the task's wake-up, queued by
+    call_soon (which wakes nothing), was never run and the loop hung until
+    its next event (here, none for 60 s). aclose() wakes it."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def handler(req):
+        resp = fake(req)
+        if "trigger-webhook" in req.path:
+            arrived.set()
+            release.wait(30)
+        return resp
+
+    fake.server.handler = handler
+    client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=60)
+    paused, go = threading.Event(), threading.Event()
+    waiting = threading.Event()
+
+    class WaitingSelector(selectors.DefaultSelector):
+        def select(self, timeout=None):
+            if go.is_set() and (timeout is None or timeout > 1):
+                waiting.set()  # the loop waits for an event
+            return super().select(timeout)
+
+    class RestartingLoop(asyncio.SelectorEventLoop):
+        race = False
+
+        def is_running(self):
+            running = super().is_running()
+            if self.race:
+                # aclose() saw the loop stopped: it starts again in that
+                # instant, in its thread, and waits for an event.
+                self.race = False
+                go.set()
+                assert waiting.wait(10)
+            return running
+
+    loop = RestartingLoop(WaitingSelector())
+    outcome = []
+
+    def loop_thread():
+        async def start():
+            task = asyncio.ensure_future(client.trigger_webhook("wh"))
+            for _ in range(1000):  # until the server has it; 10 s at most
+                if arrived.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            return task
+        task = loop.run_until_complete(start())
+        paused.set()
+        assert go.wait(10)
+        outcome.extend(loop.run_until_complete(
+            asyncio.gather(task, return_exceptions=True)))
+
+    thread = threading.Thread(target=loop_thread)
+    thread.start()
+    try:
+        assert paused.wait(10)
+        loop.race = True
+        asyncio.run(client.aclose())
+        thread.join(10)
+        hung = thread.is_alive()
+    finally:
+        release.set()
+        if thread.is_alive():
+            loop.call_soon_threadsafe(lambda: None)
+            thread.join(10)
+        loop.close()
+    assert not hung, "the loop was never told of the calls' end"
+    assert [type(o) for o in outcome] == [genauth_c.ClientClosedError]
