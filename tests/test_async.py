@@ -1404,3 +1404,17 @@ def test_a_close_from_inside_the_engine_waits_for_its_callback(emu):
     assert all(isinstance(o, (dict, genauth_c.ClientClosedError))
                for o in outcomes), outcomes
     assert (calls, watched, sockets) == (0, {}, 0)
+
+
+def test_the_engine_refuses_keyword_arguments_with_a_type_error(fake):
+    # Refused with an exception set, not a NULL return alone (SystemError).
+    from genauth_c._core import _AsyncEngine
+
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url)
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(TypeError, match="takes no keyword arguments"):
+            _AsyncEngine(client, loop, extra=1)
+    finally:
+        loop.close()
+        client.close()

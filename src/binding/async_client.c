@@ -277,8 +277,14 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     genauth_error err;
 
     genauth_error_init(&err);
-    if (!st || (kwargs && PyDict_Size(kwargs)) ||
-        !PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &loop))
+    if (!st)
+        return NULL;
+    if (kwargs && PyDict_Size(kwargs)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_AsyncEngine() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &loop))
         return NULL;
     self = (EngineObject *)((allocfunc)PyType_GetSlot(type, Py_tp_alloc))(
         type, 0);
