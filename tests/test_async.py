@@ -1560,3 +1560,17 @@ def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
         loop.close()
     assert not hung, "the loop was never told of the calls' end"
     assert [type(o) for o in outcome] == [genauth_c.ClientClosedError]
+
+
+def test_the_engine_refuses_keyword_arguments_with_a_type_error(fake):
+    # Refused with an exception set, not a NULL return alone (SystemError).
+    from genauth_c._core import _AsyncEngine
+
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url)
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(TypeError, match="takes no keyword arguments"):
+            _AsyncEngine(client, loop, extra=1)
+    finally:
+        loop.close()
+        client.close()

@@ -167,6 +167,68 @@ def test_payload_hooks_under_malloc_debug():
     assert " passed" in proc.stdout and "failed" not in proc.stdout
 
 
+# ---- lists the binding fills are never seen half made ----------------------
+
+# Run in a process of its own: a list seen half made (a NULL slot) crashes
+# it. The garbage collector's callbacks, as the finalizers it runs, are the
+# caller's code, run by any allocation: gc.get_objects() there hands them
+# every tracked list, and copying one reads each slot.
+HALF_MADE_LISTS = r"""
+import asyncio, gc, sys, threading
+from rawserver import FakeGenAuth, RawServer
+import genauth_c
+
+N = 7  # the length of the lists looked at: those the binding makes
+
+def look(phase, info):
+    # Only in collections on the main thread: the fake server's own
+    # threads are not under test.
+    if threading.current_thread() is threading.main_thread():
+        for obj in gc.get_objects(0):
+            if type(obj) is list and len(obj) == N:
+                list(obj)
+
+async def batch(url):
+    async with genauth_c.AsyncManagementClient(
+            "AKIDexample1234", "s", host=url) as client:
+        await client.trigger_webhook("wh1")  # bound, token fetched
+        gc.callbacks.append(look)
+        out = await client.trigger_webhooks([{"webhook_id": "wh1"}] * N)
+        gc.callbacks.remove(look)
+        return out
+
+handler = FakeGenAuth()
+# A result holding a list of N objects: each one made is an allocation.
+handler.envelope = {"statusCode": 200, "message": "ok",
+                    "data": {"list": [{"a": 1}] * N}}
+with RawServer(handler) as server:
+    handler.server = server
+    gc.set_threshold(1)  # a collection at (nearly) every allocation
+    if sys.argv[1] == "result":
+        with genauth_c.ManagementClient("AKIDexample1234", "s",
+                                        host=server.url) as client:
+            client.trigger_webhook("wh1")
+            gc.callbacks.append(look)
+            for _ in range(30):
+                assert len(client.trigger_webhook("wh1")["data"]["list"]) == N
+            gc.callbacks.remove(look)
+    else:
+        out = asyncio.run(batch(server.url))
+        assert [r["statusCode"] for r in out] == [200] * N
+print("done")
+"""
+
+
+@pytest.mark.parametrize("case", ["result", "async batch"])
+def test_lists_are_never_seen_half_made_by_the_collector(case):
+    proc = subprocess.run(
+        [sys.executable, "-c", HALF_MADE_LISTS, case],
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "done\n", (
+        proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+
+
 # ---- the caller's exceptions come out unchanged ----------------------------
 
 class Color(enum.IntEnum):

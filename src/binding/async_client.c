@@ -277,8 +277,14 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     genauth_error err;
 
     genauth_error_init(&err);
-    if (!st || (kwargs && PyDict_Size(kwargs)) ||
-        !PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &loop))
+    if (!st)
+        return NULL;
+    if (kwargs && PyDict_Size(kwargs)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_AsyncEngine() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "_AsyncEngine", 2, 2, &client, &loop))
         return NULL;
     self = (EngineObject *)((allocfunc)PyType_GetSlot(type, Py_tp_alloc))(
         type, 0);
@@ -712,6 +718,11 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
                              &params, &n, &concurrency) < 0)
         return NULL;
     list = PyList_New(n);
+    /* Untracked while it has NULL slots: call_new's allocations may run a
+     * collection, and the caller's code with it (convert.c's
+     * genauth_doc_node_to_py says why). */
+    if (list)
+        PyObject_GC_UnTrack(list);
     for (; list && i < n; i++) {
         CallObject *call = call_new(self, st, GENAUTH_OP_TRIGGER_WEBHOOK,
                                     params[i]);
@@ -730,8 +741,10 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
     for (; i < n; i++)
         genauth_params_free(params[i]); /* not handed to a call */
     PyMem_Free(params);
-    if (list)
+    if (list) {
+        PyObject_GC_Track(list);
         result = Py_BuildValue("(NL)", list, concurrency);
+    }
     return result;
 }
 

@@ -1032,6 +1032,10 @@ genauth_doc_node_to_py(const cJSON *node, genauth_doc_walk *w)
         out = PyList_New(n);
         if (out == NULL)
             goto fail;
+        /* Kept from the collector while slots are NULL: making a child may
+         * run a collection, whose callbacks and finalizers (the caller's
+         * code) would see the list half made in gc.get_objects(). */
+        PyObject_GC_UnTrack(out);
         for (i = 0, child = node->child; child != NULL;
              i++, child = child->next) {
             value = genauth_doc_node_to_py(child, w);
@@ -1044,6 +1048,7 @@ genauth_doc_node_to_py(const cJSON *node, genauth_doc_walk *w)
             }
             value = NULL;
         }
+        PyObject_GC_Track(out);
         return out;
     case cJSON_Object:
         if (genauth_stack_short(w->stack_floor))
