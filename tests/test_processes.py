@@ -363,11 +363,21 @@ def test_a_log_handler_that_forks_on_a_token_fetch_leaves_the_call_to_the_parent
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+@pytest.mark.parametrize("interrupted", [False, True])
 @pytest.mark.parametrize("batch", [False, True])
 def test_a_signal_handler_that_forks_while_a_call_waits_leaves_it_to_the_parent(
-        echo_server, batch):
+        echo_server, batch, interrupted):
+    """`interrupted`: the handler raises KeyboardInterrupt in the child
+    (Ctrl-C there): the call raises it there, not the call's fork error
+    made with it set."""
     fork = ForkOnce()
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fork())
+
+    def handler(signum, frame):
+        fork()
+        if interrupted and fork.child is None:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, handler)
     alarm = None
     try:
         with ManagementClient(AK, SK, host=echo_server.url, timeout=10,
@@ -390,7 +400,9 @@ def test_a_signal_handler_that_forks_while_a_call_waits_leaves_it_to_the_parent(
                 expected = {"webhookId": "wh1"}
             result, child = run_in_parent_and_child(call, fork)
             assert outcome(result) == expected
-            if batch:
+            if interrupted:
+                assert child == {"raised": "KeyboardInterrupt", "message": ""}
+            elif batch:
                 assert isinstance(child, list) and all(map(forked_error, child)), child
             else:
                 assert child is not None and forked_error(child), child

@@ -170,6 +170,12 @@ make_exception(PyObject *type, const char *message)
 PyObject *
 genauth_raise(genauth_module_state *st, const genauth_error *err)
 {
+    /* One raised by the caller's code while the call waited (a signal
+     * handler's KeyboardInterrupt, in a child it forked too, where the call
+     * then ends as forked) is the one raised: no exception is made with it
+     * set. */
+    if (PyErr_Occurred())
+        return NULL;
     PyObject *exc = genauth_exception_new(st, err);
     if (exc) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);

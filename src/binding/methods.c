@@ -661,6 +661,12 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
         genauth_raise(st, &err);
         goto done;
     }
+    /* batch_call_done stopped the batch with an exception set (a log
+     * handler's Ctrl-C), and the batch then ended for another reason: a
+     * child forked by that handler. Raised, as it would have been; no
+     * outcome is made with it set. */
+    if (PyErr_Occurred())
+        goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Calls that the batch's own error ended, and any whose outcome
          * could not be made on the batch's thread. */
