@@ -413,6 +413,25 @@ def test_signature_mode_batch_sends_nothing_when_one_call_is_unsafe(
     assert len(fake.server.requests) == 2
 
 
+@pytest.mark.parametrize("body, path", [
+    ({"n": 10**5000}, "request_body['n']"),
+    ({"a": [1, 10**5000]}, "request_body['a'][1]"),
+    ({10**5000: "a key"}, "request_body"),  # the mapping holding the key
+    ({"a": {10**5000: 1}}, "request_body['a']"),
+])
+def test_an_int_past_the_digit_limit_fails_with_its_path(
+        fake, client_for, body, path):
+    """Past sys.get_int_max_str_digits() Python cannot write an int, key or
+    value: json.dumps fails, and so does the call, naming where."""
+    client = client_for(fake.server.url)
+    with pytest.raises(ValueError) as info:
+        client.trigger_webhook("wh1", request_body=body)
+    assert str(info.value) == (f"{path}: int too large to convert to decimal "
+                               "text (over sys.get_int_max_str_digits() "
+                               "digits)")
+    assert fake.server.requests == []
+
+
 def test_positional_order_matches_the_official_sdk(fake):
     client = ManagementClient(AK, SK, fake.server.url, 5.0, "zh-CN", False)
     client.trigger_webhook("wh1")

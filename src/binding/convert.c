@@ -302,11 +302,19 @@ genauth_lltoa(long long v, char *buf)
 }
 
 /* int.__repr__, whatever a subclass (IntEnum) says: json.dumps does the
- * same. New reference, or NULL with an exception set. */
+ * same. New reference, or NULL with an exception set; a key or value over
+ * sys.get_int_max_str_digits() fails as json.dumps does, with its path. */
 static PyObject *
-genauth_int_text(PyObject *obj)
+genauth_int_text(genauth_conv *cv, PyObject *obj)
 {
-    return genauth_base_repr(&PyLong_Type, obj);
+    PyObject *text = genauth_base_repr(&PyLong_Type, obj);
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();
+        genauth_conv_fail(cv, PyExc_ValueError,
+                          "int too large to convert to decimal text "
+                          "(over sys.get_int_max_str_digits() digits)");
+    }
+    return text;
 }
 
 /* float.__repr__ text of a finite double. The caller frees it with
@@ -386,18 +394,9 @@ genauth_conv_int(genauth_conv *cv, PyObject *obj, cJSON **node)
         rc = genauth_conv_emit_raw(cv, buf, (size_t)n, node);
         goto done;
     }
-    text = genauth_int_text(obj);
-    if (text == NULL) {
-        /* Over sys.get_int_max_str_digits(): json.dumps fails the same
-         * way; keep its message, add the path. */
-        if (PyErr_ExceptionMatches(PyExc_ValueError)) {
-            PyErr_Clear();
-            genauth_conv_fail(cv, PyExc_ValueError,
-                              "int too large to convert to decimal text "
-                              "(over sys.get_int_max_str_digits() digits)");
-        }
+    text = genauth_int_text(cv, obj);
+    if (text == NULL)
         goto done;
-    }
     s = PyUnicode_AsUTF8AndSize(text, &n);
     if (s == NULL)
         goto done;
@@ -517,7 +516,7 @@ genauth_conv_member(genauth_conv *cv, cJSON *out, PyObject *key,
         klen = (Py_ssize_t)strlen(ftext);
     }
     else if (PyLong_Check(key)) {
-        text = genauth_int_text(key);
+        text = genauth_int_text(cv, key);
         if (text == NULL)
             goto done;
         ks = PyUnicode_AsUTF8AndSize(text, &klen);
