@@ -106,12 +106,18 @@ PyObject *
 genauth_api_method_ops(void)
 {
     PyObject *ops = PyTuple_New(GENAUTH_OP_COUNT);
+    /* Kept from the collector while slots are NULL (convert.c's
+     * genauth_doc_node_to_py says why). */
+    if (ops)
+        PyObject_GC_UnTrack(ops);
     for (Py_ssize_t i = 0; ops && i < GENAUTH_OP_COUNT; i++) {
         PyObject *row = Py_BuildValue("(si)", api_methods[i].name,
                                       (int)api_methods[i].op);
         if (!row || PyTuple_SetItem(ops, i, row) < 0) /* steals row */
             Py_CLEAR(ops);
     }
+    if (ops)
+        PyObject_GC_Track(ops);
     return ops;
 }
 
