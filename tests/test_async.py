@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import AK, SK
-from rawserver import Response
+from rawserver import Response, announce_and_hold
 from serve import spawn
 
 import genauth_c
@@ -703,6 +703,189 @@ def test_a_kept_connection_the_server_closes_is_heard_of_once(fake):
     assert idle_events == 0
     assert after == fake.envelope
     assert fake.server.connections == 2
+
+
+
+class InterruptingLoop(asyncio.SelectorEventLoop):
+    """A selector loop one of whose methods, called by the engine, raises
+    `exc` once, while `armed`: Ctrl-C landed in the method's Python code,
+    as it returned (its work done), or as it began (`before`: undone). The
+    methods: add_reader, add_writer, remove_reader, remove_writer,
+    call_soon and call_later (for the engine's callbacks), cancel (of the
+    engine's timer handles), set_result and set_exception (of the futures
+    this loop makes)."""
+
+    def __init__(self, method, exc=KeyboardInterrupt, before=False):
+        super().__init__()
+        self.method, self.exc, self.before = method, exc, before
+        self.armed = True
+        self.raised = False
+
+    def trip(self, method, work, *args):
+        if not (self.armed and method == self.method):
+            return work(*args)
+        self.armed = False
+        self.raised = True
+        if not self.before:
+            work(*args)
+        raise self.exc
+
+    def add_reader(self, *args):
+        return self.trip("add_reader", super().add_reader, *args)
+
+    def add_writer(self, *args):
+        return self.trip("add_writer", super().add_writer, *args)
+
+    def remove_reader(self, fd):
+        return self.trip("remove_reader", super().remove_reader, fd)
+
+    def remove_writer(self, fd):
+        return self.trip("remove_writer", super().remove_writer, fd)
+
+    def call_soon(self, callback, *args, **kwargs):
+        if not isinstance(getattr(callback, "__self__", None),
+                          _aio._AsyncEngine):
+            return super().call_soon(callback, *args, **kwargs)
+        return _InterruptingHandle(self, self.trip(
+            "call_soon", super().call_soon, callback, *args))
+
+    def call_later(self, delay, callback, *args, **kwargs):
+        if not isinstance(getattr(callback, "__self__", None),
+                          _aio._AsyncEngine):
+            return super().call_later(delay, callback, *args, **kwargs)
+        return _InterruptingHandle(self, self.trip(
+            "call_later", super().call_later, delay, callback, *args))
+
+    def create_future(self):
+        return _InterruptingFuture(loop=self)
+
+
+class _InterruptingHandle:
+    def __init__(self, loop, handle):
+        self.loop, self.handle = loop, handle
+
+    def cancel(self):
+        return self.loop.trip("cancel", self.handle.cancel)
+
+
+class _InterruptingFuture(asyncio.Future):
+    def set_result(self, result):
+        return self.get_loop().trip("set_result", super().set_result, result)
+
+    def set_exception(self, exception):
+        return self.get_loop().trip("set_exception", super().set_exception,
+                                    exception)
+
+
+@pytest.fixture
+def unraisable(monkeypatch):
+    """What is reported as unraisable meanwhile."""
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    return reported
+
+
+# The method that raises, then what it raises (KeyboardInterrupt unless
+# SystemExit) and when ("before" its work, else after).
+@pytest.mark.parametrize("case", [
+    "add_writer", "add_reader", "add_reader before", "add_reader SystemExit",
+    "remove_writer", "call_soon", "call_soon before", "call_later",
+    "call_later before", "cancel", "set_result", "set_result SystemExit"])
+def test_ctrl_c_in_a_loop_method_the_engine_calls_leaves_the_loop(
+        fake, unraisable, case):
+    """Ctrl-C that lands in a loop's (or a future's) method the engine calls
+    from inside libcurl cannot stop libcurl there: it is held, and raised
+    by the loop's callback (or the call's start) that ran the engine, so
+    that it leaves the loop as one raised in any of its callbacks does. It
+    was reported as unraisable, and lost: the loop went on. SystemExit
+    likewise. The client is not left broken: the next call works (a timer
+    whose handle the loop never made runs all the same), the interrupted
+    one ends (at the latest with ClientClosedError, when the client
+    closes), and the client closes."""
+    method, *how = case.split()
+    exc = SystemExit if "SystemExit" in how else KeyboardInterrupt
+    before = "before" in how
+    loop = InterruptingLoop(method, exc, before)
+    # Without the interrupt raised, a call whose socket the loop does not
+    # watch (before=True) would wait for its answer this long.
+    client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=10)
+
+    async def two_calls():
+        # The second starts the first call's timer anew (cancel).
+        await client.trigger_webhook("wh1")
+        return await client.trigger_webhook("wh1")
+
+    task = loop.create_task(two_calls())
+    # And one whose timer the loop never made (call_soon, before=True) would
+    # never end: a bound for the test, not a time it asserts.
+    guard = loop.call_later(60, loop.stop)
+    try:
+        with pytest.raises(exc):
+            loop.run_until_complete(task)
+        guard.cancel()
+        assert loop.raised
+        assert loop.run_until_complete(
+            client.trigger_webhook("wh1")) == fake.envelope
+        loop.run_until_complete(client.aclose())
+        assert client.closed
+        loop.run_until_complete(asyncio.wait([task]))
+        outcome = task.exception()
+        assert outcome is None or isinstance(
+            outcome, (exc, genauth_c.ClientClosedError))
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert unraisable == []
+
+
+def test_ctrl_c_in_a_loop_method_as_the_client_closes(fake, unraisable):
+    """The same in aclose(): the engine closes all the same, and the
+    interrupt comes out of aclose()."""
+    loop = InterruptingLoop("remove_reader")
+    loop.armed = False
+    client = AsyncManagementClient(AK, SK, host=fake.server.url)
+    try:
+        # A kept connection, watched for reading.
+        loop.run_until_complete(client.trigger_webhook("wh1"))
+        loop.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(client.aclose())
+        assert loop.raised
+        assert client.closed
+        loop.run_until_complete(client.aclose())
+        with pytest.raises(genauth_c.ClientClosedError):
+            loop.run_until_complete(client.trigger_webhook("wh1"))
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert unraisable == []
+
+
+def test_ctrl_c_in_a_loop_method_as_a_call_is_cancelled(fake, unraisable):
+    """The same as a cancelled call's transfer leaves libcurl: the interrupt
+    comes out of the cancellation, and so of the task."""
+    arrived = threading.Event()
+    fake.server.handler = announce_and_hold(fake, arrived)
+    loop = InterruptingLoop("remove_reader")
+    loop.armed = False
+    client = AsyncManagementClient(AK, SK, host=fake.server.url)
+    try:
+        task = loop.create_task(client.trigger_webhook("wh1"))
+        loop.run_until_complete(
+            loop.run_in_executor(None, arrived.wait, 30))
+        assert arrived.is_set()
+        loop.armed = True
+        task.cancel()
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert loop.raised
+        fake.server.handler = fake
+        assert loop.run_until_complete(
+            client.trigger_webhook("wh1")) == fake.envelope
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert unraisable == []
 
 
 NOTEBOOK_CELL = """

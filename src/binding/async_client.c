@@ -27,6 +27,10 @@ typedef struct {
     PyObject *on_socket, *on_timer;
     /* The loop's handles for on_timer(GENAUTH_EV_SOON / _LATER), or NULL. */
     PyObject *timers[2];
+    /* Bit 1 << which: the loop's method failed to make that timer's handle
+     * (Ctrl-C landed in it, say), which the core counts as armed: the
+     * timer is run as the outermost entry returns (engine_leave). */
+    int timers_lost;
     PyObject *ev_read, *ev_write; /* GENAUTH_EV_READ, _WRITE as ints */
     PyObject *ev_timer[2];        /* GENAUTH_EV_SOON, _LATER as ints */
     PyObject *str_cancel, *str_done, *str_set_result, *str_set_exception;
@@ -58,10 +62,21 @@ typedef struct {
 
 /* ---- the engine's hooks: calls into the event loop ---------------------- */
 
+/* The exception set by Python code the engine ran where none can come out:
+ * an interrupt (KeyboardInterrupt: Ctrl-C landed there; SystemExit) is
+ * held, and raised by the entry point that ran the engine as it returns
+ * (engine_leave); any other is reported as unraisable. */
+static void
+report_unraisable(EngineObject *self)
+{
+    if (!genauth_hold_interrupt())
+        PyErr_WriteUnraisable((PyObject *)self);
+}
+
 /* The hooks run inside libcurl; a loop method that fails cannot stop it, so
- * the error is reported, not raised. A loop closed meanwhile (a task's
- * coroutine finalized after its loop closed cancels its call) is no error:
- * the engine leaves it alone from then on. */
+ * the error is reported, not raised (an interrupt is held). A loop closed
+ * meanwhile (a task's coroutine finalized after its loop closed cancels its
+ * call) is no error: the engine leaves it alone from then on. */
 static void
 report(PyObject *r, EngineObject *self)
 {
@@ -74,17 +89,17 @@ report(PyObject *r, EngineObject *self)
     closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
     int is_closed = closed ? PyObject_IsTrue(closed) : -1;
     Py_XDECREF(closed);
-    if (is_closed < 0)
+    if (is_closed < 0 && !genauth_hold_interrupt())
         PyErr_Clear(); /* the first error is the one to tell */
+    PyErr_Restore(type, value, tb);
     if (is_closed > 0) {
         self->detached = 1;
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
-        return;
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_Clear();
+            return;
+        }
     }
-    PyErr_Restore(type, value, tb);
-    PyErr_WriteUnraisable((PyObject *)self);
+    report_unraisable(self);
 }
 
 /* fd watched (add(fd, on_socket, fd, flag)) or not (remove(fd)) for one
@@ -158,10 +173,12 @@ hook_timer(void *userdata, int which, long ms)
                        : NULL;
         Py_XDECREF(delay);
     }
-    if (handle)
+    if (handle) {
         self->timers[which] = handle;
-    else
+    } else {
+        self->timers_lost |= 1 << which;
         report(NULL, self);
+    }
 }
 
 /* ---- a call's end: its outcome to the future ----------------------------- */
@@ -531,7 +548,7 @@ detach_if_loop_closed(EngineObject *self)
     int is_closed = closed ? PyObject_IsTrue(closed) : -1;
     Py_XDECREF(closed);
     if (is_closed < 0)
-        PyErr_WriteUnraisable((PyObject *)self);
+        report_unraisable(self);
     else if (is_closed)
         self->detached = 1;
 }
@@ -552,9 +569,36 @@ engine_close_now(EngineObject *self)
     PyErr_Restore(type, value, tb);
 }
 
+/* The timers whose handles the loop failed to make, run now (early is no
+ * harm: the core arms what it still wants anew), once: a loop whose method
+ * keeps failing does not hold the entry forever. Keeps an exception
+ * already set. Inside the engine, as its outermost entry. */
 static void
+run_lost_timers(EngineObject *self)
+{
+    PyObject *type, *value, *tb;
+    int lost = self->timers_lost;
+    self->timers_lost = 0;
+    PyErr_Fetch(&type, &value, &tb);
+    for (int which = GENAUTH_EV_SOON; which <= GENAUTH_EV_LATER; which++) {
+        if ((lost & (1 << which)) && self->ev && !self->detached)
+            genauth_evloop_timer_fired(self->ev, which);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+/* Leaves the engine, on the way back to Python: -1 with the interrupt
+ * that Python code the engine ran held meanwhile (report_unraisable, or a
+ * log handler's: genauth_hold_interrupt) raised, else 0. Every entry point
+ * returns to Python right after, with that exception when -1 (a nested
+ * entry returns it to the Python code the engine ran, which lets it out,
+ * to be held again): so none is held past the entry point that ran the
+ * core. */
+static int
 engine_leave(EngineObject *self)
 {
+    if (self->entry.depth == 1 && self->timers_lost)
+        run_lost_timers(self);
     /* The close runs caller code too, which may ask for it again. */
     while (self->entry.depth == 1 && self->close_pending) {
         self->close_pending = 0;
@@ -562,6 +606,7 @@ engine_leave(EngineObject *self)
     }
     if (--self->entry.depth == 0)
         PyThread_release_lock(self->entry.lock);
+    return genauth_raise_held();
 }
 
 /* In a child forked since the engine was made: the engine gives up the
@@ -578,8 +623,7 @@ engine_forked(EngineObject *self)
     detach_if_loop_closed(self);
     if (self->ev)
         genauth_evloop_close(self->ev);
-    engine_leave(self);
-    return 1;
+    return engine_leave(self) < 0 ? -1 : 1;
 }
 
 /* socket_action(fd, events): the loop saw fd ready. */
@@ -600,9 +644,8 @@ Engine_socket_action(EngineObject *self, PyObject *const *args,
         return NULL;
     if (self->ev)
         genauth_evloop_socket_ready(self->ev, (int)fd, (int)events);
-    engine_leave(self);
-    if (genauth_log_raise_held() < 0)
-        return NULL; /* Ctrl-C on the token fetch's line */
+    if (engine_leave(self) < 0)
+        return NULL; /* Ctrl-C in a loop method or on a log line */
     Py_RETURN_NONE;
 }
 
@@ -623,9 +666,8 @@ Engine_timer_fired(EngineObject *self, PyObject *arg)
     Py_CLEAR(self->timers[which]); /* spent */
     if (self->ev)
         genauth_evloop_timer_fired(self->ev, (int)which);
-    engine_leave(self);
-    if (genauth_log_raise_held() < 0)
-        return NULL; /* Ctrl-C on the token fetch's line */
+    if (engine_leave(self) < 0)
+        return NULL; /* Ctrl-C in a loop method or on a log line */
     Py_RETURN_NONE;
 }
 
@@ -763,7 +805,8 @@ Engine_close(EngineObject *self, PyObject *Py_UNUSED(ignored))
         self->close_pending = 1; /* called back from inside the engine */
     else
         engine_close_now(self);
-    engine_leave(self);
+    if (engine_leave(self) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -805,7 +848,8 @@ Engine_get_watched(EngineObject *self, void *closure)
     if (self->ev &&
         genauth_evloop_each_watched(self->ev, add_watched, dict) != 0)
         Py_CLEAR(dict);
-    engine_leave(self);
+    if (engine_leave(self) < 0)
+        Py_CLEAR(dict);
     return dict;
 }
 
@@ -816,7 +860,8 @@ Engine_get_calls(EngineObject *self, void *closure)
     if (engine_enter(self) < 0)
         return NULL;
     size_t calls = self->ev ? genauth_evloop_calls(self->ev) : 0;
-    engine_leave(self);
+    if (engine_leave(self) < 0)
+        return NULL;
     return PyLong_FromSize_t(calls);
 }
 
@@ -900,10 +945,18 @@ call_start(CallObject *self, PyObject *future)
             Py_DECREF(self);
             rc = -1;
         }
+    } else if (genauth_interrupt_held() && self->evcall) {
+        /* Ctrl-C landed in a loop method the start called: the start
+         * raises it, and nobody awaits the call; its transfer leaves
+         * libcurl now. */
+        genauth_evloop_cancel(engine->ev, self->evcall);
+        self->evcall = NULL;
+        Py_DECREF(self); /* the engine's reference */
     }
-    engine_leave(engine);
     if (rc < 0)
         genauth_raise(st, &err);
+    if (engine_leave(engine) < 0)
+        rc = -1;
     genauth_error_clear(&err);
     return rc;
 }
@@ -932,7 +985,8 @@ Call_cancel(CallObject *self, PyObject *Py_UNUSED(ignored))
         self->evcall = NULL;
         Py_DECREF(self); /* the engine's reference */
     }
-    engine_leave(engine);
+    if (engine_leave(engine) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

@@ -103,6 +103,23 @@ void genauth_wait_leave_python(int entered);
  * thread holding the GIL to hold the wait up. */
 int genauth_wait_runs_signal_handlers(void);
 
+/* Python code the binding runs where no exception may come out (a log
+ * handler on a token fetch's line, a loop's or a future's method the
+ * event-loop engine calls from inside the core): with an exception set that
+ * is not an Exception (KeyboardInterrupt, SystemExit), holds it for this
+ * thread (drops it when one is held already), clears it and returns 1;
+ * else returns 0, leaving any exception set (the code's failure, to
+ * report). */
+int genauth_hold_interrupt(void);
+/* Whether this thread holds one. */
+int genauth_interrupt_held(void);
+/* For every entry point that ran such code (the event-loop engine's:
+ * callbacks of the loop, a call's start or cancel, close), as it returns to
+ * Python: -1 with the held exception raised (an exception already set
+ * becomes its __context__), else 0. So a held interrupt never outlives the
+ * entry point that ran the core on its thread. */
+int genauth_raise_held(void);
+
 #define GENAUTH_BEGIN_WAIT(st)                                               \
     {                                                                        \
         genauth_wait genauth_wait_;                                          \
@@ -129,12 +146,10 @@ int genauth_log_request(genauth_module_state *st, const char *method,
                         const genauth_envelope *env,
                         const genauth_error *err);
 /* The core's event hook (genauth_client_set_event_hook, userdata: the
- * module state): takes the GIL itself. */
+ * module state): takes the GIL itself. An interrupt a handler raises on
+ * the line is delivered again inside a blocking call, and held
+ * (genauth_hold_interrupt) in the event-loop engine's. */
 void genauth_log_event(const genauth_event *event, void *userdata);
-/* For the event-loop engine's callbacks, once the core has returned: -1
- * with the KeyboardInterrupt that a log handler raised on a token fetch's
- * line meanwhile set, else 0. */
-int genauth_log_raise_held(void);
 /* The WARNING for a client made with use_unverified_ssl=True. */
 void genauth_log_unverified(genauth_module_state *st, PyObject *host);
 

@@ -265,34 +265,6 @@ interrupt_again(void)
     PyErr_Restore(type, value, tb);
 }
 
-/* The same raised on an event-loop engine's token fetch line: the engine
- * runs the core with the GIL held, from a callback of the loop. Delivered
- * again, Ctrl-C would land in the next Python code the core runs, a loop
- * method the engine calls, which cannot raise it either; so it is held
- * here until the core returns to that callback, which raises it
- * (genauth_log_raise_held), as any callback of the loop can. */
-static _Thread_local PyObject *held_type, *held_value, *held_tb;
-
-static void
-hold_interrupt(void)
-{
-    if (held_type) {
-        PyErr_Clear(); /* one is held already: one Ctrl-C is enough */
-        return;
-    }
-    PyErr_Fetch(&held_type, &held_value, &held_tb);
-}
-
-int
-genauth_log_raise_held(void)
-{
-    if (!held_type)
-        return 0;
-    PyErr_Restore(held_type, held_value, held_tb);
-    held_type = held_value = held_tb = NULL;
-    return -1;
-}
-
 void
 genauth_log_event(const genauth_event *event, void *userdata)
 {
@@ -314,12 +286,18 @@ genauth_log_event(const genauth_event *event, void *userdata)
                        status_word(event->status),
                        event->http_status, ms, message));
     }
-    if (!type && PyErr_Occurred() &&
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        if (entered)
+    if (!type && PyErr_Occurred()) {
+        if (!entered) {
+            /* An event-loop engine's token fetch: the engine runs the core
+             * with the GIL held, from a callback of the loop. Delivered
+             * again, Ctrl-C would land in the next Python code the core
+             * runs, a loop method the engine calls, which cannot raise it
+             * either: it is held until the core returns to that callback,
+             * which raises it. */
+            genauth_hold_interrupt();
+        } else if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
             interrupt_again();
-        else
-            hold_interrupt();
+        }
     }
     report_failure(st);
     PyErr_Restore(type, value, tb);

@@ -132,3 +132,64 @@ genauth_check_signals(void *userdata)
     w->tstate = PyEval_SaveThread();
     return stop;
 }
+
+/* ---- an interrupt held for the way back to Python ------------------------
+ * The binding runs Python code where no exception can come out: a log
+ * handler on a token fetch's line, the loop's and the futures' methods the
+ * event-loop engine calls from inside the core (libcurl cannot be stopped
+ * there). An exception that is no failure of that code, one that is not an
+ * Exception (KeyboardInterrupt: Ctrl-C landed there; SystemExit), is not
+ * reported and lost: it is held, per thread, until the core returns to the
+ * binding's entry point that Python called (a callback of the loop's, a
+ * call's start or cancel, close), which raises it, as any of them can. */
+static _Thread_local PyObject *held_type, *held_value, *held_tb;
+
+int
+genauth_hold_interrupt(void)
+{
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_Exception))
+        return 0;
+    if (held_type) {
+        PyErr_Clear(); /* one is held already: one Ctrl-C is enough */
+        return 1;
+    }
+    PyErr_Fetch(&held_type, &held_value, &held_tb);
+    return 1;
+}
+
+int
+genauth_interrupt_held(void)
+{
+    return held_type != NULL;
+}
+
+int
+genauth_raise_held(void)
+{
+    PyObject *type, *value, *tb;
+    if (!held_type)
+        return 0;
+    /* An exception the entry point raises anyway becomes the context of
+     * the held one, which goes first. */
+    PyErr_Fetch(&type, &value, &tb);
+    if (type) {
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb && value)
+            PyException_SetTraceback(value, tb);
+        Py_DECREF(type);
+        Py_XDECREF(tb);
+    }
+    PyErr_Restore(held_type, held_value, held_tb);
+    held_type = held_value = held_tb = NULL;
+    if (value) {
+        PyObject *htype, *hvalue, *htb;
+        PyErr_Fetch(&htype, &hvalue, &htb);
+        PyErr_NormalizeException(&htype, &hvalue, &htb);
+        if (hvalue && hvalue != value)
+            PyException_SetContext(hvalue, value); /* steals value */
+        else
+            Py_DECREF(value);
+        PyErr_Restore(htype, hvalue, htb);
+    }
+    return -1;
+}
