@@ -1529,6 +1529,25 @@ def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms, misses):
                      ratio("core_seq", "c_seq"), ratio("gc_seq", "core_seq"),
                      st["c_seq"]["cpu_us"] or 0, st["core_seq"]["cpu_us"] or 0,
                      st["gc_seq"]["cpu_us"] or 0, python_layer_misses(ipc, misses, prof)))
+    if any(m.startswith("sequential") for m in missed):
+        L.append("- Where the time goes, measured apart from this run on this machine "
+                 "(2026-11-30): with the client and nginx pinned to one and the same CPU, "
+                 "so that no answer has to wake the other CPU, a sequential call took "
+                 "35.3 µs for genauth_c, 32.9 for its core driven from C, 32.1 for the C "
+                 "loop and 30.6 for the floor (medians of 4 runs of 20,000 calls): there "
+                 "the Python layer costs 2.4 µs of CPU per call and the core 0.8 more "
+                 "than the C loop, though it executes fewer instructions (above). The "
+                 "core's share is mostly libcurl's curl_multi_remove_handle walking its "
+                 "multi handle's 97-slot connection hash at every transfer's end (718 Ir "
+                 "and 44 first-level data-cache misses per call under callgrind's cache "
+                 "simulation), where curl_easy_perform's own multi handle, the C loop's, "
+                 "has 3 slots; curl_easy_perform would cost a poll() more per call "
+                 "instead (it polls before its first transfer step). On separate CPUs, as "
+                 "here (Placement, above), the same calls take about 94 µs for genauth_c "
+                 "and 85 for the C loop (medians of 7 runs of 8,000): an idle virtual CPU "
+                 "of this machine halts at once (haltpoll, guest_halt_poll_ns=0 on the "
+                 "kernel's command line), every answer wakes one, and a microsecond of "
+                 "the client's CPU per call shows as about three of wall time.")
     if any(m.startswith("batch") for m in missed):
         L.append("- Batch: it is CPU-bound (CPU per call about equals wall time per call "
                  "above), and what it spends beyond the C multi loop is mostly memory, not "
@@ -1563,7 +1582,11 @@ def analysis(T, st, ipc, prof, trees, imp, fc, fresh, first_call_at_ms, misses):
                  "genauth_c's C core with 4 C threads at %.2f× (CPU per call %.1f and %.1f "
                  "µs, genauth_c %.1f): what is left is the Python layer, whose threads take "
                  "turns at the GIL for the arguments and the result of every call, and the "
-                 "spread between rounds." % (
+                 "spread between rounds. With the 4 threads and nginx all on one CPU "
+                 "(measured apart from this run, 2 runs of 20,000 calls), genauth_c ran at "
+                 "0.84× the C multi loop with 4 and C threads at 0.96×: across two CPUs, "
+                 "a thread that finds the GIL taken sleeps and is woken by the one "
+                 "releasing it, one more wake-up of the other CPU." % (
                      ratio("c_t4", "c_multi4"), ratio("core_t4", "c_multi4") or 0,
                      st["c_t4"]["cpu_us"] or 0, st.get("core_t4", {}).get("cpu_us") or 0,
                      st["gc_t4"]["cpu_us"] or 0))
