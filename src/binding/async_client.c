@@ -31,6 +31,10 @@ typedef struct {
      * (Ctrl-C landed in it, say), which the core counts as armed: the
      * timer is run as the outermost entry returns (engine_leave). */
     int timers_lost;
+    /* A loop's add_reader or add_writer failed (Ctrl-C landed in it): the
+     * core counts that socket as watched and never asks again, so the
+     * watches are made again as the outermost entry returns. */
+    int watches_lost;
     PyObject *ev_read, *ev_write; /* GENAUTH_EV_READ, _WRITE as ints */
     PyObject *ev_timer[2];        /* GENAUTH_EV_SOON, _LATER as ints */
     PyObject *str_cancel, *str_done, *str_set_result, *str_set_exception;
@@ -116,6 +120,8 @@ watch_one(EngineObject *self, PyObject *py_fd, int on, PyObject *add,
                                                     self->on_socket, py_fd,
                                                     flag, NULL)
                      : PyObject_CallFunctionObjArgs(remove, py_fd, NULL);
+    if (!r && on)
+        self->watches_lost = 1;
     if (!r && forsaken && PyErr_ExceptionMatches(PyExc_OSError))
         PyErr_Clear();
     else
@@ -587,6 +593,31 @@ run_lost_timers(EngineObject *self)
     PyErr_Restore(type, value, tb);
 }
 
+static int
+rewatch_one(int fd, int events, void *arg)
+{
+    EngineObject *self = arg;
+    if (!self->detached)
+        hook_watch(self, fd, events, 0);
+    return 0;
+}
+
+/* Every socket the core watches, watched again (adding a reader or writer
+ * the loop has is no harm: it replaces it), once, as for lost timers.
+ * Keeps an exception already set. Inside the engine, as its outermost
+ * entry. */
+static void
+rewatch_lost(EngineObject *self)
+{
+    PyObject *type, *value, *tb;
+    self->watches_lost = 0;
+    if (!self->ev || self->detached || genauth_evloop_forked(self->ev))
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    genauth_evloop_each_watched(self->ev, rewatch_one, self);
+    PyErr_Restore(type, value, tb);
+}
+
 /* Leaves the engine, on the way back to Python: -1 with the interrupt
  * that Python code the engine ran held meanwhile (report_unraisable, or a
  * log handler's: genauth_hold_interrupt) raised, else 0. Every entry point
@@ -597,6 +628,8 @@ run_lost_timers(EngineObject *self)
 static int
 engine_leave(EngineObject *self)
 {
+    if (self->entry.depth == 1 && self->watches_lost)
+        rewatch_lost(self);
     if (self->entry.depth == 1 && self->timers_lost)
         run_lost_timers(self);
     /* The close runs caller code too, which may ask for it again. */
