@@ -1590,6 +1590,23 @@ def test_a_close_from_inside_the_engine_waits_for_its_callback(emu):
     assert (calls, watched, sockets) == (0, {}, 0)
 
 
+def hold_webhook_answers(fake):
+    """Makes the fake hold each trigger-webhook answer until `release` is
+    set; `arrived` is set as each request gets there. Returns (arrived,
+    release)."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def handler(req):
+        resp = fake(req)
+        if "trigger-webhook" in req.path:
+            arrived.set()
+            release.wait(30)
+        return resp
+
+    fake.server.handler = handler
+    return arrived, release
+
+
 def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
     """aclose() in one thread while the client's loop, in another, binds it
     (its first call): aclose() looked at the engine (none yet), the loop
@@ -1597,15 +1614,8 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
     the call went on past aclose() to its answer, its connection held by
     an engine nobody closed. aclose() looks and closes under the binding
     lock: the binding waits for it, and finds the client closed."""
-    either = threading.Event()  # the call reached the server, or the
-    release = threading.Event()  # binding waits for aclose()
-
-    def handler(req):
-        resp = fake(req)
-        if "trigger-webhook" in req.path:
-            either.set()
-            release.wait(30)
-        return resp
+    # either: the call reached the server, or the binding waits for aclose()
+    either, release = hold_webhook_answers(fake)
 
     class Binding:
         def __init__(self):
@@ -1619,7 +1629,6 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
         def __exit__(self, *exc):
             self.lock.release()
 
-    fake.server.handler = handler
     monkeypatch.setattr(_aio, "_binding", Binding())
     closing = threading.Event()
 
@@ -1677,16 +1686,7 @@ def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
     that instant, waits for an event: the task's wake-up, queued by
     call_soon (which wakes nothing), was never run and the loop hung until
     its next event (here, none for 60 s). aclose() wakes it."""
-    arrived, release = threading.Event(), threading.Event()
-
-    def handler(req):
-        resp = fake(req)
-        if "trigger-webhook" in req.path:
-            arrived.set()
-            release.wait(30)
-        return resp
-
-    fake.server.handler = handler
+    arrived, release = hold_webhook_answers(fake)
     client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=60)
     paused, go = threading.Event(), threading.Event()
     waiting = threading.Event()
