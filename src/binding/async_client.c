@@ -245,11 +245,7 @@ call_done(void *userdata, genauth_status status, const genauth_envelope *resp,
     if (!value) {
         /* The conversion failed (no memory), or the logging let Ctrl-C
          * out: that is the outcome. */
-        PyObject *t, *tb;
-        PyErr_Fetch(&t, &value, &tb);
-        PyErr_NormalizeException(&t, &value, &tb);
-        Py_XDECREF(t);
-        Py_XDECREF(tb);
+        value = genauth_take_exception();
         is_exception = 1;
         if (!value)
             goto done;

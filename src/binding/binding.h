@@ -53,6 +53,9 @@ int genauth_errors_traverse(genauth_module_state *st, visitproc visit,
 void genauth_errors_clear(genauth_module_state *st);
 /* Raises the exception for a failed core call and returns NULL. */
 PyObject *genauth_raise(genauth_module_state *st, const genauth_error *err);
+/* The current exception as an object, its traceback attached (new
+ * reference), cleared; NULL when none is set. */
+PyObject *genauth_take_exception(void);
 /* The exception object for a failed core call (new reference), or NULL
  * with an exception set. */
 PyObject *genauth_exception_new(genauth_module_state *st,

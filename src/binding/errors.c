@@ -185,6 +185,19 @@ genauth_raise(genauth_module_state *st, const genauth_error *err)
 }
 
 PyObject *
+genauth_take_exception(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+PyObject *
 genauth_exception_new(genauth_module_state *st, const genauth_error *err)
 {
     PyObject *type, *exc = NULL, *envelope = NULL;
@@ -216,16 +229,8 @@ genauth_exception_new(genauth_module_state *st, const genauth_error *err)
     case GENAUTH_E_INTERRUPTED:
         /* The interrupt check left KeyboardInterrupt (or whatever the signal
          * handler raised) set: hand that exception over. */
-        if (PyErr_Occurred()) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            PyErr_NormalizeException(&t, &v, &tb);
-            if (tb)
-                PyException_SetTraceback(v, tb);
-            Py_XDECREF(t);
-            Py_XDECREF(tb);
-            return v;
-        }
+        if (PyErr_Occurred())
+            return genauth_take_exception();
         type = PyExc_KeyboardInterrupt;
         break;
     default:

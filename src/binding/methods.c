@@ -142,20 +142,6 @@ live_client(PyObject *self, genauth_module_state *st, int *raise_for_status)
     return c;
 }
 
-/* The current exception as an object (new reference), cleared. */
-static PyObject *
-take_exception(void)
-{
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb && v)
-        PyException_SetTraceback(v, tb);
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-}
-
 /* The one place an envelope becomes a result (binding.h). DecodeError for
  * what Python cannot take: invalid UTF-8, an integer longer than
  * sys.get_int_max_str_digits(), nesting deeper than the stack of the
@@ -184,7 +170,7 @@ genauth_envelope_result(genauth_module_state *st, const genauth_envelope *env,
                           env->http_status, what);
         err.http_status = env->http_status;
         genauth_raise(st, &err);
-        return take_exception();
+        return genauth_take_exception();
     }
     if (raise_for_status &&
         !(env->has_status_code && env->status_code == 200)) {

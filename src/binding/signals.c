@@ -166,30 +166,23 @@ genauth_interrupt_held(void)
 int
 genauth_raise_held(void)
 {
-    PyObject *type, *value, *tb;
     if (!held_type)
         return 0;
     /* An exception the entry point raises anyway becomes the context of
      * the held one, which goes first. */
-    PyErr_Fetch(&type, &value, &tb);
-    if (type) {
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (tb && value)
-            PyException_SetTraceback(value, tb);
-        Py_DECREF(type);
-        Py_XDECREF(tb);
-    }
+    PyObject *pending = genauth_take_exception();
     PyErr_Restore(held_type, held_value, held_tb);
     held_type = held_value = held_tb = NULL;
-    if (value) {
-        PyObject *htype, *hvalue, *htb;
-        PyErr_Fetch(&htype, &hvalue, &htb);
-        PyErr_NormalizeException(&htype, &hvalue, &htb);
-        if (hvalue && hvalue != value)
-            PyException_SetContext(hvalue, value); /* steals value */
+    if (pending) {
+        PyObject *held = genauth_take_exception();
+        if (held && held != pending)
+            PyException_SetContext(held, pending); /* steals pending */
         else
-            Py_DECREF(value);
-        PyErr_Restore(htype, hvalue, htb);
+            Py_DECREF(pending);
+        if (held) {
+            PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(held)), held,
+                          PyException_GetTraceback(held));
+        }
     }
     return -1;
 }
