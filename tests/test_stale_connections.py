@@ -600,6 +600,58 @@ def test_batch_stopped_as_calls_end_leaves_no_connection_unchecked():
     assert sorted(_asked(got)) == [(200, f"r-{n}") for n in (4, 5, 6)], got
 
 
+@pytest.mark.parametrize("mode", ["batch", "asyncio"])
+def test_connections_reused_together_are_each_checked(mode):
+    """Four kept connections are reused in one turn, which polls them all
+    at once: the two the server spoke on while idle are left for new ones,
+    the other two carry their calls, and each call gets its own answer."""
+    # The second four are answered once all have come, so that each has a
+    # connection of its own (none is free before).
+    second = range(5, 9)
+    script = Scripted(held=second, late={2, 4})
+    calls = [{"webhook_id": "w"}] * 4
+
+    def between():
+        script.push.set()
+        script.pushed(2)
+        script.pushed(4)
+        time.sleep(0.2)  # the stray answers have come
+        threading.Thread(target=release_when_all_came, daemon=True).start()
+
+    def release_when_all_came():
+        for n in second:
+            script.arrived(n)
+        for n in second:
+            script.release(n)
+
+    async def in_loop(client):
+        async def call():
+            try:
+                return await client.trigger_webhook("w")
+            except genauth_c.GenAuthError as exc:
+                return exc
+        first = await asyncio.gather(*[call() for _ in calls])
+        await asyncio.get_running_loop().run_in_executor(None, between)
+        return first, await asyncio.gather(*[call() for _ in calls])
+
+    with RawServer(script) as server:
+        opts = dict(host=server.url, auth="signature", timeout=TIMEOUT)
+        if mode == "asyncio":
+            async def run():
+                async with genauth_c.AsyncManagementClient(
+                        AK, SK, **opts) as client:
+                    return await in_loop(client)
+            first, got = asyncio.run(run())
+        else:
+            with ManagementClient(AK, SK, **opts) as client:
+                first = client.trigger_webhooks(calls, concurrency=4)
+                between()
+                got = client.trigger_webhooks(calls, concurrency=4)
+        assert server.connections == 6  # four, then two for the stale
+    assert sorted(_asked(first)) == [(200, f"r-{n}") for n in range(1, 5)]
+    assert sorted(_asked(got)) == [(200, f"r-{n}") for n in second], got
+
+
 @pytest.mark.skipif(
     int(genauth_c.curl_version.split(".")[0]) >= 8,
     reason="libcurl 8 gives a waiting transfer a connection as the call "

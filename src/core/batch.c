@@ -390,6 +390,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
         }
         if (active == 0 && next == count && n_waiting == 0)
             break;
+        genauth_kept_turn(sp.kept);
         CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK) {
             st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "libcurl: %s",

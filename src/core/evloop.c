@@ -381,6 +381,16 @@ add_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
     return mc;
 }
 
+/* One turn of libcurl's: curl_multi_socket_action, for fd or the timer
+ * (CURL_SOCKET_TIMEOUT). */
+static void
+act(genauth_evloop *ev, curl_socket_t fd, int flags)
+{
+    int running = 0;
+    genauth_kept_turn(&ev->kept);
+    curl_multi_socket_action(ev->multi, fd, flags, &running);
+}
+
 static void
 remove_transfer(genauth_evloop *ev, genauth_conn *conn, int *added)
 {
@@ -416,10 +426,9 @@ run_again_if_stale(genauth_evloop *ev, genauth_conn *conn, CURLcode *result)
 static void
 settle(genauth_evloop *ev)
 {
-    int running = 0;
     if (ev->transfers == 0 && ev->multi && ev->curl_at >= 0) {
         ev->curl_at = -1;
-        curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        act(ev, CURL_SOCKET_TIMEOUT, 0);
         if (!forked(ev)) /* a hook forked in there: the child gave up */
             arm_timer(ev);
     }
@@ -1081,7 +1090,7 @@ genauth_evloop_free(genauth_evloop *ev)
 void
 genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
 {
-    int running = 0, flags = 0;
+    int flags = 0;
     if (ev->closed || forked(ev))
         return;
     ev_sock *s = sock_find(ev, fd);
@@ -1097,7 +1106,7 @@ genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events)
         flags |= CURL_CSELECT_IN;
     if (events & GENAUTH_EV_WRITE)
         flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(ev->multi, (curl_socket_t)fd, flags, &running);
+    act(ev, (curl_socket_t)fd, flags);
     /* A hook forked in there (on_socket): the child gives up now, before
      * reading what libcurl finished for the parent. */
     if (!forked(ev))
@@ -1151,7 +1160,6 @@ wake_resting(genauth_evloop *ev)
 void
 genauth_evloop_timer_fired(genauth_evloop *ev, int which)
 {
-    int running = 0;
     if (ev->closed || forked(ev))
         return;
     /* That timer is spent. After a timeout action (due or early) libcurl
@@ -1165,7 +1173,7 @@ genauth_evloop_timer_fired(genauth_evloop *ev, int which)
         expire_waiting(ev);
     if (ev->closed)
         return; /* a callback forked: the child gave up */
-    curl_multi_socket_action(ev->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    act(ev, CURL_SOCKET_TIMEOUT, 0);
     if (forked(ev))
         return; /* a hook forked in there (on_socket): the child gave up */
     drain(ev);

@@ -153,13 +153,31 @@ typedef struct {
     struct genauth_kept_conn {
         curl_socket_t fd;
         genauth_conn_addr addr;
+        short revents; /* what the last poll found on it, while `polled` */
     } *conns;
     size_t n, cap;
+    /* The first check of a turn polls every connection at once, and the
+     * checks after it in that turn read what it found: a batch or an event
+     * loop reuses about ten connections a turn, and a poll(2) each cost a
+     * batch 2% of its speed. Anything read on this multi handle since (its
+     * transfers' header and body callbacks), or a new turn
+     * (genauth_kept_turn), means a poll anew: a connection busy then may
+     * have finished its answer and be idle now, and time passed. */
+    int polled;
 } genauth_kept;
+
+/* At most this many connections are polled together; a multi handle with
+ * more polls the one it reuses, as a poll of them all would cost more than
+ * the checks it saves. */
+#define GENAUTH_KEPT_POLL_MAX 64
 
 /* Forgets every connection (its multi handle is gone or new) and frees the
  * table. */
 void genauth_kept_clear(genauth_kept *kept);
+/* Called by the thread driving the multi handle before each turn
+ * (curl_multi_perform, curl_multi_socket_action): what was polled before
+ * it is not current any more. */
+void genauth_kept_turn(genauth_kept *kept);
 /* Records a connection libcurl keeps, to be checked before it is reused
  * (`checked`), or not. A socket number or addresses met again belong to a
  * new connection (the old one was closed): entries for either are dropped,
@@ -170,8 +188,8 @@ void genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
  * has bytes waiting, or its end, before any request was sent on it: then
  * nothing it holds can be an answer. Its socket is shut down and emptied,
  * so that libcurl, which takes a connection whose peer has closed for dead,
- * closes it the next time it looks at it. One poll(2) for each reused
- * connection. */
+ * closes it the next time it looks at it. One poll(2) for the reused
+ * connections of a turn (see `polled`). */
 int genauth_kept_stale(genauth_kept *kept, const char *local_ip,
                        long local_port, const char *remote_ip,
                        long remote_port);

@@ -50,9 +50,16 @@ addr_is(const genauth_conn_addr *a, const char *local_ip, long local_port,
 }
 
 void
+genauth_kept_turn(genauth_kept *kept)
+{
+    kept->polled = 0;
+}
+
+void
 genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
                  const genauth_conn_addr *addr, int checked)
 {
+    kept->polled = 0; /* the new one was not polled */
     for (size_t i = 0; i < kept->n;) {
         if (kept->conns[i].fd == fd ||
             addr_is(&kept->conns[i].addr, addr->local_ip, addr->local_port,
@@ -138,6 +145,26 @@ still_the_connection(int fd, long local_port, long remote_port)
            port_of(&remote) == remote_port;
 }
 
+/* What a poll(2) finds on the kept connection `i` now: of them all at
+ * once, kept for the checks after it (`polled`), when there are few. */
+static short
+poll_kept(genauth_kept *kept, size_t i)
+{
+    struct pollfd p[GENAUTH_KEPT_POLL_MAX];
+    if (kept->n > GENAUTH_KEPT_POLL_MAX) {
+        p[0] = (struct pollfd){.fd = kept->conns[i].fd, .events = POLLIN};
+        return poll(p, 1, 0) > 0 ? p[0].revents : 0;
+    }
+    for (size_t k = 0; k < kept->n; k++)
+        p[k] = (struct pollfd){.fd = kept->conns[k].fd, .events = POLLIN};
+    if (poll(p, kept->n, 0) < 0)
+        return 0; /* unchecked, as libcurl alone would leave it */
+    for (size_t k = 0; k < kept->n; k++)
+        kept->conns[k].revents = p[k].revents;
+    kept->polled = 1;
+    return p[i].revents;
+}
+
 int
 genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
                    const char *remote_ip, long remote_port)
@@ -146,23 +173,25 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
         if (!addr_is(&kept->conns[i].addr, local_ip, local_port, remote_ip,
                      remote_port))
             continue;
-        struct pollfd p = {.fd = kept->conns[i].fd, .events = POLLIN};
-        if (poll(&p, 1, 0) <= 0)
+        short revents =
+            kept->polled ? kept->conns[i].revents : poll_kept(kept, i);
+        if (!revents)
             return 0;
         /* Rare from here on. Only a socket still that connection is
          * touched, never a descriptor the process has since opened for
          * else. */
-        if ((p.revents & POLLNVAL) ||
-            !still_the_connection(p.fd, local_port, remote_port)) {
+        int fd = kept->conns[i].fd;
+        if ((revents & POLLNVAL) ||
+            !still_the_connection(fd, local_port, remote_port)) {
             kept->conns[i] = kept->conns[--kept->n];
             return 0;
         }
-        shutdown(p.fd, SHUT_RDWR);
+        shutdown(fd, SHUT_RDWR);
         /* Bounded: what a peer that keeps sending adds is found next time
          * libcurl offers this connection. */
         char sink[4096];
         for (int round = 0; round < 64; round++)
-            if (recv(p.fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+            if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
                 break;
         return 1;
     }
@@ -219,6 +248,8 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     genauth_conn *conn = userdata;
     size_t n = size * nmemb;
+    if (conn->kept)
+        conn->kept->polled = 0; /* see genauth_kept */
     /* Enforced while the body arrives: libcurl's own MAXFILESIZE does not
      * stop a body sent without a length before 8.4. */
     if (n > conn->max_response_bytes - conn->response.len) {
@@ -241,6 +272,8 @@ count_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     genauth_conn *conn = userdata;
     size_t n = size * nmemb;
     (void)ptr;
+    if (conn->kept)
+        conn->kept->polled = 0; /* see genauth_kept */
     if (n > GENAUTH_MAX_HEAD_BYTES - conn->head_bytes) {
         conn->head_bytes = GENAUTH_MAX_HEAD_BYTES + 1;
         return 0;
@@ -671,6 +704,7 @@ run_transfer(genauth_client *client, genauth_conn *conn, CURLcode *result,
     }
     for (;;) {
         int running = 0, left = 0;
+        genauth_kept_turn(conn->kept);
         CURLMcode mc = curl_multi_perform(conn->multi, &running);
         if (mc == CURLM_OK) {
             /* Its only transfer: any message is this one's end. */

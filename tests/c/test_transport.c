@@ -1,8 +1,8 @@
 /* Unit tests of transport.c: how it names a failure when libcurl runs out
  * of memory (libcurl allocates through this file's functions,
  * curl_global_init_mem, called before the core's curl_global_init, which
- * then only counts, so a test makes it fail on demand), and how it tells
- * kept connections apart. */
+ * then only counts, so a test makes it fail on demand), how it tells kept
+ * connections apart, and how one poll serves the checks of a turn. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -117,51 +117,110 @@ stale(genauth_kept *kept, const genauth_conn_addr *a)
 }
 
 /* Two kept connections from one local port to two servers (Linux gives a
- * port to connections to different addresses alike): each is its own
- * entry, and checking one never looks at, shuts or drains the other. */
+ * port to connections to different addresses alike): a and b, whose
+ * servers' ends are peer1 and peer2. */
+typedef struct {
+    int s1, s2, a, b, peer1, peer2;
+    genauth_conn_addr to1, to2;
+    genauth_kept kept;
+} two_kept;
+
+static int
+two_kept_open(two_kept *t)
+{
+    long port1 = 0, port2 = 0, local = 0;
+    t->peer1 = t->peer2 = -1;
+    t->s1 = listener("127.0.0.1", &port1);
+    t->s2 = listener("127.0.0.2", &port2);
+    CHECK(t->s1 >= 0 && t->s2 >= 0);
+    t->a = connect_from(&local, "127.0.0.1", port1, t->s1, &t->peer1);
+    t->b = connect_from(&local, "127.0.0.2", port2, t->s2, &t->peer2);
+    CHECK(t->a >= 0 && t->b >= 0);
+    if (t->a < 0 || t->b < 0)
+        return 0;
+    t->to1 = addr_of(local, "127.0.0.1", port1);
+    t->to2 = addr_of(local, "127.0.0.2", port2);
+    t->kept = (genauth_kept){NULL, 0, 0};
+    genauth_kept_add(&t->kept, t->a, &t->to1, 1);
+    genauth_kept_add(&t->kept, t->b, &t->to2, 1);
+    CHECK(t->kept.n == 2);
+    return 1;
+}
+
+static void
+two_kept_close(two_kept *t)
+{
+    genauth_kept_clear(&t->kept);
+    close(t->a);
+    close(t->b);
+    close(t->peer1);
+    close(t->peer2);
+    close(t->s1);
+    close(t->s2);
+}
+
+/* Each connection is its own entry, and checking one never looks at,
+ * shuts or drains the other. */
 static void
 test_kept_connections_sharing_a_local_port(void)
 {
-    long port1 = 0, port2 = 0, local = 0;
-    int peer1 = -1, peer2 = -1;
-    int s1 = listener("127.0.0.1", &port1), s2 = listener("127.0.0.2", &port2);
-    CHECK(s1 >= 0 && s2 >= 0);
-    int a = connect_from(&local, "127.0.0.1", port1, s1, &peer1);
-    int b = connect_from(&local, "127.0.0.2", port2, s2, &peer2);
-    CHECK(a >= 0 && b >= 0);
-    if (a < 0 || b < 0)
+    two_kept t;
+    if (!two_kept_open(&t))
         return;
-    genauth_conn_addr to1 = addr_of(local, "127.0.0.1", port1);
-    genauth_conn_addr to2 = addr_of(local, "127.0.0.2", port2);
-    genauth_kept kept = {NULL, 0, 0};
-    genauth_kept_add(&kept, a, &to1, 1);
-    genauth_kept_add(&kept, b, &to2, 1);
-    CHECK(kept.n == 2);
 
     /* The second server speaks out of turn: only its connection is
      * stale, and the first's check leaves its byte where it is. */
-    CHECK(write(peer2, "x", 1) == 1);
+    CHECK(write(t.peer2, "x", 1) == 1);
     char c;
-    CHECK(recv(b, &c, 1, MSG_PEEK) == 1); /* it has arrived */
-    CHECK(stale(&kept, &to1) == 0);
-    CHECK(recv(b, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1);
-    CHECK(stale(&kept, &to2) == 1);
-    CHECK(recv(b, &c, 1, MSG_DONTWAIT) <= 0); /* shut and emptied */
+    CHECK(recv(t.b, &c, 1, MSG_PEEK) == 1); /* it has arrived */
+    CHECK(stale(&t.kept, &t.to1) == 0);
+    CHECK(recv(t.b, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1);
+    CHECK(stale(&t.kept, &t.to2) == 1);
+    CHECK(recv(t.b, &c, 1, MSG_DONTWAIT) <= 0); /* shut and emptied */
     /* The first is still open for a request. */
-    CHECK(write(a, "y", 1) == 1);
-    CHECK(read(peer1, &c, 1) == 1 && c == 'y');
+    CHECK(write(t.a, "y", 1) == 1);
+    CHECK(read(t.peer1, &c, 1) == 1 && c == 'y');
 
     /* A connection met again at the same addresses is a new one: the entry
      * of the old is dropped. */
-    genauth_kept_add(&kept, peer1, &to1, 1);
-    CHECK(kept.n == 2);
-    genauth_kept_clear(&kept);
-    close(a);
-    close(b);
-    close(peer1);
-    close(peer2);
-    close(s1);
-    close(s2);
+    genauth_kept_add(&t.kept, t.peer1, &t.to1, 1);
+    CHECK(t.kept.n == 2);
+    two_kept_close(&t);
+}
+
+/* The first check of a turn polls every kept connection at once and the
+ * others of that turn read what it found; a new turn, or a new connection
+ * kept, polls again. */
+static void
+test_one_poll_serves_a_turn(void)
+{
+    two_kept t;
+    char c;
+    if (!two_kept_open(&t))
+        return;
+
+    genauth_kept_turn(&t.kept);
+    CHECK(stale(&t.kept, &t.to1) == 0);
+    CHECK(t.kept.polled);
+    /* What comes after the turn's poll is found in the next turn. */
+    CHECK(write(t.peer2, "x", 1) == 1);
+    CHECK(recv(t.b, &c, 1, MSG_PEEK) == 1); /* it has arrived */
+    CHECK(stale(&t.kept, &t.to2) == 0);
+    genauth_kept_turn(&t.kept);
+    CHECK(!t.kept.polled);
+    CHECK(stale(&t.kept, &t.to2) == 1);
+    CHECK(stale(&t.kept, &t.to1) == 0); /* the same poll's */
+
+    /* A connection kept since the poll was not in it. */
+    CHECK(write(t.peer1, "y", 1) == 1);
+    CHECK(recv(t.a, &c, 1, MSG_PEEK) == 1);
+    genauth_conn_addr back = t.to2;
+    back.local_port = t.to2.remote_port;
+    back.remote_port = t.to2.local_port;
+    genauth_kept_add(&t.kept, t.peer2, &back, 1);
+    CHECK(!t.kept.polled);
+    CHECK(stale(&t.kept, &t.to1) == 1);
+    two_kept_close(&t);
 }
 
 int
@@ -177,6 +236,7 @@ main(void)
     }
     test_setup_out_of_memory();
     test_kept_connections_sharing_a_local_port();
+    test_one_poll_serves_a_turn();
     curl_global_cleanup(); /* the core's init */
     curl_global_cleanup(); /* this file's */
     return check_summary("test_transport");
