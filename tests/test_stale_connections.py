@@ -732,3 +732,34 @@ def test_call_queued_then_run_again_ends_by_its_timeout():
     assert count[0] == busy + 1  # the queued call, once, on a new one
     assert sum(isinstance(g, dict) for g in got) == 1
     assert max(ended) - started <= timeout + SLACK
+
+
+def test_a_chunked_answers_last_chunk_read_beside_a_check_keeps_its_connection():
+    """Answers whose last chunk ("0\\r\\n\\r\\n", which libcurl reads with
+    no callback) comes in a write of its own, to more asyncio calls than
+    the loop has connections (64, GENAUTH_EV_MAX_CONNECTIONS): the calls
+    queued in libcurl are given connections whose answers just ended, in
+    the turn that checked others. Nothing was ever sent unasked, so every
+    connection is reused; none is taken for stale and opened anew."""
+    body = json.dumps({"statusCode": 200, "requestId": "r"}).encode()
+
+    def pieces():
+        yield body
+        time.sleep(0.002)  # the last chunk is a write of its own
+
+    def handler(req):
+        return Response(stream=pieces(),
+                        headers=[("Transfer-Encoding", "chunked")])
+
+    async def calls(url):
+        async with genauth_c.AsyncManagementClient(
+                AK, SK, host=url, auth="signature", timeout=30) as client:
+            for _ in range(5):
+                got = await asyncio.gather(
+                    *[client.trigger_webhook("w") for _ in range(300)])
+                assert all(g["statusCode"] == 200 for g in got)
+
+    with RawServer(handler) as server:
+        asyncio.run(calls(server.url))
+        assert len(server.requests) == 1500
+        assert server.connections <= 64

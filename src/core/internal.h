@@ -162,7 +162,9 @@ typedef struct {
      * batch 2% of its speed. Anything read on this multi handle since (its
      * transfers' header and body callbacks), or a new turn
      * (genauth_kept_turn), means a poll anew: a connection busy then may
-     * have finished its answer and be idle now, and time passed. */
+     * have finished its answer and be idle now, and time passed. libcurl
+     * reads some bytes with no callback (a chunked body's end): a
+     * connection the poll found readable is polled again by itself. */
     int polled;
 } genauth_kept;
 

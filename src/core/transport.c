@@ -145,16 +145,22 @@ still_the_connection(int fd, long local_port, long remote_port)
            port_of(&remote) == remote_port;
 }
 
+/* What a poll(2) finds on socket `fd` now. */
+static short
+poll_one(curl_socket_t fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0 ? p.revents : 0;
+}
+
 /* What a poll(2) finds on the kept connection `i` now: of them all at
  * once, kept for the checks after it (`polled`), when there are few. */
 static short
 poll_kept(genauth_kept *kept, size_t i)
 {
     struct pollfd p[GENAUTH_KEPT_POLL_MAX];
-    if (kept->n > GENAUTH_KEPT_POLL_MAX) {
-        p[0] = (struct pollfd){.fd = kept->conns[i].fd, .events = POLLIN};
-        return poll(p, 1, 0) > 0 ? p[0].revents : 0;
-    }
+    if (kept->n > GENAUTH_KEPT_POLL_MAX)
+        return poll_one(kept->conns[i].fd);
     for (size_t k = 0; k < kept->n; k++)
         p[k] = (struct pollfd){.fd = kept->conns[k].fd, .events = POLLIN};
     if (poll(p, kept->n, 0) < 0)
@@ -173,8 +179,13 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
         if (!addr_is(&kept->conns[i].addr, local_ip, local_port, remote_ip,
                      remote_port))
             continue;
-        short revents =
-            kept->polled ? kept->conns[i].revents : poll_kept(kept, i);
+        /* Bytes an earlier check's poll found may have been its answer's
+         * last, the connection busy then, and read since with no callback
+         * to tell (a chunked body's "0\r\n\r\n"): asked again, they are
+         * gone. */
+        short revents = !kept->polled           ? poll_kept(kept, i)
+                        : kept->conns[i].revents ? poll_one(kept->conns[i].fd)
+                                                 : 0;
         if (!revents)
             return 0;
         /* Rare from here on. Only a socket still that connection is

@@ -223,6 +223,36 @@ test_one_poll_serves_a_turn(void)
     two_kept_close(&t);
 }
 
+/* A connection busy at the turn's poll, its answer's last bytes waiting,
+ * and read since by libcurl without a callback (a chunked body's "0\r\n\r\n"
+ * is): idle again, reused in the same turn, it holds nothing. It is not
+ * taken for stale, shut and its call sent again on a new connection; bytes
+ * still there are found. */
+static void
+test_a_poll_finding_bytes_read_since(void)
+{
+    two_kept t;
+    char c;
+    if (!two_kept_open(&t))
+        return;
+
+    CHECK(write(t.peer1, "0", 1) == 1);
+    CHECK(write(t.peer2, "x", 1) == 1);
+    CHECK(recv(t.a, &c, 1, MSG_PEEK) == 1); /* they have arrived */
+    CHECK(recv(t.b, &c, 1, MSG_PEEK) == 1);
+    genauth_kept_turn(&t.kept);
+    CHECK(stale(&t.kept, &t.to2) == 1); /* the turn's poll, of both */
+    CHECK(t.kept.polled);
+    CHECK(recv(t.a, &c, 1, MSG_DONTWAIT) == 1); /* libcurl's read */
+    CHECK(stale(&t.kept, &t.to1) == 0);
+    CHECK(write(t.a, "y", 1) == 1); /* still open for a request */
+    CHECK(read(t.peer1, &c, 1) == 1 && c == 'y');
+    CHECK(write(t.peer1, "z", 1) == 1);
+    CHECK(recv(t.a, &c, 1, MSG_PEEK) == 1);
+    CHECK(stale(&t.kept, &t.to1) == 1);
+    two_kept_close(&t);
+}
+
 int
 main(void)
 {
@@ -237,6 +267,7 @@ main(void)
     test_setup_out_of_memory();
     test_kept_connections_sharing_a_local_port();
     test_one_poll_serves_a_turn();
+    test_a_poll_finding_bytes_read_since();
     curl_global_cleanup(); /* the core's init */
     curl_global_cleanup(); /* this file's */
     return check_summary("test_transport");
