@@ -153,18 +153,28 @@ typedef struct {
     struct genauth_kept_conn {
         curl_socket_t fd;
         genauth_conn_addr addr;
-        short revents; /* what the last poll found on it, while `polled` */
+        /* Transfers whose check passed on it (their requests went out)
+         * and whose ends are not noted yet (genauth_kept_idle): while any,
+         * libcurl may read from it at any time. A count, not a flag: a
+         * call queued in libcurl may be given it, and checked, before the
+         * end of the transfer before it is noted. */
+        unsigned int users;
+        /* It was idle at the turn's poll: `revents`, what that poll found
+         * on it, holds until it is given to a transfer. */
+        unsigned char idle_at_poll;
+        short revents;
     } *conns;
     size_t n, cap;
-    /* The first check of a turn polls every connection at once, and the
-     * checks after it in that turn read what it found: a batch or an event
-     * loop reuses about ten connections a turn, and a poll(2) each cost a
-     * batch 2% of its speed. Anything read on this multi handle since (its
-     * transfers' header and body callbacks), or a new turn
-     * (genauth_kept_turn), means a poll anew: a connection busy then may
-     * have finished its answer and be idle now, and time passed. libcurl
-     * reads some bytes with no callback (a chunked body's end): a
-     * connection the poll found readable is polled again by itself. */
+    /* The first check of a turn polls every connection at once, and a
+     * check after it in that turn takes its word for a connection that
+     * was idle and quiet then and has not been given to a transfer since:
+     * a batch or an event loop reuses about ten connections a turn, and a
+     * poll(2) each cost a batch 2% of its speed. Any other is polled again
+     * by itself: libcurl may have read its answer's last bytes since, some
+     * with no callback to tell (a chunked body's "0\r\n\r\n"), and what
+     * came after them would be missed, or what the poll found be taken for
+     * a stray answer. A new turn (genauth_kept_turn) polls anew: time
+     * passed. */
     int polled;
 } genauth_kept;
 
@@ -180,6 +190,9 @@ void genauth_kept_clear(genauth_kept *kept);
  * (curl_multi_perform, curl_multi_socket_action): what was polled before
  * it is not current any more. */
 void genauth_kept_turn(genauth_kept *kept);
+/* A transfer on the connection with socket fd has ended (its end is
+ * noted, libcurl keeps the connection): one user fewer. */
+void genauth_kept_idle(genauth_kept *kept, curl_socket_t fd);
 /* Records a connection libcurl keeps, to be checked before it is reused
  * (`checked`), or not. A socket number or addresses met again belong to a
  * new connection (the old one was closed): entries for either are dropped,

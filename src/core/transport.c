@@ -59,7 +59,6 @@ void
 genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
                  const genauth_conn_addr *addr, int checked)
 {
-    kept->polled = 0; /* the new one was not polled */
     for (size_t i = 0; i < kept->n;) {
         if (kept->conns[i].fd == fd ||
             addr_is(&kept->conns[i].addr, addr->local_ip, addr->local_port,
@@ -78,9 +77,16 @@ genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
         kept->conns = grown;
         kept->cap = cap;
     }
-    kept->conns[kept->n].fd = fd;
-    kept->conns[kept->n].addr = *addr;
+    kept->conns[kept->n] = (struct genauth_kept_conn){.fd = fd, .addr = *addr};
     kept->n++;
+}
+
+void
+genauth_kept_idle(genauth_kept *kept, curl_socket_t fd)
+{
+    for (size_t i = 0; i < kept->n; i++)
+        if (kept->conns[i].fd == fd && kept->conns[i].users > 0)
+            kept->conns[i].users--;
 }
 
 void
@@ -90,13 +96,18 @@ genauth_conn_note_kept(genauth_conn *conn)
     long version = 0;
     char *local_ip = NULL, *remote_ip = NULL;
     genauth_conn_addr addr;
-    /* A reused connection is in the table since the transfer that opened
-     * it: only a new one is looked up. */
-    if (!conn->opened || !conn->kept ||
+    if (!conn->kept ||
         curl_easy_getinfo(conn->easy, CURLINFO_ACTIVESOCKET, &fd) !=
             CURLE_OK ||
-        fd == CURL_SOCKET_BAD ||
-        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT,
+        fd == CURL_SOCKET_BAD)
+        return; /* closed: libcurl keeps nothing */
+    /* A reused connection is in the table since the transfer that opened
+     * it, and now idle; only a new one is looked up. */
+    if (!conn->opened) {
+        genauth_kept_idle(conn->kept, fd);
+        return;
+    }
+    if (curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT,
                           &addr.local_port) != CURLE_OK ||
         curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_PORT,
                           &addr.remote_port) != CURLE_OK ||
@@ -165,8 +176,10 @@ poll_kept(genauth_kept *kept, size_t i)
         p[k] = (struct pollfd){.fd = kept->conns[k].fd, .events = POLLIN};
     if (poll(p, kept->n, 0) < 0)
         return 0; /* unchecked, as libcurl alone would leave it */
-    for (size_t k = 0; k < kept->n; k++)
+    for (size_t k = 0; k < kept->n; k++) {
         kept->conns[k].revents = p[k].revents;
+        kept->conns[k].idle_at_poll = kept->conns[k].users == 0;
+    }
     kept->polled = 1;
     return p[i].revents;
 }
@@ -179,19 +192,23 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
         if (!addr_is(&kept->conns[i].addr, local_ip, local_port, remote_ip,
                      remote_port))
             continue;
-        /* Bytes an earlier check's poll found may have been its answer's
-         * last, the connection busy then, and read since with no callback
-         * to tell (a chunked body's "0\r\n\r\n"): asked again, they are
-         * gone. */
-        short revents = !kept->polled           ? poll_kept(kept, i)
-                        : kept->conns[i].revents ? poll_one(kept->conns[i].fd)
-                                                 : 0;
-        if (!revents)
+        /* Bytes the turn's poll found are asked about again, as is a
+         * connection in use then: libcurl's reads may have emptied it, and
+         * a connection it opened this turn may be in use before its entry
+         * says so (it is added as its first transfer's end is noted). */
+        struct genauth_kept_conn *k = &kept->conns[i];
+        short revents =
+            !kept->polled ? poll_kept(kept, i)
+            : k->idle_at_poll && !k->users && !k->revents ? 0
+                                                          : poll_one(k->fd);
+        if (!revents) {
+            k->users++; /* its request goes out */
             return 0;
+        }
         /* Rare from here on. Only a socket still that connection is
          * touched, never a descriptor the process has since opened for
          * else. */
-        int fd = kept->conns[i].fd;
+        int fd = k->fd;
         if ((revents & POLLNVAL) ||
             !still_the_connection(fd, local_port, remote_port)) {
             kept->conns[i] = kept->conns[--kept->n];
@@ -259,8 +276,6 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     genauth_conn *conn = userdata;
     size_t n = size * nmemb;
-    if (conn->kept)
-        conn->kept->polled = 0; /* see genauth_kept */
     /* Enforced while the body arrives: libcurl's own MAXFILESIZE does not
      * stop a body sent without a length before 8.4. */
     if (n > conn->max_response_bytes - conn->response.len) {
@@ -283,8 +298,6 @@ count_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     genauth_conn *conn = userdata;
     size_t n = size * nmemb;
     (void)ptr;
-    if (conn->kept)
-        conn->kept->polled = 0; /* see genauth_kept */
     if (n > GENAUTH_MAX_HEAD_BYTES - conn->head_bytes) {
         conn->head_bytes = GENAUTH_MAX_HEAD_BYTES + 1;
         return 0;
