@@ -36,7 +36,9 @@ def test_create_returns_a_webhook_dto(emu):
 @pytest.mark.parametrize("change", [
     {"contentType": "text/plain"}, {"events": "test"}, {"events": ["no-such-event"]}, {"url": "ftp://x/"},
     {"url": 5}, {"name": None}, {"enabled": "yes"}, {"retryConfig": {"delayUnit": "Week"}}, {"retryConfig": []},
-    {"retryConfig": {"count": -1}},
+    {"retryConfig": {"enabled": True, "count": -1}},
+    # The reference's retryConfig is {enabled, count?, delay?, delayUnit?}.
+    {"retryConfig": {"count": 3}}, {"retryConfig": {}}, {"retryConfig": {"enabled": None}},
 ])
 def test_create_refuses_bad_fields(emu, change):
     body = {k: v for k, v in dict(CREATE, **change).items() if v is not None}
@@ -106,6 +108,8 @@ def test_update_errors(emu):
     assert_error(api(emu, "POST", "/api/v3/update-webhook", {"name": "x"}, headers), 400, E.APICODE_INVALID_ARGUMENT)
     hook = create(emu, headers)
     assert_error(api(emu, "POST", "/api/v3/update-webhook", {"webhookId": hook["webhookId"], "enabled": 1}, headers), 400, E.APICODE_INVALID_ARGUMENT)
+    no_enabled = {"webhookId": hook["webhookId"], "retryConfig": {"count": 3}}
+    assert_error(api(emu, "POST", "/api/v3/update-webhook", no_enabled, headers), 400, E.APICODE_INVALID_ARGUMENT)
 
 
 def test_delete_ignores_unknown_ids(emu):

@@ -66,8 +66,9 @@ def _is_int(value: object) -> TypeGuard[int]:
 def _check_retry_config(value: object) -> str | None:
     if not isinstance(value, dict):
         return "retryConfig must be an object"
-    if "enabled" in value and not isinstance(value["enabled"], bool):
-        return "retryConfig.enabled must be a boolean"
+    # {enabled, count?, delay?, delayUnit?}: only enabled is required.
+    if not isinstance(value.get("enabled"), bool):
+        return "retryConfig.enabled is required and must be a boolean"
     for key in ("count", "delay"):
         if key in value and value[key] is not None and not (_is_int(value[key]) and value[key] >= 0):
             return f"retryConfig.{key} must be a non-negative integer"
