@@ -59,7 +59,11 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _is_int(value: object) -> TypeGuard[int]:
+def _is_int(value: object) -> TypeGuard[int | float]:
+    """An integer to the API, a JavaScript server: its JSON.parse reads 3.0
+    and 1e1 as the numbers 3 and 10, which are integers."""
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -115,7 +119,7 @@ def parse_paging(page: object, limit: object, *, query: bool) -> tuple[int, int]
         if value is None:
             values.append(default)
         elif not query and _is_int(value):
-            values.append(value)
+            values.append(int(value))
         elif query and isinstance(value, str) and _DIGITS_RE.fullmatch(value):
             values.append(int(value))
         else:
