@@ -5,7 +5,7 @@ Kept out of genauth_c/__init__.py so that `import genauth_c` does not import
 module the first time one of its names is asked for.
 """
 from collections.abc import Mapping
-from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
+from typing import Any, Literal, NotRequired, Required, TypeAlias, TypedDict
 
 __all__ = ["TriggerWebhookCall", "ContentType", "RetryConfig", "WebhookDto",
            "WebhookLogDto"]
@@ -23,9 +23,9 @@ ContentType: TypeAlias = Literal["application/json", "application/x-www-form-url
 
 
 class RetryConfig(TypedDict, total=False):
-    """retryConfig of create_webhook / update_webhook."""
+    """retryConfig of create_webhook / update_webhook: enabled is required."""
 
-    enabled: bool
+    enabled: Required[bool]
     count: int
     delay: int
     delayUnit: Literal["Second", "Minute", "Hour", "Day"]

@@ -36,7 +36,9 @@ def test_create_returns_a_webhook_dto(emu):
 @pytest.mark.parametrize("change", [
     {"contentType": "text/plain"}, {"events": "test"}, {"events": ["no-such-event"]}, {"url": "ftp://x/"},
     {"url": 5}, {"name": None}, {"enabled": "yes"}, {"retryConfig": {"delayUnit": "Week"}}, {"retryConfig": []},
-    {"retryConfig": {"count": -1}},
+    {"retryConfig": {"enabled": True, "count": -1}},
+    # The reference's retryConfig is {enabled, count?, delay?, delayUnit?}.
+    {"retryConfig": {"count": 3}}, {"retryConfig": {}}, {"retryConfig": {"enabled": None}},
 ])
 def test_create_refuses_bad_fields(emu, change):
     body = {k: v for k, v in dict(CREATE, **change).items() if v is not None}
@@ -106,6 +108,8 @@ def test_update_errors(emu):
     assert_error(api(emu, "POST", "/api/v3/update-webhook", {"name": "x"}, headers), 400, E.APICODE_INVALID_ARGUMENT)
     hook = create(emu, headers)
     assert_error(api(emu, "POST", "/api/v3/update-webhook", {"webhookId": hook["webhookId"], "enabled": 1}, headers), 400, E.APICODE_INVALID_ARGUMENT)
+    no_enabled = {"webhookId": hook["webhookId"], "retryConfig": {"count": 3}}
+    assert_error(api(emu, "POST", "/api/v3/update-webhook", no_enabled, headers), 400, E.APICODE_INVALID_ARGUMENT)
 
 
 def test_delete_ignores_unknown_ids(emu):
@@ -280,10 +284,13 @@ def test_logs_newest_first_and_paginated(emu):
     assert [e["requestBody"]["i"] for e in env["data"]["list"]] == [6, 5, 4, 3, 2, 1, 0]
     env = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "wh1", "page": 2, "limit": 3}, headers)
     assert [e["requestBody"]["i"] for e in env["data"]["list"]] == [3, 2, 1]
+    # JSON.parse reads 2.0 and 3e0 as integers, as the API (a JavaScript server) does.
+    env = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "wh1", "page": 2.0, "limit": 3e0}, headers)
+    assert [e["requestBody"]["i"] for e in env["data"]["list"]] == [3, 2, 1]
     env = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "wh1", "page": None, "limit": None}, headers)
     assert env["data"]["totalCount"] == 7
     assert api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "unknown"}, headers)["data"] == {"totalCount": 0, "list": []}
-    for bad in ({"webhookId": "wh1", "limit": 51}, {"webhookId": "wh1", "page": 0}, {"webhookId": "wh1", "page": True},
+    for bad in ({"webhookId": "wh1", "limit": 51}, {"webhookId": "wh1", "page": 0}, {"webhookId": "wh1", "page": True}, {"webhookId": "wh1", "page": 1.5},
                 {"webhookId": "wh1", "limit": "5"}, {"page": 1}):
         assert_error(api(emu, "POST", "/api/v3/get-webhook-logs", bad, headers), 400, E.APICODE_INVALID_ARGUMENT)
 

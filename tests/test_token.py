@@ -1,5 +1,6 @@
 """Management-token authentication: cache, refresh, retry, races."""
 import asyncio
+import base64
 import threading
 
 import pytest
@@ -180,6 +181,25 @@ def test_an_unusable_token_is_told_with_its_http_status(fake, client_for,
     with pytest.raises(genauth_c.AuthError) as info:
         client.trigger_webhook("wh1")
     assert info.value.http_status == status, info.value
+
+
+def test_a_repeated_key_in_the_grant_counts_as_its_last_value(fake, client_for):
+    """The token answer and the JWT's claims are read as json.loads (the
+    official Python SDK) and JSON.parse read them, and as the envelope's
+    own members are: a key given twice holds its last value."""
+    pool_claims = base64.urlsafe_b64encode(
+        b'{"scoped_userpool_id":"stale-pool","scoped_userpool_id":"pool-2"}')
+    token = make_jwt({}).split(".")[0] + "." + \
+        pool_claims.rstrip(b"=").decode() + ".c2lnbmF0dXJl"
+    fake.valid_tokens.add(token)
+    fake.token_answer = Response(body=(
+        '{"statusCode":200,"data":{"access_token":"stale","expires_in":"x",'
+        f'"access_token":"{token}","expires_in":7200}}}}').encode())
+    client = client_for(fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+    sent = fake.server.requests[-1]
+    assert sent.header("authorization") == f"Bearer {token}"
+    assert sent.header("x-genauth-userpool-id") == "pool-2"
 
 
 @pytest.mark.parametrize("lifetime", [1e-6, 1e-300])

@@ -275,6 +275,22 @@ def test_every_method_against_the_emulator(receiver, auth):
             assert recs and all(r.auth == "signature" and r.auth_error is None for r in recs)
 
 
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_the_emulator_reads_numbers_as_a_javascript_server(auth):
+    """Token mode sends 3.0 as written, signature mode in JSON.stringify's
+    form (3): the API's JSON.parse reads the integer 3 either way, and so
+    must the emulator."""
+    with Emulator("AKID", "SECRET") as emu, \
+            ManagementClient("AKID", "SECRET", host=emu.url, auth=auth) as client:
+        created = client.create_webhook(
+            JSON, ["test"], "http://127.0.0.1:1/", "n",
+            retry_config={"enabled": True, "count": 3.0, "delay": 1e1})
+        assert created["statusCode"] == 200, created
+        refused = client.create_webhook(JSON, ["test"], "http://127.0.0.1:1/", "n",
+                                        retry_config={"enabled": True, "count": 2.5})
+        assert refused["statusCode"] == 400, refused
+
+
 def test_401_retry_against_the_emulator(receiver):
     with Emulator("AKID", "SECRET") as emu, \
             ManagementClient("AKID", "SECRET", host=emu.url) as client:

@@ -59,15 +59,20 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _is_int(value: object) -> TypeGuard[int]:
+def _is_int(value: object) -> TypeGuard[int | float]:
+    """An integer to the API, a JavaScript server: its JSON.parse reads 3.0
+    and 1e1 as the numbers 3 and 10, which are integers."""
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_retry_config(value: object) -> str | None:
     if not isinstance(value, dict):
         return "retryConfig must be an object"
-    if "enabled" in value and not isinstance(value["enabled"], bool):
-        return "retryConfig.enabled must be a boolean"
+    # {enabled, count?, delay?, delayUnit?}: only enabled is required.
+    if not isinstance(value.get("enabled"), bool):
+        return "retryConfig.enabled is required and must be a boolean"
     for key in ("count", "delay"):
         if key in value and value[key] is not None and not (_is_int(value[key]) and value[key] >= 0):
             return f"retryConfig.{key} must be a non-negative integer"
@@ -114,7 +119,7 @@ def parse_paging(page: object, limit: object, *, query: bool) -> tuple[int, int]
         if value is None:
             values.append(default)
         elif not query and _is_int(value):
-            values.append(value)
+            values.append(int(value))
         elif query and isinstance(value, str) and _DIGITS_RE.fullmatch(value):
             values.append(int(value))
         else:

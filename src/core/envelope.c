@@ -103,7 +103,7 @@ genauth_envelope_parse(const genauth_buf *body, long http_status, int quiet,
                        genauth_envelope *env, genauth_error *err)
 {
     genauth_json_doc *doc = NULL;
-    const cJSON *root, *item;
+    const cJSON *root;
 
     env->http_status = http_status;
     if (body->len == 0) {
@@ -137,12 +137,7 @@ genauth_envelope_parse(const genauth_buf *body, long http_status, int quiet,
     env->has_api_code = read_integer(m.api, &env->api_code);
     env->message = cJSON_IsString(m.message) ? m.message->valuestring : NULL;
     env->request_id = cJSON_IsString(m.rid) ? m.rid->valuestring : NULL;
-    env->response = NULL;
-    if (cJSON_IsObject(env->data)) {
-        for (item = env->data->child; item; item = item->next)
-            if (strcmp(item->string, "response") == 0)
-                env->response = item;
-    }
+    env->response = genauth_json_member(env->data, "response");
     return GENAUTH_OK;
 
 decode_fail:

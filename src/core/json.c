@@ -228,6 +228,21 @@ genauth_json_doc_root(const genauth_json_doc *doc)
     return doc ? doc->root : NULL;
 }
 
+const cJSON *
+genauth_json_member(const cJSON *object, const char *key)
+{
+    const cJSON *found = NULL;
+
+    if (!cJSON_IsObject(object))
+        return NULL;
+    /* Every member is looked at: the last of a repeated key is the one. */
+    for (const cJSON *m = object->child; m; m = m->next) {
+        if (m->string && strcmp(m->string, key) == 0)
+            found = m;
+    }
+    return found;
+}
+
 /* Reserves a span and room for `bytes` + 1 bytes of its text (in the span
  * itself when they fit there, else in the pool); returns the span (its off
  * set to the pool's end), or NULL when out of memory. */

@@ -120,6 +120,10 @@ void genauth_json_doc_free(genauth_json_doc *doc); /* NULL: no-op */
  * document (it held a secret). NULL: no-op. */
 void genauth_json_doc_wipe_free(genauth_json_doc *doc);
 const cJSON *genauth_json_doc_root(const genauth_json_doc *doc);
+/* The value `key` holds in `object` (a parsed doc's object): the last of a
+ * repeated key, as in what json.loads and JavaScript's JSON.parse make of
+ * it. NULL when `object` is not an object or has no such member. */
+const cJSON *genauth_json_member(const cJSON *object, const char *key);
 
 /* Cheap to make: one per walk, on the stack. The doc keeps numbers and
  * U+0000-bearing strings in one table; both indexes only move forward. */

@@ -100,8 +100,8 @@ genauth_jwt_userpool_id(const char *token, char **out, genauth_error *err)
                               "the management token's payload is not JSON");
         goto fail;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(
-        genauth_json_doc_root(claims), "scoped_userpool_id");
+    const cJSON *id = genauth_json_member(genauth_json_doc_root(claims),
+                                          "scoped_userpool_id");
     if (!cJSON_IsString(id) || !id->valuestring[0]) {
         genauth_error_set(err, GENAUTH_E_AUTH,
                           "the management token has no scoped_userpool_id "

@@ -151,10 +151,8 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
         env.doc = NULL;
         goto fail;
     }
-    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(env.data,
-                                                        "access_token");
-    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(env.data,
-                                                        "expires_in");
+    const cJSON *tok = genauth_json_member(env.data, "access_token");
+    const cJSON *exp = genauth_json_member(env.data, "expires_in");
     if (!cJSON_IsString(tok) || !tok->valuestring[0]) {
         genauth_error_set(err, GENAUTH_E_AUTH,
                           "the token endpoint answered without an "
