@@ -282,7 +282,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     slot **waiting = NULL;
     size_t n_waiting = 0;
     spares sp = {NULL, 0, 0, NULL};
-    genauth_kept own_kept = {NULL, 0, 0}; /* a multi handle of its own's */
+    genauth_kept own_kept = {.conns = NULL}; /* a multi handle of its own's */
     genauth_error scratch; /* a call's error until it is kept (fail_item) */
     genauth_status st = GENAUTH_OK;
     size_t next = 0, active = 0;

@@ -477,7 +477,7 @@ adopt_after_fork(genauth_client *c)
     c->batch_multi = NULL; /* its connections are the parent's too */
     /* Forgotten, not freed: a thread of the parent may have been growing
      * it as the process forked. */
-    c->batch_kept = (genauth_kept){NULL, 0, 0};
+    c->batch_kept = (genauth_kept){.conns = NULL};
     /* No other thread of the child can be inside this client yet (every
      * call adopts first), and a thread of the parent that held a lock or
      * was fetching a token does not exist here: start those afresh. */

@@ -140,7 +140,7 @@ two_kept_open(two_kept *t)
         return 0;
     t->to1 = addr_of(local, "127.0.0.1", port1);
     t->to2 = addr_of(local, "127.0.0.2", port2);
-    t->kept = (genauth_kept){NULL, 0, 0};
+    t->kept = (genauth_kept){.conns = NULL};
     genauth_kept_add(&t->kept, t->a, &t->to1, 1);
     genauth_kept_add(&t->kept, t->b, &t->to2, 1);
     CHECK(t->kept.n == 2);
