@@ -151,9 +151,13 @@ typedef struct {
  * the thread driving that multi handle touches it. */
 typedef struct {
     struct genauth_kept_conn {
+        /* CURL_SOCKET_BAD: not a connection's entry yet but a record that
+         * the connection with these ends was given out before its entry
+         * was added (see `unentered`). */
         curl_socket_t fd;
         genauth_conn_addr addr;
-        /* Transfers whose check passed on it (their requests went out)
+        /* Transfers whose check passed on it (their requests went out),
+         * or that were given it before this entry was added (`unentered`),
          * and whose ends are not noted yet (genauth_kept_idle): while any,
          * libcurl may read from it at any time. A count, not a flag: a
          * call queued in libcurl may be given it, and checked, before the
@@ -176,6 +180,12 @@ typedef struct {
      * a stray answer. A new turn (genauth_kept_turn) polls anew: time
      * passed. */
     int polled;
+    /* Records (entries with no socket) of connections given to a call
+     * queued in libcurl in this turn before their first transfers' ends
+     * were noted: the entry added then carries their `users`, so that the
+     * next turn's poll does not take a connection in use for an idle one.
+     * Dropped at the next turn: the ends of a turn are noted before it. */
+    size_t unentered;
 } genauth_kept;
 
 /* At most this many connections are polled together; a multi handle with
@@ -196,7 +206,9 @@ void genauth_kept_idle(genauth_kept *kept, curl_socket_t fd);
 /* Records a connection libcurl keeps, to be checked before it is reused
  * (`checked`), or not. A socket number or addresses met again belong to a
  * new connection (the old one was closed): entries for either are dropped,
- * so each socket and each connection has one entry at most. */
+ * so each socket and each connection has one entry at most. The users of
+ * an entry for the same addresses carry to the new one: it may be this
+ * connection's record (`unentered`), and one too many costs a poll only. */
 void genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
                       const genauth_conn_addr *addr, int checked);
 /* Whether the kept connection with those ends (as in genauth_conn_addr)

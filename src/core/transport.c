@@ -24,6 +24,7 @@ genauth_kept_clear(genauth_kept *kept)
     free(kept->conns);
     kept->conns = NULL;
     kept->n = kept->cap = 0;
+    kept->unentered = 0;
 }
 
 /* Copies libcurl's text of an address into `out` (a 48-byte field). */
@@ -49,36 +50,63 @@ addr_is(const genauth_conn_addr *a, const char *local_ip, long local_port,
            strcmp(a->remote_ip, remote_ip) == 0;
 }
 
+/* Removes entry i (the last takes its place). */
+static void
+kept_drop(genauth_kept *kept, size_t i)
+{
+    if (kept->conns[i].fd == CURL_SOCKET_BAD)
+        kept->unentered--;
+    kept->conns[i] = kept->conns[--kept->n];
+}
+
+/* Appends `entry`; without memory, nothing (unchecked then, as libcurl
+ * alone would leave it). */
+static void
+kept_append(genauth_kept *kept, const struct genauth_kept_conn *entry)
+{
+    if (kept->n == kept->cap) {
+        size_t cap = kept->cap ? 2 * kept->cap : 4;
+        void *grown = realloc(kept->conns, cap * sizeof(*kept->conns));
+        if (!grown)
+            return;
+        kept->conns = grown;
+        kept->cap = cap;
+    }
+    kept->conns[kept->n++] = *entry;
+    if (entry->fd == CURL_SOCKET_BAD)
+        kept->unentered++;
+}
+
 void
 genauth_kept_turn(genauth_kept *kept)
 {
     kept->polled = 0;
+    for (size_t i = 0; kept->unentered && i < kept->n;) {
+        if (kept->conns[i].fd == CURL_SOCKET_BAD)
+            kept_drop(kept, i);
+        else
+            i++;
+    }
 }
 
 void
 genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
                  const genauth_conn_addr *addr, int checked)
 {
+    struct genauth_kept_conn entry = {.fd = fd, .addr = *addr};
     for (size_t i = 0; i < kept->n;) {
-        if (kept->conns[i].fd == fd ||
+        int same_ends =
             addr_is(&kept->conns[i].addr, addr->local_ip, addr->local_port,
-                    addr->remote_ip, addr->remote_port))
-            kept->conns[i] = kept->conns[--kept->n];
+                    addr->remote_ip, addr->remote_port);
+        if (same_ends)
+            entry.users += kept->conns[i].users;
+        if (same_ends || kept->conns[i].fd == fd)
+            kept_drop(kept, i);
         else
             i++;
     }
-    if (!checked)
-        return;
-    if (kept->n == kept->cap) {
-        size_t cap = kept->cap ? 2 * kept->cap : 4;
-        void *grown = realloc(kept->conns, cap * sizeof(*kept->conns));
-        if (!grown)
-            return; /* unchecked then, as libcurl alone would leave it */
-        kept->conns = grown;
-        kept->cap = cap;
-    }
-    kept->conns[kept->n] = (struct genauth_kept_conn){.fd = fd, .addr = *addr};
-    kept->n++;
+    if (checked)
+        kept_append(kept, &entry);
 }
 
 void
@@ -197,6 +225,10 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
          * a connection it opened this turn may be in use before its entry
          * says so (it is added as its first transfer's end is noted). */
         struct genauth_kept_conn *k = &kept->conns[i];
+        if (k->fd == CURL_SOCKET_BAD) {
+            k->users++; /* given out again, its socket still unknown */
+            return 0;
+        }
         short revents =
             !kept->polled ? poll_kept(kept, i)
             : k->idle_at_poll && !k->users && !k->revents ? 0
@@ -211,7 +243,7 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
         int fd = k->fd;
         if ((revents & POLLNVAL) ||
             !still_the_connection(fd, local_port, remote_port)) {
-            kept->conns[i] = kept->conns[--kept->n];
+            kept_drop(kept, i);
             return 0;
         }
         shutdown(fd, SHUT_RDWR);
@@ -223,6 +255,17 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
                 break;
         return 1;
     }
+    /* No entry: a connection libcurl opened this turn, given to a call
+     * queued in it as the transfer that opened it ended, before that end
+     * was noted (or an HTTP/2 one, never checked). Its socket is not known
+     * here: it goes unchecked, but in use, which its entry, added as that
+     * end is noted, will say. */
+    struct genauth_kept_conn record = {.fd = CURL_SOCKET_BAD, .users = 1};
+    record.addr.local_port = local_port;
+    record.addr.remote_port = remote_port;
+    addr_copy(record.addr.local_ip, local_ip);
+    addr_copy(record.addr.remote_ip, remote_ip);
+    kept_append(kept, &record);
     return 0;
 }
 

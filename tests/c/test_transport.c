@@ -287,6 +287,36 @@ test_an_ended_transfers_connection_is_idle_again(void)
     two_kept_close(&t);
 }
 
+/* A connection opened in a turn may be given to a call queued in libcurl
+ * in that turn, before its first transfer's end is noted and its entry
+ * added: that call's check finds no entry (it goes out unchecked). Once
+ * the entry is added, the connection is still in use by that call: the
+ * next turn's poll must not take it for idle, or a stray answer coming
+ * after that call's last bytes is missed by the check of the call given
+ * it next. */
+static void
+test_a_connection_given_out_before_its_entry_is_in_use(void)
+{
+    two_kept t;
+    char c;
+    if (!two_kept_open(&t))
+        return;
+    genauth_kept_add(&t.kept, t.b, &t.to2, 0); /* b: opened this turn */
+    genauth_kept_turn(&t.kept);
+    CHECK(stale(&t.kept, &t.to2) == 0); /* the queued call's check */
+    genauth_kept_add(&t.kept, t.b, &t.to2, 1); /* its opener's end */
+    CHECK(t.kept.n == 2);
+    genauth_kept_turn(&t.kept);
+    CHECK(stale(&t.kept, &t.to1) == 0); /* the turn's poll: b is quiet */
+    /* The queued call's last bytes and a stray answer after them; libcurl
+     * reads the last bytes, the call ends and the next one is given b. */
+    CHECK(write(t.peer2, "0L", 2) == 2);
+    CHECK(recv(t.b, &c, 1, MSG_PEEK) == 1);
+    CHECK(recv(t.b, &c, 1, MSG_DONTWAIT) == 1 && c == '0');
+    CHECK(stale(&t.kept, &t.to2) == 1);
+    two_kept_close(&t);
+}
+
 int
 main(void)
 {
@@ -303,6 +333,7 @@ main(void)
     test_one_poll_serves_a_turn();
     test_a_connection_in_use_at_the_poll_is_polled_again();
     test_an_ended_transfers_connection_is_idle_again();
+    test_a_connection_given_out_before_its_entry_is_in_use();
     curl_global_cleanup(); /* the core's init */
     curl_global_cleanup(); /* this file's */
     return check_summary("test_transport");
