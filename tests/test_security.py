@@ -138,6 +138,25 @@ def test_secret_and_token_never_shown(fake, client_for, caplog, capfd):
     assert leaks == []
 
 
+def trigger_errors_everywhere(url, client_for, **options):
+    """The exceptions of trigger_webhook("wh1") failing once as a single
+    call, twice in a batch and once on an event loop, with
+    raise_for_status=True."""
+    options.update(timeout=5, raise_for_status=True)
+    client = client_for(url, **options)
+    errors = [pytest.raises(genauth_c.GenAuthError, client.trigger_webhook,
+                            "wh1").value]
+    errors += client.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+
+    async def calls():
+        async with genauth_c.AsyncManagementClient(AK, SK, host=url,
+                                                   **options) as aclient:
+            return await asyncio.gather(aclient.trigger_webhook("wh1"),
+                                        return_exceptions=True)
+
+    return errors + asyncio.run(calls())
+
+
 @pytest.mark.parametrize("quoted", ["token", "secret"])
 @pytest.mark.parametrize("field", ["message", "requestId", "data"])
 def test_api_error_quoting_a_credential_shows_none_of_the_answer(
@@ -160,20 +179,8 @@ def test_api_error_quoting_a_credential_shows_none_of_the_answer(
         return Response.json(envelope)
 
     fake.server.handler = echoing
-    client = client_for(fake.server.url, timeout=5, raise_for_status=True)
     caplog.set_level(logging.DEBUG, logger="genauth_c")
-    errors = [pytest.raises(genauth_c.APIError, client.trigger_webhook,
-                            "wh1").value]
-    errors += client.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
-
-    async def calls():
-        async with genauth_c.AsyncManagementClient(
-                AK, SK, host=fake.server.url, timeout=5,
-                raise_for_status=True) as aclient:
-            return await asyncio.gather(aclient.trigger_webhook("wh1"),
-                                        return_exceptions=True)
-
-    errors += asyncio.run(calls())
+    errors = trigger_errors_everywhere(fake.server.url, client_for)
     tokens = [r.header("authorization")[len("Bearer "):]
               for r in fake.server.requests if "trigger-webhook" in r.path]
     assert len(tokens) == 4
@@ -589,3 +596,34 @@ def test_control_characters_refused_in_header_options(value):
         genauth_c.ManagementClient("AK", "SK", lang=value)
     with pytest.raises(ValueError, match="control"):
         genauth_c.ManagementClient("AK", "SK", tenant_id=value)
+
+
+@pytest.mark.parametrize("echo", ["envelope", "page"])
+def test_an_answer_quoting_the_signature_shows_none_of_it(fake, client_for,
+                                                           caplog, echo):
+    """auth="signature": an error page (or envelope) that echoes the
+    request's Authorization header must not hand its HMAC to whoever logs
+    the exception or the DEBUG line, as it does not a Bearer token."""
+    def handler(req):
+        if "trigger-webhook" not in req.path:
+            return fake(req)
+        auth = req.header("authorization") or ""
+        if echo == "page":
+            return Response(status=400, body=f"<html>refused: {auth}".encode())
+        return Response.json({"statusCode": 403, "apiCode": 1403,
+                              "message": f"refused: {auth}",
+                              "requestId": f"r {auth}"})
+
+    fake.server.handler = handler
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    errors = trigger_errors_everywhere(fake.server.url, client_for,
+                                       auth="signature")
+    signatures = [r.header("authorization").rsplit(":", 1)[1]
+                  for r in fake.server.requests if "trigger-webhook" in r.path]
+    assert len(signatures) == 4
+    for e in errors:
+        assert isinstance(e, genauth_c.DecodeError if echo == "page"
+                          else genauth_c.APIError), e
+        text = exception_text(e) + caplog.text
+        for signature in signatures:
+            assert signature not in text and signature[:8] not in text

@@ -321,33 +321,43 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
  * likely found in ordinary text by chance. */
 #define QUOTE_MIN_BYTES 8
 
-/* The token conn's request carried (token mode), or NULL. Borrowed from
- * conn->api_headers. */
+/* The credential conn's request carried: its token (token mode), or its
+ * signature, the HMAC after the last ':' of its authorization header
+ * (signature mode), which is as good as the secret until its nonce is
+ * used; NULL when there is none. Borrowed from conn. */
 static const char *
-sent_token(const genauth_client *c, const genauth_conn *conn)
+sent_credential(const genauth_client *c, const genauth_conn *conn)
 {
     static const char bearer[] = "Authorization: Bearer ";
-    const struct curl_slist *h = conn->api_headers;
-    for (; h && c->auth == GENAUTH_AUTH_TOKEN; h = h->next) {
+    static const char signed_by[] = "authorization: ";
+    if (c->auth == GENAUTH_AUTH_SIGNATURE) {
+        for (const char *h = genauth_signature_header(&conn->signature, NULL);
+             h; h = genauth_signature_header(&conn->signature, h)) {
+            if (strncmp(h, signed_by, sizeof(signed_by) - 1) == 0)
+                return strrchr(h, ':') + 1;
+        }
+        return NULL;
+    }
+    for (const struct curl_slist *h = conn->api_headers; h; h = h->next) {
         if (strncmp(h->data, bearer, sizeof(bearer) - 1) == 0)
             return h->data + sizeof(bearer) - 1;
     }
     return NULL;
 }
 
-/* Whether `doc` quotes the token conn's request carried, or the secret.
- * The secret is never sent with an API call, so an answer holds it only if
- * its server knows it; a secret shorter than QUOTE_MIN_BYTES (a test
- * key) is not looked for, as every answer would hold one of a character
- * ("e" in "message") and lose its message. */
+/* Whether `doc` quotes the credential conn's request carried, or the
+ * secret. The secret is never sent with an API call, so an answer holds it
+ * only if its server knows it; a secret shorter than QUOTE_MIN_BYTES (a
+ * test key) is not looked for, as every answer would hold one of a
+ * character ("e" in "message") and lose its message. */
 static int
 quotes_credential(const genauth_client *c, const genauth_conn *conn,
                   const genauth_json_doc *doc)
 {
-    const char *token = sent_token(c, conn);
+    const char *sent = sent_credential(c, conn);
     const char *secret = c->access_key_secret;
     size_t secret_len = strlen(secret);
-    return (token && genauth_json_doc_contains(doc, token, strlen(token))) ||
+    return (sent && genauth_json_doc_contains(doc, sent, strlen(sent))) ||
            (secret_len >= QUOTE_MIN_BYTES &&
             genauth_json_doc_contains(doc, secret, secret_len));
 }
@@ -358,14 +368,15 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
 {
     genauth_status st = genauth_envelope_parse(&conn->response, http_status,
                                                0, resp, err);
-    /* An error page that echoes the request would show the token (or, were
-     * it ever sent, the secret) in the excerpt, or in an APIError. Success
+    /* An error page that echoes the request would show the token or the
+     * signature (or, were it ever sent, the secret) in the excerpt, or in
+     * an APIError. Success
      * envelopes are not searched (they are never an exception), and nothing
      * is looked up for them: this is every call's path. */
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
-        const char *token = sent_token(c, conn);
-        if (token)
-            genauth_mask(err->excerpt, err->excerpt_len, token, strlen(token),
+        const char *sent = sent_credential(c, conn);
+        if (sent)
+            genauth_mask(err->excerpt, err->excerpt_len, sent, strlen(sent),
                          QUOTE_MIN_BYTES);
         genauth_mask(err->excerpt, err->excerpt_len, c->access_key_secret,
                      strlen(c->access_key_secret), QUOTE_MIN_BYTES);
