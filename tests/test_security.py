@@ -627,3 +627,46 @@ def test_an_answer_quoting_the_signature_shows_none_of_it(fake, client_for,
         text = exception_text(e) + caplog.text
         for signature in signatures:
             assert signature not in text and signature[:8] not in text
+
+
+HOOK_SECRET = "hook-secret-0123456789"
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("echo", ["envelope", "page"])
+@pytest.mark.parametrize("method,args", [
+    ("create_webhook", ("application/json", ["test"], "https://x", "n")),
+    ("update_webhook", ("wh1",)),
+])
+def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
+        fake, client_for, caplog, auth, echo, method, args):
+    """A webhook's secret, sent in create_webhook's or update_webhook's
+    body, is a credential too: a validation error that echoes the body
+    must not put it into the exception or the DEBUG line."""
+    def handler(req):
+        if "webhook" not in req.path:
+            return fake(req)
+        if echo == "page":
+            return Response(status=400, body=b"<html>bad: " + req.body)
+        return Response.json({"statusCode": 400, "apiCode": 1400,
+                              "message": "bad: " + req.body.decode(),
+                              "requestId": "r " + req.body.decode()})
+
+    fake.server.handler = handler
+    options = dict(auth=auth, raise_for_status=True)
+    client = client_for(fake.server.url, **options)
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    expected = genauth_c.DecodeError if echo == "page" else genauth_c.APIError
+    with pytest.raises(expected) as info:
+        getattr(client, method)(*args, secret=HOOK_SECRET)
+
+    async def call():
+        async with genauth_c.AsyncManagementClient(
+                AK, SK, host=fake.server.url, **options) as aclient:
+            await getattr(aclient, method)(*args, secret=HOOK_SECRET)
+
+    with pytest.raises(expected) as async_info:
+        asyncio.run(call())
+    assert HOOK_SECRET.encode() in fake.server.requests[-1].body
+    for error in (info.value, async_info.value):
+        assert HOOK_SECRET[:8] not in exception_text(error) + caplog.text

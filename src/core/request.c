@@ -202,6 +202,19 @@ oom:
 
 /* ---- the steps --------------------------------------------------------------- */
 
+/* The webhook secret `req` sends (create and update, whose bodies are
+ * trees: only trigger-webhook's are ever written text), or NULL. */
+static const char *
+sent_webhook_secret(const genauth_request *req)
+{
+    const cJSON *secret;
+    if (req->op != GENAUTH_OP_CREATE_WEBHOOK &&
+        req->op != GENAUTH_OP_UPDATE_WEBHOOK)
+        return NULL;
+    secret = cJSON_GetObjectItemCaseSensitive(req->params, "secret");
+    return cJSON_IsString(secret) ? secret->valuestring : NULL;
+}
+
 /* genauth_call_encode for a request already checked against `ep`. */
 static genauth_status
 encode_checked(genauth_client *c, genauth_conn *conn,
@@ -221,6 +234,7 @@ encode_checked(genauth_client *c, genauth_conn *conn,
                                  "(signature mode signs its members)");
     if (!(params = without_nulls(req->params, &owned, err)))
         return err->status;
+    conn->sent_webhook_secret = sent_webhook_secret(req);
     plan->is_get = ep->is_get;
     if (ep->is_get) {
         genauth_buf_reset(&conn->request);
@@ -345,21 +359,41 @@ sent_credential(const genauth_client *c, const genauth_conn *conn)
     return NULL;
 }
 
-/* Whether `doc` quotes the credential conn's request carried, or the
- * secret. The secret is never sent with an API call, so an answer holds it
- * only if its server knows it; a secret shorter than QUOTE_MIN_BYTES (a
- * test key) is not looked for, as every answer would hold one of a
- * character ("e" in "message") and lose its message. */
+/* The secrets an answer to conn's request may quote, in out[], *n_out of
+ * them: the credential it carried (sent_credential), the webhook secret
+ * its body carried, and the access key secret, which is never sent with an
+ * API call, so that an answer holds it only if its server knows it. The
+ * last two only when at least `min_len` bytes long. */
+static void
+quotable_secrets(const genauth_client *c, const genauth_conn *conn,
+                 size_t min_len, const char *out[3], size_t *n_out)
+{
+    const char *chosen[] = {conn->sent_webhook_secret, c->access_key_secret};
+    size_t n = 0;
+    if ((out[n] = sent_credential(c, conn)))
+        n++;
+    for (size_t i = 0; i < sizeof(chosen) / sizeof(chosen[0]); i++) {
+        if (chosen[i] && chosen[i][0] && strlen(chosen[i]) >= min_len)
+            out[n++] = chosen[i];
+    }
+    *n_out = n;
+}
+
+/* Whether `doc` quotes one of quotable_secrets. One shorter than
+ * QUOTE_MIN_BYTES (a test key) is not looked for, as every answer would
+ * hold one of a character ("e" in "message") and lose its message. */
 static int
 quotes_credential(const genauth_client *c, const genauth_conn *conn,
                   const genauth_json_doc *doc)
 {
-    const char *sent = sent_credential(c, conn);
-    const char *secret = c->access_key_secret;
-    size_t secret_len = strlen(secret);
-    return (sent && genauth_json_doc_contains(doc, sent, strlen(sent))) ||
-           (secret_len >= QUOTE_MIN_BYTES &&
-            genauth_json_doc_contains(doc, secret, secret_len));
+    const char *secrets[3];
+    size_t n;
+    quotable_secrets(c, conn, QUOTE_MIN_BYTES, secrets, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (genauth_json_doc_contains(doc, secrets[i], strlen(secrets[i])))
+            return 1;
+    }
+    return 0;
 }
 
 genauth_status
@@ -369,17 +403,17 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
     genauth_status st = genauth_envelope_parse(&conn->response, http_status,
                                                0, resp, err);
     /* An error page that echoes the request would show the token or the
-     * signature (or, were it ever sent, the secret) in the excerpt, or in
-     * an APIError. Success
+     * signature, the webhook secret (or, were it ever sent, the access key
+     * secret) in the excerpt, or in an APIError. Success
      * envelopes are not searched (they are never an exception), and nothing
      * is looked up for them: this is every call's path. */
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
-        const char *sent = sent_credential(c, conn);
-        if (sent)
-            genauth_mask(err->excerpt, err->excerpt_len, sent, strlen(sent),
-                         QUOTE_MIN_BYTES);
-        genauth_mask(err->excerpt, err->excerpt_len, c->access_key_secret,
-                     strlen(c->access_key_secret), QUOTE_MIN_BYTES);
+        const char *secrets[3];
+        size_t n;
+        quotable_secrets(c, conn, 1, secrets, &n);
+        for (size_t i = 0; i < n; i++)
+            genauth_mask(err->excerpt, err->excerpt_len, secrets[i],
+                         strlen(secrets[i]), QUOTE_MIN_BYTES);
     } else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&
