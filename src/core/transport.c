@@ -282,7 +282,10 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         conn->over_cap = 1;
         return 0;
     }
-    if (genauth_buf_append(&conn->response, ptr, n) < 0)
+    /* Grown so that no copy of a token (or of a webhook's secret) is
+     * left behind in freed memory. */
+    if (genauth_buf_wipe_reserve(&conn->response, n) < 0 ||
+        genauth_buf_append(&conn->response, ptr, n) < 0)
         return 0;
     return n;
 }

@@ -36,6 +36,26 @@ genauth_buf_wipe_reset(genauth_buf *b)
     genauth_buf_reset(b);
 }
 
+int
+genauth_buf_wipe_reserve(genauth_buf *b, size_t extra)
+{
+    genauth_buf grown;
+    if (extra > (size_t)-1 - b->len - 1)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    genauth_buf_init(&grown);
+    if (genauth_buf_reserve(&grown, b->len + extra) < 0)
+        return -1;
+    if (b->len)
+        memcpy(grown.data, b->data, b->len);
+    grown.len = b->len;
+    grown.data[grown.len] = '\0';
+    genauth_buf_wipe_clear(b);
+    *b = grown;
+    return 0;
+}
+
 void
 genauth_headers_wipe_free(struct curl_slist *list)
 {

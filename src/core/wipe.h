@@ -18,6 +18,10 @@ void genauth_wipe_free(char *s);
 void genauth_buf_wipe_clear(genauth_buf *b);
 /* Wipes what b holds and empties it, keeping its storage for reuse. */
 void genauth_buf_wipe_reset(genauth_buf *b);
+/* genauth_buf_reserve for a buffer that holds a secret: the storage it
+ * outgrows is wiped before it is freed, where realloc would free it as it
+ * is. */
+int genauth_buf_wipe_reserve(genauth_buf *b, size_t extra);
 /* Wipes every line of a header list (one may hold a token) and frees it. */
 void genauth_headers_wipe_free(struct curl_slist *list);
 /* Hides a secret quoted in text about to be shown (an error message, an

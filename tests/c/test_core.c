@@ -324,6 +324,14 @@ test_wipe(void)
     genauth_buf_wipe_clear(&b);
     CHECK(b.data == NULL);
 
+    /* Grown anew, never realloc'd: the secret moves, whole. */
+    CHECK(genauth_buf_append_str(&b, "secret") == 0);
+    CHECK(genauth_buf_wipe_reserve(&b, 3) == 0 && b.cap == 256);
+    CHECK(genauth_buf_wipe_reserve(&b, 10000) == 0);
+    CHECK(b.len == 6 && b.cap >= 10007 && strcmp(b.data, "secret") == 0);
+    CHECK(genauth_buf_wipe_reserve(&b, (size_t)-1) == -1 && b.len == 6);
+    genauth_buf_wipe_clear(&b);
+
     genauth_wipe(NULL, 0);
     genauth_wipe_free(NULL);
     genauth_wipe_free(strdup("secret"));
