@@ -191,12 +191,12 @@ sign_request(genauth_client *c, genauth_conn *conn,
     }
     if (!(grown = curl_slist_append(list, "Expect:")))
         goto oom;
-    curl_slist_free_all(conn->signed_headers);
+    genauth_headers_wipe_free(conn->signed_headers);
     conn->signed_headers = grown;
     conn->cur_headers = NULL; /* a new list every request */
     return GENAUTH_OK;
 oom:
-    curl_slist_free_all(list);
+    genauth_headers_wipe_free(list);
     return nomem(err);
 }
 

@@ -430,7 +430,7 @@ genauth_conn_free(genauth_conn *conn)
         curl_easy_cleanup(conn->easy);
     genauth_kept_clear(&conn->own_kept);
     genauth_headers_wipe_free(conn->api_headers);
-    curl_slist_free_all(conn->signed_headers);
+    genauth_headers_wipe_free(conn->signed_headers);
     genauth_signature_clear(&conn->signature);
     genauth_buf_clear(&conn->request);
     genauth_buf_clear(&conn->url);
