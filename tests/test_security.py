@@ -670,3 +670,30 @@ def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
     assert HOOK_SECRET.encode() in fake.server.requests[-1].body
     for error in (info.value, async_info.value):
         assert HOOK_SECRET[:8] not in exception_text(error) + caplog.text
+
+
+@pytest.mark.parametrize("layout", [{}, {"indent": 1}, {"ensure_ascii": False}])
+def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
+                                                       layout):
+    """A WebhookDto carries the webhook's secret: an answer cut short (a
+    proxy's truncation) is a DecodeError whose excerpt, shown with the
+    exception, keeps the rest of the text but not that secret."""
+    stored = 'stored-h\u00f6"k-secret-42'  # escaped in the JSON text
+
+    def handler(req):
+        if "get-webhook" not in req.path:
+            return fake(req)
+        body = json.dumps({"statusCode": 200, "message": "", "data": {
+            "webhookId": "w", "secret": stored,
+            "name": "n"}}, **layout).encode()
+        return Response(body=body[:-5])
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        client.get_webhook("w")
+    excerpt = info.value.excerpt
+    assert b'"webhookId"' in excerpt and b'"secret"' in excerpt
+    text = exception_text(info.value)
+    for piece in ("stored-h", "k-secret-42"):
+        assert piece not in text

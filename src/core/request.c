@@ -414,6 +414,9 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
         for (size_t i = 0; i < n; i++)
             genauth_mask(err->excerpt, err->excerpt_len, secrets[i],
                          strlen(secrets[i]), QUOTE_MIN_BYTES);
+        /* A WebhookDto's own: the webhook's secret, which the API returns
+         * from create, get, list and update. */
+        genauth_mask_member(err->excerpt, err->excerpt_len, "\"secret\"");
     } else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&

@@ -77,3 +77,37 @@ genauth_mask(char *buf, size_t len, const char *secret, size_t secret_len,
             memset(buf + i, '*', n);
     }
 }
+
+/* JSON's insignificant whitespace. */
+static int
+json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+void
+genauth_mask_member(char *buf, size_t len, const char *key)
+{
+    size_t key_len = strlen(key);
+    for (size_t i = 0; buf && i + key_len <= len; i++) {
+        if (memcmp(buf + i, key, key_len) != 0)
+            continue;
+        size_t j = i + key_len;
+        while (j < len && json_space(buf[j]))
+            j++;
+        if (j >= len || buf[j] != ':')
+            continue;
+        for (j++; j < len && json_space(buf[j]); j++)
+            ;
+        if (j >= len || buf[j] != '"')
+            continue;
+        /* To its closing quote, or to buf's end that cuts it off. */
+        for (j++; j < len && buf[j] != '"'; j++) {
+            int escape = buf[j] == '\\';
+            buf[j] = '*';
+            if (escape && j + 1 < len)
+                buf[++j] = '*';
+        }
+        i = j;
+    }
+}

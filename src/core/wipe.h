@@ -30,5 +30,10 @@ void genauth_headers_wipe_free(struct curl_slist *list);
  * `min_piece` bytes (from their start) that buf's end cuts off. */
 void genauth_mask(char *buf, size_t len, const char *secret,
                   size_t secret_len, size_t min_piece);
+/* Hides, in JSON text about to be shown (an excerpt of an answer, which
+ * buf's end may cut anywhere), the string value of every member named
+ * `key` (quoted: "\"secret\""), overwriting its characters with '*'. For a
+ * secret the client never had, one the answer itself carries. */
+void genauth_mask_member(char *buf, size_t len, const char *key);
 
 #endif

@@ -332,6 +332,13 @@ test_wipe(void)
     CHECK(genauth_buf_wipe_reserve(&b, (size_t)-1) == -1 && b.len == 6);
     genauth_buf_wipe_clear(&b);
 
+    /* A member's value is hidden to its closing quote or the text's end;
+     * the name elsewhere, and other members, are left. */
+    char dto[] = "{\"secret\":\"ab\\\"c\",\"x\":\"secret\",\"secret\" :\n \"de";
+    genauth_mask_member(dto, strlen(dto), "\"secret\"");
+    CHECK_STR(dto, "{\"secret\":\"*****\",\"x\":\"secret\",\"secret\" :\n \"**");
+    genauth_mask_member(NULL, 0, "\"secret\"");
+
     genauth_wipe(NULL, 0);
     genauth_wipe_free(NULL);
     genauth_wipe_free(strdup("secret"));
