@@ -138,6 +138,25 @@ def test_secret_and_token_never_shown(fake, client_for, caplog, capfd):
     assert leaks == []
 
 
+def trigger_errors_everywhere(url, client_for, **options):
+    """The exceptions of trigger_webhook("wh1") failing once as a single
+    call, twice in a batch and once on an event loop, with
+    raise_for_status=True."""
+    options.update(timeout=5, raise_for_status=True)
+    client = client_for(url, **options)
+    errors = [pytest.raises(genauth_c.GenAuthError, client.trigger_webhook,
+                            "wh1").value]
+    errors += client.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+
+    async def calls():
+        async with genauth_c.AsyncManagementClient(AK, SK, host=url,
+                                                   **options) as aclient:
+            return await asyncio.gather(aclient.trigger_webhook("wh1"),
+                                        return_exceptions=True)
+
+    return errors + asyncio.run(calls())
+
+
 @pytest.mark.parametrize("quoted", ["token", "secret"])
 @pytest.mark.parametrize("field", ["message", "requestId", "data"])
 def test_api_error_quoting_a_credential_shows_none_of_the_answer(
@@ -160,20 +179,8 @@ def test_api_error_quoting_a_credential_shows_none_of_the_answer(
         return Response.json(envelope)
 
     fake.server.handler = echoing
-    client = client_for(fake.server.url, timeout=5, raise_for_status=True)
     caplog.set_level(logging.DEBUG, logger="genauth_c")
-    errors = [pytest.raises(genauth_c.APIError, client.trigger_webhook,
-                            "wh1").value]
-    errors += client.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
-
-    async def calls():
-        async with genauth_c.AsyncManagementClient(
-                AK, SK, host=fake.server.url, timeout=5,
-                raise_for_status=True) as aclient:
-            return await asyncio.gather(aclient.trigger_webhook("wh1"),
-                                        return_exceptions=True)
-
-    errors += asyncio.run(calls())
+    errors = trigger_errors_everywhere(fake.server.url, client_for)
     tokens = [r.header("authorization")[len("Bearer "):]
               for r in fake.server.requests if "trigger-webhook" in r.path]
     assert len(tokens) == 4
@@ -589,3 +596,104 @@ def test_control_characters_refused_in_header_options(value):
         genauth_c.ManagementClient("AK", "SK", lang=value)
     with pytest.raises(ValueError, match="control"):
         genauth_c.ManagementClient("AK", "SK", tenant_id=value)
+
+
+@pytest.mark.parametrize("echo", ["envelope", "page"])
+def test_an_answer_quoting_the_signature_shows_none_of_it(fake, client_for,
+                                                           caplog, echo):
+    """auth="signature": an error page (or envelope) that echoes the
+    request's Authorization header must not hand its HMAC to whoever logs
+    the exception or the DEBUG line, as it does not a Bearer token."""
+    def handler(req):
+        if "trigger-webhook" not in req.path:
+            return fake(req)
+        auth = req.header("authorization") or ""
+        if echo == "page":
+            return Response(status=400, body=f"<html>refused: {auth}".encode())
+        return Response.json({"statusCode": 403, "apiCode": 1403,
+                              "message": f"refused: {auth}",
+                              "requestId": f"r {auth}"})
+
+    fake.server.handler = handler
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    errors = trigger_errors_everywhere(fake.server.url, client_for,
+                                       auth="signature")
+    signatures = [r.header("authorization").rsplit(":", 1)[1]
+                  for r in fake.server.requests if "trigger-webhook" in r.path]
+    assert len(signatures) == 4
+    for e in errors:
+        assert isinstance(e, genauth_c.DecodeError if echo == "page"
+                          else genauth_c.APIError), e
+        text = exception_text(e) + caplog.text
+        for signature in signatures:
+            assert signature not in text and signature[:8] not in text
+
+
+HOOK_SECRET = "hook-secret-0123456789"
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("echo", ["envelope", "page"])
+@pytest.mark.parametrize("method,args", [
+    ("create_webhook", ("application/json", ["test"], "https://x", "n")),
+    ("update_webhook", ("wh1",)),
+])
+def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
+        fake, client_for, caplog, auth, echo, method, args):
+    """A webhook's secret, sent in create_webhook's or update_webhook's
+    body, is a credential too: a validation error that echoes the body
+    must not put it into the exception or the DEBUG line."""
+    def handler(req):
+        if "webhook" not in req.path:
+            return fake(req)
+        if echo == "page":
+            return Response(status=400, body=b"<html>bad: " + req.body)
+        return Response.json({"statusCode": 400, "apiCode": 1400,
+                              "message": "bad: " + req.body.decode(),
+                              "requestId": "r " + req.body.decode()})
+
+    fake.server.handler = handler
+    options = dict(auth=auth, raise_for_status=True)
+    client = client_for(fake.server.url, **options)
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    expected = genauth_c.DecodeError if echo == "page" else genauth_c.APIError
+    with pytest.raises(expected) as info:
+        getattr(client, method)(*args, secret=HOOK_SECRET)
+
+    async def call():
+        async with genauth_c.AsyncManagementClient(
+                AK, SK, host=fake.server.url, **options) as aclient:
+            await getattr(aclient, method)(*args, secret=HOOK_SECRET)
+
+    with pytest.raises(expected) as async_info:
+        asyncio.run(call())
+    assert HOOK_SECRET.encode() in fake.server.requests[-1].body
+    for error in (info.value, async_info.value):
+        assert HOOK_SECRET[:8] not in exception_text(error) + caplog.text
+
+
+@pytest.mark.parametrize("layout", [{}, {"indent": 1}, {"ensure_ascii": False}])
+def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
+                                                       layout):
+    """A WebhookDto carries the webhook's secret: an answer cut short (a
+    proxy's truncation) is a DecodeError whose excerpt, shown with the
+    exception, keeps the rest of the text but not that secret."""
+    stored = 'stored-h\u00f6"k-secret-42'  # escaped in the JSON text
+
+    def handler(req):
+        if "get-webhook" not in req.path:
+            return fake(req)
+        body = json.dumps({"statusCode": 200, "message": "", "data": {
+            "webhookId": "w", "secret": stored,
+            "name": "n"}}, **layout).encode()
+        return Response(body=body[:-5])
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        client.get_webhook("w")
+    excerpt = info.value.excerpt
+    assert b'"webhookId"' in excerpt and b'"secret"' in excerpt
+    text = exception_text(info.value)
+    for piece in ("stored-h", "k-secret-42"):
+        assert piece not in text

@@ -271,13 +271,19 @@ static char *
 token_request_body(const char *ak, const char *sk, size_t *len)
 {
     genauth_buf b;
+    size_t ak_len = strlen(ak), sk_len = strlen(sk);
     genauth_buf_init(&b);
-    if (genauth_buf_append_str(&b, "{\"accessKeyId\":") < 0 ||
-        genauth_json_write_string(ak, strlen(ak), &b) < 0 ||
+    /* Room for the longest the body can be (every byte escaped as \uXXXX)
+     * before any of the secret is in it: a buffer grown after would be
+     * freed by realloc with the secret in it. */
+    if (ak_len > ((size_t)-1 - 64) / 12 || sk_len > ((size_t)-1 - 64) / 12 ||
+        genauth_buf_reserve(&b, 64 + 6 * (ak_len + sk_len)) < 0 ||
+        genauth_buf_append_str(&b, "{\"accessKeyId\":") < 0 ||
+        genauth_json_write_string(ak, ak_len, &b) < 0 ||
         genauth_buf_append_str(&b, ",\"accessKeySecret\":") < 0 ||
-        genauth_json_write_string(sk, strlen(sk), &b) < 0 ||
+        genauth_json_write_string(sk, sk_len, &b) < 0 ||
         genauth_buf_append_char(&b, '}') < 0) {
-        genauth_buf_clear(&b);
+        genauth_buf_wipe_clear(&b);
         return NULL;
     }
     *len = b.len;

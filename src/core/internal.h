@@ -244,6 +244,9 @@ typedef struct genauth_conn {
      * every request. */
     genauth_signature signature;
     struct curl_slist *signed_headers;
+    /* The webhook secret the request's body carries (create, update), or
+     * NULL: borrowed from the request, which outlives reading its answer. */
+    const char *sent_webhook_secret;
     char errbuf[CURL_ERROR_SIZE];
     /* The client's proxy's user name and password (genauth_proxy_userinfo;
      * borrowed: the client outlives its connections), hidden in errbuf,

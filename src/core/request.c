@@ -191,16 +191,29 @@ sign_request(genauth_client *c, genauth_conn *conn,
     }
     if (!(grown = curl_slist_append(list, "Expect:")))
         goto oom;
-    curl_slist_free_all(conn->signed_headers);
+    genauth_headers_wipe_free(conn->signed_headers);
     conn->signed_headers = grown;
     conn->cur_headers = NULL; /* a new list every request */
     return GENAUTH_OK;
 oom:
-    curl_slist_free_all(list);
+    genauth_headers_wipe_free(list);
     return nomem(err);
 }
 
 /* ---- the steps --------------------------------------------------------------- */
+
+/* The webhook secret `req` sends (create and update, whose bodies are
+ * trees: only trigger-webhook's are ever written text), or NULL. */
+static const char *
+sent_webhook_secret(const genauth_request *req)
+{
+    const cJSON *secret;
+    if (req->op != GENAUTH_OP_CREATE_WEBHOOK &&
+        req->op != GENAUTH_OP_UPDATE_WEBHOOK)
+        return NULL;
+    secret = cJSON_GetObjectItemCaseSensitive(req->params, "secret");
+    return cJSON_IsString(secret) ? secret->valuestring : NULL;
+}
 
 /* genauth_call_encode for a request already checked against `ep`. */
 static genauth_status
@@ -221,6 +234,7 @@ encode_checked(genauth_client *c, genauth_conn *conn,
                                  "(signature mode signs its members)");
     if (!(params = without_nulls(req->params, &owned, err)))
         return err->status;
+    conn->sent_webhook_secret = sent_webhook_secret(req);
     plan->is_get = ep->is_get;
     if (ep->is_get) {
         genauth_buf_reset(&conn->request);
@@ -321,35 +335,65 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
  * likely found in ordinary text by chance. */
 #define QUOTE_MIN_BYTES 8
 
-/* The token conn's request carried (token mode), or NULL. Borrowed from
- * conn->api_headers. */
+/* The credential conn's request carried: its token (token mode), or its
+ * signature, the HMAC after the last ':' of its authorization header
+ * (signature mode), which is as good as the secret until its nonce is
+ * used; NULL when there is none. Borrowed from conn. */
 static const char *
-sent_token(const genauth_client *c, const genauth_conn *conn)
+sent_credential(const genauth_client *c, const genauth_conn *conn)
 {
     static const char bearer[] = "Authorization: Bearer ";
-    const struct curl_slist *h = conn->api_headers;
-    for (; h && c->auth == GENAUTH_AUTH_TOKEN; h = h->next) {
+    static const char signed_by[] = "authorization: ";
+    if (c->auth == GENAUTH_AUTH_SIGNATURE) {
+        for (const char *h = genauth_signature_header(&conn->signature, NULL);
+             h; h = genauth_signature_header(&conn->signature, h)) {
+            if (strncmp(h, signed_by, sizeof(signed_by) - 1) == 0)
+                return strrchr(h, ':') + 1;
+        }
+        return NULL;
+    }
+    for (const struct curl_slist *h = conn->api_headers; h; h = h->next) {
         if (strncmp(h->data, bearer, sizeof(bearer) - 1) == 0)
             return h->data + sizeof(bearer) - 1;
     }
     return NULL;
 }
 
-/* Whether `doc` quotes the token conn's request carried, or the secret.
- * The secret is never sent with an API call, so an answer holds it only if
- * its server knows it; a secret shorter than QUOTE_MIN_BYTES (a test
- * key) is not looked for, as every answer would hold one of a character
- * ("e" in "message") and lose its message. */
+/* The secrets an answer to conn's request may quote, in out[], *n_out of
+ * them: the credential it carried (sent_credential), the webhook secret
+ * its body carried, and the access key secret, which is never sent with an
+ * API call, so that an answer holds it only if its server knows it. The
+ * last two only when at least `min_len` bytes long. */
+static void
+quotable_secrets(const genauth_client *c, const genauth_conn *conn,
+                 size_t min_len, const char *out[3], size_t *n_out)
+{
+    const char *chosen[] = {conn->sent_webhook_secret, c->access_key_secret};
+    size_t n = 0;
+    if ((out[n] = sent_credential(c, conn)))
+        n++;
+    for (size_t i = 0; i < sizeof(chosen) / sizeof(chosen[0]); i++) {
+        if (chosen[i] && chosen[i][0] && strlen(chosen[i]) >= min_len)
+            out[n++] = chosen[i];
+    }
+    *n_out = n;
+}
+
+/* Whether `doc` quotes one of quotable_secrets. One shorter than
+ * QUOTE_MIN_BYTES (a test key) is not looked for, as every answer would
+ * hold one of a character ("e" in "message") and lose its message. */
 static int
 quotes_credential(const genauth_client *c, const genauth_conn *conn,
                   const genauth_json_doc *doc)
 {
-    const char *token = sent_token(c, conn);
-    const char *secret = c->access_key_secret;
-    size_t secret_len = strlen(secret);
-    return (token && genauth_json_doc_contains(doc, token, strlen(token))) ||
-           (secret_len >= QUOTE_MIN_BYTES &&
-            genauth_json_doc_contains(doc, secret, secret_len));
+    const char *secrets[3];
+    size_t n;
+    quotable_secrets(c, conn, QUOTE_MIN_BYTES, secrets, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (genauth_json_doc_contains(doc, secrets[i], strlen(secrets[i])))
+            return 1;
+    }
+    return 0;
 }
 
 genauth_status
@@ -358,17 +402,21 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
 {
     genauth_status st = genauth_envelope_parse(&conn->response, http_status,
                                                0, resp, err);
-    /* An error page that echoes the request would show the token (or, were
-     * it ever sent, the secret) in the excerpt, or in an APIError. Success
+    /* An error page that echoes the request would show the token or the
+     * signature, the webhook secret (or, were it ever sent, the access key
+     * secret) in the excerpt, or in an APIError. Success
      * envelopes are not searched (they are never an exception), and nothing
      * is looked up for them: this is every call's path. */
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
-        const char *token = sent_token(c, conn);
-        if (token)
-            genauth_mask(err->excerpt, err->excerpt_len, token, strlen(token),
-                         QUOTE_MIN_BYTES);
-        genauth_mask(err->excerpt, err->excerpt_len, c->access_key_secret,
-                     strlen(c->access_key_secret), QUOTE_MIN_BYTES);
+        const char *secrets[3];
+        size_t n;
+        quotable_secrets(c, conn, 1, secrets, &n);
+        for (size_t i = 0; i < n; i++)
+            genauth_mask(err->excerpt, err->excerpt_len, secrets[i],
+                         strlen(secrets[i]), QUOTE_MIN_BYTES);
+        /* A WebhookDto's own: the webhook's secret, which the API returns
+         * from create, get, list and update. */
+        genauth_mask_member(err->excerpt, err->excerpt_len, "\"secret\"");
     } else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&

@@ -14,6 +14,7 @@
 #include "jsform.h"
 #include "json.h"
 #include "random.h"
+#include "wipe.h"
 
 /* The signed headers: date and six prefixed ones at most. */
 #define SIGN_MAX_HEADERS 7
@@ -39,7 +40,7 @@ genauth_signature_init(genauth_signature *s)
 void
 genauth_signature_clear(genauth_signature *s)
 {
-    genauth_buf_clear(&s->headers);
+    genauth_buf_wipe_clear(&s->headers); /* the authorization header */
     genauth_buf_clear(&s->string_to_sign);
     s->header_count = 0;
 }
@@ -341,7 +342,7 @@ genauth_sign(const genauth_sign_input *in, genauth_signature *out,
     unsigned char mac64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
     genauth_status st;
 
-    genauth_buf_reset(&out->headers);
+    genauth_buf_wipe_reset(&out->headers); /* the last signature */
     genauth_buf_reset(&out->string_to_sign);
     out->header_count = 0;
 
@@ -445,13 +446,17 @@ genauth_sign(const genauth_sign_input *in, genauth_signature *out,
         goto fail;
     }
     EVP_EncodeBlock(mac64, mac, (int)mac_len);
-    /* Not secret (it is sent), but wiping keyed output costs nothing. */
-    OPENSSL_cleanse(mac, sizeof mac);
+    /* The signature authenticates its request until the server has seen
+     * its nonce: as much a credential as the token, wiped as it is. */
+    genauth_wipe(mac, sizeof mac);
 
     if (genauth_buf_printf(&out->headers, "authorization: %s %s:%s",
                            in->scheme, in->access_key_id, (char *)mac64) < 0
-        || genauth_buf_append_char(&out->headers, '\0') < 0)
+        || genauth_buf_append_char(&out->headers, '\0') < 0) {
+        genauth_wipe(mac64, sizeof mac64);
         goto nomem;
+    }
+    genauth_wipe(mac64, sizeof mac64);
     out->header_count++;
     st = GENAUTH_OK;
     goto done;
@@ -461,7 +466,7 @@ nomem:
                            "out of memory while signing the request");
 fail:
     /* Nothing half-signed may reach the wire. */
-    genauth_buf_reset(&out->headers);
+    genauth_buf_wipe_reset(&out->headers);
     genauth_buf_reset(&out->string_to_sign);
     out->header_count = 0;
 done:

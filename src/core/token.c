@@ -293,8 +293,10 @@ fetch_token(genauth_client *c, genauth_conn *conn, double deadline,
         st = read_token_answer(c, conn, http_status, token, userpool_id,
                                lifetime, err);
         copy_refusal(conn, st, err, refusal, refusal_len);
-        genauth_buf_wipe_reset(&conn->response); /* it held the token */
     }
+    /* It held the token, or the part of it that arrived before the
+     * transfer failed (cut, timed out, over max_response_bytes). */
+    genauth_buf_wipe_reset(&conn->response);
     note_fetch(report, st, http_status, started, err);
     return st;
 }

@@ -325,7 +325,10 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         conn->over_cap = 1;
         return 0;
     }
-    if (genauth_buf_append(&conn->response, ptr, n) < 0)
+    /* Grown so that no copy of a token (or of a webhook's secret) is
+     * left behind in freed memory. */
+    if (genauth_buf_wipe_reserve(&conn->response, n) < 0 ||
+        genauth_buf_append(&conn->response, ptr, n) < 0)
         return 0;
     return n;
 }
@@ -470,7 +473,7 @@ genauth_conn_free(genauth_conn *conn)
         curl_easy_cleanup(conn->easy);
     genauth_kept_clear(&conn->own_kept);
     genauth_headers_wipe_free(conn->api_headers);
-    curl_slist_free_all(conn->signed_headers);
+    genauth_headers_wipe_free(conn->signed_headers);
     genauth_signature_clear(&conn->signature);
     genauth_buf_clear(&conn->request);
     genauth_buf_clear(&conn->url);

@@ -36,6 +36,26 @@ genauth_buf_wipe_reset(genauth_buf *b)
     genauth_buf_reset(b);
 }
 
+int
+genauth_buf_wipe_reserve(genauth_buf *b, size_t extra)
+{
+    genauth_buf grown;
+    if (extra > (size_t)-1 - b->len - 1)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    genauth_buf_init(&grown);
+    if (genauth_buf_reserve(&grown, b->len + extra) < 0)
+        return -1;
+    if (b->len)
+        memcpy(grown.data, b->data, b->len);
+    grown.len = b->len;
+    grown.data[grown.len] = '\0';
+    genauth_buf_wipe_clear(b);
+    *b = grown;
+    return 0;
+}
+
 void
 genauth_headers_wipe_free(struct curl_slist *list)
 {
@@ -55,5 +75,39 @@ genauth_mask(char *buf, size_t len, const char *secret, size_t secret_len,
         if ((n == secret_len || n >= min_piece) &&
             memcmp(buf + i, secret, n) == 0)
             memset(buf + i, '*', n);
+    }
+}
+
+/* JSON's insignificant whitespace. */
+static int
+json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+void
+genauth_mask_member(char *buf, size_t len, const char *key)
+{
+    size_t key_len = strlen(key);
+    for (size_t i = 0; buf && i + key_len <= len; i++) {
+        if (memcmp(buf + i, key, key_len) != 0)
+            continue;
+        size_t j = i + key_len;
+        while (j < len && json_space(buf[j]))
+            j++;
+        if (j >= len || buf[j] != ':')
+            continue;
+        for (j++; j < len && json_space(buf[j]); j++)
+            ;
+        if (j >= len || buf[j] != '"')
+            continue;
+        /* To its closing quote, or to buf's end that cuts it off. */
+        for (j++; j < len && buf[j] != '"'; j++) {
+            int escape = buf[j] == '\\';
+            buf[j] = '*';
+            if (escape && j + 1 < len)
+                buf[++j] = '*';
+        }
+        i = j;
     }
 }

@@ -18,6 +18,10 @@ void genauth_wipe_free(char *s);
 void genauth_buf_wipe_clear(genauth_buf *b);
 /* Wipes what b holds and empties it, keeping its storage for reuse. */
 void genauth_buf_wipe_reset(genauth_buf *b);
+/* genauth_buf_reserve for a buffer that holds a secret: the storage it
+ * outgrows is wiped before it is freed, where realloc would free it as it
+ * is. */
+int genauth_buf_wipe_reserve(genauth_buf *b, size_t extra);
 /* Wipes every line of a header list (one may hold a token) and frees it. */
 void genauth_headers_wipe_free(struct curl_slist *list);
 /* Hides a secret quoted in text about to be shown (an error message, an
@@ -26,5 +30,10 @@ void genauth_headers_wipe_free(struct curl_slist *list);
  * `min_piece` bytes (from their start) that buf's end cuts off. */
 void genauth_mask(char *buf, size_t len, const char *secret,
                   size_t secret_len, size_t min_piece);
+/* Hides, in JSON text about to be shown (an excerpt of an answer, which
+ * buf's end may cut anywhere), the string value of every member named
+ * `key` (quoted: "\"secret\""), overwriting its characters with '*'. For a
+ * secret the client never had, one the answer itself carries. */
+void genauth_mask_member(char *buf, size_t len, const char *key);
 
 #endif

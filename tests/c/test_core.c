@@ -324,6 +324,21 @@ test_wipe(void)
     genauth_buf_wipe_clear(&b);
     CHECK(b.data == NULL);
 
+    /* Grown anew, never realloc'd: the secret moves, whole. */
+    CHECK(genauth_buf_append_str(&b, "secret") == 0);
+    CHECK(genauth_buf_wipe_reserve(&b, 3) == 0 && b.cap == 256);
+    CHECK(genauth_buf_wipe_reserve(&b, 10000) == 0);
+    CHECK(b.len == 6 && b.cap >= 10007 && strcmp(b.data, "secret") == 0);
+    CHECK(genauth_buf_wipe_reserve(&b, (size_t)-1) == -1 && b.len == 6);
+    genauth_buf_wipe_clear(&b);
+
+    /* A member's value is hidden to its closing quote or the text's end;
+     * the name elsewhere, and other members, are left. */
+    char dto[] = "{\"secret\":\"ab\\\"c\",\"x\":\"secret\",\"secret\" :\n \"de";
+    genauth_mask_member(dto, strlen(dto), "\"secret\"");
+    CHECK_STR(dto, "{\"secret\":\"*****\",\"x\":\"secret\",\"secret\" :\n \"**");
+    genauth_mask_member(NULL, 0, "\"secret\"");
+
     genauth_wipe(NULL, 0);
     genauth_wipe_free(NULL);
     genauth_wipe_free(strdup("secret"));

@@ -204,6 +204,14 @@ test_vector_post(void)
               "authing AKID:ME47QqDTGaldhVphTLY0rDvd9HE=");
     CHECK_STR(header(&sig, "x-authing-lang"), "zh-CN");
 
+    /* The signature is a credential until its nonce is used: signing
+     * again, even refused, leaves none of the last one in the storage. */
+    size_t signed_len = sig.headers.len; /* what of it was ever written */
+    in.lang = "zh-CN\r\nx-evil: 1";
+    CHECK(genauth_sign(&in, &sig, &err) == GENAUTH_E_INVALID);
+    CHECK(sig.headers.data &&
+          !memmem(sig.headers.data, signed_len, "ME47QqDT", 8));
+
     genauth_buf_clear(&sent);
     genauth_signature_clear(&sig);
     genauth_error_clear(&err);
