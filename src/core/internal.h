@@ -200,9 +200,9 @@ void genauth_kept_clear(genauth_kept *kept);
  * (curl_multi_perform, curl_multi_socket_action): what was polled before
  * it is not current any more. */
 void genauth_kept_turn(genauth_kept *kept);
-/* A transfer on the connection with socket fd has ended (its end is
- * noted, libcurl keeps the connection): one user fewer. */
-void genauth_kept_idle(genauth_kept *kept, curl_socket_t fd);
+/* A transfer on the connection with those ends has ended (its end is
+ * noted): one user fewer. */
+void genauth_kept_idle(genauth_kept *kept, const genauth_conn_addr *addr);
 /* Records a connection libcurl keeps, to be checked before it is reused
  * (`checked`), or not. A socket number or addresses met again belong to a
  * new connection (the old one was closed): entries for either are dropped,
@@ -266,6 +266,13 @@ typedef struct genauth_conn {
     double shared_retry_after;
     /* This transfer opened a socket (open_socket): its connection is new. */
     int opened;
+    /* This transfer's check let it out on the kept connection with these
+     * ends, counting it as a user (genauth_kept_stale): its end gives that
+     * use back (genauth_conn_note_kept). Known here, the ends spare a look
+     * through libcurl's connections (CURLINFO_ACTIVESOCKET walks them all:
+     * 37 first-level cache misses a call). */
+    int kept_user;
+    genauth_conn_addr kept_addr;
     /* This transfer was stopped before sending: the kept connection libcurl
      * chose had bytes waiting that nobody asked for (or its end), so it
      * runs again on a new one (genauth_conn_rerun_stale). */

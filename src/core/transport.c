@@ -110,11 +110,15 @@ genauth_kept_add(genauth_kept *kept, curl_socket_t fd,
 }
 
 void
-genauth_kept_idle(genauth_kept *kept, curl_socket_t fd)
+genauth_kept_idle(genauth_kept *kept, const genauth_conn_addr *addr)
 {
-    for (size_t i = 0; i < kept->n; i++)
-        if (kept->conns[i].fd == fd && kept->conns[i].users > 0)
-            kept->conns[i].users--;
+    for (size_t i = 0; i < kept->n; i++) {
+        struct genauth_kept_conn *k = &kept->conns[i];
+        if (k->users > 0 && addr_is(&k->addr, addr->local_ip,
+                                    addr->local_port, addr->remote_ip,
+                                    addr->remote_port))
+            k->users--;
+    }
 }
 
 void
@@ -124,18 +128,20 @@ genauth_conn_note_kept(genauth_conn *conn)
     long version = 0;
     char *local_ip = NULL, *remote_ip = NULL;
     genauth_conn_addr addr;
-    if (!conn->kept ||
-        curl_easy_getinfo(conn->easy, CURLINFO_ACTIVESOCKET, &fd) !=
-            CURLE_OK ||
-        fd == CURL_SOCKET_BAD)
-        return; /* closed: libcurl keeps nothing */
+    if (!conn->kept)
+        return;
     /* A reused connection is in the table since the transfer that opened
-     * it, and now idle; only a new one is looked up. */
+     * it; only a new one is looked up. */
     if (!conn->opened) {
-        genauth_kept_idle(conn->kept, fd);
+        if (conn->kept_user)
+            genauth_kept_idle(conn->kept, &conn->kept_addr);
+        conn->kept_user = 0;
         return;
     }
-    if (curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT,
+    if (curl_easy_getinfo(conn->easy, CURLINFO_ACTIVESOCKET, &fd) !=
+            CURLE_OK ||
+        fd == CURL_SOCKET_BAD ||
+        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT,
                           &addr.local_port) != CURLE_OK ||
         curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_PORT,
                           &addr.remote_port) != CURLE_OK ||
@@ -286,11 +292,17 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
         conn->refused_closed = 1;
         return CURL_PREREQFUNC_ABORT;
     }
-    if (conn->sends == 0 && !conn->opened && conn->kept &&
-        genauth_kept_stale(conn->kept, conn_local_ip, conn_local_port,
-                           conn_primary_ip, conn_primary_port)) {
-        conn->stale = 1;
-        return CURL_PREREQFUNC_ABORT;
+    if (conn->sends == 0 && !conn->opened && conn->kept) {
+        if (genauth_kept_stale(conn->kept, conn_local_ip, conn_local_port,
+                               conn_primary_ip, conn_primary_port)) {
+            conn->stale = 1;
+            return CURL_PREREQFUNC_ABORT;
+        }
+        conn->kept_user = 1;
+        addr_copy(conn->kept_addr.local_ip, conn_local_ip);
+        addr_copy(conn->kept_addr.remote_ip, conn_primary_ip);
+        conn->kept_addr.local_port = conn_local_port;
+        conn->kept_addr.remote_port = conn_primary_port;
     }
     return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
@@ -615,6 +627,7 @@ reset_transfer(genauth_conn *conn)
     conn->shares_fetch = 0;
     conn->socket_errno = 0;
     conn->opened = 0;
+    conn->kept_user = 0;
     conn->stale = 0;
     conn->refused_closed = 0;
     conn->errbuf[0] = '\0';

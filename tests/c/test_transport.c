@@ -264,7 +264,7 @@ test_an_ended_transfers_connection_is_idle_again(void)
     if (!two_kept_open_a_in_use(&t))
         return;
     CHECK(t.kept.conns[0].users + t.kept.conns[1].users == 1);
-    genauth_kept_idle(&t.kept, t.a);
+    genauth_kept_idle(&t.kept, &t.to1);
     CHECK(t.kept.conns[0].users + t.kept.conns[1].users == 0);
     genauth_kept_turn(&t.kept);
     CHECK(stale(&t.kept, &t.to2) == 0); /* the turn's poll */
@@ -278,7 +278,7 @@ test_an_ended_transfers_connection_is_idle_again(void)
      * transfer still reads from it. */
     genauth_kept_turn(&t.kept);
     CHECK(stale(&t.kept, &t.to1) == 0); /* the queued call's check */
-    genauth_kept_idle(&t.kept, t.a);    /* the end of the one before */
+    genauth_kept_idle(&t.kept, &t.to1);    /* the end of the one before */
     genauth_kept_turn(&t.kept);
     CHECK(write(t.peer1, "0", 1) == 1); /* the queued call's answer ends */
     CHECK(recv(t.a, &c, 1, MSG_PEEK) == 1);
