@@ -39,6 +39,19 @@ addr_copy(char out[48], const char *ip)
     out[len] = '\0';
 }
 
+/* The connection with those ends, as libcurl names them. */
+static genauth_conn_addr
+conn_addr(const char *local_ip, long local_port, const char *remote_ip,
+          long remote_port)
+{
+    genauth_conn_addr a;
+    addr_copy(a.local_ip, local_ip);
+    addr_copy(a.remote_ip, remote_ip);
+    a.local_port = local_port;
+    a.remote_port = remote_port;
+    return a;
+}
+
 /* Whether `a` is the connection with those ends (the ports first: they
  * tell almost every pair apart). */
 static int
@@ -125,9 +138,8 @@ void
 genauth_conn_note_kept(genauth_conn *conn)
 {
     curl_socket_t fd = CURL_SOCKET_BAD;
-    long version = 0;
+    long version = 0, local_port = 0, remote_port = 0;
     char *local_ip = NULL, *remote_ip = NULL;
-    genauth_conn_addr addr;
     if (!conn->kept)
         return;
     /* A reused connection is in the table since the transfer that opened
@@ -141,10 +153,10 @@ genauth_conn_note_kept(genauth_conn *conn)
     if (curl_easy_getinfo(conn->easy, CURLINFO_ACTIVESOCKET, &fd) !=
             CURLE_OK ||
         fd == CURL_SOCKET_BAD ||
-        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT,
-                          &addr.local_port) != CURLE_OK ||
-        curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_PORT,
-                          &addr.remote_port) != CURLE_OK ||
+        curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_PORT, &local_port) !=
+            CURLE_OK ||
+        curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_PORT, &remote_port) !=
+            CURLE_OK ||
         curl_easy_getinfo(conn->easy, CURLINFO_LOCAL_IP, &local_ip) !=
             CURLE_OK ||
         curl_easy_getinfo(conn->easy, CURLINFO_PRIMARY_IP, &remote_ip) !=
@@ -152,8 +164,8 @@ genauth_conn_note_kept(genauth_conn *conn)
         curl_easy_getinfo(conn->easy, CURLINFO_HTTP_VERSION, &version) !=
             CURLE_OK)
         return;
-    addr_copy(addr.local_ip, local_ip);
-    addr_copy(addr.remote_ip, remote_ip);
+    genauth_conn_addr addr =
+        conn_addr(local_ip, local_port, remote_ip, remote_port);
     /* Only an HTTP/1 connection is checked: there an answer is known by
      * its place alone. An HTTP/2 one (ALPN h2, usual behind a TLS front
      * end) names the stream in every frame, and while a call starts on it
@@ -226,15 +238,15 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
         if (!addr_is(&kept->conns[i].addr, local_ip, local_port, remote_ip,
                      remote_port))
             continue;
-        /* Bytes the turn's poll found are asked about again, as is a
-         * connection in use then: libcurl's reads may have emptied it, and
-         * a connection it opened this turn may be in use before its entry
-         * says so (it is added as its first transfer's end is noted). */
         struct genauth_kept_conn *k = &kept->conns[i];
         if (k->fd == CURL_SOCKET_BAD) {
             k->users++; /* given out again, its socket still unknown */
             return 0;
         }
+        /* Bytes the turn's poll found are asked about again, as is a
+         * connection in use then: libcurl's reads may have emptied it, and
+         * a connection it opened this turn may be in use before its entry
+         * says so (it is added as its first transfer's end is noted). */
         short revents =
             !kept->polled ? poll_kept(kept, i)
             : k->idle_at_poll && !k->users && !k->revents ? 0
@@ -266,11 +278,10 @@ genauth_kept_stale(genauth_kept *kept, const char *local_ip, long local_port,
      * was noted (or an HTTP/2 one, never checked). Its socket is not known
      * here: it goes unchecked, but in use, which its entry, added as that
      * end is noted, will say. */
-    struct genauth_kept_conn record = {.fd = CURL_SOCKET_BAD, .users = 1};
-    record.addr.local_port = local_port;
-    record.addr.remote_port = remote_port;
-    addr_copy(record.addr.local_ip, local_ip);
-    addr_copy(record.addr.remote_ip, remote_ip);
+    struct genauth_kept_conn record = {
+        .fd = CURL_SOCKET_BAD,
+        .addr = conn_addr(local_ip, local_port, remote_ip, remote_port),
+        .users = 1};
     kept_append(kept, &record);
     return 0;
 }
@@ -299,10 +310,8 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
             return CURL_PREREQFUNC_ABORT;
         }
         conn->kept_user = 1;
-        addr_copy(conn->kept_addr.local_ip, conn_local_ip);
-        addr_copy(conn->kept_addr.remote_ip, conn_primary_ip);
-        conn->kept_addr.local_port = conn_local_port;
-        conn->kept_addr.remote_port = conn_primary_port;
+        conn->kept_addr = conn_addr(conn_local_ip, conn_local_port,
+                                    conn_primary_ip, conn_primary_port);
     }
     return ++conn->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }

@@ -221,6 +221,19 @@ test_one_poll_serves_a_turn(void)
     two_kept_close(&t);
 }
 
+/* An answer's last bytes ("0", as a chunked body's end) and a stray answer
+ * after them arrive on the connection whose server end is `peer`, and
+ * libcurl reads the last bytes (with no callback, as it does a chunked
+ * body's end): the stray answer is left waiting on `fd`. */
+static void
+last_bytes_then_a_stray_answer(int peer, int fd)
+{
+    char c;
+    CHECK(write(peer, "0L", 2) == 2);
+    CHECK(recv(fd, &c, 1, MSG_PEEK) == 1);
+    CHECK(recv(fd, &c, 1, MSG_DONTWAIT) == 1 && c == '0');
+}
+
 /* A connection in use at the turn's poll (its check passed, its transfer's
  * end not noted since) is polled by itself when it is reused in that turn
  * (a call queued in libcurl is given it as its answer ends): libcurl may
@@ -243,13 +256,10 @@ test_a_connection_in_use_at_the_poll_is_polled_again(void)
     CHECK(write(t.a, "y", 1) == 1); /* still open for a request */
     CHECK(read(t.peer1, &c, 1) == 1 && c == 'y');
 
-    /* Quiet at the poll; its last bytes and a stray answer come after it,
-     * and libcurl reads the last bytes. */
+    /* Quiet at the poll; its last bytes and a stray answer come after it. */
     genauth_kept_turn(&t.kept);
     CHECK(stale(&t.kept, &t.to2) == 0);
-    CHECK(write(t.peer1, "0L", 2) == 2);
-    CHECK(recv(t.a, &c, 1, MSG_PEEK) == 1);
-    CHECK(recv(t.a, &c, 1, MSG_DONTWAIT) == 1 && c == '0');
+    last_bytes_then_a_stray_answer(t.peer1, t.a);
     CHECK(stale(&t.kept, &t.to1) == 1);
     two_kept_close(&t);
 }
@@ -299,7 +309,6 @@ static void
 test_a_connection_given_out_before_its_entry_is_in_use(void)
 {
     two_kept t;
-    char c;
     if (!two_kept_open(&t))
         return;
     genauth_kept_add(&t.kept, t.b, &t.to2, 0); /* b: opened this turn */
@@ -309,11 +318,9 @@ test_a_connection_given_out_before_its_entry_is_in_use(void)
     CHECK(t.kept.n == 2);
     genauth_kept_turn(&t.kept);
     CHECK(stale(&t.kept, &t.to1) == 0); /* the turn's poll: b is quiet */
-    /* The queued call's last bytes and a stray answer after them; libcurl
-     * reads the last bytes, the call ends and the next one is given b. */
-    CHECK(write(t.peer2, "0L", 2) == 2);
-    CHECK(recv(t.b, &c, 1, MSG_PEEK) == 1);
-    CHECK(recv(t.b, &c, 1, MSG_DONTWAIT) == 1 && c == '0');
+    /* The queued call's answer ends, a stray answer after it, and the
+     * next call is given b. */
+    last_bytes_then_a_stray_answer(t.peer2, t.b);
     CHECK(stale(&t.kept, &t.to2) == 1);
     two_kept_close(&t);
 }
