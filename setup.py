@@ -43,7 +43,11 @@ def dependency_flags():
 cflags, libs = dependency_flags()
 warnings = ["-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
             "-Wmissing-prototypes", "-Wformat=2", "-Wno-missing-field-initializers"]
-extra_compile = ["-std=c11", "-D_GNU_SOURCE", "-O2", *warnings, *cflags]
+# Only PyInit__core is exported (PyMODINIT_FUNC marks it): the core's
+# functions call each other directly, not through the PLT, and may be
+# inlined, which a symbol another library could interpose forbids.
+extra_compile = ["-std=c11", "-D_GNU_SOURCE", "-O2", "-fvisibility=hidden",
+                 *warnings, *cflags]
 extra_link = list(libs)
 if os.environ.get("GENAUTH_WERROR") == "1":
     extra_compile.append("-Werror")
