@@ -2,6 +2,7 @@
 server and throttling answers are sent again; what may have reached it is
 not. Deliveries are counted at the receiver."""
 import asyncio
+import email.utils
 import json
 import logging
 import signal
@@ -117,6 +118,48 @@ def test_timeout_is_not_retried(fake, client_for):
     with pytest.raises(genauth_c.TimeoutError):
         client.trigger_webhook("wh1")
     assert len(deliveries) == 1
+
+
+def throttled_until(seconds_from_now):
+    """A 429 whose Retry-After is an HTTP-date (RFC 9110 allows it beside
+    delay-seconds), `seconds_from_now` from now."""
+    return Response.json(
+        {"statusCode": 429, "message": "slow down"}, status=429,
+        headers=[("Retry-After", email.utils.formatdate(
+            time.time() + seconds_from_now, usegmt=True))])
+
+
+def call_in(mode, options):
+    """One trigger_webhook('wh1') as a call, a batch of one or a coroutine:
+    its envelope."""
+    if mode == "async":
+        async def run():
+            async with genauth_c.AsyncManagementClient(AK, SK, **options) as c:
+                return await c.trigger_webhook("wh1")
+        return asyncio.run(run())
+    with genauth_c.ManagementClient(AK, SK, **options) as client:
+        if mode == "batch":
+            (result,) = client.trigger_webhooks([{"webhook_id": "wh1"}])
+            return result
+        return client.trigger_webhook("wh1")
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_retry_after_date_past_the_deadline_is_not_waited_for(fake, mode):
+    """An hour away, past the call's timeout: no retry, the 429 at once,
+    rather than the usual backoff and a second request."""
+    fake.server.handler, deliveries = counting(fake, [throttled_until(3600)])
+    result = call_in(mode, dict(host=fake.server.url, timeout=30))
+    assert result["statusCode"] == 429
+    assert len(deliveries) == 1
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_retry_after_date_gone_by_is_sent_again_at_once(fake, mode):
+    fake.server.handler, deliveries = counting(fake, [throttled_until(-60)])
+    result = call_in(mode, dict(host=fake.server.url, timeout=30))
+    assert result["statusCode"] == 200
+    assert len(deliveries) == 2
 
 
 def test_batch_retries_throttled_calls(fake, client_for):

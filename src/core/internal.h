@@ -701,9 +701,9 @@ genauth_retry_kind genauth_retry_classify(genauth_conn *conn,
                                           const genauth_error *err,
                                           long http_status,
                                           const genauth_envelope *env);
-/* The delay-seconds of the Retry-After header of conn's answer (or of the
- * token fetch its call shares: shares_fetch), or -1: absent, or an HTTP
- * date, which is not honoured. */
+/* The seconds to wait that the Retry-After header of conn's answer (or of
+ * the token fetch its call shares: shares_fetch) asks, as delay-seconds or
+ * an HTTP-date (0 for one gone by), or -1: absent or neither. */
 double genauth_retry_after(genauth_conn *conn);
 /* Whether to send again after `retries_done` retries: 1 with *until (the
  * monotonic time to send at) when max_retries allows and the wait ends

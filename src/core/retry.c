@@ -11,8 +11,8 @@
  * again: anything that may have reached the server (a timeout, a
  * connection lost after sending): trigger-webhook has no idempotency key.
  * Waits: about 0.1 s doubling per retry, with jitter (a random point in
- * the upper half), or the server's Retry-After seconds; no retry whose wait
- * would end past the call's deadline. */
+ * the upper half), or what the server's Retry-After asks (seconds, or an
+ * HTTP-date); no retry whose wait would end past the call's deadline. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +34,15 @@ genauth_retry_after(genauth_conn *conn)
         return -1;
     char *end = NULL;
     long v = strtol(h->value, &end, 10);
-    if (end == h->value || *end != '\0' || v < 0)
+    if (end != h->value && *end == '\0')
+        return v < 0 ? -1 : (double)v;
+    /* Or the HTTP-date to wait until (RFC 9110, 10.2.3), on the wall
+     * clock: one gone by asks for no wait. */
+    time_t at = curl_getdate(h->value, NULL);
+    if (at == -1)
         return -1;
-    return (double)v;
+    time_t now = time(NULL);
+    return at > now ? difftime(at, now) : 0.0;
 }
 
 static double
