@@ -120,6 +120,13 @@ watch_one(EngineObject *self, PyObject *py_fd, int on, PyObject *add,
                                                     self->on_socket, py_fd,
                                                     flag, NULL)
                      : PyObject_CallFunctionObjArgs(remove, py_fd, NULL);
+    /* A remove that Ctrl-C cut short, perhaps before its work, is asked
+     * once more (the interrupt held): the core no longer lists the fd, so
+     * engine_leave cannot redo it as it redoes a lost add, and the loop
+     * would call the engine back on every turn for a socket ready to
+     * write, at full CPU for as long as the connection is kept. */
+    if (!r && !on && genauth_hold_interrupt())
+        r = PyObject_CallFunctionObjArgs(remove, py_fd, NULL);
     if (!r && on)
         self->watches_lost = 1;
     if (!r && forsaken && PyErr_ExceptionMatches(PyExc_OSError))
