@@ -917,6 +917,34 @@ def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
     assert unraisable == []
 
 
+@pytest.mark.parametrize("method", ["set_result", "set_exception"])
+def test_ctrl_c_before_a_future_is_settled_still_settles_it(
+        fake, unraisable, method):
+    """Ctrl-C landing in the future's set_result (or set_exception) before
+    it did its work: the interrupt came out of the loop, but the call's
+    outcome was never given to its future, so the task awaiting it, run
+    again, waited forever. The engine settles it once more."""
+    loop = InterruptingLoop(method, before=True)
+    if method == "set_exception":
+        fake.response = Response(status=503, body=b"down")
+    client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=10)
+    task = loop.create_task(client.trigger_webhook("wh1"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert loop.raised
+        done, _ = loop.run_until_complete(asyncio.wait([task], timeout=10))
+        assert done == {task}
+        if method == "set_result":
+            assert task.result() == fake.envelope
+        else:
+            assert isinstance(task.exception(), genauth_c.GenAuthError)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert unraisable == []
+
+
 NOTEBOOK_CELL = """
 from genauth_c import AsyncManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
