@@ -888,6 +888,63 @@ def test_ctrl_c_in_a_loop_method_as_a_call_is_cancelled(fake, unraisable):
     assert unraisable == []
 
 
+def loop_watches(loop):
+    """What the selector loop watches for the engine: {fd: 1 read, 2 write,
+    3 both}, as engine.watched reads, its own self-pipe left out."""
+    return {fd: key.events for fd, key in loop._selector.get_map().items()
+            if fd != loop._ssock.fileno()}
+
+
+def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
+        fake, unraisable):
+    """Ctrl-C landing in remove_writer before it did its work (as the sent
+    request's socket turns to reading its answer) left the loop watching
+    the socket for writing, which the core no longer did, nor would ask
+    again: the loop called the engine back on every turn, at 100% CPU for
+    as long as the connection was kept. The engine asks once more."""
+    loop = InterruptingLoop("remove_writer", before=True)
+    client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=10)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(client.trigger_webhook("wh1"))
+        assert loop.raised
+        assert loop.run_until_complete(
+            client.trigger_webhook("wh1")) == fake.envelope
+        assert loop_watches(loop) == client._engine.watched
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert unraisable == []
+
+
+@pytest.mark.parametrize("method", ["set_result", "set_exception"])
+def test_ctrl_c_before_a_future_is_settled_still_settles_it(
+        fake, unraisable, method):
+    """Ctrl-C landing in the future's set_result (or set_exception) before
+    it did its work: the interrupt came out of the loop, but the call's
+    outcome was never given to its future, so the task awaiting it, run
+    again, waited forever. The engine settles it once more."""
+    loop = InterruptingLoop(method, before=True)
+    if method == "set_exception":
+        fake.response = Response(status=503, body=b"down")
+    client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=10)
+    task = loop.create_task(client.trigger_webhook("wh1"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert loop.raised
+        done, _ = loop.run_until_complete(asyncio.wait([task], timeout=10))
+        assert done == {task}
+        if method == "set_result":
+            assert task.result() == fake.envelope
+        else:
+            assert isinstance(task.exception(), genauth_c.GenAuthError)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert unraisable == []
+
+
 NOTEBOOK_CELL = """
 from genauth_c import AsyncManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver

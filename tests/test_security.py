@@ -638,11 +638,14 @@ HOOK_SECRET = "hook-secret-0123456789"
     ("create_webhook", ("application/json", ["test"], "https://x", "n")),
     ("update_webhook", ("wh1",)),
 ])
+# One the body writes escaped: an echo of the body quotes hook\"secret\\...
+@pytest.mark.parametrize("secret", [HOOK_SECRET, 'hook"secret\\0123456789'])
 def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
-        fake, client_for, caplog, auth, echo, method, args):
+        fake, client_for, caplog, auth, echo, method, args, secret):
     """A webhook's secret, sent in create_webhook's or update_webhook's
     body, is a credential too: a validation error that echoes the body
-    must not put it into the exception or the DEBUG line."""
+    must not put it into the exception or the DEBUG line, as it is or as
+    the body's JSON wrote it."""
     def handler(req):
         if "webhook" not in req.path:
             return fake(req)
@@ -658,18 +661,21 @@ def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
     caplog.set_level(logging.DEBUG, logger="genauth_c")
     expected = genauth_c.DecodeError if echo == "page" else genauth_c.APIError
     with pytest.raises(expected) as info:
-        getattr(client, method)(*args, secret=HOOK_SECRET)
+        getattr(client, method)(*args, secret=secret)
 
     async def call():
         async with genauth_c.AsyncManagementClient(
                 AK, SK, host=fake.server.url, **options) as aclient:
-            await getattr(aclient, method)(*args, secret=HOOK_SECRET)
+            await getattr(aclient, method)(*args, secret=secret)
 
     with pytest.raises(expected) as async_info:
         asyncio.run(call())
-    assert HOOK_SECRET.encode() in fake.server.requests[-1].body
+    written = json.dumps(secret)[1:-1]
+    assert written.encode() in fake.server.requests[-1].body
     for error in (info.value, async_info.value):
-        assert HOOK_SECRET[:8] not in exception_text(error) + caplog.text
+        text = exception_text(error) + caplog.text
+        for piece in (secret[:8], secret[-8:], written[:8], written[-8:]):
+            assert piece not in text
 
 
 @pytest.mark.parametrize("layout", [{}, {"indent": 1}, {"ensure_ascii": False}])

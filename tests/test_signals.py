@@ -63,6 +63,47 @@ def test_a_signal_handler_runs_during_the_call_and_may_let_it_continue(
         signal.signal(signal.SIGUSR1, previous)
 
 
+# In a process of its own: the hang this guards against would hold pytest.
+ASYNC_CALL_IN_A_SIGNAL_HANDLER = textwrap.dedent("""
+    import asyncio, os, signal, sys, threading
+    import genauth_c
+    url, ak, sk = sys.argv[1:4]
+    seen = []
+
+    def on_usr1(*args):
+        async def call():
+            async with genauth_c.AsyncManagementClient(ak, sk,
+                                                       host=url) as aclient:
+                return await aclient.trigger_webhook("wh1")
+        seen.append(asyncio.run(call())["statusCode"])
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    with genauth_c.ManagementClient(ak, sk, host=url, timeout=30) as client:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        print(client.trigger_webhook("slow")["statusCode"], seen, flush=True)
+""")
+
+
+def test_a_signal_handler_may_run_an_async_call_while_a_call_waits(fake):
+    """A signal handler run while a call waits (its interrupt check) may run
+    the event-loop engine, the GIL held: the engine's token fetch wrote its
+    log event after taking the GIL from the waiting call's saved state, which
+    this thread already held, and the process hung for good."""
+    def handler(req):
+        resp = fake(req)
+        if b'"slow"' in req.body:
+            resp.delay = 1.5
+        return resp
+
+    fake.server.handler = handler
+    proc = subprocess.run(
+        [sys.executable, "-c", ASYNC_CALL_IN_A_SIGNAL_HANDLER,
+         fake.server.url, AK, SK],
+        capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "200 [200]"), \
+        proc.stderr
+
+
 # A server in a process of its own (it must answer while this process's
 # GIL is held by a spinning thread): it waits for `n` requests, prints
 # "ready", answers them all `delay` seconds later (the first one `early`

@@ -286,6 +286,14 @@ def test_the_emulator_reads_numbers_as_a_javascript_server(auth):
             JSON, ["test"], "http://127.0.0.1:1/", "n",
             retry_config={"enabled": True, "count": 3.0, "delay": 1e1})
         assert created["statusCode"] == 200, created
+        # And keeps it as the number 3, which JSON.stringify answers as 3.
+        hook_id = created["data"]["webhookId"]
+        expected = {"enabled": True, "count": 3, "delay": 10}
+        for answered in (created, client.get_webhook(hook_id)):
+            config = answered["data"]["retryConfig"]
+            assert config == expected and all(type(config[k]) is int for k in ("count", "delay"))
+        updated = client.update_webhook(hook_id, retry_config={"enabled": True, "count": 2e0})
+        assert type(updated["data"]["retryConfig"]["count"]) is int
         refused = client.create_webhook(JSON, ["test"], "http://127.0.0.1:1/", "n",
                                         retry_config={"enabled": True, "count": 2.5})
         assert refused["statusCode"] == 400, refused

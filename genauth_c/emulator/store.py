@@ -67,6 +67,13 @@ def _is_int(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _stored_retry_config(value: Mapping[str, Any]) -> dict[str, Any]:
+    """retryConfig as the API keeps it: a count or delay given as 3.0 or 1e1
+    is the number 3 or 10, which JSON.stringify answers as 3 and 10."""
+    return {k: int(v) if k in ("count", "delay") and isinstance(v, float) and _is_int(v) else v
+            for k, v in value.items()}
+
+
 def _check_retry_config(value: object) -> str | None:
     if not isinstance(value, dict):
         return "retryConfig must be an object"
@@ -171,7 +178,7 @@ class WebhookStore:
         if secret is not None:
             hook["secret"] = secret
         if retry_config is not None:
-            hook["retryConfig"] = dict(retry_config)
+            hook["retryConfig"] = _stored_retry_config(retry_config)
         with self._lock:
             self._webhooks[webhook_id] = hook
             return dict(hook)
@@ -198,7 +205,7 @@ class WebhookStore:
                 return None
             for key in _SETTABLE:
                 if body.get(key) is not None:
-                    hook[key] = body[key]
+                    hook[key] = _stored_retry_config(body[key]) if key == "retryConfig" else body[key]
             hook["updatedAt"] = now_iso()
             # Keep the DTO's key order when a field was added.
             order = ("webhookId", "createdAt", "updatedAt") + _SETTABLE

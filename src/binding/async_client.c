@@ -120,6 +120,13 @@ watch_one(EngineObject *self, PyObject *py_fd, int on, PyObject *add,
                                                     self->on_socket, py_fd,
                                                     flag, NULL)
                      : PyObject_CallFunctionObjArgs(remove, py_fd, NULL);
+    /* A remove that Ctrl-C cut short, perhaps before its work, is asked
+     * once more (the interrupt held): the core no longer lists the fd, so
+     * engine_leave cannot redo it as it redoes a lost add, and the loop
+     * would call the engine back on every turn for a socket ready to
+     * write, at full CPU for as long as the connection is kept. */
+    if (!r && !on && genauth_hold_interrupt())
+        r = PyObject_CallFunctionObjArgs(remove, py_fd, NULL);
     if (!r && on)
         self->watches_lost = 1;
     if (!r && forsaken && PyErr_ExceptionMatches(PyExc_OSError))
@@ -195,22 +202,32 @@ static void
 settle_future(EngineObject *engine, PyObject *future, PyObject *value,
               int is_exception)
 {
-    PyObject *done = PyObject_CallMethodObjArgs(future, engine->str_done,
-                                                NULL);
-    int already = done ? PyObject_IsTrue(done) : -1;
-    Py_XDECREF(done);
-    if (already == 0) {
-        PyObject *r = PyObject_CallMethodObjArgs(
-            future,
-            is_exception ? engine->str_set_exception : engine->str_set_result,
-            value, NULL);
-        if (!r)
-            already = -1;
-        Py_XDECREF(r);
+    int already;
+    /* Once more when Ctrl-C cut the first try short, perhaps before its
+     * work (the interrupt held): the call has ended, and nothing else
+     * would ever settle the future its task awaits. */
+    for (int tries = 0; tries < 2; tries++) {
+        PyObject *done = PyObject_CallMethodObjArgs(future, engine->str_done,
+                                                    NULL);
+        already = done ? PyObject_IsTrue(done) : -1;
+        Py_XDECREF(done);
+        if (already == 0) {
+            PyObject *r = PyObject_CallMethodObjArgs(
+                future,
+                is_exception ? engine->str_set_exception
+                             : engine->str_set_result,
+                value, NULL);
+            if (!r)
+                already = -1;
+            Py_XDECREF(r);
+        }
+        if (already >= 0 || !genauth_hold_interrupt())
+            break;
     }
     /* A loop closed meanwhile (by its thread, while another closed the
-     * client) refuses the future's callbacks: no error, as in a hook. */
-    if (already < 0)
+     * client) refuses the future's callbacks: no error, as in a hook. An
+     * interrupt in both tries is held: nothing is left to report. */
+    if (already < 0 && PyErr_Occurred())
         report(NULL, engine);
 }
 

@@ -126,6 +126,10 @@ genauth_check_signals(void *userdata)
     if (!w)
         return 0; /* no handler can run on this thread: keep waiting */
     PyEval_RestoreThread(w->tstate);
+    /* Held now, as genauth_wait_enter_python marks it: the handlers may run
+     * the core with the GIL held (asyncio.run of an async client's call),
+     * whose log events must not take it again. */
+    w->tstate = NULL;
     /* A handler already raised (the core asked again before stopping):
      * report it, and run no more Python code with it set. */
     stop = PyErr_Occurred() != NULL || PyErr_CheckSignals() < 0;

@@ -359,19 +359,44 @@ sent_credential(const genauth_client *c, const genauth_conn *conn)
     return NULL;
 }
 
+/* `s` as a JSON string literal writes it, its quotes left out, made in
+ * `out` (made whole at once: no copy is left in freed memory); NULL
+ * without memory. */
+static const char *
+json_string_text(const char *s, genauth_buf *out)
+{
+    size_t len = strlen(s);
+    /* At most 6 bytes a byte ("\u001f"), and the two quotes. */
+    if (len > ((size_t)-1 - 3) / 6 ||
+        genauth_buf_wipe_reserve(out, 6 * len + 2) < 0 ||
+        genauth_json_write_string(s, len, out) < 0)
+        return NULL;
+    out->data[out->len - 1] = '\0'; /* the closing quote */
+    return out->data + 1;
+}
+
 /* The secrets an answer to conn's request may quote, in out[], *n_out of
  * them: the credential it carried (sent_credential), the webhook secret
- * its body carried, and the access key secret, which is never sent with an
- * API call, so that an answer holds it only if its server knows it. The
- * last two only when at least `min_len` bytes long. */
+ * its body carried, also as the body's JSON text wrote it when that
+ * differs (a '"' or '\\' in it escaped: an answer echoing the body quotes
+ * that text; made in `written`, which the caller wipes), and the access
+ * key secret, which is never sent with an API call, so that an answer
+ * holds it only if its server knows it. The last ones only when at least
+ * `min_len` bytes long. */
 static void
 quotable_secrets(const genauth_client *c, const genauth_conn *conn,
-                 size_t min_len, const char *out[3], size_t *n_out)
+                 size_t min_len, genauth_buf *written, const char *out[4],
+                 size_t *n_out)
 {
-    const char *chosen[] = {conn->sent_webhook_secret, c->access_key_secret};
+    const char *hook = conn->sent_webhook_secret;
+    const char *chosen[] = {hook, hook ? json_string_text(hook, written)
+                                       : NULL,
+                            c->access_key_secret};
     size_t n = 0;
     if ((out[n] = sent_credential(c, conn)))
         n++;
+    if (chosen[1] && strcmp(chosen[1], hook) == 0)
+        chosen[1] = NULL; /* written as it is */
     for (size_t i = 0; i < sizeof(chosen) / sizeof(chosen[0]); i++) {
         if (chosen[i] && chosen[i][0] && strlen(chosen[i]) >= min_len)
             out[n++] = chosen[i];
@@ -386,14 +411,17 @@ static int
 quotes_credential(const genauth_client *c, const genauth_conn *conn,
                   const genauth_json_doc *doc)
 {
-    const char *secrets[3];
+    const char *secrets[4];
     size_t n;
-    quotable_secrets(c, conn, QUOTE_MIN_BYTES, secrets, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (genauth_json_doc_contains(doc, secrets[i], strlen(secrets[i])))
-            return 1;
-    }
-    return 0;
+    int quoted = 0;
+    genauth_buf written;
+    genauth_buf_init(&written);
+    quotable_secrets(c, conn, QUOTE_MIN_BYTES, &written, secrets, &n);
+    for (size_t i = 0; i < n && !quoted; i++)
+        quoted = genauth_json_doc_contains(doc, secrets[i],
+                                           strlen(secrets[i]));
+    genauth_buf_wipe_clear(&written);
+    return quoted;
 }
 
 genauth_status
@@ -408,12 +436,15 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
      * envelopes are not searched (they are never an exception), and nothing
      * is looked up for them: this is every call's path. */
     if (st == GENAUTH_E_DECODE && err->excerpt_len) {
-        const char *secrets[3];
+        const char *secrets[4];
         size_t n;
-        quotable_secrets(c, conn, 1, secrets, &n);
+        genauth_buf written;
+        genauth_buf_init(&written);
+        quotable_secrets(c, conn, 1, &written, secrets, &n);
         for (size_t i = 0; i < n; i++)
             genauth_mask(err->excerpt, err->excerpt_len, secrets[i],
                          strlen(secrets[i]), QUOTE_MIN_BYTES);
+        genauth_buf_wipe_clear(&written);
         /* A WebhookDto's own: the webhook's secret, which the API returns
          * from create, get, list and update. */
         genauth_mask_member(err->excerpt, err->excerpt_len, "\"secret\"");
