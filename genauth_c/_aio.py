@@ -217,7 +217,11 @@ class AsyncManagementClient:
         finally:
             for i, future in list(in_flight.items()):
                 prepared[i].cancel()
-                future.cancel()
+                # Not on a loop closed with the batch pending (its
+                # coroutine is being finalized): it refuses the future's
+                # callbacks, and nothing will run them or await it.
+                if not loop.is_closed():
+                    future.cancel()
             in_flight.clear()
         return results
 

@@ -1133,6 +1133,39 @@ def test_a_client_whose_loop_closed_with_tasks_pending_is_collected(emu):
     assert engines() == before - 1
 
 
+def test_a_batch_whose_loop_closed_with_it_pending_is_finalized_quietly(
+        emu, unraisable):
+    """A batch still awaiting its calls when its loop is closed: when its
+    coroutine is finalized (collected), its calls are cancelled without an
+    error: no "Exception ignored ... Event loop is closed", as for a single
+    call, and the client is collected."""
+    import weakref
+
+    emu.delay = 5.0
+    loop = asyncio.new_event_loop()
+    client = AsyncManagementClient(AK, SK, host=emu.url)
+
+    async def start():
+        await client.trigger_webhook("nope")  # the token
+        return asyncio.create_task(
+            client.trigger_webhooks([{"webhook_id": "wh"}] * 3))
+
+    task = loop.run_until_complete(start())
+    loop.run_until_complete(asyncio.sleep(0.2))  # the requests are out
+    assert client._engine.calls == 3
+    loop.close()
+    ref = weakref.ref(client)
+    del client, task
+    # The pending task's own complaint goes to the closed loop's handler.
+    loop.set_exception_handler(lambda loop, context: None)
+    with pytest.warns(ResourceWarning, match="unclosed") as record:
+        gc.collect()
+    del record  # the warning holds the client as its source
+    gc.collect()
+    assert ref() is None
+    assert [str(u.exc_value) for u in unraisable] == []
+
+
 # ---- retries: those of the sync client (tests/test_retries.py) ----------
 
 def trigger_requests(emu):

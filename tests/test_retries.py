@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -320,6 +321,51 @@ def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode,
             client.trigger_webhook("wh1")
     assert len(fetches) == (1 if closes_at == "refusal" else 2)
     assert len(deliveries) == 1
+
+
+@pytest.mark.parametrize("waiter", [False, True])
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_close_during_the_first_token_fetch_sends_nothing(fake, mode, waiter):
+    """close() while a call's token is being fetched (by the call itself,
+    or by another thread's call it waits for): the call ends with
+    ClientClosedError once the token comes, and its request is never sent,
+    rather than going out after close() returned."""
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                        timeout=10)
+    deliveries = []
+    fetching, fetched = threading.Event(), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            deliveries.append(req)
+        elif "get-management-token" in req.path:
+            fetching.set()
+            fetched.wait(10)  # the waiting call is waiting meanwhile
+            client.close()
+        return fake(req)
+
+    fake.server.handler = handler
+
+    def call():
+        if mode == "batch":
+            [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+            return result
+        try:
+            return client.trigger_webhook("wh1")
+        except genauth_c.GenAuthError as e:
+            return e
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(call)
+        fetching.wait(10)
+        # A call that waits for the fetch the first one started (or, if
+        # close() came first, finds the client closed).
+        second = pool.submit(call) if waiter else None
+        fetched.set()
+        results = [f.result(timeout=20) for f in (first, second) if f]
+    assert all(isinstance(r, genauth_c.ClientClosedError) for r in results), \
+        results
+    assert deliveries == []
 
 
 @pytest.mark.parametrize("bad", [-1, 101, True, "2"])

@@ -127,17 +127,13 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
     double until = 0;
 
     if (s->attempt + s->retries > 0 &&
-        genauth_retry_closed(c, e) != GENAUTH_OK)
+        genauth_send_closed(c, e) != GENAUTH_OK)
         goto failed;
     if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
     st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1, &plan,
                               e);
     s->generation = plan.generation;
-    /* And again once its token is there: that fetch (a round trip) may
-     * have let close() in since. */
-    if (st == GENAUTH_OK && s->attempt + s->retries > 0)
-        st = genauth_retry_closed(c, e);
     if (st == GENAUTH_OK)
         st = genauth_conn_setup(s->conn, &plan, s->deadline, e);
     if (st != GENAUTH_OK)

@@ -717,17 +717,18 @@ int genauth_retry_plan_asked(genauth_client *client, genauth_retry_kind kind,
                              int retries_done, double deadline, double asked,
                              double *until);
 /* GENAUTH_E_CLOSED once genauth_client_close has been called: a call that
- * would send its request again (a retry, or the retry with a new token)
- * ends instead, sending nothing more after close. */
-genauth_status genauth_retry_closed(genauth_client *client,
-                                    genauth_error *err);
+ * would send its request (the first time, once its token is there, or
+ * again: a retry, or the retry with a new token) ends instead, sending
+ * nothing more after close. */
+genauth_status genauth_send_closed(genauth_client *client,
+                                   genauth_error *err);
 /* Its message, also when the prereq callback refused the send (transport.c). */
-#define GENAUTH_MSG_CLOSED_NOT_SENT_AGAIN                                    \
-    "the client was closed: the call was not sent again"
+#define GENAUTH_MSG_CLOSED_NOT_SENT                                    \
+    "the client was closed: nothing more was sent for the call"
 /* Sleeps until `until`, asking the interrupt check every
  * GENAUTH_INTERRUPT_POLL_MS (genauth_client_check_interrupt, for a call
  * begun in fork generation `since`): its error when it says stop, and
- * genauth_retry_closed's once the client is closed. */
+ * genauth_send_closed's once the client is closed. */
 genauth_status genauth_retry_sleep(genauth_client *client,
                                    unsigned long since, double until,
                                    genauth_error *err);

@@ -328,6 +328,11 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     }
     if (st == GENAUTH_OK)
         st = encode_checked(c, conn, ep, req, NULL, plan, err);
+    /* Checked once more just before the request goes: its token's fetch
+     * (a round trip, maybe another thread's, waited for) or a retry's wait
+     * may have let close() in since the call began. */
+    if (st == GENAUTH_OK)
+        st = genauth_send_closed(c, err);
     return st;
 }
 
@@ -500,11 +505,6 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
         genauth_call_plan plan;
         long http_status = 0;
         st = genauth_call_prepare(c, conn, req, deadline, 1, &plan, err);
-        /* A request sent again is checked once more just before it goes:
-         * its new token's fetch (a round trip) may have let close() in
-         * since the check before it. */
-        if (st == GENAUTH_OK && attempt + retries > 0)
-            st = genauth_retry_closed(c, err);
         if (st == GENAUTH_OK) {
             conn->resend_of = attempt + retries > 0 ? c : NULL;
             st = genauth_conn_perform(c, conn, &plan, deadline, &http_status,
@@ -519,7 +519,7 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
             genauth_envelope_clear(resp);
             genauth_error_clear(err);
             genauth_token_invalidate(c, plan.generation);
-            st = genauth_retry_closed(c, err);
+            st = genauth_send_closed(c, err);
             if (st != GENAUTH_OK)
                 break;
             continue;

@@ -110,12 +110,12 @@ genauth_retry_plan_asked(genauth_client *c, genauth_retry_kind kind,
 }
 
 genauth_status
-genauth_retry_closed(genauth_client *c, genauth_error *err)
+genauth_send_closed(genauth_client *c, genauth_error *err)
 {
     if (!genauth_client_is_closed(c))
         return GENAUTH_OK;
     return genauth_error_set(err, GENAUTH_E_CLOSED,
-                             GENAUTH_MSG_CLOSED_NOT_SENT_AGAIN);
+                             GENAUTH_MSG_CLOSED_NOT_SENT);
 }
 
 genauth_status
@@ -126,7 +126,7 @@ genauth_retry_sleep(genauth_client *c, unsigned long since, double until,
     for (;;) {
         if (genauth_client_check_interrupt(c, since, &next_check, err) !=
                 GENAUTH_OK ||
-            genauth_retry_closed(c, err) != GENAUTH_OK)
+            genauth_send_closed(c, err) != GENAUTH_OK)
             return err->status;
         double left = until - genauth_now();
         if (left <= 0)

@@ -555,7 +555,7 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     /* Not libcurl's failure: no curl_code, never taken for "nothing sent". */
     if (rc == CURLE_ABORTED_BY_CALLBACK && conn->refused_closed)
         return genauth_error_set(err, GENAUTH_E_CLOSED,
-                                 GENAUTH_MSG_CLOSED_NOT_SENT_AGAIN);
+                                 GENAUTH_MSG_CLOSED_NOT_SENT);
     /* libcurl quotes the proxy as the environment gave it, password and
      * all ("Unsupported proxy scheme for 'ftp://user:pw@host'"), cutting
      * its message at CURL_ERROR_SIZE - 1 bytes, maybe inside them. */
