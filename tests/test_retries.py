@@ -323,6 +323,18 @@ def test_close_ends_a_call_before_its_retry_with_a_new_token(fake, mode,
     assert len(deliveries) == 1
 
 
+def call_or_error(client, mode):
+    """trigger_webhook('wh1') as a call or a batch of one: its envelope, or
+    the exception it raised or returned."""
+    if mode == "batch":
+        [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+        return result
+    try:
+        return client.trigger_webhook("wh1")
+    except genauth_c.GenAuthError as e:
+        return e
+
+
 @pytest.mark.parametrize("waiter", [False, True])
 @pytest.mark.parametrize("mode", ["call", "batch"])
 def test_close_during_the_first_token_fetch_sends_nothing(fake, mode, waiter):
@@ -346,26 +358,51 @@ def test_close_during_the_first_token_fetch_sends_nothing(fake, mode, waiter):
 
     fake.server.handler = handler
 
-    def call():
-        if mode == "batch":
-            [result] = client.trigger_webhooks([{"webhook_id": "wh1"}])
-            return result
-        try:
-            return client.trigger_webhook("wh1")
-        except genauth_c.GenAuthError as e:
-            return e
-
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(call)
+        first = pool.submit(call_or_error, client, mode)
         fetching.wait(10)
         # A call that waits for the fetch the first one started (or, if
         # close() came first, finds the client closed).
-        second = pool.submit(call) if waiter else None
+        second = (pool.submit(call_or_error, client, mode) if waiter
+                  else None)
         fetched.set()
         results = [f.result(timeout=20) for f in (first, second) if f]
     assert all(isinstance(r, genauth_c.ClientClosedError) for r in results), \
         results
     assert deliveries == []
+
+
+@pytest.mark.parametrize("mode", ["call", "batch"])
+def test_close_ends_a_call_waiting_for_another_threads_token_fetch(fake, mode):
+    """close() while a call waits for the token fetch another thread's call
+    started: it ends with ClientClosedError then, while that fetch is still
+    unanswered, rather than waiting for its answer (up to its timeout)."""
+    client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                        timeout=60)
+    fetching, answer = threading.Event(), threading.Event()
+
+    def handler(req):
+        if "get-management-token" in req.path:
+            fetching.set()
+            answer.wait(60)
+        return fake(req)
+
+    fake.server.handler = handler
+
+    with ThreadPoolExecutor(2) as pool:
+        fetcher = pool.submit(call_or_error, client, mode)
+        fetching.wait(10)
+        waiter = pool.submit(call_or_error, client, mode)
+        # Most often the waiter is waiting by now; if not, it finds the
+        # client closed as it begins: either way it ends before the answer.
+        time.sleep(0.2)
+        client.close()
+        try:
+            result = waiter.result(timeout=20)
+        finally:
+            answer.set()
+        fetcher.result(timeout=20)
+    assert isinstance(result, genauth_c.ClientClosedError), result
 
 
 @pytest.mark.parametrize("bad", [-1, 101, True, "2"])

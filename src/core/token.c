@@ -519,6 +519,13 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         /* No valid token and another thread is fetching: wait for it,
          * within our deadline. */
         wait_until(t, fmin(deadline, now + WAIT_SLICE));
+        /* Closed meanwhile: the call would send nothing once the token
+         * came (genauth_call_prepare), so it ends now rather than when the
+         * fetch it waits for does, up to its deadline. */
+        if (t->refreshing && genauth_send_closed(c, err) != GENAUTH_OK) {
+            st = err->status;
+            goto done;
+        }
         if (!t->refreshing && t->completed != seen && t->last_failed &&
             !(t->token && genauth_client_now(c) < t->expires_at)) {
             /* The fetch we waited for failed: its failure is ours too,
