@@ -269,6 +269,45 @@ def test_fork_with_a_fresh_client_in_the_child():
         client.close()
 
 
+def open_descriptors():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_child_that_forks_again_does_not_hand_on_the_parents_connections():
+    """A child that uses the client lets go of the parent's kept connection
+    (its socket and its multi handle's wakeup pair), so a grandchild that
+    does the same holds no more descriptors than the child: none pile up
+    one fork after another. The parent's connection still serves it."""
+    fake = FakeGenAuth()
+    with RawServer(fake) as server:
+        client = ManagementClient(AK, SK, host=server.url, timeout=5)
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child, then the grandchild: each reports its count
+            code = 1
+            try:
+                assert client.trigger_webhook("wh1")["statusCode"] == 200
+                os.write(w, b"%d\n" % open_descriptors())
+                grandchild = os.fork()
+                if grandchild == 0:
+                    assert client.trigger_webhook("wh1")["statusCode"] == 200
+                    os.write(w, b"%d\n" % open_descriptors())
+                else:
+                    assert wait_child(grandchild) == 0
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        assert wait_child(pid) == 0
+        with os.fdopen(r, "rb") as reports:
+            child, grandchild = (int(line) for line in reports.read().split())
+        assert grandchild == child
+        assert client.trigger_webhook("wh1")["statusCode"] == 200
+        assert server.connections == 3  # the parent's, the child's, the grandchild's
+        client.close()
+
+
 @pytest.mark.skipif(UNDER_ASAN, reason="the sanitizer's own locks and fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
 def test_fork_while_threads_sign_calls_the_child_is_not_stuck():

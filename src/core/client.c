@@ -473,12 +473,6 @@ static void
 adopt_after_fork(genauth_client *c)
 {
     pthread_mutex_init(&c->pool_mu, NULL);
-    for (genauth_conn *conn = c->idle; conn;) {
-        genauth_conn *next = conn->next;
-        genauth_conn_abandon(conn);
-        conn = next;
-    }
-    c->idle = NULL;
     c->in_use = 0; /* the parent's threads' handles are not this process's */
     c->batch_multi = NULL; /* its connections are the parent's too */
     /* Forgotten, not freed: a thread of the parent may have been growing
@@ -490,6 +484,13 @@ adopt_after_fork(genauth_client *c)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     pthread_mutex_init(&c->batch_mu, NULL);
+    /* After the share's locks are made afresh: freeing a handle takes them. */
+    for (genauth_conn *conn = c->idle; conn;) {
+        genauth_conn *next = conn->next;
+        genauth_conn_free_forked(conn);
+        conn = next;
+    }
+    c->idle = NULL;
     genauth_token_cache_after_fork(&c->tokens);
     c->share = share_new(c);
     /* Last: a thread that sees it sees the locks made afresh. */

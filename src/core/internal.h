@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 #include <curl/curl.h>
 
 #include "genauth.h"
@@ -296,6 +297,18 @@ typedef struct genauth_conn {
      * (batches and asyncio add `easy` to their own). */
     CURLM *multi;
     double idle_since; /* in the idle pool, monotonic seconds */
+    /* The sockets libcurl opened for this handle on its own multi handle
+     * (run_transfer), as which file they were (fstat): the connections
+     * `multi` keeps are among them. In a child forked since, they let
+     * genauth_conn_free_forked free the handle. `own_socks_lost`: more were
+     * open at once than fit here, or one could not be told. */
+    struct {
+        int fd;
+        int known; /* unset: a free slot */
+        dev_t dev;
+        ino_t ino;
+    } own_socks[4];
+    int own_socks_lost;
     struct genauth_conn *next; /* in the idle pool */
     /* genauth_fork_generation() when it was made: in a process forked
      * since, its connection is the parent's (genauth_client_release). */
@@ -313,6 +326,10 @@ void genauth_conn_shed(genauth_conn *conn);
 /* Drops the handle without closing its socket or freeing what libcurl
  * holds: after fork() the connection belongs to the parent. */
 void genauth_conn_abandon(genauth_conn *conn);
+/* In a child forked since `conn` was made, for a handle in no transfer:
+ * frees it without reaching the parent's connection, or, when that cannot
+ * be made sure of, abandons it (genauth_conn_abandon). */
+void genauth_conn_free_forked(genauth_conn *conn);
 
 /* Called as a transfer ends, before its handle leaves the multi handle:
  * a connection it opened and libcurl keeps goes into conn->kept. */

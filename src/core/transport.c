@@ -2,6 +2,7 @@
  * handle of its own (run_transfer), so that a call waiting on the network
  * can be interrupted (Ctrl-C) without giving up libcurl's timeouts. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -317,6 +320,39 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
 }
 
 
+/* Whether own socket slot i of conn is still the socket it noted: not one
+ * closed since (its number then free, or another file's). */
+static int
+own_sock_unchanged(const genauth_conn *conn, int i)
+{
+    struct stat st;
+    return conn->own_socks[i].known &&
+           fstat(conn->own_socks[i].fd, &st) == 0 &&
+           st.st_dev == conn->own_socks[i].dev &&
+           st.st_ino == conn->own_socks[i].ino;
+}
+
+/* Notes a socket opened on conn's own multi handle, in a slot that is free
+ * or holds one closed since. */
+static void
+note_own_sock(genauth_conn *conn, curl_socket_t fd)
+{
+    size_t n = sizeof(conn->own_socks) / sizeof(conn->own_socks[0]);
+    struct stat st;
+    for (size_t i = 0; i < n; i++) {
+        if (own_sock_unchanged(conn, (int)i))
+            continue;
+        if (fstat(fd, &st) != 0)
+            break;
+        conn->own_socks[i].fd = fd;
+        conn->own_socks[i].known = 1;
+        conn->own_socks[i].dev = st.st_dev;
+        conn->own_socks[i].ino = st.st_ino;
+        return;
+    }
+    conn->own_socks_lost = 1;
+}
+
 /* libcurl's own socket() failure leaves no errno to read: this one keeps
  * it, so that a call out of file descriptors is told from a refused one. */
 static curl_socket_t
@@ -328,10 +364,13 @@ open_socket(void *userdata, curlsocktype purpose,
     curl_socket_t fd = socket(address->family,
                               address->socktype | SOCK_CLOEXEC,
                               address->protocol);
-    if (fd == CURL_SOCKET_BAD)
+    if (fd == CURL_SOCKET_BAD) {
         conn->socket_errno = errno;
-    else
+    } else {
         conn->opened = 1;
+        if (conn->kept == &conn->own_kept) /* run_transfer's */
+            note_own_sock(conn, fd);
+    }
     return fd;
 }
 
@@ -757,6 +796,38 @@ genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
 }
 
 /* ---- running a transfer ----------------------------------------------- */
+
+void
+genauth_conn_free_forked(genauth_conn *conn)
+{
+    size_t n = sizeof(conn->own_socks) / sizeof(conn->own_socks[0]);
+    int null_fd = -1;
+    if (!conn)
+        return;
+    /* Its multi handle keeps only connections it opened on it, all noted
+     * (own_socks): each of those still open is made /dev/null in this
+     * process (the parent's descriptor keeps the connection open, so
+     * nothing goes on the wire). libcurl's cleanup, which for TLS reads from
+     * the socket and sends a close_notify, then reaches nothing of the
+     * parent's, and closes the handle's sockets and its multi handle's
+     * wakeup pair here: a child that forks again does not hand them on,
+     * a copy more each time. */
+    if (!conn->own_socks_lost)
+        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (size_t i = 0; null_fd >= 0 && i < n; i++) {
+        if (own_sock_unchanged(conn, (int)i) &&
+            dup3(null_fd, conn->own_socks[i].fd, O_CLOEXEC) < 0) {
+            close(null_fd);
+            null_fd = -1;
+        }
+    }
+    if (null_fd < 0) {
+        genauth_conn_abandon(conn);
+        return;
+    }
+    close(null_fd);
+    genauth_conn_free(conn);
+}
 
 /* Runs conn's transfer on its own multi handle until it ends, checking the
  * interrupt every GENAUTH_INTERRUPT_POLL_MS; *result is how it ended,
