@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -36,11 +35,9 @@ static int forked(genauth_evloop *ev);
 typedef struct {
     int fd; /* -1: a free slot */
     unsigned char loop, curl;
-    /* Which socket fd was when libcurl told of it (known: fstat answered),
-     * so that a child forked since closes only that one (give_up). */
-    unsigned char known;
-    dev_t dev;
-    ino_t ino;
+    /* Which socket fd was when libcurl told of it, so that a child forked
+     * since closes only that one (give_up). */
+    genauth_file_id id;
 } ev_sock;
 
 struct genauth_evcall {
@@ -158,15 +155,12 @@ sock_add(genauth_evloop *ev, int fd)
         ev->socks_cap = cap;
     }
     size_t mask = ev->socks_cap - 1, i = (size_t)fd & mask;
-    struct stat st;
     while (ev->socks[i].fd >= 0)
         i = (i + 1) & mask;
     ev_sock *s = &ev->socks[i];
     s->fd = fd;
     s->loop = s->curl = 0;
-    s->known = fstat(fd, &st) == 0;
-    s->dev = s->known ? st.st_dev : 0;
-    s->ino = s->known ? st.st_ino : 0;
+    s->id = genauth_file_id_of(fd);
     ev->socks_used++;
     return s;
 }
@@ -568,9 +562,7 @@ end_forked(genauth_evloop *ev)
 static int
 sock_unchanged(const ev_sock *s)
 {
-    struct stat st;
-    return s->known && fstat(s->fd, &st) == 0 && st.st_dev == s->dev &&
-           st.st_ino == s->ino;
+    return genauth_file_id_is(s->fd, &s->id);
 }
 
 /* A handle of the parent's (a child forked since the engine was made):

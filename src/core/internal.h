@@ -224,6 +224,19 @@ int genauth_kept_stale(genauth_kept *kept, const char *local_ip,
 
 /* One libcurl easy handle with its buffers, used by one call at a time and
  * kept in the client's pool between calls so its connection stays alive. */
+/* Which file a descriptor was when noted (fstat), so that a child forked
+ * since touches it only while it still is that file: not once it was
+ * closed and its number given to another. */
+typedef struct {
+    int known; /* fstat answered */
+    dev_t dev;
+    ino_t ino;
+} genauth_file_id;
+/* fd's identity now (known 0 when fstat fails). */
+genauth_file_id genauth_file_id_of(int fd);
+/* Whether fd is still the file `id` noted. */
+int genauth_file_id_is(int fd, const genauth_file_id *id);
+
 typedef struct genauth_conn {
     CURL *easy;
     genauth_buf request;  /* the body being sent (POST) */
@@ -304,9 +317,7 @@ typedef struct genauth_conn {
      * open at once than fit here, or one could not be told. */
     struct {
         int fd;
-        int known; /* unset: a free slot */
-        dev_t dev;
-        ino_t ino;
+        genauth_file_id id; /* unknown: a free slot */
     } own_socks[4];
     int own_socks_lost;
     struct genauth_conn *next; /* in the idle pool */

@@ -320,16 +320,30 @@ before_send(void *userdata, char *conn_primary_ip, char *conn_local_ip,
 }
 
 
+genauth_file_id
+genauth_file_id_of(int fd)
+{
+    struct stat st;
+    genauth_file_id id = {.known = 0};
+    if (fstat(fd, &st) == 0)
+        id = (genauth_file_id){.known = 1, .dev = st.st_dev, .ino = st.st_ino};
+    return id;
+}
+
+int
+genauth_file_id_is(int fd, const genauth_file_id *id)
+{
+    struct stat st;
+    return id->known && fstat(fd, &st) == 0 && st.st_dev == id->dev &&
+           st.st_ino == id->ino;
+}
+
 /* Whether own socket slot i of conn is still the socket it noted: not one
  * closed since (its number then free, or another file's). */
 static int
 own_sock_unchanged(const genauth_conn *conn, int i)
 {
-    struct stat st;
-    return conn->own_socks[i].known &&
-           fstat(conn->own_socks[i].fd, &st) == 0 &&
-           st.st_dev == conn->own_socks[i].dev &&
-           st.st_ino == conn->own_socks[i].ino;
+    return genauth_file_id_is(conn->own_socks[i].fd, &conn->own_socks[i].id);
 }
 
 /* Notes a socket opened on conn's own multi handle, in a slot that is free
@@ -338,16 +352,13 @@ static void
 note_own_sock(genauth_conn *conn, curl_socket_t fd)
 {
     size_t n = sizeof(conn->own_socks) / sizeof(conn->own_socks[0]);
-    struct stat st;
     for (size_t i = 0; i < n; i++) {
         if (own_sock_unchanged(conn, (int)i))
             continue;
-        if (fstat(fd, &st) != 0)
-            break;
         conn->own_socks[i].fd = fd;
-        conn->own_socks[i].known = 1;
-        conn->own_socks[i].dev = st.st_dev;
-        conn->own_socks[i].ino = st.st_ino;
+        conn->own_socks[i].id = genauth_file_id_of(fd);
+        if (!conn->own_socks[i].id.known)
+            break;
         return;
     }
     conn->own_socks_lost = 1;
