@@ -1382,7 +1382,7 @@ def render(d, runners):
         target("asyncio, 16 tasks ≥ 0.75× the C multi loop with 16", x >= 0.75, "%.2f×" % x)
         if "aio16" in st:
             x = st["gc_a16"]["rate"] / st["aio16"]["rate"]
-            target("asyncio, 16 tasks ≥ 4× aiohttp with 16 tasks", x >= 4.0, "%.1f×" % x)
+            target("asyncio, 16 tasks ≥ 4× aiohttp with 16 tasks", x >= 4.0, "%.2f×" % x)
         if st["gc_a16"]["cpu_us"] and st["c_multi16"]["cpu_us"]:
             x = st["gc_a16"]["cpu_us"] / st["c_multi16"]["cpu_us"]
             target("asyncio CPU per call ≤ 1.5× the C multi loop's", x <= 1.5, "%.2f×" % x)
