@@ -450,7 +450,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv[:1] == ["emulator"]:
         # Everything after it is the emulator's own command line.
         from genauth_c.emulator import main as serve
-        return serve(argv[1:])
+        return serve(argv[1:], prog=f"{PROG} emulator")
     parser = build_parser()
     try:
         _refuse_secrets_on_argv(argv)

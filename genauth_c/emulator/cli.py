@@ -31,6 +31,28 @@ SECRET_VARIABLE = "GENAUTH_EMULATOR_ACCESS_KEY_SECRET"
 DEFAULT_SECRET = "SK"
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 for any free one: bind() raises OverflowError outside."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds > 0 (not nan: a token's expires_in must be JSON)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "python -m genauth_c.emulator",
@@ -39,7 +61,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
+    parser.add_argument("--port", type=_port, default=0, help="port to listen on (0: any free port)")
     parser.add_argument("--access-key-id", default="AK", help="the access key id it accepts")
     parser.add_argument(
         "--access-key-secret", default=argparse.SUPPRESS, metavar="SECRET",
@@ -47,7 +69,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         f"/proc/PID/cmdline): prefer the environment variable {SECRET_VARIABLE} (without "
         f"either: {DEFAULT_SECRET})",
     )
-    parser.add_argument("--token-lifetime", type=float, default=7200, help="seconds a management token lives")
+    parser.add_argument("--token-lifetime", type=_seconds, default=7200, help="seconds a management token lives")
     parser.add_argument("--userpool-id", default=DEFAULT_USERPOOL_ID, help="the user pool id in tokens")
     parser.add_argument(
         "--webhook", action="append", default=[], metavar="ID=URL",
@@ -57,7 +79,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--form-webhook", action="append", default=[], metavar="ID=URL",
         help=f"register a webhook delivering {FORM_CONTENT_TYPE} to URL (repeatable)",
     )
-    parser.add_argument("--webhook-timeout", type=float, default=5.0, help="seconds to wait for a subscriber")
+    parser.add_argument("--webhook-timeout", type=_seconds, default=5.0, help="seconds to wait for a subscriber")
     parser.add_argument(
         "--delivery-brand", choices=("authing", "genauth"), default="authing",
         help="header names of deliveries: x-authing-* or x-genauth-*",
