@@ -150,11 +150,16 @@ def _refuse_secrets_on_argv(argv: Sequence[str]) -> None:
                 "environment, or the prompt")
 
 
-def _names(values: list[str] | None) -> list[str] | None:
-    """--events a --events b,c -> ['a', 'b', 'c'] (None when not given)."""
+def _names(values: list[str] | None, option: str) -> list[str] | None:
+    """--events a --events b,c -> ['a', 'b', 'c'] (None when not given).
+    Given but naming nothing (--webhook-ids "$IDS" with $IDS empty) is
+    refused: sent, it would delete nothing and exit 0 as if it had."""
     if values is None:
         return None
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"{option}: names nothing (empty, or only commas)")
+    return names
 
 
 def _read_secret_file(path: str, what: str) -> str:
@@ -301,7 +306,7 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
                 path = getattr(args, "secret_file", None)
                 value: Any = _read_secret_file(path, "--secret-file") if path else None
             elif name in ("events", "webhook_ids"):
-                value = _names(getattr(args, name))
+                value = _names(getattr(args, name), "--" + name.replace("_", "-"))
             else:
                 value = getattr(args, name)
             if value is not None:

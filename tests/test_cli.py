@@ -285,6 +285,22 @@ def test_webhooks_usage_errors(emulator):
     assert "positive integer" in out.stderr
 
 
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+@pytest.mark.parametrize("args, option", [
+    (["delete", "--webhook-ids", ""], "--webhook-ids"),
+    (["delete", "--webhook-ids", " , "], "--webhook-ids"),
+    (["create", "--name", "n", "--url", "http://x", "--events", ","], "--events"),
+    (["update", "--webhook-id", "wh1", "--events", ""], "--events"),
+])
+def test_a_list_option_that_names_nothing_is_refused(emulator, args, option):
+    # --webhook-ids "$IDS" with $IDS empty deleted nothing and exited 0, as
+    # if it had deleted them; --events "" created a webhook for no event.
+    out = cli("webhooks", *args, env=environment(emulator))
+    assert (out.returncode, out.stdout) == (2, "")
+    assert one_line(out.stderr) == f"genauth-c: error: {option}: names nothing (empty, or only commas)\n"
+    assert emulator.requests == []
+
+
 def cli_with_fds(*args, env, redirect, stdin=""):
     """The command line with a shell redirection applied first (">&-"
     closes stdout, "<&-" stdin, "2>&-" stderr)."""
