@@ -316,10 +316,18 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
 
 
 def _prompt_secret(prompt: str) -> str:
-    """getpass's answer; '' at the end of input, or when there is neither a
-    terminal nor a stdin (started with <&-), where getpass would fail."""
-    if sys.stdin is None and not _has_terminal():
-        return ""
+    """getpass's answer at the terminal; without one, the first line of
+    stdin (its line end dropped, LF or CRLF), read with no prompt: getpass
+    would warn that the input may be echoed, where nothing echoes it, and
+    leave its prompt on the line of the error that follows. '' at the end
+    of input, or when there is no stdin either (started with <&-)."""
+    if not _has_terminal():
+        if sys.stdin is None:
+            return ""
+        try:
+            return sys.stdin.readline().rstrip("\r\n")
+        except OSError:
+            return ""
     try:
         return getpass.getpass(prompt)
     except EOFError:

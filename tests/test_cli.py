@@ -196,6 +196,19 @@ def test_key_id_option_with_the_secret_at_a_prompt(emulator):
     assert "no access key secret given" in out.stderr
 
 
+def test_the_secret_from_stdin_without_a_terminal_prints_no_warnings(emulator):
+    # Without a terminal, getpass warned (GetPassWarning with a line of its
+    # source, "Password input may be echoed") and left its prompt without a
+    # line end, so the error shared a line with it.
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin=SK + "\r\n", start_new_session=True)
+    assert (out.returncode, out.stderr) == (0, "")
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin="", start_new_session=True)
+    assert out.returncode == 2
+    assert out.stderr == "genauth-c: error: no access key secret given\n"
+
+
 def test_options_reach_the_client(emulator):
     out = cli("trigger", "wh1", "--auth", "signature", "--brand", "authing",
               env=environment(emulator, AUTHING_ACCESS_KEY_ID=AK,
