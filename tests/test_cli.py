@@ -314,6 +314,16 @@ def test_a_list_option_that_names_nothing_is_refused(emulator, args, option):
     assert emulator.requests == []
 
 
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+def test_connection_options_between_webhooks_and_its_action(emulator):
+    # "before or after the command": after `webhooks` they were refused as
+    # "argument ACTION: invalid choice", naming neither the option nor why.
+    env = environment(emulator, GENAUTH_HOST="http://127.0.0.1:9")
+    out = cli("webhooks", "--host", emulator.url, "--timeout", "5", "list", env=env)
+    assert (out.returncode, out.stderr) == (0, ""), out.stderr
+    assert emulator.requests[-1].path == "/api/v3/list-webhooks"
+
+
 def cli_with_fds(*args, env, redirect, stdin=""):
     """The command line with a shell redirection applied first (">&-"
     closes stdout, "<&-" stdin, "2>&-" stderr)."""
