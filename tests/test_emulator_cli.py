@@ -78,8 +78,12 @@ def test_bad_usage_exits_2():
     (("--port", "99999"), "--port"), (("--port", "-1"), "--port"),
     (("--token-lifetime", "-5"), "--token-lifetime"), (("--token-lifetime", "nan"), "--token-lifetime"),
     (("--token-lifetime", "inf"), "--token-lifetime"), (("--webhook-timeout", "0"), "--webhook-timeout"),
+    # A key no client can send (ManagementClient refuses it): an emulator
+    # that accepted only it served, and no client could authenticate.
+    (("--access-key-id", ""), "--access-key-id"), (("--access-key-id", "AK\n"), "--access-key-id"),
+    (("--access-key-secret", ""), "--access-key-secret"), (("--access-key-secret", " SK"), "--access-key-secret"),
 ])
-def test_numbers_out_of_range_are_usage_errors_not_tracebacks(args, named):
+def test_values_out_of_range_are_usage_errors_not_tracebacks(args, named):
     # --port 99999 was a traceback (OverflowError from bind); a lifetime of
     # -5 or nan served tokens no client could use, silently.
     proc = subprocess.Popen([sys.executable, "-m", "genauth_c", "emulator", *args],

@@ -53,6 +53,28 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _unsendable(value: str) -> str | None:
+    """Why no client could send `value` as a key (ManagementClient refuses
+    it), or None. Never quotes it: it may be a secret."""
+    if not value:
+        return "empty"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, as os.environ and argv read them
+        return "not UTF-8 text"
+    if value != value.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        return "begins or ends with a space, or holds a line end or other control character"
+    return None
+
+
+def _key(text: str) -> str:
+    """An argparse type: a key id or secret that a client can send."""
+    reason = _unsendable(text)
+    if reason:
+        raise argparse.ArgumentTypeError(f"{reason}: no client could send it")
+    return text
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "python -m genauth_c.emulator",
@@ -62,9 +84,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=_port, default=0, help="port to listen on (0: any free port)")
-    parser.add_argument("--access-key-id", default="AK", help="the access key id it accepts")
+    parser.add_argument("--access-key-id", type=_key, default="AK", help="the access key id it accepts")
     parser.add_argument(
-        "--access-key-secret", default=argparse.SUPPRESS, metavar="SECRET",
+        "--access-key-secret", type=_key, default=argparse.SUPPRESS, metavar="SECRET",
         help=f"the access key secret it accepts, visible to every user of the machine (ps, "
         f"/proc/PID/cmdline): prefer the environment variable {SECRET_VARIABLE} (without "
         f"either: {DEFAULT_SECRET})",
@@ -99,13 +121,9 @@ def _secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
     value = os.environ.get(SECRET_VARIABLE, "")
     if not value:
         return DEFAULT_SECRET, None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are not UTF-8, as os.environ reads them
-        parser.error(f"{SECRET_VARIABLE}: not UTF-8 text (set in the environment)")
-    if value != value.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in value):
-        parser.error(f"{SECRET_VARIABLE}: begins or ends with a space, or holds a line end or other "
-                     "control character (set in the environment)")
+    reason = _unsendable(value)
+    if reason:
+        parser.error(f"{SECRET_VARIABLE}: {reason} (set in the environment)")
     return value, SECRET_VARIABLE
 
 
