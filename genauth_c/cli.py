@@ -305,7 +305,8 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
         for name in params:
             if name == "secret":
                 path = getattr(args, "secret_file", None)
-                value: Any = _read_secret_file(path, "--secret-file") if path else None
+                # An empty path ("$UNSET") is refused by the read, not taken for no option.
+                value: Any = _read_secret_file(path, "--secret-file") if path is not None else None
             elif name in ("events", "webhook_ids"):
                 value = _names(getattr(args, name), "--" + name.replace("_", "-"))
             else:

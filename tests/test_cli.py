@@ -324,6 +324,18 @@ def test_connection_options_between_webhooks_and_its_action(emulator):
     assert emulator.requests[-1].path == "/api/v3/list-webhooks"
 
 
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+@pytest.mark.parametrize("action", [["create", "--name", "n", "--url", "http://x", "--events", "test"],
+                                    ["update", "--webhook-id", "wh1"]])
+def test_an_empty_secret_file_path_is_refused(emulator, action):
+    # --secret-file "$HOOK_SECRET_FILE" with the variable unset was ignored:
+    # the webhook was made or changed without the secret, exit 0.
+    out = cli("webhooks", *action, "--secret-file", "", env=environment(emulator))
+    assert (out.returncode, out.stdout) == (2, "")
+    assert one_line(out.stderr).startswith("genauth-c: error: --secret-file: cannot read : ")
+    assert emulator.requests == []
+
+
 def cli_with_fds(*args, env, redirect, stdin=""):
     """The command line with a shell redirection applied first (">&-"
     closes stdout, "<&-" stdin, "2>&-" stderr)."""
