@@ -150,11 +150,16 @@ def _refuse_secrets_on_argv(argv: Sequence[str]) -> None:
                 "environment, or the prompt")
 
 
-def _names(values: list[str] | None) -> list[str] | None:
-    """--events a --events b,c -> ['a', 'b', 'c'] (None when not given)."""
+def _names(values: list[str] | None, option: str) -> list[str] | None:
+    """--events a --events b,c -> ['a', 'b', 'c'] (None when not given).
+    Given but naming nothing (--webhook-ids "$IDS" with $IDS empty) is
+    refused: sent, it would delete nothing and exit 0 as if it had."""
     if values is None:
         return None
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"{option}: names nothing (empty, or only commas)")
+    return names
 
 
 def _read_secret_file(path: str, what: str) -> str:
@@ -247,7 +252,8 @@ def build_parser() -> _Parser:
                          help="requestHeaders: a JSON object")
     trigger.set_defaults(run=_trigger)
 
-    webhooks = commands.add_parser("webhooks", help="list, read, create, change, delete webhooks")
+    webhooks = commands.add_parser("webhooks", parents=[common],
+                                   help="list, read, create, change, delete webhooks")
     actions = webhooks.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("list", parents=[common], help="list_webhooks")
     p.add_argument("--page", type=positive_int)
@@ -299,9 +305,10 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
         for name in params:
             if name == "secret":
                 path = getattr(args, "secret_file", None)
-                value: Any = _read_secret_file(path, "--secret-file") if path else None
+                # An empty path ("$UNSET") is refused by the read, not taken for no option.
+                value: Any = _read_secret_file(path, "--secret-file") if path is not None else None
             elif name in ("events", "webhook_ids"):
-                value = _names(getattr(args, name))
+                value = _names(getattr(args, name), "--" + name.replace("_", "-"))
             else:
                 value = getattr(args, name)
             if value is not None:
@@ -311,10 +318,18 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
 
 
 def _prompt_secret(prompt: str) -> str:
-    """getpass's answer; '' at the end of input, or when there is neither a
-    terminal nor a stdin (started with <&-), where getpass would fail."""
-    if sys.stdin is None and not _has_terminal():
-        return ""
+    """getpass's answer at the terminal; without one, the first line of
+    stdin (its line end dropped, LF or CRLF), read with no prompt: getpass
+    would warn that the input may be echoed, where nothing echoes it, and
+    leave its prompt on the line of the error that follows. '' at the end
+    of input, or when there is no stdin either (started with <&-)."""
+    if not _has_terminal():
+        if sys.stdin is None:
+            return ""
+        try:
+            return sys.stdin.readline().rstrip("\r\n")
+        except OSError:
+            return ""
     try:
         return getpass.getpass(prompt)
     except EOFError:
@@ -450,7 +465,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv[:1] == ["emulator"]:
         # Everything after it is the emulator's own command line.
         from genauth_c.emulator import main as serve
-        return serve(argv[1:])
+        return serve(argv[1:], prog=f"{PROG} emulator")
     parser = build_parser()
     try:
         _refuse_secrets_on_argv(argv)

@@ -196,6 +196,19 @@ def test_key_id_option_with_the_secret_at_a_prompt(emulator):
     assert "no access key secret given" in out.stderr
 
 
+def test_the_secret_from_stdin_without_a_terminal_prints_no_warnings(emulator):
+    # Without a terminal, getpass warned (GetPassWarning with a line of its
+    # source, "Password input may be echoed") and left its prompt without a
+    # line end, so the error shared a line with it.
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin=SK + "\r\n", start_new_session=True)
+    assert (out.returncode, out.stderr) == (0, "")
+    out = cli("trigger", "wh1", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin="", start_new_session=True)
+    assert out.returncode == 2
+    assert out.stderr == "genauth-c: error: no access key secret given\n"
+
+
 def test_options_reach_the_client(emulator):
     out = cli("trigger", "wh1", "--auth", "signature", "--brand", "authing",
               env=environment(emulator, AUTHING_ACCESS_KEY_ID=AK,
@@ -283,6 +296,44 @@ def test_webhooks_usage_errors(emulator):
     out = cli("webhooks", "list", "--page", "0", env=environment(emulator))
     assert out.returncode == 2
     assert "positive integer" in out.stderr
+
+
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+@pytest.mark.parametrize("args, option", [
+    (["delete", "--webhook-ids", ""], "--webhook-ids"),
+    (["delete", "--webhook-ids", " , "], "--webhook-ids"),
+    (["create", "--name", "n", "--url", "http://x", "--events", ","], "--events"),
+    (["update", "--webhook-id", "wh1", "--events", ""], "--events"),
+])
+def test_a_list_option_that_names_nothing_is_refused(emulator, args, option):
+    # --webhook-ids "$IDS" with $IDS empty deleted nothing and exited 0, as
+    # if it had deleted them; --events "" created a webhook for no event.
+    out = cli("webhooks", *args, env=environment(emulator))
+    assert (out.returncode, out.stdout) == (2, "")
+    assert one_line(out.stderr) == f"genauth-c: error: {option}: names nothing (empty, or only commas)\n"
+    assert emulator.requests == []
+
+
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+def test_connection_options_between_webhooks_and_its_action(emulator):
+    # "before or after the command": after `webhooks` they were refused as
+    # "argument ACTION: invalid choice", naming neither the option nor why.
+    env = environment(emulator, GENAUTH_HOST="http://127.0.0.1:9")
+    out = cli("webhooks", "--host", emulator.url, "--timeout", "5", "list", env=env)
+    assert (out.returncode, out.stderr) == (0, ""), out.stderr
+    assert emulator.requests[-1].path == "/api/v3/list-webhooks"
+
+
+@pytest.mark.skipif(not HAS_WEBHOOK_METHODS, reason="the webhook methods are not built in")
+@pytest.mark.parametrize("action", [["create", "--name", "n", "--url", "http://x", "--events", "test"],
+                                    ["update", "--webhook-id", "wh1"]])
+def test_an_empty_secret_file_path_is_refused(emulator, action):
+    # --secret-file "$HOOK_SECRET_FILE" with the variable unset was ignored:
+    # the webhook was made or changed without the secret, exit 0.
+    out = cli("webhooks", *action, "--secret-file", "", env=environment(emulator))
+    assert (out.returncode, out.stdout) == (2, "")
+    assert one_line(out.stderr).startswith("genauth-c: error: --secret-file: cannot read : ")
+    assert emulator.requests == []
 
 
 def cli_with_fds(*args, env, redirect, stdin=""):

@@ -74,6 +74,31 @@ def test_bad_usage_exits_2():
     assert out.returncode == 2 and "ID=URL" in out.stderr
 
 
+@pytest.mark.parametrize("args, named", [
+    (("--port", "99999"), "--port"), (("--port", "-1"), "--port"),
+    (("--token-lifetime", "-5"), "--token-lifetime"), (("--token-lifetime", "nan"), "--token-lifetime"),
+    (("--token-lifetime", "inf"), "--token-lifetime"), (("--webhook-timeout", "0"), "--webhook-timeout"),
+    # A key no client can send (ManagementClient refuses it): an emulator
+    # that accepted only it served, and no client could authenticate.
+    (("--access-key-id", ""), "--access-key-id"), (("--access-key-id", "AK\n"), "--access-key-id"),
+    (("--access-key-secret", ""), "--access-key-secret"), (("--access-key-secret", " SK"), "--access-key-secret"),
+])
+def test_values_out_of_range_are_usage_errors_not_tracebacks(args, named):
+    # --port 99999 was a traceback (OverflowError from bind); a lifetime of
+    # -5 or nan served tokens no client could use, silently.
+    proc = subprocess.Popen([sys.executable, "-m", "genauth_c", "emulator", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:  # it served: the value was taken
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"{args} was accepted")
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr and f"argument {named}:" in stderr
+    assert stderr.startswith("usage: genauth-c emulator ")  # the command the user typed
+
+
 def test_serves_prints_banner_and_delivers(receiver):
     secret = "emulator-secret-4f2a"
     served = Served("--access-key-id", AK, "--webhook", f"wh1={receiver.url}/cli",

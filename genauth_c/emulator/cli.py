@@ -31,6 +31,50 @@ SECRET_VARIABLE = "GENAUTH_EMULATOR_ACCESS_KEY_SECRET"
 DEFAULT_SECRET = "SK"
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 for any free one: bind() raises OverflowError outside."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds > 0 (not nan: a token's expires_in must be JSON)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _unsendable(value: str) -> str | None:
+    """Why no client could send `value` as a key (ManagementClient refuses
+    it), or None. Never quotes it: it may be a secret."""
+    if not value:
+        return "empty"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, as os.environ and argv read them
+        return "not UTF-8 text"
+    if value != value.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        return "begins or ends with a space, or holds a line end or other control character"
+    return None
+
+
+def _key(text: str) -> str:
+    """An argparse type: a key id or secret that a client can send."""
+    reason = _unsendable(text)
+    if reason:
+        raise argparse.ArgumentTypeError(f"{reason}: no client could send it")
+    return text
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "python -m genauth_c.emulator",
@@ -39,15 +83,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
-    parser.add_argument("--access-key-id", default="AK", help="the access key id it accepts")
+    parser.add_argument("--port", type=_port, default=0, help="port to listen on (0: any free port)")
+    parser.add_argument("--access-key-id", type=_key, default="AK", help="the access key id it accepts")
     parser.add_argument(
-        "--access-key-secret", default=argparse.SUPPRESS, metavar="SECRET",
+        "--access-key-secret", type=_key, default=argparse.SUPPRESS, metavar="SECRET",
         help=f"the access key secret it accepts, visible to every user of the machine (ps, "
         f"/proc/PID/cmdline): prefer the environment variable {SECRET_VARIABLE} (without "
         f"either: {DEFAULT_SECRET})",
     )
-    parser.add_argument("--token-lifetime", type=float, default=7200, help="seconds a management token lives")
+    parser.add_argument("--token-lifetime", type=_seconds, default=7200, help="seconds a management token lives")
     parser.add_argument("--userpool-id", default=DEFAULT_USERPOOL_ID, help="the user pool id in tokens")
     parser.add_argument(
         "--webhook", action="append", default=[], metavar="ID=URL",
@@ -57,7 +101,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--form-webhook", action="append", default=[], metavar="ID=URL",
         help=f"register a webhook delivering {FORM_CONTENT_TYPE} to URL (repeatable)",
     )
-    parser.add_argument("--webhook-timeout", type=float, default=5.0, help="seconds to wait for a subscriber")
+    parser.add_argument("--webhook-timeout", type=_seconds, default=5.0, help="seconds to wait for a subscriber")
     parser.add_argument(
         "--delivery-brand", choices=("authing", "genauth"), default="authing",
         help="header names of deliveries: x-authing-* or x-genauth-*",
@@ -77,13 +121,9 @@ def _secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
     value = os.environ.get(SECRET_VARIABLE, "")
     if not value:
         return DEFAULT_SECRET, None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are not UTF-8, as os.environ reads them
-        parser.error(f"{SECRET_VARIABLE}: not UTF-8 text (set in the environment)")
-    if value != value.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in value):
-        parser.error(f"{SECRET_VARIABLE}: begins or ends with a space, or holds a line end or other "
-                     "control character (set in the environment)")
+    reason = _unsendable(value)
+    if reason:
+        parser.error(f"{SECRET_VARIABLE}: {reason} (set in the environment)")
     return value, SECRET_VARIABLE
 
 
