@@ -374,6 +374,40 @@ def test_token_refusal_reaches_every_waiting_task(emu):
     assert emu.token_fetches == 1  # one refused request for all ten
 
 
+def test_a_token_fetch_that_timed_out_for_one_task_is_not_anothers_timeout(
+        fake):
+    """The token fetch runs within the time of the task that started it. A
+    task that began waiting for it later, and still has time when that
+    fetch times out, fetches a token of its own, as a thread does: it does
+    not end with the first task's TimeoutError."""
+    arrived = threading.Event()
+
+    def first_fetch_hangs(req):
+        if req.path.endswith("/get-management-token") and not arrived.is_set():
+            arrived.set()
+            return Response(delay=60)
+        return fake(req)
+
+    fake.server.handler = first_fetch_hangs
+    timeout = 3.0
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=timeout) as client:
+            first = asyncio.ensure_future(client.trigger_webhook("wh1"))
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, arrived.wait, 30)
+            # The second task has half its time left when the first's ends.
+            await asyncio.sleep(timeout / 2)
+            second = await client.trigger_webhook("wh1")
+            return await asyncio.gather(first, return_exceptions=True), second
+
+    (first,), second = run(main())
+    assert type(first) is genauth_c.TimeoutError, first
+    assert second["statusCode"] == 200
+    assert fake.token_fetches == 1  # the second; the hung one never reached it
+
+
 def test_close(emu):
     emu.delay = 1.0
 

@@ -832,6 +832,18 @@ token_done(genauth_evloop *ev, CURLcode result)
                                    call->deadline, &until)) {
                 call->retries++;
                 rest_call(ev, call, until);
+            } else if (st == GENAUTH_E_TIMEOUT && !ev->closed &&
+                       genauth_now() < call->deadline) {
+                /* The fetch ran out of the time of the call that started
+                 * it (token_start): one that came later, with time left,
+                 * asks anew (the first of them starts that fetch), as a
+                 * thread does (token.c), rather than end with the other
+                 * call's timeout. */
+                genauth_error own;
+                genauth_error_init(&own);
+                if (submit(ev, call, 0, &own) != GENAUTH_OK)
+                    end_call(ev, call, own.status, NULL, &own);
+                genauth_error_clear(&own);
             } else {
                 end_call(ev, call, st, NULL, &err);
             }
