@@ -389,7 +389,7 @@ def test_a_token_fetch_that_timed_out_for_one_task_is_not_anothers_timeout(
         return fake(req)
 
     fake.server.handler = first_fetch_hangs
-    timeout = 3.0
+    timeout = 6.0  # the second task has 3 s for its own fetch and call
 
     async def main():
         async with AsyncManagementClient(AK, SK, host=fake.server.url,
