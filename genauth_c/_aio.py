@@ -166,7 +166,7 @@ class AsyncManagementClient:
     # The API methods (create_webhook, ..., trigger_webhook) are made below
     # from ManagementClient's method table, _API_METHODS.
 
-    async def trigger_webhooks(self, calls, *, concurrency=16):
+    async def trigger_webhooks(self, /, calls, *, concurrency=16):
         # (The docstring is ManagementClient.trigger_webhooks', set below.)
         engine = self._bound_engine()
         loop = self._loop
