@@ -1157,6 +1157,13 @@ def test_a_client_whose_loop_closed_with_tasks_pending_is_collected(emu):
     gc.collect()  # engines earlier tests left as garbage are not counted
     before = engines()
     del client, tasks
+    collected_with_a_warning(loop, ref)
+    assert engines() == before - 1
+
+
+def collected_with_a_warning(loop, ref):
+    """The client `ref` names, its loop closed with calls pending and its
+    last reference dropped, is collected with a ResourceWarning."""
     # The pending tasks' own complaint goes to the closed loop's handler.
     loop.set_exception_handler(lambda loop, context: None)
     with pytest.warns(ResourceWarning, match="unclosed") as record:
@@ -1164,7 +1171,6 @@ def test_a_client_whose_loop_closed_with_tasks_pending_is_collected(emu):
     del record  # the warning holds the client as its source
     gc.collect()
     assert ref() is None
-    assert engines() == before - 1
 
 
 def test_a_batch_whose_loop_closed_with_it_pending_is_finalized_quietly(
@@ -1190,13 +1196,7 @@ def test_a_batch_whose_loop_closed_with_it_pending_is_finalized_quietly(
     loop.close()
     ref = weakref.ref(client)
     del client, task
-    # The pending task's own complaint goes to the closed loop's handler.
-    loop.set_exception_handler(lambda loop, context: None)
-    with pytest.warns(ResourceWarning, match="unclosed") as record:
-        gc.collect()
-    del record  # the warning holds the client as its source
-    gc.collect()
-    assert ref() is None
+    collected_with_a_warning(loop, ref)
     assert [str(u.exc_value) for u in unraisable] == []
 
 

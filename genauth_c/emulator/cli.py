@@ -22,6 +22,7 @@ import threading
 from types import FrameType
 from typing import TextIO
 
+from ..cli import positive_float
 from .app import Emulator
 from .constants import DEFAULT_USERPOOL_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
 
@@ -39,17 +40,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """A finite number of seconds > 0 (not nan: a token's expires_in must be JSON)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
     return value
 
 
@@ -91,7 +81,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         f"/proc/PID/cmdline): prefer the environment variable {SECRET_VARIABLE} (without "
         f"either: {DEFAULT_SECRET})",
     )
-    parser.add_argument("--token-lifetime", type=_seconds, default=7200, help="seconds a management token lives")
+    parser.add_argument("--token-lifetime", type=positive_float, default=7200, help="seconds a management token lives")
     parser.add_argument("--userpool-id", default=DEFAULT_USERPOOL_ID, help="the user pool id in tokens")
     parser.add_argument(
         "--webhook", action="append", default=[], metavar="ID=URL",
@@ -101,7 +91,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--form-webhook", action="append", default=[], metavar="ID=URL",
         help=f"register a webhook delivering {FORM_CONTENT_TYPE} to URL (repeatable)",
     )
-    parser.add_argument("--webhook-timeout", type=_seconds, default=5.0, help="seconds to wait for a subscriber")
+    parser.add_argument("--webhook-timeout", type=positive_float, default=5.0, help="seconds to wait for a subscriber")
     parser.add_argument(
         "--delivery-brand", choices=("authing", "genauth"), default="authing",
         help="header names of deliveries: x-authing-* or x-genauth-*",
