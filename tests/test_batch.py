@@ -1,4 +1,5 @@
 """trigger_webhooks: many calls in flight, results in input order."""
+import asyncio
 import collections.abc
 import contextlib
 import gc
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import SLACK, sigint_when
+from conftest import AK, SK, SLACK, sigint_when
 from rawserver import AllInFlight, Response, announce_and_hold
 
 import genauth_c
@@ -431,3 +432,42 @@ def test_ctrl_c_in_a_log_handler_stops_the_batch(fake, client_for):
         client.trigger_webhooks(FIRST_AND_LATE, concurrency=4)
     fake.server.handler = fake
     assert client.trigger_webhook("again")["statusCode"] == 200
+
+
+def batch_of(url, client_for, mode, batch, concurrency=4):
+    """client.trigger_webhooks(batch) with a new sync client, or in asyncio
+    with a new AsyncManagementClient."""
+    if mode == "sync":
+        return client_for(url).trigger_webhooks(batch, concurrency=concurrency)
+
+    async def main():
+        async with genauth_c.AsyncManagementClient(AK, SK, host=url) as c:
+            return await c.trigger_webhooks(batch, concurrency=concurrency)
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("answer,exc,text", [
+    (Response.json({"statusCode": 401, "message": "access key refused",
+                    "apiCode": 2001}, status=401),
+     genauth_c.AuthError, "access key refused"),
+    (Response(status=200, body=b"<html>maintenance</html>",
+              headers=[("Content-Type", "text/html")]),
+     genauth_c.DecodeError, "not JSON"),
+], ids=["refused", "not-json"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_batch_asks_a_failing_token_endpoint_once(fake, client_for, mode,
+                                                    answer, exc, text):
+    """Every call of a batch needs the token. Once its fetch failed for good
+    (retry.c would not send it again), the calls queued behind it end with
+    that failure, as calls that waited for the fetch do: a wrong key costs
+    one refused login, not one a call (it was one a call in a batch, and
+    one per `concurrency` calls in asyncio's). The next batch asks again."""
+    fake.token_answer = answer
+    batch = calls(40)
+    results = batch_of(fake.server.url, client_for, mode, batch)
+    assert fake.token_fetches == 1
+    assert all(isinstance(r, exc) and text in str(r) for r in results)
+    fake.token_answer = None
+    results = batch_of(fake.server.url, client_for, mode, batch)
+    assert fake.token_fetches == 2
+    assert [r["statusCode"] for r in results] == [200] * 40

@@ -62,6 +62,8 @@ typedef struct {
     PyObject *future;      /* from start on */
     int outcome;           /* a batch's call: failures become results */
     int started;
+    /* A batch's: genauth_evloop_batch_mark() as the batch was made. */
+    unsigned long token_queued;
 } CallObject;
 
 /* ---- the engine's hooks: calls into the event loop ---------------------- */
@@ -805,6 +807,7 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
                              args, nargs, kwnames,
                              &params, &n, &concurrency) < 0)
         return NULL;
+    unsigned long queued = genauth_evloop_batch_mark(self->ev);
     list = PyList_New(n);
     /* Untracked while it has NULL slots: call_new's allocations may run a
      * collection, and the caller's code with it (convert.c's
@@ -820,6 +823,7 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
             break;
         }
         call->outcome = 1;
+        call->token_queued = queued;
         if (PyList_SetItem(list, i, (PyObject *)call) < 0) { /* steals */
             Py_CLEAR(list);
             i++; /* params[i] went with the call */
@@ -979,8 +983,10 @@ call_start(CallObject *self, PyObject *future)
     self->future = Py_NewRef(future);
     /* The engine holds the call until it ends. */
     Py_INCREF((PyObject *)self);
-    if (genauth_evloop_start(engine->ev, &self->req, call_done, self,
-                             &self->evcall, &err) != GENAUTH_OK) {
+    if (genauth_evloop_start(engine->ev, &self->req,
+                             self->outcome ? &self->token_queued : NULL,
+                             call_done, self, &self->evcall,
+                             &err) != GENAUTH_OK) {
         if (self->outcome && err.status == GENAUTH_E_TRANSPORT &&
             genauth_evloop_forked(engine->ev)) {
             /* A batch's call yet to start when the process forked: in the

@@ -98,6 +98,11 @@ typedef struct {
     int attempt;
     int retries;       /* retry.c's */
     double not_before; /* a retry waits until then */
+    /* genauth_token_completed() as the call was queued: when the batch
+     * began, or its retry was planned. A token fetch that ended since then
+     * and failed is its failure too (token.c), so a batch asks a failing
+     * token endpoint once, not once per call. */
+    unsigned long token_queued;
 } slot;
 
 /* `s` is to start again at `until` (retry.c), among the waiting calls, its
@@ -107,6 +112,7 @@ rest_slot(genauth_client *c, spares *sp, slot *s, double until)
 {
     s->retries++;
     s->not_before = until;
+    s->token_queued = genauth_token_completed(c);
     put_spare(c, sp, s->conn);
     s->conn = NULL;
     return -1;
@@ -131,8 +137,8 @@ start_call(genauth_client *c, CURLM *multi, spares *sp, slot *s,
         goto failed;
     if (!s->conn && !(s->conn = take_spare(c, sp, e)))
         goto failed;
-    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1, &plan,
-                              e);
+    st = genauth_call_prepare(c, s->conn, &it->req, s->deadline, 1,
+                              &s->token_queued, &plan, e);
     s->generation = plan.generation;
     if (st == GENAUTH_OK)
         st = genauth_conn_setup(s->conn, &plan, s->deadline, e);
@@ -305,6 +311,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     }
     genauth_client_adopt_if_forked(c);
     since = genauth_fork_generation();
+    unsigned long token_queued = genauth_token_completed(c);
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         holds_client_multi = 1;
         if (!c->batch_multi)
@@ -359,6 +366,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             if (!s && next < count) {
                 s = &slots[next];
                 s->item = &items[next++];
+                s->token_queued = token_queued;
                 /* A call's time starts when it starts (and again after
                  * EMFILE: it sent nothing), in this pass; a retry keeps
                  * its deadline. */

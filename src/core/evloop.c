@@ -50,6 +50,9 @@ struct genauth_evcall {
     int attempt;                     /* 1 after the retry for a 401 */
     int retries;                     /* retry.c's */
     double not_before;               /* while resting: its retry time */
+    /* A batch's call: genauth_token_completed() when it was queued. */
+    int queued;
+    unsigned long token_queued;
     /* Resting because no file descriptor was free: it goes out again when
      * another transfer ends (its connection then reusable, or closed), or
      * at its deadline, to time out. */
@@ -705,11 +708,17 @@ submit(genauth_evloop *ev, genauth_evcall *call, int starting,
                                   ? genauth_token_check(c, TOKEN_SLACK)
                                   : GENAUTH_TOKEN_USE;
     double asked_until = 0, until = 0;
+    int throttled = 0;
     if (need == GENAUTH_TOKEN_WAIT && !ev->token_conn &&
-        genauth_token_throttled(c, &asked_until, err)) {
-        /* token.c's rule: the call shares the throttled fetch's refusal,
-         * and its retry waits for the time that fetch's answer named. */
-        if (genauth_retry_plan_asked(c, GENAUTH_RETRY_THROTTLED,
+        ((throttled = genauth_token_throttled(c, &asked_until, err)) ||
+         (call->queued &&
+          genauth_token_failed_since(c, call->token_queued, err)))) {
+        /* token.c's rules: the call shares the throttled fetch's refusal,
+         * and its retry waits for the time that fetch's answer named; a
+         * batch's call shares the failure of a fetch that ended since it
+         * was queued and will not be retried. */
+        if (throttled &&
+            genauth_retry_plan_asked(c, GENAUTH_RETRY_THROTTLED,
                                      call->retries, call->deadline,
                                      asked_until - genauth_now(), &until)) {
             genauth_error_clear(err);
@@ -756,7 +765,7 @@ launch(genauth_evloop *ev, genauth_evcall *call, genauth_error *err)
     if (!call->conn && !(call->conn = conn_take(ev, err)))
         return err->status;
     st = genauth_call_prepare(c, call->conn, &call->req, call->deadline, 0,
-                              &plan, err);
+                              NULL, &plan, err);
     call->generation = plan.generation;
     if (st == GENAUTH_OK)
         st = genauth_conn_setup(call->conn, &plan, call->deadline, err);
@@ -1191,8 +1200,15 @@ genauth_evloop_timer_fired(genauth_evloop *ev, int which)
         arm_timer(ev);
 }
 
+unsigned long
+genauth_evloop_batch_mark(genauth_evloop *ev)
+{
+    return genauth_token_completed(ev->client);
+}
+
 genauth_status
 genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
+                     const unsigned long *queued_at,
                      genauth_evcall_done_fn done, void *userdata,
                      genauth_evcall **out, genauth_error *err)
 {
@@ -1221,6 +1237,10 @@ genauth_evloop_start(genauth_evloop *ev, const genauth_request *req,
     call->userdata = userdata;
     call->started = genauth_now();
     call->deadline = call->started + ev->client->timeout;
+    if (queued_at) {
+        call->queued = 1;
+        call->token_queued = *queued_at;
+    }
     link_call(ev, call, ON_CALLS);
     ev->count++;
     if (submit(ev, call, 1, err) != GENAUTH_OK) {

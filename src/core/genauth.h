@@ -474,15 +474,22 @@ void genauth_evloop_free(genauth_evloop *ev);
  * run the completion callbacks of the calls that ended. */
 void genauth_evloop_socket_ready(genauth_evloop *ev, int fd, int events);
 void genauth_evloop_timer_fired(genauth_evloop *ev, int which);
+/* For the calls of a batch, made together and started over time: the mark
+ * of their queueing, genauth_evloop_start's `queued_at`. A token fetch that
+ * ends after it and fails for good (a refusal, an answer that is not a
+ * token) is then those calls' failure too, not asked again by each. */
+unsigned long genauth_evloop_batch_mark(genauth_evloop *ev);
 /* Starts a call of `req`, whose parameters the caller keeps alive and
  * unchanged until the call ends or is cancelled. The parameters are checked
  * first: bad ones are GENAUTH_E_INVALID naming them, before anything (a
  * token fetch included) is sent. The call is bounded by the client's timeout
  * from now, a wait for the token included. `done` runs later, never from in
  * here. On failure (bad input, closed, no memory) nothing was sent and
- * `done` will not run. */
+ * `done` will not run. `queued_at`: a batch's genauth_evloop_batch_mark(),
+ * or NULL for a call of its own. */
 genauth_status genauth_evloop_start(genauth_evloop *ev,
                                     const genauth_request *req,
+                                    const unsigned long *queued_at,
                                     genauth_evcall_done_fn done,
                                     void *userdata, genauth_evcall **out,
                                     genauth_error *err);

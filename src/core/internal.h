@@ -423,9 +423,12 @@ typedef struct {
      * or interrupt). The copy holds no envelope: each waiter parses its
      * own from the refusal's text (it holds no token), when there was one.
      * And what retry.c reads of that fetch's attempt: its sends, and the
-     * Retry-After its answer gave (-1: none). */
+     * Retry-After its answer gave (-1: none); `last_final`: retry.c would
+     * not send that call again (it may have reached the endpoint, and was
+     * not throttled), so neither does a batch's call queued behind it. */
     unsigned long completed;
     int last_failed;
+    int last_final;
     genauth_error last_failure;
     char *last_refusal;
     size_t last_refusal_len;
@@ -550,12 +553,27 @@ genauth_status genauth_client_check_interrupt(genauth_client *client,
 /* Makes conn->api_headers carry a valid token, fetching one when the cache
  * has none or it is about to expire (at most one fetch in flight). Without
  * `may_fetch` (an event loop, which fetches on its own) it never blocks:
- * the cached token is used as it is. Sets *generation to the token's
- * generation, for genauth_token_invalidate. */
+ * the cached token is used as it is. `queued_at`: for a call that has been
+ * waiting its turn (a batch's), genauth_token_completed() when it began to
+ * wait; a fetch that ended since and failed is then its failure too, as
+ * for a call that waited for that fetch; NULL for a call that begins now.
+ * Sets *generation to the token's generation, for
+ * genauth_token_invalidate. */
 genauth_status genauth_token_prepare(genauth_client *client,
                                      genauth_conn *conn, double deadline,
-                                     int may_fetch, unsigned long *generation,
+                                     int may_fetch,
+                                     const unsigned long *queued_at,
+                                     unsigned long *generation,
                                      genauth_error *err);
+/* How many token fetches have ended so far (for `queued_at`). */
+unsigned long genauth_token_completed(genauth_client *client);
+/* For a batch's call queued at `queued_at` (genauth_token_completed then)
+ * that needs a token, driven by an event loop: 1 when a fetch that ended
+ * since failed for good (retry.c would not send it again), *err then its
+ * failure, the call's own copy: the call ends with it rather than ask the
+ * endpoint again, as genauth_token_prepare has it. */
+int genauth_token_failed_since(genauth_client *client,
+                               unsigned long queued_at, genauth_error *err);
 /* The server refused the token of `generation`: forget it, unless another
  * thread has already replaced it. */
 void genauth_token_invalidate(genauth_client *client,
@@ -653,7 +671,7 @@ genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
  *
  *   conn = genauth_client_acquire(client)
  *   for attempt = 0, 1:
- *       genauth_call_prepare(client, conn, req, deadline, 1, &plan)
+ *       genauth_call_prepare(client, conn, req, deadline, 1, NULL, &plan)
  *                                  (may fetch a token: blocks; 0: never)
  *       genauth_conn_setup(conn, &plan, deadline)
  *       ... run conn->easy (genauth_conn_perform, or a multi handle) ...
@@ -675,6 +693,7 @@ genauth_status genauth_call_prepare(genauth_client *client,
                                     genauth_conn *conn,
                                     const genauth_request *req,
                                     double deadline, int may_fetch,
+                                    const unsigned long *queued_at,
                                     genauth_call_plan *plan,
                                     genauth_error *err);
 

@@ -304,8 +304,8 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
 genauth_status
 genauth_call_prepare(genauth_client *c, genauth_conn *conn,
                      const genauth_request *req, double deadline,
-                     int may_fetch, genauth_call_plan *plan,
-                     genauth_error *err)
+                     int may_fetch, const unsigned long *queued_at,
+                     genauth_call_plan *plan, genauth_error *err)
 {
     const genauth_endpoint *ep = genauth_endpoint_of(req->op);
     genauth_status st;
@@ -317,7 +317,7 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     st = genauth_endpoint_check(ep, req->params, err);
     if (st == GENAUTH_OK && c->auth == GENAUTH_AUTH_TOKEN) {
         /* Before encoding: a token fetch uses conn->request too. */
-        st = genauth_token_prepare(c, conn, deadline, may_fetch,
+        st = genauth_token_prepare(c, conn, deadline, may_fetch, queued_at,
                                    &plan->generation, err);
         plan->headers = conn->api_headers;
         /* A GET has no body to describe: its headers are the same list
@@ -504,7 +504,8 @@ genauth_client_call(genauth_client *c, const genauth_request *req,
     for (;; attempt++) {
         genauth_call_plan plan;
         long http_status = 0;
-        st = genauth_call_prepare(c, conn, req, deadline, 1, &plan, err);
+        st = genauth_call_prepare(c, conn, req, deadline, 1, NULL, &plan,
+                                 err);
         if (st == GENAUTH_OK) {
             conn->resend_of = attempt + retries > 0 ? c : NULL;
             st = genauth_conn_perform(c, conn, &plan, deadline, &http_status,

@@ -352,9 +352,9 @@ remember_failure(genauth_token_cache *t, genauth_conn *conn,
     t->last_refusal_len = refusal_len;
     t->last_sends = conn->sends;
     t->last_retry_after = genauth_retry_after(conn);
-    if (t->last_retry_after > 0 &&
-        genauth_retry_classify(conn, st, err, 0, NULL) ==
-            GENAUTH_RETRY_THROTTLED)
+    genauth_retry_kind kind = genauth_retry_classify(conn, st, err, 0, NULL);
+    t->last_final = kind == GENAUTH_RETRY_NO;
+    if (t->last_retry_after > 0 && kind == GENAUTH_RETRY_THROTTLED)
         t->throttled_until =
             genauth_now() +
             fmin(t->last_retry_after, GENAUTH_MAX_THROTTLE_WAIT);
@@ -460,15 +460,15 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
 
 genauth_status
 genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
-                      int may_fetch, unsigned long *generation,
-                      genauth_error *err)
+                      int may_fetch, const unsigned long *queued_at,
+                      unsigned long *generation, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
     genauth_status st = GENAUTH_OK;
     fetch_report report = {0};
 
     pthread_mutex_lock(&t->mu);
-    unsigned long seen = t->completed;
+    unsigned long seen = queued_at ? *queued_at : t->completed;
     /* An event loop must not block on a fetch: it judged the token
      * (genauth_token_check) or has just fetched it. A token with an
      * expires_in shorter than the moments since is sent once all the
@@ -510,6 +510,18 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             st = err->status;
             goto done;
         }
+        if (!valid && !t->refreshing && t->completed != seen &&
+            t->last_failed && (!queued_at || t->last_final)) {
+            /* A fetch we waited for failed: its failure is ours too,
+             * rather than each waiter asking the failing endpoint again
+             * (unless retry.c says to, as for the fetching call). So is
+             * one that ended, failed for good, since a batch's call was
+             * queued: a batch asks a refusing endpoint once, not once a
+             * call. */
+            share_failure(t, conn, err);
+            st = err->status;
+            goto done;
+        }
         if (!t->refreshing) {
             st = refresh(c, conn, deadline, valid, &report, err);
             if (st != GENAUTH_OK)
@@ -523,15 +535,6 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
          * came (genauth_call_prepare), so it ends now rather than when the
          * fetch it waits for does, up to its deadline. */
         if (t->refreshing && genauth_send_closed(c, err) != GENAUTH_OK) {
-            st = err->status;
-            goto done;
-        }
-        if (!t->refreshing && t->completed != seen && t->last_failed &&
-            !(t->token && genauth_client_now(c) < t->expires_at)) {
-            /* The fetch we waited for failed: its failure is ours too,
-             * rather than each waiter asking the failing endpoint again
-             * (unless retry.c says to, as for the fetching call). */
-            share_failure(t, conn, err);
             st = err->status;
             goto done;
         }
@@ -560,6 +563,31 @@ done:
             st = err->status;
     }
     return st;
+}
+
+unsigned long
+genauth_token_completed(genauth_client *c)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    unsigned long completed = t->completed;
+    pthread_mutex_unlock(&t->mu);
+    return completed;
+}
+
+int
+genauth_token_failed_since(genauth_client *c, unsigned long queued_at,
+                           genauth_error *err)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    int shared = !t->refreshing && t->completed != queued_at &&
+                 t->last_failed && t->last_final &&
+                 !(t->token && genauth_client_now(c) < t->expires_at);
+    if (shared)
+        share_failure(t, NULL, err);
+    pthread_mutex_unlock(&t->mu);
+    return shared;
 }
 
 void

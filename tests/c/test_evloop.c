@@ -409,7 +409,7 @@ test_many_calls_one_token(genauth_client *c, genauth_evloop *ev)
     genauth_error_init(&err);
     int timer_calls = engine_of(ev)->timer_calls;
     for (int i = 0; i < 40; i++)
-        CHECK(genauth_evloop_start(ev, &req, on_done, &t, &calls[i], &err) ==
+        CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &calls[i], &err) ==
               GENAUTH_OK);
     CHECK(genauth_evloop_calls(ev) == 40);
     /* The timer is armed once (for the token fetch, at once); the later
@@ -441,7 +441,7 @@ test_retry_after_401(genauth_client *c, genauth_evloop *ev)
     pthread_mutex_lock(&server_mu);
     refuse_next = 1;
     pthread_mutex_unlock(&server_mu);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &t, 1);
     CHECK(t.ok == 1);
@@ -462,7 +462,7 @@ test_get_endpoint(genauth_evloop *ev)
     genauth_error_init(&err);
     CHECK(params && cJSON_AddNumberToObject(params, "page", 2));
     int gets_before = gets_served;
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &t, 1);
     CHECK(t.statuses[GENAUTH_OK] == 1);
@@ -483,17 +483,17 @@ test_bad_input_sends_nothing(genauth_client *c, genauth_evloop *ev)
     genauth_token_invalidate(c, c->tokens.generation);
     CHECK(cJSON_AddNumberToObject((cJSON *)req.params, "bogus", 1) != NULL);
     int tokens_before = token_requests;
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_E_INVALID);
     CHECK(strstr(err.message, "bogus") != NULL);
     CHECK(call == NULL);
     cJSON_DeleteItemFromObject((cJSON *)req.params, "webhookId");
     cJSON_DeleteItemFromObject((cJSON *)req.params, "bogus");
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_E_INVALID);
     CHECK(strstr(err.message, "webhookId") != NULL);
     genauth_request unknown = {GENAUTH_OP_COUNT, NULL};
-    CHECK(genauth_evloop_start(ev, &unknown, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &unknown, NULL, on_done, &t, &call, &err) ==
           GENAUTH_E_INVALID);
     CHECK(genauth_evloop_calls(ev) == 0);
     CHECK(token_requests == tokens_before);
@@ -526,7 +526,7 @@ test_waiting_call_keeps_its_deadline(genauth_client *c)
         return;
     /* A token first, so that the early call goes out at once. */
     tally warm = {0};
-    CHECK(genauth_evloop_start(ev, &req, on_done, &warm, &early, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &warm, &early, &err) ==
           GENAUTH_OK);
     run_until(ev, &warm, 1);
     CHECK(warm.ok == 1);
@@ -536,14 +536,14 @@ test_waiting_call_keeps_its_deadline(genauth_client *c)
     refuse_delay_ms = 1000; /* the early call's 401 comes at +1 s */
     token_delay_ms = 4000;  /* the fetch outlives every deadline here */
     pthread_mutex_unlock(&server_mu);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &te, &early, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &te, &early, &err) ==
           GENAUTH_OK);
     tally none = {0};
     run_until_time(ev, &none, genauth_now() + 0.5);
     /* At +0.5 s the token is gone: the late call starts the fetch, bounded
      * by its deadline (+2.5 s); the early call joins it at +1 s. */
     genauth_token_invalidate(short_c, short_c->tokens.generation);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &tl, &late, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &tl, &late, &err) ==
           GENAUTH_OK);
     run_until(ev, &te, 1);
     run_until(ev, &tl, 1);
@@ -572,13 +572,13 @@ test_cancel_mid_flight(genauth_evloop *ev)
     pthread_mutex_lock(&server_mu);
     int closed_before = conns_closed;
     pthread_mutex_unlock(&server_mu);
-    CHECK(genauth_evloop_start(ev, &slow, on_done, &never, &victim, &err) ==
+    CHECK(genauth_evloop_start(ev, &slow, NULL, on_done, &never, &victim, &err) ==
           GENAUTH_OK);
     /* Run until the request is surely sent (the server sleeps on it). */
     double until = genauth_now() + 0.1;
     while (genauth_now() < until) {
         tally none = {0};
-        CHECK(genauth_evloop_start(ev, &fast, on_done, &none, &other, &err) ==
+        CHECK(genauth_evloop_start(ev, &fast, NULL, on_done, &none, &other, &err) ==
               GENAUTH_OK);
         run_until(ev, &none, 1);
     }
@@ -597,7 +597,7 @@ test_cancel_mid_flight(genauth_evloop *ev)
     }
     CHECK(closed_now == closed_before + 1);
     /* And the engine goes on. */
-    CHECK(genauth_evloop_start(ev, &fast, on_done, &t, &other, &err) ==
+    CHECK(genauth_evloop_start(ev, &fast, NULL, on_done, &t, &other, &err) ==
           GENAUTH_OK);
     run_until(ev, &t, 1);
     CHECK(t.ok == 1);
@@ -617,12 +617,12 @@ test_close_ends_calls(genauth_client *c)
 
     genauth_error_init(&err);
     ev = engine_new(c);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_OK);
     genauth_evloop_close(ev);
     CHECK(t.ended == 1);
     CHECK(t.statuses[GENAUTH_E_CLOSED] == 1);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_E_CLOSED);
     CHECK(watched_by(ev) == 0);
     engine_free(ev);
@@ -650,7 +650,7 @@ test_throttled_call_sent_again(genauth_evloop *ev)
     genauth_error_init(&err);
     set_throttle(2, 0);
     int served = calls_served;
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &t, 1);
     CHECK(t.ok == 1);
@@ -676,9 +676,9 @@ test_resting_calls_cancelled_and_closed(genauth_client *c)
     genauth_error_init(&err);
     ev = engine_new(c);
     set_throttle(2, 3);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &ta, &a, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &ta, &a, &err) ==
           GENAUTH_OK);
-    CHECK(genauth_evloop_start(ev, &req, on_done, &tb, &b, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &tb, &b, &err) ==
           GENAUTH_OK);
     /* Until both 429s are in: the timer then waits about 3 s. */
     double give_up = genauth_now() + 10;
@@ -715,7 +715,7 @@ test_kept_connection_closed_by_the_server(genauth_client *c)
     genauth_error_init(&err);
     if (!ev)
         return;
-    CHECK(genauth_evloop_start(ev, &bye, on_done, &t, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &bye, NULL, on_done, &t, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &t, 1);
     CHECK(t.ok == 1);
@@ -739,7 +739,7 @@ test_kept_connection_closed_by_the_server(genauth_client *c)
     CHECK(deliveries == delivered + 1);
     CHECK(watched_by(ev) == 0);
     CHECK(idle_quiet(ev));
-    CHECK(genauth_evloop_start(ev, &req, on_done, &t2, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &req, NULL, on_done, &t2, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &t2, 1);
     CHECK(t2.ok == 1);
@@ -797,15 +797,15 @@ test_fork_in_a_done_callback(genauth_client *c)
         return;
     fork_engine = engine_of(ev);
     fork_client = c;
-    CHECK(genauth_evloop_start(ev, &fast, on_done, &warm, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &fast, NULL, on_done, &warm, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &warm, 1); /* a token and a kept connection */
     CHECK(warm.ok == 1);
     int served = calls_served;
     for (int i = 0; i < 3; i++)
-        CHECK(genauth_evloop_start(ev, &slow, on_done, &ts, &call, &err) ==
+        CHECK(genauth_evloop_start(ev, &slow, NULL, on_done, &ts, &call, &err) ==
               GENAUTH_OK);
-    CHECK(genauth_evloop_start(ev, &fast, on_done_fork, &tf, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &fast, NULL, on_done_fork, &tf, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &tf, 1);
     CHECK(tf.ok == 1);
@@ -818,7 +818,7 @@ test_fork_in_a_done_callback(genauth_client *c)
         for (int i = 0; i < fork_nfds; i++)
             ok = ok && fcntl(fork_fds[i], F_GETFD) == -1 && errno == EBADF;
         ok = ok && fork_nfds > 0 &&
-             genauth_evloop_start(ev, &fast, on_done, &after, &call, &err) ==
+             genauth_evloop_start(ev, &fast, NULL, on_done, &after, &call, &err) ==
                  GENAUTH_E_TRANSPORT &&
              strstr(err.message, "forked") != NULL && after.ended == 0;
         _exit(ok && check_failed == 0 ? 0 : 1);
@@ -836,7 +836,7 @@ test_fork_in_a_done_callback(genauth_client *c)
         waitpid(fork_pid, &status, 0);
     }
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(genauth_evloop_start(ev, &fast, on_done, &after, &call, &err) ==
+    CHECK(genauth_evloop_start(ev, &fast, NULL, on_done, &after, &call, &err) ==
           GENAUTH_OK);
     run_until(ev, &after, 1);
     CHECK(after.ok == 1);
