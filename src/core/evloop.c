@@ -1010,6 +1010,11 @@ genauth_evloop_new(genauth_client *client, const genauth_evloop_hooks *hooks,
     if (!hooks || !hooks->watch || !hooks->timer)
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "hooks: watch and timer are required");
+    /* In a child forked since the client was last used, the engine's
+     * first call takes the token cache's lock (genauth_token_check), which
+     * a thread of the parent may have held at the fork: the client is
+     * adopted first, as a single call's first step does. */
+    genauth_client_adopt_if_forked(client);
     ev = calloc(1, sizeof(*ev));
     if (!ev || !(ev->multi = curl_multi_init()))
         goto nomem;

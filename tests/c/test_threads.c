@@ -542,11 +542,54 @@ hold_locks(void *arg)
  * would fail it for that leak. */
 static void *volatile parents_handles[2];
 
+static void
+watch_nothing(void *userdata, int fd, int events, int was)
+{
+    (void)userdata, (void)fd, (void)events, (void)was;
+}
+
+static void
+time_nothing(void *userdata, int which, long ms)
+{
+    (void)userdata, (void)which, (void)ms;
+}
+
+static void
+ended(void *userdata, genauth_status st, const genauth_envelope *resp,
+      const genauth_error *err)
+{
+    (void)st, (void)resp, (void)err;
+    *(int *)userdata = 1;
+}
+
+/* An event loop's engine, made in the child, starts a call with `c` (it
+ * asks the token cache first) and is closed before the call goes out,
+ * ending it. 1 when the call started and ended so. */
+static int
+engine_call(genauth_client *c)
+{
+    genauth_evloop_hooks hooks = {watch_nothing, time_nothing, NULL};
+    genauth_evloop *ev = NULL;
+    genauth_evcall *evcall = NULL;
+    genauth_error err;
+    int done = 0;
+    genauth_request req = {GENAUTH_OP_GET_WEBHOOK_EVENT_LIST, NULL};
+    genauth_error_init(&err);
+    int ok = genauth_evloop_new(c, &hooks, &ev, &err) == GENAUTH_OK &&
+             genauth_evloop_start(ev, &req, NULL, ended, &done, &evcall,
+                                  &err) == GENAUTH_OK;
+    genauth_evloop_free(ev);
+    genauth_error_clear(&err);
+    return ok && done;
+}
+
 /* Forks a child that makes `calls` calls with `c` and closes it (with
  * none, only frees it: a process that never used the client it inherited),
- * while the parent's other threads stay as the caller left them. 1 when
- * the child did so; 0 when a call failed or the child was stuck (on a lock
- * it inherited, say: SIGALRM ends it, or the parent after 30 s). */
+ * while the parent's other threads stay as the caller left them; with
+ * `calls` -1, the child's first use of `c` is an event loop's call
+ * (engine_call). 1 when the child did so; 0 when a call failed or the child
+ * was stuck (on a lock it inherited, say: SIGALRM ends it, or the parent
+ * after 30 s). */
 static int
 child_uses_client(genauth_client *c, int calls)
 {
@@ -557,6 +600,8 @@ child_uses_client(genauth_client *c, int calls)
         alarm(20);
         parents_handles[0] = c->idle;
         parents_handles[1] = c->share;
+        if (calls < 0)
+            ok = engine_call(c);
         for (int i = 0; i < calls; i++)
             ok = ok && call(c) == GENAUTH_OK;
         if (calls)
@@ -601,6 +646,7 @@ test_fork_while_another_thread_holds_the_clients_locks(void)
 
     CHECK(child_uses_client(c, 2));
     CHECK(child_uses_client(c, 0));
+    CHECK(child_uses_client(c, -1));
 
     pthread_mutex_lock(&h.mu);
     h.release = 1;
