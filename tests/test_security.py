@@ -570,6 +570,65 @@ def test_token_refusal_quoting_an_escaped_secret_does_not_leak_it(
     assert secret not in exception_text(info.value)
 
 
+@pytest.mark.parametrize("secret", ['SECRET-with-"quote"-9f8e',
+                                    "SECRET/with\\backslash-9f8e",
+                                    "SECRET-\u00fc-\u4e2d-9f8e"])
+@pytest.mark.parametrize("echo", ["body text", "ensure_ascii", "twice"])
+def test_token_refusal_quoting_the_request_body_does_not_leak_the_secret(
+        fake, client_for, caplog, secret, echo):
+    """A validation error that quotes the request's body as text holds the
+    secret as that JSON wrote it ('"' as \\", non-ASCII as \\u00fc from an
+    ensure_ascii writer), not as its raw characters, even once parsed: the
+    refusal must not show it in that form either, in the AuthError or the
+    DEBUG line."""
+    def handler(req):
+        if "get-management-token" not in req.path:
+            return fake(req)
+        text = req.body.decode()
+        if echo == "ensure_ascii":
+            text = json.dumps(json.loads(text))
+        elif echo == "twice":  # quoted JSON inside quoted JSON
+            text = json.dumps({"request": text})
+        return Response.json({"statusCode": 400, "apiCode": 1400,
+                              "message": f"invalid body: {text}"})
+
+    fake.server.handler = handler
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    client = client_for(fake.server.url, access_key_secret=secret)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    text = exception_text(info.value) + caplog.text
+    assert "quoted the secret" in str(info.value)
+    forms = {secret, json.dumps(secret)[1:-1],
+             json.dumps(secret, ensure_ascii=False)[1:-1]}
+    for form in forms:
+        for piece in (form[:10], form[-10:]):
+            assert piece not in text, (form, text)
+
+
+@pytest.mark.parametrize("secret", ["hook-secret-\u00fc-0123456789",
+                                    "hook-secret/0123456789"])
+def test_an_answer_quoting_the_webhook_secret_escaped_shows_none_of_it(
+        fake, client_for, secret):
+    """An envelope whose message quotes the body as a writer that escapes
+    non-ASCII (Python's json.dumps) or '/' (PHP's json_encode) writes it
+    holds the webhook secret in that form: hidden as the plain one is."""
+    def handler(req):
+        if "webhook" not in req.path:
+            return fake(req)
+        text = json.dumps(json.loads(req.body)).replace("/", "\\/")
+        return Response.json({"statusCode": 400, "apiCode": 1400,
+                              "message": "bad: " + text})
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, raise_for_status=True)
+    with pytest.raises(genauth_c.APIError) as info:
+        client.create_webhook("application/json", ["test"], "https://x", "n",
+                              secret=secret)
+    assert info.value.response is None and info.value.status_code == 400
+    assert "0123456789" not in exception_text(info.value)
+
+
 def test_decode_error_excerpt_masks_the_token(fake, client_for):
     """An error page that echoes the request headers must not hand the
     Bearer token to whoever logs the exception."""
