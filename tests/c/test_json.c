@@ -816,16 +816,10 @@ stack_job_run(void *arg)
     return NULL;
 }
 
-/* ThreadSanitizer gives every thread a stack of its own of about 900 KiB
- * and cannot run one on a 32 KiB stack: the small-stack test is for the
- * other builds (plain, valgrind, AddressSanitizer). */
-#if defined(__SANITIZE_THREAD__)
-#define GENAUTH_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GENAUTH_TEST_TSAN 1
-#endif
-#endif
+/* ThreadSanitizer (GENAUTH_TEST_TSAN) gives every thread a stack of its
+ * own of about 900 KiB and cannot run one on a 32 KiB stack: the
+ * small-stack test is for the other builds (plain, valgrind,
+ * AddressSanitizer). */
 
 static void
 test_small_stack(void)
