@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -647,6 +648,52 @@ def test_decode_error_excerpt_masks_the_token(fake, client_for):
     excerpt = info.value.excerpt
     assert b"Bearer ***" in excerpt
     assert token.encode() not in excerpt and token[:8].encode() not in excerpt
+
+
+def escape_every_character(text):
+    """`text` as a JSON writer may write it: every character as \\uXXXX."""
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def unescaped(text):
+    """`text` with the JSON escapes in it decoded, wherever they stand."""
+    return re.sub(r'\\(u[0-9a-fA-F]{4}|["\\/])',
+                  lambda m: chr(int(m[1][1:], 16)) if m[1][0] == "u" else m[1],
+                  text)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("quoted", ["credential", "webhook secret"])
+@pytest.mark.parametrize("escape", [escape_every_character,
+                                    lambda text: text.replace("/", "\\/")])
+def test_decode_error_excerpt_masks_an_escaped_credential(
+        fake, client_for, auth, quoted, escape):
+    """A page that is not JSON but quotes the request as JSON text does
+    (PHP's json_encode writes '/' as \\/, an ensure_ascii writer non-ASCII
+    as \\uXXXX) holds the token, the signature or the webhook secret
+    escaped: the excerpt hides them in that form too, whole or cut short."""
+    secret = "hook/s\u00e9cret-0123456789"
+
+    def handler(req):
+        if "webhook" not in req.path:
+            return fake(req)
+        value = req.header("authorization") if quoted == "credential" \
+            else req.json()["secret"]
+        echo = escape(json.dumps(value, ensure_ascii=False))
+        return Response(status=400, body=f"<p>refused: {echo}</p>".encode())
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, auth=auth)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        client.create_webhook("application/json", ["test"], "https://x", "n",
+                              secret=secret)
+    sent = fake.server.requests[-1].header("authorization")
+    credential = sent.rsplit(":", 1)[1] if auth == "signature" else sent[7:]
+    hidden = credential if quoted == "credential" else secret
+    excerpt = unescaped(info.value.excerpt.decode())
+    assert excerpt.startswith("<p>refused: ")
+    for i in range(len(hidden) - 7):
+        assert hidden[i:i + 8] not in excerpt, (hidden, excerpt)
 
 
 @pytest.mark.parametrize("value", ["zh\tCN", "zh\x01", "zh\x7f"])
