@@ -630,6 +630,38 @@ def test_an_answer_quoting_the_webhook_secret_escaped_shows_none_of_it(
     assert "0123456789" not in exception_text(info.value)
 
 
+@pytest.mark.parametrize("answer", [
+    {"statusCode": "200", "data": "token"},  # a string: no 200
+    {"statusCode": 201, "data": "token"},
+    {"statusCode": 400, "message": "try again", "data": "token"},
+    {"statusCode": 500, "access_token": "token"},
+])
+def test_token_refusal_carrying_a_token_does_not_hand_it_out(
+        fake, client_for, caplog, answer):
+    """An answer that is no success but carries an access_token anyway is a
+    refusal: its token, which the server did issue, must not reach the
+    AuthError (its .response) nor the DEBUG line."""
+    token = make_jwt({"scoped_userpool_id": "pool-1"})
+    grant = {"access_token": token, "expires_in": 7200}
+    body = {k: (grant if v == "token" else token if k == "access_token" else v)
+            for k, v in answer.items()}
+
+    def handler(req):
+        if "get-management-token" in req.path:
+            return Response.json(body)
+        return fake(req)
+
+    fake.server.handler = handler
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.response is None
+    assert "carried an access_token" in str(info.value)
+    text = exception_text(info.value) + caplog.text
+    assert token not in text and token.rsplit(".", 1)[1] not in text
+
+
 def test_decode_error_excerpt_masks_the_token(fake, client_for):
     """An error page that echoes the request headers must not hand the
     Bearer token to whoever logs the exception."""
