@@ -816,6 +816,42 @@ def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
             assert piece not in text
 
 
+def cut_answer_error(fake, client_for, path, data, call, **layout):
+    """The excerpt and everything shown of the DecodeError that call(client)
+    raises when the answer at `path`, an envelope of `data`, is cut short (a
+    proxy's truncation)."""
+    def handler(req):
+        if path not in req.path:
+            return fake(req)
+        body = json.dumps({"statusCode": 200, "message": "", "data": data},
+                          **layout).encode()
+        return Response(body=body[:-5])
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        call(client)
+    return info.value.excerpt, exception_text(info.value)
+
+
+@pytest.mark.parametrize("prefix", ["x-authing-", "x-genauth-"])
+def test_a_cut_delivery_log_shows_none_of_the_webhook_secret(fake, client_for,
+                                                             prefix):
+    """A WebhookLogDto's requestHeaders carry the webhook's secret as the
+    delivery sent it (x-authing-webhook-secret): a get_webhook_logs answer
+    cut short is a DecodeError whose excerpt hides that header's value as
+    it hides a WebhookDto's secret."""
+    log = {"webhookId": "w", "requestHeaders": {
+        prefix + "webhook-secret": "stored-hook-secret-42",
+        prefix + "userpool-id": "pool"}, "requestBody": {"eventName": "test"}}
+    excerpt, text = cut_answer_error(
+        fake, client_for, "get-webhook-logs", {"totalCount": 1, "list": [log]},
+        lambda client: client.get_webhook_logs("w"))
+    assert b"userpool-id" in excerpt and b"webhook-secret" in excerpt
+    for piece in ("stored-h", "secret-42"):
+        assert piece not in text
+
+
 @pytest.mark.parametrize("layout", [{}, {"indent": 1}, {"ensure_ascii": False}])
 def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
                                                        layout):
@@ -823,21 +859,10 @@ def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
     proxy's truncation) is a DecodeError whose excerpt, shown with the
     exception, keeps the rest of the text but not that secret."""
     stored = 'stored-h\u00f6"k-secret-42'  # escaped in the JSON text
-
-    def handler(req):
-        if "get-webhook" not in req.path:
-            return fake(req)
-        body = json.dumps({"statusCode": 200, "message": "", "data": {
-            "webhookId": "w", "secret": stored,
-            "name": "n"}}, **layout).encode()
-        return Response(body=body[:-5])
-
-    fake.server.handler = handler
-    client = client_for(fake.server.url)
-    with pytest.raises(genauth_c.DecodeError) as info:
-        client.get_webhook("w")
-    excerpt = info.value.excerpt
+    excerpt, text = cut_answer_error(
+        fake, client_for, "get-webhook",
+        {"webhookId": "w", "secret": stored, "name": "n"},
+        lambda client: client.get_webhook("w"), **layout)
     assert b'"webhookId"' in excerpt and b'"secret"' in excerpt
-    text = exception_text(info.value)
     for piece in ("stored-h", "k-secret-42"):
         assert piece not in text
