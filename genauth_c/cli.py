@@ -432,6 +432,17 @@ def _fail(status: int, message: str) -> int:
     return status
 
 
+def _withheld(e: Any) -> dict[str, Any]:
+    """What is printed of an answer that quoted the credential the request
+    was sent with (the APIError says so, on stderr): its statusCode and
+    apiCode, still JSON on stdout for the scripts reading it."""
+    _fail(EXIT_OK, str(e))
+    envelope = {"statusCode": e.status_code}
+    if e.api_code is not None:
+        envelope["apiCode"] = e.api_code
+    return envelope
+
+
 def _exit_status(envelope: Any) -> int:
     code = envelope.get("statusCode") if isinstance(envelope, dict) else None
     if code == 200:
@@ -485,7 +496,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
     try:
         options = _client_options(args)
-        client = genauth_c.ManagementClient(**options)
+        # raise_for_status: so that an answer that quotes the credential
+        # the request was sent with comes as an APIError without it, not as
+        # an envelope to print (the token, which the user never sees
+        # otherwise, into a terminal or a CI log).
+        client = genauth_c.ManagementClient(raise_for_status=True, **options)
     except UsageError as e:
         return _fail(EXIT_USAGE, f"error: {e}")
     except (TypeError, ValueError) as e:  # missing credentials, a bad option
@@ -495,6 +510,8 @@ def _main(argv: Sequence[str] | None) -> int:
             envelope = args.run(client, args)
         except UsageError as e:
             return _fail(EXIT_USAGE, f"error: {e}")
+        except genauth_c.APIError as e:
+            envelope = e.response if e.response is not None else _withheld(e)
         except genauth_c.AuthError as e:
             return _fail(EXIT_AUTH, f"authentication failed: {e}")
         except (genauth_c.TransportError, genauth_c.DecodeError) as e:

@@ -13,6 +13,7 @@ import pytest
 
 from genauth_c import ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
+from rawserver import FakeGenAuth, RawServer, Response
 
 AK, SK = "AKID-cli-123456", "SECRET-cli-never-on-argv"
 HAS_WEBHOOK_METHODS = hasattr(ManagementClient, "list_webhooks")
@@ -170,6 +171,37 @@ def test_authentication_failure_exit_4(emulator, auth):
     else:  # the API refused the signature: its envelope is printed
         assert json.loads(out.stdout)["statusCode"] == 401
     assert "wrong-secret" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("status", [403, 401])
+def test_an_answer_quoting_the_credential_is_not_printed(auth, status):
+    """An error envelope that echoes the request's Authorization header
+    would print the token (which the user never sees otherwise) or the
+    signature into a terminal or a CI log: only its statusCode and apiCode
+    are printed, the exit status as for any such answer."""
+    def handler(req):
+        if "trigger-webhook" not in req.path:
+            return fake(req)
+        return Response.json({"statusCode": status, "apiCode": 1403,
+                              "message": f"refused: {req.header('authorization')}",
+                              "requestId": "r1"})
+
+    fake = FakeGenAuth()
+    with RawServer(handler) as server:
+        fake.server = server
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", "--auth", auth, env=env)
+    sent = [r.header("authorization") for r in server.requests
+            if "trigger-webhook" in r.path]
+    assert sent
+    assert out.returncode == (4 if status == 401 else 1)
+    assert json.loads(out.stdout) == {"statusCode": status, "apiCode": 1403}
+    assert "not shown" in one_line(out.stderr)
+    for header in sent:
+        credential = header.rsplit(":", 1)[1] if auth == "signature" else header[7:]
+        assert credential[:12] not in out.stdout + out.stderr
 
 
 def test_key_id_option_with_the_secret_from_a_file(emulator, tmp_path):

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -570,6 +571,97 @@ def test_token_refusal_quoting_an_escaped_secret_does_not_leak_it(
     assert secret not in exception_text(info.value)
 
 
+@pytest.mark.parametrize("secret", ['SECRET-with-"quote"-9f8e',
+                                    "SECRET/with\\backslash-9f8e",
+                                    "SECRET-\u00fc-\u4e2d-9f8e"])
+@pytest.mark.parametrize("echo", ["body text", "ensure_ascii", "twice"])
+def test_token_refusal_quoting_the_request_body_does_not_leak_the_secret(
+        fake, client_for, caplog, secret, echo):
+    """A validation error that quotes the request's body as text holds the
+    secret as that JSON wrote it ('"' as \\", non-ASCII as \\u00fc from an
+    ensure_ascii writer), not as its raw characters, even once parsed: the
+    refusal must not show it in that form either, in the AuthError or the
+    DEBUG line."""
+    def handler(req):
+        if "get-management-token" not in req.path:
+            return fake(req)
+        text = req.body.decode()
+        if echo == "ensure_ascii":
+            text = json.dumps(json.loads(text))
+        elif echo == "twice":  # quoted JSON inside quoted JSON
+            text = json.dumps({"request": text})
+        return Response.json({"statusCode": 400, "apiCode": 1400,
+                              "message": f"invalid body: {text}"})
+
+    fake.server.handler = handler
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    client = client_for(fake.server.url, access_key_secret=secret)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    text = exception_text(info.value) + caplog.text
+    assert "quoted the secret" in str(info.value)
+    forms = {secret, json.dumps(secret)[1:-1],
+             json.dumps(secret, ensure_ascii=False)[1:-1]}
+    for form in forms:
+        for piece in (form[:10], form[-10:]):
+            assert piece not in text, (form, text)
+
+
+@pytest.mark.parametrize("secret", ["hook-secret-\u00fc-0123456789",
+                                    "hook-secret/0123456789"])
+def test_an_answer_quoting_the_webhook_secret_escaped_shows_none_of_it(
+        fake, client_for, secret):
+    """An envelope whose message quotes the body as a writer that escapes
+    non-ASCII (Python's json.dumps) or '/' (PHP's json_encode) writes it
+    holds the webhook secret in that form: hidden as the plain one is."""
+    def handler(req):
+        if "webhook" not in req.path:
+            return fake(req)
+        text = json.dumps(json.loads(req.body)).replace("/", "\\/")
+        return Response.json({"statusCode": 400, "apiCode": 1400,
+                              "message": "bad: " + text})
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, raise_for_status=True)
+    with pytest.raises(genauth_c.APIError) as info:
+        client.create_webhook("application/json", ["test"], "https://x", "n",
+                              secret=secret)
+    assert info.value.response is None and info.value.status_code == 400
+    assert "0123456789" not in exception_text(info.value)
+
+
+@pytest.mark.parametrize("answer", [
+    {"statusCode": "200", "data": "token"},  # a string: no 200
+    {"statusCode": 201, "data": "token"},
+    {"statusCode": 400, "message": "try again", "data": "token"},
+    {"statusCode": 500, "access_token": "token"},
+])
+def test_token_refusal_carrying_a_token_does_not_hand_it_out(
+        fake, client_for, caplog, answer):
+    """An answer that is no success but carries an access_token anyway is a
+    refusal: its token, which the server did issue, must not reach the
+    AuthError (its .response) nor the DEBUG line."""
+    token = make_jwt({"scoped_userpool_id": "pool-1"})
+    grant = {"access_token": token, "expires_in": 7200}
+    body = {k: (grant if v == "token" else token if k == "access_token" else v)
+            for k, v in answer.items()}
+
+    def handler(req):
+        if "get-management-token" in req.path:
+            return Response.json(body)
+        return fake(req)
+
+    fake.server.handler = handler
+    caplog.set_level(logging.DEBUG, logger="genauth_c")
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.AuthError) as info:
+        client.trigger_webhook("wh1")
+    assert info.value.response is None
+    assert "carried an access_token" in str(info.value)
+    text = exception_text(info.value) + caplog.text
+    assert token not in text and token.rsplit(".", 1)[1] not in text
+
+
 def test_decode_error_excerpt_masks_the_token(fake, client_for):
     """An error page that echoes the request headers must not hand the
     Bearer token to whoever logs the exception."""
@@ -588,6 +680,52 @@ def test_decode_error_excerpt_masks_the_token(fake, client_for):
     excerpt = info.value.excerpt
     assert b"Bearer ***" in excerpt
     assert token.encode() not in excerpt and token[:8].encode() not in excerpt
+
+
+def escape_every_character(text):
+    """`text` as a JSON writer may write it: every character as \\uXXXX."""
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def unescaped(text):
+    """`text` with the JSON escapes in it decoded, wherever they stand."""
+    return re.sub(r'\\(u[0-9a-fA-F]{4}|["\\/])',
+                  lambda m: chr(int(m[1][1:], 16)) if m[1][0] == "u" else m[1],
+                  text)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+@pytest.mark.parametrize("quoted", ["credential", "webhook secret"])
+@pytest.mark.parametrize("escape", [escape_every_character,
+                                    lambda text: text.replace("/", "\\/")])
+def test_decode_error_excerpt_masks_an_escaped_credential(
+        fake, client_for, auth, quoted, escape):
+    """A page that is not JSON but quotes the request as JSON text does
+    (PHP's json_encode writes '/' as \\/, an ensure_ascii writer non-ASCII
+    as \\uXXXX) holds the token, the signature or the webhook secret
+    escaped: the excerpt hides them in that form too, whole or cut short."""
+    secret = "hook/s\u00e9cret-0123456789"
+
+    def handler(req):
+        if "webhook" not in req.path:
+            return fake(req)
+        value = req.header("authorization") if quoted == "credential" \
+            else req.json()["secret"]
+        echo = escape(json.dumps(value, ensure_ascii=False))
+        return Response(status=400, body=f"<p>refused: {echo}</p>".encode())
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, auth=auth)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        client.create_webhook("application/json", ["test"], "https://x", "n",
+                              secret=secret)
+    sent = fake.server.requests[-1].header("authorization")
+    credential = sent.rsplit(":", 1)[1] if auth == "signature" else sent[7:]
+    hidden = credential if quoted == "credential" else secret
+    excerpt = unescaped(info.value.excerpt.decode())
+    assert excerpt.startswith("<p>refused: ")
+    for i in range(len(hidden) - 7):
+        assert hidden[i:i + 8] not in excerpt, (hidden, excerpt)
 
 
 @pytest.mark.parametrize("value", ["zh\tCN", "zh\x01", "zh\x7f"])
@@ -678,6 +816,42 @@ def test_an_answer_quoting_the_webhook_secret_shows_none_of_it(
             assert piece not in text
 
 
+def cut_answer_error(fake, client_for, path, data, call, **layout):
+    """The excerpt and everything shown of the DecodeError that call(client)
+    raises when the answer at `path`, an envelope of `data`, is cut short (a
+    proxy's truncation)."""
+    def handler(req):
+        if path not in req.path:
+            return fake(req)
+        body = json.dumps({"statusCode": 200, "message": "", "data": data},
+                          **layout).encode()
+        return Response(body=body[:-5])
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url)
+    with pytest.raises(genauth_c.DecodeError) as info:
+        call(client)
+    return info.value.excerpt, exception_text(info.value)
+
+
+@pytest.mark.parametrize("prefix", ["x-authing-", "x-genauth-"])
+def test_a_cut_delivery_log_shows_none_of_the_webhook_secret(fake, client_for,
+                                                             prefix):
+    """A WebhookLogDto's requestHeaders carry the webhook's secret as the
+    delivery sent it (x-authing-webhook-secret): a get_webhook_logs answer
+    cut short is a DecodeError whose excerpt hides that header's value as
+    it hides a WebhookDto's secret."""
+    log = {"webhookId": "w", "requestHeaders": {
+        prefix + "webhook-secret": "stored-hook-secret-42",
+        prefix + "userpool-id": "pool"}, "requestBody": {"eventName": "test"}}
+    excerpt, text = cut_answer_error(
+        fake, client_for, "get-webhook-logs", {"totalCount": 1, "list": [log]},
+        lambda client: client.get_webhook_logs("w"))
+    assert b"userpool-id" in excerpt and b"webhook-secret" in excerpt
+    for piece in ("stored-h", "secret-42"):
+        assert piece not in text
+
+
 @pytest.mark.parametrize("layout", [{}, {"indent": 1}, {"ensure_ascii": False}])
 def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
                                                        layout):
@@ -685,21 +859,10 @@ def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
     proxy's truncation) is a DecodeError whose excerpt, shown with the
     exception, keeps the rest of the text but not that secret."""
     stored = 'stored-h\u00f6"k-secret-42'  # escaped in the JSON text
-
-    def handler(req):
-        if "get-webhook" not in req.path:
-            return fake(req)
-        body = json.dumps({"statusCode": 200, "message": "", "data": {
-            "webhookId": "w", "secret": stored,
-            "name": "n"}}, **layout).encode()
-        return Response(body=body[:-5])
-
-    fake.server.handler = handler
-    client = client_for(fake.server.url)
-    with pytest.raises(genauth_c.DecodeError) as info:
-        client.get_webhook("w")
-    excerpt = info.value.excerpt
+    excerpt, text = cut_answer_error(
+        fake, client_for, "get-webhook",
+        {"webhookId": "w", "secret": stored, "name": "n"},
+        lambda client: client.get_webhook("w"), **layout)
     assert b'"webhookId"' in excerpt and b'"secret"' in excerpt
-    text = exception_text(info.value)
     for piece in ("stored-h", "k-secret-42"):
         assert piece not in text

@@ -895,6 +895,63 @@ genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
 
 /* ---- searching ---------------------------------------------------------- */
 
+/* How many times over a string's JSON escapes are decoded in looking for a
+ * secret it may quote. */
+#define GENAUTH_JSON_QUOTE_DEPTH 4
+
+/* Whether the decoded string s[0, n) holds the needle, as it is or once
+ * its JSON escapes are decoded again, and again: a string that quotes JSON
+ * text (a refusal whose message echoes the request's body, as validation
+ * errors do) holds the needle as that text wrote it: '"' as \", '\' as
+ * \\, and, from a writer that escapes them, non-ASCII as \uXXXX or '/' as
+ * \/. A backslash that starts no valid escape stays as it is. 1: found, 0: not;
+ * without memory to look, 1: a secret is hidden rather than shown
+ * unsearched. */
+static int
+genauth_json_text_contains(const char *s, size_t n, const char *needle,
+                           size_t len)
+{
+    char *copy = NULL;
+    size_t size = n;
+    int found = memmem(s, n, needle, len) != NULL;
+
+    /* A pass per level of quoting, up to a depth no honest echo reaches:
+     * a pass may decode as little as one escape ("\\u005cu005c..." loses
+     * one per pass), and a hostile answer must not buy a pass per escape
+     * over megabytes of text. */
+    for (int pass = 0; !found && pass < GENAUTH_JSON_QUOTE_DEPTH &&
+                       memchr(s, '\\', n);
+         pass++) {
+        char *w;
+        const unsigned char *p = (const unsigned char *)s,
+                            *end = (const unsigned char *)s + n;
+        if (!copy && !(copy = malloc(n + 1)))
+            return 1;
+        for (w = copy; p < end;) {
+            uint32_t cp;
+            size_t used = *p == '\\' ? genauth_json_unescape(p, (size_t)(end - p),
+                                                             &cp)
+                                      : 0;
+            if (used) {
+                w += genauth_utf8_encode(cp, w);
+                p += used;
+            } else {
+                *w++ = (char)*p++;
+            }
+        }
+        if ((size_t)(w - copy) == n)
+            break; /* no escape decoded: nothing new to find */
+        n = (size_t)(w - copy);
+        s = copy; /* decoded in place from here on: never longer */
+        found = memmem(s, n, needle, len) != NULL;
+    }
+    if (copy) {
+        genauth_wipe(copy, size); /* it may hold the needle: a secret */
+        free(copy);
+    }
+    return found;
+}
+
 /* 1: found, 0: not, -1: nested deeper than the stack allows to search. */
 static int
 genauth_json_node_contains(const cJSON *node, genauth_json_cursor *c,
@@ -910,12 +967,12 @@ genauth_json_node_contains(const cJSON *node, genauth_json_cursor *c,
     for (; node; node = node->next) {
         if (node->string) {
             genauth_json_cursor_string(c, node->string, &s, &n);
-            if (memmem(s, n, needle, len))
+            if (genauth_json_text_contains(s, n, needle, len))
                 return 1;
         }
         if (cJSON_IsString(node)) {
             genauth_json_cursor_string(c, node->valuestring, &s, &n);
-            if (memmem(s, n, needle, len))
+            if (genauth_json_text_contains(s, n, needle, len))
                 return 1;
         } else if (cJSON_IsObject(node) || cJSON_IsArray(node)) {
             rc = genauth_json_node_contains(node->child, c, needle, len,
@@ -939,7 +996,7 @@ genauth_json_doc_contains(const genauth_json_doc *doc, const char *needle,
         const char *s;
         size_t n;
         genauth_json_cursor_string(&c, root->valuestring, &s, &n);
-        return memmem(s, n, needle, len) != NULL;
+        return genauth_json_text_contains(s, n, needle, len);
     }
     return genauth_json_node_contains(root ? root->child : NULL, &c, needle,
                                       len, genauth_stack_floor());

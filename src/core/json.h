@@ -148,7 +148,9 @@ void genauth_json_cursor_string(genauth_json_cursor *c, const char *cjson_str,
                                 const char **s, size_t *len);
 
 /* Whether any string of the document (keys included), decoded, holds the
- * `len` bytes at `needle`: 1 or 0; -1 when the document is nested deeper
+ * `len` bytes at `needle`, as it is or as JSON text quoted in the string
+ * writes it (escaped, up to a few levels deep): 1 or 0 (1 also when memory
+ * to decode a string runs out); -1 when the document is nested deeper
  * than the calling thread's stack allows to search (stack.h), which a
  * caller looking for a secret takes as a yes. */
 int genauth_json_doc_contains(const genauth_json_doc *doc, const char *needle,

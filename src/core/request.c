@@ -450,9 +450,15 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
             genauth_mask(err->excerpt, err->excerpt_len, secrets[i],
                          strlen(secrets[i]), QUOTE_MIN_BYTES);
         genauth_buf_wipe_clear(&written);
-        /* A WebhookDto's own: the webhook's secret, which the API returns
-         * from create, get, list and update. */
-        genauth_mask_member(err->excerpt, err->excerpt_len, "\"secret\"");
+        /* The webhook's secret the answer itself carries: a WebhookDto's
+         * own (create, get, list and update return it), and the header a
+         * delivery sent it in, which a WebhookLogDto's requestHeaders
+         * record (get_webhook_logs), in either brand's name. */
+        static const char *const members[] = {
+            "\"secret\"", "\"x-authing-webhook-secret\"",
+            "\"x-genauth-webhook-secret\""};
+        for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
+            genauth_mask_member(err->excerpt, err->excerpt_len, members[i]);
     } else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&

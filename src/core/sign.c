@@ -450,8 +450,16 @@ genauth_sign(const genauth_sign_input *in, genauth_signature *out,
      * its nonce: as much a credential as the token, wiped as it is. */
     genauth_wipe(mac, sizeof mac);
 
-    if (genauth_buf_printf(&out->headers, "authorization: %s %s:%s",
-                           in->scheme, in->access_key_id, (char *)mac64) < 0
+    /* Room for the whole line and its NUL before any of the signature is
+     * in the buffer: grown after, by its NUL, it would be left by realloc
+     * in the block it frees (a line ending at 511 bytes, say). */
+    if (genauth_buf_reserve(&out->headers,
+                            sizeof("authorization:  :") + strlen(in->scheme) +
+                                strlen(in->access_key_id) +
+                                strlen((char *)mac64)) < 0
+        || genauth_buf_printf(&out->headers, "authorization: %s %s:%s",
+                              in->scheme, in->access_key_id,
+                              (char *)mac64) < 0
         || genauth_buf_append_char(&out->headers, '\0') < 0) {
         genauth_wipe(mac64, sizeof mac64);
         goto nomem;

@@ -134,14 +134,23 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
                               http_status);
             goto fail;
         }
-        if (quoted) {
+        /* A refusal that carries a token all the same (its statusCode the
+         * string "200", say, which is no 200) must not hand it out either:
+         * the token would serve whoever reads the exception. */
+        int carries_token =
+            genauth_json_member(env.data, "access_token") ||
+            genauth_json_member(genauth_json_doc_root(env.doc),
+                                "access_token");
+        if (quoted || carries_token) {
             /* An endpoint that echoes the request (validation errors often
              * do) would put the secret into the exception: show nothing of
              * that answer. */
             genauth_error_set(err, GENAUTH_E_AUTH,
                               "the token endpoint refused (HTTP %ld; its "
-                              "answer quoted the secret, so it is not shown)",
-                              http_status);
+                              "answer %s, so it is not shown)",
+                              http_status,
+                              quoted ? "quoted the secret"
+                                     : "carried an access_token");
             goto fail;
         }
         genauth_error_set(
@@ -257,9 +266,9 @@ report_fetch(genauth_client *c, const fetch_report *r)
 /* A fetch that failed with the endpoint's refusal (err has its envelope):
  * *refusal is a copy of its text, *refusal_len bytes, for the calls that
  * share the failure (the caller frees it); else NULL. A refusal holds no
- * token (nor the secret: read_token_answer keeps no envelope of an answer
- * that quotes it). Without memory for the copy, the sharers' errors go
- * without it. */
+ * token nor the secret: read_token_answer keeps no envelope of an answer
+ * that carries the one or quotes the other. Without memory for the copy,
+ * the sharers' errors go without it. */
 static void
 copy_refusal(const genauth_conn *conn, genauth_status st,
              const genauth_error *err, char **refusal, size_t *refusal_len)

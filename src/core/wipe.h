@@ -26,8 +26,10 @@ int genauth_buf_wipe_reserve(genauth_buf *b, size_t extra);
 void genauth_headers_wipe_free(struct curl_slist *list);
 /* Hides a secret quoted in text about to be shown (an error message, an
  * excerpt of an answer): overwrites with '*' every occurrence in buf[0, len)
- * of the `secret_len` bytes at `secret`, and a piece of them of at least
- * `min_piece` bytes (from their start) that buf's end cuts off. */
+ * of the `secret_len` bytes at `secret`, as they are or as JSON text writes
+ * them (any of their characters escaped: \/, \", \u00e9), and a piece of
+ * them of at least `min_piece` bytes (from their start) that buf's end cuts
+ * off. */
 void genauth_mask(char *buf, size_t len, const char *secret,
                   size_t secret_len, size_t min_piece);
 /* Hides, in JSON text about to be shown (an excerpt of an answer, which

@@ -9,6 +9,16 @@
 
 static int check_passed, check_failed;
 
+/* Defined in a ThreadSanitizer build (gcc's or clang's), for the tests it
+ * cannot run. */
+#if defined(__SANITIZE_THREAD__)
+#define GENAUTH_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GENAUTH_TEST_TSAN 1
+#endif
+#endif
+
 #define CHECK(cond)                                                          \
     do {                                                                     \
         if (cond) {                                                          \

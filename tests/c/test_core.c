@@ -332,6 +332,26 @@ test_wipe(void)
     CHECK(genauth_buf_wipe_reserve(&b, (size_t)-1) == -1 && b.len == 6);
     genauth_buf_wipe_clear(&b);
 
+    /* A secret quoted as a JSON writer writes it: '/' as \/, non-ASCII
+     * as \u00e9, '"' as \"; whole, or cut off by the text's end, inside an
+     * escape too; and a secret that itself holds a backslash, as it is. */
+    static const char quoted[] = "/se\xc3\xa9" "cr\"et/";
+    char page[] = "a \\/se\\u00e9cr\\\"et/ b \\u002fse\xc3\xa9" "cr\\u0022e";
+    genauth_mask(page, strlen(page), quoted, strlen(quoted), 8);
+    CHECK_STR(page, "a ***************** b *******************");
+    char cut[] = "x \\/se\\u00e9cr\\u00"; /* 7 bytes of it, then part of '"' */
+    genauth_mask(cut, strlen(cut), quoted, strlen(quoted), 7);
+    CHECK_STR(cut, "x ****************");
+    char shy[] = "x \\/se\\u00e9c"; /* 6 bytes of it: under min_piece */
+    genauth_mask(shy, strlen(shy), quoted, strlen(quoted), 8);
+    CHECK_STR(shy, "x \\/se\\u00e9c");
+    char raw[] = "k a\\\\b\\n k";
+    genauth_mask(raw, strlen(raw), "a\\\\b\\n", 6, 8);
+    CHECK_STR(raw, "k ****** k");
+    char other[] = "\\/sx\\u00e9cr";
+    genauth_mask(other, strlen(other), "/se\xc3\xa9" "cr", 7, 3);
+    CHECK_STR(other, "\\/sx\\u00e9cr");
+
     /* A member's value is hidden to its closing quote or the text's end;
      * the name elsewhere, and other members, are left. */
     char dto[] = "{\"secret\":\"ab\\\"c\",\"x\":\"secret\",\"secret\" :\n \"de";
