@@ -98,7 +98,7 @@ class AsyncManagementClient:
         # and holds the options. Once only, as ManagementClient: another
         # would drop the client in use, its connections still watched by the
         # loop, out of aclose()'s reach. Checked again after the options are
-        # converted, which runs the caller's code (a __bool__, __fspath__).
+        # converted, which runs the caller's code (a __fspath__).
         self._check_uninitialised()
         client = ManagementClient(*args, **kwargs)
         try:

@@ -472,3 +472,27 @@ def test_secret_and_token_never_shown(fake, client_for):
             assert SK not in text and token not in text
         else:
             pytest.fail("the call did not fail")
+
+
+# use_unverified_ssl and raise_for_status take True or False (None: the
+# default, False). Any other value was read by its truth: a setting read
+# from a file or the environment as the string "false" or "0" turned TLS
+# verification off, and raise_for_status on, with nothing said.
+@pytest.mark.parametrize("option", ["use_unverified_ssl", "raise_for_status"])
+@pytest.mark.parametrize("value,name", [
+    ("false", "str"), ("0", "str"), ("", "str"), (0, "int"), (1, "int"),
+    ([], "list"), (Plain(), "test_inputs.Plain")])
+def test_flags_take_a_bool_only(option, value, name):
+    with pytest.raises(TypeError) as info:
+        ManagementClient(AK, SK, **{option: value})
+    assert str(info.value) == f"{option}: expected True or False, got {name}"
+    with pytest.raises(TypeError, match=f"^{option}: expected True or False"):
+        genauth_c.AsyncManagementClient(AK, SK, **{option: value})
+
+
+@pytest.mark.parametrize("option", ["use_unverified_ssl", "raise_for_status"])
+def test_flags_none_is_the_default(option):
+    with ManagementClient(AK, SK, **{option: None}) as client:
+        assert client.use_unverified_ssl is False
+    with ManagementClient(AK, SK, **{option: True}) as client:
+        assert client.use_unverified_ssl is (option == "use_unverified_ssl")
