@@ -561,3 +561,41 @@ def test_unasked_answer_on_an_idle_connection_is_never_a_calls_answer(
         # One new connection for the three calls, kept: a connection with
         # nothing waiting (TLS included) is reused as before.
         assert server.connections == opened[0] + 1
+
+
+# ---- a host that is not the API: the answer names the URL asked -----------
+
+@pytest.mark.parametrize("body", [b"", b"<html>Not Found</html>"])
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
+    """A wrong host or path prefix (a web site, the console, a stray
+    '/api/v3') answers every path 404. The message said only 'the server
+    answered HTTP 404 with an empty body': not which URL, nor that the token
+    fetch was the request that failed."""
+    import asyncio
+
+    with RawServer(lambda req: Response(status=404, body=body)) as server:
+        host = server.url + "/console"
+        path = ("/api/v3/get-management-token" if auth == "token"
+                else "/api/v3/get-webhook")
+        with ManagementClient("AK", "SK", host=host, auth=auth) as client:
+            with pytest.raises(genauth_c.DecodeError) as info:
+                client.get_webhook("wh1")
+            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+
+        async def main():
+            async with genauth_c.AsyncManagementClient(
+                    "AK", "SK", host=host, auth=auth) as client:
+                return await client.get_webhook("wh1")
+
+        with pytest.raises(genauth_c.DecodeError) as in_async:
+            asyncio.run(main())
+    assert str(info.value).startswith(
+        f"{host}{path}: the server answered HTTP 404 with ")
+    assert info.value.http_status == 404
+    assert "?" not in str(info.value)  # the query string is left out
+    assert isinstance(in_batch, genauth_c.DecodeError)
+    batch_path = ("/api/v3/get-management-token" if auth == "token"
+                  else "/api/v3/trigger-webhook")
+    assert str(in_batch).startswith(f"{host}{batch_path}: the server answered")
+    assert str(in_async.value) == str(info.value)

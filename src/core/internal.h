@@ -389,6 +389,9 @@ genauth_status genauth_conn_setup(genauth_conn *conn,
 /* After the transfer ended with `result`: the error, or *http_status. */
 genauth_status genauth_conn_finish(genauth_conn *conn, CURLcode result,
                                    long *http_status, genauth_error *err);
+/* Puts the URL conn's transfer asked, without its query string, and ": "
+ * before err's message. */
+void genauth_conn_name_url(genauth_conn *conn, genauth_error *err);
 
 /* Sends `plan` on conn and waits for the whole answer (in conn->response),
  * asking the client's interrupt check while it waits, bounded by the

@@ -453,7 +453,10 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
         /* A WebhookDto's own: the webhook's secret, which the API returns
          * from create, get, list and update. */
         genauth_mask_member(err->excerpt, err->excerpt_len, "\"secret\"");
-    } else if (st == GENAUTH_OK) {
+    }
+    if (st == GENAUTH_E_DECODE)
+        genauth_conn_name_url(conn, err);
+    else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&
             quotes_credential(c, conn, resp->doc);

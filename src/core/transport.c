@@ -795,6 +795,26 @@ genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result)
            (conn->socket_errno == EMFILE || conn->socket_errno == ENFILE);
 }
 
+/* For an answer that is not the API's: a wrong host or path prefix (a web
+ * site, the console) answers every path with a page, and "the server
+ * answered HTTP 404" alone does not say which URL was asked, nor that it
+ * was the token's. The query string is left out: it says nothing of where,
+ * and a GET's can be long. The message's end is cut if the whole is. */
+void
+genauth_conn_name_url(genauth_conn *conn, genauth_error *err)
+{
+    char *url = NULL;
+    char message[GENAUTH_ERRMSG_SIZE];
+
+    if (curl_easy_getinfo(conn->easy, CURLINFO_EFFECTIVE_URL, &url) !=
+            CURLE_OK ||
+        !url)
+        return;
+    memcpy(message, err->message, sizeof(message));
+    genauth_error_set(err, err->status, "%.*s: %s", (int)strcspn(url, "?#"),
+                      url, message);
+}
+
 genauth_status
 genauth_conn_finish(genauth_conn *conn, CURLcode result, long *http_status,
                     genauth_error *err)
