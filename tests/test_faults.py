@@ -5,6 +5,7 @@ and the same client works normally on the next call.
 
 The faults come from tests/rawserver.py (raw sockets: a server that resets,
 trickles, lies about lengths or streams hundreds of megabytes)."""
+import asyncio
 import gzip
 import itertools
 import json
@@ -572,8 +573,6 @@ def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
     '/api/v3') answers every path 404. The message said only 'the server
     answered HTTP 404 with an empty body': not which URL, nor that the token
     fetch was the request that failed."""
-    import asyncio
-
     with RawServer(lambda req: Response(status=404, body=body)) as server:
         host = server.url + "/console"
         path = ("/api/v3/get-management-token" if auth == "token"
@@ -599,3 +598,36 @@ def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
                   else "/api/v3/trigger-webhook")
     assert str(in_batch).startswith(f"{host}{batch_path}: the server answered")
     assert str(in_async.value) == str(info.value)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_an_https_host_that_speaks_plain_http_is_named_with_a_hint(auth):
+    """https:// given for a plain-HTTP server (the emulator, a local
+    service): the message was OpenSSL's alone ('...:wrong version number
+    (SSL connect error)'), naming neither the URL nor the likely slip. (The
+    emulator answers the TLS hello with an HTTP 400, as HTTP servers do.)"""
+    with Emulator("AK", "SK") as emulator:
+        host = emulator.url.replace("http://", "https://")
+        with ManagementClient("AK", "SK", host=host, auth=auth,
+                              max_retries=0) as client:
+            with pytest.raises(genauth_c.TransportError) as info:
+                client.trigger_webhook("wh1")
+            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+
+        async def main():
+            async with genauth_c.AsyncManagementClient(
+                    "AK", "SK", host=host, auth=auth, max_retries=0) as client:
+                return await client.trigger_webhook("wh1")
+
+        with pytest.raises(genauth_c.TransportError) as in_async:
+            asyncio.run(main())
+    # The same words from a batch and from asyncio.
+    assert str(in_batch) == str(info.value) == str(in_async.value)
+    path = ("/api/v3/get-management-token" if auth == "token"
+            else "/api/v3/trigger-webhook")
+    assert info.value.curl_code == 35
+    message = str(info.value)
+    assert message.startswith(f"{host}{path}: the TLS handshake failed: "), message
+    assert message.endswith(
+        " (SSL connect error); a server that speaks plain HTTP fails it so: "
+        "if one serves that address, host begins with http://"), message
