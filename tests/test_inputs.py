@@ -496,3 +496,11 @@ def test_flags_none_is_the_default(option):
         assert client.use_unverified_ssl is False
     with ManagementClient(AK, SK, **{option: True}) as client:
         assert client.use_unverified_ssl is (option == "use_unverified_ssl")
+
+
+def test_timeout_none_is_the_default_and_says_so():
+    """None is not 'no limit' (as in requests and httpx): it is the default,
+    10 s, which help() and the README did not say."""
+    assert ManagementClient(AK, SK, timeout=None).timeout == 10.0
+    doc = ManagementClient.__doc__
+    assert "None is the default, 10 s,\nnot 'no limit'" in doc
