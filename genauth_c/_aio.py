@@ -269,6 +269,18 @@ class AsyncManagementClient:
         await self.aclose()
         return False
 
+    # `with` in place of `async with` (the sync client's habit) would fail
+    # with Python's own words, "does not support the context manager
+    # protocol", which do not say what to write instead. Not in the stub:
+    # there a type checker refuses the `with` before it runs.
+    def __enter__(self):
+        raise TypeError(
+            "AsyncManagementClient is used with 'async with' (or closed with "
+            "'await client.aclose()'); ManagementClient is the one for 'with'")
+
+    def __exit__(self, exc_type, exc, tb):  # never reached: __enter__ refuses
+        return False
+
     def __del__(self, _warn=warnings.warn, _close_engine=_close_engine):
         client = self._client
         if client is None or client.closed or self._engine is None:
