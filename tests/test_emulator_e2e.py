@@ -5,7 +5,6 @@ import threading
 
 import pytest
 
-import genauth_c
 from genauth_c import ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
 
@@ -173,14 +172,3 @@ def test_batch_end_to_end(emulator, auth):
     assert [r["data"]["response"]["i"] for r in results[:24]] == list(range(24))
     signed = [r for r in emulator.requests if r.auth == "signature"]
     assert len(signed) == (25 if auth == "signature" else 0)
-
-
-def test_a_host_with_the_api_path_names_the_path_not_the_keys(emulator):
-    """host='.../api/v3' (the API's path copied into the host) asks
-    /api/v3/api/v3/get-management-token. The AuthError said 'missing
-    authorization header', as if the keys were wrong; it names the path."""
-    with ManagementClient(AK, SK, host=emulator.url + "/api/v3") as client:
-        with pytest.raises(genauth_c.AuthError) as info:
-            client.trigger_webhook(WEBHOOK)
-    assert "Cannot POST /api/v3/api/v3/get-management-token" in str(info.value)
-    assert info.value.status_code == 404

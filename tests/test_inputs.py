@@ -450,6 +450,29 @@ def test_a_long_internationalized_host_name_is_accepted():
     client.close()
 
 
+@pytest.mark.parametrize("host", [
+    "https://api.genauth.ai/api/v3", "https://api.genauth.ai/api/v3/",
+    "https://gw.example/genauth/API/V3",
+    "https://api.genauth.ai/api/v3/trigger-webhook"])
+def test_a_host_holding_the_api_path_is_refused(host):
+    """The API's path copied into host (from a docs page, a curl line)
+    made every call ask /api/v3/api/v3/...: a server's 404, or a 401 that
+    blamed the keys, once a call was made. Refused when the client is made."""
+    with pytest.raises(ValueError) as info:
+        ManagementClient(AK, SK, host=host)
+    assert str(info.value) == (
+        "host: must not hold /api/v3, which every call's path begins with: "
+        "give the base URL, such as https://api.genauth.ai")
+
+
+@pytest.mark.parametrize("host", ["https://gw.example/api/v3x",
+                                  "https://gw.example/v3/api",
+                                  "https://gw.example/genauth"])
+def test_a_path_prefix_like_the_api_path_is_taken(host):
+    with ManagementClient(AK, SK, host=host) as client:
+        assert client.host == host
+
+
 def test_default_host_per_brand():
     assert ManagementClient(AK, SK).host == "https://api.genauth.ai"
     assert ManagementClient(AK, SK, brand="authing").host == "https://api.authing.cn"
