@@ -483,12 +483,21 @@ def _main(argv: Sequence[str] | None) -> int:
 
     import genauth_c  # the C extension: only for the commands that need it
 
+    options: dict[str, Any] = {}
     try:
         options = _client_options(args)
         client = genauth_c.ManagementClient(**options)
     except UsageError as e:
         return _fail(EXIT_USAGE, f"error: {e}")
-    except (TypeError, ValueError) as e:  # missing credentials, a bad option
+    except TypeError as e:
+        # Every option here has its type: a TypeError is a key missing from
+        # the environment (--access-key-id always comes with its secret).
+        # The client names the variables; this adds the command line's way.
+        hint = ("" if "access_key_id" in options else
+                "; or pass --access-key-id ID, its secret from "
+                "--access-key-secret-file PATH or a prompt")
+        return _fail(EXIT_USAGE, f"error: {e}{hint}")
+    except ValueError as e:  # a bad option, a bad variable
         return _fail(EXIT_USAGE, f"error: {e}")
     with client:
         try:

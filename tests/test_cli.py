@@ -131,6 +131,11 @@ def test_missing_credentials_are_named(emulator):
     out = cli("trigger", "wh1", "--host", emulator.url, env=environment())
     assert out.returncode == 2
     assert "GENAUTH_ACCESS_KEY_ID and GENAUTH_ACCESS_KEY_SECRET are not set" in one_line(out.stderr)
+    # The command line's own way is named too: the message named only the
+    # variables (and the Python class), not --access-key-id.
+    assert out.stderr.endswith(
+        " in the environment; or pass --access-key-id ID, its secret from "
+        "--access-key-secret-file PATH or a prompt\n"), out.stderr
     out = cli("--brand", "authing", "trigger", "wh1", env=environment())
     assert "AUTHING_ACCESS_KEY_ID and AUTHING_ACCESS_KEY_SECRET" in out.stderr
 
