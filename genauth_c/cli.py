@@ -233,6 +233,22 @@ def _webhook_fields(p: argparse.ArgumentParser, creating: bool) -> None:
                    help='e.g. {"enabled": true, "count": 3}')
 
 
+class _Version(argparse.Action):
+    """--version: the package's and libcurl's, for a bug report. The C
+    extension is imported only when asked (the emulator's command does
+    without it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version of genauth-c and of its libcurl, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        import genauth_c
+        sys.stdout.write(f"{PROG} {genauth_c.__version__} (libcurl {genauth_c.curl_version})\n")
+        parser.exit(0)
+
+
 def build_parser() -> _Parser:
     common = _connection_options()
     parser = _Parser(
@@ -242,6 +258,7 @@ def build_parser() -> _Parser:
         epilog="Exit status: 0 statusCode 200, 1 business error, 2 bad usage, "
                "3 transport or decode failure, 4 authentication failure, 5 stdout not writable, "
                "130 interrupted, 141 stdout's reader gone.")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     trigger = commands.add_parser("trigger", parents=[common], help="trigger a webhook once")

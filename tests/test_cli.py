@@ -590,3 +590,13 @@ def test_emulator_after_connection_options_is_a_usage_error(args):
     assert out.stderr.splitlines()[-1] == (
         "genauth-c: error: emulator comes first, followed by its own options: "
         "genauth-c emulator [--port PORT ...]")
+
+
+def test_version_prints_the_package_and_libcurl():
+    """--version was refused ('the following arguments are required:
+    COMMAND', exit 2): a bug report could not say which build it came from."""
+    import genauth_c
+    out = cli("--version", env=environment())
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == (f"genauth-c {genauth_c.__version__} "
+                          f"(libcurl {genauth_c.curl_version})\n")
