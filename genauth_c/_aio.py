@@ -98,7 +98,7 @@ class AsyncManagementClient:
         # and holds the options. Once only, as ManagementClient: another
         # would drop the client in use, its connections still watched by the
         # loop, out of aclose()'s reach. Checked again after the options are
-        # converted, which runs the caller's code (a __bool__, __fspath__).
+        # converted, which runs the caller's code (a __fspath__).
         self._check_uninitialised()
         client = ManagementClient(*args, **kwargs)
         try:
@@ -267,6 +267,18 @@ class AsyncManagementClient:
 
     async def __aexit__(self, exc_type, exc, tb):
         await self.aclose()
+        return False
+
+    # `with` in place of `async with` (the sync client's habit) would fail
+    # with Python's own words, "does not support the context manager
+    # protocol", which do not say what to write instead. Not in the stub:
+    # there a type checker refuses the `with` before it runs.
+    def __enter__(self):
+        raise TypeError(
+            "AsyncManagementClient is used with 'async with' (or closed with "
+            "'await client.aclose()'); ManagementClient is the one for 'with'")
+
+    def __exit__(self, exc_type, exc, tb):  # never reached: __enter__ refuses
         return False
 
     def __del__(self, _warn=warnings.warn, _close_engine=_close_engine):

@@ -233,6 +233,22 @@ def _webhook_fields(p: argparse.ArgumentParser, creating: bool) -> None:
                    help='e.g. {"enabled": true, "count": 3}')
 
 
+class _Version(argparse.Action):
+    """--version: the package's and libcurl's, for a bug report. The C
+    extension is imported only when asked (the emulator's command does
+    without it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version of genauth-c and of its libcurl, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        import genauth_c
+        sys.stdout.write(f"{PROG} {genauth_c.__version__} (libcurl {genauth_c.curl_version})\n")
+        parser.exit(0)
+
+
 def build_parser() -> _Parser:
     common = _connection_options()
     parser = _Parser(
@@ -242,6 +258,7 @@ def build_parser() -> _Parser:
         epilog="Exit status: 0 statusCode 200, 1 business error, 2 bad usage, "
                "3 transport or decode failure, 4 authentication failure, 5 stdout not writable, "
                "130 interrupted, 141 stdout's reader gone.")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     trigger = commands.add_parser("trigger", parents=[common], help="trigger a webhook once")
@@ -494,6 +511,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     import genauth_c  # the C extension: only for the commands that need it
 
+    options: dict[str, Any] = {}
     try:
         options = _client_options(args)
         # raise_for_status: so that an answer that quotes the credential
@@ -503,7 +521,15 @@ def _main(argv: Sequence[str] | None) -> int:
         client = genauth_c.ManagementClient(raise_for_status=True, **options)
     except UsageError as e:
         return _fail(EXIT_USAGE, f"error: {e}")
-    except (TypeError, ValueError) as e:  # missing credentials, a bad option
+    except TypeError as e:
+        # Every option here has its type: a TypeError is a key missing from
+        # the environment (--access-key-id always comes with its secret).
+        # The client names the variables; this adds the command line's way.
+        hint = ("" if "access_key_id" in options else
+                "; or pass --access-key-id ID, its secret from "
+                "--access-key-secret-file PATH or a prompt")
+        return _fail(EXIT_USAGE, f"error: {e}{hint}")
+    except ValueError as e:  # a bad option, a bad variable
         return _fail(EXIT_USAGE, f"error: {e}")
     with client:
         try:

@@ -529,6 +529,35 @@ def test_a_client_belongs_to_its_first_loop(emu):
     run(close())
 
 
+def test_a_client_used_again_after_its_asyncio_run_says_why(emu):
+    """asyncio.run() twice on one client, the usual first script: the
+    message said only 'belongs to the event loop it was first used on, not
+    to the running one', not that that loop was closed, nor that each
+    asyncio.run() makes a new one."""
+    client = AsyncManagementClient(AK, SK, host=emu.url)
+    assert asyncio.run(client.trigger_webhook("wh"))["statusCode"] == 200
+    with pytest.raises(RuntimeError) as info:
+        asyncio.run(client.trigger_webhook("wh"))
+    assert str(info.value) == (
+        "this AsyncManagementClient belongs to the event loop it was first "
+        "used on, which is closed (each asyncio.run() makes a new loop): "
+        "make the client in the coroutine that asyncio.run() runs, one per "
+        "event loop")
+    asyncio.run(client.aclose())
+
+
+def test_with_instead_of_async_with_says_what_to_write(emu):
+    """The sync client's habit: Python's own words ('does not support the
+    context manager protocol') did not say to write 'async with'."""
+    with pytest.raises(TypeError) as info:
+        with AsyncManagementClient(AK, SK, host=emu.url):  # type: ignore[attr-defined]
+            pass
+    assert str(info.value) == (
+        "AsyncManagementClient is used with 'async with' (or closed with "
+        "'await client.aclose()'); ManagementClient is the one for 'with'")
+    assert emu.requests == []
+
+
 def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
     """Two threads, each running its own loop, make a new client's first
     call at the same moment: one loop binds the client; the other's call

@@ -268,6 +268,26 @@ def test_a_ca_bundle_that_is_not_a_file_is_refused_when_the_client_is_made(
     assert tls_fake.server.requests == []
 
 
+def test_a_ca_bundle_that_cannot_be_used_is_named_with_the_reason(
+        tls_fake, tmp_path):
+    """The message named neither the file nor what was wrong with it
+    ('cannot read the file, or it is not a regular file'): a typo in the
+    path and a directory read the same."""
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(ValueError) as info:
+        genauth_c.ManagementClient(AK, SK, host=tls_fake.server.url,
+                                   ca_bundle=missing)
+    assert str(info.value) == (
+        f"ca_bundle: cannot use '{missing}': No such file or directory")
+    with pytest.raises(ValueError) as info:
+        genauth_c.ManagementClient(AK, SK, host=tls_fake.server.url,
+                                   ca_bundle=tmp_path)
+    assert str(info.value) == (
+        f"ca_bundle: cannot use '{tmp_path}': not a regular file "
+        "(a directory, a pipe, a device)")
+    assert tls_fake.server.requests == []
+
+
 def test_an_ssl_cert_file_that_is_a_pipe_is_passed_over(
         tls_fake, certificate_dir, tmp_path):
     """As one that cannot be read: SSL_CERT_DIR, next in line, is used."""

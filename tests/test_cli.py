@@ -132,6 +132,11 @@ def test_missing_credentials_are_named(emulator):
     out = cli("trigger", "wh1", "--host", emulator.url, env=environment())
     assert out.returncode == 2
     assert "GENAUTH_ACCESS_KEY_ID and GENAUTH_ACCESS_KEY_SECRET are not set" in one_line(out.stderr)
+    # The command line's own way is named too: the message named only the
+    # variables (and the Python class), not --access-key-id.
+    assert out.stderr.endswith(
+        " in the environment; or pass --access-key-id ID, its secret from "
+        "--access-key-secret-file PATH or a prompt\n"), out.stderr
     out = cli("--brand", "authing", "trigger", "wh1", env=environment())
     assert "AUTHING_ACCESS_KEY_ID and AUTHING_ACCESS_KEY_SECRET" in out.stderr
 
@@ -617,3 +622,13 @@ def test_emulator_after_connection_options_is_a_usage_error(args):
     assert out.stderr.splitlines()[-1] == (
         "genauth-c: error: emulator comes first, followed by its own options: "
         "genauth-c emulator [--port PORT ...]")
+
+
+def test_version_prints_the_package_and_libcurl():
+    """--version was refused ('the following arguments are required:
+    COMMAND', exit 2): a bug report could not say which build it came from."""
+    import genauth_c
+    out = cli("--version", env=environment())
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == (f"genauth-c {genauth_c.__version__} "
+                          f"(libcurl {genauth_c.curl_version})\n")

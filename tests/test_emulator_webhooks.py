@@ -144,6 +144,17 @@ def test_unknown_endpoint_and_wrong_method(emu):
     assert status == 404
 
 
+def test_an_unknown_endpoint_is_404_before_authentication(emu):
+    """A client whose host carries the API's path ('.../api/v3', a common
+    slip) asks /api/v3/api/v3/get-management-token: the emulator answered
+    401 'missing authorization header', so the client's AuthError blamed
+    the keys. An unknown path is a 404 whoever asks, as in the Express-style
+    'Cannot POST ...' it answers (the client's side: test_emulator_e2e)."""
+    status, env = call_json(emu, "POST", "/api/v3/api/v3/get-management-token")
+    assert status == 404 and env["apiCode"] == E.APICODE_NOT_FOUND
+    assert env["message"] == "Cannot POST /api/v3/api/v3/get-management-token"
+
+
 # ------------------------------------------------------------ trigger and deliveries
 
 def test_trigger_webhook_end_to_end(emu, receiver):

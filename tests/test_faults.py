@@ -5,6 +5,7 @@ and the same client works normally on the next call.
 
 The faults come from tests/rawserver.py (raw sockets: a server that resets,
 trickles, lies about lengths or streams hundreds of megabytes)."""
+import asyncio
 import gzip
 import itertools
 import json
@@ -561,3 +562,72 @@ def test_unasked_answer_on_an_idle_connection_is_never_a_calls_answer(
         # One new connection for the three calls, kept: a connection with
         # nothing waiting (TLS included) is reused as before.
         assert server.connections == opened[0] + 1
+
+
+# ---- a host that is not the API: the answer names the URL asked -----------
+
+@pytest.mark.parametrize("body", [b"", b"<html>Not Found</html>"])
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
+    """A wrong host or path prefix (a web site, the console, a stray
+    '/api/v3') answers every path 404. The message said only 'the server
+    answered HTTP 404 with an empty body': not which URL, nor that the token
+    fetch was the request that failed."""
+    with RawServer(lambda req: Response(status=404, body=body)) as server:
+        host = server.url + "/console"
+        path = ("/api/v3/get-management-token" if auth == "token"
+                else "/api/v3/get-webhook")
+        with ManagementClient("AK", "SK", host=host, auth=auth) as client:
+            with pytest.raises(genauth_c.DecodeError) as info:
+                client.get_webhook("wh1")
+            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+
+        async def main():
+            async with genauth_c.AsyncManagementClient(
+                    "AK", "SK", host=host, auth=auth) as client:
+                return await client.get_webhook("wh1")
+
+        with pytest.raises(genauth_c.DecodeError) as in_async:
+            asyncio.run(main())
+    assert str(info.value).startswith(
+        f"{host}{path}: the server answered HTTP 404 with ")
+    assert info.value.http_status == 404
+    assert "?" not in str(info.value)  # the query string is left out
+    assert isinstance(in_batch, genauth_c.DecodeError)
+    batch_path = ("/api/v3/get-management-token" if auth == "token"
+                  else "/api/v3/trigger-webhook")
+    assert str(in_batch).startswith(f"{host}{batch_path}: the server answered")
+    assert str(in_async.value) == str(info.value)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_an_https_host_that_speaks_plain_http_is_named_with_a_hint(auth):
+    """https:// given for a plain-HTTP server (the emulator, a local
+    service): the message was OpenSSL's alone ('...:wrong version number
+    (SSL connect error)'), naming neither the URL nor the likely slip. (The
+    emulator answers the TLS hello with an HTTP 400, as HTTP servers do.)"""
+    with Emulator("AK", "SK") as emulator:
+        host = emulator.url.replace("http://", "https://")
+        with ManagementClient("AK", "SK", host=host, auth=auth,
+                              max_retries=0) as client:
+            with pytest.raises(genauth_c.TransportError) as info:
+                client.trigger_webhook("wh1")
+            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+
+        async def main():
+            async with genauth_c.AsyncManagementClient(
+                    "AK", "SK", host=host, auth=auth, max_retries=0) as client:
+                return await client.trigger_webhook("wh1")
+
+        with pytest.raises(genauth_c.TransportError) as in_async:
+            asyncio.run(main())
+    # The same words from a batch and from asyncio.
+    assert str(in_batch) == str(info.value) == str(in_async.value)
+    path = ("/api/v3/get-management-token" if auth == "token"
+            else "/api/v3/trigger-webhook")
+    assert info.value.curl_code == 35
+    message = str(info.value)
+    assert message.startswith(f"{host}{path}: the TLS handshake failed: "), message
+    assert message.endswith(
+        " (SSL connect error); a server that speaks plain HTTP fails it so: "
+        "if one serves that address, host begins with http://"), message

@@ -450,6 +450,29 @@ def test_a_long_internationalized_host_name_is_accepted():
     client.close()
 
 
+@pytest.mark.parametrize("host", [
+    "https://api.genauth.ai/api/v3", "https://api.genauth.ai/api/v3/",
+    "https://gw.example/genauth/API/V3",
+    "https://api.genauth.ai/api/v3/trigger-webhook"])
+def test_a_host_holding_the_api_path_is_refused(host):
+    """The API's path copied into host (from a docs page, a curl line)
+    made every call ask /api/v3/api/v3/...: a server's 404, or a 401 that
+    blamed the keys, once a call was made. Refused when the client is made."""
+    with pytest.raises(ValueError) as info:
+        ManagementClient(AK, SK, host=host)
+    assert str(info.value) == (
+        "host: must not hold /api/v3, which every call's path begins with: "
+        "give the base URL, such as https://api.genauth.ai")
+
+
+@pytest.mark.parametrize("host", ["https://gw.example/api/v3x",
+                                  "https://gw.example/v3/api",
+                                  "https://gw.example/genauth"])
+def test_a_path_prefix_like_the_api_path_is_taken(host):
+    with ManagementClient(AK, SK, host=host) as client:
+        assert client.host == host
+
+
 def test_default_host_per_brand():
     assert ManagementClient(AK, SK).host == "https://api.genauth.ai"
     assert ManagementClient(AK, SK, brand="authing").host == "https://api.authing.cn"
@@ -472,3 +495,35 @@ def test_secret_and_token_never_shown(fake, client_for):
             assert SK not in text and token not in text
         else:
             pytest.fail("the call did not fail")
+
+
+# use_unverified_ssl and raise_for_status take True or False (None: the
+# default, False). Any other value was read by its truth: a setting read
+# from a file or the environment as the string "false" or "0" turned TLS
+# verification off, and raise_for_status on, with nothing said.
+@pytest.mark.parametrize("option", ["use_unverified_ssl", "raise_for_status"])
+@pytest.mark.parametrize("value,name", [
+    ("false", "str"), ("0", "str"), ("", "str"), (0, "int"), (1, "int"),
+    ([], "list"), (Plain(), "test_inputs.Plain")])
+def test_flags_take_a_bool_only(option, value, name):
+    with pytest.raises(TypeError) as info:
+        ManagementClient(AK, SK, **{option: value})
+    assert str(info.value) == f"{option}: expected True or False, got {name}"
+    with pytest.raises(TypeError, match=f"^{option}: expected True or False"):
+        genauth_c.AsyncManagementClient(AK, SK, **{option: value})
+
+
+@pytest.mark.parametrize("option", ["use_unverified_ssl", "raise_for_status"])
+def test_flags_none_is_the_default(option):
+    with ManagementClient(AK, SK, **{option: None}) as client:
+        assert client.use_unverified_ssl is False
+    with ManagementClient(AK, SK, **{option: True}) as client:
+        assert client.use_unverified_ssl is (option == "use_unverified_ssl")
+
+
+def test_timeout_none_is_the_default_and_says_so():
+    """None is not 'no limit' (as in requests and httpx): it is the default,
+    10 s, which help() and the README did not say."""
+    assert ManagementClient(AK, SK, timeout=None).timeout == 10.0
+    doc = ManagementClient.__doc__
+    assert "None is the default, 10 s,\nnot 'no limit'" in doc

@@ -59,3 +59,29 @@ def test_readme_examples_type_check(tmp_path):
         env={**os.environ, "MYPYPATH": examples_dir})
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"no issues found in {len(blocks)} source files" in r.stdout, r.stdout
+
+
+def test_readme_process_pool_example_runs_as_a_script(tmp_path):
+    """The ProcessPoolExecutor example needs no emulator of its own (its
+    client takes its keys from the environment) and runs only as __main__,
+    so the loop above passes over it: run it as the script it is, pointed at
+    the emulator through GENAUTH_HOST, with the webhooks it names."""
+    from genauth_c.emulator import Emulator, WebhookReceiver
+
+    text = open(README, encoding="utf-8").read()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+              if "ProcessPoolExecutor" in b and "genauth_c.emulator" not in b]
+    script = tmp_path / "pool_example.py"
+    script.write_text(code, encoding="utf-8")
+    with WebhookReceiver() as receiver, Emulator("AK", "SK") as emulator:
+        for webhook_id in ("wh1", "wh2", "wh3"):
+            emulator.add_webhook(webhook_id, receiver.url)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GENAUTH_", "AUTHING_"))}
+        env.update(GENAUTH_ACCESS_KEY_ID="AK", GENAUTH_ACCESS_KEY_SECRET="SK",
+                   GENAUTH_HOST=emulator.url)
+        r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "[200, 200, 200]\n"
+        assert receiver.wait_for(3, timeout=10)

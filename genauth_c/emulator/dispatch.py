@@ -9,7 +9,8 @@ Each request goes through the same steps, in this order:
 5. Gateway knobs, as a gateway in front of the API would act (before
    authentication, on every API path): ``fail_next_calls_with_401``,
    ``throttle_next_calls``, ``raw_body``, ``force_status``.
-6. Authentication (token or signature), then the endpoint from ``ROUTES``.
+6. The endpoint from ``ROUTES`` (an unknown one: 404), authentication (token
+   or signature), then the endpoint.
 """
 
 from __future__ import annotations
@@ -152,6 +153,13 @@ class ApiHandler(BaseHandler):
             return
         if self._gateway_knobs():
             return
+        # A path no route serves is a 404 whoever asks, before authentication,
+        # as an Express-style server's "Cannot POST ..." is: a 401 there would
+        # blame the keys of a client whose host is wrong ('.../api/v3').
+        route = ROUTES.get((self.command, path))
+        if route is None:
+            self.error(404, 404, f"Cannot {self.command} {path}", APICODE_NOT_FOUND)
+            return
         args: Any = _query(self.path) if self.command == "GET" else ({} if parsed is None else parsed)
         try:
             emu._authenticator.check(rec, args if isinstance(args, dict) else None)
@@ -159,10 +167,7 @@ class ApiHandler(BaseHandler):
             rec.auth_error = failure.api_code
             self.error(emu.auth_failure_http_status, 401, failure.message, failure.api_code)
             return
-        route = ROUTES.get((self.command, path))
-        if route is None:
-            self.error(404, 404, f"Cannot {self.command} {path}", APICODE_NOT_FOUND)
-        elif not isinstance(args, dict):
+        if not isinstance(args, dict):
             self.invalid("request body must be a JSON object")
         else:
             route(self, args)

@@ -79,6 +79,16 @@ report_unraisable(EngineObject *self)
         PyErr_WriteUnraisable((PyObject *)self);
 }
 
+/* self->loop.is_closed(): 1 or 0, or -1 with an exception set. */
+static int
+loop_is_closed(EngineObject *self)
+{
+    PyObject *closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
+    int is_closed = closed ? PyObject_IsTrue(closed) : -1;
+    Py_XDECREF(closed);
+    return is_closed;
+}
+
 /* The hooks run inside libcurl; a loop method that fails cannot stop it, so
  * the error is reported, not raised (an interrupt is held). A loop closed
  * meanwhile (a task's coroutine finalized after its loop closed cancels its
@@ -86,15 +96,13 @@ report_unraisable(EngineObject *self)
 static void
 report(PyObject *r, EngineObject *self)
 {
-    PyObject *type, *value, *tb, *closed;
+    PyObject *type, *value, *tb;
     if (r) {
         Py_DECREF(r);
         return;
     }
     PyErr_Fetch(&type, &value, &tb);
-    closed = PyObject_CallMethod(self->loop, "is_closed", NULL);
-    int is_closed = closed ? PyObject_IsTrue(closed) : -1;
-    Py_XDECREF(closed);
+    int is_closed = loop_is_closed(self);
     if (is_closed < 0 && !genauth_hold_interrupt())
         PyErr_Clear(); /* the first error is the one to tell */
     PyErr_Restore(type, value, tb);
@@ -474,6 +482,11 @@ Engine_dealloc(EngineObject *self)
 #define OTHER_LOOP                                                           \
     "this AsyncManagementClient belongs to the event loop it was first "     \
     "used on, not to the running one; make one client per event loop"
+#define OTHER_CLOSED_LOOP                                                    \
+    "this AsyncManagementClient belongs to the event loop it was first "     \
+    "used on, which is closed (each asyncio.run() makes a new loop): make "  \
+    "the client in the coroutine that asyncio.run() runs, one per event "    \
+    "loop"
 
 /* 0 when the running loop is the engine's; -1 with RuntimeError raised
  * when it is another, or none. */
@@ -486,7 +499,13 @@ check_loop(EngineObject *self)
     int ours = running == self->loop;
     Py_DECREF(running);
     if (!ours) {
-        PyErr_SetString(PyExc_RuntimeError, OTHER_LOOP);
+        /* Its loop closed: a script's second asyncio.run(), which makes a
+         * new loop each time. Said so, with what to do instead. */
+        int is_closed = loop_is_closed(self);
+        if (is_closed < 0)
+            return -1;
+        PyErr_SetString(PyExc_RuntimeError,
+                        is_closed ? OTHER_CLOSED_LOOP : OTHER_LOOP);
         return -1;
     }
     return 0;

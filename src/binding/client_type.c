@@ -67,6 +67,22 @@ required_str(PyObject *obj, const char *name, const char **out)
     return optional_str(obj, name, out);
 }
 
+/* use_unverified_ssl, raise_for_status: True or False (None, the default:
+ * False). Not any object by its truth: a setting read from a file or the
+ * environment as the string "false" is true, and would turn TLS
+ * verification off without a word. */
+static int
+flag_arg(PyObject *obj, const char *name, int *out)
+{
+    if (obj != Py_None && !PyBool_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected True or False, got %.100s",
+                     name, GENAUTH_TYPE_NAME(obj));
+        return -1;
+    }
+    *out = obj == Py_True;
+    return 0;
+}
+
 static PyObject *
 mask_key(const char *key)
 {
@@ -234,7 +250,7 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
            TENANT, BRAND, CA, RAISE, MAX, AUTH, RETRIES,
            NARGS };
     /* Every argument, held from parsing to the end: converting one runs
-     * the caller's code (__bool__, __fspath__), which must not free what
+     * the caller's code (__fspath__), which must not free what
      * the others borrow. */
     PyObject *a[NARGS] = {NULL};
     const char *ws_unused = NULL;
@@ -319,8 +335,8 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
             goto done;
         }
     }
-    if ((unverified = PyObject_IsTrue(a[UNVERIFIED])) < 0 ||
-        (raise_for_status = PyObject_IsTrue(a[RAISE])) < 0)
+    if (flag_arg(a[UNVERIFIED], "use_unverified_ssl", &unverified) < 0 ||
+        flag_arg(a[RAISE], "raise_for_status", &raise_for_status) < 0)
         goto done;
     opts.use_unverified_ssl = unverified;
     if (a[CA] != Py_None) {
@@ -579,7 +595,8 @@ PyDoc_STRVAR(Client_doc,
 "host: 'https://api.genauth.ai' by default ('https://api.authing.cn' for\n"
 "brand='authing'); an http(s) URL with optional port and path prefix.\n"
 "timeout: the limit, in seconds, for a whole call (token fetch and retry\n"
-"included); greater than 0 and at most 1e9. lang and tenant_id are sent\n"
+"included); greater than 0 and at most 1e9. None is the default, 10 s,\n"
+"not 'no limit': every call has one. lang and tenant_id are sent\n"
 "as headers: printable ASCII. TLS certificates are verified unless\n"
 "use_unverified_ssl=True;\n"
 "ca_bundle trusts a private CA. One client may be shared by many threads;\n"

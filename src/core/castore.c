@@ -12,6 +12,7 @@
  * process whose file-system code has gone cold is a good part of making a
  * client. A store not found is looked for again each time, so one installed
  * later is found. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -30,11 +31,18 @@ static const char *const system_ca_files[] = {
 };
 
 int
-genauth_ca_file_usable(const char *path)
+genauth_ca_file_problem(const char *path)
 {
     struct stat st;
-    return access(path, R_OK) == 0 && stat(path, &st) == 0 &&
-           S_ISREG(st.st_mode);
+    if (access(path, R_OK) != 0 || stat(path, &st) != 0)
+        return errno ? errno : EACCES;
+    return S_ISREG(st.st_mode) ? 0 : -1;
+}
+
+int
+genauth_ca_file_usable(const char *path)
+{
+    return genauth_ca_file_problem(path) == 0;
 }
 
 /* The first usable one of `files`, or NULL. */

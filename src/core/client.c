@@ -295,7 +295,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
                    genauth_error *err)
 {
     genauth_client *c = NULL;
-    int nomem = 0;
+    int nomem = 0, ca_problem;
 
     *out = NULL;
     if (!opts->access_key_id || !opts->access_key_id[0])
@@ -331,11 +331,20 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         return genauth_error_set(err, GENAUTH_E_INVALID, "brand: unknown");
     if (opts->auth != GENAUTH_AUTH_TOKEN && opts->auth != GENAUTH_AUTH_SIGNATURE)
         return genauth_error_set(err, GENAUTH_E_INVALID, "auth: unknown");
-    if (opts->ca_bundle && !genauth_ca_file_usable(opts->ca_bundle))
-        return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "ca_bundle: cannot read the file, or it is "
-                                 "not a regular file (a directory, a pipe, "
-                                 "a device)");
+    /* Named, with the reason: a typo in the path and a directory must not
+     * read the same. */
+    if (opts->ca_bundle &&
+        (ca_problem = genauth_ca_file_problem(opts->ca_bundle)) != 0) {
+        char reason[128];
+        return genauth_error_set(
+            err, GENAUTH_E_INVALID, "ca_bundle: cannot use '%s': %s",
+            opts->ca_bundle,
+            ca_problem < 0 ? "not a regular file (a directory, a pipe, "
+                             "a device)"
+                           /* GNU's (_GNU_SOURCE): thread-safe, and
+                            * returns the text, in `reason` or static */
+                           : strerror_r(ca_problem, reason, sizeof(reason)));
+    }
 
     c = calloc(1, sizeof(*c));
     if (!c)

@@ -105,6 +105,9 @@ const char *genauth_proxy_userinfo(const char *proxy, size_t *len);
  * A pipe would block the TLS handshake for ever in open(), beyond any
  * timeout; a directory or a device fails there. */
 int genauth_ca_file_usable(const char *path);
+/* Why it cannot: 0 when it can, the errno of the file system's refusal
+ * (ENOENT, EACCES, ...), or -1 for a file that is not a regular one. */
+int genauth_ca_file_problem(const char *path);
 /* genauth_ca_store_wanted's rule, given whether the client's proxy is an
  * https:// one (genauth_proxy_is_tls), as the client itself knows it. */
 int genauth_ca_store_wanted_behind(const genauth_client_options *opts,
@@ -386,6 +389,9 @@ genauth_status genauth_conn_setup(genauth_conn *conn,
 /* After the transfer ended with `result`: the error, or *http_status. */
 genauth_status genauth_conn_finish(genauth_conn *conn, CURLcode result,
                                    long *http_status, genauth_error *err);
+/* Puts the URL conn's transfer asked, without its query string, and ": "
+ * before err's message. */
+void genauth_conn_name_url(genauth_conn *conn, genauth_error *err);
 
 /* Sends `plan` on conn and waits for the whole answer (in conn->response),
  * asking the client's interrupt check while it waits, bounded by the

@@ -459,7 +459,10 @@ genauth_call_read(genauth_client *c, genauth_conn *conn, long http_status,
             "\"x-genauth-webhook-secret\""};
         for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
             genauth_mask_member(err->excerpt, err->excerpt_len, members[i]);
-    } else if (st == GENAUTH_OK) {
+    }
+    if (st == GENAUTH_E_DECODE)
+        genauth_conn_name_url(conn, err);
+    else if (st == GENAUTH_OK) {
         resp->quotes_credential =
             !(resp->has_status_code && resp->status_code == 200) &&
             quotes_credential(c, conn, resp->doc);

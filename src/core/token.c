@@ -114,8 +114,11 @@ read_token_answer(genauth_client *c, genauth_conn *conn, long http_status,
     *userpool_id = NULL;
 
     /* quiet: an excerpt of this body could hold a token. */
-    if (genauth_envelope_parse(&conn->response, http_status, 1, &env, err))
+    if (genauth_envelope_parse(&conn->response, http_status, 1, &env, err)) {
+        if (err->status == GENAUTH_E_DECODE)
+            genauth_conn_name_url(conn, err);
         goto fail;
+    }
     if (!env.has_status_code || env.status_code != 200) {
         err->http_status = http_status;
         size_t sk_len = strlen(c->access_key_secret);

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -596,6 +597,17 @@ cap_reached(const genauth_conn *conn, CURLcode rc)
     return sent > 0 ? CAP_HEAD_LINE : CAP_REQUEST;
 }
 
+/* Whether conn's transfer asked an https:// URL (not the proxy's scheme:
+ * the API's). */
+static int
+https_url(genauth_conn *conn)
+{
+    char *url = NULL;
+    return curl_easy_getinfo(conn->easy, CURLINFO_EFFECTIVE_URL, &url) ==
+               CURLE_OK &&
+           url && strncasecmp(url, "https://", 8) == 0;
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -655,21 +667,29 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the response is larger than "
                                "max_response_bytes (%zu bytes)",
                                conn->max_response_bytes);
-    } else if (conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
-                                     rc == CURLE_SSL_CACERT_BADFILE)) {
-        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
-                               "%s (%s); no CA store was found on this "
-                               "machine: pass ca_bundle=, a PEM file of the "
-                               "CAs to trust (or install certifi, or set "
-                               "SSL_CERT_FILE)",
-                               conn->errbuf[0] ? conn->errbuf
-                                               : curl_easy_strerror(rc),
-                               curl_easy_strerror(rc));
     } else {
-        st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s (%s)",
+        /* libcurl's words, and what they leave out. */
+        const char *lead = "", *hint = "";
+        if (conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
+                                  rc == CURLE_SSL_CACERT_BADFILE)) {
+            hint = "; no CA store was found on this machine: pass "
+                   "ca_bundle=, a PEM file of the CAs to trust (or install "
+                   "certifi, or set SSL_CERT_FILE)";
+        } else if (rc == CURLE_SSL_CONNECT_ERROR && https_url(conn)) {
+            /* https:// for a plain-HTTP server (a local service, the
+             * emulator) is a common slip, and OpenSSL's words for it
+             * ("wrong version number", "packet length too long", as its
+             * version goes) name neither the address nor the slip. */
+            lead = "the TLS handshake failed: ";
+            hint = "; a server that speaks plain HTTP fails it so: if one "
+                   "serves that address, host begins with http://";
+        }
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s%s (%s)%s", lead,
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
-                               curl_easy_strerror(rc));
+                               curl_easy_strerror(rc), hint);
+        if (lead[0])
+            genauth_conn_name_url(conn, err);
     }
     err->curl_code = rc;
     return st;
@@ -793,6 +813,26 @@ genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result)
 {
     return result == CURLE_COULDNT_CONNECT && conn->sends == 0 &&
            (conn->socket_errno == EMFILE || conn->socket_errno == ENFILE);
+}
+
+/* For an answer that is not the API's: a wrong host or path prefix (a web
+ * site, the console) answers every path with a page, and "the server
+ * answered HTTP 404" alone does not say which URL was asked, nor that it
+ * was the token's. The query string is left out: it says nothing of where,
+ * and a GET's can be long. The message's end is cut if the whole is. */
+void
+genauth_conn_name_url(genauth_conn *conn, genauth_error *err)
+{
+    char *url = NULL;
+    char message[GENAUTH_ERRMSG_SIZE];
+
+    if (curl_easy_getinfo(conn->easy, CURLINFO_EFFECTIVE_URL, &url) !=
+            CURLE_OK ||
+        !url)
+        return;
+    memcpy(message, err->message, sizeof(message));
+    genauth_error_set(err, err->status, "%.*s: %s", (int)strcspn(url, "?#"),
+                      url, message);
 }
 
 genauth_status

@@ -82,6 +82,19 @@ valid_ipv6_literal(const char *p, const char *end)
     return inet_pton(AF_INET6, addr, bin) == 1;
 }
 
+/* Whether `path` (a host's path prefix) holds the segments /api/v3: the
+ * API's path copied into host (from a docs page, a curl line), which every
+ * call would ask twice (/api/v3/api/v3/...): a 404, or a 401 blaming the
+ * keys, from the first call on. */
+static int
+holds_api_path(const char *path)
+{
+    for (const char *p = path; (p = strchr(p, '/')) != NULL; p++)
+        if (strncasecmp(p, "/api/v3", 7) == 0 && (p[7] == '\0' || p[7] == '/'))
+            return 1;
+    return 0;
+}
+
 genauth_status
 genauth_url_normalize(const char *host, genauth_brand brand, char **out,
                       genauth_error *err)
@@ -164,6 +177,14 @@ genauth_url_normalize(const char *host, genauth_brand brand, char **out,
     size_t len = strlen(copy);
     while (len > scheme_len && copy[len - 1] == '/')
         copy[--len] = '\0';
+    if (slash && holds_api_path(copy + (slash - host))) {
+        free(copy);
+        return genauth_error_set(
+            err, GENAUTH_E_INVALID,
+            "host: must not hold /api/v3, which every call's path begins "
+            "with: give the base URL, such as %s",
+            brand_default_host(brand));
+    }
     *out = copy;
     return GENAUTH_OK;
 }
