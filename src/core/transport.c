@@ -425,9 +425,12 @@ count_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 /* The CAs that verify one TLS peer, through that peer's pair of options:
  * CURLOPT_CAINFO and CURLOPT_CAPATH for the API server, the PROXY_ ones for
- * an https:// proxy. A store found on this machine replaces libcurl's
- * built-in paths entirely: those may not exist here, and a missing one
- * fails every TLS handshake. */
+ * an https:// proxy. A ca_bundle, or a store found on this machine,
+ * replaces libcurl's built-in paths entirely: the built-in directory (Debian's
+ * libcurl: /etc/ssl/certs) would otherwise be trusted beside a ca_bundle,
+ * so a server the private CA never vouched for passed with a public CA's
+ * certificate; and a built-in path that does not exist here fails every TLS
+ * handshake. */
 static CURLcode
 set_trust(CURL *e, CURLoption cainfo, CURLoption capath,
           const genauth_client *client)
@@ -435,6 +438,8 @@ set_trust(CURL *e, CURLoption cainfo, CURLoption capath,
     CURLcode rc = CURLE_OK;
     if (client->ca_bundle) {
         rc = curl_easy_setopt(e, cainfo, client->ca_bundle);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, capath, (char *)NULL);
     } else if (client->ca_store_file) {
         rc = curl_easy_setopt(e, cainfo, client->ca_store_file);
         if (rc == CURLE_OK)
