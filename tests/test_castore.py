@@ -293,6 +293,17 @@ def test_ssl_cert_dir(tls_fake, certificate_dir, client_for, monkeypatch):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+@pytest.mark.parametrize("listed", ["/nonexistent/genauth-certs:{}", "{}:/nonexistent"])
+def test_ssl_cert_dir_naming_several_directories(tls_fake, certificate_dir, client_for,
+                                                 monkeypatch, listed):
+    # OpenSSL reads SSL_CERT_DIR as a list of directories, split at ':'
+    # (Python's ssl module trusts this server so too).
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", listed.format(certificate_dir))
+    client = client_for(tls_fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
 def test_an_explicit_ca_bundle_wins(tls_fake, certificate, client_for,
                                     monkeypatch, tmp_path):
     # SSL_CERT_FILE would trust the server; the ca_bundle given does not.

@@ -12,8 +12,10 @@
  * process whose file-system code has gone cold is a good part of making a
  * client. A store not found is looked for again each time, so one installed
  * later is found. */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +49,31 @@ first_readable(const char *const *files)
     return NULL;
 }
 
+/* Whether `dirs`, a list of directories split at ':' as OpenSSL reads
+ * $SSL_CERT_DIR (and CURLOPT_CAPATH, which is handed to it whole), names at
+ * least one that can be searched. Taken whole, "/a:/b" is no directory, and
+ * a user's second directory was passed over for the distribution's file. */
+static int
+some_dir_usable(const char *dirs)
+{
+    char dir[PATH_MAX];
+    while (*dirs) {
+        size_t n = strcspn(dirs, ":");
+        struct stat st;
+        if (n > 0 && n < sizeof(dir)) {
+            memcpy(dir, dirs, n);
+            dir[n] = '\0';
+            if (access(dir, R_OK | X_OK) == 0 && stat(dir, &st) == 0 &&
+                S_ISDIR(st.st_mode))
+                return 1;
+        }
+        dirs += n;
+        if (*dirs == ':')
+            dirs++;
+    }
+    return 0;
+}
+
 /* $SSL_CERT_FILE or $SSL_CERT_DIR when set to a usable one. */
 static int
 from_environment(genauth_ca_store *store)
@@ -61,7 +88,7 @@ from_environment(genauth_ca_store *store)
         return 1;
     }
     env = getenv("SSL_CERT_DIR");
-    if (env && env[0] && access(env, R_OK | X_OK) == 0) {
+    if (env && env[0] && some_dir_usable(env)) {
         store->dir = env;
         return 1;
     }

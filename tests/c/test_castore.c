@@ -1,5 +1,6 @@
 /* The CA store search (castore.c): OpenSSL's variables first, then the
  * first readable file of the list. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -36,6 +37,21 @@ test_environment_first(const char *present, const char *dir)
     setenv("SSL_CERT_FILE", "/nonexistent/genauth-env.pem", 1);
     CHECK(genauth_ca_store_find_in(files, &store) == 1);
     CHECK_STR(store.file, present);
+
+    /* A list of directories, as OpenSSL reads it: taken whole when one of
+     * them can be searched (OpenSSL splits it), passed over when none can,
+     * or when its entries are files. */
+    char listed[256];
+    snprintf(listed, sizeof(listed), "/nonexistent/genauth-certs::%s", dir);
+    setenv("SSL_CERT_DIR", listed, 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK(store.file == NULL);
+    CHECK_STR(store.dir, listed);
+    snprintf(listed, sizeof(listed), "/nonexistent/genauth-certs:%s", present);
+    setenv("SSL_CERT_DIR", listed, 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK_STR(store.file, present);
+    CHECK(store.dir == NULL);
 
     setenv("SSL_CERT_DIR", dir, 1);
     CHECK(genauth_ca_store_find_in(files, &store) == 1);
