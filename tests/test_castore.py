@@ -304,6 +304,25 @@ def test_ssl_cert_dir_naming_several_directories(tls_fake, certificate_dir, clie
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+@pytest.mark.parametrize("named_by", ["ca_bundle", "SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_a_relative_ca_path_still_names_its_file_after_chdir(
+        tls_fake, certificate, certificate_dir, client_for, monkeypatch, named_by):
+    """The client checks its CA path when it is made; libcurl opens it at
+    each handshake, relative to the directory current then."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    path = certificate_dir if named_by == "SSL_CERT_DIR" else certificate[0]
+    monkeypatch.chdir(path.parent)
+    options = {}
+    if named_by == "ca_bundle":
+        options["ca_bundle"] = path.name
+    else:
+        monkeypatch.setenv(named_by, path.name)
+    client = client_for(tls_fake.server.url, **options)
+    monkeypatch.chdir("/")
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
 def test_an_explicit_ca_bundle_wins(tls_fake, certificate, client_for,
                                     monkeypatch, tmp_path):
     # SSL_CERT_FILE would trust the server; the ca_bundle given does not.

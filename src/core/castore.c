@@ -39,6 +39,53 @@ genauth_ca_file_usable(const char *path)
            S_ISREG(st.st_mode);
 }
 
+char *
+genauth_ca_path_absolute(const char *paths, int list, int *nomem)
+{
+    char cwd[PATH_MAX];
+    size_t cwd_len, relative = 0, n = 0;
+    char *out = NULL;
+    const char *p;
+
+    if (!paths)
+        return NULL;
+    /* Without a current directory to name (removed, or deeper than
+     * PATH_MAX) the paths stay as given: they were checked against it. */
+    if (!getcwd(cwd, sizeof(cwd)))
+        cwd[0] = '\0';
+    cwd_len = strlen(cwd);
+    for (p = paths; cwd_len;) {
+        size_t len = list ? strcspn(p, ":") : strlen(p);
+        relative += len > 0 && p[0] != '/';
+        p += len;
+        if (*p != ':')
+            break;
+        p++;
+    }
+    out = malloc(strlen(paths) + relative * (cwd_len + 1) + 1);
+    if (!out) {
+        *nomem = 1;
+        return NULL;
+    }
+    for (p = paths;;) {
+        size_t len = list ? strcspn(p, ":") : strlen(p);
+        if (cwd_len && len > 0 && p[0] != '/') {
+            memcpy(out + n, cwd, cwd_len);
+            n += cwd_len;
+            if (cwd[cwd_len - 1] != '/') /* "/" itself */
+                out[n++] = '/';
+        }
+        memcpy(out + n, p, len);
+        n += len;
+        p += len;
+        if (*p != ':' || !list)
+            break;
+        out[n++] = *p++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 /* The first usable one of `files`, or NULL. */
 static const char *
 first_readable(const char *const *files)
