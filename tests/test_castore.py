@@ -323,6 +323,25 @@ def test_a_relative_ca_path_still_names_its_file_after_chdir(
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+@pytest.mark.parametrize("given_as", ["str", "bytes", "pathlike"])
+def test_a_copy_made_after_chdir_trusts_the_file_a_relative_ca_bundle_named(
+        tls_fake, certificate, client_for, monkeypatch, given_as):
+    """A copy, or a pickle, is made anew from the options: with the path as
+    the client took it, absolute, not as a name to look for in whatever
+    directory is current then."""
+    import copy
+    import pathlib
+    import pickle
+    monkeypatch.chdir(certificate[0].parent)
+    name = certificate[0].name
+    ca = {"str": name, "bytes": os.fsencode(name), "pathlike": pathlib.Path(name)}[given_as]
+    client = client_for(tls_fake.server.url, ca_bundle=ca)
+    monkeypatch.chdir("/")
+    for again in (copy.copy(client), pickle.loads(pickle.dumps(client))):
+        with again:
+            assert again.trigger_webhook("wh1")["statusCode"] == 200
+
+
 def test_an_explicit_ca_bundle_wins(tls_fake, certificate, client_for,
                                     monkeypatch, tmp_path):
     # SSL_CERT_FILE would trust the server; the ca_bundle given does not.

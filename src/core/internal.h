@@ -105,14 +105,6 @@ const char *genauth_proxy_userinfo(const char *proxy, size_t *len);
  * A pipe would block the TLS handshake for ever in open(), beyond any
  * timeout; a directory or a device fails there. */
 int genauth_ca_file_usable(const char *path);
-/* `paths` (one path, or when `list` several split at ':' as OpenSSL reads
- * $SSL_CERT_DIR) with each relative one made absolute against the current
- * directory. A client checks its CA paths when it is made and libcurl opens
- * them at each handshake, relative to the directory current then: after a
- * chdir() a relative one would fail every call, or name another file. A
- * new string the caller frees; NULL for NULL, or with *nomem set to 1 when
- * out of memory. */
-char *genauth_ca_path_absolute(const char *paths, int list, int *nomem);
 /* genauth_ca_store_wanted's rule, given whether the client's proxy is an
  * https:// one (genauth_proxy_is_tls), as the client itself knows it. */
 int genauth_ca_store_wanted_behind(const genauth_client_options *opts,
