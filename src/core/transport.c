@@ -466,6 +466,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
     conn->no_ca_store = client->no_ca_store;
+    conn->proxy_tls = client->proxy_tls;
+    conn->api_unverified = client->use_unverified_ssl;
     conn->proxy_userinfo =
         genauth_proxy_userinfo(client->proxy, &conn->proxy_userinfo_len);
     conn->fork_generation = genauth_fork_generation();
@@ -601,6 +603,26 @@ cap_reached(const genauth_conn *conn, CURLcode rc)
     return sent > 0 ? CAP_HEAD_LINE : CAP_REQUEST;
 }
 
+/* Whether the certificate a failed transfer (rc 60) refused was the
+ * https:// proxy's. libcurl words the failure alike for both peers ("SSL
+ * certificate problem: self-signed certificate"), and a user who set
+ * use_unverified_ssl would look for the fault in the API server. It was the
+ * proxy's when the API server's is not checked at all, or when OpenSSL's
+ * verdict on the proxy's chain is a failure (a host name that does not
+ * match is libcurl's verdict, not OpenSSL's: its message names the host). */
+static int
+proxy_certificate_refused(const genauth_conn *conn, CURLcode rc)
+{
+    long verdict = 0;
+    if (rc != CURLE_PEER_FAILED_VERIFICATION || !conn->proxy_tls)
+        return 0;
+    if (conn->api_unverified)
+        return 1;
+    return curl_easy_getinfo(conn->easy, CURLINFO_PROXY_SSL_VERIFYRESULT,
+                             &verdict) == CURLE_OK &&
+           verdict != 0; /* X509_V_OK */
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -660,21 +682,23 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "the response is larger than "
                                "max_response_bytes (%zu bytes)",
                                conn->max_response_bytes);
-    } else if (conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
-                                     rc == CURLE_SSL_CACERT_BADFILE)) {
-        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
-                               "%s (%s); no CA store was found on this "
-                               "machine: pass ca_bundle=, a PEM file of the "
-                               "CAs to trust (or install certifi, or set "
-                               "SSL_CERT_FILE)",
-                               conn->errbuf[0] ? conn->errbuf
-                                               : curl_easy_strerror(rc),
-                               curl_easy_strerror(rc));
     } else {
-        st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s (%s)",
+        const char *whose =
+            proxy_certificate_refused(conn, rc)
+                ? ": the https:// proxy's certificate, which is verified "
+                  "whatever use_unverified_ssl says"
+                : "";
+        const char *advice =
+            conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
+                                  rc == CURLE_SSL_CACERT_BADFILE)
+                ? "; no CA store was found on this machine: pass "
+                  "ca_bundle=, a PEM file of the CAs to trust (or install "
+                  "certifi, or set SSL_CERT_FILE)"
+                : "";
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s (%s)%s%s",
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
-                               curl_easy_strerror(rc));
+                               curl_easy_strerror(rc), whose, advice);
     }
     err->curl_code = rc;
     return st;
