@@ -58,12 +58,13 @@ needs_namespace = pytest.mark.skipif(UNSHARE_REFUSAL is not None,
 
 def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
                    python=sys.executable, script_text=CALL, proxy=None,
-                   options=None):
+                   options=None, ssl_cert_dir=None):
     """Runs `script_text` (CALL) with `python` in a child that sees /etc/ssl holding only
-    `etc_ssl` ({name: source file}) and a certifi module whose where() is
-    `certifi` (None: certifi cannot be imported), with no proxy in its
-    environment but `proxy` ({variable: URL}). CALL makes its client with
-    `options` too. Returns its JSON line."""
+    `etc_ssl` ({name: source file}; a name may hold a folder, certs/x.0) and a certifi
+    module whose where() is `certifi` (None: certifi cannot be imported), with no proxy in
+    its environment but `proxy` ({variable: URL}), and SSL_CERT_DIR only when
+    `ssl_cert_dir` is given. CALL makes its client with `options` too. Returns its JSON
+    line."""
     fake = tmp_path / "fake-certifi"
     fake.mkdir(exist_ok=True)
     (fake / "certifi.py").write_text(
@@ -71,8 +72,9 @@ def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
         "raise ImportError('certifi hidden by the test')\n")
     script = tmp_path / "call.py"
     script.write_text(script_text)
-    copies = "".join(f" && cp {src} /etc/ssl/{name}"
-                     for name, src in (etc_ssl or {}).items())
+    copies = "".join(
+        f" && mkdir -p {os.path.dirname(f'/etc/ssl/{name}')}"
+        f" && cp {src} /etc/ssl/{name}" for name, src in (etc_ssl or {}).items())
     # The fake certifi first; the rest of PYTHONPATH kept (make sanitize
     # points it at the ASan build).
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -82,6 +84,8 @@ def call_elsewhere(tmp_path, url, etc_ssl=None, certifi=None,
                             "https_proxy", "all_proxy", "no_proxy"):
             del env[name]
     env.update(proxy or {})
+    if ssl_cert_dir:
+        env["SSL_CERT_DIR"] = ssl_cert_dir
     r = subprocess.run(
         ["unshare", "-m", "sh", "-c",
          f"mount -t tmpfs none /etc/ssl{copies} && "
@@ -223,6 +227,59 @@ def test_certifi_does_not_trust_an_https_proxy_of_an_http_host_when_given_ca_bun
     assert tls_proxy.requests == []
 
 
+def other_ca(tmp_path):
+    """A self-signed CA (its PEM file's path) that vouches for no test
+    server."""
+    other = tmp_path / "other.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "1", "-subj", "/CN=other", "-keyout", str(tmp_path / "k.pem"),
+         "-out", str(other)], check=True, capture_output=True)
+    return other
+
+
+# Debian's libcurl trusts its built-in CA directory, /etc/ssl/certs, beside
+# a CAINFO file: a ca_bundle must be the only trust, or a server whose
+# certificate a public CA signed passes a client pinned to a private one.
+# Here /etc/ssl/certs trusts the test server (its certificate under its
+# subject hash, as certificate_dir holds it) and ca_bundle does not.
+
+def certs_folder(certificate_dir):
+    return {f"certs/{f.name}": f for f in certificate_dir.iterdir()}
+
+
+@needs_namespace
+def test_the_ca_directory_of_these_tests_trusts_the_server(tls_fake, certificate_dir,
+                                                           tmp_path):
+    # The layout the next two tests make does trust the server, through
+    # the directory alone.
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         etc_ssl=certs_folder(certificate_dir),
+                         ssl_cert_dir="/etc/ssl/certs")
+    assert out == {"statusCode": 200}
+
+
+@needs_namespace
+def test_a_ca_bundle_is_the_only_trust_of_the_api_server(tls_fake, certificate_dir,
+                                                         tmp_path):
+    out = call_elsewhere(tmp_path, tls_fake.server.url,
+                         etc_ssl=certs_folder(certificate_dir),
+                         options={"ca_bundle": str(other_ca(tmp_path))})
+    assert out.get("curl_code") == 60, out
+    assert tls_fake.server.requests == []
+
+
+@needs_namespace
+def test_a_ca_bundle_is_the_only_trust_of_an_https_proxy(fake, tls_proxy, certificate_dir,
+                                                         tmp_path):
+    out = call_elsewhere(tmp_path, fake.server.url,
+                         etc_ssl=certs_folder(certificate_dir),
+                         proxy={"http_proxy": tls_proxy.url},
+                         options={"ca_bundle": str(other_ca(tmp_path))})
+    assert out.get("curl_code") == 60, out
+    assert tls_proxy.requests == [] and fake.server.requests == []
+
+
 def test_ssl_cert_file(tls_fake, certificate, client_for, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
     client = client_for(tls_fake.server.url)
@@ -236,16 +293,60 @@ def test_ssl_cert_dir(tls_fake, certificate_dir, client_for, monkeypatch):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+@pytest.mark.parametrize("listed", ["/nonexistent/genauth-certs:{}", "{}:/nonexistent"])
+def test_ssl_cert_dir_naming_several_directories(tls_fake, certificate_dir, client_for,
+                                                 monkeypatch, listed):
+    # OpenSSL reads SSL_CERT_DIR as a list of directories, split at ':'
+    # (Python's ssl module trusts this server so too).
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", listed.format(certificate_dir))
+    client = client_for(tls_fake.server.url)
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+@pytest.mark.parametrize("named_by", ["ca_bundle", "SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_a_relative_ca_path_still_names_its_file_after_chdir(
+        tls_fake, certificate, certificate_dir, client_for, monkeypatch, named_by):
+    """The client checks its CA path when it is made; libcurl opens it at
+    each handshake, relative to the directory current then."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    path = certificate_dir if named_by == "SSL_CERT_DIR" else certificate[0]
+    monkeypatch.chdir(path.parent)
+    options = {}
+    if named_by == "ca_bundle":
+        options["ca_bundle"] = path.name
+    else:
+        monkeypatch.setenv(named_by, path.name)
+    client = client_for(tls_fake.server.url, **options)
+    monkeypatch.chdir("/")
+    assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+@pytest.mark.parametrize("given_as", ["str", "bytes", "pathlike"])
+def test_a_copy_made_after_chdir_trusts_the_file_a_relative_ca_bundle_named(
+        tls_fake, certificate, client_for, monkeypatch, given_as):
+    """A copy, or a pickle, is made anew from the options: with the path as
+    the client took it, absolute, not as a name to look for in whatever
+    directory is current then."""
+    import copy
+    import pathlib
+    import pickle
+    monkeypatch.chdir(certificate[0].parent)
+    name = certificate[0].name
+    ca = {"str": name, "bytes": os.fsencode(name), "pathlike": pathlib.Path(name)}[given_as]
+    client = client_for(tls_fake.server.url, ca_bundle=ca)
+    monkeypatch.chdir("/")
+    for again in (copy.copy(client), pickle.loads(pickle.dumps(client))):
+        with again:
+            assert again.trigger_webhook("wh1")["statusCode"] == 200
+
+
 def test_an_explicit_ca_bundle_wins(tls_fake, certificate, client_for,
                                     monkeypatch, tmp_path):
     # SSL_CERT_FILE would trust the server; the ca_bundle given does not.
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
-    other = tmp_path / "other.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-         "1", "-subj", "/CN=other", "-keyout", str(tmp_path / "k.pem"),
-         "-out", str(other)], check=True, capture_output=True)
-    client = client_for(tls_fake.server.url, ca_bundle=str(other))
+    client = client_for(tls_fake.server.url, ca_bundle=str(other_ca(tmp_path)))
     with pytest.raises(genauth_c.TransportError) as info:
         client.trigger_webhook("wh1")
     assert info.value.curl_code == 60

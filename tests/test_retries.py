@@ -163,6 +163,36 @@ def test_a_retry_after_date_gone_by_is_sent_again_at_once(fake, mode):
     assert len(deliveries) == 2
 
 
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("trust", ["untrusted", "unusable-ca-file"])
+def test_a_tls_trust_failure_is_not_retried(tls_fake, tmp_path, monkeypatch, mode, trust):
+    """The failure table: a certificate the client's CAs do not vouch for
+    (60) fails the same way however often it is tried, as does a CA file
+    OpenSSL cannot load (77): one handshake, not max_retries + 1, and no
+    backoff waited for."""
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    options = dict(host=tls_fake.server.url, timeout=10, max_retries=2)
+    if trust == "unusable-ca-file":
+        empty = tmp_path / "empty.pem"
+        empty.write_text("")
+        options["ca_bundle"] = str(empty)
+    try:
+        error = call_in(mode, options)
+    except genauth_c.TransportError as e:
+        error = e
+    assert isinstance(error, genauth_c.TransportError), error
+    assert error.curl_code == (60 if trust == "untrusted" else 77), error
+    # Untrusted: the server took the connection to present its certificate.
+    # An unusable CA file ends the call before the ClientHello, maybe before
+    # the server's accept() has counted the connection.
+    if trust == "untrusted":
+        assert tls_fake.server.connections == 1
+    else:
+        assert tls_fake.server.connections <= 1
+    assert tls_fake.server.requests == []
+
+
 def test_batch_retries_throttled_calls(fake, client_for):
     fake.server.handler, deliveries = counting(fake, [THROTTLED] * 4)
     client = client_for(fake.server.url, timeout=10)

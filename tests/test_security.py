@@ -31,6 +31,7 @@ def test_tls_verified_by_default_nothing_sent(tls_fake, client_for):
     with pytest.raises(genauth_c.TransportError) as info:
         client.trigger_webhook("wh1")
     assert info.value.curl_code == 60  # peer certificate not trusted
+    assert "proxy" not in str(info.value)  # there is none to blame
     assert tls_fake.server.requests == []  # the secret never went out
 
 
@@ -545,8 +546,13 @@ def test_untrusted_https_proxy_gets_nothing(fake, tls_fake, tls_proxy,
                     use_unverified_ssl=unverified)
     assert got["error"] == "TransportError", got
     assert got["curl_code"] == 60, got  # the peer's certificate
+    # libcurl says "SSL certificate problem: self-signed certificate" for
+    # either peer: the message says whose it was (with use_unverified_ssl,
+    # the one certificate still checked).
+    assert "the https:// proxy's certificate" in got["message"], got
     assert tls_proxy.requests == []
     assert server.requests == []
+
 
 
 @pytest.mark.parametrize("secret", ['SECRET-with-"quote"-9f8e', "SECRET-ü-中-9f8e",

@@ -5,7 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
-
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -340,17 +340,32 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     opts.use_unverified_ssl = unverified;
     if (a[CA] != Py_None) {
+        PyObject *path = NULL;
+        char *absolute = NULL;
+        int nomem = 0;
         if (path_arg(a[CA], "ca_bundle", &ca_bytes) < 0)
             goto done;
-        /* Pickled as the path it named, not as the caller's os.PathLike
-         * (which may not pickle, or name another file by then). */
-        if (!PyUnicode_Check(a[CA]) && !PyBytes_Check(a[CA])) {
-            PyObject *path = PyUnicode_DecodeFSDefaultAndSize(
-                PyBytes_AsString(ca_bytes), PyBytes_Size(ca_bytes));
-            if (!path)
-                goto done;
-            Py_SETREF(a[CA], path);
+        /* Pickled (and copied) as the file it named, not as the caller's
+         * os.PathLike (which may not pickle, or name another file by then),
+         * nor as a relative path, which names another file after a
+         * chdir(): absolute, as the core keeps it. */
+        absolute =
+            genauth_ca_path_absolute(PyBytes_AsString(ca_bytes), 0, &nomem);
+        if (!absolute) {
+            PyErr_NoMemory();
+            goto done;
         }
+        Py_SETREF(ca_bytes, PyBytes_FromString(absolute));
+        free(absolute);
+        if (!ca_bytes)
+            goto done;
+        path = PyBytes_Check(a[CA])
+                   ? Py_NewRef(ca_bytes)
+                   : PyUnicode_DecodeFSDefaultAndSize(
+                         PyBytes_AsString(ca_bytes), PyBytes_Size(ca_bytes));
+        if (!path)
+            goto done;
+        Py_SETREF(a[CA], path);
         opts.ca_bundle = PyBytes_AsString(ca_bytes);
     } else if (genauth_ca_store_wanted(&opts)) {
         /* Only on a machine without a CA store the core would find, for a

@@ -13,8 +13,10 @@
  * client. A store not found is looked for again each time, so one installed
  * later is found. */
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +47,53 @@ genauth_ca_file_usable(const char *path)
     return genauth_ca_file_problem(path) == 0;
 }
 
+char *
+genauth_ca_path_absolute(const char *paths, int list, int *nomem)
+{
+    char cwd[PATH_MAX];
+    size_t cwd_len, relative = 0, n = 0;
+    char *out = NULL;
+    const char *p;
+
+    if (!paths)
+        return NULL;
+    /* Without a current directory to name (removed, or deeper than
+     * PATH_MAX) the paths stay as given: they were checked against it. */
+    if (!getcwd(cwd, sizeof(cwd)))
+        cwd[0] = '\0';
+    cwd_len = strlen(cwd);
+    for (p = paths; cwd_len;) {
+        size_t len = list ? strcspn(p, ":") : strlen(p);
+        relative += len > 0 && p[0] != '/';
+        p += len;
+        if (*p != ':')
+            break;
+        p++;
+    }
+    out = malloc(strlen(paths) + relative * (cwd_len + 1) + 1);
+    if (!out) {
+        *nomem = 1;
+        return NULL;
+    }
+    for (p = paths;;) {
+        size_t len = list ? strcspn(p, ":") : strlen(p);
+        if (cwd_len && len > 0 && p[0] != '/') {
+            memcpy(out + n, cwd, cwd_len);
+            n += cwd_len;
+            if (cwd[cwd_len - 1] != '/') /* "/" itself */
+                out[n++] = '/';
+        }
+        memcpy(out + n, p, len);
+        n += len;
+        p += len;
+        if (*p != ':' || !list)
+            break;
+        out[n++] = *p++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 /* The first usable one of `files`, or NULL. */
 static const char *
 first_readable(const char *const *files)
@@ -53,6 +102,31 @@ first_readable(const char *const *files)
         if (genauth_ca_file_usable(*files))
             return *files;
     return NULL;
+}
+
+/* Whether `dirs`, a list of directories split at ':' as OpenSSL reads
+ * $SSL_CERT_DIR (and CURLOPT_CAPATH, which is handed to it whole), names at
+ * least one that can be searched. Taken whole, "/a:/b" is no directory, and
+ * a user's second directory was passed over for the distribution's file. */
+static int
+some_dir_usable(const char *dirs)
+{
+    char dir[PATH_MAX];
+    while (*dirs) {
+        size_t n = strcspn(dirs, ":");
+        struct stat st;
+        if (n > 0 && n < sizeof(dir)) {
+            memcpy(dir, dirs, n);
+            dir[n] = '\0';
+            if (access(dir, R_OK | X_OK) == 0 && stat(dir, &st) == 0 &&
+                S_ISDIR(st.st_mode))
+                return 1;
+        }
+        dirs += n;
+        if (*dirs == ':')
+            dirs++;
+    }
+    return 0;
 }
 
 /* $SSL_CERT_FILE or $SSL_CERT_DIR when set to a usable one. */
@@ -69,7 +143,7 @@ from_environment(genauth_ca_store *store)
         return 1;
     }
     env = getenv("SSL_CERT_DIR");
-    if (env && env[0] && access(env, R_OK | X_OK) == 0) {
+    if (env && env[0] && some_dir_usable(env)) {
         store->dir = env;
         return 1;
     }

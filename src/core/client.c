@@ -377,16 +377,17 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
     c->access_key_secret = dup_or_null(opts->access_key_secret, &nomem);
     c->lang = dup_or_null(opts->lang, &nomem);
     c->tenant_id = dup_or_null(opts->tenant_id, &nomem);
-    c->ca_bundle = dup_or_null(opts->ca_bundle, &nomem);
+    c->ca_bundle = genauth_ca_path_absolute(opts->ca_bundle, 0, &nomem);
     /* genauth_ca_store_wanted's rule, with the proxy just read: the one the
      * binding asked before offering certifi's bundle as opts->ca_fallback. */
     if (genauth_ca_store_wanted_behind(opts, c->proxy_tls)) {
         genauth_ca_store store;
         if (genauth_ca_store_find(&store)) {
-            c->ca_store_file = dup_or_null(store.file, &nomem);
-            c->ca_store_dir = dup_or_null(store.dir, &nomem);
+            c->ca_store_file = genauth_ca_path_absolute(store.file, 0, &nomem);
+            c->ca_store_dir = genauth_ca_path_absolute(store.dir, 1, &nomem);
         } else if (opts->ca_fallback) {
-            c->ca_store_file = dup_or_null(opts->ca_fallback, &nomem);
+            c->ca_store_file =
+                genauth_ca_path_absolute(opts->ca_fallback, 0, &nomem);
         } else {
             c->no_ca_store = 1;
         }

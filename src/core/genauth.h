@@ -133,6 +133,14 @@ int genauth_ca_store_find(genauth_ca_store *store);
 /* The same, with `files` (NULL-terminated) in place of the usual files. */
 int genauth_ca_store_find_in(const char *const *files,
                              genauth_ca_store *store);
+/* `paths` (one path, or when `list` several split at ':' as OpenSSL reads
+ * $SSL_CERT_DIR) with each relative one made absolute against the current
+ * directory. A client checks its CA paths when it is made and libcurl opens
+ * them at each handshake, relative to the directory current then: after a
+ * chdir() a relative one would fail every call, or name another file. A
+ * new string the caller frees; NULL for NULL, or with *nomem set to 1 when
+ * out of memory. */
+char *genauth_ca_path_absolute(const char *paths, int list, int *nomem);
 /* Whether a client made now with `opts` looks for the system's CA store
  * (and so may use opts->ca_fallback): one given no ca_bundle that makes a
  * verified TLS connection, to an https:// host unless use_unverified_ssl,

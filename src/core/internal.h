@@ -249,6 +249,10 @@ typedef struct genauth_conn {
     int over_cap; /* the body outgrew max_response_bytes */
     size_t head_bytes; /* header lines received (trailers too), this request */
     int no_ca_store; /* the client's: TLS errors then say what to do */
+    /* The client's: its proxy is an https:// one, whose certificate a TLS
+     * error may be about (verified whatever use_unverified_ssl says). */
+    int proxy_tls;
+    int api_unverified; /* the client's use_unverified_ssl */
     /* This handle's copy of the authenticated header list, built for the
      * token generation `api_headers_gen` (0: none yet). */
     struct curl_slist *api_headers;

@@ -4,7 +4,8 @@
  *
  * Sent again: a request that never left (connection refused, DNS failure,
  * TLS handshake failure, a connection lost before libcurl began to send:
- * its prereq callback never ran), and a throttled one (HTTP 429, or an
+ * its prereq callback never ran) unless trying again cannot help (a
+ * certificate not trusted, CAs that cannot be loaded), and a throttled one (HTTP 429, or an
  * envelope with statusCode 429: the server did not act on it). The same
  * for the token request: a call whose fetch sent nothing or was throttled
  * fetches again (it is the call's retry). Never sent
@@ -54,12 +55,24 @@ jitter(void)
     return 0.5 + 0.5 * ((double)r / 4294967295.0);
 }
 
+/* A TLS peer the client's CAs do not vouch for (not trusted, expired, for
+ * another host name: 60), or CAs OpenSSL cannot load (77): the same
+ * handshake fails again however often it is tried, so trying costs the
+ * backoff and a connection each time. */
+static int
+fails_again(CURLcode rc)
+{
+    return rc == CURLE_PEER_FAILED_VERIFICATION ||
+           rc == CURLE_SSL_CACERT_BADFILE;
+}
+
 genauth_retry_kind
 genauth_retry_classify(genauth_conn *conn, genauth_status st,
                        const genauth_error *err, long http_status,
                        const genauth_envelope *env)
 {
     if (st == GENAUTH_E_TRANSPORT && err->curl_code != 0 &&
+        !fails_again((CURLcode)err->curl_code) &&
         genauth_conn_nothing_sent(conn, (CURLcode)err->curl_code))
         return GENAUTH_RETRY_NOT_SENT;
     if ((st == GENAUTH_OK || st == GENAUTH_E_DECODE) && http_status == 429)

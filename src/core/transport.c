@@ -426,9 +426,12 @@ count_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 /* The CAs that verify one TLS peer, through that peer's pair of options:
  * CURLOPT_CAINFO and CURLOPT_CAPATH for the API server, the PROXY_ ones for
- * an https:// proxy. A store found on this machine replaces libcurl's
- * built-in paths entirely: those may not exist here, and a missing one
- * fails every TLS handshake. */
+ * an https:// proxy. A ca_bundle, or a store found on this machine,
+ * replaces libcurl's built-in paths entirely: the built-in directory (Debian's
+ * libcurl: /etc/ssl/certs) would otherwise be trusted beside a ca_bundle,
+ * so a server the private CA never vouched for passed with a public CA's
+ * certificate; and a built-in path that does not exist here fails every TLS
+ * handshake. */
 static CURLcode
 set_trust(CURL *e, CURLoption cainfo, CURLoption capath,
           const genauth_client *client)
@@ -436,6 +439,8 @@ set_trust(CURL *e, CURLoption cainfo, CURLoption capath,
     CURLcode rc = CURLE_OK;
     if (client->ca_bundle) {
         rc = curl_easy_setopt(e, cainfo, client->ca_bundle);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, capath, (char *)NULL);
     } else if (client->ca_store_file) {
         rc = curl_easy_setopt(e, cainfo, client->ca_store_file);
         if (rc == CURLE_OK)
@@ -462,6 +467,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
     conn->no_ca_store = client->no_ca_store;
+    conn->proxy_tls = client->proxy_tls;
+    conn->api_unverified = client->use_unverified_ssl;
     conn->proxy_userinfo =
         genauth_proxy_userinfo(client->proxy, &conn->proxy_userinfo_len);
     conn->fork_generation = genauth_fork_generation();
@@ -608,6 +615,26 @@ https_url(genauth_conn *conn)
            url && strncasecmp(url, "https://", 8) == 0;
 }
 
+/* Whether the certificate a failed transfer (rc 60) refused was the
+ * https:// proxy's. libcurl words the failure alike for both peers ("SSL
+ * certificate problem: self-signed certificate"), and a user who set
+ * use_unverified_ssl would look for the fault in the API server. It was the
+ * proxy's when the API server's is not checked at all, or when OpenSSL's
+ * verdict on the proxy's chain is a failure (a host name that does not
+ * match is libcurl's verdict, not OpenSSL's: its message names the host). */
+static int
+proxy_certificate_refused(const genauth_conn *conn, CURLcode rc)
+{
+    long verdict = 0;
+    if (rc != CURLE_PEER_FAILED_VERIFICATION || !conn->proxy_tls)
+        return 0;
+    if (conn->api_unverified)
+        return 1;
+    return curl_easy_getinfo(conn->easy, CURLINFO_PROXY_SSL_VERIFYRESULT,
+                             &verdict) == CURLE_OK &&
+           verdict != 0; /* X509_V_OK */
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -670,6 +697,11 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     } else {
         /* libcurl's words, and what they leave out. */
         const char *lead = "", *hint = "";
+        const char *whose =
+            proxy_certificate_refused(conn, rc)
+                ? ": the https:// proxy's certificate, which is verified "
+                  "whatever use_unverified_ssl says"
+                : "";
         if (conn->no_ca_store && (rc == CURLE_PEER_FAILED_VERIFICATION ||
                                   rc == CURLE_SSL_CACERT_BADFILE)) {
             hint = "; no CA store was found on this machine: pass "
@@ -684,10 +716,11 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
             hint = "; a server that speaks plain HTTP fails it so: if one "
                    "serves that address, host begins with http://";
         }
-        st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s%s (%s)%s", lead,
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s%s (%s)%s%s",
+                               lead,
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
-                               curl_easy_strerror(rc), hint);
+                               curl_easy_strerror(rc), whose, hint);
         if (lead[0])
             genauth_conn_name_url(conn, err);
     }

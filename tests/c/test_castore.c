@@ -1,10 +1,11 @@
 /* The CA store search (castore.c): OpenSSL's variables first, then the
  * first readable file of the list. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
-#include "genauth.h"
+#include "internal.h"
 
 static void
 test_files_in_order(const char *present)
@@ -36,6 +37,21 @@ test_environment_first(const char *present, const char *dir)
     setenv("SSL_CERT_FILE", "/nonexistent/genauth-env.pem", 1);
     CHECK(genauth_ca_store_find_in(files, &store) == 1);
     CHECK_STR(store.file, present);
+
+    /* A list of directories, as OpenSSL reads it: taken whole when one of
+     * them can be searched (OpenSSL splits it), passed over when none can,
+     * or when its entries are files. */
+    char listed[256];
+    snprintf(listed, sizeof(listed), "/nonexistent/genauth-certs::%s", dir);
+    setenv("SSL_CERT_DIR", listed, 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK(store.file == NULL);
+    CHECK_STR(store.dir, listed);
+    snprintf(listed, sizeof(listed), "/nonexistent/genauth-certs:%s", present);
+    setenv("SSL_CERT_DIR", listed, 1);
+    CHECK(genauth_ca_store_find_in(files, &store) == 1);
+    CHECK_STR(store.file, present);
+    CHECK(store.dir == NULL);
 
     setenv("SSL_CERT_DIR", dir, 1);
     CHECK(genauth_ca_store_find_in(files, &store) == 1);
@@ -105,6 +121,42 @@ test_wanted_behind_a_proxy(void)
     CHECK(!genauth_ca_store_wanted(&o));
 }
 
+/* Relative CA paths made absolute against the current directory (libcurl
+ * opens them at each handshake, maybe after a chdir()); absolute ones, and
+ * the empty entries of a list, as they are. */
+static void
+test_path_absolute(const char *dir)
+{
+    char here[4096], want[8192];
+    int nomem = 0;
+    char *got;
+
+    CHECK(getcwd(here, sizeof(here)) != NULL);
+    CHECK(chdir(dir) == 0);
+    CHECK(genauth_ca_path_absolute(NULL, 0, &nomem) == NULL && !nomem);
+    got = genauth_ca_path_absolute("/etc/ssl/cert.pem", 0, &nomem);
+    CHECK_STR(got, "/etc/ssl/cert.pem");
+    free(got);
+    got = genauth_ca_path_absolute("ca.pem", 0, &nomem);
+    snprintf(want, sizeof(want), "%s/ca.pem", dir);
+    CHECK_STR(got, want);
+    free(got);
+    got = genauth_ca_path_absolute("a:b", 0, &nomem); /* a file: one name */
+    snprintf(want, sizeof(want), "%s/a:b", dir);
+    CHECK_STR(got, want);
+    free(got);
+    got = genauth_ca_path_absolute("certs::/etc/ssl/certs:x/y", 1, &nomem);
+    snprintf(want, sizeof(want), "%s/certs::/etc/ssl/certs:%s/x/y", dir, dir);
+    CHECK_STR(got, want);
+    free(got);
+    CHECK(chdir("/") == 0);
+    got = genauth_ca_path_absolute("ca.pem", 0, &nomem);
+    CHECK_STR(got, "/ca.pem");
+    free(got);
+    CHECK(!nomem);
+    CHECK(chdir(here) == 0);
+}
+
 int
 main(void)
 {
@@ -127,6 +179,7 @@ main(void)
     test_environment_first(path, dir);
     test_wanted();
     test_wanted_behind_a_proxy();
+    test_path_absolute(dir);
     if (fd >= 0) {
         close(fd);
         unlink(path);
