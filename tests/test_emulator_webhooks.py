@@ -3,6 +3,7 @@ http.client (no C client): what each endpoint answers, what a subscriber
 receives, and what the delivery logs say."""
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -299,3 +300,22 @@ def test_invalid_argument_http_status_knob(emu):
     emu.invalid_argument_http_status = 400
     status, env = call_json(emu, "POST", "/api/v3/create-webhook", {}, bearer(emu))
     assert status == 400 and env["statusCode"] == 400
+
+
+@pytest.mark.parametrize("length,http_status,api_code", [
+    ("abc", 400, E.APICODE_INVALID_ARGUMENT),
+    (str(E.MAX_BODY_BYTES + 1), 413, E.APICODE_PAYLOAD_TOO_LARGE),
+])
+def test_an_unreadable_body_is_a_failure_envelope(emu, length, http_status, api_code):
+    # Every failure envelope carries its apiCode and requestId (genauth-v3.md
+    # section 1); these two had {statusCode, message} alone.
+    import socket
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:
+        s.sendall(f"POST {E.TRIGGER_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {length}\r\n\r\n".encode())
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        assert resp.status == http_status
+        assert resp.getheader("connection") == "close"
+        assert_error(json.loads(resp.read()), http_status, api_code)
+

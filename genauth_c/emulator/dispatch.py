@@ -27,6 +27,7 @@ from .constants import (
     APICODE_FORCED,
     APICODE_INVALID_ARGUMENT,
     APICODE_NOT_FOUND,
+    APICODE_PAYLOAD_TOO_LARGE,
     APICODE_SUBSCRIBER_FAILED,
     APICODE_THROTTLED,
     APICODE_TOKEN_EXPIRED,
@@ -96,6 +97,16 @@ class ApiHandler(BaseHandler):
 
     def error(self, http_status: int, status_code: int, message: str, api_code: int) -> None:
         self.send_json(http_status, envelope(status_code, message, api_code))
+
+    def plain_error(self, status: int) -> None:
+        # A body that cannot be read (a bad length, over MAX_BODY_BYTES):
+        # the connection closes, but the answer is still a failure envelope,
+        # with its apiCode and requestId, as every failure of the API is.
+        self.close_connection = True
+        if status == 413:
+            self.error(413, 413, "request body too large", APICODE_PAYLOAD_TOO_LARGE)
+        else:
+            self.error(status, status, "request body cannot be read", APICODE_INVALID_ARGUMENT)
 
     def invalid(self, message: str) -> None:
         self.error(self.emu.invalid_argument_http_status, 400, message, APICODE_INVALID_ARGUMENT)
