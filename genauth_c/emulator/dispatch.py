@@ -72,6 +72,11 @@ def _query(target: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(target.partition("?")[2], keep_blank_values=True))
 
 
+def _is_json_type(value: str | None) -> bool:
+    # A media type, case-insensitive, with any parameters (charset=utf-8).
+    return (value or "").partition(";")[0].strip().lower() == "application/json"
+
+
 class ApiHandler(BaseHandler):
     """One connection to the emulator; ``self.emu`` is its :class:`Emulator`."""
 
@@ -148,6 +153,13 @@ class ApiHandler(BaseHandler):
                 emu._count("connections_reset")
                 self._reset_instead = True
         parsed: Any = None
+        if body.strip() and not _is_json_type(self.headers.get("Content-Type")):
+            # The API's JSON body parser reads only what is declared JSON; any
+            # other body reaches it as no body at all, and the request fails.
+            # Here it fails by its name, so a client that sends JSON under
+            # another type (or none) is caught by the emulator too.
+            self.invalid(f"request body must be sent as application/json, not {self.headers.get('Content-Type')!r}")
+            return
         if body.strip():
             try:
                 parsed = loads(body)
