@@ -166,6 +166,11 @@ class ApiHandler(BaseHandler):
             except ValueError as exc:  # includes UnicodeDecodeError
                 self.invalid(f"request body is not valid JSON: {exc}")
                 return
+        if is_token and self.command != "POST":
+            # The token endpoint is POST only (a GET with a JSON body issued
+            # a token); like any route asked with another method, a 404.
+            self.error(404, 404, f"Cannot {self.command} {path}", APICODE_NOT_FOUND)
+            return
         if is_token:
             emu._count("token_fetches")
             self._token_endpoint(parsed)
