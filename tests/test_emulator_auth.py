@@ -310,3 +310,13 @@ def test_signature_failures(emu):
     headers["authorization"] = headers["authorization"].replace("authing ", "GenAuth ", 1)
     _, env = call_json(emu, "POST", E.TRIGGER_PATH, body, headers)
     assert env["statusCode"] == 401 and 1300 <= env["apiCode"] <= 1306
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_the_token_endpoint_is_post_only(emu, method):
+    # genauth-v3.md: POST /api/v3/get-management-token. A GET carrying the
+    # keys as JSON was issued a token.
+    status, env = call_json(emu, method, E.TOKEN_PATH, {"accessKeyId": AK, "accessKeySecret": SK})
+    assert status == 404 and env["statusCode"] == 404, env
+    assert env["apiCode"] == E.APICODE_NOT_FOUND and "data" not in env
+    assert emu.token_fetches == 0

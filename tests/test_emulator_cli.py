@@ -178,7 +178,7 @@ def test_client_disconnects_are_not_tracebacks():
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             for linger in (True, False):  # a reset, then an orderly close
                 s = socket.create_connection(("127.0.0.1", served.port), timeout=5)
-                s.sendall(f"POST {E.TRIGGER_PATH} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                s.sendall(f"POST {E.TRIGGER_PATH} HTTP/1.1\r\nHost: x\r\n{head}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
                 assert slow.wait_for(1 if linger else 2, timeout=10)  # the emulator waits on the subscriber
                 if linger:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -3,6 +3,7 @@ http.client (no C client): what each endpoint answers, what a subscriber
 receives, and what the delivery logs say."""
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -310,3 +311,50 @@ def test_invalid_argument_http_status_knob(emu):
     emu.invalid_argument_http_status = 400
     status, env = call_json(emu, "POST", "/api/v3/create-webhook", {}, bearer(emu))
     assert status == 400 and env["statusCode"] == 400
+
+
+@pytest.mark.parametrize("length,http_status,api_code", [
+    ("abc", 400, E.APICODE_INVALID_ARGUMENT),
+    (str(E.MAX_BODY_BYTES + 1), 413, E.APICODE_PAYLOAD_TOO_LARGE),
+])
+def test_an_unreadable_body_is_a_failure_envelope(emu, length, http_status, api_code):
+    # Every failure envelope carries its apiCode and requestId (genauth-v3.md
+    # section 1); these two had {statusCode, message} alone.
+    import socket
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:
+        s.sendall(f"POST {E.TRIGGER_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {length}\r\n\r\n".encode())
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        assert resp.status == http_status
+        assert resp.getheader("connection") == "close"
+        assert_error(json.loads(resp.read()), http_status, api_code)
+
+
+@pytest.mark.parametrize("content_type,status_code", [
+    ("application/json", 200), ("Application/JSON; charset=utf-8", 200),
+    ("text/plain", 400), ("application/x-www-form-urlencoded", 400), (None, 400),
+])
+def test_a_body_counts_only_when_sent_as_json(emu, receiver, content_type, status_code):
+    # The API's body parser reads only a body declared application/json; the
+    # emulator read any body as JSON, so it passed a client that sent JSON
+    # under another type, or none, which the API would refuse.
+    emu.add_webhook("wh1", receiver.url)
+    headers = bearer(emu)
+    data = json.dumps({"webhookId": "wh1"}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
+    try:
+        conn.putrequest("POST", E.TRIGGER_PATH)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if content_type is not None:
+            conn.putheader("Content-Type", content_type)
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data)
+        env = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    assert env["statusCode"] == status_code, env
+    if status_code == 400:
+        assert_error(env, 400, E.APICODE_INVALID_ARGUMENT)
+        assert "application/json" in env["message"] and receiver.received == []

@@ -33,6 +33,9 @@ Choices the reference leaves UNKNOWN, made here and kept stable for tests:
 situation                     HTTP status   status   apiCode
 ============================  ============  =======  =============================
 invalid argument / bad JSON   200 (knob)    400      1000
+body not sent as JSON         200 (knob)    400      1000
+unreadable body length        400           400      1000 (connection closed)
+body over 64 MiB              413           413      1413 (connection closed)
 wrong AK/SK at token endpoint 200           401      1310
 no/unknown Bearer token       401 (knob)    401      1020 missing, 1021 invalid
 expired token                 401 (knob)    401      1022

@@ -28,6 +28,7 @@ from .constants import (
     APICODE_FORCED,
     APICODE_INVALID_ARGUMENT,
     APICODE_NOT_FOUND,
+    APICODE_PAYLOAD_TOO_LARGE,
     APICODE_SUBSCRIBER_FAILED,
     APICODE_THROTTLED,
     APICODE_TOKEN_EXPIRED,
@@ -72,6 +73,11 @@ def _query(target: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(target.partition("?")[2], keep_blank_values=True))
 
 
+def _is_json_type(value: str | None) -> bool:
+    # A media type, case-insensitive, with any parameters (charset=utf-8).
+    return (value or "").partition(";")[0].strip().lower() == "application/json"
+
+
 class ApiHandler(BaseHandler):
     """One connection to the emulator; ``self.emu`` is its :class:`Emulator`."""
 
@@ -97,6 +103,16 @@ class ApiHandler(BaseHandler):
 
     def error(self, http_status: int, status_code: int, message: str, api_code: int) -> None:
         self.send_json(http_status, envelope(status_code, message, api_code))
+
+    def plain_error(self, status: int) -> None:
+        # A body that cannot be read (a bad length, over MAX_BODY_BYTES):
+        # the connection closes, but the answer is still a failure envelope,
+        # with its apiCode and requestId, as every failure of the API is.
+        self.close_connection = True
+        if status == 413:
+            self.error(413, 413, "request body too large", APICODE_PAYLOAD_TOO_LARGE)
+        else:
+            self.error(status, status, "request body cannot be read", APICODE_INVALID_ARGUMENT)
 
     def invalid(self, message: str) -> None:
         self.error(self.emu.invalid_argument_http_status, 400, message, APICODE_INVALID_ARGUMENT)
@@ -138,12 +154,24 @@ class ApiHandler(BaseHandler):
                 emu._count("connections_reset")
                 self._reset_instead = True
         parsed: Any = None
+        if body.strip() and not _is_json_type(self.headers.get("Content-Type")):
+            # The API's JSON body parser reads only what is declared JSON; any
+            # other body reaches it as no body at all, and the request fails.
+            # Here it fails by its name, so a client that sends JSON under
+            # another type (or none) is caught by the emulator too.
+            self.invalid(f"request body must be sent as application/json, not {self.headers.get('Content-Type')!r}")
+            return
         if body.strip():
             try:
                 parsed = loads(body)
             except ValueError as exc:  # includes UnicodeDecodeError
                 self.invalid(f"request body is not valid JSON: {exc}")
                 return
+        if is_token and self.command != "POST":
+            # The token endpoint is POST only (a GET with a JSON body issued
+            # a token); like any route asked with another method, a 404.
+            self.error(404, 404, f"Cannot {self.command} {path}", APICODE_NOT_FOUND)
+            return
         if is_token:
             emu._count("token_fetches")
             self._token_endpoint(parsed)
