@@ -178,12 +178,3 @@ def test_a_compressed_answer_is_decoded_though_none_was_asked_for(client_for, au
         assert client.list_webhooks(page=1) == env
         assert [r.header("accept-encoding") for r in server.requests] == [None] * len(
             server.requests)
-
-
-def test_an_answer_that_cannot_be_decoded_is_a_transport_error(fake, client_for):
-    fake.response = Response(body=b"\x1f\x8b\x08 not gzip", headers=[("Content-Encoding", "gzip")])
-    client = client_for(fake.server.url)
-    with pytest.raises(genauth_c.TransportError) as info:
-        client.trigger_webhook("wh1")
-    assert info.value.curl_code == 61
-    assert len(api_requests(fake)) == 1  # it reached the server: never sent again
