@@ -252,8 +252,6 @@ append_common_headers(genauth_client *c, struct curl_slist *list, int *nomem)
         list = append_header(list, nomem, pfx, "app-id: ", c->tenant_id);
     /* libcurl would otherwise wait for 100-continue on larger bodies. */
     list = append_header(list, nomem, "Expect:", "", "");
-    /* Decoding is on (transport.c), asking is not: no Accept-Encoding. */
-    list = append_header(list, nomem, "Accept-Encoding:", "", "");
     return list;
 }
 

@@ -191,10 +191,6 @@ sign_request(genauth_client *c, genauth_conn *conn,
     }
     if (!(grown = curl_slist_append(list, "Expect:")))
         goto oom;
-    list = grown;
-    /* As client.c's lists: answers are decoded, none asked for. */
-    if (!(grown = curl_slist_append(list, "Accept-Encoding:")))
-        goto oom;
     genauth_headers_wipe_free(conn->signed_headers);
     conn->signed_headers = grown;
     conn->cur_headers = NULL; /* a new list every request */

@@ -495,14 +495,6 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
     SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)client->max_response_bytes);
-    /* A gzip or deflate body is decoded, as the official SDK (requests)
-     * decodes it: libcurl 7.88 decodes a Content-Encoding only with this
-     * set. Nothing asks for one (every header list carries an empty
-     * "Accept-Encoding:", client.c and request.c), but a request without
-     * Accept-Encoding accepts any coding (RFC 9110, 12.5.3), so a server
-     * may compress all the same; that was a DecodeError. The size cap
-     * (collect_body) counts the decoded bytes, so a bomb is cut there. */
-    SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     /* A connection idle for longer than common server keep-alive timeouts
      * (nginx 75 s, cloud load balancers 60 s) may be closed by the server
