@@ -238,7 +238,7 @@ SAN_ENV = PYTHONPATH=$(abspath $(SAN_PKG)) LD_PRELOAD=$(SAN_RT) \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 GENAUTH_TEST_SCALE=small
 FUZZ_SECONDS ?= 600
 FUZZ_SHORT_SECONDS ?= 25
-FUZZ_BINS := build/fuzz/fuzz_response build/fuzz/fuzz_request
+FUZZ_BINS := build/fuzz/fuzz_response build/fuzz/fuzz_request build/fuzz/fuzz_mask
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Isrc/core \
 	$(shell pkg-config --cflags libcurl libcjson libcrypto)

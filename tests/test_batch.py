@@ -471,3 +471,40 @@ def test_a_batch_asks_a_failing_token_endpoint_once(fake, client_for, mode,
     results = batch_of(fake.server.url, client_for, mode, batch)
     assert fake.token_fetches == 2
     assert [r["statusCode"] for r in results] == [200] * 40
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_resting_batch_call_shares_a_refusal_that_came_while_it_rested(
+        fake, client_for, mode):
+    """A batch's call waiting for its retry (a 429) is still one of the
+    batch's queued calls: a token fetch that another of its calls made
+    meanwhile, refused for good, is its failure too, in asyncio as in a
+    sync batch. The sync batch took the retry as a new start, so that call
+    asked the refusing endpoint again (3 fetches, 2 in asyncio's)."""
+    refetched = threading.Event()
+
+    def handler(req):
+        if req.path.endswith("/get-management-token"):
+            if fake.token_fetches == 0:
+                return fake(req)  # the batch's token
+            fake.token_fetches += 1
+            refetched.set()
+            return Response.json({"statusCode": 401, "apiCode": 2001,
+                                  "message": "access key disabled"},
+                                 status=401)
+        if req.json()["webhookId"] == "wh1":
+            return Response.json({"statusCode": 401, "message": "revoked"},
+                                 status=401)
+        # wh0's answer comes once wh1's new token was asked for: it rests
+        # for its retry after that fetch was refused.
+        if not refetched.wait(30):
+            return Response(status=503, body=b"no refetch came")
+        return Response.json({"statusCode": 429, "message": "slow down"},
+                             status=429, headers=[("Retry-After", "0")])
+
+    fake.server.handler = handler
+    results = batch_of(fake.server.url, client_for, mode, calls(2),
+                       concurrency=2)
+    assert all(isinstance(r, genauth_c.AuthError) and
+               "access key disabled" in str(r) for r in results), results
+    assert fake.token_fetches == 2

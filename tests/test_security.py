@@ -15,11 +15,12 @@ import warnings
 
 import pytest
 
-from conftest import AK, SK, proxy_server
+from conftest import AK, SK, free_port, proxy_server
 from rawserver import FakeGenAuth, RawServer, Response, make_jwt
 
 import genauth_c
 from genauth_c import ManagementClient
+from genauth_c.emulator import Emulator
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -552,6 +553,27 @@ def test_untrusted_https_proxy_gets_nothing(fake, tls_fake, tls_proxy,
     assert "the https:// proxy's certificate" in got["message"], got
     assert tls_proxy.requests == []
     assert server.requests == []
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_plain_http_proxy_given_as_https_is_blamed_not_the_host(scheme):
+    """https_proxy=https://... for a proxy that speaks plain HTTP fails the
+    TLS handshake with the proxy (curl code 35). The message said the API
+    server's handshake had failed, named the API's URL, and told to write
+    host with http://: the host was never reached and was right."""
+    with Emulator("AK", "SK") as plain:  # answers a TLS hello with HTTP 400
+        proxy_url = plain.url.replace("http://", "https://")
+        host = f"{scheme}://127.0.0.1:{free_port()}"  # never reached
+        got = run_child(host, {f"{scheme}_proxy": proxy_url}, max_retries=0)
+    assert got["error"] == "TransportError" and got["curl_code"] == 35, got
+    message = got["message"]
+    assert message.startswith(
+        "the TLS handshake with the https:// proxy failed: "), message
+    assert message.endswith(
+        " (SSL connect error); a proxy that speaks plain HTTP fails it so: if "
+        "it is one, its URL (https_proxy, http_proxy, all_proxy) begins with "
+        "http://"), message
+    assert "host begins with" not in message and host not in message
+
 
 
 

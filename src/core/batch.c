@@ -98,10 +98,11 @@ typedef struct {
     int attempt;
     int retries;       /* retry.c's */
     double not_before; /* a retry waits until then */
-    /* genauth_token_completed() as the call was queued: when the batch
-     * began, or its retry was planned. A token fetch that ended since then
-     * and failed is its failure too (token.c), so a batch asks a failing
-     * token endpoint once, not once per call. */
+    /* genauth_token_completed() as the batch began. A token fetch that
+     * ended since then and failed for good is the call's failure too
+     * (token.c), so a batch asks a failing token endpoint once, not once
+     * per call: also when the call waits for its retry meanwhile, as in
+     * asyncio's batches (evloop.c), where a retry keeps its mark. */
     unsigned long token_queued;
 } slot;
 
@@ -112,7 +113,6 @@ rest_slot(genauth_client *c, spares *sp, slot *s, double until)
 {
     s->retries++;
     s->not_before = until;
-    s->token_queued = genauth_token_completed(c);
     put_spare(c, sp, s->conn);
     s->conn = NULL;
     return -1;

@@ -565,8 +565,9 @@ genauth_status genauth_client_check_interrupt(genauth_client *client,
  * `may_fetch` (an event loop, which fetches on its own) it never blocks:
  * the cached token is used as it is. `queued_at`: for a call that has been
  * waiting its turn (a batch's), genauth_token_completed() when it began to
- * wait; a fetch that ended since and failed is then its failure too, as
- * for a call that waited for that fetch; NULL for a call that begins now.
+ * wait; a fetch that ended since and failed for good (retry.c would not
+ * send it again) is then its failure too; one it waited for is its failure
+ * whatever retry.c says, as for any call; NULL for a call that begins now.
  * Sets *generation to the token's generation, for
  * genauth_token_invalidate. */
 genauth_status genauth_token_prepare(genauth_client *client,

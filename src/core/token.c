@@ -480,7 +480,10 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     fetch_report report = {0};
 
     pthread_mutex_lock(&t->mu);
-    unsigned long seen = queued_at ? *queued_at : t->completed;
+    /* Fetches ended before this call came: a later one it waited for, and
+     * for a batch's call one that ended since the batch queued it. */
+    unsigned long seen = t->completed;
+    unsigned long queued = queued_at ? *queued_at : seen;
     /* An event loop must not block on a fetch: it judged the token
      * (genauth_token_check) or has just fetched it. A token with an
      * expires_in shorter than the moments since is sent once all the
@@ -522,14 +525,15 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             st = err->status;
             goto done;
         }
-        if (!valid && !t->refreshing && t->completed != seen &&
-            t->last_failed && (!queued_at || t->last_final)) {
+        if (!valid && !t->refreshing && t->last_failed &&
+            (t->completed != seen ||
+             (t->completed != queued && t->last_final))) {
             /* A fetch we waited for failed: its failure is ours too,
              * rather than each waiter asking the failing endpoint again
-             * (unless retry.c says to, as for the fetching call). So is
-             * one that ended, failed for good, since a batch's call was
-             * queued: a batch asks a refusing endpoint once, not once a
-             * call. */
+             * (unless retry.c says to, as for the fetching call), a batch's
+             * call as any other. So is one that ended, failed for good,
+             * since a batch's call was queued: a batch asks a refusing
+             * endpoint once, not once a call. */
             share_failure(t, conn, err);
             st = err->status;
             goto done;

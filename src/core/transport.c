@@ -635,6 +635,23 @@ proxy_certificate_refused(const genauth_conn *conn, CURLcode rc)
            verdict != 0; /* X509_V_OK */
 }
 
+/* Whether a failed TLS handshake (rc 35) was the https:// proxy's, not the
+ * API server's: with an http:// URL only the proxy speaks TLS, and with an
+ * https:// one the server's handshake comes after the proxy has answered
+ * the CONNECT (libcurl resets that answer's code for each transfer). */
+static int
+proxy_handshake_failed(genauth_conn *conn, CURLcode rc)
+{
+    long connect_code = 0;
+    if (rc != CURLE_SSL_CONNECT_ERROR || !conn->proxy_tls)
+        return 0;
+    if (!https_url(conn))
+        return 1;
+    return curl_easy_getinfo(conn->easy, CURLINFO_HTTP_CONNECTCODE,
+                             &connect_code) == CURLE_OK &&
+           connect_code == 0;
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -697,6 +714,7 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     } else {
         /* libcurl's words, and what they leave out. */
         const char *lead = "", *hint = "";
+        int name_url = 0;
         const char *whose =
             proxy_certificate_refused(conn, rc)
                 ? ": the https:// proxy's certificate, which is verified "
@@ -707,6 +725,14 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
             hint = "; no CA store was found on this machine: pass "
                    "ca_bundle=, a PEM file of the CAs to trust (or install "
                    "certifi, or set SSL_CERT_FILE)";
+        } else if (proxy_handshake_failed(conn, rc)) {
+            /* The same slip in the proxy's URL: the API server was never
+             * reached, and neither its URL nor host is to blame (nor is
+             * the proxy's URL named: it may hold a password). */
+            lead = "the TLS handshake with the https:// proxy failed: ";
+            hint = "; a proxy that speaks plain HTTP fails it so: if it is "
+                   "one, its URL (https_proxy, http_proxy, all_proxy) "
+                   "begins with http://";
         } else if (rc == CURLE_SSL_CONNECT_ERROR && https_url(conn)) {
             /* https:// for a plain-HTTP server (a local service, the
              * emulator) is a common slip, and OpenSSL's words for it
@@ -715,13 +741,14 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
             lead = "the TLS handshake failed: ";
             hint = "; a server that speaks plain HTTP fails it so: if one "
                    "serves that address, host begins with http://";
+            name_url = 1;
         }
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s%s (%s)%s%s",
                                lead,
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
                                curl_easy_strerror(rc), whose, hint);
-        if (lead[0])
+        if (name_url)
             genauth_conn_name_url(conn, err);
     }
     err->curl_code = rc;

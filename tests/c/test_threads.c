@@ -37,6 +37,9 @@ static struct {
     atomic_int token_fail; /* the token endpoint answers 500 */
     atomic_int token_hits, api_hits;
     atomic_int stalled; /* requests for webhook "stall": never answered */
+    /* The token endpoint holds its answer while token_hold is set, and
+     * answers 429 without Retry-After while token_throttle is. */
+    atomic_int token_hold, token_throttle;
 } srv;
 
 static int
@@ -91,7 +94,11 @@ serve_conn(void *arg)
         if (strstr(buf, "get-management-token") &&
             strstr(buf, "get-management-token") < end) {
             atomic_fetch_add(&srv.token_hits, 1);
-            if (atomic_load(&srv.token_fail))
+            while (atomic_load(&srv.token_hold))
+                usleep(1000);
+            if (atomic_load(&srv.token_throttle))
+                answer(fd, 429, "{\"statusCode\":429,\"message\":\"slow\"}");
+            else if (atomic_load(&srv.token_fail))
                 answer(fd, 500, "{\"statusCode\":500,\"message\":\"down\"}");
             else
                 answer(fd, 200,
@@ -166,8 +173,9 @@ server_stop(void)
 
 /* ---- the client side ---------------------------------------------------- */
 
+/* max_retries < 0: the default. */
 static genauth_client *
-new_client_timeout(double timeout)
+new_client_retries(double timeout, int max_retries)
 {
     char host[64];
     genauth_client_options o;
@@ -180,9 +188,17 @@ new_client_timeout(double timeout)
     o.access_key_secret = "SK";
     o.host = host;
     o.timeout = timeout;
+    if (max_retries >= 0)
+        o.max_retries = max_retries;
     if (genauth_client_new(&o, &c, &err) != GENAUTH_OK)
         fprintf(stderr, "client: %s\n", err.message);
     return c;
+}
+
+static genauth_client *
+new_client_timeout(double timeout)
+{
+    return new_client_retries(timeout, -1);
 }
 
 static genauth_client *
@@ -763,6 +779,80 @@ test_global_init_from_many_threads_is_done_once(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* ---- a batch's call that waited for another thread's fetch ------------- */
+
+static pthread_t waiting_batch;
+
+/* The client's interrupt check, which a call waiting for another thread's
+ * token fetch asks as it waits: on the batch's thread, that is where it is,
+ * and the held fetch may answer. */
+static int
+release_when_the_batch_waits(void *userdata)
+{
+    (void)userdata;
+    if (pthread_equal(pthread_self(), waiting_batch))
+        atomic_store(&srv.token_hold, 0);
+    return 0;
+}
+
+static atomic_int single_call_ended;
+
+static void *
+single_call(void *arg)
+{
+    call((genauth_client *)arg);
+    atomic_store(&single_call_ended, 1);
+    return NULL;
+}
+
+/* A batch's call that waited for a fetch another thread made shares its
+ * failure, as a single call that waited does, whatever retry.c makes of it
+ * (here a 429 without Retry-After: the call's retry, with max_retries=0
+ * none): it does not ask the endpoint again at once. It asked again: the
+ * check for a batch's queued calls (a failure for good only) replaced the
+ * one for calls that waited. */
+static void
+test_a_batch_call_that_waited_for_a_fetch_shares_its_failure(void)
+{
+    genauth_client *c = new_client_retries(30, 0);
+    genauth_error err;
+    genauth_batch_item item;
+    pthread_t t;
+    cJSON *params = cJSON_Parse("{\"webhookId\":\"wh1\"}");
+
+    genauth_error_init(&err);
+    CHECK(c && params);
+    if (!c || !params)
+        goto done;
+    waiting_batch = pthread_self();
+    genauth_client_set_interrupt(c, release_when_the_batch_waits, NULL);
+    atomic_store(&srv.token_hits, 0);
+    atomic_store(&single_call_ended, 0);
+    atomic_store(&srv.token_throttle, 1);
+    atomic_store(&srv.token_hold, 1);
+    CHECK(pthread_create(&t, NULL, single_call, c) == 0);
+    /* The other thread's fetch has reached the server, and waits there
+     * (or that call failed before: the checks below then say so). */
+    while (atomic_load(&srv.token_hits) == 0 &&
+           !atomic_load(&single_call_ended))
+        usleep(1000);
+    memset(&item, 0, sizeof(item));
+    item.req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
+    item.req.params = params;
+    CHECK(genauth_client_batch(c, &item, 1, 1, NULL, NULL, &err) ==
+          GENAUTH_OK);
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&srv.token_hold) == 0); /* the batch's call waited */
+    CHECK(item.status == GENAUTH_E_AUTH);
+    CHECK(atomic_load(&srv.token_hits) == 1);
+    genauth_batch_item_clear(&item);
+done:
+    atomic_store(&srv.token_hold, 0);
+    atomic_store(&srv.token_throttle, 0);
+    cJSON_Delete(params);
+    genauth_client_free(c);
+}
+
 int
 main(void)
 {
@@ -782,6 +872,7 @@ main(void)
     test_one_stalled_call_among_busy_threads(1);
     test_one_stalled_call_among_busy_threads(0);
     test_batch_done_callback();
+    test_a_batch_call_that_waited_for_a_fetch_shares_its_failure();
     test_fork_while_another_thread_holds_the_clients_locks();
     test_fork_while_another_thread_waits_for_a_token();
     server_stop();

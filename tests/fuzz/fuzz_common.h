@@ -1,4 +1,5 @@
-/* What both libFuzzer targets share: rebuilding a parsed document as a tree
+/* What the libFuzzer targets share (helpers inline: a target may use
+ * some of them only): rebuilding a parsed document as a tree
  * in json.h's exact form (through the cursor), and a round trip check.
  * A failed check aborts, which libFuzzer reports as a crash with its input. */
 #ifndef GENAUTH_FUZZ_COMMON_H
@@ -21,7 +22,7 @@
 
 /* Whether decoded string bytes hold a surrogate (encoded as ED A0..BF xx,
  * as the parser keeps a lone surrogate escape). */
-static int
+static inline int
 fuzz_has_surrogate(const char *s, size_t len)
 {
     for (size_t i = 0; i + 1 < len; i++)
@@ -31,7 +32,7 @@ fuzz_has_surrogate(const char *s, size_t len)
 }
 
 /* A JSON number literal under RFC 8259's grammar, exactly `len` bytes. */
-static int
+static inline int
 fuzz_is_number_literal(const char *s, size_t len)
 {
     size_t i = 0;
@@ -66,7 +67,7 @@ fuzz_is_number_literal(const char *s, size_t len)
  * for `node` of a parsed doc, walking in document order as the cursor
  * requires. Checks the cursor's answers against cJSON's view on the way.
  * The caller frees the result with cJSON_Delete. */
-static cJSON *
+static inline cJSON *
 fuzz_rebuild(const cJSON *node, genauth_json_cursor *cur)
 {
     const char *s = NULL;
@@ -125,7 +126,7 @@ fuzz_rebuild(const cJSON *node, genauth_json_cursor *cur)
 }
 
 /* The exact tree for a whole doc; checks the walk used every literal. */
-static cJSON *
+static inline cJSON *
 fuzz_rebuild_doc(const genauth_json_doc *doc)
 {
     genauth_json_cursor cur;
@@ -142,7 +143,7 @@ fuzz_rebuild_doc(const genauth_json_doc *doc)
 
 /* `text` (genauth_json_write output) parses, and writing what was parsed
  * gives `text` back byte for byte. */
-static void
+static inline void
 fuzz_check_fixed_point(const genauth_buf *text)
 {
     genauth_json_doc *doc = NULL;

@@ -36,6 +36,7 @@ run() { # name, seed corpus, command...
 
 run response tests/fuzz/corpus/response "$OUT/fuzz_response" -max_len=16384
 run request tests/fuzz/corpus/request "$OUT/fuzz_request" -max_len=4096
+run mask tests/fuzz/corpus/mask "$OUT/fuzz_mask" -max_len=1024
 # atheris: the installed genauth_c (or PYTHONPATH's), through a real client.
 run convert tests/fuzz/corpus/response "$PYTHON" tests/fuzz/fuzz_convert.py \
     -max_len=16384
