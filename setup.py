@@ -1,6 +1,8 @@
 """Build genauth_c._core: the C core (src/core) and its binding (src/binding).
 
-libcurl, cJSON and libcrypto are found with pkg-config. Strictness comes from
+libcurl, cJSON and libcrypto are found with pkg-config, and this Python's
+headers are looked for, only when the extension is built: making an sdist,
+or reading the metadata (pip's first step), needs neither. Strictness comes from
 the environment: GENAUTH_WERROR=1 turns warnings into errors, and
 GENAUTH_SANITIZE=address,undefined builds with those sanitizers.
 
@@ -16,6 +18,7 @@ import sys
 from glob import glob
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 PACKAGES = {"libcurl": "libcurl4-openssl-dev", "libcjson": "libcjson-dev",
             "libcrypto": "libssl-dev"}
@@ -40,15 +43,40 @@ def dependency_flags():
     return pkg_config("--cflags", *PACKAGES), pkg_config("--libs", *PACKAGES)
 
 
-cflags, libs = dependency_flags()
+def check_python_headers(include_dirs):
+    """Without Python.h the compiler stops at the first file with an error
+    that names no package; say which one brings the headers instead."""
+    if any(os.path.isfile(os.path.join(d, "Python.h")) for d in include_dirs):
+        return
+    version = "%d.%d" % sys.version_info[:2]
+    sys.exit("genauth_c: this Python's headers are missing (no Python.h in "
+             + ", ".join(include_dirs) + "); for Debian's python3 install "
+             "the Debian package python3-dev (python" + version + "-dev for "
+             "python" + version + "); a Python installed another way needs "
+             "its development headers installed with it")
+
+
+class BuildExt(build_ext):
+    """Finds what compiling needs at build time, so that `setup.py sdist`
+    and pip's metadata step work on a machine without the C libraries."""
+
+    def build_extensions(self):
+        check_python_headers(self.include_dirs)
+        cflags, libs = dependency_flags()
+        for ext in self.extensions:
+            ext.extra_compile_args = cflags + ext.extra_compile_args
+            ext.extra_link_args = libs + ext.extra_link_args
+        super().build_extensions()
+
+
 warnings = ["-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
             "-Wmissing-prototypes", "-Wformat=2", "-Wno-missing-field-initializers"]
 # Only PyInit__core is exported (PyMODINIT_FUNC marks it): the core's
 # functions call each other directly, not through the PLT, and may be
 # inlined, which a symbol another library could interpose forbids.
 extra_compile = ["-std=c11", "-D_GNU_SOURCE", "-O2", "-fvisibility=hidden",
-                 *warnings, *cflags]
-extra_link = list(libs)
+                 *warnings]
+extra_link = []
 if os.environ.get("GENAUTH_WERROR") == "1":
     extra_compile.append("-Werror")
 sanitize = os.environ.get("GENAUTH_SANITIZE")
@@ -71,6 +99,6 @@ core = Extension(
     py_limited_api=limited_api,
 )
 
-setup(ext_modules=[core],
+setup(ext_modules=[core], cmdclass={"build_ext": BuildExt},
       options={"bdist_wheel": {"py_limited_api": "cp311"}} if limited_api
       else {})

@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from packaging_env import ROOT, make_env, not_under_sanitizer
+from packaging_env import ROOT, make_env, not_under_sanitizer, venv_with_wheel
 
 pytestmark = [pytest.mark.slow, not_under_sanitizer]
 
@@ -32,18 +32,6 @@ def wheel(tmp_path_factory):
     wheels = glob.glob(str(out / "*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
-
-
-def venv_with_wheel(python, wheel, tmp_path_factory):
-    """The python of a fresh venv of `python` holding only the wheel."""
-    venv = tmp_path_factory.mktemp("wheel-venv")
-    subprocess.run([python, "-m", "venv", str(venv)], check=True,
-                   timeout=300)
-    py = str(venv / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-index",
-                    "--no-deps", "--disable-pip-version-check", wheel],
-                   check=True, timeout=300)
-    return py
 
 
 @pytest.fixture(scope="module")
