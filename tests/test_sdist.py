@@ -74,6 +74,12 @@ def test_sdist_is_made_without_the_c_libraries_and_carries_what_building_needs(
     assert any(f.endswith(".h") for f in needed)
     assert {"genauth_c/py.typed", "genauth_c/__init__.pyi",
             "genauth_c/emulator/__init__.py"} <= files
+    # Only what setuptools writes beside them: no tests, build products,
+    # environments or bench results.
+    extra = {f for f in files - needed
+             if f not in ("PKG-INFO", "setup.cfg")
+             and not f.startswith("genauth_c.egg-info/")}
+    assert extra == set()
 
 
 @pytest.fixture(scope="module")
