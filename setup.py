@@ -12,6 +12,7 @@ for every CPython from 3.11 on. GENAUTH_LIMITED_API=0 builds it against this
 interpreter's full API instead (a cp3XX-cp3XX wheel).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,16 @@ from setuptools.command.build_ext import build_ext
 
 PACKAGES = {"libcurl": "libcurl4-openssl-dev", "libcjson": "libcjson-dev",
             "libcrypto": "libssl-dev"}
+
+
+def core_version():
+    """The one place the version is written is the C core's GENAUTH_VERSION:
+    the module's __version__ and the sdk-version header the client sends
+    come from it, so the wheel's and the sdist's version are read from it
+    too (pyproject.toml lists version as dynamic)."""
+    with open(os.path.join("src", "core", "genauth.h"), encoding="utf-8") as f:
+        return re.search(r'^#define GENAUTH_VERSION "([^"]+)"$', f.read(),
+                         re.M).group(1)
 
 
 def pkg_config(*args):
@@ -99,6 +110,7 @@ core = Extension(
     py_limited_api=limited_api,
 )
 
-setup(ext_modules=[core], cmdclass={"build_ext": BuildExt},
+setup(version=core_version(), ext_modules=[core],
+      cmdclass={"build_ext": BuildExt},
       options={"bdist_wheel": {"py_limited_api": "cp311"}} if limited_api
       else {})

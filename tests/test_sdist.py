@@ -189,3 +189,18 @@ def test_a_build_without_python_headers_names_python3_dev(checkout, tmp_path):
     assert "this Python's headers are missing" in r.stderr, r.stderr
     assert f"install the Debian package python3-dev (python{version}-dev" \
         in r.stderr, r.stderr
+
+
+def test_the_version_is_written_once(tmp_path):
+    # A release bumps GENAUTH_VERSION, which __version__, --version and the
+    # sdk-version header show (test_wire): the package's version follows.
+    fresh_copy(tmp_path)
+    header = tmp_path / "src" / "core" / "genauth.h"
+    text = header.read_text()
+    assert '#define GENAUTH_VERSION "' in text
+    header.write_text(re.sub(r'(#define GENAUTH_VERSION )"[^"]+"',
+                             r'\1"9.8.7"', text))
+    r = subprocess.run([sys.executable, "setup.py", "--version"],
+                       cwd=tmp_path, env=build_env(), capture_output=True,
+                       text=True, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, "9.8.7"), r.stderr
