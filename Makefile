@@ -69,14 +69,12 @@ venv: deps
 # pip install . is the product; the in-place build beside it lets scripts run
 # from this folder too (Python puts the script's folder, or the current one,
 # first on sys.path, so there `import genauth_c` finds this source folder).
-# The in-place extension is removed first: a full-API build
-# (GENAUTH_LIMITED_API=0) is named _core.cpython-3XX-*.so and the stable-ABI
-# one _core.abi3.so, and Python would load a stale first one before the other.
-# An extension left by an earlier build of another ABI (a cpython-311 .so
-# beside the abi3 one) would be imported first: neither the build folder nor
-# the in-place copy may keep one.
+# build/lib.* goes whole into what pip installs: a module deleted from
+# genauth_c/ would stay there. (An extension left by a build of the other
+# ABI, _core.cpython-3XX-*.so beside _core.abi3.so, is removed by setup.py,
+# for pip install . and -e . too.)
 install: venv
-	rm -rf build/lib.* genauth_c/_core.*.so
+	rm -rf build/lib.*
 	$(VENV_PIP) install --quiet --no-build-isolation .
 	$(VENV_PY) setup.py --quiet build_ext --inplace
 

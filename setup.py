@@ -79,6 +79,33 @@ class BuildExt(build_ext):
             ext.extra_link_args = libs + ext.extra_link_args
         super().build_extensions()
 
+    # A build of the other ABI (GENAUTH_LIMITED_API=0 names the file
+    # _core.cpython-3XX-*.so, the stable ABI _core.abi3.so) leaves its file
+    # where this one goes: in build/lib.*, whose whole folder goes into the
+    # wheel, and in place (--inplace, pip install -e). CPython 3.11 would
+    # import the cpython-311 file before the abi3 one.
+    def build_extension(self, ext):
+        drop_other_abi(self.get_ext_fullpath(ext.name))
+        super().build_extension(ext)
+
+    def copy_extensions_to_source(self):
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            package = ext.name.rpartition(".")[0]
+            drop_other_abi(os.path.join(
+                build_py.get_package_dir(package),
+                os.path.basename(self.get_ext_filename(ext.name))))
+        super().copy_extensions_to_source()
+
+
+def drop_other_abi(target):
+    """Removes the files beside `target` (.../_core.abi3.so) that are the
+    same extension built for another ABI."""
+    folder, name = os.path.split(target)
+    for stale in glob(os.path.join(folder, name.split(".")[0] + ".*.so")):
+        if os.path.basename(stale) != name:
+            os.remove(stale)
+
 
 warnings = ["-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
             "-Wmissing-prototypes", "-Wformat=2", "-Wno-missing-field-initializers"]

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import zipfile
 
@@ -204,3 +205,24 @@ def test_the_version_is_written_once(tmp_path):
                        cwd=tmp_path, env=build_env(), capture_output=True,
                        text=True, timeout=120)
     assert (r.returncode, r.stdout.strip()) == (0, "9.8.7"), r.stderr
+
+
+def test_a_build_drops_the_extension_a_build_of_the_other_abi_left(tmp_path):
+    # GENAUTH_LIMITED_API=0 pip install . left build/lib.*/genauth_c/
+    # _core.cpython-311-*.so; the next abi3 wheel carried both files, and
+    # CPython 3.11 imported the stale one. The same in place (make install).
+    fresh_copy(tmp_path)
+    limited = tmp_path / "build" / "lib" / "genauth_c"
+    other = "_core" + sysconfig.get_config_var("EXT_SUFFIX")
+    for folder in (limited, tmp_path / "genauth_c"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / other).write_bytes(b"")
+    for where in (["-b", str(limited.parent)], ["--inplace"]):
+        r = subprocess.run([sys.executable, "setup.py", "-q", "build_ext",
+                            "-t", str(tmp_path / "tmp"), *where],
+                           cwd=tmp_path, env=build_env(), capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+    for folder in (limited, tmp_path / "genauth_c"):
+        assert sorted(f.name for f in folder.glob("_core.*")) == [
+            "_core.abi3.so"], folder
