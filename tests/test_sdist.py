@@ -115,7 +115,10 @@ def test_wheel_from_the_sdist_has_the_tags_files_and_metadata(
                   "License-Expression: MIT",
                   "Description-Content-Type: text/markdown",
                   "Summary: ", "Project-URL: Source, ",
-                  "Classifier: Typing :: Typed"):
+                  "Classifier: Typing :: Typed",
+                  "Classifier: Programming Language :: Python :: 3 :: Only",
+                  "Classifier: Programming Language :: Python :: "
+                  "Implementation :: CPython"):
         assert field in head, head
     # Nothing is needed at run time, and no extra: the tests are not in the
     # wheel, and the Makefile installs their tools (PY_TEST_TOOLS).
