@@ -69,12 +69,10 @@ venv: deps
 # pip install . is the product; the in-place build beside it lets scripts run
 # from this folder too (Python puts the script's folder, or the current one,
 # first on sys.path, so there `import genauth_c` finds this source folder).
-# build/lib.* goes whole into what pip installs: a module deleted from
-# genauth_c/ would stay there. (An extension left by a build of the other
-# ABI, _core.cpython-3XX-*.so beside _core.abi3.so, is removed by setup.py,
-# for pip install . and -e . too.)
+# What an earlier build left in build/lib.* or in place (a module since
+# deleted, the extension of the other ABI) is removed by setup.py itself,
+# so pip install . and make wheel do not ship it either.
 install: venv
-	rm -rf build/lib.*
 	$(VENV_PIP) install --quiet --no-build-isolation .
 	$(VENV_PY) setup.py --quiet build_ext --inplace
 

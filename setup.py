@@ -20,6 +20,7 @@ from glob import glob
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 PACKAGES = {"libcurl": "libcurl4-openssl-dev", "libcjson": "libcjson-dev",
             "libcrypto": "libssl-dev"}
@@ -98,6 +99,30 @@ class BuildExt(build_ext):
         super().copy_extensions_to_source()
 
 
+class BuildPy(build_py):
+    """setuptools copies the package's files into build/lib.*, whose whole
+    folder goes into the wheel, and never removes one: a module deleted
+    from genauth_c/ stayed in every later wheel and pip install of this
+    tree. The files and subpackages there that are no longer the
+    package's are removed."""
+
+    def run(self):
+        super().run()
+        keep = {os.path.abspath(f) for f in self.get_outputs()}
+        packages = set(self.packages or ())
+        for package in packages:
+            folder = os.path.join(self.build_lib, *package.split("."))
+            for name in os.listdir(folder) if os.path.isdir(folder) else ():
+                path = os.path.abspath(os.path.join(folder, name))
+                if os.path.isdir(path):
+                    if (package + "." + name not in packages
+                            and name != "__pycache__"):
+                        shutil.rmtree(path)
+                # The extension is build_ext's to keep or remove.
+                elif not name.endswith(".so") and path not in keep:
+                    os.remove(path)
+
+
 def drop_other_abi(target):
     """Removes the files beside `target` (.../_core.abi3.so) that are the
     same extension built for another ABI."""
@@ -138,6 +163,6 @@ core = Extension(
 )
 
 setup(version=core_version(), ext_modules=[core],
-      cmdclass={"build_ext": BuildExt},
+      cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
       options={"bdist_wheel": {"py_limited_api": "cp311"}} if limited_api
       else {})

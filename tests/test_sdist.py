@@ -229,3 +229,24 @@ def test_a_build_drops_the_extension_a_build_of_the_other_abi_left(tmp_path):
     for folder in (limited, tmp_path / "genauth_c"):
         assert sorted(f.name for f in folder.glob("_core.*")) == [
             "_core.abi3.so"], folder
+
+
+def test_a_module_deleted_from_the_package_leaves_the_build(tmp_path):
+    # build/lib.* goes whole into the wheel (make wheel, pip install .):
+    # setuptools copied genauth_c/ there but never removed a file.
+    fresh_copy(tmp_path)
+    lib = tmp_path / "lib"
+    build = [sys.executable, "setup.py", "-q", "build_py", "-d", str(lib)]
+    (tmp_path / "genauth_c" / "old_module.py").write_text("")
+    (lib / "genauth_c" / "old_subpackage").mkdir(parents=True)
+    (lib / "genauth_c" / "old_subpackage" / "__init__.py").write_text("")
+    for _ in range(2):   # with old_module.py, then without it
+        r = subprocess.run(build, cwd=tmp_path, env=build_env(),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        (tmp_path / "genauth_c" / "old_module.py").unlink(missing_ok=True)
+    package = {p.relative_to(lib).as_posix() for p in lib.rglob("*")
+               if p.is_file()}
+    assert [p for p in package if "/old_" in p] == []
+    assert {"genauth_c/__init__.py", "genauth_c/__init__.pyi",
+            "genauth_c/py.typed", "genauth_c/emulator/app.py"} <= package
