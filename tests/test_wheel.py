@@ -3,7 +3,9 @@ into a fresh virtual environment (not the one the tests run in), loading the
 libraries it carries, running the demo and verifying TLS on a machine laid
 out as another distribution. It is built on the stable ABI (abi3): the same
 wheel runs on every CPython from 3.11 on."""
+import base64
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -13,7 +15,7 @@ import zipfile
 
 import pytest
 
-from packaging_env import ROOT, make_env, not_under_sanitizer
+from packaging_env import ROOT, make_env, not_under_sanitizer, venv_with_wheel
 
 pytestmark = [pytest.mark.slow, not_under_sanitizer]
 
@@ -32,18 +34,6 @@ def wheel(tmp_path_factory):
     wheels = glob.glob(str(out / "*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
-
-
-def venv_with_wheel(python, wheel, tmp_path_factory):
-    """The python of a fresh venv of `python` holding only the wheel."""
-    venv = tmp_path_factory.mktemp("wheel-venv")
-    subprocess.run([python, "-m", "venv", str(venv)], check=True,
-                   timeout=300)
-    py = str(venv / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-index",
-                    "--no-deps", "--disable-pip-version-check", wheel],
-                   check=True, timeout=300)
-    return py
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +55,48 @@ def test_wheel_is_manylinux_and_carries_its_libraries(wheel):
     metadata = next(f for f in files if f.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "License-Expression: MIT" in text
+
+
+def test_wheel_carries_the_notices_of_the_libraries_it_bundles(wheel):
+    # OpenSSL, GnuTLS, GMP (LGPL-3 or GPL-2)... are copied into the wheel:
+    # their licenses require their notices to go with each copy.
+    whl = zipfile.ZipFile(wheel)
+    files = whl.namelist()
+    dist_info = next(f.split("/")[0] for f in files
+                     if f.endswith(".dist-info/METADATA"))
+    libs = sorted(os.path.basename(f) for f in files
+                  if f.startswith("genauth_c.libs/") and not f.endswith("/"))
+    listing = f"{dist_info}/licenses/bundled/README"
+    assert listing in files, files
+    rows = [line.split("  ") for line in
+            whl.read(listing).decode().splitlines()[2:]]
+    assert sorted(lib for lib, _, _ in rows) == libs
+    metadata = whl.read(f"{dist_info}/METADATA").decode().split("\n\n")[0]
+    for lib, package, notice in rows:
+        text = whl.read(f"{dist_info}/licenses/{notice}").decode("utf-8",
+                                                                 "replace")
+        assert "opyright" in text, (lib, notice)
+        assert f"License-File: {notice}\n" in metadata + "\n", notice
+    assert any(lib.startswith("libcurl-") and package.startswith("libcurl4")
+               for lib, package, _ in rows), rows
+
+
+def test_wheel_record_lists_every_file_with_its_hash(wheel):
+    whl = zipfile.ZipFile(wheel)
+    files = [i.filename for i in whl.infolist() if not i.is_dir()]
+    record_name = next(f for f in files if f.endswith(".dist-info/RECORD"))
+    record = {}
+    for line in whl.read(record_name).decode().splitlines():
+        name, digest, size = line.rsplit(",", 2)
+        record[name] = (digest, size)
+    assert sorted(record) == sorted(files)
+    for name in files:
+        if name == record_name:
+            continue
+        data = whl.read(name)
+        digest = base64.urlsafe_b64encode(
+            hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert record[name] == ("sha256=" + digest, str(len(data))), name
 
 
 def test_extension_loads_the_bundled_libcurl(wheel_python, tmp_path):

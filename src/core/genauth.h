@@ -15,6 +15,7 @@
 extern "C" {
 #endif
 
+/* The one place the version is written: setup.py reads it for the package. */
 #define GENAUTH_VERSION "0.1.0"
 #define GENAUTH_SDK_NAME "genauth-c"
 
