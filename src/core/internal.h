@@ -595,10 +595,10 @@ genauth_status genauth_token_request_load(genauth_client *client,
                                           genauth_conn *conn,
                                           genauth_error *err);
 /* For a fetch driven by an event loop (evloop.c), with the sync path's
- * rules. genauth_token_check: what a call that goes out within `slack`
- * seconds does with the cached token: USE it; USE it, and start the
- * early refresh (none is in flight, none failed lately); or WAIT for a
- * fetch (none, or an expiring token). genauth_token_begin: a fetch is in
+ * rules. genauth_token_check: what a call that goes out now does with the
+ * cached token, as genauth_token_prepare judges it: USE it; USE it, and
+ * start the early refresh (none is in flight, none failed lately); or WAIT
+ * for a fetch (none, or an expired token). genauth_token_begin: a fetch is in
  * flight (genauth_token_prepare uses a valid token meanwhile, and does
  * not fetch). genauth_token_accept: the fetch's transfer ended with
  * `transfer`: the answer read from conn, counted, reported to the event
@@ -611,7 +611,7 @@ typedef enum {
     GENAUTH_TOKEN_USE_AND_REFRESH,
     GENAUTH_TOKEN_WAIT
 } genauth_token_need;
-genauth_token_need genauth_token_check(genauth_client *client, double slack);
+genauth_token_need genauth_token_check(genauth_client *client);
 /* For a call that needs a token (genauth_token_check said
  * GENAUTH_TOKEN_WAIT): 1 when it must not ask for one, the last fetch
  * having been throttled and the time its Retry-After named (*until) not
