@@ -357,3 +357,28 @@ def test_a_valid_token_serves_to_its_last_moment_after_a_failed_refresh(
     assert results[3].status_code == 500
     assert fake.token_fetches == 3
     assert fake.expiries == 0
+
+
+def test_calls_waiting_for_one_fetch_share_a_token_expiring_as_it_comes(
+        fake, token_clock):
+    """With no valid token, the calls that wait for the one fetch share its
+    outcome, also a token whose expires_in is too short to outlive its own
+    answer (1e-300 s, on a token clock that stands still): a batch's calls
+    started together, as calls gathered on an event loop, send the token
+    that one fetch got. A sync batch fetched one token per call."""
+    fake.lifetime = 1e-300
+    with genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                    timeout=5) as client:
+        results = client.trigger_webhooks([{"webhook_id": "wh1"}] * 4,
+                                          concurrency=4)
+    assert status_codes(results) == [200] * 4, results
+    assert fake.token_fetches == 1
+
+    async def calls():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=5) as aclient:
+            return await asyncio.gather(
+                *(aclient.trigger_webhook("wh1") for _ in range(4)))
+
+    assert status_codes(asyncio.run(calls())) == [200] * 4
+    assert fake.token_fetches == 2

@@ -492,7 +492,7 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
 
 genauth_status
 genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
-                      int may_fetch, const unsigned long *queued_at,
+                      int may_fetch, const genauth_token_mark *queued_at,
                       unsigned long *generation, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
@@ -503,7 +503,11 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     /* Fetches ended before this call came: a later one it waited for, and
      * for a batch's call one that ended since the batch queued it. */
     unsigned long seen = t->completed;
-    unsigned long queued = queued_at ? *queued_at : seen;
+    unsigned long queued = queued_at ? queued_at->completed : seen;
+    /* The token's generation before this call waited for a fetch: a token
+     * of a later one came from that fetch. */
+    unsigned long fresh_after =
+        queued_at ? queued_at->generation : t->generation;
     /* An event loop must not block on a fetch: it judged the token
      * (genauth_token_check) or has just fetched it. A token with an
      * expires_in shorter than the moments since is sent once all the
@@ -519,8 +523,15 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
         double now = genauth_now();
         genauth_token_need need = judge(c, t, now);
         int valid = need != GENAUTH_TOKEN_WAIT;
-        /* A valid token is used without waiting, whoever refreshes it. */
-        if (need == GENAUTH_TOKEN_USE)
+        /* A valid token is used without waiting, whoever refreshes it;
+         * so is the token of the fetch this call waited for, however soon
+         * it expired (a tiny expires_in): the waiters share that fetch's
+         * outcome, as the fetching call sends the token it got (refresh)
+         * and an event loop's calls queued behind its fetch do, rather
+         * than each fetching one of its own in turn. */
+        if (need == GENAUTH_TOKEN_USE ||
+            (need == GENAUTH_TOKEN_WAIT && t->token &&
+             t->generation != fresh_after))
             break;
         /* A call out of time fetches nothing: no request that cannot be
          * answered, and no fetch failure told or counted for it (a batch's
@@ -607,6 +618,16 @@ genauth_token_completed(genauth_client *c)
     unsigned long completed = t->completed;
     pthread_mutex_unlock(&t->mu);
     return completed;
+}
+
+genauth_token_mark
+genauth_token_mark_now(genauth_client *c)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    genauth_token_mark mark = {t->completed, t->generation};
+    pthread_mutex_unlock(&t->mu);
+    return mark;
 }
 
 int
