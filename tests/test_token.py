@@ -6,6 +6,8 @@ import threading
 import pytest
 
 from conftest import AK, SK
+from test_batch import debug_lines
+from test_retries import calls_after, status_codes
 from rawserver import Response, make_jwt
 
 import genauth_c
@@ -306,3 +308,77 @@ def test_a_call_out_of_time_waiting_for_a_token_times_out_as_a_fetch_does(
 
     for r in asyncio.run(calls()):
         assert_timed_out_as_a_fetch_does(r)
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_valid_token_serves_to_its_last_moment_after_a_failed_refresh(
+        fake, token_clock, mode):
+    """A 100 s token is due for refresh at 90 s. The early refresh at 95 s
+    fails: nobody hears of it, and the next try waits 5 s. Until the token
+    has really expired, every call goes out with it without asking the
+    endpoint again, in its last moments too (0.1 s before it expires); once
+    it has expired, a call fetches and fails with the endpoint's refusal.
+    On an event loop a call in the token's last 0.25 s asked the failing
+    endpoint again and raised its AuthError, where the sync client used
+    the valid token."""
+    fake.lifetime = 100
+    refused = Response.json({"statusCode": 500, "message": "down"},
+                            status=500)
+
+    def handler(req):
+        if "get-management-token" in req.path and fake.token_fetches >= 1:
+            fake.token_fetches += 1
+            return refused
+        return fake(req)
+
+    fake.server.handler = handler
+    start = token_clock.now
+    ended = []  # the token fetches the client has seen end
+
+    async def settle():
+        # From 95 s on: until the early refresh has ended.
+        want = 2 if token_clock.now >= start + 95 else 1
+        for _ in range(3000):
+            if len(ended) >= want:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"the refresh never ended: {ended}")
+
+    with debug_lines(lambda line: line.startswith("token fetch") and
+                     ended.append(line)):
+        results = calls_after(mode, fake.server.url, [
+            lambda: None,                            # the token
+            lambda: token_clock.set(start + 95),     # refresh: refused
+            lambda: token_clock.set(start + 99.9),   # its last moments
+            lambda: token_clock.set(start + 100.5),  # expired
+        ], settle=settle)
+    assert status_codes(results[:3]) == [200] * 3, results
+    assert isinstance(results[3], genauth_c.AuthError), results
+    assert results[3].status_code == 500
+    assert fake.token_fetches == 3
+    assert fake.expiries == 0
+
+
+def test_calls_waiting_for_one_fetch_share_a_token_expiring_as_it_comes(
+        fake, token_clock):
+    """With no valid token, the calls that wait for the one fetch share its
+    outcome, also a token whose expires_in is too short to outlive its own
+    answer (1e-300 s, on a token clock that stands still): a batch's calls
+    started together, as calls gathered on an event loop, send the token
+    that one fetch got. A sync batch fetched one token per call."""
+    fake.lifetime = 1e-300
+    with genauth_c.ManagementClient(AK, SK, host=fake.server.url,
+                                    timeout=5) as client:
+        results = client.trigger_webhooks([{"webhook_id": "wh1"}] * 4,
+                                          concurrency=4)
+    assert status_codes(results) == [200] * 4, results
+    assert fake.token_fetches == 1
+
+    async def calls():
+        async with AsyncManagementClient(AK, SK, host=fake.server.url,
+                                         timeout=5) as aclient:
+            return await asyncio.gather(
+                *(aclient.trigger_webhook("wh1") for _ in range(4)))
+
+    assert status_codes(asyncio.run(calls())) == [200] * 4
+    assert fake.token_fetches == 2

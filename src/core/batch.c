@@ -98,12 +98,13 @@ typedef struct {
     int attempt;
     int retries;       /* retry.c's */
     double not_before; /* a retry waits until then */
-    /* genauth_token_completed() as the batch began. A token fetch that
-     * ended since then and failed for good is the call's failure too
+    /* .completed: the fetches ended as the batch began. A token fetch
+     * that ended since then and failed for good is the call's failure too
      * (token.c), so a batch asks a failing token endpoint once, not once
      * per call: also when the call waits for its retry meanwhile, as in
-     * asyncio's batches (evloop.c), where a retry keeps its mark. */
-    unsigned long token_queued;
+     * asyncio's batches (evloop.c), where a retry keeps its mark.
+     * .generation: the token's as the pass that (re)started it began. */
+    genauth_token_mark token_queued;
 } slot;
 
 /* `s` is to start again at `until` (retry.c), among the waiting calls, its
@@ -311,7 +312,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
     }
     genauth_client_adopt_if_forked(c);
     since = genauth_fork_generation();
-    unsigned long token_queued = genauth_token_completed(c);
+    unsigned long token_queued = genauth_token_mark_now(c).completed;
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         holds_client_multi = 1;
         if (!c->batch_multi)
@@ -346,6 +347,9 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
          * a token endpoint that hangs would hold the batch for a timeout
          * per call, whatever the concurrency. */
         double now = genauth_now();
+        /* And share a token fetched since (that fetch's outcome), as the
+         * threads waiting for it would, however soon it expires. */
+        unsigned long pass_generation = genauth_token_mark_now(c).generation;
         /* Once the client is closed, a call waiting to be sent again ends
          * now (start_call) rather than when its wait is over, and so does
          * one not started: also while every slot is taken by calls in
@@ -366,7 +370,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             if (!s && next < count) {
                 s = &slots[next];
                 s->item = &items[next++];
-                s->token_queued = token_queued;
+                s->token_queued.completed = token_queued;
                 /* A call's time starts when it starts (and again after
                  * EMFILE: it sent nothing), in this pass; a retry keeps
                  * its deadline. */
@@ -378,6 +382,7 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
                 s->started = now;
                 s->deadline = now + c->timeout;
             }
+            s->token_queued.generation = pass_generation;
             int started = start_call(c, multi, &sp, s, &scratch);
             if (started > 0)
                 active++;

@@ -13,12 +13,6 @@
 
 #include "internal.h"
 
-/* The token rules are judged this far ahead (genauth_token_check), so that
- * genauth_call_prepare, moments later, finds the token as judged. It is
- * told never to fetch or wait on its own (which would block the loop), even
- * for a token that expired the moment it came (a tiny expires_in). */
-#define TOKEN_SLACK 0.25
-
 /* Which of ev's lists a call is on. */
 enum { ON_CALLS, ON_WAITING, ON_RESTING };
 
@@ -705,7 +699,7 @@ submit(genauth_evloop *ev, genauth_evcall *call, int starting,
 {
     genauth_client *c = ev->client;
     genauth_token_need need = c->auth == GENAUTH_AUTH_TOKEN
-                                  ? genauth_token_check(c, TOKEN_SLACK)
+                                  ? genauth_token_check(c)
                                   : GENAUTH_TOKEN_USE;
     double asked_until = 0, until = 0;
     int throttled = 0;
@@ -834,7 +828,7 @@ token_done(genauth_evloop *ev, CURLcode result)
              * end as the engine's other calls did. */
             end_forked(ev);
         } else if (st != GENAUTH_OK &&
-            genauth_token_check(ev->client, TOKEN_SLACK) ==
+            genauth_token_check(ev->client) ==
                 GENAUTH_TOKEN_WAIT) {
             if (conn && !ev->closed &&
                 genauth_retry_plan(ev->client, conn, kind, call->retries,

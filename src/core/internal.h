@@ -560,24 +560,36 @@ genauth_status genauth_client_check_interrupt(genauth_client *client,
 
 /* ---- tokens (token.c) --------------------------------------------------- */
 
+/* Where a batch's call stands in the token cache's history (from
+ * genauth_token_mark_now): `completed`, the fetches ended as the batch
+ * began, and `generation`, the token's generation as the pass that started
+ * the call began (batch.c). */
+typedef struct {
+    unsigned long completed;
+    unsigned long generation;
+} genauth_token_mark;
+
 /* Makes conn->api_headers carry a valid token, fetching one when the cache
  * has none or it is about to expire (at most one fetch in flight). Without
  * `may_fetch` (an event loop, which fetches on its own) it never blocks:
- * the cached token is used as it is. `queued_at`: for a call that has been
- * waiting its turn (a batch's), genauth_token_completed() when it began to
- * wait; a fetch that ended since and failed for good (retry.c would not
- * send it again) is then its failure too; one it waited for is its failure
- * whatever retry.c says, as for any call; NULL for a call that begins now.
- * Sets *generation to the token's generation, for
- * genauth_token_invalidate. */
+ * the cached token is used as it is. `queued`: for a call that has been
+ * waiting its turn (a batch's); a fetch that ended since queued->completed
+ * and failed for good (retry.c would not send it again) is then its failure
+ * too; one it waited for is its failure whatever retry.c says, as for any
+ * call; and a token fetched since queued->generation is the outcome of the
+ * fetch it waited for, sent even when it expired as it came, as is one
+ * fetched while a call that begins now (NULL) waits. Sets *generation to
+ * the token's generation, for genauth_token_invalidate. */
 genauth_status genauth_token_prepare(genauth_client *client,
                                      genauth_conn *conn, double deadline,
                                      int may_fetch,
-                                     const unsigned long *queued_at,
+                                     const genauth_token_mark *queued,
                                      unsigned long *generation,
                                      genauth_error *err);
-/* How many token fetches have ended so far (for `queued_at`). */
+/* How many token fetches have ended so far (an event loop's batch mark). */
 unsigned long genauth_token_completed(genauth_client *client);
+/* The fetches ended so far and the token's generation now. */
+genauth_token_mark genauth_token_mark_now(genauth_client *client);
 /* For a batch's call queued at `queued_at` (genauth_token_completed then)
  * that needs a token, driven by an event loop: 1 when a fetch that ended
  * since failed for good (retry.c would not send it again), *err then its
@@ -595,10 +607,10 @@ genauth_status genauth_token_request_load(genauth_client *client,
                                           genauth_conn *conn,
                                           genauth_error *err);
 /* For a fetch driven by an event loop (evloop.c), with the sync path's
- * rules. genauth_token_check: what a call that goes out within `slack`
- * seconds does with the cached token: USE it; USE it, and start the
- * early refresh (none is in flight, none failed lately); or WAIT for a
- * fetch (none, or an expiring token). genauth_token_begin: a fetch is in
+ * rules. genauth_token_check: what a call that goes out now does with the
+ * cached token, as genauth_token_prepare judges it: USE it; USE it, and
+ * start the early refresh (none is in flight, none failed lately); or WAIT
+ * for a fetch (none, or an expired token). genauth_token_begin: a fetch is in
  * flight (genauth_token_prepare uses a valid token meanwhile, and does
  * not fetch). genauth_token_accept: the fetch's transfer ended with
  * `transfer`: the answer read from conn, counted, reported to the event
@@ -611,7 +623,7 @@ typedef enum {
     GENAUTH_TOKEN_USE_AND_REFRESH,
     GENAUTH_TOKEN_WAIT
 } genauth_token_need;
-genauth_token_need genauth_token_check(genauth_client *client, double slack);
+genauth_token_need genauth_token_check(genauth_client *client);
 /* For a call that needs a token (genauth_token_check said
  * GENAUTH_TOKEN_WAIT): 1 when it must not ask for one, the last fetch
  * having been throttled and the time its Retry-After named (*until) not
@@ -704,7 +716,7 @@ genauth_status genauth_call_prepare(genauth_client *client,
                                     genauth_conn *conn,
                                     const genauth_request *req,
                                     double deadline, int may_fetch,
-                                    const unsigned long *queued_at,
+                                    const genauth_token_mark *queued,
                                     genauth_call_plan *plan,
                                     genauth_error *err);
 

@@ -304,7 +304,7 @@ genauth_call_encode(genauth_client *c, genauth_conn *conn,
 genauth_status
 genauth_call_prepare(genauth_client *c, genauth_conn *conn,
                      const genauth_request *req, double deadline,
-                     int may_fetch, const unsigned long *queued_at,
+                     int may_fetch, const genauth_token_mark *queued,
                      genauth_call_plan *plan, genauth_error *err)
 {
     const genauth_endpoint *ep = genauth_endpoint_of(req->op);
@@ -317,7 +317,7 @@ genauth_call_prepare(genauth_client *c, genauth_conn *conn,
     st = genauth_endpoint_check(ep, req->params, err);
     if (st == GENAUTH_OK && c->auth == GENAUTH_AUTH_TOKEN) {
         /* Before encoding: a token fetch uses conn->request too. */
-        st = genauth_token_prepare(c, conn, deadline, may_fetch, queued_at,
+        st = genauth_token_prepare(c, conn, deadline, may_fetch, queued,
                                    &plan->generation, err);
         plan->headers = conn->api_headers;
         /* A GET has no body to describe: its headers are the same list

@@ -404,6 +404,26 @@ throttled(const genauth_token_cache *t, double now)
     return t->last_failed && now < t->throttled_until;
 }
 
+/* What a call that needs a token finds in the cache now (called locked):
+ * no valid token, so it WAITs for a fetch (it makes it, or shares one in
+ * flight); a valid one to USE; or a valid one to USE while it starts the
+ * early refresh, due and neither in flight, put off after a failure
+ * (retry_at) nor held by a throttled answer's wait. The one rule of a
+ * thread's call (genauth_token_prepare) and an event loop's
+ * (genauth_token_check), so that the two cannot disagree on when a token
+ * serves. `now`: genauth_now(). */
+static genauth_token_need
+judge(genauth_client *c, const genauth_token_cache *t, double now)
+{
+    double token_now = genauth_client_now(c); /* the token clock */
+    if (!t->token || token_now >= t->expires_at)
+        return GENAUTH_TOKEN_WAIT;
+    if (token_now < t->refresh_at || t->refreshing ||
+        token_now < t->retry_at || throttled(t, now))
+        return GENAUTH_TOKEN_USE;
+    return GENAUTH_TOKEN_USE_AND_REFRESH;
+}
+
 /* Installs a fetched token (the strings are taken). Called locked. */
 static void
 install_token(genauth_token_cache *t, char *token, char *userpool_id,
@@ -472,7 +492,7 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
 
 genauth_status
 genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
-                      int may_fetch, const unsigned long *queued_at,
+                      int may_fetch, const genauth_token_mark *queued_at,
                       unsigned long *generation, genauth_error *err)
 {
     genauth_token_cache *t = &c->tokens;
@@ -483,7 +503,11 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     /* Fetches ended before this call came: a later one it waited for, and
      * for a batch's call one that ended since the batch queued it. */
     unsigned long seen = t->completed;
-    unsigned long queued = queued_at ? *queued_at : seen;
+    unsigned long queued = queued_at ? queued_at->completed : seen;
+    /* The token's generation before this call waited for a fetch: a token
+     * of a later one came from that fetch. */
+    unsigned long fresh_after =
+        queued_at ? queued_at->generation : t->generation;
     /* An event loop must not block on a fetch: it judged the token
      * (genauth_token_check) or has just fetched it. A token with an
      * expires_in shorter than the moments since is sent once all the
@@ -497,12 +521,17 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
     }
     while (may_fetch) {
         double now = genauth_now();
-        double token_now = genauth_client_now(c);
-        int valid = t->token && token_now < t->expires_at;
+        genauth_token_need need = judge(c, t, now);
+        int valid = need != GENAUTH_TOKEN_WAIT;
         /* A valid token is used without waiting, whoever refreshes it;
-         * nor is it refreshed before a throttled fetch's wait is over. */
-        if (valid && (token_now < t->refresh_at || t->refreshing ||
-                      token_now < t->retry_at || throttled(t, now)))
+         * so is the token of the fetch this call waited for, however soon
+         * it expired (a tiny expires_in): the waiters share that fetch's
+         * outcome, as the fetching call sends the token it got (refresh)
+         * and an event loop's calls queued behind its fetch do, rather
+         * than each fetching one of its own in turn. */
+        if (need == GENAUTH_TOKEN_USE ||
+            (need == GENAUTH_TOKEN_WAIT && t->token &&
+             t->generation != fresh_after))
             break;
         /* A call out of time fetches nothing: no request that cannot be
          * answered, and no fetch failure told or counted for it (a batch's
@@ -591,6 +620,16 @@ genauth_token_completed(genauth_client *c)
     return completed;
 }
 
+genauth_token_mark
+genauth_token_mark_now(genauth_client *c)
+{
+    genauth_token_cache *t = &c->tokens;
+    pthread_mutex_lock(&t->mu);
+    genauth_token_mark mark = {t->completed, t->generation};
+    pthread_mutex_unlock(&t->mu);
+    return mark;
+}
+
 int
 genauth_token_failed_since(genauth_client *c, unsigned long queued_at,
                            genauth_error *err)
@@ -622,23 +661,17 @@ genauth_token_invalidate(genauth_client *c, unsigned long generation)
 
 /* ---- a fetch driven from outside (evloop.c) ----------------------------- */
 
-/* The rules are genauth_token_prepare's, `slack` seconds ahead: the call
- * goes out moments later, and genauth_token_prepare must then find the
- * token usable and no refresh of its own due (which would block). */
+/* genauth_token_prepare's rule (judge). The call goes out moments later
+ * with what the cache holds then (without may_fetch, genauth_token_prepare
+ * neither fetches nor judges): a token that expires meanwhile is sent, as
+ * a thread sends the token it judged valid, and a refusal of it costs the
+ * call its one retry with a new token. */
 genauth_token_need
-genauth_token_check(genauth_client *c, double slack)
+genauth_token_check(genauth_client *c)
 {
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
-    double soon = genauth_client_now(c) + slack; /* the token clock */
-    genauth_token_need need;
-    if (!t->token || soon >= t->expires_at)
-        need = GENAUTH_TOKEN_WAIT;
-    else if (soon < t->refresh_at || t->refreshing || soon < t->retry_at ||
-             throttled(t, genauth_now()))
-        need = GENAUTH_TOKEN_USE;
-    else
-        need = GENAUTH_TOKEN_USE_AND_REFRESH;
+    genauth_token_need need = judge(c, t, genauth_now());
     pthread_mutex_unlock(&t->mu);
     return need;
 }

@@ -40,6 +40,8 @@ static struct {
     /* The token endpoint holds its answer while token_hold is set, and
      * answers 429 without Retry-After while token_throttle is. */
     atomic_int token_hold, token_throttle;
+    /* The token it answers expires as it comes (expires_in 1e-300). */
+    atomic_int token_tiny;
 } srv;
 
 static int
@@ -100,6 +102,10 @@ serve_conn(void *arg)
                 answer(fd, 429, "{\"statusCode\":429,\"message\":\"slow\"}");
             else if (atomic_load(&srv.token_fail))
                 answer(fd, 500, "{\"statusCode\":500,\"message\":\"down\"}");
+            else if (atomic_load(&srv.token_tiny))
+                answer(fd, 200,
+                       "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
+                       "\",\"expires_in\":1e-300}}");
             else
                 answer(fd, 200,
                        "{\"statusCode\":200,\"data\":{\"access_token\":\"" TOKEN
@@ -781,16 +787,16 @@ test_global_init_from_many_threads_is_done_once(void)
 
 /* ---- a batch's call that waited for another thread's fetch ------------- */
 
-static pthread_t waiting_batch;
-
 /* The client's interrupt check, which a call waiting for another thread's
- * token fetch asks as it waits: on the batch's thread, that is where it is,
- * and the held fetch may answer. */
+ * token fetch asks as it waits: on this (the test's) thread, that is where
+ * it is, and the held fetch may answer. */
+static pthread_t waiting_thread;
+
 static int
-release_when_the_batch_waits(void *userdata)
+release_when_it_waits(void *userdata)
 {
     (void)userdata;
-    if (pthread_equal(pthread_self(), waiting_batch))
+    if (pthread_equal(pthread_self(), waiting_thread))
         atomic_store(&srv.token_hold, 0);
     return 0;
 }
@@ -803,6 +809,23 @@ single_call(void *arg)
     call((genauth_client *)arg);
     atomic_store(&single_call_ended, 1);
     return NULL;
+}
+
+/* Starts a call on thread *t whose token fetch the server holds until this
+ * thread's next call waits for it. Returns once that fetch has reached the
+ * server (or the call failed before: the caller's checks then say so). */
+static void
+start_held_fetch(genauth_client *c, pthread_t *t)
+{
+    waiting_thread = pthread_self();
+    genauth_client_set_interrupt(c, release_when_it_waits, NULL);
+    atomic_store(&srv.token_hits, 0);
+    atomic_store(&single_call_ended, 0);
+    atomic_store(&srv.token_hold, 1);
+    CHECK(pthread_create(t, NULL, single_call, c) == 0);
+    while (atomic_load(&srv.token_hits) == 0 &&
+           !atomic_load(&single_call_ended))
+        usleep(1000);
 }
 
 /* A batch's call that waited for a fetch another thread made shares its
@@ -824,18 +847,8 @@ test_a_batch_call_that_waited_for_a_fetch_shares_its_failure(void)
     CHECK(c && params);
     if (!c || !params)
         goto done;
-    waiting_batch = pthread_self();
-    genauth_client_set_interrupt(c, release_when_the_batch_waits, NULL);
-    atomic_store(&srv.token_hits, 0);
-    atomic_store(&single_call_ended, 0);
     atomic_store(&srv.token_throttle, 1);
-    atomic_store(&srv.token_hold, 1);
-    CHECK(pthread_create(&t, NULL, single_call, c) == 0);
-    /* The other thread's fetch has reached the server, and waits there
-     * (or that call failed before: the checks below then say so). */
-    while (atomic_load(&srv.token_hits) == 0 &&
-           !atomic_load(&single_call_ended))
-        usleep(1000);
+    start_held_fetch(c, &t);
     memset(&item, 0, sizeof(item));
     item.req.op = GENAUTH_OP_TRIGGER_WEBHOOK;
     item.req.params = params;
@@ -850,6 +863,33 @@ done:
     atomic_store(&srv.token_hold, 0);
     atomic_store(&srv.token_throttle, 0);
     cJSON_Delete(params);
+    genauth_client_free(c);
+}
+
+/* ---- a token that expires as it comes --------------------------------- */
+
+/* A call that waited for another thread's fetch shares its outcome, also a
+ * token whose expires_in (1e-300 s) it outlived as it came: it sends that
+ * token, as the fetching call does and as the calls an event loop queued
+ * behind its fetch do, rather than fetching one of its own. It fetched. */
+static void
+test_a_waiter_shares_a_token_expiring_as_it_comes(void)
+{
+    genauth_client *c = new_client();
+    pthread_t t;
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    atomic_store(&srv.token_tiny, 1);
+    start_held_fetch(c, &t);
+    CHECK(call(c) == GENAUTH_OK);
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&srv.token_hold) == 0); /* this call waited */
+    CHECK(atomic_load(&srv.token_hits) == 1);
+    CHECK(genauth_client_token_fetches(c) == 1);
+    atomic_store(&srv.token_hold, 0);
+    atomic_store(&srv.token_tiny, 0);
     genauth_client_free(c);
 }
 
@@ -873,6 +913,7 @@ main(void)
     test_one_stalled_call_among_busy_threads(0);
     test_batch_done_callback();
     test_a_batch_call_that_waited_for_a_fetch_shares_its_failure();
+    test_a_waiter_shares_a_token_expiring_as_it_comes();
     test_fork_while_another_thread_holds_the_clients_locks();
     test_fork_while_another_thread_waits_for_a_token();
     server_stop();
