@@ -36,8 +36,12 @@ def test_notebook_runs(kernel_manager, tmp_path):
         nb, km=kernel_manager, timeout=120,
         resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError when a cell fails
-    outputs = {i: "".join(o.get("text", "") + json.dumps(o.get("data", {}))
-                          for o in cell.get("outputs", []))
+    # A cell's printed text first, then its results: the kernel sends one
+    # print() as one stream output or several, as its writes and its flush
+    # timer fall, so nothing may come between a cell's stream pieces.
+    outputs = {i: "".join(o.get("text", "") for o in cell.get("outputs", []))
+               + "".join(json.dumps(o["data"]) for o in cell.get("outputs", [])
+                         if "data" in o)
                for i, cell in enumerate(nb.cells) if cell.cell_type == "code"}
     text = "\n".join(outputs.values())
     assert "'statusCode': 200" in text
