@@ -44,7 +44,8 @@ struct genauth_evcall {
     int attempt;                     /* 1 after the retry for a 401 */
     int retries;                     /* retry.c's */
     double not_before;               /* while resting: its retry time */
-    /* A batch's call: genauth_token_completed() when it was queued. */
+    /* A batch's call: genauth_token_mark_now().completed when it was
+     * queued. */
     int queued;
     unsigned long token_queued;
     /* Resting because no file descriptor was free: it goes out again when
@@ -1202,7 +1203,7 @@ genauth_evloop_timer_fired(genauth_evloop *ev, int which)
 unsigned long
 genauth_evloop_batch_mark(genauth_evloop *ev)
 {
-    return genauth_token_completed(ev->client);
+    return genauth_token_mark_now(ev->client).completed;
 }
 
 genauth_status

@@ -586,11 +586,11 @@ genauth_status genauth_token_prepare(genauth_client *client,
                                      const genauth_token_mark *queued,
                                      unsigned long *generation,
                                      genauth_error *err);
-/* How many token fetches have ended so far (an event loop's batch mark). */
-unsigned long genauth_token_completed(genauth_client *client);
-/* The fetches ended so far and the token's generation now. */
+/* The fetches ended so far and the token's generation now (a batch's
+ * mark). */
 genauth_token_mark genauth_token_mark_now(genauth_client *client);
-/* For a batch's call queued at `queued_at` (genauth_token_completed then)
+/* For a batch's call queued at `queued_at` (genauth_token_mark_now's
+ * .completed then)
  * that needs a token, driven by an event loop: 1 when a fetch that ended
  * since failed for good (retry.c would not send it again), *err then its
  * failure, the call's own copy: the call ends with it rather than ask the

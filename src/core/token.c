@@ -404,6 +404,16 @@ throttled(const genauth_token_cache *t, double now)
     return t->last_failed && now < t->throttled_until;
 }
 
+/* A fetch ended since `queued` (genauth_token_mark_now's .completed, for
+ * a batch's call) and failed for good: retry.c would not send it again,
+ * so neither does a call queued behind it (called locked). */
+static int
+failed_for_good_since(const genauth_token_cache *t, unsigned long queued)
+{
+    return !t->refreshing && t->last_failed && t->last_final &&
+           t->completed != queued;
+}
+
 /* What a call that needs a token finds in the cache now (called locked):
  * no valid token, so it WAITs for a fetch (it makes it, or shares one in
  * flight); a valid one to USE; or a valid one to USE while it starts the
@@ -554,9 +564,9 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             st = err->status;
             goto done;
         }
-        if (!valid && !t->refreshing && t->last_failed &&
-            (t->completed != seen ||
-             (t->completed != queued && t->last_final))) {
+        if (!valid && ((!t->refreshing && t->last_failed &&
+                        t->completed != seen) ||
+                       failed_for_good_since(t, queued))) {
             /* A fetch we waited for failed: its failure is ours too,
              * rather than each waiter asking the failing endpoint again
              * (unless retry.c says to, as for the fetching call), a batch's
@@ -610,16 +620,6 @@ done:
     return st;
 }
 
-unsigned long
-genauth_token_completed(genauth_client *c)
-{
-    genauth_token_cache *t = &c->tokens;
-    pthread_mutex_lock(&t->mu);
-    unsigned long completed = t->completed;
-    pthread_mutex_unlock(&t->mu);
-    return completed;
-}
-
 genauth_token_mark
 genauth_token_mark_now(genauth_client *c)
 {
@@ -636,9 +636,8 @@ genauth_token_failed_since(genauth_client *c, unsigned long queued_at,
 {
     genauth_token_cache *t = &c->tokens;
     pthread_mutex_lock(&t->mu);
-    int shared = !t->refreshing && t->completed != queued_at &&
-                 t->last_failed && t->last_final &&
-                 !(t->token && genauth_client_now(c) < t->expires_at);
+    int shared = failed_for_good_since(t, queued_at) &&
+                 judge(c, t, genauth_now()) == GENAUTH_TOKEN_WAIT;
     if (shared)
         share_failure(t, NULL, err);
     pthread_mutex_unlock(&t->mu);
