@@ -9,6 +9,7 @@ import asyncio
 import gzip
 import itertools
 import json
+import socket
 import threading
 import time
 
@@ -598,6 +599,44 @@ def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
                   else "/api/v3/trigger-webhook")
     assert str(in_batch).startswith(f"{host}{batch_path}: the server answered")
     assert str(in_async.value) == str(info.value)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_a_host_that_never_answers_is_named_in_the_timeout(auth):
+    """A host that takes the connection and never answers (a firewall, a
+    wrong port of a busy machine): the message was libcurl's alone
+    ('Operation timed out after 501 milliseconds with 0 bytes received'),
+    naming neither the host nor that the token fetch was the request that
+    hung."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        # Never accepted: the kernel completes the handshakes and holds the
+        # requests unread, so nothing ever answers.
+        host = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        path = ("/api/v3/get-management-token" if auth == "token"
+                else "/api/v3/get-webhook")
+        with ManagementClient("AK", "SK", host=host, auth=auth, timeout=0.5,
+                              max_retries=0) as client:
+            with pytest.raises(genauth_c.TimeoutError) as info:
+                client.get_webhook("wh1")
+            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+
+        async def main():
+            async with genauth_c.AsyncManagementClient(
+                    "AK", "SK", host=host, auth=auth, timeout=0.5,
+                    max_retries=0) as client:
+                return await client.get_webhook("wh1")
+
+        with pytest.raises(genauth_c.TimeoutError) as in_async:
+            asyncio.run(main())
+    assert str(info.value).startswith(f"{host}{path}: the call timed out: ")
+    assert info.value.curl_code == 28
+    assert "?" not in str(info.value)  # the query string is left out
+    batch_path = ("/api/v3/get-management-token" if auth == "token"
+                  else "/api/v3/trigger-webhook")
+    assert isinstance(in_batch, genauth_c.TimeoutError), in_batch
+    assert str(in_batch).startswith(f"{host}{batch_path}: the call timed out")
+    assert str(in_async.value).startswith(
+        f"{host}{path}: the call timed out: ")
 
 
 @pytest.mark.parametrize("auth", ["token", "signature"])

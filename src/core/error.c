@@ -113,6 +113,18 @@ genauth_status_name(genauth_status status)
     return "GENAUTH_E_UNKNOWN";
 }
 
+/* The query string is left out: it says nothing of where, and a GET's can
+ * be long. The message's end is cut if the whole is. */
+void
+genauth_error_name_url(genauth_error *err, const char *url)
+{
+    char message[GENAUTH_ERRMSG_SIZE];
+
+    memcpy(message, err->message, sizeof(message));
+    genauth_error_set(err, err->status, "%.*s: %s", (int)strcspn(url, "?#"),
+                      url, message);
+}
+
 genauth_status
 genauth_error_timeout(genauth_error *err, const char *what)
 {

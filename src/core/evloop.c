@@ -1139,6 +1139,7 @@ expire_waiting(genauth_evloop *ev)
         genauth_evcall *next = call->next;
         if (call->deadline <= now) {
             genauth_error_timeout(&err, "waiting for a management token");
+            genauth_error_name_url(&err, ev->client->token_url);
             end_call(ev, call, GENAUTH_E_TIMEOUT, NULL, &err);
         }
         /* A callback forked: the child ended every call (next too). */

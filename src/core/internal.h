@@ -132,6 +132,9 @@ int genauth_jwt_has_control(const cJSON *str);
  * went out): one kind of TimeoutError, curl_code CURLE_OPERATION_TIMEDOUT
  * and "the call timed out: <what>". Returns GENAUTH_E_TIMEOUT. */
 genauth_status genauth_error_timeout(genauth_error *err, const char *what);
+/* Puts `url`, without its query string, and ": " before err's message: the
+ * request a failure came from (the token endpoint's, or the call's own). */
+void genauth_error_name_url(genauth_error *err, const char *url);
 
 /* ---- connections (transport.c) ------------------------------------------ */
 

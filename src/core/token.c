@@ -553,6 +553,7 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
                 err, t->refreshing ? "waiting for a management token"
                                    : "no time was left to fetch a "
                                      "management token");
+            genauth_error_name_url(err, c->token_url);
             goto done;
         }
         /* The endpoint throttled the last fetch and said when to ask

@@ -669,9 +669,13 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                  conn->proxy_userinfo_len,
                  len == CURL_ERROR_SIZE - 1 ? 1 : conn->proxy_userinfo_len);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
+        /* libcurl's words name neither the host nor the request ("Connection
+         * timed out after 10001 milliseconds"): a host that drops packets
+         * and a token endpoint that never answers read alike without it. */
         st = genauth_error_timeout(err, conn->errbuf[0]
                                             ? conn->errbuf
                                             : curl_easy_strerror(rc));
+        genauth_conn_name_url(conn, err);
     } else if (genauth_conn_out_of_fds(conn, rc)) {
         /* libcurl would say "Couldn't connect to server", as if the server
          * had refused: the cause is this process's open-file limit. */
@@ -878,21 +882,16 @@ genauth_conn_out_of_fds(genauth_conn *conn, CURLcode result)
 /* For an answer that is not the API's: a wrong host or path prefix (a web
  * site, the console) answers every path with a page, and "the server
  * answered HTTP 404" alone does not say which URL was asked, nor that it
- * was the token's. The query string is left out: it says nothing of where,
- * and a GET's can be long. The message's end is cut if the whole is. */
+ * was the token's. */
 void
 genauth_conn_name_url(genauth_conn *conn, genauth_error *err)
 {
     char *url = NULL;
-    char message[GENAUTH_ERRMSG_SIZE];
 
-    if (curl_easy_getinfo(conn->easy, CURLINFO_EFFECTIVE_URL, &url) !=
-            CURLE_OK ||
-        !url)
-        return;
-    memcpy(message, err->message, sizeof(message));
-    genauth_error_set(err, err->status, "%.*s: %s", (int)strcspn(url, "?#"),
-                      url, message);
+    if (curl_easy_getinfo(conn->easy, CURLINFO_EFFECTIVE_URL, &url) ==
+            CURLE_OK &&
+        url)
+        genauth_error_name_url(err, url);
 }
 
 genauth_status
