@@ -567,6 +567,25 @@ def test_unasked_answer_on_an_idle_connection_is_never_a_calls_answer(
 
 # ---- a host that is not the API: the answer names the URL asked -----------
 
+def failure_in_each_path(host, method, error, **options):
+    """The `error` a call of `method` (webhook wh1) ends with on `host`,
+    made each way: a call, a batch's call (trigger_webhooks, returned in
+    its place) and an AsyncManagementClient's."""
+    with ManagementClient("AK", "SK", host=host, **options) as client:
+        with pytest.raises(error) as info:
+            getattr(client, method)("wh1")
+        [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
+
+    async def main():
+        async with genauth_c.AsyncManagementClient(
+                "AK", "SK", host=host, **options) as client:
+            return await getattr(client, method)("wh1")
+
+    with pytest.raises(error) as in_async:
+        asyncio.run(main())
+    return info.value, in_batch, in_async.value
+
+
 @pytest.mark.parametrize("body", [b"", b"<html>Not Found</html>"])
 @pytest.mark.parametrize("auth", ["token", "signature"])
 def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
@@ -578,27 +597,17 @@ def test_a_host_that_is_not_the_api_is_named_in_the_decode_error(auth, body):
         host = server.url + "/console"
         path = ("/api/v3/get-management-token" if auth == "token"
                 else "/api/v3/get-webhook")
-        with ManagementClient("AK", "SK", host=host, auth=auth) as client:
-            with pytest.raises(genauth_c.DecodeError) as info:
-                client.get_webhook("wh1")
-            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
-
-        async def main():
-            async with genauth_c.AsyncManagementClient(
-                    "AK", "SK", host=host, auth=auth) as client:
-                return await client.get_webhook("wh1")
-
-        with pytest.raises(genauth_c.DecodeError) as in_async:
-            asyncio.run(main())
-    assert str(info.value).startswith(
+        error, in_batch, in_async = failure_in_each_path(
+            host, "get_webhook", genauth_c.DecodeError, auth=auth)
+    assert str(error).startswith(
         f"{host}{path}: the server answered HTTP 404 with ")
-    assert info.value.http_status == 404
-    assert "?" not in str(info.value)  # the query string is left out
+    assert error.http_status == 404
+    assert "?" not in str(error)  # the query string is left out
     assert isinstance(in_batch, genauth_c.DecodeError)
     batch_path = ("/api/v3/get-management-token" if auth == "token"
                   else "/api/v3/trigger-webhook")
     assert str(in_batch).startswith(f"{host}{batch_path}: the server answered")
-    assert str(in_async.value) == str(info.value)
+    assert str(in_async) == str(error)
 
 
 @pytest.mark.parametrize("auth", ["token", "signature"])
@@ -614,29 +623,17 @@ def test_a_host_that_never_answers_is_named_in_the_timeout(auth):
         host = "http://127.0.0.1:%d" % silent.getsockname()[1]
         path = ("/api/v3/get-management-token" if auth == "token"
                 else "/api/v3/get-webhook")
-        with ManagementClient("AK", "SK", host=host, auth=auth, timeout=0.5,
-                              max_retries=0) as client:
-            with pytest.raises(genauth_c.TimeoutError) as info:
-                client.get_webhook("wh1")
-            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
-
-        async def main():
-            async with genauth_c.AsyncManagementClient(
-                    "AK", "SK", host=host, auth=auth, timeout=0.5,
-                    max_retries=0) as client:
-                return await client.get_webhook("wh1")
-
-        with pytest.raises(genauth_c.TimeoutError) as in_async:
-            asyncio.run(main())
-    assert str(info.value).startswith(f"{host}{path}: the call timed out: ")
-    assert info.value.curl_code == 28
-    assert "?" not in str(info.value)  # the query string is left out
+        error, in_batch, in_async = failure_in_each_path(
+            host, "get_webhook", genauth_c.TimeoutError, auth=auth,
+            timeout=0.5, max_retries=0)
+    assert str(error).startswith(f"{host}{path}: the call timed out: ")
+    assert error.curl_code == 28
+    assert "?" not in str(error)  # the query string is left out
     batch_path = ("/api/v3/get-management-token" if auth == "token"
                   else "/api/v3/trigger-webhook")
     assert isinstance(in_batch, genauth_c.TimeoutError), in_batch
     assert str(in_batch).startswith(f"{host}{batch_path}: the call timed out")
-    assert str(in_async.value).startswith(
-        f"{host}{path}: the call timed out: ")
+    assert str(in_async).startswith(f"{host}{path}: the call timed out: ")
 
 
 @pytest.mark.parametrize("auth", ["token", "signature"])
@@ -647,25 +644,15 @@ def test_an_https_host_that_speaks_plain_http_is_named_with_a_hint(auth):
     emulator answers the TLS hello with an HTTP 400, as HTTP servers do.)"""
     with Emulator("AK", "SK") as emulator:
         host = emulator.url.replace("http://", "https://")
-        with ManagementClient("AK", "SK", host=host, auth=auth,
-                              max_retries=0) as client:
-            with pytest.raises(genauth_c.TransportError) as info:
-                client.trigger_webhook("wh1")
-            [in_batch] = client.trigger_webhooks([{"webhook_id": "wh1"}])
-
-        async def main():
-            async with genauth_c.AsyncManagementClient(
-                    "AK", "SK", host=host, auth=auth, max_retries=0) as client:
-                return await client.trigger_webhook("wh1")
-
-        with pytest.raises(genauth_c.TransportError) as in_async:
-            asyncio.run(main())
+        error, in_batch, in_async = failure_in_each_path(
+            host, "trigger_webhook", genauth_c.TransportError, auth=auth,
+            max_retries=0)
     # The same words from a batch and from asyncio.
-    assert str(in_batch) == str(info.value) == str(in_async.value)
+    assert str(in_batch) == str(error) == str(in_async)
     path = ("/api/v3/get-management-token" if auth == "token"
             else "/api/v3/trigger-webhook")
-    assert info.value.curl_code == 35
-    message = str(info.value)
+    assert error.curl_code == 35
+    message = str(error)
     assert message.startswith(f"{host}{path}: the TLS handshake failed: "), message
     assert message.endswith(
         " (SSL connect error); a server that speaks plain HTTP fails it so: "
