@@ -12,9 +12,10 @@ machine could read it.
 
 The answer is the response envelope as JSON on stdout, indented on a
 terminal and compact when piped. Exit status: 0 when statusCode is 200, 1 for
-a business error (the envelope is still printed), 2 for bad usage, 3 for a
-transport or decode failure, 4 for an authentication failure (the token
-endpoint refused the keys, or the envelope's statusCode is 401), 5 when the
+a business error (the envelope is still printed; a token endpoint throttled
+or failing, 429 or 5xx, likewise), 2 for bad usage, 3 for a transport or
+decode failure, 4 for an authentication failure (the token endpoint refused
+the keys, or the envelope's statusCode is 401), 5 when the
 answer cannot be written to stdout, 130 on Ctrl-C, 141 when stdout's reader
 has gone (| head). Errors go to stderr, one line each.
 """
@@ -539,7 +540,17 @@ def _main(argv: Sequence[str] | None) -> int:
         except genauth_c.APIError as e:
             envelope = e.response if e.response is not None else _withheld(e)
         except genauth_c.AuthError as e:
-            return _fail(EXIT_AUTH, f"authentication failed: {e}")
+            if e.status_code != 429 and (e.status_code or 0) < 500:
+                return _fail(EXIT_AUTH, f"authentication failed: {e}")
+            # Throttled or failing, the token endpoint refused no keys: a
+            # script reading 4 would stop retrying and check its
+            # credentials. Its envelope, as for the API's own answer with
+            # that statusCode; stderr says whose answer it is.
+            if e.response is None:
+                envelope = _withheld(e)  # says so on stderr
+            else:
+                envelope = e.response
+                _fail(EXIT_OK, str(e))
         except (genauth_c.TransportError, genauth_c.DecodeError) as e:
             return _fail(EXIT_TRANSPORT, f"{type(e).__name__}: {e}")
         except (TypeError, ValueError) as e:  # refused before anything was sent

@@ -178,6 +178,27 @@ def test_authentication_failure_exit_4(emulator, auth):
     assert "wrong-secret" not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_throttled_or_failing_token_endpoint_is_not_an_authentication_failure(status):
+    """Exit status 4 says the keys were refused: a script stops retrying and
+    looks at its credentials. A token endpoint that was throttled or failed
+    refused nothing: its envelope is printed and the status is that of the
+    API's own answer with that statusCode (1), with a line on stderr saying
+    whose answer it is."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json({"statusCode": status, "apiCode": 1500,
+                                       "message": "busy", "requestId": "r1"},
+                                      status=status)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["statusCode"] == status
+    assert "token endpoint" in one_line(out.stderr)
+    assert "authentication failed" not in out.stderr
+
+
 @pytest.mark.parametrize("auth", ["token", "signature"])
 @pytest.mark.parametrize("status", [403, 401])
 def test_an_answer_quoting_the_credential_is_not_printed(auth, status):
