@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -483,6 +484,37 @@ def test_stdout_reader_gone_ends_quietly(emulator):
     finally:
         os.close(write_end)
     assert (out.returncode, out.stderr) == (141, "")
+
+
+def test_ctrl_c_while_the_call_waits_exits_130():
+    """Ctrl-C while the call waits for its answer: exit status 130, as a
+    shell reports SIGINT, one line on stderr and nothing on stdout."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            arrived.set()
+            release.wait(60)
+        return fake(req)
+
+    fake = FakeGenAuth()
+    with RawServer(handler) as server:
+        fake.server = server
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        proc = subprocess.Popen([sys.executable, "-m", "genauth_c", "trigger", "wh1",
+                                 "--timeout", "60"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert arrived.wait(60)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert (proc.returncode, out, err) == (130, "", "genauth-c: interrupted\n")
 
 
 def test_stderr_closed_keeps_the_exit_status(emulator):
