@@ -208,8 +208,9 @@ def _connection_options() -> _Parser:
     g.add_argument("--access-key-id", metavar="ID",
                    help="the key id (default: $GENAUTH_ACCESS_KEY_ID, or $AUTHING_ACCESS_KEY_ID with --brand authing)")
     g.add_argument("--access-key-secret-file", metavar="PATH",
-                   help="a file holding the key secret; without it, the secret comes from the "
-                        "environment or a prompt (never from the command line)")
+                   help="a file holding the key secret; without it, the secret comes from "
+                        "$GENAUTH_ACCESS_KEY_SECRET ($AUTHING_ACCESS_KEY_SECRET with --brand "
+                        "authing) or, with --access-key-id, a prompt (never from the command line)")
     g.add_argument("--host", metavar="URL", help="the API's base URL (default: $GENAUTH_HOST, or the brand's)")
     g.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="limit for the whole call (default 10)")
     g.add_argument("--brand", choices=["genauth", "authing"], help="default genauth")

@@ -283,6 +283,11 @@ def test_console_script_is_installed():
     out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "trigger" in out.stdout and "Exit status" in out.stdout
+    # --help names every variable the command reads, the secret's too:
+    # without it, a user reading --help alone cannot find where it goes.
+    text = " ".join(out.stdout.split())
+    for name in ("GENAUTH_ACCESS_KEY_ID", "GENAUTH_ACCESS_KEY_SECRET", "GENAUTH_HOST"):
+        assert "$" + name in text, name
 
 
 def test_emulator_command_serves(tmp_path):
