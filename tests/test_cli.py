@@ -477,6 +477,18 @@ def test_stdout_closed(emulator):
     assert one_line(out.stderr) == "genauth-c: cannot write the answer: stdout is closed\n"
 
 
+def test_stdout_that_fails_exits_5(emulator):
+    # A write that fails (a full disk: /dev/full) is exit status 5, as a
+    # closed stdout is, with the reason on stderr.
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "genauth_c", "trigger", "wh1"],
+                             env=environment(emulator), stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    assert out.returncode == 5
+    assert one_line(out.stderr) == ("genauth-c: cannot write the answer to stdout: "
+                                    "No space left on device\n")
+
+
 def test_stdout_reader_gone_ends_quietly(emulator):
     # A pipe whose reader has left before the answer is written (| head).
     emulator.raw_body = b'{"statusCode":200,"data":"' + b"x" * 100000 + b'"}'
