@@ -83,10 +83,17 @@ def _decode(data: bytes, what: str, source: str) -> str:
         raise UsageError(f"{what}: {source} is not UTF-8 text (byte {e.start})") from None
 
 
+# The option that read stdin ('-'), if one did: without a terminal the
+# secret's prompt reads stdin too, and would find it spent.
+_stdin_taken_by: str | None = None
+
+
 def _read_text(spec: str, what: str) -> tuple[str, str]:
     """`spec` itself, or the text of @FILE, or stdin for '-'; and what the
     text came from, for errors."""
+    global _stdin_taken_by
     if spec == "-":
+        _stdin_taken_by = what
         return _decode(_read_source(None, what, MAX_JSON_BYTES), what, "stdin"), "stdin"
     if spec.startswith("@"):
         return _decode(_read_source(spec[1:], what, MAX_JSON_BYTES), what, spec[1:]), spec[1:]
@@ -336,13 +343,20 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
     return run
 
 
-def _prompt_secret(prompt: str) -> str:
+def _prompt_secret(prompt: str, variable: str) -> str:
     """getpass's answer at the terminal; without one, the first line of
     stdin (its line end dropped, LF or CRLF), read with no prompt: getpass
     would warn that the input may be echoed, where nothing echoes it, and
     leave its prompt on the line of the error that follows. '' at the end
-    of input, or when there is no stdin either (started with <&-)."""
+    of input, or when there is no stdin either (started with <&-). Refused
+    when a payload's '-' has read stdin already, naming it and `variable`,
+    the other way to give the secret."""
     if not _has_terminal():
+        if _stdin_taken_by is not None:
+            raise UsageError(
+                f"no access key secret given: without a terminal it is read from stdin, which "
+                f"{_stdin_taken_by} - has taken; give it in --access-key-secret-file or "
+                f"${variable}")
         if sys.stdin is None:
             return ""
         try:
@@ -379,7 +393,8 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
             prefix = "AUTHING" if options.get("brand") == "authing" else "GENAUTH"
             # When the variable is set, the client reads (and checks) it.
             if not os.environ.get(f"{prefix}_ACCESS_KEY_SECRET"):
-                secret = _prompt_secret(f"access key secret for {key_id}: ")
+                secret = _prompt_secret(f"access key secret for {key_id}: ",
+                                        f"{prefix}_ACCESS_KEY_SECRET")
                 if not secret:
                     raise UsageError("no access key secret given")
                 options["access_key_secret"] = secret
@@ -491,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    global _stdin_taken_by
+    _stdin_taken_by = None  # main() may run more than once in a process
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
         # Everything after it is the emulator's own command line.

@@ -255,6 +255,21 @@ def test_key_id_option_with_the_secret_at_a_prompt(emulator):
     assert "no access key secret given" in out.stderr
 
 
+@pytest.mark.parametrize("option", ["--body", "--headers"])
+def test_a_payload_from_stdin_and_the_secret_at_a_prompt_without_a_terminal(emulator, option):
+    """Without a terminal the prompt reads stdin, which '-' has already
+    read for the payload: refused, naming both and the other ways to give
+    the secret. It was 'no access key secret given', which named neither."""
+    out = cli("trigger", "wh1", option, "-", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin='{"a": 1}', start_new_session=True)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    message = one_line(out.stderr)
+    assert f"{option} -" in message and "--access-key-secret-file" in message, message
+    assert "GENAUTH_ACCESS_KEY_SECRET" in message, message
+    assert not emulator.requests
+
+
 def test_the_secret_from_stdin_without_a_terminal_prints_no_warnings(emulator):
     # Without a terminal, getpass warned (GetPassWarning with a line of its
     # source, "Password input may be echoed") and left its prompt without a
