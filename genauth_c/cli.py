@@ -12,9 +12,10 @@ machine could read it.
 
 The answer is the response envelope as JSON on stdout, indented on a
 terminal and compact when piped. Exit status: 0 when statusCode is 200, 1 for
-a business error (the envelope is still printed), 2 for bad usage, 3 for a
-transport or decode failure, 4 for an authentication failure (the token
-endpoint refused the keys, or the envelope's statusCode is 401), 5 when the
+a business error (the envelope is still printed; a token endpoint throttled
+or failing, 429 or 5xx, likewise), 2 for bad usage, 3 for a transport or
+decode failure, 4 for an authentication failure (the token endpoint refused
+the keys, or the envelope's statusCode is 401), 5 when the
 answer cannot be written to stdout, 130 on Ctrl-C, 141 when stdout's reader
 has gone (| head). Errors go to stderr, one line each.
 """
@@ -82,10 +83,17 @@ def _decode(data: bytes, what: str, source: str) -> str:
         raise UsageError(f"{what}: {source} is not UTF-8 text (byte {e.start})") from None
 
 
+# The option that read stdin ('-'), if one did: without a terminal the
+# secret's prompt reads stdin too, and would find it spent.
+_stdin_taken_by: str | None = None
+
+
 def _read_text(spec: str, what: str) -> tuple[str, str]:
     """`spec` itself, or the text of @FILE, or stdin for '-'; and what the
     text came from, for errors."""
+    global _stdin_taken_by
     if spec == "-":
+        _stdin_taken_by = what
         return _decode(_read_source(None, what, MAX_JSON_BYTES), what, "stdin"), "stdin"
     if spec.startswith("@"):
         return _decode(_read_source(spec[1:], what, MAX_JSON_BYTES), what, spec[1:]), spec[1:]
@@ -207,8 +215,9 @@ def _connection_options() -> _Parser:
     g.add_argument("--access-key-id", metavar="ID",
                    help="the key id (default: $GENAUTH_ACCESS_KEY_ID, or $AUTHING_ACCESS_KEY_ID with --brand authing)")
     g.add_argument("--access-key-secret-file", metavar="PATH",
-                   help="a file holding the key secret; without it, the secret comes from the "
-                        "environment or a prompt (never from the command line)")
+                   help="a file holding the key secret; without it, the secret comes from "
+                        "$GENAUTH_ACCESS_KEY_SECRET ($AUTHING_ACCESS_KEY_SECRET with --brand "
+                        "authing) or, with --access-key-id, a prompt (never from the command line)")
     g.add_argument("--host", metavar="URL", help="the API's base URL (default: $GENAUTH_HOST, or the brand's)")
     g.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="limit for the whole call (default 10)")
     g.add_argument("--brand", choices=["genauth", "authing"], help="default genauth")
@@ -334,13 +343,20 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
     return run
 
 
-def _prompt_secret(prompt: str) -> str:
+def _prompt_secret(prompt: str, variable: str) -> str:
     """getpass's answer at the terminal; without one, the first line of
     stdin (its line end dropped, LF or CRLF), read with no prompt: getpass
     would warn that the input may be echoed, where nothing echoes it, and
     leave its prompt on the line of the error that follows. '' at the end
-    of input, or when there is no stdin either (started with <&-)."""
+    of input, or when there is no stdin either (started with <&-). Refused
+    when a payload's '-' has read stdin already, naming it and `variable`,
+    the other way to give the secret."""
     if not _has_terminal():
+        if _stdin_taken_by is not None:
+            raise UsageError(
+                f"no access key secret given: without a terminal it is read from stdin, which "
+                f"{_stdin_taken_by} - has taken; give it in --access-key-secret-file or "
+                f"${variable}")
         if sys.stdin is None:
             return ""
         try:
@@ -377,7 +393,8 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
             prefix = "AUTHING" if options.get("brand") == "authing" else "GENAUTH"
             # When the variable is set, the client reads (and checks) it.
             if not os.environ.get(f"{prefix}_ACCESS_KEY_SECRET"):
-                secret = _prompt_secret(f"access key secret for {key_id}: ")
+                secret = _prompt_secret(f"access key secret for {key_id}: ",
+                                        f"{prefix}_ACCESS_KEY_SECRET")
                 if not secret:
                     raise UsageError("no access key secret given")
                 options["access_key_secret"] = secret
@@ -489,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    global _stdin_taken_by
+    _stdin_taken_by = None  # main() may run more than once in a process
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
         # Everything after it is the emulator's own command line.
@@ -539,7 +558,17 @@ def _main(argv: Sequence[str] | None) -> int:
         except genauth_c.APIError as e:
             envelope = e.response if e.response is not None else _withheld(e)
         except genauth_c.AuthError as e:
-            return _fail(EXIT_AUTH, f"authentication failed: {e}")
+            if e.status_code != 429 and (e.status_code or 0) < 500:
+                return _fail(EXIT_AUTH, f"authentication failed: {e}")
+            # Throttled or failing, the token endpoint refused no keys: a
+            # script reading 4 would stop retrying and check its
+            # credentials. Its envelope, as for the API's own answer with
+            # that statusCode; stderr says whose answer it is.
+            if e.response is None:
+                envelope = _withheld(e)  # says so on stderr
+            else:
+                envelope = e.response
+                _fail(EXIT_OK, str(e))
         except (genauth_c.TransportError, genauth_c.DecodeError) as e:
             return _fail(EXIT_TRANSPORT, f"{type(e).__name__}: {e}")
         except (TypeError, ValueError) as e:  # refused before anything was sent

@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -178,6 +179,27 @@ def test_authentication_failure_exit_4(emulator, auth):
     assert "wrong-secret" not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_throttled_or_failing_token_endpoint_is_not_an_authentication_failure(status):
+    """Exit status 4 says the keys were refused: a script stops retrying and
+    looks at its credentials. A token endpoint that was throttled or failed
+    refused nothing: its envelope is printed and the status is that of the
+    API's own answer with that statusCode (1), with a line on stderr saying
+    whose answer it is."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json({"statusCode": status, "apiCode": 1500,
+                                       "message": "busy", "requestId": "r1"},
+                                      status=status)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["statusCode"] == status
+    assert "token endpoint" in one_line(out.stderr)
+    assert "authentication failed" not in out.stderr
+
+
 @pytest.mark.parametrize("auth", ["token", "signature"])
 @pytest.mark.parametrize("status", [403, 401])
 def test_an_answer_quoting_the_credential_is_not_printed(auth, status):
@@ -233,6 +255,21 @@ def test_key_id_option_with_the_secret_at_a_prompt(emulator):
     assert "no access key secret given" in out.stderr
 
 
+@pytest.mark.parametrize("option", ["--body", "--headers"])
+def test_a_payload_from_stdin_and_the_secret_at_a_prompt_without_a_terminal(emulator, option):
+    """Without a terminal the prompt reads stdin, which '-' has already
+    read for the payload: refused, naming both and the other ways to give
+    the secret. It was 'no access key secret given', which named neither."""
+    out = cli("trigger", "wh1", option, "-", "--access-key-id", AK, "--host", emulator.url,
+              env=environment(), stdin='{"a": 1}', start_new_session=True)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    message = one_line(out.stderr)
+    assert f"{option} -" in message and "--access-key-secret-file" in message, message
+    assert "GENAUTH_ACCESS_KEY_SECRET" in message, message
+    assert not emulator.requests
+
+
 def test_the_secret_from_stdin_without_a_terminal_prints_no_warnings(emulator):
     # Without a terminal, getpass warned (GetPassWarning with a line of its
     # source, "Password input may be echoed") and left its prompt without a
@@ -261,6 +298,11 @@ def test_console_script_is_installed():
     out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "trigger" in out.stdout and "Exit status" in out.stdout
+    # --help names every variable the command reads, the secret's too:
+    # without it, a user reading --help alone cannot find where it goes.
+    text = " ".join(out.stdout.split())
+    for name in ("GENAUTH_ACCESS_KEY_ID", "GENAUTH_ACCESS_KEY_SECRET", "GENAUTH_HOST"):
+        assert "$" + name in text, name
 
 
 def test_emulator_command_serves(tmp_path):
@@ -450,6 +492,18 @@ def test_stdout_closed(emulator):
     assert one_line(out.stderr) == "genauth-c: cannot write the answer: stdout is closed\n"
 
 
+def test_stdout_that_fails_exits_5(emulator):
+    # A write that fails (a full disk: /dev/full) is exit status 5, as a
+    # closed stdout is, with the reason on stderr.
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "genauth_c", "trigger", "wh1"],
+                             env=environment(emulator), stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    assert out.returncode == 5
+    assert one_line(out.stderr) == ("genauth-c: cannot write the answer to stdout: "
+                                    "No space left on device\n")
+
+
 def test_stdout_reader_gone_ends_quietly(emulator):
     # A pipe whose reader has left before the answer is written (| head).
     emulator.raw_body = b'{"statusCode":200,"data":"' + b"x" * 100000 + b'"}'
@@ -462,6 +516,37 @@ def test_stdout_reader_gone_ends_quietly(emulator):
     finally:
         os.close(write_end)
     assert (out.returncode, out.stderr) == (141, "")
+
+
+def test_ctrl_c_while_the_call_waits_exits_130():
+    """Ctrl-C while the call waits for its answer: exit status 130, as a
+    shell reports SIGINT, one line on stderr and nothing on stdout."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            arrived.set()
+            release.wait(60)
+        return fake(req)
+
+    fake = FakeGenAuth()
+    with RawServer(handler) as server:
+        fake.server = server
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        proc = subprocess.Popen([sys.executable, "-m", "genauth_c", "trigger", "wh1",
+                                 "--timeout", "60"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert arrived.wait(60)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert (proc.returncode, out, err) == (130, "", "genauth-c: interrupted\n")
 
 
 def test_stderr_closed_keeps_the_exit_status(emulator):

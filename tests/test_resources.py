@@ -281,6 +281,7 @@ def test_post_lost_on_a_reused_connection_is_not_sent_again(fake,
     with pytest.raises(genauth_c.TransportError) as info:
         client.trigger_webhook("wh1")
     assert "not sent again" in str(info.value)
+    assert info.value.curl_code == 42  # as the README's failure table says
     assert len(deliveries) == 2  # the lost one reached the server once
     assert client.trigger_webhook("wh1")["statusCode"] == 200
     assert len(deliveries) == 3

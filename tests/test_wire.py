@@ -68,6 +68,18 @@ def test_optional_headers_left_out_and_none_members_dropped(fake, client_for):
     assert "expect" not in names and "user-agent" not in names
 
 
+def test_none_inside_a_payload_is_sent_as_null(fake, client_for):
+    """Only the arguments that are None are left out (the official SDK drops
+    the top-level None keys only); a None inside a payload is JSON's null,
+    as json.dumps writes it: a subscriber may tell a null from a key that
+    is absent."""
+    client = client_for(fake.server.url)
+    client.trigger_webhook("wh1", {"X": None}, {"a": None, "b": [None]})
+    (req,) = api_requests(fake)
+    assert req.body == (b'{"webhookId":"wh1","requestHeaders":{"X":null},'
+                        b'"requestBody":{"a":null,"b":[null]}}')
+
+
 def test_authing_brand_header_names(fake, client_for):
     client = client_for(fake.server.url, brand="authing")
     client.trigger_webhook("wh1")

@@ -530,8 +530,9 @@ PyDoc_STRVAR(trigger_webhooks_doc,
 "Trigger many webhooks concurrently.\n\n"
 "calls: an iterable of dicts with the keys of trigger_webhook\n"
 "('webhook_id', and optionally 'request_headers', 'request_body').\n"
-"At most `concurrency` calls are in flight at once, sharing the client's\n"
-"token and connections; each is bounded by the client's timeout.\n\n"
+"At most `concurrency` (1 to 1024) calls are in flight at once, sharing\n"
+"the client's token and connections; each is bounded by the client's\n"
+"timeout.\n\n"
 "Returns a list in input order: each call's envelope dict, or, for a call\n"
 "that failed, its exception object (not raised), so one failure loses\n"
 "none of the other results. Every call is validated before anything is\n"
@@ -692,7 +693,9 @@ done:
 
 PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
 "Release the client's connections. Later calls raise ClientClosedError.\n"
-"Idempotent; calls in progress on other threads finish first.");
+"Idempotent, and returns at once: a call in progress on another thread\n"
+"goes on to its end, then closes its connection; one waiting to send its\n"
+"request again ends with ClientClosedError, nothing sent.");
 
 static PyObject *
 Client_close(PyObject *self, PyObject *Py_UNUSED(ignored))
