@@ -1,6 +1,7 @@
 """The eight webhook methods: what each sends on the wire (method, path,
 query, exact body), the argument checks made before anything is sent, GET
 signatures end to end, and every method against the emulator."""
+import asyncio
 import json
 import urllib.parse
 
@@ -135,6 +136,70 @@ def test_bad_arguments_fail_before_sending(fake, client_for, name, args, kwargs,
     with pytest.raises(exc) as info:
         getattr(client, name)(*args, **kwargs)
     assert text in str(info.value)
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+# ---- the same bad input, refused the same way on every path ------------------
+
+# (method, args, kwargs, exception, its whole message, the CLI's arguments
+# for the same input or None). None is left out.
+REFUSED = [
+    ("trigger_webhook", (" ",), {}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace", ["trigger", " "]),
+    ("trigger_webhook", ("\t\r\n",), {}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace", ["trigger", "\t\r\n"]),
+    ("get_webhook", (" ",), {}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace",
+     ["webhooks", "get", "--webhook-id", " "]),
+    ("get_webhook_logs", ("  ",), {"page": 1}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace",
+     ["webhooks", "logs", "--webhook-id", "  ", "--page", "1"]),
+    ("update_webhook", ("\n",), {"name": "n"}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace",
+     ["webhooks", "update", "--webhook-id", "\n", "--name", "n"]),
+]
+
+
+def _refused(exc_info, exc, text):
+    assert exc_info.type is exc and str(exc_info.value) == text
+
+
+@pytest.mark.parametrize("name,args,kwargs,exc,text,argv", REFUSED)
+def test_bad_input_refused_alike_on_every_path(fake, client_for, monkeypatch, capsys,
+                                               name, args, kwargs, exc, text, argv):
+    """The sync method, the coroutine, a batch's call and the command line
+    refuse the same input with the same words, before anything is sent."""
+    with pytest.raises(exc) as info:
+        getattr(client_for(fake.server.url), name)(*args, **kwargs)
+    _refused(info, exc, text)
+
+    async def on_a_loop():
+        async with genauth_c.AsyncManagementClient(AK, SK, host=fake.server.url) as aclient:
+            with pytest.raises(exc) as info:
+                await getattr(aclient, name)(*args, **kwargs)
+            _refused(info, exc, text)
+    asyncio.run(on_a_loop())
+
+    if name == "trigger_webhook":
+        call = dict(zip(("webhook_id", "request_headers", "request_body"), args), **kwargs)
+        with pytest.raises(exc) as info:
+            client_for(fake.server.url).trigger_webhooks([{"webhook_id": "ok"}, call])
+        param = text.split(":")[0].split("[")[0]
+        _refused(info, exc, f"calls[1]['{param}']{text[len(param):]}")
+
+    if argv is not None:
+        from genauth_c import cli
+        for var in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"):
+            monkeypatch.delenv("AUTHING_" + var, raising=False)
+        monkeypatch.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+        monkeypatch.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+        monkeypatch.setenv("GENAUTH_HOST", fake.server.url)
+        capsys.readouterr()
+        assert cli.main(argv) == cli.EXIT_USAGE
+        out, err = capsys.readouterr()
+        assert (out, err) == ("", f"genauth-c: error: {text}\n")
+
     assert fake.server.requests == []
     assert fake.server.connections == 0
 

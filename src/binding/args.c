@@ -172,6 +172,22 @@ arg_where(char *buf, size_t size, const char *name, Py_ssize_t index)
     return buf;
 }
 
+static int
+is_ascii_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Whether s[0..len) is ASCII whitespace only. */
+static int
+is_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_ascii_space(s[i]))
+            return 0;
+    return 1;
+}
+
 const char *
 genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
                      int nonempty, Py_ssize_t *len)
@@ -197,6 +213,15 @@ genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
     }
     if (nonempty && *len == 0) {
         PyErr_Format(PyExc_ValueError, "%s: expected a non-empty str, got ''",
+                     arg_where(buf, sizeof(buf), name, index));
+        return NULL;
+    }
+    /* " " names nothing either ($ID unset in "$ID ", a stray paste): the
+     * server would look it up, or store it, as given. Read past the first
+     * byte only when that is a space. */
+    if (nonempty && is_ascii_space(s[0]) && is_blank(s, (size_t)*len)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected a non-empty str, got only whitespace",
                      arg_where(buf, sizeof(buf), name, index));
         return NULL;
     }

@@ -10,7 +10,7 @@
 #include "json.h"
 
 typedef enum {
-    GENAUTH_ARG_ID,       /* a non-empty str without NUL */
+    GENAUTH_ARG_ID,       /* a str without NUL, not empty or only spaces */
     GENAUTH_ARG_STR,      /* a str without NUL */
     GENAUTH_ARG_STR_LIST, /* a list or tuple of str without NUL */
     GENAUTH_ARG_BOOL,     /* a bool */
@@ -59,7 +59,8 @@ int genauth_parse_tuple_args(const genauth_signature_spec *spec,
 
 /* The UTF-8 of a str argument `value`, borrowed from it (its cache), or
  * NULL with TypeError (not a str) or ValueError (a lone surrogate, which
- * UTF-8 cannot carry; a NUL; empty when `nonempty`) naming it: `name`, and
+ * UTF-8 cannot carry; a NUL; empty or only
+ * ASCII whitespace when `nonempty`) naming it: `name`, and
  * for a list's item `index` (or -1). The one check of every str argument
  * that is sent, the constructor's included. */
 const char *genauth_str_arg_utf8(PyObject *value, const char *name,
