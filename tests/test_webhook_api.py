@@ -53,7 +53,10 @@ WIRE = [
      b'"contentType":"application/json","enabled":false,"secret":"s","retryConfig":{}}'),
     ("delete_webhook", (["a", "b"],), {}, "POST", "/api/v3/delete-webhook", "",
      b'{"webhookIds":["a","b"]}'),
-    ("delete_webhook", ((),), {}, "POST", "/api/v3/delete-webhook", "", b'{"webhookIds":[]}'),
+    # An empty array still goes out as one where a payload holds it
+    # (webhook_ids=() is refused: REFUSED).
+    ("trigger_webhook", ("wh1", None, {"ids": []}), {}, "POST", "/api/v3/trigger-webhook", "",
+     b'{"webhookId":"wh1","requestBody":{"ids":[]}}'),
     ("get_webhook_logs", ("wh1",), {}, "POST", "/api/v3/get-webhook-logs", "",
      b'{"webhookId":"wh1"}'),
     ("get_webhook_logs", ("wh1", 2, None), {}, "POST", "/api/v3/get-webhook-logs", "",
@@ -98,7 +101,7 @@ def test_get_after_post_on_one_connection(fake, client_for):
 BAD = [
     ("create_webhook", (JSON, "user:created", "u", "n"), {}, TypeError,
      "events: expected a list or tuple of str, got str"),
-    ("create_webhook", (JSON, ["a", 1], "u", "n"), {}, TypeError, "events[1]: expected str, got int"),
+    ("create_webhook", (JSON, ["a", 1], "u", "n"), {}, TypeError, "events[1]: expected a non-empty str, got int"),
     ("create_webhook", (JSON, ["a"], "u", "n", 1), {}, TypeError, "enabled: expected bool, got int"),
     ("create_webhook", (JSON, ["a"], "u", None), {}, TypeError, "name: expected str, got NoneType"),
     ("create_webhook", (JSON, ["a"], "u\x00", "n"), {}, ValueError, "url: must not contain NUL"),
@@ -122,7 +125,7 @@ BAD = [
     ("update_webhook", ("w",), {"events": {"a"}}, TypeError, "events: expected a list or tuple"),
     ("update_webhook", ("w",), {"secret": "\ud800"}, ValueError, "secret: holds a lone surrogate"),
     ("delete_webhook", ("a",), {}, TypeError, "webhook_ids: expected a list or tuple of str, got str"),
-    ("delete_webhook", ([None],), {}, TypeError, "webhook_ids[0]: expected str, got NoneType"),
+    ("delete_webhook", ([None],), {}, TypeError, "webhook_ids[0]: expected a non-empty str, got NoneType"),
     ("get_webhook_logs", ("w", "1"), {}, TypeError, "page: expected a positive int, got str"),
     ("get_webhook_logs", ("w", 2**60), {}, ValueError, "page: must be at most"),
     ("get_webhook_event_list", (1,), {}, TypeError,
@@ -158,6 +161,20 @@ REFUSED = [
     ("update_webhook", ("\n",), {"name": "n"}, ValueError,
      "webhook_id: expected a non-empty str, got only whitespace",
      ["webhooks", "update", "--webhook-id", "\n", "--name", "n"]),
+    # Lists of names: the command line drops blank names and refuses a list
+    # left empty in its own words (test_cli.py).
+    ("delete_webhook", ([],), {}, ValueError,
+     "webhook_ids: expected at least one str, got an empty list", None),
+    ("delete_webhook", (("a", ""),), {}, ValueError,
+     "webhook_ids[1]: expected a non-empty str, got ''", None),
+    ("delete_webhook", (["a", " "],), {}, ValueError,
+     "webhook_ids[1]: expected a non-empty str, got only whitespace", None),
+    ("create_webhook", (JSON, (), "http://x/h", "n"), {}, ValueError,
+     "events: expected at least one str, got an empty tuple", None),
+    ("create_webhook", (JSON, ["test", ""], "http://x/h", "n"), {}, ValueError,
+     "events[1]: expected a non-empty str, got ''", None),
+    ("update_webhook", ("w",), {"events": []}, ValueError,
+     "events: expected at least one str, got an empty list", None),
 ]
 
 

@@ -247,8 +247,10 @@ str_node(PyObject *value, const char *name, Py_ssize_t index, int nonempty)
     return node;
 }
 
+/* A list of names (GENAUTH_ARG_ID_LIST): each passes an id's check, and
+ * there is at least one. */
 static cJSON *
-str_list_node(PyObject *value, const char *name)
+id_list_node(PyObject *value, const char *name)
 {
     if (!PyList_Check(value) && !PyTuple_Check(value)) {
         PyErr_Format(PyExc_TypeError,
@@ -256,19 +258,27 @@ str_list_node(PyObject *value, const char *name)
                      GENAUTH_TYPE_NAME(value));
         return NULL;
     }
+    int is_list = PyList_Check(value);
+    Py_ssize_t n = is_list ? PyList_Size(value) : PyTuple_Size(value);
+    if (n == 0) {
+        /* Sent, [] would delete nothing, or subscribe to no event, and
+         * succeed as if it had (the command line refuses it too). */
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected at least one str, got an empty %.100s",
+                     name, GENAUTH_TYPE_NAME(value));
+        return NULL;
+    }
     cJSON *array = cJSON_CreateArray();
     if (!array)
         return (cJSON *)PyErr_NoMemory();
     /* Items are str (checked before any use), so nothing here runs the
      * caller's code and the list cannot change under the loop. */
-    int is_list = PyList_Check(value);
-    Py_ssize_t n = is_list ? PyList_Size(value) : PyTuple_Size(value);
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Borrowed, read from the storage as PySequence_Fast_GET_ITEM does
          * (never a subclass's __getitem__). */
         PyObject *s = is_list ? PyList_GetItem(value, i)
                               : PyTuple_GetItem(value, i);
-        cJSON *item = str_node(s, name, i, 0);
+        cJSON *item = str_node(s, name, i, 1);
         if (!item || !cJSON_AddItemToArray(array, item)) {
             if (item) {
                 cJSON_Delete(item);
@@ -348,8 +358,8 @@ genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
         return str_node(value, name, -1, 1);
     case GENAUTH_ARG_STR:
         return str_node(value, name, -1, 0);
-    case GENAUTH_ARG_STR_LIST:
-        return str_list_node(value, name);
+    case GENAUTH_ARG_ID_LIST:
+        return id_list_node(value, name);
     case GENAUTH_ARG_BOOL:
         if (!PyBool_Check(value)) {
             PyErr_Format(PyExc_TypeError, "%s: expected bool, got %.100s",

@@ -28,7 +28,7 @@ typedef struct {
  * retry_config (keyword-only) as the Node SDK has it. */
 static const genauth_param create_params[] = {
     REQ("content_type", "contentType", GENAUTH_ARG_STR),
-    REQ("events", "events", GENAUTH_ARG_STR_LIST),
+    REQ("events", "events", GENAUTH_ARG_ID_LIST),
     REQ("url", "url", GENAUTH_ARG_STR),
     REQ("name", "name", GENAUTH_ARG_STR),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
@@ -46,14 +46,14 @@ static const genauth_param update_params[] = {
     ID("webhook_id", "webhookId"),
     OPT("name", "name", GENAUTH_ARG_STR),
     OPT("url", "url", GENAUTH_ARG_STR),
-    OPT("events", "events", GENAUTH_ARG_STR_LIST),
+    OPT("events", "events", GENAUTH_ARG_ID_LIST),
     OPT("content_type", "contentType", GENAUTH_ARG_STR),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
     OPT("secret", "secret", GENAUTH_ARG_STR),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
 };
 static const genauth_param delete_params[] = {
-    REQ("webhook_ids", "webhookIds", GENAUTH_ARG_STR_LIST),
+    REQ("webhook_ids", "webhookIds", GENAUTH_ARG_ID_LIST),
 };
 static const genauth_param logs_params[] = {
     ID("webhook_id", "webhookId"),
@@ -744,7 +744,8 @@ PyDoc_STRVAR(create_webhook_doc,
 "--\n\n"
 "Create a webhook (POST /api/v3/create-webhook).\n\n"
 "content_type: 'application/json' or 'application/x-www-form-urlencoded'.\n"
-"events: a list or tuple of event names (str), e.g. ['user:created'].\n"
+"events: a non-empty list or tuple of event names (str), e.g.\n"
+"['user:created'].\n"
 "url: where deliveries go. name: a label. enabled: bool. secret: sent as\n"
 "the x-authing-webhook-secret header of each delivery. retry_config: a\n"
 "mapping such as {'enabled': True, 'count': 3}, sent as retryConfig.\n\n"
@@ -777,7 +778,8 @@ PyDoc_STRVAR(delete_webhook_doc,
 "delete_webhook($self, webhook_ids)\n"
 "--\n\n"
 "Delete webhooks (POST /api/v3/delete-webhook).\n\n"
-"webhook_ids: a list or tuple of ids (str); unknown ids are not an error.\n"
+"webhook_ids: a non-empty list or tuple of ids (str); unknown ids are not\n"
+"an error.\n"
 "data is {'success': bool}.\n\n" RETURNS);
 
 PyDoc_STRVAR(get_webhook_logs_doc,
