@@ -175,6 +175,16 @@ REFUSED = [
      "events[1]: expected a non-empty str, got ''", None),
     ("update_webhook", ("w",), {"events": []}, ValueError,
      "events: expected at least one str, got an empty list", None),
+    # The reference's two content types: the command line's --content-type
+    # takes no other (argparse's invalid choice, test_cli.py).
+    ("create_webhook", ("text/plain", ["test"], "http://x/h", "n"), {}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+    ("create_webhook", ("", ["test"], "http://x/h", "n"), {}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+    ("update_webhook", ("w",), {"content_type": "application/json; charset=utf-8"}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+    ("update_webhook", ("w",), {"content_type": "APPLICATION/JSON"}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
 ]
 
 

@@ -13,6 +13,7 @@ typedef enum {
     GENAUTH_ARG_ID,       /* a str without NUL, not empty or only spaces */
     GENAUTH_ARG_STR,      /* a str without NUL */
     GENAUTH_ARG_ID_LIST,  /* a non-empty list or tuple of IDs' str */
+    GENAUTH_ARG_CONTENT_TYPE, /* one of the two webhook content types */
     GENAUTH_ARG_BOOL,     /* a bool */
     GENAUTH_ARG_POS_INT,  /* an int >= 1, not a bool */
     GENAUTH_ARG_MAPPING,  /* a Mapping, converted as json.dumps would */

@@ -27,7 +27,7 @@ typedef struct {
 /* Names, order and defaults as the official Python SDK 5.1.0 has them;
  * retry_config (keyword-only) as the Node SDK has it. */
 static const genauth_param create_params[] = {
-    REQ("content_type", "contentType", GENAUTH_ARG_STR),
+    REQ("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     REQ("events", "events", GENAUTH_ARG_ID_LIST),
     REQ("url", "url", GENAUTH_ARG_STR),
     REQ("name", "name", GENAUTH_ARG_STR),
@@ -47,7 +47,7 @@ static const genauth_param update_params[] = {
     OPT("name", "name", GENAUTH_ARG_STR),
     OPT("url", "url", GENAUTH_ARG_STR),
     OPT("events", "events", GENAUTH_ARG_ID_LIST),
-    OPT("content_type", "contentType", GENAUTH_ARG_STR),
+    OPT("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
     OPT("secret", "secret", GENAUTH_ARG_STR),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
