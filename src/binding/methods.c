@@ -29,8 +29,8 @@ typedef struct {
 static const genauth_param create_params[] = {
     REQ("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     REQ("events", "events", GENAUTH_ARG_ID_LIST),
-    REQ("url", "url", GENAUTH_ARG_STR),
-    REQ("name", "name", GENAUTH_ARG_STR),
+    REQ("url", "url", GENAUTH_ARG_ID),
+    REQ("name", "name", GENAUTH_ARG_ID),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
     OPT("secret", "secret", GENAUTH_ARG_STR),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
@@ -44,8 +44,8 @@ static const genauth_param get_params[] = {
 };
 static const genauth_param update_params[] = {
     ID("webhook_id", "webhookId"),
-    OPT("name", "name", GENAUTH_ARG_STR),
-    OPT("url", "url", GENAUTH_ARG_STR),
+    OPT("name", "name", GENAUTH_ARG_ID),
+    OPT("url", "url", GENAUTH_ARG_ID),
     OPT("events", "events", GENAUTH_ARG_ID_LIST),
     OPT("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
