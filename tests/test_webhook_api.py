@@ -189,6 +189,13 @@ REFUSED = [
     ("update_webhook", ("w",), {"name": ""}, ValueError,
      "name: expected a non-empty str, got ''",
      ["webhooks", "update", "--webhook-id", "w", "--name", ""]),
+    # A webhook's shared secret, sent by the server with each delivery: an
+    # empty one proves nothing (the command line's --secret-file refuses an
+    # empty file in its own words, test_cli.py).
+    ("create_webhook", (JSON, ["test"], "http://x/h", "n", True, ""), {}, ValueError,
+     "secret: expected a non-empty str, got ''", None),
+    ("update_webhook", ("w",), {"secret": "  "}, ValueError,
+     "secret: expected a non-empty str, got only whitespace", None),
     # The reference's two content types: the command line's --content-type
     # takes no other (argparse's invalid choice, test_cli.py).
     ("create_webhook", ("text/plain", ["test"], "http://x/h", "n"), {}, ValueError,

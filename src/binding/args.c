@@ -257,25 +257,22 @@ content_type_node(PyObject *value, const char *name)
 {
     static const char json_type[] = "application/json";
     static const char form_type[] = "application/x-www-form-urlencoded";
-    Py_ssize_t len = 0;
-    const char *s = genauth_str_arg_utf8(value, name, -1, 0, &len);
-    if (!s)
-        return NULL;
-    if (strcmp(s, json_type) != 0 && strcmp(s, form_type) != 0) {
+    /* Without NUL (refused): the node holds the text as it is. */
+    cJSON *node = str_node(value, name, -1, 0);
+    if (node && strcmp(node->valuestring, json_type) != 0 &&
+        strcmp(node->valuestring, form_type) != 0) {
+        cJSON_Delete(node);
         PyErr_Format(PyExc_ValueError, "%s: expected '%s' or '%s'", name,
                      json_type, form_type);
         return NULL;
     }
-    cJSON *node = genauth_json_string_new(s, (size_t)len);
-    if (!node)
-        PyErr_NoMemory();
     return node;
 }
 
-/* A list of names (GENAUTH_ARG_ID_LIST): each passes an id's check, and
- * there is at least one. */
+/* A list of names (GENAUTH_ARG_STR_LIST): each passes GENAUTH_ARG_STR's
+ * check, and there is at least one. */
 static cJSON *
-id_list_node(PyObject *value, const char *name)
+str_list_node(PyObject *value, const char *name)
 {
     if (!PyList_Check(value) && !PyTuple_Check(value)) {
         PyErr_Format(PyExc_TypeError,
@@ -379,12 +376,10 @@ genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
     const char *name = opts->argname;
     cJSON *node = NULL;
     switch (kind) {
-    case GENAUTH_ARG_ID:
-        return str_node(value, name, -1, 1);
     case GENAUTH_ARG_STR:
-        return str_node(value, name, -1, 0);
-    case GENAUTH_ARG_ID_LIST:
-        return id_list_node(value, name);
+        return str_node(value, name, -1, 1);
+    case GENAUTH_ARG_STR_LIST:
+        return str_list_node(value, name);
     case GENAUTH_ARG_CONTENT_TYPE:
         return content_type_node(value, name);
     case GENAUTH_ARG_BOOL:

@@ -10,9 +10,10 @@
 #include "json.h"
 
 typedef enum {
-    GENAUTH_ARG_ID,       /* a str without NUL, not empty or only spaces */
-    GENAUTH_ARG_STR,      /* a str without NUL */
-    GENAUTH_ARG_ID_LIST,  /* a non-empty list or tuple of IDs' str */
+    /* Every str the API takes names something (a webhook, an event, a
+     * URL, a secret): none may be empty or only whitespace. */
+    GENAUTH_ARG_STR,          /* such a str, without NUL */
+    GENAUTH_ARG_STR_LIST,     /* a list or tuple of at least one of them */
     GENAUTH_ARG_CONTENT_TYPE, /* one of the two webhook content types */
     GENAUTH_ARG_BOOL,     /* a bool */
     GENAUTH_ARG_POS_INT,  /* an int >= 1, not a bool */

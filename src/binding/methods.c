@@ -17,7 +17,7 @@ typedef struct {
     genauth_signature_spec async_sig;
 } api_method;
 
-#define ID(py, js) {py, js, GENAUTH_ARG_ID, 1}
+#define ID(py, js) {py, js, GENAUTH_ARG_STR, 1}
 #define OPT(py, js, kind) {py, js, kind, 0}
 #define REQ(py, js, kind) {py, js, kind, 1}
 /* The most parameters a method has. */
@@ -28,9 +28,9 @@ typedef struct {
  * retry_config (keyword-only) as the Node SDK has it. */
 static const genauth_param create_params[] = {
     REQ("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
-    REQ("events", "events", GENAUTH_ARG_ID_LIST),
-    REQ("url", "url", GENAUTH_ARG_ID),
-    REQ("name", "name", GENAUTH_ARG_ID),
+    REQ("events", "events", GENAUTH_ARG_STR_LIST),
+    REQ("url", "url", GENAUTH_ARG_STR),
+    REQ("name", "name", GENAUTH_ARG_STR),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
     OPT("secret", "secret", GENAUTH_ARG_STR),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
@@ -44,16 +44,16 @@ static const genauth_param get_params[] = {
 };
 static const genauth_param update_params[] = {
     ID("webhook_id", "webhookId"),
-    OPT("name", "name", GENAUTH_ARG_ID),
-    OPT("url", "url", GENAUTH_ARG_ID),
-    OPT("events", "events", GENAUTH_ARG_ID_LIST),
+    OPT("name", "name", GENAUTH_ARG_STR),
+    OPT("url", "url", GENAUTH_ARG_STR),
+    OPT("events", "events", GENAUTH_ARG_STR_LIST),
     OPT("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
     OPT("secret", "secret", GENAUTH_ARG_STR),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
 };
 static const genauth_param delete_params[] = {
-    REQ("webhook_ids", "webhookIds", GENAUTH_ARG_ID_LIST),
+    REQ("webhook_ids", "webhookIds", GENAUTH_ARG_STR_LIST),
 };
 static const genauth_param logs_params[] = {
     ID("webhook_id", "webhookId"),
