@@ -196,6 +196,17 @@ REFUSED = [
      "secret: expected a non-empty str, got ''", None),
     ("update_webhook", ("w",), {"secret": "  "}, ValueError,
      "secret: expected a non-empty str, got only whitespace", None),
+    # Longer than any id, name, URL or secret (MAX_STR_ARG_BYTES): get_webhook's
+    # percent-encoded into a query that libcurl failed to build, once sent.
+    ("get_webhook", ("é" * 32768 + "a",), {}, ValueError,
+     "webhook_id: must be at most 65536 bytes of UTF-8, got 65537",
+     ["webhooks", "get", "--webhook-id", "é" * 32768 + "a"]),
+    ("trigger_webhook", ("a" * 300_000,), {}, ValueError,
+     "webhook_id: must be at most 65536 bytes of UTF-8, got 300000", None),
+    ("delete_webhook", (["a", "b" * 65537],), {}, ValueError,
+     "webhook_ids[1]: must be at most 65536 bytes of UTF-8, got 65537", None),
+    ("create_webhook", (JSON, ["test"], "http://x/" + "p" * 65536, "n"), {}, ValueError,
+     "url: must be at most 65536 bytes of UTF-8, got 65545", None),
     # The reference's two content types: the command line's --content-type
     # takes no other (argparse's invalid choice, test_cli.py).
     ("create_webhook", ("text/plain", ["test"], "http://x/h", "n"), {}, ValueError,
@@ -250,6 +261,17 @@ def test_bad_input_refused_alike_on_every_path(fake, client_for, monkeypatch, ca
 
     assert fake.server.requests == []
     assert fake.server.connections == 0
+
+
+def test_the_longest_str_is_sent_percent_encoded(fake, client_for):
+    """65536 bytes of UTF-8 (the most a str argument holds) in a GET's query,
+    each byte percent-encoded: sent, after the token, in one request."""
+    client = client_for(fake.server.url)
+    webhook_id = "é" * 32768
+    assert client.get_webhook(webhook_id)["statusCode"] == 200
+    req, path, query = only_call(fake)
+    assert (req.method, path) == ("GET", "/api/v3/get-webhook")
+    assert query == "webhookId=" + "%C3%A9" * 32768
 
 
 def test_constructor_takes_the_official_sdks_positional_parameters(fake):

@@ -233,14 +233,29 @@ genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
     return s;
 }
 
+/* The longest str a method takes, in bytes of UTF-8: far beyond any id,
+ * name, URL, event name or secret the API holds, and, percent-encoded at
+ * up to 3 bytes a byte into a GET's query (get_webhook's webhook_id), far
+ * within the 1 MiB request head libcurl builds. Longer, the call failed
+ * only once sent, as a TransportError, after a token fetch. */
+#define MAX_STR_ARG_BYTES (64 * 1024)
+
 static cJSON *
 str_node(PyObject *value, const char *name, Py_ssize_t index, int nonempty)
 {
+    char buf[160];
     Py_ssize_t len = 0;
     const char *s =
         genauth_str_arg_utf8(value, name, index, nonempty, &len);
     if (!s)
         return NULL;
+    if (len > MAX_STR_ARG_BYTES) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: must be at most %d bytes of UTF-8, got %zd",
+                     arg_where(buf, sizeof(buf), name, index),
+                     MAX_STR_ARG_BYTES, len);
+        return NULL;
+    }
     cJSON *node = genauth_json_string_new(s, (size_t)len);
     if (!node)
         PyErr_NoMemory();
