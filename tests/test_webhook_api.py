@@ -233,19 +233,25 @@ def test_bad_input_refused_alike_on_every_path(fake, client_for, monkeypatch, ca
         getattr(client_for(fake.server.url), name)(*args, **kwargs)
     _refused(info, exc, text)
 
+    call = dict(zip(("webhook_id", "request_headers", "request_body"), args), **kwargs)
+    param = text.split(":")[0].split("[")[0]
+    in_a_batch = f"calls[1]['{param}']{text[len(param):]}"
+
     async def on_a_loop():
         async with genauth_c.AsyncManagementClient(AK, SK, host=fake.server.url) as aclient:
             with pytest.raises(exc) as info:
                 await getattr(aclient, name)(*args, **kwargs)
             _refused(info, exc, text)
+            if name == "trigger_webhook":
+                with pytest.raises(exc) as info:
+                    await aclient.trigger_webhooks([{"webhook_id": "ok"}, call])
+                _refused(info, exc, in_a_batch)
     asyncio.run(on_a_loop())
 
     if name == "trigger_webhook":
-        call = dict(zip(("webhook_id", "request_headers", "request_body"), args), **kwargs)
         with pytest.raises(exc) as info:
             client_for(fake.server.url).trigger_webhooks([{"webhook_id": "ok"}, call])
-        param = text.split(":")[0].split("[")[0]
-        _refused(info, exc, f"calls[1]['{param}']{text[len(param):]}")
+        _refused(info, exc, in_a_batch)
 
     if argv is not None:
         from genauth_c import cli
