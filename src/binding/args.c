@@ -236,8 +236,9 @@ genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
 /* The longest str a method takes, in bytes of UTF-8: far beyond any id,
  * name, URL, event name or secret the API holds, and, percent-encoded at
  * up to 3 bytes a byte into a GET's query (get_webhook's webhook_id), far
- * within the 1 MiB request head libcurl builds. Longer, the call failed
- * only once sent, as a TransportError, after a token fetch. */
+ * within the 1 MiB request head libcurl builds: a webhook_id past about
+ * a third of that failed only once sent, after a token fetch, as a
+ * TransportError naming no argument. */
 #define MAX_STR_ARG_BYTES (64 * 1024)
 
 static cJSON *
