@@ -196,6 +196,14 @@ REFUSED = [
      "secret: expected a non-empty str, got ''", None),
     ("update_webhook", ("w",), {"secret": "  "}, ValueError,
      "secret: expected a non-empty str, got only whitespace", None),
+    # ... and sent as a header of each delivery: the command line's
+    # --secret-file refuses a second line in its own words.
+    ("create_webhook", (JSON, ["test"], "http://x/h", "n", True, "s3\r\ncret"), {}, ValueError,
+     "secret: must not contain CR, LF or other control characters", None),
+    ("update_webhook", ("w",), {"secret": "s3\tcret"}, ValueError,
+     "secret: must not contain CR, LF or other control characters", None),
+    ("update_webhook", ("w",), {"secret": "s3cret\x7f"}, ValueError,
+     "secret: must not contain CR, LF or other control characters", None),
     # Longer than any id, name, URL or secret (MAX_STR_ARG_BYTES): get_webhook's
     # percent-encoded into a query that libcurl failed to build, once sent.
     ("get_webhook", ("é" * 32768 + "a",), {}, ValueError,
@@ -254,17 +262,33 @@ def test_bad_input_refused_alike_on_every_path(fake, client_for, monkeypatch, ca
         _refused(info, exc, in_a_batch)
 
     if argv is not None:
-        from genauth_c import cli
-        for var in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"):
-            monkeypatch.delenv("AUTHING_" + var, raising=False)
-        monkeypatch.setenv("GENAUTH_ACCESS_KEY_ID", AK)
-        monkeypatch.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
-        monkeypatch.setenv("GENAUTH_HOST", fake.server.url)
-        capsys.readouterr()
-        assert cli.main(argv) == cli.EXIT_USAGE
-        out, err = capsys.readouterr()
-        assert (out, err) == ("", f"genauth-c: error: {text}\n")
+        _cli_refuses(fake, monkeypatch, capsys, argv, text)
 
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+def _cli_refuses(fake, monkeypatch, capsys, argv, text):
+    """The command line, in this process, against `fake`: usage error `text`."""
+    from genauth_c import cli
+    for var in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"):
+        monkeypatch.delenv("AUTHING_" + var, raising=False)
+    monkeypatch.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+    monkeypatch.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    monkeypatch.setenv("GENAUTH_HOST", fake.server.url)
+    capsys.readouterr()
+    assert cli.main(argv) == cli.EXIT_USAGE
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"genauth-c: error: {text}\n")
+
+
+def test_a_secret_file_with_a_control_character_is_refused(fake, monkeypatch, capsys, tmp_path):
+    # One line, so --secret-file takes it; the method refuses the tab.
+    path = tmp_path / "secret"
+    path.write_bytes(b"s3\tcret\n")
+    _cli_refuses(fake, monkeypatch, capsys,
+                 ["webhooks", "update", "--webhook-id", "w", "--secret-file", str(path)],
+                 "secret: must not contain CR, LF or other control characters")
     assert fake.server.requests == []
     assert fake.server.connections == 0
 

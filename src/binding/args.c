@@ -285,6 +285,28 @@ content_type_node(PyObject *value, const char *name)
     return node;
 }
 
+/* A webhook's shared secret, which the server sends as a header of each
+ * delivery (x-authing-webhook-secret): a control character there would
+ * end the header or be cut from it, and no delivery would carry the secret
+ * as set. Refused as the constructor refuses one in a header value, by a
+ * message that never quotes it. */
+static cJSON *
+secret_node(PyObject *value, const char *name)
+{
+    cJSON *node = str_node(value, name, -1, 1);
+    for (const char *p = node ? node->valuestring : ""; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            cJSON_Delete(node);
+            PyErr_Format(PyExc_ValueError,
+                         "%s: must not contain CR, LF or other control "
+                         "characters",
+                         name);
+            return NULL;
+        }
+    }
+    return node;
+}
+
 /* A list of names (GENAUTH_ARG_STR_LIST): each passes GENAUTH_ARG_STR's
  * check, and there is at least one. */
 static cJSON *
@@ -398,6 +420,8 @@ genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
         return str_list_node(value, name);
     case GENAUTH_ARG_CONTENT_TYPE:
         return content_type_node(value, name);
+    case GENAUTH_ARG_SECRET:
+        return secret_node(value, name);
     case GENAUTH_ARG_BOOL:
         if (!PyBool_Check(value)) {
             PyErr_Format(PyExc_TypeError, "%s: expected bool, got %.100s",

@@ -15,6 +15,7 @@ typedef enum {
     GENAUTH_ARG_STR,          /* such a str, without NUL */
     GENAUTH_ARG_STR_LIST,     /* a list or tuple of at least one of them */
     GENAUTH_ARG_CONTENT_TYPE, /* one of the two webhook content types */
+    GENAUTH_ARG_SECRET,       /* a STR for a header: no control characters */
     GENAUTH_ARG_BOOL,     /* a bool */
     GENAUTH_ARG_POS_INT,  /* an int >= 1, not a bool */
     GENAUTH_ARG_MAPPING,  /* a Mapping, converted as json.dumps would */

@@ -32,7 +32,7 @@ static const genauth_param create_params[] = {
     REQ("url", "url", GENAUTH_ARG_STR),
     REQ("name", "name", GENAUTH_ARG_STR),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
-    OPT("secret", "secret", GENAUTH_ARG_STR),
+    OPT("secret", "secret", GENAUTH_ARG_SECRET),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
 };
 static const genauth_param list_params[] = {
@@ -49,7 +49,7 @@ static const genauth_param update_params[] = {
     OPT("events", "events", GENAUTH_ARG_STR_LIST),
     OPT("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
-    OPT("secret", "secret", GENAUTH_ARG_STR),
+    OPT("secret", "secret", GENAUTH_ARG_SECRET),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
 };
 static const genauth_param delete_params[] = {
