@@ -103,7 +103,7 @@ class ManagementClient:
     def token_fetches(self) -> int: ...
     def create_webhook(
         self,
-        content_type: ContentType | str,
+        content_type: ContentType,
         events: list[str] | tuple[str, ...],
         url: str,
         name: str,
@@ -120,7 +120,7 @@ class ManagementClient:
         name: str | None = None,
         url: str | None = None,
         events: list[str] | tuple[str, ...] | None = None,
-        content_type: ContentType | str | None = None,
+        content_type: ContentType | None = None,
         enabled: bool | None = None,
         secret: str | None = None,
         *,
@@ -189,7 +189,7 @@ class AsyncManagementClient:
     def token_fetches(self) -> int: ...
     async def create_webhook(
         self,
-        content_type: ContentType | str,
+        content_type: ContentType,
         events: list[str] | tuple[str, ...],
         url: str,
         name: str,
@@ -208,7 +208,7 @@ class AsyncManagementClient:
         name: str | None = None,
         url: str | None = None,
         events: list[str] | tuple[str, ...] | None = None,
-        content_type: ContentType | str | None = None,
+        content_type: ContentType | None = None,
         enabled: bool | None = None,
         secret: str | None = None,
         *,

@@ -24,7 +24,7 @@ def test_stubs_accept_correct_use():
 def test_stubs_reject_misuse():
     r = mypy("misuse.py")
     assert r.returncode == 1, r.stdout + r.stderr
-    for line in range(5, 14):
+    for line in range(5, 15):
         assert f"misuse.py:{line}: error" in r.stdout, r.stdout
 
 

@@ -1,6 +1,7 @@
 """The eight webhook methods: what each sends on the wire (method, path,
 query, exact body), the argument checks made before anything is sent, GET
 signatures end to end, and every method against the emulator."""
+import asyncio
 import json
 import urllib.parse
 
@@ -52,7 +53,10 @@ WIRE = [
      b'"contentType":"application/json","enabled":false,"secret":"s","retryConfig":{}}'),
     ("delete_webhook", (["a", "b"],), {}, "POST", "/api/v3/delete-webhook", "",
      b'{"webhookIds":["a","b"]}'),
-    ("delete_webhook", ((),), {}, "POST", "/api/v3/delete-webhook", "", b'{"webhookIds":[]}'),
+    # An empty array still goes out as one where a payload holds it
+    # (webhook_ids=() is refused: REFUSED).
+    ("trigger_webhook", ("wh1", None, {"ids": []}), {}, "POST", "/api/v3/trigger-webhook", "",
+     b'{"webhookId":"wh1","requestBody":{"ids":[]}}'),
     ("get_webhook_logs", ("wh1",), {}, "POST", "/api/v3/get-webhook-logs", "",
      b'{"webhookId":"wh1"}'),
     ("get_webhook_logs", ("wh1", 2, None), {}, "POST", "/api/v3/get-webhook-logs", "",
@@ -97,9 +101,10 @@ def test_get_after_post_on_one_connection(fake, client_for):
 BAD = [
     ("create_webhook", (JSON, "user:created", "u", "n"), {}, TypeError,
      "events: expected a list or tuple of str, got str"),
-    ("create_webhook", (JSON, ["a", 1], "u", "n"), {}, TypeError, "events[1]: expected str, got int"),
+    ("create_webhook", (JSON, ["a", 1], "u", "n"), {}, TypeError, "events[1]: expected a non-empty str, got int"),
     ("create_webhook", (JSON, ["a"], "u", "n", 1), {}, TypeError, "enabled: expected bool, got int"),
-    ("create_webhook", (JSON, ["a"], "u", None), {}, TypeError, "name: expected str, got NoneType"),
+    ("create_webhook", (JSON, ["a"], "u", None), {}, TypeError,
+     "name: expected a non-empty str, got NoneType"),
     ("create_webhook", (JSON, ["a"], "u\x00", "n"), {}, ValueError, "url: must not contain NUL"),
     ("create_webhook", (JSON, ["a"], "u", "n"), {"retry_config": [1]}, TypeError, "retry_config"),
     ("create_webhook", (JSON, ["a"], "u"), {}, TypeError,
@@ -121,7 +126,7 @@ BAD = [
     ("update_webhook", ("w",), {"events": {"a"}}, TypeError, "events: expected a list or tuple"),
     ("update_webhook", ("w",), {"secret": "\ud800"}, ValueError, "secret: holds a lone surrogate"),
     ("delete_webhook", ("a",), {}, TypeError, "webhook_ids: expected a list or tuple of str, got str"),
-    ("delete_webhook", ([None],), {}, TypeError, "webhook_ids[0]: expected str, got NoneType"),
+    ("delete_webhook", ([None],), {}, TypeError, "webhook_ids[0]: expected a non-empty str, got NoneType"),
     ("get_webhook_logs", ("w", "1"), {}, TypeError, "page: expected a positive int, got str"),
     ("get_webhook_logs", ("w", 2**60), {}, ValueError, "page: must be at most"),
     ("get_webhook_event_list", (1,), {}, TypeError,
@@ -137,6 +142,166 @@ def test_bad_arguments_fail_before_sending(fake, client_for, name, args, kwargs,
     assert text in str(info.value)
     assert fake.server.requests == []
     assert fake.server.connections == 0
+
+
+# ---- the same bad input, refused the same way on every path ------------------
+
+# (method, args, kwargs, exception, its whole message, the CLI's arguments
+# for the same input or None). None is left out.
+REFUSED = [
+    ("trigger_webhook", (" ",), {}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace", ["trigger", " "]),
+    ("trigger_webhook", ("\t\r\n",), {}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace", ["trigger", "\t\r\n"]),
+    ("get_webhook", (" ",), {}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace",
+     ["webhooks", "get", "--webhook-id", " "]),
+    ("get_webhook_logs", ("  ",), {"page": 1}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace",
+     ["webhooks", "logs", "--webhook-id", "  ", "--page", "1"]),
+    ("update_webhook", ("\n",), {"name": "n"}, ValueError,
+     "webhook_id: expected a non-empty str, got only whitespace",
+     ["webhooks", "update", "--webhook-id", "\n", "--name", "n"]),
+    # Lists of names: the command line drops blank names and refuses a list
+    # left empty in its own words (test_cli.py).
+    ("delete_webhook", ([],), {}, ValueError,
+     "webhook_ids: expected at least one str, got an empty list", None),
+    ("delete_webhook", (("a", ""),), {}, ValueError,
+     "webhook_ids[1]: expected a non-empty str, got ''", None),
+    ("delete_webhook", (["a", " "],), {}, ValueError,
+     "webhook_ids[1]: expected a non-empty str, got only whitespace", None),
+    ("create_webhook", (JSON, (), "http://x/h", "n"), {}, ValueError,
+     "events: expected at least one str, got an empty tuple", None),
+    ("create_webhook", (JSON, ["test", ""], "http://x/h", "n"), {}, ValueError,
+     "events[1]: expected a non-empty str, got ''", None),
+    ("update_webhook", ("w",), {"events": []}, ValueError,
+     "events: expected at least one str, got an empty list", None),
+    # A webhook's url and name: the command line passes '' on as given.
+    ("create_webhook", (JSON, ["test"], "", "n"), {}, ValueError,
+     "url: expected a non-empty str, got ''",
+     ["webhooks", "create", "--events", "test", "--url", "", "--name", "n"]),
+    ("create_webhook", (JSON, ["test"], "http://x/h", " "), {}, ValueError,
+     "name: expected a non-empty str, got only whitespace",
+     ["webhooks", "create", "--events", "test", "--url", "http://x/h", "--name", " "]),
+    ("update_webhook", ("w",), {"url": " "}, ValueError,
+     "url: expected a non-empty str, got only whitespace",
+     ["webhooks", "update", "--webhook-id", "w", "--url", " "]),
+    ("update_webhook", ("w",), {"name": ""}, ValueError,
+     "name: expected a non-empty str, got ''",
+     ["webhooks", "update", "--webhook-id", "w", "--name", ""]),
+    # A webhook's shared secret, sent by the server with each delivery: an
+    # empty one proves nothing (the command line's --secret-file refuses an
+    # empty file in its own words, test_cli.py).
+    ("create_webhook", (JSON, ["test"], "http://x/h", "n", True, ""), {}, ValueError,
+     "secret: expected a non-empty str, got ''", None),
+    ("update_webhook", ("w",), {"secret": "  "}, ValueError,
+     "secret: expected a non-empty str, got only whitespace", None),
+    # ... and sent as a header of each delivery: the command line's
+    # --secret-file refuses a second line in its own words.
+    ("create_webhook", (JSON, ["test"], "http://x/h", "n", True, "s3\r\ncret"), {}, ValueError,
+     "secret: must not contain CR, LF or other control characters", None),
+    ("update_webhook", ("w",), {"secret": "s3\tcret"}, ValueError,
+     "secret: must not contain CR, LF or other control characters", None),
+    ("update_webhook", ("w",), {"secret": "s3cret\x7f"}, ValueError,
+     "secret: must not contain CR, LF or other control characters", None),
+    # Longer than any id, name, URL or secret (MAX_STR_ARG_BYTES): get_webhook's
+    # percent-encoded into a query that libcurl failed to build, once sent.
+    ("get_webhook", ("é" * 32768 + "a",), {}, ValueError,
+     "webhook_id: must be at most 65536 bytes of UTF-8, got 65537",
+     ["webhooks", "get", "--webhook-id", "é" * 32768 + "a"]),
+    ("trigger_webhook", ("a" * 300_000,), {}, ValueError,
+     "webhook_id: must be at most 65536 bytes of UTF-8, got 300000", None),
+    ("delete_webhook", (["a", "b" * 65537],), {}, ValueError,
+     "webhook_ids[1]: must be at most 65536 bytes of UTF-8, got 65537", None),
+    ("create_webhook", (JSON, ["test"], "http://x/" + "p" * 65536, "n"), {}, ValueError,
+     "url: must be at most 65536 bytes of UTF-8, got 65545", None),
+    # The reference's two content types: the command line's --content-type
+    # takes no other (argparse's invalid choice, test_cli.py).
+    ("create_webhook", ("text/plain", ["test"], "http://x/h", "n"), {}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+    ("create_webhook", ("", ["test"], "http://x/h", "n"), {}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+    ("update_webhook", ("w",), {"content_type": "application/json; charset=utf-8"}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+    ("update_webhook", ("w",), {"content_type": "APPLICATION/JSON"}, ValueError,
+     "content_type: expected 'application/json' or 'application/x-www-form-urlencoded'", None),
+]
+
+
+def _refused(exc_info, exc, text):
+    assert exc_info.type is exc and str(exc_info.value) == text
+
+
+@pytest.mark.parametrize("name,args,kwargs,exc,text,argv", REFUSED)
+def test_bad_input_refused_alike_on_every_path(fake, client_for, monkeypatch, capsys,
+                                               name, args, kwargs, exc, text, argv):
+    """The sync method, the coroutine, a batch's call and the command line
+    refuse the same input with the same words, before anything is sent."""
+    with pytest.raises(exc) as info:
+        getattr(client_for(fake.server.url), name)(*args, **kwargs)
+    _refused(info, exc, text)
+
+    call = dict(zip(("webhook_id", "request_headers", "request_body"), args), **kwargs)
+    param = text.split(":")[0].split("[")[0]
+    in_a_batch = f"calls[1]['{param}']{text[len(param):]}"
+
+    async def on_a_loop():
+        async with genauth_c.AsyncManagementClient(AK, SK, host=fake.server.url) as aclient:
+            with pytest.raises(exc) as info:
+                await getattr(aclient, name)(*args, **kwargs)
+            _refused(info, exc, text)
+            if name == "trigger_webhook":
+                with pytest.raises(exc) as info:
+                    await aclient.trigger_webhooks([{"webhook_id": "ok"}, call])
+                _refused(info, exc, in_a_batch)
+    asyncio.run(on_a_loop())
+
+    if name == "trigger_webhook":
+        with pytest.raises(exc) as info:
+            client_for(fake.server.url).trigger_webhooks([{"webhook_id": "ok"}, call])
+        _refused(info, exc, in_a_batch)
+
+    if argv is not None:
+        _cli_refuses(fake, monkeypatch, capsys, argv, text)
+
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+def _cli_refuses(fake, monkeypatch, capsys, argv, text):
+    """The command line, in this process, against `fake`: usage error `text`."""
+    from genauth_c import cli
+    for var in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "HOST"):
+        monkeypatch.delenv("AUTHING_" + var, raising=False)
+    monkeypatch.setenv("GENAUTH_ACCESS_KEY_ID", AK)
+    monkeypatch.setenv("GENAUTH_ACCESS_KEY_SECRET", SK)
+    monkeypatch.setenv("GENAUTH_HOST", fake.server.url)
+    capsys.readouterr()
+    assert cli.main(argv) == cli.EXIT_USAGE
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"genauth-c: error: {text}\n")
+
+
+def test_a_secret_file_with_a_control_character_is_refused(fake, monkeypatch, capsys, tmp_path):
+    # One line, so --secret-file takes it; the method refuses the tab.
+    path = tmp_path / "secret"
+    path.write_bytes(b"s3\tcret\n")
+    _cli_refuses(fake, monkeypatch, capsys,
+                 ["webhooks", "update", "--webhook-id", "w", "--secret-file", str(path)],
+                 "secret: must not contain CR, LF or other control characters")
+    assert fake.server.requests == []
+    assert fake.server.connections == 0
+
+
+def test_the_longest_str_is_sent_percent_encoded(fake, client_for):
+    """65536 bytes of UTF-8 (the most a str argument holds) in a GET's query,
+    each byte percent-encoded: sent, after the token, in one request."""
+    client = client_for(fake.server.url)
+    webhook_id = "é" * 32768
+    assert client.get_webhook(webhook_id)["statusCode"] == 200
+    req, path, query = only_call(fake)
+    assert (req.method, path) == ("GET", "/api/v3/get-webhook")
+    assert query == "webhookId=" + "%C3%A9" * 32768
 
 
 def test_constructor_takes_the_official_sdks_positional_parameters(fake):

@@ -172,6 +172,22 @@ arg_where(char *buf, size_t size, const char *name, Py_ssize_t index)
     return buf;
 }
 
+static int
+is_ascii_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Whether s[0..len) is ASCII whitespace only. */
+static int
+is_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_ascii_space(s[i]))
+            return 0;
+    return 1;
+}
+
 const char *
 genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
                      int nonempty, Py_ssize_t *len)
@@ -200,6 +216,15 @@ genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
                      arg_where(buf, sizeof(buf), name, index));
         return NULL;
     }
+    /* " " names nothing either ($ID unset in "$ID ", a stray paste): the
+     * server would look it up, or store it, as given. Read past the first
+     * byte only when that is a space. */
+    if (nonempty && is_ascii_space(s[0]) && is_blank(s, (size_t)*len)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected a non-empty str, got only whitespace",
+                     arg_where(buf, sizeof(buf), name, index));
+        return NULL;
+    }
     if ((size_t)*len != strlen(s)) {
         PyErr_Format(PyExc_ValueError, "%s: must not contain NUL",
                      arg_where(buf, sizeof(buf), name, index));
@@ -208,20 +233,82 @@ genauth_str_arg_utf8(PyObject *value, const char *name, Py_ssize_t index,
     return s;
 }
 
+/* The longest str a method takes, in bytes of UTF-8: far beyond any id,
+ * name, URL, event name or secret the API holds, and, percent-encoded at
+ * up to 3 bytes a byte into a GET's query (get_webhook's webhook_id), far
+ * within the 1 MiB request head libcurl builds: a webhook_id past about
+ * a third of that failed only once sent, after a token fetch, as a
+ * TransportError naming no argument. */
+#define MAX_STR_ARG_BYTES (64 * 1024)
+
 static cJSON *
 str_node(PyObject *value, const char *name, Py_ssize_t index, int nonempty)
 {
+    char buf[160];
     Py_ssize_t len = 0;
     const char *s =
         genauth_str_arg_utf8(value, name, index, nonempty, &len);
     if (!s)
         return NULL;
+    if (len > MAX_STR_ARG_BYTES) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: must be at most %d bytes of UTF-8, got %zd",
+                     arg_where(buf, sizeof(buf), name, index),
+                     MAX_STR_ARG_BYTES, len);
+        return NULL;
+    }
     cJSON *node = genauth_json_string_new(s, (size_t)len);
     if (!node)
         PyErr_NoMemory();
     return node;
 }
 
+/* A webhook's contentType: one of the two the API knows (the reference
+ * fixes them; genauth_c.ContentType and the command line's --content-type
+ * list the same), compared exactly, as the server compares them. Anything
+ * else would come back a statusCode 400, after a token fetch and a round
+ * trip. */
+static cJSON *
+content_type_node(PyObject *value, const char *name)
+{
+    static const char json_type[] = "application/json";
+    static const char form_type[] = "application/x-www-form-urlencoded";
+    /* Without NUL (refused): the node holds the text as it is. */
+    cJSON *node = str_node(value, name, -1, 0);
+    if (node && strcmp(node->valuestring, json_type) != 0 &&
+        strcmp(node->valuestring, form_type) != 0) {
+        cJSON_Delete(node);
+        PyErr_Format(PyExc_ValueError, "%s: expected '%s' or '%s'", name,
+                     json_type, form_type);
+        return NULL;
+    }
+    return node;
+}
+
+/* A webhook's shared secret, which the server sends as a header of each
+ * delivery (x-authing-webhook-secret): a control character there would
+ * end the header or be cut from it, and no delivery would carry the secret
+ * as set. Refused as the constructor refuses one in a header value, by a
+ * message that never quotes it. */
+static cJSON *
+secret_node(PyObject *value, const char *name)
+{
+    cJSON *node = str_node(value, name, -1, 1);
+    for (const char *p = node ? node->valuestring : ""; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            cJSON_Delete(node);
+            PyErr_Format(PyExc_ValueError,
+                         "%s: must not contain CR, LF or other control "
+                         "characters",
+                         name);
+            return NULL;
+        }
+    }
+    return node;
+}
+
+/* A list of names (GENAUTH_ARG_STR_LIST): each passes GENAUTH_ARG_STR's
+ * check, and there is at least one. */
 static cJSON *
 str_list_node(PyObject *value, const char *name)
 {
@@ -231,19 +318,27 @@ str_list_node(PyObject *value, const char *name)
                      GENAUTH_TYPE_NAME(value));
         return NULL;
     }
+    int is_list = PyList_Check(value);
+    Py_ssize_t n = is_list ? PyList_Size(value) : PyTuple_Size(value);
+    if (n == 0) {
+        /* Sent, [] would delete nothing, or subscribe to no event, and
+         * succeed as if it had (the command line refuses it too). */
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected at least one str, got an empty %.100s",
+                     name, GENAUTH_TYPE_NAME(value));
+        return NULL;
+    }
     cJSON *array = cJSON_CreateArray();
     if (!array)
         return (cJSON *)PyErr_NoMemory();
     /* Items are str (checked before any use), so nothing here runs the
      * caller's code and the list cannot change under the loop. */
-    int is_list = PyList_Check(value);
-    Py_ssize_t n = is_list ? PyList_Size(value) : PyTuple_Size(value);
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Borrowed, read from the storage as PySequence_Fast_GET_ITEM does
          * (never a subclass's __getitem__). */
         PyObject *s = is_list ? PyList_GetItem(value, i)
                               : PyTuple_GetItem(value, i);
-        cJSON *item = str_node(s, name, i, 0);
+        cJSON *item = str_node(s, name, i, 1);
         if (!item || !cJSON_AddItemToArray(array, item)) {
             if (item) {
                 cJSON_Delete(item);
@@ -319,12 +414,14 @@ genauth_arg_to_json(PyObject *value, genauth_arg_kind kind,
     const char *name = opts->argname;
     cJSON *node = NULL;
     switch (kind) {
-    case GENAUTH_ARG_ID:
-        return str_node(value, name, -1, 1);
     case GENAUTH_ARG_STR:
-        return str_node(value, name, -1, 0);
+        return str_node(value, name, -1, 1);
     case GENAUTH_ARG_STR_LIST:
         return str_list_node(value, name);
+    case GENAUTH_ARG_CONTENT_TYPE:
+        return content_type_node(value, name);
+    case GENAUTH_ARG_SECRET:
+        return secret_node(value, name);
     case GENAUTH_ARG_BOOL:
         if (!PyBool_Check(value)) {
             PyErr_Format(PyExc_TypeError, "%s: expected bool, got %.100s",

@@ -10,9 +10,12 @@
 #include "json.h"
 
 typedef enum {
-    GENAUTH_ARG_ID,       /* a non-empty str without NUL */
-    GENAUTH_ARG_STR,      /* a str without NUL */
-    GENAUTH_ARG_STR_LIST, /* a list or tuple of str without NUL */
+    /* Every str the API takes names something (a webhook, an event, a
+     * URL, a secret): none may be empty or only whitespace. */
+    GENAUTH_ARG_STR,          /* such a str, without NUL */
+    GENAUTH_ARG_STR_LIST,     /* a list or tuple of at least one of them */
+    GENAUTH_ARG_CONTENT_TYPE, /* one of the two webhook content types */
+    GENAUTH_ARG_SECRET,       /* a STR for a header: no control characters */
     GENAUTH_ARG_BOOL,     /* a bool */
     GENAUTH_ARG_POS_INT,  /* an int >= 1, not a bool */
     GENAUTH_ARG_MAPPING,  /* a Mapping, converted as json.dumps would */
@@ -59,7 +62,8 @@ int genauth_parse_tuple_args(const genauth_signature_spec *spec,
 
 /* The UTF-8 of a str argument `value`, borrowed from it (its cache), or
  * NULL with TypeError (not a str) or ValueError (a lone surrogate, which
- * UTF-8 cannot carry; a NUL; empty when `nonempty`) naming it: `name`, and
+ * UTF-8 cannot carry; a NUL; empty or only
+ * ASCII whitespace when `nonempty`) naming it: `name`, and
  * for a list's item `index` (or -1). The one check of every str argument
  * that is sent, the constructor's included. */
 const char *genauth_str_arg_utf8(PyObject *value, const char *name,

@@ -17,7 +17,7 @@ typedef struct {
     genauth_signature_spec async_sig;
 } api_method;
 
-#define ID(py, js) {py, js, GENAUTH_ARG_ID, 1}
+#define ID(py, js) {py, js, GENAUTH_ARG_STR, 1}
 #define OPT(py, js, kind) {py, js, kind, 0}
 #define REQ(py, js, kind) {py, js, kind, 1}
 /* The most parameters a method has. */
@@ -27,12 +27,12 @@ typedef struct {
 /* Names, order and defaults as the official Python SDK 5.1.0 has them;
  * retry_config (keyword-only) as the Node SDK has it. */
 static const genauth_param create_params[] = {
-    REQ("content_type", "contentType", GENAUTH_ARG_STR),
+    REQ("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     REQ("events", "events", GENAUTH_ARG_STR_LIST),
     REQ("url", "url", GENAUTH_ARG_STR),
     REQ("name", "name", GENAUTH_ARG_STR),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
-    OPT("secret", "secret", GENAUTH_ARG_STR),
+    OPT("secret", "secret", GENAUTH_ARG_SECRET),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
 };
 static const genauth_param list_params[] = {
@@ -47,9 +47,9 @@ static const genauth_param update_params[] = {
     OPT("name", "name", GENAUTH_ARG_STR),
     OPT("url", "url", GENAUTH_ARG_STR),
     OPT("events", "events", GENAUTH_ARG_STR_LIST),
-    OPT("content_type", "contentType", GENAUTH_ARG_STR),
+    OPT("content_type", "contentType", GENAUTH_ARG_CONTENT_TYPE),
     OPT("enabled", "enabled", GENAUTH_ARG_BOOL),
-    OPT("secret", "secret", GENAUTH_ARG_STR),
+    OPT("secret", "secret", GENAUTH_ARG_SECRET),
     OPT("retry_config", "retryConfig", GENAUTH_ARG_MAPPING),
 };
 static const genauth_param delete_params[] = {
@@ -747,7 +747,8 @@ PyDoc_STRVAR(create_webhook_doc,
 "--\n\n"
 "Create a webhook (POST /api/v3/create-webhook).\n\n"
 "content_type: 'application/json' or 'application/x-www-form-urlencoded'.\n"
-"events: a list or tuple of event names (str), e.g. ['user:created'].\n"
+"events: a non-empty list or tuple of event names (str), e.g.\n"
+"['user:created'].\n"
 "url: where deliveries go. name: a label. enabled: bool. secret: sent as\n"
 "the x-authing-webhook-secret header of each delivery. retry_config: a\n"
 "mapping such as {'enabled': True, 'count': 3}, sent as retryConfig.\n\n"
@@ -780,7 +781,8 @@ PyDoc_STRVAR(delete_webhook_doc,
 "delete_webhook($self, webhook_ids)\n"
 "--\n\n"
 "Delete webhooks (POST /api/v3/delete-webhook).\n\n"
-"webhook_ids: a list or tuple of ids (str); unknown ids are not an error.\n"
+"webhook_ids: a non-empty list or tuple of ids (str); unknown ids are not\n"
+"an error.\n"
 "data is {'success': bool}.\n\n" RETURNS);
 
 PyDoc_STRVAR(get_webhook_logs_doc,
