@@ -1344,6 +1344,41 @@ def test_a_call_cancelled_while_it_waits_to_retry(emu):
     assert run(main())["statusCode"] == 200
 
 
+def pending_timers(loop):
+    """The loop's timer handles still due to run (asyncio keeps a cancelled
+    one in its heap until its time comes)."""
+    return [h for h in loop._scheduled if not h.cancelled()]
+
+
+def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
+    """The engine's timer was armed for the resting call's retry time, 30 s
+    on, and stayed armed once the call was cancelled: the idle client woke
+    the loop then for nothing (the README promises it wakes it zero times),
+    and the loop held the engine until then."""
+    emu.throttle_next_calls = 1
+    emu.throttle_retry_after = 30
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with AsyncManagementClient(AK, SK, host=emu.url,
+                                         timeout=60) as client:
+            task = asyncio.ensure_future(client.trigger_webhook("wh"))
+            for _ in range(1000):  # until the call rests, 10 s at most
+                if emu.throttle_next_calls == 0 and pending_timers(loop):
+                    break
+                await asyncio.sleep(0.01)
+            resting = len(pending_timers(loop))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return resting, len(pending_timers(loop)), client._engine.calls
+
+    resting, left, calls = run(main())
+    assert resting == 1  # the retry's time: the test saw the call rest
+    assert calls == 0
+    assert left == 0
+
+
 # ---- the token's early refresh: the sync client's rule (token.c) ---------
 
 def test_past_the_refresh_point_calls_go_on_with_the_valid_token(

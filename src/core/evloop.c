@@ -1265,11 +1265,16 @@ genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
         forked(ev);
     } else if (call) {
         /* A transfer in flight leaves with its connection closed. */
-        int freed = call->added;
+        int freed = call->added, timed = call->where != ON_CALLS;
         drop_call(ev, call);
         if (freed && ev->fd_waiting)
             wake_fd_waiting(ev, 1);
         settle(ev);
+        /* The timer may be armed for this call's retry time or deadline
+         * (want_timer moves it only earlier): armed for what is still
+         * wanted, or disarmed, rather than wake an idle loop for nothing. */
+        if (timed && !ev->closed)
+            arm_timer(ev);
     }
 }
 
