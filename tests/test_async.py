@@ -1868,13 +1868,18 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
     assert client_sockets(fake.server.port) == 0
 
 
-def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
+@pytest.mark.parametrize("debug", [False, True])
+def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(
+        fake, debug):
     """aclose() from another thread sees the client's loop stopped, between
     two runs, a call in flight: it closes the engine there and then, which
-    settles the call's future from that thread. The loop, started again in
+    settled the call's future from that thread. The loop, started again in
     that instant, waits for an event: the task's wake-up, queued by
     call_soon (which wakes nothing), was never run and the loop hung until
-    its next event (here, none for 60 s). aclose() wakes it."""
+    its next event (here, none for 60 s). In debug mode call_soon refused
+    the wake-up outright ("Non-thread-safe operation", reported as
+    unraisable) once the future was done, and the loop hung for good. The
+    future is settled by the loop (call_soon_threadsafe), which wakes it."""
     arrived, release = hold_webhook_answers(fake)
     client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=60)
     paused, go = threading.Event(), threading.Event()
@@ -1900,6 +1905,7 @@ def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
             return running
 
     loop = RestartingLoop(WaitingSelector())
+    loop.set_debug(debug)
     outcome = []
 
     def loop_thread():
@@ -1928,6 +1934,9 @@ def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
         release.set()
         if thread.is_alive():
             loop.call_soon_threadsafe(lambda: None)
+            thread.join(10)
+        if thread.is_alive():  # the task's wake-up was lost
+            loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
         loop.close()
     assert not hung, "the loop was never told of the calls' end"
