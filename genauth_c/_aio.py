@@ -251,12 +251,12 @@ class AsyncManagementClient:
         # next turn (its calls in flight end with ClientClosedError
         # then). Otherwise (on its own loop, or a loop that is stopped
         # or closed) it closes here and now: the engine waits for, or
-        # makes wait, any callback of the loop's in another thread.
+        # makes wait, any callback of the loop's in another thread, and
+        # has a loop not running here settle the calls' futures
+        # (call_soon_threadsafe: it may have started again meanwhile).
         here = _runs_here(loop)
         on_its_loop = loop.is_running() and not here
         _close_engine(engine, loop, on_its_loop)
-        if not (here or on_its_loop):
-            _wake(loop)
         client.close()
 
     async def __aenter__(self):
@@ -308,22 +308,6 @@ class AsyncManagementClient:
                             "genauth_c.AsyncManagementClient")
         rebuild, args = self._client.__reduce__()
         return _rebuilt, (type(self), rebuild, args)
-
-
-def _wake(loop):
-    """Wakes `loop`, unless it is closed. A loop seen stopped from another
-    thread may have started again since, in its own, and wait for an event
-    with the callbacks of the futures the engine's close settled here
-    queued but unseen (call_soon does not wake a loop): this makes it run
-    them. A loop still stopped runs this nothing when it starts again."""
-    try:
-        loop.call_soon_threadsafe(_nothing)
-    except RuntimeError:  # closed (meanwhile)
-        pass
-
-
-def _nothing():
-    pass
 
 
 def _runs_here(loop):

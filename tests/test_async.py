@@ -3,6 +3,7 @@ libcurl's socket interface on the running event loop, against real servers
 on loopback."""
 import asyncio
 import gc
+import json
 import logging
 import os
 import random
@@ -1344,6 +1345,41 @@ def test_a_call_cancelled_while_it_waits_to_retry(emu):
     assert run(main())["statusCode"] == 200
 
 
+def pending_timers(loop):
+    """The loop's timer handles still due to run (asyncio keeps a cancelled
+    one in its heap until its time comes)."""
+    return [h for h in loop._scheduled if not h.cancelled()]
+
+
+def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
+    """The engine's timer was armed for the resting call's retry time, 30 s
+    on, and stayed armed once the call was cancelled: the idle client woke
+    the loop then for nothing (the README promises it wakes it zero times),
+    and the loop held the engine until then."""
+    emu.throttle_next_calls = 1
+    emu.throttle_retry_after = 30
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with AsyncManagementClient(AK, SK, host=emu.url,
+                                         timeout=60) as client:
+            task = asyncio.ensure_future(client.trigger_webhook("wh"))
+            for _ in range(1000):  # until the call rests, 10 s at most
+                if emu.throttle_next_calls == 0 and pending_timers(loop):
+                    break
+                await asyncio.sleep(0.01)
+            resting = len(pending_timers(loop))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return resting, len(pending_timers(loop)), client._engine.calls
+
+    resting, left, calls = run(main())
+    assert resting == 1  # the retry's time: the test saw the call rest
+    assert calls == 0
+    assert left == 0
+
+
 # ---- the token's early refresh: the sync client's rule (token.c) ---------
 
 def test_past_the_refresh_point_calls_go_on_with_the_valid_token(
@@ -1832,13 +1868,18 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
     assert client_sockets(fake.server.port) == 0
 
 
-def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
+@pytest.mark.parametrize("debug", [False, True])
+def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(
+        fake, debug):
     """aclose() from another thread sees the client's loop stopped, between
     two runs, a call in flight: it closes the engine there and then, which
-    settles the call's future from that thread. The loop, started again in
+    settled the call's future from that thread. The loop, started again in
     that instant, waits for an event: the task's wake-up, queued by
     call_soon (which wakes nothing), was never run and the loop hung until
-    its next event (here, none for 60 s). aclose() wakes it."""
+    its next event (here, none for 60 s). In debug mode call_soon refused
+    the wake-up outright ("Non-thread-safe operation", reported as
+    unraisable) once the future was done, and the loop hung for good. The
+    future is settled by the loop (call_soon_threadsafe), which wakes it."""
     arrived, release = hold_webhook_answers(fake)
     client = AsyncManagementClient(AK, SK, host=fake.server.url, timeout=60)
     paused, go = threading.Event(), threading.Event()
@@ -1864,6 +1905,7 @@ def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
             return running
 
     loop = RestartingLoop(WaitingSelector())
+    loop.set_debug(debug)
     outcome = []
 
     def loop_thread():
@@ -1893,6 +1935,9 @@ def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(fake):
         if thread.is_alive():
             loop.call_soon_threadsafe(lambda: None)
             thread.join(10)
+        if thread.is_alive():  # the task's wake-up was lost
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
         loop.close()
     assert not hung, "the loop was never told of the calls' end"
     assert [type(o) for o in outcome] == [genauth_c.ClientClosedError]
@@ -1910,3 +1955,154 @@ def test_the_engine_refuses_keyword_arguments_with_a_type_error(fake):
     finally:
         loop.close()
         client.close()
+
+
+# ---- a name that resolves slowly --------------------------------------------
+
+# A DNS server on 127.0.0.1:53 of a network namespace of the test's own (so
+# no query can leave the machine) that holds every query until it reads a
+# line on stdin, or for HOLD seconds, then refuses the name (NXDOMAIN). It
+# runs in a process of its own: a client that blocks its loop blocks every
+# thread of its process that needs the GIL. It prints "asked NAME" as a
+# query comes, and for each line read "released" (it held queries until
+# then) or "timed out" (it had answered them on its own).
+DNS_HOLDER = r"""
+import select, socket, sys, time
+HOLD = 8.0
+dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dns.bind(("127.0.0.1", 53))
+print("ready", flush=True)
+held, deadline = [], None
+
+def answer():
+    for q, addr in held:  # NXDOMAIN
+        dns.sendto(q[:2] + b"\x81\x83" + q[4:6] + b"\0" * 6 + q[12:], addr)
+    held.clear()
+
+while True:
+    wait = None if not held else max(0, deadline - time.monotonic())
+    ready, _, _ = select.select([dns, sys.stdin], [], [], wait)
+    if dns in ready:
+        q, addr = dns.recvfrom(512)
+        name, i = [], 12
+        while q[i]:
+            name.append(q[i + 1:i + 1 + q[i]].decode())
+            i += 1 + q[i]
+        if not held:
+            deadline = time.monotonic() + HOLD
+        held.append((q, addr))
+        print("asked", ".".join(name), flush=True)
+    elif sys.stdin in ready:
+        if not sys.stdin.readline():
+            sys.exit(0)
+        print("released" if held else "timed out", flush=True)
+        answer()
+    else:
+        answer()
+"""
+
+# In the namespace: a call whose name is being resolved is cancelled, and a
+# client whose token fetch's name is being resolved is closed; each time the
+# holder is told to answer once that returned. Prints what the holder said
+# then: "released" when it was still holding the query.
+SLOW_NAME_CLIENT = r"""
+import asyncio, json, subprocess, sys, threading
+import genauth_c
+
+holder = subprocess.Popen([sys.executable, "-c", sys.argv[1]],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True)
+assert holder.stdout.readline() == "ready\n"
+lines = []
+got = threading.Condition()
+
+def read():
+    for line in holder.stdout:
+        with got:
+            lines.append(line.strip())
+            got.notify_all()
+
+threading.Thread(target=read, daemon=True).start()
+
+def wait_for_line(predicate):
+    with got:
+        assert got.wait_for(lambda: any(map(predicate, lines)), 30), lines
+        line = next(filter(predicate, lines))
+        lines.remove(line)
+        return line
+
+async def until_asked(name):
+    await asyncio.to_thread(wait_for_line, lambda l: l == "asked " + name)
+
+def answer():
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    return wait_for_line(lambda l: l in ("released", "timed out"))
+
+async def main():
+    out = {}
+    async with genauth_c.AsyncManagementClient(
+            "AKIDexample1234", "SECRET", host="http://call.held.test:8080",
+            auth="signature", timeout=60) as client:
+        task = asyncio.create_task(client.trigger_webhook("wh"))
+        await until_asked("call.held.test")
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        out["cancel"] = answer()
+        # The resolver's socket, which the loop watched, is not left there.
+        out["watched"] = client._engine.watched
+    client = genauth_c.AsyncManagementClient(
+        "AKIDexample1234", "SECRET", host="http://token.held.test:8080",
+        timeout=60)
+    task = asyncio.create_task(client.trigger_webhook("wh"))
+    await until_asked("token.held.test")
+    await client.aclose()
+    out["aclose"] = answer()
+    try:
+        await task
+    except genauth_c.ClientClosedError:
+        pass
+    return out
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def network_namespace_refusal():
+    """Why a child cannot have a network namespace and /etc/resolv.conf of
+    its own, or None when it can."""
+    r = subprocess.run(["unshare", "-m", "-n", "sh", "-c",
+                        "mount --bind /dev/null /etc/resolv.conf && "
+                        "ip link set lo up"],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        return None
+    return "needs unshare -m -n, mount and ip (root): " + (
+        r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+
+
+def test_a_call_cancelled_or_a_client_closed_while_a_name_resolves_never_waits_for_it(
+        tmp_path):
+    """libcurl (7.87 and later) waits for its resolver thread when a
+    transfer whose name is being resolved is removed, unless told
+    CURLOPT_QUICK_EXIT: cancelling such a call, or closing the client under
+    its token fetch, blocked the event loop, with the GIL held (every
+    thread of the process stopped), until the DNS server answered or the
+    resolver gave up (here the holder's 8 s; 30 s would be resolv.conf's)."""
+    refusal = network_namespace_refusal()
+    if refusal:
+        pytest.skip(refusal)
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
+    r = subprocess.run(
+        ["unshare", "-m", "-n", "sh", "-c",
+         f"mount --bind {resolv} /etc/resolv.conf && ip link set lo up && "
+         'exec "$0" -c "$1" "$2"', sys.executable, SLOW_NAME_CLIENT,
+         DNS_HOLDER],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+        "cancel": "released", "watched": {}, "aclose": "released"}

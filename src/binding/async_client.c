@@ -21,10 +21,11 @@ typedef struct {
     PyObject *loop;        /* the event loop the engine belongs to */
     /* The loop's methods, bound once, and asyncio.get_running_loop. */
     PyObject *add_reader, *remove_reader, *add_writer, *remove_writer;
-    PyObject *call_soon, *call_later, *create_future, *get_running_loop;
-    /* This engine's socket_action and timer_fired, bound once: what the
-     * loop calls back (a cycle through the engine, which the GC sees). */
-    PyObject *on_socket, *on_timer;
+    PyObject *call_soon, *call_later, *call_soon_threadsafe, *create_future;
+    PyObject *get_running_loop;
+    /* This engine's socket_action, timer_fired and settle, bound once: what
+     * the loop calls back (a cycle through the engine, which the GC sees). */
+    PyObject *on_socket, *on_timer, *on_settle;
     /* The loop's handles for on_timer(GENAUTH_EV_SOON / _LATER), or NULL. */
     PyObject *timers[2];
     /* Bit 1 << which: the loop's method failed to make that timer's handle
@@ -52,6 +53,11 @@ typedef struct {
     /* close() was asked for from inside the engine: done as the outermost
      * entry returns (engine_leave). */
     int close_pending;
+    /* close() runs in a thread where the engine's loop is not running (it
+     * is stopped, or runs in its own thread, or has just started there
+     * again): the calls' futures are settled by the loop, through
+     * call_soon_threadsafe (settle_future). */
+    int settle_on_loop;
 } EngineObject;
 
 typedef struct {
@@ -207,10 +213,11 @@ hook_timer(void *userdata, int which, long ms)
 /* ---- a call's end: its outcome to the future ----------------------------- */
 
 /* future.set_result(value) / set_exception(value), unless the future is
- * already done (its task was cancelled meanwhile). */
+ * already done (its task was cancelled meanwhile). On the loop's thread,
+ * or while the loop is stopped and stays so. */
 static void
-settle_future(EngineObject *engine, PyObject *future, PyObject *value,
-              int is_exception)
+settle_future_now(EngineObject *engine, PyObject *future, PyObject *value,
+                  int is_exception)
 {
     int already;
     /* Once more when Ctrl-C cut the first try short, perhaps before its
@@ -239,6 +246,28 @@ settle_future(EngineObject *engine, PyObject *future, PyObject *value,
      * interrupt in both tries is held: nothing is left to report. */
     if (already < 0 && PyErr_Occurred())
         report(NULL, engine);
+}
+
+/* settle_future_now, or, in a close from a thread where the loop is not
+ * running, the same queued on the loop (Engine_settle). A future settled
+ * from there queues its task's wake-up with call_soon, which a loop that
+ * runs (or starts again) meanwhile in its own thread may never see, and
+ * which a loop in debug mode refuses from another thread once the future
+ * is done: either way the task would never wake. A closed loop refuses it
+ * (report): it will never run the task again. */
+static void
+settle_future(EngineObject *engine, PyObject *future, PyObject *value,
+              int is_exception)
+{
+    if (!engine->settle_on_loop) {
+        settle_future_now(engine, future, value, is_exception);
+        return;
+    }
+    report(PyObject_CallFunctionObjArgs(engine->call_soon_threadsafe,
+                                        engine->on_settle, future, value,
+                                        is_exception ? Py_True : Py_False,
+                                        NULL),
+           engine);
 }
 
 static void
@@ -299,6 +328,7 @@ static const named_slot loop_methods[] = {
     {"remove_writer", offsetof(EngineObject, remove_writer)},
     {"call_soon", offsetof(EngineObject, call_soon)},
     {"call_later", offsetof(EngineObject, call_later)},
+    {"call_soon_threadsafe", offsetof(EngineObject, call_soon_threadsafe)},
     {"create_future", offsetof(EngineObject, create_future)},
 };
 
@@ -376,6 +406,8 @@ Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
               PyObject_GetAttrString((PyObject *)self, "socket_action")) ||
         !(self->on_timer =
               PyObject_GetAttrString((PyObject *)self, "timer_fired")) ||
+        !(self->on_settle =
+              PyObject_GetAttrString((PyObject *)self, "settle")) ||
         !(self->ev_read = PyLong_FromLong(GENAUTH_EV_READ)) ||
         !(self->ev_write = PyLong_FromLong(GENAUTH_EV_WRITE)) ||
         !(self->ev_timer[GENAUTH_EV_SOON] = PyLong_FromLong(GENAUTH_EV_SOON)) ||
@@ -430,6 +462,7 @@ Engine_traverse(EngineObject *self, visitproc visit, void *arg)
         Py_VISIT(*SLOT(self, loop_methods[i].offset));
     Py_VISIT(self->on_socket);
     Py_VISIT(self->on_timer);
+    Py_VISIT(self->on_settle);
     Py_VISIT(self->timers[0]);
     Py_VISIT(self->timers[1]);
     return self->ev ? genauth_evloop_each(self->ev, visit_call, &ctx) : 0;
@@ -451,6 +484,7 @@ Engine_clear(EngineObject *self)
         Py_CLEAR(*SLOT(self, loop_methods[i].offset));
     Py_CLEAR(self->on_socket);
     Py_CLEAR(self->on_timer);
+    Py_CLEAR(self->on_settle);
     Py_CLEAR(self->timers[0]);
     Py_CLEAR(self->timers[1]);
     return 0;
@@ -862,20 +896,54 @@ Engine_prepare_batch(EngineObject *self, PyObject *const *args,
 PyDoc_STRVAR(Engine_close_doc, "close($self, /)\n--\n\n"
 "End the calls in flight with ClientClosedError, close the connections and\n"
 "the ManagementClient. Idempotent. From any thread: it waits for a\n"
-"callback of the loop's in progress; called back from inside the engine, it\n"
-"closes it as that callback returns. A closed loop is not touched.");
+"callback of the loop's in progress, and where the loop is not running the\n"
+"calls' futures are settled by the loop (call_soon_threadsafe); called back\n"
+"from inside the engine, it closes it as that callback returns. A closed\n"
+"loop is not touched.");
 
 static PyObject *
 Engine_close(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
+    /* Whether the engine's loop is the one running in this thread. */
+    PyObject *running = PyObject_CallNoArgs(self->get_running_loop);
+    if (!running) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return NULL;
+        PyErr_Clear(); /* none */
+    }
+    int on_loop = running == self->loop;
+    Py_XDECREF(running);
     if (engine_enter(self) < 0)
         return NULL;
-    if (self->entry.depth > 1)
+    if (self->entry.depth > 1) {
         self->close_pending = 1; /* called back from inside the engine */
-    else
+    } else {
+        self->settle_on_loop = !on_loop;
         engine_close_now(self);
+        self->settle_on_loop = 0;
+    }
     if (engine_leave(self) < 0)
         return NULL;
+    Py_RETURN_NONE;
+}
+
+/* settle(future, value, is_exception): what a close from another thread
+ * queued on the loop (settle_future). */
+static PyObject *
+Engine_settle(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "settle() takes 3 arguments (future, value, "
+                        "is_exception)");
+        return NULL;
+    }
+    int is_exception = PyObject_IsTrue(args[2]);
+    if (is_exception < 0 || engine_enter(self) < 0)
+        return NULL;
+    settle_future_now(self, args[0], args[1], is_exception);
+    if (engine_leave(self) < 0)
+        return NULL; /* Ctrl-C in the future's method */
     Py_RETURN_NONE;
 }
 
@@ -938,6 +1006,8 @@ static PyMethodDef Engine_methods[] = {
     {"socket_action", (PyCFunction)(void (*)(void))Engine_socket_action,
      METH_FASTCALL, NULL},
     {"timer_fired", (PyCFunction)Engine_timer_fired, METH_O, NULL},
+    {"settle", (PyCFunction)(void (*)(void))Engine_settle, METH_FASTCALL,
+     NULL},
     {"start", (PyCFunction)(void (*)(void))Engine_start,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"prepare_batch", (PyCFunction)(void (*)(void))Engine_prepare_batch,

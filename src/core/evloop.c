@@ -344,6 +344,16 @@ conn_take(genauth_evloop *ev, genauth_error *err)
                           "libcurl refused CURLOPT_CLOSESOCKETFUNCTION");
         return NULL;
     }
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* libcurl 7.87 and later join the resolver thread of a transfer that
+     * ends while its name resolves (a cancelled call, a closed client, a
+     * timeout) unless told this: the event loop would stop, the GIL held,
+     * until the DNS server answers or the resolver gives up. The thread
+     * then ends on its own, freeing what it holds. (Earlier versions never
+     * wait, and refuse the option: no harm.) */
+    if (conn)
+        (void)curl_easy_setopt(conn->easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
     return conn;
 }
 
@@ -1266,11 +1276,16 @@ genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
         forked(ev);
     } else if (call) {
         /* A transfer in flight leaves with its connection closed. */
-        int freed = call->added;
+        int freed = call->added, timed = call->where != ON_CALLS;
         drop_call(ev, call);
         if (freed && ev->fd_waiting)
             wake_fd_waiting(ev, 1);
         settle(ev);
+        /* The timer may be armed for this call's retry time or deadline
+         * (want_timer moves it only earlier): armed for what is still
+         * wanted, or disarmed, rather than wake an idle loop for nothing. */
+        if (timed && !ev->closed)
+            arm_timer(ev);
     }
 }
 
