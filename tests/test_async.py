@@ -2001,11 +2001,10 @@ while True:
         answer()
 """
 
-# In the namespace: a call whose name is being resolved is cancelled, and a
-# client whose token fetch's name is being resolved is closed; each time the
-# holder is told to answer once that returned. Prints what the holder said
-# then: "released" when it was still holding the query.
-SLOW_NAME_CLIENT = r"""
+# What a client in the namespace starts with: the holder, and answer(),
+# which tells it to answer and returns what it said then ("released" when
+# it was still holding the query).
+HOLDER_CLIENT = r"""
 import asyncio, json, subprocess, sys, threading
 import genauth_c
 
@@ -2038,7 +2037,12 @@ def answer():
     holder.stdin.write("go\n")
     holder.stdin.flush()
     return wait_for_line(lambda l: l in ("released", "timed out"))
+"""
 
+# In the namespace: a call whose name is being resolved is cancelled, and a
+# client whose token fetch's name is being resolved is closed; each time the
+# holder is told to answer once that returned.
+SLOW_NAME_CLIENT = HOLDER_CLIENT + r"""
 async def main():
     out = {}
     async with genauth_c.AsyncManagementClient(
@@ -2084,14 +2088,29 @@ def network_namespace_refusal():
         r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
 
 
-def test_a_call_cancelled_or_a_client_closed_while_a_name_resolves_never_waits_for_it(
-        tmp_path):
-    """libcurl (7.87 and later) waits for its resolver thread when a
-    transfer whose name is being resolved is removed, unless told
-    CURLOPT_QUICK_EXIT: cancelling such a call, or closing the client under
-    its token fetch, blocked the event loop, with the GIL held (every
-    thread of the process stopped), until the DNS server answered or the
-    resolver gave up (here the holder's 8 s; 30 s would be resolv.conf's)."""
+# The same for a call and a batch whose time runs out while the name of
+# their host, or of the token endpoint, is being resolved (timeout=1; the
+# holder answers on its own after 8 s).
+SLOW_NAME_SYNC_CLIENT = HOLDER_CLIENT + r"""
+out = {}
+for auth in ("signature", "token"):
+    with genauth_c.ManagementClient(
+            "AKIDexample1234", "SECRET", host=f"http://{auth}.held.test:8080",
+            auth=auth, timeout=1, max_retries=0) as client:
+        try:
+            client.trigger_webhook("wh")
+        except genauth_c.TimeoutError:
+            out["call, " + auth] = answer()
+        [result] = client.trigger_webhooks([{"webhook_id": "wh"}])
+        assert isinstance(result, genauth_c.TimeoutError), result
+        out["batch, " + auth] = answer()
+print(json.dumps(out))
+"""
+
+
+def run_beside_a_held_dns_server(tmp_path, client_script):
+    """The last line client_script prints, as JSON, run in a network
+    namespace of its own whose DNS server (DNS_HOLDER) holds queries."""
     refusal = network_namespace_refusal()
     if refusal:
         pytest.skip(refusal)
@@ -2100,9 +2119,31 @@ def test_a_call_cancelled_or_a_client_closed_while_a_name_resolves_never_waits_f
     r = subprocess.run(
         ["unshare", "-m", "-n", "sh", "-c",
          f"mount --bind {resolv} /etc/resolv.conf && ip link set lo up && "
-         'exec "$0" -c "$1" "$2"', sys.executable, SLOW_NAME_CLIENT,
+         'exec "$0" -c "$1" "$2"', sys.executable, client_script,
          DNS_HOLDER],
         capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_call_out_of_time_while_a_name_resolves_never_waits_for_it(
+        tmp_path):
+    """A call or a batch of the sync client whose timeout came while the
+    name was being resolved returned only once the DNS server had answered
+    (8 s for timeout=1): libcurl joined its resolver thread as the transfer
+    was removed (CURLOPT_QUICK_EXIT, as below)."""
+    assert run_beside_a_held_dns_server(tmp_path, SLOW_NAME_SYNC_CLIENT) == {
+        "call, signature": "released", "batch, signature": "released",
+        "call, token": "released", "batch, token": "released"}
+
+
+def test_a_call_cancelled_or_a_client_closed_while_a_name_resolves_never_waits_for_it(
+        tmp_path):
+    """libcurl (7.87 and later) waits for its resolver thread when a
+    transfer whose name is being resolved is removed, unless told
+    CURLOPT_QUICK_EXIT: cancelling such a call, or closing the client under
+    its token fetch, blocked the event loop, with the GIL held (every
+    thread of the process stopped), until the DNS server answered or the
+    resolver gave up (here the holder's 8 s; 30 s would be resolv.conf's)."""
+    assert run_beside_a_held_dns_server(tmp_path, SLOW_NAME_CLIENT) == {
         "cancel": "released", "watched": {}, "aclose": "released"}

@@ -344,16 +344,6 @@ conn_take(genauth_evloop *ev, genauth_error *err)
                           "libcurl refused CURLOPT_CLOSESOCKETFUNCTION");
         return NULL;
     }
-#if LIBCURL_VERSION_NUM >= 0x075700
-    /* libcurl 7.87 and later join the resolver thread of a transfer that
-     * ends while its name resolves (a cancelled call, a closed client, a
-     * timeout) unless told this: the event loop would stop, the GIL held,
-     * until the DNS server answers or the resolver gives up. The thread
-     * then ends on its own, freeing what it holds. (Earlier versions never
-     * wait, and refuse the option: no harm.) */
-    if (conn)
-        (void)curl_easy_setopt(conn->easy, CURLOPT_QUICK_EXIT, 1L);
-#endif
     return conn;
 }
 

@@ -524,6 +524,15 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
      * this file requires. */
     if (rc == CURLE_OK && client->proxy_tls)
         rc = set_trust(e, CURLOPT_PROXY_CAINFO, CURLOPT_PROXY_CAPATH, client);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* libcurl 7.87 and later join the resolver thread of a transfer that
+     * ends while its name resolves (a timeout, a cancelled call, a closed
+     * client) unless told this: a call with timeout=1 returned only when
+     * the DNS server answered or the resolver gave up (30 s), and the
+     * event loop stopped that long with the GIL held. The thread then ends
+     * on its own, freeing what it holds. (Earlier versions never wait.) */
+    SET(CURLOPT_QUICK_EXIT, 1L);
+#endif
 #undef SET
     if (rc != CURLE_OK) {
         genauth_error_set(err, GENAUTH_E_TRANSPORT,
