@@ -268,6 +268,16 @@ BAD_OPTIONS = [
     ((AK, SK), {"lang": "caf\xe9"}, ValueError, "lang"),
     ((AK, SK), {"tenant_id": "t\xe9"}, ValueError, "tenant_id"),
     (("AK\xe9", SK), {"auth": "signature"}, ValueError, "access_key_id"),
+    # Past what a server takes as a header line (nginx: 8 KiB), and a 1 MiB
+    # one past the request head libcurl builds: every call failed once sent,
+    # after a token fetch, naming neither.
+    ((AK, SK), {"tenant_id": "t" * (1 << 20)}, ValueError,
+     "tenant_id: must be at most 8192 bytes"),
+    ((AK, SK), {"lang": "l" * 8193}, ValueError, "lang: must be at most 8192"),
+    (("A" * 8193, SK), {"auth": "signature"}, ValueError,
+     "access_key_id: must be at most 8192 bytes"),
+    ((AK, "S" * 8193), {}, ValueError,
+     "access_key_secret: must be at most 8192 bytes"),
     ((AK, SK), {"brand": "other"}, ValueError, "brand"),
     ((AK, SK), {"ca_bundle": "/nonexistent/ca.pem"}, ValueError, "ca_bundle"),
     ((AK, SK), {"max_response_bytes": 0}, ValueError, "max_response_bytes"),

@@ -179,6 +179,12 @@ share_new(genauth_client *client)
 
 /* ---- option checks ------------------------------------------------------- */
 
+/* The longest header value an option may be: what servers take as a whole
+ * header line (nginx's large_client_header_buffers: 8 KiB). A longer one
+ * (up to 1 MiB: the request head libcurl builds) failed every call once
+ * sent, after a token fetch, naming no option. */
+#define MAX_HEADER_VALUE 8192
+
 /* Anything that becomes a header value must not be able to end the header.
  * `ascii`: it must also be ASCII (it always goes in a header, which HTTP
  * carries as Latin-1 at best and a signature needs as ASCII, sign.c). */
@@ -189,6 +195,10 @@ check_header_value(const char *name, const char *value, int allow_empty,
     if (!allow_empty && !value[0])
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "%s: must not be empty", name);
+    if (strlen(value) > MAX_HEADER_VALUE)
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "%s: must be at most %d bytes", name,
+                                 MAX_HEADER_VALUE);
     for (const char *p = value; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return genauth_error_set(err, GENAUTH_E_INVALID,

@@ -387,6 +387,61 @@ test_a_cut_token_answer_is_wiped(void)
     waitpid(child, NULL, 0);
 }
 
+/* A request head over a MiB (a GET's parameters, from a caller of the C
+ * API, which checks no argument's length): libcurl fails to build the
+ * request (libcurl 7 says it ran out of memory, 8 that a field grew too
+ * large), the same codes it gives for an answer's header line over its
+ * cap. Nothing was sent, so the message must not send the reader after
+ * the server's answer. (From Python no option or argument is that long.) */
+static void
+test_a_request_too_large_to_build_is_not_named_the_answers_header_line(void)
+{
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_conn *conn = NULL;
+    genauth_error err;
+    long port = 0, status = 0;
+    int server = listener("127.0.0.1", &port);
+    char host[64];
+    size_t len = (1u << 20) + 64;
+    char *url = malloc(len + 1);
+
+    CHECK(server >= 0 && url != NULL);
+    snprintf(host, sizeof(host), "http://127.0.0.1:%ld", port);
+    genauth_client_options_init(&o);
+    o.access_key_id = "AK";
+    o.access_key_secret = "SK";
+    o.host = host;
+    genauth_error_init(&err);
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
+    if (c)
+        conn = genauth_conn_new(c, &err);
+    CHECK(conn != NULL);
+    if (conn && url && server >= 0) {
+        int n = snprintf(url, len + 1, "%s/api/v3/get-webhook?webhookId=",
+                         host);
+        memset(url + n, 'w', len - (size_t)n);
+        url[len] = '\0';
+        genauth_call_plan plan = {.is_get = 1, .url = url};
+        CHECK(genauth_conn_perform(c, conn, &plan, genauth_now() + 10,
+                                   &status, &err) == GENAUTH_E_TRANSPORT);
+        CHECK(strstr(err.message, "request") != NULL);
+        CHECK(!strstr(err.message, "header line"));
+        CHECK(!strstr(err.message, "response"));
+        long sent = -1;
+        CHECK(curl_easy_getinfo(conn->easy, CURLINFO_REQUEST_SIZE, &sent) ==
+                  CURLE_OK &&
+              sent == 0);
+    }
+    if (conn)
+        genauth_conn_free(conn);
+    genauth_error_clear(&err);
+    genauth_client_free(c);
+    free(url);
+    if (server >= 0)
+        close(server);
+}
+
 int
 main(void)
 {
@@ -405,6 +460,7 @@ main(void)
     test_an_ended_transfers_connection_is_idle_again();
     test_a_connection_given_out_before_its_entry_is_in_use();
     test_a_cut_token_answer_is_wiped();
+    test_a_request_too_large_to_build_is_not_named_the_answers_header_line();
     curl_global_cleanup(); /* the core's init */
     curl_global_cleanup(); /* this file's */
     return check_summary("test_transport");
