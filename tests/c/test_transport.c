@@ -22,23 +22,35 @@ test_strdup(const char *s)
     return fail_strdup ? NULL : strdup(s);
 }
 
+/* A client of `host` with keys AK and SK, or NULL. */
+static genauth_client *
+client_of(const char *host)
+{
+    genauth_client_options o;
+    genauth_client *c = NULL;
+    genauth_error err;
+
+    genauth_client_options_init(&o);
+    o.access_key_id = "AK";
+    o.access_key_secret = "SK";
+    o.host = host;
+    genauth_error_init(&err);
+    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
+    genauth_error_clear(&err);
+    return c;
+}
+
 /* A handle's setup that fails for memory before its transfer ran: nothing
  * of what the transfer before it left (its request went out, its error)
  * names the failure. */
 static void
 test_setup_out_of_memory(void)
 {
-    genauth_client_options o;
-    genauth_client *c = NULL;
+    genauth_client *c = client_of("http://127.0.0.1:1");
     genauth_conn *conn = NULL;
     genauth_error err;
 
-    genauth_client_options_init(&o);
-    o.access_key_id = "AK";
-    o.access_key_secret = "SK";
-    o.host = "http://127.0.0.1:1";
     genauth_error_init(&err);
-    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
     if (c)
         conn = genauth_conn_new(c, &err);
     CHECK(conn != NULL);
@@ -396,8 +408,6 @@ test_a_cut_token_answer_is_wiped(void)
 static void
 test_a_request_too_large_to_build_is_not_named_the_answers_header_line(void)
 {
-    genauth_client_options o;
-    genauth_client *c = NULL;
     genauth_conn *conn = NULL;
     genauth_error err;
     long port = 0, status = 0;
@@ -408,12 +418,8 @@ test_a_request_too_large_to_build_is_not_named_the_answers_header_line(void)
 
     CHECK(server >= 0 && url != NULL);
     snprintf(host, sizeof(host), "http://127.0.0.1:%ld", port);
-    genauth_client_options_init(&o);
-    o.access_key_id = "AK";
-    o.access_key_secret = "SK";
-    o.host = host;
+    genauth_client *c = client_of(host);
     genauth_error_init(&err);
-    CHECK(genauth_client_new(&o, &c, &err) == GENAUTH_OK);
     if (c)
         conn = genauth_conn_new(c, &err);
     CHECK(conn != NULL);
