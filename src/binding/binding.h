@@ -69,10 +69,6 @@ PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
  * New reference, or NULL with an exception set. */
 PyObject *genauth_api_error_hidden(genauth_module_state *st,
                                    const genauth_envelope *env);
-/* Raises APIError for an envelope whose statusCode is not 200; steals
- * `envelope`. Returns NULL. */
-PyObject *genauth_raise_api_error(genauth_module_state *st,
-                                  PyObject *envelope, long http_status);
 
 /* signals.c: a core call waiting with the GIL released. Use
  * GENAUTH_BEGIN_WAIT(st) ... GENAUTH_END_WAIT instead of
