@@ -339,8 +339,6 @@ genauth_envelope_doc(const genauth_envelope *env)
     return env->doc;
 }
 
-typedef genauth_envelope genauth_trigger_webhook_resp;
-
 /* One call to any endpoint: authenticate (token or signature), send, read
  * the envelope, retry once with a new token after a 401. On GENAUTH_OK,
  * *resp holds the envelope (whatever its statusCode); the caller clears it.
