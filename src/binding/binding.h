@@ -1,6 +1,6 @@
 /* What the binding's files share: the module state and the helpers that
- * turn core errors into Python exceptions. The only C in genauth-c, with
- * convert.c, that includes Python.h. */
+ * turn core errors into Python exceptions. Every file of src/binding
+ * includes Python.h through it; no other C in genauth-c includes it. */
 #ifndef GENAUTH_BINDING_H
 #define GENAUTH_BINDING_H
 
