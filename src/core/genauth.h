@@ -329,7 +329,8 @@ typedef struct {
     const cJSON *response;  /* data.response (trigger-webhook), or NULL */
     /* A failure envelope (statusCode not 200) that quotes the token, the
      * signature, the key secret or the webhook secret the request was sent
-     * with: an error page echoing the request. Nothing of it goes into an exception or a log line. */
+     * with: an error page echoing the request. Nothing of it goes into an
+     * exception or a log line. */
     int quotes_credential;
     genauth_call_stats stats; /* how the call went */
 } genauth_envelope;
