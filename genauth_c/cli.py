@@ -270,7 +270,8 @@ def build_parser() -> _Parser:
     trigger.set_defaults(run=_trigger)
 
     webhooks = commands.add_parser("webhooks", parents=[common],
-                                   help="list, read, create, change, delete webhooks")
+                                   help="list, read, create, change, delete webhooks; "
+                                        "their delivery logs; the event list")
     actions = webhooks.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("list", parents=[common], help="list_webhooks")
     p.add_argument("--page", type=positive_int)
