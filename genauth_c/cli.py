@@ -301,7 +301,7 @@ def build_parser() -> _Parser:
     p = actions.add_parser("events", parents=[common], help="get_webhook_event_list")
     p.set_defaults(run=_call("get_webhook_event_list"))
 
-    emulator = commands.add_parser(
+    commands.add_parser(
         "emulator", add_help=False, help="serve the local GenAuth emulator (as python -m genauth_c.emulator)")
     return parser
 
