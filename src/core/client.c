@@ -450,12 +450,11 @@ genauth_client_free(genauth_client *c)
     curl_slist_free_all(c->token_headers);
     curl_slist_free_all(c->base_headers);
     genauth_token_cache_clear(&c->tokens);
-    /* The secret should not outlive the client in freed memory. */
-    genauth_wipe(c->access_key_secret,
-                 c->access_key_secret ? strlen(c->access_key_secret) : 0);
-    genauth_wipe(c->token_request_body, c->token_request_len);
+    /* The secret should not outlive the client in freed memory (the token
+     * request's body carries it too). */
+    genauth_wipe_free(c->access_key_secret);
+    genauth_wipe_free(c->token_request_body);
     free(c->access_key_id);
-    free(c->access_key_secret);
     free(c->base_url);
     genauth_wipe_free(c->proxy);
     free(c->no_proxy);
@@ -468,7 +467,6 @@ genauth_client_free(genauth_client *c)
     free(c->token_url);
     for (int op = 0; op < GENAUTH_OP_COUNT; op++)
         free(c->op_urls[op]);
-    free(c->token_request_body);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_mu[i]);
     pthread_mutex_destroy(&c->pool_mu);
