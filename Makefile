@@ -164,7 +164,7 @@ wheel: wheel-deps
 clean:
 	rm -rf build dist *.egg-info genauth_c/*.so
 
-# --- bench (issue 4) ---------------------------------------------------------
+# --- bench ---------------------------------------------------------------------
 # `make bench`: installs what is missing (Debian packages; a venv bench/.venv
 # with the benchmark-only PyPI packages, never dependencies of genauth_c),
 # installs this tree into that venv, then runs bench/run.py, which writes
@@ -220,7 +220,7 @@ bench-ir: install
 	$(VENV_PY) bench/run.py --callgrind-only --python $(abspath $(VENV_PY)) \
 	  $(if $(IR_RUNS),--ir-runs "$(IR_RUNS)")
 
-# --- reliability: sanitizers and fuzzing (issue 5) ----------------------------
+# --- reliability: sanitizers and fuzzing ---------------------------------------
 # `make sanitize`: the extension built with ASan+UBSan (clang) into build/asan,
 # then the whole pytest suite against it, the ASan runtime preloaded; the
 # stress tests scale down (GENAUTH_TEST_SCALE=small) and skip memory bounds.

@@ -1188,7 +1188,6 @@ def render(d, runners):
     imp, mem, ipc, prof = d["imports"], d["mem"], d["ipc"], d["prof"]
     misses = d.get("misses", {})  # absent in runs recorded before it
     trees, load, idle = d["trees"], d["load"], d.get("idle")
-    label = {r.key: r.label for r in runners}
     L = []
     L.append("# genauth-c benchmark: trigger_webhook on loopback\n")
     if load["busy"]:

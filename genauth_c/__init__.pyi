@@ -1,3 +1,8 @@
+# genauth_c's type stubs: what type checkers and IDEs read for the C module
+# and the lazily imported names. `make typecheck` (stubtest) checks them
+# against the built module; tests/typing holds what mypy must accept and
+# refuse. Every API method has two stubs: ManagementClient's and
+# AsyncManagementClient's coroutine.
 import builtins
 import os
 from collections.abc import Iterable, Mapping

@@ -279,7 +279,8 @@ def build_parser() -> _Parser:
     trigger.set_defaults(run=_trigger)
 
     webhooks = commands.add_parser("webhooks", parents=[common],
-                                   help="list, read, create, change, delete webhooks")
+                                   help="list, read, create, change, delete webhooks; "
+                                        "their delivery logs; the event list")
     actions = webhooks.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("list", parents=[common], help="list_webhooks")
     p.add_argument("--page", type=positive_int)
@@ -309,7 +310,7 @@ def build_parser() -> _Parser:
     p = actions.add_parser("events", parents=[common], help="get_webhook_event_list")
     p.set_defaults(run=_call("get_webhook_event_list"))
 
-    emulator = commands.add_parser(
+    commands.add_parser(
         "emulator", add_help=False, help="serve the local GenAuth emulator (as python -m genauth_c.emulator)")
     return parser
 

@@ -1,3 +1,10 @@
+"""What every test file shares: the test credentials (AK, SK), the fixtures
+for a raw-socket fake GenAuth (fake, tls_fake: rawserver.py), clients closed
+after the test (client_for), the token cache's test clock (token_clock),
+TLS certificates and an https:// proxy (certificate, certificate_dir,
+tls_proxy), and helpers (sigint_when, wait_child, free_port). The
+emulator's own helpers are in emulator_http.py; servers in a process of
+their own in serve.py."""
 import os
 import shutil
 import signal

@@ -305,6 +305,15 @@ def test_console_script_is_installed():
         assert "$" + name in text, name
 
 
+def test_the_help_names_every_webhooks_action():
+    # `genauth-c --help` said "list, read, create, change, delete webhooks":
+    # nothing there led to the logs and events actions.
+    from genauth_c.cli import build_parser
+    text = build_parser().format_help()
+    entry = text[text.index("    webhooks "):text.index("    emulator ")]
+    assert "logs" in entry and "event" in entry, entry
+
+
 def test_emulator_command_serves(tmp_path):
     # The secret by the environment, where other users cannot read it.
     proc = subprocess.Popen(

@@ -24,7 +24,6 @@ from genauth_c import ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
 
 TIMEOUT = 2.0  # ample for a call that should succeed, on a loaded machine
-CAP = genauth_c.DEFAULT_MAX_RESPONSE_BYTES
 HUGE = 300 * 1024 * 1024  # what the hostile server offers: 300 MiB
 
 

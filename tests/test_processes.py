@@ -21,7 +21,7 @@ import pytest
 from conftest import wait_child
 from rawserver import FakeGenAuth, RawServer, Response
 
-from genauth_c import APIError, AsyncManagementClient, ManagementClient, TransportError
+from genauth_c import APIError, AsyncManagementClient, ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
 
 AK, SK = "AKID-processes-1234", "SECRET-processes"

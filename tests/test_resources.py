@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conftest import AK, SK
-from rawserver import FakeGenAuth, RawServer, Response
+from rawserver import Response
 from serve import spawn
 
 import genauth_c

@@ -168,7 +168,6 @@ def test_api_error_quoting_a_credential_shows_none_of_the_answer(
     the secret): the APIError, single, batched or on an event loop, keeps
     its statusCode and apiCode and shows nothing else of it, nor does the
     DEBUG line."""
-    import asyncio
 
     def echoing(req):
         if "trigger-webhook" not in req.path:

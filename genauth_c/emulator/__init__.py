@@ -25,7 +25,9 @@ The parts: ``app`` (the :class:`Emulator`, its knobs and records),
 ``dispatch`` (the request handler and the endpoints), ``store`` (webhooks,
 logs, paging), ``auth`` (tokens, signatures), ``delivery`` (the POST to a
 subscriber), ``jsform`` (JSON as JavaScript prints it), ``server`` (HTTP
-plumbing), ``receiver`` (:class:`WebhookReceiver`), ``cli``.
+plumbing), ``receiver`` (:class:`WebhookReceiver`), ``records`` (what the
+emulator and the receiver saw), ``constants`` (paths, defaults, the apiCodes
+below), ``cli``.
 
 Choices the reference leaves UNKNOWN, made here and kept stable for tests:
 
@@ -48,6 +50,7 @@ signature: missing date       401 (knob)    401      1304
 signature: clock skew         401 (knob)    401      1305
 signature: nonce reused       401 (knob)    401      1306
 throttled (knob)              429 (knob)    429      1429
+forced (force_status knob)    the knob's    same     1999
 unknown webhook id            200           404      2404
 disabled webhook triggered    200           422      2422 (nothing delivered)
 subscriber unreachable        200           602      6020

@@ -1,6 +1,7 @@
-/* What the binding's files share: the module state and the helpers that
- * turn core errors into Python exceptions. The only C in genauth-c, with
- * convert.c, that includes Python.h. */
+/* What the binding's files share: the module state, and what each file
+ * offers the others, under its name (errors.c turns core errors into
+ * Python exceptions). Every file of src/binding includes Python.h through
+ * it; no other C in genauth-c includes it. */
 #ifndef GENAUTH_BINDING_H
 #define GENAUTH_BINDING_H
 
@@ -69,10 +70,6 @@ PyObject *genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
  * New reference, or NULL with an exception set. */
 PyObject *genauth_api_error_hidden(genauth_module_state *st,
                                    const genauth_envelope *env);
-/* Raises APIError for an envelope whose statusCode is not 200; steals
- * `envelope`. Returns NULL. */
-PyObject *genauth_raise_api_error(genauth_module_state *st,
-                                  PyObject *envelope, long http_status);
 
 /* signals.c: a core call waiting with the GIL released. Use
  * GENAUTH_BEGIN_WAIT(st) ... GENAUTH_END_WAIT instead of
@@ -221,13 +218,13 @@ cJSON *genauth_method_params(genauth_op op, int async_client, int sign,
  * genauth_params_free each of the *count) each call's parameter object
  * (for an unsigned POST, its written body), every call checked before any
  * is sent. 0, or -1 with an exception set. */
-/* Frees what genauth_batch_params or genauth_method_params made. With the
- * GIL held (a written body is in Python's allocator). */
-void genauth_params_free(cJSON *params);
 int genauth_batch_params(int async_client, int sign, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kwnames,
                          cJSON ***params, Py_ssize_t *count,
                          long long *concurrency);
+/* Frees what genauth_batch_params or genauth_method_params made. With the
+ * GIL held (a written body is in Python's allocator). */
+void genauth_params_free(cJSON *params);
 /* The one place an envelope becomes a result: the dict, or an exception
  * object (APIError with raise_for_status and statusCode != 200,
  * DecodeError). New reference, or NULL with an exception set. */

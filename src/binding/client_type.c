@@ -27,7 +27,7 @@ typedef struct {
     int raise_for_status;
     int sign_payloads; /* auth='signature': payloads are checked for it */
     /* The keyword arguments that make this client (pickle.c): the given
-     * ones' values, in client_kwlist's order, and which those are. */
+     * ones' values, in client_params' order, and which those are. */
     PyObject *options; /* tuple */
     unsigned long options_given;
     /* weakref.ref, weakref.finalize and WeakValueDictionary caches of

@@ -896,15 +896,6 @@ done:
     return out;
 }
 
-cJSON *
-genauth_py_to_json_object(PyObject *obj, const char *argname)
-{
-    genauth_conv_options opts = {argname, -1, 0, 0, NULL,
-                                 genauth_stack_floor()};
-
-    return genauth_py_to_json_object_ex(obj, &opts);
-}
-
 /* ---- doc -> Python ------------------------------------------------------ */
 
 /* int or float for a JSON number literal (NUL-terminated), as json.loads

@@ -18,18 +18,6 @@
  * containers, the top mapping included. */
 #define GENAUTH_MAX_DEPTH 500
 
-/* A new cJSON object tree for `obj`, which must be a Mapping (dict fast path;
- * other collections.abc.Mapping via PyMapping_Items); the caller frees it
- * with cJSON_Delete. Numbers become raw literals and strings holding U+0000
- * stay exact (see json.h), so genauth_json_write prints what json.dumps
- * would. On failure returns NULL with TypeError or ValueError set whose
- * message names `argname` and the path to the bad value, e.g.
- * "request_body['data']['items'][3]: float('nan') is not allowed in JSON",
- * "request_headers: expected a mapping or None, got list" (the caller deals
- * with None itself). Errors raised by the objects themselves (a Mapping whose
- * items() raises, MemoryError) propagate unchanged. */
-cJSON *genauth_py_to_json_object(PyObject *obj, const char *argname);
-
 /* The largest integer JavaScript's numbers hold exactly, 2**53-1. */
 #define GENAUTH_JS_MAX_SAFE_INTEGER 9007199254740991LL
 
@@ -58,11 +46,21 @@ typedef struct {
     uintptr_t stack_floor;
 } genauth_conv_options;
 
-/* genauth_py_to_json_object with the options above. Conversion owns every
- * object it uses once the caller's code may have run (each container is
- * converted from a snapshot of strong references, taken when conversion
- * reaches it), and never runs Python code while an exception is set: an
- * exception raised by the caller's objects comes out unchanged. */
+/* A new cJSON object tree for `obj`, which must be a Mapping (dict fast path;
+ * other collections.abc.Mapping via PyMapping_Items), converted with the
+ * options above (in text mode, one cJSON_Raw node); the caller frees it
+ * with cJSON_Delete. Numbers become raw literals and strings holding U+0000
+ * stay exact (see json.h), so genauth_json_write prints what json.dumps
+ * would. On failure returns NULL with TypeError or ValueError set whose
+ * message names `argname` and the path to the bad value, e.g.
+ * "request_body['data']['items'][3]: float('nan') is not allowed in JSON",
+ * "request_headers: expected a mapping or None, got list" (the caller deals
+ * with None itself). The conversion owns every object it uses once the
+ * caller's code may have run (each container is converted from a snapshot
+ * of strong references, taken when conversion reaches it), and never runs
+ * Python code while an exception is set: an exception raised by the
+ * caller's objects (a Mapping whose items() raises, MemoryError) comes out
+ * unchanged. */
 cJSON *genauth_py_to_json_object_ex(PyObject *obj,
                                     const genauth_conv_options *opts);
 

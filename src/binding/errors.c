@@ -277,18 +277,6 @@ fail:
 }
 
 PyObject *
-genauth_raise_api_error(genauth_module_state *st, PyObject *envelope,
-                        long http_status)
-{
-    PyObject *exc = genauth_api_error_new(st, envelope, http_status);
-    if (exc) {
-        PyErr_SetObject(st->APIError, exc);
-        Py_DECREF(exc);
-    }
-    return NULL;
-}
-
-PyObject *
 genauth_api_error_hidden(genauth_module_state *st,
                          const genauth_envelope *env)
 {

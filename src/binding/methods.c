@@ -1,7 +1,9 @@
 /* ManagementClient's methods: one table row per API method (its endpoint and
  * its parameters), one function that runs any of them (convert the
  * arguments, release the GIL, genauth_client_call, the envelope back as a
- * dict), batches, and close / the context manager. */
+ * dict), batches, and close / the context manager. Besides its row, each
+ * API method has its docstring, its entry point (API_METHOD) and its line
+ * in genauth_client_methods, at the end of this file. */
 #include <string.h>
 
 #include "args.h"

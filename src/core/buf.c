@@ -1,3 +1,4 @@
+/* genauth_buf (buf.h). */
 #include "buf.h"
 
 #include <stdarg.h>

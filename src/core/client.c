@@ -460,12 +460,11 @@ genauth_client_free(genauth_client *c)
     curl_slist_free_all(c->token_headers);
     curl_slist_free_all(c->base_headers);
     genauth_token_cache_clear(&c->tokens);
-    /* The secret should not outlive the client in freed memory. */
-    genauth_wipe(c->access_key_secret,
-                 c->access_key_secret ? strlen(c->access_key_secret) : 0);
-    genauth_wipe(c->token_request_body, c->token_request_len);
+    /* The secret should not outlive the client in freed memory (the token
+     * request's body carries it too). */
+    genauth_wipe_free(c->access_key_secret);
+    genauth_wipe_free(c->token_request_body);
     free(c->access_key_id);
-    free(c->access_key_secret);
     free(c->base_url);
     genauth_wipe_free(c->proxy);
     free(c->no_proxy);
@@ -478,7 +477,6 @@ genauth_client_free(genauth_client *c)
     free(c->token_url);
     for (int op = 0; op < GENAUTH_OP_COUNT; op++)
         free(c->op_urls[op]);
-    free(c->token_request_body);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_mu[i]);
     pthread_mutex_destroy(&c->pool_mu);
@@ -543,7 +541,8 @@ genauth_client_close(genauth_client *c)
     /* Closes the idle connections now; a call in flight closes its own as
      * it ends (genauth_client_release). */
     free_pool(idle);
-    /* A batch in progress keeps its multi handle; client_free takes it. */
+    /* A batch in progress keeps its multi handle; genauth_client_free takes
+     * it. */
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         if (c->batch_multi && c->fork_generation == fork_generation) {
             curl_multi_cleanup(c->batch_multi);

@@ -1,8 +1,9 @@
 /* The endpoints: one row per API method (HTTP method, path, and the fields
  * of its request DTO), the checks every request's parameters pass before
  * anything is sent, and the conversion of a DTO struct into the generic
- * parameter object. A new endpoint is a row here, a DTO in genauth.h and a
- * test. */
+ * parameter object. A new endpoint is, in the core, a row here and its
+ * GENAUTH_OP_* value and DTO in genauth.h (README.md, "How the code is laid
+ * out", lists what the binding adds). */
 #include <stdio.h>
 #include <string.h>
 

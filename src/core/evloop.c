@@ -1,11 +1,12 @@
 /* Calls driven by the caller's event loop: one libcurl multi handle in its
  * socket mode (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION forwarded to the
  * caller's hooks, curl_multi_socket_action when the loop says a socket or
- * the timer is due). The steps of a call are those of batch.c; the token is
- * fetched as one more transfer on the same multi handle, once for every
- * call that waits for it, so nothing here ever blocks. A call that retry.c
- * sends again (nothing was sent, or throttled) rests until its retry time,
- * kept by the same timer: no sleeping. */
+ * the timer is due). A call goes through request.c's steps (internal.h),
+ * as a batch's does (batch.c); the token is fetched as one more transfer
+ * on the same multi handle, once for every call that waits for it, so
+ * nothing here ever blocks. A call that retry.c sends again (nothing was
+ * sent, or throttled) rests until its retry time, kept by the same timer:
+ * no sleeping. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

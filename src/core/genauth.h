@@ -42,7 +42,9 @@ typedef enum {
  * envelope and its error, so the caller reads whichever the outcome is. */
 typedef struct {
     double duration;  /* seconds from the call's start to its outcome */
-    unsigned retries; /* requests sent again (after a refused token) */
+    /* Requests sent again: after a refused token, and the max_retries
+     * resends (retry.c). */
+    unsigned retries;
 } genauth_call_stats;
 
 /* Caller-owned. Zero it (or genauth_error_init) before use; release what a
@@ -204,15 +206,17 @@ unsigned long genauth_client_token_fetch_failures(const genauth_client *client);
 
 /* ---- exact JSON documents ---------------------------------------------- */
 
-/* (declared in the error struct above) A parsed JSON document that loses nothing: cJSON keeps numbers as doubles
- * and stops strings at U+0000, so the document also keeps, in document order,
- * the text of every number literal and of every string that holds \u0000. */
+/* A parsed JSON document that loses nothing (the error struct above holds
+ * one): cJSON keeps numbers as doubles and stops strings at U+0000, so the
+ * document also keeps, in document order, the text of every number literal
+ * and of every string that holds \u0000. */
 typedef struct genauth_json_doc genauth_json_doc;
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* The endpoints, one per method of the official SDKs. Adding one is a row in
- * endpoints.c, a DTO struct here and a test. */
+/* The endpoints, one per method of the official SDKs. Adding one is a value
+ * here, a DTO struct below and a row in endpoints.c (README.md, "How the
+ * code is laid out", lists what the binding adds). */
 typedef enum {
     GENAUTH_OP_TRIGGER_WEBHOOK = 0,  /* POST /api/v3/trigger-webhook */
     GENAUTH_OP_CREATE_WEBHOOK,       /* POST /api/v3/create-webhook */
@@ -325,7 +329,8 @@ typedef struct {
     const cJSON *response;  /* data.response (trigger-webhook), or NULL */
     /* A failure envelope (statusCode not 200) that quotes the token, the
      * signature, the key secret or the webhook secret the request was sent
-     * with: an error page echoing the request. Nothing of it goes into an exception or a log line. */
+     * with: an error page echoing the request. Nothing of it goes into an
+     * exception or a log line. */
     int quotes_credential;
     genauth_call_stats stats; /* how the call went */
 } genauth_envelope;
@@ -339,12 +344,12 @@ genauth_envelope_doc(const genauth_envelope *env)
     return env->doc;
 }
 
-typedef genauth_envelope genauth_trigger_webhook_resp;
-
 /* One call to any endpoint: authenticate (token or signature), send, read
- * the envelope, retry once with a new token after a 401. On GENAUTH_OK,
- * *resp holds the envelope (whatever its statusCode); the caller clears it.
- * Thread-safe: many threads may call on one client. */
+ * the envelope, retry once with a new token after a 401, and send again
+ * what never reached the server or was throttled, up to max_retries times
+ * (retry.c). On GENAUTH_OK, *resp holds the envelope (whatever its
+ * statusCode); the caller clears it. Thread-safe: many threads may call on
+ * one client. */
 genauth_status genauth_client_call(genauth_client *client,
                                    const genauth_request *req,
                                    genauth_envelope *resp,

@@ -696,7 +696,7 @@ genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
  * the event-driven engine all drive a call with these, in this order:
  *
  *   conn = genauth_client_acquire(client)
- *   for attempt = 0, 1:
+ *   loop (attempt 0, then 1 after a refused token):
  *       genauth_call_prepare(client, conn, req, deadline, 1, NULL, &plan)
  *                                  (may fetch a token: blocks; 0: never)
  *       genauth_conn_setup(conn, &plan, deadline)
@@ -706,6 +706,11 @@ genauth_status genauth_endpoint_check(const genauth_endpoint *ep,
  *       if genauth_call_should_retry(client, attempt, http_status, env):
  *           clear resp and err, genauth_token_invalidate(plan.generation)
  *           and go round again
+ *       elif genauth_retry_plan(client, conn, genauth_retry_classify(...),
+ *                               retries, deadline, &until):
+ *           clear resp and err, retries++, wait until `until`
+ *           (genauth_retry_sleep, or a timer) and go round again,
+ *           the attempt unchanged
  *   genauth_client_release(client, conn)
  */
 

@@ -1,8 +1,9 @@
 /* One request path for every endpoint: check the parameters against the
  * endpoint table, encode them (a JSON body for POST, a query string for
  * GET), authenticate with a token or a signature, send, read the envelope,
- * and retry once when a token is refused. The steps are shared with batches
- * (batch.c) and the event-driven engine; see internal.h. */
+ * retry once when a token is refused, and send again what retry.c's policy
+ * allows. The steps are shared with batches (batch.c) and the event-driven
+ * engine (evloop.c); see internal.h. */
 #include <string.h>
 
 #include "internal.h"

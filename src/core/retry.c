@@ -5,12 +5,12 @@
  * Sent again: a request that never left (connection refused, DNS failure,
  * TLS handshake failure, a connection lost before libcurl began to send:
  * its prereq callback never ran) unless trying again cannot help (a
- * certificate not trusted, CAs that cannot be loaded), and a throttled one (HTTP 429, or an
- * envelope with statusCode 429: the server did not act on it). The same
- * for the token request: a call whose fetch sent nothing or was throttled
- * fetches again (it is the call's retry). Never sent
- * again: anything that may have reached the server (a timeout, a
- * connection lost after sending): trigger-webhook has no idempotency key.
+ * certificate not trusted, CAs that cannot be loaded), and a throttled one
+ * (HTTP 429, or an envelope with statusCode 429: the server did not act on
+ * it). The same for the token request: a call whose fetch sent nothing or
+ * was throttled fetches again (it is the call's retry). Never sent again:
+ * anything that may have reached the server (a timeout, a connection lost
+ * after sending): trigger-webhook has no idempotency key.
  * Waits: about 0.1 s doubling per retry, with jitter (a random point in
  * the upper half), or what the server's Retry-After asks (seconds, or an
  * HTTP-date); no retry whose wait would end past the call's deadline. */

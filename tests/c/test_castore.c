@@ -185,5 +185,5 @@ main(void)
         unlink(path);
     }
     rmdir(dir);
-    return check_summary("castore");
+    return check_summary("test_castore");
 }

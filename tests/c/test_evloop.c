@@ -293,7 +293,6 @@ idle_quiet(const genauth_evloop *ev)
 
 typedef struct {
     int ended, ok, statuses[GENAUTH_E_CRYPTO + 1];
-    long last_status_code;
     int order; /* when the last call of this tally ended, counted from 1 */
     unsigned retries; /* the last call's stats */
     char message[GENAUTH_ERRMSG_SIZE];
@@ -323,11 +322,9 @@ on_done(void *userdata, genauth_status st, const genauth_envelope *resp,
     t->retries = st == GENAUTH_OK ? resp->stats.retries : err->stats.retries;
     if (st != GENAUTH_OK)
         snprintf(t->message, sizeof(t->message), "%s", err->message);
-    if (st == GENAUTH_OK) {
-        t->last_status_code = resp->status_code;
-        if (resp->has_status_code && resp->status_code == 200 && resp->response)
-            t->ok++;
-    }
+    if (st == GENAUTH_OK && resp->has_status_code &&
+        resp->status_code == 200 && resp->response)
+        t->ok++;
 }
 
 /* Runs the loop until `want` calls of `t` ended, or until the monotonic
