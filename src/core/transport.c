@@ -394,14 +394,16 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     /* Enforced while the body arrives: libcurl's own MAXFILESIZE does not
      * stop a body sent without a length before 8.4. */
     if (n > conn->max_response_bytes - conn->response.len) {
-        conn->over_cap = 1;
+        conn->over_cap = GENAUTH_BODY_OVER_CAP;
         return 0;
     }
     /* Grown so that no copy of a token (or of a webhook's secret) is
      * left behind in freed memory. */
     if (genauth_buf_wipe_reserve(&conn->response, n) < 0 ||
-        genauth_buf_append(&conn->response, ptr, n) < 0)
+        genauth_buf_append(&conn->response, ptr, n) < 0) {
+        conn->over_cap = GENAUTH_BODY_NOMEM;
         return 0;
+    }
     return n;
 }
 
@@ -706,6 +708,13 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "ran out while it was built; nothing was sent "
                                "(%s)",
                                curl_easy_strerror(rc));
+    } else if (conn->over_cap == GENAUTH_BODY_NOMEM) {
+        /* A max_response_bytes beyond what the process can hold. */
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "memory ran out after %zu bytes of the "
+                               "response had arrived (max_response_bytes "
+                               "allows %zu)",
+                               conn->response.len, conn->max_response_bytes);
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
