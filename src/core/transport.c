@@ -660,6 +660,7 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     genauth_status st;
     cap_kind cap = CAP_NONE;
     size_t len = strlen(conn->errbuf);
+    int name_url = 0;
     /* Not libcurl's failure: no curl_code, never taken for "nothing sent". */
     if (rc == CURLE_ABORTED_BY_CALLBACK && conn->refused_closed)
         return genauth_error_set(err, GENAUTH_E_CLOSED,
@@ -715,15 +716,18 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "response had arrived (max_response_bytes "
                                "allows %zu)",
                                conn->response.len, conn->max_response_bytes);
+        name_url = 1;
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
                                "max_response_bytes (%zu bytes)",
                                conn->max_response_bytes);
+        /* Whose: a cap that fits the API's answers may not fit the token
+         * endpoint's (a JWT), which a call fetches first. */
+        name_url = 1;
     } else {
         /* libcurl's words, and what they leave out. */
         const char *lead = "", *hint = "";
-        int name_url = 0;
         const char *whose =
             proxy_certificate_refused(conn, rc)
                 ? ": the https:// proxy's certificate, which is verified "
@@ -757,9 +761,9 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
                                curl_easy_strerror(rc), whose, hint);
-        if (name_url)
-            genauth_conn_name_url(conn, err);
     }
+    if (name_url)
+        genauth_conn_name_url(conn, err);
     err->curl_code = rc;
     return st;
 }
