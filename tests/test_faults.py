@@ -17,7 +17,7 @@ import pytest
 
 from rawserver import FakeGenAuth, RawServer, Response
 
-from conftest import SLACK, free_port
+from conftest import AK, SK, SLACK, free_port
 
 import genauth_c
 from genauth_c import ManagementClient
@@ -217,6 +217,46 @@ def test_huge_body_capped_early_without_content_length(fake, client_for):
         client.trigger_webhook("wh1")
     fake.response = None
     assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+def test_an_answer_over_the_cap_names_the_url_it_came_from(fake):
+    """A max_response_bytes that fits the API's answers but not the token
+    endpoint's (a JWT of some hundred bytes): the error said only "the
+    response is larger than max_response_bytes (200 bytes)" in every call
+    path, as if the small answer asked for had been too large. It names the
+    URL asked (the token endpoint's), as a DecodeError does."""
+    kw = dict(host=fake.server.url, timeout=5, max_retries=0,
+              max_response_bytes=200)
+    assert len(json.dumps(fake.envelope)) < 200
+
+    def check_named(exc, path):
+        assert type(exc) is genauth_c.TransportError, repr(exc)
+        assert str(exc).startswith(f"{fake.server.url}{path}: "), str(exc)
+        assert "larger than max_response_bytes (200 bytes)" in str(exc)
+
+    token = "/api/v3/get-management-token"
+    with ManagementClient(AK, SK, **kw) as client:
+        with pytest.raises(genauth_c.TransportError) as info:
+            client.trigger_webhook("wh1")
+        check_named(info.value, token)
+        check_named(client.trigger_webhooks([{"webhook_id": "wh1"}])[0], token)
+
+    async def main():
+        async with genauth_c.AsyncManagementClient(AK, SK, **kw) as client:
+            with pytest.raises(genauth_c.TransportError) as info:
+                await client.trigger_webhook("wh1")
+            check_named(info.value, token)
+    asyncio.run(main())
+
+    # The API's own answer over the cap names the API's URL.
+    kw["max_response_bytes"] = 4096
+    with ManagementClient(AK, SK, **kw) as client:
+        client.trigger_webhook("wh1")
+        fake.response = Response(body=b'{"data":"' + b"x" * 5000 + b'"}')
+        with pytest.raises(genauth_c.TransportError) as info:
+            client.trigger_webhook("wh1")
+        assert str(info.value).startswith(
+            f"{fake.server.url}/api/v3/trigger-webhook: "), str(info.value)
 
 
 @pytest.mark.parametrize("target", ["api", "token"])

@@ -19,6 +19,10 @@ from serve import spawn
 import genauth_c
 from genauth_c import ManagementClient
 
+# `make sanitize` preloads AddressSanitizer's runtime, whose shadow memory
+# an address-space limit cannot be set around.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
+
 # What an idle client may keep (src/core/internal.h): single calls keep up
 # to 8 idle connection handles, each with its connection and libcurl's
 # wakeup (3 fds with a socket pair, Debian 12's libcurl 7.88; 2 where it
@@ -380,3 +384,93 @@ def test_trailers_without_end_are_not_kept(fake, client_for):
     assert malloc_in_use() - before < 1024 * 1024
     fake.response = None
     assert client.trigger_webhook("wh1")["statusCode"] == 200
+
+
+
+# Child code: a body larger than the memory the process may still take
+# (RLIMIT_AS, lifted again after each call, so that only the body's growth
+# meets it), in each of the three call paths.
+OUT_OF_MEMORY_CHILD = textwrap.dedent("""
+    import asyncio, contextlib, resource, sys
+    import genauth_c
+    from genauth_c import AsyncManagementClient, ManagementClient
+
+    HARD = resource.getrlimit(resource.RLIMIT_AS)[1]
+
+    @contextlib.contextmanager
+    def little_memory():
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (size + (64 << 20), HARD))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (HARD, HARD))
+
+    def show(path, outcome):
+        print(path, type(outcome).__name__,
+              getattr(outcome, "curl_code", None), outcome)
+
+    kw = dict(timeout=60, max_retries=0, max_response_bytes=1 << 40)
+    with ManagementClient("AK", "SK", host=sys.argv[1], **kw) as c:
+        c.trigger_webhook("wh1")  # the token and a connection, first
+        with little_memory():
+            try:
+                c.trigger_webhook("big")
+            except genauth_c.GenAuthError as e:
+                show("SYNC", e)
+        with little_memory():
+            show("BATCH", c.trigger_webhooks([{"webhook_id": "big"}])[0])
+        print("AFTER", c.trigger_webhook("wh1")["statusCode"])
+
+    async def main():
+        async with AsyncManagementClient("AK", "SK", host=sys.argv[1],
+                                         **kw) as a:
+            await a.trigger_webhook("wh1")
+            with little_memory():
+                try:
+                    await a.trigger_webhook("big")
+                except genauth_c.GenAuthError as e:
+                    show("ASYNC", e)
+            print("AFTER", (await a.trigger_webhook("wh1"))["statusCode"])
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.skipif(UNDER_ASAN, reason="RLIMIT_AS under the sanitizer's "
+                    "shadow memory")
+def test_a_body_memory_cannot_hold_says_so(fake):
+    """With max_response_bytes far above the memory the process may take, a
+    body that outgrows that memory fails each call path with a
+    TransportError saying memory ran out and how much had come, not
+    libcurl's "Failure writing output to destination (Failed writing
+    received data to disk/application)", which reads as a disk's fault; the
+    client works on."""
+    def endless():
+        yield b'{"statusCode":200,"data":"'
+        while True:
+            yield b"x" * 65536
+
+    def answer(req):
+        if b'"webhookId":"big"' in req.body:
+            return Response(stream=endless(),
+                            headers=[("Transfer-Encoding", "chunked")])
+        return fake(req)
+
+    fake.server.handler = answer
+    out = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY_CHILD,
+                          fake.server.url],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    failed = [line for line in lines if not line.startswith("AFTER")]
+    assert [line.split(" ", 1)[0] for line in failed] == [
+        "SYNC", "BATCH", "ASYNC"], out.stdout
+    for line in failed:
+        assert line.split(" ", 3)[1:3] == ["TransportError", "23"], line
+        assert "/api/v3/trigger-webhook: memory ran out after" in line, (
+            line)
+        assert "disk" not in line, line
+    assert lines.count("AFTER 200") == 2, out.stdout

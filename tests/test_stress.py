@@ -3,6 +3,7 @@ threads on one client across token expiries, and fork().
 
 GENAUTH_TEST_SCALE=small (set by `make sanitize`) scales the loops down and
 skips the memory-growth bounds, which mean nothing under ASan."""
+import asyncio
 import gc
 import os
 import resource
@@ -113,6 +114,82 @@ def test_leak_loop():
         # 8 MiB of RSS is under 100 bytes per call.
         assert traced < 64 * 1024
         assert rss < 8 * 1024 * 1024
+
+
+def test_error_leak_loop_in_batches_and_asyncio():
+    """The leak loop's failing calls (FAILURES), thousands of times, in
+    trigger_webhooks and in AsyncManagementClient (its batches and single
+    calls), a batch refused for bad input included: no Python objects,
+    file descriptors or threads stay behind, and traced memory stays flat.
+    The loop above runs single calls only."""
+    rounds = 4 if SMALL else 80
+    failing = [(wid, body) for wid, body, expected in FAILURES
+               if isinstance(expected, type) and wid != "ok"]
+    calls = [{"webhook_id": wid, "request_body": body}
+             for wid, body in failing] * 5
+    bad = calls[:10] + [{"webhook_id": "ok", "request_body": {"x": object()}}]
+    port, stop = spawn("mixed")
+    fds_before_client = len(os.listdir("/proc/self/fd"))
+
+    def tasks():
+        return len(os.listdir("/proc/self/task"))
+
+    def failed(result):
+        # "tokfail" among calls in flight together: the refetch that fails
+        # may be another call's, and this one then gets its 401 envelope.
+        return not isinstance(result, dict) or result["statusCode"] == 401
+
+    try:
+        url = f"http://127.0.0.1:{port}"
+        kw = dict(timeout=10, max_response_bytes=256 * 1024, max_retries=0)
+        client = ManagementClient(AK, SK, host=url, **kw)
+
+        async def on_loop(n):
+            async with genauth_c.AsyncManagementClient(AK, SK, host=url,
+                                                       **kw) as aclient:
+                for _ in range(n):
+                    results = await aclient.trigger_webhooks(calls)
+                    assert all(failed(r) for r in results)
+                    results = await asyncio.gather(
+                        *(aclient.trigger_webhook(**c) for c in calls),
+                        return_exceptions=True)
+                    assert all(failed(r) for r in results)
+                    with pytest.raises(TypeError):
+                        await aclient.trigger_webhooks(bad)
+
+        def run(n):
+            for _ in range(n):
+                results = client.trigger_webhooks(calls, concurrency=8)
+                assert all(failed(r) for r in results)
+                with pytest.raises(TypeError):
+                    client.trigger_webhooks(bad)
+            asyncio.run(on_loop(n))
+
+        run(2)  # pools, caches, free lists settle
+        gc.collect()
+        tracemalloc.start()
+        before = (len(gc.get_objects()), len(os.listdir("/proc/self/fd")),
+                  tasks(), tracemalloc.get_traced_memory()[0])
+        run(rounds)
+        gc.collect()
+        after = (len(gc.get_objects()), len(os.listdir("/proc/self/fd")),
+                 tasks(), tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        client.close()
+    finally:
+        stop()
+    print(f"\nerror leak loop: {rounds * len(calls) * 3} failed calls, "
+          f"objects {after[0] - before[0]:+d}, traced "
+          f"{after[3] - before[3]:+d} B")
+    # What an idle client may keep (tests/test_resources.py): 8 handles
+    # for single calls, 3 descriptors each, and the batches' multi handle,
+    # 2, with its 8 connections.
+    assert after[1] - fds_before_client <= 3 * 8 + 2 + 8, (before, after)
+    assert after[2] == before[2], (before, after)
+    if not SMALL:
+        # 10,800 failed calls: no object kept, under 10 bytes a call traced.
+        assert after[0] - before[0] <= 0, (before, after)
+        assert after[3] - before[3] < 96 * 1024, (before, after)
 
 
 # ---- 16 threads, one client, token expiries -------------------------------

@@ -179,15 +179,16 @@ share_new(genauth_client *client)
 
 /* ---- option checks ------------------------------------------------------- */
 
-/* The longest header value an option may be: what servers take as a whole
- * header line (nginx's large_client_header_buffers: 8 KiB). A longer one
- * (up to 1 MiB: the request head libcurl builds) failed every call once
- * sent, after a token fetch, naming no option. */
+/* The longest value `check_header_value` lets into a header: servers
+ * refuse a longer header line (nginx's large_client_header_buffers, Apache's
+ * LimitRequestFieldSize: 8 KiB), and one of a MiB would fail every call as a
+ * request head libcurl does not build. */
 #define MAX_HEADER_VALUE 8192
 
 /* Anything that becomes a header value must not be able to end the header.
- * `ascii`: it must also be ASCII (it always goes in a header, which HTTP
- * carries as Latin-1 at best and a signature needs as ASCII, sign.c). */
+ * `ascii`: it must also be ASCII and at most MAX_HEADER_VALUE bytes (it
+ * always goes in a header, which HTTP carries as Latin-1 at best and a
+ * signature needs as ASCII, sign.c). */
 static genauth_status
 check_header_value(const char *name, const char *value, int allow_empty,
                    int ascii, genauth_error *err)
@@ -195,11 +196,13 @@ check_header_value(const char *name, const char *value, int allow_empty,
     if (!allow_empty && !value[0])
         return genauth_error_set(err, GENAUTH_E_INVALID,
                                  "%s: must not be empty", name);
-    if (strlen(value) > MAX_HEADER_VALUE)
-        return genauth_error_set(err, GENAUTH_E_INVALID,
-                                 "%s: must be at most %d bytes", name,
-                                 MAX_HEADER_VALUE);
     for (const char *p = value; *p; p++) {
+        if (ascii && p - value == MAX_HEADER_VALUE)
+            return genauth_error_set(err, GENAUTH_E_INVALID,
+                                     "%s: longer than %d bytes (it is sent "
+                                     "in an HTTP header, which servers cap "
+                                     "at about that)",
+                                     name, MAX_HEADER_VALUE);
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return genauth_error_set(err, GENAUTH_E_INVALID,
                                      "%s: must not contain CR, LF or other "

@@ -243,13 +243,19 @@ genauth_file_id genauth_file_id_of(int fd);
 /* Whether fd is still the file `id` noted. */
 int genauth_file_id_is(int fd, const genauth_file_id *id);
 
+/* Why collect_body (transport.c) refused a body: genauth_conn.over_cap. */
+enum { GENAUTH_BODY_OVER_CAP = 1, GENAUTH_BODY_NOMEM = 2 };
+
 typedef struct genauth_conn {
     CURL *easy;
     genauth_buf request;  /* the body being sent (POST) */
     genauth_buf url;      /* a GET's URL with its query string */
     genauth_buf response; /* the body received */
     size_t max_response_bytes;
-    int over_cap; /* the body outgrew max_response_bytes */
+    /* The body was refused as it arrived: GENAUTH_BODY_OVER_CAP, it
+     * outgrew max_response_bytes; GENAUTH_BODY_NOMEM, memory ran out for
+     * it (libcurl calls either a failure to write to disk). */
+    int over_cap;
     size_t head_bytes; /* header lines received (trailers too), this request */
     int no_ca_store; /* the client's: TLS errors then say what to do */
     /* The client's: its proxy is an https:// one, whose certificate a TLS

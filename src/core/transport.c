@@ -394,14 +394,16 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     /* Enforced while the body arrives: libcurl's own MAXFILESIZE does not
      * stop a body sent without a length before 8.4. */
     if (n > conn->max_response_bytes - conn->response.len) {
-        conn->over_cap = 1;
+        conn->over_cap = GENAUTH_BODY_OVER_CAP;
         return 0;
     }
     /* Grown so that no copy of a token (or of a webhook's secret) is
      * left behind in freed memory. */
     if (genauth_buf_wipe_reserve(&conn->response, n) < 0 ||
-        genauth_buf_append(&conn->response, ptr, n) < 0)
+        genauth_buf_append(&conn->response, ptr, n) < 0) {
+        conn->over_cap = GENAUTH_BODY_NOMEM;
         return 0;
+    }
     return n;
 }
 
@@ -667,6 +669,7 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     genauth_status st;
     cap_kind cap = CAP_NONE;
     size_t len = strlen(conn->errbuf);
+    int name_url = 0;
     /* Not libcurl's failure: no curl_code, never taken for "nothing sent". */
     if (rc == CURLE_ABORTED_BY_CALLBACK && conn->refused_closed)
         return genauth_error_set(err, GENAUTH_E_CLOSED,
@@ -719,15 +722,25 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                "ran out while it was built; nothing was sent "
                                "(%s)",
                                curl_easy_strerror(rc));
+    } else if (conn->over_cap == GENAUTH_BODY_NOMEM) {
+        /* A max_response_bytes beyond what the process can hold. */
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "memory ran out after %zu bytes of the "
+                               "response had arrived (max_response_bytes "
+                               "allows %zu)",
+                               conn->response.len, conn->max_response_bytes);
+        name_url = 1;
     } else if (conn->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
                                "the response is larger than "
                                "max_response_bytes (%zu bytes)",
                                conn->max_response_bytes);
+        /* Whose: a cap that fits the API's answers may not fit the token
+         * endpoint's (a JWT), which a call fetches first. */
+        name_url = 1;
     } else {
         /* libcurl's words, and what they leave out. */
         const char *lead = "", *hint = "";
-        int name_url = 0;
         const char *whose =
             proxy_certificate_refused(conn, rc)
                 ? ": the https:// proxy's certificate, which is verified "
@@ -761,9 +774,9 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
                                curl_easy_strerror(rc), whose, hint);
-        if (name_url)
-            genauth_conn_name_url(conn, err);
     }
+    if (name_url)
+        genauth_conn_name_url(conn, err);
     err->curl_code = rc;
     return st;
 }
