@@ -45,9 +45,13 @@ _binding = threading.Lock()
 def _close_engine(engine, loop, on_its_loop):
     """engine.close(), queued on `loop` when on_its_loop (run by the loop
     at its next turn), else now. A loop that closes before running it (or
-    while it is being queued) drops it: it closes the engine then."""
+    while it is being queued) drops it: it closes the engine then. In a
+    process forked since the engine was made, now: its loop is the
+    parent's, which no thread of this process may ever run again (and whose
+    wakeup socket is the parent's), and check_fork has the engine give up
+    the parent's calls and sockets here and then."""
     closer = _Closer(engine)
-    if on_its_loop:
+    if on_its_loop and not engine.check_fork():
         try:
             loop.call_soon_threadsafe(closer)
             return
