@@ -311,7 +311,12 @@ class AsyncManagementClient:
             raise TypeError("cannot pickle an uninitialised "
                             "genauth_c.AsyncManagementClient")
         rebuild, args = self._client.__reduce__()
-        return _rebuilt, (type(self), rebuild, args)
+        reduced = _rebuilt, (type(self), rebuild, args)
+        # A subclass's own attributes come along, restored as any object's
+        # are; what ties this one to its connections and loop does not.
+        state = {name: value for name, value in vars(self).items()
+                 if name not in _HELD}
+        return reduced + (state,) if state else reduced
 
 
 def _runs_here(loop):
@@ -340,6 +345,10 @@ def _after_fork_in_child():
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# The attributes _hold sets: never pickled or copied (__reduce__).
+_HELD = frozenset({"_client", "_engine", "_loop"})
 
 
 def _rebuilt(cls, rebuild, args):

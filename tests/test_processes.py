@@ -154,6 +154,33 @@ def test_async_clients_copy_and_pickle_as_new_clients(emulator, how):
     asyncio.run(client.aclose())
 
 
+class TaggedClient(AsyncManagementClient):
+    """A subclass with state of its own (AsyncManagementClient is a Python
+    class, not final)."""
+
+    def __init__(self, tag, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = tag
+
+
+@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy,
+                                 lambda c: pickle.loads(pickle.dumps(c))])
+def test_a_subclass_of_the_async_client_keeps_its_own_attributes(emulator, how):
+    """Its attributes come along, as any object's do; the engine, loop and
+    connections do not (a new client, bound to no loop yet)."""
+    client = TaggedClient({"colour": "blue"}, AK, SK, host=emulator.url)
+
+    async def use(c):
+        async with c:
+            return (await c.trigger_webhook("wh1"))["statusCode"]
+
+    assert asyncio.run(use(client)) == 200
+    twin = how(client)
+    assert type(twin) is TaggedClient and twin.tag == {"colour": "blue"}
+    assert twin._engine is None and twin._client is not client._client
+    assert asyncio.run(use(twin)) == 200
+
+
 def test_an_uninitialised_client_does_not_pickle():
     client = ManagementClient.__new__(ManagementClient)
     with pytest.raises(TypeError, match="uninitialised"):
