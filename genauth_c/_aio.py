@@ -45,9 +45,13 @@ _binding = threading.Lock()
 def _close_engine(engine, loop, on_its_loop):
     """engine.close(), queued on `loop` when on_its_loop (run by the loop
     at its next turn), else now. A loop that closes before running it (or
-    while it is being queued) drops it: it closes the engine then."""
+    while it is being queued) drops it: it closes the engine then. In a
+    process forked since the engine was made, now: its loop is the
+    parent's, which no thread of this process may ever run again (and whose
+    wakeup socket is the parent's), and check_fork has the engine give up
+    the parent's calls and sockets here and then."""
     closer = _Closer(engine)
-    if on_its_loop:
+    if on_its_loop and not engine.check_fork():
         try:
             loop.call_soon_threadsafe(closer)
             return
@@ -307,7 +311,12 @@ class AsyncManagementClient:
             raise TypeError("cannot pickle an uninitialised "
                             "genauth_c.AsyncManagementClient")
         rebuild, args = self._client.__reduce__()
-        return _rebuilt, (type(self), rebuild, args)
+        reduced = _rebuilt, (type(self), rebuild, args)
+        # A subclass's own attributes come along, restored as any object's
+        # are; what ties this one to its connections and loop does not.
+        state = {name: value for name, value in vars(self).items()
+                 if name not in _HELD}
+        return reduced + (state,) if state else reduced
 
 
 def _runs_here(loop):
@@ -336,6 +345,10 @@ def _after_fork_in_child():
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# The attributes _hold sets: never pickled or copied (__reduce__).
+_HELD = frozenset({"_client", "_engine", "_loop"})
 
 
 def _rebuilt(cls, rebuild, args):

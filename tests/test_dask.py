@@ -1,6 +1,9 @@
 """examples/dask_triggers.py on a local Dask cluster of 2 worker processes,
 against the emulator: every webhook delivered exactly once, results in
-order, one client (one token) per worker process."""
+order, one client (one token) per worker process. On the same cluster,
+ManagementClient and AsyncManagementClient objects given to tasks as
+arguments: each task's a new client, unpickled there."""
+import asyncio
 import collections
 import json
 import os
@@ -10,6 +13,7 @@ import pytest
 
 distributed = pytest.importorskip("dask.distributed")
 
+from genauth_c import AsyncManagementClient, ManagementClient  # noqa: E402
 from genauth_c.emulator import Emulator, WebhookReceiver  # noqa: E402
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
@@ -23,6 +27,21 @@ CALLS = 120
 def worker_identity(options):
     """Which process and which client a task ran with."""
     return os.getpid(), id(dask_triggers.worker_client(options))
+
+
+def trigger_with(client, n):
+    """A task given a client itself (pickled to the worker, a new client
+    there): webhook hook-0 with {"n": n}, then the client closed."""
+    with client:
+        return client.trigger_webhook("hook-0", request_body={"n": n})["statusCode"]
+
+
+async def trigger_with_async(client, n):
+    """trigger_with, for an AsyncManagementClient: a coroutine, which the
+    worker runs on its own event loop."""
+    async with client:
+        result = await client.trigger_webhook("hook-0", request_body={"n": n})
+        return result["statusCode"]
 
 
 def test_fan_out_delivers_every_webhook_exactly_once():
@@ -42,14 +61,29 @@ def test_fan_out_delivers_every_webhook_exactly_once():
             identities = client.gather(client.map(
                 worker_identity, [options] * 8, pure=False))
             workers = len(client.scheduler_info()["workers"])
-        assert receiver.wait_for(CALLS, timeout=30)
+            assert receiver.wait_for(CALLS, timeout=30)
+            token_fetches = emu.token_fetches
+            # Clients themselves as the tasks' arguments, sync and async:
+            # each task's arrives by pickle, a new client with its token.
+            sync = ManagementClient(AK, SK, host=emu.url, timeout=10)
+            async_ = AsyncManagementClient(AK, SK, host=emu.url, timeout=10)
+            statuses = client.gather(
+                client.map(trigger_with, [sync] * 4, range(CALLS, CALLS + 4), pure=False)
+                + client.map(trigger_with_async, [async_] * 4, range(CALLS + 4, CALLS + 8),
+                             pure=False))
+            sync.close()
+            asyncio.run(async_.aclose())
+            assert receiver.wait_for(CALLS + 8, timeout=30)
+            pickled_fetches = emu.token_fetches - token_fetches
         delivered = collections.Counter(json.loads(got.body)["n"] for got in receiver.received)
-        paths = collections.Counter(got.path for got in receiver.received)
-        token_fetches = emu.token_fetches
+        paths = collections.Counter(got.path for got in receiver.received
+                                    if json.loads(got.body)["n"] < CALLS)
     assert workers == 2
     assert [r.get("statusCode") for r in results] == [200] * CALLS, results
     assert [r["data"]["response"]["n"] for r in results] == list(range(CALLS))
-    assert delivered == {n: 1 for n in range(CALLS)}
+    assert delivered == {n: 1 for n in range(CALLS + 8)}
+    assert statuses == [200] * 8
+    assert pickled_fetches == 8  # the parent's clients were never used
     assert paths == {f"/{webhook_id}": CALLS // len(ids) for webhook_id in ids}
     # One client per worker process, made once: never more tokens than workers.
     assert 1 <= token_fetches <= workers

@@ -5,6 +5,7 @@ that runs while a call waits (a log or signal handler) leaves the call to
 the parent."""
 import asyncio
 import copy
+import gc
 import json
 import logging
 import multiprocessing
@@ -151,6 +152,33 @@ def test_async_clients_copy_and_pickle_as_new_clients(emulator, how):
     with pytest.raises(RuntimeError, match="event loop"):
         asyncio.run(use(client))  # the original still belongs to its loop
     asyncio.run(client.aclose())
+
+
+class TaggedClient(AsyncManagementClient):
+    """A subclass with state of its own (AsyncManagementClient is a Python
+    class, not final)."""
+
+    def __init__(self, tag, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = tag
+
+
+@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy,
+                                 lambda c: pickle.loads(pickle.dumps(c))])
+def test_a_subclass_of_the_async_client_keeps_its_own_attributes(emulator, how):
+    """Its attributes come along, as any object's do; the engine, loop and
+    connections do not (a new client, bound to no loop yet)."""
+    client = TaggedClient({"colour": "blue"}, AK, SK, host=emulator.url)
+
+    async def use(c):
+        async with c:
+            return (await c.trigger_webhook("wh1"))["statusCode"]
+
+    assert asyncio.run(use(client)) == 200
+    twin = how(client)
+    assert type(twin) is TaggedClient and twin.tag == {"colour": "blue"}
+    assert twin._engine is None and twin._client is not client._client
+    assert asyncio.run(use(twin)) == 200
 
 
 def test_an_uninitialised_client_does_not_pickle():
@@ -768,3 +796,66 @@ def test_a_descriptor_the_child_reused_is_not_closed_as_the_parents_socket(echo_
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the collected client
+@pytest.mark.parametrize("let_go", ["aclose", "collect"])
+def test_a_child_that_only_closes_a_client_of_another_threads_loop_lets_go_of_its_sockets(
+        echo_server, let_go):
+    """The client's loop runs in another thread of the parent's at the fork.
+    A child that only closes the client, or lets it be collected, gives up
+    the parent's sockets there and then, closing its copies, as one that
+    uses the client does: the close is not queued on the parent's loop,
+    which no thread of the child runs (and whose wakeup socket is the
+    parent's). Queued, the copies stayed open for as long as the child
+    lived: the parent's connection outlived the parent's own close, and a
+    child forking again handed them on."""
+    loop = asyncio.new_event_loop()
+    # Only the box holds the client: the child can let it be collected.
+    box = {"client": AsyncManagementClient(AK, SK, host=echo_server.url, timeout=5,
+                                           max_retries=0)}
+    started = threading.Event()
+
+    def run_loop():
+        loop.run_until_complete(box["client"].trigger_webhook("wh0"))
+        loop.call_soon(started.set)
+        loop.run_forever()
+
+    thread = threading.Thread(target=run_loop)
+    thread.start()
+    try:
+        assert started.wait(10)
+        watched = sorted(box["client"]._engine.watched)  # the kept connection
+        assert watched
+        parents = {(st.st_dev, st.st_ino) for st in map(os.fstat, watched)}
+
+        def in_child():
+            if let_go == "aclose":
+                asyncio.run(box["client"].aclose())
+            else:
+                box.clear()
+                gc.collect()
+            # The parent's sockets this process still has open.
+            still = []
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                try:
+                    st = os.fstat(fd)
+                except OSError:
+                    continue  # listdir's own descriptor, closed since
+                if (st.st_dev, st.st_ino) in parents:
+                    still.append(fd)
+            return still
+
+        assert fork_and_report(in_child) == []
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=15)
+    assert not thread.is_alive()
+    # The parent's loop goes on with the client, on its kept connection.
+    connections = echo_server.connections
+    assert outcome(loop.run_until_complete(box["client"].trigger_webhook("wh1"))) == {
+        "webhookId": "wh1"}
+    assert echo_server.connections == connections
+    loop.run_until_complete(box["client"].aclose())
+    loop.close()
