@@ -505,13 +505,16 @@ adopt_after_fork(genauth_client *c)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_mu[i], NULL);
     pthread_mutex_init(&c->batch_mu, NULL);
-    /* After the share's locks are made afresh: freeing a handle takes them. */
-    for (genauth_conn *conn = c->idle; conn;) {
-        genauth_conn *next = conn->next;
-        genauth_conn_free_forked(conn);
-        conn = next;
-    }
+    /* After the share's locks are made afresh: freeing a handle takes them.
+     * The list is taken off the client first: a child of this child forked
+     * by another of its threads during the loop must not free it again. */
+    genauth_conn *idle = c->idle;
     c->idle = NULL;
+    while (idle) {
+        genauth_conn *next = idle->next;
+        genauth_conn_free_forked(idle);
+        idle = next;
+    }
     genauth_token_cache_after_fork(&c->tokens);
     c->share = share_new(c);
     /* Last: a thread that sees it sees the locks made afresh. */
