@@ -79,6 +79,8 @@ def fan_out(dask_client: Any, calls: Sequence[TriggerWebhookCall],
     dies in the middle of a task has its batch run again on another worker
     by Dask: the calls it had already sent are then delivered twice
     (trigger-webhook has no idempotency key to stop that)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected at least 1, got {batch_size}")
     batches = [list(calls[i:i + batch_size]) for i in range(0, len(calls), batch_size)]
     # pure=False: two equal batches are still two deliveries, never merged.
     futures = dask_client.map(trigger_batch, [dict(options)] * len(batches), batches,

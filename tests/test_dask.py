@@ -92,3 +92,10 @@ def test_fan_out_delivers_every_webhook_exactly_once():
         clients_per_pid[pid].add(client_id)
     assert all(len(ids_) == 1 for ids_ in clients_per_pid.values())
     assert os.getpid() not in clients_per_pid
+
+
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_fan_out_names_a_batch_size_below_one(batch_size):
+    """range()'s 'arg 3 must not be zero' named nothing of the example's."""
+    with pytest.raises(ValueError, match="^batch_size: expected at least 1"):
+        dask_triggers.fan_out(None, [{"webhook_id": "wh1"}], {}, batch_size)
