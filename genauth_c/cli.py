@@ -46,20 +46,21 @@ MAX_SECRET_FILE_BYTES = 64 * 1024  # a key secret is some dozens of bytes
 MAX_JSON_BYTES = 16 * 1024 * 1024  # a payload, as the default max_response_bytes
 
 
-def _read_source(source: str | None, what: str, limit: int) -> bytes:
-    """The bytes of file `source`, or of stdin when it is None; refused when
-    there are more than `limit` of them, of which no more than one beyond
-    are read, so that /dev/zero or a wrong file cannot hang us or fill the
-    memory."""
+def _read_source(source: str | None, what: str, limit: int, line: bool = False) -> bytes:
+    """The bytes of file `source`, or of stdin when it is None (only its
+    first line, with `line`); refused when there are more than `limit` of
+    them, of which no more than one beyond are read, so that /dev/zero or a
+    wrong file cannot hang us or fill the memory."""
     if source is None:
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise UsageError(f"{what}: cannot read stdin: it is closed")
         stream: BinaryIO | None = getattr(sys.stdin, "buffer", None)
         try:
             if stream is None:  # a text stream put in its place
-                data = sys.stdin.read(limit + 1).encode("utf-8", "surrogateescape")
+                read = sys.stdin.readline if line else sys.stdin.read
+                data = read(limit + 1).encode("utf-8", "surrogateescape")
             else:
-                data = stream.read(limit + 1)
+                data = (stream.readline if line else stream.read)(limit + 1)
         except OSError as e:
             raise UsageError(f"{what}: cannot read stdin: {e.strerror}") from None
     else:
@@ -170,15 +171,19 @@ def _names(values: list[str] | None, option: str) -> list[str] | None:
     return names
 
 
-def _read_secret_file(path: str, what: str) -> str:
-    """The secret in file `path`: its one line, without the line end (LF or
-    CRLF) and without a byte order mark. Errors never quote the file."""
-    data = _read_source(path, what, MAX_SECRET_FILE_BYTES)
-    secret = _decode(data, what, path).rstrip("\r\n")
+def _read_secret_file(path: str | None, what: str) -> str:
+    """The secret in file `path` (the first line of stdin when None): its
+    one line, without the line end (LF or CRLF) and without a byte order
+    mark. Errors never quote the file."""
+    source = "stdin" if path is None else path
+    data = _read_source(path, what, MAX_SECRET_FILE_BYTES, line=path is None)
+    secret = _decode(data, what, source).rstrip("\r\n")
+    if path is None and not secret:
+        return ""  # the end of stdin: the caller says no secret was given
     if not secret.strip():
-        raise UsageError(f"{what}: {path} is empty")
+        raise UsageError(f"{what}: {source} is empty")
     if "\n" in secret or "\r" in secret:
-        raise UsageError(f"{what}: {path} holds more than one line")
+        raise UsageError(f"{what}: {source} holds more than one line")
     return secret
 
 
@@ -346,7 +351,7 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
 
 def _prompt_secret(prompt: str, variable: str) -> str:
     """getpass's answer at the terminal; without one, the first line of
-    stdin (its line end dropped, LF or CRLF), read with no prompt: getpass
+    stdin, read as a secret file is, with no prompt: getpass
     would warn that the input may be echoed, where nothing echoes it, and
     leave its prompt on the line of the error that follows. '' at the end
     of input, or when there is no stdin either (started with <&-). Refused
@@ -360,10 +365,9 @@ def _prompt_secret(prompt: str, variable: str) -> str:
                 f"${variable}")
         if sys.stdin is None:
             return ""
-        try:
-            return sys.stdin.readline().rstrip("\r\n")
-        except OSError:
-            return ""
+        # As a secret file is read: a stdin with no line end (< /dev/zero)
+        # must not fill the memory.
+        return _read_secret_file(None, "access key secret")
     try:
         return getpass.getpass(prompt)
     except EOFError:

@@ -283,6 +283,34 @@ def test_the_secret_from_stdin_without_a_terminal_prints_no_warnings(emulator):
     assert out.stderr == "genauth-c: error: no access key secret given\n"
 
 
+def test_the_secret_from_stdin_is_read_as_a_secret_file_is(emulator, tmp_path):
+    """Without a terminal, the prompt's line of stdin had no limit: stdin
+    with no line end (< /dev/zero, a wrong file) was read until memory ran
+    out, ending in a MemoryError traceback. It is read as a secret file is:
+    refused past 64 KiB, naming stdin; a byte order mark dropped, bytes
+    that are not UTF-8 named by their offset, never quoted."""
+    def prompt(stdin):
+        return subprocess.run(
+            [sys.executable, "-m", "genauth_c", "trigger", "wh1", "--access-key-id", AK,
+             "--host", emulator.url], env=environment(), stdin=stdin, capture_output=True,
+            timeout=60, start_new_session=True)
+
+    # A file, not /dev/zero itself: unfixed, that would fill the memory.
+    for content, message in [(b"x" * (1 << 20), "stdin is larger than 65536 bytes"),
+                             (b"SEC\xffRET\n", "stdin is not UTF-8 text (byte 3)"),
+                             (b"\xef\xbb\xbf" + SK.encode() + b"\r\n", None)]:
+        path = tmp_path / "stdin"
+        path.write_bytes(content)
+        with open(path, "rb") as stdin:
+            out = prompt(stdin)
+        if message is None:
+            assert (out.returncode, out.stderr) == (0, b""), out.stderr
+        else:
+            assert out.returncode == 2
+            assert one_line(out.stderr.decode()) == f"genauth-c: error: access key secret: {message}\n"
+    assert emulator.token_fetches == 1
+
+
 def test_options_reach_the_client(emulator):
     out = cli("trigger", "wh1", "--auth", "signature", "--brand", "authing",
               env=environment(emulator, AUTHING_ACCESS_KEY_ID=AK,
