@@ -200,6 +200,28 @@ def test_a_throttled_or_failing_token_endpoint_is_not_an_authentication_failure(
     assert "authentication failed" not in out.stderr
 
 
+def test_a_failing_token_endpoint_that_quotes_the_secret_is_not_an_authentication_failure():
+    """A failing token endpoint whose answer echoes the request (the secret
+    in it) is withheld whole by the client: its AuthError has no envelope,
+    so no statusCode, only the HTTP status. That answer was taken for a
+    refusal of the keys (exit 4, "authentication failed"); HTTP 503 says it
+    refused nothing: exit 1, as for its envelope when it can be shown, with
+    what can be printed of it (nothing is known of its statusCode)."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json({"statusCode": 503, "apiCode": 1500, "requestId": "r1",
+                                       "message": f"busy: {{'accessKeySecret': '{SK}'}}"},
+                                      status=503)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout) == {"statusCode": None}
+    assert "token endpoint" in one_line(out.stderr) and "not shown" in out.stderr
+    assert "authentication failed" not in out.stderr
+    assert SK not in out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("auth", ["token", "signature"])
 @pytest.mark.parametrize("status", [403, 401])
 def test_an_answer_quoting_the_credential_is_not_printed(auth, status):
