@@ -563,9 +563,10 @@ def _main(argv: Sequence[str] | None) -> int:
         except genauth_c.APIError as e:
             envelope = e.response if e.response is not None else _withheld(e)
         except genauth_c.AuthError as e:
-            # An answer withheld for quoting the secret has no statusCode:
-            # its HTTP status says whether the endpoint failed.
-            code = e.http_status if e.status_code is None else e.status_code
+            # An answer withheld for quoting the secret has no statusCode,
+            # and a server's may be no number ("503"): its HTTP status then
+            # says whether the endpoint failed.
+            code = e.status_code if isinstance(e.status_code, (int, float)) else e.http_status
             if code != 429 and (code or 0) < 500:
                 return _fail(EXIT_AUTH, f"authentication failed: {e}")
             # Throttled or failing, the token endpoint refused no keys: a

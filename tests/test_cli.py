@@ -222,6 +222,28 @@ def test_a_failing_token_endpoint_that_quotes_the_secret_is_not_an_authenticatio
     assert SK not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("status_code, http_status, expected", [
+    ("503", 200, 4), ([503], 200, 4), ("busy", 503, 1)])
+def test_a_token_refusal_whose_status_code_is_no_number(status_code, http_status, expected):
+    """A token endpoint's statusCode is the server's to choose: one that is
+    no number ("503") was compared with 500 and ended the command in a
+    TypeError traceback. The HTTP status decides then, as when there is
+    none."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json({"statusCode": status_code, "message": "no",
+                                       "requestId": "r1"}, status=http_status)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == expected, out.stderr
+    assert "token endpoint" in one_line(out.stderr)
+    if expected == 1:
+        assert json.loads(out.stdout)["statusCode"] == status_code
+    else:
+        assert out.stdout == "" and out.stderr.startswith("genauth-c: authentication failed: ")
+
+
 @pytest.mark.parametrize("auth", ["token", "signature"])
 @pytest.mark.parametrize("status", [403, 401])
 def test_an_answer_quoting_the_credential_is_not_printed(auth, status):
