@@ -184,6 +184,10 @@ def _read_secret_file(path: str | None, what: str) -> str:
         raise UsageError(f"{what}: {source} is empty")
     if "\n" in secret or "\r" in secret:
         raise UsageError(f"{what}: {source} holds more than one line")
+    # An editor's slip, never part of a key: refused as the client refuses
+    # it in a variable, rather than sent and refused as a wrong key.
+    if secret != secret.strip(" "):
+        raise UsageError(f"{what}: {source} begins or ends with a space")
     return secret
 
 

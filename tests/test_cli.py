@@ -663,6 +663,10 @@ def test_secret_file_line_ends_and_byte_order_mark(emulator, tmp_path, content):
     (b"SEC\xffRET\n", "is not UTF-8 text (byte 3)"),  # the byte itself is not shown
     (SK.encode() + b"\nsecond line\n", "holds more than one line"),
     (b" \n", "is empty"),
+    # Sent, it was refused by the server as a wrong key (exit 4), where the
+    # same value in GENAUTH_ACCESS_KEY_SECRET is refused before anything is sent.
+    (SK.encode() + b" \r\n", "begins or ends with a space"),
+    (b" " + SK.encode() + b"\n", "begins or ends with a space"),
 ])
 def test_secret_file_refused(emulator, tmp_path, content, message):
     path = tmp_path / "secret"
