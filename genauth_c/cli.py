@@ -263,8 +263,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         import genauth_c
-        sys.stdout.write(f"{PROG} {genauth_c.__version__} (libcurl {genauth_c.curl_version})\n")
-        parser.exit(0)
+        parser.exit(_write_answer(
+            lambda out: f"{PROG} {genauth_c.__version__} (libcurl {genauth_c.curl_version})"))
 
 
 def build_parser() -> _Parser:
@@ -449,12 +449,18 @@ def _envelope_json(envelope: Any, indent: bool, encoding: str | None = None) -> 
 def _print_envelope(envelope: Any) -> int:
     """Writes the envelope to stdout: EXIT_OK, or EXIT_OUTPUT when it cannot
     (a broken pipe is left to main)."""
+    return _write_answer(lambda out: _envelope_json(
+        envelope, indent=out.isatty(), encoding=getattr(out, "encoding", None)))
+
+
+def _write_answer(text: Callable[[Any], str]) -> int:
+    """Writes text(stdout) and a line end to stdout: EXIT_OK, or EXIT_OUTPUT
+    when it cannot (a broken pipe is left to main)."""
     out = sys.stdout
     if out is None:  # started with stdout closed (>&-)
         return _fail(EXIT_OUTPUT, "cannot write the answer: stdout is closed")
     try:
-        text = _envelope_json(envelope, indent=out.isatty(), encoding=getattr(out, "encoding", None))
-        out.write(text + "\n")
+        out.write(text(out) + "\n")
         out.flush()
     except BrokenPipeError:
         raise

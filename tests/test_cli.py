@@ -802,3 +802,19 @@ def test_version_prints_the_package_and_libcurl():
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout == (f"genauth-c {genauth_c.__version__} "
                           f"(libcurl {genauth_c.curl_version})\n")
+
+
+def test_version_that_cannot_be_written_exits_5():
+    """--version wrote to stdout as no answer is written: closed (>&-), it
+    ended in an AttributeError traceback, failing (/dev/full) in an OSError
+    one, both exit 1. As for an answer: exit 5, the reason on one line."""
+    out = cli_with_fds("--version", env=environment(), redirect=">&-")
+    assert out.returncode == 5
+    assert one_line(out.stderr) == "genauth-c: cannot write the answer: stdout is closed\n"
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "genauth_c", "--version"],
+                             env=environment(), stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    assert out.returncode == 5
+    assert one_line(out.stderr) == ("genauth-c: cannot write the answer to stdout: "
+                                    "No space left on device\n")
