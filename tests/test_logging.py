@@ -135,6 +135,33 @@ def test_a_server_cannot_break_a_log_line_in_two(debug_log):
                              "statusCode=200 apiCode=- requestId=r??DEBUG"), got
 
 
+def test_a_server_cannot_break_a_log_line_with_a_unicode_line_end(debug_log):
+    """NEL (U+0085, a C1 control), U+2028 and U+2029 end a line too, for
+    Unicode and for str.splitlines() (a log reader in Python): only ASCII's
+    control characters were replaced, so these came into the line as the
+    server sent them."""
+    from rawserver import FakeGenAuth, RawServer, Response
+
+    forged = "DEBUG:genauth_c:token fetch http=200 duration_ms=1.0"
+    fake = FakeGenAuth()
+    with RawServer(fake) as server:
+        fake.token_answer = Response.json(
+            {"statusCode": 401, "apiCode": 1,
+             "message": "bad key\u2028" + forged + "\x85" + forged + "\x9b2J"})
+        with ManagementClient(AK, SK, host=server.url, timeout=5) as client:
+            with pytest.raises(genauth_c.AuthError):
+                client.trigger_webhook("wh1")
+            fake.token_answer = None
+            fake.envelope = {"statusCode": 200, "requestId": "r\u2029" + forged}
+            client.trigger_webhook("wh1")
+    got = lines(debug_log)
+    assert len(got) == 4, got
+    for line in got:
+        assert line.splitlines() == [line], line
+        assert not re.search("[\x80-\x9f]", line), line
+    assert "requestId=r???DEBUG" in got[3], got
+
+
 def test_a_refused_key_pair_is_logged_without_the_answer(emulator, debug_log):
     with ManagementClient(AK, "wrong-" + SK, host=emulator.url) as client:
         with pytest.raises(Exception):
