@@ -317,6 +317,49 @@ def test_async_calls_log_as_the_sync_client(emulator, debug_log):
     assert all(m.group(1) == "200" for m in requests), got
 
 
+def test_a_cancelled_async_call_is_logged(debug_log):
+    """An async call cancelled once its request was sent (task.cancel(),
+    asyncio.wait_for or timeout() running out, a batch that stops) wrote
+    no line at all, where a sync call that Ctrl-C stops writes its
+    failed=INTERRUPTED line: the request the server got had none. Each
+    writes that line now, a batch's calls each their own."""
+    import threading
+
+    from rawserver import FakeGenAuth, RawServer
+
+    arrived, release = threading.Semaphore(0), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            arrived.release()
+            release.wait(60)
+        return fake(req)
+
+    fake = FakeGenAuth()
+    with RawServer(handler) as server:
+        async def main():
+            async with AsyncManagementClient(AK, SK, host=server.url, timeout=60) as client:
+                loop = asyncio.get_running_loop()
+                for call, sent in ((client.trigger_webhook("wh1"), 1),
+                                   (client.trigger_webhooks([{"webhook_id": "wh1"}] * 2), 2)):
+                    task = asyncio.ensure_future(call)
+                    for _ in range(sent):  # the server has the request
+                        await loop.run_in_executor(None, arrived.acquire)
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+
+        try:
+            asyncio.run(main())
+        finally:
+            release.set()
+    got = [line for line in lines(debug_log) if not line.startswith("token fetch")]
+    assert len(got) == 3, got
+    for line in got:
+        assert re.match(r"^POST /api/v3/trigger-webhook failed=INTERRUPTED http=0 "
+                        r"duration_ms=\d+\.\d retries=0: the call was cancelled$", line), got
+
+
 def test_async_failures_are_logged(debug_log):
     with Emulator(AK, SK) as emu:
         url = emu.url
