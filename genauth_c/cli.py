@@ -469,12 +469,17 @@ def _write_answer(text: Callable[[Any], str]) -> int:
     return EXIT_OK
 
 
+# Control characters that are not whitespace (which split() takes out):
+# ESC sequences in a message the server chose would be run by a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _fail(status: int, message: str) -> int:
-    # One line, whatever the message holds; none when stderr is closed,
-    # the status still says what happened.
+    # One line, whatever the message holds, with no control character;
+    # none when stderr is closed, the status still says what happened.
     if sys.stderr is not None:
         try:
-            sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+            sys.stderr.write(f"{PROG}: {_CONTROL.sub('?', ' '.join(message.split()))}\n")
             sys.stderr.flush()
         except OSError:
             pass

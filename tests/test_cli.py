@@ -222,6 +222,23 @@ def test_a_failing_token_endpoint_that_quotes_the_secret_is_not_an_authenticatio
     assert SK not in out.stdout + out.stderr
 
 
+def test_a_server_cannot_write_terminal_controls_to_stderr():
+    """A message the server chose (a token refusal's) went to stderr with
+    its control characters as sent: ESC sequences, which a terminal runs
+    (a title set, the screen cleared; stdout's JSON escapes them). They are
+    written as '?', as in the DEBUG lines."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json(
+        {"statusCode": 401, "apiCode": 1, "message": "bad\x1b]0;title\x07 key\x9b2J\x00"})
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 4, out.stderr
+    assert one_line(out.stderr) == ("genauth-c: authentication failed: the token endpoint "
+                                    "refused: bad?]0;title? key?2J (HTTP 200)\n")
+
+
 @pytest.mark.parametrize("status_code, http_status, expected", [
     ("503", 200, 4), ([503], 200, 4), ("busy", 503, 1)])
 def test_a_token_refusal_whose_status_code_is_no_number(status_code, http_status, expected):
