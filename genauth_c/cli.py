@@ -184,8 +184,13 @@ def _read_secret_file(path: str | None, what: str) -> str:
         raise UsageError(f"{what}: {source} is empty")
     if "\n" in secret or "\r" in secret:
         raise UsageError(f"{what}: {source} holds more than one line")
-    # An editor's slip, never part of a key: refused as the client refuses
-    # it in a variable, rather than sent and refused as a wrong key.
+    return _no_space_at_an_end(secret, what, source)
+
+
+def _no_space_at_an_end(secret: str, what: str, source: str) -> str:
+    """`secret`, refused when it begins or ends with a space: an editor's or
+    a paste's slip, never part of a key, refused as the client refuses it in
+    a variable rather than sent and refused as a wrong key."""
     if secret != secret.strip(" "):
         raise UsageError(f"{what}: {source} begins or ends with a space")
     return secret
@@ -373,9 +378,10 @@ def _prompt_secret(prompt: str, variable: str) -> str:
         # must not fill the memory.
         return _read_secret_file(None, "access key secret")
     try:
-        return getpass.getpass(prompt)
+        secret = getpass.getpass(prompt)
     except EOFError:
         return ""
+    return _no_space_at_an_end(secret, "access key secret", "the prompt's answer")
 
 
 def _has_terminal() -> bool:

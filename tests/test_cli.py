@@ -372,6 +372,42 @@ def test_the_secret_from_stdin_is_read_as_a_secret_file_is(emulator, tmp_path):
     assert emulator.token_fetches == 1
 
 
+def test_a_secret_typed_at_the_prompt_with_a_space_at_an_end_is_refused(emulator):
+    """At a terminal, a secret typed or pasted with a space at either end
+    was sent as is and refused as a wrong key (exit 4), where a secret file
+    or stdin holding it is refused before anything is sent: so is the
+    prompt's answer, naming it."""
+    env = environment(GENAUTH_HOST=emulator.url)
+    pid, fd = pty.fork()  # the child's controlling terminal: getpass asks there
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "genauth_c", "trigger", "wh1",
+                                   "--access-key-id", AK], env)
+    out = b""
+    try:
+        while b"access key secret for" not in out:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, out
+            out += os.read(fd, 4096)
+        os.write(fd, SK.encode() + b" \n")
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, out
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # the child has ended: its side closed
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    text = out.decode().replace("\r\n", "\n")
+    assert os.waitstatus_to_exitcode(status) == 2, text
+    assert "genauth-c: error: access key secret: the prompt's answer begins or ends with a space\n" in text
+    assert SK not in text and not emulator.requests
+
+
 def test_options_reach_the_client(emulator):
     out = cli("trigger", "wh1", "--auth", "signature", "--brand", "authing",
               env=environment(emulator, AUTHING_ACCESS_KEY_ID=AK,
