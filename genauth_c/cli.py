@@ -46,20 +46,21 @@ MAX_SECRET_FILE_BYTES = 64 * 1024  # a key secret is some dozens of bytes
 MAX_JSON_BYTES = 16 * 1024 * 1024  # a payload, as the default max_response_bytes
 
 
-def _read_source(source: str | None, what: str, limit: int) -> bytes:
-    """The bytes of file `source`, or of stdin when it is None; refused when
-    there are more than `limit` of them, of which no more than one beyond
-    are read, so that /dev/zero or a wrong file cannot hang us or fill the
-    memory."""
+def _read_source(source: str | None, what: str, limit: int, line: bool = False) -> bytes:
+    """The bytes of file `source`, or of stdin when it is None (only its
+    first line, with `line`); refused when there are more than `limit` of
+    them, of which no more than one beyond are read, so that /dev/zero or a
+    wrong file cannot hang us or fill the memory."""
     if source is None:
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise UsageError(f"{what}: cannot read stdin: it is closed")
         stream: BinaryIO | None = getattr(sys.stdin, "buffer", None)
         try:
             if stream is None:  # a text stream put in its place
-                data = sys.stdin.read(limit + 1).encode("utf-8", "surrogateescape")
+                read = sys.stdin.readline if line else sys.stdin.read
+                data = read(limit + 1).encode("utf-8", "surrogateescape")
             else:
-                data = stream.read(limit + 1)
+                data = (stream.readline if line else stream.read)(limit + 1)
         except OSError as e:
             raise UsageError(f"{what}: cannot read stdin: {e.strerror}") from None
     else:
@@ -170,15 +171,28 @@ def _names(values: list[str] | None, option: str) -> list[str] | None:
     return names
 
 
-def _read_secret_file(path: str, what: str) -> str:
-    """The secret in file `path`: its one line, without the line end (LF or
-    CRLF) and without a byte order mark. Errors never quote the file."""
-    data = _read_source(path, what, MAX_SECRET_FILE_BYTES)
-    secret = _decode(data, what, path).rstrip("\r\n")
+def _read_secret_file(path: str | None, what: str) -> str:
+    """The secret in file `path` (the first line of stdin when None): its
+    one line, without the line end (LF or CRLF) and without a byte order
+    mark. Errors never quote the file."""
+    source = "stdin" if path is None else path
+    data = _read_source(path, what, MAX_SECRET_FILE_BYTES, line=path is None)
+    secret = _decode(data, what, source).rstrip("\r\n")
+    if path is None and not secret:
+        return ""  # the end of stdin: the caller says no secret was given
     if not secret.strip():
-        raise UsageError(f"{what}: {path} is empty")
+        raise UsageError(f"{what}: {source} is empty")
     if "\n" in secret or "\r" in secret:
-        raise UsageError(f"{what}: {path} holds more than one line")
+        raise UsageError(f"{what}: {source} holds more than one line")
+    return _no_space_at_an_end(secret, what, source)
+
+
+def _no_space_at_an_end(secret: str, what: str, source: str) -> str:
+    """`secret`, refused when it begins or ends with a space: an editor's or
+    a paste's slip, never part of a key, refused as the client refuses it in
+    a variable rather than sent and refused as a wrong key."""
+    if secret != secret.strip(" "):
+        raise UsageError(f"{what}: {source} begins or ends with a space")
     return secret
 
 
@@ -254,8 +268,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         import genauth_c
-        sys.stdout.write(f"{PROG} {genauth_c.__version__} (libcurl {genauth_c.curl_version})\n")
-        parser.exit(0)
+        parser.exit(_write_answer(
+            lambda out: f"{PROG} {genauth_c.__version__} (libcurl {genauth_c.curl_version})"))
 
 
 def build_parser() -> _Parser:
@@ -346,7 +360,7 @@ def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]
 
 def _prompt_secret(prompt: str, variable: str) -> str:
     """getpass's answer at the terminal; without one, the first line of
-    stdin (its line end dropped, LF or CRLF), read with no prompt: getpass
+    stdin, read as a secret file is, with no prompt: getpass
     would warn that the input may be echoed, where nothing echoes it, and
     leave its prompt on the line of the error that follows. '' at the end
     of input, or when there is no stdin either (started with <&-). Refused
@@ -360,14 +374,14 @@ def _prompt_secret(prompt: str, variable: str) -> str:
                 f"${variable}")
         if sys.stdin is None:
             return ""
-        try:
-            return sys.stdin.readline().rstrip("\r\n")
-        except OSError:
-            return ""
+        # As a secret file is read: a stdin with no line end (< /dev/zero)
+        # must not fill the memory.
+        return _read_secret_file(None, "access key secret")
     try:
-        return getpass.getpass(prompt)
+        secret = getpass.getpass(prompt)
     except EOFError:
         return ""
+    return _no_space_at_an_end(secret, "access key secret", "the prompt's answer")
 
 
 def _has_terminal() -> bool:
@@ -441,12 +455,18 @@ def _envelope_json(envelope: Any, indent: bool, encoding: str | None = None) -> 
 def _print_envelope(envelope: Any) -> int:
     """Writes the envelope to stdout: EXIT_OK, or EXIT_OUTPUT when it cannot
     (a broken pipe is left to main)."""
+    return _write_answer(lambda out: _envelope_json(
+        envelope, indent=out.isatty(), encoding=getattr(out, "encoding", None)))
+
+
+def _write_answer(text: Callable[[Any], str]) -> int:
+    """Writes text(stdout) and a line end to stdout: EXIT_OK, or EXIT_OUTPUT
+    when it cannot (a broken pipe is left to main)."""
     out = sys.stdout
     if out is None:  # started with stdout closed (>&-)
         return _fail(EXIT_OUTPUT, "cannot write the answer: stdout is closed")
     try:
-        text = _envelope_json(envelope, indent=out.isatty(), encoding=getattr(out, "encoding", None))
-        out.write(text + "\n")
+        out.write(text(out) + "\n")
         out.flush()
     except BrokenPipeError:
         raise
@@ -455,12 +475,17 @@ def _print_envelope(envelope: Any) -> int:
     return EXIT_OK
 
 
+# Control characters that are not whitespace (which split() takes out):
+# ESC sequences in a message the server chose would be run by a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _fail(status: int, message: str) -> int:
-    # One line, whatever the message holds; none when stderr is closed,
-    # the status still says what happened.
+    # One line, whatever the message holds, with no control character;
+    # none when stderr is closed, the status still says what happened.
     if sys.stderr is not None:
         try:
-            sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+            sys.stderr.write(f"{PROG}: {_CONTROL.sub('?', ' '.join(message.split()))}\n")
             sys.stderr.flush()
         except OSError:
             pass
@@ -559,7 +584,11 @@ def _main(argv: Sequence[str] | None) -> int:
         except genauth_c.APIError as e:
             envelope = e.response if e.response is not None else _withheld(e)
         except genauth_c.AuthError as e:
-            if e.status_code != 429 and (e.status_code or 0) < 500:
+            # An answer withheld for quoting the secret has no statusCode,
+            # and a server's may be no number ("503"): its HTTP status then
+            # says whether the endpoint failed.
+            code = e.status_code if isinstance(e.status_code, (int, float)) else e.http_status
+            if code != 429 and (code or 0) < 500:
                 return _fail(EXIT_AUTH, f"authentication failed: {e}")
             # Throttled or failing, the token endpoint refused no keys: a
             # script reading 4 would stop retrying and check its

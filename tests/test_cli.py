@@ -200,6 +200,67 @@ def test_a_throttled_or_failing_token_endpoint_is_not_an_authentication_failure(
     assert "authentication failed" not in out.stderr
 
 
+def test_a_failing_token_endpoint_that_quotes_the_secret_is_not_an_authentication_failure():
+    """A failing token endpoint whose answer echoes the request (the secret
+    in it) is withheld whole by the client: its AuthError has no envelope,
+    so no statusCode, only the HTTP status. That answer was taken for a
+    refusal of the keys (exit 4, "authentication failed"); HTTP 503 says it
+    refused nothing: exit 1, as for its envelope when it can be shown, with
+    what can be printed of it (nothing is known of its statusCode)."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json({"statusCode": 503, "apiCode": 1500, "requestId": "r1",
+                                       "message": f"busy: {{'accessKeySecret': '{SK}'}}"},
+                                      status=503)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout) == {"statusCode": None}
+    assert "token endpoint" in one_line(out.stderr) and "not shown" in out.stderr
+    assert "authentication failed" not in out.stderr
+    assert SK not in out.stdout + out.stderr
+
+
+def test_a_server_cannot_write_terminal_controls_to_stderr():
+    """A message the server chose (a token refusal's) went to stderr with
+    its control characters as sent: ESC sequences, which a terminal runs
+    (a title set, the screen cleared; stdout's JSON escapes them). They are
+    written as '?', as in the DEBUG lines."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json(
+        {"statusCode": 401, "apiCode": 1, "message": "bad\x1b]0;title\x07 key\x9b2J\x00"})
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 4, out.stderr
+    assert one_line(out.stderr) == ("genauth-c: authentication failed: the token endpoint "
+                                    "refused: bad?]0;title? key?2J (HTTP 200)\n")
+
+
+@pytest.mark.parametrize("status_code, http_status, expected", [
+    ("503", 200, 4), ([503], 200, 4), ("busy", 503, 1)])
+def test_a_token_refusal_whose_status_code_is_no_number(status_code, http_status, expected):
+    """A token endpoint's statusCode is the server's to choose: one that is
+    no number ("503") was compared with 500 and ended the command in a
+    TypeError traceback. The HTTP status decides then, as when there is
+    none."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json({"statusCode": status_code, "message": "no",
+                                       "requestId": "r1"}, status=http_status)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == expected, out.stderr
+    assert "token endpoint" in one_line(out.stderr)
+    if expected == 1:
+        assert json.loads(out.stdout)["statusCode"] == status_code
+    else:
+        assert out.stdout == "" and out.stderr.startswith("genauth-c: authentication failed: ")
+
+
 @pytest.mark.parametrize("auth", ["token", "signature"])
 @pytest.mark.parametrize("status", [403, 401])
 def test_an_answer_quoting_the_credential_is_not_printed(auth, status):
@@ -281,6 +342,70 @@ def test_the_secret_from_stdin_without_a_terminal_prints_no_warnings(emulator):
               env=environment(), stdin="", start_new_session=True)
     assert out.returncode == 2
     assert out.stderr == "genauth-c: error: no access key secret given\n"
+
+
+def test_the_secret_from_stdin_is_read_as_a_secret_file_is(emulator, tmp_path):
+    """Without a terminal, the prompt's line of stdin had no limit: stdin
+    with no line end (< /dev/zero, a wrong file) was read until memory ran
+    out, ending in a MemoryError traceback. It is read as a secret file is:
+    refused past 64 KiB, naming stdin; a byte order mark dropped, bytes
+    that are not UTF-8 named by their offset, never quoted."""
+    def prompt(stdin):
+        return subprocess.run(
+            [sys.executable, "-m", "genauth_c", "trigger", "wh1", "--access-key-id", AK,
+             "--host", emulator.url], env=environment(), stdin=stdin, capture_output=True,
+            timeout=60, start_new_session=True)
+
+    # A file, not /dev/zero itself: unfixed, that would fill the memory.
+    for content, message in [(b"x" * (1 << 20), "stdin is larger than 65536 bytes"),
+                             (b"SEC\xffRET\n", "stdin is not UTF-8 text (byte 3)"),
+                             (b"\xef\xbb\xbf" + SK.encode() + b"\r\n", None)]:
+        path = tmp_path / "stdin"
+        path.write_bytes(content)
+        with open(path, "rb") as stdin:
+            out = prompt(stdin)
+        if message is None:
+            assert (out.returncode, out.stderr) == (0, b""), out.stderr
+        else:
+            assert out.returncode == 2
+            assert one_line(out.stderr.decode()) == f"genauth-c: error: access key secret: {message}\n"
+    assert emulator.token_fetches == 1
+
+
+def test_a_secret_typed_at_the_prompt_with_a_space_at_an_end_is_refused(emulator):
+    """At a terminal, a secret typed or pasted with a space at either end
+    was sent as is and refused as a wrong key (exit 4), where a secret file
+    or stdin holding it is refused before anything is sent: so is the
+    prompt's answer, naming it."""
+    env = environment(GENAUTH_HOST=emulator.url)
+    pid, fd = pty.fork()  # the child's controlling terminal: getpass asks there
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "genauth_c", "trigger", "wh1",
+                                   "--access-key-id", AK], env)
+    out = b""
+    try:
+        while b"access key secret for" not in out:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, out
+            out += os.read(fd, 4096)
+        os.write(fd, SK.encode() + b" \n")
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, out
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # the child has ended: its side closed
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    text = out.decode().replace("\r\n", "\n")
+    assert os.waitstatus_to_exitcode(status) == 2, text
+    assert "genauth-c: error: access key secret: the prompt's answer begins or ends with a space\n" in text
+    assert SK not in text and not emulator.requests
 
 
 def test_options_reach_the_client(emulator):
@@ -591,6 +716,10 @@ def test_secret_file_line_ends_and_byte_order_mark(emulator, tmp_path, content):
     (b"SEC\xffRET\n", "is not UTF-8 text (byte 3)"),  # the byte itself is not shown
     (SK.encode() + b"\nsecond line\n", "holds more than one line"),
     (b" \n", "is empty"),
+    # Sent, it was refused by the server as a wrong key (exit 4), where the
+    # same value in GENAUTH_ACCESS_KEY_SECRET is refused before anything is sent.
+    (SK.encode() + b" \r\n", "begins or ends with a space"),
+    (b" " + SK.encode() + b"\n", "begins or ends with a space"),
 ])
 def test_secret_file_refused(emulator, tmp_path, content, message):
     path = tmp_path / "secret"
@@ -726,3 +855,19 @@ def test_version_prints_the_package_and_libcurl():
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout == (f"genauth-c {genauth_c.__version__} "
                           f"(libcurl {genauth_c.curl_version})\n")
+
+
+def test_version_that_cannot_be_written_exits_5():
+    """--version wrote to stdout as no answer is written: closed (>&-), it
+    ended in an AttributeError traceback, failing (/dev/full) in an OSError
+    one, both exit 1. As for an answer: exit 5, the reason on one line."""
+    out = cli_with_fds("--version", env=environment(), redirect=">&-")
+    assert out.returncode == 5
+    assert one_line(out.stderr) == "genauth-c: cannot write the answer: stdout is closed\n"
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "genauth_c", "--version"],
+                             env=environment(), stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    assert out.returncode == 5
+    assert one_line(out.stderr) == ("genauth-c: cannot write the answer to stdout: "
+                                    "No space left on device\n")

@@ -135,6 +135,33 @@ def test_a_server_cannot_break_a_log_line_in_two(debug_log):
                              "statusCode=200 apiCode=- requestId=r??DEBUG"), got
 
 
+def test_a_server_cannot_break_a_log_line_with_a_unicode_line_end(debug_log):
+    """NEL (U+0085, a C1 control), U+2028 and U+2029 end a line too, for
+    Unicode and for str.splitlines() (a log reader in Python): only ASCII's
+    control characters were replaced, so these came into the line as the
+    server sent them."""
+    from rawserver import FakeGenAuth, RawServer, Response
+
+    forged = "DEBUG:genauth_c:token fetch http=200 duration_ms=1.0"
+    fake = FakeGenAuth()
+    with RawServer(fake) as server:
+        fake.token_answer = Response.json(
+            {"statusCode": 401, "apiCode": 1,
+             "message": "bad key\u2028" + forged + "\x85" + forged + "\x9b2J"})
+        with ManagementClient(AK, SK, host=server.url, timeout=5) as client:
+            with pytest.raises(genauth_c.AuthError):
+                client.trigger_webhook("wh1")
+            fake.token_answer = None
+            fake.envelope = {"statusCode": 200, "requestId": "r\u2029" + forged}
+            client.trigger_webhook("wh1")
+    got = lines(debug_log)
+    assert len(got) == 4, got
+    for line in got:
+        assert line.splitlines() == [line], line
+        assert not re.search("[\x80-\x9f]", line), line
+    assert "requestId=r???DEBUG" in got[3], got
+
+
 def test_a_refused_key_pair_is_logged_without_the_answer(emulator, debug_log):
     with ManagementClient(AK, "wrong-" + SK, host=emulator.url) as client:
         with pytest.raises(Exception):
@@ -288,6 +315,49 @@ def test_async_calls_log_as_the_sync_client(emulator, debug_log):
     assert all(requests) and len(requests) == 5, got
     assert [m.group(6) for m in requests] == ["0", "1", "1", "0", "0"], got
     assert all(m.group(1) == "200" for m in requests), got
+
+
+def test_a_cancelled_async_call_is_logged(debug_log):
+    """An async call cancelled once its request was sent (task.cancel(),
+    asyncio.wait_for or timeout() running out, a batch that stops) wrote
+    no line at all, where a sync call that Ctrl-C stops writes its
+    failed=INTERRUPTED line: the request the server got had none. Each
+    writes that line now, a batch's calls each their own."""
+    import threading
+
+    from rawserver import FakeGenAuth, RawServer
+
+    arrived, release = threading.Semaphore(0), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path:
+            arrived.release()
+            release.wait(60)
+        return fake(req)
+
+    fake = FakeGenAuth()
+    with RawServer(handler) as server:
+        async def main():
+            async with AsyncManagementClient(AK, SK, host=server.url, timeout=60) as client:
+                loop = asyncio.get_running_loop()
+                for call, sent in ((client.trigger_webhook("wh1"), 1),
+                                   (client.trigger_webhooks([{"webhook_id": "wh1"}] * 2), 2)):
+                    task = asyncio.ensure_future(call)
+                    for _ in range(sent):  # the server has the request
+                        await loop.run_in_executor(None, arrived.acquire)
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+
+        try:
+            asyncio.run(main())
+        finally:
+            release.set()
+    got = [line for line in lines(debug_log) if not line.startswith("token fetch")]
+    assert len(got) == 3, got
+    for line in got:
+        assert re.match(r"^POST /api/v3/trigger-webhook failed=INTERRUPTED http=0 "
+                        r"duration_ms=\d+\.\d retries=0: the call was cancelled$", line), got
 
 
 def test_async_failures_are_logged(debug_log):

@@ -1111,23 +1111,38 @@ Call_start(CallObject *self, PyObject *future)
     Py_RETURN_NONE;
 }
 
-/* cancel(): the call's transfer leaves libcurl now; nothing when it ended. */
+/* cancel(): the call's transfer leaves libcurl now; nothing when it ended.
+ * Its DEBUG line, as for a sync call that Ctrl-C stops: its request may
+ * have reached the server. */
 static PyObject *
 Call_cancel(CallObject *self, PyObject *Py_UNUSED(ignored))
 {
     EngineObject *engine = self->engine;
+    genauth_error err;
+    int cancelled = 0;
     if (!self->evcall)
         Py_RETURN_NONE; /* ended, or never started */
     if (engine_enter(engine) < 0)
         return NULL;
+    genauth_error_init(&err);
     /* Ended meanwhile, while another thread closed the engine. */
     if (self->evcall && engine->ev) {
+        genauth_error_set(&err, GENAUTH_E_INTERRUPTED,
+                          "the call was cancelled");
+        genauth_evcall_record(self->evcall, &err);
         genauth_evloop_cancel(engine->ev, self->evcall);
         self->evcall = NULL;
-        Py_DECREF(self); /* the engine's reference */
+        cancelled = 1;
+        Py_DECREF(self); /* the engine's reference; the caller holds one */
     }
     if (engine_leave(engine) < 0)
         return NULL;
+    /* Outside the engine: a handler may make calls of its own. */
+    if (cancelled &&
+        genauth_log_request(engine->st, genauth_op_method(self->req.op),
+                            genauth_op_path(self->req.op),
+                            GENAUTH_E_INTERRUPTED, NULL, &err) < 0)
+        return NULL; /* Ctrl-C while a log handler ran */
     Py_RETURN_NONE;
 }
 

@@ -149,15 +149,38 @@ emit(genauth_module_state *st, const char *level, PyObject *line)
     Py_XDECREF(r);
 }
 
+/* The length of the control character that begins UTF-8 text `s` (a
+ * NUL-terminated string), 0 when it begins with none: ASCII's, the C1
+ * controls U+0080-U+009F (NEL among them), and U+2028 and U+2029, which
+ * Unicode and str.splitlines() take for line ends too. */
+static size_t
+control_length(const unsigned char *s)
+{
+    if (s[0] < 0x20 || s[0] == 0x7f)
+        return 1;
+    if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+        return 2;
+    if (s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9))
+        return 3;
+    return 0;
+}
+
 /* A value the server chose (a requestId, an error message quoting the
- * server's), copied with control characters replaced, so that it cannot
- * break a log line in two. */
+ * server's), copied with control characters replaced, a '?' a byte, so
+ * that it cannot break a log line in two. */
 static void
 printable(const char *in, char *out, size_t size)
 {
     size_t n = 0;
-    for (; in && in[n] && n + 1 < size; n++)
-        out[n] = (unsigned char)in[n] < 0x20 || in[n] == 0x7f ? '?' : in[n];
+    while (in && in[n] && n + 1 < size) {
+        size_t control = control_length((const unsigned char *)in + n);
+        if (!control) {
+            out[n] = in[n];
+            n++;
+        }
+        for (; control && n + 1 < size; control--)
+            out[n++] = '?';
+    }
     out[n] = '\0';
 }
 

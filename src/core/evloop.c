@@ -1280,6 +1280,13 @@ genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
     }
 }
 
+void
+genauth_evcall_record(const genauth_evcall *call, genauth_error *err)
+{
+    genauth_call_record(NULL, err, call->started,
+                        (unsigned)(call->attempt + call->retries));
+}
+
 int
 genauth_evloop_forked(const genauth_evloop *ev)
 {

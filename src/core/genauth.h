@@ -511,6 +511,9 @@ genauth_status genauth_evloop_start(genauth_evloop *ev,
  * a request already under way loses its connection, which is closed rather
  * than reused); `done` will not run. */
 void genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call);
+/* How a call that has not ended went so far, into err->stats: for the line
+ * of a call about to be cancelled. */
+void genauth_evcall_record(const genauth_evcall *call, genauth_error *err);
 /* Nonzero in a child forked since `ev` was made (see above). */
 int genauth_evloop_forked(const genauth_evloop *ev);
 /* Calls started and not yet ended or cancelled (for tests). */
