@@ -1380,6 +1380,49 @@ def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     assert left == 0
 
 
+def test_a_call_cancelled_while_it_rests_leaves_the_timer_to_the_other(emu):
+    """Two calls rest, the first until Retry-After 300 s, the second until
+    100 s: the engine's timer is armed for the second's time. Cancelling the
+    second left it there (want_timer only moves it earlier, and nothing was
+    left to disarm), so the loop woke then for nothing; it is armed for the
+    first's time. Told apart by the retry times alone (the client's timeout,
+    10,000 s, is what libcurl's timer waits for while a call is in flight)."""
+    async def rest(client, retry_after, below):
+        """A call that rests until retry_after s on, and the loop's timer
+        handle for it: the first one due before `below` (loop time) and
+        more than 50 s on."""
+        emu.throttle_next_calls = 1
+        emu.throttle_retry_after = retry_after
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(client.trigger_webhook("wh"))
+        for _ in range(1000):  # until the call rests, 10 s at most
+            due = [h for h in pending_timers(loop)
+                   if loop.time() + 50 < h.when() < below]
+            if emu.throttle_next_calls == 0 and due:
+                return task, due[0]
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the call never rested: {pending_timers(loop)}")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with AsyncManagementClient(AK, SK, host=emu.url,
+                                         timeout=10_000) as client:
+            first, first_timer = await rest(client, 300, loop.time() + 5000)
+            second, second_timer = await rest(client, 100, first_timer.when())
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            left = pending_timers(loop)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            return second_timer, left
+
+    second_timer, left = run(main())
+    assert len(left) == 1 and left[0] is not second_timer
+    assert left[0].when() > second_timer.when()
+
+
 # ---- the token's early refresh: the sync client's rule (token.c) ---------
 
 def test_past_the_refresh_point_calls_go_on_with_the_valid_token(
