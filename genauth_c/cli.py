@@ -503,6 +503,13 @@ def _withheld(e: Any) -> dict[str, Any]:
     return envelope
 
 
+def _failing(status: Any) -> bool:
+    """Whether an HTTP status or a statusCode says throttled (429) or
+    failing (5xx). The token endpoint's statusCode is whatever its JSON
+    holds (a str, or none: a gateway's 502 page), so it may be no int."""
+    return type(status) is int and (status == 429 or status >= 500)
+
+
 def _exit_status(envelope: Any) -> int:
     code = envelope.get("statusCode") if isinstance(envelope, dict) else None
     if code == 200:
@@ -584,11 +591,7 @@ def _main(argv: Sequence[str] | None) -> int:
         except genauth_c.APIError as e:
             envelope = e.response if e.response is not None else _withheld(e)
         except genauth_c.AuthError as e:
-            # An answer withheld for quoting the secret has no statusCode,
-            # and a server's may be no number ("503"): its HTTP status then
-            # says whether the endpoint failed.
-            code = e.status_code if isinstance(e.status_code, (int, float)) else e.http_status
-            if code != 429 and (code or 0) < 500:
+            if not _failing(e.status_code) and not _failing(e.http_status):
                 return _fail(EXIT_AUTH, f"authentication failed: {e}")
             # Throttled or failing, the token endpoint refused no keys: a
             # script reading 4 would stop retrying and check its

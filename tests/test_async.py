@@ -1362,10 +1362,15 @@ def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     async def main():
         loop = asyncio.get_running_loop()
         async with AsyncManagementClient(AK, SK, host=emu.url,
-                                         timeout=60) as client:
+                                         timeout=10_000) as client:
             task = asyncio.ensure_future(client.trigger_webhook("wh"))
             for _ in range(1000):  # until the call rests, 10 s at most
-                if emu.throttle_next_calls == 0 and pending_timers(loop):
+                # Its timer is the retry's, 30 s on, not libcurl's for the
+                # request in flight (the timeout, 10,000 s on): cancelled
+                # in flight, the call would leave no timer, fix or not.
+                if emu.throttle_next_calls == 0 and any(
+                        h.when() < loop.time() + 5000
+                        for h in pending_timers(loop)):
                     break
                 await asyncio.sleep(0.01)
             resting = len(pending_timers(loop))
@@ -1378,6 +1383,49 @@ def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     assert resting == 1  # the retry's time: the test saw the call rest
     assert calls == 0
     assert left == 0
+
+
+def test_a_call_cancelled_while_it_rests_leaves_the_timer_to_the_other(emu):
+    """Two calls rest, the first until Retry-After 300 s, the second until
+    100 s: the engine's timer is armed for the second's time. Cancelling the
+    second left it there (want_timer only moves it earlier, and nothing was
+    left to disarm), so the loop woke then for nothing; it is armed for the
+    first's time. Told apart by the retry times alone (the client's timeout,
+    10,000 s, is what libcurl's timer waits for while a call is in flight)."""
+    async def rest(client, retry_after, below):
+        """A call that rests until retry_after s on, and the loop's timer
+        handle for it: the first one due before `below` (loop time) and
+        more than 50 s on."""
+        emu.throttle_next_calls = 1
+        emu.throttle_retry_after = retry_after
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(client.trigger_webhook("wh"))
+        for _ in range(1000):  # until the call rests, 10 s at most
+            due = [h for h in pending_timers(loop)
+                   if loop.time() + 50 < h.when() < below]
+            if emu.throttle_next_calls == 0 and due:
+                return task, due[0]
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the call never rested: {pending_timers(loop)}")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with AsyncManagementClient(AK, SK, host=emu.url,
+                                         timeout=10_000) as client:
+            first, first_timer = await rest(client, 300, loop.time() + 5000)
+            second, second_timer = await rest(client, 100, first_timer.when())
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            left = pending_timers(loop)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            return second_timer, left
+
+    second_timer, left = run(main())
+    assert len(left) == 1 and left[0] is not second_timer
+    assert left[0].when() > second_timer.when()
 
 
 # ---- the token's early refresh: the sync client's rule (token.c) ---------
@@ -1961,18 +2009,20 @@ def test_the_engine_refuses_keyword_arguments_with_a_type_error(fake):
 
 # A DNS server on 127.0.0.1:53 of a network namespace of the test's own (so
 # no query can leave the machine) that holds every query until it reads a
-# line on stdin, or for HOLD seconds, then refuses the name (NXDOMAIN). It
-# runs in a process of its own: a client that blocks its loop blocks every
+# line on stdin, then refuses the name (NXDOMAIN). It never answers on its
+# own: a client that waits for the answer (the bug) never returns before
+# it is told to, however fast or slow the machine, and the resolver gives
+# up only past the test's subprocess timeout (resolv.conf below). It runs
+# in a process of its own: a client that blocks its loop blocks every
 # thread of its process that needs the GIL. It prints "asked NAME" as a
 # query comes, and for each line read "released" (it held queries until
-# then) or "timed out" (it had answered them on its own).
+# then) or "nothing held".
 DNS_HOLDER = r"""
-import select, socket, sys, time
-HOLD = 8.0
+import select, socket, sys
 dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 dns.bind(("127.0.0.1", 53))
 print("ready", flush=True)
-held, deadline = [], None
+held = []
 
 def answer():
     for q, addr in held:  # NXDOMAIN
@@ -1980,24 +2030,19 @@ def answer():
     held.clear()
 
 while True:
-    wait = None if not held else max(0, deadline - time.monotonic())
-    ready, _, _ = select.select([dns, sys.stdin], [], [], wait)
+    ready, _, _ = select.select([dns, sys.stdin], [], [])
     if dns in ready:
         q, addr = dns.recvfrom(512)
         name, i = [], 12
         while q[i]:
             name.append(q[i + 1:i + 1 + q[i]].decode())
             i += 1 + q[i]
-        if not held:
-            deadline = time.monotonic() + HOLD
         held.append((q, addr))
         print("asked", ".".join(name), flush=True)
     elif sys.stdin in ready:
         if not sys.stdin.readline():
             sys.exit(0)
-        print("released" if held else "timed out", flush=True)
-        answer()
-    else:
+        print("released" if held else "nothing held", flush=True)
         answer()
 """
 
@@ -2036,7 +2081,7 @@ async def until_asked(name):
 def answer():
     holder.stdin.write("go\n")
     holder.stdin.flush()
-    return wait_for_line(lambda l: l in ("released", "timed out"))
+    return wait_for_line(lambda l: l in ("released", "nothing held"))
 """
 
 # In the namespace: a call whose name is being resolved is cancelled, and a
@@ -2089,8 +2134,7 @@ def network_namespace_refusal():
 
 
 # The same for a call and a batch whose time runs out while the name of
-# their host, or of the token endpoint, is being resolved (timeout=1; the
-# holder answers on its own after 8 s).
+# their host, or of the token endpoint, is being resolved (timeout=1).
 SLOW_NAME_SYNC_CLIENT = HOLDER_CLIENT + r"""
 out = {}
 for auth in ("signature", "token"):
@@ -2115,7 +2159,9 @@ def run_beside_a_held_dns_server(tmp_path, client_script):
     if refusal:
         pytest.skip(refusal)
     resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
+    # The resolver gives up after 5 x 30 s, past the run's 120 s: a client
+    # that waits for it fails by that timeout, never by a race.
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:5\n")
     r = subprocess.run(
         ["unshare", "-m", "-n", "sh", "-c",
          f"mount --bind {resolv} /etc/resolv.conf && ip link set lo up && "
@@ -2130,7 +2176,7 @@ def test_a_call_out_of_time_while_a_name_resolves_never_waits_for_it(
         tmp_path):
     """A call or a batch of the sync client whose timeout came while the
     name was being resolved returned only once the DNS server had answered
-    (8 s for timeout=1): libcurl joined its resolver thread as the transfer
+    or the resolver gave up (timeout=1): libcurl joined its resolver thread as the transfer
     was removed (CURLOPT_QUICK_EXIT, as below)."""
     assert run_beside_a_held_dns_server(tmp_path, SLOW_NAME_SYNC_CLIENT) == {
         "call, signature": "released", "batch, signature": "released",
@@ -2144,6 +2190,6 @@ def test_a_call_cancelled_or_a_client_closed_while_a_name_resolves_never_waits_f
     CURLOPT_QUICK_EXIT: cancelling such a call, or closing the client under
     its token fetch, blocked the event loop, with the GIL held (every
     thread of the process stopped), until the DNS server answered or the
-    resolver gave up (here the holder's 8 s; 30 s would be resolv.conf's)."""
+    resolver gave up (here never before the run's timeout)."""
     assert run_beside_a_held_dns_server(tmp_path, SLOW_NAME_CLIENT) == {
         "cancel": "released", "watched": {}, "aclose": "released"}

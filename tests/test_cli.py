@@ -261,6 +261,27 @@ def test_a_token_refusal_whose_status_code_is_no_number(status_code, http_status
         assert out.stdout == "" and out.stderr.startswith("genauth-c: authentication failed: ")
 
 
+@pytest.mark.parametrize("http_status, answer", [
+    (503, {"statusCode": "503", "message": "busy"}),  # a str: no number
+    (502, {"message": "bad gateway"}),                 # a gateway's, no statusCode
+])
+def test_a_failing_token_endpoint_whose_statusCode_is_no_int(http_status, answer):
+    """The token endpoint's statusCode is whatever its JSON holds: a str
+    compared with 500 raised TypeError out of the AuthError handler, a
+    traceback and exit 1; none at all read as refused keys (4), where the
+    HTTP status says the endpoint failed."""
+    fake = FakeGenAuth()
+    fake.token_answer = Response.json(answer, status=http_status)
+    with RawServer(fake) as server:
+        env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
+                          GENAUTH_HOST=server.url)
+        out = cli("trigger", "wh1", env=env)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout) == answer
+    assert "token endpoint" in one_line(out.stderr)
+    assert "Traceback" not in out.stderr
+
+
 @pytest.mark.parametrize("auth", ["token", "signature"])
 @pytest.mark.parametrize("status", [403, 401])
 def test_an_answer_quoting_the_credential_is_not_printed(auth, status):

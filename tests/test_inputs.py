@@ -329,6 +329,17 @@ def test_header_bound_options_up_to_8_kib_are_sent(fake, client_for):
     assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+def test_the_header_options_cap_is_where_a_user_reads_of_them():
+    # 8 KiB was refused with ValueError, and neither help() nor the
+    # README's option table, which give lang's other limits, said so.
+    import pathlib
+    assert "8 KiB" in " ".join(ManagementClient.__doc__.split())
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines()
+            if line.startswith(("| `lang`", "| `tenant_id`", "| `access_key_id`"))]
+    assert len(rows) == 3 and all("8 KiB" in row for row in rows), rows
+
+
 class Plain:
     pass
 

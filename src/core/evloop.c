@@ -1272,11 +1272,14 @@ genauth_evloop_cancel(genauth_evloop *ev, genauth_evcall *call)
         if (freed && ev->fd_waiting)
             wake_fd_waiting(ev, 1);
         settle(ev);
-        /* The timer may be armed for this call's retry time or deadline
-         * (want_timer moves it only earlier): armed for what is still
-         * wanted, or disarmed, rather than wake an idle loop for nothing. */
-        if (timed && !ev->closed)
+        /* The timer may be armed for this call's retry time or deadline:
+         * armed for what is still wanted, or disarmed, rather than wake the
+         * loop for nothing. Disarmed first: want_timer moves it only
+         * earlier, and another call's later time would leave it there. */
+        if (timed && !ev->closed) {
+            want_timer(ev, -1);
             arm_timer(ev);
+        }
     }
 }
 
