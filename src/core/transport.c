@@ -820,9 +820,11 @@ genauth_conn_setup(genauth_conn *conn, const genauth_call_plan *plan,
     CURLcode rc = CURLE_OK;
 
     double left = deadline - genauth_now();
-    if (left <= 0)
-        return genauth_error_timeout(err, "no time was left to send the "
-                                          "request");
+    if (left <= 0) {
+        genauth_error_timeout(err, "no time was left to send the request");
+        genauth_error_name_url(err, plan->url);
+        return GENAUTH_E_TIMEOUT;
+    }
     long left_ms = timeout_ms(left);
     /* Before the options: a failure to set them is named by this
      * transfer's state (nothing sent, no error text), not the last one's. */

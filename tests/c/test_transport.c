@@ -448,6 +448,33 @@ test_a_request_too_large_to_build_is_not_named_the_answers_header_line(void)
         close(server);
 }
 
+/* A call whose time ran out before its request could go out (a retry's
+ * wait, a token fetch took it all): its TimeoutError names the URL, as
+ * one that ran out in the transfer does, without the query string. */
+static void
+test_no_time_left_to_send_names_the_url(void)
+{
+    genauth_client *c = client_of("http://127.0.0.1:1");
+    genauth_conn *conn = c ? genauth_conn_new(c, NULL) : NULL;
+    genauth_error err;
+
+    genauth_error_init(&err);
+    CHECK(conn != NULL);
+    if (conn) {
+        genauth_call_plan plan = {
+            .is_get = 1, .url = "http://127.0.0.1:1/api/v3/get-webhook?x=1"};
+        CHECK(genauth_conn_setup(conn, &plan, genauth_now() - 1, &err) ==
+              GENAUTH_E_TIMEOUT);
+        CHECK(strcmp(err.message, "http://127.0.0.1:1/api/v3/get-webhook: "
+                                  "the call timed out: no time was left to "
+                                  "send the request") == 0);
+        CHECK(err.curl_code == CURLE_OPERATION_TIMEDOUT);
+        genauth_conn_free(conn);
+    }
+    genauth_error_clear(&err);
+    genauth_client_free(c);
+}
+
 int
 main(void)
 {
@@ -467,6 +494,7 @@ main(void)
     test_a_connection_given_out_before_its_entry_is_in_use();
     test_a_cut_token_answer_is_wiped();
     test_a_request_too_large_to_build_is_not_named_the_answers_header_line();
+    test_no_time_left_to_send_names_the_url();
     curl_global_cleanup(); /* the core's init */
     curl_global_cleanup(); /* this file's */
     return check_summary("test_transport");
