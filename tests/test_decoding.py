@@ -198,3 +198,28 @@ def test_a_key_given_twice_counts_as_its_last_value(fake, client_for):
     result = client.trigger_webhook("wh1")
     assert result == {"statusCode": 200, "message": "ok", "data": {"response": 2}}
     assert client.token_fetches == 1
+
+
+def test_a_business_error_nested_too_deep_to_show_is_still_an_apierror(
+        fake, client_for):
+    """With raise_for_status, the message of an APIError shows the
+    envelope's statusCode and message; a message nested about as deep as
+    JSON may be (the server's choice) cannot be shown by repr() from a
+    caller some frames deep, and its RecursionError came out of the call,
+    and out of a batch, losing its other calls' results."""
+    body = (b'{"statusCode":400,"message":' + b"[" * 990 + b"]" * 990 +
+            b',"requestId":"r1"}')
+    answer_with(fake, body)
+    client = client_for(fake.server.url, raise_for_status=True)
+
+    def at_depth(n, call):
+        return call() if n == 0 else at_depth(n - 1, call)
+
+    with pytest.raises(genauth_c.APIError) as caught:
+        at_depth(100, lambda: client.trigger_webhook("wh1"))
+    assert caught.value.status_code == 400
+    assert caught.value.request_id == "r1"
+    outcomes = at_depth(100, lambda: client.trigger_webhooks(
+        [{"webhook_id": "a"}, {"webhook_id": "b"}]))
+    assert [type(o) for o in outcomes] == [genauth_c.APIError] * 2
+    assert outcomes[0].status_code == 400

@@ -467,6 +467,31 @@ def test_an_int_past_the_digit_limit_fails_with_its_path(
     assert fake.server.requests == []
 
 
+@pytest.mark.parametrize("method, args, name", [
+    ("list_webhooks", (), "page"),
+    ("get_webhook_logs", ("wh1",), "limit"),
+])
+def test_a_page_or_limit_far_below_one_is_named(fake, client_for, method,
+                                                 args, name):
+    """A negative int past sys.get_int_max_str_digits() is refused naming
+    its argument, as any int below 1 is; quoting it raised Python's own
+    'Exceeds the limit (4300 digits)' ValueError, naming nothing."""
+    client = client_for(fake.server.url)
+    with pytest.raises(ValueError) as info:
+        getattr(client, method)(*args, **{name: -10**5000})
+    assert str(info.value).startswith(f"{name}: must be a positive int, got ")
+    assert fake.server.requests == []
+
+
+def test_a_batch_s_int_key_past_the_digit_limit_is_named(fake, client_for):
+    """As above, for the unexpected key of a batch's call."""
+    client = client_for(fake.server.url)
+    with pytest.raises(TypeError) as info:
+        client.trigger_webhooks([{"webhook_id": "wh1", 10**5000: 1}])
+    assert str(info.value).startswith("calls[0]: unexpected key ")
+    assert fake.server.requests == []
+
+
 def test_positional_order_matches_the_official_sdk(fake):
     client = ManagementClient(AK, SK, fake.server.url, 5.0, "zh-CN", False)
     client.trigger_webhook("wh1")

@@ -521,6 +521,30 @@ def test_ctrl_c_in_a_handler_of_the_token_fetch_is_not_lost(
         assert client.trigger_webhook("wh1")["statusCode"] == 200
 
 
+@pytest.fixture
+def interrupting_warning_handler():
+    yield from interrupting_handler_on("TLS certificates are not verified")
+
+
+def test_ctrl_c_in_a_handler_of_the_unverified_tls_warning_comes_out(
+        interrupting_warning_handler):
+    """As on a request's line: Ctrl-C that lands in a handler of the
+    warning a client made with use_unverified_ssl=True writes comes out of
+    the constructor, which makes no client. It was reported as the
+    handler's failure and dropped, and the client made."""
+    with pytest.raises(KeyboardInterrupt):
+        ManagementClient(AK, SK, host="https://127.0.0.1:9",
+                         use_unverified_ssl=True)
+    client = ManagementClient.__new__(ManagementClient)
+    with pytest.raises(KeyboardInterrupt):
+        client.__init__(AK, SK, host="https://127.0.0.1:9",
+                        use_unverified_ssl=True)
+    assert client.closed  # not initialised: __init__ may be called again
+    client.__init__(AK, SK, host="https://127.0.0.1:9")
+    assert not client.closed
+    client.close()
+
+
 def test_ctrl_c_in_a_handler_comes_out_of_an_async_batch(emulator,
                                                           interrupting_handler):
     """The same for an AsyncManagementClient's batch, on a loop that leaves

@@ -436,6 +436,30 @@ def test_init_reentered_from_argument_conversion(fake, certificate, hook):
         client.close()
 
 
+def test_a_batch_on_an_uninitialised_client_runs_none_of_its_calls(fake):
+    """As a single call: an uninitialised client refuses a batch before its
+    calls are read. They were read first, as the client then was (its
+    payloads converted for a client that does not sign), and a generator
+    that initialised it with auth='signature' meanwhile had the batch send
+    its calls to a signing client, each ending with ValueError ('a written
+    body cannot be signed')."""
+    client = ManagementClient.__new__(ManagementClient)
+    ran = []
+
+    def calls():
+        ran.append(True)
+        client.__init__(AK, SK, host=fake.server.url, auth="signature")
+        yield {"webhook_id": "wh1", "request_body": {"n": 1}}
+
+    try:
+        with pytest.raises(RuntimeError, match="__init__ was not called"):
+            client.trigger_webhooks(calls())
+        assert ran == []
+        assert fake.server.requests == []
+    finally:
+        client.close()
+
+
 def test_init_hook_exceptions_come_out_unchanged(certificate):
     class Path:
         def __fspath__(self):

@@ -63,6 +63,54 @@ def test_a_signal_handler_runs_during_the_call_and_may_let_it_continue(
         signal.signal(signal.SIGUSR1, previous)
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["call", "batch"])
+def test_a_signal_handler_may_call_the_client_whose_token_fetch_it_interrupted(
+        fake, client_for, batch):
+    """A signal handler runs while the call it interrupted waits for the
+    token endpoint, on that call's thread: a call of its own on the same
+    client waited for that fetch, which cannot go on until the handler
+    returns, so both calls ended with TimeoutError. It fetches a token of
+    its own instead."""
+    arrived, handled = threading.Event(), threading.Event()
+
+    def handler(req):
+        if "get-management-token" in req.path and not arrived.is_set():
+            arrived.set()
+            handled.wait(30)  # the interrupted fetch: answered afterwards
+        return fake(req)
+
+    fake.server.handler = handler
+    client = client_for(fake.server.url, timeout=10)
+    nested = []
+
+    def on_usr1(*args):
+        try:
+            nested.append(client.get_webhook("wh2")["statusCode"])
+        except Exception as exc:  # noqa: BLE001 - compared below
+            nested.append(exc)
+        finally:
+            handled.set()
+
+    def fire():
+        if arrived.wait(30):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, on_usr1)
+    sender = threading.Thread(target=fire, daemon=True)
+    try:
+        sender.start()
+        if batch:
+            outcome = client.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+        else:
+            outcome = client.trigger_webhook("wh1")
+        sender.join(timeout=30)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        handled.set()
+    assert nested == [200]
+    assert outcome["statusCode"] == 200
+
+
 # In a process of its own: the hang this guards against would hold pytest.
 ASYNC_CALL_IN_A_SIGNAL_HANDLER = textwrap.dedent("""
     import asyncio, os, signal, sys, threading

@@ -150,8 +150,11 @@ int genauth_log_request(genauth_module_state *st, const char *method,
  * the line is delivered again inside a blocking call, and held
  * (genauth_hold_interrupt) in the event-loop engine's. */
 void genauth_log_event(const genauth_event *event, void *userdata);
-/* The WARNING for a client made with use_unverified_ssl=True. */
-void genauth_log_unverified(genauth_module_state *st, PyObject *host);
+/* The WARNING for a client made with use_unverified_ssl=True. 0, or -1
+ * with the exception set when Ctrl-C landed in the logging's Python code
+ * (or a handler let out another that is not an Exception), as for
+ * genauth_log_request. */
+int genauth_log_unverified(genauth_module_state *st, PyObject *host);
 
 /* credentials.c: fills whichever of *access_key_id, *access_key_secret,
  * *host is NULL or None (borrowed) from os.environ: GENAUTH_ACCESS_KEY_ID,

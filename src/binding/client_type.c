@@ -415,10 +415,15 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     host = PyUnicode_FromString(genauth_client_base_url(client));
     if (!host || !(masked = mask_key(opts.access_key_id)))
         goto done;
+    /* Before the client is the object's: Ctrl-C in a handler of the
+     * warning comes out of the constructor, as out of a logging call in
+     * Python, and leaves the object uninitialised. */
+    if (unverified && genauth_log_unverified(st, host) < 0)
+        goto done;
 
-    /* 3. The caller's code above (or a finalizer run by an allocation) may
-     * have re-entered __init__: check again, then assign with nothing that
-     * can run Python code in between. */
+    /* 3. The caller's code above (a log handler's too, or a finalizer run
+     * by an allocation) may have re-entered __init__: check again, then
+     * assign with nothing that can run Python code in between. */
     if (self->client) {
         PyErr_SetString(PyExc_RuntimeError,
                         "ManagementClient is already initialised; make a "
@@ -438,8 +443,6 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->options, options);
     self->options_given = options_given;
     host = masked = options = NULL;
-    if (unverified)
-        genauth_log_unverified(st, self->host);
     rc = 0;
 
 done:

@@ -111,8 +111,18 @@ genauth_plain_repr(PyObject *obj)
         return PyObject_Repr(obj); /* the singletons' own C repr */
     if (PyFloat_Check(obj))
         return genauth_base_repr(&PyFloat_Type, obj);
-    if (PyLong_Check(obj))
-        return genauth_base_repr(&PyLong_Type, obj);
+    if (PyLong_Check(obj)) {
+        PyObject *r = genauth_base_repr(&PyLong_Type, obj);
+        /* Past sys.get_int_max_str_digits(), int's repr refuses it: the
+         * message says so rather than failing with a ValueError of its
+         * own, which names no argument. */
+        if (!r && PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            r = PyUnicode_FromString("<int of more digits than "
+                                     "sys.get_int_max_str_digits()>");
+        }
+        return r;
+    }
     if (PyBytes_Check(obj))
         return genauth_base_repr(&PyBytes_Type, obj);
     return PyUnicode_FromFormat("<%s object>", GENAUTH_TYPE_NAME(obj));

@@ -67,7 +67,8 @@ cJSON *genauth_py_to_json_object_ex(PyObject *obj,
 /* repr() of `obj` as its base type prints it, for error messages: never the
  * caller's __repr__ (a str subclass, an IntEnum), so building a message
  * runs no caller code and cannot fail with the caller's exception. str,
- * bytes, int, float, bool and None as repr() gives them; anything else as
+ * bytes, int, float, bool and None as repr() gives them (an int past
+ * sys.get_int_max_str_digits() as a placeholder); anything else as
  * "<TypeName object>". New reference, or NULL with an exception set. */
 PyObject *genauth_plain_repr(PyObject *obj);
 

@@ -325,6 +325,14 @@ genauth_api_error_new(genauth_module_state *st, PyObject *envelope,
         goto done;
     msg = PyUnicode_FromFormat("statusCode %R: %S", code ? code : Py_None,
                                text ? text : Py_None);
+    /* The server chose them: a list nested about as deep as JSON may be
+     * is past what repr() can walk from a caller some frames deep. Still
+     * the APIError, whose .response holds them. */
+    if (!msg && PyErr_ExceptionMatches(PyExc_RecursionError)) {
+        PyErr_Clear();
+        msg = PyUnicode_FromString("statusCode or message nested too deep "
+                                   "to show; see .response");
+    }
     if (!msg)
         goto done;
     exc = genauth_call_one(st->APIError, msg);

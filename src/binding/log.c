@@ -327,7 +327,7 @@ genauth_log_event(const genauth_event *event, void *userdata)
     genauth_wait_leave_python(entered);
 }
 
-void
+int
 genauth_log_unverified(genauth_module_state *st, PyObject *host)
 {
     emit(st, "warning",
@@ -335,5 +335,5 @@ genauth_log_unverified(genauth_module_state *st, PyObject *host)
                               "(use_unverified_ssl=True): anyone on the path "
                               "can read and change the traffic",
                               host));
-    report_failure(st);
+    return report_failure_but_interrupts(st);
 }

@@ -627,13 +627,17 @@ Client_trigger_webhooks(PyObject *self, PyObject *const *args,
     genauth_status status;
 
     genauth_error_init(&err);
-    if (!st || genauth_batch_params(0, genauth_client_signs_payloads(self),
-                                    args, nargs, kwnames, &br.params, &n,
-                                    &concurrency) < 0)
+    /* Before the calls are read, as a single call's arguments are: their
+     * payloads are converted for this client (signing or not), which the
+     * caller's code they run (a generator) could otherwise initialise
+     * meanwhile. Closed meanwhile, the core refuses the batch. */
+    genauth_client *client =
+        st ? live_client(self, st, &br.raise_for_status) : NULL;
+    if (!client ||
+        genauth_batch_params(0, genauth_client_signs_payloads(self), args,
+                             nargs, kwnames, &br.params, &n,
+                             &concurrency) < 0)
         return NULL;
-    genauth_client *client = live_client(self, st, &br.raise_for_status);
-    if (!client)
-        goto done;
     br.items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*br.items));
     br.outcomes = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*br.outcomes));
     if (!br.items || !br.outcomes) {

@@ -428,6 +428,12 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t changed;
     int refreshing;        /* one thread is fetching; the others wait */
+    /* The thread fetching in refresh(), when `fetcher_set`. A call made on
+     * that very thread while its fetch waits (a signal handler's, run by
+     * the fetch's interrupt check) must not wait for it: that fetch goes on
+     * only once the call returns. It fetches a token of its own. */
+    pthread_t fetcher;
+    int fetcher_set;
     char *token;           /* secret: never printed */
     char *userpool_id;
     double expires_at;     /* monotonic seconds */

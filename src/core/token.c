@@ -43,6 +43,7 @@ genauth_token_cache_after_fork(genauth_token_cache *t)
     pthread_mutex_init(&t->mu, NULL);
     genauth_cond_init_monotonic(&t->changed);
     t->refreshing = 0;
+    t->fetcher_set = 0;
 }
 
 void
@@ -470,15 +471,21 @@ refresh(genauth_client *c, genauth_conn *conn, double deadline, int early,
     /* An early refresh leaves this call half its time for its own request
      * should the token endpoint hang. */
     double fetch_deadline = early ? now + (deadline - now) / 2 : deadline;
+    /* This thread's own fetch, when this call was made under it (see
+     * fetcher): still in flight once this one is done. */
+    int outer = t->refreshing;
 
     t->refreshing = 1;
+    t->fetcher = pthread_self();
+    t->fetcher_set = 1;
     pthread_mutex_unlock(&t->mu);
     genauth_status st = fetch_token(c, conn, fetch_deadline, &token,
                                     &userpool_id, &lifetime, &refusal,
                                     &refusal_len, report, err);
     double fetched_at = genauth_client_now(c); /* the token clock */
     pthread_mutex_lock(&t->mu);
-    t->refreshing = 0;
+    t->refreshing = outer;
+    t->fetcher_set = outer;
     t->completed++;
     forget_failure(t);
     pthread_cond_broadcast(&t->changed);
@@ -578,7 +585,8 @@ genauth_token_prepare(genauth_client *c, genauth_conn *conn, double deadline,
             st = err->status;
             goto done;
         }
-        if (!t->refreshing) {
+        if (!t->refreshing ||
+            (t->fetcher_set && pthread_equal(t->fetcher, pthread_self()))) {
             st = refresh(c, conn, deadline, valid, &report, err);
             if (st != GENAUTH_OK)
                 goto done;
