@@ -409,16 +409,22 @@ def test_fork_while_threads_sign_calls_the_child_is_not_stuck():
         t.start()
     try:
         for _ in range(100 if SMALL else 500):
+            r, w = os.pipe()
             pid = os.fork()
-            if pid == 0:  # the child: report through the exit status only
+            if pid == 0:  # the child: its exit status, and what it raised
                 code = 1
                 try:
                     client.trigger_webhook("wh1")
                 except genauth_c.TransportError:
                     code = 0
+                except BaseException as e:
+                    os.write(w, f"{type(e).__name__}: {e}".encode()[:4000])
                 finally:
                     os._exit(code)
-            assert wait_child(pid, timeout=10) == 0
+            os.close(w)
+            code = wait_child(pid, timeout=10)
+            with os.fdopen(r, "rb") as raised:
+                assert code == 0, raised.read().decode(errors="replace")
     finally:
         stop.set()
         for t in threads:
