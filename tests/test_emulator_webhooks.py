@@ -331,6 +331,21 @@ def test_an_unreadable_body_is_a_failure_envelope(emu, length, http_status, api_
         assert_error(json.loads(resp.read()), http_status, api_code)
 
 
+@pytest.mark.parametrize("size_line", [b"-1", b"-0", b"+5", b"0x5", b"1_0"])
+def test_a_chunk_size_that_is_not_hex_digits_is_refused(emu, size_line):
+    # int(line, 16) took '-1', and rfile.read(-1) then read until the client
+    # hung up, however much it sent past MAX_BODY_BYTES, and answered nothing.
+    import socket
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:
+        s.sendall(f"POST {E.TRIGGER_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Transfer-Encoding: chunked\r\n\r\n".encode() + size_line + b"\r\n{}\r\n")
+        s.shutdown(socket.SHUT_WR)
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        assert resp.status == 400
+        assert_error(json.loads(resp.read()), 400, E.APICODE_INVALID_ARGUMENT)
+
+
 @pytest.mark.parametrize("content_type,status_code", [
     ("application/json", 200), ("Application/JSON; charset=utf-8", 200),
     ("text/plain", 400), ("application/x-www-form-urlencoded", 400), (None, 400),

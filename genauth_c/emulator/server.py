@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import re
 import socket
 import socketserver
 import struct
@@ -27,6 +28,7 @@ __all__ = ["BackgroundServer", "BaseHandler", "TrackingServer"]
 # A client that hangs up is not the server's error.
 _DISCONNECTS = (ConnectionError, TimeoutError)
 _Self = TypeVar("_Self", bound="BackgroundServer")
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class TrackingServer(http.server.ThreadingHTTPServer):
@@ -233,11 +235,13 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             if not line:
                 self.close_connection = True
                 return None
-            try:
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
+            digits = line.split(b";")[0].strip() or b"0"
+            # Hex digits only: int() also takes '-1' (then read(-1) reads to
+            # EOF, past MAX_BODY_BYTES), '+1', '0x1' and '1_0'.
+            if not _CHUNK_SIZE_RE.fullmatch(digits):
                 self.plain_error(400)
                 return None
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
