@@ -283,6 +283,46 @@ def test_failed_deliveries_are_logged(emu):
     assert emu.delivery_counts() == {"dead": 1, "slow": 1}
 
 
+def test_a_subscriber_that_never_finishes_answering_is_a_timeout(emu):
+    # webhook_timeout bounded each read, not the delivery: a subscriber
+    # sending its body a byte at a time, for ever, held trigger-webhook (and
+    # the emulator's thread) for ever.
+    import threading
+    from rawserver import RawServer, Response
+    gone = threading.Event()
+
+    def trickle():
+        while not gone.wait(0.05):
+            yield b"x"
+
+    emu.webhook_timeout = 0.5
+    try:
+        with RawServer(lambda req: Response(headers=[("Content-Length", "1000000")], stream=trickle())) as sub:
+            emu.add_webhook("trickle", sub.url)
+            env = api(emu, "POST", E.TRIGGER_PATH, {"webhookId": "trickle"})
+    finally:
+        gone.set()
+    assert_error(env, 602, E.APICODE_SUBSCRIBER_FAILED)
+    log = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "trickle"})["data"]["list"][0]
+    assert (log["success"], log["errorMessage"]) == (False, "ERRTIMEOUT")
+
+
+def test_a_subscriber_answer_past_the_body_cap_is_refused(emu, monkeypatch):
+    # The subscriber's answer was read whole, however large, into memory and
+    # into the delivery log.
+    import importlib
+    from rawserver import RawServer, Response
+    monkeypatch.setattr(importlib.import_module(E.__name__ + ".delivery"), "MAX_BODY_BYTES", 1000, raising=False)
+    with RawServer(lambda req: Response(body=b"x" * 1001)) as sub:
+        emu.add_webhook("big", sub.url)
+        env = api(emu, "POST", E.TRIGGER_PATH, {"webhookId": "big"})
+        assert_error(env, 602, E.APICODE_SUBSCRIBER_FAILED)
+        log = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "big"})["data"]["list"][0]
+        assert (log["success"], log["errorMessage"]) == (False, "EMSGSIZE")
+        sub.handler = lambda req: Response(body=b"x" * 1000)  # up to the cap is an answer
+        assert api(emu, "POST", E.TRIGGER_PATH, {"webhookId": "big"})["data"] == {"response": "x" * 1000}
+
+
 def test_logs_newest_first_and_paginated(emu):
     headers = bearer(emu)
     with E.WebhookReceiver() as rx:
