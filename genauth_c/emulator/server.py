@@ -101,6 +101,11 @@ class BackgroundServer:
     _handler_class: type[BaseHandler]
     _thread_name = "genauth-c-server"
     verbose = False
+    # Seconds a connection may send nothing before it is closed. Without it
+    # a client that connects and goes silent (or sends half a request) held
+    # its thread for ever. 60 s, as servers commonly close idle connections:
+    # the client reuses none idle over 50 s.
+    idle_timeout: float | None = 60.0
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -179,6 +184,10 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "genauth-c-emulator/0.2"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.owner.idle_timeout)
 
     def handle(self) -> None:
         try:
