@@ -386,6 +386,41 @@ def test_a_chunk_size_that_is_not_hex_digits_is_refused(emu, size_line):
         assert_error(json.loads(resp.read()), 400, E.APICODE_INVALID_ARGUMENT)
 
 
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_json_as_deep_as_the_client_sends_is_delivered(emu, receiver, auth):
+    # The client sends a requestBody nested genauth_c.MAX_DEPTH (500) levels;
+    # the signature check's js_stringify failed on it with RecursionError.
+    emu.add_webhook("wh1", receiver.url)
+    data = []
+    for _ in range(498):
+        data = [data]
+    body = {"webhookId": "wh1", "requestBody": {"eventName": "test", "data": data}}  # 500 levels
+    headers = bearer(emu) if auth == "token" else E.signed_headers("POST", E.TRIGGER_PATH, body, AK, SK)
+    status, env = call_json(emu, "POST", E.TRIGGER_PATH, body, headers)
+    assert (status, env["statusCode"]) == (200, 200), env
+    assert receiver.received[0].json["data"] == data
+
+
+@pytest.mark.parametrize("depth", [502, 5000])
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_json_nested_too_deep_is_an_invalid_argument(emu, receiver, depth, auth):
+    # json.loads raised RecursionError past ~1000 levels: a traceback on
+    # stderr and the connection closed with no answer.
+    emu.add_webhook("wh1", receiver.url)
+    depth -= 2  # inside the request's object and requestBody
+    nested = "[" * depth + "]" * depth
+    raw = ('{"webhookId":"wh1","requestBody":{"eventName":"test","data":%s}}' % nested).encode()
+    # Signed over another body: the parse and the check of the signature come first.
+    headers = bearer(emu) if auth == "token" else E.signed_headers("POST", E.TRIGGER_PATH, {}, AK, SK)
+    status, _, data = call(emu, "POST", E.TRIGGER_PATH, headers=headers, raw=raw)
+    assert status == 200
+    assert_error(json.loads(data), 400, E.APICODE_INVALID_ARGUMENT)
+    assert "nested" in json.loads(data)["message"]
+    # The receiver's own parse of a delivery such as this one is no traceback either.
+    status, _, data = call(receiver, "POST", "/hook", raw=raw)
+    assert status == 200
+
+
 @pytest.mark.parametrize("content_type,status_code", [
     ("application/json", 200), ("Application/JSON; charset=utf-8", 200),
     ("text/plain", 400), ("application/x-www-form-urlencoded", 400), (None, 400),
