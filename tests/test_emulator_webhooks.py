@@ -355,6 +355,7 @@ def test_invalid_argument_http_status_knob(emu):
 
 @pytest.mark.parametrize("length,http_status,api_code", [
     ("abc", 400, E.APICODE_INVALID_ARGUMENT),
+    ("0\r\nContent-Length: 2", 400, E.APICODE_INVALID_ARGUMENT),  # two that differ: the first framed it
     (str(E.MAX_BODY_BYTES + 1), 413, E.APICODE_PAYLOAD_TOO_LARGE),
 ])
 def test_an_unreadable_body_is_a_failure_envelope(emu, length, http_status, api_code):

@@ -221,11 +221,16 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
             return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             return b""
         try:
-            n = int(length)
+            # Two lengths that differ (RFC 9112 6.3): which one frames the
+            # body is a guess, and the first was taken, the rest of the
+            # body read as the next request.
+            if len(set(lengths)) > 1:
+                raise ValueError
+            n = int(lengths[0])
             if n < 0:
                 raise ValueError
         except ValueError:
