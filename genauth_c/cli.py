@@ -525,17 +525,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_INTERRUPTED, "interrupted")
     except BrokenPipeError:
         # The reader of stdout left (| head -c 1): end quietly, with the
-        # status of a program SIGPIPE ends. Python flushes stdout again at
-        # exit: from now on into /dev/null, not into the broken pipe.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, sys.stdout.fileno())
-            finally:
-                os.close(devnull)
-        except (OSError, ValueError):  # stdout is no file (in-process use)
-            pass
+        # status of a program SIGPIPE ends.
+        discard_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null once a write to it failed: Python flushes
+    it again at exit, and what its buffer still holds would fail there
+    too, printed as 'Exception ignored ...'."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file (in-process use)
+        pass
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -213,3 +213,25 @@ def test_readme_examples_print_nothing_on_stderr(code):
                          cwd=pathlib.Path(__file__).parent)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
+
+
+def test_a_banner_that_cannot_be_written_is_one_line_not_a_traceback():
+    # `genauth-c emulator > /dev/full` ended in an OSError traceback (and the
+    # buffered banner failed once more at exit).
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "genauth_c.emulator", "--port", "0"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == "genauth-c emulator: cannot write the banner to stdout: No space left on device\n"
+
+
+def test_a_port_it_cannot_listen_on_leaves_the_sigterm_handler_as_it_was():
+    # main() put its SIGTERM handler in place, then returned 1 when the port
+    # was taken without putting the caller's back.
+    from genauth_c.emulator.cli import main
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        before = signal.getsignal(signal.SIGTERM)
+        assert main(["--port", str(taken.getsockname()[1])]) == 1
+        assert signal.getsignal(signal.SIGTERM) is before

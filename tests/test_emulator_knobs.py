@@ -178,6 +178,18 @@ def test_stop_with_idle_keep_alive_connection_does_not_hang():
     conn.close()
 
 
+@pytest.mark.parametrize("sent", [b"", b"GET /api/v3/list-webhooks HTTP/1.1\r\nHost: x\r\n"])
+@pytest.mark.parametrize("server", ["Emulator", "WebhookReceiver"])
+def test_a_silent_connection_is_closed(server, sent):
+    # A client that connected and sent nothing, or half a request
+    # (slowloris), held a thread of the server for ever: no read timed out.
+    with getattr(E, server)() as srv:
+        srv.idle_timeout = 0.2
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+            s.sendall(sent)
+            assert s.recv(1024) == b""  # closed by the server, nothing answered
+
+
 def test_repr_shows_the_url():
     emu = E.Emulator(AK, SK)
     rx = E.WebhookReceiver()

@@ -283,6 +283,46 @@ def test_failed_deliveries_are_logged(emu):
     assert emu.delivery_counts() == {"dead": 1, "slow": 1}
 
 
+def test_a_subscriber_that_never_finishes_answering_is_a_timeout(emu):
+    # webhook_timeout bounded each read, not the delivery: a subscriber
+    # sending its body a byte at a time, for ever, held trigger-webhook (and
+    # the emulator's thread) for ever.
+    import threading
+    from rawserver import RawServer, Response
+    gone = threading.Event()
+
+    def trickle():
+        while not gone.wait(0.05):
+            yield b"x"
+
+    emu.webhook_timeout = 0.5
+    try:
+        with RawServer(lambda req: Response(headers=[("Content-Length", "1000000")], stream=trickle())) as sub:
+            emu.add_webhook("trickle", sub.url)
+            env = api(emu, "POST", E.TRIGGER_PATH, {"webhookId": "trickle"})
+    finally:
+        gone.set()
+    assert_error(env, 602, E.APICODE_SUBSCRIBER_FAILED)
+    log = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "trickle"})["data"]["list"][0]
+    assert (log["success"], log["errorMessage"]) == (False, "ERRTIMEOUT")
+
+
+def test_a_subscriber_answer_past_the_body_cap_is_refused(emu, monkeypatch):
+    # The subscriber's answer was read whole, however large, into memory and
+    # into the delivery log.
+    import importlib
+    from rawserver import RawServer, Response
+    monkeypatch.setattr(importlib.import_module(E.__name__ + ".delivery"), "MAX_BODY_BYTES", 1000, raising=False)
+    with RawServer(lambda req: Response(body=b"x" * 1001)) as sub:
+        emu.add_webhook("big", sub.url)
+        env = api(emu, "POST", E.TRIGGER_PATH, {"webhookId": "big"})
+        assert_error(env, 602, E.APICODE_SUBSCRIBER_FAILED)
+        log = api(emu, "POST", "/api/v3/get-webhook-logs", {"webhookId": "big"})["data"]["list"][0]
+        assert (log["success"], log["errorMessage"]) == (False, "EMSGSIZE")
+        sub.handler = lambda req: Response(body=b"x" * 1000)  # up to the cap is an answer
+        assert api(emu, "POST", E.TRIGGER_PATH, {"webhookId": "big"})["data"] == {"response": "x" * 1000}
+
+
 def test_logs_newest_first_and_paginated(emu):
     headers = bearer(emu)
     with E.WebhookReceiver() as rx:
@@ -315,6 +355,7 @@ def test_invalid_argument_http_status_knob(emu):
 
 @pytest.mark.parametrize("length,http_status,api_code", [
     ("abc", 400, E.APICODE_INVALID_ARGUMENT),
+    ("0\r\nContent-Length: 2", 400, E.APICODE_INVALID_ARGUMENT),  # two that differ: the first framed it
     (str(E.MAX_BODY_BYTES + 1), 413, E.APICODE_PAYLOAD_TOO_LARGE),
 ])
 def test_an_unreadable_body_is_a_failure_envelope(emu, length, http_status, api_code):
@@ -329,6 +370,56 @@ def test_an_unreadable_body_is_a_failure_envelope(emu, length, http_status, api_
         assert resp.status == http_status
         assert resp.getheader("connection") == "close"
         assert_error(json.loads(resp.read()), http_status, api_code)
+
+
+@pytest.mark.parametrize("size_line", [b"-1", b"-0", b"+5", b"0x5", b"1_0"])
+def test_a_chunk_size_that_is_not_hex_digits_is_refused(emu, size_line):
+    # int(line, 16) took '-1', and rfile.read(-1) then read until the client
+    # hung up, however much it sent past MAX_BODY_BYTES, and answered nothing.
+    import socket
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:
+        s.sendall(f"POST {E.TRIGGER_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Transfer-Encoding: chunked\r\n\r\n".encode() + size_line + b"\r\n{}\r\n")
+        s.shutdown(socket.SHUT_WR)
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        assert resp.status == 400
+        assert_error(json.loads(resp.read()), 400, E.APICODE_INVALID_ARGUMENT)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_json_as_deep_as_the_client_sends_is_delivered(emu, receiver, auth):
+    # The client sends a requestBody nested genauth_c.MAX_DEPTH (500) levels;
+    # the signature check's js_stringify failed on it with RecursionError.
+    emu.add_webhook("wh1", receiver.url)
+    data = []
+    for _ in range(498):
+        data = [data]
+    body = {"webhookId": "wh1", "requestBody": {"eventName": "test", "data": data}}  # 500 levels
+    headers = bearer(emu) if auth == "token" else E.signed_headers("POST", E.TRIGGER_PATH, body, AK, SK)
+    status, env = call_json(emu, "POST", E.TRIGGER_PATH, body, headers)
+    assert (status, env["statusCode"]) == (200, 200), env
+    assert receiver.received[0].json["data"] == data
+
+
+@pytest.mark.parametrize("depth", [502, 5000])
+@pytest.mark.parametrize("auth", ["token", "signature"])
+def test_json_nested_too_deep_is_an_invalid_argument(emu, receiver, depth, auth):
+    # json.loads raised RecursionError past ~1000 levels: a traceback on
+    # stderr and the connection closed with no answer.
+    emu.add_webhook("wh1", receiver.url)
+    depth -= 2  # inside the request's object and requestBody
+    nested = "[" * depth + "]" * depth
+    raw = ('{"webhookId":"wh1","requestBody":{"eventName":"test","data":%s}}' % nested).encode()
+    # Signed over another body: the parse and the check of the signature come first.
+    headers = bearer(emu) if auth == "token" else E.signed_headers("POST", E.TRIGGER_PATH, {}, AK, SK)
+    status, _, data = call(emu, "POST", E.TRIGGER_PATH, headers=headers, raw=raw)
+    assert status == 200
+    assert_error(json.loads(data), 400, E.APICODE_INVALID_ARGUMENT)
+    assert "nested" in json.loads(data)["message"]
+    # The receiver's own parse of a delivery such as this one is no traceback either.
+    status, _, data = call(receiver, "POST", "/hook", raw=raw)
+    assert status == 200
 
 
 @pytest.mark.parametrize("content_type,status_code", [

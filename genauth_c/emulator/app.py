@@ -84,6 +84,8 @@ class Emulator(BackgroundServer):
     envelopes; ``signature_max_skew`` the seconds a signed request's ``date``
     may be off (None: unchecked). Deliveries: ``webhook_timeout`` seconds,
     ``delivery_brand`` ``"authing"`` (``x-authing-*`` headers) or ``"genauth"``.
+    ``idle_timeout`` (default 60) the seconds a connection may send nothing
+    before it is closed.
 
     Records: ``requests`` (:class:`RequestRecord` list), ``webhook_logs``
     (every delivery's WebhookLogDto, oldest first), :meth:`delivery_count` /

@@ -22,7 +22,7 @@ import threading
 from types import FrameType
 from typing import TextIO
 
-from ..cli import positive_float
+from ..cli import discard_stdout, positive_float
 from .app import Emulator
 from .constants import DEFAULT_USERPOOL_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
 
@@ -170,13 +170,20 @@ def main(argv: list[str] | None = None, *, prog: str | None = None, out: TextIO 
     if in_main_thread:
         previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        emu.start()
-    except OSError as exc:
-        print(f"genauth-c emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stream = out or sys.stdout
-    print(banner(emu, secret_from), file=stream, flush=True)
-    try:
+        try:
+            emu.start()
+        except OSError as exc:
+            print(f"genauth-c emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        try:
+            print(banner(emu, secret_from), file=out or sys.stdout, flush=True)
+        except OSError as exc:
+            # A banner nobody can read (> /dev/full) leaves no one the URL:
+            # a server no one can find is a failure, said in one line.
+            print(f"genauth-c emulator: cannot write the banner to stdout: {exc.strerror}", file=sys.stderr)
+            if out is None:
+                discard_stdout()
+            return 1
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -21,13 +21,14 @@ import http.client
 import re
 import socket
 import ssl
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .constants import DEFAULT_EVENT, FORM_CONTENT_TYPE
+from .constants import DEFAULT_EVENT, FORM_CONTENT_TYPE, MAX_BODY_BYTES
 from .jsform import compact, dumps, js_string, loads
 from .store import now_iso
 
@@ -97,6 +98,35 @@ def _headers(hook: Mapping[str, Any], caller: Mapping[str, Any] | None, userpool
     return headers + fixed
 
 
+def _expire(sock: socket.socket, expired: threading.Event) -> None:
+    expired.set()
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
+    except OSError:
+        pass
+
+
+def _read_answer(resp: http.client.HTTPResponse, expired: threading.Event) -> bytes:
+    """The subscriber's whole body, at most MAX_BODY_BYTES of it (more would
+    sit in memory and in the log). read(n) does not say that a body was cut
+    short, as read() does: the length left says it."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        chunk = resp.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if expired.is_set():
+        raise TimeoutError("the subscriber did not finish answering in time")
+    if size > MAX_BODY_BYTES:
+        raise OSError(errno.EMSGSIZE, f"the subscriber answered more than {MAX_BODY_BYTES} bytes")
+    if resp.length:  # bytes of its Content-Length that never came
+        raise http.client.IncompleteRead(b"".join(chunks), resp.length)
+    return b"".join(chunks)
+
+
 def deliver(
     hook: Mapping[str, Any],
     request_headers: Mapping[str, Any] | None,
@@ -128,20 +158,31 @@ def deliver(
     url = urllib.parse.urlsplit(hook["url"])
     conn_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     target = (url.path or "/") + ("?" + url.query if url.query else "")
+    # `timeout` bounds each socket operation; the timer bounds the whole
+    # exchange, which a subscriber answering a byte at a time (or endlessly)
+    # would otherwise hold, with the caller's request, for ever.
+    expired = threading.Event()
+    timer: threading.Timer | None = None
     try:
         conn = conn_class(url.hostname or "127.0.0.1", url.port, timeout=timeout)
         try:
+            conn.connect()
+            timer = threading.Timer(timeout, _expire, (conn.sock, expired))
+            timer.daemon = True
+            timer.start()
             conn.putrequest("POST", target, skip_accept_encoding=True)
             for name, text in headers:
                 conn.putheader(name, text.encode("utf-8"))
             conn.putheader("Content-Length", str(len(data)))
             conn.endheaders(data)
             resp = conn.getresponse()
-            raw = resp.read()
+            raw = _read_answer(resp, expired)
         finally:
+            if timer is not None:
+                timer.cancel()
             conn.close()
     except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a bad port in the URL
-        code = error_code(exc)
+        code = "ERRTIMEOUT" if expired.is_set() else error_code(exc)
         log["errorMessage"] = code
         return Delivery(log, error=code, detail=f"{code}: {exc}")
     text = raw.decode("utf-8", "replace")

@@ -111,13 +111,21 @@ def js_stringify(value: Any) -> str:
     if isinstance(value, (int, float)):
         text = js_number(value)
         return "null" if text in ("NaN", "Infinity", "-Infinity") else text
+    # Loops, not generator expressions: one frame per level of nesting, so
+    # MAX_DEPTH levels stay within the recursion limit.
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(js_stringify(v) for v in value) + "]"
+        parts = []
+        for v in value:
+            parts.append(js_stringify(v))
+        return "[" + ",".join(parts) + "]"
     if isinstance(value, Mapping):
         items = [(_js_key(k), v) for k, v in value.items()]
-        index_keys = sorted((kv for kv in items if _is_array_index(kv[0])), key=lambda kv: int(kv[0]))
+        index_keys = sorted([kv for kv in items if _is_array_index(kv[0])], key=lambda kv: int(kv[0]))
         other_keys = [kv for kv in items if not _is_array_index(kv[0])]
-        return "{" + ",".join(_js_quote(k) + ":" + js_stringify(v) for k, v in index_keys + other_keys) + "}"
+        parts = []
+        for k, v in index_keys + other_keys:
+            parts.append(_js_quote(k) + ":" + js_stringify(v))
+        return "{" + ",".join(parts) + "}"
     raise TypeError(f"js_stringify() cannot serialise {type(value).__name__}")
 
 
@@ -157,11 +165,40 @@ def _parse_float(text: str) -> float:
     return value
 
 
+# Arrays and objects nested deeper than this are refused: json.loads raised
+# RecursionError past ~1000 levels, and js_stringify (the signature check)
+# past ~400, both a traceback and a connection closed with no answer. 501:
+# the request's own object, then the client's genauth_c.MAX_DEPTH (500)
+# levels of a requestBody or requestHeaders.
+MAX_DEPTH = 501
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def loads(data: bytes | str) -> Any:
-    """Strict JSON decoding: UTF-8, no NaN/Infinity, big ints kept exact."""
+    """Strict JSON decoding: UTF-8, no NaN/Infinity, big ints kept exact,
+    at most MAX_DEPTH levels of nesting."""
     if isinstance(data, bytes):
         data = data.decode("utf-8")
-    return json.loads(data, parse_constant=_reject_constant, parse_float=_parse_float)
+    too_deep = f"arrays and objects nested more than {MAX_DEPTH} deep"
+    try:
+        value = json.loads(data, parse_constant=_reject_constant, parse_float=_parse_float)
+    except RecursionError:
+        raise ValueError(too_deep) from None
+    if _too_deep(value):
+        raise ValueError(too_deep)
+    return value
 
 
 def dumps(value: Any) -> bytes:

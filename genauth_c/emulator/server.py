@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import re
 import socket
 import socketserver
 import struct
@@ -27,6 +28,7 @@ __all__ = ["BackgroundServer", "BaseHandler", "TrackingServer"]
 # A client that hangs up is not the server's error.
 _DISCONNECTS = (ConnectionError, TimeoutError)
 _Self = TypeVar("_Self", bound="BackgroundServer")
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class TrackingServer(http.server.ThreadingHTTPServer):
@@ -99,6 +101,11 @@ class BackgroundServer:
     _handler_class: type[BaseHandler]
     _thread_name = "genauth-c-server"
     verbose = False
+    # Seconds a connection may send nothing before it is closed. Without it
+    # a client that connects and goes silent (or sends half a request) held
+    # its thread for ever. 60 s, as servers commonly close idle connections:
+    # the client reuses none idle over 50 s.
+    idle_timeout: float | None = 60.0
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -178,6 +185,10 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
     server_version = "genauth-c-emulator/0.2"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.owner.idle_timeout)
+
     def handle(self) -> None:
         try:
             super().handle()
@@ -210,11 +221,16 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
             return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             return b""
         try:
-            n = int(length)
+            # Two lengths that differ (RFC 9112 6.3): which one frames the
+            # body is a guess, and the first was taken, the rest of the
+            # body read as the next request.
+            if len(set(lengths)) > 1:
+                raise ValueError
+            n = int(lengths[0])
             if n < 0:
                 raise ValueError
         except ValueError:
@@ -233,11 +249,13 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             if not line:
                 self.close_connection = True
                 return None
-            try:
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
+            digits = line.split(b";")[0].strip() or b"0"
+            # Hex digits only: int() also takes '-1' (then read(-1) reads to
+            # EOF, past MAX_BODY_BYTES), '+1', '0x1' and '1_0'.
+            if not _CHUNK_SIZE_RE.fullmatch(digits):
                 self.plain_error(400)
                 return None
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
