@@ -434,14 +434,16 @@ def test_ctrl_c_in_a_log_handler_stops_the_batch(fake, client_for):
     assert client.trigger_webhook("again")["statusCode"] == 200
 
 
-def batch_of(url, client_for, mode, batch, concurrency=4):
+def batch_of(url, client_for, mode, batch, concurrency=4, **options):
     """client.trigger_webhooks(batch) with a new sync client, or in asyncio
-    with a new AsyncManagementClient."""
+    with a new AsyncManagementClient, made with `options`."""
     if mode == "sync":
-        return client_for(url).trigger_webhooks(batch, concurrency=concurrency)
+        return client_for(url, **options).trigger_webhooks(
+            batch, concurrency=concurrency)
 
     async def main():
-        async with genauth_c.AsyncManagementClient(AK, SK, host=url) as c:
+        async with genauth_c.AsyncManagementClient(AK, SK, host=url,
+                                                   **options) as c:
             return await c.trigger_webhooks(batch, concurrency=concurrency)
     return asyncio.run(main())
 
@@ -507,4 +509,35 @@ def test_a_resting_batch_call_shares_a_refusal_that_came_while_it_rested(
                        concurrency=2)
     assert all(isinstance(r, genauth_c.AuthError) and
                "access key disabled" in str(r) for r in results), results
+    assert fake.token_fetches == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_started_after_a_hung_token_fetch_gets_its_own_time(
+        fake, client_for, mode):
+    """concurrency=1: the first call's token fetch hangs past its timeout;
+    the second starts only once the first has ended, so it has its whole
+    timeout from then, and fetches the token itself (which the endpoint now
+    answers). The sync batch started it in the same pass as the first, on
+    that pass's clock: it timed out at once, never asking, where asyncio's
+    batch (and a second call in a loop) succeeded."""
+    release = threading.Event()
+    token_answer = fake
+
+    def handler(req):
+        if (req.path.endswith("/get-management-token") and
+                fake.token_fetches == 0):
+            fake.token_fetches += 1
+            release.wait(60)  # held until the test ends
+            return Response(status=503)
+        return token_answer(req)
+
+    fake.server.handler = handler
+    try:
+        results = batch_of(fake.server.url, client_for, mode,
+                           calls(2), concurrency=1, timeout=1.0)
+    finally:
+        release.set()
+    assert isinstance(results[0], genauth_c.TimeoutError), results
+    assert results[1]["statusCode"] == 200, results
     assert fake.token_fetches == 2
