@@ -541,3 +541,49 @@ def test_a_call_started_after_a_hung_token_fetch_gets_its_own_time(
     assert isinstance(results[0], genauth_c.TimeoutError), results
     assert results[1]["statusCode"] == 200, results
     assert fake.token_fetches == 2
+
+
+def established_to(port):
+    """This process's TCP connections to 127.0.0.1:`port` that are still
+    open from its side (/proc/net/tcp: state 01, ESTABLISHED)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for row in rows
+               if row[3] == "01" and int(row[2].split(":")[1], 16) == port)
+
+
+def test_close_during_a_batch_closes_its_connections_as_it_ends(
+        fake, client_for):
+    """close() from another thread while a batch has calls in flight: the
+    calls in flight go on to their end, and then their connections close,
+    as a single call's do. The batch's multi handle, which close() leaves
+    to the batch in progress, kept them open (and its wakeup pair) until
+    the client was garbage-collected."""
+    client = client_for(fake.server.url)
+    client.trigger_webhook("warm")
+    arrived, release = threading.Semaphore(0), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path and not release.is_set():
+            arrived.release()
+            release.wait(30)
+        return fake(req)
+
+    def closer():
+        for _ in range(4):
+            arrived.acquire()
+        client.close()
+        release.set()
+
+    fake.server.handler = handler
+    thread = threading.Thread(target=closer)
+    thread.start()
+    try:
+        results = client.trigger_webhooks(calls(8), concurrency=4)
+    finally:
+        release.set()
+        thread.join()
+    assert [r["statusCode"] for r in results[:4]] == [200] * 4
+    assert all(isinstance(r, genauth_c.ClientClosedError)
+               for r in results[4:])
+    assert established_to(fake.server.port) == 0

@@ -518,10 +518,17 @@ done:
     /* In a child forked meanwhile, neither: batch_mu is made afresh when
      * the child adopts the client, and the multi handle is the parent's. */
     if (!genauth_forked_since(since)) {
-        if (holds_client_multi)
+        if (holds_client_multi) {
             pthread_mutex_unlock(&c->batch_mu);
-        else if (multi)
+            /* close() meanwhile left the multi handle to this batch: its
+             * connections close now rather than when the client is freed.
+             * Checked once unlocked: a close() whose trylock failed had
+             * set closed before. */
+            if (genauth_client_is_closed(c))
+                genauth_client_drop_batch_multi(c);
+        } else if (multi) {
             curl_multi_cleanup(multi);
+        }
     }
     genauth_kept_clear(&own_kept);
     return st;
