@@ -434,14 +434,16 @@ def test_ctrl_c_in_a_log_handler_stops_the_batch(fake, client_for):
     assert client.trigger_webhook("again")["statusCode"] == 200
 
 
-def batch_of(url, client_for, mode, batch, concurrency=4):
+def batch_of(url, client_for, mode, batch, concurrency=4, **options):
     """client.trigger_webhooks(batch) with a new sync client, or in asyncio
-    with a new AsyncManagementClient."""
+    with a new AsyncManagementClient, made with `options`."""
     if mode == "sync":
-        return client_for(url).trigger_webhooks(batch, concurrency=concurrency)
+        return client_for(url, **options).trigger_webhooks(
+            batch, concurrency=concurrency)
 
     async def main():
-        async with genauth_c.AsyncManagementClient(AK, SK, host=url) as c:
+        async with genauth_c.AsyncManagementClient(AK, SK, host=url,
+                                                   **options) as c:
             return await c.trigger_webhooks(batch, concurrency=concurrency)
     return asyncio.run(main())
 
@@ -508,3 +510,80 @@ def test_a_resting_batch_call_shares_a_refusal_that_came_while_it_rested(
     assert all(isinstance(r, genauth_c.AuthError) and
                "access key disabled" in str(r) for r in results), results
     assert fake.token_fetches == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_started_after_a_hung_token_fetch_gets_its_own_time(
+        fake, client_for, mode):
+    """concurrency=1: the first call's token fetch hangs past its timeout;
+    the second starts only once the first has ended, so it has its whole
+    timeout from then, and fetches the token itself (which the endpoint now
+    answers). The sync batch started it in the same pass as the first, on
+    that pass's clock: it timed out at once, never asking, where asyncio's
+    batch (and a second call in a loop) succeeded."""
+    release = threading.Event()
+    token_answer = fake
+
+    def handler(req):
+        if (req.path.endswith("/get-management-token") and
+                fake.token_fetches == 0):
+            fake.token_fetches += 1
+            release.wait(60)  # held until the test ends
+            return Response(status=503)
+        return token_answer(req)
+
+    fake.server.handler = handler
+    try:
+        results = batch_of(fake.server.url, client_for, mode,
+                           calls(2), concurrency=1, timeout=1.0)
+    finally:
+        release.set()
+    assert isinstance(results[0], genauth_c.TimeoutError), results
+    assert results[1]["statusCode"] == 200, results
+    assert fake.token_fetches == 2
+
+
+def established_to(port):
+    """This process's TCP connections to 127.0.0.1:`port` that are still
+    open from its side (/proc/net/tcp: state 01, ESTABLISHED)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for row in rows
+               if row[3] == "01" and int(row[2].split(":")[1], 16) == port)
+
+
+def test_close_during_a_batch_closes_its_connections_as_it_ends(
+        fake, client_for):
+    """close() from another thread while a batch has calls in flight: the
+    calls in flight go on to their end, and then their connections close,
+    as a single call's do. The batch's multi handle, which close() leaves
+    to the batch in progress, kept them open (and its wakeup pair) until
+    the client was garbage-collected."""
+    client = client_for(fake.server.url)
+    client.trigger_webhook("warm")
+    arrived, release = threading.Semaphore(0), threading.Event()
+
+    def handler(req):
+        if "trigger-webhook" in req.path and not release.is_set():
+            arrived.release()
+            release.wait(30)
+        return fake(req)
+
+    def closer():
+        for _ in range(4):
+            arrived.acquire()
+        client.close()
+        release.set()
+
+    fake.server.handler = handler
+    thread = threading.Thread(target=closer)
+    thread.start()
+    try:
+        results = client.trigger_webhooks(calls(8), concurrency=4)
+    finally:
+        release.set()
+        thread.join()
+    assert [r["statusCode"] for r in results[:4]] == [200] * 4
+    assert all(isinstance(r, genauth_c.ClientClosedError)
+               for r in results[4:])
+    assert established_to(fake.server.port) == 0

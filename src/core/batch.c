@@ -356,10 +356,23 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
          * flight, since start_call sends nothing once closed, and those
          * calls may take up to their timeout to end. */
         int closed = genauth_client_is_closed(c);
+        /* Calls that ended (or went to wait for a retry) in this pass as
+         * they started: each freed its slot, and the call that takes it
+         * starts once it has ended, not together with it. Once as many
+         * have started as there were free slots, the next ones make a
+         * group of their own, on a clock read anew: otherwise a call
+         * started after a token fetch that hung would share that fetch's
+         * moment and time out at once, never asking. */
+        size_t ended_here = 0;
         for (;;) {
             slot *s = NULL;
             if (active >= limit && !closed)
                 break;
+            if (ended_here > 0 && active + ended_here >= limit) {
+                now = genauth_now();
+                pass_generation = genauth_token_mark_now(c).generation;
+                ended_here = 0;
+            }
             for (size_t k = 0; k < n_waiting; k++) {
                 if (waiting[k]->not_before <= now || closed) {
                     s = waiting[k];
@@ -384,15 +397,18 @@ genauth_client_batch(genauth_client *c, genauth_batch_item *items,
             }
             s->token_queued.generation = pass_generation;
             int started = start_call(c, multi, &sp, s, &scratch);
-            if (started > 0)
+            if (started > 0) {
                 active++;
-            else if (started < 0)
-                waiting[n_waiting++] = s; /* a retry, at s->not_before */
-            else if ((ended = call_ended(c, since, s, items, done, userdata,
-                                         err)) > 0)
-                goto interrupted;
-            else if (ended < 0)
-                goto forked;
+            } else {
+                ended_here++;
+                if (started < 0)
+                    waiting[n_waiting++] = s; /* a retry, at s->not_before */
+                else if ((ended = call_ended(c, since, s, items, done,
+                                             userdata, err)) > 0)
+                    goto interrupted;
+                else if (ended < 0)
+                    goto forked;
+            }
             if (next == count && n_waiting == 0)
                 curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                                   (long)GENAUTH_IDLE_CONNECTIONS);
@@ -502,10 +518,17 @@ done:
     /* In a child forked meanwhile, neither: batch_mu is made afresh when
      * the child adopts the client, and the multi handle is the parent's. */
     if (!genauth_forked_since(since)) {
-        if (holds_client_multi)
+        if (holds_client_multi) {
             pthread_mutex_unlock(&c->batch_mu);
-        else if (multi)
+            /* close() meanwhile left the multi handle to this batch: its
+             * connections close now rather than when the client is freed.
+             * Checked once unlocked: a close() whose trylock failed had
+             * set closed before. */
+            if (genauth_client_is_closed(c))
+                genauth_client_drop_batch_multi(c);
+        } else if (multi) {
             curl_multi_cleanup(multi);
+        }
     }
     genauth_kept_clear(&own_kept);
     return st;

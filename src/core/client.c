@@ -547,8 +547,14 @@ genauth_client_close(genauth_client *c)
     /* Closes the idle connections now; a call in flight closes its own as
      * it ends (genauth_client_release). */
     free_pool(idle);
-    /* A batch in progress keeps its multi handle; genauth_client_free takes
-     * it. */
+    genauth_client_drop_batch_multi(c);
+}
+
+void
+genauth_client_drop_batch_multi(genauth_client *c)
+{
+    /* A batch in progress keeps its multi handle, and calls this as it
+     * ends. */
     if (pthread_mutex_trylock(&c->batch_mu) == 0) {
         if (c->batch_multi && c->fork_generation == fork_generation) {
             curl_multi_cleanup(c->batch_multi);

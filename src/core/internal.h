@@ -538,6 +538,10 @@ genauth_conn *genauth_client_acquire(genauth_client *client,
 /* In a child after fork(): drop what the parent's connections live in
  * (acquire does this too; a batch needs it before it takes batch_multi). */
 void genauth_client_adopt_if_forked(genauth_client *client);
+/* Once the client is closed: frees the batch multi handle and its
+ * connections, unless a batch holds it (batch_mu), which calls this again as
+ * it ends. */
+void genauth_client_drop_batch_multi(genauth_client *client);
 /* Back into the pool; freed instead when the client was closed meanwhile.
  * (A transfer cut short has already had its connection closed by libcurl.)
  * NULL: a handle acquire counted as taken but could not make. */
