@@ -471,6 +471,9 @@ def _write_answer(text: Callable[[Any], str]) -> int:
     except BrokenPipeError:
         raise
     except OSError as e:
+        # What the buffer still holds would fail again at exit (Python
+        # 3.13 then exits 120).
+        discard_stdout()
         return _fail(EXIT_OUTPUT, f"cannot write the answer to stdout: {e.strerror}")
     return EXIT_OK
 
