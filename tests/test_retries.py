@@ -163,6 +163,72 @@ def test_a_retry_after_date_gone_by_is_sent_again_at_once(fake, mode):
     assert len(deliveries) == 2
 
 
+def logged_retries(mode, options):
+    """call_in's outcome (an error as it is, not raised) and the retries= of
+    the call's log line."""
+    lines = []
+    with debug_lines(lines.append):
+        try:
+            result = call_in(mode, options)
+        except genauth_c.GenAuthError as e:
+            result = e
+    [line] = [line for line in lines if "/trigger-webhook " in line]
+    return result, int(line.split(" retries=")[1].split(":")[0])
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_max_retries_is_what_arrives_again_and_what_is_logged(fake, mode,
+                                                             max_retries):
+    """Throttled every time: however the call is made, the server receives
+    it max_retries + 1 times, and the call's log line counts the others."""
+    fake.server.handler, deliveries = counting(fake, [THROTTLED_AFTER] * 10)
+    result, retries = logged_retries(mode, dict(
+        host=fake.server.url, timeout=30, max_retries=max_retries))
+    assert result["statusCode"] == 429
+    assert len(deliveries) == max_retries + 1
+    assert retries == max_retries
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("retry_after, arrivals", [
+    ("0", 2), ("-1", 2), ("soon", 2), ("1.5", 2), ("3600", 1),
+    ("99999999999999999999", 1), (["3600", "0"], 1), (["0", "3600"], 2)])
+def test_retry_after_values(fake, mode, retry_after, arrivals):
+    """A Retry-After that is not a count of seconds nor an HTTP-date (a
+    negative number, a fraction, a word) is as none: the usual backoff.
+    One past the call's timeout (an hour, more than a long holds) is not
+    waited for: the 429 at once. Of two, the first counts."""
+    values = retry_after if isinstance(retry_after, list) else [retry_after]
+    throttled = Response.json(
+        {"statusCode": 429, "message": "slow down"}, status=429,
+        headers=[("Retry-After", value) for value in values])
+    fake.server.handler, deliveries = counting(fake, [throttled])
+    result, retries = logged_retries(mode, dict(host=fake.server.url,
+                                                timeout=30))
+    assert result["statusCode"] == (200 if arrivals == 2 else 429)
+    assert len(deliveries) == arrivals
+    assert retries == arrivals - 1
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("answer, timeout", [
+    (Response(raw=b"", reset=True), 10), (Response(close=True), 10),
+    (Response.json({"statusCode": 200}, delay=2), 0.5)],
+    ids=["reset", "closed", "timeout"])
+def test_what_may_have_arrived_is_never_sent_again(fake, mode, answer,
+                                                   timeout):
+    """Read by the server, then the connection reset or closed without an
+    answer, or no answer in time: one arrival and no retry logged, in each
+    of the three paths, whatever max_retries allows."""
+    fake.server.handler, deliveries = counting(fake, [answer])
+    result, retries = logged_retries(mode, dict(
+        host=fake.server.url, timeout=timeout, max_retries=5))
+    assert isinstance(result, genauth_c.TransportError), result
+    assert len(deliveries) == 1
+    assert retries == 0
+
+
 @pytest.mark.parametrize("mode", ["call", "batch", "async"])
 @pytest.mark.parametrize("trust", ["untrusted", "unusable-ca-file"])
 def test_a_tls_trust_failure_is_not_retried(tls_fake, tmp_path, monkeypatch, mode, trust):
