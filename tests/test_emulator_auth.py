@@ -320,3 +320,14 @@ def test_the_token_endpoint_is_post_only(emu, method):
     assert status == 404 and env["statusCode"] == 404, env
     assert env["apiCode"] == E.APICODE_NOT_FOUND and "data" not in env
     assert emu.token_fetches == 0
+
+
+def test_a_non_ascii_signature_is_refused_not_a_crash(emu):
+    # http.server hands the handler header bytes as Latin-1 text, and
+    # hmac.compare_digest raises TypeError on a str with non-ASCII in it:
+    # the handler died and the client got no answer at all.
+    body = {"webhookId": "nope"}
+    headers = E.signed_headers("POST", E.TRIGGER_PATH, body, AK, SK)
+    headers["authorization"] = headers["authorization"][:-1] + "\u00e9"
+    _, env = call_json(emu, "POST", E.TRIGGER_PATH, body, headers)
+    assert_error(env, 401, E.APICODE_SIGNATURE_INVALID)

@@ -336,7 +336,8 @@ class Authenticator:
         wire_headers = [(n, v.encode("latin-1", "replace").decode("utf-8", "replace")) for n, v in rec.headers]
         sts = string_to_sign(rec.method, wire_headers, rec.path, params, prefix)
         rec.string_to_sign = sts
-        if not hmac.compare_digest(sign(cfg.access_key_secret, sts), signature.strip()):
+        # Compared as bytes: compare_digest raises on a str with non-ASCII.
+        if not hmac.compare_digest(sign(cfg.access_key_secret, sts).encode("ascii"), signature.strip().encode("utf-8", "surrogateescape")):
             raise AuthFailure(APICODE_SIGNATURE_INVALID, "signature does not match")
         with self._lock:
             if nonce in self._nonces:
