@@ -331,3 +331,12 @@ def test_a_non_ascii_signature_is_refused_not_a_crash(emu):
     headers["authorization"] = headers["authorization"][:-1] + "\u00e9"
     _, env = call_json(emu, "POST", E.TRIGGER_PATH, body, headers)
     assert_error(env, 401, E.APICODE_SIGNATURE_INVALID)
+
+
+@pytest.mark.parametrize("date", ["Thu, 26 Nov 2026 99999999999999999999:24:02 GMT", "Thu, 26 Nov 2026 20:24:02 +99999999999999999999"])
+def test_a_date_with_huge_numbers_is_refused_not_a_crash(emu, date):
+    # email.utils raises OverflowError, not ValueError, for a field past a C
+    # long: the handler died and the client got no answer at all.
+    body = {"webhookId": "nope"}
+    _, env = _signed_call(emu, "POST", E.TRIGGER_PATH, body, date=date)
+    assert_error(env, 401, E.APICODE_SIGNATURE_NO_DATE)

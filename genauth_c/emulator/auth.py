@@ -323,7 +323,7 @@ class Authenticator:
             raise AuthFailure(APICODE_SIGNATURE_NO_DATE, "missing date header")
         try:
             when = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # Overflow: a field past a C long
             raise AuthFailure(APICODE_SIGNATURE_NO_DATE, "unparseable date header") from None
         if cfg.signature_max_skew is not None and abs(time.time() - when) > cfg.signature_max_skew:
             raise AuthFailure(APICODE_SIGNATURE_SKEW, "date header too far from the server clock")
