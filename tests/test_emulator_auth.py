@@ -340,3 +340,22 @@ def test_a_date_with_huge_numbers_is_refused_not_a_crash(emu, date):
     body = {"webhookId": "nope"}
     _, env = _signed_call(emu, "POST", E.TRIGGER_PATH, body, date=date)
     assert_error(env, 401, E.APICODE_SIGNATURE_NO_DATE)
+
+
+@pytest.fixture
+def local_time_zone_utc_plus_8(monkeypatch):
+    # A POSIX TZ string: no tz database needed.
+    monkeypatch.setenv("TZ", "XST-8")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_date_in_utc_without_a_named_zone_is_utc_whatever_the_hosts_zone(emu, local_time_zone_utc_plus_8):
+    # email.utils gives a naive datetime for "-0000" (UTC, RFC 5322) and
+    # .timestamp() read it in the host's zone: 8 hours off here, so a
+    # current date was refused as clock skew (1305) on a host not in UTC.
+    date = email.utils.formatdate(time.time(), usegmt=True).replace("GMT", "-0000")
+    _, env = _signed_call(emu, "POST", E.TRIGGER_PATH, {"webhookId": "nope"}, date=date)
+    assert env["statusCode"] == 404, env  # authenticated; webhook unknown

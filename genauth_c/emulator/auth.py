@@ -15,6 +15,7 @@ for tokens, 1300-1306 for signatures).
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import hashlib
 import hmac
@@ -322,7 +323,10 @@ class Authenticator:
         if not date:
             raise AuthFailure(APICODE_SIGNATURE_NO_DATE, "missing date header")
         try:
-            when = email.utils.parsedate_to_datetime(date).timestamp()
+            parsed = email.utils.parsedate_to_datetime(date)
+            # Naive for "-0000" (UTC, RFC 5322) or no zone: UTC, as on a
+            # server that runs in UTC, not the host's zone.
+            when = (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)).timestamp()
         except (TypeError, ValueError, OverflowError):  # Overflow: a field past a C long
             raise AuthFailure(APICODE_SIGNATURE_NO_DATE, "unparseable date header") from None
         if cfg.signature_max_skew is not None and abs(time.time() - when) > cfg.signature_max_skew:
