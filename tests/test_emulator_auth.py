@@ -320,3 +320,42 @@ def test_the_token_endpoint_is_post_only(emu, method):
     assert status == 404 and env["statusCode"] == 404, env
     assert env["apiCode"] == E.APICODE_NOT_FOUND and "data" not in env
     assert emu.token_fetches == 0
+
+
+def test_a_non_ascii_signature_is_refused_not_a_crash(emu):
+    # http.server hands the handler header bytes as Latin-1 text, and
+    # hmac.compare_digest raises TypeError on a str with non-ASCII in it:
+    # the handler died and the client got no answer at all.
+    body = {"webhookId": "nope"}
+    headers = E.signed_headers("POST", E.TRIGGER_PATH, body, AK, SK)
+    headers["authorization"] = headers["authorization"][:-1] + "\u00e9"
+    _, env = call_json(emu, "POST", E.TRIGGER_PATH, body, headers)
+    assert_error(env, 401, E.APICODE_SIGNATURE_INVALID)
+
+
+@pytest.mark.parametrize("date", ["Thu, 26 Nov 2026 99999999999999999999:24:02 GMT", "Thu, 26 Nov 2026 20:24:02 +99999999999999999999"])
+def test_a_date_with_huge_numbers_is_refused_not_a_crash(emu, date):
+    # email.utils raises OverflowError, not ValueError, for a field past a C
+    # long: the handler died and the client got no answer at all.
+    body = {"webhookId": "nope"}
+    _, env = _signed_call(emu, "POST", E.TRIGGER_PATH, body, date=date)
+    assert_error(env, 401, E.APICODE_SIGNATURE_NO_DATE)
+
+
+@pytest.fixture
+def local_time_zone_utc_plus_8(monkeypatch):
+    # A POSIX TZ string: no tz database needed.
+    monkeypatch.setenv("TZ", "XST-8")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_date_in_utc_without_a_named_zone_is_utc_whatever_the_hosts_zone(emu, local_time_zone_utc_plus_8):
+    # email.utils gives a naive datetime for "-0000" (UTC, RFC 5322) and
+    # .timestamp() read it in the host's zone: 8 hours off here, so a
+    # current date was refused as clock skew (1305) on a host not in UTC.
+    date = email.utils.formatdate(time.time(), usegmt=True).replace("GMT", "-0000")
+    _, env = _signed_call(emu, "POST", E.TRIGGER_PATH, {"webhookId": "nope"}, date=date)
+    assert env["statusCode"] == 404, env  # authenticated; webhook unknown

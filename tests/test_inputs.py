@@ -268,6 +268,10 @@ BAD_OPTIONS = [
     ((AK, SK), {"lang": "caf\xe9"}, ValueError, "lang"),
     ((AK, SK), {"tenant_id": "t\xe9"}, ValueError, "tenant_id"),
     (("AK\xe9", SK), {"auth": "signature"}, ValueError, "access_key_id"),
+    # The scheme's word and the key id are parted by a space in the
+    # authorization header: the client was made, and every call failed.
+    (("AK ID", SK), {"auth": "signature"}, ValueError,
+     "access_key_id: must not contain a space"),
     # Longer than servers take a header line (about 8 KiB): refused when
     # made. Each call failed instead, as a request head "longer than libcurl
     # builds (1 MiB: a GET's parameters)", naming neither the option nor a

@@ -15,6 +15,7 @@ for tokens, 1300-1306 for signatures).
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import hashlib
 import hmac
@@ -322,8 +323,11 @@ class Authenticator:
         if not date:
             raise AuthFailure(APICODE_SIGNATURE_NO_DATE, "missing date header")
         try:
-            when = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
+            parsed = email.utils.parsedate_to_datetime(date)
+            # Naive for "-0000" (UTC, RFC 5322) or no zone: UTC, as on a
+            # server that runs in UTC, not the host's zone.
+            when = (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)).timestamp()
+        except (TypeError, ValueError, OverflowError):  # Overflow: a field past a C long
             raise AuthFailure(APICODE_SIGNATURE_NO_DATE, "unparseable date header") from None
         if cfg.signature_max_skew is not None and abs(time.time() - when) > cfg.signature_max_skew:
             raise AuthFailure(APICODE_SIGNATURE_SKEW, "date header too far from the server clock")
@@ -336,7 +340,8 @@ class Authenticator:
         wire_headers = [(n, v.encode("latin-1", "replace").decode("utf-8", "replace")) for n, v in rec.headers]
         sts = string_to_sign(rec.method, wire_headers, rec.path, params, prefix)
         rec.string_to_sign = sts
-        if not hmac.compare_digest(sign(cfg.access_key_secret, sts), signature.strip()):
+        # Compared as bytes: compare_digest raises on a str with non-ASCII.
+        if not hmac.compare_digest(sign(cfg.access_key_secret, sts).encode("ascii"), signature.strip().encode("utf-8", "surrogateescape")):
             raise AuthFailure(APICODE_SIGNATURE_INVALID, "signature does not match")
         with self._lock:
             if nonce in self._nonces:

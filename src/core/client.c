@@ -330,6 +330,13 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         (opts->tenant_id &&
          check_header_value("tenant_id", opts->tenant_id, 0, 1, err)))
         return err->status;
+    /* Signed, it follows the scheme's word and a space in `authorization`
+     * (sign.c refuses it there, on every call). */
+    if (opts->auth == GENAUTH_AUTH_SIGNATURE &&
+        strchr(opts->access_key_id, ' '))
+        return genauth_error_set(err, GENAUTH_E_INVALID,
+                                 "access_key_id: must not contain a space "
+                                 "with auth='signature'");
     /* Written so that NaN fails too. */
     if (!(opts->timeout > 0 && opts->timeout <= GENAUTH_MAX_TIMEOUT))
         return genauth_error_set(err, GENAUTH_E_INVALID,
