@@ -211,6 +211,14 @@ def test_answer_too_deep_for_the_stack_is_a_decode_error(scenario, kib):
         "type": "DecodeError",
         "message": ANSWER_ERRORS[scenario] + " with JSON nested deeper than "
                    "this thread's stack allows"}
+    if UNDER_ASAN and scenario == "answer_async" and kib == 32:
+        # AddressSanitizer's frames, under the event loop's on 32 KiB, left
+        # Debian 12's Python room for one level of the next call's payload
+        # ({'a': [1]}): refused before sending, as a payload too deep is.
+        if got["again"]["type"] == "ValueError":
+            assert got["again"]["message"].startswith("request_body['a']")
+            assert got["again"]["message"].endswith(STACK_ALLOWS)
+            return
     assert got["again"] == {"type": "ok", "statusCode": 200}
 
 
