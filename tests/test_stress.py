@@ -187,8 +187,10 @@ def test_error_leak_loop_in_batches_and_asyncio():
     assert after[1] - fds_before_client <= 3 * 8 + 2 + 8, (before, after)
     assert after[2] == before[2], (before, after)
     if not SMALL:
-        # 10,800 failed calls: no object kept, under 10 bytes a call traced.
-        assert after[0] - before[0] <= 0, (before, after)
+        # 10,800 failed calls: no object kept per call (a leak would keep
+        # thousands; a fresh-clone CI run saw 2 more once, an interpreter
+        # cache's), under 10 bytes a call traced.
+        assert after[0] - before[0] <= 32, (before, after)
         assert after[3] - before[3] < 96 * 1024, (before, after)
 
 
