@@ -332,6 +332,38 @@ def announce_and_hold(handler: Callable[[Request], Response],
     return held
 
 
+class Held:
+    """Wraps a handler: each request whose path contains `path` is announced
+    to the test (wait_arrival()) and then held until the test calls
+    release(), only then answered by `handler`: a request in flight for as
+    long as the test needs one, ended by the test rather than by a clock
+    (`limit` seconds at most, so that a failed test cannot hold a server
+    thread for ever)."""
+
+    def __init__(self, handler: Callable[[Request], Response],
+                 path: str = "trigger-webhook", limit: float = 60):
+        self.handler = handler
+        self.path = path
+        self.limit = limit
+        self._arrivals = threading.Semaphore(0)
+        self._released = threading.Event()
+
+    def __call__(self, req: Request) -> Response:
+        if self.path in req.path:
+            self._arrivals.release()
+            self._released.wait(self.limit)
+        return self.handler(req)
+
+    def wait_arrival(self, timeout: float = 60) -> bool:
+        """True once one more held request has arrived (each arrival counts
+        once), False if none does within `timeout` seconds."""
+        return self._arrivals.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        """Answers every held request, and those to come at once."""
+        self._released.set()
+
+
 class AllInFlight:
     """Wraps a handler so that the requests `matches` picks are answered only
     once `n` of them are open at the same time: proof from the server's side

@@ -8,13 +8,12 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from genauth_c import ManagementClient
 from genauth_c.emulator import Emulator, WebhookReceiver
-from rawserver import FakeGenAuth, RawServer, Response
+from rawserver import FakeGenAuth, Held, RawServer, Response
 
 AK, SK = "AKID-cli-123456", "SECRET-cli-never-on-argv"
 HAS_WEBHOOK_METHODS = hasattr(ManagementClient, "list_webhooks")
@@ -676,16 +675,9 @@ def test_stdout_reader_gone_ends_quietly(emulator):
 def test_ctrl_c_while_the_call_waits_exits_130():
     """Ctrl-C while the call waits for its answer: exit status 130, as a
     shell reports SIGINT, one line on stderr and nothing on stdout."""
-    arrived, release = threading.Event(), threading.Event()
-
-    def handler(req):
-        if "trigger-webhook" in req.path:
-            arrived.set()
-            release.wait(60)
-        return fake(req)
-
     fake = FakeGenAuth()
-    with RawServer(handler) as server:
+    held = Held(fake)
+    with RawServer(held) as server:
         fake.server = server
         env = environment(GENAUTH_ACCESS_KEY_ID=AK, GENAUTH_ACCESS_KEY_SECRET=SK,
                           GENAUTH_HOST=server.url)
@@ -693,11 +685,11 @@ def test_ctrl_c_while_the_call_waits_exits_130():
                                  "--timeout", "60"], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            assert arrived.wait(60)
+            assert held.wait_arrival()
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)
         finally:
-            release.set()
+            held.release()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

@@ -325,18 +325,11 @@ def test_a_cancelled_async_call_is_logged(debug_log):
     writes that line now, a batch's calls each their own."""
     import threading
 
-    from rawserver import FakeGenAuth, RawServer
-
-    arrived, release = threading.Semaphore(0), threading.Event()
-
-    def handler(req):
-        if "trigger-webhook" in req.path:
-            arrived.release()
-            release.wait(60)
-        return fake(req)
+    from rawserver import FakeGenAuth, Held, RawServer
 
     fake = FakeGenAuth()
-    with RawServer(handler) as server:
+    held = Held(fake)
+    with RawServer(held) as server:
         async def main():
             async with AsyncManagementClient(AK, SK, host=server.url, timeout=60) as client:
                 loop = asyncio.get_running_loop()
@@ -344,7 +337,7 @@ def test_a_cancelled_async_call_is_logged(debug_log):
                                    (client.trigger_webhooks([{"webhook_id": "wh1"}] * 2), 2)):
                     task = asyncio.ensure_future(call)
                     for _ in range(sent):  # the server has the request
-                        await loop.run_in_executor(None, arrived.acquire)
+                        assert await loop.run_in_executor(None, held.wait_arrival)
                     task.cancel()
                     with pytest.raises(asyncio.CancelledError):
                         await task
@@ -352,7 +345,7 @@ def test_a_cancelled_async_call_is_logged(debug_log):
         try:
             asyncio.run(main())
         finally:
-            release.set()
+            held.release()
     got = [line for line in lines(debug_log) if not line.startswith("token fetch")]
     assert len(got) == 3, got
     for line in got:

@@ -2,14 +2,13 @@
 hierarchy, redirects that carry an envelope, a server that refuses every
 token, the idle-connection rule, the timeout across the 401 retry, MAX_DEPTH
 exactly, the DecodeError of an over-long integer, and curl codes 52 and 56."""
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from conftest import SLACK
-from rawserver import FakeGenAuth, RawServer, Response
+from rawserver import FakeGenAuth, Held, RawServer, Response
 
 import genauth_c
 from genauth_c import ManagementClient
@@ -36,24 +35,17 @@ def test_close_returns_while_another_threads_call_goes_on_to_its_end(fake):
     """close() does not wait for the calls in progress (its docstring said
     they "finish first"): it returns while another thread's call waits for
     its answer, and that call still ends with it."""
-    arrived, release = threading.Event(), threading.Event()
-
-    def handler(req):
-        if "trigger-webhook" in req.path:
-            arrived.set()
-            release.wait(60)
-        return fake(req)
-
-    fake.server.handler = handler
+    held = Held(fake)
+    fake.server.handler = held
     client = ManagementClient("AK", "SK", host=fake.server.url)
     with ThreadPoolExecutor(1) as pool:
         call = pool.submit(client.trigger_webhook, "wh1")
         try:
-            assert arrived.wait(60)
+            assert held.wait_arrival()
             client.close()  # with the answer held: returns only if it does not wait
             assert client.closed and not call.done()
         finally:
-            release.set()
+            held.release()
         assert call.result(timeout=60)["statusCode"] == 200
     with pytest.raises(genauth_c.ClientClosedError):
         client.trigger_webhook("wh1")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import AK, SK, free_port
-from rawserver import FakeGenAuth, RawServer, Response
+from rawserver import FakeGenAuth, Held, RawServer, Response
 from test_batch import debug_lines
 
 import genauth_c
@@ -478,19 +478,12 @@ def test_close_ends_a_call_waiting_for_another_threads_token_fetch(fake, mode):
     unanswered, rather than waiting for its answer (up to its timeout)."""
     client = genauth_c.ManagementClient(AK, SK, host=fake.server.url,
                                         timeout=60)
-    fetching, answer = threading.Event(), threading.Event()
-
-    def handler(req):
-        if "get-management-token" in req.path:
-            fetching.set()
-            answer.wait(60)
-        return fake(req)
-
-    fake.server.handler = handler
+    held = Held(fake, path="get-management-token")
+    fake.server.handler = held
 
     with ThreadPoolExecutor(2) as pool:
         fetcher = pool.submit(call_or_error, client, mode)
-        fetching.wait(10)
+        held.wait_arrival(10)
         waiter = pool.submit(call_or_error, client, mode)
         # Most often the waiter is waiting by now; if not, it finds the
         # client closed as it begins: either way it ends before the answer.
@@ -499,7 +492,7 @@ def test_close_ends_a_call_waiting_for_another_threads_token_fetch(fake, mode):
         try:
             result = waiter.result(timeout=20)
         finally:
-            answer.set()
+            held.release()
         fetcher.result(timeout=20)
     assert isinstance(result, genauth_c.ClientClosedError), result
 
