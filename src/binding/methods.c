@@ -1,9 +1,10 @@
 /* ManagementClient's methods: one table row per API method (its endpoint and
  * its parameters), one function that runs any of them (convert the
  * arguments, release the GIL, genauth_client_call, the envelope back as a
- * dict), batches, and close / the context manager. Besides its row, each
- * API method has its docstring, its entry point (API_METHOD) and its line
- * in genauth_client_methods, at the end of this file. */
+ * dict), batches, and close / the context manager. Besides its row in
+ * API_METHODS, each API method has its parameter list and its docstring;
+ * the row makes its entry in api_methods, its entry point and its line in
+ * genauth_client_methods. */
 #include <string.h>
 
 #include "args.h"
@@ -72,30 +73,29 @@ static const genauth_param batch_params[] = {
     OPT("concurrency", NULL, GENAUTH_ARG_OTHER),
 };
 
-#define METHOD(op, name, params, npos)                                      \
-    {op, name, {"ManagementClient." name, params, COUNT(params), npos},     \
-     {"AsyncManagementClient." name, params, COUNT(params), npos}}
+/* Every API method, once: X(name, op, params, npos), where params is
+ * PARAMS(its list) or NO_PARAMS and npos how many may be given by
+ * position. */
+#define API_METHODS(X)                                                      \
+    X(create_webhook, GENAUTH_OP_CREATE_WEBHOOK, PARAMS(create_params), 6)  \
+    X(list_webhooks, GENAUTH_OP_LIST_WEBHOOKS, PARAMS(list_params), 2)      \
+    X(get_webhook, GENAUTH_OP_GET_WEBHOOK, PARAMS(get_params), 1)           \
+    X(update_webhook, GENAUTH_OP_UPDATE_WEBHOOK, PARAMS(update_params), 7)  \
+    X(delete_webhook, GENAUTH_OP_DELETE_WEBHOOK, PARAMS(delete_params), 1)  \
+    X(get_webhook_logs, GENAUTH_OP_GET_WEBHOOK_LOGS, PARAMS(logs_params),   \
+      3)                                                                    \
+    X(get_webhook_event_list, GENAUTH_OP_GET_WEBHOOK_EVENT_LIST, NO_PARAMS, \
+      0)                                                                    \
+    X(trigger_webhook, GENAUTH_OP_TRIGGER_WEBHOOK, PARAMS(trigger_params), 3)
+#define PARAMS(list) list, COUNT(list)
+#define NO_PARAMS NULL, 0
+
+#define API_METHOD_ROW(name, op, params, npos)                              \
+    [op] = {op, #name, {"ManagementClient." #name, params, npos},           \
+            {"AsyncManagementClient." #name, params, npos}},
 
 static const api_method api_methods[GENAUTH_OP_COUNT] = {
-    [GENAUTH_OP_CREATE_WEBHOOK] =
-        METHOD(GENAUTH_OP_CREATE_WEBHOOK, "create_webhook", create_params, 6),
-    [GENAUTH_OP_LIST_WEBHOOKS] =
-        METHOD(GENAUTH_OP_LIST_WEBHOOKS, "list_webhooks", list_params, 2),
-    [GENAUTH_OP_GET_WEBHOOK] =
-        METHOD(GENAUTH_OP_GET_WEBHOOK, "get_webhook", get_params, 1),
-    [GENAUTH_OP_UPDATE_WEBHOOK] =
-        METHOD(GENAUTH_OP_UPDATE_WEBHOOK, "update_webhook", update_params, 7),
-    [GENAUTH_OP_DELETE_WEBHOOK] =
-        METHOD(GENAUTH_OP_DELETE_WEBHOOK, "delete_webhook", delete_params, 1),
-    [GENAUTH_OP_GET_WEBHOOK_LOGS] = METHOD(GENAUTH_OP_GET_WEBHOOK_LOGS,
-                                           "get_webhook_logs", logs_params, 3),
-    [GENAUTH_OP_GET_WEBHOOK_EVENT_LIST] =
-        {GENAUTH_OP_GET_WEBHOOK_EVENT_LIST, "get_webhook_event_list",
-         {"ManagementClient.get_webhook_event_list", NULL, 0, 0},
-         {"AsyncManagementClient.get_webhook_event_list", NULL, 0, 0}},
-    [GENAUTH_OP_TRIGGER_WEBHOOK] = METHOD(GENAUTH_OP_TRIGGER_WEBHOOK,
-                                          "trigger_webhook", trigger_params,
-                                          3),
+    API_METHODS(API_METHOD_ROW)
 };
 
 static const genauth_signature_spec batch_sig = {
@@ -815,34 +815,21 @@ PyDoc_STRVAR(trigger_webhook_doc,
 "data is {'response': what the webhook's URL answered}.\n\n" RETURNS);
 
 /* One thunk per method: CPython gives a method no data of its own. */
-#define API_METHOD(name, op)                                                \
+#define API_METHOD_THUNK(name, op, params, npos)                            \
     static PyObject *Client_##name(PyObject *self, PyObject *const *args,   \
                                    Py_ssize_t nargs, PyObject *kwnames)     \
     {                                                                       \
         return call_api(self, op, args, nargs, kwnames);                    \
     }
-API_METHOD(create_webhook, GENAUTH_OP_CREATE_WEBHOOK)
-API_METHOD(list_webhooks, GENAUTH_OP_LIST_WEBHOOKS)
-API_METHOD(get_webhook, GENAUTH_OP_GET_WEBHOOK)
-API_METHOD(update_webhook, GENAUTH_OP_UPDATE_WEBHOOK)
-API_METHOD(delete_webhook, GENAUTH_OP_DELETE_WEBHOOK)
-API_METHOD(get_webhook_logs, GENAUTH_OP_GET_WEBHOOK_LOGS)
-API_METHOD(get_webhook_event_list, GENAUTH_OP_GET_WEBHOOK_EVENT_LIST)
-API_METHOD(trigger_webhook, GENAUTH_OP_TRIGGER_WEBHOOK)
+API_METHODS(API_METHOD_THUNK)
 
 #define FASTCALL(name)                                                      \
     {#name, (PyCFunction)(void (*)(void))Client_##name,                     \
      METH_FASTCALL | METH_KEYWORDS, name##_doc}
+#define API_METHOD_DEF(name, op, params, npos) FASTCALL(name),
 
 PyMethodDef genauth_client_methods[] = {
-    FASTCALL(create_webhook),
-    FASTCALL(list_webhooks),
-    FASTCALL(get_webhook),
-    FASTCALL(update_webhook),
-    FASTCALL(delete_webhook),
-    FASTCALL(get_webhook_logs),
-    FASTCALL(get_webhook_event_list),
-    FASTCALL(trigger_webhook),
+    API_METHODS(API_METHOD_DEF)
     FASTCALL(trigger_webhooks),
     {"close", (PyCFunction)Client_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
