@@ -2,9 +2,10 @@
 for a raw-socket fake GenAuth (fake, tls_fake: rawserver.py), clients closed
 after the test (client_for), the token cache's test clock (token_clock),
 TLS certificates and an https:// proxy (certificate, certificate_dir,
-tls_proxy), and helpers (sigint_when, wait_child, free_port). The
-emulator's own helpers are in emulator_http.py; servers in a process of
+tls_proxy), and helpers (sigint_when, wait_child, free_port, refusing_port).
+The emulator's own helpers are in emulator_http.py; servers in a process of
 their own in serve.py."""
+import contextlib
 import os
 import shutil
 import signal
@@ -121,6 +122,22 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@contextlib.contextmanager
+def refusing_port():
+    """A loopback port that refuses connections for as long as the block
+    runs: bound, never listening. free_port's port is free only when it
+    is chosen: over thousands of calls, another process's server (a second
+    test suite on the host) may be given it and answer, or one of the
+    client's own connections may be given it as its local port and connect
+    to itself."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+    finally:
+        s.close()
 
 
 @pytest.fixture(scope="session")

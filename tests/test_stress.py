@@ -13,7 +13,7 @@ import tracemalloc
 
 import pytest
 
-from conftest import AK, SK, free_port, wait_child
+from conftest import AK, SK, refusing_port, wait_child
 from rawserver import FakeGenAuth, RawServer
 from serve import spawn
 
@@ -395,7 +395,12 @@ def test_fork_while_threads_sign_calls_the_child_is_not_stuck():
     held at the fork (glibc's gmtime_r and libcrypto's RAND_bytes, which
     signing used, left about one child in 150 stuck). Refused connections:
     the calls are quick, so the threads are mostly signing."""
-    client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{free_port()}",
+    with refusing_port() as port:
+        fork_while_threads_sign(port)
+
+
+def fork_while_threads_sign(port):
+    client = ManagementClient(AK, SK, host=f"http://127.0.0.1:{port}",
                               timeout=5, max_retries=0, auth="signature")
     stop = threading.Event()
 
@@ -416,7 +421,8 @@ def test_fork_while_threads_sign_calls_the_child_is_not_stuck():
             if pid == 0:  # the child: its exit status, and what it raised
                 code = 1
                 try:
-                    client.trigger_webhook("wh1")
+                    answer = client.trigger_webhook("wh1")
+                    os.write(w, f"answered: {answer}".encode()[:4000])
                 except genauth_c.TransportError:
                     code = 0
                 except BaseException as e:
