@@ -774,6 +774,12 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
                                curl_easy_strerror(rc), whose, hint);
+        /* OpenSSL's verdict ("certificate has expired") names no host: in
+         * the log of a program with several clients it read as anyone's.
+         * The API server's is named as a failed handshake is; a proxy's
+         * is said to be the proxy's, whose URL may hold a password. */
+        if (rc == CURLE_PEER_FAILED_VERIFICATION && !whose[0])
+            name_url = 1;
     }
     if (name_url)
         genauth_conn_name_url(conn, err);
