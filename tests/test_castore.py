@@ -5,9 +5,12 @@ certifi, and otherwise says how to name one.
 The other distributions' layouts are made real in a mount namespace: an empty
 tmpfs over /etc/ssl hides Debian's store (and libcurl's built-in path to it)
 from a child process, which then holds only the files a test puts there."""
+import asyncio
 import json
 import os
+import random
 import shutil
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -17,6 +20,7 @@ import pytest
 import genauth_c
 
 from conftest import AK, SK
+from test_retries import call_in
 
 CALL = textwrap.dedent("""
     import json, sys
@@ -401,3 +405,71 @@ def test_an_ssl_cert_file_that_is_a_pipe_is_passed_over(
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"statusCode": 200}
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("content", ["empty", "text", "der", "junk", "key"])
+def test_a_ca_bundle_holding_no_certificate_says_so(
+        tls_fake, certificate, tmp_path, monkeypatch, mode, content):
+    """libcurl's words for a CA file OpenSSL reads no certificate from were
+    "Problem with the SSL CA cert (path? access rights?)", about a file
+    whose path and access the client had checked: the reader went after
+    the wrong thing. The message says what the file lacks; nothing sent."""
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    pem = certificate[0].read_text()
+    body = {"empty": b"", "text": b"not a certificate\n",
+            "der": ssl.PEM_cert_to_DER_cert(pem),
+            "junk": random.Random(7).randbytes(1 << 20),
+            "key": certificate[1].read_bytes()}[content]
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(body)
+    try:
+        error = call_in(mode, dict(host=tls_fake.server.url, timeout=10,
+                                   ca_bundle=str(ca)))
+    except genauth_c.TransportError as e:
+        error = e
+    assert isinstance(error, genauth_c.TransportError), error
+    assert error.curl_code == 77, error
+    assert str(ca) in str(error)
+    assert str(error).endswith(
+        "; no certificate could be read from it: a CA file holds "
+        "certificates in PEM form (-----BEGIN CERTIFICATE-----)"), error
+    assert tls_fake.server.requests == []
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_ca_bundle_removed_after_the_client_was_made_says_so(
+        tls_fake, certificate, tmp_path, monkeypatch, mode):
+    """The file is read when a connection is made (README), not when the
+    client is: one removed in between fails the call with why (it read
+    "path? access rights?", as for a file never there), nothing sent."""
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    ca = tmp_path / "ca.pem"
+    shutil.copy(certificate[0], ca)
+    options = dict(host=tls_fake.server.url, timeout=10, ca_bundle=str(ca))
+    if mode == "async":
+        async def run():
+            async with genauth_c.AsyncManagementClient(AK, SK,
+                                                       **options) as c:
+                ca.unlink()
+                return await c.trigger_webhook("wh1")
+        with pytest.raises(genauth_c.TransportError) as info:
+            asyncio.run(run())
+        error = info.value
+    else:
+        with genauth_c.ManagementClient(AK, SK, **options) as client:
+            ca.unlink()
+            if mode == "batch":
+                (error,) = client.trigger_webhooks([{"webhook_id": "wh1"}])
+            else:
+                with pytest.raises(genauth_c.TransportError) as info:
+                    client.trigger_webhook("wh1")
+                error = info.value
+    assert isinstance(error, genauth_c.TransportError), error
+    assert error.curl_code == 77, error
+    assert str(error).endswith(
+        "; the file was usable when the client was made, and is not now: "
+        "No such file or directory"), error
+    assert tls_fake.server.requests == []

@@ -469,6 +469,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
     conn->no_ca_store = client->no_ca_store;
+    conn->ca_file =
+        client->ca_bundle ? client->ca_bundle : client->ca_store_file;
     conn->proxy_tls = client->proxy_tls;
     conn->api_unverified = client->use_unverified_ssl;
     conn->proxy_userinfo =
@@ -663,6 +665,25 @@ proxy_handshake_failed(genauth_conn *conn, CURLcode rc)
            connect_code == 0;
 }
 
+/* Why the CA file failed to load (curl code 77), for libcurl's "Problem
+ * with the SSL CA cert (path? access rights?)": the client checked both
+ * when it was made, and OpenSSL reads the file when a connection is made.
+ * The hint, static or in `buf` (`size` bytes). */
+static const char *
+ca_file_hint(const char *path, char *buf, size_t size)
+{
+    char why[128];
+    int problem = genauth_ca_file_problem(path);
+    if (problem == 0)
+        return "; no certificate could be read from it: a CA file holds "
+               "certificates in PEM form (-----BEGIN CERTIFICATE-----)";
+    snprintf(buf, size,
+             "; the file was usable when the client was made, and is not "
+             "now: %s",
+             genauth_ca_file_problem_text(problem, why, sizeof(why)));
+    return buf;
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -741,6 +762,7 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     } else {
         /* libcurl's words, and what they leave out. */
         const char *lead = "", *hint = "";
+        char hint_buf[256];
         const char *whose =
             proxy_certificate_refused(conn, rc)
                 ? ": the https:// proxy's certificate, which is verified "
@@ -751,6 +773,8 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
             hint = "; no CA store was found on this machine: pass "
                    "ca_bundle=, a PEM file of the CAs to trust (or install "
                    "certifi, or set SSL_CERT_FILE)";
+        } else if (rc == CURLE_SSL_CACERT_BADFILE && conn->ca_file) {
+            hint = ca_file_hint(conn->ca_file, hint_buf, sizeof(hint_buf));
         } else if (proxy_handshake_failed(conn, rc)) {
             /* The same slip in the proxy's URL: the API server was never
              * reached, and neither its URL nor host is to blame (nor is
