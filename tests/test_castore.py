@@ -469,7 +469,69 @@ def test_a_ca_bundle_removed_after_the_client_was_made_says_so(
                 error = info.value
     assert isinstance(error, genauth_c.TransportError), error
     assert error.curl_code == 77, error
-    assert str(error).endswith(
-        "; the file was usable when the client was made, and is not now: "
-        "No such file or directory"), error
+    assert str(ca) in str(error)
+    assert ("; the file was usable when the client was made, and is not "
+            "now: No such file or directory") in str(error), error
+    assert tls_fake.server.requests == []
+
+
+SWAPPED_FOR_A_PIPE = textwrap.dedent("""
+    import asyncio, json, os, sys
+    import genauth_c
+    url, ca, mode = sys.argv[1:]
+    options = dict(host=url, timeout=5, ca_bundle=ca)
+
+    def swap():
+        os.unlink(ca)
+        os.mkfifo(ca)
+
+    try:
+        if mode == "async":
+            async def run():
+                async with genauth_c.AsyncManagementClient({ak!r}, {sk!r},
+                                                           **options) as c:
+                    swap()
+                    return await c.trigger_webhook("wh1")
+            result = asyncio.run(run())
+        else:
+            with genauth_c.ManagementClient({ak!r}, {sk!r}, **options) as c:
+                swap()
+                if mode == "batch":
+                    (result,) = c.trigger_webhooks([{{"webhook_id": "wh1"}}])
+                else:
+                    result = c.trigger_webhook("wh1")
+        if isinstance(result, Exception):
+            raise result
+        print(json.dumps({{"statusCode": result["statusCode"]}}))
+    except genauth_c.TransportError as e:
+        print(json.dumps({{"error": str(e), "curl_code": e.curl_code}}))
+""").format(ak=AK, sk=SK)
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_ca_bundle_swapped_for_a_pipe_after_the_client_was_made(
+        tls_fake, certificate, tmp_path, mode):
+    """Refused when the client is made, a pipe put in the file's place
+    afterwards held OpenSSL's open() of it for ever when a connection was
+    made: the call outlived its timeout, Ctrl-C did not end it. The file is
+    checked again before a connection that reads it. In a child process,
+    which a hang would not take the tests with."""
+    ca = tmp_path / "ca.pem"
+    shutil.copy(certificate[0], ca)
+    env = {name: value for name, value in os.environ.items()
+           if name.lower() not in ("https_proxy", "all_proxy")}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", SWAPPED_FOR_A_PIPE, tls_fake.server.url,
+             str(ca), mode],
+            env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the call did not end")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["curl_code"] == 77, got
+    assert got["error"] == (
+        f"cannot use the CA file '{ca}'; the file was usable when the client "
+        "was made, and is not now: not a regular file (a directory, a pipe, "
+        "a device); nothing was sent"), got
     assert tls_fake.server.requests == []

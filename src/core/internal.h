@@ -264,6 +264,9 @@ typedef struct genauth_conn {
     /* The client's CA file (its ca_bundle, or the store found), or NULL:
      * borrowed, as the client outlives its connections. */
     const char *ca_file;
+    /* This transfer's new connection was not made: ca_file had become
+     * unusable since the client was made (open_socket). */
+    int ca_file_unusable;
     /* The client's: its proxy is an https:// one, whose certificate a TLS
      * error may be about (verified whatever use_unverified_ssl says). */
     int proxy_tls;

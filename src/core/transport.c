@@ -365,6 +365,8 @@ note_own_sock(genauth_conn *conn, curl_socket_t fd)
     conn->own_socks_lost = 1;
 }
 
+static int https_url(genauth_conn *conn);
+
 /* libcurl's own socket() failure leaves no errno to read: this one keeps
  * it, so that a call out of file descriptors is told from a refused one. */
 static curl_socket_t
@@ -373,6 +375,16 @@ open_socket(void *userdata, curlsocktype purpose,
 {
     (void)purpose;
     genauth_conn *conn = userdata;
+    /* The CA file, checked again before a connection that will read it (a
+     * verified one): a pipe put in its place since the client was made
+     * would hold OpenSSL's open() of it for ever, past the call's timeout
+     * and Ctrl-C. Once per new connection, never per call. */
+    if (conn->ca_file &&
+        (conn->proxy_tls || (!conn->api_unverified && https_url(conn))) &&
+        genauth_ca_file_problem(conn->ca_file) != 0) {
+        conn->ca_file_unusable = 1;
+        return CURL_SOCKET_BAD;
+    }
     curl_socket_t fd = socket(address->family,
                               address->socktype | SOCK_CLOEXEC,
                               address->protocol);
@@ -695,6 +707,19 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     if (rc == CURLE_ABORTED_BY_CALLBACK && conn->refused_closed)
         return genauth_error_set(err, GENAUTH_E_CLOSED,
                                  GENAUTH_MSG_CLOSED_NOT_SENT);
+    /* libcurl says it could not connect (7), which is retried: the CA
+     * file's code, 77, is not. */
+    if (conn->ca_file_unusable) {
+        char hint[256];
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "cannot use the CA file '%s'%s; nothing was "
+                               "sent",
+                               conn->ca_file,
+                               ca_file_hint(conn->ca_file, hint,
+                                            sizeof(hint)));
+        err->curl_code = CURLE_SSL_CACERT_BADFILE;
+        return st;
+    }
     /* libcurl quotes the proxy as the environment gave it, password and
      * all ("Unsupported proxy scheme for 'ftp://user:pw@host'"), cutting
      * its message at CURL_ERROR_SIZE - 1 bytes, maybe inside them. */
@@ -825,6 +850,7 @@ reset_transfer(genauth_conn *conn)
     conn->kept_user = 0;
     conn->stale = 0;
     conn->refused_closed = 0;
+    conn->ca_file_unusable = 0;
     conn->errbuf[0] = '\0';
 }
 
