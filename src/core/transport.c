@@ -814,8 +814,16 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
              * ("wrong version number", "packet length too long", as its
              * version goes) name neither the address nor the slip. */
             lead = "the TLS handshake failed: ";
-            hint = "; a server that speaks plain HTTP fails it so: if one "
-                   "serves that address, host begins with http://";
+            /* Unless the server sent a TLS alert (OpenSSL's words for each
+             * say "alert": "sslv3 alert handshake failure"): it speaks
+             * TLS, and http:// would send the secret in the clear to it. */
+            hint = strstr(conn->errbuf, "alert ")
+                       ? "; the server refused the handshake with a TLS "
+                         "alert: it speaks TLS, and does not take what this "
+                         "client offered (a protocol version, a cipher) or "
+                         "wants what it did not send (a client certificate)"
+                       : "; a server that speaks plain HTTP fails it so: if "
+                         "one serves that address, host begins with http://";
             name_url = 1;
         }
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s%s (%s)%s%s",
