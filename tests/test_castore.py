@@ -5,9 +5,12 @@ certifi, and otherwise says how to name one.
 The other distributions' layouts are made real in a mount namespace: an empty
 tmpfs over /etc/ssl hides Debian's store (and libcurl's built-in path to it)
 from a child process, which then holds only the files a test puts there."""
+import asyncio
 import json
 import os
+import random
 import shutil
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -17,6 +20,7 @@ import pytest
 import genauth_c
 
 from conftest import AK, SK
+from test_retries import call_in
 
 CALL = textwrap.dedent("""
     import json, sys
@@ -401,3 +405,133 @@ def test_an_ssl_cert_file_that_is_a_pipe_is_passed_over(
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"statusCode": 200}
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("content", ["empty", "text", "der", "junk", "key"])
+def test_a_ca_bundle_holding_no_certificate_says_so(
+        tls_fake, certificate, tmp_path, monkeypatch, mode, content):
+    """libcurl's words for a CA file OpenSSL reads no certificate from were
+    "Problem with the SSL CA cert (path? access rights?)", about a file
+    whose path and access the client had checked: the reader went after
+    the wrong thing. The message says what the file lacks; nothing sent."""
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    pem = certificate[0].read_text()
+    body = {"empty": b"", "text": b"not a certificate\n",
+            "der": ssl.PEM_cert_to_DER_cert(pem),
+            "junk": random.Random(7).randbytes(1 << 20),
+            "key": certificate[1].read_bytes()}[content]
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(body)
+    try:
+        error = call_in(mode, dict(host=tls_fake.server.url, timeout=10,
+                                   ca_bundle=str(ca)))
+    except genauth_c.TransportError as e:
+        error = e
+    assert isinstance(error, genauth_c.TransportError), error
+    assert error.curl_code == 77, error
+    assert str(ca) in str(error)
+    assert str(error).endswith(
+        "; no certificate could be read from it: a CA file holds "
+        "certificates in PEM form (-----BEGIN CERTIFICATE-----)"), error
+    assert tls_fake.server.requests == []
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_ca_bundle_removed_after_the_client_was_made_says_so(
+        tls_fake, certificate, tmp_path, monkeypatch, mode):
+    """The file is read when a connection is made (README), not when the
+    client is: one removed in between fails the call with why (it read
+    "path? access rights?", as for a file never there), nothing sent."""
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    ca = tmp_path / "ca.pem"
+    shutil.copy(certificate[0], ca)
+    options = dict(host=tls_fake.server.url, timeout=10, ca_bundle=str(ca))
+    if mode == "async":
+        async def run():
+            async with genauth_c.AsyncManagementClient(AK, SK,
+                                                       **options) as c:
+                ca.unlink()
+                return await c.trigger_webhook("wh1")
+        with pytest.raises(genauth_c.TransportError) as info:
+            asyncio.run(run())
+        error = info.value
+    else:
+        with genauth_c.ManagementClient(AK, SK, **options) as client:
+            ca.unlink()
+            if mode == "batch":
+                (error,) = client.trigger_webhooks([{"webhook_id": "wh1"}])
+            else:
+                with pytest.raises(genauth_c.TransportError) as info:
+                    client.trigger_webhook("wh1")
+                error = info.value
+    assert isinstance(error, genauth_c.TransportError), error
+    assert error.curl_code == 77, error
+    assert str(ca) in str(error)
+    assert ("; the file was usable when the client was made, and is not "
+            "now: No such file or directory") in str(error), error
+    assert tls_fake.server.requests == []
+
+
+SWAPPED_FOR_A_PIPE = textwrap.dedent("""
+    import asyncio, json, os, sys
+    import genauth_c
+    url, ca, mode = sys.argv[1:]
+    options = dict(host=url, timeout=5, ca_bundle=ca)
+
+    def swap():
+        os.unlink(ca)
+        os.mkfifo(ca)
+
+    try:
+        if mode == "async":
+            async def run():
+                async with genauth_c.AsyncManagementClient({ak!r}, {sk!r},
+                                                           **options) as c:
+                    swap()
+                    return await c.trigger_webhook("wh1")
+            result = asyncio.run(run())
+        else:
+            with genauth_c.ManagementClient({ak!r}, {sk!r}, **options) as c:
+                swap()
+                if mode == "batch":
+                    (result,) = c.trigger_webhooks([{{"webhook_id": "wh1"}}])
+                else:
+                    result = c.trigger_webhook("wh1")
+        if isinstance(result, Exception):
+            raise result
+        print(json.dumps({{"statusCode": result["statusCode"]}}))
+    except genauth_c.TransportError as e:
+        print(json.dumps({{"error": str(e), "curl_code": e.curl_code}}))
+""").format(ak=AK, sk=SK)
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+def test_a_ca_bundle_swapped_for_a_pipe_after_the_client_was_made(
+        tls_fake, certificate, tmp_path, mode):
+    """Refused when the client is made, a pipe put in the file's place
+    afterwards held OpenSSL's open() of it for ever when a connection was
+    made: the call outlived its timeout, Ctrl-C did not end it. The file is
+    checked again before a connection that reads it. In a child process,
+    which a hang would not take the tests with."""
+    ca = tmp_path / "ca.pem"
+    shutil.copy(certificate[0], ca)
+    env = {name: value for name, value in os.environ.items()
+           if name.lower() not in ("https_proxy", "all_proxy")}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", SWAPPED_FOR_A_PIPE, tls_fake.server.url,
+             str(ca), mode],
+            env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the call did not end")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["curl_code"] == 77, got
+    assert got["error"] == (
+        f"cannot use the CA file '{ca}'; the file was usable when the client "
+        "was made, and is not now: not a regular file (a directory, a pipe, "
+        "a device); nothing was sent"), got
+    assert tls_fake.server.requests == []

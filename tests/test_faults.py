@@ -679,3 +679,42 @@ def test_an_https_host_that_speaks_plain_http_is_named_with_a_hint(auth):
     assert message.endswith(
         " (SSL connect error); a server that speaks plain HTTP fails it so: "
         "if one serves that address, host begins with http://"), message
+
+
+def test_a_tls_alert_is_not_blamed_on_plain_http():
+    """A server that answers the ClientHello with a TLS alert (a protocol
+    version, a cipher or a client certificate it wants) speaks TLS: the
+    message still told the reader that a plain-HTTP server fails so and to
+    write host with http://, which would send the secret in the clear to a
+    TLS port. The alert is named as the server's refusal."""
+    alert = bytes([0x15, 3, 3, 0, 2, 2, 40])  # fatal handshake_failure
+
+    def refuse(listener):
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)  # the ClientHello
+                conn.sendall(alert)
+                conn.recv(65536)  # until the client closes
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=refuse, args=(listener,), daemon=True).start()
+        host = "https://127.0.0.1:%d" % listener.getsockname()[1]
+        error, in_batch, in_async = failure_in_each_path(
+            host, "trigger_webhook", genauth_c.TransportError, max_retries=0)
+        assert str(in_batch) == str(error) == str(in_async)
+        assert error.curl_code == 35
+        message = str(error)
+        assert message.startswith(
+            f"{host}/api/v3/get-management-token: the TLS handshake failed: "
+        ), message
+        assert "alert handshake failure" in message
+        assert "plain HTTP" not in message and "http://" not in message
+        assert message.endswith(
+            " (SSL connect error); the server refused the handshake with a "
+            "TLS alert: it speaks TLS, and does not take what this client "
+            "offered (a protocol version, a cipher) or wants what it did "
+            "not send (a client certificate)"), message

@@ -15,8 +15,9 @@ import warnings
 
 import pytest
 
-from conftest import AK, SK, free_port, proxy_server
+from conftest import AK, SK, free_port, proxy_server, server_tls
 from rawserver import FakeGenAuth, RawServer, Response, make_jwt
+from test_retries import call_in
 
 import genauth_c
 from genauth_c import ManagementClient
@@ -45,6 +46,119 @@ def test_tls_hostname_checked_even_with_a_trusted_ca(tls_fake, certificate,
         client.trigger_webhook("wh1")
     assert info.value.curl_code == 60
     assert tls_fake.server.requests == []
+
+
+@pytest.fixture(scope="session")
+def refused_certificates(tmp_path_factory):
+    """{kind: (chain.pem, key.pem)} for a server at 127.0.0.1, each refused
+    for one reason by a client trusting "ca.pem" (a CA of its own) beside
+    them: expired, not yet valid, for another host, signed by an
+    intermediate the server leaves out, or for clients only (its extended
+    key usage). EC keys: made in milliseconds."""
+    d = tmp_path_factory.mktemp("refused")
+    (d / "index.txt").write_text("")
+    (d / "serial").write_text("01\n")
+    (d / "ca.cnf").write_text(textwrap.dedent("""
+        [ca]
+        default_ca = d
+        [d]
+        database = index.txt
+        new_certs_dir = .
+        serial = serial
+        default_md = sha256
+        policy = any
+        unique_subject = no
+        [any]
+        commonName = supplied
+        [ip]
+        subjectAltName = IP:127.0.0.1
+        [other_host]
+        subjectAltName = DNS:api.example.com
+        [client_only]
+        subjectAltName = IP:127.0.0.1
+        extendedKeyUsage = clientAuth
+        [ca_ext]
+        basicConstraints = critical,CA:TRUE
+        keyUsage = critical,keyCertSign,cRLSign
+        """))
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True,
+                       capture_output=True)
+
+    def key_and_request(name, cn):
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-subj", f"/CN={cn}", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr")
+
+    def sign(name, issuer, ext, start="-days", end="2"):
+        run("ca", "-batch", "-config", "ca.cnf", "-notext", "-cert",
+            f"{issuer}.pem", "-keyfile", f"{issuer}.key", "-in",
+            f"{name}.csr", "-out", f"{name}.pem", "-extensions", ext,
+            *([start, end] if start == "-days" else
+              ["-startdate", start, "-enddate", end]))
+
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+        "/CN=Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout",
+        "ca.key", "-out", "ca.pem")
+    key_and_request("intermediate", "Test Intermediate")
+    sign("intermediate", "ca", "ca_ext")
+    made = {}
+    for kind, issuer, ext, dates in [
+            ("expired", "ca", "ip", ("20200101000000Z", "20200201000000Z")),
+            ("not yet valid", "ca", "ip",
+             ("20400101000000Z", "20400201000000Z")),
+            ("another host", "ca", "other_host", ()),
+            ("incomplete chain", "intermediate", "ip", ()),
+            ("for clients only", "ca", "client_only", ())]:
+        name = kind.replace(" ", "-")
+        key_and_request(name, "127.0.0.1")
+        sign(name, issuer, ext, *dates)
+        made[kind] = (d / f"{name}.pem", d / f"{name}.key")
+    return d / "ca.pem", made
+
+
+@pytest.mark.parametrize("mode", ["call", "batch", "async"])
+@pytest.mark.parametrize("kind, problem", [
+    ("self-signed", "self-signed certificate"),
+    ("expired", "certificate has expired"),
+    ("not yet valid", "certificate is not yet valid"),
+    ("another host", "no alternative certificate subject name matches "
+                     "target host name '127.0.0.1'"),
+    ("incomplete chain", "unable to get local issuer certificate"),
+    ("for clients only", "unsuitable certificate purpose")])
+def test_a_refused_certificate_is_named_with_its_url(
+        certificate, refused_certificates, monkeypatch, mode, kind, problem):
+    """The message said what was wrong with the certificate ("SSL
+    certificate problem: certificate has expired") but not whose it was:
+    a log line of a program with several clients named no host. It begins
+    with the URL asked, as a failed handshake's does; nothing is sent."""
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    monkeypatch.delenv("ALL_PROXY", raising=False)
+    ca, made = refused_certificates
+    options = dict(timeout=10, ca_bundle=str(ca))
+    if kind == "self-signed":
+        served = certificate
+        del options["ca_bundle"]
+    else:
+        served = made[kind]
+    handler = FakeGenAuth()
+    with RawServer(handler, tls=server_tls(served)) as server:
+        try:
+            error = call_in(mode, dict(options, host=server.url))
+        except genauth_c.TransportError as e:
+            error = e
+        assert isinstance(error, genauth_c.TransportError), error
+        assert error.curl_code == 60, error
+        assert str(error).startswith(
+            f"{server.url}/api/v3/get-management-token: "), error
+        assert problem in str(error), error
+        assert "proxy" not in str(error)
+        assert server.requests == []
 
 
 # ---- secrets never shown ----------------------------------------------------

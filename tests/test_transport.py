@@ -263,3 +263,38 @@ def test_close_in_a_forked_child_leaves_the_parents_tls_connection(
     assert wait_child(pid) == 0
     assert client.trigger_webhook("wh1")["statusCode"] == 200
     assert tls_fake.server.connections == 1
+
+
+@pytest.mark.parametrize("how", ["call", "batch"])
+def test_a_forked_child_makes_its_own_tls_connection(
+        tls_fake, certificate, client_for, how):
+    """A child's call must not write on a TLS connection it inherited (the
+    single calls' or the batches'): its records would carry the parent's
+    keys and sequence numbers, and the server would drop the connection
+    under the parent's next call. The child makes a connection of its own;
+    the parent's go on serving."""
+    def triggered(webhook_id, batch):
+        if batch:
+            (result,) = client.trigger_webhooks([{"webhook_id": webhook_id}])
+            return result["statusCode"]
+        return client.trigger_webhook(webhook_id)["statusCode"]
+
+    client = client_for(tls_fake.server.url, ca_bundle=str(certificate[0]))
+    assert triggered("wh1", False) == 200
+    assert triggered("wh1", True) == 200
+    assert tls_fake.server.connections == 2  # the calls', the batches'
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if triggered("wh2", how == "batch") == 200 else 1)
+        except BaseException:
+            os._exit(2)
+    assert wait_child(pid) == 0
+    assert tls_fake.server.connections == 3  # the child's own
+    for _ in range(2):
+        assert triggered("wh1", False) == 200
+        assert triggered("wh1", True) == 200
+    assert tls_fake.server.connections == 3  # the parent's, kept
+    assert [r.json()["webhookId"] for r in tls_fake.server.requests
+            if r.path.endswith("/trigger-webhook")] == (
+        ["wh1", "wh1", "wh2"] + ["wh1"] * 4)

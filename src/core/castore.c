@@ -41,6 +41,16 @@ genauth_ca_file_problem(const char *path)
     return S_ISREG(st.st_mode) ? 0 : -1;
 }
 
+const char *
+genauth_ca_file_problem_text(int problem, char *buf, size_t size)
+{
+    if (problem < 0)
+        return "not a regular file (a directory, a pipe, a device)";
+    /* GNU's (_GNU_SOURCE): thread-safe, and returns the text, in `buf` or
+     * static. */
+    return strerror_r(problem, buf, size);
+}
+
 int
 genauth_ca_file_usable(const char *path)
 {

@@ -359,11 +359,7 @@ genauth_client_new(const genauth_client_options *opts, genauth_client **out,
         return genauth_error_set(
             err, GENAUTH_E_INVALID, "ca_bundle: cannot use '%s': %s",
             opts->ca_bundle,
-            ca_problem < 0 ? "not a regular file (a directory, a pipe, "
-                             "a device)"
-                           /* GNU's (_GNU_SOURCE): thread-safe, and
-                            * returns the text, in `reason` or static */
-                           : strerror_r(ca_problem, reason, sizeof(reason)));
+            genauth_ca_file_problem_text(ca_problem, reason, sizeof(reason)));
     }
 
     c = calloc(1, sizeof(*c));

@@ -108,6 +108,9 @@ int genauth_ca_file_usable(const char *path);
 /* Why it cannot: 0 when it can, the errno of the file system's refusal
  * (ENOENT, EACCES, ...), or -1 for a file that is not a regular one. */
 int genauth_ca_file_problem(const char *path);
+/* That problem in words ("No such file or directory"): static, or in `buf`
+ * (`size` bytes, 128 is enough). */
+const char *genauth_ca_file_problem_text(int problem, char *buf, size_t size);
 /* genauth_ca_store_wanted's rule, given whether the client's proxy is an
  * https:// one (genauth_proxy_is_tls), as the client itself knows it. */
 int genauth_ca_store_wanted_behind(const genauth_client_options *opts,
@@ -258,6 +261,12 @@ typedef struct genauth_conn {
     int over_cap;
     size_t head_bytes; /* header lines received (trailers too), this request */
     int no_ca_store; /* the client's: TLS errors then say what to do */
+    /* The client's CA file (its ca_bundle, or the store found), or NULL:
+     * borrowed, as the client outlives its connections. */
+    const char *ca_file;
+    /* This transfer's new connection was not made: ca_file had become
+     * unusable since the client was made (open_socket). */
+    int ca_file_unusable;
     /* The client's: its proxy is an https:// one, whose certificate a TLS
      * error may be about (verified whatever use_unverified_ssl says). */
     int proxy_tls;

@@ -365,6 +365,8 @@ note_own_sock(genauth_conn *conn, curl_socket_t fd)
     conn->own_socks_lost = 1;
 }
 
+static int https_url(genauth_conn *conn);
+
 /* libcurl's own socket() failure leaves no errno to read: this one keeps
  * it, so that a call out of file descriptors is told from a refused one. */
 static curl_socket_t
@@ -373,6 +375,16 @@ open_socket(void *userdata, curlsocktype purpose,
 {
     (void)purpose;
     genauth_conn *conn = userdata;
+    /* The CA file, checked again before a connection that will read it (a
+     * verified one): a pipe put in its place since the client was made
+     * would hold OpenSSL's open() of it for ever, past the call's timeout
+     * and Ctrl-C. Once per new connection, never per call. */
+    if (conn->ca_file &&
+        (conn->proxy_tls || (!conn->api_unverified && https_url(conn))) &&
+        genauth_ca_file_problem(conn->ca_file) != 0) {
+        conn->ca_file_unusable = 1;
+        return CURL_SOCKET_BAD;
+    }
     curl_socket_t fd = socket(address->family,
                               address->socktype | SOCK_CLOEXEC,
                               address->protocol);
@@ -469,6 +481,8 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         goto nomem;
     conn->max_response_bytes = client->max_response_bytes;
     conn->no_ca_store = client->no_ca_store;
+    conn->ca_file =
+        client->ca_bundle ? client->ca_bundle : client->ca_store_file;
     conn->proxy_tls = client->proxy_tls;
     conn->api_unverified = client->use_unverified_ssl;
     conn->proxy_userinfo =
@@ -663,6 +677,25 @@ proxy_handshake_failed(genauth_conn *conn, CURLcode rc)
            connect_code == 0;
 }
 
+/* Why the CA file failed to load (curl code 77), for libcurl's "Problem
+ * with the SSL CA cert (path? access rights?)": the client checked both
+ * when it was made, and OpenSSL reads the file when a connection is made.
+ * The hint, static or in `buf` (`size` bytes). */
+static const char *
+ca_file_hint(const char *path, char *buf, size_t size)
+{
+    char why[128];
+    int problem = genauth_ca_file_problem(path);
+    if (problem == 0)
+        return "; no certificate could be read from it: a CA file holds "
+               "certificates in PEM form (-----BEGIN CERTIFICATE-----)";
+    snprintf(buf, size,
+             "; the file was usable when the client was made, and is not "
+             "now: %s",
+             genauth_ca_file_problem_text(problem, why, sizeof(why)));
+    return buf;
+}
+
 static genauth_status
 transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
 {
@@ -674,6 +707,19 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     if (rc == CURLE_ABORTED_BY_CALLBACK && conn->refused_closed)
         return genauth_error_set(err, GENAUTH_E_CLOSED,
                                  GENAUTH_MSG_CLOSED_NOT_SENT);
+    /* libcurl says it could not connect (7), which is retried: the CA
+     * file's code, 77, is not. */
+    if (conn->ca_file_unusable) {
+        char hint[256];
+        st = genauth_error_set(err, GENAUTH_E_TRANSPORT,
+                               "cannot use the CA file '%s'%s; nothing was "
+                               "sent",
+                               conn->ca_file,
+                               ca_file_hint(conn->ca_file, hint,
+                                            sizeof(hint)));
+        err->curl_code = CURLE_SSL_CACERT_BADFILE;
+        return st;
+    }
     /* libcurl quotes the proxy as the environment gave it, password and
      * all ("Unsupported proxy scheme for 'ftp://user:pw@host'"), cutting
      * its message at CURL_ERROR_SIZE - 1 bytes, maybe inside them. */
@@ -741,6 +787,7 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
     } else {
         /* libcurl's words, and what they leave out. */
         const char *lead = "", *hint = "";
+        char hint_buf[256];
         const char *whose =
             proxy_certificate_refused(conn, rc)
                 ? ": the https:// proxy's certificate, which is verified "
@@ -751,6 +798,8 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
             hint = "; no CA store was found on this machine: pass "
                    "ca_bundle=, a PEM file of the CAs to trust (or install "
                    "certifi, or set SSL_CERT_FILE)";
+        } else if (rc == CURLE_SSL_CACERT_BADFILE && conn->ca_file) {
+            hint = ca_file_hint(conn->ca_file, hint_buf, sizeof(hint_buf));
         } else if (proxy_handshake_failed(conn, rc)) {
             /* The same slip in the proxy's URL: the API server was never
              * reached, and neither its URL nor host is to blame (nor is
@@ -765,8 +814,16 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
              * ("wrong version number", "packet length too long", as its
              * version goes) name neither the address nor the slip. */
             lead = "the TLS handshake failed: ";
-            hint = "; a server that speaks plain HTTP fails it so: if one "
-                   "serves that address, host begins with http://";
+            /* Unless the server sent a TLS alert (OpenSSL's words for each
+             * say "alert": "sslv3 alert handshake failure"): it speaks
+             * TLS, and http:// would send the secret in the clear to it. */
+            hint = strstr(conn->errbuf, "alert ")
+                       ? "; the server refused the handshake with a TLS "
+                         "alert: it speaks TLS, and does not take what this "
+                         "client offered (a protocol version, a cipher) or "
+                         "wants what it did not send (a client certificate)"
+                       : "; a server that speaks plain HTTP fails it so: if "
+                         "one serves that address, host begins with http://";
             name_url = 1;
         }
         st = genauth_error_set(err, GENAUTH_E_TRANSPORT, "%s%s (%s)%s%s",
@@ -774,6 +831,12 @@ transport_error(genauth_conn *conn, CURLcode rc, genauth_error *err)
                                conn->errbuf[0] ? conn->errbuf
                                                : curl_easy_strerror(rc),
                                curl_easy_strerror(rc), whose, hint);
+        /* OpenSSL's verdict ("certificate has expired") names no host: in
+         * the log of a program with several clients it read as anyone's.
+         * The API server's is named as a failed handshake is; a proxy's
+         * is said to be the proxy's, whose URL may hold a password. */
+        if (rc == CURLE_PEER_FAILED_VERIFICATION && !whose[0])
+            name_url = 1;
     }
     if (name_url)
         genauth_conn_name_url(conn, err);
@@ -795,6 +858,7 @@ reset_transfer(genauth_conn *conn)
     conn->kept_user = 0;
     conn->stale = 0;
     conn->refused_closed = 0;
+    conn->ca_file_unusable = 0;
     conn->errbuf[0] = '\0';
 }
 
