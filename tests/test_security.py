@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import re
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -1007,3 +1008,51 @@ def test_a_cut_webhook_answer_shows_none_of_its_secret(fake, client_for,
     assert b'"webhookId"' in excerpt and b'"secret"' in excerpt
     for piece in ("stored-h", "k-secret-42"):
         assert piece not in text
+
+
+# OpenSSL's configuration as a system may set it (openssl.cnf, or
+# OPENSSL_CONF): TLS 1.0 and its old ciphers allowed.
+OLD_TLS_OPENSSL_CONF = """\
+openssl_conf = conf
+[conf]
+ssl_conf = ssl
+[ssl]
+system_default = tls
+[tls]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+OLD_TLS_CHILD = r"""
+import sys
+import genauth_c
+client = genauth_c.ManagementClient("AK", "SK", host=sys.argv[1], ca_bundle=sys.argv[2],
+                                    max_retries=0, timeout=10)
+try:
+    client.trigger_webhook("wh1")
+    print("answered")
+except genauth_c.TransportError as e:
+    print(e.curl_code)
+"""
+
+
+def test_tls_older_than_1_2_is_refused_where_openssl_would_allow_it(certificate, tmp_path):
+    """A server that speaks only TLS 1.0 or 1.1: refused, nothing sent. Only
+    OpenSSL's default security level refused it, so on a system whose
+    OpenSSL configuration allows the old versions the client negotiated TLS
+    1.0 and sent its key secret over it. The client asks for TLS 1.2 at
+    least itself, as urllib3 2 does."""
+    tls = server_tls(certificate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1: as meant
+        tls.minimum_version = ssl.TLSVersion.TLSv1
+        tls.maximum_version = ssl.TLSVersion.TLSv1_1
+    tls.set_ciphers("DEFAULT:@SECLEVEL=0")
+    conf = tmp_path / "openssl.cnf"
+    conf.write_text(OLD_TLS_OPENSSL_CONF)
+    with RawServer(FakeGenAuth(), tls=tls) as server:
+        child = subprocess.run([sys.executable, "-c", OLD_TLS_CHILD, server.url, certificate[0]],
+                               env={**os.environ, "OPENSSL_CONF": str(conf)},
+                               capture_output=True, text=True, timeout=60)
+        assert (child.returncode, child.stdout, child.stderr) == (0, "35\n", "")
+        assert server.requests == []

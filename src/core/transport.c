@@ -529,6 +529,12 @@ genauth_conn_new(genauth_client *client, genauth_error *err)
         SET(CURLOPT_SSL_VERIFYPEER, 1L);
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
     }
+    /* TLS 1.2 at least, to the API server and to an https:// proxy, as
+     * urllib3 2 asks: OpenSSL's default security level is all that refused
+     * 1.0 and 1.1, and a system's openssl.cnf (or OPENSSL_CONF) may lower
+     * it. */
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    SET(CURLOPT_PROXY_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (rc == CURLE_OK)
         rc = set_trust(e, CURLOPT_CAINFO, CURLOPT_CAPATH, client);
     /* An https:// proxy is verified against the same CAs as the API server
