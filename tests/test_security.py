@@ -1023,25 +1023,15 @@ MinProtocol = TLSv1
 CipherString = DEFAULT@SECLEVEL=0
 """
 
-OLD_TLS_CHILD = r"""
-import sys
-import genauth_c
-client = genauth_c.ManagementClient("AK", "SK", host=sys.argv[1], ca_bundle=sys.argv[2],
-                                    max_retries=0, timeout=10)
-try:
-    client.trigger_webhook("wh1")
-    print("answered")
-except genauth_c.TransportError as e:
-    print(e.curl_code)
-"""
 
-
-def test_tls_older_than_1_2_is_refused_where_openssl_would_allow_it(certificate, tmp_path):
-    """A server that speaks only TLS 1.0 or 1.1: refused, nothing sent. Only
-    OpenSSL's default security level refused it, so on a system whose
-    OpenSSL configuration allows the old versions the client negotiated TLS
-    1.0 and sent its key secret over it. The client asks for TLS 1.2 at
-    least itself, as urllib3 2 does."""
+@pytest.mark.parametrize("through", ["direct", "https proxy"])
+def test_tls_older_than_1_2_is_refused_where_openssl_would_allow_it(
+        fake, certificate, tmp_path, through):
+    """A server, or an https:// proxy, that speaks only TLS 1.0 or 1.1:
+    refused, nothing sent. Only OpenSSL's default security level refused
+    it, so on a system whose OpenSSL configuration allows the old versions
+    the client negotiated TLS 1.0 and sent its key secret over it. The
+    client asks for TLS 1.2 at least itself, as urllib3 2 does."""
     tls = server_tls(certificate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1: as meant
@@ -1050,9 +1040,12 @@ def test_tls_older_than_1_2_is_refused_where_openssl_would_allow_it(certificate,
     tls.set_ciphers("DEFAULT:@SECLEVEL=0")
     conf = tmp_path / "openssl.cnf"
     conf.write_text(OLD_TLS_OPENSSL_CONF)
-    with RawServer(FakeGenAuth(), tls=tls) as server:
-        child = subprocess.run([sys.executable, "-c", OLD_TLS_CHILD, server.url, certificate[0]],
-                               env={**os.environ, "OPENSSL_CONF": str(conf)},
-                               capture_output=True, text=True, timeout=60)
-        assert (child.returncode, child.stdout, child.stderr) == (0, "35\n", "")
-        assert server.requests == []
+    env = {"OPENSSL_CONF": str(conf)}
+    with (RawServer(fake, tls=tls) if through == "direct" else proxy_server(tls)) as server:
+        host = server.url if through == "direct" else fake.server.url
+        if through == "https proxy":
+            env["http_proxy"] = server.url
+        got = run_child(host, env, ca_bundle=str(certificate[0]), max_retries=0)
+        assert (got.get("error"), got.get("curl_code")) == ("TransportError", 35), got
+        assert "alert protocol version" in got["message"]
+        assert server.requests == [] and fake.server.requests == []
