@@ -32,6 +32,13 @@ attach(genauth_module_state *st)
         return 1;
     if (!(logging = PyImport_GetModule(st->str_logging)))
         return PyErr_Occurred() ? -1 : 0;
+    /* None: not importable, as `import logging` would say. An application
+     * blocks it so, and so does the interpreter's end (a finalizer's call)
+     * for every module it takes out of sys.modules. */
+    if (logging == Py_None) {
+        Py_DECREF(logging);
+        return 0;
+    }
     logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
     if (!logger)
         goto done;
