@@ -94,3 +94,36 @@ def test_logging_blocked_in_sys_modules_is_logging_not_imported(server):
             print(c.trigger_webhook("wh1")["statusCode"])
     """ % (AK, SK), server.url)
     assert (out.returncode, out.stdout, out.stderr) == (0, "200\n", "")
+
+
+@pytest.mark.parametrize("line", ["token fetch", "POST"])
+@pytest.mark.parametrize("batch", [False, True], ids=["call", "batch"])
+def test_sys_exit_in_a_log_handler_during_a_call_exits(server, line, batch):
+    # sys.exit() in a handler of the genauth_c logger ends the script with
+    # its status, as from a line any Python code logs. On the token
+    # fetch's line, which the core writes in the middle of the call (it
+    # cannot end the call there), the SystemExit was reported as the
+    # handler's failure ("Exception ignored in: <Logger genauth_c>") and
+    # dropped: the script went on, and exited 0.
+    out = run_script("""
+        import logging, sys
+        import genauth_c
+
+        class Exits(logging.Handler):
+            def emit(self, record):
+                if record.getMessage().startswith(sys.argv[2]):
+                    sys.exit(3)
+
+        logger = logging.getLogger("genauth_c")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(Exits())
+        c = genauth_c.ManagementClient(%r, %r, host=sys.argv[1])
+        if sys.argv[3] == "batch":
+            c.trigger_webhooks([{"webhook_id": "wh1"}] * 3)
+        else:
+            c.trigger_webhook("wh1")
+        for _ in range(2):  # the loop's back edge: Python's next check
+            pass
+        print("went on")
+    """ % (AK, SK), server.url, line, "batch" if batch else "call")
+    assert (out.returncode, out.stdout, out.stderr) == (3, "", "")
