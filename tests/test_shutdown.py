@@ -6,11 +6,12 @@ status, no crash, no hang, nothing on stderr it did not write itself.
 The servers hold answers (the script is told on its standard input once a
 request arrived), so a call is in flight at the interpreter's end however
 slow the machine."""
-import dataclasses
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import types
 
 import pytest
 
@@ -127,3 +128,262 @@ def test_sys_exit_in_a_log_handler_during_a_call_exits(server, line, batch):
         print("went on")
     """ % (AK, SK), server.url, line, "batch" if batch else "call")
     assert (out.returncode, out.stdout, out.stderr) == (3, "", "")
+
+
+class Holding:
+    """FakeGenAuth's answers, those to the requests `holds` picks held until
+    `release` is set (or the server stops); `arrived` is set by the first."""
+
+    def __init__(self, holds):
+        self.fake = FakeGenAuth()
+        self.holds = holds
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, req):
+        resp = self.fake(req)
+        if self.holds(req) and not self.release.is_set():
+            self.arrived.set()
+            self.release.wait(HANG)
+        return resp
+
+
+HELD = {
+    "call": lambda req: "trigger-webhook" in req.path,
+    "batch": lambda req: "trigger-webhook" in req.path,
+    "token": lambda req: "get-management-token" in req.path,
+}
+
+# A daemon thread is in a call (or a batch, or the call's token fetch) on a
+# client in a module global when the main thread returns; the server holds
+# the answer, then gives it as the interpreter ends (Python 3.11 ends a
+# daemon thread when it next takes the GIL). Meanwhile finalizers use that
+# client, close it and make a client of their own.
+IN_FLIGHT_AT_EXIT = """
+    import os, socket, sys, threading, types
+    import genauth_c
+    url, kind, release_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    client = genauth_c.ManagementClient(%r, %r, host=url, timeout=%d)
+
+    def work():
+        if kind == "batch":
+            client.trigger_webhooks([{"webhook_id": "wh1"}] * 3)
+        else:
+            client.trigger_webhook("wh1")
+
+    for _ in range(2):
+        threading.Thread(target=work, daemon=True).start()
+    sys.stdin.readline()  # a request is held
+
+    class AtTheEnd:
+        # Runs as the interpreter clears sys.modules: the daemon threads
+        # end when they next take the GIL.
+        release = socket.create_connection(("127.0.0.1", release_port))
+
+        def __del__(self, client=client, genauth_c=genauth_c, write=os.write):
+            self.release.sendall(b"answer now")
+            self.release.recv(1)  # the server answers
+            self.release.close()
+            results = [repr(client), client.closed]
+            client.close()
+            with genauth_c.ManagementClient(%r, %r, host=url) as another:
+                results.append(
+                    another.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+                    ["statusCode"])
+            write(1, repr(results[1:]).encode())
+
+    sys.modules["at_the_end"] = types.ModuleType("at_the_end")
+    sys.modules["at_the_end"].hook = AtTheEnd()
+""" % (AK, SK, HANG, AK, SK)
+
+
+@pytest.fixture
+def release_server():
+    """A port that sets .release of the handler assigned to .handler on each
+    connection's first bytes, and answers a byte once it is set."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    box = types.SimpleNamespace()
+    box.port = listener.getsockname()[1]
+    box.handler = None
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.recv(64):
+                    box.handler.release.set()
+                    conn.sendall(b"!")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield box
+    listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() does not
+    listener.close()
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("kind", sorted(HELD))
+def test_daemon_threads_in_calls_at_exit(release_server, kind):
+    handler = Holding(HELD[kind])
+    release_server.handler = handler
+    with RawServer(handler) as srv:
+        out = run_script(IN_FLIGHT_AT_EXIT, srv.url, kind, release_server.port,
+                         when=handler.arrived)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "[False, 200]", "")
+
+
+# An AsyncManagementClient with calls in flight (a call and a batch, the
+# server holding them) as the script ends: asyncio.run() returns with them
+# pending (it cancels them), or the loop is left as it is, unclosed, or runs
+# in a daemon thread.
+ASYNC_PENDING_AT_EXIT = """
+    import asyncio, sys, threading
+    import genauth_c
+    url, how = sys.argv[1], sys.argv[2]
+    ready = threading.Event()
+
+    async def main():
+        client = genauth_c.AsyncManagementClient(%r, %r, host=url, timeout=%d)
+        tasks = [asyncio.ensure_future(client.trigger_webhook("wh1")),
+                 asyncio.ensure_future(client.trigger_webhooks(
+                     [{"webhook_id": "wh1"}] * 3))]
+        await asyncio.sleep(0)
+        ready.set()
+        if how != "daemon thread":
+            # Told once a request is held; the tasks are still pending.
+            await asyncio.get_running_loop().run_in_executor(
+                None, sys.stdin.readline)
+        return client, tasks
+
+    if how == "asyncio.run":
+        kept = asyncio.run(main())
+    elif how == "unclosed loop":
+        kept = asyncio.new_event_loop().run_until_complete(main())
+    else:  # a daemon thread's loop, running
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=lambda: (loop.run_until_complete(main()),
+                                         loop.run_forever()),
+                         daemon=True).start()
+        ready.wait()
+        sys.stdin.readline()
+    print("returned")
+""" % (AK, SK, HANG)
+
+
+@pytest.mark.parametrize("how", ["asyncio.run", "unclosed loop",
+                                 "daemon thread"])
+def test_async_calls_pending_at_exit(how):
+    handler = Holding(HELD["call"])
+    with RawServer(handler) as srv:
+        out = run_script(ASYNC_PENDING_AT_EXIT, srv.url, how,
+                         when=handler.arrived)
+    assert (out.returncode, out.stdout) == (0, "returned\n")
+    # Nothing failed: asyncio's words for the tasks left pending on a loop
+    # never closed, and (in development mode) the ResourceWarnings for the
+    # loop and the client never closed, are the script's doing.
+    assert [line for line in out.stderr.splitlines()
+            if "Exception ignored" in line or "Error" in line
+            or line.startswith("Traceback")] == []
+
+
+def test_reload_and_a_second_copy_of_the_extension(server):
+    # importlib.reload(genauth_c), and the extension loaded a second time
+    # under another name: each copy has its own state (types, exceptions,
+    # logger), and clients of both work side by side and at exit, left
+    # open in module globals.
+    out = run_script("""
+        import asyncio, importlib, importlib.util, logging, sys
+        import genauth_c
+        url = sys.argv[1]
+        first = genauth_c.ManagementClient(%r, %r, host=url)
+        first.trigger_webhook("wh1")
+        again = importlib.reload(genauth_c)
+        spec = importlib.util.spec_from_file_location(
+            "another_copy._core", genauth_c._core.__file__)
+        copy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(copy)
+        assert copy is not genauth_c._core
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stdout,
+                            format="%%(message).4s")
+        second = copy.ManagementClient(%r, %r, host=url)
+        third = again.ManagementClient(%r, %r, host=url)
+        results = [c.trigger_webhook("wh1")["statusCode"]
+                   for c in (first, second, third)]
+        results += [second.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+                    [1]["statusCode"]]
+        try:
+            second.get_webhook("")
+        except ValueError as e:
+            results.append(str(e))
+        async def main():
+            async with again.AsyncManagementClient(%r, %r, host=url) as c:
+                return (await c.trigger_webhook("wh1"))["statusCode"]
+        results.append(asyncio.run(main()))
+        del copy, spec
+        print(results)
+    """ % (AK, SK, AK, SK, AK, SK, AK, SK), server.url)
+    assert out.returncode == 0 and out.stderr == ""
+    # Every call logs once, through whichever copy made its client.
+    assert out.stdout.splitlines()[-1] == (
+        "[200, 200, 200, 200, \"webhook_id: expected a non-empty str, got ''\", "
+        "200]")
+    assert out.stdout.count("POST") == 6
+
+
+@pytest.mark.skipif(not any(
+    __import__("importlib").util.find_spec(name)
+    for name in ("_interpreters", "_xxsubinterpreters")),
+    reason="no subinterpreter module in this Python")
+def test_subinterpreters_at_their_end_and_at_exit(server):
+    # Subinterpreters import genauth_c (or refuse it with ImportError),
+    # use it, leave clients open and a logging handler attached, and are
+    # destroyed; one is still alive at exit.
+    out = run_script("""
+        import sys
+        try:
+            import _interpreters as interpreters
+        except ImportError:
+            import _xxsubinterpreters as interpreters
+        import genauth_c
+        code = '''
+        try:
+            import genauth_c
+        except ImportError as e:
+            print("refused:", e)
+        else:
+            import asyncio, logging, sys
+            logging.basicConfig(level=logging.DEBUG, stream=sys.stdout,
+                                format="log %%(message).4s")
+            c = genauth_c.ManagementClient(%r, %r, host=%r)
+            one = c.trigger_webhook("wh1")["statusCode"]
+            many = c.trigger_webhooks([{"webhook_id": "wh1"}])[0]["statusCode"]
+            async def main():
+                a = genauth_c.AsyncManagementClient(%r, %r, host=%r)
+                return a, (await a.trigger_webhook("wh1"))["statusCode"]
+            kept, awaited = asyncio.run(main())  # left open, its loop closed
+            print("sub", one, many, awaited)
+        '''
+        for _ in range(2):
+            interp = interpreters.create()
+            interpreters.run_string(interp, code)
+            interpreters.destroy(interp)
+        interpreters.run_string(interpreters.create(), code)
+        with genauth_c.ManagementClient(%r, %r, host=%r) as c:
+            print("main", c.trigger_webhook("wh1")["statusCode"])
+    """ % ((AK, SK, server.url) * 3))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "main 200"
+    subs = [line for line in lines if line.startswith(("sub ", "refused"))]
+    if subs[0].startswith("refused"):
+        assert subs == [subs[0]] * 3
+    else:
+        assert subs == ["sub 200 200 200"] * 3
+        assert lines.count("log POST") == 3 * 3
+    assert "Exception ignored" not in out.stderr
+    assert "Traceback" not in out.stderr
