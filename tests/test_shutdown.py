@@ -15,7 +15,7 @@ import types
 
 import pytest
 
-from conftest import AK, SK
+from conftest import AK, SK, server_tls
 from rawserver import FakeGenAuth, RawServer
 
 # A script gets this long to end; it takes well under a second unless it
@@ -163,7 +163,8 @@ IN_FLIGHT_AT_EXIT = """
     import os, socket, sys, threading, types
     import genauth_c
     url, kind, release_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    client = genauth_c.ManagementClient(%r, %r, host=url, timeout=%d)
+    tls = {"ca_bundle": sys.argv[4]} if len(sys.argv) > 4 else {}
+    client = genauth_c.ManagementClient(%r, %r, host=url, timeout=%d, **tls)
 
     def work():
         if kind == "batch":
@@ -186,7 +187,8 @@ IN_FLIGHT_AT_EXIT = """
             self.release.close()
             results = [repr(client), client.closed]
             client.close()
-            with genauth_c.ManagementClient(%r, %r, host=url) as another:
+            with genauth_c.ManagementClient(%r, %r, host=url,
+                                            **tls) as another:
                 results.append(
                     another.trigger_webhooks([{"webhook_id": "wh1"}])[0]
                     ["statusCode"])
@@ -227,13 +229,17 @@ def release_server():
     thread.join(timeout=10)
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("kind", sorted(HELD))
-def test_daemon_threads_in_calls_at_exit(release_server, kind):
+def test_daemon_threads_in_calls_at_exit(release_server, certificate, kind,
+                                         scheme):
     handler = Holding(HELD[kind])
     release_server.handler = handler
-    with RawServer(handler) as srv:
+    tls = server_tls(certificate) if scheme == "https" else None
+    ca = [certificate[0]] if tls else []
+    with RawServer(handler, tls=tls) as srv:
         out = run_script(IN_FLIGHT_AT_EXIT, srv.url, kind, release_server.port,
-                         when=handler.arrived)
+                         *ca, when=handler.arrived)
     assert (out.returncode, out.stdout, out.stderr) == (0, "[False, 200]", "")
 
 
