@@ -6,6 +6,7 @@ status, no crash, no hang, nothing on stderr it did not write itself.
 The servers hold answers (the script is told on its standard input once a
 request arrived), so a call is in flight at the interpreter's end however
 slow the machine."""
+import signal
 import socket
 import subprocess
 import sys
@@ -23,10 +24,11 @@ from rawserver import FakeGenAuth, RawServer
 HANG = 60
 
 
-def run_script(code, *args, when=None, env=None):
+def run_script(code, *args, when=None, then=None, env=None):
     """Runs `code` with args in sys.argv[1:]; when `when` (an Event) is
-    given, writes a line to the script's standard input once it is set.
-    Returns the CompletedProcess; fails on a hang or a crash."""
+    given, writes a line to the script's standard input once it is set, or
+    calls then(proc). Returns the CompletedProcess; fails on a hang or a
+    crash."""
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -37,8 +39,11 @@ def run_script(code, *args, when=None, env=None):
                 proc.kill()
                 pytest.fail("the script's request never arrived: "
                             + proc.communicate()[1])
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+            if then is not None:
+                then(proc)
+            else:
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
         out, err = proc.communicate(timeout=HANG)
     except subprocess.TimeoutExpired:
         proc.kill()
@@ -393,3 +398,34 @@ def test_subinterpreters_at_their_end_and_at_exit(server):
         assert lines.count("log POST") == 3 * 3
     assert "Exception ignored" not in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["call", "batch", "token", "async"])
+def test_sys_exit_in_a_signal_handler_during_a_call_exits(kind):
+    # A signal handler that calls sys.exit() while a call waits on the
+    # network (the server holds the answer, or the token): the script ends
+    # with its status, at once.
+    handler = Holding(HELD["token" if kind == "token" else "call"])
+    with RawServer(handler) as srv:
+        out = run_script("""
+            import asyncio, signal, sys
+            import genauth_c
+            signal.signal(signal.SIGUSR1, lambda *args: sys.exit(5))
+            url, kind = sys.argv[1], sys.argv[2]
+            options = dict(host=url, timeout=%d)
+            if kind == "async":
+                async def main():
+                    async with genauth_c.AsyncManagementClient(
+                            %r, %r, **options) as c:
+                        await c.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+                asyncio.run(main())
+            else:
+                c = genauth_c.ManagementClient(%r, %r, **options)
+                if kind == "batch":
+                    c.trigger_webhooks([{"webhook_id": "wh1"}] * 2)
+                else:
+                    c.trigger_webhook("wh1")
+            print("went on")
+        """ % (HANG, AK, SK, AK, SK), srv.url, kind, when=handler.arrived,
+            then=lambda proc: proc.send_signal(signal.SIGUSR1))
+    assert (out.returncode, out.stdout, out.stderr) == (5, "", "")
