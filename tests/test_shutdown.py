@@ -429,3 +429,37 @@ def test_sys_exit_in_a_signal_handler_during_a_call_exits(kind):
         """ % (HANG, AK, SK, AK, SK), srv.url, kind, when=handler.arrived,
             then=lambda proc: proc.send_signal(signal.SIGUSR1))
     assert (out.returncode, out.stdout, out.stderr) == (5, "", "")
+
+
+def test_atexit_handlers_use_clients_with_a_handler_still_attached(server):
+    # atexit handlers call a client made before (left open in a module
+    # global), make clients of their own (sync and asyncio), while a
+    # handler of the genauth_c logger is still attached; logging's own
+    # atexit handler (shutdown) runs after them.
+    out = run_script("""
+        import asyncio, atexit, logging, sys
+        import genauth_c
+        url = sys.argv[1]
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stdout,
+                            format="log %%(message).4s")
+        kept = genauth_c.ManagementClient(%r, %r, host=url)
+        kept.trigger_webhook("wh1")
+
+        @atexit.register
+        def at_exit():
+            results = [kept.trigger_webhook("wh1")["statusCode"]]
+            with genauth_c.ManagementClient(%r, %r, host=url) as c:
+                results.append(
+                    c.trigger_webhooks([{"webhook_id": "wh1"}])[0]
+                    ["statusCode"])
+            async def main():
+                async with genauth_c.AsyncManagementClient(
+                        %r, %r, host=url) as c:
+                    return (await c.trigger_webhook("wh1"))["statusCode"]
+            results.append(asyncio.run(main()))
+            print(results)
+    """ % (AK, SK, AK, SK, AK, SK), server.url)
+    assert (out.returncode, out.stderr) == (0, "")
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "[200, 200, 200]"
+    assert lines.count("log POST") == 4
