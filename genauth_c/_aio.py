@@ -289,14 +289,17 @@ class AsyncManagementClient:
         client = self._client
         if client is None or client.closed or self._engine is None:
             return
-        _warn(f"unclosed {self!r}: use 'async with' or 'await "
-              "client.aclose()'", ResourceWarning, source=self)
-        # The loop holds the engine while it watches its sockets: it closes
-        # it at its next turn, from its own thread, unwatching them (this
-        # may run in any thread, or inside the loop's code). A closed loop
-        # is not touched: the engine closes here.
-        loop = self._loop
-        _close_engine(self._engine, loop, on_its_loop=not loop.is_closed())
+        try:
+            _warn(f"unclosed {self!r}: use 'async with' or 'await "
+                  "client.aclose()'", ResourceWarning, source=self)
+        finally:  # raised under -W error::ResourceWarning, closed all the same
+            # The loop holds the engine while it watches its sockets: it
+            # closes it at its next turn, from its own thread, unwatching
+            # them (this may run in any thread, or inside the loop's code).
+            # A closed loop is not touched: the engine closes here.
+            loop = self._loop
+            _close_engine(self._engine, loop,
+                          on_its_loop=not loop.is_closed())
 
     def __repr__(self):
         if self._client is None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -642,6 +643,36 @@ def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
     watched, still_registered, sockets = run(main())
     assert watched == {}
     assert still_registered == set()
+    assert sockets == 0
+
+
+def test_a_client_dropped_open_is_closed_with_resourcewarnings_as_errors(
+        emu, monkeypatch):
+    """The same under -W error::ResourceWarning: the warning, raised in
+    __del__, is reported as unraisable, and the client is closed all the
+    same. The warning was raised before the close was queued, which it
+    skipped: the connection stayed open and watched by the loop."""
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    async def main():
+        client = AsyncManagementClient(AK, SK, host=emu.url)
+        await client.trigger_webhook("wh")
+        engine = client._engine
+        assert engine.watched  # the kept connection
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            del client
+            gc.collect()
+        for _ in range(100):  # a turn or two of the loop; 5 s at most
+            if not engine.watched:
+                break
+            await asyncio.sleep(0.05)
+        return engine.watched, client_sockets(emu.port)
+
+    watched, sockets = run(main())
+    assert [type(u.exc_value) for u in reported] == [ResourceWarning]
+    assert watched == {}
     assert sockets == 0
 
 

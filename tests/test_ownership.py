@@ -193,7 +193,12 @@ async def batch(url):
             "AKIDexample1234", "s", host=url) as client:
         await client.trigger_webhook("wh1")  # bound, token fetched
         gc.callbacks.append(look)
-        out = await client.trigger_webhooks([{"webhook_id": "wh1"}] * N)
+        # Two connections at a time: the selector's epoll.poll() then never
+        # has N sockets ready at once, and the list of N events CPython
+        # fills while it collects (one Python's own, not under test, which
+        # list() crashes on) is not made.
+        out = await client.trigger_webhooks([{"webhook_id": "wh1"}] * N,
+                                            concurrency=2)
         gc.callbacks.remove(look)
         return out
 

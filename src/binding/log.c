@@ -32,6 +32,13 @@ attach(genauth_module_state *st)
         return 1;
     if (!(logging = PyImport_GetModule(st->str_logging)))
         return PyErr_Occurred() ? -1 : 0;
+    /* None: not importable, as `import logging` would say. An application
+     * blocks it so, and so does the interpreter's end (a finalizer's call)
+     * for every module it takes out of sys.modules. */
+    if (logging == Py_None) {
+        Py_DECREF(logging);
+        return 0;
+    }
     logger = PyObject_CallMethod(logging, "getLogger", "s", "genauth_c");
     if (!logger)
         goto done;
@@ -288,6 +295,34 @@ interrupt_again(void)
     PyErr_Restore(type, value, tb);
 }
 
+/* Py_AddPendingCall's function: raises `exc` (taken), an exception
+ * instance with its traceback. */
+static int
+raise_pending(void *exc)
+{
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE((PyObject *)exc)), exc,
+                  PyException_GetTraceback(exc));
+    return -1;
+}
+
+/* interrupt_again for another exception that is not an Exception
+ * (SystemExit: the handler called sys.exit()), which no signal carries:
+ * raised again by a pending call, which Python runs where it runs signal
+ * handlers, so it comes out once the call has returned, at the caller's
+ * next line of Python. On another thread, or when the call cannot be
+ * queued, it stays set, to be reported. */
+static void
+exit_again(void)
+{
+    if (!genauth_wait_runs_signal_handlers())
+        return;
+    PyObject *exc = genauth_take_exception();
+    if (exc && Py_AddPendingCall(raise_pending, exc) == 0)
+        return;
+    if (exc)
+        raise_pending(exc);
+}
+
 void
 genauth_log_event(const genauth_event *event, void *userdata)
 {
@@ -320,6 +355,8 @@ genauth_log_event(const genauth_event *event, void *userdata)
             genauth_hold_interrupt();
         } else if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
             interrupt_again();
+        } else if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            exit_again();
         }
     }
     report_failure(st);
