@@ -53,7 +53,8 @@ class Served:
             self.proc.kill()
             self.proc.wait(timeout=10)
             pytest.fail("the emulator did not stop on SIGTERM")
-        return rc, self.proc.stderr.read()
+        with self.proc.stdout, self.proc.stderr:
+            return rc, self.proc.stderr.read()
 
 
 def test_help_shows_defaults_and_credentials():

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 
 
 def examples():
-    text = open(README, encoding="utf-8").read()
+    text = Path(README).read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     # The first block talks to the real service; the rest use the emulator.
     return [b for b in blocks if "genauth_c.emulator" in b]
@@ -42,7 +43,7 @@ def test_readme_examples_type_check(tmp_path):
     """Every Python block of the README, the first included, passes mypy --strict
     against the installed package's stubs."""
     pytest.importorskip("mypy")
-    text = open(README, encoding="utf-8").read()
+    text = Path(README).read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     files = []
     for i, block in enumerate(blocks):
@@ -68,7 +69,7 @@ def test_readme_process_pool_example_runs_as_a_script(tmp_path):
     the emulator through GENAUTH_HOST, with the webhooks it names."""
     from genauth_c.emulator import Emulator, WebhookReceiver
 
-    text = open(README, encoding="utf-8").read()
+    text = Path(README).read_text(encoding="utf-8")
     [code] = [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
               if "ProcessPoolExecutor" in b and "genauth_c.emulator" not in b]
     script = tmp_path / "pool_example.py"

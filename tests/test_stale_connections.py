@@ -196,6 +196,7 @@ class H2Server(Listener):
 
         try:
             conn = self.ctx.wrap_socket(raw, server_side=True)
+            self.clients.append(conn)  # for close(): raw is detached now
             self.protocols.append(conn.selected_alpn_protocol())
             self.read(conn, 24)  # the client's preface
             send(frame(SETTINGS, 0, 0))
@@ -379,8 +380,10 @@ class Http1Server(Listener):
     def serve(self, raw, number):
         buf = bytearray()
         try:
-            conn = (self.tls.wrap_socket(raw, server_side=True) if self.tls
-                    else raw)
+            conn = raw
+            if self.tls:
+                conn = self.tls.wrap_socket(raw, server_side=True)
+                self.clients.append(conn)  # for close(): raw is detached now
             while not self.stop.is_set():
                 # RawServer's parser, which uses nothing of its server.
                 req = RawServer._read_request(self, conn, buf)
