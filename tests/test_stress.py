@@ -185,7 +185,9 @@ def test_error_leak_loop_in_batches_and_asyncio():
     # for single calls, 3 descriptors each, and the batches' multi handle,
     # 2, with its 8 connections.
     assert after[1] - fds_before_client <= 3 * 8 + 2 + 8, (before, after)
-    assert after[2] == before[2], (before, after)
+    # No thread more: one fewer is an earlier test's daemon thread ending
+    # meanwhile (as one did in a full run), which is none of the client's.
+    assert after[2] <= before[2], (before, after)
     if not SMALL:
         # 10,800 failed calls: no object kept per call (a leak would keep
         # thousands; a fresh-clone CI run saw 2 more once, an interpreter
