@@ -17,6 +17,7 @@ import pytest
 
 from conftest import AK, SK
 from rawserver import Response, announce_and_hold
+from loops import LOOPS, new_event_loop_of, running_kind
 from serve import spawn
 
 import genauth_c
@@ -78,6 +79,44 @@ def mixed():
 
 def run(coro):
     return asyncio.run(coro)
+
+
+# Every test runs on each kind of loop in LOOPS (loops.py), through
+# asyncio.run(), asyncio.Runner and asyncio.new_event_loop(), in this
+# process and in its threads, and in the scripts it runs in a process of
+# their own (USE_THE_TESTS_LOOP). A test marked selector_loop makes a
+# SelectorEventLoop subclass of its own (that counts, interrupts, ...) or
+# reads asyncio's internals: it runs once, on that loop.
+
+
+def pytest_generate_tests(metafunc):
+    if "loop_kind" in metafunc.fixturenames and \
+            not metafunc.definition.get_closest_marker("selector_loop"):
+        metafunc.parametrize("loop_kind", LOOPS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def loop_kind(request, monkeypatch):
+    """The kind of event loop (LOOPS) this test runs on."""
+    kind = getattr(request, "param", "asyncio")
+    monkeypatch.setenv("GENAUTH_TEST_LOOP", kind)  # for USE_THE_TESTS_LOOP
+    if kind == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed "
+                            "(make test-deps installs it)")
+    new_loop = new_event_loop_of(kind)
+    monkeypatch.setattr(asyncio, "new_event_loop", new_loop)
+    monkeypatch.setattr(asyncio.events, "new_event_loop", new_loop)
+    return kind
+
+
+# The same, first thing in a script run in a process of its own.
+USE_THE_TESTS_LOOP = f"""
+import asyncio, os, sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from loops import new_event_loop_of
+asyncio.new_event_loop = asyncio.events.new_event_loop = new_event_loop_of(
+    os.environ.get("GENAUTH_TEST_LOOP", "asyncio"))
+"""
 
 
 def test_exported():
@@ -434,7 +473,7 @@ def test_close(emu):
     run(main())
 
 
-CLOSE_FROM_ANOTHER_THREAD = """
+CLOSE_FROM_ANOTHER_THREAD = USE_THE_TESTS_LOOP + """
 import asyncio, sys, threading, time
 import genauth_c
 from genauth_c.emulator import Emulator
@@ -559,6 +598,7 @@ def test_with_instead_of_async_with_says_what_to_write(emu):
     assert emu.requests == []
 
 
+@pytest.mark.selector_loop
 def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
     """Two threads, each running its own loop, make a new client's first
     call at the same moment: one loop binds the client; the other's call
@@ -626,9 +666,9 @@ def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
     async def main():
         client = AsyncManagementClient(AK, SK, host=emu.url)
         await client.trigger_webhook("wh")
-        engine, registered = client._engine, asyncio.get_running_loop()._selector.get_map()
+        engine, loop = client._engine, asyncio.get_running_loop()
         kept = set(engine.watched)
-        assert kept and kept <= set(registered)  # the kept connection
+        assert kept  # the kept connection
         with pytest.warns(ResourceWarning, match="unclosed"):
             del client
             gc.collect()
@@ -636,8 +676,10 @@ def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
             if not engine.watched:
                 break
             await asyncio.sleep(0.05)
-        # Unregistered from the loop too: its fd may be reused.
-        return engine.watched, kept & set(registered), client_sockets(emu.port)
+        # Unregistered from the loop too: its fd may be reused. (What
+        # remove_reader says: whether fd was registered, on any loop.)
+        return (engine.watched, {fd for fd in kept if loop.remove_reader(fd)},
+                client_sockets(emu.port))
 
     watched, still_registered, sockets = run(main())
     assert watched == {}
@@ -645,12 +687,23 @@ def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
     assert sockets == 0
 
 
-def test_uvloop(emu):
-    uvloop = pytest.importorskip("uvloop")
+def test_the_tests_loop(loop_kind):
+    """The loop_kind fixture reaches asyncio.run() and asyncio.Runner, in
+    this process and in a script that begins with USE_THE_TESTS_LOOP."""
+    assert run(running_kind()) == loop_kind
+    with asyncio.Runner() as runner:
+        assert runner.run(running_kind()) == loop_kind
+    out = subprocess.run(
+        [sys.executable, "-c", USE_THE_TESTS_LOOP + "from loops import "
+         "running_kind\nprint(asyncio.run(running_kind()))"],
+        capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == loop_kind, out.stderr[-3000:]
+
+
+def test_half_of_the_tasks_cancelled_then_a_batch(emu):
     emu.delay = 0.05
 
     async def main():
-        assert "uvloop" in type(asyncio.get_running_loop()).__module__
         async with AsyncManagementClient(AK, SK, host=emu.url) as client:
             tasks = [asyncio.create_task(client.trigger_webhook("wh"))
                      for _ in range(50)]
@@ -661,10 +714,77 @@ def test_uvloop(emu):
             batch = await client.trigger_webhooks([{"webhook_id": "wh"}] * 10)
             return got, batch, client._engine.calls
 
-    got, batch, calls = uvloop.run(main())
+    got, batch, calls = run(main())
     assert all(r["statusCode"] == 200 for r in got[1::2])
     assert all(r["statusCode"] == 200 for r in batch)
     assert calls == 0
+
+
+def port_of(url):
+    return int(url.rsplit(":", 1)[1])
+
+
+async def statuses(client, kinds):
+    """The calls of serve.py's MIXED `kinds` at once: each one's status
+    code, or its exception's name."""
+    got = await asyncio.gather(*(client.trigger_webhook(k) for k in kinds),
+                               return_exceptions=True)
+    return [type(r).__name__ if isinstance(r, BaseException)
+            else r["statusCode"] for r in got]
+
+
+# Answered, then the connection closed three ways; lost before the answer.
+CHURNING = ["echo", "closed", "connclose", "rst", "drop"]
+CHURNED = [200, 200, 200, 200, "TransportError"]
+
+
+def test_one_runner_many_runs_a_client_each_or_one_for_all(mixed):
+    """asyncio.Runner keeps its event loop from one run() to the next: a
+    client made in each run, or one client that serves every run (its
+    connections kept, and closed by the server, while the loop is stopped
+    between runs) and is closed by the last, as the README says."""
+    async def own_client():
+        async with AsyncManagementClient(AK, SK, host=mixed) as client:
+            return await statuses(client, CHURNING)
+
+    shared = AsyncManagementClient(AK, SK, host=mixed)
+    with asyncio.Runner() as runner:
+        for _ in range(3):
+            assert runner.run(own_client()) == CHURNED
+        for _ in range(3):
+            assert runner.run(statuses(shared, CHURNING)) == CHURNED
+        fetches = shared.token_fetches
+        runner.run(shared.aclose())
+    assert fetches == 1
+    assert client_sockets(port_of(mixed)) == 0
+
+
+def test_a_loop_in_a_thread_other_than_the_main_one(mixed):
+    """asyncio.run() in a worker thread (no signal handling there): calls
+    whose connections end every way, a call cancelled in flight, a batch,
+    the close."""
+    out = []
+
+    def in_thread():
+        async def main():
+            async with AsyncManagementClient(AK, SK, host=mixed) as client:
+                slow = asyncio.ensure_future(client.trigger_webhook("slow"))
+                got = await statuses(client, CHURNING)
+                slow.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await slow
+                batch = await client.trigger_webhooks(
+                    [{"webhook_id": k} for k in CHURNING])
+                return got, [type(r).__name__ if isinstance(r, Exception)
+                             else r["statusCode"] for r in batch]
+        out.append(asyncio.run(main()))
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert out == [(CHURNED, CHURNED)]
+    assert client_sockets(port_of(mixed)) == 0
 
 
 def test_no_thread_started(mixed):
@@ -705,6 +825,7 @@ class CountingLoop(asyncio.SelectorEventLoop):
         return super()._process_events(event_list)
 
 
+@pytest.mark.selector_loop
 def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
     loop = CountingLoop()
 
@@ -736,6 +857,7 @@ def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
     assert idle_events == 0
 
 
+@pytest.mark.selector_loop
 def test_a_kept_connection_the_server_closes_is_heard_of_once(fake):
     """The server closes a kept-alive connection while the client is idle:
     the loop hears of it (the close), the client stops watching it, the
@@ -855,6 +977,7 @@ def unraisable(monkeypatch):
     "add_writer", "add_reader", "add_reader before", "add_reader SystemExit",
     "remove_writer", "call_soon", "call_soon before", "call_later",
     "call_later before", "cancel", "set_result", "set_result SystemExit"])
+@pytest.mark.selector_loop
 def test_ctrl_c_in_a_loop_method_the_engine_calls_leaves_the_loop(
         fake, unraisable, case):
     """Ctrl-C that lands in a loop's (or a future's) method the engine calls
@@ -902,6 +1025,7 @@ def test_ctrl_c_in_a_loop_method_the_engine_calls_leaves_the_loop(
     assert unraisable == []
 
 
+@pytest.mark.selector_loop
 def test_ctrl_c_in_a_loop_method_as_the_client_closes(fake, unraisable):
     """The same in aclose(): the engine closes all the same, and the
     interrupt comes out of aclose()."""
@@ -925,6 +1049,7 @@ def test_ctrl_c_in_a_loop_method_as_the_client_closes(fake, unraisable):
     assert unraisable == []
 
 
+@pytest.mark.selector_loop
 def test_ctrl_c_in_a_loop_method_as_a_call_is_cancelled(fake, unraisable):
     """The same as a cancelled call's transfer leaves libcurl: the interrupt
     comes out of the cancellation, and so of the task."""
@@ -959,6 +1084,7 @@ def loop_watches(loop):
             if fd != loop._ssock.fileno()}
 
 
+@pytest.mark.selector_loop
 def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
         fake, unraisable):
     """Ctrl-C landing in remove_writer before it did its work (as the sent
@@ -981,6 +1107,7 @@ def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
     assert unraisable == []
 
 
+@pytest.mark.selector_loop
 @pytest.mark.parametrize("method", ["set_result", "set_exception"])
 def test_ctrl_c_before_a_future_is_settled_still_settles_it(
         fake, unraisable, method):
@@ -1021,6 +1148,7 @@ print(envelope["statusCode"], [r["statusCode"] for r in batch])
 """
 
 
+@pytest.mark.selector_loop
 def test_notebook_cell_with_top_level_await(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -1347,10 +1475,12 @@ def test_a_call_cancelled_while_it_waits_to_retry(emu):
 
 def pending_timers(loop):
     """The loop's timer handles still due to run (asyncio keeps a cancelled
-    one in its heap until its time comes)."""
+    one in its heap until its time comes). asyncio's selector loop's only:
+    uvloop shows none of its timers."""
     return [h for h in loop._scheduled if not h.cancelled()]
 
 
+@pytest.mark.selector_loop  # pending_timers
 def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     """The engine's timer was armed for the resting call's retry time, 30 s
     on, and stayed armed once the call was cancelled: the idle client woke
@@ -1385,6 +1515,7 @@ def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     assert left == 0
 
 
+@pytest.mark.selector_loop  # pending_timers
 def test_a_call_cancelled_while_it_rests_leaves_the_timer_to_the_other(emu):
     """Two calls rest, the first until Retry-After 300 s, the second until
     100 s: the engine's timer is armed for the second's time. Cancelling the
@@ -1509,7 +1640,7 @@ def test_past_the_refresh_point_calls_go_on_with_the_valid_token(
 # (in another process): every descriptor they count is the client's or its
 # loops'. A first client, used and closed, leaves whatever is opened once per
 # process (libcurl's, OpenSSL's) before the count starts.
-CLOSING_SCRIPT = """
+CLOSING_SCRIPT = USE_THE_TESTS_LOOP + """
 import asyncio, gc, os, sys, threading, warnings
 import genauth_c
 
@@ -1546,14 +1677,7 @@ def run_closing_script(server, body, *args):
 
 
 CLOSE_DROPPED_BY_A_STOPPING_LOOP = """
-if sys.argv[4] == "uvloop":
-    import uvloop
-    uvloop.run(warm_up())  # what uvloop opens once per process
-    gc.collect()
-    before = fds()
-    loop = uvloop.new_event_loop()
-else:
-    loop = asyncio.new_event_loop()
+loop = asyncio.new_event_loop()
 client = new_client()
 ready, go = threading.Event(), threading.Event()
 
@@ -1583,17 +1707,14 @@ print(after_close - fds(), after_close - before)
 """
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_aclose_scheduled_on_a_loop_closed_before_running_it_closes_the_connections(
-        mixed, loop):
+        mixed):
     """aclose() from another thread while the client's loop is about to stop
     (run_forever + stop + close): the engine's close, scheduled with
     call_soon_threadsafe, was dropped by loop.close(), and the engine's
     connections stayed open until the client was collected. The loop drops
     it unrun: it closes the engine then."""
-    if loop == "uvloop":
-        pytest.importorskip("uvloop")
-    out = run_closing_script(mixed, CLOSE_DROPPED_BY_A_STOPPING_LOOP, loop)
+    out = run_closing_script(mixed, CLOSE_DROPPED_BY_A_STOPPING_LOOP)
     assert out == "0 0", "descriptors left open by aclose() (by collection, " \
         "in all): " + out
 
@@ -1633,6 +1754,7 @@ print(fds() - before)
 """
 
 
+@pytest.mark.selector_loop
 def test_aclose_as_the_loop_closes_from_its_thread_closes_the_engine(mixed):
     """The client's loop, running in its thread, stops and closes in the
     instant between aclose()'s look at it (running: the close is for its
@@ -1786,6 +1908,59 @@ def test_aclose_while_its_loop_is_stopped_closes_at_once(mixed):
     assert out.splitlines() == ["True 0", "['ClientClosedError'] 0"]
 
 
+CHURN = """
+import socket
+
+# Every kind of end a connection has (serve.py's MIXED): kept, closed by
+# the server after its answer (a FIN, a Connection: close, an RST), dropped
+# or reset before the answer, and out of time (slow: 0.5 s, past the
+# timeout) in one round in four; and a host whose port refuses every
+# connection. Each fd libcurl closes may be the next socket's.
+KINDS = ["echo", "closed", "connclose", "rst", "drop", "reset", "echo"]
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+REFUSED = "http://127.0.0.1:%d" % listener.getsockname()[1]
+listener.close()
+
+async def main():
+    outcomes, peak = {}, 0
+    async with genauth_c.AsyncManagementClient(
+            AK, SK, host=URL, timeout=0.3, max_retries=0) as client, \\
+            genauth_c.AsyncManagementClient(
+            AK, SK, host=REFUSED, timeout=0.3, max_retries=0) as refused:
+        for round_ in range(40):
+            kinds = KINDS + ["slow"] * (round_ % 4 == 0)
+            got = await asyncio.gather(
+                *(client.trigger_webhook(kinds[i % len(kinds)])
+                  for i in range(24)),
+                refused.trigger_webhook("echo"), return_exceptions=True)
+            for r in got:
+                assert isinstance(r, (dict, genauth_c.GenAuthError)), r
+                name = "result" if isinstance(r, dict) else type(r).__name__
+                outcomes[name] = outcomes.get(name, 0) + 1
+            peak = max(peak, fds())
+    return outcomes, peak
+
+outcomes, peak = asyncio.run(main())
+print(sorted(outcomes), sum(outcomes.values()), peak - before < 80,
+      fds() - before)
+"""
+
+
+def test_a_thousand_calls_with_connection_churn_leave_no_fd(mixed):
+    """1000 calls whose connections end every way a connection can (the
+    server closing it after its answer, a Connection: close, resets before
+    and after the answer, timeouts, refused connects): libcurl opens and
+    closes a socket for most, and a new socket may take the fd number of
+    one just closed, which a loop that still watched the old one (uvloop
+    keeps a poll handle per fd) would refuse, abort on or never wake for.
+    Each call ends with its result or a defined exception, and every fd
+    is closed once the clients are."""
+    out = run_closing_script(mixed, CHURN)
+    assert out == ("['TimeoutError', 'TransportError', 'result'] 1000 True "
+                   "0"), out
+
+
 def test_a_close_from_inside_the_engine_waits_for_its_callback(emu):
     """engine.close() called back from inside the engine (a log handler of
     a call's end) closes it once that callback has returned: the call whose
@@ -1916,6 +2091,7 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
     assert client_sockets(fake.server.port) == 0
 
 
+@pytest.mark.selector_loop
 @pytest.mark.parametrize("debug", [False, True])
 def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(
         fake, debug):
