@@ -38,3 +38,12 @@ async def running_kind():
     if eager is not None and loop.get_task_factory() is eager:
         return "eager"
     return "asyncio"
+
+
+def loop_class_of(kind):
+    """The class of a new event loop of `kind`: for a test's subclass of
+    it (made with no arguments; "eager" then sets its task factory)."""
+    if kind == "uvloop":
+        import uvloop
+        return uvloop.Loop
+    return asyncio.SelectorEventLoop
