@@ -23,10 +23,15 @@ def new_event_loop_of(kind, new_event_loop=asyncio.new_event_loop):
         return uvloop.new_event_loop
 
     def new_eager_loop():
-        loop = new_event_loop()
-        loop.set_task_factory(asyncio.eager_task_factory)
-        return loop
+        return as_kind(new_event_loop(), kind)
     return new_eager_loop
+
+
+def as_kind(loop, kind):
+    """`loop`, new, of loop_class_of(kind) or a subclass, made `kind`."""
+    if kind == "eager":
+        loop.set_task_factory(asyncio.eager_task_factory)
+    return loop
 
 
 async def running_kind():
@@ -42,7 +47,7 @@ async def running_kind():
 
 def loop_class_of(kind):
     """The class of a new event loop of `kind`: for a test's subclass of
-    it (made with no arguments; "eager" then sets its task factory)."""
+    it (made with no arguments, then as_kind)."""
     if kind == "uvloop":
         import uvloop
         return uvloop.Loop

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import AK, SK
 from rawserver import Response, announce_and_hold
-from loops import LOOPS, loop_class_of, new_event_loop_of, running_kind
+from loops import (LOOPS, as_kind, loop_class_of, new_event_loop_of,
+                   running_kind)
 from serve import spawn
 
 import genauth_c
@@ -84,14 +85,14 @@ def run(coro):
 # Every test runs on each kind of loop in LOOPS (loops.py), through
 # asyncio.run(), asyncio.Runner and asyncio.new_event_loop(), in this
 # process and in its threads, and in the scripts it runs in a process of
-# their own (USE_THE_TESTS_LOOP). A test marked selector_loop makes a
-# SelectorEventLoop subclass of its own (that counts, interrupts, ...) or
-# reads asyncio's internals: it runs once, on that loop.
+# their own (USE_THE_TESTS_LOOP). A test marked asyncio_loop_only makes a
+# SelectorEventLoop subclass of its own (that counts, interrupts, ...),
+# reads asyncio's internals, or uses no loop: it runs once, on asyncio's.
 
 
 def pytest_generate_tests(metafunc):
     if "loop_kind" in metafunc.fixturenames and \
-            not metafunc.definition.get_closest_marker("selector_loop"):
+            not metafunc.definition.get_closest_marker("asyncio_loop_only"):
         metafunc.parametrize("loop_kind", LOOPS, indirect=True)
 
 
@@ -598,7 +599,7 @@ def test_with_instead_of_async_with_says_what_to_write(emu):
     assert emu.requests == []
 
 
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
     """Two threads, each running its own loop, make a new client's first
     call at the same moment: one loop binds the client; the other's call
@@ -825,7 +826,7 @@ class CountingLoop(asyncio.SelectorEventLoop):
         return super()._process_events(event_list)
 
 
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
     loop = CountingLoop()
 
@@ -857,7 +858,57 @@ def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
     assert idle_events == 0
 
 
-@pytest.mark.selector_loop
+def test_an_idle_client_is_never_called_back_by_its_loop(emu, loop_kind):
+    """The README's 'an idle client wakes the loop zero times', on every
+    kind of loop (the test above counts every wake-up, on asyncio's): with
+    its kept connection watched, nothing the engine gave the loop (a
+    reader, a writer, a timer) runs while the client is idle. Counted by a
+    subclass of the loop's class that wraps the engine's callbacks."""
+    ran = []
+
+    def counted(callback):
+        if not isinstance(getattr(callback, "__self__", None),
+                          _aio._AsyncEngine):
+            return callback
+
+        def run_it(*args):
+            ran.append(callback.__name__)
+            return callback(*args)
+        return run_it
+
+    class Counting(loop_class_of(loop_kind)):
+        def add_reader(self, fd, callback, *args):
+            return super().add_reader(fd, counted(callback), *args)
+
+        def add_writer(self, fd, callback, *args):
+            return super().add_writer(fd, counted(callback), *args)
+
+        def call_soon(self, callback, *args, **kwargs):
+            return super().call_soon(counted(callback), *args, **kwargs)
+
+        def call_later(self, delay, callback, *args, **kwargs):
+            return super().call_later(delay, counted(callback), *args,
+                                      **kwargs)
+
+    async def main():
+        async with AsyncManagementClient(AK, SK, host=emu.url) as client:
+            for _ in range(3):
+                await client.trigger_webhook("wh")
+            busy = len(ran)
+            await asyncio.sleep(1)
+            return busy, ran[busy:], client._engine.watched
+
+    loop = as_kind(Counting(), loop_kind)
+    try:
+        busy, idle, watched = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert busy > 0  # the count counts
+    assert list(watched.values()) == [1]  # the kept connection
+    assert idle == []
+
+
+@pytest.mark.asyncio_loop_only
 def test_a_kept_connection_the_server_closes_is_heard_of_once(fake):
     """The server closes a kept-alive connection while the client is idle:
     the loop hears of it (the close), the client stops watching it, the
@@ -906,10 +957,7 @@ def InterruptingLoop(method, exc=KeyboardInterrupt, before=False):
     if cls is None:
         cls = _interrupting_classes[base] = type(
             "InterruptingLoop", (_Interrupting, base), {})
-    loop = cls(method, exc, before)
-    if kind == "eager":
-        loop.set_task_factory(asyncio.eager_task_factory)
-    return loop
+    return as_kind(cls(method, exc, before), kind)
 
 
 _interrupting_classes = {}
@@ -1098,7 +1146,7 @@ def loop_watches(loop):
             if fd != loop._ssock.fileno()}
 
 
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
         fake, unraisable):
     """Ctrl-C landing in remove_writer before it did its work (as the sent
@@ -1125,7 +1173,7 @@ def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
 # uvloop's (0.23) done callback on the task, which stops the loop's next
 # run as the task ends ("Event loop stopped before Future completed"),
 # client or not.
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 @pytest.mark.parametrize("method", ["set_result", "set_exception"])
 def test_ctrl_c_before_a_future_is_settled_still_settles_it(
         fake, unraisable, method):
@@ -1166,7 +1214,7 @@ print(envelope["statusCode"], [r["statusCode"] for r in batch])
 """
 
 
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 def test_notebook_cell_with_top_level_await(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -1498,7 +1546,7 @@ def pending_timers(loop):
     return [h for h in loop._scheduled if not h.cancelled()]
 
 
-@pytest.mark.selector_loop  # pending_timers
+@pytest.mark.asyncio_loop_only  # pending_timers
 def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     """The engine's timer was armed for the resting call's retry time, 30 s
     on, and stayed armed once the call was cancelled: the idle client woke
@@ -1533,7 +1581,7 @@ def test_a_call_cancelled_while_it_waits_to_retry_leaves_no_timer(emu):
     assert left == 0
 
 
-@pytest.mark.selector_loop  # pending_timers
+@pytest.mark.asyncio_loop_only  # pending_timers
 def test_a_call_cancelled_while_it_rests_leaves_the_timer_to_the_other(emu):
     """Two calls rest, the first until Retry-After 300 s, the second until
     100 s: the engine's timer is armed for the second's time. Cancelling the
@@ -1772,7 +1820,7 @@ print(fds() - before)
 """
 
 
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 def test_aclose_as_the_loop_closes_from_its_thread_closes_the_engine(mixed):
     """The client's loop, running in its thread, stops and closes in the
     instant between aclose()'s look at it (running: the close is for its
@@ -2109,7 +2157,7 @@ def test_aclose_as_its_loop_binds_the_client_ends_the_call(fake, monkeypatch):
     assert client_sockets(fake.server.port) == 0
 
 
-@pytest.mark.selector_loop
+@pytest.mark.asyncio_loop_only
 @pytest.mark.parametrize("debug", [False, True])
 def test_aclose_from_another_thread_as_its_loop_starts_again_wakes_it(
         fake, debug):
@@ -2281,7 +2329,7 @@ def answer():
 # In the namespace: a call whose name is being resolved is cancelled, and a
 # client whose token fetch's name is being resolved is closed; each time the
 # holder is told to answer once that returned.
-SLOW_NAME_CLIENT = HOLDER_CLIENT + r"""
+SLOW_NAME_CLIENT = USE_THE_TESTS_LOOP + HOLDER_CLIENT + r"""
 async def main():
     out = {}
     async with genauth_c.AsyncManagementClient(
@@ -2366,6 +2414,7 @@ def run_beside_a_held_dns_server(tmp_path, client_script):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.asyncio_loop_only  # the sync client's
 def test_a_call_out_of_time_while_a_name_resolves_never_waits_for_it(
         tmp_path):
     """A call or a batch of the sync client whose timeout came while the
