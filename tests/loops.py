@@ -27,6 +27,20 @@ def new_event_loop_of(kind, new_event_loop=asyncio.new_event_loop):
     return new_eager_loop
 
 
+def loop_with(mixin, kind, *args):
+    """A new loop of `kind` whose class is `mixin` before the kind's loop
+    class (loop_class_of): mixin(*args) overrides some of its methods."""
+    base = loop_class_of(kind)
+    cls = _classes.get((mixin, base))
+    if cls is None:
+        cls = _classes[mixin, base] = type(mixin.__name__.lstrip("_"),
+                                           (mixin, base), {})
+    return as_kind(cls(*args), kind)
+
+
+_classes = {}
+
+
 def as_kind(loop, kind):
     """`loop`, new, of loop_class_of(kind) or a subclass, made `kind`."""
     if kind == "eager":
@@ -46,8 +60,8 @@ async def running_kind():
 
 
 def loop_class_of(kind):
-    """The class of a new event loop of `kind`: for a test's subclass of
-    it (made with no arguments, then as_kind)."""
+    """The class of a new event loop of `kind` (made with no arguments,
+    then as_kind)."""
     if kind == "uvloop":
         import uvloop
         return uvloop.Loop
