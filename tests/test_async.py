@@ -598,8 +598,8 @@ def test_with_instead_of_async_with_says_what_to_write(emu):
     assert emu.requests == []
 
 
-@pytest.mark.asyncio_loop_only
-def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
+def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(
+        emu, loop_kind):
     """Two threads, each running its own loop, make a new client's first
     call at the same moment: one loop binds the client; the other's call
     raises RuntimeError (it did not: each bound an engine of its own, and
@@ -609,7 +609,7 @@ def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
     arrived = []
     both_in = threading.Event()
 
-    class MeetingLoop(asyncio.SelectorEventLoop):
+    class MeetingLoop:
         def __getattribute__(self, name):
             if name == "add_reader" and not both_in.is_set():
                 arrived.append(name)
@@ -627,7 +627,7 @@ def test_two_threads_loops_using_a_new_client_at_once_one_binds_it(emu):
                     "statusCode"])
             except RuntimeError as e:
                 outcomes.append(str(e))
-        loop = MeetingLoop()
+        loop = loop_with(MeetingLoop, loop_kind)
         try:
             loop.run_until_complete(call())
         finally:
