@@ -659,16 +659,19 @@ def test_loop_closed_with_a_client_open_warns(emu):
         gc.collect()
 
 
-def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
+def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(
+        emu, loop_kind):
     """Collected while its loop runs (its kept connection still watched):
     a ResourceWarning, then the loop closes it at its next turn, unwatching
     and closing the connection."""
+    loop = WatchTrackingLoop(loop_kind)
+
     async def main():
         client = AsyncManagementClient(AK, SK, host=emu.url)
         await client.trigger_webhook("wh")
-        engine, loop = client._engine, asyncio.get_running_loop()
+        engine = client._engine
         kept = set(engine.watched)
-        assert kept  # the kept connection
+        assert kept and kept <= set(loop.watches)  # the kept connection
         with pytest.warns(ResourceWarning, match="unclosed"):
             del client
             gc.collect()
@@ -676,12 +679,14 @@ def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(emu):
             if not engine.watched:
                 break
             await asyncio.sleep(0.05)
-        # Unregistered from the loop too: its fd may be reused. (What
-        # remove_reader says: whether fd was registered, on any loop.)
-        return (engine.watched, {fd for fd in kept if loop.remove_reader(fd)},
+        # Unregistered from the loop too: its fd may be reused.
+        return (engine.watched, kept & set(loop.watches),
                 client_sockets(emu.port))
 
-    watched, still_registered, sockets = run(main())
+    try:
+        watched, still_registered, sockets = loop.run_until_complete(main())
+    finally:
+        loop.close()
     assert watched == {}
     assert still_registered == set()
     assert sockets == 0
@@ -860,6 +865,46 @@ def test_idle_client_with_an_open_connection_never_wakes_the_loop(emu):
     assert idle_events == 0
 
 
+def WatchTrackingLoop(kind):
+    """A new loop of `kind` that keeps in .watches what it watches, as its
+    add_reader, add_writer, remove_reader and remove_writer made it (and
+    as engine.watched reads: {fd: 1 read, 2 write, 3 both}): what the
+    loop's selector would show, on any kind of loop."""
+    return loop_with(_WatchTrackingLoop, kind)
+
+
+class _WatchTrackingLoop:
+    """WatchTrackingLoop's methods, before its event loop class's."""
+
+    def __init__(self):
+        super().__init__()
+        self.watches = {}
+
+    def _watch(self, fd, events, on):
+        events = (self.watches.pop(fd, 0) | events) if on else \
+            (self.watches.pop(fd, 0) & ~events)
+        if events:
+            self.watches[fd] = events
+
+    def add_reader(self, fd, *args):
+        super().add_reader(fd, *args)
+        self._watch(fd, 1, True)
+
+    def add_writer(self, fd, *args):
+        super().add_writer(fd, *args)
+        self._watch(fd, 2, True)
+
+    def remove_reader(self, fd):
+        removed = super().remove_reader(fd)
+        self._watch(fd, 1, False)
+        return removed
+
+    def remove_writer(self, fd):
+        removed = super().remove_writer(fd)
+        self._watch(fd, 2, False)
+        return removed
+
+
 def CallbackCountingLoop(kind):
     """A new loop of `kind` that lists in .ran the name of each callback
     of the engine's it runs (a reader, a writer, a timer): a subclass of
@@ -978,8 +1023,10 @@ def InterruptingLoop(method, exc=KeyboardInterrupt, before=False):
                      method, exc, before)
 
 
-class _InterruptingLoop:
-    """InterruptingLoop's methods, before its event loop class's."""
+class _InterruptingLoop(_WatchTrackingLoop):
+    """InterruptingLoop's methods, before its event loop class's (and a
+    WatchTrackingLoop's: what a method interrupted before its work did not
+    watch or unwatch is not in .watches)."""
 
     def __init__(self, method, exc, before):
         super().__init__()
@@ -1154,14 +1201,6 @@ def test_ctrl_c_in_a_loop_method_as_a_call_is_cancelled(fake, unraisable):
     assert unraisable == []
 
 
-def loop_watches(loop):
-    """What the selector loop watches for the engine: {fd: 1 read, 2 write,
-    3 both}, as engine.watched reads, its own self-pipe left out."""
-    return {fd: key.events for fd, key in loop._selector.get_map().items()
-            if fd != loop._ssock.fileno()}
-
-
-@pytest.mark.asyncio_loop_only
 def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
         fake, unraisable):
     """Ctrl-C landing in remove_writer before it did its work (as the sent
@@ -1177,7 +1216,7 @@ def test_ctrl_c_as_the_loop_stops_watching_a_socket_leaves_it_unwatched(
         assert loop.raised
         assert loop.run_until_complete(
             client.trigger_webhook("wh1")) == fake.envelope
-        assert loop_watches(loop) == client._engine.watched
+        assert loop.watches == client._engine.watched
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
