@@ -52,6 +52,12 @@ MIXED = {
     "huge": lambda b: Response(stream=_chunks(1 << 20),
                                headers=[("Transfer-Encoding", "chunked")]),
     "slow": lambda b: Response(body=b"{}", delay=0.5),
+    # Answered, then the connection ends: a FIN, a Connection: close, an RST.
+    "closed": lambda b: Response.json({"statusCode": 200}, close_after=True),
+    "connclose": lambda b: Response.json({"statusCode": 200},
+                                         headers=[("Connection", "close")],
+                                         close_after=True),
+    "rst": lambda b: Response.json({"statusCode": 200}, reset=True),
     "e401": lambda b: Response.json({"statusCode": 401, "apiCode": 2020,
                                      "message": "expired"}, status=401),
     "business": lambda b: Response.json({"statusCode": 404, "apiCode": 2404,
