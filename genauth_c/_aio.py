@@ -422,7 +422,7 @@ for _name, _attr in vars(ManagementClient).items():
     if isinstance(_attr, types.GetSetDescriptorType):
         setattr(AsyncManagementClient, _name,
                 _forwarded_property(_name, _attr))
-for _name, _op in _API_METHODS:
+for _name, _op, *_rest in _API_METHODS:
     setattr(AsyncManagementClient, _name, _api_method(_name, _op))
 AsyncManagementClient.trigger_webhooks.__doc__ = _async_doc("trigger_webhooks")
-del _name, _attr, _op, _options
+del _name, _attr, _op, _rest, _options

@@ -286,11 +286,13 @@ def build_parser() -> _Parser:
 
     trigger = commands.add_parser("trigger", parents=[common], help="trigger a webhook once")
     trigger.add_argument("webhook_id", metavar="WEBHOOK_ID")
-    trigger.add_argument("--body", type=json_object("--body"), metavar="JSON|@FILE|-",
+    trigger.add_argument("--body", dest="request_body", type=json_object("--body"),
+                         metavar="JSON|@FILE|-",
                          help="requestBody: a JSON object, inline, from a file, or '-' for stdin")
-    trigger.add_argument("--headers", type=json_object("--headers"), metavar="JSON|@FILE|-",
-                         help="requestHeaders: a JSON object")
-    trigger.set_defaults(run=_trigger)
+    trigger.add_argument("--headers", dest="request_headers", type=json_object("--headers"),
+                         metavar="JSON|@FILE|-", help="requestHeaders: a JSON object")
+    trigger.set_defaults(run=_call("trigger_webhook", "webhook_id", "request_headers",
+                                   "request_body"))
 
     webhooks = commands.add_parser("webhooks", parents=[common],
                                    help="list, read, create, change, delete webhooks; "
@@ -330,10 +332,6 @@ def build_parser() -> _Parser:
 
 
 # ---- running -----------------------------------------------------------------
-
-def _trigger(client: Any, args: argparse.Namespace) -> Any:
-    return client.trigger_webhook(args.webhook_id, request_headers=args.headers, request_body=args.body)
-
 
 def _call(method: str, *params: str) -> Callable[[Any, argparse.Namespace], Any]:
     """Runs client.<method>(**{param: the option's value}); options not given

@@ -441,6 +441,23 @@ def test_every_method_against_the_emulator(receiver, auth):
 
 
 @pytest.mark.parametrize("auth", ["token", "signature"])
+def test_every_wire_row_is_answered_by_its_emulator_route(auth):
+    """Each row of WIRE, sent to the emulator: authenticated, and answered
+    by the handler its route names (an envelope, not the 404 of a path no
+    route serves, nor a connection the handler's exception closed). A new
+    method's route runs here from its WIRE row alone."""
+    with Emulator("AKID", "SECRET") as emu, \
+            ManagementClient("AKID", "SECRET", host=emu.url, auth=auth) as client:
+        for name, args, kwargs, method, path, _query, _body in WIRE:
+            env = getattr(client, name)(*args, **kwargs)
+            assert isinstance(env.get("statusCode"), int), (name, env)
+            assert not env.get("message", "").startswith("Cannot "), (name, env)
+            rec = emu.requests[-1]
+            assert (rec.method, rec.path) == (method, path), name
+            assert rec.auth == auth and rec.auth_error is None, (name, env)
+
+
+@pytest.mark.parametrize("auth", ["token", "signature"])
 def test_the_emulator_reads_numbers_as_a_javascript_server(auth):
     """Token mode sends 3.0 as written, signature mode in JSON.stringify's
     form (3): the API's JSON.parse reads the integer 3 either way, and so

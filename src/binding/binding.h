@@ -234,8 +234,10 @@ void genauth_params_free(cJSON *params);
 PyObject *genauth_envelope_result(genauth_module_state *st,
                                   const genauth_envelope *env,
                                   int raise_for_status);
-/* The API methods as a tuple of (name, op) pairs, for _aio.py. New
- * reference. */
+/* The API methods as a tuple of (name, op, HTTP method, path, parameters)
+ * rows, parameters as ((name, required, keyword_only), ...): _aio.py makes
+ * its coroutines from it, tests/test_method_table.py checks every other
+ * place a method needs against it. New reference. */
 PyObject *genauth_api_method_ops(void);
 
 /* async_client.c */

@@ -98,11 +98,49 @@ static const api_method api_methods[GENAUTH_OP_COUNT] = {
     API_METHODS(API_METHOD_ROW)
 };
 
+/* What the compiler can check of the rows: one per op (two rows of one op
+ * are -Woverride-init's), no more parameters than call_api has slots for,
+ * no more positional ones than parameters. The rest is
+ * tests/test_method_table.py's. */
+#define ONE_ROW(name, op, params, npos) +1
+_Static_assert(0 API_METHODS(ONE_ROW) == GENAUTH_OP_COUNT,
+               "API_METHODS: one row per GENAUTH_OP_* value");
+/* `params` comes expanded: PARAMS(list)'s two values. */
+#define NPARAMS(list, n) n
+#define ROW_FITS(name, op, params, npos)                                    \
+    _Static_assert(NPARAMS(params) <= MAX_PARAMS,                           \
+                   #name ": more parameters than MAX_PARAMS");              \
+    _Static_assert((npos) <= NPARAMS(params),                               \
+                   #name ": more positional parameters than parameters");
+API_METHODS(ROW_FITS)
+
 static const genauth_signature_spec batch_sig = {
     "ManagementClient.trigger_webhooks", batch_params, COUNT(batch_params), 1};
 static const genauth_signature_spec async_batch_sig = {
     "AsyncManagementClient.trigger_webhooks", batch_params,
     COUNT(batch_params), 1};
+
+/* A row's parameters as ((name, required, keyword_only), ...). New
+ * reference, or NULL with an exception. */
+static PyObject *
+method_params(const genauth_signature_spec *sig)
+{
+    PyObject *params = PyTuple_New(sig->nparams);
+    if (params)
+        PyObject_GC_UnTrack(params); /* as genauth_api_method_ops' */
+    for (Py_ssize_t i = 0; params && i < sig->nparams; i++) {
+        PyObject *p = Py_BuildValue("(sOO)", sig->params[i].name,
+                                    sig->params[i].required ? Py_True
+                                                            : Py_False,
+                                    i >= sig->npositional ? Py_True
+                                                          : Py_False);
+        if (!p || PyTuple_SetItem(params, i, p) < 0) /* steals p */
+            Py_CLEAR(params);
+    }
+    if (params)
+        PyObject_GC_Track(params);
+    return params;
+}
 
 PyObject *
 genauth_api_method_ops(void)
@@ -113,8 +151,15 @@ genauth_api_method_ops(void)
     if (ops)
         PyObject_GC_UnTrack(ops);
     for (Py_ssize_t i = 0; ops && i < GENAUTH_OP_COUNT; i++) {
-        PyObject *row = Py_BuildValue("(si)", api_methods[i].name,
-                                      (int)api_methods[i].op);
+        const api_method *m = &api_methods[i];
+        /* The endpoint's method and path are the core's row (None where
+         * endpoints.c has none). */
+        PyObject *params = method_params(&m->sig);
+        PyObject *row = params ? Py_BuildValue(
+                                     "(sizzN)", m->name, (int)m->op,
+                                     genauth_op_method((genauth_op)i),
+                                     genauth_op_path((genauth_op)i), params)
+                               : NULL;
         if (!row || PyTuple_SetItem(ops, i, row) < 0) /* steals row */
             Py_CLEAR(ops);
     }

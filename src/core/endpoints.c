@@ -26,69 +26,72 @@
 #define FIELD(name, type, dto, member, flags)                              \
     { name, type, F(dto, member), 0, flags }
 
+/* A row: the HTTP method, the path and the fields, whose count and is_get
+ * follow from them. */
+#define ENDPOINT(method, is_get, path, ...)                                 \
+    { method, path, is_get,                                                 \
+      sizeof((const genauth_field[]){__VA_ARGS__}) / sizeof(genauth_field), \
+      {__VA_ARGS__} }
+#define GET(path, ...) ENDPOINT("GET", 1, path, __VA_ARGS__)
+#define POST(path, ...) ENDPOINT("POST", 0, path, __VA_ARGS__)
+#define GET_NO_FIELDS(path) { "GET", path, 1, 0, {{0}} }
+
 /* Body and query order is the official SDKs' (the order of these rows). */
 static const genauth_endpoint endpoints[GENAUTH_OP_COUNT] = {
-    [GENAUTH_OP_TRIGGER_WEBHOOK] = {
-        "POST", "/api/v3/trigger-webhook", 0, 3, {
-            STR_LEN("webhookId", genauth_trigger_webhook_req, webhook_id,
-                    webhook_id_len, NONEMPTY),
-            FIELD("requestHeaders", GENAUTH_FIELD_OBJECT,
-                  genauth_trigger_webhook_req, request_headers, 0),
-            FIELD("requestBody", GENAUTH_FIELD_OBJECT,
-                  genauth_trigger_webhook_req, request_body, 0),
-        }},
-    [GENAUTH_OP_CREATE_WEBHOOK] = {
-        "POST", "/api/v3/create-webhook", 0, 7, {
-            STR("contentType", genauth_webhook_req, content_type, REQ),
-            LIST("events", genauth_webhook_req, events, events_count, REQ),
-            STR("url", genauth_webhook_req, url, REQ),
-            STR("name", genauth_webhook_req, name, REQ),
-            FIELD("enabled", GENAUTH_FIELD_BOOL, genauth_webhook_req,
-                  enabled, 0),
-            STR("secret", genauth_webhook_req, secret, 0),
-            FIELD("retryConfig", GENAUTH_FIELD_OBJECT, genauth_webhook_req,
-                  retry_config, 0),
-        }},
-    [GENAUTH_OP_LIST_WEBHOOKS] = {
-        "GET", "/api/v3/list-webhooks", 1, 2, {
-            FIELD("page", GENAUTH_FIELD_INT, genauth_webhook_page_req, page,
-                  0),
-            FIELD("limit", GENAUTH_FIELD_INT, genauth_webhook_page_req,
-                  limit, 0),
-        }},
-    [GENAUTH_OP_GET_WEBHOOK] = {
-        "GET", "/api/v3/get-webhook", 1, 1, {
-            STR("webhookId", genauth_webhook_page_req, webhook_id,
-                NONEMPTY),
-        }},
-    [GENAUTH_OP_UPDATE_WEBHOOK] = {
-        "POST", "/api/v3/update-webhook", 0, 8, {
-            STR("webhookId", genauth_webhook_req, webhook_id, NONEMPTY),
-            STR("name", genauth_webhook_req, name, 0),
-            STR("url", genauth_webhook_req, url, 0),
-            LIST("events", genauth_webhook_req, events, events_count, 0),
-            STR("contentType", genauth_webhook_req, content_type, 0),
-            FIELD("enabled", GENAUTH_FIELD_BOOL, genauth_webhook_req,
-                  enabled, 0),
-            STR("secret", genauth_webhook_req, secret, 0),
-            FIELD("retryConfig", GENAUTH_FIELD_OBJECT, genauth_webhook_req,
-                  retry_config, 0),
-        }},
-    [GENAUTH_OP_DELETE_WEBHOOK] = {
-        "POST", "/api/v3/delete-webhook", 0, 1, {
-            LIST("webhookIds", genauth_delete_webhooks_req, webhook_ids,
-                 webhook_ids_count, REQ),
-        }},
-    [GENAUTH_OP_GET_WEBHOOK_LOGS] = {
-        "POST", "/api/v3/get-webhook-logs", 0, 3, {
-            STR("webhookId", genauth_webhook_page_req, webhook_id, NONEMPTY),
-            FIELD("page", GENAUTH_FIELD_INT, genauth_webhook_page_req, page,
-                  0),
-            FIELD("limit", GENAUTH_FIELD_INT, genauth_webhook_page_req,
-                  limit, 0),
-        }},
-    [GENAUTH_OP_GET_WEBHOOK_EVENT_LIST] = {
-        "GET", "/api/v3/get-webhook-event-list", 1, 0, {{0}}},
+    [GENAUTH_OP_TRIGGER_WEBHOOK] = POST(
+        "/api/v3/trigger-webhook",
+        STR_LEN("webhookId", genauth_trigger_webhook_req, webhook_id,
+                webhook_id_len, NONEMPTY),
+        FIELD("requestHeaders", GENAUTH_FIELD_OBJECT,
+              genauth_trigger_webhook_req, request_headers, 0),
+        FIELD("requestBody", GENAUTH_FIELD_OBJECT,
+              genauth_trigger_webhook_req, request_body, 0)),
+    [GENAUTH_OP_CREATE_WEBHOOK] = POST(
+        "/api/v3/create-webhook",
+        STR("contentType", genauth_webhook_req, content_type, REQ),
+        LIST("events", genauth_webhook_req, events, events_count, REQ),
+        STR("url", genauth_webhook_req, url, REQ),
+        STR("name", genauth_webhook_req, name, REQ),
+        FIELD("enabled", GENAUTH_FIELD_BOOL, genauth_webhook_req,
+              enabled, 0),
+        STR("secret", genauth_webhook_req, secret, 0),
+        FIELD("retryConfig", GENAUTH_FIELD_OBJECT, genauth_webhook_req,
+              retry_config, 0)),
+    [GENAUTH_OP_LIST_WEBHOOKS] = GET(
+        "/api/v3/list-webhooks",
+        FIELD("page", GENAUTH_FIELD_INT, genauth_webhook_page_req, page,
+              0),
+        FIELD("limit", GENAUTH_FIELD_INT, genauth_webhook_page_req,
+              limit, 0)),
+    [GENAUTH_OP_GET_WEBHOOK] = GET(
+        "/api/v3/get-webhook",
+        STR("webhookId", genauth_webhook_page_req, webhook_id,
+            NONEMPTY)),
+    [GENAUTH_OP_UPDATE_WEBHOOK] = POST(
+        "/api/v3/update-webhook",
+        STR("webhookId", genauth_webhook_req, webhook_id, NONEMPTY),
+        STR("name", genauth_webhook_req, name, 0),
+        STR("url", genauth_webhook_req, url, 0),
+        LIST("events", genauth_webhook_req, events, events_count, 0),
+        STR("contentType", genauth_webhook_req, content_type, 0),
+        FIELD("enabled", GENAUTH_FIELD_BOOL, genauth_webhook_req,
+              enabled, 0),
+        STR("secret", genauth_webhook_req, secret, 0),
+        FIELD("retryConfig", GENAUTH_FIELD_OBJECT, genauth_webhook_req,
+              retry_config, 0)),
+    [GENAUTH_OP_DELETE_WEBHOOK] = POST(
+        "/api/v3/delete-webhook",
+        LIST("webhookIds", genauth_delete_webhooks_req, webhook_ids,
+             webhook_ids_count, REQ)),
+    [GENAUTH_OP_GET_WEBHOOK_LOGS] = POST(
+        "/api/v3/get-webhook-logs",
+        STR("webhookId", genauth_webhook_page_req, webhook_id, NONEMPTY),
+        FIELD("page", GENAUTH_FIELD_INT, genauth_webhook_page_req, page,
+              0),
+        FIELD("limit", GENAUTH_FIELD_INT, genauth_webhook_page_req,
+              limit, 0)),
+    [GENAUTH_OP_GET_WEBHOOK_EVENT_LIST] =
+        GET_NO_FIELDS("/api/v3/get-webhook-event-list"),
 };
 
 const genauth_endpoint *

@@ -473,6 +473,28 @@ test_proxy_userinfo(void)
     CHECK_STR(kept, "in 'http://u:p");
 }
 
+/* Every op's row of endpoints.c: a method, the path, is_get agreeing with
+ * the method, and nfields naming exactly the fields given. */
+static void
+test_endpoint_rows(void)
+{
+    for (int op = 0; op < GENAUTH_OP_COUNT; op++) {
+        const genauth_endpoint *ep = genauth_endpoint_of((genauth_op)op);
+        CHECK(ep && ep->method && ep->path);
+        if (!ep || !ep->method || !ep->path) {
+            fprintf(stderr, "op %d: no row in src/core/endpoints.c\n", op);
+            continue;
+        }
+        CHECK(strncmp(ep->path, "/api/v3/", 8) == 0);
+        CHECK(ep->is_get == (strcmp(ep->method, "GET") == 0));
+        CHECK(ep->is_get || strcmp(ep->method, "POST") == 0);
+        CHECK(ep->nfields <= GENAUTH_MAX_FIELDS);
+        for (size_t i = 0; i < GENAUTH_MAX_FIELDS; i++)
+            CHECK((ep->fields[i].name != NULL) == (i < ep->nfields));
+    }
+    CHECK(genauth_endpoint_of(GENAUTH_OP_COUNT) == NULL);
+}
+
 int
 main(void)
 {
@@ -490,6 +512,7 @@ main(void)
     test_proxy_env();
     test_proxy_is_tls();
     test_proxy_userinfo();
+    test_endpoint_rows();
     curl_global_cleanup();
     return check_summary("test_core");
 }
