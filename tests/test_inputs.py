@@ -514,6 +514,18 @@ def test_a_long_internationalized_host_name_is_accepted():
     client.close()
 
 
+# Found by tests/fuzz/fuzz_url.c: host names that libcurl refuses were
+# taken when the client was made, and every call then failed with a
+# TransportError ("URL using bad/illegal format") that named no option.
+@pytest.mark.parametrize("host", ["https://api,genauth.ai", "https://a`b.example",
+                                  "https://api.genauth.ai\\v3", "https://a*.example",
+                                  "http://a;b.example:8080/prefix"])
+def test_a_host_name_libcurl_refuses_is_refused_when_made(host):
+    with pytest.raises(ValueError) as info:
+        ManagementClient(AK, SK, host=host)
+    assert str(info.value).startswith("host: ")
+
+
 @pytest.mark.parametrize("host", [
     "https://api.genauth.ai/api/v3", "https://api.genauth.ai/api/v3/",
     "https://gw.example/genauth/API/V3",

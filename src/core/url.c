@@ -95,6 +95,28 @@ holds_api_path(const char *path)
     return 0;
 }
 
+/* Whether libcurl parses `url` as every call's URL will be parsed (the
+ * flags a transfer parses CURLOPT_URL with): the checks above name what
+ * they find, and this one catches the rest, such as a host name holding
+ * ',' or '*', which libcurl would refuse only once a call is made, as a
+ * transport error naming no option. */
+static genauth_status
+libcurl_reads(const char *url, genauth_error *err)
+{
+    CURLU *u = curl_url();
+    CURLUcode rc = u ? curl_url_set(u, CURLUPART_URL, url,
+                                    CURLU_NON_SUPPORT_SCHEME)
+                     : CURLUE_OUT_OF_MEMORY;
+    curl_url_cleanup(u);
+    if (rc == CURLUE_OK)
+        return GENAUTH_OK;
+    if (rc == CURLUE_OUT_OF_MEMORY)
+        return genauth_error_set(err, GENAUTH_E_NOMEM, "out of memory");
+    return genauth_error_set(err, GENAUTH_E_INVALID,
+                             "host: libcurl refuses this URL (a host name "
+                             "holds letters, digits, '-', '_' and '.')");
+}
+
 genauth_status
 genauth_url_normalize(const char *host, genauth_brand brand, char **out,
                       genauth_error *err)
@@ -184,6 +206,11 @@ genauth_url_normalize(const char *host, genauth_brand brand, char **out,
             "host: must not hold /api/v3, which every call's path begins "
             "with: give the base URL, such as %s",
             brand_default_host(brand));
+    }
+    genauth_status st = libcurl_reads(copy, err);
+    if (st != GENAUTH_OK) {
+        free(copy);
+        return st;
     }
     *out = copy;
     return GENAUTH_OK;

@@ -37,6 +37,9 @@ run() { # name, seed corpus, command...
 run response tests/fuzz/corpus/response "$OUT/fuzz_response" -max_len=16384
 run request tests/fuzz/corpus/request "$OUT/fuzz_request" -max_len=4096
 run mask tests/fuzz/corpus/mask "$OUT/fuzz_mask" -max_len=1024
+run encode tests/fuzz/corpus/encode "$OUT/fuzz_encode" -max_len=4096
+run token tests/fuzz/corpus/token "$OUT/fuzz_token" -max_len=4096
+run url tests/fuzz/corpus/url "$OUT/fuzz_url" -max_len=1024
 # atheris: the installed genauth_c (or PYTHONPATH's), through a real client.
 run convert tests/fuzz/corpus/response "$PYTHON" tests/fuzz/fuzz_convert.py \
     -max_len=16384
