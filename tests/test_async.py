@@ -660,45 +660,17 @@ def test_loop_closed_with_a_client_open_warns(emu):
         gc.collect()
 
 
+@pytest.mark.parametrize("as_errors", [False, True],
+                         ids=["warned", "ResourceWarning as error"])
 def test_a_client_dropped_open_on_a_running_loop_is_closed_by_it(
-        emu, loop_kind):
+        emu, loop_kind, monkeypatch, as_errors):
     """Collected while its loop runs (its kept connection still watched):
     a ResourceWarning, then the loop closes it at its next turn, unwatching
-    and closing the connection."""
+    and closing the connection. Under -W error::ResourceWarning the
+    warning, raised in __del__, is reported as unraisable and the client is
+    closed all the same (the warning was raised before the close was
+    queued, which it skipped: the connection stayed open and watched)."""
     loop = WatchTrackingLoop(loop_kind)
-
-    async def main():
-        client = AsyncManagementClient(AK, SK, host=emu.url)
-        await client.trigger_webhook("wh")
-        engine = client._engine
-        kept = set(engine.watched)
-        assert kept and kept <= set(loop.watches)  # the kept connection
-        with pytest.warns(ResourceWarning, match="unclosed"):
-            del client
-            gc.collect()
-        for _ in range(100):  # a turn or two of the loop; 5 s at most
-            if not engine.watched:
-                break
-            await asyncio.sleep(0.05)
-        # Unregistered from the loop too: its fd may be reused.
-        return (engine.watched, kept & set(loop.watches),
-                client_sockets(emu.port))
-
-    try:
-        watched, still_registered, sockets = loop.run_until_complete(main())
-    finally:
-        loop.close()
-    assert watched == {}
-    assert still_registered == set()
-    assert sockets == 0
-
-
-def test_a_client_dropped_open_is_closed_with_resourcewarnings_as_errors(
-        emu, monkeypatch):
-    """The same under -W error::ResourceWarning: the warning, raised in
-    __del__, is reported as unraisable, and the client is closed all the
-    same. The warning was raised before the close was queued, which it
-    skipped: the connection stayed open and watched by the loop."""
     reported = []
     monkeypatch.setattr(sys, "unraisablehook", reported.append)
 
@@ -706,20 +678,34 @@ def test_a_client_dropped_open_is_closed_with_resourcewarnings_as_errors(
         client = AsyncManagementClient(AK, SK, host=emu.url)
         await client.trigger_webhook("wh")
         engine = client._engine
-        assert engine.watched  # the kept connection
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ResourceWarning)
+        kept = set(engine.watched)
+        assert kept and kept <= set(loop.watches)  # the kept connection
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("error" if as_errors else "always",
+                                  ResourceWarning)
             del client
             gc.collect()
         for _ in range(100):  # a turn or two of the loop; 5 s at most
             if not engine.watched:
                 break
             await asyncio.sleep(0.05)
-        return engine.watched, client_sockets(emu.port)
+        # Unregistered from the loop too: its fd may be reused.
+        return ([w for w in warned], engine.watched,
+                kept & set(loop.watches), client_sockets(emu.port))
 
-    watched, sockets = run(main())
-    assert [type(u.exc_value) for u in reported] == [ResourceWarning]
+    try:
+        warned, watched, still_registered, sockets = \
+            loop.run_until_complete(main())
+    finally:
+        loop.close()
+    raised = [type(u.exc_value) for u in reported]
+    categories = [w.category for w in warned]
+    assert (raised, categories) == (([ResourceWarning], []) if as_errors else
+                                    ([], [ResourceWarning]))
+    message = reported[0].exc_value if as_errors else warned[0].message
+    assert "unclosed" in str(message)
     assert watched == {}
+    assert still_registered == set()
     assert sockets == 0
 
 
