@@ -389,7 +389,9 @@ def test_subinterpreters_at_their_end_and_at_exit(server):
     """ % ((AK, SK, server.url) * 3))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[-1] == "main 200"
+    # Each interpreter has its own sys.stdout, flushed as it ends: the one
+    # alive at exit may write after the main one (Python 3.13 does).
+    assert lines.count("main 200") == 1, lines
     subs = [line for line in lines if line.startswith(("sub ", "refused"))]
     if subs[0].startswith("refused"):
         assert subs == [subs[0]] * 3
