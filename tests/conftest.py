@@ -102,17 +102,34 @@ def token_clock(tmp_path, monkeypatch):
     return clock
 
 
+def stacks_of(pid):
+    """Every thread's C stack in process `pid`, by gdb where it is
+    installed ('' otherwise): what a child that hangs is waiting for."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return ""
+    try:
+        out = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx",
+                              "-ex", "thread apply all bt 40"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout[-30000:]
+
+
 def wait_child(pid, timeout=60.0):
-    """The exit code of child `pid`; kills it and fails after `timeout`."""
+    """The exit code of child `pid`; kills it and fails after `timeout`,
+    with its threads' stacks."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status)
         time.sleep(0.01)
+    stacks = stacks_of(pid)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    pytest.fail(f"child {pid} still running after {timeout} s")
+    pytest.fail(f"child {pid} still running after {timeout} s\n{stacks}")
 
 
 def free_port():
