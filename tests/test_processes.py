@@ -520,6 +520,12 @@ def test_a_task_that_forks_while_calls_wait_leaves_them_to_the_parent(echo_serve
     assert sorted(echo_server.asked) == sorted(FORK_IDS[1:4])
 
 
+# Under AddressSanitizer its forked child hung (still running after 30 s)
+# in two of five CI runs taken with the machine loaded, and never in the
+# plain layers, as test_stress's fork-while-threads test did: not
+# diagnosed (gdb got no stacks from the child). The plain layers run it.
+@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="its forked child hangs under ASan on a loaded machine (undiagnosed)")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
 @pytest.mark.parametrize("batch", [False, True])
 def test_a_log_handler_that_forks_under_the_event_loop_leaves_the_calls_to_the_parent(
